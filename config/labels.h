@@ -1,0 +1,25 @@
+/* Label maps (Kubernetes/Calico labels): an immutable array of key/value pairs sorted by
+ * key, so lookups are a binary search. The strings are owned by the map. */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+
+struct cfg_label {
+        char *key;
+        char *value;
+};
+
+struct cfg_labels {
+        struct cfg_label *v;
+        size_t n;
+};
+
+/* Add (or replace) key=value; the map stays unsorted until cfg_labels_seal(). */
+int cfg_labels_set(struct cfg_labels *l, const char *key, const char *value);
+/* Sort by key; later duplicates win. Call once after the last set. */
+void cfg_labels_seal(struct cfg_labels *l);
+/* Value of key, or NULL when the label is absent. Map must be sealed. */
+const char *cfg_labels_get(const struct cfg_labels *l, const char *key);
+int cfg_labels_copy(const struct cfg_labels *from, struct cfg_labels *ret);
+void cfg_labels_clear(struct cfg_labels *l);

@@ -1,0 +1,167 @@
+/* The configuration model: settings plus the Calico resources that matter to this
+ * node, validated and immutable once cfg_model_load() returns it. Everything the
+ * planner knows about intent comes from here.
+ *
+ * Lookups the planner needs: the pool containing a prefix, a node by name, the
+ * effective Felix settings for this node. Every entry remembers its source file and
+ * line so messages can point at it. */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "diag.h"
+#include "labels.h"
+#include "prefix.h"
+#include "selector.h"
+
+enum cfg_encap {
+        CFG_ENCAP_NEVER,
+        CFG_ENCAP_ALWAYS,
+        CFG_ENCAP_CROSS_SUBNET,
+};
+
+enum cfg_uplink_mode {
+        CFG_UPLINK_AUTO,      /* device of the IPv4 default route */
+        CFG_UPLINK_NAME,      /* a device name */
+        CFG_UPLINK_REGEX,     /* interface=REGEX: first matching device, in ifindex order */
+        CFG_UPLINK_CAN_REACH, /* can-reach=ADDRESS: device of the route to ADDRESS */
+};
+
+enum cfg_local_route {
+        CFG_LOCAL_BLACKHOLE,
+        CFG_LOCAL_UNREACHABLE,
+        CFG_LOCAL_NONE,
+};
+
+struct cfg_src {
+        uint32_t file; /* index into model->files */
+        uint32_t line;
+};
+
+#define CFG_DEFAULT_ROUTE_PROTOCOL 211
+#define CFG_DEFAULT_ROUTE_METRIC 1024
+#define CFG_DEFAULT_ROUTE_TABLE 254
+#define CFG_DEFAULT_RESYNC_SECONDS 300
+#define CFG_PROXY_DELAY_KEEP (-1)
+#define CFG_DEFAULT_CONFIG "/etc/calico-underlay/config.yaml"
+#define CFG_DEFAULT_RESOURCES "/etc/calico-underlay/resources.d"
+
+struct cfg_settings {
+        char *path; /* the settings file, or NULL when defaults were used */
+        char *node_name;
+        struct cfg_labels node_labels;
+        bool has_node_labels;
+        enum cfg_uplink_mode uplink_mode;
+        char *uplink;            /* name, regex or address text (NULL for auto) */
+        struct cfg_prefix uplink_reach; /* can-reach address */
+        char **resources;
+        size_t n_resources;
+        uint8_t route_protocol;
+        uint32_t route_metric;
+        uint32_t route_table;
+        enum cfg_local_route local_block_route;
+        char *tunnel_ipip;
+        char *tunnel_vxlan;
+        char *tunnel_vxlan_v6;
+        uint32_t resync_seconds;
+        int32_t proxy_delay_ms; /* CFG_PROXY_DELAY_KEEP: leave the kernel's value */
+};
+
+struct cfg_pool {
+        char *name;
+        struct cfg_prefix cidr;
+        uint8_t block_size;
+        enum cfg_encap ipip;
+        enum cfg_encap vxlan;
+        bool nat_outgoing;
+        bool disabled;
+        char *node_selector; /* as written ("" when absent) */
+        struct sel *selector;
+        struct cfg_src src; /* the cidr's line */
+        uint32_t col;       /* the cidr's column */
+};
+
+struct cfg_node {
+        char *name;
+        struct cfg_labels labels;
+        bool has_labels;      /* a Node resource told us its labels */
+        bool has_resource;    /* a Node resource exists (not only a block's affinity) */
+        struct cfg_prefix addr; /* IPv4 address with its subnet length; family 0 = unknown */
+        struct cfg_prefix ipip_tunnel_addr; /* family 0 = none */
+        struct cfg_prefix vxlan_tunnel_addr;
+        struct cfg_src src;
+};
+
+struct cfg_block {
+        struct cfg_prefix cidr;
+        uint32_t node; /* index into model->nodes */
+        uint32_t pool; /* index into model->pools */
+        struct cfg_src src;
+};
+
+/* A tri-state: Felix settings are often simply absent. */
+enum cfg_tristate {
+        CFG_UNSET = -1,
+        CFG_FALSE = 0,
+        CFG_TRUE = 1,
+};
+
+struct cfg_felix {
+        char *name; /* "default" or "node.<name>" */
+        enum cfg_tristate ipip_enabled;
+        enum cfg_tristate vxlan_enabled;
+        int device_route_protocol; /* -1 = unset */
+        struct cfg_src src;
+};
+
+struct cfg_model {
+        struct cfg_settings settings;
+        char **files;
+        size_t n_files;
+        struct cfg_pool *pools; /* sorted by cidr */
+        size_t n_pools;
+        struct cfg_node *nodes; /* sorted by name */
+        size_t n_nodes;
+        struct cfg_block *blocks; /* sorted by cidr */
+        size_t n_blocks;
+        struct cfg_felix *felix;
+        size_t n_felix;
+        size_t n_skipped; /* resources of other kinds, blocks outside every pool */
+};
+
+struct cfg_load_opts {
+        const char *config_path; /* NULL: CFG_DEFAULT_CONFIG; a missing default is fine */
+        const char *host_name;   /* default nodeName (the daemon passes the kernel's) */
+};
+
+/* Load settings and resources into a new model. On failure returns -EINVAL (or
+ * -errno) with errors in diags and *ret untouched. Notices are added either way. */
+int cfg_model_load(const struct cfg_load_opts *opts, struct cfg_model **ret, struct cfg_diags *diags);
+/* Settings only (also used by --cleanup, which needs no resources). */
+int cfg_settings_load(const char *path, bool must_exist, const char *host_name, struct cfg_settings *ret,
+                      struct cfg_diags *diags);
+/* The same from a buffer (tests, fuzzers); name stands for the file in diagnostics and
+ * relative resources paths are taken from its folder. */
+int cfg_settings_load_buffer(const char *name, const void *buf, size_t size, const char *host_name,
+                             struct cfg_settings *ret, struct cfg_diags *diags);
+void cfg_settings_clear(struct cfg_settings *s);
+/* Resources for already loaded settings; takes ownership of *settings on success. */
+int cfg_model_from_settings(struct cfg_settings *settings, struct cfg_model **ret, struct cfg_diags *diags);
+/* Load resources from an explicit list of YAML buffers (tests, fuzzers). */
+int cfg_model_from_buffers(struct cfg_settings *settings, const char *const *names, const char *const *bufs,
+                           const size_t *sizes, size_t n, struct cfg_model **ret, struct cfg_diags *diags);
+void cfg_model_free(struct cfg_model *m);
+
+const struct cfg_node *cfg_model_node(const struct cfg_model *m, const char *name);
+/* The node this daemon runs on, or NULL when no resource names it. */
+const struct cfg_node *cfg_model_self(const struct cfg_model *m);
+/* The pool whose cidr contains p, or NULL. */
+const struct cfg_pool *cfg_model_pool_for(const struct cfg_model *m, const struct cfg_prefix *p);
+/* This node's labels: its Node resource's, else the settings' nodeLabels, else empty. */
+const struct cfg_labels *cfg_model_self_labels(const struct cfg_model *m);
+/* Felix settings for node_name: node.<name> fields override default ones. */
+struct cfg_felix cfg_model_felix(const struct cfg_model *m, const char *node_name);
+const char *cfg_model_file(const struct cfg_model *m, struct cfg_src src);
+const char *cfg_encap_name(enum cfg_encap e);

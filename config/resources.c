@@ -1,0 +1,636 @@
+/* Calico resources → loader entries, one kind at a time.
+ *
+ * Accepts exactly what calicoctl and kubectl print (DESIGN.md §2.2), with Calico's
+ * defaults for omitted fields and Calico's validation where it matters here. Other
+ * kinds are skipped with a notice. Never decides what the node should do: that is the
+ * planner's job. */
+#include <arpa/inet.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "loader.h"
+#include "util.h"
+
+/* Fields of IPPoolSpec that Calico knows; the ones this program does not use are
+ * accepted and ignored. Anything else is a typo (calicoctl rejects it too). */
+static const char *const pool_ignored_fields[] = {
+        "allowedUses", "assignmentMode", "awsSubnetID", "disableBGPExport", "namespaceSelector",
+};
+
+static int parse_encap(const struct yctx *y, const struct ynode *n, const char *what, enum cfg_encap *ret)
+{
+        const char *s;
+
+        if (ynode_is_null(n)) {
+                *ret = CFG_ENCAP_NEVER;
+                return 0;
+        }
+        if (n->kind != YN_SCALAR)
+                return yerr(y, n, "%s must be one of Never, Always, CrossSubnet", what);
+        s = n->str;
+        if (streq(s, "Never") || streq(s, ""))
+                *ret = CFG_ENCAP_NEVER;
+        else if (streq(s, "Always"))
+                *ret = CFG_ENCAP_ALWAYS;
+        else if (streq(s, "CrossSubnet"))
+                *ret = CFG_ENCAP_CROSS_SUBNET;
+        else
+                return yerr(y, n, "%s must be one of Never, Always, CrossSubnet, not \"%s\"", what, s);
+        return 0;
+}
+
+/* The deprecated `ipip: {enabled: true, mode: always|cross-subnet}` form. */
+static int parse_legacy_ipip(const struct yctx *y, const struct ynode *n, enum cfg_encap *ret)
+{
+        const struct ynode *en = ynode_get(n, "enabled"), *mode = ynode_get(n, "mode");
+        bool enabled = false;
+        const char *m = NULL;
+        int r;
+
+        r = yv_map(y, n, "ipip");
+        if (r < 0)
+                return r;
+        for (size_t i = 0; i < n->n; i++) {
+                const char *k = n->pairs[i].key->str;
+
+                if (!streq(k, "enabled") && !streq(k, "mode"))
+                        return yerr(y, n->pairs[i].key, "ipip: unknown field \"%s\" (known: enabled, mode)", k);
+        }
+        if (en && !ynode_is_null(en) && (r = yv_bool(y, en, "ipip.enabled", &enabled)) < 0)
+                return r;
+        if (mode && !ynode_is_null(mode) && (r = yv_str(y, mode, "ipip.mode", &m)) < 0)
+                return r;
+        if (m && !streq(m, "") && !streq(m, "always") && !streq(m, "cross-subnet"))
+                return yerr(y, mode, "ipip.mode must be always or cross-subnet, not \"%s\"", m);
+        if (!enabled)
+                *ret = CFG_ENCAP_NEVER;
+        else
+                *ret = m && streq(m, "cross-subnet") ? CFG_ENCAP_CROSS_SUBNET : CFG_ENCAP_ALWAYS;
+        return 0;
+}
+
+static int parse_cidr(const struct yctx *y, const struct ynode *n, const char *what, struct cfg_prefix *ret)
+{
+        char buf[CFG_PREFIX_STRLEN];
+        struct cfg_prefix p;
+        const char *s;
+        int r;
+
+        r = yv_str(y, n, what, &s);
+        if (r < 0)
+                return r;
+        r = cfg_prefix_parse(s, true, &p);
+        if (r < 0)
+                return yerr(y, n, "%s \"%s\" is not an IP network in CIDR form", what, s);
+        if (r == CFG_PREFIX_HOST_BITS) {
+                cfg_prefix_mask(&p);
+                cfg_prefix_fmt(&p, buf, sizeof(buf));
+                return yerr(y, n, "%s %s has host bits set (%s is not a network; the network is %s)", what, s, s,
+                            buf);
+        }
+        *ret = p;
+        return 0;
+}
+
+static int metadata_name(const struct yctx *y, const struct ynode *res, const char *kind, const char **ret,
+                         const struct ynode **ret_meta)
+{
+        const struct ynode *meta = ynode_get(res, "metadata"), *name;
+        int r;
+
+        r = yv_map(y, meta ? meta : res, "metadata");
+        if (r < 0 || !meta)
+                return r < 0 ? r : yerr(y, res, "%s without metadata", kind);
+        if ((r = yv_field(y, meta, "name", "metadata.name", &name)) < 0 ||
+            (r = yv_str(y, name, "metadata.name", ret)) < 0)
+                return r;
+        if (!**ret)
+                return yerr(y, name, "%s with an empty name", kind);
+        *ret_meta = meta;
+        return 0;
+}
+
+static int add_pool_selector(struct loader *l, struct cfg_pool *p, const struct ynode *n)
+{
+        struct sel_error err = {};
+        const char *text = "";
+        int r;
+
+        if (n && !ynode_is_null(n)) {
+                r = yv_str(&l->y, n, "nodeSelector", &text);
+                if (r < 0)
+                        return r;
+        }
+        r = sel_compile(text, &p->selector, &err);
+        if (r == -ENOMEM)
+                return r;
+        if (r < 0) {
+                /* Point at the character: the value's column plus the offset into the
+                 * selector (one more when the value is quoted). */
+                unsigned col = n->col + (unsigned)err.column - 1 + (n->quoted ? 1 : 0);
+
+                return cfg_error(l->diags, l->y.file, n->line, col,
+                                 "pool \"%s\": invalid nodeSelector: %s (column %zu of the selector)", p->name,
+                                 err.message, err.column);
+        }
+        p->node_selector = strdup(text);
+        return p->node_selector ? 0 : -ENOMEM;
+}
+
+static bool pool_field_ignored(const char *k)
+{
+        for (size_t i = 0; i < ELEMENTSOF(pool_ignored_fields); i++)
+                if (streq(k, pool_ignored_fields[i]))
+                        return true;
+        return false;
+}
+
+static int parse_pool_spec(struct loader *l, struct cfg_pool *p, const struct ynode *spec,
+                           const struct ynode **ret_cidr, const struct ynode **ret_bs)
+{
+        const struct yctx *y = &l->y;
+        const struct ynode *ipip_mode = NULL, *legacy = NULL, *selector = NULL;
+        uint64_t bs;
+        int r = 0;
+
+        for (size_t i = 0; i < spec->n && r >= 0; i++) {
+                const struct ynode *k = spec->pairs[i].key, *v = spec->pairs[i].val;
+
+                if (streq(k->str, "cidr"))
+                        *ret_cidr = v;
+                else if (streq(k->str, "blockSize")) {
+                        r = yv_uint(y, v, "blockSize", 0, 128, &bs);
+                        p->block_size = (uint8_t)bs;
+                        *ret_bs = v;
+                } else if (streq(k->str, "ipipMode"))
+                        ipip_mode = v;
+                else if (streq(k->str, "vxlanMode"))
+                        r = parse_encap(y, v, "vxlanMode", &p->vxlan);
+                else if (streq(k->str, "natOutgoing") || streq(k->str, "nat-outgoing"))
+                        r = ynode_is_null(v) ? 0 : yv_bool(y, v, k->str, &p->nat_outgoing);
+                else if (streq(k->str, "disabled"))
+                        r = ynode_is_null(v) ? 0 : yv_bool(y, v, "disabled", &p->disabled);
+                else if (streq(k->str, "nodeSelector"))
+                        selector = v;
+                else if (streq(k->str, "ipip"))
+                        legacy = v;
+                else if (!pool_field_ignored(k->str))
+                        r = yerr(y, k, "pool \"%s\": unknown IPPool field \"%s\"", p->name, k->str);
+        }
+        if (r < 0)
+                return r;
+        /* ipipMode wins over the deprecated ipip field when both are present. */
+        if (ipip_mode)
+                r = parse_encap(y, ipip_mode, "ipipMode", &p->ipip);
+        else if (legacy && !ynode_is_null(legacy))
+                r = parse_legacy_ipip(y, legacy, &p->ipip);
+        if (r < 0)
+                return r;
+        return add_pool_selector(l, p, selector);
+}
+
+static int check_pool(struct loader *l, struct cfg_pool *p, const struct ynode *spec, const struct ynode *cidr,
+                      const struct ynode *bs)
+{
+        const struct yctx *y = &l->y;
+        bool v6;
+        int r;
+
+        if (!cidr)
+                return yerr(y, spec, "pool \"%s\" has no cidr", p->name);
+        r = parse_cidr(y, cidr, "cidr", &p->cidr);
+        if (r < 0)
+                return r;
+        p->src.line = cidr->line;
+        p->col = cidr->col;
+        v6 = p->cidr.family == AF_INET6;
+        if (!bs)
+                p->block_size = v6 ? 122 : 26;
+        else if (v6 ? (p->block_size < 116 || p->block_size > 128) : (p->block_size < 20 || p->block_size > 32))
+                return yerr(y, bs, "pool \"%s\": blockSize %u is out of range (%s)", p->name, p->block_size,
+                            v6 ? "116 to 128 for IPv6" : "20 to 32 for IPv4");
+        if (p->block_size < p->cidr.len)
+                return yerr(y, bs ? bs : cidr, "pool \"%s\": blockSize /%u is larger than the pool itself (/%u)",
+                            p->name, p->block_size, p->cidr.len);
+        if (p->ipip != CFG_ENCAP_NEVER && p->vxlan != CFG_ENCAP_NEVER)
+                return yerr(y, spec, "pool \"%s\": ipipMode and vxlanMode cannot both be enabled", p->name);
+        if (v6 && p->ipip != CFG_ENCAP_NEVER)
+                return yerr(y, spec, "pool \"%s\": IPIP is not supported on an IPv6 pool", p->name);
+        return 0;
+}
+
+static void pool_clear(struct cfg_pool *p)
+{
+        free(p->name);
+        free(p->node_selector);
+        sel_free(p->selector);
+}
+
+static int load_pool(struct loader *l, const struct ynode *res)
+{
+        struct cfg_model *m = l->m;
+        const struct ynode *meta, *spec = ynode_get(res, "spec"), *cidr = NULL, *bs = NULL;
+        struct cfg_pool p = { .src.file = l->file };
+        const char *name;
+        int r;
+
+        r = metadata_name(&l->y, res, "IPPool", &name, &meta);
+        if (r < 0)
+                return r;
+        r = yv_map(&l->y, spec ? spec : res, "spec");
+        if (r < 0 || !spec)
+                return r < 0 ? r : yerr(&l->y, res, "IPPool \"%s\" without spec", name);
+        if (m->n_pools >= CFG_MAX_POOLS)
+                return yerr(&l->y, res, "more than %d pools", CFG_MAX_POOLS);
+        p.name = strdup(name);
+        if (!p.name)
+                return -ENOMEM;
+        r = parse_pool_spec(l, &p, spec, &cidr, &bs);
+        if (r >= 0)
+                r = check_pool(l, &p, spec, cidr, bs);
+        if (r >= 0)
+                r = GROW(m->pools, l->cap_pools, m->n_pools + 1);
+        if (r < 0) {
+                pool_clear(&p);
+                return r;
+        }
+        m->pools[m->n_pools++] = p;
+        return 0;
+}
+
+static int parse_labels(const struct yctx *y, const struct ynode *n, struct cfg_labels *ret)
+{
+        const char *v;
+        int r;
+
+        if (ynode_is_null(n))
+                return 0;
+        r = yv_map(y, n, "metadata.labels");
+        if (r < 0)
+                return r;
+        for (size_t i = 0; i < n->n; i++) {
+                const struct ynode *val = n->pairs[i].val;
+
+                /* `key:` with nothing after it is null in YAML: an empty label value. */
+                v = "";
+                if (!ynode_is_null(val) && (r = yv_str(y, val, "a label value", &v)) < 0)
+                        return r;
+                if ((r = cfg_labels_set(ret, n->pairs[i].key->str, v)) < 0)
+                        return r;
+        }
+        return 0;
+}
+
+/* An interface address as Calico prints it: "a.b.c.d/len" (host bits set, that is
+ * the point) or a bare address. Only IPv4 fields are read for now, and an IPv6 address
+ * in one of them is a mistake, not an address to use. */
+static int parse_if_addr(const struct yctx *y, const struct ynode *n, const char *what, struct cfg_prefix *ret)
+{
+        struct cfg_prefix p;
+        const char *s;
+        int r;
+
+        r = yv_str(y, n, what, &s);
+        if (r < 0)
+                return r;
+        if (cfg_prefix_parse(s, false, &p) < 0)
+                return yerr(y, n, "%s \"%s\" is not an IP address", what, s);
+        if (p.family != AF_INET)
+                return yerr(y, n, "%s \"%s\" is not an IPv4 address", what, s);
+        *ret = p;
+        return 0;
+}
+
+static int node_set_labels(struct loader *l, struct cfg_node *node, const struct ynode *meta)
+{
+        struct cfg_labels labels = {};
+        const struct ynode *ln = ynode_get(meta, "labels");
+        int r;
+
+        if (!ln)
+                return 0;
+        r = parse_labels(&l->y, ln, &labels);
+        if (r < 0) {
+                cfg_labels_clear(&labels);
+                return r;
+        }
+        /* A Calico Node and a Kubernetes Node of the same name: the labels are the same
+         * (Calico copies them); merge, later keys win. */
+        for (size_t i = 0; i < labels.n; i++)
+                if ((r = cfg_labels_set(&node->labels, labels.v[i].key, labels.v[i].value)) < 0)
+                        break;
+        cfg_labels_clear(&labels);
+        node->has_labels = true;
+        return r;
+}
+
+static int begin_node(struct loader *l, const struct ynode *res, const char *kind, struct cfg_node **ret,
+                      const struct ynode **ret_meta)
+{
+        const char *name;
+        uint32_t idx;
+        int r;
+
+        r = metadata_name(&l->y, res, kind, &name, ret_meta);
+        if (r < 0)
+                return r;
+        r = loader_node(l, name, &idx);
+        if (r < 0)
+                return r == -E2BIG ? yerr(&l->y, res, "more than %d nodes", CFG_MAX_NODES) : r;
+        *ret = &l->m->nodes[idx];
+        if (!(*ret)->has_resource) {
+                (*ret)->has_resource = true;
+                (*ret)->src = (struct cfg_src){ .file = l->file, .line = res->line };
+        }
+        return node_set_labels(l, *ret, *ret_meta);
+}
+
+static int load_calico_node(struct loader *l, const struct ynode *res)
+{
+        const struct ynode *meta, *spec = ynode_get(res, "spec"), *bgp, *v;
+        struct cfg_node *node;
+        int r;
+
+        r = begin_node(l, res, "Node", &node, &meta);
+        if (r < 0 || ynode_is_null(spec))
+                return r;
+        if ((r = yv_map(&l->y, spec, "spec")) < 0)
+                return r;
+        bgp = ynode_get(spec, "bgp");
+        if (!ynode_is_null(bgp)) {
+                if ((r = yv_map(&l->y, bgp, "spec.bgp")) < 0)
+                        return r;
+                if ((v = ynode_get(bgp, "ipv4Address")) && !ynode_is_null(v) &&
+                    (r = parse_if_addr(&l->y, v, "spec.bgp.ipv4Address", &node->addr)) < 0)
+                        return r;
+                if ((v = ynode_get(bgp, "ipv4IPIPTunnelAddr")) && !ynode_is_null(v) &&
+                    (r = parse_if_addr(&l->y, v, "spec.bgp.ipv4IPIPTunnelAddr", &node->ipip_tunnel_addr)) < 0)
+                        return r;
+        }
+        if ((v = ynode_get(spec, "ipv4VXLANTunnelAddr")) && !ynode_is_null(v) &&
+            (r = parse_if_addr(&l->y, v, "spec.ipv4VXLANTunnelAddr", &node->vxlan_tunnel_addr)) < 0)
+                return r;
+        return 0;
+}
+
+static int k8s_node_annotations(struct loader *l, struct cfg_node *node, const struct ynode *meta)
+{
+        const struct ynode *ann = ynode_get(meta, "annotations"), *v;
+        int r;
+
+        if (ynode_is_null(ann))
+                return 0;
+        if ((r = yv_map(&l->y, ann, "metadata.annotations")) < 0)
+                return r;
+        /* The Calico Node's spec.bgp.ipv4Address, when loaded, is the same value. */
+        if ((v = ynode_get(ann, "projectcalico.org/IPv4Address")) && !node->addr.family &&
+            (r = parse_if_addr(&l->y, v, "the projectcalico.org/IPv4Address annotation", &node->addr)) < 0)
+                return r;
+        if ((v = ynode_get(ann, "projectcalico.org/IPv4IPIPTunnelAddr")) && !node->ipip_tunnel_addr.family &&
+            (r = parse_if_addr(&l->y, v, "the projectcalico.org/IPv4IPIPTunnelAddr annotation",
+                               &node->ipip_tunnel_addr)) < 0)
+                return r;
+        if ((v = ynode_get(ann, "projectcalico.org/IPv4VXLANTunnelAddr")) && !node->vxlan_tunnel_addr.family &&
+            (r = parse_if_addr(&l->y, v, "the projectcalico.org/IPv4VXLANTunnelAddr annotation",
+                               &node->vxlan_tunnel_addr)) < 0)
+                return r;
+        return 0;
+}
+
+static int k8s_node_internal_ip(struct loader *l, struct cfg_node *node, const struct ynode *status)
+{
+        const struct ynode *addrs = ynode_get(status, "addresses");
+        int r;
+
+        if (ynode_is_null(addrs) || node->addr.family)
+                return 0;
+        if ((r = yv_seq(&l->y, addrs, "status.addresses")) < 0)
+                return r;
+        for (size_t i = 0; i < addrs->n; i++) {
+                const char *type = ynode_str(ynode_get(addrs->items[i], "type"));
+                const char *a = ynode_str(ynode_get(addrs->items[i], "address"));
+                struct cfg_prefix p;
+
+                if (type && a && streq(type, "InternalIP") && cfg_addr_parse(a, &p) == 0 && p.family == AF_INET) {
+                        node->addr = p;
+                        return 0;
+                }
+        }
+        return 0;
+}
+
+static int k8s_node_pod_cidrs(struct loader *l, uint32_t node, const struct ynode *spec)
+{
+        const struct ynode *one = ynode_get(spec, "podCIDR"), *many = ynode_get(spec, "podCIDRs");
+        struct cfg_prefix p;
+        int r;
+
+        if (!ynode_is_null(many)) {
+                if ((r = yv_seq(&l->y, many, "spec.podCIDRs")) < 0)
+                        return r;
+                for (size_t i = 0; i < many->n; i++) {
+                        if ((r = parse_cidr(&l->y, many->items[i], "spec.podCIDRs entry", &p)) < 0)
+                                return r;
+                        if ((r = loader_add_block(l, &p, node, BLOCK_FROM_PODCIDR, many->items[i]->line)) < 0)
+                                return r;
+                }
+                return 0;
+        }
+        if (ynode_is_null(one))
+                return 0;
+        if ((r = parse_cidr(&l->y, one, "spec.podCIDR", &p)) < 0)
+                return r;
+        return loader_add_block(l, &p, node, BLOCK_FROM_PODCIDR, one->line);
+}
+
+static int load_k8s_node(struct loader *l, const struct ynode *res)
+{
+        const struct ynode *meta, *spec = ynode_get(res, "spec");
+        struct cfg_node *node;
+        uint32_t idx;
+        int r;
+
+        r = begin_node(l, res, "Node", &node, &meta);
+        if (r < 0)
+                return r;
+        idx = (uint32_t)(node - l->m->nodes);
+        if ((r = k8s_node_annotations(l, node, meta)) < 0)
+                return r;
+        if ((r = k8s_node_internal_ip(l, node, ynode_get(res, "status"))) < 0)
+                return r;
+        if (ynode_is_null(spec))
+                return 0;
+        return k8s_node_pod_cidrs(l, idx, spec);
+}
+
+static int load_block_affinity(struct loader *l, const struct ynode *res)
+{
+        const struct ynode *spec = ynode_get(res, "spec"), *v;
+        struct cfg_prefix cidr;
+        const char *node, *state = NULL, *type;
+        bool deleted = false;
+        uint32_t idx;
+        int r;
+
+        if ((r = yv_map(&l->y, spec ? spec : res, "spec")) < 0 || !spec)
+                return r < 0 ? r : yerr(&l->y, res, "BlockAffinity without spec");
+        if ((v = ynode_get(spec, "state")) && !ynode_is_null(v) && (r = yv_str(&l->y, v, "spec.state", &state)) < 0)
+                return r;
+        /* The CRD prints deleted as a string ("false"), the v3 API as a bool. */
+        if ((v = ynode_get(spec, "deleted")) && !ynode_is_null(v) &&
+            (r = yv_bool_or_string(&l->y, v, "spec.deleted", &deleted)) < 0)
+                return r;
+        if ((r = yv_field(&l->y, spec, "node", "spec.node", &v)) < 0 || (r = yv_str(&l->y, v, "spec.node", &node)) < 0)
+                return r;
+        if (!*node)
+                return yerr(&l->y, v, "spec.node is empty");
+        if ((r = yv_field(&l->y, spec, "cidr", "spec.cidr", &v)) < 0 ||
+            (r = parse_cidr(&l->y, v, "spec.cidr", &cidr)) < 0)
+                return r;
+        type = ynode_str(ynode_get(spec, "type"));
+        if (!state || !streq(state, "confirmed") || deleted || (type && !streq(type, "host")))
+                return 0;
+        if ((r = loader_node(l, node, &idx)) < 0)
+                return r == -E2BIG ? yerr(&l->y, res, "more than %d nodes", CFG_MAX_NODES) : r;
+        return loader_add_block(l, &cidr, idx, BLOCK_FROM_AFFINITY, v->line);
+}
+
+static int load_ipam_block(struct loader *l, const struct ynode *res)
+{
+        const struct ynode *spec = ynode_get(res, "spec"), *v;
+        struct cfg_prefix cidr;
+        const char *affinity = NULL;
+        bool deleted = false;
+        uint32_t idx;
+        int r;
+
+        if ((r = yv_map(&l->y, spec ? spec : res, "spec")) < 0 || !spec)
+                return r < 0 ? r : yerr(&l->y, res, "IPAMBlock without spec");
+        if ((r = yv_field(&l->y, spec, "cidr", "spec.cidr", &v)) < 0 ||
+            (r = parse_cidr(&l->y, v, "spec.cidr", &cidr)) < 0)
+                return r;
+        if (ynode_get(spec, "deleted") && !ynode_is_null(ynode_get(spec, "deleted")) &&
+            (r = yv_bool_or_string(&l->y, ynode_get(spec, "deleted"), "spec.deleted", &deleted)) < 0)
+                return r;
+        if (ynode_get(spec, "affinity") && !ynode_is_null(ynode_get(spec, "affinity")) &&
+            (r = yv_str(&l->y, ynode_get(spec, "affinity"), "spec.affinity", &affinity)) < 0)
+                return r;
+        /* Only host affinity makes a block this daemon routes; an unaffine block holds
+         * addresses borrowed by many nodes. */
+        if (deleted || !affinity || strncmp(affinity, "host:", 5) != 0 || !affinity[5])
+                return 0;
+        if ((r = loader_node(l, affinity + 5, &idx)) < 0)
+                return r == -E2BIG ? yerr(&l->y, res, "more than %d nodes", CFG_MAX_NODES) : r;
+        return loader_add_block(l, &cidr, idx, BLOCK_FROM_IPAMBLOCK, v->line);
+}
+
+static int parse_tristate(const struct yctx *y, const struct ynode *spec, const char *key, enum cfg_tristate *ret)
+{
+        const struct ynode *v = ynode_get(spec, key);
+        bool b;
+        int r;
+
+        *ret = CFG_UNSET;
+        if (ynode_is_null(v))
+                return 0;
+        r = yv_bool(y, v, key, &b);
+        if (r < 0)
+                return r;
+        *ret = b ? CFG_TRUE : CFG_FALSE;
+        return 0;
+}
+
+/* Only the default and this node's own FelixConfiguration run on this node. */
+static bool felix_is_ours(const struct cfg_model *m, const char *name)
+{
+        const char *self = m->settings.node_name;
+
+        return streq(name, "default") || (self && strncmp(name, "node.", 5) == 0 && streq(name + 5, self));
+}
+
+static int load_felix(struct loader *l, const struct ynode *res)
+{
+        struct cfg_model *m = l->m;
+        const struct ynode *meta, *spec = ynode_get(res, "spec"), *v;
+        struct cfg_felix f = { .device_route_protocol = -1, .src = { l->file, res->line } };
+        const char *name;
+        uint64_t proto;
+        int r;
+
+        if ((r = metadata_name(&l->y, res, "FelixConfiguration", &name, &meta)) < 0)
+                return r;
+        if (!ynode_is_null(spec)) {
+                if ((r = yv_map(&l->y, spec, "spec")) < 0)
+                        return r;
+                if ((r = parse_tristate(&l->y, spec, "ipipEnabled", &f.ipip_enabled)) < 0 ||
+                    (r = parse_tristate(&l->y, spec, "vxlanEnabled", &f.vxlan_enabled)) < 0)
+                        return r;
+                if ((v = ynode_get(spec, "deviceRouteProtocol")) && !ynode_is_null(v)) {
+                        if ((r = yv_uint(&l->y, v, "deviceRouteProtocol", 0, 255, &proto)) < 0)
+                                return r;
+                        f.device_route_protocol = (int)proto;
+                        if (proto == m->settings.route_protocol && felix_is_ours(m, name))
+                                return yerr(&l->y, v,
+                                            "FelixConfiguration \"%s\": deviceRouteProtocol %d is this daemon's "
+                                            "routeProtocol: Felix would delete our routes (set routeProtocol "
+                                            "to another number)",
+                                            name, f.device_route_protocol);
+                }
+        }
+        if (m->n_felix >= 1024)
+                return yerr(&l->y, res, "more than 1024 FelixConfigurations");
+        if ((r = GROW(m->felix, l->cap_felix, m->n_felix + 1)) < 0)
+                return r;
+        f.name = strdup(name);
+        if (!f.name)
+                return -ENOMEM;
+        m->felix[m->n_felix++] = f;
+        return 0;
+}
+
+static bool api_is(const char *api, const char *a, const char *b)
+{
+        return api && ((a && streq(api, a)) || (b && streq(api, b)));
+}
+
+int load_resource(const struct ynode *n, void *userdata)
+{
+        struct loader *l = userdata;
+        const struct ynode *items;
+        const char *kind, *api;
+        int r;
+
+        if (n->kind != YN_MAP)
+                return yerr(&l->y, n, "a resource must be a mapping, not %s", ynode_kind_name(n));
+        kind = ynode_str(ynode_get(n, "kind"));
+        api = ynode_str(ynode_get(n, "apiVersion"));
+        items = ynode_get(n, "items");
+        if (!kind)
+                return yerr(&l->y, n, "resource without a kind");
+        if (items && !ynode_is_null(items)) {
+                /* A list nested in a list (the top level is streamed by yamltree). */
+                if ((r = yv_seq(&l->y, items, "items")) < 0)
+                        return r;
+                for (size_t i = 0; i < items->n; i++)
+                        if ((r = load_resource(items->items[i], l)) < 0)
+                                return r;
+                return 0;
+        }
+        if (streq(kind, "IPPool") && api_is(api, "projectcalico.org/v3", "crd.projectcalico.org/v1"))
+                return load_pool(l, n);
+        if (streq(kind, "Node") && api_is(api, "projectcalico.org/v3", NULL))
+                return load_calico_node(l, n);
+        if (streq(kind, "Node") && api_is(api, "v1", NULL))
+                return load_k8s_node(l, n);
+        if (streq(kind, "BlockAffinity") && api_is(api, "projectcalico.org/v3", "crd.projectcalico.org/v1"))
+                return load_block_affinity(l, n);
+        if (streq(kind, "IPAMBlock") && api_is(api, "crd.projectcalico.org/v1", "projectcalico.org/v3"))
+                return load_ipam_block(l, n);
+        if (streq(kind, "FelixConfiguration") && api_is(api, "projectcalico.org/v3", "crd.projectcalico.org/v1"))
+                return load_felix(l, n);
+        if (strlen(kind) > 4 && streq(kind + strlen(kind) - 4, "List"))
+                return 0; /* an empty list */
+        l->m->n_skipped++;
+        return ynotice(&l->y, n, "skipping %s %s (not a kind this daemon reads)", api ? api : "(no apiVersion)",
+                       kind);
+}

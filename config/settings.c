@@ -1,0 +1,411 @@
+/* Settings: /etc/calico-underlay/config.yaml → struct cfg_settings.
+ *
+ * Every key is optional and every default is applied here, so the rest of the program
+ * never asks "was this set?". Unknown keys are errors: a typo must not silently fall
+ * back to a default. Reads only the settings file. */
+#include <arpa/inet.h>
+#include <libgen.h>
+#include <net/if.h>
+#include <regex.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "loader.h"
+#include "util.h"
+#include "yval.h"
+
+struct settings_ctx {
+        struct yctx y;
+        struct cfg_settings *s;
+        unsigned n_docs;
+};
+
+/* rtnetlink protocol numbers other routing software owns (iproute2's rt_protos and
+ * Felix's 80). Owning one of them would make us delete someone else's routes. */
+static const uint8_t reserved_protocols[] = { 0, 1, 2, 3, 4, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 42,
+                                              80, 99, 186, 187, 188, 189, 192 };
+
+bool cfg_route_protocol_reserved(unsigned p)
+{
+        for (size_t i = 0; i < ELEMENTSOF(reserved_protocols); i++)
+                if (reserved_protocols[i] == p)
+                        return true;
+        return false;
+}
+
+static bool ifname_valid(const char *s)
+{
+        size_t n = strlen(s);
+
+        if (n == 0 || n >= IFNAMSIZ || streq(s, ".") || streq(s, ".."))
+                return false;
+        for (; *s; s++)
+                if (*s == '/' || *s == ':' || *s <= ' ' || *s == 0x7f)
+                        return false;
+        return true;
+}
+
+static int set_str(char **dst, const char *v)
+{
+        char *d = strdup(v);
+
+        if (!d)
+                return -ENOMEM;
+        free(*dst);
+        *dst = d;
+        return 0;
+}
+
+static int parse_uplink(struct settings_ctx *c, const struct ynode *n)
+{
+        struct cfg_settings *s = c->s;
+        const char *v;
+        int r;
+
+        r = yv_str(&c->y, n, "uplink", &v);
+        if (r < 0)
+                return r;
+        if (streq(v, "auto")) {
+                s->uplink_mode = CFG_UPLINK_AUTO;
+                return 0;
+        }
+        if (strncmp(v, "interface=", 10) == 0) {
+                regex_t re;
+
+                if (!v[10])
+                        return yerr(&c->y, n, "uplink: interface= needs a regular expression");
+                r = regcomp(&re, v + 10, REG_EXTENDED | REG_NOSUB);
+                if (r != 0) {
+                        char msg[128];
+
+                        regerror(r, &re, msg, sizeof(msg));
+                        return yerr(&c->y, n, "uplink: bad regular expression \"%s\": %s", v + 10, msg);
+                }
+                regfree(&re);
+                s->uplink_mode = CFG_UPLINK_REGEX;
+                return set_str(&s->uplink, v + 10);
+        }
+        if (strncmp(v, "can-reach=", 10) == 0) {
+                if (cfg_addr_parse(v + 10, &s->uplink_reach) < 0)
+                        return yerr(&c->y, n, "uplink: can-reach= needs an IP address, not \"%s\"", v + 10);
+                s->uplink_mode = CFG_UPLINK_CAN_REACH;
+                return set_str(&s->uplink, v + 10);
+        }
+        if (strchr(v, '='))
+                return yerr(&c->y, n,
+                            "uplink: unknown detection method \"%s\" (use auto, a device name, interface=REGEX "
+                            "or can-reach=ADDRESS)",
+                            v);
+        if (!ifname_valid(v))
+                return yerr(&c->y, n, "uplink: \"%s\" is not a valid interface name", v);
+        s->uplink_mode = CFG_UPLINK_NAME;
+        return set_str(&s->uplink, v);
+}
+
+static int parse_labels(struct settings_ctx *c, const struct ynode *n)
+{
+        const char *v;
+        int r;
+
+        r = yv_map(&c->y, n, "nodeLabels");
+        if (r < 0)
+                return r;
+        cfg_labels_clear(&c->s->node_labels);
+        for (size_t i = 0; i < n->n; i++) {
+                const struct ynode *val = n->pairs[i].val;
+
+                /* `key:` with nothing after it is an empty value, as in metadata.labels. */
+                v = "";
+                if (!ynode_is_null(val) && (r = yv_str(&c->y, val, "a label value", &v)) < 0)
+                        return r;
+                r = cfg_labels_set(&c->s->node_labels, n->pairs[i].key->str, v);
+                if (r < 0)
+                        return r;
+        }
+        cfg_labels_seal(&c->s->node_labels);
+        c->s->has_node_labels = true;
+        return 0;
+}
+
+static int resolve_path(const char *base_file, const char *p, char **ret)
+{
+        _cleanup_(freep) char *copy = NULL;
+        char *dir;
+
+        if (p[0] == '/' || !base_file)
+                return (*ret = strdup(p)) ? 0 : -ENOMEM;
+        copy = strdup(base_file);
+        if (!copy)
+                return -ENOMEM;
+        dir = dirname(copy);
+        return asprintf(ret, "%s/%s", dir, p) < 0 ? -ENOMEM : 0;
+}
+
+static void free_resources(struct cfg_settings *s)
+{
+        for (size_t i = 0; i < s->n_resources; i++)
+                free(s->resources[i]);
+        free(s->resources);
+        s->resources = NULL;
+        s->n_resources = 0;
+}
+
+static int parse_resources(struct settings_ctx *c, const struct ynode *n)
+{
+        const struct ynode *one = n;
+        size_t count = 1;
+        char **v;
+        int r;
+
+        if (n && n->kind == YN_SEQ) {
+                count = n->n;
+                if (count == 0)
+                        return yerr(&c->y, n, "resources must name at least one file or directory");
+                if (count > 1024)
+                        return yerr(&c->y, n, "resources: more than 1024 entries");
+        }
+        v = calloc(count, sizeof(*v));
+        if (!v)
+                return -ENOMEM;
+        free_resources(c->s);
+        c->s->resources = v;
+        for (size_t i = 0; i < count; i++) {
+                const char *p;
+
+                if (n && n->kind == YN_SEQ)
+                        one = n->items[i];
+                r = yv_str(&c->y, one, "resources entry", &p);
+                if (r < 0)
+                        return r;
+                if (!*p) /* would name the settings file's own folder */
+                        return yerr(&c->y, one, "resources entry is empty");
+                r = resolve_path(c->y.file, p, &v[i]);
+                if (r < 0)
+                        return r;
+                c->s->n_resources++;
+        }
+        return 0;
+}
+
+static int parse_tunnels(struct settings_ctx *c, const struct ynode *n)
+{
+        static const char *const keys[] = { "ipip", "vxlan", "vxlanV6" };
+        char **dst[] = { &c->s->tunnel_ipip, &c->s->tunnel_vxlan, &c->s->tunnel_vxlan_v6 };
+        int r;
+
+        r = yv_map(&c->y, n, "tunnelDevices");
+        if (r < 0)
+                return r;
+        for (size_t i = 0; i < n->n; i++) {
+                const struct ynode *k = n->pairs[i].key, *val = n->pairs[i].val;
+                size_t j;
+                const char *v;
+
+                for (j = 0; j < ELEMENTSOF(keys); j++)
+                        if (streq(k->str, keys[j]))
+                                break;
+                if (j == ELEMENTSOF(keys))
+                        return yerr(&c->y, k, "tunnelDevices: unknown key \"%s\" (known: ipip, vxlan, vxlanV6)",
+                                    k->str);
+                r = yv_str(&c->y, val, "a tunnel device name", &v);
+                if (r < 0)
+                        return r;
+                if (!ifname_valid(v))
+                        return yerr(&c->y, val, "tunnelDevices.%s: \"%s\" is not a valid interface name", keys[j],
+                                    v);
+                r = set_str(dst[j], v);
+                if (r < 0)
+                        return r;
+        }
+        return 0;
+}
+
+static int parse_key(struct settings_ctx *c, const struct ynode *k, const struct ynode *v)
+{
+        struct cfg_settings *s = c->s;
+        const struct yctx *y = &c->y;
+        const char *str;
+        uint64_t u;
+        int r;
+
+        if (streq(k->str, "nodeName")) {
+                r = yv_str(y, v, "nodeName", &str);
+                return r < 0 ? r : set_str(&s->node_name, str);
+        }
+        if (streq(k->str, "nodeLabels"))
+                return parse_labels(c, v);
+        if (streq(k->str, "uplink"))
+                return parse_uplink(c, v);
+        if (streq(k->str, "resources"))
+                return parse_resources(c, v);
+        if (streq(k->str, "routeProtocol")) {
+                r = yv_uint(y, v, "routeProtocol", 1, 255, &u);
+                if (r < 0)
+                        return r;
+                if (cfg_route_protocol_reserved((unsigned)u))
+                        return yerr(y, v,
+                                    "routeProtocol %llu belongs to other routing software (kernel 2, boot 3, "
+                                    "static 4, bird 12, Felix 80, ...): pick an unused number",
+                                    (unsigned long long)u);
+                s->route_protocol = (uint8_t)u;
+                return 0;
+        }
+        if (streq(k->str, "routeMetric")) {
+                r = yv_uint(y, v, "routeMetric", 0, UINT32_MAX, &u);
+                s->route_metric = (uint32_t)u;
+                return r;
+        }
+        if (streq(k->str, "routeTable")) {
+                if (v && v->kind == YN_SCALAR && streq(v->str, "main")) {
+                        s->route_table = 254;
+                        return 0;
+                }
+                r = yv_uint(y, v, "routeTable", 1, UINT32_MAX, &u);
+                if (r < 0)
+                        return r;
+                if (u == 253 || u == 255)
+                        return yerr(y, v, "routeTable %llu is the kernel's %s table", (unsigned long long)u,
+                                    u == 253 ? "default" : "local");
+                s->route_table = (uint32_t)u;
+                return 0;
+        }
+        if (streq(k->str, "localBlockRoute")) {
+                r = yv_str(y, v, "localBlockRoute", &str);
+                if (r < 0)
+                        return r;
+                if (streq(str, "blackhole"))
+                        s->local_block_route = CFG_LOCAL_BLACKHOLE;
+                else if (streq(str, "unreachable"))
+                        s->local_block_route = CFG_LOCAL_UNREACHABLE;
+                else if (streq(str, "none"))
+                        s->local_block_route = CFG_LOCAL_NONE;
+                else
+                        return yerr(y, v, "localBlockRoute must be blackhole, unreachable or none, not \"%s\"",
+                                    str);
+                return 0;
+        }
+        if (streq(k->str, "tunnelDevices"))
+                return parse_tunnels(c, v);
+        if (streq(k->str, "resyncSeconds")) {
+                r = yv_uint(y, v, "resyncSeconds", 0, 7 * 86400, &u);
+                s->resync_seconds = (uint32_t)u;
+                return r;
+        }
+        if (streq(k->str, "proxyDelay")) {
+                if (v && v->kind == YN_SCALAR && streq(v->str, "keep")) {
+                        s->proxy_delay_ms = CFG_PROXY_DELAY_KEEP;
+                        return 0;
+                }
+                r = yv_uint(y, v, "proxyDelay (milliseconds, or keep)", 0, 3600000, &u);
+                s->proxy_delay_ms = (int32_t)u;
+                return r;
+        }
+        return yerr(y, k,
+                    "unknown setting \"%s\" (known: nodeName, nodeLabels, uplink, resources, routeProtocol, "
+                    "routeMetric, routeTable, localBlockRoute, tunnelDevices, resyncSeconds, proxyDelay)",
+                    k->str);
+}
+
+static int on_settings_doc(const struct ynode *root, void *userdata)
+{
+        struct settings_ctx *c = userdata;
+        int r, ret = 0;
+
+        if (++c->n_docs > 1)
+                return yerr(&c->y, root, "the settings file must hold a single YAML document");
+        r = yv_map(&c->y, root, "the settings");
+        if (r < 0)
+                return r;
+        for (size_t i = 0; i < root->n; i++) {
+                r = parse_key(c, root->pairs[i].key, root->pairs[i].val);
+                if (r == -ENOMEM)
+                        return r;
+                if (r < 0)
+                        ret = r; /* keep going: report every bad key at once */
+        }
+        return ret;
+}
+
+static int settings_defaults(struct cfg_settings *s, const char *host_name)
+{
+        *s = (struct cfg_settings){
+                .uplink_mode = CFG_UPLINK_AUTO,
+                .route_protocol = CFG_DEFAULT_ROUTE_PROTOCOL,
+                .route_metric = CFG_DEFAULT_ROUTE_METRIC,
+                .route_table = CFG_DEFAULT_ROUTE_TABLE,
+                .local_block_route = CFG_LOCAL_BLACKHOLE,
+                .resync_seconds = CFG_DEFAULT_RESYNC_SECONDS,
+                .proxy_delay_ms = 0,
+        };
+        if (set_str(&s->tunnel_ipip, "tunl0") < 0 || set_str(&s->tunnel_vxlan, "vxlan.calico") < 0 ||
+            set_str(&s->tunnel_vxlan_v6, "vxlan-v6.calico") < 0 ||
+            (host_name && set_str(&s->node_name, host_name) < 0))
+                return -ENOMEM;
+        return 0;
+}
+
+/* The file at path (when read is set), or the buffer buf (named path). */
+static int settings_load(const char *path, bool read, const void *buf, size_t size, const char *host_name,
+                         struct cfg_settings *ret, struct cfg_diags *diags)
+{
+        struct cfg_settings s;
+        struct settings_ctx c = { .y = { .file = path, .diags = diags }, .s = &s };
+        int r;
+
+        r = settings_defaults(&s, host_name);
+        if (r < 0)
+                goto fail;
+        if (read || buf) {
+                r = set_str(&s.path, path);
+                if (r < 0)
+                        goto fail;
+                r = read ? yaml_load_file(path, 0, on_settings_doc, &c, diags)
+                         : yaml_load_buffer(path, buf, size, 0, on_settings_doc, &c, diags);
+                if (r < 0)
+                        goto fail;
+        }
+        if (!s.node_name || !*s.node_name) {
+                r = cfg_error(diags, path, 0, 0, "no nodeName set and no host name known");
+                goto fail;
+        }
+        if (s.n_resources == 0) {
+                s.resources = calloc(1, sizeof(char *));
+                if (!s.resources || !(s.resources[0] = strdup(CFG_DEFAULT_RESOURCES))) {
+                        r = -ENOMEM;
+                        goto fail;
+                }
+                s.n_resources = 1;
+        }
+        *ret = s;
+        return 0;
+fail:
+        cfg_settings_clear(&s);
+        return r;
+}
+
+int cfg_settings_load(const char *path, bool must_exist, const char *host_name, struct cfg_settings *ret,
+                      struct cfg_diags *diags)
+{
+        return settings_load(path, path && (must_exist || access(path, F_OK) == 0), NULL, 0, host_name, ret,
+                             diags);
+}
+
+int cfg_settings_load_buffer(const char *name, const void *buf, size_t size, const char *host_name,
+                             struct cfg_settings *ret, struct cfg_diags *diags)
+{
+        return settings_load(name ? name : "(buffer)", false, buf ? buf : "", size, host_name, ret, diags);
+}
+
+void cfg_settings_clear(struct cfg_settings *s)
+{
+        free(s->path);
+        free(s->node_name);
+        cfg_labels_clear(&s->node_labels);
+        free(s->uplink);
+        free_resources(s);
+        free(s->tunnel_ipip);
+        free(s->tunnel_vxlan);
+        free(s->tunnel_vxlan_v6);
+        *s = (struct cfg_settings){};
+}

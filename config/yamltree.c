@@ -1,0 +1,400 @@
+/* libyaml events → node trees in an arena, one resource at a time.
+ *
+ * Owns: the libyaml parser and the node arena. Must never: interpret what a node
+ * means (that is resources.c / settings.c), keep a tree alive after its callback, or
+ * expand aliases (Kubernetes and Calico never print them; refusing them also rules
+ * out "billion laughs" inputs). */
+#include "yamltree.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <yaml.h>
+
+#include "util.h"
+
+/* ---- arena: chunked bump allocator with mark/release ---- */
+
+struct chunk {
+        struct chunk *prev;
+        size_t used, size;
+        _Alignas(max_align_t) unsigned char data[];
+};
+
+struct arena {
+        struct chunk *top;
+};
+
+struct arena_mark {
+        struct chunk *chunk;
+        size_t used;
+};
+
+#define ARENA_CHUNK (64u << 10)
+
+static void *arena_alloc(struct arena *a, size_t size)
+{
+        struct chunk *c = a->top;
+        size_t need = (size + 15) & ~(size_t)15;
+
+        if (!c || c->size - c->used < need) {
+                size_t sz = need > ARENA_CHUNK ? need : ARENA_CHUNK;
+
+                c = malloc(sizeof(*c) + sz);
+                if (!c)
+                        return NULL;
+                c->prev = a->top;
+                c->used = 0;
+                c->size = sz;
+                a->top = c;
+        }
+        c->used += need;
+        return c->data + c->used - need;
+}
+
+static struct arena_mark arena_mark(const struct arena *a)
+{
+        return (struct arena_mark){ .chunk = a->top, .used = a->top ? a->top->used : 0 };
+}
+
+static void arena_release(struct arena *a, struct arena_mark m)
+{
+        while (a->top && a->top != m.chunk) {
+                struct chunk *prev = a->top->prev;
+
+                free(a->top);
+                a->top = prev;
+        }
+        if (a->top)
+                a->top->used = m.used;
+}
+
+static void arena_free(struct arena *a)
+{
+        arena_release(a, (struct arena_mark){});
+}
+
+/* ---- builder ---- */
+
+struct frame {
+        struct ynode *node;
+        size_t first; /* index of this collection's first child on the value stack */
+        bool is_items; /* the `items` sequence of a root mapping: children are streamed */
+        struct arena_mark item_mark;
+};
+
+struct builder {
+        const char *file;
+        struct cfg_diags *diags;
+        yaml_resource_fn fn;
+        void *userdata;
+        struct arena arena;
+        struct frame stack[YAML_MAX_DEPTH + 1];
+        unsigned depth;
+        struct ynode **vals; /* children of open collections, in order */
+        size_t n_vals, cap_vals;
+        bool streamed; /* this document's items were handed out already */
+        bool list_items; /* YAML_LIST_ITEMS */
+};
+
+static struct ynode *node_new(struct builder *b, enum ynode_kind kind, const yaml_event_t *e)
+{
+        struct ynode *n = arena_alloc(&b->arena, sizeof(*n));
+
+        if (!n)
+                return NULL;
+        *n = (struct ynode){
+                .kind = kind,
+                .line = (uint32_t)e->start_mark.line + 1,
+                .col = (uint32_t)e->start_mark.column + 1,
+        };
+        return n;
+}
+
+static bool is_items_key(const struct builder *b)
+{
+        /* Depth 1 = inside the root mapping; the last value pushed is the pending key
+         * when the number of pushed children is odd. */
+        const struct frame *f = &b->stack[0];
+        const struct ynode *key;
+
+        if (!b->list_items || b->depth != 1 || f->node->kind != YN_MAP || (b->n_vals - f->first) % 2 != 1)
+                return false;
+        key = b->vals[b->n_vals - 1];
+        return key->kind == YN_SCALAR && streq(key->str, "items");
+}
+
+static int push_value(struct builder *b, struct ynode *n)
+{
+        if (b->depth == 0) {
+                /* A complete document root. */
+                if (b->streamed || ynode_is_null(n))
+                        return 0;
+                return b->fn(n, b->userdata);
+        }
+        if (b->stack[b->depth - 1].is_items) {
+                struct frame *f = &b->stack[b->depth - 1];
+                int r = ynode_is_null(n) ? 0 : b->fn(n, b->userdata);
+
+                arena_release(&b->arena, f->item_mark);
+                return r;
+        }
+        if (GROW(b->vals, b->cap_vals, b->n_vals + 1) < 0)
+                return -ENOMEM;
+        b->vals[b->n_vals++] = n;
+        return 0;
+}
+
+static int open_collection(struct builder *b, enum ynode_kind kind, const yaml_event_t *e)
+{
+        struct ynode *n;
+        bool items;
+
+        if (b->depth >= YAML_MAX_DEPTH)
+                return cfg_error(b->diags, b->file, (unsigned)e->start_mark.line + 1,
+                                 (unsigned)e->start_mark.column + 1, "YAML nesting deeper than %d levels",
+                                 YAML_MAX_DEPTH);
+        items = kind == YN_SEQ && is_items_key(b);
+        n = node_new(b, kind, e);
+        if (!n)
+                return -ENOMEM;
+        b->stack[b->depth++] = (struct frame){
+                .node = n,
+                .first = b->n_vals,
+                .is_items = items,
+                .item_mark = arena_mark(&b->arena),
+        };
+        if (items)
+                b->streamed = true;
+        return 0;
+}
+
+static int check_duplicate_keys(struct builder *b, const struct ynode *map)
+{
+        /* Maps in Calico resources are small; labels and annotations rarely exceed a few
+         * dozen keys. Input controls n, so bound the quadratic check. */
+        if (map->n > 256)
+                return cfg_error(b->diags, b->file, map->line, map->col, "mapping with more than 256 keys");
+        for (size_t i = 1; i < map->n; i++) {
+                const struct ynode *k = map->pairs[i].key;
+
+                if (k->kind != YN_SCALAR)
+                        return cfg_error(b->diags, b->file, k->line, k->col, "mapping keys must be scalars");
+                for (size_t j = 0; j < i; j++)
+                        if (streq(map->pairs[j].key->str, k->str))
+                                return cfg_error(b->diags, b->file, k->line, k->col,
+                                                 "duplicate key \"%s\" (first at line %u)", k->str,
+                                                 map->pairs[j].key->line);
+        }
+        if (map->n && map->pairs[0].key->kind != YN_SCALAR)
+                return cfg_error(b->diags, b->file, map->pairs[0].key->line, map->pairs[0].key->col,
+                                 "mapping keys must be scalars");
+        return 0;
+}
+
+static int close_collection(struct builder *b)
+{
+        struct frame *f = &b->stack[--b->depth];
+        struct ynode *n = f->node;
+        size_t count = b->n_vals - f->first;
+
+        if (f->is_items) {
+                n->n = 0;
+                n->items = NULL;
+        } else if (n->kind == YN_SEQ) {
+                n->n = count;
+                n->items = arena_alloc(&b->arena, count * sizeof(*n->items) + 1);
+                if (!n->items)
+                        return -ENOMEM;
+                if (count) /* b->vals is still NULL before the first value (`[]` first) */
+                        memcpy(n->items, b->vals + f->first, count * sizeof(*n->items));
+        } else {
+                n->n = count / 2;
+                n->pairs = arena_alloc(&b->arena, n->n * sizeof(*n->pairs) + 1);
+                if (!n->pairs)
+                        return -ENOMEM;
+                for (size_t i = 0; i < n->n; i++)
+                        n->pairs[i] = (struct ypair){ b->vals[f->first + 2 * i], b->vals[f->first + 2 * i + 1] };
+                if (check_duplicate_keys(b, n) < 0)
+                        return -EINVAL;
+        }
+        b->n_vals = f->first;
+        return push_value(b, n);
+}
+
+static int on_scalar(struct builder *b, const yaml_event_t *e)
+{
+        struct ynode *n = node_new(b, YN_SCALAR, e);
+        char *s;
+
+        if (!n)
+                return -ENOMEM;
+        s = arena_alloc(&b->arena, e->data.scalar.length + 1);
+        if (!s)
+                return -ENOMEM;
+        memcpy(s, e->data.scalar.value, e->data.scalar.length);
+        s[e->data.scalar.length] = 0;
+        if (strlen(s) != e->data.scalar.length)
+                return cfg_error(b->diags, b->file, n->line, n->col, "NUL character in a YAML scalar");
+        n->str = s;
+        n->n = e->data.scalar.length;
+        n->quoted = e->data.scalar.style != YAML_PLAIN_SCALAR_STYLE;
+        return push_value(b, n);
+}
+
+static int syntax_error(struct builder *b, const yaml_parser_t *p)
+{
+        const char *problem = p->problem ? p->problem : "unknown error";
+
+        if (p->error == YAML_MEMORY_ERROR)
+                return -ENOMEM;
+        if (p->error == YAML_READER_ERROR)
+                return cfg_error(b->diags, b->file, 0, 0, "YAML reader error: %s at byte %zu", problem,
+                                 p->problem_offset);
+        if (p->context)
+                return cfg_error(b->diags, b->file, (unsigned)p->problem_mark.line + 1,
+                                 (unsigned)p->problem_mark.column + 1,
+                                 "YAML syntax error: %s %s (opened at line %u, column %u)", p->context, problem,
+                                 (unsigned)p->context_mark.line + 1, (unsigned)p->context_mark.column + 1);
+        return cfg_error(b->diags, b->file, (unsigned)p->problem_mark.line + 1,
+                         (unsigned)p->problem_mark.column + 1, "YAML syntax error: %s", problem);
+}
+
+static int on_event(struct builder *b, const yaml_event_t *e)
+{
+        switch (e->type) {
+        case YAML_DOCUMENT_START_EVENT:
+                b->streamed = false;
+                b->depth = 0;
+                b->n_vals = 0;
+                return 0;
+        case YAML_DOCUMENT_END_EVENT:
+                arena_release(&b->arena, (struct arena_mark){});
+                return 0;
+        case YAML_ALIAS_EVENT:
+                return cfg_error(b->diags, b->file, (unsigned)e->start_mark.line + 1,
+                                 (unsigned)e->start_mark.column + 1, "YAML aliases are not supported");
+        case YAML_SCALAR_EVENT:
+                return on_scalar(b, e);
+        case YAML_SEQUENCE_START_EVENT:
+                return open_collection(b, YN_SEQ, e);
+        case YAML_MAPPING_START_EVENT:
+                return open_collection(b, YN_MAP, e);
+        case YAML_SEQUENCE_END_EVENT:
+        case YAML_MAPPING_END_EVENT:
+                return close_collection(b);
+        default:
+                return 0;
+        }
+}
+
+static int run_parser(struct builder *b, yaml_parser_t *p)
+{
+        yaml_event_t e;
+        int r = 0;
+
+        for (;;) {
+                if (!yaml_parser_parse(p, &e)) {
+                        r = syntax_error(b, p);
+                        break;
+                }
+                if (e.type == YAML_STREAM_END_EVENT) {
+                        yaml_event_delete(&e);
+                        break;
+                }
+                r = on_event(b, &e);
+                yaml_event_delete(&e);
+                if (r < 0)
+                        break;
+        }
+        arena_free(&b->arena);
+        free(b->vals);
+        return r;
+}
+
+int yaml_load_buffer(const char *name, const void *buf, size_t size, unsigned flags, yaml_resource_fn fn,
+                     void *userdata, struct cfg_diags *diags)
+{
+        struct builder b = {
+                .file = name, .diags = diags, .fn = fn, .userdata = userdata,
+                .list_items = flags & YAML_LIST_ITEMS,
+        };
+        yaml_parser_t p;
+        int r;
+
+        if (!yaml_parser_initialize(&p))
+                return -ENOMEM;
+        yaml_parser_set_input_string(&p, buf, size);
+        r = run_parser(&b, &p);
+        yaml_parser_delete(&p);
+        return r;
+}
+
+int yaml_load_file(const char *path, unsigned flags, yaml_resource_fn fn, void *userdata, struct cfg_diags *diags)
+{
+        struct builder b = {
+                .file = path, .diags = diags, .fn = fn, .userdata = userdata,
+                .list_items = flags & YAML_LIST_ITEMS,
+        };
+        _cleanup_(fclosep) FILE *f = NULL;
+        yaml_parser_t p;
+        int r;
+
+        f = fopen(path, "re");
+        if (!f) {
+                r = -errno;
+                cfg_error(diags, path, 0, 0, "cannot open: %s", strerror(-r));
+                return r;
+        }
+        if (!yaml_parser_initialize(&p))
+                return -ENOMEM;
+        yaml_parser_set_input_file(&p, f);
+        r = run_parser(&b, &p);
+        yaml_parser_delete(&p);
+        if (r >= 0 && ferror(f)) {
+                r = -EIO;
+                cfg_error(diags, path, 0, 0, "read error");
+        }
+        return r;
+}
+
+const struct ynode *ynode_get(const struct ynode *map, const char *key)
+{
+        if (!map || map->kind != YN_MAP)
+                return NULL;
+        for (size_t i = 0; i < map->n; i++)
+                if (streq(map->pairs[i].key->str, key))
+                        return map->pairs[i].val;
+        return NULL;
+}
+
+bool ynode_is_null(const struct ynode *n)
+{
+        if (!n)
+                return true;
+        if (n->kind != YN_SCALAR || n->quoted)
+                return false;
+        return n->n == 0 || streq(n->str, "null") || streq(n->str, "~") || streq(n->str, "Null") ||
+               streq(n->str, "NULL");
+}
+
+const char *ynode_str(const struct ynode *n)
+{
+        if (!n || n->kind != YN_SCALAR || ynode_is_null(n))
+                return NULL;
+        return n->str;
+}
+
+const char *ynode_kind_name(const struct ynode *n)
+{
+        if (!n || ynode_is_null(n))
+                return "null";
+        switch (n->kind) {
+        case YN_SEQ:
+                return "a list";
+        case YN_MAP:
+                return "a mapping";
+        default:
+                return "a scalar";
+        }
+}

@@ -1,0 +1,68 @@
+/* A small YAML reader on top of libyaml: builds each resource as a tree of nodes with
+ * 1-based line/column positions, in an arena that is reset after every resource.
+ *
+ * List documents (a root mapping with an `items` sequence, as kubectl and calicoctl
+ * print them) are streamed: each item is built, handed to the callback and freed before
+ * the next, so a 50,000-item list never exists as one tree. */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "diag.h"
+
+enum ynode_kind {
+        YN_SCALAR,
+        YN_SEQ,
+        YN_MAP,
+};
+
+struct ypair;
+
+struct ynode {
+        uint8_t kind;
+        bool quoted;   /* scalar written with quotes or as a block: never null/bool/int */
+        uint32_t line; /* 1-based */
+        uint32_t col;  /* 1-based */
+        size_t n;      /* scalar length, or number of items / pairs */
+        union {
+                const char *str;          /* YN_SCALAR, NUL-terminated */
+                struct ynode **items;     /* YN_SEQ */
+                struct ypair *pairs;      /* YN_MAP */
+        };
+};
+
+struct ypair {
+        struct ynode *key;
+        struct ynode *val;
+};
+
+/* Limits on what input can make us build. */
+#define YAML_MAX_DEPTH 64
+#define YAML_MAX_FILE_SIZE (512u << 20)
+
+/* Called for every resource: the root of each non-list document, and each item of a
+ * list document. Return <0 to stop loading (the error must already be in diags), 0 to
+ * go on. `doc_line` is the line where the document starts. */
+typedef int (*yaml_resource_fn)(const struct ynode *node, void *userdata);
+
+/* flags: YAML_LIST_ITEMS streams the `items` of a root mapping (Calico resources); without
+ * it every document is handed over whole (the settings file, where `items` is just an
+ * unknown key). */
+#define YAML_LIST_ITEMS 1u
+
+/* Read every document in path. A YAML syntax error is an error diagnostic with the
+ * position libyaml reports, and -EINVAL. I/O errors are -errno with a diagnostic. */
+int yaml_load_file(const char *path, unsigned flags, yaml_resource_fn fn, void *userdata,
+                   struct cfg_diags *diags);
+/* The same for a buffer (tests and fuzzers); name is used in diagnostics. */
+int yaml_load_buffer(const char *name, const void *buf, size_t size, unsigned flags, yaml_resource_fn fn,
+                     void *userdata, struct cfg_diags *diags);
+
+/* Lookups on a tree. */
+const struct ynode *ynode_get(const struct ynode *map, const char *key);
+bool ynode_is_null(const struct ynode *n);
+/* Plain scalar string, or NULL when n is not a scalar (or is null). */
+const char *ynode_str(const struct ynode *n);
+const char *ynode_kind_name(const struct ynode *n);

@@ -1,0 +1,248 @@
+/* calico-underlayd: command line and modes. The daemon's event loop lives in
+ * loop.c; everything here is argument handling and the one-shot modes. */
+#include <ctype.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/utsname.h>
+
+#include "loop.h"
+#include "reconcile.h"
+#include "report.h"
+#include "state.h"
+#include "util.h"
+#include "version.h"
+
+enum mode {
+        MODE_DAEMON,
+        MODE_ONCE,
+        MODE_CHECK,
+        MODE_CLEANUP,
+};
+
+struct args {
+        enum mode mode;
+        const char *config;
+        bool json;
+};
+
+static void help(void)
+{
+        printf("Usage: calico-underlayd [OPTION]...\n"
+               "Keep this node's proxy ARP, block routes and tunnel devices matching the Calico IP pools.\n"
+               "\n"
+               "Modes (default: run as a daemon, reconciling on every change):\n"
+               "      --once           reconcile once, print what changed, exit (0 ok, 1 failed, 2 bad config)\n"
+               "      --check          change nothing; print the plan and findings\n"
+               "                       (exit 0 ready, 1 blocking problems, 2 cannot evaluate)\n"
+               "      --cleanup        remove every route of ours and restore proxy_arp and its delay\n"
+               "\n"
+               "Options:\n"
+               "  -c, --config PATH    settings file (default %s)\n"
+               "      --format FORMAT  --check output: text (default) or json\n"
+               "  -h, --help           show this help and exit\n"
+               "      --version        show the version and exit\n"
+               "\n"
+               "The runtime record of the uplink's original settings lives in $RUNTIME_DIRECTORY\n"
+               "(default %s). See calico-underlayd(8) and calico-underlay.yaml(5).\n",
+               CFG_DEFAULT_CONFIG, STATE_DEFAULT_DIR);
+}
+
+static int parse_args(int argc, char **argv, struct args *a)
+{
+        enum { OPT_ONCE = 256, OPT_CHECK, OPT_CLEANUP, OPT_FORMAT, OPT_VERSION };
+        static const struct option opts[] = {
+                { "once", no_argument, NULL, OPT_ONCE },
+                { "check", no_argument, NULL, OPT_CHECK },
+                { "cleanup", no_argument, NULL, OPT_CLEANUP },
+                { "config", required_argument, NULL, 'c' },
+                { "format", required_argument, NULL, OPT_FORMAT },
+                { "help", no_argument, NULL, 'h' },
+                { "version", no_argument, NULL, OPT_VERSION },
+                {},
+        };
+        int c, modes = 0;
+
+        while ((c = getopt_long(argc, argv, "c:h", opts, NULL)) >= 0) {
+                switch (c) {
+                case OPT_ONCE:
+                        a->mode = MODE_ONCE;
+                        modes++;
+                        break;
+                case OPT_CHECK:
+                        a->mode = MODE_CHECK;
+                        modes++;
+                        break;
+                case OPT_CLEANUP:
+                        a->mode = MODE_CLEANUP;
+                        modes++;
+                        break;
+                case 'c':
+                        a->config = optarg;
+                        break;
+                case OPT_FORMAT:
+                        if (strcmp(optarg, "json") != 0 && strcmp(optarg, "text") != 0) {
+                                fprintf(stderr, "calico-underlayd: --format must be text or json\n");
+                                return -EINVAL;
+                        }
+                        a->json = strcmp(optarg, "json") == 0;
+                        break;
+                case 'h':
+                        help();
+                        return 1;
+                case OPT_VERSION:
+                        printf("calico-underlayd %s\n", PACKAGE_VERSION);
+                        return 1;
+                default:
+                        return -EINVAL;
+                }
+        }
+        if (optind < argc) {
+                fprintf(stderr, "calico-underlayd: unexpected argument \"%s\"\n", argv[optind]);
+                return -EINVAL;
+        }
+        if (modes > 1) {
+                fprintf(stderr, "calico-underlayd: --once, --check and --cleanup exclude each other\n");
+                return -EINVAL;
+        }
+        return 0;
+}
+
+/* The kernel's host name, lowercased, as Calico derives a node name. */
+static const char *host_name(char *buf, size_t size)
+{
+        struct utsname u;
+
+        if (uname(&u) < 0)
+                return NULL;
+        snprintf(buf, size, "%s", u.nodename);
+        for (char *c = buf; *c; c++)
+                *c = (char)tolower((unsigned char)*c);
+        return buf;
+}
+
+static void print_results(const struct reconcile *r)
+{
+        char line[512];
+
+        for (size_t i = 0; i < r->plan->n_actions; i++) {
+                plan_action_fmt(&r->plan->actions[i], line, sizeof(line));
+                if (r->results[i].error)
+                        printf("FAILED %s: %s%s%s\n", line, strerror(-r->results[i].error),
+                               r->results[i].message[0] ? ": " : "", r->results[i].message);
+                else
+                        printf("%s%s%s\n", line, r->results[i].message[0] ? ": " : "", r->results[i].message);
+        }
+        printf("%zu change%s, %zu failed\n", r->plan->n_actions, r->plan->n_actions == 1 ? "" : "s", r->n_failed);
+}
+
+static int run_once_or_check(const struct args *a, const struct cfg_model *m, struct cfg_diags *diags,
+                             const char *node)
+{
+        char dirbuf[4096];
+        const char *dir = state_dir(dirbuf, sizeof(dirbuf));
+        struct reconcile r = {};
+        struct nl *nl = NULL;
+        char err[256] = "";
+        int e;
+
+        if ((e = nl_open(&nl)) < 0)
+                snprintf(err, sizeof(err), "cannot open rtnetlink: %s", strerror(-e));
+        else if ((e = reconcile_run(nl, m, &m->settings, dir, a->mode == MODE_CHECK, &r)) < 0 && !r.plan)
+                snprintf(err, sizeof(err), "cannot observe the host: %s", strerror(-e));
+        if (a->mode == MODE_CHECK) {
+                struct report_source src = { .node = node, .model = m, .host = r.plan ? &r.host : NULL,
+                                             .plan = r.plan, .diags = diags, .error = err[0] ? err : NULL };
+
+                if (a->json)
+                        report_check_json(stdout, &src);
+                else
+                        report_check_text(stdout, &src);
+                e = report_check_status(&src);
+        } else if (err[0]) {
+                fprintf(stderr, "calico-underlayd: %s\n", err);
+                e = 2;
+        } else if (r.state_error && !r.results) {
+                fprintf(stderr, "calico-underlayd: cannot write the runtime record in %s: %s; nothing changed\n",
+                        dir, strerror(-r.state_error));
+                e = 1;
+        } else {
+                print_results(&r);
+                if (r.state_error)
+                        fprintf(stderr, "calico-underlayd: runtime record in %s: %s\n", dir,
+                                strerror(-r.state_error));
+                e = r.n_failed || r.state_error ? 1 : 0;
+        }
+        reconcile_clear(&r);
+        nl_close(nl);
+        return e;
+}
+
+static int run_cleanup(const struct args *a, const char *hn)
+{
+        struct cfg_diags diags = {};
+        struct cfg_settings s = {};
+        char dirbuf[4096];
+        struct reconcile r = {};
+        struct nl *nl = NULL;
+        int e;
+
+        e = cfg_settings_load(a->config ? a->config : CFG_DEFAULT_CONFIG, a->config != NULL, hn, &s, &diags);
+        report_diags(stderr, &diags, false);
+        cfg_diags_clear(&diags);
+        if (e < 0)
+                return 2;
+        if ((e = nl_open(&nl)) < 0 ||
+            (e = reconcile_run(nl, NULL, &s, state_dir(dirbuf, sizeof(dirbuf)), false, &r)) < 0) {
+                fprintf(stderr, "calico-underlayd: cleanup failed: %s\n", strerror(-e));
+                e = 2;
+        } else {
+                print_results(&r);
+                e = r.n_failed ? 1 : 0;
+        }
+        reconcile_clear(&r);
+        nl_close(nl);
+        cfg_settings_clear(&s);
+        return e;
+}
+
+int main(int argc, char **argv)
+{
+        struct args a = {};
+        struct cfg_diags diags = {};
+        struct cfg_model *m = NULL;
+        char hn[256];
+        const char *node;
+        int r;
+
+        r = parse_args(argc, argv, &a);
+        if (r != 0)
+                return r > 0 ? 0 : 2;
+        node = host_name(hn, sizeof(hn));
+        if (a.mode == MODE_CLEANUP)
+                return run_cleanup(&a, node);
+        if (a.mode == MODE_DAEMON)
+                return loop_run(a.config, node);
+        r = cfg_model_load(&(struct cfg_load_opts){ .config_path = a.config, .host_name = node }, &m, &diags);
+        if (r < 0) {
+                if (a.mode == MODE_CHECK) {
+                        struct report_source src = { .node = node, .diags = &diags,
+                                                     .error = "the configuration is invalid" };
+
+                        if (a.json)
+                                report_check_json(stdout, &src);
+                        else
+                                report_check_text(stdout, &src);
+                } else
+                        report_diags(stderr, &diags, true);
+                cfg_diags_clear(&diags);
+                return 2;
+        }
+        if (a.mode == MODE_ONCE)
+                report_diags(stderr, &diags, true);
+        r = run_once_or_check(&a, m, &diags, m->settings.node_name);
+        cfg_model_free(m);
+        cfg_diags_clear(&diags);
+        return r;
+}

@@ -1,0 +1,913 @@
+/* The planner (DESIGN.md §3): which pools apply here, what the host should look like,
+ * and the ordered actions that get it there, with the findings an operator needs.
+ *
+ * Owns: every decision about routes, proxy ARP and tunnels. Must never: do I/O, log,
+ * read the clock, or plan a change to anything we do not own (a route without our
+ * protocol number, a device other than the uplink's settings and the configured
+ * tunnels). Routes are matched in one merge walk of two sorted lists, so a plan for
+ * 100k blocks is O(n log n). */
+#include "plan.h"
+
+#include <arpa/inet.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "util.h"
+
+#define PLAN_MAX_FINDINGS 1000
+#define EXAMPLES 4
+
+struct node_note {
+        uint32_t count;
+        uint32_t examples[EXAMPLES]; /* block indices */
+};
+
+struct planner {
+        const struct cfg_model *m;
+        const struct host_snapshot *h;
+        const struct host_record *rec;
+        struct plan *p;
+        size_t cap_actions, cap_findings;
+        const struct host_link *uplink;
+        uint32_t self;                /* node index, UINT32_MAX when absent */
+        struct cfg_prefix self_addr;  /* this node's IPv4 address with its length */
+        bool *applies;                /* per pool */
+        struct host_route *want;      /* desired block routes, sorted by dst */
+        size_t n_want, cap_want;
+        struct node_note *upstream;   /* per node: blocks that need upstream routing */
+        struct node_note *no_addr;    /* per node: blocks of nodes with no address */
+        size_t n_conflicts, n_bird;
+};
+
+/* ---- small helpers ---- */
+
+static _printf_(4, 5) int add_finding(struct planner *pl, enum plan_severity sev, const char *code,
+                                      const char *fmt, ...)
+{
+        struct plan *p = pl->p;
+        va_list ap;
+        char *msg;
+        int r;
+
+        if (sev == PLAN_BLOCKING)
+                p->n_blocking++;
+        if (p->n_findings >= PLAN_MAX_FINDINGS)
+                return 0;
+        if ((r = GROW(p->findings, pl->cap_findings, p->n_findings + 1)) < 0)
+                return r;
+        va_start(ap, fmt);
+        r = vasprintf(&msg, fmt, ap);
+        va_end(ap);
+        if (r < 0)
+                return -ENOMEM;
+        p->findings[p->n_findings++] = (struct plan_finding){ .severity = sev, .code = code, .message = msg };
+        return 0;
+}
+
+static int add_action(struct planner *pl, const struct plan_action *a)
+{
+        struct plan *p = pl->p;
+        int r;
+
+        if ((r = GROW(p->actions, pl->cap_actions, p->n_actions + 1)) < 0)
+                return r;
+        p->actions[p->n_actions++] = *a;
+        return 0;
+}
+
+static const char *pfx(const struct cfg_prefix *p, char *buf)
+{
+        cfg_prefix_fmt(p, buf, CFG_PREFIX_STRLEN);
+        return buf;
+}
+
+static const char *addr(const struct cfg_prefix *p, char *buf)
+{
+        cfg_addr_fmt(p, buf, CFG_PREFIX_STRLEN);
+        return buf;
+}
+
+static struct cfg_prefix host_prefix(const struct cfg_prefix *a)
+{
+        struct cfg_prefix p = *a;
+
+        p.len = (uint8_t)cfg_prefix_maxlen(a);
+        return p;
+}
+
+/* A connected prefix of the uplink contains a (DESIGN §3: "on-link"). */
+static bool on_link(const struct planner *pl, const struct cfg_prefix *a)
+{
+        struct cfg_prefix hp = host_prefix(a), net;
+
+        if (!pl->uplink)
+                return false;
+        for (size_t i = 0; i < pl->h->n_addrs; i++) {
+                const struct host_addr *ha = &pl->h->addrs[i];
+
+                if (ha->ifindex != pl->uplink->ifindex || ha->addr.family != a->family)
+                        continue;
+                net = ha->addr;
+                cfg_prefix_mask(&net);
+                if (cfg_prefix_contains(&net, &hp))
+                        return true;
+        }
+        return false;
+}
+
+static bool uplink_subnet_contains(const struct planner *pl, const struct cfg_prefix *p)
+{
+        struct cfg_prefix net;
+
+        if (!pl->uplink)
+                return false;
+        for (size_t i = 0; i < pl->h->n_addrs; i++) {
+                const struct host_addr *ha = &pl->h->addrs[i];
+
+                if (ha->ifindex != pl->uplink->ifindex || ha->addr.family != p->family)
+                        continue;
+                net = ha->addr;
+                cfg_prefix_mask(&net);
+                if (cfg_prefix_contains(&net, p))
+                        return true;
+        }
+        return false;
+}
+
+static void find_self(struct planner *pl)
+{
+        const struct cfg_node *self = cfg_model_self(pl->m);
+
+        pl->self = self ? (uint32_t)(self - pl->m->nodes) : UINT32_MAX;
+        if (self && self->addr.family == AF_INET) {
+                pl->self_addr = self->addr;
+                return;
+        }
+        /* No address in the resources: the uplink's first IPv4 address. */
+        for (size_t i = 0; pl->uplink && i < pl->h->n_addrs; i++)
+                if (pl->h->addrs[i].ifindex == pl->uplink->ifindex && pl->h->addrs[i].addr.family == AF_INET) {
+                        pl->self_addr = pl->h->addrs[i].addr;
+                        return;
+                }
+}
+
+/* ---- pools ---- */
+
+static int plan_pools(struct planner *pl)
+{
+        const struct cfg_model *m = pl->m;
+        const struct cfg_labels *labels = cfg_model_self_labels(m);
+        struct plan *p = pl->p;
+        bool *local;
+
+        p->pools = calloc(m->n_pools ? m->n_pools : 1, sizeof(*p->pools));
+        pl->applies = calloc(m->n_pools ? m->n_pools : 1, sizeof(*pl->applies));
+        local = calloc(m->n_pools ? m->n_pools : 1, sizeof(*local));
+        if (!p->pools || !pl->applies || !local) {
+                free(local);
+                return -ENOMEM;
+        }
+        for (size_t i = 0; i < m->n_blocks; i++)
+                if (m->blocks[i].node == pl->self)
+                        local[m->blocks[i].pool] = true;
+        p->tunnels_unneeded = true;
+        for (size_t i = 0; i < m->n_pools; i++) {
+                const struct cfg_pool *pool = &m->pools[i];
+                struct plan_pool *pp = &p->pools[p->n_pools++];
+                bool match = sel_match(pool->selector, labels);
+                const char *sel = *pool->node_selector ? pool->node_selector : "all()";
+
+                pp->pool = (uint32_t)i;
+                pp->applies = pl->applies[i] = match || local[i];
+                pp->underlay = !pool->nat_outgoing;
+                if (match)
+                        snprintf(pp->reason, sizeof(pp->reason), "nodeSelector %s matches this node%s", sel,
+                                 pool->disabled ? " (disabled: its addresses are still in use)" : "");
+                else if (local[i])
+                        snprintf(pp->reason, sizeof(pp->reason),
+                                 "a block is affine to this node (nodeSelector %s no longer matches)", sel);
+                else
+                        snprintf(pp->reason, sizeof(pp->reason), "nodeSelector %s does not match this node", sel);
+                if (!pp->applies)
+                        continue;
+                if (pp->underlay)
+                        p->underlay = true;
+                if (pool->ipip != CFG_ENCAP_NEVER || pool->vxlan != CFG_ENCAP_NEVER)
+                        p->tunnels_unneeded = false;
+        }
+        free(local);
+        return 0;
+}
+
+/* ---- desired block routes ---- */
+
+static void note(struct node_note *notes, uint32_t node, uint32_t block)
+{
+        struct node_note *n = &notes[node];
+
+        if (n->count < EXAMPLES)
+                n->examples[n->count] = block;
+        n->count++;
+}
+
+/* Is the path from here to node M unencapsulated for this pool? */
+static bool unencapsulated(const struct planner *pl, const struct cfg_pool *pool, const struct cfg_node *peer)
+{
+        enum cfg_encap e = pool->ipip != CFG_ENCAP_NEVER ? pool->ipip : pool->vxlan;
+        struct cfg_prefix net = pl->self_addr, peer_host = host_prefix(&peer->addr);
+
+        if (e == CFG_ENCAP_NEVER)
+                return true;
+        if (e == CFG_ENCAP_ALWAYS || !pl->self_addr.family)
+                return false;
+        /* CrossSubnet: plain when the peer is in this node's subnet. */
+        cfg_prefix_mask(&net);
+        return cfg_prefix_contains(&net, &peer_host);
+}
+
+static int want_route(struct planner *pl, const struct host_route *r)
+{
+        int ret;
+
+        if ((ret = GROW(pl->want, pl->cap_want, pl->n_want + 1)) < 0)
+                return ret;
+        pl->want[pl->n_want++] = *r;
+        return 0;
+}
+
+static int plan_block(struct planner *pl, uint32_t bi)
+{
+        const struct cfg_settings *s = &pl->m->settings;
+        const struct cfg_block *b = &pl->m->blocks[bi];
+        const struct cfg_pool *pool = &pl->m->pools[b->pool];
+        const struct cfg_node *peer = &pl->m->nodes[b->node];
+        struct host_route r = {
+                .dst = b->cidr,
+                .table = s->route_table,
+                .priority = s->route_metric,
+                .protocol = s->route_protocol,
+                .type = HOST_RTN_UNICAST,
+        };
+
+        if (b->node == pl->self) {
+                if (s->local_block_route == CFG_LOCAL_NONE)
+                        return 0;
+                r.type = s->local_block_route == CFG_LOCAL_BLACKHOLE ? HOST_RTN_BLACKHOLE : HOST_RTN_UNREACHABLE;
+                return want_route(pl, &r);
+        }
+        if (peer->addr.family != AF_INET) {
+                note(pl->no_addr, b->node, bi);
+                return 0;
+        }
+        if (!unencapsulated(pl, pool, peer))
+                return 0; /* Calico's tunnel carries it */
+        if (!on_link(pl, &peer->addr)) {
+                note(pl->upstream, b->node, bi);
+                return 0;
+        }
+        r.gateway = host_prefix(&peer->addr);
+        r.oif = pl->uplink->ifindex;
+        return want_route(pl, &r);
+}
+
+static int plan_blocks(struct planner *pl)
+{
+        const struct cfg_model *m = pl->m;
+        int r;
+
+        pl->upstream = calloc(m->n_nodes ? m->n_nodes : 1, sizeof(*pl->upstream));
+        pl->no_addr = calloc(m->n_nodes ? m->n_nodes : 1, sizeof(*pl->no_addr));
+        if (!pl->upstream || !pl->no_addr)
+                return -ENOMEM;
+        for (size_t i = 0; i < m->n_blocks; i++) {
+                const struct cfg_block *b = &m->blocks[i];
+
+                /* IPv6 host actions come later (DESIGN §3). */
+                if (b->cidr.family != AF_INET || !pl->applies[b->pool] || m->pools[b->pool].nat_outgoing)
+                        continue;
+                if ((r = plan_block(pl, (uint32_t)i)) < 0)
+                        return r;
+        }
+        pl->p->n_routes_wanted = pl->n_want;
+        return 0;
+}
+
+/* ---- matching desired routes against the kernel's ---- */
+
+static bool same_path(const struct host_route *a, const struct host_route *b)
+{
+        /* "Equivalent" (DESIGN §3): same table, prefix, type, gateway and device. */
+        return a->table == b->table && cfg_prefix_eq(&a->dst, &b->dst) && a->type == b->type &&
+               cfg_prefix_eq(&a->gateway, &b->gateway) && a->oif == b->oif && !a->multipath && !b->multipath;
+}
+
+static int route_ptr_cmp(const void *x, const void *y)
+{
+        const struct host_route *a = *(const struct host_route *const *)x, *b = *(const struct host_route *const *)y;
+
+        return cfg_prefix_cmp(&a->dst, &b->dst);
+}
+
+static int del_route(struct planner *pl, const struct host_route *r)
+{
+        struct plan_action a = { .kind = PLAN_DEL_ROUTE, .route = *r, .pool = UINT32_MAX, .ifindex = r->oif };
+        const struct host_link *l = r->oif ? host_link_by_index(pl->h, r->oif) : NULL;
+
+        if (l)
+                snprintf(a.dev, sizeof(a.dev), "%s", l->name);
+        return add_action(pl, &a);
+}
+
+static int conflict(struct planner *pl, const struct host_route *want, const struct host_route *foreign)
+{
+        char d[CFG_PREFIX_STRLEN], fg[CFG_PREFIX_STRLEN], wg[CFG_PREFIX_STRLEN];
+
+        pl->n_conflicts++;
+        return add_finding(pl, PLAN_WARNING, "foreign-route-conflict",
+                           "%s: a route of protocol %u (%s%s%s) is already there and differs from ours (%s%s%s); "
+                           "left alone, ours not installed",
+                           pfx(&want->dst, d), foreign->protocol, plan_route_type_name(foreign->type),
+                           foreign->gateway.family ? " via " : "",
+                           foreign->gateway.family ? addr(&foreign->gateway, fg) : "",
+                           plan_route_type_name(want->type), want->gateway.family ? " via " : "",
+                           want->gateway.family ? addr(&want->gateway, wg) : "");
+}
+
+/* One destination: the routes the kernel has for it in our table (sorted group) and
+ * the one we want (or NULL). */
+static int plan_dst(struct planner *pl, const struct host_route *want, const struct host_route *const *have,
+                    size_t n)
+{
+        const struct host_route *foreign = NULL, *keep = NULL, *same_key = NULL;
+        uint8_t own = pl->m->settings.route_protocol;
+        int r;
+
+        for (size_t i = 0; i < n; i++) {
+                const struct host_route *h = have[i];
+
+                if (h->protocol != own) {
+                        if (want && same_path(h, want)) {
+                                foreign = h;
+                                break;
+                        }
+                        if (!foreign)
+                                foreign = h;
+                } else if (want && same_path(h, want) && h->priority == want->priority && !keep)
+                        keep = h;
+                else if (want && h->priority == want->priority && !same_key)
+                        same_key = h;
+        }
+        if (want && foreign) {
+                if (same_path(foreign, want)) {
+                        pl->p->n_routes_foreign++;
+                        if (foreign->protocol == 12)
+                                pl->n_bird++;
+                } else if ((r = conflict(pl, want, foreign)) < 0)
+                        return r;
+                keep = same_key = NULL;
+                want = NULL; /* we fill gaps; we never compete for a prefix */
+        }
+        for (size_t i = 0; i < n; i++)
+                if (have[i]->protocol == own && have[i] != keep && have[i] != same_key &&
+                    (r = del_route(pl, have[i])) < 0)
+                        return r;
+        if (want && !keep) {
+                struct plan_action a = { .kind = PLAN_ADD_ROUTE, .route = *want, .replace = same_key != NULL,
+                                         .ifindex = want->oif, .pool = UINT32_MAX };
+
+                if (pl->uplink && want->oif)
+                        snprintf(a.dev, sizeof(a.dev), "%s", pl->uplink->name);
+                return add_action(pl, &a);
+        }
+        return 0;
+}
+
+static int plan_routes(struct planner *pl)
+{
+        const struct host_snapshot *h = pl->h;
+        const struct cfg_settings *s = &pl->m->settings;
+        _cleanup_(freep) const struct host_route **have = NULL;
+        size_t n = 0, i = 0, j = 0;
+        int r;
+
+        have = malloc((h->n_routes ? h->n_routes : 1) * sizeof(*have));
+        if (!have)
+                return -ENOMEM;
+        for (size_t k = 0; k < h->n_routes; k++) {
+                const struct host_route *rt = &h->routes[k];
+
+                if (rt->dst.family != AF_INET)
+                        continue;
+                if (rt->table == s->route_table)
+                        have[n++] = rt;
+                else if (rt->protocol == s->route_protocol && (r = del_route(pl, rt)) < 0)
+                        return r; /* ours, in a table we no longer use */
+        }
+        qsort(have, n, sizeof(*have), route_ptr_cmp);
+        /* Merge walk: both lists sorted by destination. */
+        while (i < pl->n_want || j < n) {
+                const struct host_route *w = i < pl->n_want ? &pl->want[i] : NULL;
+                size_t k = j;
+                int c;
+
+                if (!w)
+                        c = 1;
+                else if (j == n)
+                        c = -1;
+                else
+                        c = cfg_prefix_cmp(&w->dst, &have[j]->dst);
+                if (c >= 0)
+                        while (k < n && cfg_prefix_eq(&have[k]->dst, &have[j]->dst))
+                                k++;
+                if ((r = plan_dst(pl, c <= 0 ? w : NULL, have + j, c >= 0 ? k - j : 0)) < 0)
+                        return r;
+                if (c <= 0)
+                        i++;
+                if (c >= 0)
+                        j = k;
+        }
+        return 0;
+}
+
+/* ---- proxy ARP and its delay ---- */
+
+static int set_value(struct planner *pl, enum plan_kind kind, const struct host_link *l, int64_t v, bool restore)
+{
+        struct plan_action a = { .kind = kind, .ifindex = l->ifindex, .value = v, .restore = restore,
+                                 .pool = UINT32_MAX };
+
+        snprintf(a.dev, sizeof(a.dev), "%s", l->name);
+        return add_action(pl, &a);
+}
+
+static int restore_record(struct planner *pl, const struct host_record *rec)
+{
+        const struct host_link *l = host_link_by_name(pl->h, rec->ifname);
+        bool is_uplink = pl->uplink && l == pl->uplink, delay;
+        int arp, r;
+
+        if (!l)
+                return 0; /* the device is gone, and its settings with it */
+        /* The delay of another device than the uplink is not observed: put it back. */
+        delay = rec->proxy_delay_ms >= 0 && (!is_uplink || pl->h->uplink_proxy_delay_ms != rec->proxy_delay_ms);
+        arp = rec->proxy_arp >= 0 ? rec->proxy_arp : l->proxy_arp; /* the value to end with */
+        if (!delay)
+                return rec->proxy_arp >= 0 && l->proxy_arp != rec->proxy_arp
+                               ? set_value(pl, PLAN_SET_PROXY_ARP, l, rec->proxy_arp, true)
+                               : 0;
+        /* Proxy ARP off first: the delay must not change while it answers (felix PR
+         * 1938), even when the recorded value turns it back on afterwards. */
+        if (l->proxy_arp != 0 && (r = set_value(pl, PLAN_SET_PROXY_ARP, l, 0, arp == 0)) < 0)
+                return r;
+        if ((r = set_value(pl, PLAN_SET_PROXY_DELAY, l, rec->proxy_delay_ms, true)) < 0)
+                return r;
+        if (arp > 0 && (r = set_value(pl, PLAN_SET_PROXY_ARP, l, arp, rec->proxy_arp >= 0)) < 0)
+                return r;
+        return 0;
+}
+
+static int plan_proxy_arp_on(struct planner *pl)
+{
+        const struct cfg_settings *s = &pl->m->settings;
+        const struct host_link *l = pl->uplink;
+        struct plan *p = pl->p;
+        bool delay = s->proxy_delay_ms != CFG_PROXY_DELAY_KEEP && pl->h->uplink_proxy_delay_ms != s->proxy_delay_ms;
+        int r;
+
+        if (pl->rec->valid && strcmp(pl->rec->ifname, l->name) != 0 && (r = restore_record(pl, pl->rec)) < 0)
+                return r; /* the uplink moved: put the old one back first */
+        if (pl->rec->valid && strcmp(pl->rec->ifname, l->name) == 0) {
+                p->record = *pl->rec;
+                /* proxyDelay was keep when the record was written: the value found
+                 * before our first change of the delay is recorded now. */
+                if (delay && p->record.proxy_delay_ms < 0 && pl->h->uplink_proxy_delay_ms >= 0) {
+                        p->record.proxy_delay_ms = pl->h->uplink_proxy_delay_ms;
+                        p->record_first = true;
+                }
+        } else {
+                p->record = (struct host_record){ .valid = true, .proxy_arp = l->proxy_arp,
+                                                  .proxy_delay_ms = s->proxy_delay_ms == CFG_PROXY_DELAY_KEEP
+                                                                            ? -1
+                                                                            : pl->h->uplink_proxy_delay_ms };
+                snprintf(p->record.ifname, sizeof(p->record.ifname), "%s", l->name);
+                p->record_first = true;
+        }
+        /* Set the delay before proxy ARP answers: kernels have panicked when it changed
+         * under a live proxy (felix PR 1938). If it may already answer, pause it. */
+        if (delay && l->proxy_arp != 0 && (r = set_value(pl, PLAN_SET_PROXY_ARP, l, 0, false)) < 0)
+                return r;
+        if (delay && (r = set_value(pl, PLAN_SET_PROXY_DELAY, l, s->proxy_delay_ms, false)) < 0)
+                return r;
+        if ((l->proxy_arp != 1 || delay) && (r = set_value(pl, PLAN_SET_PROXY_ARP, l, 1, false)) < 0)
+                return r;
+        return 0;
+}
+
+static int plan_proxy_arp(struct planner *pl)
+{
+        if (pl->p->underlay) {
+                if (!pl->uplink) {
+                        /* Keep the record: clearing it would lose the values to restore. */
+                        if (pl->rec->valid)
+                                pl->p->record = *pl->rec;
+                        return add_finding(pl, PLAN_BLOCKING, "uplink-not-found", "no uplink: %s",
+                                           pl->h->uplink_error[0] ? pl->h->uplink_error : "not found");
+                }
+                return plan_proxy_arp_on(pl);
+        }
+        if (pl->rec->valid)
+                return restore_record(pl, pl->rec); /* p->record stays invalid: cleared */
+        return 0;
+}
+
+/* ---- tunnels ---- */
+
+static bool is_calico_tunnel_addr(const struct planner *pl, const struct cfg_prefix *a)
+{
+        const struct cfg_node *self = pl->self != UINT32_MAX ? &pl->m->nodes[pl->self] : NULL;
+        struct cfg_prefix hp = host_prefix(a);
+
+        if (cfg_model_pool_for(pl->m, &hp))
+                return true;
+        if (self && self->ipip_tunnel_addr.family && cfg_prefix_contains(&self->ipip_tunnel_addr, &hp))
+                return true;
+        return self && self->vxlan_tunnel_addr.family && cfg_prefix_contains(&self->vxlan_tunnel_addr, &hp);
+}
+
+/* fe80::/10: the kernel gives one to every device that runs IPv6; nobody's "own". */
+static bool is_link_local6(const struct cfg_prefix *a)
+{
+        return a->family == AF_INET6 && a->addr[0] == 0xfe && (a->addr[1] & 0xc0) == 0x80;
+}
+
+static int routes_via(struct planner *pl, const struct host_link *l)
+{
+        const struct host_route *first = NULL;
+        char d[CFG_PREFIX_STRLEN];
+        size_t n = 0;
+
+        for (size_t i = 0; i < pl->h->n_routes; i++)
+                if (pl->h->routes[i].oif == l->ifindex && pl->h->routes[i].type == HOST_RTN_UNICAST &&
+                    pl->h->routes[i].protocol != 2 /* the device's own kernel routes */) {
+                        if (!first)
+                                first = &pl->h->routes[i];
+                        n++;
+                }
+        if (!n)
+                return 0;
+        return add_finding(pl, PLAN_BLOCKING, "routes-via-tunnel",
+                           "%zu route%s still use %s (first: %s, protocol %u): removing the device withdraws them",
+                           n, n == 1 ? "" : "s", l->name, pfx(&first->dst, d), first->protocol);
+}
+
+static int plan_tunnel(struct planner *pl, const char *name, const char *kind, enum cfg_tristate felix)
+{
+        const struct host_link *l = host_link_by_name(pl->h, name);
+        struct plan_action a = { .kind = PLAN_REMOVE_TUNNEL, .pool = UINT32_MAX };
+        struct cfg_prefix foreign = {};
+        char buf[CFG_PREFIX_STRLEN];
+        int r;
+
+        if (!l)
+                return 0;
+        if (strcmp(l->kind, kind) != 0)
+                return add_finding(pl, PLAN_WARNING, "tunnel-not-calico",
+                                   "%s is a %s device, not %s: left alone", name, l->kind[0] ? l->kind : "plain",
+                                   kind);
+        if (felix == CFG_TRUE)
+                return add_finding(pl, PLAN_WARNING, "felix-keeps-tunnel",
+                                   "FelixConfiguration sets %s: true, so Felix keeps %s; left alone",
+                                   streq(kind, "ipip") ? "ipipEnabled" : "vxlanEnabled", name);
+        a.ifindex = l->ifindex;
+        snprintf(a.dev, sizeof(a.dev), "%s", l->name);
+        snprintf(a.tunnel_kind, sizeof(a.tunnel_kind), "%s", kind);
+        for (size_t i = 0; i < pl->h->n_addrs; i++) {
+                const struct host_addr *ha = &pl->h->addrs[i];
+
+                if (ha->ifindex != l->ifindex || is_link_local6(&ha->addr))
+                        continue;
+                if (!is_calico_tunnel_addr(pl, &ha->addr)) {
+                        if (!a.foreign_addrs)
+                                foreign = ha->addr;
+                        a.foreign_addrs = true;
+                }
+                else if (a.n_tunnel_addrs < PLAN_TUNNEL_ADDRS_MAX)
+                        a.tunnel_addrs[a.n_tunnel_addrs++] = ha->addr;
+        }
+        /* The kernel keeps the IPIP fallback device: without Calico addresses and down
+         * (or up with someone else's addresses) it counts as removed. A down VXLAN
+         * device is still there and is still removed. */
+        if (a.n_tunnel_addrs == 0 && ((!l->up && streq(kind, "ipip")) || a.foreign_addrs)) {
+                if (a.foreign_addrs)
+                        return add_finding(pl, PLAN_INFO, "tunnel-foreign-addresses",
+                                           "%s carries addresses that are not Calico's (first: %s): device left up",
+                                           name, pfx(&foreign, buf));
+                return 0;
+        }
+        if ((r = routes_via(pl, l)) < 0)
+                return r;
+        if (a.foreign_addrs && (r = add_finding(pl, PLAN_INFO, "tunnel-foreign-addresses",
+                                                "%s carries addresses that are not Calico's (first: %s): if the "
+                                                "kernel keeps the device, it stays up with them",
+                                                name, pfx(&foreign, buf))) < 0)
+                return r;
+        return add_action(pl, &a);
+}
+
+static int plan_tunnels(struct planner *pl)
+{
+        const struct cfg_settings *s = &pl->m->settings;
+        struct cfg_felix felix = cfg_model_felix(pl->m, s->node_name);
+        unsigned min_mtu = 0;
+        size_t before = pl->p->n_actions;
+        int r;
+
+        if (!pl->p->tunnels_unneeded)
+                return 0;
+        if ((r = plan_tunnel(pl, s->tunnel_ipip, "ipip", felix.ipip_enabled)) < 0 ||
+            (r = plan_tunnel(pl, s->tunnel_vxlan, "vxlan", felix.vxlan_enabled)) < 0)
+                return r;
+        for (size_t i = before; i < pl->p->n_actions; i++) {
+                const struct host_link *l = host_link_by_index(pl->h, pl->p->actions[i].ifindex);
+
+                if (l && l->mtu && (!min_mtu || l->mtu < min_mtu))
+                        min_mtu = l->mtu;
+        }
+        if (min_mtu && pl->uplink && pl->uplink->mtu > min_mtu)
+                return add_finding(pl, PLAN_INFO, "mtu-can-be-raised",
+                                   "the tunnel MTU is %u; once encapsulation is gone the pod MTU can be raised to "
+                                   "the uplink's %u",
+                                   min_mtu, pl->uplink->mtu);
+        return 0;
+}
+
+/* ---- findings that are not tied to one action ---- */
+
+static int report_notes(struct planner *pl, const struct node_note *notes, enum plan_severity sev,
+                        const char *code, const char *what)
+{
+        char ex[EXAMPLES * (CFG_PREFIX_STRLEN + 2)], b[CFG_PREFIX_STRLEN], a[CFG_PREFIX_STRLEN];
+        int r;
+
+        for (size_t i = 0; i < pl->m->n_nodes; i++) {
+                const struct cfg_node *n = &pl->m->nodes[i];
+                size_t len = 0;
+
+                if (!notes[i].count)
+                        continue;
+                ex[0] = 0;
+                for (uint32_t k = 0; k < notes[i].count && k < EXAMPLES; k++)
+                        len += (size_t)snprintf(ex + len, sizeof(ex) - len, "%s%s", k ? ", " : "",
+                                                pfx(&pl->m->blocks[notes[i].examples[k]].cidr, b));
+                if (notes[i].count > EXAMPLES)
+                        snprintf(ex + len, sizeof(ex) - len, " and %u more", notes[i].count - EXAMPLES);
+                r = add_finding(pl, sev, code, "node %s%s%s%s: %s: %s", n->name, n->addr.family ? " (" : "",
+                                n->addr.family ? addr(&n->addr, a) : "", n->addr.family ? ")" : "", what, ex);
+                if (r < 0)
+                        return r;
+        }
+        return 0;
+}
+
+static int report_pools(struct planner *pl)
+{
+        char c[CFG_PREFIX_STRLEN], a[CFG_PREFIX_STRLEN], b[CFG_PREFIX_STRLEN];
+        int r;
+
+        for (size_t i = 0; i < pl->p->n_pools; i++) {
+                const struct plan_pool *pp = &pl->p->pools[i];
+                const struct cfg_pool *pool = &pl->m->pools[pp->pool];
+                char routes[512] = "";
+                size_t len = 0, n = 0;
+
+                if (pp->applies && pool->cidr.family == AF_INET6) {
+                        if ((r = add_finding(pl, PLAN_INFO, "ipv6-not-handled",
+                                             "IPv6 pool %s (%s) applies: IPv6 routes and the %s device are not "
+                                             "handled yet",
+                                             pool->name, pfx(&pool->cidr, c), pl->m->settings.tunnel_vxlan_v6)) < 0)
+                                return r;
+                        continue;
+                }
+                if (!pp->underlay)
+                        continue;
+                if (!pp->applies) {
+                        r = add_finding(pl, PLAN_INFO, "pool-not-applying",
+                                        "underlay pool %s (%s) does not apply here: no routes to its blocks",
+                                        pool->name, pfx(&pool->cidr, c));
+                        if (r < 0)
+                                return r;
+                        continue;
+                }
+                if (!pl->uplink || uplink_subnet_contains(pl, &pool->cidr))
+                        continue;
+                for (size_t k = 0; k < pl->m->n_blocks; k++) {
+                        const struct cfg_block *bl = &pl->m->blocks[k];
+
+                        if (bl->pool != pp->pool || bl->node != pl->self)
+                                continue;
+                        if (n++ < 8 && pl->self_addr.family)
+                                len += (size_t)snprintf(routes + len, sizeof(routes) - len, "%s%s via %s",
+                                                        len ? ", " : "", pfx(&bl->cidr, b), addr(&pl->self_addr, a));
+                }
+                r = add_finding(pl, PLAN_WARNING, "pool-outside-uplink-subnet",
+                                "pool %s (%s) lies outside %s's subnet: proxy ARP alone will not make it reachable; "
+                                "the upstream router needs %s%s%s",
+                                pool->name, pfx(&pool->cidr, c), pl->uplink->name,
+                                n ? "these routes: " : "a route per block of this node (none yet)", routes,
+                                n > 8 ? " ..." : "");
+                if (r < 0)
+                        return r;
+        }
+        return 0;
+}
+
+static int report_host(struct planner *pl)
+{
+        const struct host_link *l = pl->uplink;
+        int r, rp;
+
+        if ((pl->self == UINT32_MAX || !pl->m->nodes[pl->self].has_resource) &&
+            (r = add_finding(pl, PLAN_WARNING, "node-not-in-resources",
+                             "this node (%s) is in no Node resource: using %s", pl->m->settings.node_name,
+                             pl->m->settings.has_node_labels ? "nodeLabels from the settings" : "no labels")) < 0)
+                return r;
+        if (!pl->p->underlay || !l)
+                return 0;
+        if (pl->h->all_forwarding == 0 &&
+            (r = add_finding(pl, PLAN_BLOCKING, "forwarding-off",
+                             "IPv4 forwarding is off (net.ipv4.ip_forward=0): pods cannot be reached")) < 0)
+                return r;
+        if (l->forwarding == 0 &&
+            (r = add_finding(pl, PLAN_BLOCKING, "forwarding-off",
+                             "forwarding is off on %s: the kernel answers proxy ARP only on a forwarding "
+                             "interface",
+                             l->name)) < 0)
+                return r;
+        rp = pl->h->all_rp_filter > l->rp_filter ? pl->h->all_rp_filter : l->rp_filter;
+        if (rp == 1 && (r = add_finding(pl, PLAN_WARNING, "rp-filter-strict",
+                                        "strict rp_filter on %s: replies routed asymmetrically are dropped "
+                                        "(loose mode 2 is safer)",
+                                        l->name)) < 0)
+                return r;
+        if (pl->n_bird && (r = add_finding(pl, PLAN_INFO, "bird-routes",
+                                           "BIRD already programs %zu block route%s: those are left to it",
+                                           pl->n_bird, pl->n_bird == 1 ? "" : "s")) < 0)
+                return r;
+        return 0;
+}
+
+/* ---- entry points ---- */
+
+static void planner_done(struct planner *pl)
+{
+        free(pl->applies);
+        free(pl->want);
+        free(pl->upstream);
+        free(pl->no_addr);
+}
+
+static int plan_new(struct plan **ret)
+{
+        *ret = calloc(1, sizeof(**ret));
+        return *ret ? 0 : -ENOMEM;
+}
+
+int plan_build(const struct cfg_model *m, const struct host_snapshot *h, const struct host_record *rec,
+               struct plan **ret)
+{
+        static const struct host_record none = { .proxy_arp = -1, .proxy_delay_ms = -1 };
+        struct planner pl = { .m = m, .h = h, .rec = rec ? rec : &none };
+        int r;
+
+        if ((r = plan_new(&pl.p)) < 0)
+                return r;
+        pl.uplink = h->uplink ? host_link_by_index(h, h->uplink) : NULL;
+        if (pl.uplink) {
+                pl.p->uplink = pl.uplink->ifindex;
+                snprintf(pl.p->uplink_name, sizeof(pl.p->uplink_name), "%s", pl.uplink->name);
+        }
+        find_self(&pl);
+        if ((r = plan_pools(&pl)) < 0 || (r = plan_blocks(&pl)) < 0 || (r = plan_proxy_arp(&pl)) < 0 ||
+            (r = plan_routes(&pl)) < 0 || (r = plan_tunnels(&pl)) < 0)
+                goto fail;
+        if ((r = report_host(&pl)) < 0 || (r = report_pools(&pl)) < 0 ||
+            (r = report_notes(&pl, pl.upstream, PLAN_WARNING, "needs-upstream-routing",
+                              "not on-link on the uplink, these blocks need upstream routing (the switch or "
+                              "BGP)")) < 0 ||
+            (r = report_notes(&pl, pl.no_addr, PLAN_WARNING, "node-address-unknown",
+                              "no known address, so no route to its blocks")) < 0)
+                goto fail;
+        planner_done(&pl);
+        *ret = pl.p;
+        return 0;
+fail:
+        planner_done(&pl);
+        plan_free(pl.p);
+        return r;
+}
+
+int plan_cleanup(const struct cfg_settings *s, const struct host_snapshot *h, const struct host_record *rec,
+                 struct plan **ret)
+{
+        static const struct host_record none = { .proxy_arp = -1, .proxy_delay_ms = -1 };
+        struct cfg_model fake = { .settings = *s };
+        struct planner pl = { .m = &fake, .h = h, .rec = rec ? rec : &none };
+        int r = 0;
+
+        if ((r = plan_new(&pl.p)) < 0)
+                return r;
+        pl.uplink = h->uplink ? host_link_by_index(h, h->uplink) : NULL;
+        if (pl.rec->valid)
+                r = restore_record(&pl, pl.rec);
+        for (size_t i = 0; i < h->n_routes && r >= 0; i++)
+                if (h->routes[i].protocol == s->route_protocol)
+                        r = del_route(&pl, &h->routes[i]);
+        if (r < 0) {
+                plan_free(pl.p);
+                return r;
+        }
+        *ret = pl.p;
+        return 0;
+}
+
+void plan_free(struct plan *p)
+{
+        if (!p)
+                return;
+        for (size_t i = 0; i < p->n_findings; i++)
+                free(p->findings[i].message);
+        free(p->findings);
+        free(p->actions);
+        free(p->pools);
+        free(p);
+}
+
+const char *plan_kind_name(enum plan_kind k)
+{
+        switch (k) {
+        case PLAN_SET_PROXY_DELAY:
+                return "set-proxy-delay";
+        case PLAN_SET_PROXY_ARP:
+                return "set-proxy-arp";
+        case PLAN_DEL_ROUTE:
+                return "delete-route";
+        case PLAN_ADD_ROUTE:
+                return "add-route";
+        case PLAN_REMOVE_TUNNEL:
+                return "remove-tunnel";
+        }
+        return "?";
+}
+
+const char *plan_severity_name(enum plan_severity s)
+{
+        return s == PLAN_BLOCKING ? "blocking" : s == PLAN_WARNING ? "warning" : "info";
+}
+
+const char *plan_route_type_name(uint8_t type)
+{
+        switch (type) {
+        case HOST_RTN_UNICAST:
+                return "unicast";
+        case HOST_RTN_BLACKHOLE:
+                return "blackhole";
+        case HOST_RTN_UNREACHABLE:
+                return "unreachable";
+        case HOST_RTN_PROHIBIT:
+                return "prohibit";
+        case HOST_RTN_LOCAL:
+                return "local";
+        default:
+                return "other";
+        }
+}
+
+int plan_action_fmt(const struct plan_action *a, char *buf, size_t size)
+{
+        char d[CFG_PREFIX_STRLEN], g[CFG_PREFIX_STRLEN];
+        const struct host_route *r = &a->route;
+
+        switch (a->kind) {
+        case PLAN_SET_PROXY_DELAY:
+                return snprintf(buf, size, "set-proxy-delay %s %lld ms%s", a->dev, (long long)a->value,
+                                a->restore ? " (restore)" : "");
+        case PLAN_SET_PROXY_ARP:
+                return snprintf(buf, size, "set-proxy-arp %s %lld%s", a->dev, (long long)a->value,
+                                a->restore ? " (restore)" : "");
+        case PLAN_REMOVE_TUNNEL:
+                return snprintf(buf, size, "remove-tunnel %s (%s)", a->dev, a->tunnel_kind);
+        case PLAN_ADD_ROUTE:
+        case PLAN_DEL_ROUTE:
+                break;
+        }
+        cfg_prefix_fmt(&r->dst, d, sizeof(d));
+        if (r->type != HOST_RTN_UNICAST)
+                return snprintf(buf, size, "%s %s %s proto %u metric %u table %u", plan_kind_name(a->kind),
+                                plan_route_type_name(r->type), d, r->protocol, r->priority, r->table);
+        cfg_addr_fmt(&r->gateway, g, sizeof(g));
+        return snprintf(buf, size, "%s %s%s%s%s%s proto %u metric %u table %u", plan_kind_name(a->kind), d,
+                        r->gateway.family ? " via " : "", r->gateway.family ? g : "", a->dev[0] ? " dev " : "",
+                        a->dev, r->protocol, r->priority, r->table);
+}

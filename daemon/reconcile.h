@@ -1,0 +1,21 @@
+/* One reconcile pass: observe, plan, record, apply. Shared by --once, --cleanup and the
+ * daemon's event loop. Prints nothing; the caller reports. */
+#pragma once
+
+#include "model.h"
+#include "nl.h"
+#include "plan.h"
+
+struct reconcile {
+        struct host_snapshot host;
+        struct host_record record;  /* as loaded before the pass */
+        struct plan *plan;
+        struct nl_result *results;  /* one per plan action */
+        size_t n_failed;
+        int state_error;            /* saving/removing the record failed: -errno */
+};
+
+/* model NULL = cleanup (settings only). dry_run = observe and plan only. */
+int reconcile_run(struct nl *nl, const struct cfg_model *model, const struct cfg_settings *settings,
+                  const char *state_dir, bool dry_run, struct reconcile *ret);
+void reconcile_clear(struct reconcile *r);

@@ -1,0 +1,268 @@
+/* --check reports. The text form is for the operator at a terminal before cutover; the
+ * JSON form carries the same facts for fleet tooling (one document, stable keys).
+ * Never decides anything: it prints the plan and the findings as they are. */
+#include "report.h"
+
+#include <arpa/inet.h>
+#include <string.h>
+
+#include "util.h"
+
+int report_check_status(const struct report_source *src)
+{
+        if (src->error || !src->model || !src->host || !src->plan)
+                return 2;
+        return src->plan->n_blocking ? 1 : 0;
+}
+
+void report_diags(FILE *f, const struct cfg_diags *d, bool notices)
+{
+        char buf[1024];
+
+        if (!d)
+                return;
+        for (size_t i = 0; i < d->n; i++) {
+                if (d->v[i].severity == CFG_NOTICE && !notices)
+                        continue;
+                cfg_diag_fmt(&d->v[i], buf, sizeof(buf));
+                fprintf(f, "%s: %s\n", d->v[i].severity == CFG_ERROR ? "error" : "notice", buf);
+        }
+        if (d->n_dropped)
+                fprintf(f, "(%zu more diagnostics not shown)\n", d->n_dropped);
+}
+
+static void uplink_addrs_text(FILE *f, const struct host_snapshot *h)
+{
+        char a[CFG_PREFIX_STRLEN];
+        bool any = false;
+
+        for (size_t i = 0; i < h->n_addrs; i++)
+                if (h->addrs[i].ifindex == h->uplink) {
+                        cfg_prefix_fmt(&h->addrs[i].addr, a, sizeof(a));
+                        fprintf(f, "%s%s", any ? ", " : " (", a);
+                        any = true;
+                }
+        fprintf(f, "%s", any ? ")" : " (no address)");
+}
+
+void report_check_text(FILE *f, const struct report_source *src)
+{
+        const struct plan *p = src->plan;
+        const struct host_link *l;
+        char buf[512];
+        int status = report_check_status(src);
+
+        fprintf(f, "node: %s\n", src->node ? src->node : "?");
+        report_diags(f, src->diags, true);
+        if (status == 2) {
+                fprintf(f, "cannot evaluate: %s\n", src->error ? src->error : "the configuration is invalid");
+                return;
+        }
+        l = host_link_by_index(src->host, src->host->uplink);
+        if (l) {
+                fprintf(f, "uplink: %s", l->name);
+                uplink_addrs_text(f, src->host);
+                fprintf(f, ", mtu %u, proxy_arp %d\n", l->mtu, l->proxy_arp);
+        } else
+                fprintf(f, "uplink: not found (%s)\n", src->host->uplink_error);
+        fprintf(f, "underlay mode: %s\n", p->underlay ? "on" : "off");
+        fprintf(f, "pools:\n");
+        for (size_t i = 0; i < p->n_pools; i++) {
+                const struct cfg_pool *pool = &src->model->pools[p->pools[i].pool];
+
+                cfg_prefix_fmt(&pool->cidr, buf, sizeof(buf));
+                fprintf(f, "  %-24s %-20s %-12s %-8s %s\n", pool->name, buf,
+                        p->pools[i].applies ? "applies" : "not-applying", p->pools[i].underlay ? "underlay" : "overlay",
+                        p->pools[i].reason);
+        }
+        fprintf(f, "changes: %zu\n", p->n_actions);
+        for (size_t i = 0; i < p->n_actions; i++) {
+                plan_action_fmt(&p->actions[i], buf, sizeof(buf));
+                fprintf(f, "  %s\n", buf);
+        }
+        fprintf(f, "findings: %zu\n", p->n_findings);
+        for (size_t i = 0; i < p->n_findings; i++)
+                fprintf(f, "  %-8s %s: %s\n", plan_severity_name(p->findings[i].severity), p->findings[i].code,
+                        p->findings[i].message);
+        if (p->n_blocking)
+                fprintf(f, "ready: no (%zu blocking problem%s)\n", p->n_blocking, p->n_blocking == 1 ? "" : "s");
+        else
+                fprintf(f, "ready: yes\n");
+}
+
+/* ---- JSON ---- */
+
+static void json_str(FILE *f, const char *s)
+{
+        fputc('"', f);
+        for (const unsigned char *c = (const unsigned char *)(s ? s : ""); *c; c++) {
+                if (*c == '"' || *c == '\\')
+                        fprintf(f, "\\%c", *c);
+                else if (*c == '\n')
+                        fputs("\\n", f);
+                else if (*c < 0x20)
+                        fprintf(f, "\\u%04x", *c);
+                else
+                        fputc(*c, f);
+        }
+        fputc('"', f);
+}
+
+static void json_prefix(FILE *f, const struct cfg_prefix *p, bool with_len)
+{
+        char buf[CFG_PREFIX_STRLEN];
+
+        if (with_len)
+                cfg_prefix_fmt(p, buf, sizeof(buf));
+        else
+                cfg_addr_fmt(p, buf, sizeof(buf));
+        json_str(f, buf);
+}
+
+static void json_action(FILE *f, const struct plan_action *a)
+{
+        fprintf(f, "{\"action\":");
+        json_str(f, plan_kind_name(a->kind));
+        switch (a->kind) {
+        case PLAN_ADD_ROUTE:
+        case PLAN_DEL_ROUTE:
+                fprintf(f, ",\"dst\":");
+                json_prefix(f, &a->route.dst, true);
+                fprintf(f, ",\"type\":");
+                json_str(f, plan_route_type_name(a->route.type));
+                fprintf(f, ",\"gateway\":");
+                if (a->route.gateway.family)
+                        json_prefix(f, &a->route.gateway, false);
+                else
+                        fputs("null", f);
+                fprintf(f, ",\"dev\":");
+                if (a->dev[0])
+                        json_str(f, a->dev);
+                else
+                        fputs("null", f);
+                fprintf(f, ",\"table\":%u,\"metric\":%u,\"protocol\":%u", a->route.table, a->route.priority,
+                        a->route.protocol);
+                if (a->kind == PLAN_ADD_ROUTE)
+                        fprintf(f, ",\"replace\":%s", a->replace ? "true" : "false");
+                break;
+        case PLAN_SET_PROXY_ARP:
+        case PLAN_SET_PROXY_DELAY:
+                fprintf(f, ",\"dev\":");
+                json_str(f, a->dev);
+                fprintf(f, ",\"value\":%lld,\"restore\":%s", (long long)a->value, a->restore ? "true" : "false");
+                break;
+        case PLAN_REMOVE_TUNNEL:
+                fprintf(f, ",\"dev\":");
+                json_str(f, a->dev);
+                fprintf(f, ",\"kind\":");
+                json_str(f, a->tunnel_kind);
+                break;
+        }
+        fputc('}', f);
+}
+
+static void json_diags(FILE *f, const struct cfg_diags *d)
+{
+        char buf[1024];
+        bool first = true;
+
+        fprintf(f, "\"errors\":[");
+        for (size_t i = 0; d && i < d->n; i++) {
+                if (d->v[i].severity != CFG_ERROR)
+                        continue;
+                cfg_diag_fmt(&d->v[i], buf, sizeof(buf));
+                fputs(first ? "" : ",", f);
+                json_str(f, buf);
+                first = false;
+        }
+        fputs("],\"notices\":[", f);
+        first = true;
+        for (size_t i = 0; d && i < d->n; i++) {
+                if (d->v[i].severity != CFG_NOTICE)
+                        continue;
+                cfg_diag_fmt(&d->v[i], buf, sizeof(buf));
+                fputs(first ? "" : ",", f);
+                json_str(f, buf);
+                first = false;
+        }
+        fputc(']', f);
+}
+
+static void json_uplink(FILE *f, const struct host_snapshot *h)
+{
+        const struct host_link *l = h ? host_link_by_index(h, h->uplink) : NULL;
+        bool first = true;
+
+        if (!l) {
+                fputs("\"uplink\":null", f);
+                return;
+        }
+        fputs("\"uplink\":{\"name\":", f);
+        json_str(f, l->name);
+        fprintf(f, ",\"mtu\":%u,\"proxy_arp\":%d,\"addresses\":[", l->mtu, l->proxy_arp);
+        for (size_t i = 0; i < h->n_addrs; i++)
+                if (h->addrs[i].ifindex == h->uplink) {
+                        fputs(first ? "" : ",", f);
+                        json_prefix(f, &h->addrs[i].addr, true);
+                        first = false;
+                }
+        fputs("]}", f);
+}
+
+static void json_pools(FILE *f, const struct report_source *src)
+{
+        const struct plan *p = src->plan;
+
+        fputs("\"pools\":[", f);
+        for (size_t i = 0; p && i < p->n_pools; i++) {
+                const struct cfg_pool *pool = &src->model->pools[p->pools[i].pool];
+
+                fputs(i ? ",{\"name\":" : "{\"name\":", f);
+                json_str(f, pool->name);
+                fputs(",\"cidr\":", f);
+                json_prefix(f, &pool->cidr, true);
+                fprintf(f, ",\"applies\":%s,\"underlay\":%s,\"disabled\":%s,\"ipipMode\":\"%s\",\"vxlanMode\":\"%s\","
+                           "\"reason\":",
+                        p->pools[i].applies ? "true" : "false", p->pools[i].underlay ? "true" : "false",
+                        pool->disabled ? "true" : "false", cfg_encap_name(pool->ipip), cfg_encap_name(pool->vxlan));
+                json_str(f, p->pools[i].reason);
+                fputc('}', f);
+        }
+        fputc(']', f);
+}
+
+void report_check_json(FILE *f, const struct report_source *src)
+{
+        const struct plan *p = src->plan;
+        int status = report_check_status(src);
+
+        fputs("{\"node\":", f);
+        json_str(f, src->node);
+        fputc(',', f);
+        json_uplink(f, status == 2 ? NULL : src->host);
+        fprintf(f, ",\"underlay\":%s,", p && status != 2 && p->underlay ? "true" : "false");
+        json_pools(f, status == 2 ? &(struct report_source){} : src);
+        fputs(",\"changes\":[", f);
+        for (size_t i = 0; status != 2 && i < p->n_actions; i++) {
+                fputs(i ? "," : "", f);
+                json_action(f, &p->actions[i]);
+        }
+        fputs("],\"findings\":[", f);
+        for (size_t i = 0; status != 2 && i < p->n_findings; i++) {
+                fputs(i ? ",{\"severity\":" : "{\"severity\":", f);
+                json_str(f, plan_severity_name(p->findings[i].severity));
+                fputs(",\"code\":", f);
+                json_str(f, p->findings[i].code);
+                fputs(",\"message\":", f);
+                json_str(f, p->findings[i].message);
+                fputc('}', f);
+        }
+        fputs("],", f);
+        json_diags(f, src->diags);
+        fprintf(f, ",\"ready\":%s,\"status\":%d", status == 0 ? "true" : "false", status);
+        if (src->error) {
+                fputs(",\"error\":", f);
+                json_str(f, src->error);
+        }
+        fputs("}\n", f);
+}

@@ -1,0 +1,164 @@
+/* The event socket. Its receive buffer is made large (several MB) because a bulk
+ * route change of our own or of BIRD's floods it; if the kernel still overruns it
+ * (ENOBUFS), notifications are lost and the caller must do a full resync. */
+#include "monitor.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <libmnl/libmnl.h>
+#include <linux/netconf.h>
+#include <linux/rtnetlink.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "util.h"
+
+#define MONITOR_RCVBUF (8 << 20)
+
+struct nl_monitor {
+        struct mnl_socket *sock;
+};
+
+int nl_monitor_open(struct nl_monitor **ret)
+{
+        static const unsigned groups[] = { RTNLGRP_LINK, RTNLGRP_IPV4_IFADDR, RTNLGRP_IPV4_ROUTE,
+                                           RTNLGRP_IPV4_NETCONF };
+        struct nl_monitor *m = calloc(1, sizeof(*m));
+        int buf = MONITOR_RCVBUF, r;
+
+        if (!m)
+                return -ENOMEM;
+        m->sock = mnl_socket_open2(NETLINK_ROUTE, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (!m->sock || mnl_socket_bind(m->sock, 0, MNL_SOCKET_AUTOPID) < 0)
+                goto fail;
+        for (size_t i = 0; i < ELEMENTSOF(groups); i++)
+                if (mnl_socket_setsockopt(m->sock, NETLINK_ADD_MEMBERSHIP, (void *)&groups[i], sizeof(groups[i])) < 0)
+                        goto fail;
+        if (setsockopt(mnl_socket_get_fd(m->sock), SOL_SOCKET, SO_RCVBUFFORCE, &buf, sizeof(buf)) < 0)
+                (void)setsockopt(mnl_socket_get_fd(m->sock), SOL_SOCKET, SO_RCVBUF, &buf, sizeof(buf));
+        *ret = m;
+        return 0;
+fail:
+        r = -errno;
+        nl_monitor_close(m);
+        return r ? r : -EIO;
+}
+
+void nl_monitor_close(struct nl_monitor *m)
+{
+        if (!m)
+                return;
+        if (m->sock)
+                mnl_socket_close(m->sock);
+        free(m);
+}
+
+int nl_monitor_fd(const struct nl_monitor *m)
+{
+        return mnl_socket_get_fd(m->sock);
+}
+
+static void parse_route(const struct nlmsghdr *h, struct nl_event *ev)
+{
+        const struct rtmsg *rtm = mnl_nlmsg_get_payload(h);
+        const struct nlattr *a;
+        size_t alen = rtm->rtm_family == AF_INET6 ? 16 : 4;
+
+        ev->route.dst.family = rtm->rtm_family;
+        ev->route.dst.len = rtm->rtm_dst_len;
+        ev->route.table = rtm->rtm_table;
+        ev->route.protocol = rtm->rtm_protocol;
+        ev->route.type = rtm->rtm_type;
+        mnl_attr_for_each(a, h, sizeof(*rtm)) {
+                switch (mnl_attr_get_type(a)) {
+                case RTA_DST:
+                        if (mnl_attr_get_payload_len(a) == alen)
+                                memcpy(ev->route.dst.addr, mnl_attr_get_payload(a), alen);
+                        break;
+                case RTA_TABLE:
+                        ev->route.table = mnl_attr_get_u32(a);
+                        break;
+                case RTA_OIF:
+                        ev->route.oif = (int)mnl_attr_get_u32(a);
+                        break;
+                default:
+                        break;
+                }
+        }
+        ev->ifindex = ev->route.oif;
+}
+
+static void parse_link(const struct nlmsghdr *h, struct nl_event *ev)
+{
+        const struct ifinfomsg *ifi = mnl_nlmsg_get_payload(h);
+        const struct nlattr *a;
+
+        ev->ifindex = ifi->ifi_index;
+        mnl_attr_for_each(a, h, sizeof(*ifi))
+                if (mnl_attr_get_type(a) == IFLA_IFNAME && mnl_attr_validate(a, MNL_TYPE_NUL_STRING) >= 0)
+                        snprintf(ev->ifname, sizeof(ev->ifname), "%s", mnl_attr_get_str(a));
+}
+
+static void parse_netconf(const struct nlmsghdr *h, struct nl_event *ev)
+{
+        const struct nlattr *a;
+
+        mnl_attr_for_each(a, h, sizeof(struct netconfmsg))
+                if (mnl_attr_get_type(a) == NETCONFA_IFINDEX && mnl_attr_get_payload_len(a) >= 4)
+                        ev->ifindex = (int)mnl_attr_get_u32(a);
+}
+
+struct drain_ctx {
+        void (*fn)(const struct nl_event *ev, void *userdata);
+        void *userdata;
+};
+
+static int on_msg(const struct nlmsghdr *h, void *data)
+{
+        struct drain_ctx *c = data;
+        struct nl_event ev = {};
+
+        switch (h->nlmsg_type) {
+        case RTM_NEWLINK:
+        case RTM_DELLINK:
+                ev.type = NL_EV_LINK;
+                ev.removed = h->nlmsg_type == RTM_DELLINK;
+                parse_link(h, &ev);
+                break;
+        case RTM_NEWADDR:
+        case RTM_DELADDR:
+                ev.type = NL_EV_ADDR;
+                ev.removed = h->nlmsg_type == RTM_DELADDR;
+                ev.ifindex = (int)((const struct ifaddrmsg *)mnl_nlmsg_get_payload(h))->ifa_index;
+                break;
+        case RTM_NEWROUTE:
+        case RTM_DELROUTE:
+                ev.type = NL_EV_ROUTE;
+                ev.removed = h->nlmsg_type == RTM_DELROUTE;
+                parse_route(h, &ev);
+                break;
+        case RTM_NEWNETCONF:
+                ev.type = NL_EV_NETCONF;
+                parse_netconf(h, &ev);
+                break;
+        default:
+                return MNL_CB_OK;
+        }
+        c->fn(&ev, c->userdata);
+        return MNL_CB_OK;
+}
+
+int nl_monitor_drain(struct nl_monitor *m, void (*fn)(const struct nl_event *ev, void *userdata), void *userdata)
+{
+        struct drain_ctx c = { fn, userdata };
+        static char buf[64 << 10]; /* one reader; large enough for any notification */
+        ssize_t n;
+
+        for (;;) {
+                n = mnl_socket_recvfrom(m->sock, buf, sizeof(buf));
+                if (n < 0)
+                        return errno == EAGAIN || errno == EWOULDBLOCK ? 0 : -errno;
+                if (mnl_cb_run(buf, (size_t)n, 0, 0, on_msg, &c) < 0 && errno != ESRCH && errno != EPROTO)
+                        return -errno;
+        }
+}

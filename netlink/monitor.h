@@ -1,0 +1,31 @@
+/* rtnetlink event monitor: link, IPv4 address, route and IPv4 netconf notifications,
+ * handed to the caller as plain events. The caller decides what is relevant. */
+#pragma once
+
+#include <stdbool.h>
+
+#include "host.h"
+
+enum nl_event_type {
+        NL_EV_LINK,
+        NL_EV_ADDR,
+        NL_EV_ROUTE,
+        NL_EV_NETCONF,
+};
+
+struct nl_event {
+        enum nl_event_type type;
+        bool removed;
+        int ifindex; /* netconf: -1 = "all", -2 = "default" */
+        char ifname[IFNAMSIZ];
+        struct host_route route; /* NL_EV_ROUTE */
+};
+
+struct nl_monitor;
+
+int nl_monitor_open(struct nl_monitor **ret);
+void nl_monitor_close(struct nl_monitor *m);
+int nl_monitor_fd(const struct nl_monitor *m);
+/* Read everything pending (non-blocking) and call fn for each event. Returns 0, or
+ * -ENOBUFS when the kernel dropped notifications (the caller must resync), or -errno. */
+int nl_monitor_drain(struct nl_monitor *m, void (*fn)(const struct nl_event *ev, void *userdata), void *userdata);

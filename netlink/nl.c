@@ -1,0 +1,1288 @@
+/* rtnetlink: observe the host into a struct host_snapshot and apply planned actions.
+ *
+ * libnl-route reads links (with their IPv4 devconf); libmnl does everything else:
+ * address, route, netconf and neighbour-table dumps, and every change. libnl's route
+ * cache is superlinear (3.7 s and 44 MB for 100k routes), a libmnl dump is not.
+ *
+ * This file must never look a device up by name in the kernel (if_nametoindex(),
+ * ioctls, RTM_GETLINK with IFLA_IFNAME): the kernel's by-name lookup can load the
+ * ipip module and create tunl0 again (DESIGN.md §7). Links are found by dumping them.
+ * It changes only what the planner asked for, and routes only with our protocol
+ * number, which the kernel itself matches on delete. */
+#include "nl.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <regex.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <libmnl/libmnl.h>
+#include <linux/ip.h>
+#include <linux/neighbour.h>
+#include <linux/netconf.h>
+#include <linux/netlink.h>
+#include <linux/rtnetlink.h>
+
+/* libnl-3 declares its own nl_close(struct nl_sock *). Hide that declaration: we
+ * never call it (nl_socket_free() closes libnl's socket), and nl.h gives our
+ * nl_close() another symbol name so the two never meet at link time either. */
+#define nl_close libnl_nl_close_unused
+#include <netlink/errno.h>
+#include <netlink/netlink.h>
+#include <netlink/route/link.h>
+#include <netlink/route/link/inet.h>
+#undef nl_close
+
+#include "tunnel.h"
+#include "util.h"
+
+#define NL_RECV_BUF (64u * 1024)       /* kernel dump skbs are at most 32 KiB */
+#define NL_REQ_BUF 1024                /* single requests are a few hundred bytes at most */
+#define NL_SNDBUF_WANT (4 << 20)       /* the kernel doubles it: 8 MiB */
+#define NL_RCVBUF_WANT (8 << 20)       /* the kernel doubles it: 16 MiB */
+/* Receive-buffer charge of one ack (skb truesize, measured ≈832 B), with room for
+ * error acks that carry an extack message. */
+#define NL_ACK_BUDGET 2048u
+#define NL_ROUTE_MSG_MAX 256u          /* one route message is at most ~110 B */
+#define NL_BATCH_MAX 8192u             /* route messages per send */
+#define NL_OBSERVE_TRIES 5
+#define NL_MAX_LINKS (1u << 18)
+#define NL_MAX_ADDRS (1u << 20)
+#define NL_MAX_ROUTES (4u << 20)
+
+/* Our marker for NLM_F_DUMP_INTR. Signals never surface as EINTR: recvmsg() is
+ * retried. */
+#define NL_DUMP_INTERRUPTED (-EINTR)
+
+struct nl {
+        struct mnl_socket *mnl;
+        struct nl_sock *sk; /* libnl-route, for the link cache */
+        uint32_t portid;
+        uint32_t seq;
+        size_t sndbuf, rcvbuf; /* effective sizes, as the kernel reports them */
+        size_t batch_max;      /* route messages per send */
+        uint8_t *buf;          /* NL_RECV_BUF bytes */
+};
+
+typedef int (*nl_msg_fn)(const struct nlmsghdr *nlh, void *data);
+
+/* ---------------------------------------------------------------- helpers */
+
+static int nlerr_to_errno(int e)
+{
+        switch (e < 0 ? -e : e) {
+        case NLE_DUMP_INTR:
+                return NL_DUMP_INTERRUPTED;
+        case NLE_NOMEM:
+                return -ENOMEM;
+        case NLE_PERM:
+                return -EPERM;
+        case NLE_NOACCESS:
+                return -EACCES;
+        case NLE_AGAIN:
+                return -EAGAIN;
+        case NLE_BUSY:
+                return -EBUSY;
+        case NLE_AF_NOSUPPORT:
+                return -EAFNOSUPPORT;
+        default:
+                return -EIO;
+        }
+}
+
+static size_t addr_size(uint8_t family)
+{
+        return family == AF_INET6 ? 16 : family == AF_INET ? 4 : 0;
+}
+
+struct attr_table {
+        const struct nlattr **tb;
+        uint16_t max;
+};
+
+static int attr_table_cb(const struct nlattr *a, void *data)
+{
+        struct attr_table *t = data;
+        uint16_t type = mnl_attr_get_type(a);
+
+        if (type <= t->max)
+                t->tb[type] = a;
+        return MNL_CB_OK;
+}
+
+/* Index the attributes after a family header of hdrlen bytes: tb[type] = attribute. */
+static int parse_attrs(const struct nlmsghdr *nlh, size_t hdrlen, const struct nlattr **tb, uint16_t max)
+{
+        struct attr_table t = { tb, max };
+
+        memset(tb, 0, (max + 1u) * sizeof(*tb));
+        if (nlh->nlmsg_len < mnl_nlmsg_size(hdrlen))
+                return -EBADMSG;
+        return mnl_attr_parse(nlh, hdrlen, attr_table_cb, &t) < 0 ? -EBADMSG : 0;
+}
+
+static int parse_nested(const struct nlattr *nest, const struct nlattr **tb, uint16_t max)
+{
+        struct attr_table t = { tb, max };
+
+        memset(tb, 0, (max + 1u) * sizeof(*tb));
+        return mnl_attr_parse_nested(nest, attr_table_cb, &t) < 0 ? -EBADMSG : 0;
+}
+
+static bool attr_u32(const struct nlattr *a, uint32_t *ret)
+{
+        if (!a || mnl_attr_get_payload_len(a) < sizeof(uint32_t))
+                return false;
+        *ret = mnl_attr_get_u32(a);
+        return true;
+}
+
+static bool attr_u64(const struct nlattr *a, uint64_t *ret)
+{
+        if (!a || mnl_attr_get_payload_len(a) < sizeof(uint64_t))
+                return false;
+        *ret = mnl_attr_get_u64(a);
+        return true;
+}
+
+static bool attr_addr(const struct nlattr *a, uint8_t family, uint8_t len, struct cfg_prefix *ret)
+{
+        size_t n = addr_size(family);
+
+        if (!a || n == 0 || mnl_attr_get_payload_len(a) < n)
+                return false;
+        *ret = (struct cfg_prefix){ .family = family, .len = len };
+        memcpy(ret->addr, mnl_attr_get_payload(a), n);
+        return true;
+}
+
+/* ---------------------------------------------------------------- socket */
+
+static void set_bool_opt(int fd, int opt)
+{
+        int one = 1;
+
+        /* Older kernels lack some options (GET_STRICT_CHK is 4.20+); carry on. */
+        (void)setsockopt(fd, SOL_NETLINK, opt, &one, sizeof(one));
+}
+
+/* SO_*BUFFORCE ignores net.core.[rw]mem_max but needs CAP_NET_ADMIN; the plain
+ * option is capped by those sysctls. The kernel doubles the value and getsockopt()
+ * reports the doubled, effective size. */
+static size_t set_buf(int fd, int force_opt, int opt, int want)
+{
+        socklen_t len = sizeof(int);
+        int v = want;
+
+        if (setsockopt(fd, SOL_SOCKET, force_opt, &v, sizeof(v)) < 0)
+                (void)setsockopt(fd, SOL_SOCKET, opt, &v, sizeof(v));
+        if (getsockopt(fd, SOL_SOCKET, opt, &v, &len) < 0 || v <= 0)
+                return 212992; /* the usual default */
+        return (size_t)v;
+}
+
+/* How many route messages go out in one send: every message must fit the send
+ * buffer (the kernel refuses a datagram larger than sk_sndbuf - 32 with EMSGSIZE),
+ * and every ack the kernel queues while processing it must fit the receive buffer,
+ * or acks are dropped (ENOBUFS). */
+static size_t batch_limit(size_t sndbuf, size_t rcvbuf)
+{
+        size_t by_snd = sndbuf > 64 ? (sndbuf - 64) / NL_ROUTE_MSG_MAX : 1;
+        size_t by_rcv = rcvbuf / NL_ACK_BUDGET;
+        size_t n = by_snd < by_rcv ? by_snd : by_rcv;
+
+        if (n > NL_BATCH_MAX)
+                n = NL_BATCH_MAX;
+        return n ? n : 1;
+}
+
+static int open_mnl(struct nl *nl)
+{
+        int fd;
+
+        nl->mnl = mnl_socket_open2(NETLINK_ROUTE, SOCK_CLOEXEC);
+        if (!nl->mnl)
+                return -errno;
+        fd = mnl_socket_get_fd(nl->mnl);
+        set_bool_opt(fd, NETLINK_EXT_ACK);       /* the kernel's error text */
+        set_bool_opt(fd, NETLINK_CAP_ACK);       /* errors do not echo the request */
+        set_bool_opt(fd, NETLINK_GET_STRICT_CHK); /* dump requests are validated */
+        nl->sndbuf = set_buf(fd, SO_SNDBUFFORCE, SO_SNDBUF, NL_SNDBUF_WANT);
+        nl->rcvbuf = set_buf(fd, SO_RCVBUFFORCE, SO_RCVBUF, NL_RCVBUF_WANT);
+        nl->batch_max = batch_limit(nl->sndbuf, nl->rcvbuf);
+        if (mnl_socket_bind(nl->mnl, 0, MNL_SOCKET_AUTOPID) < 0)
+                return -errno;
+        nl->portid = mnl_socket_get_portid(nl->mnl);
+        return 0;
+}
+
+static int open_libnl(struct nl *nl)
+{
+        int r;
+
+        nl->sk = nl_socket_alloc();
+        if (!nl->sk)
+                return -ENOMEM;
+        r = nl_connect(nl->sk, NETLINK_ROUTE);
+        return r < 0 ? nlerr_to_errno(r) : 0;
+}
+
+void nl_close(struct nl *nl)
+{
+        if (!nl)
+                return;
+        if (nl->sk)
+                nl_socket_free(nl->sk);
+        if (nl->mnl)
+                mnl_socket_close(nl->mnl);
+        free(nl->buf);
+        free(nl);
+}
+
+static void nl_closep(struct nl **nl)
+{
+        nl_close(*nl);
+}
+
+int nl_open(struct nl **ret)
+{
+        _cleanup_(nl_closep) struct nl *nl = calloc(1, sizeof(*nl));
+        int r;
+
+        if (!nl)
+                return -ENOMEM;
+        nl->buf = malloc(NL_RECV_BUF);
+        if (!nl->buf)
+                return -ENOMEM;
+        r = open_mnl(nl);
+        if (r < 0)
+                return r;
+        r = open_libnl(nl);
+        if (r < 0)
+                return r;
+        nl->seq = (uint32_t)time(NULL);
+        *ret = TAKE_PTR(nl);
+        return 0;
+}
+
+/* ---------------------------------------------------------------- transport */
+
+static uint32_t next_seq(struct nl *nl)
+{
+        return ++nl->seq;
+}
+
+static int sock_send(struct nl *nl, const void *buf, size_t len)
+{
+        ssize_t n = mnl_socket_sendto(nl->mnl, buf, len);
+
+        if (n < 0)
+                return -errno;
+        return (size_t)n == len ? 0 : -EIO; /* netlink datagrams are all or nothing */
+}
+
+/* One datagram into nl->buf. Returns its length, 0 for a datagram to ignore (not
+ * from the kernel: any local process may send to our port), or -errno. */
+static ssize_t sock_recv(struct nl *nl, int flags)
+{
+        struct sockaddr_nl sa = {};
+        struct iovec iov = { .iov_base = nl->buf, .iov_len = NL_RECV_BUF };
+        struct msghdr mh = { .msg_name = &sa, .msg_namelen = sizeof(sa), .msg_iov = &iov, .msg_iovlen = 1 };
+        ssize_t n;
+
+        do
+                n = recvmsg(mnl_socket_get_fd(nl->mnl), &mh, flags);
+        while (n < 0 && errno == EINTR);
+        if (n < 0)
+                return -errno;
+        if (mh.msg_flags & MSG_TRUNC)
+                return -EMSGSIZE;
+        return sa.nl_pid == 0 ? n : 0;
+}
+
+/* Copy NLMSGERR_ATTR_MSG (extended ack) from the TLVs after offset. */
+static void extack_copy(const struct nlmsghdr *nlh, size_t offset, char *buf, size_t size)
+{
+        const struct nlattr *a;
+
+        if (!buf || size == 0 || !(nlh->nlmsg_flags & NLM_F_ACK_TLVS) || nlh->nlmsg_len < mnl_nlmsg_size(offset))
+                return;
+        mnl_attr_for_each(a, nlh, offset) {
+                if (mnl_attr_get_type(a) != NLMSGERR_ATTR_MSG)
+                        continue;
+                snprintf(buf, size, "%.*s", (int)strnlen(mnl_attr_get_payload(a), mnl_attr_get_payload_len(a)),
+                         (const char *)mnl_attr_get_payload(a));
+                return;
+        }
+}
+
+/* The error of an NLMSG_ERROR message (0 for an ack), with the extack text. With
+ * NETLINK_CAP_ACK the kernel echoes only the request's header (NLM_F_CAPPED);
+ * the TLVs follow what was echoed. */
+static int ack_error(const struct nlmsghdr *nlh, char *buf, size_t size)
+{
+        const struct nlmsgerr *e = mnl_nlmsg_get_payload(nlh);
+        size_t off = sizeof(*e);
+
+        if (nlh->nlmsg_len < mnl_nlmsg_size(sizeof(*e)))
+                return -EBADMSG;
+        if (!(nlh->nlmsg_flags & NLM_F_CAPPED) && e->msg.nlmsg_len > sizeof(struct nlmsghdr))
+                off += e->msg.nlmsg_len - sizeof(struct nlmsghdr);
+        if (e->error == 0)
+                return 0;
+        extack_copy(nlh, MNL_ALIGN(off), buf, size);
+        return e->error < 0 ? e->error : -e->error;
+}
+
+/* NLMSG_DONE carries an int: the dump's error, and extack TLVs after it. */
+static int done_error(const struct nlmsghdr *nlh, char *buf, size_t size)
+{
+        int e;
+
+        if (nlh->nlmsg_len < mnl_nlmsg_size(sizeof(int)))
+                return 0;
+        memcpy(&e, mnl_nlmsg_get_payload(nlh), sizeof(e));
+        if (e >= 0)
+                return 0;
+        extack_copy(nlh, MNL_ALIGN(sizeof(int)), buf, size);
+        return e;
+}
+
+struct xfer {
+        uint32_t seq;
+        nl_msg_fn fn;
+        void *data;
+        char *err;
+        size_t err_size;
+        bool intr;    /* NLM_F_DUMP_INTR seen */
+        int cb_error; /* first callback failure: the rest is drained, not parsed */
+        bool done;
+};
+
+/* Handle one message of an exchange. Returns the exchange's result once it ends. */
+static int xfer_msg(struct nl *nl, struct xfer *x, const struct nlmsghdr *nlh)
+{
+        int r;
+
+        /* Replies carry our port and the request's sequence number; anything else
+         * is left over from an earlier exchange. */
+        if (nlh->nlmsg_pid != nl->portid || nlh->nlmsg_seq != x->seq)
+                return 0;
+        if (nlh->nlmsg_flags & NLM_F_DUMP_INTR)
+                x->intr = true;
+        switch (nlh->nlmsg_type) {
+        case NLMSG_NOOP:
+        case NLMSG_OVERRUN:
+                return 0;
+        case NLMSG_ERROR:
+        case NLMSG_DONE:
+                x->done = true;
+                r = nlh->nlmsg_type == NLMSG_ERROR ? ack_error(nlh, x->err, x->err_size)
+                                                   : done_error(nlh, x->err, x->err_size);
+                if (r < 0)
+                        return r;
+                if (x->cb_error < 0)
+                        return x->cb_error;
+                return x->intr ? NL_DUMP_INTERRUPTED : 0;
+        default:
+                if (x->fn && x->cb_error == 0)
+                        x->cb_error = x->fn(nlh, x->data);
+                return 0;
+        }
+}
+
+/* Send one request and read its replies until the ack, the error or NLMSG_DONE.
+ * Non-dump requests ask for an ack, so every exchange ends with a message we wait
+ * for. A dump interrupted by a change (NLM_F_DUMP_INTR) is read to its end, then
+ * reported as NL_DUMP_INTERRUPTED. */
+static int transact(struct nl *nl, struct nlmsghdr *req, nl_msg_fn fn, void *data, char *err, size_t err_size)
+{
+        struct xfer x = { .fn = fn, .data = data, .err = err, .err_size = err_size };
+        int r;
+
+        req->nlmsg_flags |= NLM_F_REQUEST;
+        if ((req->nlmsg_flags & NLM_F_DUMP) != NLM_F_DUMP)
+                req->nlmsg_flags |= NLM_F_ACK;
+        req->nlmsg_seq = x.seq = next_seq(nl);
+        r = sock_send(nl, req, req->nlmsg_len);
+        if (r < 0)
+                return r;
+        for (;;) {
+                ssize_t n = sock_recv(nl, 0);
+                const struct nlmsghdr *nlh = (const struct nlmsghdr *)nl->buf;
+
+                if (n < 0)
+                        return (int)n;
+                for (int len = (int)n; mnl_nlmsg_ok(nlh, len); nlh = mnl_nlmsg_next(nlh, &len)) {
+                        r = xfer_msg(nl, &x, nlh);
+                        if (x.done)
+                                return r;
+                }
+        }
+}
+
+/* A request with just a family header, in a zeroed buffer of size bytes:
+ * attribute padding (e.g. after the string "arp_cache") must not carry stale bytes
+ * to the kernel. */
+static struct nlmsghdr *put_request(void *buf, size_t size, uint16_t type, uint16_t flags, size_t hdrlen,
+                                    void **ret_hdr)
+{
+        struct nlmsghdr *nlh;
+
+        memset(buf, 0, size);
+        nlh = mnl_nlmsg_put_header(buf);
+
+        nlh->nlmsg_type = type;
+        nlh->nlmsg_flags = flags;
+        *ret_hdr = mnl_nlmsg_put_extra_header(nlh, hdrlen);
+        return nlh;
+}
+
+/* ---------------------------------------------------------------- observe: links */
+
+struct observe {
+        struct host_snapshot h;
+        size_t cap_links, cap_addrs, cap_routes;
+};
+
+static int devconf(struct rtnl_link *l, unsigned id)
+{
+        uint32_t v;
+
+        if (rtnl_link_inet_get_conf(l, id, &v) < 0)
+                return -1;
+        return v > INT32_MAX ? -1 : (int)v;
+}
+
+static int add_link(struct observe *o, struct rtnl_link *l)
+{
+        struct host_link *hl;
+        const char *name = rtnl_link_get_name(l), *kind = rtnl_link_get_type(l);
+
+        if (o->h.n_links >= NL_MAX_LINKS)
+                return -E2BIG;
+        if (GROW(o->h.links, o->cap_links, o->h.n_links + 1) < 0)
+                return -ENOMEM;
+        hl = &o->h.links[o->h.n_links++];
+        *hl = (struct host_link){
+                .ifindex = rtnl_link_get_ifindex(l),
+                .mtu = rtnl_link_get_mtu(l),
+                .up = rtnl_link_get_flags(l) & IFF_UP,
+                .proxy_arp = devconf(l, IPV4_DEVCONF_PROXY_ARP),
+                .forwarding = devconf(l, IPV4_DEVCONF_FORWARDING),
+                .rp_filter = devconf(l, IPV4_DEVCONF_RP_FILTER),
+        };
+        snprintf(hl->name, sizeof(hl->name), "%s", name ? name : "");
+        snprintf(hl->kind, sizeof(hl->kind), "%s", kind ? kind : "");
+        return 0;
+}
+
+static int link_cmp(const void *a, const void *b)
+{
+        const struct host_link *x = a, *y = b;
+
+        return (x->ifindex > y->ifindex) - (x->ifindex < y->ifindex);
+}
+
+static void nl_cache_freep(struct nl_cache **c)
+{
+        if (*c)
+                nl_cache_free(*c);
+}
+
+/* Links through libnl-route: it parses IFLA_LINKINFO kinds and the IPv4 devconf
+ * array (IFLA_AF_SPEC/AF_INET/IFLA_INET_CONF) for us. libnl reads a dump to its end
+ * and reports NLM_F_DUMP_INTR as -NLE_DUMP_INTR. */
+static int observe_links(struct nl *nl, struct observe *o)
+{
+        _cleanup_(nl_cache_freep) struct nl_cache *cache = NULL;
+        int r;
+
+        r = rtnl_link_alloc_cache(nl->sk, AF_UNSPEC, &cache);
+        if (r < 0)
+                return nlerr_to_errno(r);
+        for (struct nl_object *obj = nl_cache_get_first(cache); obj; obj = nl_cache_get_next(obj)) {
+                r = add_link(o, (struct rtnl_link *)obj);
+                if (r < 0)
+                        return r;
+        }
+        if (o->h.n_links > 1)
+                qsort(o->h.links, o->h.n_links, sizeof(*o->h.links), link_cmp);
+        return 0;
+}
+
+/* ---------------------------------------------------------------- observe: addresses */
+
+static int addr_cb(const struct nlmsghdr *nlh, void *data)
+{
+        struct observe *o = data;
+        const struct nlattr *tb[IFA_MAX + 1];
+        const struct ifaddrmsg *ifa = mnl_nlmsg_get_payload(nlh);
+        struct host_addr ha = {};
+
+        if (nlh->nlmsg_type != RTM_NEWADDR || parse_attrs(nlh, sizeof(*ifa), tb, IFA_MAX) < 0)
+                return 0;
+        /* IPv4: IFA_LOCAL is our address, IFA_ADDRESS the peer on point-to-point
+         * links. IPv6 has IFA_LOCAL only with a peer, and then it is ours too. */
+        if (!attr_addr(tb[IFA_LOCAL] ? tb[IFA_LOCAL] : tb[IFA_ADDRESS], ifa->ifa_family, ifa->ifa_prefixlen,
+                       &ha.addr))
+                return 0;
+        if (ha.addr.len > cfg_prefix_maxlen(&ha.addr))
+                return 0;
+        ha.ifindex = (int)ifa->ifa_index;
+        if (o->h.n_addrs >= NL_MAX_ADDRS)
+                return -E2BIG;
+        if (GROW(o->h.addrs, o->cap_addrs, o->h.n_addrs + 1) < 0)
+                return -ENOMEM;
+        o->h.addrs[o->h.n_addrs++] = ha;
+        return 0;
+}
+
+static int dump_family(struct nl *nl, uint16_t type, uint8_t family, size_t hdrlen, nl_msg_fn fn, void *data)
+{
+        char buf[NL_REQ_BUF];
+        void *hdr;
+        struct nlmsghdr *nlh = put_request(buf, sizeof(buf), type, NLM_F_DUMP, hdrlen, &hdr);
+
+        /* Every rtnetlink family header starts with the family byte. */
+        *(uint8_t *)hdr = family;
+        return transact(nl, nlh, fn, data, NULL, 0);
+}
+
+static int observe_addrs(struct nl *nl, struct observe *o)
+{
+        int r = dump_family(nl, RTM_GETADDR, AF_INET, sizeof(struct ifaddrmsg), addr_cb, o);
+
+        if (r < 0)
+                return r;
+        return dump_family(nl, RTM_GETADDR, AF_INET6, sizeof(struct ifaddrmsg), addr_cb, o);
+}
+
+/* ---------------------------------------------------------------- observe: routes */
+
+/* RTA_MULTIPATH: the first hop's device stands for the route's (so "routes through
+ * a tunnel device" and the default route's device still show); multipath is set and
+ * the planner never takes such a route as equivalent to a single-path one. */
+static void parse_multipath(const struct nlattr *a, struct host_route *rt)
+{
+        const struct rtnexthop *nh = mnl_attr_get_payload(a);
+
+        rt->multipath = true;
+        if (mnl_attr_get_payload_len(a) >= sizeof(*nh) && nh->rtnh_len >= sizeof(*nh))
+                rt->oif = nh->rtnh_ifindex;
+}
+
+/* RTA_VIA: a gateway of another family (IPv4 routes via an IPv6 next hop). */
+static void parse_via(const struct nlattr *a, struct host_route *rt)
+{
+        const struct rtvia *via = mnl_attr_get_payload(a);
+        size_t n;
+
+        if (mnl_attr_get_payload_len(a) < sizeof(*via))
+                return;
+        n = addr_size((uint8_t)via->rtvia_family);
+        if (n == 0 || mnl_attr_get_payload_len(a) < sizeof(*via) + n)
+                return;
+        rt->gateway = (struct cfg_prefix){ .family = (uint8_t)via->rtvia_family, .len = (uint8_t)(n * 8) };
+        memcpy(rt->gateway.addr, via->rtvia_addr, n);
+}
+
+static int parse_route(const struct nlmsghdr *nlh, struct host_route *ret)
+{
+        const struct nlattr *tb[RTA_MAX + 1];
+        const struct rtmsg *rtm = mnl_nlmsg_get_payload(nlh);
+        struct host_route rt = {};
+        uint32_t v;
+
+        if (parse_attrs(nlh, sizeof(*rtm), tb, RTA_MAX) < 0 || addr_size(rtm->rtm_family) == 0)
+                return -EBADMSG;
+        rt.dst = (struct cfg_prefix){ .family = rtm->rtm_family, .len = rtm->rtm_dst_len };
+        if (tb[RTA_DST] && !attr_addr(tb[RTA_DST], rtm->rtm_family, rtm->rtm_dst_len, &rt.dst))
+                return -EBADMSG;
+        if (rt.dst.len > cfg_prefix_maxlen(&rt.dst))
+                return -EBADMSG;
+        (void)attr_addr(tb[RTA_GATEWAY], rtm->rtm_family, (uint8_t)(addr_size(rtm->rtm_family) * 8), &rt.gateway);
+        if (tb[RTA_VIA])
+                parse_via(tb[RTA_VIA], &rt);
+        rt.table = attr_u32(tb[RTA_TABLE], &v) ? v : rtm->rtm_table;
+        if (attr_u32(tb[RTA_PRIORITY], &v))
+                rt.priority = v;
+        if (attr_u32(tb[RTA_OIF], &v))
+                rt.oif = (int)v;
+        if (tb[RTA_MULTIPATH])
+                parse_multipath(tb[RTA_MULTIPATH], &rt);
+        rt.protocol = rtm->rtm_protocol;
+        rt.type = rtm->rtm_type;
+        rt.scope = rtm->rtm_scope;
+        *ret = rt;
+        return 0;
+}
+
+static int route_cb(const struct nlmsghdr *nlh, void *data)
+{
+        struct observe *o = data;
+        const struct rtmsg *rtm = mnl_nlmsg_get_payload(nlh);
+        struct host_route rt;
+
+        if (nlh->nlmsg_type != RTM_NEWROUTE || nlh->nlmsg_len < mnl_nlmsg_size(sizeof(*rtm)))
+                return 0;
+        if (rtm->rtm_flags & RTM_F_CLONED) /* cache entries, not routes */
+                return 0;
+        if (parse_route(nlh, &rt) < 0 || rt.table == RT_TABLE_LOCAL)
+                return 0;
+        if (o->h.n_routes >= NL_MAX_ROUTES)
+                return -E2BIG;
+        if (GROW(o->h.routes, o->cap_routes, o->h.n_routes + 1) < 0)
+                return -ENOMEM;
+        o->h.routes[o->h.n_routes++] = rt;
+        return 0;
+}
+
+static int observe_routes(struct nl *nl, struct observe *o)
+{
+        int r = dump_family(nl, RTM_GETROUTE, AF_INET, sizeof(struct rtmsg), route_cb, o);
+
+        if (r < 0)
+                return r;
+        return dump_family(nl, RTM_GETROUTE, AF_INET6, sizeof(struct rtmsg), route_cb, o);
+}
+
+/* ---------------------------------------------------------------- observe: settings */
+
+static int netconf_cb(const struct nlmsghdr *nlh, void *data)
+{
+        struct host_snapshot *h = data;
+        const struct nlattr *tb[NETCONFA_MAX + 1];
+        uint32_t v;
+
+        if (nlh->nlmsg_type != RTM_NEWNETCONF || parse_attrs(nlh, sizeof(struct netconfmsg), tb, NETCONFA_MAX) < 0)
+                return 0;
+        if (attr_u32(tb[NETCONFA_FORWARDING], &v))
+                h->all_forwarding = (int)v;
+        if (attr_u32(tb[NETCONFA_RP_FILTER], &v))
+                h->all_rp_filter = (int)v;
+        if (attr_u32(tb[NETCONFA_PROXY_NEIGH], &v)) /* IPv4: proxy_arp */
+                h->all_proxy_arp = (int)v;
+        return 0;
+}
+
+/* net.ipv4.conf.all.*: RTM_GETNETCONF for NETCONFA_IFINDEX_ALL. */
+static int observe_netconf(struct nl *nl, struct host_snapshot *h)
+{
+        char buf[NL_REQ_BUF];
+        struct netconfmsg *ncm;
+        struct nlmsghdr *nlh = put_request(buf, sizeof(buf), RTM_GETNETCONF, 0, sizeof(*ncm), (void **)&ncm);
+
+        ncm->ncm_family = AF_INET;
+        mnl_attr_put_u32(nlh, NETCONFA_IFINDEX, (uint32_t)NETCONFA_IFINDEX_ALL);
+        return transact(nl, nlh, netconf_cb, h, NULL, 0);
+}
+
+struct delay_ctx {
+        int ifindex;
+        int64_t ms;
+};
+
+/* The ARP table dump holds the table's defaults and one NDTA_PARMS per device. */
+static int neightbl_cb(const struct nlmsghdr *nlh, void *data)
+{
+        struct delay_ctx *d = data;
+        const struct nlattr *tb[NDTA_MAX + 1], *p[NDTPA_MAX + 1];
+        uint32_t ifindex;
+        uint64_t ms;
+
+        if (nlh->nlmsg_type != RTM_NEWNEIGHTBL || parse_attrs(nlh, sizeof(struct ndtmsg), tb, NDTA_MAX) < 0)
+                return 0;
+        if (!tb[NDTA_NAME] || !tb[NDTA_PARMS] || mnl_attr_validate(tb[NDTA_NAME], MNL_TYPE_NUL_STRING) < 0 ||
+            !streq(mnl_attr_get_str(tb[NDTA_NAME]), "arp_cache"))
+                return 0;
+        if (parse_nested(tb[NDTA_PARMS], p, NDTPA_MAX) < 0)
+                return 0;
+        if (attr_u32(p[NDTPA_IFINDEX], &ifindex) && (int)ifindex == d->ifindex && attr_u64(p[NDTPA_PROXY_DELAY], &ms))
+                d->ms = ms > INT64_MAX ? -1 : (int64_t)ms; /* NDTPA_PROXY_DELAY is in ms */
+        return 0;
+}
+
+static int observe_proxy_delay(struct nl *nl, struct host_snapshot *h)
+{
+        struct delay_ctx d = { .ifindex = h->uplink, .ms = -1 };
+        int r;
+
+        if (h->uplink <= 0)
+                return 0;
+        r = dump_family(nl, RTM_GETNEIGHTBL, AF_INET, sizeof(struct ndtmsg), neightbl_cb, &d);
+        if (r < 0)
+                return r;
+        h->uplink_proxy_delay_ms = d.ms;
+        return 0;
+}
+
+/* ---------------------------------------------------------------- observe: uplink */
+
+/* auto: the device of the IPv4 default route in the main table with the lowest
+ * metric. */
+static int uplink_auto(const struct host_snapshot *h)
+{
+        const struct host_route *best = NULL;
+
+        for (size_t i = 0; i < h->n_routes; i++) {
+                const struct host_route *rt = &h->routes[i];
+
+                if (rt->dst.family != AF_INET || rt->dst.len != 0 || rt->table != RT_TABLE_MAIN ||
+                    rt->type != RTN_UNICAST || rt->oif <= 0)
+                        continue;
+                if (!best || rt->priority < best->priority)
+                        best = rt;
+        }
+        return best ? best->oif : 0;
+}
+
+/* interface=REGEX: the first link, in ifindex order, whose name matches. Calico
+ * uses Go's regexp MatchString, which is unanchored; POSIX ERE with regexec() is
+ * too. The loopback device is never an uplink. */
+static int uplink_regex(const struct host_snapshot *h, const char *re, char *err, size_t err_size)
+{
+        regex_t rx;
+        int found = 0, r;
+
+        r = regcomp(&rx, re, REG_EXTENDED | REG_NOSUB);
+        if (r != 0) {
+                char msg[80];
+
+                regerror(r, &rx, msg, sizeof(msg));
+                snprintf(err, err_size, "bad interface regular expression: %s", msg);
+                return 0;
+        }
+        for (size_t i = 0; i < h->n_links && !found; i++)
+                if (!streq(h->links[i].name, "lo") && regexec(&rx, h->links[i].name, 0, NULL, 0) == 0)
+                        found = h->links[i].ifindex;
+        regfree(&rx);
+        if (!found)
+                snprintf(err, err_size, "no interface matches \"%s\"", re);
+        return found;
+}
+
+struct reach_ctx {
+        int oif;
+        uint8_t type;
+        struct cfg_prefix prefsrc;
+};
+
+static int reach_cb(const struct nlmsghdr *nlh, void *data)
+{
+        struct reach_ctx *c = data;
+        const struct nlattr *tb[RTA_MAX + 1];
+        const struct rtmsg *rtm = mnl_nlmsg_get_payload(nlh);
+        uint32_t v;
+
+        if (nlh->nlmsg_type != RTM_NEWROUTE || parse_attrs(nlh, sizeof(*rtm), tb, RTA_MAX) < 0)
+                return 0;
+        c->type = rtm->rtm_type;
+        if (attr_u32(tb[RTA_OIF], &v))
+                c->oif = (int)v;
+        (void)attr_addr(tb[RTA_PREFSRC], rtm->rtm_family, (uint8_t)(addr_size(rtm->rtm_family) * 8), &c->prefsrc);
+        return 0;
+}
+
+/* The link holding an address of ours (a local route leaves through lo). */
+static int link_of_addr(const struct host_snapshot *h, const struct cfg_prefix *a)
+{
+        for (size_t i = 0; i < h->n_addrs; i++)
+                if (h->addrs[i].addr.family == a->family &&
+                    memcmp(h->addrs[i].addr.addr, a->addr, addr_size(a->family)) == 0)
+                        return h->addrs[i].ifindex;
+        return 0;
+}
+
+/* can-reach=ADDRESS: ask the kernel for its route (RTM_GETROUTE, not a dump). */
+static int uplink_reach(struct nl *nl, const struct host_snapshot *h, const struct cfg_prefix *dst, char *err,
+                        size_t err_size)
+{
+        char buf[NL_REQ_BUF], txt[CFG_PREFIX_STRLEN] = "?", kmsg[128] = "";
+        struct rtmsg *rtm;
+        struct nlmsghdr *nlh = put_request(buf, sizeof(buf), RTM_GETROUTE, 0, sizeof(*rtm), (void **)&rtm);
+        struct reach_ctx c = {};
+        int r;
+
+        (void)cfg_addr_fmt(dst, txt, sizeof(txt));
+        if (addr_size(dst->family) == 0) {
+                snprintf(err, err_size, "can-reach: no address");
+                return 0;
+        }
+        rtm->rtm_family = dst->family;
+        rtm->rtm_dst_len = (uint8_t)(addr_size(dst->family) * 8);
+        mnl_attr_put(nlh, RTA_DST, addr_size(dst->family), dst->addr);
+        r = transact(nl, nlh, reach_cb, &c, kmsg, sizeof(kmsg));
+        if (r < 0) {
+                snprintf(err, err_size, "no route to %s: %s", txt, kmsg[0] ? kmsg : strerror(-r));
+                return 0;
+        }
+        if (c.type == RTN_LOCAL && c.prefsrc.family)
+                c.oif = link_of_addr(h, &c.prefsrc);
+        if (c.oif <= 0)
+                snprintf(err, err_size, "the route to %s has no device", txt);
+        return c.oif;
+}
+
+static void resolve_uplink(struct nl *nl, const struct cfg_settings *s, struct host_snapshot *h)
+{
+        enum cfg_uplink_mode mode = s ? s->uplink_mode : CFG_UPLINK_AUTO;
+        const char *arg = s && s->uplink ? s->uplink : "";
+        const struct host_link *l;
+        int ifindex = 0;
+
+        switch (mode) {
+        case CFG_UPLINK_AUTO:
+                ifindex = uplink_auto(h);
+                if (!ifindex)
+                        snprintf(h->uplink_error, sizeof(h->uplink_error),
+                                 "no IPv4 default route in the main table");
+                break;
+        case CFG_UPLINK_NAME:
+                l = host_link_by_name(h, arg); /* from the dump: DESIGN.md §7 */
+                ifindex = l ? l->ifindex : 0;
+                if (!ifindex)
+                        snprintf(h->uplink_error, sizeof(h->uplink_error), "no interface named \"%s\"", arg);
+                break;
+        case CFG_UPLINK_REGEX:
+                ifindex = uplink_regex(h, arg, h->uplink_error, sizeof(h->uplink_error));
+                break;
+        case CFG_UPLINK_CAN_REACH:
+                ifindex = uplink_reach(nl, h, &s->uplink_reach, h->uplink_error, sizeof(h->uplink_error));
+                break;
+        }
+        if (ifindex && !host_link_by_index(h, ifindex)) {
+                snprintf(h->uplink_error, sizeof(h->uplink_error), "uplink ifindex %d vanished", ifindex);
+                ifindex = 0;
+        }
+        h->uplink = ifindex;
+        if (ifindex)
+                h->uplink_error[0] = '\0';
+}
+
+/* ---------------------------------------------------------------- observe */
+
+static int observe_once(struct nl *nl, const struct cfg_settings *s, struct observe *o)
+{
+        int r;
+
+        o->h.all_proxy_arp = o->h.all_forwarding = o->h.all_rp_filter = -1;
+        o->h.uplink_proxy_delay_ms = -1;
+        r = observe_links(nl, o);
+        if (r >= 0)
+                r = observe_addrs(nl, o);
+        if (r >= 0)
+                r = observe_routes(nl, o);
+        if (r >= 0)
+                r = observe_netconf(nl, &o->h);
+        if (r < 0)
+                return r;
+        resolve_uplink(nl, s, &o->h);
+        return observe_proxy_delay(nl, &o->h);
+}
+
+int nl_observe(struct nl *nl, const struct cfg_settings *s, struct host_snapshot *ret)
+{
+        int r = NL_DUMP_INTERRUPTED;
+
+        for (int try = 0; try < NL_OBSERVE_TRIES && r == NL_DUMP_INTERRUPTED; try++) {
+                struct observe o = {};
+
+                r = observe_once(nl, s, &o);
+                if (r >= 0) {
+                        *ret = o.h;
+                        return 0;
+                }
+                host_snapshot_clear(&o.h);
+        }
+        /* Still changing under us after several tries: let the caller come back. */
+        return r == NL_DUMP_INTERRUPTED ? -EAGAIN : r;
+}
+
+/* ---------------------------------------------------------------- apply: settings */
+
+/* net.ipv4.conf.<dev>.proxy_arp through RTM_SETLINK: IFLA_AF_SPEC → AF_INET →
+ * IFLA_INET_CONF → {IPV4_DEVCONF_PROXY_ARP: u32}, so /proc/sys can stay read-only. */
+static int set_proxy_arp(struct nl *nl, int ifindex, int64_t value, char *err, size_t err_size)
+{
+        char buf[NL_REQ_BUF];
+        struct ifinfomsg *ifi;
+        struct nlmsghdr *nlh = put_request(buf, sizeof(buf), RTM_SETLINK, 0, sizeof(*ifi), (void **)&ifi);
+        struct nlattr *spec, *inet, *conf;
+
+        if (ifindex <= 0 || value < 0 || value > 1)
+                return -EINVAL;
+        ifi->ifi_family = AF_UNSPEC;
+        ifi->ifi_index = ifindex; /* by index: never IFLA_IFNAME */
+        spec = mnl_attr_nest_start(nlh, IFLA_AF_SPEC);
+        inet = mnl_attr_nest_start(nlh, AF_INET);
+        conf = mnl_attr_nest_start(nlh, IFLA_INET_CONF);
+        mnl_attr_put_u32(nlh, IPV4_DEVCONF_PROXY_ARP, (uint32_t)value);
+        mnl_attr_nest_end(nlh, conf);
+        mnl_attr_nest_end(nlh, inet);
+        mnl_attr_nest_end(nlh, spec);
+        return transact(nl, nlh, NULL, NULL, err, err_size);
+}
+
+/* net.ipv4.neigh.<dev>.proxy_delay through RTM_SETNEIGHTBL on "arp_cache". The
+ * kernel takes NDTPA_PROXY_DELAY in ms and keeps jiffies (/proc shows USER_HZ
+ * units: 800 ms reads as 80). */
+static int set_proxy_delay(struct nl *nl, int ifindex, int64_t ms, char *err, size_t err_size)
+{
+        char buf[NL_REQ_BUF];
+        struct ndtmsg *ndtm;
+        struct nlmsghdr *nlh = put_request(buf, sizeof(buf), RTM_SETNEIGHTBL, 0, sizeof(*ndtm), (void **)&ndtm);
+        struct nlattr *parms;
+
+        if (ifindex <= 0 || ms < 0 || ms > INT32_MAX)
+                return -EINVAL;
+        ndtm->ndtm_family = AF_INET;
+        mnl_attr_put_strz(nlh, NDTA_NAME, "arp_cache");
+        parms = mnl_attr_nest_start(nlh, NDTA_PARMS);
+        mnl_attr_put_u32(nlh, NDTPA_IFINDEX, (uint32_t)ifindex);
+        mnl_attr_put_u64(nlh, NDTPA_PROXY_DELAY, (uint64_t)ms);
+        mnl_attr_nest_end(nlh, parms);
+        return transact(nl, nlh, NULL, NULL, err, err_size);
+}
+
+/* ---------------------------------------------------------------- apply: tunnels */
+
+static int tun_del_link(void *ctx, int ifindex)
+{
+        char buf[NL_REQ_BUF];
+        struct ifinfomsg *ifi;
+        struct nlmsghdr *nlh = put_request(buf, sizeof(buf), RTM_DELLINK, 0, sizeof(*ifi), (void **)&ifi);
+
+        if (ifindex <= 0)
+                return -ENODEV;
+        ifi->ifi_family = AF_UNSPEC;
+        ifi->ifi_index = ifindex;
+        return transact(ctx, nlh, NULL, NULL, NULL, 0);
+}
+
+struct find_ctx {
+        int ifindex;
+        const char *name;
+        bool found;
+};
+
+static int find_link_cb(const struct nlmsghdr *nlh, void *data)
+{
+        struct find_ctx *f = data;
+        const struct nlattr *tb[IFLA_MAX + 1];
+        const struct ifinfomsg *ifi = mnl_nlmsg_get_payload(nlh);
+
+        if (nlh->nlmsg_type != RTM_NEWLINK || parse_attrs(nlh, sizeof(*ifi), tb, IFLA_MAX) < 0)
+                return 0;
+        if (ifi->ifi_index != f->ifindex || !tb[IFLA_IFNAME] ||
+            mnl_attr_validate(tb[IFLA_IFNAME], MNL_TYPE_NUL_STRING) < 0)
+                return 0;
+        /* The same index under another name is some other, newer device. */
+        if (!f->name[0] || streq(mnl_attr_get_str(tb[IFLA_IFNAME]), f->name))
+                f->found = true;
+        return 0;
+}
+
+/* By dump, never by name (DESIGN.md §7). */
+static int tun_find_link(void *ctx, int ifindex, const char *name, bool *ret_exists)
+{
+        int r = NL_DUMP_INTERRUPTED;
+
+        for (int try = 0; try < NL_OBSERVE_TRIES && r == NL_DUMP_INTERRUPTED; try++) {
+                struct find_ctx f = { .ifindex = ifindex, .name = name ? name : "" };
+
+                r = dump_family(ctx, RTM_GETLINK, AF_UNSPEC, sizeof(struct ifinfomsg), find_link_cb, &f);
+                if (r >= 0) {
+                        *ret_exists = f.found;
+                        return 0;
+                }
+        }
+        return r == NL_DUMP_INTERRUPTED ? -EAGAIN : r;
+}
+
+static int tun_del_addr(void *ctx, int ifindex, const struct cfg_prefix *addr)
+{
+        char buf[NL_REQ_BUF];
+        struct ifaddrmsg *ifa;
+        struct nlmsghdr *nlh = put_request(buf, sizeof(buf), RTM_DELADDR, 0, sizeof(*ifa), (void **)&ifa);
+        size_t n = addr_size(addr->family);
+
+        if (n == 0 || ifindex <= 0)
+                return -EINVAL;
+        ifa->ifa_family = addr->family;
+        ifa->ifa_prefixlen = addr->len;
+        ifa->ifa_index = (uint32_t)ifindex;
+        /* IPv4 matches IFA_LOCAL (any prefix length); IPv6 matches IFA_ADDRESS and
+         * the prefix length. */
+        mnl_attr_put(nlh, addr->family == AF_INET ? IFA_LOCAL : IFA_ADDRESS, n, addr->addr);
+        return transact(ctx, nlh, NULL, NULL, NULL, 0);
+}
+
+static int tun_set_down(void *ctx, int ifindex)
+{
+        char buf[NL_REQ_BUF];
+        struct ifinfomsg *ifi;
+        struct nlmsghdr *nlh = put_request(buf, sizeof(buf), RTM_SETLINK, 0, sizeof(*ifi), (void **)&ifi);
+
+        if (ifindex <= 0)
+                return -ENODEV;
+        ifi->ifi_family = AF_UNSPEC;
+        ifi->ifi_index = ifindex;
+        ifi->ifi_change = IFF_UP;
+        ifi->ifi_flags = 0;
+        return transact(ctx, nlh, NULL, NULL, NULL, 0);
+}
+
+static const struct tunnel_ops nl_tunnel_ops = {
+        .del_link = tun_del_link,
+        .find_link = tun_find_link,
+        .del_addr = tun_del_addr,
+        .set_down = tun_set_down,
+};
+
+/* ---------------------------------------------------------------- apply: routes */
+
+static bool is_route_action(const struct plan_action *a)
+{
+        return a->kind == PLAN_ADD_ROUTE || a->kind == PLAN_DEL_ROUTE;
+}
+
+static int route_validate(const struct host_route *rt, uint8_t type)
+{
+        if (addr_size(rt->dst.family) == 0 || rt->dst.len > cfg_prefix_maxlen(&rt->dst))
+                return -EINVAL;
+        if (rt->gateway.family && addr_size(rt->gateway.family) == 0)
+                return -EINVAL;
+        if (type != RTN_UNICAST && type != RTN_BLACKHOLE && type != RTN_UNREACHABLE && type != RTN_PROHIBIT)
+                return -EINVAL;
+        return 0;
+}
+
+static void put_gateway(struct nlmsghdr *nlh, const struct host_route *rt)
+{
+        size_t n = addr_size(rt->gateway.family);
+        char via[sizeof(struct rtvia) + 16];
+        struct rtvia *v = (struct rtvia *)via;
+
+        if (n == 0)
+                return;
+        if (rt->gateway.family == rt->dst.family) {
+                mnl_attr_put(nlh, RTA_GATEWAY, n, rt->gateway.addr);
+                return;
+        }
+        v->rtvia_family = rt->gateway.family;
+        memcpy(v->rtvia_addr, rt->gateway.addr, n);
+        mnl_attr_put(nlh, RTA_VIA, sizeof(*v) + n, via);
+}
+
+/* One RTM_NEWROUTE/RTM_DELROUTE at buf (NL_ROUTE_MSG_MAX bytes). rtm_protocol is
+ * always ours: on delete the kernel then matches it (IPv4 fib_table_delete, IPv6
+ * ip6_route_del), so we can never remove a foreign route with the same key.
+ * NLM_F_REPLACE is not protocol-aware: IPv4 replaces the route with the same prefix,
+ * table, TOS and metric whoever owns it, so the planner only asks for it when that
+ * route is ours. */
+static int route_msg(void *buf, const struct cfg_settings *s, const struct plan_action *a, uint32_t seq)
+{
+        const struct host_route *rt = &a->route;
+        uint32_t table = rt->table ? rt->table : s->route_table;
+        uint8_t type = rt->type ? rt->type : RTN_UNICAST;
+        bool add = a->kind == PLAN_ADD_ROUTE;
+        struct nlmsghdr *nlh;
+        struct rtmsg *rtm;
+
+        if (route_validate(rt, type) < 0)
+                return -EINVAL;
+        nlh = put_request(buf, NL_ROUTE_MSG_MAX, add ? RTM_NEWROUTE : RTM_DELROUTE, NLM_F_REQUEST | NLM_F_ACK,
+                          sizeof(*rtm), (void **)&rtm);
+        if (add)
+                nlh->nlmsg_flags |= NLM_F_CREATE | (a->replace ? NLM_F_REPLACE : NLM_F_EXCL);
+        nlh->nlmsg_seq = seq;
+        rtm->rtm_family = rt->dst.family;
+        rtm->rtm_dst_len = rt->dst.len;
+        rtm->rtm_table = table < 256 ? (uint8_t)table : RT_TABLE_UNSPEC;
+        rtm->rtm_protocol = s->route_protocol;
+        rtm->rtm_type = type;
+        /* Delete: RT_SCOPE_NOWHERE matches any scope. Add: a direct unicast route
+         * (no gateway) is link scope, everything else universe. */
+        rtm->rtm_scope = !add ? RT_SCOPE_NOWHERE
+                         : (type == RTN_UNICAST && !rt->gateway.family) ? RT_SCOPE_LINK : RT_SCOPE_UNIVERSE;
+        if (rt->dst.len)
+                mnl_attr_put(nlh, RTA_DST, addr_size(rt->dst.family), rt->dst.addr);
+        if (table >= 256)
+                mnl_attr_put_u32(nlh, RTA_TABLE, table);
+        mnl_attr_put_u32(nlh, RTA_PRIORITY, rt->priority);
+        /* A multipath route (observed, never made by us) is deleted by its key:
+         * its first hop alone would not match it. */
+        if (type == RTN_UNICAST && (add || !rt->multipath)) {
+                put_gateway(nlh, rt);
+                if (rt->oif > 0)
+                        mnl_attr_put_u32(nlh, RTA_OIF, (uint32_t)rt->oif);
+        }
+        return (int)nlh->nlmsg_len;
+}
+
+/* EEXIST on add (NLM_F_EXCL: a route with this prefix, table and metric exists) and
+ * ESRCH on delete (no such route) mean the host already is as wanted. */
+static void route_result(const struct plan_action *a, int error, struct nl_result *res)
+{
+        if ((a->kind == PLAN_ADD_ROUTE && error == -EEXIST) || (a->kind == PLAN_DEL_ROUTE && error == -ESRCH)) {
+                snprintf(res->message, sizeof(res->message), "%s",
+                         a->kind == PLAN_ADD_ROUTE ? "already present" : "already absent");
+                error = 0;
+        }
+        res->error = error;
+}
+
+struct batch {
+        uint32_t base;        /* sequence number of slot 0 */
+        size_t n;             /* messages sent */
+        const uint32_t *slot; /* slot → action index */
+        bool *acked;
+};
+
+/* Match one ack back to its action through its sequence number. */
+static void batch_ack(struct batch *b, const struct nlmsghdr *nlh, const struct plan_action *acts,
+                      struct nl_result *res, size_t *got)
+{
+        uint32_t j = nlh->nlmsg_seq - b->base;
+        struct nl_result *r;
+
+        if (nlh->nlmsg_type != NLMSG_ERROR || j >= b->n || b->acked[j])
+                return;
+        b->acked[j] = true;
+        (*got)++;
+        r = &res[b->slot[j]];
+        route_result(&acts[b->slot[j]], ack_error(nlh, r->message, sizeof(r->message)), r);
+}
+
+/* The kernel processes a whole datagram inside send(), queueing one ack per
+ * message. A receive queue that overflows drops acks and reports ENOBUFS once, on
+ * the next read; what is still queued is then read without blocking. An action
+ * without an ack is reported as failed: we cannot know whether it was applied. */
+static void batch_collect(struct nl *nl, struct batch *b, const struct plan_action *acts, struct nl_result *res)
+{
+        size_t got = 0;
+        bool lost = false;
+        int err = -EIO;
+
+        while (got < b->n) {
+                ssize_t n = sock_recv(nl, lost ? MSG_DONTWAIT : 0);
+                const struct nlmsghdr *nlh = (const struct nlmsghdr *)nl->buf;
+
+                if (n == -ENOBUFS) {
+                        lost = true;
+                        err = -ENOBUFS;
+                        continue;
+                }
+                if (n < 0) {
+                        err = lost ? -ENOBUFS : (int)n;
+                        break;
+                }
+                for (int len = (int)n; mnl_nlmsg_ok(nlh, len); nlh = mnl_nlmsg_next(nlh, &len))
+                        if (nlh->nlmsg_pid == nl->portid)
+                                batch_ack(b, nlh, acts, res, &got);
+        }
+        for (size_t j = 0; j < b->n; j++)
+                if (!b->acked[j]) {
+                        res[b->slot[j]].error = err;
+                        snprintf(res[b->slot[j]].message, sizeof(res[b->slot[j]].message), "no acknowledgement");
+                }
+}
+
+/* Up to nl->batch_max route actions in one datagram, each with its own sequence
+ * number. */
+static void route_chunk(struct nl *nl, const struct cfg_settings *s, const struct plan_action *acts, size_t n,
+                        struct nl_result *res)
+{
+        _cleanup_(freep) uint8_t *buf = malloc(n * NL_ROUTE_MSG_MAX);
+        _cleanup_(freep) uint32_t *slot = malloc(n * sizeof(*slot));
+        _cleanup_(freep) bool *acked = calloc(n, sizeof(*acked));
+        struct batch b = { .base = nl->seq + 1, .slot = slot, .acked = acked };
+        size_t len = 0;
+        int r;
+
+        if (!buf || !slot || !acked) {
+                for (size_t i = 0; i < n; i++)
+                        res[i].error = -ENOMEM;
+                return;
+        }
+        for (size_t i = 0; i < n; i++) {
+                r = route_msg(buf + len, s, &acts[i], b.base + (uint32_t)b.n);
+                if (r < 0) {
+                        res[i].error = r;
+                        continue;
+                }
+                len += MNL_ALIGN((size_t)r);
+                slot[b.n++] = (uint32_t)i;
+        }
+        nl->seq += (uint32_t)b.n;
+        if (b.n == 0)
+                return;
+        r = sock_send(nl, buf, len);
+        if (r < 0) {
+                for (size_t j = 0; j < b.n; j++)
+                        res[slot[j]].error = r;
+                return;
+        }
+        batch_collect(nl, &b, acts, res);
+}
+
+static void route_batch(struct nl *nl, const struct cfg_settings *s, const struct plan_action *acts, size_t n,
+                        struct nl_result *res)
+{
+        for (size_t off = 0; off < n; off += nl->batch_max) {
+                size_t k = n - off < nl->batch_max ? n - off : nl->batch_max;
+
+                route_chunk(nl, s, acts + off, k, res + off);
+        }
+}
+
+/* ---------------------------------------------------------------- apply */
+
+static void apply_one(struct nl *nl, const struct plan_action *a, struct nl_result *res)
+{
+        switch (a->kind) {
+        case PLAN_SET_PROXY_DELAY:
+                res->error = set_proxy_delay(nl, a->ifindex, a->value, res->message, sizeof(res->message));
+                break;
+        case PLAN_SET_PROXY_ARP:
+                res->error = set_proxy_arp(nl, a->ifindex, a->value, res->message, sizeof(res->message));
+                break;
+        case PLAN_REMOVE_TUNNEL:
+                (void)tunnel_remove(&nl_tunnel_ops, nl, a, res);
+                break;
+        default:
+                res->error = -EOPNOTSUPP;
+                break;
+        }
+}
+
+int nl_apply(struct nl *nl, const struct cfg_settings *s, const struct plan_action *actions, size_t n,
+             struct nl_result *results)
+{
+        size_t i = 0;
+        int failed = 0;
+
+        for (size_t k = 0; k < n; k++)
+                results[k] = (struct nl_result){};
+        while (i < n) {
+                size_t j = i;
+
+                if (!is_route_action(&actions[i])) {
+                        apply_one(nl, &actions[i], &results[i]);
+                        i++;
+                        continue;
+                }
+                while (j < n && is_route_action(&actions[j]))
+                        j++;
+                route_batch(nl, s, actions + i, j - i, results + i);
+                i = j;
+        }
+        for (size_t k = 0; k < n; k++)
+                failed += results[k].error != 0;
+        return failed;
+}

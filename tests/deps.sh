@@ -1,0 +1,19 @@
+#!/bin/sh
+# Install what building and testing calico-underlay needs on Debian 12 (idempotent).
+set -eu
+pkgs="meson ninja-build pkg-config gcc clang libc6-dev libmnl-dev libnl-3-dev libnl-route-3-dev
+libyaml-dev libsystemd-dev libcmocka-dev iproute2 iputils-ping valgrind python3 systemd"
+missing=""
+for p in $pkgs; do
+        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
+done
+[ -z "$missing" ] && exit 0
+if [ "$(id -u)" -ne 0 ]; then
+        echo "missing packages:$missing (run as root to install them)" >&2
+        exit 1
+fi
+echo "installing:$missing"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+# shellcheck disable=SC2086
+apt-get install -y -qq --no-install-recommends $missing >/dev/null

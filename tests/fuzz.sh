@@ -1,0 +1,210 @@
+#!/bin/sh
+# Build the libFuzzer targets (tests/fuzz-*.c) with clang, ASan and UBSan in a build
+# folder of their own, seed each corpus from tests/fixtures, and run every target for
+# FUZZ_SECONDS (default 60). Exits non-zero on any crash, leak, timeout or sanitizer
+# report; the reproducer is left in the build folder (crash-*, leak-*, timeout-*).
+#
+#   FUZZ_SECONDS=300 sh tests/fuzz.sh            # all targets
+#   sh tests/fuzz.sh config                      # only fuzz-config
+#   FUZZ_BUILD=/tmp/fuzz FUZZ_JOBS=4 sh tests/fuzz.sh
+#
+# The corpus grows in $FUZZ_BUILD/corpus-NAME and is reused by the next run.
+set -eu
+top=$(cd "$(dirname "$0")/.." && pwd)
+build=${FUZZ_BUILD:-$top/build-fuzz}
+seconds=${FUZZ_SECONDS:-60}
+jobs=${FUZZ_JOBS:-1}
+cc=${CLANG:-clang}
+
+if ! command -v "$cc" >/dev/null 2>&1; then
+        echo "fuzz.sh: $cc not found (apt-get install clang)" >&2
+        exit 1
+fi
+mkdir -p "$build"
+
+# config/ is pure C over libyaml: compile it with the target, instrumented for coverage.
+cflags="-std=gnu11 -D_GNU_SOURCE -g -O1 -fno-omit-frame-pointer -fsanitize=fuzzer,address,undefined
+        -fno-sanitize-recover=all -I$top/config"
+yaml_libs=$(pkg-config --libs yaml-0.1)
+
+targets=""
+for src in "$top"/tests/fuzz-*.c; do
+        name=$(basename "$src" .c)
+        name=${name#fuzz-}
+        if [ $# -gt 0 ]; then
+                case " $* " in *" $name "*) ;; *) continue ;; esac
+        fi
+        echo "fuzz.sh: building fuzz-$name"
+        # shellcheck disable=SC2086
+        $cc $cflags "$top"/config/*.c "$src" $yaml_libs -o "$build/fuzz-$name"
+        targets="$targets $name"
+done
+if [ -z "$targets" ]; then
+        echo "fuzz.sh: no fuzz target matches: $*" >&2
+        exit 1
+fi
+
+# Words the inputs are made of: YAML syntax, Calico kinds and keys, selector operators.
+dict="$build/config.dict"
+cat >"$dict" <<'EOF'
+"---"
+"..."
+": "
+"- "
+"\x0a  "
+"\x0a    "
+"{"
+"}"
+"["
+"]"
+"&a "
+"*a"
+"!!str "
+"'"
+"\""
+"#"
+"|"
+">"
+"apiVersion: "
+"kind: "
+"metadata:"
+"name: "
+"spec:"
+"items:"
+"labels:"
+"annotations:"
+"projectcalico.org/v3"
+"crd.projectcalico.org/v1"
+"v1"
+"List"
+"IPPoolList"
+"IPPool"
+"Node"
+"BlockAffinity"
+"IPAMBlock"
+"FelixConfiguration"
+"cidr: "
+"blockSize: "
+"ipipMode: "
+"vxlanMode: "
+"natOutgoing: "
+"disabled: "
+"nodeSelector: "
+"ipip:"
+"enabled: "
+"mode: "
+"always"
+"cross-subnet"
+"Never"
+"Always"
+"CrossSubnet"
+"true"
+"false"
+"null"
+"~"
+"allowedUses: "
+"bgp:"
+"ipv4Address: "
+"ipv4IPIPTunnelAddr: "
+"ipv4VXLANTunnelAddr: "
+"projectcalico.org/IPv4Address: "
+"status:"
+"addresses:"
+"address: "
+"type: "
+"InternalIP"
+"podCIDR: "
+"podCIDRs:"
+"node: "
+"state: "
+"confirmed"
+"deleted: "
+"affinity: "
+"host:"
+"host:node1"
+"ipipEnabled: "
+"vxlanEnabled: "
+"deviceRouteProtocol: "
+"default"
+"node.node1"
+"node1"
+"10.1.0.0/16"
+"10.1.0.0/26"
+"10.1.0.64/26"
+"192.168.10.11/24"
+"fd00::/48"
+"fd00::40/122"
+"::/0"
+"0.0.0.0/0"
+"/32"
+"/128"
+"all()"
+"has("
+"!has("
+" == "
+" != "
+" in {"
+" not in {"
+" contains "
+" starts with "
+" ends with "
+" && "
+" || "
+"nodeName: "
+"nodeLabels:"
+"uplink: "
+"interface="
+"can-reach="
+"auto"
+"resources:"
+"routeProtocol: "
+"routeMetric: "
+"routeTable: "
+"main"
+"localBlockRoute: "
+"blackhole"
+"unreachable"
+"none"
+"tunnelDevices:"
+"vxlanV6: "
+"resyncSeconds: "
+"proxyDelay: "
+"keep"
+EOF
+
+status=0
+for name in $targets; do
+        corpus="$build/corpus-$name"
+        mkdir -p "$corpus"
+        # Seeds: every fixture (good and bad) and the example configuration, named by
+        # content (several fixtures share a file name); for the selector target, the
+        # nodeSelector values they hold.
+        find "$top/tests/fixtures" "$top/config/example" -type f \( -name '*.yaml' -o -name '*.yml' \) |
+                while read -r f; do
+                        if [ "$name" = selector ]; then
+                                sed -n 's/^ *nodeSelector: *//p' "$f" | while read -r sel; do
+                                        h=$(printf '%s' "$sel" | sha1sum | cut -c1-16)
+                                        printf '%s' "$sel" >"$corpus/seed-$h"
+                                done
+                        else
+                                h=$(sha1sum <"$f" | cut -c1-16)
+                                cp "$f" "$corpus/seed-$h"
+                        fi
+                done
+        parallel=""
+        [ "$jobs" -gt 1 ] && parallel="-jobs=$jobs -workers=$jobs"
+        echo "fuzz.sh: running fuzz-$name for ${seconds}s"
+        log="$build/fuzz-$name.log"
+        # shellcheck disable=SC2086
+        if (cd "$build" && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
+                UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+                "./fuzz-$name" -max_total_time="$seconds" -dict="$dict" -max_len=65536 -timeout=10 \
+                -rss_limit_mb=2048 -print_final_stats=1 $parallel "$corpus" >"$log" 2>&1); then
+                grep -E '^stat::number_of_executed_units|^stat::peak_rss_mb|^#[0-9]+.*DONE' "$log" | tail -3 || true
+        else
+                status=1
+                echo "fuzz.sh: fuzz-$name FAILED (see $log)" >&2
+                tail -40 "$log" >&2
+        fi
+done
+exit $status

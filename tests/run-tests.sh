@@ -1,0 +1,31 @@
+#!/bin/sh
+# The whole test suite: unit tests and real-kernel integration tests under
+# AddressSanitizer/UBSan, the unit tests again under valgrind, and a short fuzz run.
+# Needs root (network namespaces). Usage: sudo tests/run-tests.sh
+set -eu
+top=$(cd "$(dirname "$0")/.." && pwd)
+cd "$top"
+sh tests/deps.sh
+werror=false
+[ "${CI:-}" = true ] && werror=true
+
+# 1. ASan + UBSan build: every test.
+if [ ! -d build-asan ]; then
+        meson setup build-asan -Db_sanitize=address,undefined -Db_lundef=false -Dwerror=$werror
+fi
+ninja -C build-asan
+meson test -C build-asan --print-errorlogs --num-processes 2
+
+# 2. Plain build under valgrind: the unit suite.
+if [ ! -d build-valgrind ]; then
+        meson setup build-valgrind -Dwerror=$werror
+fi
+ninja -C build-valgrind
+meson test -C build-valgrind --suite unit --print-errorlogs --num-processes 2 \
+        --wrapper 'valgrind --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite,indirect -q'
+
+# 3. A short fuzz run of every target (libFuzzer, clang).
+if [ -x tests/fuzz.sh ]; then
+        FUZZ_SECONDS=${FUZZ_SECONDS:-20} sh tests/fuzz.sh
+fi
+echo "all test stages passed"

@@ -1,0 +1,2221 @@
+/* Unit tests for daemon/plan.c, the planner (DESIGN.md §3): given a model (inline Calico
+ * YAML), a hand-built host snapshot and the runtime record, the exact ordered action list,
+ * the findings, and what the record must hold afterwards.
+ *
+ * Each test reads as a spec: actions are compared as the one-line text --check prints
+ * (plan_action_fmt), with the flags it does not print appended by this file: " [replace]"
+ * on an add-route that replaces our own route, and " addrs A,B" / " [foreign]" on a
+ * remove-tunnel. Every plan is also checked against the ownership rules (no action on a
+ * foreign route, replace only over our own route, ...), and most tests then "apply" the
+ * plan to the snapshot the way the kernel would and plan again: a converged host must
+ * give zero actions. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include <arpa/inet.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "host.h"
+#include "model.h"
+#include "plan.h"
+#include "util.h"
+
+#define OWN 211 /* CFG_DEFAULT_ROUTE_PROTOCOL */
+
+/* ---- resources, as inline YAML (one document each, concatenated into a stream) ---- */
+
+#define DOC "---\n"
+#define POOL(name, cidr, more)                                                                          \
+        DOC "apiVersion: projectcalico.org/v3\nkind: IPPool\nmetadata: {name: " name "}\nspec: {cidr: " \
+            cidr more "}\n"
+#define NODE(name, addr, labels)                                                                    \
+        DOC "apiVersion: projectcalico.org/v3\nkind: Node\nmetadata: {name: " name ", labels: {" labels \
+            "}}\nspec: {bgp: {ipv4Address: " addr "}}\n"
+#define NODE_TUN(name, addr, tun, labels)                                                           \
+        DOC "apiVersion: projectcalico.org/v3\nkind: Node\nmetadata: {name: " name ", labels: {" labels \
+            "}}\nspec: {bgp: {ipv4Address: " addr ", ipv4IPIPTunnelAddr: " tun "}}\n"
+#define NODE_NOADDR(name, labels) \
+        DOC "apiVersion: projectcalico.org/v3\nkind: Node\nmetadata: {name: " name ", labels: {" labels "}}\n"
+#define AFF(node, cidr)                                                                              \
+        DOC "apiVersion: crd.projectcalico.org/v1\nkind: BlockAffinity\nmetadata: {name: " node "-aff}\n" \
+            "spec: {node: " node ", cidr: " cidr ", state: confirmed, deleted: 'false'}\n"
+#define FELIX(name, spec) \
+        DOC "apiVersion: projectcalico.org/v3\nkind: FelixConfiguration\nmetadata: {name: " name "}\nspec: {" spec "}\n"
+
+#define AZ1 "topology.kubernetes.io/zone: az1"
+#define AZ2 "topology.kubernetes.io/zone: az2"
+#define SEL_AZ1 ", nodeSelector: 'topology.kubernetes.io/zone == \"az1\"'"
+#define SEL_AZ2 ", nodeSelector: 'topology.kubernetes.io/zone == \"az2\"'"
+#define UNDERLAY ", blockSize: 28, ipipMode: Never, vxlanMode: Never, natOutgoing: false"
+
+/* The dc1 cluster of tests/fixtures/README.md: an IPIP overlay pool for all nodes and one
+ * underlay pool per zone. */
+#define DC1_POOLS                                                                                          \
+        POOL("default-ipv4-ippool", "10.233.64.0/18",                                                      \
+             ", blockSize: 26, ipipMode: Always, natOutgoing: true, nodeSelector: all()")                  \
+        POOL("underlay-az1", "192.168.10.128/25", UNDERLAY SEL_AZ1)                                        \
+        POOL("underlay-az2", "192.168.20.128/25", UNDERLAY SEL_AZ2)
+#define DC1_NODES                                                                   \
+        NODE_TUN("node1", "192.168.10.11/24", "10.233.90.0", AZ1 ", rack: r1")      \
+        NODE_TUN("node2", "192.168.10.12/24", "10.233.96.0", AZ1 ", rack: r2")      \
+        NODE_TUN("node3", "192.168.20.13/24", "10.233.92.0", AZ2 ", rack: r3")      \
+        NODE_TUN("node4", "192.168.20.14/24", "10.233.105.0", AZ2 ", edge: 'true'")
+#define DC1_BLOCKS                                                                          \
+        AFF("node1", "10.233.90.0/26") AFF("node2", "10.233.96.0/26")                       \
+        AFF("node3", "10.233.92.0/26") AFF("node4", "10.233.105.0/26")                      \
+        AFF("node1", "192.168.10.128/28") AFF("node2", "192.168.10.144/28")                 \
+        AFF("node3", "192.168.20.128/28") AFF("node4", "192.168.20.144/28")
+#define DC1 DC1_POOLS DC1_NODES DC1_BLOCKS
+
+/* A single underlay pool for everybody, two nodes on one L2 segment. */
+#define SIMPLE                                                                                 \
+        POOL("underlay", "192.168.10.128/25", UNDERLAY)                                         \
+        NODE("node1", "192.168.10.11/24", AZ1) NODE("node2", "192.168.10.12/24", AZ1)           \
+        AFF("node1", "192.168.10.128/28") AFF("node2", "192.168.10.144/28")                     \
+        AFF("node2", "192.168.10.160/28")
+
+/* What a fresh plan for SIMPLE does on a fresh node1 (host_node1()). */
+#define SIMPLE_PROXY "set-proxy-delay eth0 0 ms", "set-proxy-arp eth0 1"
+#define R_LOCAL "blackhole 192.168.10.128/28 proto 211 metric 1024 table 254"
+#define R_144 "192.168.10.144/28 via 192.168.10.12 dev eth0 proto 211 metric 1024 table 254"
+#define R_160 "192.168.10.160/28 via 192.168.10.12 dev eth0 proto 211 metric 1024 table 254"
+
+/* ---- per-test state, freed by the teardown even when an assertion fails ---- */
+
+struct t {
+        struct cfg_model *m;
+        struct host_snapshot h;
+        struct host_record rec;
+        struct plan *p;
+        char *buf; /* generated YAML */
+        struct cfg_settings s; /* --cleanup tests */
+        struct cfg_diags d;
+};
+
+static int setup(void **state)
+{
+        struct t *t = calloc(1, sizeof(*t));
+
+        if (!t)
+                return -1;
+        t->rec = (struct host_record){ .proxy_arp = -1, .proxy_delay_ms = -1 };
+        *state = t;
+        return 0;
+}
+
+static int teardown(void **state)
+{
+        struct t *t = *state;
+
+        plan_free(t->p);
+        cfg_model_free(t->m);
+        host_snapshot_clear(&t->h);
+        free(t->buf);
+        cfg_settings_clear(&t->s);
+        cfg_diags_clear(&t->d);
+        free(t);
+        return 0;
+}
+
+static void print_diags(const struct cfg_diags *d)
+{
+        for (size_t i = 0; i < d->n; i++) {
+                char line[512];
+
+                cfg_diag_fmt(&d->v[i], line, sizeof(line));
+                print_error("  %s\n", line);
+        }
+}
+
+/* The model from settings (NULL: defaults, nodeName node1) and one resources stream. */
+static void load(struct t *t, const char *settings, const char *resources)
+{
+        const char *names[] = { "resources.yaml" }, *bufs[] = { resources };
+        size_t sizes[] = { strlen(resources) };
+        int r;
+
+        cfg_settings_clear(&t->s);
+        cfg_diags_clear(&t->d);
+        if (settings)
+                r = cfg_settings_load_buffer("config.yaml", settings, strlen(settings), "node1", &t->s, &t->d);
+        else
+                r = cfg_settings_load(NULL, false, "node1", &t->s, &t->d);
+        if (r < 0)
+                print_diags(&t->d);
+        assert_int_equal(r, 0);
+        cfg_model_free(t->m);
+        t->m = NULL;
+        /* Takes the settings on success; hands them back untouched on failure. */
+        r = cfg_model_from_buffers(&t->s, names, bufs, sizes, 1, &t->m, &t->d);
+        if (r < 0)
+                print_diags(&t->d);
+        assert_int_equal(r, 0);
+        assert_int_equal(t->d.n_errors, 0);
+}
+
+/* ---- the host snapshot, by hand ---- */
+
+static void link_add(struct host_snapshot *h, int ifindex, const char *name, const char *kind, unsigned mtu)
+{
+        struct host_link *l;
+
+        h->links = realloc(h->links, (h->n_links + 1) * sizeof(*h->links));
+        assert_non_null(h->links);
+        l = &h->links[h->n_links++];
+        *l = (struct host_link){ .ifindex = ifindex, .mtu = mtu, .up = true, .proxy_arp = 0, .forwarding = 1,
+                                 .rp_filter = 0 };
+        snprintf(l->name, sizeof(l->name), "%s", name);
+        snprintf(l->kind, sizeof(l->kind), "%s", kind);
+}
+
+static struct host_link *link_of(struct host_snapshot *h, const char *name)
+{
+        for (size_t i = 0; i < h->n_links; i++)
+                if (streq(h->links[i].name, name))
+                        return &h->links[i];
+        fail_msg("no link %s", name);
+        return NULL;
+}
+
+static int ifindex_of(struct host_snapshot *h, const char *name)
+{
+        return link_of(h, name)->ifindex;
+}
+
+static void addr_add(struct host_snapshot *h, const char *dev, const char *a)
+{
+        struct host_addr *ha;
+
+        h->addrs = realloc(h->addrs, (h->n_addrs + 1) * sizeof(*h->addrs));
+        assert_non_null(h->addrs);
+        ha = &h->addrs[h->n_addrs++];
+        *ha = (struct host_addr){ .ifindex = ifindex_of(h, dev) };
+        assert_true(cfg_prefix_parse(a, true, &ha->addr) >= 0);
+}
+
+static uint8_t proto_parse(const char *s)
+{
+        static const struct {
+                const char *name;
+                uint8_t n;
+        } names[] = { { "kernel", 2 }, { "boot", 3 }, { "static", 4 }, { "bird", 12 }, { "felix", 80 } };
+
+        for (size_t i = 0; i < ELEMENTSOF(names); i++)
+                if (streq(s, names[i].name))
+                        return names[i].n;
+        return (uint8_t)atoi(s);
+}
+
+/* A route in `ip route` words: "[blackhole|unreachable|prohibit|local] DST [via GW]
+ * [dev DEV] [proto P] [metric N] [table N] [scope link] [multipath]". Table defaults to
+ * main, metric to 0, protocol to boot, as `ip route add` does. */
+static struct host_route route_parse(struct host_snapshot *h, const char *spec)
+{
+        struct host_route r = { .table = 254, .protocol = 3, .type = HOST_RTN_UNICAST };
+        char copy[256], *save = NULL, *tok;
+        bool dst = false;
+
+        snprintf(copy, sizeof(copy), "%s", spec);
+        for (tok = strtok_r(copy, " ", &save); tok; tok = strtok_r(NULL, " ", &save)) {
+                char *arg = NULL;
+
+                if (streq(tok, "blackhole") || streq(tok, "unreachable") || streq(tok, "prohibit") ||
+                    streq(tok, "local")) {
+                        r.type = streq(tok, "blackhole")     ? HOST_RTN_BLACKHOLE
+                                 : streq(tok, "unreachable") ? HOST_RTN_UNREACHABLE
+                                 : streq(tok, "prohibit")    ? HOST_RTN_PROHIBIT
+                                                             : HOST_RTN_LOCAL;
+                        continue;
+                }
+                if (streq(tok, "multipath")) {
+                        r.multipath = true;
+                        continue;
+                }
+                if (!dst) {
+                        if (streq(tok, "default"))
+                                assert_int_equal(cfg_prefix_parse("0.0.0.0/0", true, &r.dst), 0);
+                        else
+                                assert_int_equal(cfg_prefix_parse(tok, false, &r.dst), 0);
+                        dst = true;
+                        continue;
+                }
+                arg = strtok_r(NULL, " ", &save);
+                assert_non_null(arg);
+                if (streq(tok, "via"))
+                        assert_int_equal(cfg_addr_parse(arg, &r.gateway), 0);
+                else if (streq(tok, "dev"))
+                        r.oif = ifindex_of(h, arg);
+                else if (streq(tok, "proto"))
+                        r.protocol = proto_parse(arg);
+                else if (streq(tok, "metric"))
+                        r.priority = (uint32_t)strtoul(arg, NULL, 10);
+                else if (streq(tok, "table"))
+                        r.table = streq(arg, "main") ? 254 : (uint32_t)strtoul(arg, NULL, 10);
+                else if (streq(tok, "scope"))
+                        r.scope = streq(arg, "link") ? 253 : (uint8_t)atoi(arg);
+                else
+                        fail_msg("bad route spec word '%s' in '%s'", tok, spec);
+        }
+        assert_true(dst);
+        if (r.type != HOST_RTN_UNICAST)
+                r.scope = 0;
+        return r;
+}
+
+static void route_push(struct host_snapshot *h, const struct host_route *r)
+{
+        h->routes = realloc(h->routes, (h->n_routes + 1) * sizeof(*h->routes));
+        assert_non_null(h->routes);
+        h->routes[h->n_routes++] = *r;
+}
+
+static void route_add(struct host_snapshot *h, const char *spec)
+{
+        struct host_route r = route_parse(h, spec);
+
+        route_push(h, &r);
+}
+
+/* node1 of dc1: eth0 (ifindex 2) 192.168.10.11/24, the uplink; forwarding on, proxy ARP
+ * off, the kernel's default proxy delay (80 jiffies = 800 ms). */
+static void set_uplink_addr(struct host_snapshot *h, const char *a)
+{
+        for (size_t i = 0; i < h->n_addrs; i++)
+                if (h->addrs[i].ifindex == h->uplink) {
+                        assert_true(cfg_prefix_parse(a, true, &h->addrs[i].addr) >= 0);
+                        return;
+                }
+        fail_msg("the uplink has no address");
+}
+
+static void host_node1(struct host_snapshot *h)
+{
+        link_add(h, 1, "lo", "", 65536);
+        link_add(h, 2, "eth0", "", 1500);
+        addr_add(h, "lo", "127.0.0.1/8");
+        addr_add(h, "eth0", "192.168.10.11/24");
+        route_add(h, "default via 192.168.10.1 dev eth0 proto static");
+        route_add(h, "192.168.10.0/24 dev eth0 proto kernel scope link");
+        h->uplink = 2;
+        h->all_proxy_arp = 0;
+        h->all_forwarding = 1;
+        h->all_rp_filter = 0;
+        h->uplink_proxy_delay_ms = 800;
+}
+
+/* Calico's IPIP device on node1, as Felix leaves it. */
+static void add_tunl0(struct host_snapshot *h, const char *a)
+{
+        link_add(h, 3, "tunl0", "ipip", 1480);
+        if (a)
+                addr_add(h, "tunl0", a);
+}
+
+/* ---- planning, with the ownership invariants checked on every plan ---- */
+
+static bool route_key_eq(const struct host_route *a, const struct host_route *b)
+{
+        /* The kernel's key for an IPv4 route: table, prefix, (tos,) metric. */
+        return a->table == b->table && cfg_prefix_eq(&a->dst, &b->dst) && a->priority == b->priority;
+}
+
+static bool route_eq(const struct host_route *a, const struct host_route *b)
+{
+        return route_key_eq(a, b) && a->protocol == b->protocol && a->type == b->type &&
+               cfg_prefix_eq(&a->gateway, &b->gateway) && a->oif == b->oif && a->multipath == b->multipath;
+}
+
+static void check_invariants(const struct cfg_settings *s, const struct host_snapshot *h, const struct plan *p)
+{
+        for (size_t i = 0; i < p->n_actions; i++) {
+                const struct plan_action *a = &p->actions[i];
+                const struct host_link *l = a->ifindex ? host_link_by_index(h, a->ifindex) : NULL;
+                bool found = false;
+
+                if (a->ifindex)
+                        assert_non_null(l);
+                if (l)
+                        assert_string_equal(a->dev, l->name);
+                switch (a->kind) {
+                case PLAN_DEL_ROUTE:
+                        /* Only an existing route of ours is ever deleted. */
+                        assert_int_equal(a->route.protocol, s->route_protocol);
+                        for (size_t k = 0; k < h->n_routes; k++)
+                                found = found || route_eq(&h->routes[k], &a->route);
+                        assert_true(found);
+                        assert_int_equal(a->ifindex, a->route.oif);
+                        break;
+                case PLAN_ADD_ROUTE:
+                        assert_int_equal(a->route.protocol, s->route_protocol);
+                        assert_int_equal(a->route.table, s->route_table);
+                        assert_int_equal(a->route.priority, s->route_metric);
+                        assert_int_equal(a->route.dst.family, AF_INET);
+                        assert_int_equal(a->ifindex, a->route.oif);
+                        /* We never compete for a prefix: no foreign route for it in our table,
+                         * and a replace only ever lands on our own route. */
+                        for (size_t k = 0; k < h->n_routes; k++) {
+                                const struct host_route *r = &h->routes[k];
+
+                                if (r->table != a->route.table || !cfg_prefix_eq(&r->dst, &a->route.dst))
+                                        continue;
+                                assert_int_equal(r->protocol, s->route_protocol);
+                                if (route_key_eq(r, &a->route) && a->replace)
+                                        found = true;
+                        }
+                        assert_int_equal(found, a->replace);
+                        break;
+                case PLAN_SET_PROXY_ARP:
+                case PLAN_SET_PROXY_DELAY:
+                        assert_non_null(l);
+                        break;
+                case PLAN_REMOVE_TUNNEL:
+                        assert_non_null(l);
+                        assert_true(streq(a->dev, s->tunnel_ipip) || streq(a->dev, s->tunnel_vxlan));
+                        assert_true(a->n_tunnel_addrs <= PLAN_TUNNEL_ADDRS_MAX);
+                        break;
+                }
+        }
+        assert_int_equal(p->n_pools, p->pools ? p->n_pools : 0);
+}
+
+static struct plan *plan(struct t *t)
+{
+        struct plan *p = NULL;
+
+        plan_free(t->p);
+        t->p = NULL;
+        assert_int_equal(plan_build(t->m, &t->h, &t->rec, &p), 0);
+        assert_non_null(p);
+        t->p = p;
+        check_invariants(&t->m->settings, &t->h, p);
+        return p;
+}
+
+/* The action as the tests spell it: plan_action_fmt plus the flags it does not print. */
+static void action_text(const struct plan_action *a, char *buf, size_t size)
+{
+        size_t len;
+
+        assert_true(plan_action_fmt(a, buf, size) > 0);
+        len = strlen(buf);
+        if (a->kind == PLAN_ADD_ROUTE && a->replace)
+                len += (size_t)snprintf(buf + len, size - len, " [replace]");
+        if (a->kind == PLAN_REMOVE_TUNNEL) {
+                for (size_t i = 0; i < a->n_tunnel_addrs; i++) {
+                        char pfx[CFG_PREFIX_STRLEN];
+
+                        cfg_prefix_fmt(&a->tunnel_addrs[i], pfx, sizeof(pfx));
+                        len += (size_t)snprintf(buf + len, size - len, "%s%s", i ? "," : " addrs ", pfx);
+                }
+                if (a->foreign_addrs)
+                        snprintf(buf + len, size - len, " [foreign]");
+        }
+}
+
+static void dump_plan(const struct plan *p)
+{
+        char line[256];
+
+        print_error("plan: %zu actions\n", p->n_actions);
+        for (size_t i = 0; i < p->n_actions; i++) {
+                action_text(&p->actions[i], line, sizeof(line));
+                print_error("  %zu: %s\n", i, line);
+        }
+        print_error("findings: %zu\n", p->n_findings);
+        for (size_t i = 0; i < p->n_findings; i++)
+                print_error("  %s %s: %s\n", plan_severity_name(p->findings[i].severity), p->findings[i].code,
+                            p->findings[i].message);
+}
+
+static void check_actions(const struct plan *p, const char *const *want)
+{
+        size_t n = 0;
+        char line[256];
+
+        while (want[n])
+                n++;
+        for (size_t i = 0; i < n || i < p->n_actions; i++) {
+                if (i < n && i < p->n_actions) {
+                        action_text(&p->actions[i], line, sizeof(line));
+                        if (streq(line, want[i]))
+                                continue;
+                }
+                dump_plan(p);
+                fail_msg("action %zu: want '%s', have '%s'", i, i < n ? want[i] : "(none)",
+                         i < p->n_actions ? line : "(none)");
+        }
+}
+#define EXPECT_ACTIONS(p, ...) check_actions((p), (const char *const[]){ __VA_ARGS__, NULL })
+#define EXPECT_NO_ACTIONS(p) check_actions((p), (const char *const[]){ NULL })
+
+/* The exact list of findings, as "severity code" in order. */
+static void check_findings(const struct plan *p, const char *const *want)
+{
+        size_t n = 0, blocking = 0;
+        char line[128];
+
+        while (want[n])
+                n++;
+        for (size_t i = 0; i < n || i < p->n_findings; i++) {
+                if (i < n && i < p->n_findings) {
+                        snprintf(line, sizeof(line), "%s %s", plan_severity_name(p->findings[i].severity),
+                                 p->findings[i].code);
+                        if (streq(line, want[i]))
+                                continue;
+                }
+                dump_plan(p);
+                fail_msg("finding %zu: want '%s', have '%s'", i, i < n ? want[i] : "(none)",
+                         i < p->n_findings ? line : "(none)");
+        }
+        for (size_t i = 0; i < p->n_findings; i++)
+                blocking += p->findings[i].severity == PLAN_BLOCKING;
+        assert_int_equal(p->n_blocking, blocking);
+}
+#define EXPECT_FINDINGS(p, ...) check_findings((p), (const char *const[]){ __VA_ARGS__, NULL })
+#define EXPECT_NO_FINDINGS(p) check_findings((p), (const char *const[]){ NULL })
+
+/* The message of the nth finding with this code. */
+static const char *msg(const struct plan *p, const char *code, size_t nth)
+{
+        for (size_t i = 0; i < p->n_findings; i++)
+                if (streq(p->findings[i].code, code) && nth-- == 0)
+                        return p->findings[i].message;
+        dump_plan(p);
+        fail_msg("no finding %s", code);
+        return NULL;
+}
+
+static void assert_contains(const char *haystack, const char *needle)
+{
+        if (!strstr(haystack, needle))
+                fail_msg("'%s' does not contain '%s'", haystack, needle);
+}
+
+static const struct plan_pool *pool_named(const struct t *t, const char *name)
+{
+        for (size_t i = 0; i < t->p->n_pools; i++)
+                if (streq(t->m->pools[t->p->pools[i].pool].name, name))
+                        return &t->p->pools[i];
+        fail_msg("no pool %s in the plan", name);
+        return NULL;
+}
+
+static void expect_record(const struct plan *p, const char *ifname, int proxy_arp, int64_t delay, bool first)
+{
+        assert_true(p->record.valid);
+        assert_string_equal(p->record.ifname, ifname);
+        assert_int_equal(p->record.proxy_arp, proxy_arp);
+        assert_int_equal(p->record.proxy_delay_ms, delay);
+        assert_int_equal(p->record_first, first);
+}
+
+/* ---- applying a plan the way the kernel would, to test convergence ---- */
+
+static void route_remove_at(struct host_snapshot *h, size_t k)
+{
+        memmove(&h->routes[k], &h->routes[k + 1], (h->n_routes - k - 1) * sizeof(*h->routes));
+        h->n_routes--;
+}
+
+static void addr_remove(struct host_snapshot *h, int ifindex, const struct cfg_prefix *a)
+{
+        for (size_t k = 0; k < h->n_addrs; k++)
+                if (h->addrs[k].ifindex == ifindex && cfg_prefix_eq(&h->addrs[k].addr, a)) {
+                        memmove(&h->addrs[k], &h->addrs[k + 1], (h->n_addrs - k - 1) * sizeof(*h->addrs));
+                        h->n_addrs--;
+                        return;
+                }
+        fail_msg("address not on the link");
+}
+
+static void apply_tunnel(struct host_snapshot *h, const struct plan_action *a)
+{
+        size_t k;
+
+        if (streq(a->tunnel_kind, "ipip")) {
+                /* The kernel keeps the fallback tunl0: addresses off, down unless foreign. */
+                for (size_t i = 0; i < a->n_tunnel_addrs; i++)
+                        addr_remove(h, a->ifindex, &a->tunnel_addrs[i]);
+                if (!a->foreign_addrs)
+                        link_of(h, a->dev)->up = false;
+                return;
+        }
+        for (k = 0; k < h->n_addrs;)
+                if (h->addrs[k].ifindex == a->ifindex)
+                        addr_remove(h, a->ifindex, &h->addrs[k].addr);
+                else
+                        k++;
+        for (k = 0; k < h->n_routes;)
+                if (h->routes[k].oif == a->ifindex)
+                        route_remove_at(h, k);
+                else
+                        k++;
+        for (k = 0; k < h->n_links; k++)
+                if (h->links[k].ifindex == a->ifindex)
+                        break;
+        assert_true(k < h->n_links);
+        memmove(&h->links[k], &h->links[k + 1], (h->n_links - k - 1) * sizeof(*h->links));
+        h->n_links--;
+}
+
+static void apply_action(struct host_snapshot *h, const struct plan_action *a)
+{
+        size_t k;
+
+        switch (a->kind) {
+        case PLAN_SET_PROXY_ARP:
+                for (k = 0; k < h->n_links; k++)
+                        if (h->links[k].ifindex == a->ifindex)
+                                h->links[k].proxy_arp = (int)a->value;
+                return;
+        case PLAN_SET_PROXY_DELAY:
+                if (a->ifindex == h->uplink)
+                        h->uplink_proxy_delay_ms = a->value;
+                return;
+        case PLAN_DEL_ROUTE:
+                for (k = 0; k < h->n_routes; k++)
+                        if (route_eq(&h->routes[k], &a->route))
+                                break;
+                assert_true(k < h->n_routes);
+                route_remove_at(h, k);
+                return;
+        case PLAN_ADD_ROUTE:
+                for (k = 0; k < h->n_routes; k++)
+                        if (route_key_eq(&h->routes[k], &a->route))
+                                break;
+                if (a->replace) {
+                        assert_true(k < h->n_routes);
+                        h->routes[k] = a->route;
+                } else {
+                        assert_true(k == h->n_routes); /* EEXIST otherwise */
+                        route_push(h, &a->route);
+                }
+                return;
+        case PLAN_REMOVE_TUNNEL:
+                apply_tunnel(h, a);
+                return;
+        }
+}
+
+/* Apply the last plan and its record, then plan again: nothing may be left to do. */
+static void apply_and_replan(struct t *t)
+{
+        for (size_t i = 0; i < t->p->n_actions; i++)
+                apply_action(&t->h, &t->p->actions[i]);
+        t->rec = t->p->record.valid ? t->p->record : (struct host_record){ .proxy_arp = -1, .proxy_delay_ms = -1 };
+        plan(t);
+        EXPECT_NO_ACTIONS(t->p);
+        /* The record is stable too. */
+        assert_int_equal(t->p->record.valid, t->rec.valid);
+        if (t->rec.valid)
+                expect_record(t->p, t->rec.ifname, t->rec.proxy_arp, t->rec.proxy_delay_ms, false);
+}
+
+static void set_record(struct t *t, const char *ifname, int proxy_arp, int64_t delay)
+{
+        t->rec = (struct host_record){ .valid = true, .proxy_arp = proxy_arp, .proxy_delay_ms = delay };
+        snprintf(t->rec.ifname, sizeof(t->rec.ifname), "%s", ifname);
+}
+
+/* ================================ tests ================================ */
+
+/* §3.1 and §3.2 on a fresh node: delay before proxy ARP, the local block blackholed, the
+ * peer's blocks via the peer on the uplink, the record written first. */
+static void test_single_underlay_pool(void **state)
+{
+        struct t *t = *state;
+        struct plan *p;
+
+        load(t, NULL, SIMPLE);
+        host_node1(&t->h);
+        p = plan(t);
+        EXPECT_ACTIONS(p, SIMPLE_PROXY, "add-route " R_LOCAL, "add-route " R_144, "add-route " R_160);
+        EXPECT_NO_FINDINGS(p);
+        assert_true(p->underlay);
+        assert_true(p->tunnels_unneeded);
+        assert_int_equal(p->uplink, 2);
+        assert_string_equal(p->uplink_name, "eth0");
+        assert_int_equal(p->n_routes_wanted, 3);
+        assert_int_equal(p->n_routes_foreign, 0);
+        assert_int_equal(p->n_blocking, 0);
+        expect_record(p, "eth0", 0, 800, true);
+        assert_int_equal(p->n_pools, 1);
+        assert_true(p->pools[0].applies);
+        assert_true(p->pools[0].underlay);
+        assert_string_equal(p->pools[0].reason, "nodeSelector all() matches this node");
+        /* The exact fields, not only the text. */
+        assert_int_equal(p->actions[0].value, 0);
+        assert_false(p->actions[0].restore);
+        assert_int_equal(p->actions[1].ifindex, 2);
+        assert_int_equal(p->actions[1].value, 1);
+        assert_int_equal(p->actions[2].route.type, HOST_RTN_BLACKHOLE);
+        assert_int_equal(p->actions[2].route.oif, 0);
+        assert_int_equal(p->actions[2].route.gateway.family, 0);
+        assert_int_equal(p->actions[3].route.type, HOST_RTN_UNICAST);
+        assert_int_equal(p->actions[3].route.oif, 2);
+        assert_int_equal(p->actions[3].route.gateway.len, 32);
+        assert_int_equal(p->actions[3].route.protocol, OWN);
+        assert_int_equal(p->actions[3].route.priority, CFG_DEFAULT_ROUTE_METRIC);
+        assert_int_equal(p->actions[3].route.table, 254);
+        assert_false(p->actions[3].replace);
+        apply_and_replan(t);
+}
+
+/* Already converged by hand before the daemon ever ran: the record is still written
+ * (what was found), and nothing else happens. */
+static void test_converged_host_still_records(void **state)
+{
+        struct t *t = *state;
+        struct plan *p;
+
+        load(t, NULL, SIMPLE);
+        host_node1(&t->h);
+        link_of(&t->h, "eth0")->proxy_arp = 1;
+        t->h.uplink_proxy_delay_ms = 0;
+        route_add(&t->h, R_LOCAL);
+        route_add(&t->h, R_144);
+        route_add(&t->h, R_160);
+        p = plan(t);
+        EXPECT_NO_ACTIONS(p);
+        expect_record(p, "eth0", 1, 0, true);
+        apply_and_replan(t);
+}
+
+/* An overlay pool next to an underlay one: overlay blocks get no routes from us, and the
+ * tunnels stay while an applying pool uses IPIP Always. */
+static void test_overlay_and_underlay(void **state)
+{
+        struct t *t = *state;
+        struct plan *p;
+
+        load(t, NULL,
+             POOL("overlay", "10.233.64.0/18", ", ipipMode: Always, natOutgoing: true") SIMPLE
+                     AFF("node1", "10.233.90.0/26") AFF("node2", "10.233.96.0/26"));
+        host_node1(&t->h);
+        add_tunl0(&t->h, "10.233.90.0/32");
+        route_add(&t->h, "10.233.96.0/26 via 192.168.10.12 dev tunl0 proto bird scope link");
+        p = plan(t);
+        EXPECT_ACTIONS(p, SIMPLE_PROXY, "add-route " R_LOCAL, "add-route " R_144, "add-route " R_160);
+        EXPECT_NO_FINDINGS(p);
+        assert_true(p->underlay);
+        assert_false(p->tunnels_unneeded);
+        assert_int_equal(p->n_routes_wanted, 3);
+        assert_true(pool_named(t, "overlay")->applies);
+        assert_false(pool_named(t, "overlay")->underlay);
+        assert_true(pool_named(t, "underlay")->underlay);
+        apply_and_replan(t);
+}
+
+/* Overlay pools only: not underlay mode, nothing to do, no record. */
+static void test_overlay_only(void **state)
+{
+        struct t *t = *state;
+        struct plan *p;
+
+        load(t, NULL,
+             POOL("overlay", "10.233.64.0/18", ", ipipMode: Always, natOutgoing: true")
+                     NODE("node1", "192.168.10.11/24", AZ1) AFF("node1", "10.233.90.0/26"));
+        host_node1(&t->h);
+        add_tunl0(&t->h, "10.233.90.0/32");
+        t->h.all_forwarding = 0; /* only matters in underlay mode */
+        p = plan(t);
+        EXPECT_NO_ACTIONS(p);
+        EXPECT_NO_FINDINGS(p);
+        assert_false(p->underlay);
+        assert_false(p->tunnels_unneeded);
+        assert_false(p->record.valid);
+        assert_false(p->record_first);
+        assert_int_equal(p->n_routes_wanted, 0);
+}
+
+/* The cross-AZ layout of the fixtures, from node1 in az1. */
+static void test_dc1_cross_az(void **state)
+{
+        struct t *t = *state;
+        const struct plan_pool *pp;
+        struct plan *p;
+
+        load(t, NULL, DC1);
+        host_node1(&t->h);
+        add_tunl0(&t->h, "10.233.90.0/32");
+        p = plan(t);
+        /* az1: our block blackholed, node2's routed; az2: nothing, the overlay: nothing. */
+        EXPECT_ACTIONS(p, SIMPLE_PROXY, "add-route " R_LOCAL, "add-route " R_144);
+        EXPECT_FINDINGS(p, "info pool-not-applying");
+        assert_string_equal(msg(p, "pool-not-applying", 0),
+                            "underlay pool underlay-az2 (192.168.20.128/25) does not apply here: no routes to "
+                            "its blocks");
+        assert_true(p->underlay);
+        assert_false(p->tunnels_unneeded);
+        assert_int_equal(p->n_routes_wanted, 2);
+        assert_int_equal(p->n_pools, 3);
+        pp = pool_named(t, "default-ipv4-ippool");
+        assert_true(pp->applies);
+        assert_false(pp->underlay);
+        pp = pool_named(t, "underlay-az1");
+        assert_true(pp->applies);
+        assert_true(pp->underlay);
+        assert_string_equal(pp->reason, "nodeSelector topology.kubernetes.io/zone == \"az1\" matches this node");
+        pp = pool_named(t, "underlay-az2");
+        assert_false(pp->applies);
+        assert_true(pp->underlay);
+        assert_string_equal(pp->reason,
+                            "nodeSelector topology.kubernetes.io/zone == \"az2\" does not match this node");
+        expect_record(p, "eth0", 0, 800, true);
+        apply_and_replan(t);
+}
+
+/* node3 in az2 sees the mirror image: az2 applies, az1 does not. */
+static void test_dc1_from_node3(void **state)
+{
+        struct t *t = *state;
+        struct plan *p;
+
+        load(t, "nodeName: node3\n", DC1);
+        host_node1(&t->h);
+        set_uplink_addr(&t->h, "192.168.20.13/24");
+        p = plan(t);
+        EXPECT_ACTIONS(p, SIMPLE_PROXY, "add-route blackhole 192.168.20.128/28 proto 211 metric 1024 table 254",
+                       "add-route 192.168.20.144/28 via 192.168.20.14 dev eth0 proto 211 metric 1024 table 254");
+        EXPECT_FINDINGS(p, "info pool-not-applying");
+        assert_contains(msg(p, "pool-not-applying", 0), "underlay-az1 (192.168.10.128/25)");
+        assert_false(pool_named(t, "underlay-az1")->applies);
+        assert_true(pool_named(t, "underlay-az2")->applies);
+}
+
+/* A peer of the same zone in another subnet: no route, "needs upstream routing". */
+static void test_peer_in_other_subnet(void **state)
+{
+        struct t *t = *state;
+        struct plan *p;
+
+        load(t, NULL,
+             DC1 NODE("node5", "192.168.11.15/24", AZ1) AFF("node5", "192.168.10.160/28")
+                     AFF("node5", "192.168.10.176/28"));
+        host_node1(&t->h);
+        add_tunl0(&t->h, "10.233.90.0/32");
+        p = plan(t);
+        EXPECT_ACTIONS(p, SIMPLE_PROXY, "add-route " R_LOCAL, "add-route " R_144);
+        EXPECT_FINDINGS(p, "info pool-not-applying", "warning needs-upstream-routing");
+        assert_string_equal(msg(p, "needs-upstream-routing", 0),
+                            "node node5 (192.168.11.15): not on-link on the uplink, these blocks need upstream "
+                            "routing (the switch or BGP): 192.168.10.160/28, 192.168.10.176/28");
+        assert_int_equal(p->n_routes_wanted, 2);
+        apply_and_replan(t);
+}
+
+/* More than four blocks: the finding gives examples and a count. */
+static void test_upstream_examples_capped(void **state)
+{
+        struct t *t = *state;
+        struct plan *p;
+
+        load(t, NULL,
+             POOL("underlay", "192.168.10.128/25", UNDERLAY) NODE("node1", "192.168.10.11/24", AZ1)
+                     NODE("far", "10.1.1.1/24", AZ1) AFF("far", "192.168.10.128/28")
+                     AFF("far", "192.168.10.144/28") AFF("far", "192.168.10.160/28")
+                     AFF("far", "192.168.10.176/28") AFF("far", "192.168.10.192/28")
+                     AFF("far", "192.168.10.208/28"));
+        host_node1(&t->h);
+        p = plan(t);
+        EXPECT_ACTIONS(p, SIMPLE_PROXY);
+        EXPECT_FINDINGS(p, "warning needs-upstream-routing");
+        assert_string_equal(msg(p, "needs-upstream-routing", 0),
+                            "node far (10.1.1.1): not on-link on the uplink, these blocks need upstream routing "
+                            "(the switch or BGP): 192.168.10.128/28, 192.168.10.144/28, 192.168.10.160/28, "
+                            "192.168.10.176/28 and 2 more");
+        assert_int_equal(p->n_routes_wanted, 0);
+}
+
+/* On-link is about the uplink's connected prefixes, not the peer's own subnet length:
+ * a peer address in eth0's /24 is on-link even when its node claims a /16. And a peer
+ * that is only reachable through another interface is not on-link on the uplink. */
+static void test_on_link_is_uplink_prefix(void **state)
+{
+        struct t *t = *state;
+        struct plan *p;
+
+        load(t, NULL,
+             POOL("underlay", "192.168.10.128/25", UNDERLAY) NODE("node1", "192.168.10.11/24", AZ1)
+                     NODE("wide", "192.168.10.40/16", AZ1) NODE("side", "172.20.0.5/24", AZ1)
+                     AFF("wide", "192.168.10.144/28") AFF("side", "192.168.10.160/28"));
+        host_node1(&t->h);
+        link_add(&t->h, 4, "eth1", "", 1500);
+        addr_add(&t->h, "eth1", "172.20.0.1/24");
+        p = plan(t);
+        EXPECT_ACTIONS(p, SIMPLE_PROXY,
+                       "add-route 192.168.10.144/28 via 192.168.10.40 dev eth0 proto 211 metric 1024 table 254");
+        EXPECT_FINDINGS(p, "warning needs-upstream-routing");
+        assert_contains(msg(p, "needs-upstream-routing", 0), "node side (172.20.0.5)");
+}
+
+/* CrossSubnet (DESIGN §3.2: "CrossSubnet with M in N's subnet" is unencapsulated): a peer
+ * in our subnet gets a direct route; a peer in another subnet is carried by Calico's
+ * tunnel (Felix and BIRD route it via tunl0), so it gets no route from us and needs no
+ * upstream routing either: "needs upstream routing" is for unencapsulated paths that
+ * leave the segment. The tunnels are needed. */
+static void test_cross_subnet(void **state)
+{
+        struct t *t = *state;
+        struct plan *p;
+
+        load(t, NULL,
+             POOL("cs", "192.168.10.128/25", ", blockSize: 28, ipipMode: CrossSubnet, natOutgoing: false")
+                     NODE("node1", "192.168.10.11/24", AZ1) NODE("node2", "192.168.10.12/24", AZ1)
+                     NODE("node5", "192.168.11.15/24", AZ1) AFF("node1", "192.168.10.128/28")
+                     AFF("node2", "192.168.10.144/28") AFF("node5", "192.168.10.160/28"));
+        host_node1(&t->h);
+        add_tunl0(&t->h, "192.168.10.129/32");
+        p = plan(t);
+        EXPECT_ACTIONS(p, SIMPLE_PROXY, "add-route " R_LOCAL, "add-route " R_144);
+        EXPECT_NO_FINDINGS(p);
+        assert_false(p->tunnels_unneeded);
+        assert_int_equal(p->n_routes_wanted, 2);
+        apply_and_replan(t);
+}
+
+/* vxlanMode CrossSubnet behaves the same way. */
+static void test_cross_subnet_vxlan(void **state)
+{
+        struct t *t = *state;
+        struct plan *p;
+
+        load(t, NULL,
+             POOL("cs", "192.168.10.128/25", ", blockSize: 28, vxlanMode: CrossSubnet")
+                     NODE("node1", "192.168.10.11/24", AZ1) NODE("node2", "192.168.10.12/24", AZ1)
+                     NODE("node5", "192.168.11.15/24", AZ1) AFF("node2", "192.168.10.144/28")
+                     AFF("node5", "192.168.10.160/28"));
+        host_node1(&t->h);
+        p = plan(t);
+        EXPECT_ACTIONS(p, SIMPLE_PROXY, "add-route " R_144);
+        EXPECT_NO_FINDINGS(p);
+        assert_false(p->tunnels_unneeded);
+}
+
+/* An underlay pool with IPIP Always: every peer is reached through the tunnel, so no
+ * peer routes; the local blackhole stays (unallocated addresses must stay silent). */
+static void test_underlay_ipip_always(void **state)
+{
+        struct t *t = *state;
+        struct plan *p;
+
+        load(t, NULL,
+             POOL("u", "192.168.10.128/25", ", blockSize: 28, ipipMode: Always") NODE("node1", "192.168.10.11/24", AZ1)
+                     NODE("node2", "192.168.10.12/24", AZ1) AFF("node1", "192.168.10.128/28")
+                     AFF("node2", "192.168.10.144/28"));
+        host_node1(&t->h);
+        add_tunl0(&t->h, "192.168.10.129/32");
+        p = plan(t);
+        EXPECT_ACTIONS(p, SIMPLE_PROXY, "add-route " R_LOCAL);
+        EXPECT_NO_FINDINGS(p);
+        assert_false(p->tunnels_unneeded);
+        assert_int_equal(p->n_routes_wanted, 1);
+}
+
+/* Disabled pools still apply (their addresses are in use): a disabled underlay pool still
+ * gets its routes, and a disabled IPIP pool still keeps the tunnels. */
+static void test_disabled_pools(void **state)
+{
+        struct t *t = *state;
+        struct plan *p;
+
+        load(t, NULL,
+             POOL("overlay", "10.233.64.0/18", ", ipipMode: Always, natOutgoing: true, disabled: true")
+                     POOL("underlay", "192.168.10.128/25", UNDERLAY ", disabled: true")
+                     NODE("node1", "192.168.10.11/24", AZ1) NODE("node2", "192.168.10.12/24", AZ1)
+                     AFF("node1", "192.168.10.128/28") AFF("node2", "192.168.10.144/28"));
+        host_node1(&t->h);
+        add_tunl0(&t->h, "10.233.90.0/32");
+        p = plan(t);
+        EXPECT_ACTIONS(p, SIMPLE_PROXY, "add-route " R_LOCAL, "add-route " R_144);
+        EXPECT_NO_FINDINGS(p);
+        assert_true(p->underlay);
+        assert_false(p->tunnels_unneeded);
+        assert_true(pool_named(t, "overlay")->applies);
+        assert_string_equal(pool_named(t, "overlay")->reason,
+                            "nodeSelector all() matches this node (disabled: its addresses are still in use)");
+        assert_true(pool_named(t, "underlay")->applies);
+        apply_and_replan(t);
+}
+
+/* The node was moved out of az2 but still has a block of the az2 pool: the pool applies
+ * (existing workloads use it), with the reason. */
+static void test_affine_block_keeps_pool(void **state)
+{
+        struct t *t = *state;
+        const struct plan_pool *pp;
+        struct plan *p;
+
+        load(t, NULL, DC1 AFF("node1", "192.168.20.160/28"));
+        host_node1(&t->h);
+        add_tunl0(&t->h, "10.233.90.0/32");
+        p = plan(t);
+        pp = pool_named(t, "underlay-az2");
+        assert_true(pp->applies);
+        assert_true(pp->underlay);
+        assert_string_equal(pp->reason, "a block is affine to this node (nodeSelector topology.kubernetes.io/zone "
+                                        "== \"az2\" no longer matches)");
+        /* Its blocks are now ours to route: ours blackholed, node3/node4 are not on-link
+         * (and the pool lies outside eth0's subnet). */
+        EXPECT_ACTIONS(p, SIMPLE_PROXY, "add-route " R_LOCAL, "add-route " R_144,
+                       "add-route blackhole 192.168.20.160/28 proto 211 metric 1024 table 254");
+        EXPECT_FINDINGS(p, "warning pool-outside-uplink-subnet", "warning needs-upstream-routing",
+                        "warning needs-upstream-routing");
+        assert_string_equal(msg(p, "needs-upstream-routing", 0),
+                            "node node3 (192.168.20.13): not on-link on the uplink, these blocks need upstream "
+                            "routing (the switch or BGP): 192.168.20.128/28");
+        assert_contains(msg(p, "needs-upstream-routing", 1), "node node4 (192.168.20.14)");
+        assert_contains(msg(p, "pool-outside-uplink-subnet", 0), "192.168.20.160/28 via 192.168.10.11");
+}
+
+static void test_local_block_route_unreachable(void **state)
+{
+        struct t *t = *state;
+        struct plan *p;
+
+        load(t, "localBlockRoute: unreachable\n", SIMPLE);
+        host_node1(&t->h);
+        route_add(&t->h, R_LOCAL); /* what blackhole mode left: replaced in place */
+        p = plan(t);
+        EXPECT_ACTIONS(p, SIMPLE_PROXY,
+                       "add-route unreachable 192.168.10.128/28 proto 211 metric 1024 table 254 [replace]",
+                       "add-route " R_144, "add-route " R_160);
+        assert_int_equal(p->actions[2].route.type, HOST_RTN_UNREACHABLE);
+        assert_int_equal(p->n_routes_wanted, 3);
+        apply_and_replan(t);
+}
+
+static void test_local_block_route_none(void **state)
+{
+        struct t *t = *state;
+        struct plan *p;
+
+        load(t, "localBlockRoute: none\n", SIMPLE);
+        host_node1(&t->h);
+        route_add(&t->h, R_LOCAL); /* left over from blackhole mode: withdrawn */
+        p = plan(t);
+        EXPECT_ACTIONS(p, SIMPLE_PROXY, "delete-route " R_LOCAL, "add-route " R_144, "add-route " R_160);
+        assert_int_equal(p->n_routes_wanted, 2);
+        apply_and_replan(t);
+}
+
+/* routeProtocol/routeMetric/routeTable: our routes go where the settings say, routes of our
+ * old number are no longer ours (never touched), routes of our number elsewhere are. */
+static void test_route_settings(void **state)
+{
+        struct t *t = *state;
+        struct plan *p;
+
+        load(t, "routeProtocol: 201\nrouteMetric: 500\nrouteTable: 100\n", SIMPLE);
+        host_node1(&t->h);
+        route_add(&t->h, "192.168.10.144/28 via 192.168.10.12 dev eth0 proto 201 metric 1024 table 254");
+        route_add(&t->h, "192.168.10.160/28 via 192.168.10.12 dev eth0 proto 211 metric 1024 table 254");
+        route_add(&t->h, "192.168.10.160/28 via 192.168.10.12 dev eth0 proto 201 metric 777 table 100");
+        p = plan(t);
+        EXPECT_ACTIONS(p, SIMPLE_PROXY,
+                       "delete-route 192.168.10.144/28 via 192.168.10.12 dev eth0 proto 201 metric 1024 table 254",
+                       "add-route blackhole 192.168.10.128/28 proto 201 metric 500 table 100",
+                       "add-route 192.168.10.144/28 via 192.168.10.12 dev eth0 proto 201 metric 500 table 100",
+                       "delete-route 192.168.10.160/28 via 192.168.10.12 dev eth0 proto 201 metric 777 table 100",
+                       "add-route 192.168.10.160/28 via 192.168.10.12 dev eth0 proto 201 metric 500 table 100");
+        EXPECT_NO_FINDINGS(p);
+        apply_and_replan(t);
+}
+
+/* BGP wins: an equivalent route of another protocol satisfies the need, and ours is
+ * withdrawn; a different metric does not make it different. */
+static void test_foreign_equivalent_route(void **state)
+{
+        struct t *t = *state;
+        struct plan *p;
+
+        load(t, NULL, SIMPLE);
+        host_node1(&t->h);
+        route_add(&t->h, R_LOCAL);
+        route_add(&t->h, R_144);
+        route_add(&t->h, "192.168.10.144/28 via 192.168.10.12 dev eth0 proto bird");
+        route_add(&t->h, R_160);
+        p = plan(t);
+        EXPECT_ACTIONS(p, SIMPLE_PROXY, "delete-route " R_144);
+        EXPECT_FINDINGS(p, "info bird-routes");
+        assert_string_equal(msg(p, "bird-routes", 0), "BIRD already programs 1 block route: those are left to it");
+        assert_int_equal(p->n_routes_wanted, 3);
+        assert_int_equal(p->n_routes_foreign, 1);
+        apply_and_replan(t);
+        /* BIRD withdraws its route: ours comes back. */
+        for (size_t k = 0; k < t->h.n_routes; k++)
+                if (t->h.routes[k].protocol == 12)
+                        route_remove_at(&t->h, k);
+        p = plan(t);
+        EXPECT_ACTIONS(p, "add-route " R_144);
+        EXPECT_NO_FINDINGS(p);
+        assert_int_equal(p->n_routes_foreign, 0);
+}
+
+/* An equivalent static route for our local block (another protocol, not BIRD). */
+static void test_foreign_equivalent_blackhole(void **state)
+{
+        struct t *t = *state;
+        struct plan *p;
+
+        load(t, NULL, SIMPLE);
+        host_node1(&t->h);
+        route_add(&t->h, "blackhole 192.168.10.128/28 proto static");
+        p = plan(t);
+        EXPECT_ACTIONS(p, SIMPLE_PROXY, "add-route " R_144, "add-route " R_160);
+        EXPECT_NO_FINDINGS(p); /* not BIRD: no bird-routes finding */
+        assert_int_equal(p->n_routes_foreign, 1);
+        apply_and_replan(t);
+}
+
+/* A conflicting foreign route: reported, never touched, ours not installed beside it and
+ * our old one withdrawn. */
+static void test_foreign_conflict_gateway(void **state)
+{
+        struct t *t = *state;
+        struct plan *p;
+
+        load(t, NULL, SIMPLE);
+        host_node1(&t->h);
+        route_add(&t->h, "192.168.10.144/28 via 192.168.10.99 dev eth0 proto bird");
+        route_add(&t->h, R_144);
+        p = plan(t);
+        EXPECT_ACTIONS(p, SIMPLE_PROXY, "add-route " R_LOCAL, "delete-route " R_144, "add-route " R_160);
+        EXPECT_FINDINGS(p, "warning foreign-route-conflict");
+        assert_string_equal(msg(p, "foreign-route-conflict", 0),
+                            "192.168.10.144/28: a route of protocol 12 (unicast via 192.168.10.99) is already "
+                            "there and differs from ours (unicast via 192.168.10.12); left alone, ours not "
+                            "installed");
+        assert_int_equal(p->n_routes_foreign, 0);
+        apply_and_replan(t);
+}
+
+static void test_foreign_conflict_type(void **state)
+{
+        struct t *t = *state;
+        struct plan *p;
+
+        load(t, NULL, SIMPLE);
+        host_node1(&t->h);
+        route_add(&t->h, "blackhole 192.168.10.160/28 proto static");
+        route_add(&t->h, "192.168.10.128/28 via 192.168.10.1 dev eth0 proto boot");
+        p = plan(t);
+        EXPECT_ACTIONS(p, SIMPLE_PROXY, "add-route " R_144);
+        EXPECT_FINDINGS(p, "warning foreign-route-conflict", "warning foreign-route-conflict");
+        assert_string_equal(msg(p, "foreign-route-conflict", 0),
+                            "192.168.10.128/28: a route of protocol 3 (unicast via 192.168.10.1) is already "
+                            "there and differs from ours (blackhole); left alone, ours not installed");
+        assert_string_equal(msg(p, "foreign-route-conflict", 1),
+                            "192.168.10.160/28: a route of protocol 4 (blackhole) is already there and differs "
+                            "from ours (unicast via 192.168.10.12); left alone, ours not installed");
+        apply_and_replan(t);
+}
+
+/* A foreign route to the same prefix in another table is no competition in ours. */
+static void test_foreign_route_other_table(void **state)
+{
+        struct t *t = *state;
+        struct plan *p;
+
+        load(t, NULL, SIMPLE);
+        host_node1(&t->h);
+        route_add(&t->h, "192.168.10.144/28 via 192.168.10.99 dev eth0 proto bird table 100");
+        p = plan(t);
+        EXPECT_ACTIONS(p, SIMPLE_PROXY, "add-route " R_LOCAL, "add-route " R_144, "add-route " R_160);
+        EXPECT_NO_FINDINGS(p);
+}
+
+/* A multipath foreign route is never equivalent to our single path. */
+static void test_foreign_multipath(void **state)
+{
+        struct t *t = *state;
+        struct plan *p;
+
+        load(t, NULL, SIMPLE);
+        host_node1(&t->h);
+        route_add(&t->h, "192.168.10.144/28 via 192.168.10.12 dev eth0 proto bird multipath");
+        p = plan(t);
+        EXPECT_ACTIONS(p, SIMPLE_PROXY, "add-route " R_LOCAL, "add-route " R_160);
+        EXPECT_FINDINGS(p, "warning foreign-route-conflict");
+}
+
+/* Our own route, wrong: same key (table, prefix, metric) → replaced in place; another
+ * metric → deleted and added. */
+static void test_own_route_wrong(void **state)
+{
+        struct t *t = *state;
+        struct plan *p;
+
+        load(t, NULL, SIMPLE);
+        host_node1(&t->h);
+        link_add(&t->h, 4, "eth1", "", 1500);
+        route_add(&t->h, R_LOCAL);
+        route_add(&t->h, "192.168.10.144/28 via 192.168.10.99 dev eth0 proto 211 metric 1024");
+        route_add(&t->h, "192.168.10.160/28 via 192.168.10.12 dev eth0 proto 211 metric 100");
+        p = plan(t);
+        EXPECT_ACTIONS(p, SIMPLE_PROXY, "add-route " R_144 " [replace]",
+                       "delete-route 192.168.10.160/28 via 192.168.10.12 dev eth0 proto 211 metric 100 table 254",
+                       "add-route " R_160);
+        EXPECT_NO_FINDINGS(p);
+        apply_and_replan(t);
+
+        /* The right gateway on the wrong device, and a unicast where a blackhole belongs. */
+        for (size_t k = 0; k < t->h.n_routes; k++)
+                if (t->h.routes[k].protocol == OWN && t->h.routes[k].oif == 2)
+                        t->h.routes[k].oif = 4;
+        t->h.routes[2] = route_parse(&t->h, "192.168.10.128/28 via 192.168.10.12 dev eth0 proto 211 metric 1024");
+        p = plan(t);
+        EXPECT_ACTIONS(p, "add-route " R_LOCAL " [replace]", "add-route " R_144 " [replace]",
+                       "add-route " R_160 " [replace]");
+        apply_and_replan(t);
+}
+
+/* Two routes of ours for one prefix (one right, one at another metric): the extra goes. */
+static void test_own_duplicate_route(void **state)
+{
+        struct t *t = *state;
+        struct plan *p;
+
+        load(t, NULL, SIMPLE);
+        host_node1(&t->h);
+        route_add(&t->h, "192.168.10.144/28 via 192.168.10.12 dev eth0 proto 211 metric 5");
+        route_add(&t->h, R_144);
+        p = plan(t);
+        EXPECT_ACTIONS(p, SIMPLE_PROXY, "add-route " R_LOCAL,
+                       "delete-route 192.168.10.144/28 via 192.168.10.12 dev eth0 proto 211 metric 5 table 254",
+                       "add-route " R_160);
+        apply_and_replan(t);
+}
+
+/* Stale own routes (block released, pool gone, node gone) are deleted; in sorted order,
+ * interleaved with the adds. */
+static void test_own_stale_routes(void **state)
+{
+        struct t *t = *state;
+        struct plan *p;
+
+        load(t, NULL, SIMPLE);
+        host_node1(&t->h);
+        route_add(&t->h, "192.168.10.176/28 via 192.168.10.12 dev eth0 proto 211 metric 1024");
+        route_add(&t->h, "blackhole 10.99.0.0/26 proto 211 metric 1024");
+        route_add(&t->h, R_LOCAL);
+        p = plan(t);
+        EXPECT_ACTIONS(p, SIMPLE_PROXY, "delete-route blackhole 10.99.0.0/26 proto 211 metric 1024 table 254",
+                       "add-route " R_144, "add-route " R_160,
+                       "delete-route 192.168.10.176/28 via 192.168.10.12 dev eth0 proto 211 metric 1024 table "
+                       "254");
+        EXPECT_NO_FINDINGS(p);
+        apply_and_replan(t);
+}
+
+/* Our routes in a table we no longer use are deleted, first. */
+static void test_own_route_other_table(void **state)
+{
+        struct t *t = *state;
+        struct plan *p;
+
+        load(t, NULL, SIMPLE);
+        host_node1(&t->h);
+        route_add(&t->h, "192.168.10.144/28 via 192.168.10.12 dev eth0 proto 211 metric 1024 table 100");
+        route_add(&t->h, R_LOCAL);
+        route_add(&t->h, R_144);
+        route_add(&t->h, R_160);
+        p = plan(t);
+        EXPECT_ACTIONS(p, SIMPLE_PROXY,
+                       "delete-route 192.168.10.144/28 via 192.168.10.12 dev eth0 proto 211 metric 1024 table 100");
+        apply_and_replan(t);
+}
+
+/* IPv6 routes of ours are not the planner's business yet (only --cleanup touches them). */
+static void test_own_ipv6_route_untouched(void **state)
+{
+        struct t *t = *state;
+        struct plan *p;
+
+        load(t, NULL, SIMPLE);
+        host_node1(&t->h);
+        route_add(&t->h, R_LOCAL);
+        route_add(&t->h, R_144);
+        route_add(&t->h, R_160);
+        route_add(&t->h, "blackhole fd00:10::/122 proto 211 metric 1024");
+        link_of(&t->h, "eth0")->proxy_arp = 1;
+        t->h.uplink_proxy_delay_ms = 0;
+        set_record(t, "eth0", 0, 800);
+        p = plan(t);
+        EXPECT_NO_ACTIONS(p);
+        expect_record(p, "eth0", 0, 800, false);
+}
+
+/* Exactly right already: no action at all, and the record is kept as it is. */
+static void test_idempotent(void **state)
+{
+        struct t *t = *state;
+        struct plan *p;
+
+        load(t, NULL, DC1);
+        host_node1(&t->h);
+        add_tunl0(&t->h, "10.233.90.0/32");
+        link_of(&t->h, "eth0")->proxy_arp = 1;
+        t->h.uplink_proxy_delay_ms = 0;
+        route_add(&t->h, R_144);
+        route_add(&t->h, R_LOCAL);
+        set_record(t, "eth0", 0, 800);
+        p = plan(t);
+        EXPECT_NO_ACTIONS(p);
+        expect_record(p, "eth0", 0, 800, false);
+}
+
+/* A node we know only from a block: no address, so no route, and a finding. */
+static void test_node_address_unknown(void **state)
+{
+        struct t *t = *state;
+        struct plan *p;
+
+        load(t, NULL,
+             SIMPLE NODE_NOADDR("node6", AZ1) AFF("node6", "192.168.10.176/28") AFF("ghost", "192.168.10.192/28"));
+        host_node1(&t->h);
+        p = plan(t);
+        EXPECT_ACTIONS(p, SIMPLE_PROXY, "add-route " R_LOCAL, "add-route " R_144, "add-route " R_160);
+        EXPECT_FINDINGS(p, "warning node-address-unknown", "warning node-address-unknown");
+        /* Nodes are sorted by name. */
+        assert_string_equal(msg(p, "node-address-unknown", 0),
+                            "node ghost: no known address, so no route to its blocks: 192.168.10.192/28");
+        assert_string_equal(msg(p, "node-address-unknown", 1),
+                            "node node6: no known address, so no route to its blocks: 192.168.10.176/28");
+        apply_and_replan(t);
+}
+
+/* This node is in no Node resource: the settings' nodeLabels choose the pools, the
+ * uplink's address stands in for its own, and the operator hears about it. */
+static void test_node_not_in_resources(void **state)
+{
+        struct t *t = *state;
+        struct plan *p;
+
+        load(t, "nodeName: node9\nnodeLabels: {topology.kubernetes.io/zone: az1}\n", DC1);
+        host_node1(&t->h);
+        set_uplink_addr(&t->h, "192.168.10.19/24");
+        p = plan(t);
+        EXPECT_ACTIONS(p, SIMPLE_PROXY,
+                       "add-route 192.168.10.128/28 via 192.168.10.11 dev eth0 proto 211 metric 1024 table 254",
+                       "add-route " R_144);
+        EXPECT_FINDINGS(p, "warning node-not-in-resources", "info pool-not-applying");
+        assert_string_equal(msg(p, "node-not-in-resources", 0),
+                            "this node (node9) is in no Node resource: using nodeLabels from the settings");
+        assert_true(pool_named(t, "underlay-az1")->applies);
+        assert_false(pool_named(t, "underlay-az2")->applies);
+}
+
+/* Without nodeLabels: no labels, so only all() pools apply. */
+static void test_node_not_in_resources_no_labels(void **state)
+{
+        struct t *t = *state;
+        struct plan *p;
+
+        load(t, "nodeName: node9\n", DC1);
+        host_node1(&t->h);
+        add_tunl0(&t->h, "10.233.90.0/32");
+        p = plan(t);
+        EXPECT_NO_ACTIONS(p);
+        EXPECT_FINDINGS(p, "warning node-not-in-resources", "info pool-not-applying", "info pool-not-applying");
+        assert_string_equal(msg(p, "node-not-in-resources", 0),
+                            "this node (node9) is in no Node resource: using no labels");
+        assert_false(p->underlay);
+        assert_true(pool_named(t, "default-ipv4-ippool")->applies);
+}
+
+/* Known only from a block affinity (no Node resource): still "in no Node resource", its
+ * labels come from the settings, and its block is local. */
+static void test_node_known_only_from_block(void **state)
+{
+        struct t *t = *state;
+        struct plan *p;
+
+        load(t, "nodeName: node9\nnodeLabels: {topology.kubernetes.io/zone: az1}\n",
+             DC1 AFF("node9", "192.168.10.176/28"));
+        host_node1(&t->h);
+        set_uplink_addr(&t->h, "192.168.10.19/24");
+        p = plan(t);
+        EXPECT_ACTIONS(p, SIMPLE_PROXY, "add-route 192.168.10.128/28 via 192.168.10.11 dev eth0 proto 211 metric "
+                                        "1024 table 254",
+                       "add-route " R_144, "add-route blackhole 192.168.10.176/28 proto 211 metric 1024 table 254");
+        EXPECT_FINDINGS(p, "warning node-not-in-resources", "info pool-not-applying");
+        assert_string_equal(msg(p, "node-not-in-resources", 0),
+                            "this node (node9) is in no Node resource: using nodeLabels from the settings");
+}
+
+/* §3.1: when underlay mode ends, proxy ARP goes back first, then the delay; the record is
+ * cleared and our routes withdrawn. */
+static void test_end_of_underlay_mode(void **state)
+{
+        struct t *t = *state;
+        struct plan *p;
+
+        load(t, NULL,
+             POOL("underlay", "192.168.10.128/25", ", blockSize: 28, natOutgoing: true")
+                     NODE("node1", "192.168.10.11/24", AZ1) NODE("node2", "192.168.10.12/24", AZ1)
+                     AFF("node1", "192.168.10.128/28") AFF("node2", "192.168.10.144/28"));
+        host_node1(&t->h);
+        link_of(&t->h, "eth0")->proxy_arp = 1;
+        t->h.uplink_proxy_delay_ms = 0;
+        route_add(&t->h, R_LOCAL);
+        route_add(&t->h, R_144);
+        route_add(&t->h, "192.168.10.144/28 via 192.168.10.12 dev eth0 proto bird"); /* never touched */
+        set_record(t, "eth0", 0, 800);
+        p = plan(t);
+        EXPECT_ACTIONS(p, "set-proxy-arp eth0 0 (restore)", "set-proxy-delay eth0 800 ms (restore)",
+                       "delete-route " R_LOCAL, "delete-route " R_144);
+        EXPECT_NO_FINDINGS(p);
+        assert_false(p->underlay);
+        assert_false(p->record.valid);
+        assert_false(p->record_first);
+        assert_true(p->actions[0].restore);
+        assert_int_equal(p->actions[1].value, 800);
+        apply_and_replan(t);
+        assert_int_equal(link_of(&t->h, "eth0")->proxy_arp, 0);
+        assert_int_equal(t->h.uplink_proxy_delay_ms, 800);
+}
+
+/* The values found were "on" already: proxy ARP must not answer while the delay changes
+ * (felix PR 1938), so it is paused, the delay restored, and it is turned back on. */
+static void test_end_of_underlay_restore_delay_under_proxy(void **state)
+{
+        struct t *t = *state;
+        struct plan *p;
+
+        load(t, NULL, POOL("overlay", "10.233.64.0/18", ", natOutgoing: true") NODE("node1", "192.168.10.11/24", AZ1));
+        host_node1(&t->h);
+        link_of(&t->h, "eth0")->proxy_arp = 1;
+        t->h.uplink_proxy_delay_ms = 0;
+        set_record(t, "eth0", 1, 800);
+        p = plan(t);
+        EXPECT_ACTIONS(p, "set-proxy-arp eth0 0", "set-proxy-delay eth0 800 ms (restore)",
+                       "set-proxy-arp eth0 1 (restore)");
+        assert_false(p->record.valid);
+        apply_and_replan(t);
+}
+
+/* Only what was recorded is restored, and only when it differs. */
+static void test_end_of_underlay_partial_record(void **state)
+{
+        struct t *t = *state;
+        struct plan *p;
+
+        load(t, NULL, POOL("overlay", "10.233.64.0/18", ", natOutgoing: true") NODE("node1", "192.168.10.11/24", AZ1));
+        host_node1(&t->h);
+        link_of(&t->h, "eth0")->proxy_arp = 1;
+        t->h.uplink_proxy_delay_ms = 0;
+        set_record(t, "eth0", 0, -1); /* proxyDelay was keep */
+        p = plan(t);
+        EXPECT_ACTIONS(p, "set-proxy-arp eth0 0 (restore)");
+        assert_false(p->record.valid);
+
+        set_record(t, "eth0", 1, 0); /* nothing to put back */
+        p = plan(t);
+        EXPECT_NO_ACTIONS(p);
+        assert_false(p->record.valid);
+
+        set_record(t, "eth9", 0, 800); /* the device is gone, and its settings with it */
+        p = plan(t);
+        EXPECT_NO_ACTIONS(p);
+        assert_false(p->record.valid);
+}
+
+/* The uplink moved between runs: the old device gets its values back first, then the new
+ * one is recorded and set up. */
+static void test_uplink_changed(void **state)
+{
+        struct t *t = *state;
+        struct plan *p;
+
+        load(t, NULL, SIMPLE);
+        host_node1(&t->h);
+        link_add(&t->h, 4, "eth1", "", 1500);
+        link_of(&t->h, "eth1")->proxy_arp = 1;
+        set_record(t, "eth1", 0, 800);
+        route_add(&t->h, R_LOCAL);
+        route_add(&t->h, R_144);
+        route_add(&t->h, R_160);
+        p = plan(t);
+        EXPECT_ACTIONS(p, "set-proxy-arp eth1 0 (restore)", "set-proxy-delay eth1 800 ms (restore)",
+                       "set-proxy-delay eth0 0 ms", "set-proxy-arp eth0 1");
+        expect_record(p, "eth0", 0, 800, true);
+        assert_int_equal(p->actions[0].ifindex, 4);
+        assert_int_equal(p->actions[1].ifindex, 4);
+        assert_int_equal(p->actions[2].ifindex, 2);
+}
+
+/* proxyDelay: keep leaves the kernel's value alone and records none. */
+static void test_proxy_delay_keep(void **state)
+{
+        struct t *t = *state;
+        struct plan *p;
+
+        load(t, "proxyDelay: keep\n", SIMPLE);
+        host_node1(&t->h);
+        p = plan(t);
+        EXPECT_ACTIONS(p, "set-proxy-arp eth0 1", "add-route " R_LOCAL, "add-route " R_144, "add-route " R_160);
+        expect_record(p, "eth0", 0, -1, true);
+        apply_and_replan(t);
+        assert_int_equal(t->h.uplink_proxy_delay_ms, 800);
+}
+
+/* A configured delay other than 0. */
+static void test_proxy_delay_value(void **state)
+{
+        struct t *t = *state;
+        struct plan *p;
+
+        load(t, "proxyDelay: 10\n", SIMPLE);
+        host_node1(&t->h);
+        t->h.uplink_proxy_delay_ms = -1; /* unknown: set it anyway */
+        p = plan(t);
+        EXPECT_ACTIONS(p, "set-proxy-delay eth0 10 ms", "set-proxy-arp eth0 1", "add-route " R_LOCAL,
+                       "add-route " R_144, "add-route " R_160);
+        expect_record(p, "eth0", 0, -1, true);
+        apply_and_replan(t);
+}
+
+/* The delay must change while proxy ARP is off (felix PR 1938): someone reset it while we
+ * were answering, so proxy ARP is paused around the change. The record stays. */
+static void test_delay_change_under_proxy_arp(void **state)
+{
+        struct t *t = *state;
+        struct plan *p;
+
+        load(t, NULL, SIMPLE);
+        host_node1(&t->h);
+        link_of(&t->h, "eth0")->proxy_arp = 1;
+        t->h.uplink_proxy_delay_ms = 800;
+        route_add(&t->h, R_LOCAL);
+        route_add(&t->h, R_144);
+        route_add(&t->h, R_160);
+        set_record(t, "eth0", 0, 800);
+        p = plan(t);
+        EXPECT_ACTIONS(p, "set-proxy-arp eth0 0", "set-proxy-delay eth0 0 ms", "set-proxy-arp eth0 1");
+        expect_record(p, "eth0", 0, 800, false);
+        assert_false(p->actions[0].restore);
+        apply_and_replan(t);
+}
+
+/* First run on a host whose proxy ARP is already on: pause, delay, on; recorded as found. */
+static void test_first_run_proxy_arp_already_on(void **state)
+{
+        struct t *t = *state;
+        struct plan *p;
+
+        load(t, NULL, SIMPLE);
+        host_node1(&t->h);
+        link_of(&t->h, "eth0")->proxy_arp = 1;
+        p = plan(t);
+        EXPECT_ACTIONS(p, "set-proxy-arp eth0 0", "set-proxy-delay eth0 0 ms", "set-proxy-arp eth0 1",
+                       "add-route " R_LOCAL, "add-route " R_144, "add-route " R_160);
+        expect_record(p, "eth0", 1, 800, true);
+        apply_and_replan(t);
+}
+
+/* proxyDelay was keep when the record was written, now it is 0: the delay's original value
+ * must be recorded before we first change it, or the end of underlay mode cannot put it
+ * back (§3.1 "recorded and restored the same way"). */
+static void test_delay_recorded_when_keep_ends(void **state)
+{
+        struct t *t = *state;
+        struct plan *p;
+
+        load(t, NULL, SIMPLE);
+        host_node1(&t->h);
+        link_of(&t->h, "eth0")->proxy_arp = 1;
+        t->h.uplink_proxy_delay_ms = 800;
+        route_add(&t->h, R_LOCAL);
+        route_add(&t->h, R_144);
+        route_add(&t->h, R_160);
+        set_record(t, "eth0", 0, -1);
+        p = plan(t);
+        EXPECT_ACTIONS(p, "set-proxy-arp eth0 0", "set-proxy-delay eth0 0 ms", "set-proxy-arp eth0 1");
+        expect_record(p, "eth0", 0, 800, true);
+        apply_and_replan(t);
+}
+
+/* Underlay mode, but the uplink cannot be found: blocking, no proxy ARP change, and the
+ * record of the original values must survive (a cleared record would lose them). */
+static void test_uplink_not_found(void **state)
+{
+        struct t *t = *state;
+        struct plan *p;
+
+        load(t, NULL, SIMPLE);
+        host_node1(&t->h);
+        t->h.uplink = 0;
+        snprintf(t->h.uplink_error, sizeof(t->h.uplink_error), "no IPv4 default route");
+        p = plan(t);
+        assert_int_equal(p->uplink, 0);
+        assert_string_equal(p->uplink_name, "");
+        assert_true(p->underlay);
+        assert_true(p->n_blocking >= 1);
+        assert_string_equal(msg(p, "uplink-not-found", 0), "no uplink: no IPv4 default route");
+        assert_int_equal(p->findings[0].severity, PLAN_BLOCKING);
+        for (size_t i = 0; i < p->n_actions; i++)
+                assert_true(p->actions[i].kind != PLAN_SET_PROXY_ARP && p->actions[i].kind != PLAN_SET_PROXY_DELAY);
+        assert_false(p->record.valid);
+        assert_false(p->record_first);
+
+        set_record(t, "eth0", 0, 800);
+        p = plan(t);
+        expect_record(p, "eth0", 0, 800, false);
+        for (size_t i = 0; i < p->n_actions; i++)
+                assert_true(p->actions[i].kind != PLAN_SET_PROXY_ARP && p->actions[i].kind != PLAN_SET_PROXY_DELAY);
+}
+
+/* ---- tunnels (§3.3) ---- */
+
+/* Never/Never everywhere: the VXLAN device goes; the MTU can be raised. */
+static void test_remove_vxlan(void **state)
+{
+        struct t *t = *state;
+        struct plan *p;
+
+        load(t, NULL, SIMPLE);
+        host_node1(&t->h);
+        link_add(&t->h, 5, "vxlan.calico", "vxlan", 1450);
+        addr_add(&t->h, "vxlan.calico", "192.168.10.130/32");
+        p = plan(t);
+        EXPECT_ACTIONS(p, SIMPLE_PROXY, "add-route " R_LOCAL, "add-route " R_144, "add-route " R_160,
+                       "remove-tunnel vxlan.calico (vxlan) addrs 192.168.10.130/32");
+        EXPECT_FINDINGS(p, "info mtu-can-be-raised");
+        assert_string_equal(msg(p, "mtu-can-be-raised", 0),
+                            "the tunnel MTU is 1450; once encapsulation is gone the pod MTU can be raised to the "
+                            "uplink's 1500");
+        assert_true(p->tunnels_unneeded);
+        assert_int_equal(p->actions[5].ifindex, 5);
+        assert_string_equal(p->actions[5].tunnel_kind, "vxlan");
+        assert_false(p->actions[5].foreign_addrs);
+        apply_and_replan(t);
+        assert_null(host_link_by_name(&t->h, "vxlan.calico"));
+}
+
+/* A VXLAN device is not the kernel-kept IPIP fallback: down and without addresses it is
+ * still there, so it is still removed. Its IPv6 link-local address is the kernel's own,
+ * not someone else's. */
+static void test_remove_vxlan_down_with_link_local(void **state)
+{
+        struct t *t = *state;
+        struct plan *p;
+
+        load(t, NULL, SIMPLE);
+        host_node1(&t->h);
+        link_add(&t->h, 5, "vxlan.calico", "vxlan", 1450);
+        link_of(&t->h, "vxlan.calico")->up = false;
+        addr_add(&t->h, "vxlan.calico", "fe80::64a1:2ff:fe3b:4c5d/64");
+        p = plan(t);
+        EXPECT_ACTIONS(p, SIMPLE_PROXY, "add-route " R_LOCAL, "add-route " R_144, "add-route " R_160,
+                       "remove-tunnel vxlan.calico (vxlan)");
+        EXPECT_FINDINGS(p, "info mtu-can-be-raised");
+        apply_and_replan(t);
+}
+
+/* tunl0 with Calico addresses: one inside a pool, one the node's ipv4IPIPTunnelAddr
+ * (its pool deleted already). The kernel keeps tunl0: addresses off, set down. */
+static void test_remove_tunl0_calico_addrs(void **state)
+{
+        struct t *t = *state;
+        struct plan *p;
+
+        load(t, NULL,
+             POOL("underlay", "192.168.10.128/25", UNDERLAY)
+                     NODE_TUN("node1", "192.168.10.11/24", "10.233.90.0", AZ1) NODE("node2", "192.168.10.12/24", AZ1)
+                     AFF("node2", "192.168.10.144/28"));
+        host_node1(&t->h);
+        add_tunl0(&t->h, "10.233.90.0/32");
+        addr_add(&t->h, "tunl0", "192.168.10.131/32");
+        p = plan(t);
+        EXPECT_ACTIONS(p, SIMPLE_PROXY, "add-route " R_144,
+                       "remove-tunnel tunl0 (ipip) addrs 10.233.90.0/32,192.168.10.131/32");
+        EXPECT_FINDINGS(p, "info mtu-can-be-raised");
+        assert_contains(msg(p, "mtu-can-be-raised", 0), "the tunnel MTU is 1480");
+        assert_int_equal(p->actions[3].ifindex, 3);
+        assert_string_equal(p->actions[3].dev, "tunl0");
+        assert_int_equal(p->actions[3].n_tunnel_addrs, 2);
+        assert_false(p->actions[3].foreign_addrs);
+        apply_and_replan(t);
+        assert_false(link_of(&t->h, "tunl0")->up);
+}
+
+/* Both devices, the mtu finding from the smaller one. */
+static void test_remove_both_tunnels(void **state)
+{
+        struct t *t = *state;
+        struct plan *p;
+
+        load(t, NULL,
+             POOL("underlay", "192.168.10.128/25", UNDERLAY)
+                     NODE_TUN("node1", "192.168.10.11/24", "10.233.90.0", AZ1));
+        host_node1(&t->h);
+        t->h.uplink_proxy_delay_ms = 0;
+        link_of(&t->h, "eth0")->mtu = 9000;
+        add_tunl0(&t->h, "10.233.90.0/32");
+        link_add(&t->h, 5, "vxlan.calico", "vxlan", 8950);
+        p = plan(t);
+        EXPECT_ACTIONS(p, "set-proxy-arp eth0 1", "remove-tunnel tunl0 (ipip) addrs 10.233.90.0/32",
+                       "remove-tunnel vxlan.calico (vxlan)");
+        EXPECT_FINDINGS(p, "info mtu-can-be-raised");
+        assert_string_equal(msg(p, "mtu-can-be-raised", 0),
+                            "the tunnel MTU is 1480; once encapsulation is gone the pod MTU can be raised to the "
+                            "uplink's 9000");
+        apply_and_replan(t);
+}
+
+/* tunl0 with a Calico address and someone else's: the Calico one goes, the device stays up. */
+static void test_tunl0_foreign_and_calico_addrs(void **state)
+{
+        struct t *t = *state;
+        struct plan *p;
+
+        load(t, NULL,
+             POOL("underlay", "192.168.10.128/25", UNDERLAY)
+                     NODE_TUN("node1", "192.168.10.11/24", "10.233.90.0", AZ1));
+        host_node1(&t->h);
+        add_tunl0(&t->h, "10.233.90.0/32");
+        addr_add(&t->h, "tunl0", "172.31.0.1/30");
+        p = plan(t);
+        EXPECT_ACTIONS(p, SIMPLE_PROXY, "remove-tunnel tunl0 (ipip) addrs 10.233.90.0/32 [foreign]");
+        EXPECT_FINDINGS(p, "info tunnel-foreign-addresses", "info mtu-can-be-raised");
+        assert_string_equal(msg(p, "tunnel-foreign-addresses", 0),
+                            "tunl0 carries addresses that are not Calico's (first: 172.31.0.1/30): if the kernel "
+                            "keeps the device, it stays up with them");
+        apply_and_replan(t);
+        assert_true(link_of(&t->h, "tunl0")->up);
+        /* Converged: only the report remains. */
+        EXPECT_FINDINGS(t->p, "info tunnel-foreign-addresses");
+        assert_string_equal(msg(t->p, "tunnel-foreign-addresses", 0),
+                            "tunl0 carries addresses that are not Calico's (first: 172.31.0.1/30): device left up");
+}
+
+/* tunl0 already down with no Calico address: that counts as removed. */
+static void test_tunl0_already_down(void **state)
+{
+        struct t *t = *state;
+        struct plan *p;
+
+        load(t, NULL, SIMPLE);
+        host_node1(&t->h);
+        add_tunl0(&t->h, NULL);
+        link_of(&t->h, "tunl0")->up = false;
+        p = plan(t);
+        EXPECT_ACTIONS(p, SIMPLE_PROXY, "add-route " R_LOCAL, "add-route " R_144, "add-route " R_160);
+        EXPECT_NO_FINDINGS(p);
+}
+
+/* tunl0 up without any address: deleted (the kernel keeps it) and set down. */
+static void test_tunl0_up_no_addrs(void **state)
+{
+        struct t *t = *state;
+        struct plan *p;
+
+        load(t, NULL, SIMPLE);
+        host_node1(&t->h);
+        add_tunl0(&t->h, NULL);
+        p = plan(t);
+        EXPECT_ACTIONS(p, SIMPLE_PROXY, "add-route " R_LOCAL, "add-route " R_144, "add-route " R_160,
+                       "remove-tunnel tunl0 (ipip)");
+        apply_and_replan(t);
+}
+
+/* A device called tunl0 that is not an IPIP device is not Calico's. */
+static void test_tunnel_not_calico(void **state)
+{
+        struct t *t = *state;
+        struct plan *p;
+
+        load(t, NULL, SIMPLE);
+        host_node1(&t->h);
+        link_add(&t->h, 3, "tunl0", "gre", 1476);
+        addr_add(&t->h, "tunl0", "192.168.10.129/32");
+        link_add(&t->h, 5, "vxlan.calico", "", 1500);
+        p = plan(t);
+        EXPECT_ACTIONS(p, SIMPLE_PROXY, "add-route " R_LOCAL, "add-route " R_144, "add-route " R_160);
+        EXPECT_FINDINGS(p, "warning tunnel-not-calico", "warning tunnel-not-calico");
+        assert_string_equal(msg(p, "tunnel-not-calico", 0), "tunl0 is a gre device, not ipip: left alone");
+        assert_string_equal(msg(p, "tunnel-not-calico", 1), "vxlan.calico is a plain device, not vxlan: left alone");
+}
+
+/* tunnelDevices names other devices. */
+static void test_tunnel_device_names(void **state)
+{
+        struct t *t = *state;
+        struct plan *p;
+
+        load(t, "tunnelDevices: {ipip: ipip0, vxlan: vx0}\n", SIMPLE);
+        host_node1(&t->h);
+        add_tunl0(&t->h, NULL); /* not ours any more */
+        link_add(&t->h, 6, "vx0", "vxlan", 1450);
+        p = plan(t);
+        EXPECT_ACTIONS(p, SIMPLE_PROXY, "add-route " R_LOCAL, "add-route " R_144, "add-route " R_160,
+                       "remove-tunnel vx0 (vxlan)");
+}
+
+/* FelixConfiguration ipipEnabled: true means Felix keeps tunl0: do not fight it. */
+static void test_felix_keeps_tunnel(void **state)
+{
+        struct t *t = *state;
+        struct plan *p;
+
+        load(t, NULL, SIMPLE FELIX("default", "ipipEnabled: true"));
+        host_node1(&t->h);
+        add_tunl0(&t->h, NULL);
+        link_add(&t->h, 5, "vxlan.calico", "vxlan", 1450);
+        p = plan(t);
+        EXPECT_ACTIONS(p, SIMPLE_PROXY, "add-route " R_LOCAL, "add-route " R_144, "add-route " R_160,
+                       "remove-tunnel vxlan.calico (vxlan)");
+        EXPECT_FINDINGS(p, "warning felix-keeps-tunnel", "info mtu-can-be-raised");
+        assert_string_equal(msg(p, "felix-keeps-tunnel", 0),
+                            "FelixConfiguration sets ipipEnabled: true, so Felix keeps tunl0; left alone");
+}
+
+/* node.<name> overrides default, and another node's FelixConfiguration is not ours. */
+static void test_felix_per_node(void **state)
+{
+        struct t *t = *state;
+        struct plan *p;
+
+        load(t, NULL,
+             SIMPLE FELIX("default", "ipipEnabled: true, vxlanEnabled: true") FELIX("node.node1", "ipipEnabled: false")
+                     FELIX("node.node2", "vxlanEnabled: false"));
+        host_node1(&t->h);
+        add_tunl0(&t->h, NULL);
+        link_add(&t->h, 5, "vxlan.calico", "vxlan", 1450);
+        p = plan(t);
+        EXPECT_ACTIONS(p, SIMPLE_PROXY, "add-route " R_LOCAL, "add-route " R_144, "add-route " R_160,
+                       "remove-tunnel tunl0 (ipip)");
+        EXPECT_FINDINGS(p, "warning felix-keeps-tunnel", "info mtu-can-be-raised");
+        assert_string_equal(msg(p, "felix-keeps-tunnel", 0),
+                            "FelixConfiguration sets vxlanEnabled: true, so Felix keeps vxlan.calico; left alone");
+}
+
+/* Routes that still use the tunnel about to be removed: blocking. The device's own kernel
+ * routes and non-unicast routes do not count. */
+static void test_routes_via_tunnel(void **state)
+{
+        struct t *t = *state;
+        struct plan *p;
+
+        load(t, NULL, SIMPLE);
+        host_node1(&t->h);
+        add_tunl0(&t->h, NULL);
+        route_add(&t->h, "10.233.96.0/26 via 192.168.10.12 dev tunl0 proto bird scope link");
+        route_add(&t->h, "10.233.97.0/26 via 192.168.10.13 dev tunl0 proto bird scope link");
+        route_add(&t->h, "10.233.90.0/32 dev tunl0 proto kernel scope link");
+        p = plan(t);
+        EXPECT_ACTIONS(p, SIMPLE_PROXY, "add-route " R_LOCAL, "add-route " R_144, "add-route " R_160,
+                       "remove-tunnel tunl0 (ipip)");
+        EXPECT_FINDINGS(p, "blocking routes-via-tunnel", "info mtu-can-be-raised");
+        assert_contains(msg(p, "routes-via-tunnel", 0), "2 routes still use tunl0 (first: 10.233.96.0/26, protocol 12)");
+        assert_int_equal(p->n_blocking, 1);
+}
+
+/* Tunnels needed: nothing is said about them, whatever uses them. */
+static void test_tunnels_needed_no_tunnel_findings(void **state)
+{
+        struct t *t = *state;
+        struct plan *p;
+
+        load(t, NULL, DC1);
+        host_node1(&t->h);
+        add_tunl0(&t->h, "10.233.90.0/32");
+        route_add(&t->h, "10.233.96.0/26 via 192.168.10.12 dev tunl0 proto bird scope link");
+        link_add(&t->h, 5, "vxlan.calico", "vxlan", 1450);
+        p = plan(t);
+        EXPECT_FINDINGS(p, "info pool-not-applying");
+        for (size_t i = 0; i < p->n_actions; i++)
+                assert_int_not_equal(p->actions[i].kind, PLAN_REMOVE_TUNNEL);
+}
+
+/* ---- host readiness findings ---- */
+
+static void test_forwarding_off(void **state)
+{
+        struct t *t = *state;
+        struct plan *p;
+
+        load(t, NULL, SIMPLE);
+        host_node1(&t->h);
+        t->h.all_forwarding = 0;
+        link_of(&t->h, "eth0")->forwarding = 0;
+        p = plan(t);
+        EXPECT_FINDINGS(p, "blocking forwarding-off", "blocking forwarding-off");
+        assert_string_equal(msg(p, "forwarding-off", 0),
+                            "IPv4 forwarding is off (net.ipv4.ip_forward=0): pods cannot be reached");
+        assert_string_equal(msg(p, "forwarding-off", 1),
+                            "forwarding is off on eth0: the kernel answers proxy ARP only on a forwarding "
+                            "interface");
+        assert_int_equal(p->n_blocking, 2);
+
+        t->h.all_forwarding = 1;
+        p = plan(t);
+        EXPECT_FINDINGS(p, "blocking forwarding-off");
+        assert_contains(msg(p, "forwarding-off", 0), "forwarding is off on eth0");
+
+        link_of(&t->h, "eth0")->forwarding = -1; /* unknown is not "off" */
+        t->h.all_forwarding = -1;
+        p = plan(t);
+        EXPECT_NO_FINDINGS(p);
+}
+
+static void test_rp_filter(void **state)
+{
+        struct t *t = *state;
+        struct plan *p;
+
+        load(t, NULL, SIMPLE);
+        host_node1(&t->h);
+        link_of(&t->h, "eth0")->rp_filter = 1;
+        p = plan(t);
+        EXPECT_FINDINGS(p, "warning rp-filter-strict");
+        assert_string_equal(msg(p, "rp-filter-strict", 0),
+                            "strict rp_filter on eth0: replies routed asymmetrically are dropped (loose mode 2 is "
+                            "safer)");
+        /* The kernel uses max(all, dev). */
+        link_of(&t->h, "eth0")->rp_filter = 0;
+        t->h.all_rp_filter = 1;
+        p = plan(t);
+        EXPECT_FINDINGS(p, "warning rp-filter-strict");
+        link_of(&t->h, "eth0")->rp_filter = 1;
+        t->h.all_rp_filter = 2;
+        p = plan(t);
+        EXPECT_NO_FINDINGS(p);
+}
+
+/* An underlay pool that the uplink's subnet does not contain: proxy ARP alone will not do,
+ * and the finding names the routes the upstream router needs for this node's blocks. */
+static void test_pool_outside_uplink_subnet(void **state)
+{
+        struct t *t = *state;
+        struct plan *p;
+
+        load(t, NULL,
+             POOL("ext", "10.50.0.0/24", UNDERLAY) NODE("node1", "192.168.10.11/24", AZ1)
+                     NODE("node2", "192.168.10.12/24", AZ1) AFF("node1", "10.50.0.0/28") AFF("node1", "10.50.0.16/28")
+                     AFF("node2", "10.50.0.32/28"));
+        host_node1(&t->h);
+        p = plan(t);
+        EXPECT_ACTIONS(p, SIMPLE_PROXY, "add-route blackhole 10.50.0.0/28 proto 211 metric 1024 table 254",
+                       "add-route blackhole 10.50.0.16/28 proto 211 metric 1024 table 254",
+                       "add-route 10.50.0.32/28 via 192.168.10.12 dev eth0 proto 211 metric 1024 table 254");
+        EXPECT_FINDINGS(p, "warning pool-outside-uplink-subnet");
+        assert_string_equal(msg(p, "pool-outside-uplink-subnet", 0),
+                            "pool ext (10.50.0.0/24) lies outside eth0's subnet: proxy ARP alone will not make it "
+                            "reachable; the upstream router needs these routes: 10.50.0.0/28 via 192.168.10.11, "
+                            "10.50.0.16/28 via 192.168.10.11");
+}
+
+static void test_pool_outside_uplink_subnet_no_blocks(void **state)
+{
+        struct t *t = *state;
+        struct plan *p;
+
+        load(t, NULL, POOL("ext", "10.50.0.0/24", UNDERLAY) NODE("node1", "192.168.10.11/24", AZ1));
+        host_node1(&t->h);
+        p = plan(t);
+        EXPECT_FINDINGS(p, "warning pool-outside-uplink-subnet");
+        assert_contains(msg(p, "pool-outside-uplink-subnet", 0),
+                        "the upstream router needs a route per block of this node (none yet)");
+}
+
+/* IPv6: parsed, reported, no host action yet. */
+static void test_ipv6_pool(void **state)
+{
+        struct t *t = *state;
+        struct plan *p;
+
+        load(t, NULL,
+             SIMPLE POOL("v6", "'fd00:10::/64'", ", natOutgoing: false")
+                     POOL("v6-overlay", "'fd00:20::/64'", ", vxlanMode: Never, natOutgoing: true")
+                     AFF("node1", "'fd00:10::/122'") AFF("node2", "'fd00:10::40/122'"));
+        host_node1(&t->h);
+        p = plan(t);
+        EXPECT_ACTIONS(p, SIMPLE_PROXY, "add-route " R_LOCAL, "add-route " R_144, "add-route " R_160);
+        EXPECT_FINDINGS(p, "info ipv6-not-handled", "info ipv6-not-handled");
+        assert_string_equal(msg(p, "ipv6-not-handled", 0),
+                            "IPv6 pool v6 (fd00:10::/64) applies: IPv6 routes and the vxlan-v6.calico device are not "
+                            "handled yet");
+        assert_contains(msg(p, "ipv6-not-handled", 1), "IPv6 pool v6-overlay (fd00:20::/64) applies");
+        assert_int_equal(p->n_routes_wanted, 3);
+        for (size_t i = 0; i < p->n_actions; i++)
+                assert_int_not_equal(p->actions[i].route.dst.family, AF_INET6);
+        apply_and_replan(t);
+}
+
+/* All findings at once, in their documented order; n_blocking counts the blocking ones. */
+static void test_findings_order(void **state)
+{
+        struct t *t = *state;
+        struct plan *p;
+
+        load(t, NULL,
+             DC1 NODE("node5", "192.168.11.15/24", AZ1) AFF("node5", "192.168.10.160/28")
+                     NODE_NOADDR("node6", AZ1) AFF("node6", "192.168.10.176/28"));
+        host_node1(&t->h);
+        add_tunl0(&t->h, "10.233.90.0/32");
+        t->h.all_forwarding = 0;
+        link_of(&t->h, "eth0")->rp_filter = 1;
+        route_add(&t->h, "192.168.10.144/28 via 192.168.10.99 dev eth0 proto bird");
+        p = plan(t);
+        EXPECT_FINDINGS(p, "warning foreign-route-conflict", "blocking forwarding-off", "warning rp-filter-strict",
+                        "info pool-not-applying", "warning needs-upstream-routing", "warning node-address-unknown");
+        assert_int_equal(p->n_blocking, 1);
+        EXPECT_ACTIONS(p, SIMPLE_PROXY, "add-route " R_LOCAL);
+}
+
+/* ---- --cleanup ---- */
+
+static void cleanup_plan(struct t *t, const struct cfg_settings *s)
+{
+        struct plan *p = NULL;
+
+        plan_free(t->p);
+        t->p = NULL;
+        assert_int_equal(plan_cleanup(s, &t->h, &t->rec, &p), 0);
+        t->p = p;
+        check_invariants(s, &t->h, p);
+}
+
+/* Every route of ours, in every table and family, goes; the record is restored and
+ * cleared; nothing foreign is touched. */
+static void test_cleanup(void **state)
+{
+        struct t *t = *state;
+        const struct cfg_settings *s = &t->s;
+
+        assert_int_equal(cfg_settings_load(NULL, false, "node1", &t->s, &t->d), 0);
+        host_node1(&t->h);
+        add_tunl0(&t->h, "10.233.90.0/32");
+        link_of(&t->h, "eth0")->proxy_arp = 1;
+        t->h.uplink_proxy_delay_ms = 0;
+        route_add(&t->h, R_LOCAL);
+        route_add(&t->h, "192.168.10.144/28 via 192.168.10.12 dev eth0 proto bird");
+        route_add(&t->h, R_144);
+        route_add(&t->h, "192.168.10.160/28 via 192.168.10.12 dev eth0 proto 211 metric 1024 table 100");
+        route_add(&t->h, "blackhole fd00:10::/122 proto 211 metric 1024");
+        route_add(&t->h, "10.233.96.0/26 via 192.168.10.12 dev tunl0 proto bird scope link");
+        route_add(&t->h, "192.168.10.176/28 via 192.168.10.12 dev eth0 proto 212 metric 1024");
+        set_record(t, "eth0", 0, 800);
+        cleanup_plan(t, s);
+        EXPECT_ACTIONS(t->p, "set-proxy-arp eth0 0 (restore)", "set-proxy-delay eth0 800 ms (restore)",
+                       "delete-route " R_LOCAL, "delete-route " R_144,
+                       "delete-route 192.168.10.160/28 via 192.168.10.12 dev eth0 proto 211 metric 1024 table 100",
+                       "delete-route blackhole fd00:10::/122 proto 211 metric 1024 table 254");
+        EXPECT_NO_FINDINGS(t->p);
+        assert_false(t->p->record.valid);
+        assert_false(t->p->record_first);
+        assert_false(t->p->underlay);
+
+        /* Applied: a second --cleanup has nothing left to do. */
+        for (size_t i = 0; i < t->p->n_actions; i++)
+                apply_action(&t->h, &t->p->actions[i]);
+        t->rec = (struct host_record){ .proxy_arp = -1, .proxy_delay_ms = -1 };
+        cleanup_plan(t, s);
+        EXPECT_NO_ACTIONS(t->p);
+        assert_int_equal(t->h.n_routes, 5); /* default, connected, bird ×2, proto 212 */
+        assert_int_equal(link_of(&t->h, "eth0")->proxy_arp, 0);
+}
+
+/* --cleanup with another routeProtocol: only routes of that number are ours. */
+static void test_cleanup_route_protocol(void **state)
+{
+        struct t *t = *state;
+        const struct cfg_settings *s = &t->s;
+        const char *yaml = "routeProtocol: 201\n";
+
+        assert_int_equal(cfg_settings_load_buffer("config.yaml", yaml, strlen(yaml), "node1", &t->s, &t->d), 0);
+        host_node1(&t->h);
+        route_add(&t->h, R_144);
+        route_add(&t->h, "192.168.10.160/28 via 192.168.10.12 dev eth0 proto 201 metric 1024 table 7");
+        cleanup_plan(t, s);
+        EXPECT_ACTIONS(t->p, "delete-route 192.168.10.160/28 via 192.168.10.12 dev eth0 proto 201 metric 1024 table 7");
+        assert_false(t->p->record.valid);
+}
+
+/* ---- scale ---- */
+
+#define SCALE_NODES 2000
+#define SCALE_BLOCKS 20000
+
+static void append(struct t *t, size_t *len, size_t *cap, const char *fmt, ...)
+{
+        va_list ap;
+        int n;
+
+        for (;;) {
+                va_start(ap, fmt);
+                n = vsnprintf(t->buf + *len, *cap - *len, fmt, ap);
+                va_end(ap);
+                assert_true(n >= 0);
+                if ((size_t)n < *cap - *len)
+                        break;
+                *cap = *cap * 2 + (size_t)n;
+                t->buf = realloc(t->buf, *cap);
+                assert_non_null(t->buf);
+        }
+        *len += (size_t)n;
+}
+
+/* 20,000 /28 blocks on 2,000 nodes of one /16 segment: one route per block (10 local
+ * blackholes, 19,990 via peers), and once applied, nothing. Not timed: the merge walk
+ * is O(n log n), a quadratic regression would show as a slow test. */
+static void test_scale(void **state)
+{
+        struct t *t = *state;
+        size_t len = 0, cap = 1 << 20, adds = 0, blackholes = 0, dels = 0, replaces = 0;
+        struct timespec a, b;
+        struct plan *p;
+
+        t->buf = malloc(cap);
+        assert_non_null(t->buf);
+        append(t, &len, &cap, POOL("big", "10.0.0.0/12", UNDERLAY) DOC "apiVersion: v1\nkind: List\nitems:\n");
+        for (unsigned i = 0; i < SCALE_NODES; i++)
+                append(t, &len, &cap,
+                       "- {apiVersion: projectcalico.org/v3, kind: Node, metadata: {name: n%04u}, "
+                       "spec: {bgp: {ipv4Address: 172.16.%u.%u/16}}}\n",
+                       i, (i + 1) / 256, (i + 1) % 256);
+        for (unsigned k = 0; k < SCALE_BLOCKS; k++) {
+                uint32_t net = (10u << 24) + 16u * k;
+
+                append(t, &len, &cap,
+                       "- {apiVersion: crd.projectcalico.org/v1, kind: IPAMBlock, "
+                       "spec: {cidr: %u.%u.%u.%u/28, affinity: 'host:n%04u'}}\n",
+                       net >> 24, (net >> 16) & 255, (net >> 8) & 255, net & 255, k % SCALE_NODES);
+        }
+        load(t, "nodeName: n0000\n", t->buf);
+        assert_int_equal(t->m->n_blocks, SCALE_BLOCKS);
+        assert_int_equal(t->m->n_nodes, SCALE_NODES);
+        link_add(&t->h, 2, "eth0", "", 1500);
+        addr_add(&t->h, "eth0", "172.16.0.1/16");
+        t->h.uplink = 2;
+        t->h.all_forwarding = 1;
+        t->h.uplink_proxy_delay_ms = 0;
+
+        clock_gettime(CLOCK_MONOTONIC, &a);
+        p = plan(t);
+        clock_gettime(CLOCK_MONOTONIC, &b);
+        print_message("planned %zu actions for %d blocks in %.3f s\n", p->n_actions, SCALE_BLOCKS,
+                      (double)(b.tv_sec - a.tv_sec) + (double)(b.tv_nsec - a.tv_nsec) / 1e9);
+        for (size_t i = 0; i < p->n_actions; i++)
+                if (p->actions[i].kind == PLAN_ADD_ROUTE) {
+                        adds++;
+                        blackholes += p->actions[i].route.type == HOST_RTN_BLACKHOLE;
+                }
+        assert_int_equal(p->n_actions, SCALE_BLOCKS + 1);
+        assert_string_equal(p->actions[0].dev, "eth0");
+        assert_int_equal(p->actions[0].kind, PLAN_SET_PROXY_ARP);
+        assert_int_equal(adds, SCALE_BLOCKS);
+        assert_int_equal(blackholes, SCALE_BLOCKS / SCALE_NODES);
+        assert_int_equal(p->n_routes_wanted, SCALE_BLOCKS);
+        /* 10.0.0.0/12 is not in eth0's 172.16.0.0/16: the router needs our 10 blocks
+         * (the first 8 are named). */
+        EXPECT_FINDINGS(p, "warning pool-outside-uplink-subnet");
+        assert_contains(msg(p, "pool-outside-uplink-subnet", 0),
+                        "these routes: 10.0.0.0/28 via 172.16.0.1, 10.0.125.0/28 via 172.16.0.1, ");
+        assert_contains(msg(p, "pool-outside-uplink-subnet", 0), "10.3.107.0/28 via 172.16.0.1 ...");
+        apply_and_replan(t);
+        assert_int_equal(t->h.n_routes, SCALE_BLOCKS);
+
+        /* Drift: every 10th route of ours gone, every 7th pointing elsewhere. */
+        for (size_t k = 0; k < t->h.n_routes; k++)
+                if (k % 7 == 0 && t->h.routes[k].type == HOST_RTN_UNICAST)
+                        t->h.routes[k].gateway.addr[3] ^= 0x80;
+        for (size_t k = t->h.n_routes; k-- > 0;)
+                if (k % 10 == 0)
+                        route_remove_at(&t->h, k);
+        p = plan(t);
+        adds = replaces = 0;
+        for (size_t i = 0; i < p->n_actions; i++) {
+                adds += p->actions[i].kind == PLAN_ADD_ROUTE && !p->actions[i].replace;
+                replaces += p->actions[i].kind == PLAN_ADD_ROUTE && p->actions[i].replace;
+                dels += p->actions[i].kind == PLAN_DEL_ROUTE;
+        }
+        assert_int_equal(adds, SCALE_BLOCKS / 10);
+        assert_int_equal(dels, 0);
+        assert_true(replaces > 0);
+        apply_and_replan(t);
+}
+
+int main(void)
+{
+        const struct CMUnitTest tests[] = {
+#define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
+                T(test_single_underlay_pool),
+                T(test_converged_host_still_records),
+                T(test_overlay_and_underlay),
+                T(test_overlay_only),
+                T(test_dc1_cross_az),
+                T(test_dc1_from_node3),
+                T(test_peer_in_other_subnet),
+                T(test_upstream_examples_capped),
+                T(test_on_link_is_uplink_prefix),
+                T(test_cross_subnet),
+                T(test_cross_subnet_vxlan),
+                T(test_underlay_ipip_always),
+                T(test_disabled_pools),
+                T(test_affine_block_keeps_pool),
+                T(test_local_block_route_unreachable),
+                T(test_local_block_route_none),
+                T(test_route_settings),
+                T(test_foreign_equivalent_route),
+                T(test_foreign_equivalent_blackhole),
+                T(test_foreign_conflict_gateway),
+                T(test_foreign_conflict_type),
+                T(test_foreign_route_other_table),
+                T(test_foreign_multipath),
+                T(test_own_route_wrong),
+                T(test_own_duplicate_route),
+                T(test_own_stale_routes),
+                T(test_own_route_other_table),
+                T(test_own_ipv6_route_untouched),
+                T(test_idempotent),
+                T(test_node_address_unknown),
+                T(test_node_not_in_resources),
+                T(test_node_not_in_resources_no_labels),
+                T(test_node_known_only_from_block),
+                T(test_end_of_underlay_mode),
+                T(test_end_of_underlay_restore_delay_under_proxy),
+                T(test_end_of_underlay_partial_record),
+                T(test_uplink_changed),
+                T(test_proxy_delay_keep),
+                T(test_proxy_delay_value),
+                T(test_delay_change_under_proxy_arp),
+                T(test_first_run_proxy_arp_already_on),
+                T(test_delay_recorded_when_keep_ends),
+                T(test_uplink_not_found),
+                T(test_remove_vxlan),
+                T(test_remove_vxlan_down_with_link_local),
+                T(test_remove_tunl0_calico_addrs),
+                T(test_remove_both_tunnels),
+                T(test_tunl0_foreign_and_calico_addrs),
+                T(test_tunl0_already_down),
+                T(test_tunl0_up_no_addrs),
+                T(test_tunnel_not_calico),
+                T(test_tunnel_device_names),
+                T(test_felix_keeps_tunnel),
+                T(test_felix_per_node),
+                T(test_routes_via_tunnel),
+                T(test_tunnels_needed_no_tunnel_findings),
+                T(test_forwarding_off),
+                T(test_rp_filter),
+                T(test_pool_outside_uplink_subnet),
+                T(test_pool_outside_uplink_subnet_no_blocks),
+                T(test_ipv6_pool),
+                T(test_findings_order),
+                T(test_cleanup),
+                T(test_cleanup_route_protocol),
+                T(test_scale),
+#undef T
+        };
+
+        return cmocka_run_group_tests(tests, NULL, NULL);
+}
