@@ -35,7 +35,8 @@ struct planner {
         struct cfg_prefix self_addr;  /* this node's IPv4 address with its length */
         bool *applies;                /* per pool */
         struct host_route *want;      /* desired block routes, sorted by dst */
-        size_t n_want, cap_want;
+        uint32_t *want_pool;          /* the pool of each */
+        size_t n_want, cap_want, cap_want_pool;
         struct node_note *upstream;   /* per node: blocks that need upstream routing */
         struct node_note *no_addr;    /* per node: blocks of nodes with no address */
         size_t n_conflicts, n_bird;
@@ -192,7 +193,9 @@ static int plan_pools(struct planner *pl)
                         snprintf(pp->reason, sizeof(pp->reason), "nodeSelector %s does not match this node", sel);
                 if (!pp->applies)
                         continue;
-                if (pp->underlay)
+                /* IPv6 host actions come later (DESIGN §3): only IPv4 pools turn on
+                 * proxy ARP. */
+                if (pp->underlay && pool->cidr.family == AF_INET)
                         p->underlay = true;
                 if (pool->ipip != CFG_ENCAP_NEVER || pool->vxlan != CFG_ENCAP_NEVER)
                         p->tunnels_unneeded = false;
@@ -227,12 +230,14 @@ static bool unencapsulated(const struct planner *pl, const struct cfg_pool *pool
         return cfg_prefix_contains(&net, &peer_host);
 }
 
-static int want_route(struct planner *pl, const struct host_route *r)
+static int want_route(struct planner *pl, const struct host_route *r, uint32_t pool)
 {
         int ret;
 
-        if ((ret = GROW(pl->want, pl->cap_want, pl->n_want + 1)) < 0)
+        if ((ret = GROW(pl->want, pl->cap_want, pl->n_want + 1)) < 0 ||
+            (ret = GROW(pl->want_pool, pl->cap_want_pool, pl->n_want + 1)) < 0)
                 return ret;
+        pl->want_pool[pl->n_want] = pool;
         pl->want[pl->n_want++] = *r;
         return 0;
 }
@@ -255,21 +260,24 @@ static int plan_block(struct planner *pl, uint32_t bi)
                 if (s->local_block_route == CFG_LOCAL_NONE)
                         return 0;
                 r.type = s->local_block_route == CFG_LOCAL_BLACKHOLE ? HOST_RTN_BLACKHOLE : HOST_RTN_UNREACHABLE;
-                return want_route(pl, &r);
+                return want_route(pl, &r, b->pool);
         }
         if (peer->addr.family != AF_INET) {
                 note(pl->no_addr, b->node, bi);
                 return 0;
         }
-        if (!unencapsulated(pl, pool, peer))
-                return 0; /* Calico's tunnel carries it */
-        if (!on_link(pl, &peer->addr)) {
+        if (!pl->uplink)
+                return 0; /* reported as uplink-not-found; our routes are kept */
+        /* No direct route: encapsulated (Calico's tunnel carries node-to-node traffic)
+         * or off-link. Either way the rest of the network reaches these pods only
+         * through upstream routing (DESIGN §3.2 "otherwise"). */
+        if (!unencapsulated(pl, pool, peer) || !on_link(pl, &peer->addr)) {
                 note(pl->upstream, b->node, bi);
                 return 0;
         }
         r.gateway = host_prefix(&peer->addr);
         r.oif = pl->uplink->ifindex;
-        return want_route(pl, &r);
+        return want_route(pl, &r, b->pool);
 }
 
 static int plan_blocks(struct planner *pl)
@@ -284,8 +292,10 @@ static int plan_blocks(struct planner *pl)
         for (size_t i = 0; i < m->n_blocks; i++) {
                 const struct cfg_block *b = &m->blocks[i];
 
-                /* IPv6 host actions come later (DESIGN §3). */
-                if (b->cidr.family != AF_INET || !pl->applies[b->pool] || m->pools[b->pool].nat_outgoing)
+                /* Every block of an underlay pool, whether or not the pool applies here:
+                 * nodes on a shared segment route to each other's blocks (DESIGN §1, §3.2).
+                 * IPv6 host actions come later. */
+                if (b->cidr.family != AF_INET || m->pools[b->pool].nat_outgoing)
                         continue;
                 if ((r = plan_block(pl, (uint32_t)i)) < 0)
                         return r;
@@ -335,10 +345,17 @@ static int conflict(struct planner *pl, const struct host_route *want, const str
                            want->gateway.family ? addr(&want->gateway, wg) : "");
 }
 
+/* Without an uplink (a default route flapping, the device being replaced) we cannot
+ * tell where peers are: leave our peer routes alone rather than cut traffic. */
+static bool keep_while_no_uplink(const struct planner *pl, const struct host_route *r)
+{
+        return !pl->uplink && r->type == HOST_RTN_UNICAST;
+}
+
 /* One destination: the routes the kernel has for it in our table (sorted group) and
  * the one we want (or NULL). */
-static int plan_dst(struct planner *pl, const struct host_route *want, const struct host_route *const *have,
-                    size_t n)
+static int plan_dst(struct planner *pl, const struct host_route *want, uint32_t pool,
+                    const struct host_route *const *have, size_t n)
 {
         const struct host_route *foreign = NULL, *keep = NULL, *same_key = NULL;
         uint8_t own = pl->m->settings.route_protocol;
@@ -371,11 +388,11 @@ static int plan_dst(struct planner *pl, const struct host_route *want, const str
         }
         for (size_t i = 0; i < n; i++)
                 if (have[i]->protocol == own && have[i] != keep && have[i] != same_key &&
-                    (r = del_route(pl, have[i])) < 0)
+                    !keep_while_no_uplink(pl, have[i]) && (r = del_route(pl, have[i])) < 0)
                         return r;
         if (want && !keep) {
                 struct plan_action a = { .kind = PLAN_ADD_ROUTE, .route = *want, .replace = same_key != NULL,
-                                         .ifindex = want->oif, .pool = UINT32_MAX };
+                                         .ifindex = want->oif, .pool = pool };
 
                 if (pl->uplink && want->oif)
                         snprintf(a.dev, sizeof(a.dev), "%s", pl->uplink->name);
@@ -421,7 +438,8 @@ static int plan_routes(struct planner *pl)
                 if (c >= 0)
                         while (k < n && cfg_prefix_eq(&have[k]->dst, &have[j]->dst))
                                 k++;
-                if ((r = plan_dst(pl, c <= 0 ? w : NULL, have + j, c >= 0 ? k - j : 0)) < 0)
+                if ((r = plan_dst(pl, c <= 0 ? w : NULL, c <= 0 ? pl->want_pool[i] : UINT32_MAX, have + j,
+                                  c >= 0 ? k - j : 0)) < 0)
                         return r;
                 if (c <= 0)
                         i++;
@@ -606,6 +624,11 @@ static int plan_tunnel(struct planner *pl, const char *name, const char *kind, e
                                            name, pfx(&foreign, buf));
                 return 0;
         }
+        /* Deleting any other device would take someone else's addresses with it. */
+        if (a.foreign_addrs && !streq(kind, "ipip"))
+                return add_finding(pl, PLAN_WARNING, "tunnel-foreign-addresses",
+                                   "%s carries addresses that are not Calico's (first: %s): device left alone", name,
+                                   pfx(&foreign, buf));
         if ((r = routes_via(pl, l)) < 0)
                 return r;
         if (a.foreign_addrs && (r = add_finding(pl, PLAN_INFO, "tunnel-foreign-addresses",
@@ -694,7 +717,7 @@ static int report_pools(struct planner *pl)
                         continue;
                 if (!pp->applies) {
                         r = add_finding(pl, PLAN_INFO, "pool-not-applying",
-                                        "underlay pool %s (%s) does not apply here: no routes to its blocks",
+                                        "underlay pool %s (%s) does not apply to this node (its blocks are routed like any peer's)",
                                         pool->name, pfx(&pool->cidr, c));
                         if (r < 0)
                                 return r;
@@ -764,6 +787,7 @@ static void planner_done(struct planner *pl)
 {
         free(pl->applies);
         free(pl->want);
+        free(pl->want_pool);
         free(pl->upstream);
         free(pl->no_addr);
 }
@@ -794,8 +818,8 @@ int plan_build(const struct cfg_model *m, const struct host_snapshot *h, const s
                 goto fail;
         if ((r = report_host(&pl)) < 0 || (r = report_pools(&pl)) < 0 ||
             (r = report_notes(&pl, pl.upstream, PLAN_WARNING, "needs-upstream-routing",
-                              "not on-link on the uplink, these blocks need upstream routing (the switch or "
-                              "BGP)")) < 0 ||
+                              "no direct route (not on-link, or encapsulated), these blocks need upstream "
+                              "routing (the switch or BGP)")) < 0 ||
             (r = report_notes(&pl, pl.no_addr, PLAN_WARNING, "node-address-unknown",
                               "no known address, so no route to its blocks")) < 0)
                 goto fail;

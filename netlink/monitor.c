@@ -8,12 +8,16 @@
 #include <libmnl/libmnl.h>
 #include <linux/netconf.h>
 #include <linux/rtnetlink.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 
 #include "util.h"
 
 #define MONITOR_RCVBUF (8 << 20)
+/* datagrams read per call, at most */
+#define NL_MONITOR_BATCH 1024
 
 struct nl_monitor {
         struct mnl_socket *sock;
@@ -148,17 +152,59 @@ static int on_msg(const struct nlmsghdr *h, void *data)
         return MNL_CB_OK;
 }
 
+/* One datagram. Only the kernel's own notifications count (sender port 0): a local
+ * process may send to our port, and we must not act on it. A truncated datagram lost
+ * notifications just like an overrun. */
+static ssize_t recv_one(struct nl_monitor *m, void *buf, size_t size, bool *ret_lost)
+{
+        struct sockaddr_nl sa = {};
+        struct iovec iov = { buf, size };
+        struct msghdr msg = { .msg_name = &sa, .msg_namelen = sizeof(sa), .msg_iov = &iov, .msg_iovlen = 1 };
+        ssize_t n;
+
+        n = recvmsg(mnl_socket_get_fd(m->sock), &msg, 0);
+        if (n < 0)
+                return -errno;
+        if (msg.msg_flags & MSG_TRUNC) {
+                *ret_lost = true;
+                return 0;
+        }
+        if (msg.msg_namelen != sizeof(sa) || sa.nl_pid != 0)
+                return 0;
+        return n;
+}
+
 int nl_monitor_drain(struct nl_monitor *m, void (*fn)(const struct nl_event *ev, void *userdata), void *userdata)
 {
         struct drain_ctx c = { fn, userdata };
         static char buf[64 << 10]; /* one reader; large enough for any notification */
+        bool lost = false;
         ssize_t n;
 
-        for (;;) {
-                n = mnl_socket_recvfrom(m->sock, buf, sizeof(buf));
+        /* Bounded, so that a flood of notifications cannot starve signals and the
+         * watchdog: the socket stays readable and the caller comes back. */
+        for (int i = 0; i < NL_MONITOR_BATCH; i++) {
+                n = recv_one(m, buf, sizeof(buf), &lost);
+                if (n == -EINTR)
+                        continue;
+                if (n == -ENOBUFS) {
+                        lost = true; /* the kernel dropped notifications: keep reading */
+                        continue;
+                }
                 if (n < 0)
-                        return errno == EAGAIN || errno == EWOULDBLOCK ? 0 : -errno;
-                if (mnl_cb_run(buf, (size_t)n, 0, 0, on_msg, &c) < 0 && errno != ESRCH && errno != EPROTO)
-                        return -errno;
+                        return n == -EAGAIN || n == -EWOULDBLOCK ? lost : (int)n;
+                if (n > 0 && mnl_cb_run(buf, (size_t)n, 0, 0, on_msg, &c) < 0 && errno != ESRCH && errno != EPROTO)
+                        lost = true; /* a malformed batch: do not trust what we know */
         }
+        return lost;
+}
+
+size_t nl_monitor_rcvbuf(const struct nl_monitor *m)
+{
+        socklen_t len = sizeof(int);
+        int v = 0;
+
+        if (getsockopt(mnl_socket_get_fd(m->sock), SOL_SOCKET, SO_RCVBUF, &v, &len) < 0 || v < 0)
+                return 0;
+        return (size_t)v;
 }

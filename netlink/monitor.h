@@ -26,6 +26,11 @@ struct nl_monitor;
 int nl_monitor_open(struct nl_monitor **ret);
 void nl_monitor_close(struct nl_monitor *m);
 int nl_monitor_fd(const struct nl_monitor *m);
-/* Read everything pending (non-blocking) and call fn for each event. Returns 0, or
- * -ENOBUFS when the kernel dropped notifications (the caller must resync), or -errno. */
+/* Read what is pending (non-blocking; at most a bounded number of datagrams per call,
+ * so the socket may still be readable afterwards) and call fn for each event.
+ * Returns 0; 1 when notifications were lost (ENOBUFS: the kernel overran the
+ * socket; or a truncated datagram): the caller must resync from a full dump; or
+ * -errno on a socket error. */
 int nl_monitor_drain(struct nl_monitor *m, void (*fn)(const struct nl_event *ev, void *userdata), void *userdata);
+/* The receive buffer the kernel granted (bytes, as getsockopt reports it). */
+size_t nl_monitor_rcvbuf(const struct nl_monitor *m);

@@ -435,7 +435,6 @@ static struct nlmsghdr *put_request(void *buf, size_t size, uint16_t type, uint1
 
         memset(buf, 0, size);
         nlh = mnl_nlmsg_put_header(buf);
-
         nlh->nlmsg_type = type;
         nlh->nlmsg_flags = flags;
         *ret_hdr = mnl_nlmsg_put_extra_header(nlh, hdrlen);

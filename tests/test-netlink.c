@@ -478,13 +478,11 @@ NETNS_TEST(test_observe_under_churn)
         pid_t churn;
 
         setup_eth0();
-        f = fopen("/tmp/cu-test-netlink-addrs.batch", "we");
+        f = popen("ip -batch -", "w");
         CHECK(f);
         for (int i = 0; i < 3000; i++)
                 fprintf(f, "addr add 10.%d.%d.1/32 dev eth0\n", 100 + i / 250, i % 250);
-        fclose(f);
-        sh("ip -batch /tmp/cu-test-netlink-addrs.batch");
-        unlink("/tmp/cu-test-netlink-addrs.batch");
+        CHECK(pclose(f) == 0);
 
         churn = fork();
         CHECK(churn >= 0);

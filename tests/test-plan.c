@@ -271,8 +271,13 @@ static struct host_route route_parse(struct host_snapshot *h, const char *spec)
 
 static void route_push(struct host_snapshot *h, const struct host_route *r)
 {
-        h->routes = realloc(h->routes, (h->n_routes + 1) * sizeof(*h->routes));
-        assert_non_null(h->routes);
+        /* Capacity is implicit: grow to the next power of two (the scale test adds 20k). */
+        if (h->n_routes < 8 || (h->n_routes & (h->n_routes - 1)) == 0) {
+                size_t cap = h->n_routes < 8 ? 8 : h->n_routes * 2;
+
+                h->routes = realloc(h->routes, cap * sizeof(*h->routes));
+                assert_non_null(h->routes);
+        }
         h->routes[h->n_routes++] = *r;
 }
 
@@ -442,11 +447,10 @@ static void check_actions(const struct plan *p, const char *const *want)
         while (want[n])
                 n++;
         for (size_t i = 0; i < n || i < p->n_actions; i++) {
-                if (i < n && i < p->n_actions) {
+                if (i < p->n_actions)
                         action_text(&p->actions[i], line, sizeof(line));
-                        if (streq(line, want[i]))
-                                continue;
-                }
+                if (i < n && i < p->n_actions && streq(line, want[i]))
+                        continue;
                 dump_plan(p);
                 fail_msg("action %zu: want '%s', have '%s'", i, i < n ? want[i] : "(none)",
                          i < p->n_actions ? line : "(none)");
@@ -464,12 +468,11 @@ static void check_findings(const struct plan *p, const char *const *want)
         while (want[n])
                 n++;
         for (size_t i = 0; i < n || i < p->n_findings; i++) {
-                if (i < n && i < p->n_findings) {
+                if (i < p->n_findings)
                         snprintf(line, sizeof(line), "%s %s", plan_severity_name(p->findings[i].severity),
                                  p->findings[i].code);
-                        if (streq(line, want[i]))
-                                continue;
-                }
+                if (i < n && i < p->n_findings && streq(line, want[i]))
+                        continue;
                 dump_plan(p);
                 fail_msg("finding %zu: want '%s', have '%s'", i, i < n ? want[i] : "(none)",
                          i < p->n_findings ? line : "(none)");
@@ -479,6 +482,8 @@ static void check_findings(const struct plan *p, const char *const *want)
         assert_int_equal(p->n_blocking, blocking);
 }
 #define EXPECT_FINDINGS(p, ...) check_findings((p), (const char *const[]){ __VA_ARGS__, NULL })
+/* node3 and node4 of the dc1 fixtures, seen from az1: off-link. */
+#define UPSTREAM2 "warning needs-upstream-routing", "warning needs-upstream-routing"
 #define EXPECT_NO_FINDINGS(p) check_findings((p), (const char *const[]){ NULL })
 
 /* The message of the nth finding with this code. */
@@ -587,16 +592,15 @@ static void apply_action(struct host_snapshot *h, const struct plan_action *a)
                 route_remove_at(h, k);
                 return;
         case PLAN_ADD_ROUTE:
+                if (!a->replace) {
+                        route_push(h, &a->route); /* EEXIST: see check_route_keys() */
+                        return;
+                }
                 for (k = 0; k < h->n_routes; k++)
                         if (route_key_eq(&h->routes[k], &a->route))
                                 break;
-                if (a->replace) {
-                        assert_true(k < h->n_routes);
-                        h->routes[k] = a->route;
-                } else {
-                        assert_true(k == h->n_routes); /* EEXIST otherwise */
-                        route_push(h, &a->route);
-                }
+                assert_true(k < h->n_routes);
+                h->routes[k] = a->route;
                 return;
         case PLAN_REMOVE_TUNNEL:
                 apply_tunnel(h, a);
@@ -604,11 +608,45 @@ static void apply_action(struct host_snapshot *h, const struct plan_action *a)
         }
 }
 
+static int route_key_cmp(const void *x, const void *y)
+{
+        const struct host_route *a = *(const struct host_route *const *)x, *b = *(const struct host_route *const *)y;
+        int c = cfg_prefix_cmp(&a->dst, &b->dst);
+
+        if (c)
+                return c;
+        if (a->table != b->table)
+                return a->table < b->table ? -1 : 1;
+        return a->priority < b->priority ? -1 : a->priority > b->priority;
+}
+
+/* The kernel refuses a second route with the same key (EEXIST): an add without replace
+ * must only ever land on a free key. */
+static void check_route_keys(const struct host_snapshot *h)
+{
+        const struct host_route **v = malloc((h->n_routes + 1) * sizeof(*v));
+
+        assert_non_null(v);
+        for (size_t k = 0; k < h->n_routes; k++)
+                v[k] = &h->routes[k];
+        qsort(v, h->n_routes, sizeof(*v), route_key_cmp);
+        for (size_t k = 1; k < h->n_routes; k++)
+                if (route_key_cmp(&v[k - 1], &v[k]) == 0) {
+                        char d[CFG_PREFIX_STRLEN];
+
+                        cfg_prefix_fmt(&v[k]->dst, d, sizeof(d));
+                        free(v);
+                        fail_msg("two routes with the key of %s: the kernel says EEXIST", d);
+                }
+        free(v);
+}
+
 /* Apply the last plan and its record, then plan again: nothing may be left to do. */
 static void apply_and_replan(struct t *t)
 {
         for (size_t i = 0; i < t->p->n_actions; i++)
                 apply_action(&t->h, &t->p->actions[i]);
+        check_route_keys(&t->h);
         t->rec = t->p->record.valid ? t->p->record : (struct host_record){ .proxy_arp = -1, .proxy_delay_ms = -1 };
         plan(t);
         EXPECT_NO_ACTIONS(t->p);
@@ -746,12 +784,17 @@ static void test_dc1_cross_az(void **state)
         host_node1(&t->h);
         add_tunl0(&t->h, "10.233.90.0/32");
         p = plan(t);
-        /* az1: our block blackholed, node2's routed; az2: nothing, the overlay: nothing. */
+        /* az1: our block blackholed, node2's routed; az2: its peers are off-link, so no
+         * routes and "needs upstream routing"; the overlay: nothing. */
         EXPECT_ACTIONS(p, SIMPLE_PROXY, "add-route " R_LOCAL, "add-route " R_144);
-        EXPECT_FINDINGS(p, "info pool-not-applying");
+        EXPECT_FINDINGS(p, "info pool-not-applying", "warning needs-upstream-routing",
+                        "warning needs-upstream-routing");
         assert_string_equal(msg(p, "pool-not-applying", 0),
-                            "underlay pool underlay-az2 (192.168.20.128/25) does not apply here: no routes to "
-                            "its blocks");
+                            "underlay pool underlay-az2 (192.168.20.128/25) does not apply to this node (its "
+                            "blocks are routed like any peer's)");
+        assert_contains(msg(p, "needs-upstream-routing", 0), "node node3 (192.168.20.13)");
+        assert_contains(msg(p, "needs-upstream-routing", 0), "192.168.20.128/28");
+        assert_contains(msg(p, "needs-upstream-routing", 1), "node node4 (192.168.20.14)");
         assert_true(p->underlay);
         assert_false(p->tunnels_unneeded);
         assert_int_equal(p->n_routes_wanted, 2);
@@ -784,8 +827,11 @@ static void test_dc1_from_node3(void **state)
         p = plan(t);
         EXPECT_ACTIONS(p, SIMPLE_PROXY, "add-route blackhole 192.168.20.128/28 proto 211 metric 1024 table 254",
                        "add-route 192.168.20.144/28 via 192.168.20.14 dev eth0 proto 211 metric 1024 table 254");
-        EXPECT_FINDINGS(p, "info pool-not-applying");
+        EXPECT_FINDINGS(p, "info pool-not-applying", "warning needs-upstream-routing",
+                        "warning needs-upstream-routing");
         assert_contains(msg(p, "pool-not-applying", 0), "underlay-az1 (192.168.10.128/25)");
+        assert_contains(msg(p, "needs-upstream-routing", 0), "node node1 (192.168.10.11)");
+        assert_contains(msg(p, "needs-upstream-routing", 1), "node node2 (192.168.10.12)");
         assert_false(pool_named(t, "underlay-az1")->applies);
         assert_true(pool_named(t, "underlay-az2")->applies);
 }
@@ -803,9 +849,10 @@ static void test_peer_in_other_subnet(void **state)
         add_tunl0(&t->h, "10.233.90.0/32");
         p = plan(t);
         EXPECT_ACTIONS(p, SIMPLE_PROXY, "add-route " R_LOCAL, "add-route " R_144);
-        EXPECT_FINDINGS(p, "info pool-not-applying", "warning needs-upstream-routing");
-        assert_string_equal(msg(p, "needs-upstream-routing", 0),
-                            "node node5 (192.168.11.15): not on-link on the uplink, these blocks need upstream "
+        EXPECT_FINDINGS(p, "info pool-not-applying", "warning needs-upstream-routing",
+                        "warning needs-upstream-routing", "warning needs-upstream-routing");
+        assert_string_equal(msg(p, "needs-upstream-routing", 2),
+                            "node node5 (192.168.11.15): no direct route (not on-link, or encapsulated), these blocks need upstream "
                             "routing (the switch or BGP): 192.168.10.160/28, 192.168.10.176/28");
         assert_int_equal(p->n_routes_wanted, 2);
         apply_and_replan(t);
@@ -828,7 +875,7 @@ static void test_upstream_examples_capped(void **state)
         EXPECT_ACTIONS(p, SIMPLE_PROXY);
         EXPECT_FINDINGS(p, "warning needs-upstream-routing");
         assert_string_equal(msg(p, "needs-upstream-routing", 0),
-                            "node far (10.1.1.1): not on-link on the uplink, these blocks need upstream routing "
+                            "node far (10.1.1.1): no direct route (not on-link, or encapsulated), these blocks need upstream routing "
                             "(the switch or BGP): 192.168.10.128/28, 192.168.10.144/28, 192.168.10.160/28, "
                             "192.168.10.176/28 and 2 more");
         assert_int_equal(p->n_routes_wanted, 0);
@@ -875,7 +922,10 @@ static void test_cross_subnet(void **state)
         add_tunl0(&t->h, "192.168.10.129/32");
         p = plan(t);
         EXPECT_ACTIONS(p, SIMPLE_PROXY, "add-route " R_LOCAL, "add-route " R_144);
-        EXPECT_NO_FINDINGS(p);
+        /* node5 is in another subnet: Calico's tunnel carries node-to-node traffic, and
+         * everyone else reaches its pods through upstream routing (DESIGN §3.2). */
+        EXPECT_FINDINGS(p, "warning needs-upstream-routing");
+        assert_contains(msg(p, "needs-upstream-routing", 0), "node node5 (192.168.11.15)");
         assert_false(p->tunnels_unneeded);
         assert_int_equal(p->n_routes_wanted, 2);
         apply_and_replan(t);
@@ -895,7 +945,8 @@ static void test_cross_subnet_vxlan(void **state)
         host_node1(&t->h);
         p = plan(t);
         EXPECT_ACTIONS(p, SIMPLE_PROXY, "add-route " R_144);
-        EXPECT_NO_FINDINGS(p);
+        EXPECT_FINDINGS(p, "warning needs-upstream-routing");
+        assert_contains(msg(p, "needs-upstream-routing", 0), "192.168.10.160/28");
         assert_false(p->tunnels_unneeded);
 }
 
@@ -914,7 +965,8 @@ static void test_underlay_ipip_always(void **state)
         add_tunl0(&t->h, "192.168.10.129/32");
         p = plan(t);
         EXPECT_ACTIONS(p, SIMPLE_PROXY, "add-route " R_LOCAL);
-        EXPECT_NO_FINDINGS(p);
+        EXPECT_FINDINGS(p, "warning needs-upstream-routing");
+        assert_contains(msg(p, "needs-upstream-routing", 0), "node node2 (192.168.10.12)");
         assert_false(p->tunnels_unneeded);
         assert_int_equal(p->n_routes_wanted, 1);
 }
@@ -969,7 +1021,7 @@ static void test_affine_block_keeps_pool(void **state)
         EXPECT_FINDINGS(p, "warning pool-outside-uplink-subnet", "warning needs-upstream-routing",
                         "warning needs-upstream-routing");
         assert_string_equal(msg(p, "needs-upstream-routing", 0),
-                            "node node3 (192.168.20.13): not on-link on the uplink, these blocks need upstream "
+                            "node node3 (192.168.20.13): no direct route (not on-link, or encapsulated), these blocks need upstream "
                             "routing (the switch or BGP): 192.168.20.128/28");
         assert_contains(msg(p, "needs-upstream-routing", 1), "node node4 (192.168.20.14)");
         assert_contains(msg(p, "pool-outside-uplink-subnet", 0), "192.168.20.160/28 via 192.168.10.11");
@@ -1306,7 +1358,7 @@ static void test_node_not_in_resources(void **state)
         EXPECT_ACTIONS(p, SIMPLE_PROXY,
                        "add-route 192.168.10.128/28 via 192.168.10.11 dev eth0 proto 211 metric 1024 table 254",
                        "add-route " R_144);
-        EXPECT_FINDINGS(p, "warning node-not-in-resources", "info pool-not-applying");
+        EXPECT_FINDINGS(p, "warning node-not-in-resources", "info pool-not-applying", UPSTREAM2);
         assert_string_equal(msg(p, "node-not-in-resources", 0),
                             "this node (node9) is in no Node resource: using nodeLabels from the settings");
         assert_true(pool_named(t, "underlay-az1")->applies);
@@ -1323,8 +1375,12 @@ static void test_node_not_in_resources_no_labels(void **state)
         host_node1(&t->h);
         add_tunl0(&t->h, "10.233.90.0/32");
         p = plan(t);
-        EXPECT_NO_ACTIONS(p);
-        EXPECT_FINDINGS(p, "warning node-not-in-resources", "info pool-not-applying", "info pool-not-applying");
+        /* No pool applies, so no underlay mode; peers' underlay blocks on the segment
+         * are still routed directly (DESIGN §3.2: every block of an underlay pool). */
+        EXPECT_ACTIONS(p, "add-route 192.168.10.128/28 via 192.168.10.11 dev eth0 proto 211 metric 1024 table 254",
+                       "add-route " R_144);
+        EXPECT_FINDINGS(p, "warning node-not-in-resources", "info pool-not-applying", "info pool-not-applying",
+                        UPSTREAM2);
         assert_string_equal(msg(p, "node-not-in-resources", 0),
                             "this node (node9) is in no Node resource: using no labels");
         assert_false(p->underlay);
@@ -1346,7 +1402,7 @@ static void test_node_known_only_from_block(void **state)
         EXPECT_ACTIONS(p, SIMPLE_PROXY, "add-route 192.168.10.128/28 via 192.168.10.11 dev eth0 proto 211 metric "
                                         "1024 table 254",
                        "add-route " R_144, "add-route blackhole 192.168.10.176/28 proto 211 metric 1024 table 254");
-        EXPECT_FINDINGS(p, "warning node-not-in-resources", "info pool-not-applying");
+        EXPECT_FINDINGS(p, "warning node-not-in-resources", "info pool-not-applying", UPSTREAM2);
         assert_string_equal(msg(p, "node-not-in-resources", 0),
                             "this node (node9) is in no Node resource: using nodeLabels from the settings");
 }
@@ -1521,6 +1577,21 @@ static void test_first_run_proxy_arp_already_on(void **state)
         apply_and_replan(t);
 }
 
+/* proxy_arp could not be read: it may be answering, so it is paused around the delay. */
+static void test_delay_change_proxy_arp_unknown(void **state)
+{
+        struct t *t = *state;
+        struct plan *p;
+
+        load(t, NULL, SIMPLE);
+        host_node1(&t->h);
+        link_of(&t->h, "eth0")->proxy_arp = -1;
+        p = plan(t);
+        EXPECT_ACTIONS(p, "set-proxy-arp eth0 0", "set-proxy-delay eth0 0 ms", "set-proxy-arp eth0 1",
+                       "add-route " R_LOCAL, "add-route " R_144, "add-route " R_160);
+        expect_record(p, "eth0", -1, 800, true);
+}
+
 /* proxyDelay was keep when the record was written, now it is 0: the delay's original value
  * must be recorded before we first change it, or the end of underlay mode cannot put it
  * back (§3.1 "recorded and restored the same way"). */
@@ -1554,15 +1625,17 @@ static void test_uplink_not_found(void **state)
         host_node1(&t->h);
         t->h.uplink = 0;
         snprintf(t->h.uplink_error, sizeof(t->h.uplink_error), "no IPv4 default route");
+        route_add(&t->h, R_144);
         p = plan(t);
         assert_int_equal(p->uplink, 0);
         assert_string_equal(p->uplink_name, "");
         assert_true(p->underlay);
-        assert_true(p->n_blocking >= 1);
+        /* The local blackhole is still wanted; without an uplink nobody can tell where
+         * peers are, so our peer routes stay as they are (a flapping default route
+         * must not cut traffic) and only the missing uplink is reported. */
+        EXPECT_ACTIONS(p, "add-route " R_LOCAL);
+        EXPECT_FINDINGS(p, "blocking uplink-not-found");
         assert_string_equal(msg(p, "uplink-not-found", 0), "no uplink: no IPv4 default route");
-        assert_int_equal(p->findings[0].severity, PLAN_BLOCKING);
-        for (size_t i = 0; i < p->n_actions; i++)
-                assert_true(p->actions[i].kind != PLAN_SET_PROXY_ARP && p->actions[i].kind != PLAN_SET_PROXY_DELAY);
         assert_false(p->record.valid);
         assert_false(p->record_first);
 
@@ -1601,9 +1674,8 @@ static void test_remove_vxlan(void **state)
 }
 
 /* A VXLAN device is not the kernel-kept IPIP fallback: down and without addresses it is
- * still there, so it is still removed. Its IPv6 link-local address is the kernel's own,
- * not someone else's. */
-static void test_remove_vxlan_down_with_link_local(void **state)
+ * still there, so it is still removed ("down counts as removed" is for tunl0 only). */
+static void test_remove_vxlan_down(void **state)
 {
         struct t *t = *state;
         struct plan *p;
@@ -1612,12 +1684,34 @@ static void test_remove_vxlan_down_with_link_local(void **state)
         host_node1(&t->h);
         link_add(&t->h, 5, "vxlan.calico", "vxlan", 1450);
         link_of(&t->h, "vxlan.calico")->up = false;
-        addr_add(&t->h, "vxlan.calico", "fe80::64a1:2ff:fe3b:4c5d/64");
         p = plan(t);
         EXPECT_ACTIONS(p, SIMPLE_PROXY, "add-route " R_LOCAL, "add-route " R_144, "add-route " R_160,
                        "remove-tunnel vxlan.calico (vxlan)");
         EXPECT_FINDINGS(p, "info mtu-can-be-raised");
         apply_and_replan(t);
+}
+
+/* An IPv6 link-local address is the kernel's own (every IPv6-enabled device gets one),
+ * not someone else's: it neither keeps the device up nor is it removed by us. */
+static void test_tunnel_link_local_not_foreign(void **state)
+{
+        struct t *t = *state;
+        struct plan *p;
+
+        load(t, NULL, SIMPLE);
+        host_node1(&t->h);
+        link_add(&t->h, 5, "vxlan.calico", "vxlan", 1450);
+        addr_add(&t->h, "vxlan.calico", "192.168.10.130/32");
+        addr_add(&t->h, "vxlan.calico", "fe80::64a1:2ff:fe3b:4c5d/64");
+        add_tunl0(&t->h, "192.168.10.131/32");
+        addr_add(&t->h, "tunl0", "fe80::c0a8:a0b/64");
+        p = plan(t);
+        EXPECT_ACTIONS(p, SIMPLE_PROXY, "add-route " R_LOCAL, "add-route " R_144, "add-route " R_160,
+                       "remove-tunnel tunl0 (ipip) addrs 192.168.10.131/32",
+                       "remove-tunnel vxlan.calico (vxlan) addrs 192.168.10.130/32");
+        EXPECT_FINDINGS(p, "info mtu-can-be-raised");
+        apply_and_replan(t);
+        assert_false(link_of(&t->h, "tunl0")->up);
 }
 
 /* tunl0 with Calico addresses: one inside a pool, one the node's ipv4IPIPTunnelAddr
@@ -1831,7 +1925,7 @@ static void test_tunnels_needed_no_tunnel_findings(void **state)
         route_add(&t->h, "10.233.96.0/26 via 192.168.10.12 dev tunl0 proto bird scope link");
         link_add(&t->h, 5, "vxlan.calico", "vxlan", 1450);
         p = plan(t);
-        EXPECT_FINDINGS(p, "info pool-not-applying");
+        EXPECT_FINDINGS(p, "info pool-not-applying", UPSTREAM2);
         for (size_t i = 0; i < p->n_actions; i++)
                 assert_int_not_equal(p->actions[i].kind, PLAN_REMOVE_TUNNEL);
 }
@@ -1951,6 +2045,43 @@ static void test_ipv6_pool(void **state)
         apply_and_replan(t);
 }
 
+/* A VXLAN device carrying someone else's address: deleting it would take that address
+ * with it, so it is left alone and reported (DESIGN §3: foreign addresses are never
+ * touched). */
+static void test_vxlan_foreign_addr_left_alone(void **state)
+{
+        struct t *t = *state;
+        struct plan *p;
+
+        load(t, NULL, POOL("underlay", "192.168.10.128/25", UNDERLAY) NODE("node1", "192.168.10.11/24", AZ1));
+        host_node1(&t->h);
+        link_add(&t->h, 5, "vxlan.calico", "vxlan", 1450);
+        addr_add(&t->h, "vxlan.calico", "192.168.10.130/32");
+        addr_add(&t->h, "vxlan.calico", "172.31.0.1/30");
+        p = plan(t);
+        EXPECT_ACTIONS(p, SIMPLE_PROXY);
+        EXPECT_FINDINGS(p, "warning tunnel-foreign-addresses");
+        assert_string_equal(msg(p, "tunnel-foreign-addresses", 0),
+                            "vxlan.calico carries addresses that are not Calico's (first: 172.31.0.1/30): device "
+                            "left alone");
+}
+
+/* An IPv6-only underlay pool does not turn on IPv4 proxy ARP: IPv6 host actions come
+ * later (DESIGN §3). */
+static void test_ipv6_only_underlay_no_proxy_arp(void **state)
+{
+        struct t *t = *state;
+        struct plan *p;
+
+        load(t, NULL, POOL("v6", "'fd00:10::/64'", ", natOutgoing: false") NODE("node1", "192.168.10.11/24", AZ1)
+                              AFF("node1", "'fd00:10::/122'"));
+        host_node1(&t->h);
+        p = plan(t);
+        assert_false(p->underlay);
+        EXPECT_NO_ACTIONS(p);
+        EXPECT_FINDINGS(p, "info ipv6-not-handled");
+}
+
 /* All findings at once, in their documented order; n_blocking counts the blocking ones. */
 static void test_findings_order(void **state)
 {
@@ -1967,7 +2098,8 @@ static void test_findings_order(void **state)
         route_add(&t->h, "192.168.10.144/28 via 192.168.10.99 dev eth0 proto bird");
         p = plan(t);
         EXPECT_FINDINGS(p, "warning foreign-route-conflict", "blocking forwarding-off", "warning rp-filter-strict",
-                        "info pool-not-applying", "warning needs-upstream-routing", "warning node-address-unknown");
+                        "info pool-not-applying", UPSTREAM2, "warning needs-upstream-routing",
+                        "warning node-address-unknown");
         assert_int_equal(p->n_blocking, 1);
         EXPECT_ACTIONS(p, SIMPLE_PROXY, "add-route " R_LOCAL);
 }
@@ -2018,6 +2150,7 @@ static void test_cleanup(void **state)
         /* Applied: a second --cleanup has nothing left to do. */
         for (size_t i = 0; i < t->p->n_actions; i++)
                 apply_action(&t->h, &t->p->actions[i]);
+        check_route_keys(&t->h);
         t->rec = (struct host_record){ .proxy_arp = -1, .proxy_delay_ms = -1 };
         cleanup_plan(t, s);
         EXPECT_NO_ACTIONS(t->p);
@@ -2129,9 +2262,14 @@ static void test_scale(void **state)
         for (size_t k = 0; k < t->h.n_routes; k++)
                 if (k % 7 == 0 && t->h.routes[k].type == HOST_RTN_UNICAST)
                         t->h.routes[k].gateway.addr[3] ^= 0x80;
-        for (size_t k = t->h.n_routes; k-- > 0;)
-                if (k % 10 == 0)
-                        route_remove_at(&t->h, k);
+        {
+                size_t kept = 0;
+
+                for (size_t k = 0; k < t->h.n_routes; k++)
+                        if (k % 10 != 0)
+                                t->h.routes[kept++] = t->h.routes[k];
+                t->h.n_routes = kept;
+        }
         p = plan(t);
         adds = replaces = 0;
         for (size_t i = 0; i < p->n_actions; i++) {
@@ -2190,10 +2328,12 @@ int main(void)
                 T(test_proxy_delay_value),
                 T(test_delay_change_under_proxy_arp),
                 T(test_first_run_proxy_arp_already_on),
+                T(test_delay_change_proxy_arp_unknown),
                 T(test_delay_recorded_when_keep_ends),
                 T(test_uplink_not_found),
                 T(test_remove_vxlan),
-                T(test_remove_vxlan_down_with_link_local),
+                T(test_remove_vxlan_down),
+                T(test_tunnel_link_local_not_foreign),
                 T(test_remove_tunl0_calico_addrs),
                 T(test_remove_both_tunnels),
                 T(test_tunl0_foreign_and_calico_addrs),
@@ -2210,6 +2350,8 @@ int main(void)
                 T(test_pool_outside_uplink_subnet),
                 T(test_pool_outside_uplink_subnet_no_blocks),
                 T(test_ipv6_pool),
+                T(test_vxlan_foreign_addr_left_alone),
+                T(test_ipv6_only_underlay_no_proxy_arp),
                 T(test_findings_order),
                 T(test_cleanup),
                 T(test_cleanup_route_protocol),
