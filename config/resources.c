@@ -129,6 +129,9 @@ static int add_pool_selector(struct loader *l, struct cfg_pool *p, const struct 
                  * selector (one more when the value is quoted). */
                 unsigned col = n->col + (unsigned)err.column - 1 + (n->quoted ? 1 : 0);
 
+                if (strstr(err.message, "column"))
+                        return cfg_error(l->diags, l->y.file, n->line, col, "pool \"%s\": invalid nodeSelector: %s",
+                                         p->name, err.message);
                 return cfg_error(l->diags, l->y.file, n->line, col,
                                  "pool \"%s\": invalid nodeSelector: %s (column %zu of the selector)", p->name,
                                  err.message, err.column);

@@ -440,9 +440,12 @@ static int strcmp_p(const void *a, const void *b)
 /* Sort and deduplicate values[first..] in place, as Calico's StringSet does; returns the count. */
 static uint32_t seal_set(struct sel *s, size_t first)
 {
-        const char **v = s->values + first;
         size_t n = s->n_values - first, out = 0;
+        const char **v;
 
+        if (n == 0)
+                return 0; /* `{}`: s->values may still be NULL, and NULL + 0 is undefined */
+        v = s->values + first;
         if (n > 1)
                 qsort(v, n, sizeof(*v), strcmp_p);
         for (size_t i = 0; i < n; i++)

@@ -28,4 +28,14 @@ meson test -C build-valgrind --suite unit --print-errorlogs --num-processes 2 \
 if [ -x tests/fuzz.sh ]; then
         FUZZ_SECONDS=${FUZZ_SECONDS:-20} sh tests/fuzz.sh
 fi
-echo "all test stages passed"
+# The closing line CI reads: every meson test of both builds.
+python3 - build-asan/meson-logs/testlog.json build-valgrind/meson-logs/testlog.json <<'PY'
+import json, sys
+counts = {"OK": 0, "FAIL": 0, "SKIP": 0}
+for path in sys.argv[1:]:
+    for line in open(path):
+        r = json.loads(line).get("result", "FAIL")
+        key = r if r in counts else "FAIL"
+        counts[key] += 1
+print(f"{counts['OK']} passed, {counts['FAIL']} failed, {counts['SKIP']} skipped")
+PY

@@ -1340,7 +1340,8 @@ static void settings_unknown_keys(void **state)
         char buf[512];
 
         (void)state;
-        settings_reject("nodeName: a\nrouteProto: 200\n", 2, 1, NEEDLES("unknown setting \"routeProto\"", "routeProtocol"));
+        settings_reject("nodeName: a\nrouteProto: 200\n", 2, 1,
+                        NEEDLES("unknown setting \"routeProto\"", "routeProtocol"));
         /* The formatted message carries file:line:column. */
         assert_int_equal(settings_buf("nodename: a\n", "h", &s, &d), -EINVAL);
         cfg_diag_fmt(nth_diag(&d, CFG_ERROR, 0), buf, sizeof(buf));
@@ -1452,6 +1453,30 @@ static void model_load_end_to_end(void **state)
         free(res);
         free(pools);
         rm_rf(dir);
+}
+
+/* The example shipped in config/example loads as it is (its resources relative to it). */
+static void example_config_loads(void **state)
+{
+        const char *src = getenv("SRCDIR");
+        struct cfg_diags d = {};
+        struct cfg_model *m = NULL;
+        char *cfg;
+
+        (void)state;
+        if (!src)
+                skip();
+        assert_true(asprintf(&cfg, "%s/config/example/config.yaml", src) > 0);
+        assert_int_equal(cfg_model_load(&(struct cfg_load_opts){ .config_path = cfg, .host_name = "h" }, &m, &d), 0);
+        assert_int_equal(count_diags(&d, CFG_ERROR), 0);
+        assert_string_equal(m->settings.node_name, "node1");
+        assert_true(contains(m->settings.resources[0], "config/example/resources.d"));
+        assert_true(m->n_pools > 0);
+        assert_non_null(cfg_model_self(m));
+        assert_true(m->n_blocks > 0);
+        cfg_model_free(m);
+        cfg_diags_clear(&d);
+        free(cfg);
 }
 
 /* ================= resource validation ================= */
@@ -2000,7 +2025,8 @@ static void lists(void **state)
                     "    name: l1\n  spec:\n    cidr: 10.1.0.0/16\n- apiVersion: projectcalico.org/v3\n  kind: Node\n"
                     "  metadata:\n    name: n1\nkind: List\nmetadata:\n  resourceVersion: \"\"\n"
                     "---\nkind: IPPoolList\napiVersion: projectcalico.org/v3\nitems:\n"
-                    "- {apiVersion: projectcalico.org/v3, kind: IPPool, metadata: {name: l2}, spec: {cidr: 10.2.0.0/16}}\n"
+                    "- {apiVersion: projectcalico.org/v3, kind: IPPool, metadata: {name: l2},\n"
+                    "   spec: {cidr: 10.2.0.0/16}}\n"
                     "---\nkind: NodeList\napiVersion: projectcalico.org/v3\nitems: []\n"
                     "---\nkind: BlockAffinityList\napiVersion: crd.projectcalico.org/v1\nitems:\n"
                     "---\nkind: List\napiVersion: v1\nitems:\n- kind: List\n  apiVersion: v1\n  items:\n"
@@ -2009,7 +2035,7 @@ static void lists(void **state)
                     &d);
         assert_int_equal(m->n_pools, 3);
         assert_int_equal(pool_named(m, "l1")->src.line, 8);
-        assert_int_equal(pool_named(m, "l2")->src.line, 20);
+        assert_int_equal(pool_named(m, "l2")->src.line, 21);
         pool_named(m, "nested");
         assert_non_null(cfg_model_node(m, "n1"));
         assert_int_equal(count_diags(&d, CFG_NOTICE), 0);
@@ -2199,10 +2225,9 @@ static void blocks_ipam_wins(void **state)
                 struct cfg_settings s = default_settings("node1");
                 struct cfg_diags d = {};
                 struct cfg_model *m = NULL;
+                const char *const bufs[] = { orders[i][0], orders[i][1], orders[i][2], NULL };
 
-                assert_int_equal(load_bufs_s(&s, (const char *const[]){ orders[i][0], orders[i][1], orders[i][2], NULL },
-                                             &m, &d),
-                                 0);
+                assert_int_equal(load_bufs_s(&s, bufs, &m, &d), 0);
                 assert_int_equal(d.n, 0);
                 assert_int_equal(m->n_blocks, 1);
                 assert_block(m, "10.1.0.0/26", "node1", "a");
@@ -2354,6 +2379,7 @@ int main(int argc, char **argv)
                 cmocka_unit_test(settings_full_file),
                 cmocka_unit_test(settings_handed_over),
                 cmocka_unit_test(model_load_end_to_end),
+                cmocka_unit_test(example_config_loads),
                 cmocka_unit_test(pool_host_bits),
                 cmocka_unit_test(pool_block_size),
                 cmocka_unit_test(pool_defaults),
