@@ -147,12 +147,14 @@ static void json_action(FILE *f, const struct plan_action *a)
                 break;
         case PLAN_SET_PROXY_ARP:
         case PLAN_SET_PROXY_DELAY:
-                fprintf(f, ",\"dev\":");
+                /* Every change carries the documented keys (calico-underlayd(8)): null
+                 * where they do not apply, so tools can read c["dst"] of any change. */
+                fprintf(f, ",\"dst\":null,\"type\":null,\"gateway\":null,\"dev\":");
                 json_str(f, a->dev);
                 fprintf(f, ",\"value\":%lld,\"restore\":%s", (long long)a->value, a->restore ? "true" : "false");
                 break;
         case PLAN_REMOVE_TUNNEL:
-                fprintf(f, ",\"dev\":");
+                fprintf(f, ",\"dst\":null,\"type\":null,\"gateway\":null,\"dev\":");
                 json_str(f, a->dev);
                 fprintf(f, ",\"kind\":");
                 json_str(f, a->tunnel_kind);
