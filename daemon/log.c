@@ -16,17 +16,29 @@
 static bool use_journal;
 static int max_level = LOG_INFO;
 
+static const char *const level_names[] = { "emerg", "alert", "crit", "error", "warning", "notice", "info", "debug" };
+
+/* CALICO_UNDERLAY_LOG_LEVEL: a syslog level name ("err" too) or number; info otherwise. */
+static int parse_level(const char *s)
+{
+        if (s[0] >= '0' && s[0] <= '7' && !s[1])
+                return s[0] - '0';
+        if (strcmp(s, "err") == 0)
+                return LOG_ERR;
+        for (int i = 0; i <= LOG_DEBUG; i++)
+                if (strcmp(s, level_names[i]) == 0)
+                        return i;
+        return LOG_INFO;
+}
+
 void log_init(void)
 {
         const char *e = getenv("JOURNAL_STREAM");
         unsigned long long dev, ino;
         struct stat st;
 
-        if (getenv("CALICO_UNDERLAY_LOG_LEVEL")) {
-                const char *l = getenv("CALICO_UNDERLAY_LOG_LEVEL");
-
-                max_level = strcmp(l, "debug") == 0 ? LOG_DEBUG : strcmp(l, "notice") == 0 ? LOG_NOTICE : LOG_INFO;
-        }
+        if (getenv("CALICO_UNDERLAY_LOG_LEVEL"))
+                max_level = parse_level(getenv("CALICO_UNDERLAY_LOG_LEVEL"));
         if (!e || sscanf(e, "%llu:%llu", &dev, &ino) != 2 || fstat(STDERR_FILENO, &st) < 0)
                 return;
         use_journal = (unsigned long long)st.st_dev == dev && (unsigned long long)st.st_ino == ino;
@@ -39,9 +51,7 @@ void log_set_max_level(int level)
 
 static const char *level_name(int level)
 {
-        static const char *const names[] = { "emerg", "alert", "crit", "error", "warning", "notice", "info", "debug" };
-
-        return level >= 0 && level <= LOG_DEBUG ? names[level] : "info";
+        return level >= 0 && level <= LOG_DEBUG ? level_names[level] : "info";
 }
 
 void log_full(int level, const char *message_id, const char *const *fields, const char *fmt, ...)

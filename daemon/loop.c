@@ -1,116 +1,128 @@
 /* The daemon's event loop (DESIGN.md §4, §5).
  *
  * Level-triggered: events only mark the configuration or the host dirty and arm a
- * short debounce timer; the timer runs one full reconcile. A configuration that fails
- * to load keeps the last valid model and leaves the host alone. Stopping changes
- * nothing on the host. Idle, the loop sleeps: no polling beyond the watchdog and the
- * resyncSeconds safety net. */
+ * short debounce timer; the timer runs one full reconcile (observe everything, plan,
+ * apply). A configuration that fails to load keeps the last valid model and leaves
+ * the host alone. Stopping changes nothing on the host. Idle, the loop sleeps: no
+ * polling beyond the watchdog and the resyncSeconds safety net.
+ *
+ * Our own changes come back as rtnetlink events. Those that carry our request's port
+ * id (routes, tunnel links) are dropped by a socket filter in the kernel; the rest (the
+ * RTM_NEWLINK the kernel raises itself after a proxy_arp change, with port 0) are
+ * relevant by design and cost one more pass, which finds nothing to do and emits
+ * nothing; then the loop goes quiet. This file must never touch the host except
+ * through reconcile_run(). */
 #include "loop.h"
 
 #include <errno.h>
-#include <libgen.h>
+#include <linux/rtnetlink.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/inotify.h>
-#include <sys/stat.h>
+#include <sys/socket.h>
 #include <systemd/sd-daemon.h>
 #include <systemd/sd-event.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "log.h"
 #include "monitor.h"
 #include "reconcile.h"
 #include "state.h"
+#include "version.h"
+#include "watch.h"
 
-#define CONFIG_DEBOUNCE_USEC (200 * 1000)
-#define HOST_DEBOUNCE_USEC (20 * 1000)
-#define MAX_WATCHES 64
+/* Files are often written in several steps: wait for a quiet moment, but not forever. */
+#define CONFIG_DEBOUNCE_USEC (200 * 1000ULL)
+#define CONFIG_DEBOUNCE_MAX_USEC (2 * 1000 * 1000ULL)
+/* Host events come in bursts: one syscall (a link going away takes its routes and
+ * addresses) queues them all at once and one read sees them together; a script or a
+ * routing daemon issues many syscalls a few microseconds apart. A few milliseconds
+ * of quiet coalesce both, and keep drift repair "at once" for a human. */
+#define HOST_DEBOUNCE_USEC (5 * 1000ULL)
+#define HOST_DEBOUNCE_MAX_USEC (200 * 1000ULL)
+/* A pass that failed is retried, backing off up to this. */
+#define RETRY_MIN_USEC (1000 * 1000ULL)
+#define RETRY_MAX_USEC (300 * 1000 * 1000ULL)
+/* Below this the event socket would lose notifications in any bulk change. */
+#define MONITOR_RCVBUF_MIN (1 << 20)
 
 struct loop {
         sd_event *ev;
         const char *config_path;
         const char *host_name;
         struct cfg_model *model; /* the last valid one */
-        char last_error[512];
+        char config_error[512];  /* why the last load failed; "" once one succeeded */
+        char host_error[512];    /* why the last pass did not converge */
         char state_dir[4096];
+        char status[1024];       /* the last STATUS= sent */
         struct nl *nl;
         struct nl_monitor *mon;
-        int ino_fd;
-        int watches[MAX_WATCHES];
-        size_t n_watches;
+        struct watch_set *watch;
         sd_event_source *debounce;
         sd_event_source *resync;
+        sd_event_source *retry;
+        uint64_t dirty_since;    /* when the debounce timer was first armed; 0 = not armed */
+        uint64_t retry_usec;     /* the current back-off; 0 = the last pass converged */
         bool config_dirty;
         bool host_dirty;
+        bool lost_events;
         bool started;
-        /* what the last pass left, for STATUS= */
+        /* what the last pass left, for STATUS= and the relevance filter */
         int uplink;
         char uplink_name[IFNAMSIZ];
+        char uplink_error[128];
         bool underlay;
         size_t n_underlay_pools, n_routes, n_failed;
         bool tunnels_unneeded;
 };
 
+static const char *config_path(const struct loop *l)
+{
+        return l->config_path ? l->config_path : CFG_DEFAULT_CONFIG;
+}
+
 /* ---- status ---- */
 
-static void update_status(struct loop *l)
+static void format_state(const struct loop *l, char *s, size_t size)
 {
-        char s[1024];
-        size_t n;
+        const char *plural_p = l->n_underlay_pools == 1 ? "" : "s", *plural_r = l->n_routes == 1 ? "" : "s";
 
         if (!l->model)
-                n = (size_t)snprintf(s, sizeof(s), "STATUS=waiting for a valid configuration");
+                snprintf(s, size, "waiting for a valid configuration");
+        else if (l->underlay && l->uplink)
+                snprintf(s, size, "underlay: %zu pool%s, proxy_arp on %s, %zu block route%s%s", l->n_underlay_pools,
+                         plural_p, l->uplink_name, l->n_routes, plural_r, l->tunnels_unneeded ? ", tunnels removed" : "");
         else if (l->underlay)
-                n = (size_t)snprintf(s, sizeof(s), "STATUS=underlay: %zu pool%s, proxy_arp on %s, %zu block route%s%s%s",
-                                     l->n_underlay_pools, l->n_underlay_pools == 1 ? "" : "s",
-                                     l->uplink_name[0] ? l->uplink_name : "(no uplink)", l->n_routes,
-                                     l->n_routes == 1 ? "" : "s", l->tunnels_unneeded ? ", tunnels removed" : "",
-                                     l->n_failed ? ", some changes failed" : "");
+                snprintf(s, size, "underlay: %zu pool%s, no uplink (%s), %zu block route%s%s", l->n_underlay_pools,
+                         plural_p, l->uplink_error[0] ? l->uplink_error : "not found", l->n_routes, plural_r,
+                         l->tunnels_unneeded ? ", tunnels removed" : "");
         else
-                n = (size_t)snprintf(s, sizeof(s), "STATUS=overlay: no underlay pool applies%s",
-                                     l->tunnels_unneeded ? ", tunnels removed" : "");
-        if (l->last_error[0] && n < sizeof(s))
-                snprintf(s + n, sizeof(s) - n, "; last error: %s", l->last_error);
-        sd_notify(0, s);
+                snprintf(s, size, "overlay: no underlay pool applies%s", l->tunnels_unneeded ? ", tunnels removed" : "");
+}
+
+/* One line: what the node does, then what is wrong until it is fixed. Sent only when
+ * it changed, so an idle daemon does not wake systemd. */
+static void update_status(struct loop *l, const char *prefix)
+{
+        char s[1024], msg[1200];
+        size_t n;
+
+        format_state(l, s, sizeof(s));
+        n = strlen(s);
+        if (l->config_error[0] && n < sizeof(s))
+                n += (size_t)snprintf(s + n, sizeof(s) - n, "; last error: %s", l->config_error);
+        if (l->host_error[0] && n < sizeof(s))
+                snprintf(s + n, sizeof(s) - n, "; %s", l->host_error);
+        if (!prefix && streq(s, l->status))
+                return;
+        snprintf(l->status, sizeof(l->status), "%s", s);
+        snprintf(msg, sizeof(msg), "%sSTATUS=%s", prefix ? prefix : "", s);
+        sd_notify(0, msg);
 }
 
 /* ---- configuration ---- */
-
-static void add_watch(struct loop *l, const char *path)
-{
-        int wd;
-
-        if (l->n_watches >= MAX_WATCHES)
-                return;
-        wd = inotify_add_watch(l->ino_fd, path,
-                               IN_CLOSE_WRITE | IN_MOVED_TO | IN_MOVED_FROM | IN_CREATE | IN_DELETE |
-                                       IN_DELETE_SELF | IN_MOVE_SELF | IN_ATTRIB | IN_ONLYDIR);
-        if (wd >= 0)
-                l->watches[l->n_watches++] = wd;
-}
-
-/* Watch folders, not files: editors and ConfigMaps replace files by renaming. */
-static void rewatch(struct loop *l, const struct cfg_settings *s)
-{
-        char buf[4096];
-        struct stat st;
-
-        for (size_t i = 0; i < l->n_watches; i++)
-                inotify_rm_watch(l->ino_fd, l->watches[i]);
-        l->n_watches = 0;
-        snprintf(buf, sizeof(buf), "%s", l->config_path ? l->config_path : CFG_DEFAULT_CONFIG);
-        add_watch(l, dirname(buf));
-        for (size_t i = 0; s && i < s->n_resources; i++) {
-                if (stat(s->resources[i], &st) == 0 && S_ISDIR(st.st_mode)) {
-                        add_watch(l, s->resources[i]);
-                        continue;
-                }
-                snprintf(buf, sizeof(buf), "%s", s->resources[i]);
-                add_watch(l, dirname(buf));
-        }
-}
 
 static void log_diags(const struct cfg_diags *d, int level)
 {
@@ -127,48 +139,55 @@ static void log_diags(const struct cfg_diags *d, int level)
         }
 }
 
+static void rewatch(struct loop *l, const struct cfg_settings *s)
+{
+        int r = watch_set_update(l->watch, config_path(l), s);
+
+        if (r < 0)
+                log_warning("cannot watch the configuration (%s): changes need SIGHUP", strerror(-r));
+}
+
+static void reject(struct loop *l, const struct cfg_diags *d, int r)
+{
+        char first[512] = "";
+
+        log_diags(d, LOG_ERR);
+        for (size_t i = 0; i < d->n && !first[0]; i++)
+                if (d->v[i].severity == CFG_ERROR)
+                        cfg_diag_fmt(&d->v[i], first, sizeof(first));
+        snprintf(l->config_error, sizeof(l->config_error), "%s", first[0] ? first : strerror(-r));
+        log_full(LOG_ERR, LOG_ID_CONFIG_REJECTED, NULL,
+                 "configuration rejected, keeping the %s and the host as they are: %s",
+                 l->model ? "last valid model" : "host", l->config_error);
+}
+
+/* Settings first, then watches, then resources: a file changed while we read it is
+ * already watched, so its event comes after and triggers another load. */
 static void reload(struct loop *l)
 {
         struct cfg_diags d = {};
+        struct cfg_settings s = {};
         struct cfg_model *m = NULL;
         int r;
 
-        r = cfg_model_load(&(struct cfg_load_opts){ .config_path = l->config_path, .host_name = l->host_name }, &m,
-                           &d);
+        r = cfg_settings_load(config_path(l), l->config_path != NULL, l->host_name, &s, &d);
+        /* Settings that do not load: keep watching what the last good ones named. */
+        rewatch(l, r >= 0 ? &s : l->model ? &l->model->settings : NULL);
+        if (r >= 0)
+                r = cfg_model_from_settings(&s, &m, &d);
+        cfg_settings_clear(&s);
         log_diags(&d, LOG_NOTICE);
-        if (r < 0) {
-                char first[512] = "";
-
-                log_diags(&d, LOG_ERR);
-                for (size_t i = 0; i < d.n && !first[0]; i++)
-                        if (d.v[i].severity == CFG_ERROR)
-                                cfg_diag_fmt(&d.v[i], first, sizeof(first));
-                snprintf(l->last_error, sizeof(l->last_error), "%s", first[0] ? first : strerror(-r));
-                log_full(LOG_ERR, LOG_ID_CONFIG_REJECTED, NULL,
-                         "configuration rejected, keeping the %s and the host as they are: %s",
-                         l->model ? "last valid model" : "host", l->last_error);
-                /* Watch what we can so that a fix is seen. */
-                if (!l->model) {
-                        struct cfg_settings s;
-                        struct cfg_diags d2 = {};
-
-                        if (cfg_settings_load(l->config_path ? l->config_path : CFG_DEFAULT_CONFIG,
-                                              l->config_path != NULL, l->host_name, &s, &d2) == 0) {
-                                rewatch(l, &s);
-                                cfg_settings_clear(&s);
-                        } else
-                                rewatch(l, NULL);
-                        cfg_diags_clear(&d2);
-                }
-        } else {
-                if (l->model)
-                        log_full(LOG_NOTICE, LOG_ID_RELOADED, NULL, "configuration reloaded: %zu pools, %zu blocks",
-                                 m->n_pools, m->n_blocks);
+        if (r < 0)
+                reject(l, &d, r);
+        else {
+                log_full(l->model ? LOG_NOTICE : LOG_INFO, LOG_ID_RELOADED, NULL,
+                         "configuration %s: node %s, %zu pool%s, %zu block%s, %zu file%s",
+                         l->model ? "reloaded" : "loaded", m->settings.node_name ? m->settings.node_name : "?",
+                         m->n_pools, m->n_pools == 1 ? "" : "s", m->n_blocks, m->n_blocks == 1 ? "" : "s",
+                         m->n_files, m->n_files == 1 ? "" : "s");
                 cfg_model_free(l->model);
                 l->model = m;
-                l->last_error[0] = 0;
-                l->host_dirty = true;
-                rewatch(l, &m->settings);
+                l->config_error[0] = '\0';
         }
         cfg_diags_clear(&d);
 }
@@ -186,8 +205,8 @@ static void log_action(const struct plan_action *a, const struct nl_result *res,
         switch (a->kind) {
         case PLAN_ADD_ROUTE:
         case PLAN_DEL_ROUTE:
-                cfg_prefix_fmt(&a->route.dst, field + 15, sizeof(field) - 15);
                 memcpy(field, "UNDERLAY_ROUTE=", 15);
+                cfg_prefix_fmt(&a->route.dst, field + 15, sizeof(field) - 15);
                 id = a->kind == PLAN_ADD_ROUTE ? LOG_ID_ROUTE_ADDED : LOG_ID_ROUTE_REMOVED;
                 break;
         case PLAN_REMOVE_TUNNEL:
@@ -217,78 +236,134 @@ static void log_findings(const struct plan *p)
 
                 snprintf(code, sizeof(code), "UNDERLAY_FINDING=%s", f->code);
                 log_full(f->severity == PLAN_INFO ? LOG_DEBUG : LOG_WARNING,
-                         strcmp(f->code, "foreign-route-conflict") == 0 ? LOG_ID_CONFLICT : LOG_ID_FINDING, fields,
-                         "%s: %s", f->code, f->message);
+                         streq(f->code, "foreign-route-conflict") ? LOG_ID_CONFLICT : LOG_ID_FINDING, fields, "%s: %s",
+                         f->code, f->message);
         }
 }
 
-static void reconcile(struct loop *l, bool drift)
+static void log_uplink(const struct loop *l, int ifindex, const char *name, const char *error)
+{
+        char dev[64];
+        const char *fields[] = { dev, NULL };
+
+        snprintf(dev, sizeof(dev), "INTERFACE=%s", ifindex ? name : l->uplink_name);
+        if (ifindex)
+                log_full(l->started ? LOG_NOTICE : LOG_INFO, NULL, fields, "uplink: %s (ifindex %d)", name, ifindex);
+        else
+                log_full(LOG_WARNING, NULL, fields, "no uplink%s%s: %s", l->uplink ? ", lost " : "",
+                         l->uplink ? l->uplink_name : "", error[0] ? error : "not found");
+}
+
+static void remember(struct loop *l, const struct reconcile *r)
+{
+        const struct plan *p = r->plan;
+
+        l->underlay = p->underlay;
+        l->tunnels_unneeded = p->tunnels_unneeded;
+        l->n_routes = p->n_routes_wanted;
+        l->n_failed = r->n_failed;
+        l->n_underlay_pools = 0;
+        for (size_t i = 0; i < p->n_pools; i++)
+                l->n_underlay_pools += p->pools[i].applies && p->pools[i].underlay;
+        if (p->uplink != l->uplink || !streq(p->uplink_name, l->uplink_name))
+                log_uplink(l, p->uplink, p->uplink_name, r->host.uplink_error);
+        l->uplink = p->uplink;
+        snprintf(l->uplink_name, sizeof(l->uplink_name), "%s", p->uplink_name);
+        snprintf(l->uplink_error, sizeof(l->uplink_error), "%s", r->host.uplink_error);
+        if (r->state_error)
+                snprintf(l->host_error, sizeof(l->host_error), "runtime record in %.200s: %s", l->state_dir,
+                         strerror(-r->state_error));
+        else if (r->n_failed)
+                snprintf(l->host_error, sizeof(l->host_error), "%zu change%s failed", r->n_failed,
+                         r->n_failed == 1 ? "" : "s");
+        else
+                l->host_error[0] = '\0';
+}
+
+static void schedule_retry(struct loop *l)
+{
+        uint64_t now;
+
+        l->retry_usec = l->retry_usec ? l->retry_usec * 2 : RETRY_MIN_USEC;
+        if (l->retry_usec > RETRY_MAX_USEC)
+                l->retry_usec = RETRY_MAX_USEC;
+        sd_event_now(l->ev, CLOCK_MONOTONIC, &now);
+        sd_event_source_set_time(l->retry, now + l->retry_usec);
+        sd_event_source_set_enabled(l->retry, SD_EVENT_ONESHOT);
+}
+
+/* One pass. Returns the number of actions taken (0: the host already matched). */
+static size_t reconcile(struct loop *l, const char *why)
 {
         struct reconcile r = {};
+        bool drift = l->started && (streq(why, "host event") || streq(why, "resync"));
+        size_t n;
         int e;
 
         if (!l->model)
-                return;
+                return 0;
         e = reconcile_run(l->nl, l->model, &l->model->settings, l->state_dir, false, &r);
         if (e < 0) {
-                snprintf(l->last_error, sizeof(l->last_error), "reconcile failed: %s", strerror(-e));
-                log_err("%s", l->last_error);
+                snprintf(l->host_error, sizeof(l->host_error), "reconcile failed: %s", strerror(-e));
+                log_err("%s; retrying", l->host_error);
                 reconcile_clear(&r);
-                return;
+                schedule_retry(l);
+                return 0;
         }
-        for (size_t i = 0; i < r.plan->n_actions; i++)
-                log_action(&r.plan->actions[i], &r.results[i], drift && l->started,
-                           r.plan->n_actions <= 64 ? LOG_INFO : LOG_DEBUG);
-        if (r.plan->n_actions || !l->started)
+        n = r.plan->n_actions;
+        for (size_t i = 0; i < n; i++)
+                log_action(&r.plan->actions[i], &r.results[i], drift, n <= 64 ? LOG_INFO : LOG_DEBUG);
+        if (n || !l->started)
                 log_findings(r.plan);
-        l->underlay = r.plan->underlay;
-        l->tunnels_unneeded = r.plan->tunnels_unneeded;
-        l->n_routes = r.plan->n_routes_wanted;
-        l->n_failed = r.n_failed;
-        l->n_underlay_pools = 0;
-        for (size_t i = 0; i < r.plan->n_pools; i++)
-                l->n_underlay_pools += r.plan->pools[i].applies && r.plan->pools[i].underlay;
-        l->uplink = r.plan->uplink;
-        snprintf(l->uplink_name, sizeof(l->uplink_name), "%s", r.plan->uplink_name);
-        if (r.state_error)
-                snprintf(l->last_error, sizeof(l->last_error), "runtime record in %.200s: %s", l->state_dir,
-                         strerror(-r.state_error));
-        else if (r.n_failed)
-                snprintf(l->last_error, sizeof(l->last_error), "%zu change%s failed", r.n_failed,
-                         r.n_failed == 1 ? "" : "s");
-        else if (!strncmp(l->last_error, "reconcile failed", 16) || strstr(l->last_error, "failed"))
-                l->last_error[0] = 0;
-        if (r.plan->n_actions || !l->started)
-                log_full(LOG_INFO, LOG_ID_RECONCILED, NULL, "reconciled: %zu change%s, %zu failed; %s mode",
-                         r.plan->n_actions, r.plan->n_actions == 1 ? "" : "s", r.n_failed,
+        remember(l, &r);
+        log_debug("reconcile pass (%s): %zu change%s, %zu failed", why, n, n == 1 ? "" : "s", r.n_failed);
+        if (n || !l->started)
+                log_full(r.n_failed ? LOG_ERR : LOG_INFO, LOG_ID_RECONCILED, NULL,
+                         "reconciled: %zu change%s, %zu failed; %s mode", n, n == 1 ? "" : "s", r.n_failed,
                          r.plan->underlay ? "underlay" : "overlay");
+        if (r.n_failed || r.state_error)
+                schedule_retry(l);
+        else {
+                l->retry_usec = 0;
+                sd_event_source_set_enabled(l->retry, SD_EVENT_OFF);
+        }
         reconcile_clear(&r);
+        return n;
+}
+
+/* Trailing-edge debounce with a ceiling: a steady stream of events cannot postpone
+ * the pass for ever. */
+static void arm(struct loop *l, uint64_t delay, uint64_t max)
+{
+        uint64_t now, at;
+
+        sd_event_now(l->ev, CLOCK_MONOTONIC, &now);
+        if (!l->dirty_since)
+                l->dirty_since = now;
+        at = now + delay;
+        if (at > l->dirty_since + max)
+                at = l->dirty_since + max;
+        sd_event_source_set_time(l->debounce, at);
+        sd_event_source_set_enabled(l->debounce, SD_EVENT_ONESHOT);
 }
 
 static int on_debounce(sd_event_source *s, uint64_t usec, void *userdata)
 {
         struct loop *l = userdata;
-        bool drift = !l->config_dirty;
+        const char *why = l->config_dirty ? "configuration" : l->lost_events ? "resync" : "host event";
 
         (void)s;
         (void)usec;
+        l->dirty_since = 0;
         if (l->config_dirty) {
                 l->config_dirty = false;
                 reload(l);
         }
         l->host_dirty = false;
-        reconcile(l, drift);
-        update_status(l);
+        l->lost_events = false;
+        reconcile(l, why);
+        update_status(l, NULL);
         return 0;
-}
-
-static void arm(struct loop *l, uint64_t delay)
-{
-        uint64_t now;
-
-        sd_event_now(l->ev, CLOCK_MONOTONIC, &now);
-        sd_event_source_set_time(l->debounce, now + delay);
-        sd_event_source_set_enabled(l->debounce, SD_EVENT_ONESHOT);
 }
 
 /* ---- event sources ---- */
@@ -296,39 +371,63 @@ static void arm(struct loop *l, uint64_t delay)
 static int on_inotify(sd_event_source *s, int fd, uint32_t revents, void *userdata)
 {
         struct loop *l = userdata;
-        char buf[8192] __attribute__((aligned(__alignof__(struct inotify_event))));
+        int r;
 
         (void)s;
+        (void)fd;
         (void)revents;
-        while (read(fd, buf, sizeof(buf)) > 0)
-                ;
-        l->config_dirty = true;
-        arm(l, CONFIG_DEBOUNCE_USEC);
+        r = watch_set_drain(l->watch);
+        if (r < 0)
+                log_warning("reading inotify events: %s", strerror(-r));
+        if (r != 0) {
+                l->config_dirty = true;
+                arm(l, CONFIG_DEBOUNCE_USEC, CONFIG_DEBOUNCE_MAX_USEC);
+        }
         return 0;
 }
 
-static bool pool_covers(const struct cfg_model *m, const struct cfg_prefix *p)
+/* Could this route change what we want or own? Our own routes, anything inside a
+ * pool (another protocol's route for a block wins or conflicts), and what decides the
+ * uplink: the default route (auto), the route to the can-reach address. */
+static bool route_relevant(const struct loop *l, const struct nl_event *ev)
 {
-        return cfg_model_pool_for(m, p) != NULL;
+        const struct cfg_settings *s = &l->model->settings;
+        const struct host_route *rt = &ev->route;
+
+        if (rt->protocol == s->route_protocol)
+                return true;
+        if (s->uplink_mode == CFG_UPLINK_AUTO && rt->dst.len == 0 && rt->table == RT_TABLE_MAIN)
+                return true;
+        if (s->uplink_mode == CFG_UPLINK_CAN_REACH && cfg_prefix_contains(&rt->dst, &s->uplink_reach))
+                return true;
+        return rt->table == s->route_table && rt->dst.family == AF_INET && cfg_model_pool_for(l->model, &rt->dst);
+}
+
+static bool link_relevant(const struct loop *l, const struct nl_event *ev)
+{
+        const struct cfg_settings *s = &l->model->settings;
+
+        if (ev->ifindex == l->uplink || !l->uplink || s->uplink_mode == CFG_UPLINK_REGEX)
+                return true;
+        if (s->uplink_mode == CFG_UPLINK_NAME && s->uplink && streq(ev->ifname, s->uplink))
+                return true;
+        return streq(ev->ifname, s->tunnel_ipip) || streq(ev->ifname, s->tunnel_vxlan) ||
+               streq(ev->ifname, s->tunnel_vxlan_v6);
 }
 
 /* Cheap relevance test: events about things we neither want nor own are dropped. */
 static bool event_relevant(const struct loop *l, const struct nl_event *ev)
 {
-        const struct cfg_settings *s = &l->model->settings;
-
         switch (ev->type) {
         case NL_EV_ROUTE:
-                if (ev->route.protocol == s->route_protocol || ev->route.dst.len == 0)
-                        return true;
-                return ev->route.dst.family == AF_INET && pool_covers(l->model, &ev->route.dst);
+                return route_relevant(l, ev);
         case NL_EV_LINK:
-                return ev->ifindex == l->uplink || s->uplink_mode == CFG_UPLINK_REGEX ||
-                       (s->uplink && strcmp(ev->ifname, s->uplink) == 0) || strcmp(ev->ifname, s->tunnel_ipip) == 0 ||
-                       strcmp(ev->ifname, s->tunnel_vxlan) == 0 || (s->uplink_mode == CFG_UPLINK_AUTO && !l->uplink);
+                return link_relevant(l, ev);
         case NL_EV_ADDR:
-                return true; /* tunnel and uplink addresses; rare */
+                return true; /* the uplink's subnet, tunnel addresses, can-reach; rare */
         case NL_EV_NETCONF:
+                /* proxy_arp reset by hand on the uplink comes as RTM_NEWNETCONF;
+                 * -1 and -2 are "all" and "default" */
                 return ev->ifindex == l->uplink || ev->ifindex < 0;
         }
         return false;
@@ -338,7 +437,7 @@ static void on_nl_event(const struct nl_event *ev, void *userdata)
 {
         struct loop *l = userdata;
 
-        if (l->model && event_relevant(l, ev))
+        if (l->model && !l->host_dirty && event_relevant(l, ev))
                 l->host_dirty = true;
 }
 
@@ -351,41 +450,76 @@ static int on_netlink(sd_event_source *s, int fd, uint32_t revents, void *userda
         (void)fd;
         (void)revents;
         r = nl_monitor_drain(l->mon, on_nl_event, l);
-        if (r == -ENOBUFS) {
-                log_warning("rtnetlink event socket overrun: full resync");
+        if (r < 0)
+                log_warning("reading rtnetlink events: %s", strerror(-r));
+        if (r > 0) {
+                if (!l->lost_events)
+                        log_warning("rtnetlink event socket overrun (ENOBUFS): notifications lost, full resync");
+                l->lost_events = true;
                 l->host_dirty = true;
         }
+        /* While the configuration is being debounced, that pass covers the host too. */
         if (l->host_dirty && !l->config_dirty)
-                arm(l, HOST_DEBOUNCE_USEC);
+                arm(l, HOST_DEBOUNCE_USEC, HOST_DEBOUNCE_MAX_USEC);
         return 0;
+}
+
+static void arm_resync(struct loop *l)
+{
+        uint64_t now;
+
+        if (!l->model || !l->model->settings.resync_seconds) {
+                sd_event_source_set_enabled(l->resync, SD_EVENT_OFF);
+                return;
+        }
+        sd_event_now(l->ev, CLOCK_MONOTONIC, &now);
+        sd_event_source_set_time(l->resync, now + (uint64_t)l->model->settings.resync_seconds * 1000000);
+        sd_event_source_set_enabled(l->resync, SD_EVENT_ONESHOT);
 }
 
 static int on_resync(sd_event_source *s, uint64_t usec, void *userdata)
 {
         struct loop *l = userdata;
-        uint32_t secs = l->model ? l->model->settings.resync_seconds : 0;
 
-        if (secs) {
-                sd_event_source_set_time(s, usec + (uint64_t)secs * 1000000);
-                sd_event_source_set_enabled(s, SD_EVENT_ONESHOT);
-        }
-        l->host_dirty = true;
-        arm(l, 0);
+        (void)s;
+        (void)usec;
+        arm_resync(l);
+        if (reconcile(l, "resync") > 0)
+                log_notice("periodic resync found the host out of step and repaired it");
+        update_status(l, NULL);
+        return 0;
+}
+
+static int on_retry(sd_event_source *s, uint64_t usec, void *userdata)
+{
+        struct loop *l = userdata;
+
+        (void)s;
+        (void)usec;
+        reconcile(l, "retry");
+        update_status(l, NULL);
         return 0;
 }
 
 static int on_hup(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata)
 {
         struct loop *l = userdata;
+        char msg[128];
+        struct timespec ts;
 
         (void)s;
         (void)si;
-        sd_notify(0, "RELOADING=1\nSTATUS=reloading");
+        /* MONOTONIC_USEC= lets a Type=notify-reload manager match this reload. */
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        snprintf(msg, sizeof(msg), "RELOADING=1\nMONOTONIC_USEC=%llu\nSTATUS=reloading",
+                 (unsigned long long)ts.tv_sec * 1000000ULL + (unsigned long long)ts.tv_nsec / 1000);
+        sd_notify(0, msg);
+        log_notice("SIGHUP: reloading the configuration");
         l->config_dirty = false;
         reload(l);
-        reconcile(l, false);
-        sd_notify(0, "READY=1");
-        update_status(l);
+        reconcile(l, "reload");
+        arm_resync(l);
+        update_status(l, "READY=1\n");
         return 0;
 }
 
@@ -398,7 +532,7 @@ static int on_term(sd_event_source *s, const struct signalfd_siginfo *si, void *
         return sd_event_exit(sd_event_source_get_event(s), 0);
 }
 
-static int setup(struct loop *l)
+static int setup_signals(struct loop *l)
 {
         sigset_t ss;
         int r;
@@ -409,66 +543,73 @@ static int setup(struct loop *l)
         sigaddset(&ss, SIGINT);
         if (sigprocmask(SIG_BLOCK, &ss, NULL) < 0)
                 return -errno;
-        if ((r = sd_event_default(&l->ev)) < 0 || (r = sd_event_add_signal(l->ev, NULL, SIGHUP, on_hup, l)) < 0 ||
+        if ((r = sd_event_add_signal(l->ev, NULL, SIGHUP, on_hup, l)) < 0 ||
             (r = sd_event_add_signal(l->ev, NULL, SIGTERM, on_term, l)) < 0 ||
             (r = sd_event_add_signal(l->ev, NULL, SIGINT, on_term, l)) < 0)
                 return r;
-        l->ino_fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
-        if (l->ino_fd < 0)
-                return -errno;
-        if ((r = sd_event_add_io(l->ev, NULL, l->ino_fd, EPOLLIN, on_inotify, l)) < 0 ||
+        return 0;
+}
+
+static int setup(struct loop *l)
+{
+        int r;
+
+        if ((r = sd_event_default(&l->ev)) < 0 || (r = setup_signals(l)) < 0 || (r = watch_set_new(&l->watch)) < 0 ||
+            (r = sd_event_add_io(l->ev, NULL, watch_set_fd(l->watch), EPOLLIN, on_inotify, l)) < 0 ||
             (r = nl_open(&l->nl)) < 0 || (r = nl_monitor_open(&l->mon)) < 0 ||
             (r = sd_event_add_io(l->ev, NULL, nl_monitor_fd(l->mon), EPOLLIN, on_netlink, l)) < 0 ||
             (r = sd_event_add_time(l->ev, &l->debounce, CLOCK_MONOTONIC, UINT64_MAX, 1000, on_debounce, l)) < 0 ||
-            (r = sd_event_add_time(l->ev, &l->resync, CLOCK_MONOTONIC, UINT64_MAX, 1000000, on_resync, l)) < 0)
+            (r = sd_event_add_time(l->ev, &l->resync, CLOCK_MONOTONIC, UINT64_MAX, 1000000, on_resync, l)) < 0 ||
+            (r = sd_event_add_time(l->ev, &l->retry, CLOCK_MONOTONIC, UINT64_MAX, 100000, on_retry, l)) < 0)
                 return r;
+        /* Notifications of our own requests tell us nothing, and a bulk change would
+         * overrun the socket with them. */
+        if ((r = nl_monitor_ignore_sender(l->mon, nl_portid(l->nl))) < 0)
+                log_warning("cannot filter our own changes out of the event socket (%s): each costs a pass",
+                            strerror(-r));
+        if (nl_monitor_rcvbuf(l->mon) < MONITOR_RCVBUF_MIN)
+                log_warning("rtnetlink event socket buffer is only %zu bytes (no CAP_NET_ADMIN?): bulk changes "
+                            "will overrun it and cost full resyncs",
+                            nl_monitor_rcvbuf(l->mon));
         /* Pings at half the WatchdogSec= interval, when systemd asks for them. */
         return sd_event_set_watchdog(l->ev, true);
 }
 
-static void arm_resync(struct loop *l)
+int loop_run(const char *config, const char *host_name)
 {
-        uint64_t now;
-
-        if (!l->model || !l->model->settings.resync_seconds)
-                return;
-        sd_event_now(l->ev, CLOCK_MONOTONIC, &now);
-        sd_event_source_set_time(l->resync, now + (uint64_t)l->model->settings.resync_seconds * 1000000);
-        sd_event_source_set_enabled(l->resync, SD_EVENT_ONESHOT);
-}
-
-int loop_run(const char *config_path, const char *host_name)
-{
-        struct loop l = { .config_path = config_path, .host_name = host_name, .ino_fd = -1 };
+        struct loop l = { .config_path = config, .host_name = host_name };
         int r;
 
         log_init();
         state_dir(l.state_dir, sizeof(l.state_dir));
-        if (strcmp(l.state_dir, "") == 0 || l.state_dir[0] != '/')
+        if (l.state_dir[0] != '/')
                 snprintf(l.state_dir, sizeof(l.state_dir), "%s", STATE_DEFAULT_DIR);
+        log_full(LOG_INFO, LOG_ID_STARTED, NULL, "calico-underlayd %s starting", PACKAGE_VERSION);
         r = setup(&l);
         if (r < 0) {
                 log_err("cannot start: %s", strerror(-r));
                 r = 1;
                 goto out;
         }
-        log_full(LOG_INFO, LOG_ID_STARTED, NULL, "calico-underlayd starting (node %s)", host_name ? host_name : "?");
+        /* The event sockets are open before the first look at the host and the files:
+         * whatever changes from here on is seen. */
         reload(&l);
-        reconcile(&l, false);
+        reconcile(&l, "start");
         l.started = true;
         arm_resync(&l);
-        sd_notify(0, "READY=1");
-        update_status(&l);
+        /* READY=1 even without a valid configuration: the daemon is up and watching,
+         * and STATUS= says what it waits for. */
+        update_status(&l, "READY=1\n");
         r = sd_event_loop(l.ev);
         r = r < 0 ? 1 : 0;
 out:
         sd_event_source_unref(l.debounce);
         sd_event_source_unref(l.resync);
+        sd_event_source_unref(l.retry);
         sd_event_unref(l.ev);
         nl_monitor_close(l.mon);
         nl_close(l.nl);
-        if (l.ino_fd >= 0)
-                close(l.ino_fd);
+        watch_set_free(l.watch);
         cfg_model_free(l.model);
         return r;
 }

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/utsname.h>
+#include <time.h>
 
 #include "loop.h"
 #include "reconcile.h"
@@ -122,6 +123,32 @@ static const char *host_name(char *buf, size_t size)
         return buf;
 }
 
+/* CALICO_UNDERLAY_TIMINGS=1: one line on stderr with the time of each phase of
+ * --once and --check (tests/bench/bench_scale.py reads it). */
+static bool timings_wanted(void)
+{
+        const char *e = getenv("CALICO_UNDERLAY_TIMINGS");
+
+        return e && *e && strcmp(e, "0") != 0;
+}
+
+static uint64_t now_usec(void)
+{
+        struct timespec ts;
+
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+static void print_timings(uint64_t load_usec, const struct reconcile *r, uint64_t print_usec)
+{
+        fprintf(stderr,
+                "timing: load=%.1fms observe=%.1fms plan=%.1fms apply=%.1fms print=%.1fms actions=%zu failed=%zu\n",
+                (double)load_usec / 1e3, (double)r->observe_usec / 1e3, (double)r->plan_usec / 1e3,
+                (double)r->apply_usec / 1e3, (double)print_usec / 1e3, r->plan ? r->plan->n_actions : 0,
+                r->n_failed);
+}
+
 static void print_results(const struct reconcile *r)
 {
         char line[512];
@@ -138,8 +165,9 @@ static void print_results(const struct reconcile *r)
 }
 
 static int run_once_or_check(const struct args *a, const struct cfg_model *m, struct cfg_diags *diags,
-                             const char *node)
+                             const char *node, uint64_t load_usec)
 {
+        uint64_t t_report;
         char dirbuf[4096];
         const char *dir = state_dir(dirbuf, sizeof(dirbuf));
         struct reconcile r = {};
@@ -151,6 +179,7 @@ static int run_once_or_check(const struct args *a, const struct cfg_model *m, st
                 snprintf(err, sizeof(err), "cannot open rtnetlink: %s", strerror(-e));
         else if ((e = reconcile_run(nl, m, &m->settings, dir, a->mode == MODE_CHECK, &r)) < 0 && !r.plan)
                 snprintf(err, sizeof(err), "cannot observe the host: %s", strerror(-e));
+        t_report = now_usec();
         if (a->mode == MODE_CHECK) {
                 struct report_source src = { .node = node, .model = m, .host = r.plan ? &r.host : NULL,
                                              .plan = r.plan, .diags = diags, .error = err[0] ? err : NULL };
@@ -173,6 +202,10 @@ static int run_once_or_check(const struct args *a, const struct cfg_model *m, st
                         fprintf(stderr, "calico-underlayd: runtime record in %s: %s\n", dir,
                                 strerror(-r.state_error));
                 e = r.n_failed || r.state_error ? 1 : 0;
+        }
+        if (timings_wanted()) {
+                fflush(stdout);
+                print_timings(load_usec, &r, now_usec() - t_report);
         }
         reconcile_clear(&r);
         nl_close(nl);
@@ -214,6 +247,7 @@ int main(int argc, char **argv)
         struct cfg_model *m = NULL;
         char hn[256];
         const char *node;
+        uint64_t load_usec;
         int r;
 
         r = parse_args(argc, argv, &a);
@@ -224,7 +258,9 @@ int main(int argc, char **argv)
                 return run_cleanup(&a, node);
         if (a.mode == MODE_DAEMON)
                 return loop_run(a.config, node);
+        load_usec = now_usec();
         r = cfg_model_load(&(struct cfg_load_opts){ .config_path = a.config, .host_name = node }, &m, &diags);
+        load_usec = now_usec() - load_usec;
         if (r < 0) {
                 if (a.mode == MODE_CHECK) {
                         struct report_source src = { .node = node, .diags = &diags,
@@ -241,7 +277,7 @@ int main(int argc, char **argv)
         }
         if (a.mode == MODE_ONCE)
                 report_diags(stderr, &diags, true);
-        r = run_once_or_check(&a, m, &diags, m->settings.node_name);
+        r = run_once_or_check(&a, m, &diags, m->settings.node_name, load_usec);
         cfg_model_free(m);
         cfg_diags_clear(&diags);
         return r;

@@ -4,6 +4,7 @@
 #include "reconcile.h"
 
 #include <stdlib.h>
+#include <time.h>
 
 #include "state.h"
 #include "util.h"
@@ -23,14 +24,25 @@ static int save_record_if(const struct reconcile *r, const char *dir, bool first
         return state_save(dir, want);
 }
 
+static uint64_t now_usec(void)
+{
+        struct timespec ts;
+
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
 int reconcile_run(struct nl *nl, const struct cfg_model *model, const struct cfg_settings *settings,
                   const char *state_dir, bool dry_run, struct reconcile *ret)
 {
         struct reconcile r = {};
+        uint64_t t = now_usec(), t1;
         int e;
 
         if ((e = nl_observe(nl, settings, &r.host)) < 0)
                 goto fail;
+        r.observe_usec = (t1 = now_usec()) - t;
+        t = t1;
         e = state_load(state_dir, &r.record);
         if (e < 0) {
                 r.state_error = e;
@@ -39,6 +51,8 @@ int reconcile_run(struct nl *nl, const struct cfg_model *model, const struct cfg
         e = model ? plan_build(model, &r.host, &r.record, &r.plan) : plan_cleanup(settings, &r.host, &r.record, &r.plan);
         if (e < 0)
                 goto fail;
+        r.plan_usec = (t1 = now_usec()) - t;
+        t = t1;
         if (dry_run) {
                 *ret = r;
                 return 0;
@@ -57,6 +71,7 @@ int reconcile_run(struct nl *nl, const struct cfg_model *model, const struct cfg
         r.n_failed = (size_t)nl_apply(nl, settings, r.plan->actions, r.plan->n_actions, r.results);
         if ((e = save_record_if(&r, state_dir, false)) < 0)
                 r.state_error = e;
+        r.apply_usec = now_usec() - t;
         *ret = r;
         return 0;
 fail:

@@ -2,6 +2,8 @@
  * daemon's event loop. Prints nothing; the caller reports. */
 #pragma once
 
+#include <stdint.h>
+
 #include "model.h"
 #include "nl.h"
 #include "plan.h"
@@ -13,6 +15,8 @@ struct reconcile {
         struct nl_result *results;  /* one per plan action */
         size_t n_failed;
         int state_error;            /* saving/removing the record failed: -errno */
+        /* how long each phase took (CLOCK_MONOTONIC), for CALICO_UNDERLAY_TIMINGS */
+        uint64_t observe_usec, plan_usec, apply_usec;
 };
 
 /* model NULL = cleanup (settings only). dry_run = observe and plan only. */

@@ -1,13 +1,16 @@
 /* The event socket. Its receive buffer is made large (several MB) because a bulk
- * route change of our own or of BIRD's floods it; if the kernel still overruns it
+ * route change of BIRD's floods it; our own changes can be kept out of it altogether
+ * by a socket filter (nl_monitor_ignore_sender). If the kernel still overruns it
  * (ENOBUFS), notifications are lost and the caller must do a full resync. */
 #include "monitor.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
 #include <libmnl/libmnl.h>
+#include <linux/filter.h>
 #include <linux/netconf.h>
 #include <linux/rtnetlink.h>
+#include <stddef.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
@@ -60,6 +63,25 @@ void nl_monitor_close(struct nl_monitor *m)
 int nl_monitor_fd(const struct nl_monitor *m)
 {
         return mnl_socket_get_fd(m->sock);
+}
+
+int nl_monitor_ignore_sender(struct nl_monitor *m, uint32_t portid)
+{
+        /* Classic BPF loads words big-endian: compare with the port id as it lies in
+         * memory, read that way. A notification is one message per datagram. */
+        struct sock_filter code[] = {
+                BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct nlmsghdr, nlmsg_pid)),
+                BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, htonl(portid), 0, 1),
+                BPF_STMT(BPF_RET | BPF_K, 0),
+                BPF_STMT(BPF_RET | BPF_K, 0xffffffff),
+        };
+        struct sock_fprog prog = { .len = ELEMENTSOF(code), .filter = code };
+
+        if (portid == 0)
+                return -EINVAL; /* the kernel's own notifications */
+        if (setsockopt(mnl_socket_get_fd(m->sock), SOL_SOCKET, SO_ATTACH_FILTER, &prog, sizeof(prog)) < 0)
+                return -errno;
+        return 0;
 }
 
 static void parse_route(const struct nlmsghdr *h, struct nl_event *ev)

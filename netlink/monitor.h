@@ -3,6 +3,7 @@
 #pragma once
 
 #include <stdbool.h>
+#include <stdint.h>
 
 #include "host.h"
 
@@ -26,6 +27,12 @@ struct nl_monitor;
 int nl_monitor_open(struct nl_monitor **ret);
 void nl_monitor_close(struct nl_monitor *m);
 int nl_monitor_fd(const struct nl_monitor *m);
+/* Drop, in the kernel (a socket filter), the notifications of changes requested
+ * through the netlink socket with this port id (nl_portid(): our own changes). They
+ * tell us nothing, would start a reconcile pass for nothing, and a bulk change of
+ * 100k routes would overrun the event socket (about 1 KiB of buffer each). Changes
+ * the kernel makes by itself or others make still arrive. */
+int nl_monitor_ignore_sender(struct nl_monitor *m, uint32_t portid);
 /* Read what is pending (non-blocking; at most a bounded number of datagrams per call,
  * so the socket may still be readable afterwards) and call fn for each event.
  * Returns 0; 1 when notifications were lost (ENOBUFS: the kernel overran the

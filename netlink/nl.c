@@ -47,8 +47,13 @@
 /* Receive-buffer charge of one ack (skb truesize, measured ≈832 B), with room for
  * error acks that carry an extack message. */
 #define NL_ACK_BUDGET 2048u
-#define NL_ROUTE_MSG_MAX 256u          /* one route message is at most ~110 B */
-#define NL_BATCH_MAX 8192u             /* route messages per send */
+/* A route message: header 16 + rtmsg 12 + RTA_DST 20 + RTA_TABLE 8 + RTA_PRIORITY 8
+ * + RTA_VIA 24 + RTA_OIF 8 = 96 B at most; 36 B at least (no RTA_DST, no next hop). */
+#define NL_ROUTE_MSG_MAX 128u
+#define NL_ROUTE_MSG_MIN 36u
+/* Route datagram size (about 3,000 routes): the kernel handles a datagram inside
+ * send(), so larger ones save little and need a larger send buffer. */
+#define NL_BATCH_BYTES (256u * 1024)
 #define NL_OBSERVE_TRIES 5
 #define NL_MAX_LINKS (1u << 18)
 #define NL_MAX_ADDRS (1u << 20)
@@ -64,8 +69,13 @@ struct nl {
         uint32_t portid;
         uint32_t seq;
         size_t sndbuf, rcvbuf; /* effective sizes, as the kernel reports them */
-        size_t batch_max;      /* route messages per send */
+        size_t batch_bytes;    /* route datagram size */
+        size_t batch_max;      /* route messages per datagram */
         uint8_t *buf;          /* NL_RECV_BUF bytes */
+        /* route datagrams, allocated on first use */
+        uint8_t *out;          /* batch_bytes */
+        uint32_t *slot;        /* batch_max: message → action */
+        bool *replied;         /* batch_max */
 };
 
 typedef int (*nl_msg_fn)(const struct nlmsghdr *nlh, void *data);
@@ -185,19 +195,19 @@ static size_t set_buf(int fd, int force_opt, int opt, int want)
         return (size_t)v;
 }
 
-/* How many route messages go out in one send: every message must fit the send
- * buffer (the kernel refuses a datagram larger than sk_sndbuf - 32 with EMSGSIZE),
- * and every ack the kernel queues while processing it must fit the receive buffer,
- * or acks are dropped (ENOBUFS). */
-static size_t batch_limit(size_t sndbuf, size_t rcvbuf)
+/* Route datagrams: NL_BATCH_BYTES, or what the send buffer allows (the kernel
+ * refuses a datagram larger than sk_sndbuf - 32 with EMSGSIZE). Messages per
+ * datagram: as many as fit, but no more than the receive buffer can hold errors
+ * for, should every message of a datagram fail (each error takes NL_ACK_BUDGET);
+ * an overflowing queue drops replies (ENOBUFS). */
+static void batch_limit(struct nl *nl)
 {
-        size_t by_snd = sndbuf > 64 ? (sndbuf - 64) / NL_ROUTE_MSG_MAX : 1;
-        size_t by_rcv = rcvbuf / NL_ACK_BUDGET;
-        size_t n = by_snd < by_rcv ? by_snd : by_rcv;
+        size_t bytes = nl->sndbuf > 64 + NL_ROUTE_MSG_MAX ? nl->sndbuf - 64 : NL_ROUTE_MSG_MAX;
+        size_t by_rcv = nl->rcvbuf / NL_ACK_BUDGET, n;
 
-        if (n > NL_BATCH_MAX)
-                n = NL_BATCH_MAX;
-        return n ? n : 1;
+        nl->batch_bytes = bytes < NL_BATCH_BYTES ? bytes : NL_BATCH_BYTES;
+        n = nl->batch_bytes / NL_ROUTE_MSG_MIN;
+        nl->batch_max = n < by_rcv ? n : by_rcv ? by_rcv : 1;
 }
 
 static int open_mnl(struct nl *nl)
@@ -213,7 +223,7 @@ static int open_mnl(struct nl *nl)
         set_bool_opt(fd, NETLINK_GET_STRICT_CHK); /* dump requests are validated */
         nl->sndbuf = set_buf(fd, SO_SNDBUFFORCE, SO_SNDBUF, NL_SNDBUF_WANT);
         nl->rcvbuf = set_buf(fd, SO_RCVBUFFORCE, SO_RCVBUF, NL_RCVBUF_WANT);
-        nl->batch_max = batch_limit(nl->sndbuf, nl->rcvbuf);
+        batch_limit(nl);
         if (mnl_socket_bind(nl->mnl, 0, MNL_SOCKET_AUTOPID) < 0)
                 return -errno;
         nl->portid = mnl_socket_get_portid(nl->mnl);
@@ -240,6 +250,9 @@ void nl_close(struct nl *nl)
         if (nl->mnl)
                 mnl_socket_close(nl->mnl);
         free(nl->buf);
+        free(nl->out);
+        free(nl->slot);
+        free(nl->replied);
         free(nl);
 }
 
@@ -267,6 +280,11 @@ int nl_open(struct nl **ret)
         nl->seq = (uint32_t)time(NULL);
         *ret = TAKE_PTR(nl);
         return 0;
+}
+
+uint32_t nl_portid(const struct nl *nl)
+{
+        return nl->portid;
 }
 
 /* ---------------------------------------------------------------- transport */
@@ -590,33 +608,58 @@ static void parse_via(const struct nlattr *a, struct host_route *rt)
         memcpy(rt->gateway.addr, via->rtvia_addr, n);
 }
 
+/* Runs once per route in the kernel's tables (100k times for 100k routes): one pass
+ * over the attributes, with no attribute table to clear for each. */
 static int parse_route(const struct nlmsghdr *nlh, struct host_route *ret)
 {
-        const struct nlattr *tb[RTA_MAX + 1];
         const struct rtmsg *rtm = mnl_nlmsg_get_payload(nlh);
-        struct host_route rt = {};
+        const struct nlattr *a, *dst = NULL, *gw = NULL, *via = NULL, *mp = NULL;
+        struct host_route rt = { .table = rtm->rtm_table, .protocol = rtm->rtm_protocol, .type = rtm->rtm_type,
+                                 .scope = rtm->rtm_scope };
         uint32_t v;
 
-        if (parse_attrs(nlh, sizeof(*rtm), tb, RTA_MAX) < 0 || addr_size(rtm->rtm_family) == 0)
+        if (addr_size(rtm->rtm_family) == 0)
                 return -EBADMSG;
+        mnl_attr_for_each(a, nlh, sizeof(*rtm)) {
+                switch (mnl_attr_get_type(a)) {
+                case RTA_DST:
+                        dst = a;
+                        break;
+                case RTA_GATEWAY:
+                        gw = a;
+                        break;
+                case RTA_VIA:
+                        via = a;
+                        break;
+                case RTA_MULTIPATH:
+                        mp = a;
+                        break;
+                case RTA_TABLE:
+                        if (attr_u32(a, &v))
+                                rt.table = v;
+                        break;
+                case RTA_PRIORITY:
+                        if (attr_u32(a, &v))
+                                rt.priority = v;
+                        break;
+                case RTA_OIF:
+                        if (attr_u32(a, &v))
+                                rt.oif = (int)v;
+                        break;
+                default:
+                        break;
+                }
+        }
         rt.dst = (struct cfg_prefix){ .family = rtm->rtm_family, .len = rtm->rtm_dst_len };
-        if (tb[RTA_DST] && !attr_addr(tb[RTA_DST], rtm->rtm_family, rtm->rtm_dst_len, &rt.dst))
+        if (dst && !attr_addr(dst, rtm->rtm_family, rtm->rtm_dst_len, &rt.dst))
                 return -EBADMSG;
         if (rt.dst.len > cfg_prefix_maxlen(&rt.dst))
                 return -EBADMSG;
-        (void)attr_addr(tb[RTA_GATEWAY], rtm->rtm_family, (uint8_t)(addr_size(rtm->rtm_family) * 8), &rt.gateway);
-        if (tb[RTA_VIA])
-                parse_via(tb[RTA_VIA], &rt);
-        rt.table = attr_u32(tb[RTA_TABLE], &v) ? v : rtm->rtm_table;
-        if (attr_u32(tb[RTA_PRIORITY], &v))
-                rt.priority = v;
-        if (attr_u32(tb[RTA_OIF], &v))
-                rt.oif = (int)v;
-        if (tb[RTA_MULTIPATH])
-                parse_multipath(tb[RTA_MULTIPATH], &rt);
-        rt.protocol = rtm->rtm_protocol;
-        rt.type = rtm->rtm_type;
-        rt.scope = rtm->rtm_scope;
+        (void)attr_addr(gw, rtm->rtm_family, (uint8_t)(addr_size(rtm->rtm_family) * 8), &rt.gateway);
+        if (via)
+                parse_via(via, &rt);
+        if (mp)
+                parse_multipath(mp, &rt);
         *ret = rt;
         return 0;
 }
@@ -1078,9 +1121,12 @@ static void put_gateway(struct nlmsghdr *nlh, const struct host_route *rt)
         mnl_attr_put(nlh, RTA_VIA, sizeof(*v) + n, via);
 }
 
-/* One RTM_NEWROUTE/RTM_DELROUTE at buf (NL_ROUTE_MSG_MAX bytes). rtm_protocol is
- * always ours: on delete the kernel then matches it (IPv4 fib_table_delete, IPv6
- * ip6_route_del), so we can never remove a foreign route with the same key.
+/* One RTM_NEWROUTE/RTM_DELROUTE at buf (room for NL_ROUTE_MSG_MAX bytes), without
+ * NLM_F_ACK: the caller asks for one on the last message of a datagram. libmnl zeroes
+ * the headers and attribute padding it writes, so the buffer needs no clearing.
+ * rtm_protocol is always ours: on delete the kernel then matches it (IPv4
+ * fib_table_delete, IPv6 ip6_route_del), so we can never remove a foreign route with
+ * the same key.
  * NLM_F_REPLACE is not protocol-aware: IPv4 replaces the route with the same prefix,
  * table, TOS and metric whoever owns it, so the planner only asks for it when that
  * route is ours. */
@@ -1095,8 +1141,10 @@ static int route_msg(void *buf, const struct cfg_settings *s, const struct plan_
 
         if (route_validate(rt, type) < 0)
                 return -EINVAL;
-        nlh = put_request(buf, NL_ROUTE_MSG_MAX, add ? RTM_NEWROUTE : RTM_DELROUTE, NLM_F_REQUEST | NLM_F_ACK,
-                          sizeof(*rtm), (void **)&rtm);
+        nlh = mnl_nlmsg_put_header(buf);
+        nlh->nlmsg_type = add ? RTM_NEWROUTE : RTM_DELROUTE;
+        nlh->nlmsg_flags = NLM_F_REQUEST;
+        rtm = mnl_nlmsg_put_extra_header(nlh, sizeof(*rtm));
         if (add)
                 nlh->nlmsg_flags |= NLM_F_CREATE | (a->replace ? NLM_F_REPLACE : NLM_F_EXCL);
         nlh->nlmsg_seq = seq;
@@ -1136,108 +1184,127 @@ static void route_result(const struct plan_action *a, int error, struct nl_resul
         res->error = error;
 }
 
+/* One datagram of route messages: slot j went out with sequence number base + j and
+ * stands for action slot[j] of the run being applied. */
 struct batch {
-        uint32_t base;        /* sequence number of slot 0 */
-        size_t n;             /* messages sent */
-        const uint32_t *slot; /* slot → action index */
-        bool *acked;
+        uint32_t base;
+        size_t n;
+        uint32_t *slot;   /* nl->batch_max entries */
+        bool *replied;    /* nl->batch_max entries: an error (or the tail's ack) arrived */
 };
 
-/* Match one ack back to its action through its sequence number. */
-static void batch_ack(struct batch *b, const struct nlmsghdr *nlh, const struct plan_action *acts,
-                      struct nl_result *res, size_t *got)
+/* Match one reply back to its action through its sequence number. Returns true for
+ * the reply to the last message, which ends the datagram. */
+static bool batch_reply(const struct batch *b, const struct nlmsghdr *nlh, const struct plan_action *acts,
+                        struct nl_result *res)
 {
         uint32_t j = nlh->nlmsg_seq - b->base;
         struct nl_result *r;
 
-        if (nlh->nlmsg_type != NLMSG_ERROR || j >= b->n || b->acked[j])
-                return;
-        b->acked[j] = true;
-        (*got)++;
+        if (nlh->nlmsg_type != NLMSG_ERROR || j >= b->n || b->replied[j])
+                return false;
+        b->replied[j] = true;
         r = &res[b->slot[j]];
         route_result(&acts[b->slot[j]], ack_error(nlh, r->message, sizeof(r->message)), r);
+        return j + 1 == b->n;
 }
 
-/* The kernel processes a whole datagram inside send(), queueing one ack per
- * message. A receive queue that overflows drops acks and reports ENOBUFS once, on
- * the next read; what is still queued is then read without blocking. An action
- * without an ack is reported as failed: we cannot know whether it was applied. */
-static void batch_collect(struct nl *nl, struct batch *b, const struct plan_action *acts, struct nl_result *res)
+/* Only the last message of a datagram asks for an ack; the kernel answers every
+ * failed message with an error all the same (netlink_rcv_skb), in order, and it
+ * handles the whole datagram inside send(). So once the last message's reply is
+ * read, every message without an error has succeeded: one reply to read per
+ * datagram instead of one per route. A receive queue that overflowed (ENOBUFS,
+ * reported once, on the next read) may have dropped errors: then what is still
+ * queued is read without blocking, and every message without a reply is reported
+ * as failed, since we cannot know whether it was applied. */
+static void batch_collect(struct nl *nl, const struct batch *b, const struct plan_action *acts,
+                          struct nl_result *res)
 {
-        size_t got = 0;
-        bool lost = false;
+        bool lost = false, done = false;
         int err = -EIO;
 
-        while (got < b->n) {
+        while (!done) {
                 ssize_t n = sock_recv(nl, lost ? MSG_DONTWAIT : 0);
                 const struct nlmsghdr *nlh = (const struct nlmsghdr *)nl->buf;
 
                 if (n == -ENOBUFS) {
                         lost = true;
-                        err = -ENOBUFS;
                         continue;
                 }
                 if (n < 0) {
-                        err = lost ? -ENOBUFS : (int)n;
+                        err = (int)n;
                         break;
                 }
                 for (int len = (int)n; mnl_nlmsg_ok(nlh, len); nlh = mnl_nlmsg_next(nlh, &len))
-                        if (nlh->nlmsg_pid == nl->portid)
-                                batch_ack(b, nlh, acts, res, &got);
+                        if (nlh->nlmsg_pid == nl->portid && batch_reply(b, nlh, acts, res))
+                                done = true;
         }
+        if (done && !lost)
+                return;
         for (size_t j = 0; j < b->n; j++)
-                if (!b->acked[j]) {
-                        res[b->slot[j]].error = err;
+                if (!b->replied[j]) {
+                        res[b->slot[j]].error = lost ? -ENOBUFS : err;
                         snprintf(res[b->slot[j]].message, sizeof(res[b->slot[j]].message), "no acknowledgement");
                 }
 }
 
-/* Up to nl->batch_max route actions in one datagram, each with its own sequence
- * number. */
-static void route_chunk(struct nl *nl, const struct cfg_settings *s, const struct plan_action *acts, size_t n,
-                        struct nl_result *res)
+static int batch_buffers(struct nl *nl)
 {
-        _cleanup_(freep) uint8_t *buf = malloc(n * NL_ROUTE_MSG_MAX);
-        _cleanup_(freep) uint32_t *slot = malloc(n * sizeof(*slot));
-        _cleanup_(freep) bool *acked = calloc(n, sizeof(*acked));
-        struct batch b = { .base = nl->seq + 1, .slot = slot, .acked = acked };
-        size_t len = 0;
+        if (nl->out)
+                return 0;
+        nl->out = malloc(nl->batch_bytes);
+        nl->slot = malloc(nl->batch_max * sizeof(*nl->slot));
+        nl->replied = malloc(nl->batch_max * sizeof(*nl->replied));
+        return nl->out && nl->slot && nl->replied ? 0 : -ENOMEM;
+}
+
+/* Fill one datagram from acts (at most nl->batch_bytes and nl->batch_max messages),
+ * send it and read its replies. Returns how many actions it took (invalid ones are
+ * reported at once and take no slot). */
+static size_t route_datagram(struct nl *nl, const struct cfg_settings *s, const struct plan_action *acts, size_t n,
+                             struct nl_result *res)
+{
+        struct batch b = { .base = nl->seq + 1, .slot = nl->slot, .replied = nl->replied };
+        struct nlmsghdr *last = NULL;
+        uint8_t *out = nl->out;
+        size_t len = 0, i = 0;
         int r;
 
-        if (!buf || !slot || !acked) {
-                for (size_t i = 0; i < n; i++)
-                        res[i].error = -ENOMEM;
-                return;
-        }
-        for (size_t i = 0; i < n; i++) {
-                r = route_msg(buf + len, s, &acts[i], b.base + (uint32_t)b.n);
+        for (; i < n && b.n < nl->batch_max && len + NL_ROUTE_MSG_MAX <= nl->batch_bytes; i++) {
+                r = route_msg(out + len, s, &acts[i], b.base + (uint32_t)b.n);
                 if (r < 0) {
                         res[i].error = r;
                         continue;
                 }
+                last = (struct nlmsghdr *)(out + len);
                 len += MNL_ALIGN((size_t)r);
-                slot[b.n++] = (uint32_t)i;
+                b.slot[b.n] = (uint32_t)i;
+                b.replied[b.n++] = false;
         }
         nl->seq += (uint32_t)b.n;
         if (b.n == 0)
-                return;
-        r = sock_send(nl, buf, len);
+                return i;
+        last->nlmsg_flags |= NLM_F_ACK;
+        r = sock_send(nl, out, len);
         if (r < 0) {
                 for (size_t j = 0; j < b.n; j++)
-                        res[slot[j]].error = r;
-                return;
+                        res[b.slot[j]].error = r;
+                return i;
         }
         batch_collect(nl, &b, acts, res);
+        return i;
 }
 
 static void route_batch(struct nl *nl, const struct cfg_settings *s, const struct plan_action *acts, size_t n,
                         struct nl_result *res)
 {
-        for (size_t off = 0; off < n; off += nl->batch_max) {
-                size_t k = n - off < nl->batch_max ? n - off : nl->batch_max;
-
-                route_chunk(nl, s, acts + off, k, res + off);
+        if (batch_buffers(nl) < 0) {
+                for (size_t i = 0; i < n; i++)
+                        res[i].error = -ENOMEM;
+                return;
         }
+        for (size_t off = 0; off < n;)
+                off += route_datagram(nl, s, acts + off, n - off, res + off);
 }
 
 /* ---------------------------------------------------------------- apply */

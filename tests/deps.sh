@@ -1,8 +1,15 @@
 #!/bin/sh
 # Install what building and testing calico-underlay needs on Debian 12 (idempotent).
+# With an argument, one of the optional lists below instead.
 set -eu
 pkgs="meson ninja-build pkg-config gcc clang libc6-dev libmnl-dev libnl-3-dev libnl-route-3-dev
 libyaml-dev libsystemd-dev libcmocka-dev iproute2 iputils-ping valgrind python3 systemd"
+# Optional lists, installed only by the tests/system/ scripts themselves
+# (`sh tests/deps.sh nspawn|qemu`), never by default.
+case "${1:-}" in
+nspawn) pkgs="debootstrap systemd-container iproute2 python3" ;;
+qemu) pkgs="qemu-system-x86 qemu-system-data busybox-static cpio kmod iproute2" ;;
+esac
 missing=""
 for p in $pkgs; do
         dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"

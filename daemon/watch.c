@@ -1,0 +1,243 @@
+/* The inotify watch set over the daemon's inputs. It owns one inotify descriptor and
+ * the table of (folder, name) pairs that matter; it reads events and says whether the
+ * configuration may have changed. It never reads the configuration itself and never
+ * logs: the event loop decides what to do.
+ *
+ * Why folders: an editor's save or `kubectl`'s ConfigMap update replaces a file by
+ * renaming another over it, and a watch on the old inode would go quiet. A ConfigMap
+ * volume holds `..data -> ..<timestamp>` and one symlink per key through `..data`; an
+ * update renames a new `..data` symlink over the old one, so `..data` counts as a
+ * change wherever it appears. */
+#include "watch.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/inotify.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "util.h"
+
+/* Folders watched at most: the settings file's, and one or two per resources entry. */
+#define WATCH_MAX 256
+#define WATCH_MASK                                                                                             \
+        (IN_CLOSE_WRITE | IN_MOVED_TO | IN_MOVED_FROM | IN_CREATE | IN_DELETE | IN_DELETE_SELF | IN_MOVE_SELF | \
+         IN_ATTRIB | IN_ONLYDIR)
+
+struct watch_entry {
+        int wd;
+        bool any;                /* a resources folder: any YAML file in it */
+        char name[NAME_MAX + 1]; /* otherwise the one entry of the folder that matters */
+};
+
+struct watch_set {
+        int fd;
+        struct watch_entry *v;
+        size_t n, cap;
+};
+
+int watch_set_new(struct watch_set **ret)
+{
+        struct watch_set *w = calloc(1, sizeof(*w));
+
+        if (!w)
+                return -ENOMEM;
+        w->fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+        if (w->fd < 0) {
+                int r = -errno;
+
+                free(w);
+                return r;
+        }
+        *ret = w;
+        return 0;
+}
+
+void watch_set_free(struct watch_set *w)
+{
+        if (!w)
+                return;
+        close(w->fd); /* drops every watch */
+        free(w->v);
+        free(w);
+}
+
+int watch_set_fd(const struct watch_set *w)
+{
+        return w->fd;
+}
+
+static int add(struct watch_set *w, const char *dir, bool any, const char *name)
+{
+        struct watch_entry *e;
+        int wd;
+
+        if (w->n >= WATCH_MAX)
+                return -E2BIG;
+        if (name && strlen(name) > NAME_MAX)
+                return -ENAMETOOLONG;
+        /* The same folder again gives the same descriptor: its watch is kept. */
+        wd = inotify_add_watch(w->fd, dir, WATCH_MASK);
+        if (wd < 0)
+                return -errno;
+        if (GROW(w->v, w->cap, w->n + 1) < 0)
+                return -ENOMEM;
+        e = &w->v[w->n++];
+        *e = (struct watch_entry){ .wd = wd, .any = any };
+        snprintf(e->name, sizeof(e->name), "%s", name ? name : "");
+        return 0;
+}
+
+/* Watch the folder holding path for path's last component; when that folder does
+ * not exist, its parent for the folder's name, and so on up: creating the missing
+ * folders is then seen one level at a time, each creation triggering a reload that
+ * watches one level deeper. */
+static int add_parent(struct watch_set *w, const char *path)
+{
+        char cur[PATH_MAX], name[NAME_MAX + 1];
+        size_t len;
+        int r;
+
+        if (snprintf(cur, sizeof(cur), "%s", path) >= (int)sizeof(cur))
+                return -ENAMETOOLONG;
+        for (;;) {
+                char *slash;
+                const char *dir;
+
+                len = strlen(cur);
+                while (len > 1 && cur[len - 1] == '/')
+                        cur[--len] = '\0';
+                slash = strrchr(cur, '/');
+                if (snprintf(name, sizeof(name), "%s", slash ? slash + 1 : cur) >= (int)sizeof(name))
+                        return -ENAMETOOLONG;
+                if (!name[0])
+                        return 0; /* "/" itself */
+                if (!slash)
+                        dir = ".";
+                else if (slash == cur)
+                        dir = "/";
+                else {
+                        *slash = '\0';
+                        dir = cur;
+                }
+                r = add(w, dir, false, name);
+                if (r != -ENOENT && r != -ENOTDIR)
+                        return r;
+                if (streq(dir, ".") || streq(dir, "/"))
+                        return r;
+                /* cur now holds dir: go one level up */
+        }
+}
+
+static bool is_dir(const char *path)
+{
+        struct stat st;
+
+        return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+static bool has_wd(const struct watch_entry *v, size_t n, int wd)
+{
+        for (size_t i = 0; i < n; i++)
+                if (v[i].wd == wd)
+                        return true;
+        return false;
+}
+
+static size_t count_folders(const struct watch_set *w)
+{
+        size_t n = 0;
+
+        for (size_t i = 0; i < w->n; i++)
+                n += !has_wd(w->v, i, w->v[i].wd);
+        return n;
+}
+
+int watch_set_update(struct watch_set *w, const char *config_path, const struct cfg_settings *s)
+{
+        struct watch_entry *old = w->v;
+        size_t n_old = w->n;
+        int r, first = 0;
+
+        w->v = NULL;
+        w->n = w->cap = 0;
+        /* New watches go in before old ones go out, so a folder in both is never
+         * unwatched, not even for a moment. */
+        r = add_parent(w, config_path);
+        first = r < 0 ? r : 0;
+        for (size_t i = 0; s && i < s->n_resources; i++) {
+                const char *p = s->resources[i];
+
+                if (is_dir(p) && (r = add(w, p, true, NULL)) < 0 && !first)
+                        first = r;
+                if ((r = add_parent(w, p)) < 0 && !first)
+                        first = r;
+        }
+        for (size_t i = 0; i < n_old; i++)
+                if (!has_wd(w->v, w->n, old[i].wd) && !has_wd(old, i, old[i].wd))
+                        (void)inotify_rm_watch(w->fd, old[i].wd); /* EINVAL: already gone */
+        free(old);
+        return w->n ? (int)count_folders(w) : (first ? first : -ENOENT);
+}
+
+static bool yaml_name(const char *n)
+{
+        size_t len = strlen(n);
+
+        if (n[0] == '.')
+                return false; /* the loader skips hidden files: editors' temporaries */
+        return (len > 5 && streq(n + len - 5, ".yaml")) || (len > 4 && streq(n + len - 4, ".yml"));
+}
+
+static bool event_relevant(const struct watch_set *w, const struct inotify_event *ev)
+{
+        const char *name = ev->len ? ev->name : "";
+
+        if (ev->mask & IN_Q_OVERFLOW)
+                return true; /* events were lost: reload to be sure */
+        for (size_t i = 0; i < w->n; i++) {
+                const struct watch_entry *e = &w->v[i];
+
+                if (e->wd != ev->wd)
+                        continue;
+                /* A watched folder went away (its watch is gone with it). */
+                if (ev->mask & (IN_IGNORED | IN_DELETE_SELF | IN_MOVE_SELF | IN_UNMOUNT))
+                        return true;
+                if (streq(name, "..data"))
+                        return true;
+                if (e->any ? yaml_name(name) : streq(name, e->name))
+                        return true;
+        }
+        return false;
+}
+
+int watch_set_drain(struct watch_set *w)
+{
+        char buf[16384] __attribute__((aligned(__alignof__(struct inotify_event))));
+        bool relevant = false;
+        ssize_t n;
+
+        for (;;) {
+                n = read(w->fd, buf, sizeof(buf));
+                if (n < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        if (errno == EAGAIN)
+                                break;
+                        return -errno;
+                }
+                if (n == 0)
+                        break;
+                for (char *p = buf; p < buf + n;) {
+                        const struct inotify_event *ev = (const struct inotify_event *)p;
+
+                        relevant |= event_relevant(w, ev);
+                        p += sizeof(*ev) + ev->len;
+                }
+        }
+        return relevant;
+}

@@ -1,0 +1,596 @@
+#!/usr/bin/env python3
+"""Scale benchmark of calico-underlayd on a real kernel (run on demand, as root).
+
+Builds a synthetic cluster as the operator's tools print it (`kubectl get
+blockaffinities.crd.projectcalico.org -o yaml`, `calicoctl get node -o yaml`, an
+underlay pool beside an IPIP overlay pool) with N nodes on one /16, k blocks each, and
+measures, each in a fresh network namespace (veth uplink eth0 with the node's address,
+a default route, some foreign `proto bird`/`proto static` routes):
+
+  * cold `--once` (load, observe, plan, apply, print: CALICO_UNDERLAY_TIMINGS=1);
+  * the same routes installed by `ip -batch` and by tests/bench/rtnl-writer (the
+    kernel floor: 256 KiB batches, an ack on each batch's last message only);
+  * a no-op `--once` with everything in place, against bare dumps (rtnl-writer's
+    dump, and `ip -4 route show table all | wc -l`);
+  * the daemon (no flags): start to converged, then one BlockAffinity file changed
+    (atomic rename) until the new route is in the kernel, its CPU time while idle;
+  * peak RSS of each process.
+
+Prints medians with min-max over several runs, and the ratios the "Scale" issue sets
+targets for. Usage (root; an optimised build without sanitizers):
+
+    meson setup /tmp/b-bench --buildtype=release && ninja -C /tmp/b-bench
+    sudo python3 tests/bench/bench_scale.py --build /tmp/b-bench
+
+or `meson test -C /tmp/b-bench --benchmark scale -v`. See --help for the knobs.
+"""
+import argparse
+import os
+import platform
+import re
+import select
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+PROTO = 211                      # calico-underlayd's default routeProtocol
+METRIC = 1024                    # and routeMetric
+UNDERLAY_NET = (10 << 24)        # 10.0.0.0/9: 131,072 /26 blocks
+OVERLAY_NET = (10 << 24) | (128 << 16)  # 10.128.0.0/9, IPIP Always, natOutgoing true
+NODE_NET = (172 << 24) | (20 << 16)     # 172.20.0.0/16: every node on one L2 segment
+NODE_FIRST = 10                  # node i has 172.20.0.10 + i
+GATEWAY = "172.20.255.254"
+BLOCK_LEN = 26
+MAX_BLOCKS = 1 << (BLOCK_LEN - 9)
+
+
+def ip4(a):
+    return f"{a >> 24}.{(a >> 16) & 255}.{(a >> 8) & 255}.{a & 255}"
+
+
+def block(net, i):
+    return net + (i << (32 - BLOCK_LEN))
+
+
+def node_name(i):
+    return f"node-{i:04d}"
+
+
+def node_addr(i):
+    return ip4(NODE_NET + NODE_FIRST + i)
+
+
+# ---------------------------------------------------------------- the cluster
+
+class Cluster:
+    """Files of one scale: settings, resources, the routes the daemon will add."""
+
+    def __init__(self, top, routes, per_node, n_foreign):
+        self.dir = os.path.join(top, f"cluster-{routes}")
+        self.res = os.path.join(self.dir, "resources.d")
+        self.routes = routes
+        self.nodes = max(2, -(-routes // per_node))
+        if routes > MAX_BLOCKS - 64 or self.nodes > 60000:
+            sys.exit(f"bench_scale: {routes} routes do not fit the /9 pool or the /16 node subnet")
+        os.makedirs(self.res)
+        self.config = os.path.join(self.dir, "config.yaml")
+        self.batch = os.path.join(self.dir, "routes.batch")        # what the daemon adds
+        self.setup = os.path.join(self.dir, "namespace.batch")     # uplink + foreign routes
+        self.change = os.path.join(self.res, "40-change.yaml")
+        self.next_change = routes
+        owner = [i // per_node if i // per_node < self.nodes else i % self.nodes for i in range(routes)]
+        self.foreign = self._foreign(owner, n_foreign)
+        self._write_config()
+        self._write_pools()
+        self._write_nodes()
+        self._write_affinities(owner)
+        tmp, _ = self.write_change()
+        os.rename(tmp, self.change)
+        self._write_batches(owner)
+
+    def _foreign(self, owner, n):
+        """Block indices with a BIRD route: same path (satisfies ours) or another gateway."""
+        peers = [i for i in range(len(owner)) if owner[i] != 0]
+        step = max(1, len(peers) // max(1, n // 2))
+        picked = peers[::step][: n // 2]
+        return {b: ("same" if k % 2 == 0 else "other") for k, b in enumerate(picked)}
+
+    def _write_config(self):
+        with open(self.config, "w") as f:
+            f.write(f"nodeName: {node_name(0)}\nuplink: auto\nresources:\n  - resources.d\n")
+
+    def _write_pools(self):
+        with open(os.path.join(self.res, "10-ippools.yaml"), "w") as f:
+            f.write(f"""apiVersion: projectcalico.org/v3
+items:
+- apiVersion: projectcalico.org/v3
+  kind: IPPool
+  metadata:
+    creationTimestamp: "2024-03-01T10:00:00Z"
+    name: overlay-default
+    resourceVersion: "1001"
+    uid: 0a7c7a52-0b7e-11ea-8d71-52540045a0c1
+  spec:
+    allowedUses:
+    - Workload
+    - Tunnel
+    blockSize: {BLOCK_LEN}
+    cidr: {ip4(OVERLAY_NET)}/9
+    ipipMode: Always
+    natOutgoing: true
+    nodeSelector: all()
+    vxlanMode: Never
+- apiVersion: projectcalico.org/v3
+  kind: IPPool
+  metadata:
+    creationTimestamp: "2024-03-01T10:00:05Z"
+    name: underlay-dc1
+    resourceVersion: "1002"
+    uid: 1b7c7a52-0b7e-11ea-8d71-52540045a0c1
+  spec:
+    allowedUses:
+    - Workload
+    blockSize: {BLOCK_LEN}
+    cidr: {ip4(UNDERLAY_NET)}/9
+    ipipMode: Never
+    nodeSelector: all()
+    vxlanMode: Never
+kind: IPPoolList
+metadata:
+  resourceVersion: "1003"
+""")
+
+    def _write_nodes(self):
+        with open(os.path.join(self.res, "20-nodes.yaml"), "w") as f:
+            f.write("apiVersion: projectcalico.org/v3\nitems:\n")
+            for i in range(self.nodes):
+                n = node_name(i)
+                f.write(f"""- apiVersion: projectcalico.org/v3
+  kind: Node
+  metadata:
+    creationTimestamp: "2024-03-01T09:{i // 60 % 60:02d}:{i % 60:02d}Z"
+    labels:
+      beta.kubernetes.io/arch: amd64
+      beta.kubernetes.io/os: linux
+      kubernetes.io/hostname: {n}
+      topology.kubernetes.io/zone: az{1 + i % 3}
+    name: {n}
+    resourceVersion: "{20000 + i}"
+    uid: {i:08x}-fec1-11e9-a1d8-52540045a0c1
+  spec:
+    bgp:
+      ipv4Address: {node_addr(i)}/16
+      ipv4IPIPTunnelAddr: {ip4(block(OVERLAY_NET, i))}
+    orchRefs:
+    - nodeName: {n}
+      orchestrator: k8s
+""")
+            f.write('kind: NodeList\nmetadata:\n  resourceVersion: "99999"\n')
+
+    @staticmethod
+    def _affinity(f, node, net, i, rv):
+        a = ip4(block(net, i))
+        f.write(f"""- apiVersion: crd.projectcalico.org/v1
+  kind: BlockAffinity
+  metadata:
+    annotations:
+      projectcalico.org/metadata: '{{"creationTimestamp":null}}'
+    creationTimestamp: "2024-03-0{1 + rv % 9}T{rv % 24:02d}:{rv // 24 % 60:02d}:{rv % 60:02d}Z"
+    generation: 1
+    name: {node_name(node)}-{a.replace('.', '-')}-{BLOCK_LEN}
+    resourceVersion: "{rv}"
+    uid: {rv * 2654435761 % (1 << 32):08x}-0b81-11ea-8d71-52540045a0c1
+  spec:
+    cidr: {a}/{BLOCK_LEN}
+    deleted: "false"
+    node: {node_name(node)}
+    state: confirmed
+""")
+
+    def _write_affinities(self, owner):
+        with open(os.path.join(self.res, "30-blockaffinities.yaml"), "w") as f:
+            f.write("apiVersion: v1\nitems:\n")
+            for i, node in enumerate(owner):
+                self._affinity(f, node, UNDERLAY_NET, i, 100000 + i)
+            for node in range(self.nodes):   # one overlay block each: no route (IPIP)
+                self._affinity(f, node, OVERLAY_NET, node, 300000 + node)
+            f.write('kind: List\nmetadata:\n  resourceVersion: ""\n')
+
+    def write_change(self):
+        """40-change.yaml: one BlockAffinity of node-0001, a new block each time (atomic rename)."""
+        i = self.next_change
+        self.next_change += 1
+        tmp = os.path.join(self.dir, ".40-change.tmp")
+        with open(tmp, "w") as f:
+            f.write("apiVersion: v1\nitems:\n")
+            self._affinity(f, 1, UNDERLAY_NET, i, 500000 + i)
+            f.write('kind: List\nmetadata:\n  resourceVersion: ""\n')
+        return tmp, f"{ip4(block(UNDERLAY_NET, i))}/{BLOCK_LEN}"
+
+    def _write_batches(self, owner):
+        with open(self.setup, "w") as f:
+            f.write("link set lo up\n"
+                    "link add eth0 type veth peer name lan0\n"
+                    f"address add {node_addr(0)}/16 dev eth0\n"
+                    "link set eth0 up\nlink set lan0 up\n"
+                    f"route add default via {GATEWAY} dev eth0\n")
+            for b, kind in sorted(self.foreign.items()):
+                gw = node_addr(owner[b]) if kind == "same" else GATEWAY
+                f.write(f"route add {ip4(block(UNDERLAY_NET, b))}/{BLOCK_LEN} via {gw} dev eth0 proto bird\n")
+            for k in range(len(self.foreign)):   # unrelated static routes
+                f.write(f"route add 192.168.{k % 256}.{k // 256 * 16 % 256}/28 via {GATEWAY} dev eth0 proto static\n")
+        with open(self.batch, "w") as f:
+            for i, node in enumerate(owner):
+                if i in self.foreign:
+                    continue   # BIRD's route wins (same path) or conflicts: never ours
+                dst = f"{ip4(block(UNDERLAY_NET, i))}/{BLOCK_LEN}"
+                if node == 0:
+                    f.write(f"route add blackhole {dst} proto {PROTO} metric {METRIC}\n")
+                else:
+                    f.write(f"route add {dst} via {node_addr(node)} dev eth0 proto {PROTO} metric {METRIC}\n")
+        with open(self.batch) as f:
+            self.n_batch = sum(1 for _ in f)
+
+
+# ---------------------------------------------------------------- namespaces and processes
+
+class Bench:
+    def __init__(self, args):
+        self.args = args
+        self.daemon = os.path.abspath(args.daemon)
+        self.writer = os.path.abspath(args.writer)
+        self.seq = 0
+        self.live = set()
+        self.top = tempfile.mkdtemp(prefix="cu-bench-")
+
+    def netns(self, cluster):
+        """A fresh namespace: uplink eth0 with node-0000's address, foreign routes."""
+        self.seq += 1
+        name = f"cu-bench-{os.getpid()}-{self.seq}"
+        subprocess.run(["ip", "netns", "add", name], check=True)
+        self.live.add(name)
+        subprocess.run(["ip", "-n", name, "-batch", cluster.setup], check=True)
+        subprocess.run(["ip", "netns", "exec", name, "sysctl", "-q", "-w", "net.ipv4.ip_forward=1"], check=True)
+        return name
+
+    def drop(self, name):
+        """Delete eth0 first: the kernel flushes its routes right there, not in the
+        background work of the namespace's teardown, which would steal a core from
+        the next measurement."""
+        subprocess.run(["ip", "-n", name, "link", "del", "eth0"], stderr=subprocess.DEVNULL)
+        subprocess.run(["ip", "netns", "del", name], stderr=subprocess.DEVNULL)
+        self.live.discard(name)
+
+    def cleanup(self):
+        for name in list(self.live):
+            self.drop(name)
+        if not self.args.keep:
+            shutil.rmtree(self.top, ignore_errors=True)
+
+    def run(self, ns, argv, env=None, stdout=subprocess.DEVNULL):
+        """Run argv in ns under rtnl-writer's runner: wall ms, peak RSS, CPU, stderr."""
+        e = dict(os.environ)
+        e.update(env or {})
+        e.pop("MALLOC_PERTURB_", None)   # meson sets it; it would be measured too
+        p = subprocess.run([self.writer, "-n", ns, "run"] + argv, env=e, stdout=stdout,
+                           stderr=subprocess.PIPE, text=True)
+        m = re.search(r"^run: wall_ms=(\S+) maxrss_kb=(\d+) user_ms=(\S+) sys_ms=(\S+) exit=(\d+)$",
+                      p.stderr, re.M)
+        if not m:
+            raise RuntimeError(f"{argv[0]}: no run line:\n{p.stderr[-2000:]}")
+        res = {"wall": float(m[1]), "rss": int(m[2]) / 1024, "user": float(m[3]), "sys": float(m[4]),
+               "exit": int(m[5]), "stderr": p.stderr, "stdout": p.stdout}
+        t = re.search(r"^timing: (.*)$", p.stderr, re.M)
+        if t:
+            for k, v in re.findall(r"(\w+)=([\d.]+)", t[1]):
+                res[k] = float(v)
+        return res
+
+    def once(self, ns, cluster, run_dir):
+        r = self.run(ns, [self.daemon, "--config", cluster.config, "--once"],
+                     env={"CALICO_UNDERLAY_TIMINGS": "1", "RUNTIME_DIRECTORY": run_dir})
+        if r["exit"] != 0 or r.get("failed", 0):
+            raise RuntimeError(f"--once failed (exit {r['exit']}):\n{r['stderr'][-3000:]}")
+        return r
+
+    def run_dir(self):
+        return tempfile.mkdtemp(dir=self.top, prefix="run-")
+
+    # ------------------------------------------------------------ one round
+
+    def round(self, cluster):
+        out = {}
+        ns = self.netns(cluster)
+        try:
+            run_dir = self.run_dir()
+            out["cold"] = self.once(ns, cluster, run_dir)
+            out["noop"] = self.once(ns, cluster, run_dir)
+            if out["noop"].get("actions", 0):
+                raise RuntimeError(f"no-op --once still changed {out['noop']['actions']:.0f} things")
+            out["dump"] = self.run(ns, [self.writer, "dump"], stdout=subprocess.PIPE)
+            out["dump"]["dump_ms"] = float(re.search(r"dump_ms=(\S+)", out["dump"]["stdout"])[1])
+            out["dump"]["routes"] = int(re.search(r"routes=(\d+)", out["dump"]["stdout"])[1])
+            out["ipshow"] = self.run(ns, ["sh", "-c", "ip -4 route show table all | wc -l"],
+                                     stdout=subprocess.PIPE)
+        finally:
+            self.drop(ns)
+        ns = self.netns(cluster)
+        try:
+            out["ipbatch"] = self.run(ns, ["ip", "-batch", cluster.batch])
+            if out["ipbatch"]["exit"] != 0:
+                raise RuntimeError("ip -batch failed:\n" + out["ipbatch"]["stderr"][-2000:])
+        finally:
+            self.drop(ns)
+        ns = self.netns(cluster)
+        try:
+            w = self.run(ns, [self.writer, "add", cluster.batch], stdout=subprocess.PIPE)
+            m = re.search(r"routes=(\d+) failed=(\d+) datagrams=(\d+) parse_ms=(\S+) apply_ms=(\S+)", w["stdout"])
+            if w["exit"] != 0 or not m:
+                raise RuntimeError("rtnl-writer add failed:\n" + w["stdout"] + w["stderr"][-2000:])
+            w["apply"] = float(m[5])
+            out["floor"] = w
+        finally:
+            self.drop(ns)
+        return out
+
+    # ------------------------------------------------------------ the daemon
+
+    def daemon_round(self, cluster, changes, idle):
+        """Daemon mode: start to converged, `changes` single-block changes, idle CPU."""
+        out = {"start": [], "change": [], "change_cpu": [], "overruns": 0}
+        ns = self.netns(cluster)
+        run_dir = self.run_dir()
+        log_path = os.path.join(self.top, f"daemon-{cluster.routes}.log")
+        env = dict(os.environ, RUNTIME_DIRECTORY=run_dir)
+        env.pop("MALLOC_PERTURB_", None)
+        env.pop("JOURNAL_STREAM", None)
+        log = open(log_path, "w")
+        t0 = time.monotonic()
+        p = subprocess.Popen([self.writer, "-n", ns, "exec", self.daemon, "--config", cluster.config],
+                             env=env, stdout=log, stderr=log)
+        try:
+            self._wait_log(log_path, r"reconciled: (\d+) changes?", 1, p, 120)
+            out["start"].append((time.monotonic() - t0) * 1e3)
+            time.sleep(0.5)   # let our own route notifications come and go
+            for _ in range(changes):
+                tmp, prefix = cluster.write_change()
+                w = subprocess.Popen([self.writer, "-n", ns, "wait", prefix, "60000"],
+                                     stdout=subprocess.PIPE, text=True)
+                if w.stdout.readline().strip() != "ready":
+                    raise RuntimeError("rtnl-writer wait did not start")
+                cpu = self._cpu_ms(p.pid)
+                t = time.monotonic_ns()
+                os.rename(tmp, cluster.change)
+                line = w.stdout.readline()
+                w.wait()
+                m = re.match(r"seen_ns=(\d+)", line)
+                if not m:
+                    raise RuntimeError(f"the changed block's route did not appear ({line.strip()}); "
+                                       f"see {log_path}")
+                out["change"].append((int(m[1]) - t) / 1e6)
+                time.sleep(0.5)   # and whatever passes the change sets off
+                out["change_cpu"].append(self._cpu_ms(p.pid) - cpu)
+            time.sleep(1.0)
+            cpu0 = self._cpu_ms(p.pid)
+            time.sleep(idle)
+            out["idle_cpu"] = self._cpu_ms(p.pid) - cpu0
+            out["idle_s"] = idle
+            out["rss"] = self._hwm_mb(p.pid)
+        finally:
+            p.send_signal(signal.SIGTERM)
+            try:
+                p.wait(30)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+            log.close()
+            self.drop(ns)
+        with open(log_path) as f:
+            text = f.read()
+        out["overruns"] = text.count("overrun")
+        out["passes"] = len(re.findall(r"reconciled:", text))
+        return out
+
+    @staticmethod
+    def _wait_log(path, pattern, count, proc, timeout):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with open(path) as f:
+                if len(re.findall(pattern, f.read())) >= count:
+                    return
+            if proc.poll() is not None:
+                raise RuntimeError(f"the daemon exited ({proc.returncode}); see {path}")
+            time.sleep(0.005)
+        raise RuntimeError(f"the daemon did not converge in {timeout} s; see {path}")
+
+    @staticmethod
+    def _cpu_ms(pid):
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) * 1000 / os.sysconf("SC_CLK_TCK")
+
+    @staticmethod
+    def _hwm_mb(pid):
+        with open(f"/proc/{pid}/status") as f:
+            return int(re.search(r"VmHWM:\s+(\d+)", f.read())[1]) / 1024
+
+
+# ---------------------------------------------------------------- report
+
+def stat(values):
+    if not values:
+        return None
+    return statistics.median(values), min(values), max(values)
+
+
+def fmt_time(s):
+    if s is None:
+        return "-"
+    med, lo, hi = s
+    if med >= 100:
+        return f"{med:7.0f} ({lo:.0f}-{hi:.0f})"
+    return f"{med:7.1f} ({lo:.1f}-{hi:.1f})"
+
+
+def fmt_rss(s):
+    return "-" if s is None else f"{s[0]:6.1f}"
+
+
+def label(n):
+    return f"{n // 1000}k routes" if n % 1000 == 0 else f"{n} routes"
+
+
+def report(args, clusters, results, daemon):
+    rows = [
+        ("cold --once: total (wall)", lambda r: r["cold"]["wall"], lambda r: r["cold"]["rss"]),
+        ("  load (YAML -> model)", lambda r: r["cold"]["load"], None),
+        ("  observe (dumps)", lambda r: r["cold"]["observe"], None),
+        ("  plan", lambda r: r["cold"]["plan"], None),
+        ("  apply (netlink)", lambda r: r["cold"]["apply"], None),
+        ("  print (stdout)", lambda r: r["cold"]["print"], None),
+        ("  CPU user+sys", lambda r: r["cold"]["user"] + r["cold"]["sys"], None),
+        ("ip -batch, same routes (wall)", lambda r: r["ipbatch"]["wall"], lambda r: r["ipbatch"]["rss"]),
+        ("kernel floor: rtnl-writer apply", lambda r: r["floor"]["apply"], lambda r: r["floor"]["rss"]),
+        ("no-op --once: total (wall)", lambda r: r["noop"]["wall"], lambda r: r["noop"]["rss"]),
+        ("  load", lambda r: r["noop"]["load"], None),
+        ("  observe+plan+apply", lambda r: r["noop"]["observe"] + r["noop"]["plan"] + r["noop"]["apply"], None),
+        ("bare dump: rtnl-writer (in-process)", lambda r: r["dump"]["dump_ms"], lambda r: r["dump"]["rss"]),
+        ("bare dump: ip -4 route show | wc -l", lambda r: r["ipshow"]["wall"], lambda r: r["ipshow"]["rss"]),
+    ]
+    w0, wc = 38, 30
+    head = "".join(f"{label(c.routes):>{wc}}{'':8}" for c in clusters)
+    print()
+    print(f"calico-underlayd scale benchmark: {os.cpu_count()} cores, kernel {platform.release()}, "
+          f"{args.blocks_per_node} blocks/node, runs {','.join(str(r) for r in args.runs_list)}, "
+          f"load average {args.load_before:.2f} before, {os.getloadavg()[0]:.2f} after")
+    print(f"{'':{w0}}{head}")
+    print(f"{'measurement':{w0}}" + "".join(f"{'ms median (min-max)':>{wc}}{'RSS MB':>8}" for _ in clusters))
+    for name, t, rss in rows:
+        line = f"{name:{w0}}"
+        for c in clusters:
+            rs = results[c.routes]
+            line += f"{fmt_time(stat([t(r) for r in rs])):>{wc}}"
+            line += f"{fmt_rss(stat([rss(r) for r in rs])) if rss else '':>8}"
+        print(line)
+    drows = [
+        ("daemon: start -> converged", lambda d: d["start"], lambda d: [d["rss"]]),
+        ("daemon: 1 block changed -> in kernel", lambda d: d["change"], None),
+        ("  daemon CPU for it (10 ms ticks)", lambda d: d["change_cpu"], None),
+    ]
+    for name, t, rss in drows:
+        line = f"{name:{w0}}"
+        for c in clusters:
+            d = daemon.get(c.routes)
+            line += f"{fmt_time(stat(t(d)) if d else None):>{wc}}"
+            line += f"{fmt_rss(stat(rss(d))) if d and rss else '':>8}"
+        print(line)
+    line = f"{'daemon: CPU while idle':{w0}}"
+    for c in clusters:
+        d = daemon.get(c.routes)
+        txt = f"{d['idle_cpu']:.0f} ms in {d['idle_s']:.0f} s" if d and "idle_cpu" in d else "-"
+        line += f"{txt:>{wc}}{'':8}"
+    print(line)
+    line = f"{'daemon: passes / event overruns':{w0}}"
+    for c in clusters:
+        d = daemon.get(c.routes)
+        txt = f"{d['passes']} / {d['overruns']}" if d else "-"
+        line += f"{txt:>{wc}}{'':8}"
+    print(line)
+    line = f"{'routes: ours / in table after --once':{w0}}"
+    for c in clusters:
+        r = results[c.routes][0]
+        line += f"{str(c.n_batch) + ' / ' + str(r['dump']['routes']):>{wc}}{'':8}"
+    print(line)
+    print()
+    print("ratios, per run (each run's pair measured back to back), median (min-max)")
+    print(f"{'':{w0 + 4}}" + "".join(f"{label(c.routes):>{wc}}" for c in clusters))
+
+    def ratio(name, num, den, target):
+        line = f"{name:{w0 + 4}}"
+        for c in clusters:
+            v = [num(r) / den(r) for r in results[c.routes] if den(r)]
+            line += f"{fmt_ratio(stat(v)):>{wc}}"
+        print(line + f"   target {target}")
+
+    ratio("apply / kernel floor", lambda r: r["cold"]["apply"], lambda r: r["floor"]["apply"], "<= 1.3")
+    ratio("whole cold --once / ip -batch", lambda r: r["cold"]["wall"], lambda r: r["ipbatch"]["wall"], "well < 1")
+    ratio("no-op --once / bare dump (ip | wc)", lambda r: r["noop"]["wall"], lambda r: r["ipshow"]["wall"],
+          "close to 1")
+    ratio("no-op reconcile / bare dump (writer)",
+          lambda r: r["noop"]["observe"] + r["noop"]["plan"] + r["noop"]["apply"],
+          lambda r: r["dump"]["dump_ms"], "close to 1")
+
+
+def fmt_ratio(s):
+    return "-" if s is None else f"{s[0]:.2f} ({s[1]:.2f}-{s[2]:.2f})"
+
+
+# ---------------------------------------------------------------- main
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--build", help="meson build dir (sets --daemon and --writer)")
+    ap.add_argument("--daemon", help="calico-underlayd binary")
+    ap.add_argument("--writer", help="rtnl-writer binary")
+    ap.add_argument("--scales", default="10000,100000", help="block routes per scale (default 10000,100000)")
+    ap.add_argument("--runs", default="5,3", help="runs per scale (default 5,3)")
+    ap.add_argument("--blocks-per-node", type=int, default=20, help="default 20 (100k routes: 5,000 nodes)")
+    ap.add_argument("--foreign", type=int, default=100, help="foreign routes: half BIRD block routes, half static")
+    ap.add_argument("--changes", type=int, default=5, help="single-block changes timed in daemon mode")
+    ap.add_argument("--idle", type=float, default=60, help="seconds of idle daemon CPU (largest scale)")
+    ap.add_argument("--no-daemon", action="store_true", help="skip daemon mode")
+    ap.add_argument("--keep", action="store_true", help="keep the generated files")
+    args = ap.parse_args()
+    if args.build:
+        args.daemon = args.daemon or os.path.join(args.build, "daemon", "calico-underlayd")
+        args.writer = args.writer or os.path.join(args.build, "tests", "bench", "rtnl-writer")
+    if not args.daemon or not args.writer:
+        ap.error("give --build DIR (or --daemon and --writer)")
+    for path in (args.daemon, args.writer):
+        if not os.access(path, os.X_OK):
+            ap.error(f"{path}: not built")
+    if os.geteuid() != 0:
+        print("bench_scale: needs root (network namespaces); skipped")
+        return 77
+    scales = [int(s) for s in args.scales.split(",")]
+    runs = [int(r) for r in args.runs.split(",")]
+    args.runs_list = [runs[min(i, len(runs) - 1)] for i in range(len(scales))]
+
+    args.load_before = os.getloadavg()[0]   # other work on the machine shows in the spread
+    b = Bench(args)
+    t_all = time.monotonic()
+    results, daemon, clusters = {}, {}, []
+    try:
+        for i, n in enumerate(scales):
+            t = time.monotonic()
+            c = Cluster(b.top, n, args.blocks_per_node, args.foreign)
+            clusters.append(c)
+            print(f"[{n} routes] {c.nodes} nodes, files written in {time.monotonic() - t:.1f} s", file=sys.stderr)
+            results[n] = []
+            for k in range(args.runs_list[i]):
+                results[n].append(b.round(c))
+                r = results[n][-1]
+                print(f"[{n} routes] run {k + 1}: --once {r['cold']['wall']:.0f} ms (apply "
+                      f"{r['cold']['apply']:.0f}), ip -batch {r['ipbatch']['wall']:.0f} ms, floor "
+                      f"{r['floor']['apply']:.0f} ms, no-op {r['noop']['wall']:.0f} ms", file=sys.stderr)
+            if not args.no_daemon:
+                idle = args.idle if i == len(scales) - 1 else 0
+                daemon[n] = b.daemon_round(c, args.changes, idle)
+                print(f"[{n} routes] daemon: changes {['%.0f' % x for x in daemon[n]['change']]} ms",
+                      file=sys.stderr)
+    finally:
+        b.cleanup()
+    if not args.no_daemon:
+        for n in scales[:-1]:
+            daemon[n].pop("idle_cpu", None)
+    report(args, clusters, results, daemon)
+    print(f"\n(total benchmark time {time.monotonic() - t_all:.0f} s)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
