@@ -33,6 +33,8 @@ struct planner {
         const struct host_link *uplink;
         uint32_t self;                /* node index, UINT32_MAX when absent */
         struct cfg_prefix self_addr;  /* this node's IPv4 address with its length */
+        struct cfg_prefix nets[64];   /* the uplink's connected prefixes */
+        size_t n_nets;
         bool *applies;                /* per pool */
         struct host_route *want;      /* desired block routes, sorted by dst */
         uint32_t *want_pool;          /* the pool of each */
@@ -98,43 +100,33 @@ static struct cfg_prefix host_prefix(const struct cfg_prefix *a)
         return p;
 }
 
-/* A connected prefix of the uplink contains a (DESIGN §3: "on-link"). */
-static bool on_link(const struct planner *pl, const struct cfg_prefix *a)
+/* The uplink's connected prefixes, collected once: on_link() runs for every block. */
+static void collect_uplink_nets(struct planner *pl)
 {
-        struct cfg_prefix hp = host_prefix(a), net;
-
-        if (!pl->uplink)
-                return false;
-        for (size_t i = 0; i < pl->h->n_addrs; i++) {
+        for (size_t i = 0; pl->uplink && i < pl->h->n_addrs; i++) {
                 const struct host_addr *ha = &pl->h->addrs[i];
 
-                if (ha->ifindex != pl->uplink->ifindex || ha->addr.family != a->family)
+                if (ha->ifindex != pl->uplink->ifindex || pl->n_nets >= ELEMENTSOF(pl->nets))
                         continue;
-                net = ha->addr;
-                cfg_prefix_mask(&net);
-                if (cfg_prefix_contains(&net, &hp))
-                        return true;
+                pl->nets[pl->n_nets] = ha->addr;
+                cfg_prefix_mask(&pl->nets[pl->n_nets++]);
         }
+}
+
+/* A connected prefix of the uplink contains p (DESIGN §3: "on-link" for an address). */
+static bool uplink_subnet_contains(const struct planner *pl, const struct cfg_prefix *p)
+{
+        for (size_t i = 0; i < pl->n_nets; i++)
+                if (cfg_prefix_contains(&pl->nets[i], p))
+                        return true;
         return false;
 }
 
-static bool uplink_subnet_contains(const struct planner *pl, const struct cfg_prefix *p)
+static bool on_link(const struct planner *pl, const struct cfg_prefix *a)
 {
-        struct cfg_prefix net;
+        struct cfg_prefix hp = host_prefix(a);
 
-        if (!pl->uplink)
-                return false;
-        for (size_t i = 0; i < pl->h->n_addrs; i++) {
-                const struct host_addr *ha = &pl->h->addrs[i];
-
-                if (ha->ifindex != pl->uplink->ifindex || ha->addr.family != p->family)
-                        continue;
-                net = ha->addr;
-                cfg_prefix_mask(&net);
-                if (cfg_prefix_contains(&net, p))
-                        return true;
-        }
-        return false;
+        return uplink_subnet_contains(pl, &hp);
 }
 
 static void find_self(struct planner *pl)
@@ -812,6 +804,7 @@ int plan_build(const struct cfg_model *m, const struct host_snapshot *h, const s
                 pl.p->uplink = pl.uplink->ifindex;
                 snprintf(pl.p->uplink_name, sizeof(pl.p->uplink_name), "%s", pl.uplink->name);
         }
+        collect_uplink_nets(&pl);
         find_self(&pl);
         if ((r = plan_pools(&pl)) < 0 || (r = plan_blocks(&pl)) < 0 || (r = plan_proxy_arp(&pl)) < 0 ||
             (r = plan_routes(&pl)) < 0 || (r = plan_tunnels(&pl)) < 0)
