@@ -29,7 +29,7 @@ if [ -x tests/fuzz.sh ]; then
         FUZZ_SECONDS=${FUZZ_SECONDS:-20} sh tests/fuzz.sh
 fi
 # The closing line CI reads: every meson test of both builds.
-python3 - build-asan/meson-logs/testlog.json build-valgrind/meson-logs/testlog.json <<'PY'
+python3 - build-asan/meson-logs/testlog.json build-valgrind/meson-logs/testlog-valgrind.json <<'PY'
 import json, sys
 counts = {"OK": 0, "FAIL": 0, "SKIP": 0}
 for path in sys.argv[1:]:
