@@ -15,7 +15,10 @@ if [ ! -f "$builddir/build.ninja" ]; then
                 exit 1
         }
 fi
-ninja -C "$builddir" >/dev/null
+ninja -C "$builddir" >"$builddir.ninja.log" 2>&1 || {
+        cat "$builddir.ninja.log" >&2
+        exit 1
+}
 rm -rf "$destdir"
 meson install -C "$builddir" --destdir "$destdir" --no-rebuild >/dev/null
 test -x "$destdir/usr/sbin/calico-underlayd"
