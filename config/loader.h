@@ -35,9 +35,12 @@ struct loader {
 #define CFG_MAX_NODES 200000
 #define CFG_MAX_BLOCKS 4000000
 #define CFG_MAX_FILES 10000
+#define CFG_MAX_KEYS 1000000 /* etcd keys: each stands for a file */
 
 /* resources.c: dispatch one resource by kind. */
 int load_resource(const struct ynode *n, void *userdata);
+/* etcdkv.c: one etcd key and its value, added to the file l->y.file names. */
+int load_etcd_kv(struct loader *l, const struct cfg_kv *kv);
 /* model.c: node by name, created (with no resource) when absent. */
 int loader_node(struct loader *l, const char *name, uint32_t *ret);
 int loader_add_block(struct loader *l, const struct cfg_prefix *cidr, uint32_t node, enum block_origin origin,

@@ -91,13 +91,14 @@ int loader_add_block(struct loader *l, const struct cfg_prefix *cidr, uint32_t n
 
 /* ---- reading files ---- */
 
-static int add_file(struct loader *l, const char *path)
+static int add_file(struct loader *l, const char *path, size_t max)
 {
         struct cfg_model *m = l->m;
         int r;
 
-        if (m->n_files >= CFG_MAX_FILES)
-                return cfg_error(l->diags, path, 0, 0, "more than %d resource files", CFG_MAX_FILES);
+        if (m->n_files >= max)
+                return cfg_error(l->diags, path, 0, 0, "more than %zu resource %s", max,
+                                 max == CFG_MAX_FILES ? "files" : "keys");
         if ((r = GROW(m->files, l->cap_files, m->n_files + 1)) < 0)
                 return r;
         m->files[m->n_files] = strdup(path);
@@ -119,7 +120,7 @@ static int load_resource_go_on(const struct ynode *n, void *userdata)
 
 static int load_path_file(struct loader *l, const char *path)
 {
-        int r = add_file(l, path);
+        int r = add_file(l, path, CFG_MAX_FILES);
 
         if (r < 0)
                 return r;
@@ -413,24 +414,26 @@ static int model_new(struct cfg_settings *settings, struct cfg_model **ret)
         return 0;
 }
 
-int cfg_model_from_settings(struct cfg_settings *settings, struct cfg_model **ret, struct cfg_diags *diags)
+/* The part every source shares: a loader over a new model, the source's feed (files,
+ * buffers or etcd keys), the final validation; on failure the settings are handed back
+ * untouched, on success the model owns them. */
+static int model_build(struct cfg_settings *settings, int (*feed)(struct loader *l, const void *ctx),
+                       const void *ctx, struct cfg_model **ret, struct cfg_diags *diags)
 {
         struct cfg_diags local = {};
         struct loader l = { .diags = diags ? diags : &local };
         size_t errors_before = l.diags->n_errors;
-        int r = 0;
+        int r;
 
         if ((r = model_new(settings, &l.m)) < 0)
                 return r;
         l.y.diags = l.diags;
-        for (size_t i = 0; i < settings->n_resources && r >= 0; i++)
-                r = load_path(&l, settings->resources[i]);
+        r = feed(&l, ctx);
         if (r >= 0 || r == -EINVAL)
                 r = finish(&l, errors_before);
         loader_done(&l);
         cfg_diags_clear(&local);
         if (r < 0) {
-                /* Hand the settings back untouched. */
                 l.m->settings = (struct cfg_settings){};
                 cfg_model_free(l.m);
                 return r;
@@ -440,37 +443,82 @@ int cfg_model_from_settings(struct cfg_settings *settings, struct cfg_model **re
         return 0;
 }
 
-int cfg_model_from_buffers(struct cfg_settings *settings, const char *const *names, const char *const *bufs,
-                           const size_t *sizes, size_t n, struct cfg_model **ret, struct cfg_diags *diags)
+static int feed_settings(struct loader *l, const void *ctx)
 {
-        struct cfg_diags local = {};
-        struct loader l = { .diags = diags ? diags : &local };
-        size_t errors_before = l.diags->n_errors;
+        const struct cfg_settings *s = ctx;
         int r = 0;
 
-        if ((r = model_new(settings, &l.m)) < 0)
-                return r;
-        l.y.diags = l.diags;
-        for (size_t i = 0; i < n && r >= 0; i++) {
-                r = add_file(&l, names[i]);
+        for (size_t i = 0; i < s->n_resources && r >= 0; i++)
+                r = load_path(l, s->resources[i]);
+        return r;
+}
+
+int cfg_model_from_settings(struct cfg_settings *settings, struct cfg_model **ret, struct cfg_diags *diags)
+{
+        return model_build(settings, feed_settings, settings, ret, diags);
+}
+
+struct buffers {
+        const char *const *names, *const *bufs;
+        const size_t *sizes;
+        size_t n;
+};
+
+static int feed_buffers(struct loader *l, const void *ctx)
+{
+        const struct buffers *b = ctx;
+        int r = 0;
+
+        for (size_t i = 0; i < b->n && r >= 0; i++) {
+                r = add_file(l, b->names[i], CFG_MAX_FILES);
                 if (r >= 0)
-                        r = yaml_load_buffer(names[i], bufs[i], sizes[i], YAML_LIST_ITEMS, load_resource_go_on, &l,
-                                             l.diags);
+                        r = yaml_load_buffer(b->names[i], b->bufs[i], b->sizes[i], YAML_LIST_ITEMS, load_resource_go_on,
+                                             l, l->diags);
                 if (r == -EINVAL)
                         r = 0;
         }
-        if (r >= 0)
-                r = finish(&l, errors_before);
-        loader_done(&l);
-        cfg_diags_clear(&local);
-        if (r < 0) {
-                l.m->settings = (struct cfg_settings){};
-                cfg_model_free(l.m);
-                return r;
+        return r;
+}
+
+int cfg_model_from_buffers(struct cfg_settings *settings, const char *const *names, const char *const *bufs,
+                           const size_t *sizes, size_t n, struct cfg_model **ret, struct cfg_diags *diags)
+{
+        const struct buffers b = { names, bufs, sizes, n };
+
+        return model_build(settings, feed_buffers, &b, ret, diags);
+}
+
+struct kvs {
+        const struct cfg_kv *v;
+        size_t n;
+};
+
+static int feed_kvs(struct loader *l, const void *ctx)
+{
+        const struct kvs *k = ctx;
+        char *name = NULL;
+        int r = 0;
+
+        for (size_t i = 0; i < k->n && r >= 0; i++) {
+                /* Each key stands for a file in diagnostics: "etcd:/calico/...". */
+                if (asprintf(&name, "etcd:%s", k->v[i].key) < 0)
+                        return -ENOMEM;
+                r = add_file(l, name, CFG_MAX_KEYS);
+                free(name);
+                if (r >= 0)
+                        r = load_etcd_kv(l, &k->v[i]);
+                if (r == -EINVAL)
+                        r = 0;
         }
-        *settings = (struct cfg_settings){};
-        *ret = l.m;
-        return 0;
+        return r;
+}
+
+int cfg_model_from_kvs(struct cfg_settings *settings, const struct cfg_kv *kvs, size_t n, struct cfg_model **ret,
+                       struct cfg_diags *diags)
+{
+        const struct kvs k = { kvs, n };
+
+        return model_build(settings, feed_kvs, &k, ret, diags);
 }
 
 int cfg_model_load(const struct cfg_load_opts *opts, struct cfg_model **ret, struct cfg_diags *diags)

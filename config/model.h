@@ -29,6 +29,13 @@ enum cfg_uplink_mode {
         CFG_UPLINK_CAN_REACH, /* can-reach=ADDRESS: device of the route to ADDRESS */
 };
 
+/* Where the Calico resources come from (setting `datastore`). */
+enum cfg_datastore {
+        CFG_DATASTORE_AUTO,   /* etcdv3 when calicoctl's file or environment names etcd, else files */
+        CFG_DATASTORE_FILES,  /* the `resources` files and folders */
+        CFG_DATASTORE_ETCDV3, /* Calico's etcd v3 datastore, reached as calicoctl reaches it */
+};
+
 enum cfg_local_route {
         CFG_LOCAL_BLACKHOLE,
         CFG_LOCAL_UNREACHABLE,
@@ -47,6 +54,7 @@ struct cfg_src {
 #define CFG_PROXY_DELAY_KEEP (-1)
 #define CFG_DEFAULT_CONFIG "/etc/calico-underlay/config.yaml"
 #define CFG_DEFAULT_RESOURCES "/etc/calico-underlay/resources.d"
+#define CFG_DEFAULT_CALICOCTL_CONFIG "/etc/calico/calicoctl.cfg"
 
 struct cfg_settings {
         char *path; /* the settings file, or NULL when defaults were used */
@@ -67,6 +75,9 @@ struct cfg_settings {
         char *tunnel_vxlan_v6;
         uint32_t resync_seconds;
         int32_t proxy_delay_ms; /* CFG_PROXY_DELAY_KEEP: leave the kernel's value */
+        enum cfg_datastore datastore;
+        bool has_resources;      /* `resources` was set (not the default) */
+        char *calicoctl_config;  /* calicoctl's settings file (default CFG_DEFAULT_CALICOCTL_CONFIG) */
 };
 
 struct cfg_pool {
@@ -149,6 +160,17 @@ int cfg_settings_load_buffer(const char *name, const void *buf, size_t size, con
 void cfg_settings_clear(struct cfg_settings *s);
 /* Resources for already loaded settings; takes ownership of *settings on success. */
 int cfg_model_from_settings(struct cfg_settings *settings, struct cfg_model **ret, struct cfg_diags *diags);
+/* One key of Calico's etcd v3 datastore and its value (datastore.h has the layout). */
+struct cfg_kv {
+        const char *key;   /* NUL-terminated */
+        const char *value; /* value_len bytes, not necessarily NUL-terminated */
+        size_t value_len;
+};
+/* Resources from etcd keys (in key order for stable messages): values go through the
+ * same validation as files, each named "etcd:KEY" in diagnostics; block affinity keys
+ * become BlockAffinity resources. Takes ownership of *settings on success. */
+int cfg_model_from_kvs(struct cfg_settings *settings, const struct cfg_kv *kvs, size_t n, struct cfg_model **ret,
+                       struct cfg_diags *diags);
 /* Load resources from an explicit list of YAML buffers (tests, fuzzers). */
 int cfg_model_from_buffers(struct cfg_settings *settings, const char *const *names, const char *const *bufs,
                            const size_t *sizes, size_t n, struct cfg_model **ret, struct cfg_diags *diags);

@@ -2,7 +2,7 @@
  *
  * Every key is optional and every default is applied here, so the rest of the program
  * never asks "was this set?". Unknown keys are errors: a typo must not silently fall
- * back to a default. Reads only the settings file. */
+ * back to a default. Reads only the settings file (calicoctl's file is datastore.c's). */
 #include <arpa/inet.h>
 #include <libgen.h>
 #include <net/if.h>
@@ -221,6 +221,27 @@ static int parse_tunnels(struct settings_ctx *c, const struct ynode *n)
         return 0;
 }
 
+static int parse_datastore(struct settings_ctx *c, const struct ynode *n)
+{
+        const char *v;
+        int r;
+
+        r = yv_str(&c->y, n, "datastore", &v);
+        if (r < 0)
+                return r;
+        if (streq(v, "auto"))
+                c->s->datastore = CFG_DATASTORE_AUTO;
+        else if (streq(v, "files"))
+                c->s->datastore = CFG_DATASTORE_FILES;
+        else if (streq(v, "etcdv3"))
+                c->s->datastore = CFG_DATASTORE_ETCDV3;
+        else
+                return yerr(&c->y, n, "datastore must be auto, files or etcdv3, not \"%s\"%s", v,
+                            streq(v, "kubernetes") ? " (the Kubernetes datastore is read from exported files)"
+                                                   : "");
+        return 0;
+}
+
 static int parse_key(struct settings_ctx *c, const struct ynode *k, const struct ynode *v)
 {
         struct cfg_settings *s = c->s;
@@ -237,8 +258,10 @@ static int parse_key(struct settings_ctx *c, const struct ynode *k, const struct
                 return parse_labels(c, v);
         if (streq(k->str, "uplink"))
                 return parse_uplink(c, v);
-        if (streq(k->str, "resources"))
+        if (streq(k->str, "resources")) {
+                s->has_resources = true;
                 return parse_resources(c, v);
+        }
         if (streq(k->str, "routeProtocol")) {
                 r = yv_uint(y, v, "routeProtocol", 1, 255, &u);
                 if (r < 0)
@@ -301,9 +324,22 @@ static int parse_key(struct settings_ctx *c, const struct ynode *k, const struct
                 s->proxy_delay_ms = (int32_t)u;
                 return r;
         }
+        if (streq(k->str, "datastore"))
+                return parse_datastore(c, v);
+        if (streq(k->str, "calicoctlConfig")) {
+                r = yv_str(y, v, "calicoctlConfig", &str);
+                if (r < 0)
+                        return r;
+                if (!*str)
+                        return yerr(y, v, "calicoctlConfig is empty");
+                free(s->calicoctl_config);
+                s->calicoctl_config = NULL;
+                return resolve_path(c->y.file, str, &s->calicoctl_config);
+        }
         return yerr(y, k,
-                    "unknown setting \"%s\" (known: nodeName, nodeLabels, uplink, resources, routeProtocol, "
-                    "routeMetric, routeTable, localBlockRoute, tunnelDevices, resyncSeconds, proxyDelay)",
+                    "unknown setting \"%s\" (known: nodeName, nodeLabels, uplink, datastore, resources, "
+                    "calicoctlConfig, routeProtocol, routeMetric, routeTable, localBlockRoute, tunnelDevices, "
+                    "resyncSeconds, proxyDelay)",
                     k->str);
 }
 
@@ -340,6 +376,7 @@ static int settings_defaults(struct cfg_settings *s, const char *host_name)
         };
         if (set_str(&s->tunnel_ipip, "tunl0") < 0 || set_str(&s->tunnel_vxlan, "vxlan.calico") < 0 ||
             set_str(&s->tunnel_vxlan_v6, "vxlan-v6.calico") < 0 ||
+            set_str(&s->calicoctl_config, CFG_DEFAULT_CALICOCTL_CONFIG) < 0 ||
             (host_name && set_str(&s->node_name, host_name) < 0))
                 return -ENOMEM;
         return 0;
@@ -407,5 +444,6 @@ void cfg_settings_clear(struct cfg_settings *s)
         free(s->tunnel_ipip);
         free(s->tunnel_vxlan);
         free(s->tunnel_vxlan_v6);
+        free(s->calicoctl_config);
         *s = (struct cfg_settings){};
 }

@@ -11,7 +11,13 @@
  * RTM_NEWLINK the kernel raises itself after a proxy_arp change, with port 0) are
  * relevant by design and cost one more pass, which finds nothing to do and emits
  * nothing; then the loop goes quiet. This file must never touch the host except
- * through reconcile_run(). */
+ * through reconcile_run().
+ *
+ * With the etcd datastore (etcd.c), the client's list and watch run on this loop too:
+ * a change in etcd marks the configuration dirty like a file change (same debounce),
+ * and the model is rebuilt from the client's cache. Losing etcd changes nothing: the
+ * last model stays, drift is still repaired from it, STATUS= and the journal say so,
+ * and the client retries until the datastore answers again. */
 #include "loop.h"
 
 #include <errno.h>
@@ -26,6 +32,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "datastore.h"
+#include "etcd.h"
 #include "log.h"
 #include "monitor.h"
 #include "reconcile.h"
@@ -60,6 +68,8 @@ struct loop {
         struct nl *nl;
         struct nl_monitor *mon;
         struct watch_set *watch;
+        struct etcd *etcd;       /* the datastore client, with datastore etcdv3 */
+        char datastore_error[1024]; /* why etcd does not answer; "" while it does */
         sd_event_source *debounce;
         sd_event_source *resync;
         sd_event_source *retry;
@@ -89,7 +99,12 @@ static void format_state(const struct loop *l, char *s, size_t size)
 {
         const char *plural_p = l->n_underlay_pools == 1 ? "" : "s", *plural_r = l->n_routes == 1 ? "" : "s";
 
-        if (!l->model)
+        if (!l->model && l->etcd && !etcd_has_data(l->etcd)) {
+                char eps[512];
+
+                cfg_etcd_endpoints_fmt(etcd_conf(l->etcd), eps, sizeof(eps));
+                snprintf(s, size, "waiting for the datastore (etcdv3 %s)", eps);
+        } else if (!l->model)
                 snprintf(s, size, "waiting for a valid configuration");
         else if (l->underlay && l->uplink)
                 snprintf(s, size, "underlay: %zu pool%s, proxy_arp on %s, %zu block route%s%s", l->n_underlay_pools,
@@ -113,6 +128,9 @@ static void update_status(struct loop *l, const char *prefix)
         n = strlen(s);
         if (l->config_error[0] && n < sizeof(s))
                 n += (size_t)snprintf(s + n, sizeof(s) - n, "; last error: %s", l->config_error);
+        if (l->datastore_error[0] && n < sizeof(s))
+                n += (size_t)snprintf(s + n, sizeof(s) - n, "; datastore unreachable: %.500s (keeping the %s)",
+                                      l->datastore_error, l->model ? "last model" : "host as it is");
         if (l->host_error[0] && n < sizeof(s))
                 snprintf(s + n, sizeof(s) - n, "; %s", l->host_error);
         if (!prefix && streq(s, l->status))
@@ -156,17 +174,138 @@ static void reject(struct loop *l, const struct cfg_diags *d, int r)
                 if (d->v[i].severity == CFG_ERROR)
                         cfg_diag_fmt(&d->v[i], first, sizeof(first));
         snprintf(l->config_error, sizeof(l->config_error), "%s", first[0] ? first : strerror(-r));
-        log_full(LOG_ERR, LOG_ID_CONFIG_REJECTED, NULL,
-                 "configuration rejected, keeping the %s and the host as they are: %s",
-                 l->model ? "last valid model" : "host", l->config_error);
+        log_full(LOG_ERR, LOG_ID_CONFIG_REJECTED, NULL, "configuration rejected, keeping the %s as %s: %s",
+                 l->model ? "last valid model and the host" : "host", l->model ? "they are" : "it is",
+                 l->config_error);
 }
 
-/* Settings first, then watches, then resources: a file changed while we read it is
- * already watched, so its event comes after and triggers another load. */
+/* ---- the etcd datastore ---- */
+
+static void arm(struct loop *l, uint64_t delay, uint64_t max);
+
+static void config_changed(struct loop *l)
+{
+        l->config_dirty = true;
+        arm(l, CONFIG_DEBOUNCE_USEC, CONFIG_DEBOUNCE_MAX_USEC);
+}
+
+static void on_etcd_synced(struct etcd *e, void *userdata)
+{
+        struct loop *l = userdata;
+
+        if (l->datastore_error[0]) {
+                log_full(LOG_NOTICE, LOG_ID_DATASTORE, NULL, "datastore reachable again: %s, revision %lld",
+                         etcd_endpoint(e), (long long)etcd_revision(e));
+                l->datastore_error[0] = '\0';
+        } else
+                log_info("datastore: %zu keys at revision %lld from %s", etcd_n_keys(e), (long long)etcd_revision(e),
+                         etcd_endpoint(e));
+        config_changed(l);
+}
+
+static void on_etcd_changed(struct etcd *e, void *userdata)
+{
+        (void)e;
+        config_changed(userdata);
+}
+
+/* The packaged unit allows no IP sockets (files need none): say so instead of leaving
+ * the operator with "Couldn't connect". */
+static const char *ip_sockets_hint(void)
+{
+        int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+        if (fd >= 0) {
+                close(fd);
+                return "";
+        }
+        return errno == EAFNOSUPPORT || errno == EPERM || errno == EACCES
+                       ? " (IP sockets are not allowed here: the unit needs the etcd drop-in of calico-underlayd(8))"
+                       : "";
+}
+
+static void on_etcd_unreachable(struct etcd *e, const char *why, void *userdata)
+{
+        struct loop *l = userdata;
+        const char *hint = ip_sockets_hint();
+
+        (void)e;
+        if (!l->datastore_error[0])
+                log_full(LOG_WARNING, LOG_ID_DATASTORE, NULL, "datastore unreachable: %s%s; keeping the %s, retrying",
+                         why, hint, l->model ? "last model and the host as they are" : "host as it is");
+        else
+                log_debug("datastore still unreachable: %s", why);
+        snprintf(l->datastore_error, sizeof(l->datastore_error), "%s%s", why, hint);
+        update_status(l, NULL);
+}
+
+static const struct etcd_ops etcd_ops = {
+        .synced = on_etcd_synced,
+        .changed = on_etcd_changed,
+        .unreachable = on_etcd_unreachable,
+};
+
+static void stop_etcd(struct loop *l)
+{
+        etcd_free(l->etcd);
+        l->etcd = NULL;
+        l->datastore_error[0] = '\0';
+}
+
+/* The model from the client's cache; 0 with *ret NULL while the first list is pending.
+ * A client for other endpoints or credentials is replaced (its cache with it). */
+static int load_from_etcd(struct loop *l, struct cfg_settings *s, const struct cfg_etcd *conf,
+                          struct cfg_model **ret, struct cfg_diags *d)
+{
+        struct cfg_kv *kvs = NULL;
+        char eps[512];
+        size_t n;
+        int r;
+
+        if (!l->etcd || !cfg_etcd_eq(etcd_conf(l->etcd), conf)) {
+                stop_etcd(l);
+                if ((r = etcd_new(l->ev, conf, &etcd_ops, l, &l->etcd)) < 0)
+                        return cfg_error(d, NULL, 0, 0, "cannot start the etcd client: %s", strerror(-r));
+                cfg_etcd_endpoints_fmt(conf, eps, sizeof(eps));
+                log_info("datastore: etcdv3 at %s (from %s)%s", eps, conf->origin,
+                         s->has_resources ? "; the resources setting is not read" : "");
+                etcd_start(l->etcd);
+                return 0;
+        }
+        if (!etcd_has_data(l->etcd))
+                return 0;
+        if ((r = etcd_kvs(l->etcd, &kvs, &n)) < 0)
+                return r;
+        r = cfg_model_from_kvs(s, kvs, n, ret, d);
+        free(kvs);
+        return r;
+}
+
+static void accept_model(struct loop *l, struct cfg_model *m)
+{
+        char from[700] = "";
+
+        if (l->etcd)
+                snprintf(from, sizeof(from), " from etcdv3 %s revision %lld", etcd_endpoint(l->etcd),
+                         (long long)etcd_revision(l->etcd));
+        log_full(l->model ? LOG_NOTICE : LOG_INFO, LOG_ID_RELOADED, NULL,
+                 "configuration %s%s: node %s, %zu pool%s, %zu block%s, %zu %s%s", l->model ? "reloaded" : "loaded",
+                 from, m->settings.node_name ? m->settings.node_name : "?", m->n_pools, m->n_pools == 1 ? "" : "s",
+                 m->n_blocks, m->n_blocks == 1 ? "" : "s", m->n_files, l->etcd ? "key" : "file",
+                 m->n_files == 1 ? "" : "s");
+        cfg_model_free(l->model);
+        l->model = m;
+        l->config_error[0] = '\0';
+}
+
+/* Settings first, then watches, then the resources (files, or etcd's cache): a file
+ * changed while we read it is already watched, so its event comes after and triggers
+ * another load. */
 static void reload(struct loop *l)
 {
         struct cfg_diags d = {};
         struct cfg_settings s = {};
+        struct cfg_source src = {};
         struct cfg_model *m = NULL;
         int r;
 
@@ -174,21 +313,21 @@ static void reload(struct loop *l)
         /* Settings that do not load: keep watching what the last good ones named. */
         rewatch(l, r >= 0 ? &s : l->model ? &l->model->settings : NULL);
         if (r >= 0)
+                r = cfg_source_resolve(&s, (const char *const *)environ, &src, &d);
+        if (r >= 0 && src.type == CFG_DATASTORE_ETCDV3)
+                r = load_from_etcd(l, &s, &src.etcd, &m, &d);
+        else if (r >= 0) {
+                stop_etcd(l);
                 r = cfg_model_from_settings(&s, &m, &d);
+        }
+        cfg_source_clear(&src);
         cfg_settings_clear(&s);
         log_diags(&d, LOG_NOTICE);
         if (r < 0)
                 reject(l, &d, r);
-        else {
-                log_full(l->model ? LOG_NOTICE : LOG_INFO, LOG_ID_RELOADED, NULL,
-                         "configuration %s: node %s, %zu pool%s, %zu block%s, %zu file%s",
-                         l->model ? "reloaded" : "loaded", m->settings.node_name ? m->settings.node_name : "?",
-                         m->n_pools, m->n_pools == 1 ? "" : "s", m->n_blocks, m->n_blocks == 1 ? "" : "s",
-                         m->n_files, m->n_files == 1 ? "" : "s");
-                cfg_model_free(l->model);
-                l->model = m;
-                l->config_error[0] = '\0';
-        }
+        else if (m)
+                accept_model(l, m);
+        /* else: the datastore's first list is pending; it marks us dirty when done */
         cfg_diags_clear(&d);
 }
 
@@ -517,6 +656,9 @@ static int on_hup(sd_event_source *s, const struct signalfd_siginfo *si, void *u
         log_notice("SIGHUP: reloading the configuration");
         l->config_dirty = false;
         reload(l);
+        /* With etcd, a reload also reads the datastore afresh. */
+        if (l->etcd && etcd_has_data(l->etcd))
+                etcd_relist(l->etcd);
         reconcile(l, "reload");
         arm_resync(l);
         update_status(l, "READY=1\n");
@@ -606,6 +748,7 @@ out:
         sd_event_source_unref(l.debounce);
         sd_event_source_unref(l.resync);
         sd_event_source_unref(l.retry);
+        etcd_free(l.etcd);
         sd_event_unref(l.ev);
         nl_monitor_close(l.mon);
         nl_close(l.nl);

@@ -7,7 +7,10 @@
 #include <string.h>
 #include <sys/utsname.h>
 #include <time.h>
+#include <unistd.h>
 
+#include "datastore.h"
+#include "etcd.h"
 #include "loop.h"
 #include "reconcile.h"
 #include "report.h"
@@ -34,9 +37,10 @@ static void help(void)
                "Keep this node's proxy ARP, block routes and tunnel devices matching the Calico IP pools.\n"
                "\n"
                "Modes (default: run as a daemon, reconciling on every change):\n"
-               "      --once           reconcile once, print what changed, exit (0 ok, 1 failed, 2 bad config)\n"
-               "      --check          change nothing; print the plan and findings\n"
-               "                       (exit 0 ready, 1 blocking problems, 2 cannot evaluate)\n"
+               "      --once           reconcile once, print what changed, exit (0 ok, 1 failed,\n"
+               "                       2 bad config or datastore unreachable)\n"
+               "      --check          change nothing; print where the model came from, the plan and\n"
+               "                       findings (exit 0 ready, 1 blocking problems, 2 cannot evaluate)\n"
                "      --cleanup        remove every route of ours and restore proxy_arp and its delay\n"
                "\n"
                "Options:\n"
@@ -45,9 +49,15 @@ static void help(void)
                "  -h, --help           show this help and exit\n"
                "      --version        show the version and exit\n"
                "\n"
+               "The Calico resources come from files, or from Calico's etcd v3 datastore (setting\n"
+               "datastore: auto, the default, reads etcd when %s or\n"
+               "ETCD_ENDPOINTS names it, as calicoctl does; the variables DATASTORE_TYPE, ETCD_ENDPOINTS,\n"
+               "ETCD_CA_CERT_FILE, ETCD_CERT_FILE, ETCD_KEY_FILE, ETCD_USERNAME and ETCD_PASSWORD are\n"
+               "calicoctl's).\n"
+               "\n"
                "The runtime record of the uplink's original settings lives in $RUNTIME_DIRECTORY\n"
                "(default %s). See calico-underlayd(8) and calico-underlay.yaml(5).\n",
-               CFG_DEFAULT_CONFIG, STATE_DEFAULT_DIR);
+               CFG_DEFAULT_CONFIG, CFG_DEFAULT_CALICOCTL_CONFIG, STATE_DEFAULT_DIR);
 }
 
 static int parse_args(int argc, char **argv, struct args *a)
@@ -164,8 +174,75 @@ static void print_results(const struct reconcile *r)
         printf("%zu change%s, %zu failed\n", r->plan->n_actions, r->plan->n_actions == 1 ? "" : "s", r->n_failed);
 }
 
+/* Where --once and --check got their model. */
+struct origin {
+        enum cfg_datastore type;
+        char endpoint[1024];
+        int64_t revision;
+        char error[2300]; /* the datastore could not be read */
+};
+
+/* --once and --check with etcd: one list at one revision, bounded in time. */
+#define ONCE_LIST_TIMEOUT_USEC (30 * 1000 * 1000ULL)
+
+static int model_from_etcd(struct cfg_settings *s, const struct cfg_etcd *conf, struct cfg_model **ret,
+                           struct cfg_diags *diags, struct origin *o)
+{
+        struct etcd *e = NULL;
+        struct cfg_kv *kvs = NULL;
+        char why[2048];
+        size_t n;
+        int r;
+
+        cfg_etcd_endpoints_fmt(conf, o->endpoint, sizeof(o->endpoint));
+        r = etcd_list_once(conf, ONCE_LIST_TIMEOUT_USEC, &e, why, sizeof(why));
+        if (r < 0) {
+                snprintf(o->error, sizeof(o->error), "datastore unreachable: %s",
+                         r == -EHOSTUNREACH ? why : strerror(-r));
+                return r;
+        }
+        snprintf(o->endpoint, sizeof(o->endpoint), "%s", etcd_endpoint(e));
+        o->revision = etcd_revision(e);
+        r = etcd_kvs(e, &kvs, &n);
+        if (r >= 0)
+                r = cfg_model_from_kvs(s, kvs, n, ret, diags);
+        free(kvs);
+        etcd_free(e);
+        return r;
+}
+
+/* Settings, then the source they name, then the model from it. */
+static int load_model(const struct args *a, const char *node, struct cfg_model **ret, struct cfg_diags *diags,
+                      struct origin *o)
+{
+        struct cfg_settings s = {};
+        struct cfg_source src = {};
+        int r;
+
+        r = cfg_settings_load(a->config ? a->config : CFG_DEFAULT_CONFIG, a->config != NULL, node, &s, diags);
+        if (r >= 0)
+                r = cfg_source_resolve(&s, (const char *const *)environ, &src, diags);
+        if (r >= 0) {
+                o->type = src.type;
+                if (src.type == CFG_DATASTORE_ETCDV3)
+                        r = model_from_etcd(&s, &src.etcd, ret, diags, o);
+                else
+                        r = cfg_model_from_settings(&s, ret, diags);
+        }
+        cfg_source_clear(&src);
+        cfg_settings_clear(&s);
+        return r;
+}
+
+static void report_origin(struct report_source *src, const struct origin *o)
+{
+        src->source = cfg_datastore_name(o->type == CFG_DATASTORE_ETCDV3 ? o->type : CFG_DATASTORE_FILES);
+        src->endpoint = o->endpoint[0] ? o->endpoint : NULL;
+        src->revision = o->revision;
+}
+
 static int run_once_or_check(const struct args *a, const struct cfg_model *m, struct cfg_diags *diags,
-                             const char *node, uint64_t load_usec)
+                             const char *node, uint64_t load_usec, const struct origin *o)
 {
         uint64_t t_report;
         char dirbuf[4096];
@@ -184,6 +261,7 @@ static int run_once_or_check(const struct args *a, const struct cfg_model *m, st
                 struct report_source src = { .node = node, .model = m, .host = r.plan ? &r.host : NULL,
                                              .plan = r.plan, .diags = diags, .error = err[0] ? err : NULL };
 
+                report_origin(&src, o);
                 if (a->json)
                         report_check_json(stdout, &src);
                 else
@@ -245,6 +323,7 @@ int main(int argc, char **argv)
         struct args a = {};
         struct cfg_diags diags = {};
         struct cfg_model *m = NULL;
+        struct origin o = {};
         char hn[256];
         const char *node;
         uint64_t load_usec;
@@ -259,25 +338,30 @@ int main(int argc, char **argv)
         if (a.mode == MODE_DAEMON)
                 return loop_run(a.config, node);
         load_usec = now_usec();
-        r = cfg_model_load(&(struct cfg_load_opts){ .config_path = a.config, .host_name = node }, &m, &diags);
+        r = load_model(&a, node, &m, &diags, &o);
         load_usec = now_usec() - load_usec;
         if (r < 0) {
-                if (a.mode == MODE_CHECK) {
-                        struct report_source src = { .node = node, .diags = &diags,
-                                                     .error = "the configuration is invalid" };
+                const char *why = o.error[0] ? o.error : "the configuration is invalid";
 
+                if (a.mode == MODE_CHECK) {
+                        struct report_source src = { .node = node, .diags = &diags, .error = why };
+
+                        report_origin(&src, &o);
                         if (a.json)
                                 report_check_json(stdout, &src);
                         else
                                 report_check_text(stdout, &src);
-                } else
+                } else {
                         report_diags(stderr, &diags, true);
+                        if (o.error[0])
+                                fprintf(stderr, "calico-underlayd: %s\n", o.error);
+                }
                 cfg_diags_clear(&diags);
                 return 2;
         }
         if (a.mode == MODE_ONCE)
                 report_diags(stderr, &diags, true);
-        r = run_once_or_check(&a, m, &diags, m->settings.node_name, load_usec);
+        r = run_once_or_check(&a, m, &diags, m->settings.node_name, load_usec, &o);
         cfg_model_free(m);
         cfg_diags_clear(&diags);
         return r;

@@ -9,19 +9,51 @@
 #include "state.h"
 #include "util.h"
 
+/* The planner knows the recorded device by name. A device renamed since (same
+ * ifindex: `ip link set eth0 name eth1`, or udev on a re-probe) is still the device
+ * whose values the record holds: give the record its current name, or a renamed
+ * uplink would be recorded afresh, with our own values, and the originals lost. A
+ * record without an index (0.1.0) gets the index of the device of that name.
+ * Returns whether the record changed. */
+static bool record_follow_link(struct host_record *rec, const struct host_snapshot *h)
+{
+        const struct host_link *l;
+
+        if (!rec->valid)
+                return false;
+        if (rec->ifindex <= 0) {
+                l = host_link_by_name(h, rec->ifname);
+                if (!l)
+                        return false;
+                rec->ifindex = l->ifindex;
+                return true;
+        }
+        l = host_link_by_index(h, rec->ifindex);
+        if (!l || streq(l->name, rec->ifname))
+                return false; /* gone (or replaced by a new device of that name), or unchanged */
+        snprintf(rec->ifname, sizeof(rec->ifname), "%s", l->name);
+        return true;
+}
+
 static int save_record_if(const struct reconcile *r, const char *dir, bool first)
 {
-        const struct host_record *want = &r->plan->record;
+        struct host_record want = r->plan->record;
 
-        if (state_equal(want, &r->record))
+        /* The planner writes a new record with the device's name: add its index. */
+        if (want.valid && want.ifindex <= 0) {
+                const struct host_link *l = host_link_by_name(&r->host, want.ifname);
+
+                want.ifindex = l ? l->ifindex : 0;
+        }
+        if (state_equal(&want, &r->record))
                 return 0;
         /* A new record goes down before the change it protects; a cleared one only
          * after the restore worked. */
-        if (first != (want->valid && r->plan->record_first))
+        if (first != (want.valid && r->plan->record_first))
                 return 0;
-        if (!first && !want->valid && r->n_failed)
+        if (!first && !want.valid && r->n_failed)
                 return 0;
-        return state_save(dir, want);
+        return state_save(dir, &want);
 }
 
 static uint64_t now_usec(void)
@@ -37,6 +69,7 @@ int reconcile_run(struct nl *nl, const struct cfg_model *model, const struct cfg
 {
         struct reconcile r = {};
         uint64_t t = now_usec(), t1;
+        bool renamed;
         int e;
 
         if ((e = nl_observe(nl, settings, &r.host)) < 0)
@@ -48,6 +81,7 @@ int reconcile_run(struct nl *nl, const struct cfg_model *model, const struct cfg
                 r.state_error = e;
                 r.record = (struct host_record){ .proxy_arp = -1, .proxy_delay_ms = -1 };
         }
+        renamed = e >= 0 && record_follow_link(&r.record, &r.host);
         e = model ? plan_build(model, &r.host, &r.record, &r.plan) : plan_cleanup(settings, &r.host, &r.record, &r.plan);
         if (e < 0)
                 goto fail;
@@ -57,7 +91,9 @@ int reconcile_run(struct nl *nl, const struct cfg_model *model, const struct cfg
                 *ret = r;
                 return 0;
         }
-        if ((e = save_record_if(&r, state_dir, true)) < 0) {
+        /* The record as the planner used it goes down first: should this pass stop
+         * half-way, the next one still finds the device. */
+        if ((renamed && (e = state_save(state_dir, &r.record)) < 0) || (e = save_record_if(&r, state_dir, true)) < 0) {
                 /* Without the record we could not restore later: change nothing. */
                 r.state_error = e;
                 *ret = r;

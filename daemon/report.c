@@ -45,6 +45,25 @@ static void uplink_addrs_text(FILE *f, const struct host_snapshot *h)
         fprintf(f, "%s", any ? ")" : " (no address)");
 }
 
+static bool source_is_files(const struct report_source *src)
+{
+        return !src->source || streq(src->source, "files");
+}
+
+static void source_text(FILE *f, const struct report_source *src)
+{
+        if (source_is_files(src)) {
+                fprintf(f, "source: files\n");
+                return;
+        }
+        fprintf(f, "source: %s", src->source);
+        if (src->endpoint)
+                fprintf(f, " %s", src->endpoint);
+        if (src->revision > 0)
+                fprintf(f, " revision %lld", (long long)src->revision);
+        fputc('\n', f);
+}
+
 void report_check_text(FILE *f, const struct report_source *src)
 {
         const struct plan *p = src->plan;
@@ -53,6 +72,7 @@ void report_check_text(FILE *f, const struct report_source *src)
         int status = report_check_status(src);
 
         fprintf(f, "node: %s\n", src->node ? src->node : "?");
+        source_text(f, src);
         report_diags(f, src->diags, true);
         if (status == 2) {
                 fprintf(f, "cannot evaluate: %s\n", src->error ? src->error : "the configuration is invalid");
@@ -240,7 +260,20 @@ void report_check_json(FILE *f, const struct report_source *src)
 
         fputs("{\"node\":", f);
         json_str(f, src->node);
-        fputc(',', f);
+        fputs(",\"source\":{\"type\":", f);
+        json_str(f, source_is_files(src) ? "files" : src->source);
+        if (!source_is_files(src)) {
+                fputs(",\"endpoint\":", f);
+                if (src->endpoint)
+                        json_str(f, src->endpoint);
+                else
+                        fputs("null", f);
+                if (src->revision > 0)
+                        fprintf(f, ",\"revision\":%lld", (long long)src->revision);
+                else
+                        fputs(",\"revision\":null", f);
+        }
+        fputs("},", f);
         json_uplink(f, status == 2 ? NULL : src->host);
         fprintf(f, ",\"underlay\":%s,", p && status != 2 && p->underlay ? "true" : "false");
         json_pools(f, status == 2 ? &(struct report_source){} : src);

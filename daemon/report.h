@@ -2,6 +2,7 @@
  * the FILE it is given, so tests can capture it (open_memstream). */
 #pragma once
 
+#include <stdint.h>
 #include <stdio.h>
 
 #include "host.h"
@@ -15,6 +16,12 @@ struct report_source {
         const struct plan *plan;          /* NULL when there is no plan */
         const struct cfg_diags *diags;    /* configuration errors and notices */
         const char *error;                /* why it cannot be evaluated, or NULL */
+        /* Where the model came from: "files" (also when NULL) or "etcdv3" with the
+         * endpoint that served it (or the configured ones when none did) and the
+         * revision it was listed at (0: unknown). */
+        const char *source;
+        const char *endpoint;
+        int64_t revision;
 };
 
 /* Exit status of --check: 0 ready, 1 blocking problems, 2 cannot evaluate. */

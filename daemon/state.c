@@ -35,6 +35,14 @@ static int parse_line(struct host_record *r, const char *line)
                 snprintf(r->ifname, sizeof(r->ifname), "%s", line + 7);
                 return 0;
         }
+        if (strncmp(line, "ifindex=", 8) == 0) {
+                errno = 0;
+                v = strtoll(line + 8, &end, 10);
+                if (errno || end == line + 8 || *end || v < 0 || v > INT32_MAX)
+                        return -EINVAL;
+                r->ifindex = (int)v;
+                return 0;
+        }
         if (strncmp(line, "proxy_arp=", 10) == 0 || strncmp(line, "proxy_delay_ms=", 15) == 0) {
                 const char *val = strchr(line, '=') + 1;
 
@@ -99,6 +107,8 @@ int state_save(const char *dir, const struct host_record *rec)
                 "# underlay mode ends or on --cleanup. -1 = not recorded.\n"
                 "ifname=%s\nproxy_arp=%d\nproxy_delay_ms=%lld\n",
                 rec->ifname, rec->proxy_arp, (long long)rec->proxy_delay_ms);
+        if (rec->ifindex > 0)
+                fprintf(f, "ifindex=%d\n", rec->ifindex);
         if (fflush(f) != 0 || fsync(fileno(f)) < 0)
                 r = -errno;
         if (fclose(f) != 0 && r == 0)
@@ -117,5 +127,5 @@ bool state_equal(const struct host_record *a, const struct host_record *b)
         if (!a->valid)
                 return true;
         return strcmp(a->ifname, b->ifname) == 0 && a->proxy_arp == b->proxy_arp &&
-               a->proxy_delay_ms == b->proxy_delay_ms;
+               a->proxy_delay_ms == b->proxy_delay_ms && a->ifindex == b->ifindex;
 }

@@ -169,6 +169,10 @@ int watch_set_update(struct watch_set *w, const char *config_path, const struct 
          * unwatched, not even for a moment. */
         r = add_parent(w, config_path);
         first = r < 0 ? r : 0;
+        /* calicoctl's file decides whether etcd is read, and how to reach it. */
+        if (s && s->datastore != CFG_DATASTORE_FILES && s->calicoctl_config &&
+            (r = add_parent(w, s->calicoctl_config)) < 0 && !first)
+                first = r;
         for (size_t i = 0; s && i < s->n_resources; i++) {
                 const char *p = s->resources[i];
 

@@ -12,7 +12,7 @@ int watch_set_new(struct watch_set **ret);
 void watch_set_free(struct watch_set *w);
 int watch_set_fd(const struct watch_set *w);
 /* Watch what loading config_path with settings s reads (s NULL: the settings file
- * only). Watches no longer needed are dropped; unchanged ones are kept, so no event
+ * only; calicoctl's settings file too unless s says datastore: files). Watches no longer needed are dropped; unchanged ones are kept, so no event
  * is lost between two calls. Returns the number of watched folders, or -errno when
  * not even one could be set up. */
 int watch_set_update(struct watch_set *w, const char *config_path, const struct cfg_settings *s);

@@ -71,6 +71,9 @@ struct host_record {
         char ifname[IFNAMSIZ];
         int proxy_arp;          /* -1 = not recorded */
         int64_t proxy_delay_ms; /* -1 = not recorded */
+        /* The device's index when recorded (0 = unknown: records of 0.1.0). A renamed
+         * device keeps its index: the record follows it to its new name. */
+        int ifindex;
 };
 
 const struct host_link *host_link_by_index(const struct host_snapshot *h, int ifindex);

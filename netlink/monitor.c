@@ -16,6 +16,7 @@
 #include <string.h>
 #include <sys/socket.h>
 
+#include "nl-parse.h"
 #include "util.h"
 
 #define MONITOR_RCVBUF (8 << 20)
@@ -84,96 +85,6 @@ int nl_monitor_ignore_sender(struct nl_monitor *m, uint32_t portid)
         return 0;
 }
 
-static void parse_route(const struct nlmsghdr *h, struct nl_event *ev)
-{
-        const struct rtmsg *rtm = mnl_nlmsg_get_payload(h);
-        const struct nlattr *a;
-        size_t alen = rtm->rtm_family == AF_INET6 ? 16 : 4;
-
-        ev->route.dst.family = rtm->rtm_family;
-        ev->route.dst.len = rtm->rtm_dst_len;
-        ev->route.table = rtm->rtm_table;
-        ev->route.protocol = rtm->rtm_protocol;
-        ev->route.type = rtm->rtm_type;
-        mnl_attr_for_each(a, h, sizeof(*rtm)) {
-                switch (mnl_attr_get_type(a)) {
-                case RTA_DST:
-                        if (mnl_attr_get_payload_len(a) == alen)
-                                memcpy(ev->route.dst.addr, mnl_attr_get_payload(a), alen);
-                        break;
-                case RTA_TABLE:
-                        ev->route.table = mnl_attr_get_u32(a);
-                        break;
-                case RTA_OIF:
-                        ev->route.oif = (int)mnl_attr_get_u32(a);
-                        break;
-                default:
-                        break;
-                }
-        }
-        ev->ifindex = ev->route.oif;
-}
-
-static void parse_link(const struct nlmsghdr *h, struct nl_event *ev)
-{
-        const struct ifinfomsg *ifi = mnl_nlmsg_get_payload(h);
-        const struct nlattr *a;
-
-        ev->ifindex = ifi->ifi_index;
-        mnl_attr_for_each(a, h, sizeof(*ifi))
-                if (mnl_attr_get_type(a) == IFLA_IFNAME && mnl_attr_validate(a, MNL_TYPE_NUL_STRING) >= 0)
-                        snprintf(ev->ifname, sizeof(ev->ifname), "%s", mnl_attr_get_str(a));
-}
-
-static void parse_netconf(const struct nlmsghdr *h, struct nl_event *ev)
-{
-        const struct nlattr *a;
-
-        mnl_attr_for_each(a, h, sizeof(struct netconfmsg))
-                if (mnl_attr_get_type(a) == NETCONFA_IFINDEX && mnl_attr_get_payload_len(a) >= 4)
-                        ev->ifindex = (int)mnl_attr_get_u32(a);
-}
-
-struct drain_ctx {
-        void (*fn)(const struct nl_event *ev, void *userdata);
-        void *userdata;
-};
-
-static int on_msg(const struct nlmsghdr *h, void *data)
-{
-        struct drain_ctx *c = data;
-        struct nl_event ev = {};
-
-        switch (h->nlmsg_type) {
-        case RTM_NEWLINK:
-        case RTM_DELLINK:
-                ev.type = NL_EV_LINK;
-                ev.removed = h->nlmsg_type == RTM_DELLINK;
-                parse_link(h, &ev);
-                break;
-        case RTM_NEWADDR:
-        case RTM_DELADDR:
-                ev.type = NL_EV_ADDR;
-                ev.removed = h->nlmsg_type == RTM_DELADDR;
-                ev.ifindex = (int)((const struct ifaddrmsg *)mnl_nlmsg_get_payload(h))->ifa_index;
-                break;
-        case RTM_NEWROUTE:
-        case RTM_DELROUTE:
-                ev.type = NL_EV_ROUTE;
-                ev.removed = h->nlmsg_type == RTM_DELROUTE;
-                parse_route(h, &ev);
-                break;
-        case RTM_NEWNETCONF:
-                ev.type = NL_EV_NETCONF;
-                parse_netconf(h, &ev);
-                break;
-        default:
-                return MNL_CB_OK;
-        }
-        c->fn(&ev, c->userdata);
-        return MNL_CB_OK;
-}
-
 /* One datagram. Only the kernel's own notifications count (sender port 0): a local
  * process may send to our port, and we must not act on it. A truncated datagram lost
  * notifications just like an overrun. */
@@ -198,8 +109,7 @@ static ssize_t recv_one(struct nl_monitor *m, void *buf, size_t size, bool *ret_
 
 int nl_monitor_drain(struct nl_monitor *m, void (*fn)(const struct nl_event *ev, void *userdata), void *userdata)
 {
-        struct drain_ctx c = { fn, userdata };
-        static char buf[64 << 10]; /* one reader; large enough for any notification */
+        static char buf[64 << 10] __attribute__((aligned(8))); /* one reader; holds any notification */
         bool lost = false;
         ssize_t n;
 
@@ -215,8 +125,10 @@ int nl_monitor_drain(struct nl_monitor *m, void (*fn)(const struct nl_event *ev,
                 }
                 if (n < 0)
                         return n == -EAGAIN || n == -EWOULDBLOCK ? lost : (int)n;
-                if (n > 0 && mnl_cb_run(buf, (size_t)n, 0, 0, on_msg, &c) < 0 && errno != ESRCH && errno != EPROTO)
-                        lost = true; /* a malformed batch: do not trust what we know */
+                /* A malformed datagram (a message too short for its header, bytes
+                 * left over): what it said is unknown, so do not trust what we know. */
+                if (n > 0 && nl_parse_events(buf, (size_t)n, fn, userdata) < 0)
+                        lost = true;
         }
         return lost;
 }

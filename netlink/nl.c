@@ -8,7 +8,8 @@
  * ioctls, RTM_GETLINK with IFLA_IFNAME): the kernel's by-name lookup can load the
  * ipip module and create tunl0 again (DESIGN.md §7). Links are found by dumping them.
  * It changes only what the planner asked for, and routes only with our protocol
- * number, which the kernel itself matches on delete. */
+ * number, which the kernel itself matches on delete. The messages it reads are parsed
+ * by parse.c (nl-parse.h), the code the monitor and tests/fuzz-netlink.c use too. */
 #include "nl.h"
 
 #include <arpa/inet.h>
@@ -37,6 +38,7 @@
 #include <netlink/route/link/inet.h>
 #undef nl_close
 
+#include "nl-parse.h"
 #include "tunnel.h"
 #include "util.h"
 
@@ -102,72 +104,6 @@ static int nlerr_to_errno(int e)
         default:
                 return -EIO;
         }
-}
-
-static size_t addr_size(uint8_t family)
-{
-        return family == AF_INET6 ? 16 : family == AF_INET ? 4 : 0;
-}
-
-struct attr_table {
-        const struct nlattr **tb;
-        uint16_t max;
-};
-
-static int attr_table_cb(const struct nlattr *a, void *data)
-{
-        struct attr_table *t = data;
-        uint16_t type = mnl_attr_get_type(a);
-
-        if (type <= t->max)
-                t->tb[type] = a;
-        return MNL_CB_OK;
-}
-
-/* Index the attributes after a family header of hdrlen bytes: tb[type] = attribute. */
-static int parse_attrs(const struct nlmsghdr *nlh, size_t hdrlen, const struct nlattr **tb, uint16_t max)
-{
-        struct attr_table t = { tb, max };
-
-        memset(tb, 0, (max + 1u) * sizeof(*tb));
-        if (nlh->nlmsg_len < mnl_nlmsg_size(hdrlen))
-                return -EBADMSG;
-        return mnl_attr_parse(nlh, hdrlen, attr_table_cb, &t) < 0 ? -EBADMSG : 0;
-}
-
-static int parse_nested(const struct nlattr *nest, const struct nlattr **tb, uint16_t max)
-{
-        struct attr_table t = { tb, max };
-
-        memset(tb, 0, (max + 1u) * sizeof(*tb));
-        return mnl_attr_parse_nested(nest, attr_table_cb, &t) < 0 ? -EBADMSG : 0;
-}
-
-static bool attr_u32(const struct nlattr *a, uint32_t *ret)
-{
-        if (!a || mnl_attr_get_payload_len(a) < sizeof(uint32_t))
-                return false;
-        *ret = mnl_attr_get_u32(a);
-        return true;
-}
-
-static bool attr_u64(const struct nlattr *a, uint64_t *ret)
-{
-        if (!a || mnl_attr_get_payload_len(a) < sizeof(uint64_t))
-                return false;
-        *ret = mnl_attr_get_u64(a);
-        return true;
-}
-
-static bool attr_addr(const struct nlattr *a, uint8_t family, uint8_t len, struct cfg_prefix *ret)
-{
-        size_t n = addr_size(family);
-
-        if (!a || n == 0 || mnl_attr_get_payload_len(a) < n)
-                return false;
-        *ret = (struct cfg_prefix){ .family = family, .len = len };
-        memcpy(ret->addr, mnl_attr_get_payload(a), n);
-        return true;
 }
 
 /* ---------------------------------------------------------------- socket */
@@ -322,54 +258,6 @@ static ssize_t sock_recv(struct nl *nl, int flags)
         return sa.nl_pid == 0 ? n : 0;
 }
 
-/* Copy NLMSGERR_ATTR_MSG (extended ack) from the TLVs after offset. */
-static void extack_copy(const struct nlmsghdr *nlh, size_t offset, char *buf, size_t size)
-{
-        const struct nlattr *a;
-
-        if (!buf || size == 0 || !(nlh->nlmsg_flags & NLM_F_ACK_TLVS) || nlh->nlmsg_len < mnl_nlmsg_size(offset))
-                return;
-        mnl_attr_for_each(a, nlh, offset) {
-                if (mnl_attr_get_type(a) != NLMSGERR_ATTR_MSG)
-                        continue;
-                snprintf(buf, size, "%.*s", (int)strnlen(mnl_attr_get_payload(a), mnl_attr_get_payload_len(a)),
-                         (const char *)mnl_attr_get_payload(a));
-                return;
-        }
-}
-
-/* The error of an NLMSG_ERROR message (0 for an ack), with the extack text. With
- * NETLINK_CAP_ACK the kernel echoes only the request's header (NLM_F_CAPPED);
- * the TLVs follow what was echoed. */
-static int ack_error(const struct nlmsghdr *nlh, char *buf, size_t size)
-{
-        const struct nlmsgerr *e = mnl_nlmsg_get_payload(nlh);
-        size_t off = sizeof(*e);
-
-        if (nlh->nlmsg_len < mnl_nlmsg_size(sizeof(*e)))
-                return -EBADMSG;
-        if (!(nlh->nlmsg_flags & NLM_F_CAPPED) && e->msg.nlmsg_len > sizeof(struct nlmsghdr))
-                off += e->msg.nlmsg_len - sizeof(struct nlmsghdr);
-        if (e->error == 0)
-                return 0;
-        extack_copy(nlh, MNL_ALIGN(off), buf, size);
-        return e->error < 0 ? e->error : -e->error;
-}
-
-/* NLMSG_DONE carries an int: the dump's error, and extack TLVs after it. */
-static int done_error(const struct nlmsghdr *nlh, char *buf, size_t size)
-{
-        int e;
-
-        if (nlh->nlmsg_len < mnl_nlmsg_size(sizeof(int)))
-                return 0;
-        memcpy(&e, mnl_nlmsg_get_payload(nlh), sizeof(e));
-        if (e >= 0)
-                return 0;
-        extack_copy(nlh, MNL_ALIGN(sizeof(int)), buf, size);
-        return e;
-}
-
 struct xfer {
         uint32_t seq;
         nl_msg_fn fn;
@@ -399,8 +287,8 @@ static int xfer_msg(struct nl *nl, struct xfer *x, const struct nlmsghdr *nlh)
         case NLMSG_ERROR:
         case NLMSG_DONE:
                 x->done = true;
-                r = nlh->nlmsg_type == NLMSG_ERROR ? ack_error(nlh, x->err, x->err_size)
-                                                   : done_error(nlh, x->err, x->err_size);
+                r = nlh->nlmsg_type == NLMSG_ERROR ? nl_parse_ack(nlh, x->err, x->err_size)
+                                                   : nl_parse_done(nlh, x->err, x->err_size);
                 if (r < 0)
                         return r;
                 if (x->cb_error < 0)
@@ -435,7 +323,7 @@ static int transact(struct nl *nl, struct nlmsghdr *req, nl_msg_fn fn, void *dat
 
                 if (n < 0)
                         return (int)n;
-                for (int len = (int)n; mnl_nlmsg_ok(nlh, len); nlh = mnl_nlmsg_next(nlh, &len)) {
+                for (int len = (int)n; nl_msg_ok(nlh, len); nlh = mnl_nlmsg_next(nlh, &len)) {
                         r = xfer_msg(nl, &x, nlh);
                         if (x.done)
                                 return r;
@@ -537,20 +425,10 @@ static int observe_links(struct nl *nl, struct observe *o)
 static int addr_cb(const struct nlmsghdr *nlh, void *data)
 {
         struct observe *o = data;
-        const struct nlattr *tb[IFA_MAX + 1];
-        const struct ifaddrmsg *ifa = mnl_nlmsg_get_payload(nlh);
-        struct host_addr ha = {};
+        struct host_addr ha;
 
-        if (nlh->nlmsg_type != RTM_NEWADDR || parse_attrs(nlh, sizeof(*ifa), tb, IFA_MAX) < 0)
+        if (nl_parse_addr(nlh, &ha) <= 0)
                 return 0;
-        /* IPv4: IFA_LOCAL is our address, IFA_ADDRESS the peer on point-to-point
-         * links. IPv6 has IFA_LOCAL only with a peer, and then it is ours too. */
-        if (!attr_addr(tb[IFA_LOCAL] ? tb[IFA_LOCAL] : tb[IFA_ADDRESS], ifa->ifa_family, ifa->ifa_prefixlen,
-                       &ha.addr))
-                return 0;
-        if (ha.addr.len > cfg_prefix_maxlen(&ha.addr))
-                return 0;
-        ha.ifindex = (int)ifa->ifa_index;
         if (o->h.n_addrs >= NL_MAX_ADDRS)
                 return -E2BIG;
         if (GROW(o->h.addrs, o->cap_addrs, o->h.n_addrs + 1) < 0)
@@ -581,89 +459,6 @@ static int observe_addrs(struct nl *nl, struct observe *o)
 
 /* ---------------------------------------------------------------- observe: routes */
 
-/* RTA_MULTIPATH: the first hop's device stands for the route's (so "routes through
- * a tunnel device" and the default route's device still show); multipath is set and
- * the planner never takes such a route as equivalent to a single-path one. */
-static void parse_multipath(const struct nlattr *a, struct host_route *rt)
-{
-        const struct rtnexthop *nh = mnl_attr_get_payload(a);
-
-        rt->multipath = true;
-        if (mnl_attr_get_payload_len(a) >= sizeof(*nh) && nh->rtnh_len >= sizeof(*nh))
-                rt->oif = nh->rtnh_ifindex;
-}
-
-/* RTA_VIA: a gateway of another family (IPv4 routes via an IPv6 next hop). */
-static void parse_via(const struct nlattr *a, struct host_route *rt)
-{
-        const struct rtvia *via = mnl_attr_get_payload(a);
-        size_t n;
-
-        if (mnl_attr_get_payload_len(a) < sizeof(*via))
-                return;
-        n = addr_size((uint8_t)via->rtvia_family);
-        if (n == 0 || mnl_attr_get_payload_len(a) < sizeof(*via) + n)
-                return;
-        rt->gateway = (struct cfg_prefix){ .family = (uint8_t)via->rtvia_family, .len = (uint8_t)(n * 8) };
-        memcpy(rt->gateway.addr, via->rtvia_addr, n);
-}
-
-/* Runs once per route in the kernel's tables (100k times for 100k routes): one pass
- * over the attributes, with no attribute table to clear for each. */
-static int parse_route(const struct nlmsghdr *nlh, struct host_route *ret)
-{
-        const struct rtmsg *rtm = mnl_nlmsg_get_payload(nlh);
-        const struct nlattr *a, *dst = NULL, *gw = NULL, *via = NULL, *mp = NULL;
-        struct host_route rt = { .table = rtm->rtm_table, .protocol = rtm->rtm_protocol, .type = rtm->rtm_type,
-                                 .scope = rtm->rtm_scope };
-        uint32_t v;
-
-        if (addr_size(rtm->rtm_family) == 0)
-                return -EBADMSG;
-        mnl_attr_for_each(a, nlh, sizeof(*rtm)) {
-                switch (mnl_attr_get_type(a)) {
-                case RTA_DST:
-                        dst = a;
-                        break;
-                case RTA_GATEWAY:
-                        gw = a;
-                        break;
-                case RTA_VIA:
-                        via = a;
-                        break;
-                case RTA_MULTIPATH:
-                        mp = a;
-                        break;
-                case RTA_TABLE:
-                        if (attr_u32(a, &v))
-                                rt.table = v;
-                        break;
-                case RTA_PRIORITY:
-                        if (attr_u32(a, &v))
-                                rt.priority = v;
-                        break;
-                case RTA_OIF:
-                        if (attr_u32(a, &v))
-                                rt.oif = (int)v;
-                        break;
-                default:
-                        break;
-                }
-        }
-        rt.dst = (struct cfg_prefix){ .family = rtm->rtm_family, .len = rtm->rtm_dst_len };
-        if (dst && !attr_addr(dst, rtm->rtm_family, rtm->rtm_dst_len, &rt.dst))
-                return -EBADMSG;
-        if (rt.dst.len > cfg_prefix_maxlen(&rt.dst))
-                return -EBADMSG;
-        (void)attr_addr(gw, rtm->rtm_family, (uint8_t)(addr_size(rtm->rtm_family) * 8), &rt.gateway);
-        if (via)
-                parse_via(via, &rt);
-        if (mp)
-                parse_multipath(mp, &rt);
-        *ret = rt;
-        return 0;
-}
-
 static int route_cb(const struct nlmsghdr *nlh, void *data)
 {
         struct observe *o = data;
@@ -674,7 +469,7 @@ static int route_cb(const struct nlmsghdr *nlh, void *data)
                 return 0;
         if (rtm->rtm_flags & RTM_F_CLONED) /* cache entries, not routes */
                 return 0;
-        if (parse_route(nlh, &rt) < 0 || rt.table == RT_TABLE_LOCAL)
+        if (nl_parse_route(nlh, &rt) < 0 || rt.table == RT_TABLE_LOCAL)
                 return 0;
         if (o->h.n_routes >= NL_MAX_ROUTES)
                 return -E2BIG;
@@ -697,18 +492,7 @@ static int observe_routes(struct nl *nl, struct observe *o)
 
 static int netconf_cb(const struct nlmsghdr *nlh, void *data)
 {
-        struct host_snapshot *h = data;
-        const struct nlattr *tb[NETCONFA_MAX + 1];
-        uint32_t v;
-
-        if (nlh->nlmsg_type != RTM_NEWNETCONF || parse_attrs(nlh, sizeof(struct netconfmsg), tb, NETCONFA_MAX) < 0)
-                return 0;
-        if (attr_u32(tb[NETCONFA_FORWARDING], &v))
-                h->all_forwarding = (int)v;
-        if (attr_u32(tb[NETCONFA_RP_FILTER], &v))
-                h->all_rp_filter = (int)v;
-        if (attr_u32(tb[NETCONFA_PROXY_NEIGH], &v)) /* IPv4: proxy_arp */
-                h->all_proxy_arp = (int)v;
+        nl_parse_netconf(nlh, data);
         return 0;
 }
 
@@ -729,23 +513,11 @@ struct delay_ctx {
         int64_t ms;
 };
 
-/* The ARP table dump holds the table's defaults and one NDTA_PARMS per device. */
 static int neightbl_cb(const struct nlmsghdr *nlh, void *data)
 {
         struct delay_ctx *d = data;
-        const struct nlattr *tb[NDTA_MAX + 1], *p[NDTPA_MAX + 1];
-        uint32_t ifindex;
-        uint64_t ms;
 
-        if (nlh->nlmsg_type != RTM_NEWNEIGHTBL || parse_attrs(nlh, sizeof(struct ndtmsg), tb, NDTA_MAX) < 0)
-                return 0;
-        if (!tb[NDTA_NAME] || !tb[NDTA_PARMS] || mnl_attr_validate(tb[NDTA_NAME], MNL_TYPE_NUL_STRING) < 0 ||
-            !streq(mnl_attr_get_str(tb[NDTA_NAME]), "arp_cache"))
-                return 0;
-        if (parse_nested(tb[NDTA_PARMS], p, NDTPA_MAX) < 0)
-                return 0;
-        if (attr_u32(p[NDTPA_IFINDEX], &ifindex) && (int)ifindex == d->ifindex && attr_u64(p[NDTPA_PROXY_DELAY], &ms))
-                d->ms = ms > INT64_MAX ? -1 : (int64_t)ms; /* NDTPA_PROXY_DELAY is in ms */
+        (void)nl_parse_neightbl_delay(nlh, d->ifindex, &d->ms);
         return 0;
 }
 
@@ -808,25 +580,9 @@ static int uplink_regex(const struct host_snapshot *h, const char *re, char *err
         return found;
 }
 
-struct reach_ctx {
-        int oif;
-        uint8_t type;
-        struct cfg_prefix prefsrc;
-};
-
 static int reach_cb(const struct nlmsghdr *nlh, void *data)
 {
-        struct reach_ctx *c = data;
-        const struct nlattr *tb[RTA_MAX + 1];
-        const struct rtmsg *rtm = mnl_nlmsg_get_payload(nlh);
-        uint32_t v;
-
-        if (nlh->nlmsg_type != RTM_NEWROUTE || parse_attrs(nlh, sizeof(*rtm), tb, RTA_MAX) < 0)
-                return 0;
-        c->type = rtm->rtm_type;
-        if (attr_u32(tb[RTA_OIF], &v))
-                c->oif = (int)v;
-        (void)attr_addr(tb[RTA_PREFSRC], rtm->rtm_family, (uint8_t)(addr_size(rtm->rtm_family) * 8), &c->prefsrc);
+        (void)nl_parse_reach(nlh, data);
         return 0;
 }
 
@@ -835,7 +591,7 @@ static int link_of_addr(const struct host_snapshot *h, const struct cfg_prefix *
 {
         for (size_t i = 0; i < h->n_addrs; i++)
                 if (h->addrs[i].addr.family == a->family &&
-                    memcmp(h->addrs[i].addr.addr, a->addr, addr_size(a->family)) == 0)
+                    memcmp(h->addrs[i].addr.addr, a->addr, nl_addr_size(a->family)) == 0)
                         return h->addrs[i].ifindex;
         return 0;
 }
@@ -847,17 +603,17 @@ static int uplink_reach(struct nl *nl, const struct host_snapshot *h, const stru
         char buf[NL_REQ_BUF], txt[CFG_PREFIX_STRLEN] = "?", kmsg[128] = "";
         struct rtmsg *rtm;
         struct nlmsghdr *nlh = put_request(buf, sizeof(buf), RTM_GETROUTE, 0, sizeof(*rtm), (void **)&rtm);
-        struct reach_ctx c = {};
+        struct nl_reach c = {};
         int r;
 
         (void)cfg_addr_fmt(dst, txt, sizeof(txt));
-        if (addr_size(dst->family) == 0) {
+        if (nl_addr_size(dst->family) == 0) {
                 snprintf(err, err_size, "can-reach: no address");
                 return 0;
         }
         rtm->rtm_family = dst->family;
-        rtm->rtm_dst_len = (uint8_t)(addr_size(dst->family) * 8);
-        mnl_attr_put(nlh, RTA_DST, addr_size(dst->family), dst->addr);
+        rtm->rtm_dst_len = (uint8_t)(nl_addr_size(dst->family) * 8);
+        mnl_attr_put(nlh, RTA_DST, nl_addr_size(dst->family), dst->addr);
         r = transact(nl, nlh, reach_cb, &c, kmsg, sizeof(kmsg));
         if (r < 0) {
                 snprintf(err, err_size, "no route to %s: %s", txt, kmsg[0] ? kmsg : strerror(-r));
@@ -1015,16 +771,8 @@ struct find_ctx {
 static int find_link_cb(const struct nlmsghdr *nlh, void *data)
 {
         struct find_ctx *f = data;
-        const struct nlattr *tb[IFLA_MAX + 1];
-        const struct ifinfomsg *ifi = mnl_nlmsg_get_payload(nlh);
 
-        if (nlh->nlmsg_type != RTM_NEWLINK || parse_attrs(nlh, sizeof(*ifi), tb, IFLA_MAX) < 0)
-                return 0;
-        if (ifi->ifi_index != f->ifindex || !tb[IFLA_IFNAME] ||
-            mnl_attr_validate(tb[IFLA_IFNAME], MNL_TYPE_NUL_STRING) < 0)
-                return 0;
-        /* The same index under another name is some other, newer device. */
-        if (!f->name[0] || streq(mnl_attr_get_str(tb[IFLA_IFNAME]), f->name))
+        if (nl_parse_link_is(nlh, f->ifindex, f->name))
                 f->found = true;
         return 0;
 }
@@ -1051,7 +799,7 @@ static int tun_del_addr(void *ctx, int ifindex, const struct cfg_prefix *addr)
         char buf[NL_REQ_BUF];
         struct ifaddrmsg *ifa;
         struct nlmsghdr *nlh = put_request(buf, sizeof(buf), RTM_DELADDR, 0, sizeof(*ifa), (void **)&ifa);
-        size_t n = addr_size(addr->family);
+        size_t n = nl_addr_size(addr->family);
 
         if (n == 0 || ifindex <= 0)
                 return -EINVAL;
@@ -1095,9 +843,9 @@ static bool is_route_action(const struct plan_action *a)
 
 static int route_validate(const struct host_route *rt, uint8_t type)
 {
-        if (addr_size(rt->dst.family) == 0 || rt->dst.len > cfg_prefix_maxlen(&rt->dst))
+        if (nl_addr_size(rt->dst.family) == 0 || rt->dst.len > cfg_prefix_maxlen(&rt->dst))
                 return -EINVAL;
-        if (rt->gateway.family && addr_size(rt->gateway.family) == 0)
+        if (rt->gateway.family && nl_addr_size(rt->gateway.family) == 0)
                 return -EINVAL;
         if (type != RTN_UNICAST && type != RTN_BLACKHOLE && type != RTN_UNREACHABLE && type != RTN_PROHIBIT)
                 return -EINVAL;
@@ -1106,7 +854,7 @@ static int route_validate(const struct host_route *rt, uint8_t type)
 
 static void put_gateway(struct nlmsghdr *nlh, const struct host_route *rt)
 {
-        size_t n = addr_size(rt->gateway.family);
+        size_t n = nl_addr_size(rt->gateway.family);
         char via[sizeof(struct rtvia) + 16];
         struct rtvia *v = (struct rtvia *)via;
 
@@ -1158,7 +906,7 @@ static int route_msg(void *buf, const struct cfg_settings *s, const struct plan_
         rtm->rtm_scope = !add ? RT_SCOPE_NOWHERE
                          : (type == RTN_UNICAST && !rt->gateway.family) ? RT_SCOPE_LINK : RT_SCOPE_UNIVERSE;
         if (rt->dst.len)
-                mnl_attr_put(nlh, RTA_DST, addr_size(rt->dst.family), rt->dst.addr);
+                mnl_attr_put(nlh, RTA_DST, nl_addr_size(rt->dst.family), rt->dst.addr);
         if (table >= 256)
                 mnl_attr_put_u32(nlh, RTA_TABLE, table);
         mnl_attr_put_u32(nlh, RTA_PRIORITY, rt->priority);
@@ -1205,7 +953,7 @@ static bool batch_reply(const struct batch *b, const struct nlmsghdr *nlh, const
                 return false;
         b->replied[j] = true;
         r = &res[b->slot[j]];
-        route_result(&acts[b->slot[j]], ack_error(nlh, r->message, sizeof(r->message)), r);
+        route_result(&acts[b->slot[j]], nl_parse_ack(nlh, r->message, sizeof(r->message)), r);
         return j + 1 == b->n;
 }
 
@@ -1235,7 +983,7 @@ static void batch_collect(struct nl *nl, const struct batch *b, const struct pla
                         err = (int)n;
                         break;
                 }
-                for (int len = (int)n; mnl_nlmsg_ok(nlh, len); nlh = mnl_nlmsg_next(nlh, &len))
+                for (int len = (int)n; nl_msg_ok(nlh, len); nlh = mnl_nlmsg_next(nlh, &len))
                         if (nlh->nlmsg_pid == nl->portid && batch_reply(b, nlh, acts, res))
                                 done = true;
         }

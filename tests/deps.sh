@@ -3,7 +3,10 @@
 # With an argument, one of the optional lists below instead.
 set -eu
 pkgs="meson ninja-build pkg-config gcc clang libc6-dev libmnl-dev libnl-3-dev libnl-route-3-dev
-libyaml-dev libsystemd-dev libcmocka-dev iproute2 iputils-ping valgrind python3 systemd"
+libyaml-dev libsystemd-dev libcmocka-dev libcurl4-openssl-dev libjson-c-dev iproute2 iputils-ping valgrind
+python3 systemd etcd-server etcd-client openssl"
+# etcd-server and etcd-client: tests/etcd runs its own etcd in each case's namespace
+# (Debian's package may also start one as a service; the tests do not use it).
 # Optional lists, installed only by the tests/system/ scripts themselves
 # (`sh tests/deps.sh nspawn|qemu`), never by default.
 case "${1:-}" in

@@ -1,6 +1,8 @@
 #!/bin/sh
 # Build the libFuzzer targets (tests/fuzz-*.c) with clang, ASan and UBSan in a build
-# folder of their own, seed each corpus from tests/fixtures, and run every target for
+# folder of their own, seed each corpus (config, selector: from tests/fixtures;
+# netlink: messages the kernel sends in a throwaway namespace, captured by
+# tests/fuzz-netlink-capture.py when run as root), and run every target for
 # FUZZ_SECONDS (default 60). Exits non-zero on any crash, leak, timeout or sanitizer
 # report; the reproducer is left in the build folder (crash-*, leak-*, timeout-*).
 #
@@ -23,9 +25,12 @@ fi
 mkdir -p "$build"
 
 # config/ is pure C over libyaml: compile it with the target, instrumented for coverage.
+# The netlink target compiles only the parsers (netlink/parse.c, pure C over libmnl)
+# and the prefix helpers they use; no libnl.
 cflags="-std=gnu11 -D_GNU_SOURCE -g -O1 -fno-omit-frame-pointer -fsanitize=fuzzer,address,undefined
         -fno-sanitize-recover=all -I$top/config"
 yaml_libs=$(pkg-config --libs yaml-0.1)
+mnl_libs=$(pkg-config --libs libmnl)
 
 targets=""
 for src in "$top"/tests/fuzz-*.c; do
@@ -36,7 +41,13 @@ for src in "$top"/tests/fuzz-*.c; do
         fi
         echo "fuzz.sh: building fuzz-$name"
         # shellcheck disable=SC2086
-        $cc $cflags "$top"/config/*.c "$src" $yaml_libs -o "$build/fuzz-$name"
+        case $name in
+        netlink)
+                $cc $cflags -I"$top/netlink" "$top/netlink/parse.c" "$top/config/prefix.c" "$src" $mnl_libs \
+                        -o "$build/fuzz-$name" ;;
+        *)
+                $cc $cflags "$top"/config/*.c "$src" $yaml_libs -o "$build/fuzz-$name" ;;
+        esac
         targets="$targets $name"
 done
 if [ -z "$targets" ]; then
@@ -172,13 +183,45 @@ cat >"$dict" <<'EOF'
 "keep"
 EOF
 
+# Netlink: attribute headers (length, type; little-endian) and names the parsers compare.
+nldict="$build/netlink.dict"
+cat >"$nldict" <<'EOF'
+"arp_cache\x00"
+"eth0\x00"
+"\x08\x00\x01\x00"
+"\x08\x00\x04\x00"
+"\x08\x00\x05\x00"
+"\x08\x00\x06\x00"
+"\x08\x00\x0f\x00"
+"\x14\x00\x01\x00"
+"\x0c\x00\x01\x00"
+"\x0e\x00\x03\x00"
+"\x0c\x00\x12\x00"
+"\x02\x00\x00\x00"
+"\x0a\x00\x00\x00"
+"\xff\xff\xff\xff"
+EOF
+
 status=0
 for name in $targets; do
         corpus="$build/corpus-$name"
         mkdir -p "$corpus"
+        if [ "$name" = netlink ]; then
+                # Once per corpus: each capture differs a little (sequence numbers,
+                # timestamps), and what it adds is already covered.
+                if ls "$corpus"/seed-nl-* >/dev/null 2>&1; then
+                        :
+                elif [ "$(id -u)" = 0 ] && command -v ip >/dev/null 2>&1; then
+                        python3 "$top/tests/fuzz-netlink-capture.py" "$corpus" ||
+                                echo "fuzz.sh: capturing netlink seeds failed; fuzzing from what the corpus holds" >&2
+                else
+                        echo "fuzz.sh: not root: no captured netlink seeds (the corpus starts from what it holds)" >&2
+                fi
+        fi
         # Seeds: every fixture (good and bad) and the example configuration, named by
         # content (several fixtures share a file name); for the selector target, the
         # nodeSelector values they hold.
+        [ "$name" = netlink ] ||
         find "$top/tests/fixtures" "$top/config/example" -type f \( -name '*.yaml' -o -name '*.yml' \) |
                 while read -r f; do
                         if [ "$name" = selector ]; then
@@ -195,10 +238,12 @@ for name in $targets; do
         [ "$jobs" -gt 1 ] && parallel="-jobs=$jobs -workers=$jobs"
         echo "fuzz.sh: running fuzz-$name for ${seconds}s"
         log="$build/fuzz-$name.log"
+        d=$dict
+        [ "$name" = netlink ] && d=$nldict
         # shellcheck disable=SC2086
         if (cd "$build" && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
                 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-                "./fuzz-$name" -max_total_time="$seconds" -dict="$dict" -max_len=65536 -timeout=10 \
+                "./fuzz-$name" -max_total_time="$seconds" -dict="$d" -max_len=65536 -timeout=10 \
                 -rss_limit_mb=2048 -print_final_stats=1 $parallel "$corpus" >"$log" 2>&1); then
                 grep -E '^stat::number_of_executed_units|^stat::peak_rss_mb|^#[0-9]+.*DONE' "$log" | tail -3 || true
         else

@@ -347,7 +347,8 @@ class OnceConverges(HostCase):
 
         with self.step("the runtime record holds the values found before the first change"):
             self.assertEqual(self.d.record(), {"ifname": "eth0", "proxy_arp": str(before_arp),
-                                               "proxy_delay_ms": str(before_delay * 10)})
+                                               "proxy_delay_ms": str(before_delay * 10),
+                                               "ifindex": str(self.node.link("eth0")["ifindex"])})
 
         with self.step("a second --once: 0 changes; --check: nothing to do, ready"):
             res = self.daemon("--once", rc=0)
@@ -370,7 +371,8 @@ class BackToOverlay(HostCase):
             self.assertEqual((self.node.proxy_arp("eth0"), self.node.proxy_delay("eth0")), (1, 0))
             self.assert_ours(self.our_full_state())
             self.assertEqual(self.d.record(), {"ifname": "eth0", "proxy_arp": str(arp0),
-                                               "proxy_delay_ms": str(delay0 * 10)})
+                                               "proxy_delay_ms": str(delay0 * 10),
+                                               "ifindex": str(self.node.link("eth0")["ifindex"])})
 
         with self.step("natOutgoing: true: --check plans the way back"):
             self.set_resources(nat=True)

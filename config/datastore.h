@@ -1,0 +1,64 @@
+/* Where the Calico resources come from: the `resources` files, or Calico's etcd v3
+ * datastore reached exactly as calicoctl reaches it (its settings file
+ * /etc/calico/calicoctl.cfg when that exists, else the environment variables
+ * DATASTORE_TYPE, ETCD_ENDPOINTS, ETCD_CA_CERT_FILE, ...), so a node where calicoctl
+ * works (a kubespray master with its calicoctl.sh wrapper) needs nothing more.
+ *
+ * Pure like the rest of config/: the environment is passed in, never read with getenv();
+ * the only files read are calicoctl's settings file and, to check that they are
+ * readable, the TLS files it names. */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "diag.h"
+#include "model.h"
+
+/* Every count that input controls has a cap. */
+#define CFG_ETCD_MAX_ENDPOINTS 32
+
+/* The etcd key layout of Calico's libcalico-go (v3 resources and IPAM affinities). */
+#define CFG_ETCD_RESOURCES_PREFIX "/calico/resources/v3/projectcalico.org/"
+#define CFG_ETCD_AFFINITY_PREFIX "/calico/ipam/v2/host/"
+
+struct cfg_etcd {
+        char *origin;        /* where it was read: calicoctl's file, or "the environment" */
+        char **endpoints;    /* "http(s)://host:port", no trailing slash; at least one */
+        size_t n_endpoints;
+        char *ca_file, *cert_file, *key_file; /* paths, or NULL */
+        char *ca_pem, *cert_pem, *key_pem;    /* inline PEM (etcdCACert, ...), or NULL */
+        char *username, *password;            /* etcd authentication, or NULL */
+};
+
+struct cfg_source {
+        enum cfg_datastore type; /* CFG_DATASTORE_FILES or CFG_DATASTORE_ETCDV3 once resolved */
+        struct cfg_etcd etcd;    /* for etcdv3 */
+};
+
+/* calicoctl's settings file (YAML or JSON; `name` stands for it in diagnostics). Sets
+ * ret->type to ETCDV3 when it says etcdv3 (datastoreType, or etcdEndpoints without a
+ * datastoreType, as older calicoctl defaulted), FILES when it says kubernetes or names
+ * no endpoints; with want CFG_DATASTORE_ETCDV3 that is an error instead. Unknown keys
+ * are errors, as calicoctl makes them. */
+int cfg_calicoctl_parse(const char *name, const void *buf, size_t size, enum cfg_datastore want,
+                        struct cfg_source *ret, struct cfg_diags *diags);
+/* The same from environment variables (envp: "KEY=value" strings, NULL-terminated);
+ * CALICO_-prefixed names win over plain ones, as in calicoctl. Diagnostics name the
+ * variable. */
+int cfg_calicoctl_env(const char *const *envp, enum cfg_datastore want, struct cfg_source *ret,
+                      struct cfg_diags *diags);
+/* What settings s ask for: `datastore: files` reads nothing; auto and etcdv3 read
+ * s->calicoctl_config when it exists, else envp. auto falls back to files when neither
+ * names etcd; etcdv3 without an etcd is an error. Checks that TLS files are readable. */
+int cfg_source_resolve(const struct cfg_settings *s, const char *const *envp, struct cfg_source *ret,
+                       struct cfg_diags *diags);
+void cfg_source_clear(struct cfg_source *src);
+/* A deep copy (the daemon's etcd client keeps one). */
+int cfg_etcd_copy(const struct cfg_etcd *src, struct cfg_etcd *ret);
+void cfg_etcd_clear(struct cfg_etcd *e);
+/* Same endpoints, TLS material and credentials (the daemon keeps its connection then). */
+bool cfg_etcd_eq(const struct cfg_etcd *a, const struct cfg_etcd *b);
+/* "https://a:2379,https://b:2379" into buf (cut to size). */
+void cfg_etcd_endpoints_fmt(const struct cfg_etcd *e, char *buf, size_t size);
+const char *cfg_datastore_name(enum cfg_datastore d);

@@ -1,0 +1,156 @@
+/* Calico's etcd v3 key layout → the same resources the files give.
+ *
+ * libcalico-go keeps every v3 resource at
+ * /calico/resources/v3/projectcalico.org/<plural>/<name>, the value being the resource
+ * as JSON; those values go through yamltree (JSON is YAML) and resources.c exactly as a
+ * file would, so a bad value is refused with the same message, at "etcd:KEY:line:col".
+ * IPAM block affinities are keys of their own,
+ * /calico/ipam/v2/host/<node>/ipv4/block/<a.b.c.d-NN>, with a value such as
+ * {"state":"confirmed","deleted":false}: each becomes a BlockAffinity resource, built as
+ * a node tree around the value's own nodes, so errors in the value keep their position.
+ *
+ * Keys that do not fit the layout are skipped with a notice, as libcalico-go ignores
+ * them. Reads nothing: the daemon hands the keys in. */
+#include <string.h>
+
+#include "datastore.h"
+#include "loader.h"
+#include "util.h"
+
+/* The resource kinds this daemon reads, by the plural etcd stores them under. */
+static const struct {
+        const char *plural;
+        const char *kind;
+} etcd_kinds[] = {
+        { "ippools", "IPPool" },
+        { "nodes", "Node" },
+        { "felixconfigurations", "FelixConfiguration" },
+};
+
+struct value_ctx {
+        struct loader *l;
+        const char *kind;            /* resources: the kind the plural stands for */
+        const char *node, *cidr;     /* affinities: from the key */
+        bool seen;
+};
+
+static int on_resource_value(const struct ynode *n, void *userdata)
+{
+        struct value_ctx *c = userdata;
+        const char *kind = n->kind == YN_MAP ? ynode_str(ynode_get(n, "kind")) : NULL;
+        int r;
+
+        c->seen = true;
+        if (kind && !streq(kind, c->kind))
+                return yerr(&c->l->y, ynode_get(n, "kind"), "a %s stored where %s resources belong", kind, c->kind);
+        r = load_resource(n, c->l);
+        return r == -ENOMEM ? r : 0;
+}
+
+static struct ynode scalar(const char *s)
+{
+        return (struct ynode){ .kind = YN_SCALAR, .quoted = true, .n = strlen(s), .str = s };
+}
+
+/* The affinity as a BlockAffinity of projectcalico.org/v3: node and cidr from the key
+ * (no position: messages about them name the key), state and deleted the value's own. */
+static int on_affinity_value(const struct ynode *val, void *userdata)
+{
+        struct value_ctx *c = userdata;
+        const struct ynode *state = NULL, *deleted = NULL;
+        struct ynode k_api = scalar("apiVersion"), k_kind = scalar("kind"), k_spec = scalar("spec"),
+                     k_node = scalar("node"), k_cidr = scalar("cidr"), k_state = scalar("state"),
+                     k_deleted = scalar("deleted");
+        struct ynode v_api = scalar("projectcalico.org/v3"), v_kind = scalar("BlockAffinity"), v_node = scalar(c->node),
+                     v_cidr = scalar(c->cidr), confirmed = scalar("confirmed");
+        struct ypair spec_pairs[4], root_pairs[3];
+        struct ynode spec = { .kind = YN_MAP, .pairs = spec_pairs }, root = { .kind = YN_MAP, .pairs = root_pairs };
+        int r;
+
+        c->seen = true;
+        if (val) {
+                if (val->kind != YN_MAP)
+                        return yerr(&c->l->y, val, "a block affinity value must be an object, not %s",
+                                    ynode_kind_name(val));
+                state = ynode_get(val, "state");
+                deleted = ynode_get(val, "deleted");
+                spec.line = val->line;
+                spec.col = val->col;
+        }
+        /* libcalico-go reads an empty value as {} and an empty state as confirmed (data
+         * written before affinities had states). */
+        if (ynode_is_null(state) || (state->kind == YN_SCALAR && !*state->str))
+                state = &confirmed;
+        spec_pairs[spec.n++] = (struct ypair){ &k_node, &v_node };
+        spec_pairs[spec.n++] = (struct ypair){ &k_cidr, &v_cidr };
+        spec_pairs[spec.n++] = (struct ypair){ &k_state, (struct ynode *)state };
+        if (deleted)
+                spec_pairs[spec.n++] = (struct ypair){ &k_deleted, (struct ynode *)deleted };
+        root_pairs[root.n++] = (struct ypair){ &k_api, &v_api };
+        root_pairs[root.n++] = (struct ypair){ &k_kind, &v_kind };
+        root_pairs[root.n++] = (struct ypair){ &k_spec, &spec };
+        r = load_resource(&root, c->l);
+        return r == -ENOMEM ? r : 0;
+}
+
+static int skip_key(struct loader *l, const char *why)
+{
+        l->m->n_skipped++;
+        return cfg_notice(l->diags, l->y.file, 0, 0, "skipping this key: %s", why);
+}
+
+static int load_resource_key(struct loader *l, const struct cfg_kv *kv, const char *rest)
+{
+        const char *slash = strchr(rest, '/');
+        struct value_ctx c = { .l = l };
+        size_t plural_len;
+        int r;
+
+        if (!slash || !slash[1] || strchr(slash + 1, '/'))
+                return skip_key(l, "not <plural>/<name>");
+        plural_len = (size_t)(slash - rest);
+        for (size_t i = 0; i < ELEMENTSOF(etcd_kinds); i++)
+                if (strlen(etcd_kinds[i].plural) == plural_len && !strncmp(rest, etcd_kinds[i].plural, plural_len))
+                        c.kind = etcd_kinds[i].kind;
+        if (!c.kind)
+                return skip_key(l, "not a kind this daemon reads");
+        r = yaml_load_buffer(l->y.file, kv->value, kv->value_len, 0, on_resource_value, &c, l->diags);
+        if (r >= 0 && !c.seen)
+                return cfg_error(l->diags, l->y.file, 0, 0, "the value is empty (a %s resource was expected)", c.kind);
+        return r;
+}
+
+/* <node>/ipv4/block/<a.b.c.d-NN> (or ipv6, fd00::-122) */
+static int load_affinity_key(struct loader *l, const struct cfg_kv *kv, const char *rest)
+{
+        const char *p1 = strchr(rest, '/'), *p2, *p3, *dash;
+        struct value_ctx c = { .l = l };
+        char node[256], cidr[CFG_PREFIX_STRLEN + 8];
+        int r;
+
+        if (!p1 || p1 == rest || !(p2 = strchr(p1 + 1, '/')) || !(p3 = strchr(p2 + 1, '/')) || strchr(p3 + 1, '/'))
+                return skip_key(l, "not <node>/ipv4/block/<cidr>");
+        if ((p2 - p1 != 5 || (strncmp(p1, "/ipv4/", 6) && strncmp(p1, "/ipv6/", 6))) || p3 - p2 != 6 ||
+            strncmp(p2, "/block/", 7))
+                return skip_key(l, "not <node>/ipv4/block/<cidr>");
+        if ((size_t)(p1 - rest) >= sizeof(node) || strlen(p3 + 1) >= sizeof(cidr) || !(dash = strchr(p3 + 1, '-')))
+                return skip_key(l, "no <address>-<length> block at the end");
+        snprintf(node, sizeof(node), "%.*s", (int)(p1 - rest), rest);
+        /* The block's "/" is stored as the first "-" (libcalico-go's layout). */
+        snprintf(cidr, sizeof(cidr), "%.*s/%s", (int)(dash - (p3 + 1)), p3 + 1, dash + 1);
+        c.node = node;
+        c.cidr = cidr;
+        r = yaml_load_buffer(l->y.file, kv->value, kv->value_len, 0, on_affinity_value, &c, l->diags);
+        if (r >= 0 && !c.seen)
+                r = on_affinity_value(NULL, &c);
+        return r;
+}
+
+int load_etcd_kv(struct loader *l, const struct cfg_kv *kv)
+{
+        if (!strncmp(kv->key, CFG_ETCD_RESOURCES_PREFIX, strlen(CFG_ETCD_RESOURCES_PREFIX)))
+                return load_resource_key(l, kv, kv->key + strlen(CFG_ETCD_RESOURCES_PREFIX));
+        if (!strncmp(kv->key, CFG_ETCD_AFFINITY_PREFIX, strlen(CFG_ETCD_AFFINITY_PREFIX)))
+                return load_affinity_key(l, kv, kv->key + strlen(CFG_ETCD_AFFINITY_PREFIX));
+        return skip_key(l, "outside the Calico prefixes this daemon reads");
+}

@@ -1,0 +1,74 @@
+/* A client for Calico's etcd v3 datastore over etcd's JSON gateway (libcurl for HTTP and
+ * TLS, json-c for JSON), driven by an sd-event loop through curl's multi socket API, so
+ * no call ever blocks the loop.
+ *
+ * It lists the Calico prefixes at one revision into a key→value cache, then watches
+ * them from the next revision and applies each event to the cache. A broken stream or
+ * a compacted revision means: list again (failing over across the endpoints) and watch
+ * from the new revision. When no endpoint answers, the cache is kept as it is and the
+ * client retries with a growing, jittered delay. The cache is the input of the model
+ * (cfg_model_from_kvs()); what to do with it is the event loop's business. */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <systemd/sd-event.h>
+
+#include "datastore.h"
+#include "model.h"
+
+struct etcd;
+
+/* Called from the event loop; a callback must not free the client. */
+struct etcd_ops {
+        /* A complete list at a new revision replaced the cache. */
+        void (*synced)(struct etcd *e, void *userdata);
+        /* Watch events changed the cache. */
+        void (*changed)(struct etcd *e, void *userdata);
+        /* A round over every endpoint failed (why names each endpoint and its error);
+         * the cache is untouched and the client retries after a delay. */
+        void (*unreachable)(struct etcd *e, const char *why, void *userdata);
+};
+
+/* The prefixes listed and watched: IPPools, Nodes, FelixConfigurations, affinities. */
+#define ETCD_N_PREFIXES 4
+extern const char *const etcd_prefixes[ETCD_N_PREFIXES];
+
+/* Caps on what the datastore controls. */
+#define ETCD_MAX_KEYS 1000000
+#define ETCD_MAX_VALUE (4u << 20)    /* etcd refuses values over 1.5 MiB by default */
+#define ETCD_MAX_BODY (256u << 20)   /* one range response (a page) */
+#define ETCD_MAX_MESSAGE (64u << 20) /* one watch message */
+#define ETCD_PAGE 2000               /* keys per range request */
+
+int etcd_new(sd_event *ev, const struct cfg_etcd *conf, const struct etcd_ops *ops, void *userdata,
+             struct etcd **ret);
+void etcd_free(struct etcd *e);
+/* List, then watch; retried for ever on failure. */
+int etcd_start(struct etcd *e);
+/* List again now (SIGHUP), keeping the cache until the new list is complete. */
+void etcd_relist(struct etcd *e);
+
+const struct cfg_etcd *etcd_conf(const struct etcd *e);
+/* A complete list has been read (the cache means something). */
+bool etcd_has_data(const struct etcd *e);
+/* The endpoint that served the last list, and the revision the cache is at. */
+const char *etcd_endpoint(const struct etcd *e);
+int64_t etcd_revision(const struct etcd *e);
+size_t etcd_n_keys(const struct etcd *e);
+/* The cache, sorted by key, as cfg_model_from_kvs() takes it. The pointers stay valid
+ * until the loop runs again; free(*ret) only. */
+int etcd_kvs(const struct etcd *e, struct cfg_kv **ret, size_t *ret_n);
+
+/* --once and --check: one list at one revision with failover, no watch, in a loop of
+ * its own, bounded by timeout_usec. On failure, why says what each endpoint answered. */
+int etcd_list_once(const struct cfg_etcd *conf, uint64_t timeout_usec, struct etcd **ret, char *why,
+                   size_t why_size);
+
+/* Exposed for the unit tests. */
+char *etcd_base64_encode(const void *data, size_t len);
+int etcd_base64_decode(const char *s, char **ret, size_t *ret_len);
+/* The first key after every key starting with prefix (etcd's range_end), or NULL when
+ * there is none (a prefix of 0xff bytes). */
+char *etcd_prefix_end(const char *prefix, size_t len, size_t *ret_len);

@@ -1,0 +1,450 @@
+/* rtnetlink message parsers (see nl-parse.h): one message in, plain values out.
+ *
+ * What the kernel sends is trusted to be well formed, but not assumed to be: every
+ * family header and attribute is length-checked before it is read, so a short or
+ * malformed message is skipped or refused, never read past its nlmsg_len. This file
+ * never does I/O, never allocates and never includes libnl; tests/fuzz-netlink.c feeds
+ * it arbitrary bytes. */
+#include "nl-parse.h"
+
+#include <errno.h>
+#include <libmnl/libmnl.h>
+#include <linux/if_link.h>
+#include <linux/neighbour.h>
+#include <linux/netconf.h>
+#include <linux/rtnetlink.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "util.h"
+
+/* ---------------------------------------------------------------- attributes */
+
+struct attr_table {
+        const struct nlattr **tb;
+        uint16_t max;
+};
+
+static int attr_table_cb(const struct nlattr *a, void *data)
+{
+        struct attr_table *t = data;
+        uint16_t type = mnl_attr_get_type(a);
+
+        if (type <= t->max)
+                t->tb[type] = a;
+        return MNL_CB_OK;
+}
+
+/* Index the attributes after a family header of hdrlen bytes: tb[type] = attribute. */
+static int parse_attrs(const struct nlmsghdr *nlh, size_t hdrlen, const struct nlattr **tb, uint16_t max)
+{
+        struct attr_table t = { tb, max };
+
+        memset(tb, 0, (max + 1u) * sizeof(*tb));
+        if (nlh->nlmsg_len < mnl_nlmsg_size(hdrlen))
+                return -EBADMSG;
+        return mnl_attr_parse(nlh, hdrlen, attr_table_cb, &t) < 0 ? -EBADMSG : 0;
+}
+
+static int parse_nested(const struct nlattr *nest, const struct nlattr **tb, uint16_t max)
+{
+        struct attr_table t = { tb, max };
+
+        memset(tb, 0, (max + 1u) * sizeof(*tb));
+        return mnl_attr_parse_nested(nest, attr_table_cb, &t) < 0 ? -EBADMSG : 0;
+}
+
+static bool attr_u32(const struct nlattr *a, uint32_t *ret)
+{
+        if (!a || mnl_attr_get_payload_len(a) < sizeof(uint32_t))
+                return false;
+        *ret = mnl_attr_get_u32(a);
+        return true;
+}
+
+static bool attr_u64(const struct nlattr *a, uint64_t *ret)
+{
+        if (!a || mnl_attr_get_payload_len(a) < sizeof(uint64_t))
+                return false;
+        *ret = mnl_attr_get_u64(a);
+        return true;
+}
+
+static bool attr_addr(const struct nlattr *a, uint8_t family, uint8_t len, struct cfg_prefix *ret)
+{
+        size_t n = nl_addr_size(family);
+
+        if (!a || n == 0 || mnl_attr_get_payload_len(a) < n)
+                return false;
+        *ret = (struct cfg_prefix){ .family = family, .len = len };
+        memcpy(ret->addr, mnl_attr_get_payload(a), n);
+        return true;
+}
+
+/* A NUL-terminated string attribute (libmnl checks the terminator is inside it). */
+static const char *attr_str(const struct nlattr *a)
+{
+        if (!a || mnl_attr_validate(a, MNL_TYPE_NUL_STRING) < 0)
+                return NULL;
+        return mnl_attr_get_str(a);
+}
+
+/* ---------------------------------------------------------------- acks */
+
+/* Copy NLMSGERR_ATTR_MSG (extended ack) from the TLVs after offset. */
+static void extack_copy(const struct nlmsghdr *nlh, size_t offset, char *buf, size_t size)
+{
+        const struct nlattr *a;
+
+        if (!buf || size == 0 || !(nlh->nlmsg_flags & NLM_F_ACK_TLVS) || nlh->nlmsg_len < mnl_nlmsg_size(offset))
+                return;
+        mnl_attr_for_each(a, nlh, offset) {
+                if (mnl_attr_get_type(a) != NLMSGERR_ATTR_MSG)
+                        continue;
+                snprintf(buf, size, "%.*s", (int)strnlen(mnl_attr_get_payload(a), mnl_attr_get_payload_len(a)),
+                         (const char *)mnl_attr_get_payload(a));
+                return;
+        }
+}
+
+/* With NETLINK_CAP_ACK the kernel echoes only the request's header (NLM_F_CAPPED);
+ * the TLVs follow what was echoed. */
+int nl_parse_ack(const struct nlmsghdr *nlh, char *buf, size_t size)
+{
+        const struct nlmsgerr *e = mnl_nlmsg_get_payload(nlh);
+        size_t off = sizeof(*e);
+
+        if (nlh->nlmsg_len < mnl_nlmsg_size(sizeof(*e)))
+                return -EBADMSG;
+        if (!(nlh->nlmsg_flags & NLM_F_CAPPED) && e->msg.nlmsg_len > sizeof(struct nlmsghdr))
+                off += e->msg.nlmsg_len - sizeof(struct nlmsghdr);
+        if (e->error == 0)
+                return 0;
+        extack_copy(nlh, MNL_ALIGN(off), buf, size);
+        /* INT_MIN has no positive counterpart: it is no errno either. */
+        if (e->error == INT32_MIN)
+                return -EBADMSG;
+        return e->error < 0 ? e->error : -e->error;
+}
+
+/* NLMSG_DONE carries an int: the dump's error, and extack TLVs after it. */
+int nl_parse_done(const struct nlmsghdr *nlh, char *buf, size_t size)
+{
+        int e;
+
+        if (nlh->nlmsg_len < mnl_nlmsg_size(sizeof(int)))
+                return 0;
+        memcpy(&e, mnl_nlmsg_get_payload(nlh), sizeof(e));
+        if (e >= 0)
+                return 0;
+        extack_copy(nlh, MNL_ALIGN(sizeof(int)), buf, size);
+        return e;
+}
+
+/* ---------------------------------------------------------------- addresses, settings, links */
+
+int nl_parse_addr(const struct nlmsghdr *nlh, struct host_addr *ret)
+{
+        const struct nlattr *tb[IFA_MAX + 1];
+        const struct ifaddrmsg *ifa = mnl_nlmsg_get_payload(nlh);
+        struct host_addr ha = {};
+
+        if (nlh->nlmsg_type != RTM_NEWADDR || parse_attrs(nlh, sizeof(*ifa), tb, IFA_MAX) < 0)
+                return 0;
+        /* IPv4: IFA_LOCAL is our address, IFA_ADDRESS the peer on point-to-point
+         * links. IPv6 has IFA_LOCAL only with a peer, and then it is ours too. */
+        if (!attr_addr(tb[IFA_LOCAL] ? tb[IFA_LOCAL] : tb[IFA_ADDRESS], ifa->ifa_family, ifa->ifa_prefixlen,
+                       &ha.addr))
+                return 0;
+        if (ha.addr.len > cfg_prefix_maxlen(&ha.addr))
+                return 0;
+        ha.ifindex = (int)ifa->ifa_index;
+        *ret = ha;
+        return 1;
+}
+
+void nl_parse_netconf(const struct nlmsghdr *nlh, struct host_snapshot *h)
+{
+        const struct nlattr *tb[NETCONFA_MAX + 1];
+        uint32_t v;
+
+        if (nlh->nlmsg_type != RTM_NEWNETCONF || parse_attrs(nlh, sizeof(struct netconfmsg), tb, NETCONFA_MAX) < 0)
+                return;
+        if (attr_u32(tb[NETCONFA_FORWARDING], &v))
+                h->all_forwarding = (int)v;
+        if (attr_u32(tb[NETCONFA_RP_FILTER], &v))
+                h->all_rp_filter = (int)v;
+        if (attr_u32(tb[NETCONFA_PROXY_NEIGH], &v)) /* IPv4: proxy_arp */
+                h->all_proxy_arp = (int)v;
+}
+
+/* The ARP table dump holds the table's defaults and one NDTA_PARMS per device. */
+int nl_parse_neightbl_delay(const struct nlmsghdr *nlh, int ifindex, int64_t *ret_ms)
+{
+        const struct nlattr *tb[NDTA_MAX + 1], *p[NDTPA_MAX + 1];
+        const char *name;
+        uint32_t idx;
+        uint64_t ms;
+
+        if (nlh->nlmsg_type != RTM_NEWNEIGHTBL || parse_attrs(nlh, sizeof(struct ndtmsg), tb, NDTA_MAX) < 0)
+                return 0;
+        name = attr_str(tb[NDTA_NAME]);
+        if (!name || !tb[NDTA_PARMS] || !streq(name, "arp_cache"))
+                return 0;
+        if (parse_nested(tb[NDTA_PARMS], p, NDTPA_MAX) < 0)
+                return 0;
+        if (!attr_u32(p[NDTPA_IFINDEX], &idx) || (int)idx != ifindex || !attr_u64(p[NDTPA_PROXY_DELAY], &ms))
+                return 0;
+        *ret_ms = ms > INT64_MAX ? -1 : (int64_t)ms; /* NDTPA_PROXY_DELAY is in ms */
+        return 1;
+}
+
+int nl_parse_link_is(const struct nlmsghdr *nlh, int ifindex, const char *name)
+{
+        const struct nlattr *tb[IFLA_MAX + 1];
+        const struct ifinfomsg *ifi = mnl_nlmsg_get_payload(nlh);
+        const char *have;
+
+        if (nlh->nlmsg_type != RTM_NEWLINK || parse_attrs(nlh, sizeof(*ifi), tb, IFLA_MAX) < 0)
+                return 0;
+        have = attr_str(tb[IFLA_IFNAME]);
+        if (ifi->ifi_index != ifindex || !have)
+                return 0;
+        /* The same index under another name is some other, newer device. */
+        return !name[0] || streq(have, name);
+}
+
+/* ---------------------------------------------------------------- routes */
+
+/* RTA_MULTIPATH: the first hop's device stands for the route's (so "routes through
+ * a tunnel device" and the default route's device still show); multipath is set and
+ * the planner never takes such a route as equivalent to a single-path one. */
+static void parse_multipath(const struct nlattr *a, struct host_route *rt)
+{
+        const struct rtnexthop *nh = mnl_attr_get_payload(a);
+
+        rt->multipath = true;
+        if (mnl_attr_get_payload_len(a) >= sizeof(*nh) && nh->rtnh_len >= sizeof(*nh))
+                rt->oif = nh->rtnh_ifindex;
+}
+
+/* RTA_VIA: a gateway of another family (IPv4 routes via an IPv6 next hop). */
+static void parse_via(const struct nlattr *a, struct host_route *rt)
+{
+        const struct rtvia *via = mnl_attr_get_payload(a);
+        size_t n;
+
+        if (mnl_attr_get_payload_len(a) < sizeof(*via))
+                return;
+        n = nl_addr_size((uint8_t)via->rtvia_family);
+        if (n == 0 || mnl_attr_get_payload_len(a) < sizeof(*via) + n)
+                return;
+        rt->gateway = (struct cfg_prefix){ .family = (uint8_t)via->rtvia_family, .len = (uint8_t)(n * 8) };
+        memcpy(rt->gateway.addr, via->rtvia_addr, n);
+}
+
+/* Runs once per route in the kernel's tables (100k times for 100k routes): one pass
+ * over the attributes, with no attribute table to clear for each. */
+int nl_parse_route(const struct nlmsghdr *nlh, struct host_route *ret)
+{
+        const struct rtmsg *rtm = mnl_nlmsg_get_payload(nlh);
+        const struct nlattr *a, *dst = NULL, *gw = NULL, *via = NULL, *mp = NULL;
+        struct host_route rt;
+        uint32_t v;
+
+        if (nlh->nlmsg_len < mnl_nlmsg_size(sizeof(*rtm)) || nl_addr_size(rtm->rtm_family) == 0)
+                return -EBADMSG;
+        rt = (struct host_route){ .table = rtm->rtm_table, .protocol = rtm->rtm_protocol, .type = rtm->rtm_type,
+                                  .scope = rtm->rtm_scope };
+        mnl_attr_for_each(a, nlh, sizeof(*rtm)) {
+                switch (mnl_attr_get_type(a)) {
+                case RTA_DST:
+                        dst = a;
+                        break;
+                case RTA_GATEWAY:
+                        gw = a;
+                        break;
+                case RTA_VIA:
+                        via = a;
+                        break;
+                case RTA_MULTIPATH:
+                        mp = a;
+                        break;
+                case RTA_TABLE:
+                        if (attr_u32(a, &v))
+                                rt.table = v;
+                        break;
+                case RTA_PRIORITY:
+                        if (attr_u32(a, &v))
+                                rt.priority = v;
+                        break;
+                case RTA_OIF:
+                        if (attr_u32(a, &v))
+                                rt.oif = (int)v;
+                        break;
+                default:
+                        break;
+                }
+        }
+        rt.dst = (struct cfg_prefix){ .family = rtm->rtm_family, .len = rtm->rtm_dst_len };
+        if (dst && !attr_addr(dst, rtm->rtm_family, rtm->rtm_dst_len, &rt.dst))
+                return -EBADMSG;
+        if (rt.dst.len > cfg_prefix_maxlen(&rt.dst))
+                return -EBADMSG;
+        (void)attr_addr(gw, rtm->rtm_family, (uint8_t)(nl_addr_size(rtm->rtm_family) * 8), &rt.gateway);
+        if (via)
+                parse_via(via, &rt);
+        if (mp)
+                parse_multipath(mp, &rt);
+        *ret = rt;
+        return 0;
+}
+
+int nl_parse_reach(const struct nlmsghdr *nlh, struct nl_reach *ret)
+{
+        const struct nlattr *tb[RTA_MAX + 1];
+        const struct rtmsg *rtm = mnl_nlmsg_get_payload(nlh);
+        uint32_t v;
+
+        if (nlh->nlmsg_type != RTM_NEWROUTE || parse_attrs(nlh, sizeof(*rtm), tb, RTA_MAX) < 0)
+                return 0;
+        ret->type = rtm->rtm_type;
+        if (attr_u32(tb[RTA_OIF], &v))
+                ret->oif = (int)v;
+        (void)attr_addr(tb[RTA_PREFSRC], rtm->rtm_family, (uint8_t)(nl_addr_size(rtm->rtm_family) * 8),
+                        &ret->prefsrc);
+        return 1;
+}
+
+/* ---------------------------------------------------------------- events */
+
+/* What an event needs of a route: its key and device, not its gateway. Unlike a dump
+ * (nl_parse_route), any family passes: the caller's relevance test sorts it out. */
+static int event_route(const struct nlmsghdr *h, struct nl_event *ev)
+{
+        const struct rtmsg *rtm = mnl_nlmsg_get_payload(h);
+        const struct nlattr *a;
+        size_t alen;
+        uint32_t v;
+
+        if (h->nlmsg_len < mnl_nlmsg_size(sizeof(*rtm)))
+                return -EBADMSG;
+        alen = rtm->rtm_family == AF_INET6 ? 16 : 4;
+        ev->route.dst.family = rtm->rtm_family;
+        ev->route.dst.len = rtm->rtm_dst_len;
+        ev->route.table = rtm->rtm_table;
+        ev->route.protocol = rtm->rtm_protocol;
+        ev->route.type = rtm->rtm_type;
+        mnl_attr_for_each(a, h, sizeof(*rtm)) {
+                switch (mnl_attr_get_type(a)) {
+                case RTA_DST:
+                        if (mnl_attr_get_payload_len(a) == alen)
+                                memcpy(ev->route.dst.addr, mnl_attr_get_payload(a), alen);
+                        break;
+                case RTA_TABLE:
+                        if (attr_u32(a, &v))
+                                ev->route.table = v;
+                        break;
+                case RTA_OIF:
+                        if (attr_u32(a, &v))
+                                ev->route.oif = (int)v;
+                        break;
+                default:
+                        break;
+                }
+        }
+        ev->ifindex = ev->route.oif;
+        return 1;
+}
+
+static int event_link(const struct nlmsghdr *h, struct nl_event *ev)
+{
+        const struct ifinfomsg *ifi = mnl_nlmsg_get_payload(h);
+        const struct nlattr *a;
+
+        if (h->nlmsg_len < mnl_nlmsg_size(sizeof(*ifi)))
+                return -EBADMSG;
+        ev->ifindex = ifi->ifi_index;
+        mnl_attr_for_each(a, h, sizeof(*ifi))
+                if (mnl_attr_get_type(a) == IFLA_IFNAME && mnl_attr_validate(a, MNL_TYPE_NUL_STRING) >= 0)
+                        snprintf(ev->ifname, sizeof(ev->ifname), "%s", mnl_attr_get_str(a));
+        return 1;
+}
+
+static int event_addr(const struct nlmsghdr *h, struct nl_event *ev)
+{
+        const struct ifaddrmsg *ifa = mnl_nlmsg_get_payload(h);
+
+        if (h->nlmsg_len < mnl_nlmsg_size(sizeof(*ifa)))
+                return -EBADMSG;
+        ev->ifindex = (int)ifa->ifa_index;
+        return 1;
+}
+
+static int event_netconf(const struct nlmsghdr *h, struct nl_event *ev)
+{
+        const struct nlattr *a;
+        uint32_t v;
+
+        if (h->nlmsg_len < mnl_nlmsg_size(sizeof(struct netconfmsg)))
+                return -EBADMSG;
+        mnl_attr_for_each(a, h, sizeof(struct netconfmsg))
+                if (mnl_attr_get_type(a) == NETCONFA_IFINDEX && attr_u32(a, &v))
+                        ev->ifindex = (int)v;
+        return 1;
+}
+
+int nl_parse_event(const struct nlmsghdr *h, struct nl_event *ev)
+{
+        struct nl_event e = {};
+        int r;
+
+        switch (h->nlmsg_type) {
+        case RTM_NEWLINK:
+        case RTM_DELLINK:
+                e.type = NL_EV_LINK;
+                e.removed = h->nlmsg_type == RTM_DELLINK;
+                r = event_link(h, &e);
+                break;
+        case RTM_NEWADDR:
+        case RTM_DELADDR:
+                e.type = NL_EV_ADDR;
+                e.removed = h->nlmsg_type == RTM_DELADDR;
+                r = event_addr(h, &e);
+                break;
+        case RTM_NEWROUTE:
+        case RTM_DELROUTE:
+                e.type = NL_EV_ROUTE;
+                e.removed = h->nlmsg_type == RTM_DELROUTE;
+                r = event_route(h, &e);
+                break;
+        case RTM_NEWNETCONF:
+                e.type = NL_EV_NETCONF;
+                r = event_netconf(h, &e);
+                break;
+        default:
+                return 0;
+        }
+        if (r > 0)
+                *ev = e;
+        return r;
+}
+
+int nl_parse_events(const void *buf, size_t n, void (*fn)(const struct nl_event *ev, void *userdata),
+                    void *userdata)
+{
+        const struct nlmsghdr *nlh = buf;
+        int len = n > INT32_MAX ? INT32_MAX : (int)n;
+
+        for (; nl_msg_ok(nlh, len); nlh = mnl_nlmsg_next(nlh, &len)) {
+                struct nl_event ev;
+                int r = nl_parse_event(nlh, &ev);
+
+                if (r < 0)
+                        return r;
+                if (r > 0)
+                        fn(&ev, userdata);
+        }
+        /* The kernel pads each message to 4 bytes: a walk ends at 0. */
+        return len > 0 ? -EBADMSG : 0;
+}

@@ -1,0 +1,348 @@
+#!/usr/bin/env python3
+"""The etcd datastore on a real kernel and a real etcd (Debian's etcd-server): each
+case has a network namespace of its own with a veth uplink eth0 (as tests/daemon), an
+etcd inside it on 127.0.0.1 with TLS and client certificates made by openssl, the
+Calico keys of a small cluster, and calico-underlayd reading them. Every case polls
+kernel state or the daemon's STATUS= with a timeout.
+
+Run: meson test -C BUILD etcd   (or: sudo DAEMON=BUILD/daemon/calico-underlayd
+python3 tests/etcd/test_etcd.py -v [TestDaemon.test_name]). Needs root, etcd, etcdctl
+and openssl; exit 77 (skipped) otherwise.
+"""
+import json
+import os
+import re
+import signal
+import sys
+import time
+import unittest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import cuetcd as ce  # noqa: E402
+from cuetcd import cu  # noqa: E402
+
+STATUS_2 = "underlay: 1 pool, proxy_arp on eth0, 2 block routes, tunnels removed"
+STATUS_3 = "underlay: 1 pool, proxy_arp on eth0, 3 block routes, tunnels removed"
+WANT_2 = [
+    "192.168.10.128/28 blackhole - - 1024",
+    "192.168.10.144/28 unicast 192.168.10.12 eth0 1024",
+]
+WANT_3 = WANT_2 + ["192.168.10.160/28 unicast 192.168.10.12 eth0 1024"]
+
+
+def stays(fn, duration=1.0, interval=0.05):
+    """fn() stays truthy for `duration` seconds (only for "nothing happens")."""
+    end = time.monotonic() + duration
+    while time.monotonic() < end:
+        if not fn():
+            return False
+        time.sleep(interval)
+    return True
+
+
+class EtcdCase(unittest.TestCase):
+    """A namespace with an uplink, PKI, a running etcd loaded with the cluster."""
+
+    def setUp(self):
+        self.ns = cu.Netns()
+        self.addCleanup(self.ns.close)
+        self.ns.setup_uplink()
+        self.ns.add_vxlan()
+        self.fx = cu.Fixture(files={}, settings=ce.settings())
+        self.addCleanup(self.fx.close)
+        self.pki = ce.make_pki(os.path.join(self.fx.dir, "pki"))
+        self.etcd = ce.Etcd(self.ns, self.fx.dir, self.pki).start()
+        self.addCleanup(self.etcd.close)
+        ce.load_cluster(self.etcd)
+        self.daemons = []
+
+    def tearDown(self):
+        failed = self._failed()
+        for d in self.daemons:
+            if failed:
+                sys.stderr.write(f"--- daemon stderr ({d.stderr_path}):\n{d.stderr()}\n")
+            d.close()
+        if failed:
+            sys.stderr.write(f"--- etcd log:\n{self.etcd.log()}\n")
+
+    def _failed(self):
+        result = getattr(getattr(self, "_outcome", None), "result", None)
+        errs = list(getattr(result, "errors", [])) + list(getattr(result, "failures", []))
+        return any(t is self for t, _ in errs)
+
+    def write_settings(self, body):
+        cu.write_file(self.fx.config, body)
+
+    def write_calicoctl(self, text):
+        path = os.path.join(self.fx.etc, "calicoctl.cfg")
+        cu.write_file(path, text)
+        return path
+
+    def start(self, env=None, **kw):
+        d = cu.Daemon(self.ns, self.fx, env=env, **kw)
+        self.daemons.append(d)
+        return d
+
+    def start_converged(self, env=None, status=STATUS_2, want=WANT_2):
+        d = self.start(env=env).wait_ready()
+        d.notify.wait_status(lambda s: s == status, timeout=20)
+        self.wait_routes(want)
+        cu.wait_until(lambda: self.ns.proxy_arp() == 1, what="proxy_arp=1")
+        return d
+
+    def wait_routes(self, want, timeout=15.0):
+        return cu.wait_until(lambda: self.ns.route_summary() == want, timeout,
+                             what=f"routes {want} (have {self.ns.route_summary()})")
+
+    def env_endpoints(self, endpoints=None):
+        return ce.etcd_env(endpoints or self.etcd.url, self.pki)
+
+
+class TestDaemon(EtcdCase):
+    def test_converges_from_environment_with_failover(self):
+        # The variables of kubespray's calicoctl.sh, and a first endpoint that is down.
+        dead = f"https://127.0.0.1:{ce.DEAD_PORT}"
+        d = self.start_converged(env=self.env_endpoints(f"{dead},{self.etcd.url}"))
+        self.assertFalse(self.ns.link_exists("vxlan.calico"))
+        self.assertTrue(d.stderr_lines(f"configuration loaded from etcdv3 {self.etcd.url} revision"), d.stderr())
+        self.assertTrue(d.stderr_lines("from the environment"), d.stderr())
+
+    def test_converges_from_calicoctl_cfg(self):
+        cfg = self.write_calicoctl(ce.calicoctl_cfg(self.etcd.url, self.pki))
+        self.write_settings(ce.settings(calicoctl_cfg=cfg))
+        d = self.start_converged()
+        self.assertTrue(d.stderr_lines(f"(from {cfg})"), d.stderr())
+
+    def test_pool_change_reaches_host(self):
+        d = self.start_converged(env=self.env_endpoints())
+        key, value = ce.pool(nat=True)
+        self.etcd.put(key, value)
+        # natOutgoing: true: no underlay pool applies; our routes go, proxy_arp is restored.
+        d.notify.wait_status(lambda s: s.startswith("overlay: no underlay pool applies"), timeout=10)
+        self.wait_routes([])
+        cu.wait_until(lambda: self.ns.proxy_arp() == 0, what="proxy_arp restored to 0")
+        key, value = ce.pool(nat=False)
+        self.etcd.put(key, value)
+        d.notify.wait_status(lambda s: s == STATUS_2, timeout=10)
+        self.wait_routes(WANT_2)
+
+    def test_affinity_added_and_deleted(self):
+        d = self.start_converged(env=self.env_endpoints())
+        key = ce.affinity_key("node2", cu.EXTRA_BLOCK)
+        self.etcd.put(key, ce.CONFIRMED)
+        self.wait_routes(WANT_3)
+        d.notify.wait_status(lambda s: s == STATUS_3)
+        self.etcd.delete(key)
+        self.wait_routes(WANT_2)
+        d.notify.wait_status(lambda s: s == STATUS_2)
+        # A pending affinity is no block of the node's.
+        self.etcd.put(key, {"state": "pending", "deleted": False})
+        self.assertTrue(stays(lambda: self.ns.route_summary() == WANT_2, 1.0))
+
+    def test_large_datastore_is_listed_in_pages(self):
+        # More affinities than one range page (2000 keys): an overlay pool of 2,500
+        # blocks of node2's, read in two pages at one revision.
+        big = [ce.pool(name="overlay-big", cidr="10.64.0.0/12", block_size=26, nat=True)]
+        big += [(ce.affinity_key("node2", f"10.{64 + i // 1024}.{i // 4 % 256}.{i % 4 * 64}/26"), ce.CONFIRMED)
+                for i in range(2500)]
+        self.etcd.put_many(big)
+        d = self.start_converged(env=self.env_endpoints())
+        self.assertTrue(d.stderr_lines("node node1, 2 pools, 2502 blocks"), d.stderr())
+        self.assertEqual(self.ns.route_summary(), WANT_2)
+
+    def test_invalid_value_is_reported_and_changes_nothing(self):
+        d = self.start_converged(env=self.env_endpoints())
+        key, value = ce.pool(name="broken", cidr="10.9.0.1/16")
+        self.etcd.put(key, value)
+        status = d.notify.wait_status("last error")
+        self.assertTrue(status.startswith(STATUS_2), status)
+        m = re.search(r"etcd:(/calico/resources/v3/projectcalico\.org/ippools/broken):1:(\d+): cidr 10\.9\.0\.1/16 "
+                      r"has host bits set", status)
+        self.assertTrue(m, status)
+        self.assertTrue(d.stderr_lines("etcd:/calico/resources/v3/projectcalico.org/ippools/broken:1:"), d.stderr())
+        self.assertTrue(stays(lambda: self.ns.route_summary() == WANT_2, 1.0))
+        # Later changes are held back too (the whole set is refused), until it is fixed.
+        self.etcd.put(ce.affinity_key("node2", cu.EXTRA_BLOCK), ce.CONFIRMED)
+        self.assertTrue(stays(lambda: self.ns.route_summary() == WANT_2, 1.0))
+        self.etcd.delete(key)
+        self.wait_routes(WANT_3)
+        d.notify.wait_status(lambda s: s == STATUS_3)
+
+    def test_etcd_stopped_keeps_host_then_converges(self):
+        d = self.start_converged(env=self.env_endpoints())
+        self.etcd.stop()
+        status = d.notify.wait_status("datastore unreachable", timeout=15)
+        self.assertTrue(status.startswith(STATUS_2), status)
+        self.assertIn("(keeping the last model)", status)
+        self.assertIn(self.etcd.url, status)
+        self.assertTrue(d.stderr_lines("datastore unreachable"), d.stderr())
+        self.assertTrue(stays(lambda: self.ns.route_summary() == WANT_2 and self.ns.proxy_arp() == 1, 2.0),
+                        "nothing is withdrawn while the datastore is away")
+        # Drift is still repaired from the last model.
+        self.ns.ip("route", "del", cu.PEER_BLOCK)
+        self.wait_routes(WANT_2)
+        self.etcd.start()
+        # Back within the retry delay (at most 30 s), and watching again.
+        d.notify.wait_status(lambda s: s == STATUS_2, timeout=45)
+        self.assertTrue(d.stderr_lines("datastore reachable again"), d.stderr())
+        self.etcd.put(ce.affinity_key("node2", cu.EXTRA_BLOCK), ce.CONFIRMED)
+        self.wait_routes(WANT_3)
+
+    def test_idle_watching_uses_no_cpu_and_sigterm_leaves_host(self):
+        d = self.start_converged(env=self.env_endpoints())
+        time.sleep(0.5)  # let the first pass settle
+        before = d.cpu_ticks()
+        time.sleep(3)  # the measurement itself: watching an idle datastore
+        self.assertLessEqual(d.cpu_ticks() - before, 1, "CPU time while idle (clock ticks)")
+        self.assertEqual(d.stop(signal.SIGTERM, timeout=5), 0, d.stderr())
+        self.assertEqual(self.ns.route_summary(), WANT_2)
+        self.assertEqual(self.ns.proxy_arp(), 1)
+
+    def test_waits_for_datastore_at_start(self):
+        self.etcd.stop()
+        d = self.start(env=self.env_endpoints()).wait_ready()
+        status = d.notify.wait_status("datastore unreachable", timeout=15)
+        self.assertIn("waiting for the datastore", status)
+        self.assertIn("(keeping the host as it is)", status)
+        self.assertTrue(self.ns.link_exists("vxlan.calico"), "nothing changes without a model")
+        self.assertEqual(self.ns.route_summary(), [])
+        self.etcd.start()
+        d.notify.wait_status(lambda s: s == STATUS_2, timeout=45)
+        self.wait_routes(WANT_2)
+
+
+class TestStreams(EtcdCase):
+    """Through a relay that breaks the daemon's streams on command."""
+
+    def setUp(self):
+        super().setUp()
+        self.proxy = ce.Proxy(self.ns, self.fx.dir)
+        self.addCleanup(self.proxy.close)
+
+    def test_broken_stream_lists_again(self):
+        d = self.start_converged(env=self.env_endpoints(self.proxy.url))
+        self.proxy.command("cut")
+        cu.wait_until(lambda: d.stderr_lines("broke"), what="the daemon to see its streams break")
+        self.etcd.put(ce.affinity_key("node2", cu.EXTRA_BLOCK), ce.CONFIRMED)
+        self.wait_routes(WANT_3)
+        d.notify.wait_status(lambda s: s == STATUS_3)
+
+    def test_compacted_revision_lists_again(self):
+        d = self.start_converged(env=self.env_endpoints(self.proxy.url))
+        accepted = int(self.proxy.command("count"))
+        # Break the streams; the daemon lists again on the one relayed connection, and
+        # its new watches (from the listed revision + 1) wait in the relay.
+        self.proxy.command("cut-hold")
+        cu.wait_until(lambda: int(self.proxy.command("count")) >= accepted + 3,
+                      what="the daemon's new watch connections")
+        # Meanwhile the keys move on and the history is compacted away.
+        self.etcd.put(ce.affinity_key("node2", cu.EXTRA_BLOCK), ce.CONFIRMED)
+        self.etcd.put(ce.affinity_key("node9", "10.200.0.0/26"), {"state": "pending", "deleted": False})
+        self.etcd.compact(self.etcd.revision())
+        self.proxy.command("release")
+        cu.wait_until(lambda: d.stderr_lines("is compacted"), timeout=15,
+                      what="the daemon to be told its revision is compacted")
+        self.wait_routes(WANT_3)
+        d.notify.wait_status(lambda s: s == STATUS_3)
+        self.assertNotIn("unreachable", d.notify.status())
+
+
+class TestCommands(EtcdCase):
+    """--check and --once read the datastore once; bad calicoctl settings are named."""
+
+    def check(self, *args, env=None):
+        return ce.run_cli(self.ns, self.fx, "--check", *args, env=env)
+
+    def test_check_shows_source(self):
+        r = self.check(env=self.env_endpoints())
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        m = re.search(r"^source: etcdv3 (\S+) revision (\d+)$", r.stdout, re.M)
+        self.assertTrue(m, r.stdout)
+        self.assertEqual(m.group(1), self.etcd.url)
+        self.assertEqual(int(m.group(2)), self.etcd.revision())
+        self.assertIn("add-route", r.stdout)
+        r = self.check("--format", "json", env=self.env_endpoints())
+        doc = json.loads(r.stdout)
+        self.assertEqual(doc["source"], {"type": "etcdv3", "endpoint": self.etcd.url,
+                                         "revision": self.etcd.revision()})
+        self.assertTrue(doc["ready"], r.stdout)
+        self.assertEqual(self.ns.route_summary(), [], "--check changes nothing")
+
+    def test_check_files_source(self):
+        self.write_settings(ce.settings(datastore="files", extra=f"resources: {self.fx.res}\n"))
+        for name, text in cu.DEFAULT_FILES.items():
+            cu.write_file(self.fx.path(name), text)
+        r = self.check(env=self.env_endpoints())
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        self.assertIn("\nsource: files\n", r.stdout)
+        doc = json.loads(self.check("--format", "json").stdout)
+        self.assertEqual(doc["source"], {"type": "files"})
+
+    def test_once_from_calicoctl_cfg(self):
+        cfg = self.write_calicoctl(ce.calicoctl_cfg(f"https://127.0.0.1:{ce.DEAD_PORT},{self.etcd.url}", self.pki))
+        self.write_settings(ce.settings(calicoctl_cfg=cfg))
+        r = ce.run_cli(self.ns, self.fx, "--once")
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        self.wait_routes(WANT_2)
+        r = ce.run_cli(self.ns, self.fx, "--once")
+        self.assertIn("0 changes, 0 failed", r.stdout)
+
+    def test_datastore_down_cannot_evaluate(self):
+        self.etcd.stop()
+        r = self.check(env=self.env_endpoints())
+        self.assertEqual(r.returncode, 2, r.stdout)
+        self.assertIn(f"cannot evaluate: datastore unreachable: {self.etcd.url}: ", r.stdout)
+        self.assertLess(r.seconds, 20)
+
+    def test_bad_calicoctl_cfg_is_named(self):
+        cases = [
+            ('  etcdEndpoints: "127.0.0.1:2379"\n', r"calicoctl\.cfg:\d+:\d+: etcdEndpoints: endpoint \"127\.0\.0\.1:2379\""
+                                                    r" must start with http:// or https://"),
+            ('  etcdEndpionts: "https://127.0.0.1:2379"\n', r"calicoctl\.cfg:\d+:\d+: unknown key \"spec\.etcdEndpionts\""),
+            ('  etcdKeyFile: "/nonexistent/key.pem"\n', r"calicoctl\.cfg:\d+:\d+: etcdKeyFile \"/nonexistent/key\.pem\": "
+                                                        r"cannot read it: No such file or directory"),
+        ]
+        for line, pattern in cases:
+            with self.subTest(line=line):
+                text = ("apiVersion: projectcalico.org/v3\nkind: CalicoAPIConfig\nspec:\n"
+                        '  datastoreType: "etcdv3"\n' + line)
+                if "etcdEndpoints" not in line:
+                    text += f'  etcdEndpoints: "{self.etcd.url}"\n'
+                if "KeyFile" in line:
+                    text += f'  etcdCertFile: "{self.pki["client.crt"]}"\n'
+                cfg = self.write_calicoctl(text)
+                self.write_settings(ce.settings(calicoctl_cfg=cfg))
+                r = self.check()
+                self.assertEqual(r.returncode, 2, r.stdout)
+                self.assertRegex(r.stdout, pattern)
+
+    def test_bad_environment_is_named(self):
+        cases = [
+            ({"ETCD_ENDPOINTS": "https://127.0.0.1:2379,"}, r"ETCD_ENDPOINTS: an empty endpoint"),
+            ({"ETCD_ENDPOINTS": self.etcd.url, "ETCD_CERT_FILE": self.pki["client.crt"]},
+             r"ETCD_CERT_FILE is set without a key"),
+            ({"ETCD_ENDPOINTS": self.etcd.url, "ETCD_CA_CERT_FILE": "/nonexistent/ca.crt"},
+             r"ETCD_CA_CERT_FILE \"/nonexistent/ca\.crt\": cannot read it"),
+            ({"DATASTORE_TYPE": "etcd", "ETCD_ENDPOINTS": self.etcd.url},
+             r"DATASTORE_TYPE must be etcdv3 or kubernetes, not \"etcd\""),
+        ]
+        for env, pattern in cases:
+            with self.subTest(env=env):
+                r = self.check(env=env)
+                self.assertEqual(r.returncode, 2, r.stdout)
+                self.assertRegex(r.stdout, pattern)
+
+    def test_wrong_client_certificate_is_reported(self):
+        # A CA the server does not trust: TLS fails, and the message says so.
+        other = ce.make_pki(os.path.join(self.fx.dir, "other-pki"))
+        env = self.env_endpoints()
+        env.update(ETCD_CERT_FILE=other["client.crt"], ETCD_KEY_FILE=other["client.key"])
+        r = self.check(env=env)
+        self.assertEqual(r.returncode, 2, r.stdout)
+        self.assertIn(f"datastore unreachable: {self.etcd.url}: ", r.stdout)
+
+
+if __name__ == "__main__":
+    ce.require()
+    cu.install_signal_cleanup()
+    unittest.main(verbosity=2)
