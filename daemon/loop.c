@@ -333,14 +333,24 @@ static void reload(struct loop *l)
 
 /* ---- reconcile ---- */
 
-static void log_action(const struct plan_action *a, const struct nl_result *res, bool drift, int level)
+static void log_action(const struct plan_action *a, const char *pool, const struct nl_result *res, bool drift,
+                       int level)
 {
-        char line[512], field[128], dev[64];
-        const char *fields[] = { field, dev, NULL };
+        char line[512], field[128], dev[64], pool_field[320];
+        const char *fields[4] = { field };
+        size_t n = 1;
         const char *id;
 
         plan_action_fmt(a, line, sizeof(line));
-        snprintf(dev, sizeof(dev), "INTERFACE=%s", a->dev);
+        /* Only the fields that mean something for this action (a blackhole has no device). */
+        if (a->dev[0]) {
+                snprintf(dev, sizeof(dev), "INTERFACE=%s", a->dev);
+                fields[n++] = dev;
+        }
+        if (pool) {
+                snprintf(pool_field, sizeof(pool_field), "UNDERLAY_POOL=%s", pool);
+                fields[n++] = pool_field;
+        }
         switch (a->kind) {
         case PLAN_ADD_ROUTE:
         case PLAN_DEL_ROUTE:
@@ -450,8 +460,12 @@ static size_t reconcile(struct loop *l, const char *why)
                 return 0;
         }
         n = r.plan->n_actions;
-        for (size_t i = 0; i < n; i++)
-                log_action(&r.plan->actions[i], &r.results[i], drift, n <= 64 ? LOG_INFO : LOG_DEBUG);
+        for (size_t i = 0; i < n; i++) {
+                const struct plan_action *a = &r.plan->actions[i];
+                const char *pool = a->pool < l->model->n_pools ? l->model->pools[a->pool].name : NULL;
+
+                log_action(a, pool, &r.results[i], drift, n <= 64 ? LOG_INFO : LOG_DEBUG);
+        }
         if (n || !l->started)
                 log_findings(r.plan);
         remember(l, &r);
