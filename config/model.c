@@ -142,6 +142,36 @@ static int name_cmp(const void *a, const void *b)
         return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
+/* One resource file. Symlinks are followed (ConfigMap volumes are made of them). An
+ * entry that cannot be read as a file must not silently drop its resources (their
+ * routes would be withdrawn): it is an error. So is an empty file: calicoctl and
+ * kubectl never print one, and a file caught half-written must not withdraw anything.
+ * Only an entry deleted since the folder was listed is a real change (in_dir). */
+static int load_entry(struct loader *l, const char *path, bool in_dir)
+{
+        struct stat st;
+
+        if (stat(path, &st) < 0) {
+                int e = errno;
+
+                if (e == ENOENT && lstat(path, &st) == 0)
+                        cfg_error(l->diags, path, 0, 0, "broken symbolic link: its target is missing");
+                else if (!(in_dir && e == ENOENT))
+                        cfg_error(l->diags, path, 0, 0, "cannot read resources: %s", strerror(e));
+                return 0;
+        }
+        if (!S_ISREG(st.st_mode)) {
+                cfg_error(l->diags, path, 0, 0, "not a regular file (%s)",
+                          S_ISDIR(st.st_mode) ? "a directory: only one folder level is read" : "a special file");
+                return 0;
+        }
+        if (st.st_size == 0) {
+                cfg_error(l->diags, path, 0, 0, "empty file refused (a half-written file must not withdraw routes)");
+                return 0;
+        }
+        return load_path_file(l, path);
+}
+
 static int load_dir(struct loader *l, const char *dir)
 {
         _cleanup_(freep) char **names = NULL;
@@ -169,13 +199,8 @@ static int load_dir(struct loader *l, const char *dir)
         closedir(d);
         if (n > 1)
                 qsort(names, n, sizeof(*names), name_cmp);
-        for (size_t i = 0; i < n && r >= 0; i++) {
-                struct stat st;
-
-                /* Symlinks are followed (ConfigMap volumes are made of them). */
-                if (stat(names[i], &st) == 0 && S_ISREG(st.st_mode))
-                        r = load_path_file(l, names[i]);
-        }
+        for (size_t i = 0; i < n && r >= 0; i++)
+                r = load_entry(l, names[i], true);
         for (size_t i = 0; i < n; i++)
                 free(names[i]);
         return r;
@@ -189,7 +214,7 @@ static int load_path(struct loader *l, const char *path)
                 return cfg_error(l->diags, path, 0, 0, "cannot read resources: %s", strerror(errno));
         if (S_ISDIR(st.st_mode))
                 return load_dir(l, path);
-        return load_path_file(l, path);
+        return load_entry(l, path, false);
 }
 
 /* ---- final validation ---- */

@@ -1915,7 +1915,9 @@ static void dir_name_order(void **state)
         free(write_file(dir, "pools.yaml.bak", "this: [is not read\n"));
         free(write_file(dir, "yaml", "this: [is not read\n"));
         free(write_file(dir, ".yaml", "this: [is not read\n"));
-        assert_true(asprintf(&sub, "%s/sub.yaml", dir) > 0);
+        /* A folder is not descended into (a folder named *.yaml is an error:
+         * dir_entries_that_are_not_files). */
+        assert_true(asprintf(&sub, "%s/sub", dir) > 0);
         assert_int_equal(mkdir(sub, 0700), 0);
         free(write_file(sub, "inner.yaml", "this: [is not read\n"));
         free(sub);
@@ -1945,10 +1947,6 @@ static void dir_files_listed(void **state)
         target = fixture("calicoctl-v3.10/ippools.yaml");
         assert_true(asprintf(&link, "%s/d.yaml", dir) > 0);
         assert_int_equal(symlink(target, link), 0);
-        /* A dangling one is not a file. */
-        free(link);
-        assert_true(asprintf(&link, "%s/e.yaml", dir) > 0);
-        assert_int_equal(symlink("/nonexistent/x.yaml", link), 0);
 
         assert_int_equal(load_paths("node1", (const char *const[]){ dir, NULL }, &m, &d), 0);
         assert_int_equal(m->n_files, 4);
@@ -1991,6 +1989,39 @@ static void missing_and_empty_resources(void **state)
         expect_reject("apiVersion: projectcalico.org/v3\nkind: Node\nmetadata:\n  name: node1\n", 0, 0,
                       NEEDLES("no IPPool found"));
         expect_reject("apiVersion: v1\nkind: List\nitems: []\n", 0, 0, NEEDLES("no IPPool found"));
+}
+
+/* A *.yaml entry that cannot be read as a file (a folder, a broken symlink) or an
+ * empty file is an error naming it: its resources must not silently vanish from a
+ * model that still loads (their routes would be withdrawn). */
+static void dir_entries_that_are_not_files(void **state)
+{
+        static const char *const bad[] = { "20-dir.yaml", "30-broken.yaml", "40-empty.yaml" };
+        char *dir = tmp_dir(), *sub, *link, *pool, *empty;
+        struct cfg_diags d = {};
+        struct cfg_model *m = NULL;
+
+        (void)state;
+        pool = write_file(dir, "10-pool.yaml", POOL_A);
+        empty = write_file(dir, "40-empty.yaml", "");
+        assert_true(asprintf(&sub, "%s/20-dir.yaml", dir) > 0);
+        assert_int_equal(mkdir(sub, 0755), 0);
+        assert_true(asprintf(&link, "%s/30-broken.yaml", dir) > 0);
+        assert_int_equal(symlink("/nonexistent/target.yaml", link), 0);
+        assert_int_equal(load_paths("node1", (const char *const[]){ dir, NULL }, &m, &d), -EINVAL);
+        assert_null(m);
+        assert_int_equal(count_diags(&d, CFG_ERROR), 3);
+        for (size_t i = 0; i < 3; i++)
+                assert_non_null(strstr(nth_diag(&d, CFG_ERROR, i)->file, bad[i]));
+        assert_message(nth_diag(&d, CFG_ERROR, 0), NEEDLES("not a regular file", "directory"));
+        assert_message(nth_diag(&d, CFG_ERROR, 1), NEEDLES("broken symbolic link"));
+        assert_message(nth_diag(&d, CFG_ERROR, 2), NEEDLES("empty file refused"));
+        cfg_diags_clear(&d);
+        free(sub);
+        free(link);
+        free(pool);
+        free(empty);
+        rm_rf(dir);
 }
 
 static void multi_document_stream(void **state)
@@ -2401,6 +2432,7 @@ int main(int argc, char **argv)
                 cmocka_unit_test(dir_name_order),
                 cmocka_unit_test(dir_files_listed),
                 cmocka_unit_test(missing_and_empty_resources),
+                cmocka_unit_test(dir_entries_that_are_not_files),
                 cmocka_unit_test(multi_document_stream),
                 cmocka_unit_test(lists),
                 cmocka_unit_test(unknown_kinds),
