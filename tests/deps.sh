@@ -2,9 +2,11 @@
 # Install what building and testing calico-underlay needs on Debian 12 (idempotent).
 # With an argument, one of the optional lists below instead.
 set -eu
-pkgs="meson ninja-build pkg-config gcc clang libc6-dev libmnl-dev libnl-3-dev libnl-route-3-dev
-libyaml-dev libsystemd-dev libcmocka-dev libcurl4-openssl-dev libjson-c-dev iproute2 iputils-ping valgrind
+pkgs="meson ninja-build pkg-config gcc clang libclang-rt-14-dev libc6-dev libmnl-dev libnl-3-dev libnl-route-3-dev
+libyaml-dev libsystemd-dev libcmocka-dev libcurl4-openssl-dev libjson-c-dev iproute2 iputils-ping procps valgrind
 python3 systemd etcd-server etcd-client openssl"
+# libclang-rt-14-dev: clang only recommends it, and it holds libFuzzer and the sanitizer
+# runtimes tests/fuzz.sh links. procps: sysctl, used by the demo and the tests.
 # etcd-server and etcd-client: tests/etcd runs its own etcd in each case's namespace
 # (Debian's package may also start one as a service; the tests do not use it).
 # Optional lists, installed only by the tests/system/ scripts themselves
