@@ -369,11 +369,11 @@ static void log_action(const struct plan_action *a, const char *pool, const stru
         }
         if (res->error) {
                 log_full(LOG_ERR, LOG_ID_ACTION_FAILED, fields, "%s failed: %s%s%s", line, strerror(-res->error),
-                         res->message[0] ? ": " : "", res->message);
+                         res->message ? ": " : "", nl_result_message(res));
                 return;
         }
         log_full(level, drift ? LOG_ID_DRIFT : id, fields, "%s%s%s%s", drift ? "repaired drift: " : "", line,
-                 res->message[0] ? ": " : "", res->message);
+                 res->message ? ": " : "", nl_result_message(res));
 }
 
 static void log_findings(const struct plan *p)

@@ -164,12 +164,14 @@ static void print_results(const struct reconcile *r)
         char line[512];
 
         for (size_t i = 0; i < r->plan->n_actions; i++) {
+                const struct nl_result *res = &r->results[i];
+
                 plan_action_fmt(&r->plan->actions[i], line, sizeof(line));
-                if (r->results[i].error)
-                        printf("FAILED %s: %s%s%s\n", line, strerror(-r->results[i].error),
-                               r->results[i].message[0] ? ": " : "", r->results[i].message);
+                if (res->error)
+                        printf("FAILED %s: %s%s%s\n", line, strerror(-res->error), res->message ? ": " : "",
+                               nl_result_message(res));
                 else
-                        printf("%s%s%s\n", line, r->results[i].message[0] ? ": " : "", r->results[i].message);
+                        printf("%s%s%s\n", line, res->message ? ": " : "", nl_result_message(res));
         }
         printf("%zu change%s, %zu failed\n", r->plan->n_actions, r->plan->n_actions == 1 ? "" : "s", r->n_failed);
 }

@@ -281,6 +281,10 @@ static int plan_blocks(struct planner *pl)
         pl->no_addr = calloc(m->n_nodes ? m->n_nodes : 1, sizeof(*pl->no_addr));
         if (!pl->upstream || !pl->no_addr)
                 return -ENOMEM;
+        /* At most one route per block: never copied while it grows. */
+        if ((r = GROW(pl->want, pl->cap_want, m->n_blocks)) < 0 ||
+            (r = GROW(pl->want_pool, pl->cap_want_pool, m->n_blocks)) < 0)
+                return r;
         for (size_t i = 0; i < m->n_blocks; i++) {
                 const struct cfg_block *b = &m->blocks[i];
 
@@ -576,6 +580,7 @@ static int plan_tunnel(struct planner *pl, const char *name, const char *kind, e
 {
         const struct host_link *l = host_link_by_name(pl->h, name);
         struct plan_action a = { .kind = PLAN_REMOVE_TUNNEL, .pool = UINT32_MAX };
+        struct plan_tunnel t = {};
         struct cfg_prefix foreign = {};
         char buf[CFG_PREFIX_STRLEN];
         int r;
@@ -592,42 +597,46 @@ static int plan_tunnel(struct planner *pl, const char *name, const char *kind, e
                                    streq(kind, "ipip") ? "ipipEnabled" : "vxlanEnabled", name);
         a.ifindex = l->ifindex;
         snprintf(a.dev, sizeof(a.dev), "%s", l->name);
-        snprintf(a.tunnel_kind, sizeof(a.tunnel_kind), "%s", kind);
+        snprintf(t.kind, sizeof(t.kind), "%s", kind);
         for (size_t i = 0; i < pl->h->n_addrs; i++) {
                 const struct host_addr *ha = &pl->h->addrs[i];
 
                 if (ha->ifindex != l->ifindex || is_link_local6(&ha->addr))
                         continue;
                 if (!is_calico_tunnel_addr(pl, &ha->addr)) {
-                        if (!a.foreign_addrs)
+                        if (!t.foreign_addrs)
                                 foreign = ha->addr;
-                        a.foreign_addrs = true;
+                        t.foreign_addrs = true;
                 }
-                else if (a.n_tunnel_addrs < PLAN_TUNNEL_ADDRS_MAX)
-                        a.tunnel_addrs[a.n_tunnel_addrs++] = ha->addr;
+                else if (t.n_addrs < PLAN_TUNNEL_ADDRS_MAX)
+                        t.addrs[t.n_addrs++] = ha->addr;
         }
         /* The kernel keeps the IPIP fallback device: without Calico addresses and down
          * (or up with someone else's addresses) it counts as removed. A down VXLAN
          * device is still there and is still removed. */
-        if (a.n_tunnel_addrs == 0 && ((!l->up && streq(kind, "ipip")) || a.foreign_addrs)) {
-                if (a.foreign_addrs)
+        if (t.n_addrs == 0 && ((!l->up && streq(kind, "ipip")) || t.foreign_addrs)) {
+                if (t.foreign_addrs)
                         return add_finding(pl, PLAN_INFO, "tunnel-foreign-addresses",
                                            "%s carries addresses that are not Calico's (first: %s): device left up",
                                            name, pfx(&foreign, buf));
                 return 0;
         }
         /* Deleting any other device would take someone else's addresses with it. */
-        if (a.foreign_addrs && !streq(kind, "ipip"))
+        if (t.foreign_addrs && !streq(kind, "ipip"))
                 return add_finding(pl, PLAN_WARNING, "tunnel-foreign-addresses",
                                    "%s carries addresses that are not Calico's (first: %s): device left alone", name,
                                    pfx(&foreign, buf));
         if ((r = routes_via(pl, l)) < 0)
                 return r;
-        if (a.foreign_addrs && (r = add_finding(pl, PLAN_INFO, "tunnel-foreign-addresses",
+        if (t.foreign_addrs && (r = add_finding(pl, PLAN_INFO, "tunnel-foreign-addresses",
                                                 "%s carries addresses that are not Calico's (first: %s): if the "
                                                 "kernel keeps the device, it stays up with them",
                                                 name, pfx(&foreign, buf))) < 0)
                 return r;
+        if (pl->p->n_tunnels >= ELEMENTSOF(pl->p->tunnels))
+                return -E2BIG;
+        pl->p->tunnels[pl->p->n_tunnels] = t;
+        a.tunnel = &pl->p->tunnels[pl->p->n_tunnels++];
         return add_action(pl, &a);
 }
 
@@ -775,6 +784,17 @@ static int report_host(struct planner *pl)
 
 /* ---- entry points ---- */
 
+/* Each wanted route gets at most one add and each observed route at most one delete,
+ * besides a few settings and tunnels: reserving that bound once means 100k actions
+ * are never copied by a growing array, and the pages of the bound never used are
+ * never touched. */
+static int reserve_actions(struct planner *pl)
+{
+        size_t bound = pl->n_want + pl->h->n_routes + 8 + PLAN_TUNNELS_MAX;
+
+        return GROW(pl->p->actions, pl->cap_actions, bound);
+}
+
 static void planner_done(struct planner *pl)
 {
         free(pl->applies);
@@ -806,7 +826,8 @@ int plan_build(const struct cfg_model *m, const struct host_snapshot *h, const s
         }
         collect_uplink_nets(&pl);
         find_self(&pl);
-        if ((r = plan_pools(&pl)) < 0 || (r = plan_blocks(&pl)) < 0 || (r = plan_proxy_arp(&pl)) < 0 ||
+        if ((r = plan_pools(&pl)) < 0 || (r = plan_blocks(&pl)) < 0 || (r = reserve_actions(&pl)) < 0 ||
+            (r = plan_proxy_arp(&pl)) < 0 ||
             (r = plan_routes(&pl)) < 0 || (r = plan_tunnels(&pl)) < 0)
                 goto fail;
         if ((r = report_host(&pl)) < 0 || (r = report_pools(&pl)) < 0 ||
@@ -914,7 +935,7 @@ int plan_action_fmt(const struct plan_action *a, char *buf, size_t size)
                 return snprintf(buf, size, "set-proxy-arp %s %lld%s", a->dev, (long long)a->value,
                                 a->restore ? " (restore)" : "");
         case PLAN_REMOVE_TUNNEL:
-                return snprintf(buf, size, "remove-tunnel %s (%s)", a->dev, a->tunnel_kind);
+                return snprintf(buf, size, "remove-tunnel %s (%s)", a->dev, a->tunnel ? a->tunnel->kind : "?");
         case PLAN_ADD_ROUTE:
         case PLAN_DEL_ROUTE:
                 break;

@@ -19,6 +19,17 @@ enum plan_kind {
 };
 
 #define PLAN_TUNNEL_ADDRS_MAX 8
+#define PLAN_TUNNELS_MAX 4
+
+/* remove-tunnel: the device's kind and the Calico addresses on it (removed when the
+ * kernel keeps the device, as it keeps the IPIP fallback tunl0). Kept beside the
+ * actions, not in each: a route action must stay small (100k of them at scale). */
+struct plan_tunnel {
+        char kind[16];
+        struct cfg_prefix addrs[PLAN_TUNNEL_ADDRS_MAX];
+        size_t n_addrs;
+        bool foreign_addrs; /* someone else's addresses are on it: leave the device up */
+};
 
 struct plan_action {
         enum plan_kind kind;
@@ -29,12 +40,7 @@ struct plan_action {
         bool replace;    /* add-route: replaces an own route with the same key */
         struct host_route route;
         uint32_t pool;   /* index into model->pools, UINT32_MAX when none */
-        /* remove-tunnel: the device's kind and the Calico addresses on it (removed when
-         * the kernel keeps the device, as it keeps the IPIP fallback tunl0) */
-        char tunnel_kind[16];
-        struct cfg_prefix tunnel_addrs[PLAN_TUNNEL_ADDRS_MAX];
-        size_t n_tunnel_addrs;
-        bool foreign_addrs; /* someone else's addresses are on it: leave the device up */
+        const struct plan_tunnel *tunnel; /* remove-tunnel only: in plan->tunnels */
 };
 
 enum plan_severity {
@@ -65,6 +71,8 @@ struct plan {
         size_t n_pools;
         struct plan_action *actions;
         size_t n_actions;
+        struct plan_tunnel tunnels[PLAN_TUNNELS_MAX]; /* what remove-tunnel actions point to */
+        size_t n_tunnels;
         struct plan_finding *findings;
         size_t n_findings;
         size_t n_blocking;

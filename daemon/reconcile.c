@@ -118,6 +118,8 @@ fail:
 void reconcile_clear(struct reconcile *r)
 {
         host_snapshot_clear(&r->host);
+        if (r->results)
+                nl_results_free(r->results, r->plan ? r->plan->n_actions : 0);
         plan_free(r->plan);
         free(r->results);
         *r = (struct reconcile){};

@@ -922,13 +922,13 @@ static int route_msg(void *buf, const struct cfg_settings *s, const struct plan_
 
 /* EEXIST on add (NLM_F_EXCL: a route with this prefix, table and metric exists) and
  * ESRCH on delete (no such route) mean the host already is as wanted. */
-static void route_result(const struct plan_action *a, int error, struct nl_result *res)
+static void route_result(const struct plan_action *a, int error, const char *extack, struct nl_result *res)
 {
         if ((a->kind == PLAN_ADD_ROUTE && error == -EEXIST) || (a->kind == PLAN_DEL_ROUTE && error == -ESRCH)) {
-                snprintf(res->message, sizeof(res->message), "%s",
-                         a->kind == PLAN_ADD_ROUTE ? "already present" : "already absent");
+                nl_result_set_message(res, "%s", a->kind == PLAN_ADD_ROUTE ? "already present" : "already absent");
                 error = 0;
-        }
+        } else if (extack[0])
+                nl_result_set_message(res, "%s", extack);
         res->error = error;
 }
 
@@ -947,13 +947,14 @@ static bool batch_reply(const struct batch *b, const struct nlmsghdr *nlh, const
                         struct nl_result *res)
 {
         uint32_t j = nlh->nlmsg_seq - b->base;
-        struct nl_result *r;
+        char extack[256] = "";
+        int error;
 
         if (nlh->nlmsg_type != NLMSG_ERROR || j >= b->n || b->replied[j])
                 return false;
         b->replied[j] = true;
-        r = &res[b->slot[j]];
-        route_result(&acts[b->slot[j]], nl_parse_ack(nlh, r->message, sizeof(r->message)), r);
+        error = nl_parse_ack(nlh, extack, sizeof(extack));
+        route_result(&acts[b->slot[j]], error, extack, &res[b->slot[j]]);
         return j + 1 == b->n;
 }
 
@@ -992,7 +993,7 @@ static void batch_collect(struct nl *nl, const struct batch *b, const struct pla
         for (size_t j = 0; j < b->n; j++)
                 if (!b->replied[j]) {
                         res[b->slot[j]].error = lost ? -ENOBUFS : err;
-                        snprintf(res[b->slot[j]].message, sizeof(res[b->slot[j]].message), "no acknowledgement");
+                        nl_result_set_message(&res[b->slot[j]], "no acknowledgement");
                 }
 }
 
@@ -1059,12 +1060,14 @@ static void route_batch(struct nl *nl, const struct cfg_settings *s, const struc
 
 static void apply_one(struct nl *nl, const struct plan_action *a, struct nl_result *res)
 {
+        char err[256] = "";
+
         switch (a->kind) {
         case PLAN_SET_PROXY_DELAY:
-                res->error = set_proxy_delay(nl, a->ifindex, a->value, res->message, sizeof(res->message));
+                res->error = set_proxy_delay(nl, a->ifindex, a->value, err, sizeof(err));
                 break;
         case PLAN_SET_PROXY_ARP:
-                res->error = set_proxy_arp(nl, a->ifindex, a->value, res->message, sizeof(res->message));
+                res->error = set_proxy_arp(nl, a->ifindex, a->value, err, sizeof(err));
                 break;
         case PLAN_REMOVE_TUNNEL:
                 (void)tunnel_remove(&nl_tunnel_ops, nl, a, res);
@@ -1073,6 +1076,8 @@ static void apply_one(struct nl *nl, const struct plan_action *a, struct nl_resu
                 res->error = -EOPNOTSUPP;
                 break;
         }
+        if (err[0])
+                nl_result_set_message(res, "%s", err);
 }
 
 int nl_apply(struct nl *nl, const struct cfg_settings *s, const struct plan_action *actions, size_t n,

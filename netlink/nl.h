@@ -11,6 +11,7 @@
 #include "host.h"
 #include "model.h"
 #include "plan.h"
+#include "util.h"
 
 struct nl;
 
@@ -30,19 +31,29 @@ uint32_t nl_portid(const struct nl *nl);
 int nl_observe(struct nl *nl, const struct cfg_settings *s, struct host_snapshot *ret);
 
 /* Result of one action: one per planned action, all written, so 100k routes touch
- * n * sizeof() bytes. Kept to 128 bytes: first-touch page faults cost 10-30 us per
- * 4 KiB page on the VMs measured (tests/bench/bench_scale.py), and 26 MB of 260-byte
- * results were ~80 ms of a ~600 ms apply of 100k routes. */
+ * n * sizeof() bytes; kept to 16 (first-touch page faults cost 10-30 us per 4 KiB
+ * page on the VMs measured by tests/bench/bench_scale.py). Most routes have no
+ * message: it is allocated only when there is something to say. */
 struct nl_result {
-        int error;          /* 0 or -errno */
-        char message[124];  /* the kernel's extack text, or what was done (tunnels);
-                             * truncated when longer */
+        int error;     /* 0 or -errno */
+        char *message; /* NULL, or the kernel's extack text or what was done ("already
+                        * present", the tunnel steps); freed by nl_results_free() */
 };
+
+/* The message, "" when there is none. */
+const char *nl_result_message(const struct nl_result *r);
+/* Replace or extend the message. Out of memory leaves it as it was: a message
+ * explains an outcome, it is never the outcome. */
+_printf_(2, 3) void nl_result_set_message(struct nl_result *r, const char *fmt, ...);
+_printf_(2, 3) void nl_result_append_message(struct nl_result *r, const char *fmt, ...);
+/* Free the messages of n results (not the array) and zero them. */
+void nl_results_free(struct nl_result *r, size_t n);
 
 /* Apply actions in order. Route changes go out in datagrams of up to 256 KiB with
  * one ack each (on the last message); the kernel still reports every failed message,
  * and a route whose outcome is unknown (replies lost) counts as failed. A failed
- * action does not stop the others. results has n entries, all written. Returns the
- * number of failed actions. */
+ * action does not stop the others. results has n entries, all written (zeroed
+ * first); free their messages with nl_results_free(). Returns the number of failed
+ * actions. */
 int nl_apply(struct nl *nl, const struct cfg_settings *s, const struct plan_action *actions, size_t n,
              struct nl_result *results);

@@ -13,17 +13,12 @@
 
 #include "util.h"
 
-_printf_(2, 3) static void msg_append(struct nl_result *res, const char *fmt, ...)
+/* An action without its tunnel record (hand-made) has no addresses to take off. */
+static const struct plan_tunnel *tunnel_of(const struct plan_action *a)
 {
-        size_t len = strnlen(res->message, sizeof(res->message));
-        va_list ap;
+        static const struct plan_tunnel none = {};
 
-        if (len + 1 >= sizeof(res->message))
-                return;
-        va_start(ap, fmt);
-        /* Truncation is fine: the message is informative. */
-        (void)vsnprintf(res->message + len, sizeof(res->message) - len, fmt, ap);
-        va_end(ap);
+        return a->tunnel ? a->tunnel : &none;
 }
 
 static int fail(struct nl_result *res, int error)
@@ -37,22 +32,23 @@ static int fail(struct nl_result *res, int error)
 static int remove_addrs(const struct tunnel_ops *ops, void *ctx, const struct plan_action *a,
                         struct nl_result *res, bool *ret_any)
 {
-        size_t n = a->n_tunnel_addrs < PLAN_TUNNEL_ADDRS_MAX ? a->n_tunnel_addrs : PLAN_TUNNEL_ADDRS_MAX;
+        const struct plan_tunnel *t = tunnel_of(a);
+        size_t n = t->n_addrs < PLAN_TUNNEL_ADDRS_MAX ? t->n_addrs : PLAN_TUNNEL_ADDRS_MAX;
         bool first = true;
 
         for (size_t i = 0; i < n; i++) {
                 char buf[CFG_PREFIX_STRLEN] = "?";
                 int r;
 
-                (void)cfg_prefix_fmt(&a->tunnel_addrs[i], buf, sizeof(buf));
-                r = ops->del_addr(ctx, a->ifindex, &a->tunnel_addrs[i]);
+                (void)cfg_prefix_fmt(&t->addrs[i], buf, sizeof(buf));
+                r = ops->del_addr(ctx, a->ifindex, &t->addrs[i]);
                 if (r == -EADDRNOTAVAIL)
                         continue;
                 if (r < 0) {
-                        msg_append(res, "%sremoving %s failed", first ? ": " : ", ", buf);
+                        nl_result_append_message(res, "%sremoving %s failed", first ? ": " : ", ", buf);
                         return fail(res, r);
                 }
-                msg_append(res, "%s%s", first ? ": removed " : ", ", buf);
+                nl_result_append_message(res, "%s%s", first ? ": removed " : ", ", buf);
                 first = false;
         }
         *ret_any = !first;
@@ -67,25 +63,25 @@ static int handle_kept(const struct tunnel_ops *ops, void *ctx, const struct pla
         bool any = false;
         int r;
 
-        snprintf(res->message, sizeof(res->message), "kernel kept %s", a->dev);
+        nl_result_set_message(res, "kernel kept %s", a->dev);
         r = remove_addrs(ops, ctx, a, res, &any);
         if (r < 0)
                 return r;
-        if (a->foreign_addrs) {
-                msg_append(res, "%skept up: foreign addresses remain", any ? "; " : ": ");
+        if (tunnel_of(a)->foreign_addrs) {
+                nl_result_append_message(res, "%skept up: foreign addresses remain", any ? "; " : ": ");
                 return 0;
         }
         r = ops->set_down(ctx, a->ifindex);
         if (r == -ENODEV) {
                 /* Gone after all (a module unload raced with us): converged. */
-                snprintf(res->message, sizeof(res->message), "deleted");
+                nl_result_set_message(res, "deleted");
                 return 0;
         }
         if (r < 0) {
-                msg_append(res, "%ssetting it down failed", any ? "; " : ": ");
+                nl_result_append_message(res, "%ssetting it down failed", any ? "; " : ": ");
                 return fail(res, r);
         }
-        msg_append(res, "%sset down", any ? ", " : ": ");
+        nl_result_append_message(res, "%sset down", any ? ", " : ": ");
         return 0;
 }
 
@@ -97,23 +93,23 @@ int tunnel_remove(const struct tunnel_ops *ops, void *ctx, const struct plan_act
         *res = (struct nl_result){};
         r = ops->del_link(ctx, a->ifindex);
         if (r == -ENODEV) {
-                snprintf(res->message, sizeof(res->message), "already absent");
+                nl_result_set_message(res, "already absent");
                 return 0;
         }
         if (r < 0) {
-                snprintf(res->message, sizeof(res->message), "deleting %s failed", a->dev);
+                nl_result_set_message(res, "deleting %s failed", a->dev);
                 return fail(res, r);
         }
 
         /* Success from RTM_DELLINK does not mean the device is gone: look again. */
         r = ops->find_link(ctx, a->ifindex, a->dev, &exists);
         if (r < 0) {
-                snprintf(res->message, sizeof(res->message), "deleted %s, but looking for it again failed",
+                nl_result_set_message(res, "deleted %s, but looking for it again failed",
                          a->dev);
                 return fail(res, r);
         }
         if (!exists) {
-                snprintf(res->message, sizeof(res->message), "deleted");
+                nl_result_set_message(res, "deleted");
                 return 0;
         }
         return handle_kept(ops, ctx, a, res);

@@ -183,6 +183,7 @@ static int apply(const struct cfg_settings *s, const struct plan_action *a, size
         int failed;
 
         CHECK(nl_open(&nl) == 0);
+        nl_results_free(res, n); /* the messages of the last apply with this array */
         failed = nl_apply(nl, s, a, n, res);
         nl_close(nl);
         return failed;
@@ -643,7 +644,7 @@ NETNS_TEST(test_apply_routes)
         struct cfg_settings s = settings();
         struct host_snapshot h = {};
         struct plan_action a[5];
-        struct nl_result res[5];
+        struct nl_result res[5] = {};
         const struct host_route *r;
         char *before, *after, *added;
 
@@ -701,6 +702,7 @@ NETNS_TEST(test_apply_routes)
         CHECK_STR(after, before); /* byte for byte */
         free(after);
         free(before);
+        nl_results_free(res, 5);
 }
 
 /* A delete whose key matches a foreign route: the kernel matches rtm_protocol, so
@@ -709,7 +711,7 @@ NETNS_TEST(test_delete_never_touches_foreign)
 {
         struct cfg_settings s = settings();
         struct plan_action a[3];
-        struct nl_result res[3];
+        struct nl_result res[3] = {};
         char *before, *after;
 
         setup_eth0();
@@ -721,35 +723,37 @@ NETNS_TEST(test_delete_never_touches_foreign)
         CHECK_INT(apply(&s, a, 3, res), 0);
         for (int i = 0; i < 3; i++) {
                 CHECK_INT(res[i].error, 0);
-                CHECK_STR(res[i].message, "already absent");
+                CHECK_STR(nl_result_message(&res[i]), "already absent");
         }
         after = capture("%s", ROUTES_CMD);
         CHECK_STR(after, before);
         free(after);
         free(before);
+        nl_results_free(res, 3);
 }
 
 NETNS_TEST(test_exists_and_missing_converge)
 {
         struct cfg_settings s = settings();
         struct plan_action a[2];
-        struct nl_result res[2];
+        struct nl_result res[2] = {};
 
         setup_eth0();
         a[0] = route_action(PLAN_ADD_ROUTE, HOST_RTN_UNICAST, "10.5.0.0/26", "192.168.10.2", "eth0", 254, 1024);
         a[1] = route_action(PLAN_ADD_ROUTE, HOST_RTN_BLACKHOLE, "10.5.0.64/26", NULL, NULL, 254, 1024);
         CHECK_INT(apply(&s, a, 2, res), 0);
-        CHECK_STR(res[0].message, "");
+        CHECK_STR(nl_result_message(&res[0]), "");
         CHECK_INT(apply(&s, a, 2, res), 0); /* EEXIST */
         CHECK_INT(res[0].error, 0);
-        CHECK_STR(res[0].message, "already present");
-        CHECK_STR(res[1].message, "already present");
+        CHECK_STR(nl_result_message(&res[0]), "already present");
+        CHECK_STR(nl_result_message(&res[1]), "already present");
         a[0].kind = a[1].kind = PLAN_DEL_ROUTE;
         CHECK_INT(apply(&s, a, 2, res), 0);
-        CHECK_STR(res[0].message, "");
+        CHECK_STR(nl_result_message(&res[0]), "");
         CHECK_INT(apply(&s, a, 2, res), 0); /* ESRCH */
-        CHECK_STR(res[0].message, "already absent");
-        CHECK_STR(res[1].message, "already absent");
+        CHECK_STR(nl_result_message(&res[0]), "already absent");
+        CHECK_STR(nl_result_message(&res[1]), "already absent");
+        nl_results_free(res, 2);
 }
 
 /* A bad route in the middle of a batch fails alone, with the kernel's message. */
@@ -758,7 +762,7 @@ NETNS_TEST(test_invalid_route_extack)
         struct cfg_settings s = settings();
         struct host_snapshot h = {};
         struct plan_action a[3];
-        struct nl_result res[3];
+        struct nl_result res[3] = {};
 
         setup_eth0();
         a[0] = route_action(PLAN_ADD_ROUTE, HOST_RTN_UNICAST, "10.6.0.0/26", "192.168.10.2", "eth0", 254, 1024);
@@ -767,8 +771,8 @@ NETNS_TEST(test_invalid_route_extack)
         CHECK_INT(apply(&s, a, 3, res), 1);
         CHECK_INT(res[0].error, 0);
         CHECK(res[1].error < 0);
-        fprintf(stderr, "gateway not on-link: %s (%s)\n", strerror(-res[1].error), res[1].message);
-        CHECK(strstr(res[1].message, "gateway"));
+        fprintf(stderr, "gateway not on-link: %s (%s)\n", strerror(-res[1].error), nl_result_message(&res[1]));
+        CHECK(strstr(nl_result_message(&res[1]), "gateway"));
         CHECK_INT(res[2].error, 0);
         observe(&s, &h);
         CHECK(find_route(&h, "10.6.0.0/26", 254));
@@ -780,6 +784,7 @@ NETNS_TEST(test_invalid_route_extack)
         a[0].route.type = HOST_RTN_LOCAL;
         CHECK_INT(apply(&s, a, 1, res), 1);
         CHECK_INT(res[0].error, -EINVAL);
+        nl_results_free(res, 3);
 }
 
 /* Deleting what was observed: an own multipath route (someone used our protocol
@@ -789,7 +794,7 @@ NETNS_TEST(test_delete_observed_multipath)
         struct cfg_settings s = settings();
         struct host_snapshot h = {};
         struct plan_action a = { .kind = PLAN_DEL_ROUTE, .pool = UINT32_MAX };
-        struct nl_result res;
+        struct nl_result res = {};
         const struct host_route *r;
 
         setup_eth0();
@@ -806,12 +811,13 @@ NETNS_TEST(test_delete_observed_multipath)
         a.route = *r;
         host_snapshot_clear(&h);
         CHECK_INT(apply(&s, &a, 1, &res), 0);
-        CHECK_STR(res.message, "");
+        CHECK_STR(nl_result_message(&res), "");
         observe(&s, &h);
         CHECK_INT(count_proto(&h, 211), 0);
         r = find_route(&h, "10.8.0.0/26", 254);
         CHECK(r && r->protocol == 12);
         host_snapshot_clear(&h);
+        nl_results_free(&res, 1);
 }
 
 static void fill_batch(struct plan_action *a, size_t n, enum plan_kind kind)
@@ -844,7 +850,7 @@ NETNS_TEST(test_batch_5000)
         CHECK_INT(nl_apply(nl, &s, a, N, res), 0);
         t_add = now_ms() - t0;
         for (size_t i = 0; i < N; i++)
-                CHECK_STR(res[i].message, "");
+                CHECK_STR(nl_result_message(&res[i]), "");
 
         t0 = now_ms();
         CHECK(nl_observe(nl, &s, &h) == 0);
@@ -855,18 +861,20 @@ NETNS_TEST(test_batch_5000)
         CHECK_INT(atoi(out), N);
         free(out);
 
+        nl_results_free(res, N);
         t0 = now_ms();
         CHECK_INT(nl_apply(nl, &s, a, N, res), 0); /* all EEXIST: every ack is an error ack */
         t_again = now_ms() - t0;
         for (size_t i = 0; i < N; i++)
-                CHECK_STR(res[i].message, "already present");
+                CHECK_STR(nl_result_message(&res[i]), "already present");
 
         fill_batch(a, N, PLAN_DEL_ROUTE);
+        nl_results_free(res, N);
         t0 = now_ms();
         CHECK_INT(nl_apply(nl, &s, a, N, res), 0);
         t_del = now_ms() - t0;
         for (size_t i = 0; i < N; i++)
-                CHECK_STR(res[i].message, "");
+                CHECK_STR(nl_result_message(&res[i]), "");
         CHECK(nl_observe(nl, &s, &h) == 0);
         CHECK_INT(count_proto(&h, 211), 0);
         host_snapshot_clear(&h);
@@ -874,6 +882,7 @@ NETNS_TEST(test_batch_5000)
         fprintf(stderr, "5000 routes: add %.1f ms, add again (EEXIST) %.1f ms, observe %.1f ms, delete %.1f ms\n",
                 t_add, t_again, t_obs, t_del);
         free(a);
+        nl_results_free(res, N);
         free(res);
 }
 
@@ -887,7 +896,7 @@ NETNS_TEST(test_set_proxy)
                 { .kind = PLAN_SET_PROXY_DELAY, .ifindex = ifindex("lo"), .value = 800 },
                 { .kind = PLAN_SET_PROXY_ARP, .ifindex = ifindex("lo"), .value = 1 },
         };
-        struct nl_result res[2];
+        struct nl_result res[2] = {};
 
         setup_eth0();
         a[0].ifindex = a[1].ifindex = ifindex("eth0");
@@ -911,8 +920,9 @@ NETNS_TEST(test_set_proxy)
         a[0].ifindex = a[1].ifindex = 4242; /* no such device */
         CHECK_INT(apply(&s, a, 2, res), 2);
         fprintf(stderr, "no such device: delay %s (%s), proxy_arp %s (%s)\n", strerror(-res[0].error),
-                res[0].message, strerror(-res[1].error), res[1].message);
+                res[0].message, strerror(-res[1].error), nl_result_message(&res[1]));
         CHECK(res[0].error < 0 && res[1].error < 0);
+        nl_results_free(res, 2);
 }
 
 /* ---------------------------------------------------------------- apply: tunnels */
@@ -921,41 +931,45 @@ NETNS_TEST(test_remove_vxlan)
 {
         struct cfg_settings s = settings();
         struct host_snapshot h = {};
-        struct plan_action a = { .kind = PLAN_REMOVE_TUNNEL, .dev = "vxlan.calico", .tunnel_kind = "vxlan" };
-        struct nl_result res;
+        struct plan_tunnel t = { .kind = "vxlan" };
+        struct plan_action a = { .kind = PLAN_REMOVE_TUNNEL, .dev = "vxlan.calico", .tunnel = &t };
+        struct nl_result res = {};
 
         setup_eth0();
         sh("ip link add vxlan.calico type vxlan id 4096 dstport 4789 dev eth0 && ip link set vxlan.calico up");
         sh("ip addr add 10.233.90.1/32 dev vxlan.calico");
         a.ifindex = ifindex("vxlan.calico");
-        a.tunnel_addrs[a.n_tunnel_addrs++] = P("10.233.90.1/32");
+        t.addrs[t.n_addrs++] = P("10.233.90.1/32");
         CHECK_INT(apply(&s, &a, 1, &res), 0);
         CHECK_INT(res.error, 0);
-        CHECK_STR(res.message, "deleted");
+        CHECK_STR(nl_result_message(&res), "deleted");
         observe(&s, &h);
         CHECK(!host_link_by_name(&h, "vxlan.calico"));
         CHECK(host_link_by_name(&h, "eth0"));
         host_snapshot_clear(&h);
 
         CHECK_INT(apply(&s, &a, 1, &res), 0); /* again: already absent */
-        CHECK_STR(res.message, "already absent");
+        CHECK_STR(nl_result_message(&res), "already absent");
+        nl_results_free(&res, 1);
 }
 
 NETNS_TEST(test_remove_tunl0_absent)
 {
         struct cfg_settings s = settings();
         struct host_snapshot h = {};
-        struct plan_action a = { .kind = PLAN_REMOVE_TUNNEL, .ifindex = 4242, .dev = "tunl0", .tunnel_kind = "ipip" };
-        struct nl_result res;
+        struct plan_tunnel t = { .kind = "ipip" };
+        struct plan_action a = { .kind = PLAN_REMOVE_TUNNEL, .ifindex = 4242, .dev = "tunl0", .tunnel = &t };
+        struct nl_result res = {};
 
         setup_eth0();
         CHECK_INT(apply(&s, &a, 1, &res), 0);
-        CHECK_STR(res.message, "already absent");
+        CHECK_STR(nl_result_message(&res), "already absent");
         a.ifindex = 0;
         CHECK_INT(apply(&s, &a, 1, &res), 0);
         observe(&s, &h);
         CHECK(!host_link_by_name(&h, "tunl0"));
         host_snapshot_clear(&h);
+        nl_results_free(&res, 1);
 }
 
 /* The kernel refuses to delete a device without rtnl_link_ops: reported, the
@@ -964,12 +978,13 @@ NETNS_TEST(test_remove_tunnel_refused)
 {
         struct cfg_settings s = settings();
         struct plan_action a = { .kind = PLAN_REMOVE_TUNNEL, .ifindex = 1, .dev = "lo" };
-        struct nl_result res;
+        struct nl_result res = {};
 
         CHECK_INT(apply(&s, &a, 1, &res), 1);
         CHECK_INT(res.error, -EOPNOTSUPP);
-        CHECK_STR(res.message, "deleting lo failed");
+        CHECK_STR(nl_result_message(&res), "deleting lo failed");
         CHECK_INT(ifindex("lo"), 1);
+        nl_results_free(&res, 1);
 }
 
 /* A mixed plan: settings, a route batch, a tunnel, another batch, in order. */
@@ -977,7 +992,7 @@ NETNS_TEST(test_apply_mixed_order)
 {
         struct cfg_settings s = settings();
         struct plan_action a[5];
-        struct nl_result res[5];
+        struct nl_result res[5] = {};
 
         setup_eth0();
         sh("ip link add vxlan.calico type vxlan id 4096 dstport 4789 dev eth0");
@@ -988,10 +1003,11 @@ NETNS_TEST(test_apply_mixed_order)
                                      .dev = "vxlan.calico" };
         a[4] = route_action(PLAN_DEL_ROUTE, HOST_RTN_UNICAST, "10.7.0.0/26", "192.168.10.2", "eth0", 254, 1024);
         CHECK_INT(apply(&s, a, 5, res), 0);
-        CHECK_STR(res[3].message, "deleted");
-        CHECK_STR(res[4].message, ""); /* the add came first: the delete found it */
+        CHECK_STR(nl_result_message(&res[3]), "deleted");
+        CHECK_STR(nl_result_message(&res[4]), ""); /* the add came first: the delete found it */
         CHECK_INT(conf("eth0", "proxy_arp"), 1);
         CHECK_INT(proxy_delay("eth0"), 0);
+        nl_results_free(res, 5);
 }
 
 /* ---------------------------------------------------------------- main */

@@ -383,7 +383,7 @@ static void check_invariants(const struct cfg_settings *s, const struct host_sna
                 case PLAN_REMOVE_TUNNEL:
                         assert_non_null(l);
                         assert_true(streq(a->dev, s->tunnel_ipip) || streq(a->dev, s->tunnel_vxlan));
-                        assert_true(a->n_tunnel_addrs <= PLAN_TUNNEL_ADDRS_MAX);
+                        assert_true(a->tunnel->n_addrs <= PLAN_TUNNEL_ADDRS_MAX);
                         break;
                 }
         }
@@ -413,13 +413,13 @@ static void action_text(const struct plan_action *a, char *buf, size_t size)
         if (a->kind == PLAN_ADD_ROUTE && a->replace)
                 len += (size_t)snprintf(buf + len, size - len, " [replace]");
         if (a->kind == PLAN_REMOVE_TUNNEL) {
-                for (size_t i = 0; i < a->n_tunnel_addrs; i++) {
+                for (size_t i = 0; i < a->tunnel->n_addrs; i++) {
                         char pfx[CFG_PREFIX_STRLEN];
 
-                        cfg_prefix_fmt(&a->tunnel_addrs[i], pfx, sizeof(pfx));
+                        cfg_prefix_fmt(&a->tunnel->addrs[i], pfx, sizeof(pfx));
                         len += (size_t)snprintf(buf + len, size - len, "%s%s", i ? "," : " addrs ", pfx);
                 }
-                if (a->foreign_addrs)
+                if (a->tunnel->foreign_addrs)
                         snprintf(buf + len, size - len, " [foreign]");
         }
 }
@@ -544,11 +544,11 @@ static void apply_tunnel(struct host_snapshot *h, const struct plan_action *a)
 {
         size_t k;
 
-        if (streq(a->tunnel_kind, "ipip")) {
+        if (streq(a->tunnel->kind, "ipip")) {
                 /* The kernel keeps the fallback tunl0: addresses off, down unless foreign. */
-                for (size_t i = 0; i < a->n_tunnel_addrs; i++)
-                        addr_remove(h, a->ifindex, &a->tunnel_addrs[i]);
-                if (!a->foreign_addrs)
+                for (size_t i = 0; i < a->tunnel->n_addrs; i++)
+                        addr_remove(h, a->ifindex, &a->tunnel->addrs[i]);
+                if (!a->tunnel->foreign_addrs)
                         link_of(h, a->dev)->up = false;
                 return;
         }
@@ -1667,8 +1667,8 @@ static void test_remove_vxlan(void **state)
                             "uplink's 1500");
         assert_true(p->tunnels_unneeded);
         assert_int_equal(p->actions[5].ifindex, 5);
-        assert_string_equal(p->actions[5].tunnel_kind, "vxlan");
-        assert_false(p->actions[5].foreign_addrs);
+        assert_string_equal(p->actions[5].tunnel->kind, "vxlan");
+        assert_false(p->actions[5].tunnel->foreign_addrs);
         apply_and_replan(t);
         assert_null(host_link_by_name(&t->h, "vxlan.calico"));
 }
@@ -1735,8 +1735,8 @@ static void test_remove_tunl0_calico_addrs(void **state)
         assert_contains(msg(p, "mtu-can-be-raised", 0), "the tunnel MTU is 1480");
         assert_int_equal(p->actions[3].ifindex, 3);
         assert_string_equal(p->actions[3].dev, "tunl0");
-        assert_int_equal(p->actions[3].n_tunnel_addrs, 2);
-        assert_false(p->actions[3].foreign_addrs);
+        assert_int_equal(p->actions[3].tunnel->n_addrs, 2);
+        assert_false(p->actions[3].tunnel->foreign_addrs);
         apply_and_replan(t);
         assert_false(link_of(&t->h, "tunl0")->up);
 }

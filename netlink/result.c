@@ -1,0 +1,57 @@
+/* Outcomes of applied actions (struct nl_result): an error number and, only when
+ * there is something to say, a message on the heap. */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "nl.h"
+
+const char *nl_result_message(const struct nl_result *r)
+{
+        return r->message ? r->message : "";
+}
+
+static void vset(struct nl_result *r, bool append, const char *fmt, va_list ap)
+{
+        char *add, *joined;
+
+        if (vasprintf(&add, fmt, ap) < 0)
+                return;
+        if (!append || !r->message) {
+                free(r->message);
+                r->message = add;
+                return;
+        }
+        if (asprintf(&joined, "%s%s", r->message, add) >= 0) {
+                free(r->message);
+                r->message = joined;
+        }
+        free(add);
+}
+
+void nl_result_set_message(struct nl_result *r, const char *fmt, ...)
+{
+        va_list ap;
+
+        va_start(ap, fmt);
+        vset(r, false, fmt, ap);
+        va_end(ap);
+}
+
+void nl_result_append_message(struct nl_result *r, const char *fmt, ...)
+{
+        va_list ap;
+
+        va_start(ap, fmt);
+        vset(r, true, fmt, ap);
+        va_end(ap);
+}
+
+void nl_results_free(struct nl_result *r, size_t n)
+{
+        for (size_t i = 0; r && i < n; i++) {
+                free(r[i].message);
+                r[i] = (struct nl_result){};
+        }
+}
