@@ -91,10 +91,34 @@ void cfg_prefix_mask(struct cfg_prefix *p)
         }
 }
 
+/* Dotted quad without inet_ntop() and printf: --once prints two addresses on each
+ * of up to 100k lines. out has room for 16 bytes; returns the end (not terminated). */
+static char *fmt_ip4(const uint8_t *a, char *out)
+{
+        for (int i = 0; i < 4; i++) {
+                unsigned v = a[i];
+
+                if (i)
+                        *out++ = '.';
+                if (v >= 100)
+                        *out++ = (char)('0' + v / 100);
+                if (v >= 10)
+                        *out++ = (char)('0' + v / 10 % 10);
+                *out++ = (char)('0' + v % 10);
+        }
+        return out;
+}
+
 int cfg_addr_fmt(const struct cfg_prefix *p, char *buf, size_t size)
 {
         if (!p->family)
                 return snprintf(buf, size, "none");
+        if (p->family == AF_INET && size >= INET_ADDRSTRLEN) {
+                char *end = fmt_ip4(p->addr, buf);
+
+                *end = '\0';
+                return (int)(end - buf);
+        }
         if (!inet_ntop(p->family, p->addr, buf, (socklen_t)size))
                 return -ENOSPC;
         return (int)strlen(buf);
@@ -106,6 +130,19 @@ int cfg_prefix_fmt(const struct cfg_prefix *p, char *buf, size_t size)
 
         if (!p->family)
                 return snprintf(buf, size, "none");
+        if (p->family == AF_INET && size >= sizeof("255.255.255.255/32")) {
+                char *end = fmt_ip4(p->addr, buf);
+                unsigned len = p->len;
+
+                *end++ = '/';
+                if (len >= 100)
+                        *end++ = (char)('0' + len / 100);
+                if (len >= 10)
+                        *end++ = (char)('0' + len / 10 % 10);
+                *end++ = (char)('0' + len % 10);
+                *end = '\0';
+                return (int)(end - buf);
+        }
         inet_ntop(p->family, p->addr, a, sizeof(a));
         return snprintf(buf, size, "%s/%u", a, p->len);
 }

@@ -4,11 +4,13 @@
  * Owns: every decision about routes, proxy ARP and tunnels. Must never: do I/O, log,
  * read the clock, or plan a change to anything we do not own (a route without our
  * protocol number, a device other than the uplink's settings and the configured
- * tunnels). Routes are matched in one merge walk of two sorted lists, so a plan for
- * 100k blocks is O(n log n). */
+ * tunnels). Routes are matched in one merge walk of the model's blocks (sorted by
+ * cidr) and the kernel's routes (sorted here), so a plan for 100k blocks is
+ * O(n log n), and the wanted routes are never held as a list. */
 #include "plan.h"
 
 #include <arpa/inet.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -36,9 +38,6 @@ struct planner {
         struct cfg_prefix nets[64];   /* the uplink's connected prefixes */
         size_t n_nets;
         bool *applies;                /* per pool */
-        struct host_route *want;      /* desired block routes, sorted by dst */
-        uint32_t *want_pool;          /* the pool of each */
-        size_t n_want, cap_want, cap_want_pool;
         struct node_note *upstream;   /* per node: blocks that need upstream routing */
         struct node_note *no_addr;    /* per node: blocks of nodes with no address */
         size_t n_conflicts, n_bird;
@@ -222,19 +221,8 @@ static bool unencapsulated(const struct planner *pl, const struct cfg_pool *pool
         return cfg_prefix_contains(&net, &peer_host);
 }
 
-static int want_route(struct planner *pl, const struct host_route *r, uint32_t pool)
-{
-        int ret;
-
-        if ((ret = GROW(pl->want, pl->cap_want, pl->n_want + 1)) < 0 ||
-            (ret = GROW(pl->want_pool, pl->cap_want_pool, pl->n_want + 1)) < 0)
-                return ret;
-        pl->want_pool[pl->n_want] = pool;
-        pl->want[pl->n_want++] = *r;
-        return 0;
-}
-
-static int plan_block(struct planner *pl, uint32_t bi)
+/* The route block bi wants, if any (noting why not where an operator must know). */
+static bool plan_block(struct planner *pl, uint32_t bi, struct host_route *ret)
 {
         const struct cfg_settings *s = &pl->m->settings;
         const struct cfg_block *b = &pl->m->blocks[bi];
@@ -252,52 +240,64 @@ static int plan_block(struct planner *pl, uint32_t bi)
                 if (s->local_block_route == CFG_LOCAL_NONE)
                         return 0;
                 r.type = s->local_block_route == CFG_LOCAL_BLACKHOLE ? HOST_RTN_BLACKHOLE : HOST_RTN_UNREACHABLE;
-                return want_route(pl, &r, b->pool);
+                *ret = r;
+                return true;
         }
         if (peer->addr.family != AF_INET) {
                 note(pl->no_addr, b->node, bi);
-                return 0;
+                return false;
         }
         if (!pl->uplink)
-                return 0; /* reported as uplink-not-found; our routes are kept */
+                return false; /* reported as uplink-not-found; our routes are kept */
         /* No direct route: encapsulated (Calico's tunnel carries node-to-node traffic)
          * or off-link. Either way the rest of the network reaches these pods only
          * through upstream routing (DESIGN §3.2 "otherwise"). */
         if (!unencapsulated(pl, pool, peer) || !on_link(pl, &peer->addr)) {
                 note(pl->upstream, b->node, bi);
-                return 0;
+                return false;
         }
         r.gateway = host_prefix(&peer->addr);
         r.oif = pl->uplink->ifindex;
-        return want_route(pl, &r, b->pool);
+        *ret = r;
+        return true;
 }
 
 static int plan_blocks(struct planner *pl)
 {
         const struct cfg_model *m = pl->m;
-        int r;
 
         pl->upstream = calloc(m->n_nodes ? m->n_nodes : 1, sizeof(*pl->upstream));
         pl->no_addr = calloc(m->n_nodes ? m->n_nodes : 1, sizeof(*pl->no_addr));
-        if (!pl->upstream || !pl->no_addr)
-                return -ENOMEM;
-        /* At most one route per block: never copied while it grows. */
-        if ((r = GROW(pl->want, pl->cap_want, m->n_blocks)) < 0 ||
-            (r = GROW(pl->want_pool, pl->cap_want_pool, m->n_blocks)) < 0)
-                return r;
-        for (size_t i = 0; i < m->n_blocks; i++) {
-                const struct cfg_block *b = &m->blocks[i];
+        return pl->upstream && pl->no_addr ? 0 : -ENOMEM;
+}
+
+/* The wanted routes, one block at a time in the model's order (sorted by cidr, one
+ * block per cidr): never collected in a list, so 100k of them cost only the walk. */
+struct want_iter {
+        size_t next; /* the block to look at next */
+        bool valid;  /* r and pool hold a wanted route */
+        struct host_route r;
+        uint32_t pool;
+};
+
+static void want_next(struct planner *pl, struct want_iter *it)
+{
+        const struct cfg_model *m = pl->m;
+
+        it->valid = false;
+        while (!it->valid && it->next < m->n_blocks) {
+                uint32_t bi = (uint32_t)it->next++;
+                const struct cfg_block *b = &m->blocks[bi];
 
                 /* Every block of an underlay pool, whether or not the pool applies here:
                  * nodes on a shared segment route to each other's blocks (DESIGN §1, §3.2).
                  * IPv6 host actions come later. */
                 if (b->cidr.family != AF_INET || m->pools[b->pool].nat_outgoing)
                         continue;
-                if ((r = plan_block(pl, (uint32_t)i)) < 0)
-                        return r;
+                it->valid = plan_block(pl, bi, &it->r);
+                it->pool = b->pool;
         }
-        pl->p->n_routes_wanted = pl->n_want;
-        return 0;
+        pl->p->n_routes_wanted += it->valid;
 }
 
 /* ---- matching desired routes against the kernel's ---- */
@@ -402,7 +402,8 @@ static int plan_routes(struct planner *pl)
         const struct host_snapshot *h = pl->h;
         const struct cfg_settings *s = &pl->m->settings;
         _cleanup_(freep) const struct host_route **have = NULL;
-        size_t n = 0, i = 0, j = 0;
+        struct want_iter it = {};
+        size_t n = 0, j = 0;
         int r;
 
         have = malloc((h->n_routes ? h->n_routes : 1) * sizeof(*have));
@@ -419,9 +420,10 @@ static int plan_routes(struct planner *pl)
                         return r; /* ours, in a table we no longer use */
         }
         qsort(have, n, sizeof(*have), route_ptr_cmp);
-        /* Merge walk: both lists sorted by destination. */
-        while (i < pl->n_want || j < n) {
-                const struct host_route *w = i < pl->n_want ? &pl->want[i] : NULL;
+        /* Merge walk: both sorted by destination. */
+        want_next(pl, &it);
+        while (it.valid || j < n) {
+                const struct host_route *w = it.valid ? &it.r : NULL;
                 size_t k = j;
                 int c;
 
@@ -434,11 +436,11 @@ static int plan_routes(struct planner *pl)
                 if (c >= 0)
                         while (k < n && cfg_prefix_eq(&have[k]->dst, &have[j]->dst))
                                 k++;
-                if ((r = plan_dst(pl, c <= 0 ? w : NULL, c <= 0 ? pl->want_pool[i] : UINT32_MAX, have + j,
+                if ((r = plan_dst(pl, c <= 0 ? w : NULL, c <= 0 ? it.pool : UINT32_MAX, have + j,
                                   c >= 0 ? k - j : 0)) < 0)
                         return r;
                 if (c <= 0)
-                        i++;
+                        want_next(pl, &it);
                 if (c >= 0)
                         j = k;
         }
@@ -784,13 +786,13 @@ static int report_host(struct planner *pl)
 
 /* ---- entry points ---- */
 
-/* Each wanted route gets at most one add and each observed route at most one delete,
+/* Each block gets at most one add and each observed route at most one delete,
  * besides a few settings and tunnels: reserving that bound once means 100k actions
  * are never copied by a growing array, and the pages of the bound never used are
  * never touched. */
 static int reserve_actions(struct planner *pl)
 {
-        size_t bound = pl->n_want + pl->h->n_routes + 8 + PLAN_TUNNELS_MAX;
+        size_t bound = pl->m->n_blocks + pl->h->n_routes + 8 + PLAN_TUNNELS_MAX;
 
         return GROW(pl->p->actions, pl->cap_actions, bound);
 }
@@ -798,8 +800,6 @@ static int reserve_actions(struct planner *pl)
 static void planner_done(struct planner *pl)
 {
         free(pl->applies);
-        free(pl->want);
-        free(pl->want_pool);
         free(pl->upstream);
         free(pl->no_addr);
 }
@@ -922,10 +922,46 @@ const char *plan_route_type_name(uint8_t type)
         }
 }
 
+/* A line built by hand: --once prints one for each of up to 100k routes, and
+ * snprintf() with five conversions was most of the time that takes. Behaves like
+ * snprintf(): always terminated, returns the length the whole line needs. */
+struct line {
+        char *buf;
+        size_t size, len;
+};
+
+static void put(struct line *l, const char *s, size_t n)
+{
+        if (l->len < l->size) {
+                size_t room = l->size - 1 - l->len, k = n < room ? n : room;
+
+                memcpy(l->buf + l->len, s, k);
+                l->buf[l->len + k] = '\0';
+        }
+        l->len += n;
+}
+
+static void put_str(struct line *l, const char *s)
+{
+        put(l, s, strlen(s));
+}
+
+static void put_u32(struct line *l, uint32_t v)
+{
+        char tmp[10];
+        size_t n = 0;
+
+        do
+                tmp[sizeof(tmp) - ++n] = (char)('0' + v % 10);
+        while ((v /= 10));
+        put(l, tmp + sizeof(tmp) - n, n);
+}
+
 int plan_action_fmt(const struct plan_action *a, char *buf, size_t size)
 {
-        char d[CFG_PREFIX_STRLEN], g[CFG_PREFIX_STRLEN];
+        char d[CFG_PREFIX_STRLEN];
         const struct host_route *r = &a->route;
+        struct line l = { .buf = buf, .size = size };
 
         switch (a->kind) {
         case PLAN_SET_PROXY_DELAY:
@@ -940,12 +976,29 @@ int plan_action_fmt(const struct plan_action *a, char *buf, size_t size)
         case PLAN_DEL_ROUTE:
                 break;
         }
-        cfg_prefix_fmt(&r->dst, d, sizeof(d));
-        if (r->type != HOST_RTN_UNICAST)
-                return snprintf(buf, size, "%s %s %s proto %u metric %u table %u", plan_kind_name(a->kind),
-                                plan_route_type_name(r->type), d, r->protocol, r->priority, r->table);
-        cfg_addr_fmt(&r->gateway, g, sizeof(g));
-        return snprintf(buf, size, "%s %s%s%s%s%s proto %u metric %u table %u", plan_kind_name(a->kind), d,
-                        r->gateway.family ? " via " : "", r->gateway.family ? g : "", a->dev[0] ? " dev " : "",
-                        a->dev, r->protocol, r->priority, r->table);
+        if (size)
+                buf[0] = '\0';
+        /* "add-route [TYPE ]DST[ via GW][ dev DEV] proto P metric M table T" */
+        put_str(&l, plan_kind_name(a->kind));
+        put(&l, " ", 1);
+        if (r->type != HOST_RTN_UNICAST) {
+                put_str(&l, plan_route_type_name(r->type));
+                put(&l, " ", 1);
+        }
+        put(&l, d, (size_t)cfg_prefix_fmt(&r->dst, d, sizeof(d)));
+        if (r->type == HOST_RTN_UNICAST && r->gateway.family) {
+                put(&l, " via ", 5);
+                put(&l, d, (size_t)cfg_addr_fmt(&r->gateway, d, sizeof(d)));
+        }
+        if (r->type == HOST_RTN_UNICAST && a->dev[0]) {
+                put(&l, " dev ", 5);
+                put(&l, a->dev, strnlen(a->dev, sizeof(a->dev)));
+        }
+        put(&l, " proto ", 7);
+        put_u32(&l, r->protocol);
+        put(&l, " metric ", 8);
+        put_u32(&l, r->priority);
+        put(&l, " table ", 7);
+        put_u32(&l, r->table);
+        return l.len > INT_MAX ? INT_MAX : (int)l.len;
 }

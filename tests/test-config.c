@@ -468,6 +468,31 @@ static void fixture_calicoctl_v310_pools(void **state)
 
 /* v3.7 pools + nodes + the KDD block affinities: pending and deleted affinities are no
  * blocks. */
+/* The IPv4 formatters write digits by hand: they must print exactly what inet_ntop()
+ * and "%s/%u" print, for every octet value and prefix length. */
+static void prefix_fmt_matches_inet_ntop(void **state)
+{
+        (void)state;
+        for (unsigned v = 0; v < 256; v++)
+                for (unsigned len = 0; len <= 32; len++) {
+                        struct cfg_prefix p = { .family = AF_INET, .len = (uint8_t)len,
+                                                .addr = { (uint8_t)v, (uint8_t)(255 - v), (uint8_t)(v * 7),
+                                                          (uint8_t)(len * 8) } };
+                        char want[64], ntop[INET_ADDRSTRLEN], got[CFG_PREFIX_STRLEN], small[8];
+
+                        assert_non_null(inet_ntop(AF_INET, p.addr, ntop, sizeof(ntop)));
+                        snprintf(want, sizeof(want), "%s/%u", ntop, len);
+                        assert_int_equal(cfg_prefix_fmt(&p, got, sizeof(got)), (int)strlen(want));
+                        assert_string_equal(got, want);
+                        assert_int_equal(cfg_addr_fmt(&p, got, sizeof(got)), (int)strlen(ntop));
+                        assert_string_equal(got, ntop);
+                        /* too small for the fast path: cut, like snprintf */
+                        assert_int_equal(cfg_prefix_fmt(&p, small, sizeof(small)), (int)strlen(want));
+                        assert_int_equal(strncmp(small, want, sizeof(small) - 1), 0);
+                        assert_int_equal(small[sizeof(small) - 1], 0);
+                }
+}
+
 static void fixture_affinities(void **state)
 {
         struct cfg_model *m = load_ok(NEEDLES("calicoctl-v3.7/ippools.yaml", "calicoctl-v3.7/nodes.yaml",
@@ -2371,6 +2396,7 @@ static void settings_handed_over(void **state)
 int main(int argc, char **argv)
 {
         const struct CMUnitTest tests[] = {
+                cmocka_unit_test(prefix_fmt_matches_inet_ntop),
                 cmocka_unit_test(fixture_calicoctl_v37_pools),
                 cmocka_unit_test(fixture_calicoctl_v37_nodes),
                 cmocka_unit_test(fixture_calicoctl_v310_pools),

@@ -2283,10 +2283,56 @@ static void test_scale(void **state)
         apply_and_replan(t);
 }
 
+/* The route line is built by hand: exact text for each shape, and snprintf()'s
+ * contract (terminated, cut, the full length returned) for every buffer size. */
+static void test_action_fmt(void **state)
+{
+        struct plan_action a = { .kind = PLAN_ADD_ROUTE, .dev = "eth0", .pool = UINT32_MAX,
+                                 .route = { .table = 254, .priority = 1024, .protocol = 211,
+                                            .type = HOST_RTN_UNICAST } };
+        char full[256], cut[256];
+        int n;
+
+        (void)state;
+        assert_true(cfg_prefix_parse("10.244.255.192/26", false, &a.route.dst) >= 0);
+        assert_true(cfg_prefix_parse("192.168.100.7", false, &a.route.gateway) >= 0);
+        n = plan_action_fmt(&a, full, sizeof(full));
+        assert_string_equal(full, "add-route 10.244.255.192/26 via 192.168.100.7 dev eth0 proto 211 metric 1024 "
+                                  "table 254");
+        assert_int_equal(n, (int)strlen(full));
+        for (size_t size = 0; size <= (size_t)n + 1; size++) {
+                memset(cut, 'x', sizeof(cut));
+                assert_int_equal(plan_action_fmt(&a, cut, size), n);
+                if (size)
+                        assert_int_equal(strlen(cut), size - 1 < (size_t)n ? size - 1 : (size_t)n);
+                assert_int_equal(memcmp(cut, full, size ? strlen(cut) : 0), 0);
+                assert_int_equal(cut[size], 'x'); /* nothing written past size */
+        }
+        a.kind = PLAN_DEL_ROUTE;
+        a.route.type = HOST_RTN_BLACKHOLE;
+        a.route.table = 4294967295u;
+        a.route.priority = 0;
+        a.route.protocol = 0;
+        plan_action_fmt(&a, full, sizeof(full));
+        assert_string_equal(full, "delete-route blackhole 10.244.255.192/26 proto 0 metric 0 table 4294967295");
+        a.route.type = HOST_RTN_UNICAST;
+        a.route.gateway = (struct cfg_prefix){};
+        a.dev[0] = '\0';
+        plan_action_fmt(&a, full, sizeof(full));
+        assert_string_equal(full, "delete-route 10.244.255.192/26 proto 0 metric 0 table 4294967295");
+        assert_true(cfg_prefix_parse("fd00:10:244::/122", false, &a.route.dst) >= 0);
+        assert_true(cfg_prefix_parse("fd00::2", false, &a.route.gateway) >= 0);
+        memcpy(a.dev, "bond0.123456789", 16); /* 15 bytes and its NUL: IFNAMSIZ */
+        plan_action_fmt(&a, full, sizeof(full));
+        assert_string_equal(full, "delete-route fd00:10:244::/122 via fd00::2 dev bond0.123456789 proto 0 metric 0 "
+                                  "table 4294967295");
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
+                cmocka_unit_test(test_action_fmt),
                 T(test_single_underlay_pool),
                 T(test_converged_host_still_records),
                 T(test_overlay_and_underlay),
