@@ -10,8 +10,11 @@ a default route, some foreign `proto bird`/`proto static` routes):
   * cold `--once` (load, observe, plan, apply, print: CALICO_UNDERLAY_TIMINGS=1);
   * the same routes installed by `ip -batch` and by tests/bench/rtnl-writer (the
     kernel floor: 256 KiB batches, an ack on each batch's last message only);
+  * a bare libyaml event scan of the same YAML (tests/bench/yaml-scan: the floor of
+    any loader), so a cold `--once` compares with floor + scan;
   * a no-op `--once` with everything in place, against bare dumps (rtnl-writer's
-    dump, and `ip -4 route show table all | wc -l`);
+    dump; its dump compared with a hash set of the wanted routes, which is a no-op
+    reconcile and nothing more; and `ip -4 route show table all | wc -l`);
   * the daemon (no flags): start to converged, then one BlockAffinity file changed
     (atomic rename) until the new route is in the kernel, its CPU time while idle;
   * peak RSS of each process.
@@ -91,6 +94,9 @@ class Cluster:
         tmp, _ = self.write_change()
         os.rename(tmp, self.change)
         self._write_batches(owner)
+
+    def yaml_files(self):
+        return sorted(os.path.join(self.res, f) for f in os.listdir(self.res) if f.endswith(".yaml"))
 
     def _foreign(self, owner, n):
         """Block indices with a BIRD route: same path (satisfies ours) or another gateway."""
@@ -243,6 +249,7 @@ class Bench:
         self.args = args
         self.daemon = os.path.abspath(args.daemon)
         self.writer = os.path.abspath(args.writer)
+        self.scan = os.path.abspath(args.scan)
         self.seq = 0
         self.live = set()
         self.top = tempfile.mkdtemp(prefix="cu-bench-")
@@ -314,8 +321,19 @@ class Bench:
             out["dump"] = self.run(ns, [self.writer, "dump"], stdout=subprocess.PIPE)
             out["dump"]["dump_ms"] = float(re.search(r"dump_ms=(\S+)", out["dump"]["stdout"])[1])
             out["dump"]["routes"] = int(re.search(r"routes=(\d+)", out["dump"]["stdout"])[1])
+            out["cmp"] = self.run(ns, [self.writer, "dump", cluster.batch], stdout=subprocess.PIPE)
+            m = re.search(r"routes=(\d+) matched=(\d+) wanted=(\d+) dump_ms=(\S+)", out["cmp"]["stdout"])
+            if not m or m[2] != m[3]:
+                raise RuntimeError("rtnl-writer dump FILE: not every wanted route is in place:\n"
+                                   + out["cmp"]["stdout"] + out["cmp"]["stderr"][-2000:])
+            out["cmp"]["dump_ms"] = float(m[4])
             out["ipshow"] = self.run(ns, ["sh", "-c", "ip -4 route show table all | wc -l"],
                                      stdout=subprocess.PIPE)
+            out["scan"] = self.run(ns, [self.scan] + cluster.yaml_files(), stdout=subprocess.PIPE)
+            m = re.search(r"scan_ms=(\S+)", out["scan"]["stdout"])
+            if out["scan"]["exit"] != 0 or not m:
+                raise RuntimeError("yaml-scan failed:\n" + out["scan"]["stdout"] + out["scan"]["stderr"][-2000:])
+            out["scan"]["scan_ms"] = float(m[1])
         finally:
             self.drop(ns)
         ns = self.netns(cluster)
@@ -455,10 +473,12 @@ def report(args, clusters, results, daemon):
         ("  CPU user+sys", lambda r: r["cold"]["user"] + r["cold"]["sys"], None),
         ("ip -batch, same routes (wall)", lambda r: r["ipbatch"]["wall"], lambda r: r["ipbatch"]["rss"]),
         ("kernel floor: rtnl-writer apply", lambda r: r["floor"]["apply"], lambda r: r["floor"]["rss"]),
+        ("bare libyaml scan of the YAML", lambda r: r["scan"]["scan_ms"], lambda r: r["scan"]["rss"]),
         ("no-op --once: total (wall)", lambda r: r["noop"]["wall"], lambda r: r["noop"]["rss"]),
         ("  load", lambda r: r["noop"]["load"], None),
         ("  observe+plan+apply", lambda r: r["noop"]["observe"] + r["noop"]["plan"] + r["noop"]["apply"], None),
         ("bare dump: rtnl-writer (in-process)", lambda r: r["dump"]["dump_ms"], lambda r: r["dump"]["rss"]),
+        ("bare dump + hash-set compare (writer)", lambda r: r["cmp"]["dump_ms"], lambda r: r["cmp"]["rss"]),
         ("bare dump: ip -4 route show | wc -l", lambda r: r["ipshow"]["wall"], lambda r: r["ipshow"]["rss"]),
     ]
     w0, wc = 38, 30
@@ -517,12 +537,18 @@ def report(args, clusters, results, daemon):
         print(line + f"   target {target}")
 
     ratio("apply / kernel floor", lambda r: r["cold"]["apply"], lambda r: r["floor"]["apply"], "<= 1.3")
+    ratio("whole cold --once / (floor + yaml scan)", lambda r: r["cold"]["wall"],
+          lambda r: r["floor"]["apply"] + r["scan"]["scan_ms"], "<= 1.3")
     ratio("whole cold --once / ip -batch", lambda r: r["cold"]["wall"], lambda r: r["ipbatch"]["wall"], "well < 1")
     ratio("no-op --once / bare dump (ip | wc)", lambda r: r["noop"]["wall"], lambda r: r["ipshow"]["wall"],
           "close to 1")
-    ratio("no-op reconcile / bare dump (writer)",
+    ratio("no-op reconcile / dump + compare (writer)",
           lambda r: r["noop"]["observe"] + r["noop"]["plan"] + r["noop"]["apply"],
-          lambda r: r["dump"]["dump_ms"], "close to 1")
+          lambda r: r["cmp"]["dump_ms"], "<= 2")
+    line = f"{'peak RSS of cold --once, MB':{w0 + 4}}"
+    for c in clusters:
+        line += f"{fmt_time(stat([r['cold']['rss'] for r in results[c.routes]])):>{wc}}"
+    print(line + "   target <= 32 at 100k")
 
 
 def fmt_ratio(s):
@@ -536,6 +562,7 @@ def main():
     ap.add_argument("--build", help="meson build dir (sets --daemon and --writer)")
     ap.add_argument("--daemon", help="calico-underlayd binary")
     ap.add_argument("--writer", help="rtnl-writer binary")
+    ap.add_argument("--scan", help="yaml-scan binary")
     ap.add_argument("--scales", default="10000,100000", help="block routes per scale (default 10000,100000)")
     ap.add_argument("--runs", default="5,3", help="runs per scale (default 5,3)")
     ap.add_argument("--blocks-per-node", type=int, default=20, help="default 20 (100k routes: 5,000 nodes)")
@@ -548,9 +575,10 @@ def main():
     if args.build:
         args.daemon = args.daemon or os.path.join(args.build, "daemon", "calico-underlayd")
         args.writer = args.writer or os.path.join(args.build, "tests", "bench", "rtnl-writer")
-    if not args.daemon or not args.writer:
-        ap.error("give --build DIR (or --daemon and --writer)")
-    for path in (args.daemon, args.writer):
+        args.scan = args.scan or os.path.join(args.build, "tests", "bench", "yaml-scan")
+    if not args.daemon or not args.writer or not args.scan:
+        ap.error("give --build DIR (or --daemon, --writer and --scan)")
+    for path in (args.daemon, args.writer, args.scan):
         if not os.access(path, os.X_OK):
             ap.error(f"{path}: not built")
     if os.geteuid() != 0:

@@ -6,7 +6,11 @@
  * process runner that reports wall time, peak RSS and CPU time of one command.
  *
  *   rtnl-writer [-n NETNS] add FILE        install the `route add` lines of an `ip -batch` file
- *   rtnl-writer [-n NETNS] dump            dump the IPv4 routes of every table, count them
+ *   rtnl-writer [-n NETNS] dump [FILE]     dump the IPv4 routes of every table, count them;
+ *                                          with FILE (an `ip -batch` file of route adds),
+ *                                          also compare: the file's routes go into a hash
+ *                                          set and every dumped route is looked up in it
+ *                                          (a no-op reconcile, minus everything else)
  *   rtnl-writer [-n NETNS] wait PREFIX MS  print "ready", then wait until a route to PREFIX is added
  *   rtnl-writer [-n NETNS] run CMD [ARG]   run CMD; then print its wall time, peak RSS and CPU time
  *   rtnl-writer [-n NETNS] exec CMD [ARG]  exec CMD (the namespace entered, nothing else)
@@ -321,23 +325,90 @@ static int cmd_add(const char *path)
 
 /* ---------------------------------------------------------------- dump */
 
+/* Open addressing over (dst, len, gateway, metric, protocol): what a reconcile
+ * compares. */
+struct route_set {
+        struct route *slot; /* len 0 and dst 0 and gw 0: empty (no default route here) */
+        bool *used;
+        size_t mask;
+};
+
+static uint64_t route_hash(const struct route *r)
+{
+        uint64_t h = ((uint64_t)r->dst << 32 | r->gw) * 0x9e3779b97f4a7c15ull;
+
+        h ^= ((uint64_t)r->len << 40 | (uint64_t)r->protocol << 32 | r->metric) * 0xc2b2ae3d27d4eb4full;
+        return h ^ (h >> 29);
+}
+
+static bool route_same(const struct route *a, const struct route *b)
+{
+        return a->dst == b->dst && a->len == b->len && a->gw == b->gw && a->metric == b->metric &&
+               a->protocol == b->protocol;
+}
+
+static int set_init(struct route_set *set, const struct route *v, size_t n)
+{
+        size_t cap = 16;
+
+        while (cap < 2 * n)
+                cap *= 2;
+        set->slot = calloc(cap, sizeof(*set->slot));
+        set->used = calloc(cap, sizeof(*set->used));
+        set->mask = cap - 1;
+        if (!set->slot || !set->used)
+                return -ENOMEM;
+        for (size_t i = 0; i < n; i++) {
+                size_t k = route_hash(&v[i]) & set->mask;
+
+                while (set->used[k] && !route_same(&set->slot[k], &v[i]))
+                        k = (k + 1) & set->mask;
+                set->slot[k] = v[i];
+                set->used[k] = true;
+        }
+        return 0;
+}
+
+static bool set_has(const struct route_set *set, const struct route *r)
+{
+        for (size_t k = route_hash(r) & set->mask; set->used[k]; k = (k + 1) & set->mask)
+                if (route_same(&set->slot[k], r))
+                        return true;
+        return false;
+}
+
 struct dump_ctx {
         size_t routes;
-        uint64_t sum; /* touch every destination, as a hash set would */
+        uint64_t sum;                 /* touch every destination, as a hash set would */
+        const struct route_set *set;  /* compare against it when set */
+        size_t matched;
 };
 
 static int dump_cb(const struct nlmsghdr *nlh, void *data)
 {
         struct dump_ctx *d = data;
         const struct rtmsg *rtm = mnl_nlmsg_get_payload(nlh);
+        struct route r = { .len = rtm->rtm_dst_len, .protocol = rtm->rtm_protocol };
         const struct nlattr *a;
 
         if (nlh->nlmsg_type != RTM_NEWROUTE || rtm->rtm_table == RT_TABLE_LOCAL)
                 return MNL_CB_OK;
         d->routes++;
         mnl_attr_for_each(a, nlh, sizeof(*rtm))
-                if (mnl_attr_get_type(a) == RTA_DST)
-                        d->sum += mnl_attr_get_u32(a);
+                switch (mnl_attr_get_type(a)) {
+                case RTA_DST:
+                        r.dst = mnl_attr_get_u32(a);
+                        d->sum += r.dst;
+                        break;
+                case RTA_GATEWAY:
+                        r.gw = mnl_attr_get_u32(a);
+                        break;
+                case RTA_PRIORITY:
+                        r.metric = mnl_attr_get_u32(a);
+                        break;
+                }
+        if (d->set && set_has(d->set, &r))
+                d->matched++;
         return MNL_CB_OK;
 }
 
@@ -365,9 +436,14 @@ static int dump_routes(struct mnl_socket *nl, char *buf, mnl_cb_t cb, void *data
         return r < 0 ? -errno : 0;
 }
 
-static int cmd_dump(void)
+/* With path: the file is read first (untimed, as the daemon's load is timed apart);
+ * the timed part builds the set, dumps and looks every route up. */
+static int cmd_dump(const char *path)
 {
         struct dump_ctx d = {};
+        struct route_set set = {};
+        struct route *rts = NULL;
+        size_t n = 0;
         struct mnl_socket *nl = open_rtnl(0);
         char *buf = malloc(RECV_BUF);
         uint64_t t0;
@@ -375,14 +451,30 @@ static int cmd_dump(void)
 
         if (!nl || !buf)
                 return 1;
+        if (path && (r = read_routes(path, &rts, &n)) < 0) {
+                fprintf(stderr, "rtnl-writer: %s: %s\n", path, strerror(-r));
+                return 1;
+        }
         t0 = now_ns();
+        if (path) {
+                if (set_init(&set, rts, n) < 0)
+                        return 1;
+                d.set = &set;
+        }
         r = dump_routes(nl, buf, dump_cb, &d);
         if (r < 0) {
                 fprintf(stderr, "rtnl-writer: dump: %s\n", strerror(-r));
                 return 1;
         }
-        printf("routes=%zu dump_ms=%.1f\n", d.routes, (double)(now_ns() - t0) / 1e6);
+        if (path)
+                printf("routes=%zu matched=%zu wanted=%zu dump_ms=%.1f\n", d.routes, d.matched, n,
+                       (double)(now_ns() - t0) / 1e6);
+        else
+                printf("routes=%zu dump_ms=%.1f\n", d.routes, (double)(now_ns() - t0) / 1e6);
         mnl_socket_close(nl);
+        free(set.slot);
+        free(set.used);
+        free(rts);
         free(buf);
         return 0;
 }
@@ -485,7 +577,7 @@ static int cmd_run(char **argv)
 
 static int usage(void)
 {
-        fprintf(stderr, "usage: rtnl-writer [-n NETNS] add FILE | dump | wait PREFIX MS | run CMD [ARG]... | "
+        fprintf(stderr, "usage: rtnl-writer [-n NETNS] add FILE | dump [FILE] | wait PREFIX MS | run CMD [ARG]... | "
                         "exec CMD [ARG]...\n");
         return 2;
 }
@@ -507,7 +599,9 @@ int main(int argc, char **argv)
         if (strcmp(argv[i], "add") == 0 && i + 2 == argc)
                 return cmd_add(argv[i + 1]);
         if (strcmp(argv[i], "dump") == 0 && i + 1 == argc)
-                return cmd_dump();
+                return cmd_dump(NULL);
+        if (strcmp(argv[i], "dump") == 0 && i + 2 == argc)
+                return cmd_dump(argv[i + 1]);
         if (strcmp(argv[i], "wait") == 0 && i + 3 == argc)
                 return cmd_wait(argv[i + 1], argv[i + 2]);
         if (strcmp(argv[i], "run") == 0 && i + 1 < argc)
