@@ -2,9 +2,10 @@
  *
  * Owns: one curl multi handle whose sockets and timer are sd-event sources (curl's
  * multi socket API: curl says which descriptors to poll and when to wake it; nothing
- * ever blocks and nothing polls while idle), the requests in flight, the key→value
- * cache and the retry policy. Must never: touch the host, build the model, or decide
- * what a change means; it tells the loop through etcd_ops.
+ * ever blocks and nothing polls while idle), made with the first round, which loads
+ * libcurl (every curl call goes through cu_curl, curl-dl.h); the requests in flight,
+ * the key→value cache and the retry policy. Must never: touch the host, build the
+ * model, or decide what a change means; it tells the loop through etcd_ops.
  *
  * The gateway's facts this code rests on (etcd 3.4): POST /v3/kv/range takes base64
  * `key` and `range_end` and returns `kvs` with base64 keys and values, `more` when a
@@ -15,7 +16,6 @@
  * with `compact_revision` and cancelled. */
 #include "etcd.h"
 
-#include <curl/curl.h>
 #include <errno.h>
 #include <json-c/json.h>
 #include <stdarg.h>
@@ -24,6 +24,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "curl-dl.h"
 #include "log.h"
 #include "util.h"
 
@@ -305,6 +306,7 @@ struct etcd {
 };
 
 static void start_round(struct etcd *e);
+static int multi_start(struct etcd *e);
 static void attempt_failed(struct etcd *e, const char *fmt, ...) _printf_(2, 3);
 
 static void req_free(struct req *q)
@@ -312,10 +314,10 @@ static void req_free(struct req *q)
         if (!q)
                 return;
         if (q->h) {
-                curl_multi_remove_handle(q->e->multi, q->h);
-                curl_easy_cleanup(q->h);
+                cu_curl->multi_remove_handle(q->e->multi, q->h);
+                cu_curl->easy_cleanup(q->h);
         }
-        curl_slist_free_all(q->headers);
+        cu_curl->slist_free_all(q->headers);
         if (q->tok)
                 json_tokener_free(q->tok);
         free(q->buf);
@@ -351,7 +353,7 @@ static long response_code(const struct req *q)
 {
         long code = 0;
 
-        curl_easy_getinfo(q->h, CURLINFO_RESPONSE_CODE, &code);
+        cu_curl->easy_getinfo(q->h, CURLINFO_RESPONSE_CODE, &code);
         return code;
 }
 
@@ -400,27 +402,27 @@ static size_t on_write(char *data, size_t size, size_t nmemb, void *userdata)
 static void set_tls(CURL *h, const struct cfg_etcd *c)
 {
         if (c->ca_file)
-                curl_easy_setopt(h, CURLOPT_CAINFO, c->ca_file);
+                cu_curl->easy_setopt(h, CURLOPT_CAINFO, c->ca_file);
         if (c->ca_pem) {
                 struct curl_blob b = { c->ca_pem, strlen(c->ca_pem), CURL_BLOB_COPY };
 
-                curl_easy_setopt(h, CURLOPT_CAINFO_BLOB, &b);
+                cu_curl->easy_setopt(h, CURLOPT_CAINFO_BLOB, &b);
         }
         if (c->cert_file)
-                curl_easy_setopt(h, CURLOPT_SSLCERT, c->cert_file);
+                cu_curl->easy_setopt(h, CURLOPT_SSLCERT, c->cert_file);
         if (c->cert_pem) {
                 struct curl_blob b = { c->cert_pem, strlen(c->cert_pem), CURL_BLOB_COPY };
 
-                curl_easy_setopt(h, CURLOPT_SSLCERT_BLOB, &b);
-                curl_easy_setopt(h, CURLOPT_SSLCERTTYPE, "PEM");
+                cu_curl->easy_setopt(h, CURLOPT_SSLCERT_BLOB, &b);
+                cu_curl->easy_setopt(h, CURLOPT_SSLCERTTYPE, "PEM");
         }
         if (c->key_file)
-                curl_easy_setopt(h, CURLOPT_SSLKEY, c->key_file);
+                cu_curl->easy_setopt(h, CURLOPT_SSLKEY, c->key_file);
         if (c->key_pem) {
                 struct curl_blob b = { c->key_pem, strlen(c->key_pem), CURL_BLOB_COPY };
 
-                curl_easy_setopt(h, CURLOPT_SSLKEY_BLOB, &b);
-                curl_easy_setopt(h, CURLOPT_SSLKEYTYPE, "PEM");
+                cu_curl->easy_setopt(h, CURLOPT_SSLKEY_BLOB, &b);
+                cu_curl->easy_setopt(h, CURLOPT_SSLKEYTYPE, "PEM");
         }
 }
 
@@ -435,36 +437,37 @@ static int req_new(struct etcd *e, enum req_kind kind, const char *path, json_ob
                 return -ENOMEM;
         q->e = e;
         q->kind = kind;
-        if (asprintf(&url, "%s%s", e->conf.endpoints[e->ep], path) < 0 || !(q->h = curl_easy_init()) ||
-            !(q->headers = curl_slist_append(NULL, "Content-Type: application/json")) ||
+        if (asprintf(&url, "%s%s", e->conf.endpoints[e->ep], path) < 0 || !(q->h = cu_curl->easy_init()) ||
+            !(q->headers = cu_curl->slist_append(NULL, "Content-Type: application/json")) ||
             (e->token && (asprintf(&auth, "Authorization: %s", e->token) < 0 ||
-                          !(q->headers = curl_slist_append(q->headers, auth)))) ||
+                          !(q->headers = cu_curl->slist_append(q->headers, auth)))) ||
             (kind == REQ_WATCH && !(q->tok = json_tokener_new()))) {
                 req_free(q);
                 return -ENOMEM;
         }
-        curl_easy_setopt(q->h, CURLOPT_URL, url);
-        curl_easy_setopt(q->h, CURLOPT_PROTOCOLS_STR, "http,https");
-        curl_easy_setopt(q->h, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_1_1);
-        curl_easy_setopt(q->h, CURLOPT_NOSIGNAL, 1L);
+        cu_curl->easy_setopt(q->h, CURLOPT_URL, url);
+        cu_curl->easy_setopt(q->h, CURLOPT_PROTOCOLS_STR, "http,https");
+        cu_curl->easy_setopt(q->h, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_1_1);
+        cu_curl->easy_setopt(q->h, CURLOPT_NOSIGNAL, 1L);
         /* etcd is cluster-internal: a proxy from the environment is not for it. */
-        curl_easy_setopt(q->h, CURLOPT_NOPROXY, "*");
-        curl_easy_setopt(q->h, CURLOPT_HTTPHEADER, q->headers);
-        curl_easy_setopt(q->h, CURLOPT_COPYPOSTFIELDS, json_object_to_json_string_ext(body, JSON_C_TO_STRING_PLAIN));
-        curl_easy_setopt(q->h, CURLOPT_WRITEFUNCTION, on_write);
-        curl_easy_setopt(q->h, CURLOPT_WRITEDATA, q);
-        curl_easy_setopt(q->h, CURLOPT_PRIVATE, q);
-        curl_easy_setopt(q->h, CURLOPT_ERRORBUFFER, q->error);
-        curl_easy_setopt(q->h, CURLOPT_CONNECTTIMEOUT_MS, CONNECT_TIMEOUT_MS);
+        cu_curl->easy_setopt(q->h, CURLOPT_NOPROXY, "*");
+        cu_curl->easy_setopt(q->h, CURLOPT_HTTPHEADER, q->headers);
+        cu_curl->easy_setopt(q->h, CURLOPT_COPYPOSTFIELDS,
+                             json_object_to_json_string_ext(body, JSON_C_TO_STRING_PLAIN));
+        cu_curl->easy_setopt(q->h, CURLOPT_WRITEFUNCTION, on_write);
+        cu_curl->easy_setopt(q->h, CURLOPT_WRITEDATA, q);
+        cu_curl->easy_setopt(q->h, CURLOPT_PRIVATE, q);
+        cu_curl->easy_setopt(q->h, CURLOPT_ERRORBUFFER, q->error);
+        cu_curl->easy_setopt(q->h, CURLOPT_CONNECTTIMEOUT_MS, CONNECT_TIMEOUT_MS);
         if (kind != REQ_WATCH)
-                curl_easy_setopt(q->h, CURLOPT_TIMEOUT_MS, REQUEST_TIMEOUT_MS);
-        curl_easy_setopt(q->h, CURLOPT_TCP_KEEPALIVE, 1L);
-        curl_easy_setopt(q->h, CURLOPT_TCP_KEEPIDLE, KEEPALIVE_IDLE_S);
-        curl_easy_setopt(q->h, CURLOPT_TCP_KEEPINTVL, KEEPALIVE_INTVL_S);
+                cu_curl->easy_setopt(q->h, CURLOPT_TIMEOUT_MS, REQUEST_TIMEOUT_MS);
+        cu_curl->easy_setopt(q->h, CURLOPT_TCP_KEEPALIVE, 1L);
+        cu_curl->easy_setopt(q->h, CURLOPT_TCP_KEEPIDLE, KEEPALIVE_IDLE_S);
+        cu_curl->easy_setopt(q->h, CURLOPT_TCP_KEEPINTVL, KEEPALIVE_INTVL_S);
         set_tls(q->h, &e->conf);
-        mr = curl_multi_add_handle(e->multi, q->h);
+        mr = cu_curl->multi_add_handle(e->multi, q->h);
         if (mr != CURLM_OK) {
-                curl_easy_cleanup(q->h);
+                cu_curl->easy_cleanup(q->h);
                 q->h = NULL;
                 req_free(q);
                 return -EIO;
@@ -742,6 +745,9 @@ static void start_round(struct etcd *e)
         e->tries = 0;
         e->list_restarts = 0;
         e->why[0] = '\0';
+        /* No libcurl, no endpoint to try: the round fails as a whole, why says so. */
+        if (multi_start(e) < 0)
+                return round_failed(e);
         begin_attempt(e);
 }
 
@@ -847,7 +853,8 @@ static void list_request_done(struct etcd *e, struct req *q, CURLcode code)
         char why[256];
 
         if (code != CURLE_OK)
-                return attempt_failed(e, "%s", q->fail[0] ? q->fail : q->error[0] ? q->error : curl_easy_strerror(code));
+                return attempt_failed(e, "%s",
+                                      q->fail[0] ? q->fail : q->error[0] ? q->error : cu_curl->easy_strerror(code));
         if (status != 200) {
                 body_error(q, why, sizeof(why));
                 /* The revision of the first page was compacted before a later page was
@@ -894,7 +901,10 @@ static void watch_done(struct etcd *e, struct req *q, CURLcode code)
                 body_error(q, why, sizeof(why));
         else
                 snprintf(why, sizeof(why), "%s",
-                         q->fail[0] ? q->fail : code == CURLE_OK ? "the stream ended" : q->error[0] ? q->error : curl_easy_strerror(code));
+                         q->fail[0]         ? q->fail
+                         : code == CURLE_OK ? "the stream ended"
+                         : q->error[0]      ? q->error
+                                            : cu_curl->easy_strerror(code));
         log_notice("etcd: watch stream from %s broke (%s); listing again", e->endpoint, why);
         cancel_all(e);
         start_round(e);
@@ -907,12 +917,12 @@ static void process_done(struct etcd *e)
 
         /* One message at a time: handling one may remove other handles, and with them
          * their queued messages. */
-        while ((m = curl_multi_info_read(e->multi, &left))) {
+        while ((m = cu_curl->multi_info_read(e->multi, &left))) {
                 struct req *q = NULL;
 
                 if (m->msg != CURLMSG_DONE)
                         continue;
-                curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, (char **)&q);
+                cu_curl->easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, (char **)&q);
                 if (!q)
                         continue;
                 if (q->kind == REQ_WATCH)
@@ -936,7 +946,7 @@ static int on_io(sd_event_source *s, int fd, uint32_t revents, void *userdata)
                 flags |= CURL_CSELECT_OUT;
         if (revents & (EPOLLERR | EPOLLHUP))
                 flags |= CURL_CSELECT_ERR;
-        curl_multi_socket_action(e->multi, fd, flags, &running);
+        cu_curl->multi_socket_action(e->multi, fd, flags, &running);
         process_done(e);
         return 0;
 }
@@ -961,7 +971,7 @@ static int on_socket(CURL *h, curl_socket_t fd, int what, void *userp, void *soc
                 if (src) {
                         io_forget(e, src);
                         sd_event_source_disable_unref(src);
-                        curl_multi_assign(e->multi, fd, NULL);
+                        cu_curl->multi_assign(e->multi, fd, NULL);
                 }
                 return 0;
         }
@@ -970,7 +980,7 @@ static int on_socket(CURL *h, curl_socket_t fd, int what, void *userp, void *soc
         if (GROW(e->io, e->cap_io, e->n_io + 1) < 0 || sd_event_add_io(e->ev, &src, fd, events, on_io, e) < 0)
                 return -1;
         e->io[e->n_io++] = src;
-        curl_multi_assign(e->multi, fd, src);
+        cu_curl->multi_assign(e->multi, fd, src);
         return 0;
 }
 
@@ -981,7 +991,7 @@ static int on_curl_timer(sd_event_source *s, uint64_t usec, void *userdata)
 
         (void)s;
         (void)usec;
-        curl_multi_socket_action(e->multi, CURL_SOCKET_TIMEOUT, 0, &running);
+        cu_curl->multi_socket_action(e->multi, CURL_SOCKET_TIMEOUT, 0, &running);
         process_done(e);
         return 0;
 }
@@ -1021,17 +1031,49 @@ static int on_deadline(sd_event_source *s, uint64_t usec, void *userdata)
         return 0;
 }
 
-/* ---- public ---- */
-
-/* curl_global_init() once for the first client, curl_global_cleanup() after the last
- * (leak checkers then see OpenSSL's tables go too). */
+/* curl_global_init() once for the first client with a multi handle,
+ * curl_global_cleanup() after the last (leak checkers then see OpenSSL's tables go too). */
 static unsigned n_clients;
 
 static void global_unref(void)
 {
         if (n_clients && --n_clients == 0)
-                curl_global_cleanup();
+                cu_curl->global_cleanup();
 }
+
+/* The multi handle comes with the first round, not with etcd_new(), because that is
+ * when libcurl is loaded (curl-dl.c). A load that fails fails the round as an endpoint
+ * that does not answer would: why names the library, the operator reads it where
+ * unreachable endpoints are reported (the journal, STATUS=, --check's "datastore
+ * unreachable:"), and the retry loads again, so installing libcurl mends a running
+ * daemon. On failure e->why says why. */
+static int multi_start(struct etcd *e)
+{
+        int r;
+
+        if (e->multi)
+                return 0;
+        if ((r = cu_curl_load(e->why, sizeof(e->why))) < 0)
+                return r;
+        if (n_clients == 0 && cu_curl->global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+                snprintf(e->why, sizeof(e->why), "libcurl: curl_global_init() failed");
+                return -EIO;
+        }
+        n_clients++;
+        e->multi = cu_curl->multi_init();
+        if (!e->multi) {
+                global_unref();
+                snprintf(e->why, sizeof(e->why), "libcurl: %s", strerror(ENOMEM));
+                return -ENOMEM;
+        }
+        cu_curl->multi_setopt(e->multi, CURLMOPT_SOCKETFUNCTION, on_socket);
+        cu_curl->multi_setopt(e->multi, CURLMOPT_SOCKETDATA, e);
+        cu_curl->multi_setopt(e->multi, CURLMOPT_TIMERFUNCTION, on_timer_request);
+        cu_curl->multi_setopt(e->multi, CURLMOPT_TIMERDATA, e);
+        return 0;
+}
+
+/* ---- public ---- */
 
 int etcd_new(sd_event *ev, const struct cfg_etcd *conf, const struct etcd_ops *ops, void *userdata,
              struct etcd **ret)
@@ -1041,18 +1083,13 @@ int etcd_new(sd_event *ev, const struct cfg_etcd *conf, const struct etcd_ops *o
 
         if (!conf->n_endpoints)
                 return -EINVAL;
-        if (n_clients == 0 && curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
-                return -EIO;
-        n_clients++;
         e = calloc(1, sizeof(*e));
-        if (!e) {
-                global_unref();
+        if (!e)
                 return -ENOMEM;
-        }
         e->ev = sd_event_ref(ev);
         e->ops = ops;
         e->userdata = userdata;
-        if ((r = cfg_etcd_copy(conf, &e->conf)) < 0 || !(e->multi = curl_multi_init()) ||
+        if ((r = cfg_etcd_copy(conf, &e->conf)) < 0 ||
             (r = sd_event_add_time(ev, &e->curl_timer, CLOCK_MONOTONIC, UINT64_MAX, 1000, on_curl_timer, e)) < 0 ||
             (r = sd_event_add_time(ev, &e->retry, CLOCK_MONOTONIC, UINT64_MAX, 100000, on_retry, e)) < 0) {
                 etcd_free(e);
@@ -1060,10 +1097,6 @@ int etcd_new(sd_event *ev, const struct cfg_etcd *conf, const struct etcd_ops *o
         }
         sd_event_source_set_enabled(e->curl_timer, SD_EVENT_OFF);
         sd_event_source_set_enabled(e->retry, SD_EVENT_OFF);
-        curl_multi_setopt(e->multi, CURLMOPT_SOCKETFUNCTION, on_socket);
-        curl_multi_setopt(e->multi, CURLMOPT_SOCKETDATA, e);
-        curl_multi_setopt(e->multi, CURLMOPT_TIMERFUNCTION, on_timer_request);
-        curl_multi_setopt(e->multi, CURLMOPT_TIMERDATA, e);
         *ret = e;
         return 0;
 }
@@ -1073,8 +1106,10 @@ void etcd_free(struct etcd *e)
         if (!e)
                 return;
         cancel_all(e);
-        if (e->multi)
-                curl_multi_cleanup(e->multi);
+        if (e->multi) {
+                cu_curl->multi_cleanup(e->multi);
+                global_unref();
+        }
         for (size_t i = 0; i < e->n_io; i++)
                 sd_event_source_disable_unref(e->io[i]);
         free(e->io);
@@ -1088,7 +1123,6 @@ void etcd_free(struct etcd *e)
         free(e->token);
         cfg_etcd_clear(&e->conf);
         free(e);
-        global_unref();
 }
 
 int etcd_start(struct etcd *e)

@@ -1,6 +1,8 @@
 /* A client for Calico's etcd v3 datastore over etcd's JSON gateway (libcurl for HTTP and
  * TLS, json-c for JSON), driven by an sd-event loop through curl's multi socket API, so
- * no call ever blocks the loop.
+ * no call ever blocks the loop. libcurl is loaded when the first round starts
+ * (curl-dl.h), so a process that never starts a client never maps it; without it, each
+ * round fails as one where no endpoint answers, why naming the library.
  *
  * It lists the Calico prefixes at one revision into a key→value cache, then watches
  * them from the next revision and applies each event to the cache. A broken stream or

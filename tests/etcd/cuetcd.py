@@ -293,11 +293,12 @@ def etcd_env(endpoints, pki):
             "ETCD_CERT_FILE": pki["client.crt"], "ETCD_KEY_FILE": pki["client.key"]}
 
 
-def run_cli(ns, fixture, *args, env=None):
-    """calico-underlayd with args inside ns, with the fixture's settings."""
+def run_cli(ns, fixture, *args, env=None, wrap=()):
+    """calico-underlayd with args inside ns, with the fixture's settings; wrap: a
+    command (and its arguments) that runs the rest."""
     e = {"RUNTIME_DIRECTORY": fixture.run}
     e.update(env or {})
-    cmd = ["ip", "netns", "exec", ns.name, "env", *[f"{k}={v}" for k, v in e.items()],
+    cmd = [*wrap, "ip", "netns", "exec", ns.name, "env", *[f"{k}={v}" for k, v in e.items()],
            cu.DAEMON, "--config", fixture.config, *args]
     t0 = time.monotonic()
     r = subprocess.run(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,

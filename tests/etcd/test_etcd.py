@@ -332,6 +332,35 @@ class TestCommands(EtcdCase):
                 self.assertEqual(r.returncode, 2, r.stdout)
                 self.assertRegex(r.stdout, pattern)
 
+    def test_libcurl_is_loaded_for_etcd_only(self):
+        # The binary does not need libcurl; the etcd client dlopen()s it (daemon/curl-dl.c).
+        # LD_DEBUG=libs: the dynamic loader names each library it loads, needed or opened.
+        traced = dict(self.env_endpoints(), LD_DEBUG="libs")
+        r = self.check(env=traced)
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        self.assertIn("source: etcdv3 ", r.stdout)
+        m = re.search(r"calling init: (/\S*/libcurl\.so\.4)$", r.stderr, re.M)
+        self.assertTrue(m, "etcd: libcurl is loaded\n" + r.stderr[-3000:])
+        lib = m.group(1)
+        # Files, with the etcd variables set all the same: libcurl is never looked up.
+        self.write_settings(ce.settings(datastore="files", extra=f"resources: {self.fx.res}\n"))
+        for name, text in cu.DEFAULT_FILES.items():
+            cu.write_file(self.fx.path(name), text)
+        r = self.check(env=traced)
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        self.assertIn("\nsource: files\n", r.stdout)
+        self.assertIn("calling init: ", r.stderr, "LD_DEBUG traces the loader")
+        self.assertEqual([ln.strip() for ln in r.stderr.splitlines() if "libcurl.so" in ln], [],
+                         "files: libcurl is not loaded")
+        # etcd without a usable libcurl (an empty file bind-mounted over it, in a mount
+        # namespace of the command's own): the operator is told what is missing.
+        self.write_settings(ce.settings())
+        r = ce.run_cli(self.ns, self.fx, "--check", env=self.env_endpoints(),
+                       wrap=["unshare", "--mount", "sh", "-c", 'mount --bind /dev/null "$0" && exec "$@"', lib])
+        self.assertEqual(r.returncode, 2, r.stdout + r.stderr)
+        self.assertIn("cannot evaluate: datastore unreachable: etcd datastore needs libcurl (libcurl.so.4): "
+                      f"{lib}: ", r.stdout)
+
     def test_wrong_client_certificate_is_reported(self):
         # A CA the server does not trust: TLS fails, and the message says so.
         other = ce.make_pki(os.path.join(self.fx.dir, "other-pki"))
