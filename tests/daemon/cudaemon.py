@@ -12,6 +12,8 @@ import ctypes
 import itertools
 import json
 import os
+import re
+import shlex
 import shutil
 import signal
 import socket
@@ -38,6 +40,22 @@ DAEMON = _find_daemon()
 PROTO = 211  # the default routeProtocol
 SKIP = 77  # meson's "skipped" exit status
 
+# Under valgrind (`meson test --setup valgrind`, tests/meson.build): DAEMON_WRAPPER is an
+# argv prefix for every daemon started here, and CU_TIMEOUT_SCALE stretches every wait on
+# it (wait_until, stop) and every "nothing happens for N seconds" (scaled()): the daemon
+# runs tens of times slower, so the same checks need the same amount of its work, not
+# the same wall time. Daemon.close() stops a wrapped daemon with SIGTERM (not SIGKILL)
+# so that the wrapper's exit checks run, and fails on its --error-exitcode.
+DAEMON_WRAPPER = shlex.split(os.environ.get("DAEMON_WRAPPER", ""))
+TIMEOUT_SCALE = float(os.environ.get("CU_TIMEOUT_SCALE") or 1)
+WRAPPER_ERROR_RC = next((int(a.split("=", 1)[1]) for a in DAEMON_WRAPPER
+                         if a.startswith("--error-exitcode=")), None)
+
+
+def scaled(seconds):
+    """A duration the daemon's speed matters to, stretched by CU_TIMEOUT_SCALE."""
+    return seconds * TIMEOUT_SCALE
+
 _counter = itertools.count()
 _namespaces = set()
 _procs = set()
@@ -56,7 +74,8 @@ def require_root():
 
 def wait_until(fn, timeout=10.0, interval=0.01, what="condition"):
     """Poll fn() until it returns something truthy; return that value. Raise
-    AssertionError with `what` (and the last value) after `timeout` seconds."""
+    AssertionError with `what` (and the last value) after `timeout` seconds (scaled)."""
+    timeout = scaled(timeout)
     deadline = time.monotonic() + timeout
     last = None
     while True:
@@ -413,7 +432,7 @@ class Daemon:
         # sd_notify() and sd_watchdog_enabled() check WATCHDOG_PID against getpid():
         # the shell exports its own pid and execs, so the daemon keeps that pid.
         wd = 'export WATCHDOG_PID=$$; ' if watchdog_usec else ''
-        cmd = (wrapper or []) + [DAEMON, "--config", fixture.config]
+        cmd = (wrapper or []) + DAEMON_WRAPPER + [DAEMON, "--config", fixture.config]
         self.proc = subprocess.Popen(
             ["ip", "netns", "exec", ns.name, "env", *assigns, "sh", "-c", wd + prelude + 'exec "$@"', "sh", *cmd],
             stdin=subprocess.DEVNULL, stdout=self.stderr_file, stderr=self.stderr_file)
@@ -456,11 +475,12 @@ class Daemon:
         return int(rest[11]) + int(rest[12])
 
     def stop(self, sig=signal.SIGTERM, timeout=10.0):
-        """Signal the daemon and return its exit status (None if it had to be killed)."""
+        """Signal the daemon and return its exit status (None if it had to be killed
+        after `timeout` seconds, scaled)."""
         if self.proc.poll() is None:
             self.proc.send_signal(sig)
             try:
-                self.proc.wait(timeout)
+                self.proc.wait(scaled(timeout))
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
@@ -468,12 +488,38 @@ class Daemon:
         return self.proc.returncode
 
     def close(self):
+        """Stop the daemon (SIGKILL; SIGTERM under DAEMON_WRAPPER) and release its
+        files. AssertionError if the wrapper reported errors, or if the wrapped daemon
+        did not exit on SIGTERM."""
+        hung = bool(DAEMON_WRAPPER) and self.proc.poll() is None and self.stop(signal.SIGTERM) is None
         if self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait()
         _procs.discard(self.proc)
+        report = self.wrapper_report(hung) if DAEMON_WRAPPER else None
         self.notify.close()
         self.stderr_file.close()
+        if report:
+            raise AssertionError(report)
+
+    def wrapper_report(self, hung=False):
+        """What DAEMON_WRAPPER found, or None. Its --error-exitcode says so when the
+        daemon exited; after SIGKILL (the test's) there is no exit code, so any report
+        line of valgrind's (`==PID== `) other than a warning counts."""
+        rc = self.proc.returncode
+        text = self.stderr()
+        lines = re.findall(r"(?m)^==\d+== .*$", text)
+        found = [l for l in lines if not re.match(r"==\d+== +Warning:", l) and l.strip("=0123456789 ")]
+        if hung:
+            why = f"the daemon did not exit within {scaled(10):.0f} s of SIGTERM"
+        elif rc == WRAPPER_ERROR_RC:
+            why = f"DAEMON_WRAPPER reported errors (exit {rc})"
+        elif rc == -signal.SIGKILL and found:
+            why = "DAEMON_WRAPPER reported errors before the daemon was killed"
+        else:
+            return None
+        return (f"{why}\n--- its report:\n" + "\n".join(lines) +
+                f"\n--- the end of the daemon's stderr:\n{text[-4000:]}")
 
 
 @atexit.register

@@ -32,8 +32,8 @@ BAD_POOL = cu.POOL.replace("blockSize: 28", "blockSize: banana").replace("name: 
 
 
 def stays(fn, duration=0.5, interval=0.02):
-    """fn() stays truthy for `duration` seconds (used only for "nothing happens")."""
-    end = time.monotonic() + duration
+    """fn() stays truthy for `duration` seconds, scaled (used only for "nothing happens")."""
+    end = time.monotonic() + cu.scaled(duration)
     while time.monotonic() < end:
         if not fn():
             return False
@@ -55,10 +55,17 @@ class DaemonCase(unittest.TestCase):
         self.daemons = []
 
     def tearDown(self):
+        failed = self._outcome_failed()
+        errors = []
         for d in self.daemons:
-            if self._outcome_failed():
+            if failed:
                 sys.stderr.write(f"--- daemon stderr ({d.stderr_path}):\n{d.stderr()}\n")
-            d.close()
+            try:
+                d.close()
+            except AssertionError as e:  # DAEMON_WRAPPER's findings: close the others first
+                errors.append(str(e))
+        if errors and not failed:  # a failed case has shown the daemon's stderr already
+            raise AssertionError("\n\n".join(errors))
 
     def _outcome_failed(self):
         res = getattr(self, "_outcome", None)
@@ -96,7 +103,8 @@ class DaemonCase(unittest.TestCase):
             self.assertIn(": 0 changes", p, passes)
 
     def wait_idle(self, d, quiet=0.3, timeout=10.0):
-        """Until no reconcile pass has been logged for `quiet` seconds."""
+        """Until no reconcile pass has been logged for `quiet` seconds (scaled)."""
+        quiet = cu.scaled(quiet)
         state = {"n": d.passes(), "t": time.monotonic()}
 
         def idle():
@@ -403,7 +411,7 @@ class TestStopAndRestart(DaemonCase):
         since = d.notify.count()
         t0 = time.monotonic()
         self.assertEqual(d.stop(signal.SIGTERM, timeout=5), 0, d.stderr())
-        self.assertLess(time.monotonic() - t0, 2.0, "SIGTERM exits promptly")
+        self.assertLess(time.monotonic() - t0, cu.scaled(2.0), "SIGTERM exits promptly")
         self.assertIn("STOPPING", [k for _, f, _ in d.notify.snapshot(since) for k in f])
         self.assertEqual((self.ns.route_summary(), self.ns.proxy_arp()), before)
         self.assertEqual(self.ns.sysctl("net.ipv4.neigh.eth0.proxy_delay"), 0)

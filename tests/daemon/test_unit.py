@@ -186,6 +186,10 @@ class TestSandboxedDaemon(unittest.TestCase):
         return fmt(amb), fmt(bnd)
 
     def test_daemon_works_sandboxed(self):
+        if cu.DAEMON_WRAPPER:
+            # valgrind cannot start in the sandbox (it writes its files to the read-only
+            # /tmp), and its own system calls are not the unit's to allow.
+            self.skipTest("the daemon runs under DAEMON_WRAPPER, which the unit's sandbox does not admit")
         self.assertEqual(self.u.get("DynamicUser"), ["yes"], "the sandbox below assumes DynamicUser=yes")
         syscalls = os.path.join(self.fx.dir, "syscalls")
         with open(syscalls, "w") as f:

@@ -295,13 +295,17 @@ def etcd_env(endpoints, pki):
 
 def run_cli(ns, fixture, *args, env=None, wrap=()):
     """calico-underlayd with args inside ns, with the fixture's settings; wrap: a
-    command (and its arguments) that runs the rest."""
+    command (and its arguments) that runs the rest. Under cu.DAEMON_WRAPPER (valgrind)
+    an exit with its error code is an AssertionError showing its report."""
     e = {"RUNTIME_DIRECTORY": fixture.run}
     e.update(env or {})
     cmd = [*wrap, "ip", "netns", "exec", ns.name, "env", *[f"{k}={v}" for k, v in e.items()],
-           cu.DAEMON, "--config", fixture.config, *args]
+           *cu.DAEMON_WRAPPER, cu.DAEMON, "--config", fixture.config, *args]
     t0 = time.monotonic()
     r = subprocess.run(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                       timeout=120)
+                       timeout=cu.scaled(120))
     r.seconds = time.monotonic() - t0
+    if cu.WRAPPER_ERROR_RC is not None and r.returncode == cu.WRAPPER_ERROR_RC:
+        raise AssertionError(f"DAEMON_WRAPPER reported errors (exit {r.returncode}): {' '.join(cmd)}\n"
+                             f"--- stdout\n{r.stdout}--- stderr\n{r.stderr}")
     return r

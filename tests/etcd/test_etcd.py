@@ -31,8 +31,8 @@ WANT_3 = WANT_2 + ["192.168.10.160/28 unicast 192.168.10.12 eth0 1024"]
 
 
 def stays(fn, duration=1.0, interval=0.05):
-    """fn() stays truthy for `duration` seconds (only for "nothing happens")."""
-    end = time.monotonic() + duration
+    """fn() stays truthy for `duration` seconds, scaled (only for "nothing happens")."""
+    end = time.monotonic() + cu.scaled(duration)
     while time.monotonic() < end:
         if not fn():
             return False
@@ -58,12 +58,18 @@ class EtcdCase(unittest.TestCase):
 
     def tearDown(self):
         failed = self._failed()
+        errors = []
         for d in self.daemons:
             if failed:
                 sys.stderr.write(f"--- daemon stderr ({d.stderr_path}):\n{d.stderr()}\n")
-            d.close()
+            try:
+                d.close()
+            except AssertionError as e:  # DAEMON_WRAPPER's findings: close the others first
+                errors.append(str(e))
         if failed:
             sys.stderr.write(f"--- etcd log:\n{self.etcd.log()}\n")
+        elif errors:  # a failed case has shown the daemon's stderr already
+            raise AssertionError("\n\n".join(errors))
 
     def _failed(self):
         result = getattr(getattr(self, "_outcome", None), "result", None)
@@ -190,7 +196,7 @@ class TestDaemon(EtcdCase):
 
     def test_idle_watching_uses_no_cpu_and_sigterm_leaves_host(self):
         d = self.start_converged(env=self.env_endpoints())
-        time.sleep(0.5)  # let the first pass settle
+        time.sleep(cu.scaled(0.5))  # let the first pass settle
         before = d.cpu_ticks()
         time.sleep(3)  # the measurement itself: watching an idle datastore
         self.assertLessEqual(d.cpu_ticks() - before, 1, "CPU time while idle (clock ticks)")

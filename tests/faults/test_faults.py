@@ -556,10 +556,10 @@ class TestKilledMidApply(FaultCase):
             counter = RouteCounter(self.ns, d.pid, at=2000 + attempt * 3000)
             counter.start()
             counter.ready.wait(5)
-            counter.join(120)
+            counter.join(cu.scaled(120))
             counter.stop = True
             self.assertTrue(counter.killed.is_set(), f"never saw 2000 routes go in:\n{d.stderr()[-3000:]}")
-            d.proc.wait(10)
+            d.proc.wait(cu.scaled(10))
             self.assertEqual(d.proc.returncode, -signal.SIGKILL)
             have = self.our_dsts()
             if 0 < len(have) < len(self.want):

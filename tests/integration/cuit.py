@@ -27,6 +27,7 @@ import json
 import os
 import re
 import select
+import shlex
 import shutil
 import signal
 import subprocess
@@ -39,6 +40,15 @@ SKIP = 77           # meson's "skipped" exit code
 PROTO = 211         # the daemon's default routeProtocol
 METRIC = 1024       # its default routeMetric
 PREFIX = "cu-it-%d-" % os.getpid()
+
+# Under valgrind (`meson test --setup valgrind`, tests/meson.build): DAEMON_WRAPPER is an
+# argv prefix for every run of the daemon and CU_TIMEOUT_SCALE stretches the time a run
+# may take. An exit with the wrapper's --error-exitcode fails the run whatever the test
+# expected; the wrapper's report is in the daemon's stderr, shown in the failure.
+DAEMON_WRAPPER = shlex.split(os.environ.get("DAEMON_WRAPPER", ""))
+TIMEOUT_SCALE = float(os.environ.get("CU_TIMEOUT_SCALE") or 1)
+WRAPPER_ERROR_RC = next((int(a.split("=", 1)[1]) for a in DAEMON_WRAPPER
+                         if a.startswith("--error-exitcode=")), None)
 
 # ---------------------------------------------------------------- registry and cleanup
 
@@ -531,13 +541,16 @@ class Daemon:
             return dict(l.strip().split("=", 1) for l in f if "=" in l and not l.startswith("#"))
 
     def run(self, *args, timeout=60):
-        cmd = [self.bin, "--config", self.config] + list(args)
+        cmd = DAEMON_WRAPPER + [self.bin, "--config", self.config] + list(args)
         env = {"RUNTIME_DIRECTORY": self.runtime}
         for k in ("ASAN_OPTIONS", "UBSAN_OPTIONS", "LSAN_OPTIONS"):
             if k in os.environ:
                 env[k] = os.environ[k]
-        p = self.ns.exec(*cmd, check=False, timeout=timeout, env=env)
-        return Result(["(in %s)" % self.ns.name] + cmd, p)
+        p = self.ns.exec(*cmd, check=False, timeout=timeout * TIMEOUT_SCALE, env=env)
+        res = Result(["(in %s)" % self.ns.name] + cmd, p)
+        if WRAPPER_ERROR_RC is not None and res.rc == WRAPPER_ERROR_RC:
+            raise AssertionError("DAEMON_WRAPPER reported errors (exit %d)\n%s" % (res.rc, res))
+        return res
 
 
 # ---------------------------------------------------------------- snapshots
