@@ -971,7 +971,7 @@ int plan_action_fmt(const struct plan_action *a, char *buf, size_t size)
                 return snprintf(buf, size, "set-proxy-arp %s %lld%s", a->dev, (long long)a->value,
                                 a->restore ? " (restore)" : "");
         case PLAN_REMOVE_TUNNEL:
-                return snprintf(buf, size, "remove-tunnel %s (%s)", a->dev, a->tunnel ? a->tunnel->kind : "?");
+                return snprintf(buf, size, "remove-tunnel %s (%s)", a->dev, a->tunnel->kind);
         case PLAN_ADD_ROUTE:
         case PLAN_DEL_ROUTE:
                 break;

@@ -40,7 +40,7 @@ struct plan_action {
         bool replace;    /* add-route: replaces an own route with the same key */
         struct host_route route;
         uint32_t pool;   /* index into model->pools, UINT32_MAX when none */
-        const struct plan_tunnel *tunnel; /* remove-tunnel only: in plan->tunnels */
+        const struct plan_tunnel *tunnel; /* remove-tunnel: never NULL (plan->tunnels) */
 };
 
 enum plan_severity {

@@ -177,7 +177,7 @@ static void json_action(FILE *f, const struct plan_action *a)
                 fprintf(f, ",\"dst\":null,\"type\":null,\"gateway\":null,\"dev\":");
                 json_str(f, a->dev);
                 fprintf(f, ",\"kind\":");
-                json_str(f, a->tunnel ? a->tunnel->kind : "");
+                json_str(f, a->tunnel->kind);
                 break;
         }
         fputc('}', f);

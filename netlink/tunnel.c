@@ -13,14 +13,6 @@
 
 #include "util.h"
 
-/* An action without its tunnel record (hand-made) has no addresses to take off. */
-static const struct plan_tunnel *tunnel_of(const struct plan_action *a)
-{
-        static const struct plan_tunnel none = {};
-
-        return a->tunnel ? a->tunnel : &none;
-}
-
 static int fail(struct nl_result *res, int error)
 {
         res->error = error;
@@ -32,7 +24,7 @@ static int fail(struct nl_result *res, int error)
 static int remove_addrs(const struct tunnel_ops *ops, void *ctx, const struct plan_action *a,
                         struct nl_result *res, bool *ret_any)
 {
-        const struct plan_tunnel *t = tunnel_of(a);
+        const struct plan_tunnel *t = a->tunnel;
         size_t n = t->n_addrs < PLAN_TUNNEL_ADDRS_MAX ? t->n_addrs : PLAN_TUNNEL_ADDRS_MAX;
         bool first = true;
 
@@ -67,7 +59,7 @@ static int handle_kept(const struct tunnel_ops *ops, void *ctx, const struct pla
         r = remove_addrs(ops, ctx, a, res, &any);
         if (r < 0)
                 return r;
-        if (tunnel_of(a)->foreign_addrs) {
+        if (a->tunnel->foreign_addrs) {
                 nl_result_append_message(res, "%skept up: foreign addresses remain", any ? "; " : ": ");
                 return 0;
         }

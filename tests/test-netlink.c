@@ -977,7 +977,8 @@ NETNS_TEST(test_remove_tunl0_absent)
 NETNS_TEST(test_remove_tunnel_refused)
 {
         struct cfg_settings s = settings();
-        struct plan_action a = { .kind = PLAN_REMOVE_TUNNEL, .ifindex = 1, .dev = "lo" };
+        struct plan_tunnel t = { .kind = "ipip" };
+        struct plan_action a = { .kind = PLAN_REMOVE_TUNNEL, .ifindex = 1, .dev = "lo", .tunnel = &t };
         struct nl_result res = {};
 
         CHECK_INT(apply(&s, &a, 1, &res), 1);
@@ -991,6 +992,7 @@ NETNS_TEST(test_remove_tunnel_refused)
 NETNS_TEST(test_apply_mixed_order)
 {
         struct cfg_settings s = settings();
+        struct plan_tunnel t = { .kind = "vxlan" };
         struct plan_action a[5];
         struct nl_result res[5] = {};
 
@@ -1000,7 +1002,7 @@ NETNS_TEST(test_apply_mixed_order)
         a[1] = (struct plan_action){ .kind = PLAN_SET_PROXY_ARP, .ifindex = ifindex("eth0"), .value = 1 };
         a[2] = route_action(PLAN_ADD_ROUTE, HOST_RTN_UNICAST, "10.7.0.0/26", "192.168.10.2", "eth0", 254, 1024);
         a[3] = (struct plan_action){ .kind = PLAN_REMOVE_TUNNEL, .ifindex = ifindex("vxlan.calico"),
-                                     .dev = "vxlan.calico" };
+                                     .dev = "vxlan.calico", .tunnel = &t };
         a[4] = route_action(PLAN_DEL_ROUTE, HOST_RTN_UNICAST, "10.7.0.0/26", "192.168.10.2", "eth0", 254, 1024);
         CHECK_INT(apply(&s, a, 5, res), 0);
         CHECK_STR(nl_result_message(&res[3]), "deleted");
