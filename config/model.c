@@ -12,15 +12,6 @@
 #include "loader.h"
 #include "util.h"
 
-static uint32_t str_hash(const char *s)
-{
-        uint32_t h = 2166136261u;
-
-        for (; *s; s++)
-                h = (h ^ (uint8_t)*s) * 16777619u;
-        return h;
-}
-
 static int node_index_grow(struct loader *l)
 {
         size_t size = l->node_index_size ? l->node_index_size * 2 : 256;

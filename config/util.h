@@ -5,6 +5,7 @@
 #pragma once
 
 #include <errno.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -43,6 +44,17 @@ static inline int streq_ptr(const char *a, const char *b)
 }
 
 #define streq(a, b) (strcmp((a), (b)) == 0)
+
+/* FNV-1a (64 bit) of a string: the hash of every name-keyed table here (nodes by
+ * name, etcd keys). */
+static inline uint64_t str_hash(const char *s)
+{
+        uint64_t h = 14695981039346656037ULL;
+
+        for (; *s; s++)
+                h = (h ^ (uint8_t)*s) * 1099511628211ULL;
+        return h;
+}
 
 /* Grow *array (of *cap elements of size sz) so that it holds at least need elements.
  * Doubling keeps appends amortised O(1). Returns -ENOMEM and leaves the array alone. */

@@ -141,15 +141,6 @@ struct kvmap {
         size_t size, n;
 };
 
-static uint64_t str_hash(const char *s)
-{
-        uint64_t h = 14695981039346656037ULL;
-
-        for (; *s; s++)
-                h = (h ^ (uint8_t)*s) * 1099511628211ULL;
-        return h;
-}
-
 static void kv_free(struct kv *kv)
 {
         if (!kv)
