@@ -522,6 +522,21 @@ class Daemon:
                 f"\n--- the end of the daemon's stderr:\n{text[-4000:]}")
 
 
+def close_daemons(daemons, failed):
+    """A case's tearDown: close every daemon (printing its stderr when the case
+    failed) and return what DAEMON_WRAPPER reported for any of them, the others
+    closed first."""
+    errors = []
+    for d in daemons:
+        if failed:
+            sys.stderr.write(f"--- daemon stderr ({d.stderr_path}):\n{d.stderr()}\n")
+        try:
+            d.close()
+        except AssertionError as e:
+            errors.append(str(e))
+    return errors
+
+
 @atexit.register
 def _cleanup_everything():
     for p in list(_procs):

@@ -56,14 +56,7 @@ class DaemonCase(unittest.TestCase):
 
     def tearDown(self):
         failed = self._outcome_failed()
-        errors = []
-        for d in self.daemons:
-            if failed:
-                sys.stderr.write(f"--- daemon stderr ({d.stderr_path}):\n{d.stderr()}\n")
-            try:
-                d.close()
-            except AssertionError as e:  # DAEMON_WRAPPER's findings: close the others first
-                errors.append(str(e))
+        errors = cu.close_daemons(self.daemons, failed)
         if errors and not failed:  # a failed case has shown the daemon's stderr already
             raise AssertionError("\n\n".join(errors))
 

@@ -58,14 +58,7 @@ class EtcdCase(unittest.TestCase):
 
     def tearDown(self):
         failed = self._failed()
-        errors = []
-        for d in self.daemons:
-            if failed:
-                sys.stderr.write(f"--- daemon stderr ({d.stderr_path}):\n{d.stderr()}\n")
-            try:
-                d.close()
-            except AssertionError as e:  # DAEMON_WRAPPER's findings: close the others first
-                errors.append(str(e))
+        errors = cu.close_daemons(self.daemons, failed)
         if failed:
             sys.stderr.write(f"--- etcd log:\n{self.etcd.log()}\n")
         elif errors:  # a failed case has shown the daemon's stderr already
