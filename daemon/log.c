@@ -44,6 +44,11 @@ void log_init(void)
         use_journal = (unsigned long long)st.st_dev == dev && (unsigned long long)st.st_ino == ino;
 }
 
+bool log_enabled(int level)
+{
+        return level <= max_level;
+}
+
 void log_set_max_level(int level)
 {
         max_level = level;

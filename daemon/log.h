@@ -2,6 +2,7 @@
  * when stderr is connected to the journal, plain leveled lines on stderr otherwise. */
 #pragma once
 
+#include <stdbool.h>
 #include <syslog.h>
 
 #include "util.h"
@@ -24,6 +25,8 @@
 
 void log_init(void);
 void log_set_max_level(int level);
+/* Whether a message at this level would be written. */
+bool log_enabled(int level);
 /* fields: NULL-terminated list of "KEY=value" strings (may be NULL). */
 _printf_(4, 5) void log_full(int level, const char *message_id, const char *const *fields, const char *fmt, ...);
 

@@ -341,6 +341,9 @@ static void log_action(const struct plan_action *a, const char *pool, const stru
         size_t n = 1;
         const char *id;
 
+        /* 100k routes at debug level: not formatted when nobody reads them. */
+        if (!res->error && !log_enabled(level))
+                return;
         plan_action_fmt(a, line, sizeof(line));
         /* Only the fields that mean something for this action (a blackhole has no device). */
         if (a->dev[0]) {
