@@ -394,8 +394,8 @@ static int calicoctl_load(const char *path, bool read, const void *buf, size_t s
                               .ret = &src };
         int r;
 
-        r = read ? yaml_load_file(path, 0, on_calicoctl_doc, &c, diags)
-                 : yaml_load_buffer(path, buf, size, 0, on_calicoctl_doc, &c, diags);
+        r = read ? ydoc_load_file(path, 0, on_calicoctl_doc, &c, diags)
+                 : ydoc_load_buffer(path, buf, size, 0, on_calicoctl_doc, &c, diags);
         if (r >= 0 && c.n_docs == 0)
                 r = cfg_error(diags, path, 0, 0, "calicoctl's settings file is empty");
         if (r < 0) {

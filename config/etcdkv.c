@@ -114,7 +114,7 @@ static int load_resource_key(struct loader *l, const struct cfg_kv *kv, const ch
                         c.kind = etcd_kinds[i].kind;
         if (!c.kind)
                 return skip_key(l, "not a kind this daemon reads");
-        r = yaml_load_buffer(l->y.file, kv->value, kv->value_len, 0, on_resource_value, &c, l->diags);
+        r = ydoc_load_buffer(l->y.file, kv->value, kv->value_len, 0, on_resource_value, &c, l->diags);
         if (r >= 0 && !c.seen)
                 return cfg_error(l->diags, l->y.file, 0, 0, "the value is empty (a %s resource was expected)", c.kind);
         return r;
@@ -140,7 +140,7 @@ static int load_affinity_key(struct loader *l, const struct cfg_kv *kv, const ch
         snprintf(cidr, sizeof(cidr), "%.*s/%s", (int)(dash - (p3 + 1)), p3 + 1, dash + 1);
         c.node = node;
         c.cidr = cidr;
-        r = yaml_load_buffer(l->y.file, kv->value, kv->value_len, 0, on_affinity_value, &c, l->diags);
+        r = ydoc_load_buffer(l->y.file, kv->value, kv->value_len, 0, on_affinity_value, &c, l->diags);
         if (r >= 0 && !c.seen)
                 r = on_affinity_value(NULL, &c);
         return r;

@@ -115,7 +115,7 @@ static int load_path_file(struct loader *l, const char *path)
 
         if (r < 0)
                 return r;
-        r = yaml_load_file(path, YAML_LIST_ITEMS, load_resource_go_on, l, l->diags);
+        r = ydoc_load_file(path, YDOC_LIST_ITEMS, load_resource_go_on, l, l->diags);
         return r == -ENOMEM ? r : 0;
 }
 
@@ -488,7 +488,7 @@ static int feed_buffers(struct loader *l, const void *ctx)
         for (size_t i = 0; i < b->n && r >= 0; i++) {
                 r = add_file(l, b->names[i], CFG_MAX_FILES);
                 if (r >= 0)
-                        r = yaml_load_buffer(b->names[i], b->bufs[i], b->sizes[i], YAML_LIST_ITEMS, load_resource_go_on,
+                        r = ydoc_load_buffer(b->names[i], b->bufs[i], b->sizes[i], YDOC_LIST_ITEMS, load_resource_go_on,
                                              l, l->diags);
                 if (r == -EINVAL)
                         r = 0;

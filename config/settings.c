@@ -397,8 +397,8 @@ static int settings_load(const char *path, bool read, const void *buf, size_t si
                 r = set_str(&s.path, path);
                 if (r < 0)
                         goto fail;
-                r = read ? yaml_load_file(path, 0, on_settings_doc, &c, diags)
-                         : yaml_load_buffer(path, buf, size, 0, on_settings_doc, &c, diags);
+                r = read ? ydoc_load_file(path, 0, on_settings_doc, &c, diags)
+                         : ydoc_load_buffer(path, buf, size, 0, on_settings_doc, &c, diags);
                 if (r < 0)
                         goto fail;
         }

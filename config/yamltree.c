@@ -86,15 +86,15 @@ struct frame {
 struct builder {
         const char *file;
         struct cfg_diags *diags;
-        yaml_resource_fn fn;
+        ydoc_resource_fn fn;
         void *userdata;
         struct arena arena;
-        struct frame stack[YAML_MAX_DEPTH + 1];
+        struct frame stack[YDOC_MAX_DEPTH + 1];
         unsigned depth;
         struct ynode **vals; /* children of open collections, in order */
         size_t n_vals, cap_vals;
         bool streamed; /* this document's items were handed out already */
-        bool list_items; /* YAML_LIST_ITEMS */
+        bool list_items; /* YDOC_LIST_ITEMS */
 };
 
 static struct ynode *node_new(struct builder *b, enum ynode_kind kind, const yaml_event_t *e)
@@ -150,10 +150,10 @@ static int open_collection(struct builder *b, enum ynode_kind kind, const yaml_e
         struct ynode *n;
         bool items;
 
-        if (b->depth >= YAML_MAX_DEPTH)
+        if (b->depth >= YDOC_MAX_DEPTH)
                 return cfg_error(b->diags, b->file, (unsigned)e->start_mark.line + 1,
                                  (unsigned)e->start_mark.column + 1, "YAML nesting deeper than %d levels",
-                                 YAML_MAX_DEPTH);
+                                 YDOC_MAX_DEPTH);
         items = kind == YN_SEQ && is_items_key(b);
         n = node_new(b, kind, e);
         if (!n)
@@ -312,12 +312,12 @@ static int run_parser(struct builder *b, yaml_parser_t *p)
         return r;
 }
 
-int yaml_load_buffer(const char *name, const void *buf, size_t size, unsigned flags, yaml_resource_fn fn,
+int ydoc_load_buffer(const char *name, const void *buf, size_t size, unsigned flags, ydoc_resource_fn fn,
                      void *userdata, struct cfg_diags *diags)
 {
         struct builder b = {
                 .file = name, .diags = diags, .fn = fn, .userdata = userdata,
-                .list_items = flags & YAML_LIST_ITEMS,
+                .list_items = flags & YDOC_LIST_ITEMS,
         };
         yaml_parser_t p;
         int r;
@@ -330,11 +330,11 @@ int yaml_load_buffer(const char *name, const void *buf, size_t size, unsigned fl
         return r;
 }
 
-int yaml_load_file(const char *path, unsigned flags, yaml_resource_fn fn, void *userdata, struct cfg_diags *diags)
+int ydoc_load_file(const char *path, unsigned flags, ydoc_resource_fn fn, void *userdata, struct cfg_diags *diags)
 {
         struct builder b = {
                 .file = path, .diags = diags, .fn = fn, .userdata = userdata,
-                .list_items = flags & YAML_LIST_ITEMS,
+                .list_items = flags & YDOC_LIST_ITEMS,
         };
         _cleanup_(fclosep) FILE *f = NULL;
         yaml_parser_t p;

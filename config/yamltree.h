@@ -39,25 +39,25 @@ struct ypair {
 };
 
 /* Limits on what input can make us build. */
-#define YAML_MAX_DEPTH 64
-#define YAML_MAX_FILE_SIZE (512u << 20)
+#define YDOC_MAX_DEPTH 64
+#define YDOC_MAX_FILE_SIZE (512u << 20)
 
 /* Called for every resource: the root of each non-list document, and each item of a
  * list document. Return <0 to stop loading (the error must already be in diags), 0 to
  * go on. `doc_line` is the line where the document starts. */
-typedef int (*yaml_resource_fn)(const struct ynode *node, void *userdata);
+typedef int (*ydoc_resource_fn)(const struct ynode *node, void *userdata);
 
-/* flags: YAML_LIST_ITEMS streams the `items` of a root mapping (Calico resources); without
+/* flags: YDOC_LIST_ITEMS streams the `items` of a root mapping (Calico resources); without
  * it every document is handed over whole (the settings file, where `items` is just an
  * unknown key). */
-#define YAML_LIST_ITEMS 1u
+#define YDOC_LIST_ITEMS 1u
 
 /* Read every document in path. A YAML syntax error is an error diagnostic with the
  * position libyaml reports, and -EINVAL. I/O errors are -errno with a diagnostic. */
-int yaml_load_file(const char *path, unsigned flags, yaml_resource_fn fn, void *userdata,
+int ydoc_load_file(const char *path, unsigned flags, ydoc_resource_fn fn, void *userdata,
                    struct cfg_diags *diags);
 /* The same for a buffer (tests and fuzzers); name is used in diagnostics. */
-int yaml_load_buffer(const char *name, const void *buf, size_t size, unsigned flags, yaml_resource_fn fn,
+int ydoc_load_buffer(const char *name, const void *buf, size_t size, unsigned flags, ydoc_resource_fn fn,
                      void *userdata, struct cfg_diags *diags);
 
 /* Lookups on a tree. */

@@ -65,8 +65,8 @@ struct loop {
         char host_error[512];    /* why the last pass did not converge */
         char state_dir[4096];
         char status[1024];       /* the last STATUS= sent */
-        struct nl *nl;
-        struct nl_monitor *mon;
+        struct kern *nl;
+        struct kern_monitor *mon;
         struct watch_set *watch;
         struct etcd *etcd;       /* the datastore client, with datastore etcdv3 */
         char datastore_error[1024]; /* why etcd does not answer; "" while it does */
@@ -333,7 +333,7 @@ static void reload(struct loop *l)
 
 /* ---- reconcile ---- */
 
-static void log_action(const struct plan_action *a, const char *pool, const struct nl_result *res, bool drift,
+static void log_action(const struct host_change *a, const char *pool, const struct host_result *res, bool drift,
                        int level)
 {
         char line[512], field[128], dev[64], pool_field[320];
@@ -344,7 +344,7 @@ static void log_action(const struct plan_action *a, const char *pool, const stru
         /* 100k routes at debug level: not formatted when nobody reads them. */
         if (!res->error && !log_enabled(level))
                 return;
-        plan_action_fmt(a, line, sizeof(line));
+        host_change_fmt(a, line, sizeof(line));
         /* Only the fields that mean something for this action (a blackhole has no device). */
         if (a->dev[0]) {
                 snprintf(dev, sizeof(dev), "INTERFACE=%s", a->dev);
@@ -355,13 +355,13 @@ static void log_action(const struct plan_action *a, const char *pool, const stru
                 fields[n++] = pool_field;
         }
         switch (a->kind) {
-        case PLAN_ADD_ROUTE:
-        case PLAN_DEL_ROUTE:
+        case CHANGE_ADD_ROUTE:
+        case CHANGE_DEL_ROUTE:
                 memcpy(field, "UNDERLAY_ROUTE=", 15);
                 cfg_prefix_fmt(&a->route.dst, field + 15, sizeof(field) - 15);
-                id = a->kind == PLAN_ADD_ROUTE ? LOG_ID_ROUTE_ADDED : LOG_ID_ROUTE_REMOVED;
+                id = a->kind == CHANGE_ADD_ROUTE ? LOG_ID_ROUTE_ADDED : LOG_ID_ROUTE_REMOVED;
                 break;
-        case PLAN_REMOVE_TUNNEL:
+        case CHANGE_REMOVE_TUNNEL:
                 snprintf(field, sizeof(field), "UNDERLAY_TUNNEL=%s", a->dev);
                 id = LOG_ID_TUNNEL;
                 break;
@@ -372,11 +372,11 @@ static void log_action(const struct plan_action *a, const char *pool, const stru
         }
         if (res->error) {
                 log_full(LOG_ERR, LOG_ID_ACTION_FAILED, fields, "%s failed: %s%s%s", line, strerror(-res->error),
-                         res->message ? ": " : "", nl_result_message(res));
+                         res->message ? ": " : "", host_result_message(res));
                 return;
         }
         log_full(level, drift ? LOG_ID_DRIFT : id, fields, "%s%s%s%s", drift ? "repaired drift: " : "", line,
-                 res->message ? ": " : "", nl_result_message(res));
+                 res->message ? ": " : "", host_result_message(res));
 }
 
 static void log_findings(const struct plan *p)
@@ -464,7 +464,7 @@ static size_t reconcile(struct loop *l, const char *why)
         }
         n = r.plan->n_actions;
         for (size_t i = 0; i < n; i++) {
-                const struct plan_action *a = &r.plan->actions[i];
+                const struct host_change *a = &r.plan->actions[i];
                 const char *pool = a->pool < l->model->n_pools ? l->model->pools[a->pool].name : NULL;
 
                 log_action(a, pool, &r.results[i], drift, n <= 64 ? LOG_INFO : LOG_DEBUG);
@@ -545,7 +545,7 @@ static int on_inotify(sd_event_source *s, int fd, uint32_t revents, void *userda
 /* Could this route change what we want or own? Our own routes, anything inside a
  * pool (another protocol's route for a block wins or conflicts), and what decides the
  * uplink: the default route (auto), the route to the can-reach address. */
-static bool route_relevant(const struct loop *l, const struct nl_event *ev)
+static bool route_relevant(const struct loop *l, const struct kern_event *ev)
 {
         const struct cfg_settings *s = &l->model->settings;
         const struct host_route *rt = &ev->route;
@@ -559,7 +559,7 @@ static bool route_relevant(const struct loop *l, const struct nl_event *ev)
         return rt->table == s->route_table && rt->dst.family == AF_INET && cfg_model_pool_for(l->model, &rt->dst);
 }
 
-static bool link_relevant(const struct loop *l, const struct nl_event *ev)
+static bool link_relevant(const struct loop *l, const struct kern_event *ev)
 {
         const struct cfg_settings *s = &l->model->settings;
 
@@ -572,7 +572,7 @@ static bool link_relevant(const struct loop *l, const struct nl_event *ev)
 }
 
 /* Cheap relevance test: events about things we neither want nor own are dropped. */
-static bool event_relevant(const struct loop *l, const struct nl_event *ev)
+static bool event_relevant(const struct loop *l, const struct kern_event *ev)
 {
         switch (ev->type) {
         case NL_EV_ROUTE:
@@ -589,7 +589,7 @@ static bool event_relevant(const struct loop *l, const struct nl_event *ev)
         return false;
 }
 
-static void on_nl_event(const struct nl_event *ev, void *userdata)
+static void on_nl_event(const struct kern_event *ev, void *userdata)
 {
         struct loop *l = userdata;
 
@@ -605,7 +605,7 @@ static int on_netlink(sd_event_source *s, int fd, uint32_t revents, void *userda
         (void)s;
         (void)fd;
         (void)revents;
-        r = nl_monitor_drain(l->mon, on_nl_event, l);
+        r = kern_monitor_drain(l->mon, on_nl_event, l);
         if (r < 0)
                 log_warning("reading rtnetlink events: %s", strerror(-r));
         if (r > 0) {
@@ -715,21 +715,21 @@ static int setup(struct loop *l)
 
         if ((r = sd_event_default(&l->ev)) < 0 || (r = setup_signals(l)) < 0 || (r = watch_set_new(&l->watch)) < 0 ||
             (r = sd_event_add_io(l->ev, NULL, watch_set_fd(l->watch), EPOLLIN, on_inotify, l)) < 0 ||
-            (r = nl_open(&l->nl)) < 0 || (r = nl_monitor_open(&l->mon)) < 0 ||
-            (r = sd_event_add_io(l->ev, NULL, nl_monitor_fd(l->mon), EPOLLIN, on_netlink, l)) < 0 ||
+            (r = kern_open(&l->nl)) < 0 || (r = kern_monitor_open(&l->mon)) < 0 ||
+            (r = sd_event_add_io(l->ev, NULL, kern_monitor_fd(l->mon), EPOLLIN, on_netlink, l)) < 0 ||
             (r = sd_event_add_time(l->ev, &l->debounce, CLOCK_MONOTONIC, UINT64_MAX, 1000, on_debounce, l)) < 0 ||
             (r = sd_event_add_time(l->ev, &l->resync, CLOCK_MONOTONIC, UINT64_MAX, 1000000, on_resync, l)) < 0 ||
             (r = sd_event_add_time(l->ev, &l->retry, CLOCK_MONOTONIC, UINT64_MAX, 100000, on_retry, l)) < 0)
                 return r;
         /* Notifications of our own requests tell us nothing, and a bulk change would
          * overrun the socket with them. */
-        if ((r = nl_monitor_ignore_sender(l->mon, nl_portid(l->nl))) < 0)
+        if ((r = kern_monitor_ignore_sender(l->mon, kern_portid(l->nl))) < 0)
                 log_warning("cannot filter our own changes out of the event socket (%s): each costs a pass",
                             strerror(-r));
-        if (nl_monitor_rcvbuf(l->mon) < MONITOR_RCVBUF_MIN)
+        if (kern_monitor_rcvbuf(l->mon) < MONITOR_RCVBUF_MIN)
                 log_warning("rtnetlink event socket buffer is only %zu bytes (no CAP_NET_ADMIN?): bulk changes "
                             "will overrun it and cost full resyncs",
-                            nl_monitor_rcvbuf(l->mon));
+                            kern_monitor_rcvbuf(l->mon));
         /* Pings at half the WatchdogSec= interval, when systemd asks for them. */
         return sd_event_set_watchdog(l->ev, true);
 }
@@ -767,8 +767,8 @@ out:
         sd_event_source_unref(l.retry);
         etcd_free(l.etcd);
         sd_event_unref(l.ev);
-        nl_monitor_close(l.mon);
-        nl_close(l.nl);
+        kern_monitor_close(l.mon);
+        kern_close(l.nl);
         watch_set_free(l.watch);
         cfg_model_free(l.model);
         return r;

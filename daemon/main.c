@@ -164,14 +164,14 @@ static void print_results(const struct reconcile *r)
         char line[512];
 
         for (size_t i = 0; i < r->plan->n_actions; i++) {
-                const struct nl_result *res = &r->results[i];
+                const struct host_result *res = &r->results[i];
 
-                plan_action_fmt(&r->plan->actions[i], line, sizeof(line));
+                host_change_fmt(&r->plan->actions[i], line, sizeof(line));
                 if (res->error)
                         printf("FAILED %s: %s%s%s\n", line, strerror(-res->error), res->message ? ": " : "",
-                               nl_result_message(res));
+                               host_result_message(res));
                 else
-                        printf("%s%s%s\n", line, res->message ? ": " : "", nl_result_message(res));
+                        printf("%s%s%s\n", line, res->message ? ": " : "", host_result_message(res));
         }
         printf("%zu change%s, %zu failed\n", r->plan->n_actions, r->plan->n_actions == 1 ? "" : "s", r->n_failed);
 }
@@ -250,11 +250,11 @@ static int run_once_or_check(const struct args *a, const struct cfg_model *m, st
         char dirbuf[4096];
         const char *dir = state_dir(dirbuf, sizeof(dirbuf));
         struct reconcile r = {};
-        struct nl *nl = NULL;
+        struct kern *nl = NULL;
         char err[256] = "";
         int e;
 
-        if ((e = nl_open(&nl)) < 0)
+        if ((e = kern_open(&nl)) < 0)
                 snprintf(err, sizeof(err), "cannot open rtnetlink: %s", strerror(-e));
         else if ((e = reconcile_run(nl, m, &m->settings, dir, a->mode == MODE_CHECK, &r)) < 0 && !r.plan)
                 snprintf(err, sizeof(err), "cannot observe the host: %s", strerror(-e));
@@ -288,7 +288,7 @@ static int run_once_or_check(const struct args *a, const struct cfg_model *m, st
                 print_timings(load_usec, &r, now_usec() - t_report);
         }
         reconcile_clear(&r);
-        nl_close(nl);
+        kern_close(nl);
         return e;
 }
 
@@ -298,7 +298,7 @@ static int run_cleanup(const struct args *a, const char *hn)
         struct cfg_settings s = {};
         char dirbuf[4096];
         struct reconcile r = {};
-        struct nl *nl = NULL;
+        struct kern *nl = NULL;
         int e;
 
         e = cfg_settings_load(a->config ? a->config : CFG_DEFAULT_CONFIG, a->config != NULL, hn, &s, &diags);
@@ -306,7 +306,7 @@ static int run_cleanup(const struct args *a, const char *hn)
         cfg_diags_clear(&diags);
         if (e < 0)
                 return 2;
-        if ((e = nl_open(&nl)) < 0 ||
+        if ((e = kern_open(&nl)) < 0 ||
             (e = reconcile_run(nl, NULL, &s, state_dir(dirbuf, sizeof(dirbuf)), false, &r)) < 0) {
                 fprintf(stderr, "calico-underlayd: cleanup failed: %s\n", strerror(-e));
                 e = 2;
@@ -315,7 +315,7 @@ static int run_cleanup(const struct args *a, const char *hn)
                 e = r.n_failed ? 1 : 0;
         }
         reconcile_clear(&r);
-        nl_close(nl);
+        kern_close(nl);
         cfg_settings_clear(&s);
         return e;
 }

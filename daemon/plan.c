@@ -68,7 +68,7 @@ static _printf_(4, 5) int add_finding(struct planner *pl, enum plan_severity sev
         return 0;
 }
 
-static int add_action(struct planner *pl, const struct plan_action *a)
+static int add_action(struct planner *pl, const struct host_change *a)
 {
         struct plan *p = pl->p;
         int r;
@@ -318,7 +318,7 @@ static int route_ptr_cmp(const void *x, const void *y)
 
 static int del_route(struct planner *pl, const struct host_route *r)
 {
-        struct plan_action a = { .kind = PLAN_DEL_ROUTE, .route = *r, .pool = UINT32_MAX, .ifindex = r->oif };
+        struct host_change a = { .kind = CHANGE_DEL_ROUTE, .route = *r, .pool = UINT32_MAX, .ifindex = r->oif };
         const struct host_link *l = r->oif ? host_link_by_index(pl->h, r->oif) : NULL;
 
         if (l)
@@ -387,7 +387,7 @@ static int plan_dst(struct planner *pl, const struct host_route *want, uint32_t 
                     !keep_while_no_uplink(pl, have[i]) && (r = del_route(pl, have[i])) < 0)
                         return r;
         if (want && !keep) {
-                struct plan_action a = { .kind = PLAN_ADD_ROUTE, .route = *want, .replace = same_key != NULL,
+                struct host_change a = { .kind = CHANGE_ADD_ROUTE, .route = *want, .replace = same_key != NULL,
                                          .ifindex = want->oif, .pool = pool };
 
                 if (pl->uplink && want->oif)
@@ -449,9 +449,9 @@ static int plan_routes(struct planner *pl)
 
 /* ---- proxy ARP and its delay ---- */
 
-static int set_value(struct planner *pl, enum plan_kind kind, const struct host_link *l, int64_t v, bool restore)
+static int set_value(struct planner *pl, enum host_change_kind kind, const struct host_link *l, int64_t v, bool restore)
 {
-        struct plan_action a = { .kind = kind, .ifindex = l->ifindex, .value = v, .restore = restore,
+        struct host_change a = { .kind = kind, .ifindex = l->ifindex, .value = v, .restore = restore,
                                  .pool = UINT32_MAX };
 
         snprintf(a.dev, sizeof(a.dev), "%s", l->name);
@@ -471,15 +471,15 @@ static int restore_record(struct planner *pl, const struct host_record *rec)
         arp = rec->proxy_arp >= 0 ? rec->proxy_arp : l->proxy_arp; /* the value to end with */
         if (!delay)
                 return rec->proxy_arp >= 0 && l->proxy_arp != rec->proxy_arp
-                               ? set_value(pl, PLAN_SET_PROXY_ARP, l, rec->proxy_arp, true)
+                               ? set_value(pl, CHANGE_SET_PROXY_ARP, l, rec->proxy_arp, true)
                                : 0;
         /* Proxy ARP off first: the delay must not change while it answers (felix PR
          * 1938), even when the recorded value turns it back on afterwards. */
-        if (l->proxy_arp != 0 && (r = set_value(pl, PLAN_SET_PROXY_ARP, l, 0, arp == 0)) < 0)
+        if (l->proxy_arp != 0 && (r = set_value(pl, CHANGE_SET_PROXY_ARP, l, 0, arp == 0)) < 0)
                 return r;
-        if ((r = set_value(pl, PLAN_SET_PROXY_DELAY, l, rec->proxy_delay_ms, true)) < 0)
+        if ((r = set_value(pl, CHANGE_SET_PROXY_DELAY, l, rec->proxy_delay_ms, true)) < 0)
                 return r;
-        if (arp > 0 && (r = set_value(pl, PLAN_SET_PROXY_ARP, l, arp, rec->proxy_arp >= 0)) < 0)
+        if (arp > 0 && (r = set_value(pl, CHANGE_SET_PROXY_ARP, l, arp, rec->proxy_arp >= 0)) < 0)
                 return r;
         return 0;
 }
@@ -512,11 +512,11 @@ static int plan_proxy_arp_on(struct planner *pl)
         }
         /* Set the delay before proxy ARP answers: kernels have panicked when it changed
          * under a live proxy (felix PR 1938). If it may already answer, pause it. */
-        if (delay && l->proxy_arp != 0 && (r = set_value(pl, PLAN_SET_PROXY_ARP, l, 0, false)) < 0)
+        if (delay && l->proxy_arp != 0 && (r = set_value(pl, CHANGE_SET_PROXY_ARP, l, 0, false)) < 0)
                 return r;
-        if (delay && (r = set_value(pl, PLAN_SET_PROXY_DELAY, l, s->proxy_delay_ms, false)) < 0)
+        if (delay && (r = set_value(pl, CHANGE_SET_PROXY_DELAY, l, s->proxy_delay_ms, false)) < 0)
                 return r;
-        if ((l->proxy_arp != 1 || delay) && (r = set_value(pl, PLAN_SET_PROXY_ARP, l, 1, false)) < 0)
+        if ((l->proxy_arp != 1 || delay) && (r = set_value(pl, CHANGE_SET_PROXY_ARP, l, 1, false)) < 0)
                 return r;
         return 0;
 }
@@ -578,11 +578,11 @@ static int routes_via(struct planner *pl, const struct host_link *l)
                            n, n == 1 ? "" : "s", l->name, pfx(&first->dst, d), first->protocol);
 }
 
-static int plan_tunnel(struct planner *pl, const char *name, const char *kind, enum cfg_tristate felix)
+static int host_tunnel(struct planner *pl, const char *name, const char *kind, enum cfg_tristate felix)
 {
         const struct host_link *l = host_link_by_name(pl->h, name);
-        struct plan_action a = { .kind = PLAN_REMOVE_TUNNEL, .pool = UINT32_MAX };
-        struct plan_tunnel t = {};
+        struct host_change a = { .kind = CHANGE_REMOVE_TUNNEL, .pool = UINT32_MAX };
+        struct host_tunnel t = {};
         struct cfg_prefix foreign = {};
         char buf[CFG_PREFIX_STRLEN];
         int r;
@@ -610,7 +610,7 @@ static int plan_tunnel(struct planner *pl, const char *name, const char *kind, e
                                 foreign = ha->addr;
                         t.foreign_addrs = true;
                 }
-                else if (t.n_addrs < PLAN_TUNNEL_ADDRS_MAX)
+                else if (t.n_addrs < HOST_TUNNEL_ADDRS_MAX)
                         t.addrs[t.n_addrs++] = ha->addr;
         }
         /* The kernel keeps the IPIP fallback device: without Calico addresses and down
@@ -652,8 +652,8 @@ static int plan_tunnels(struct planner *pl)
 
         if (!pl->p->tunnels_unneeded)
                 return 0;
-        if ((r = plan_tunnel(pl, s->tunnel_ipip, "ipip", felix.ipip_enabled)) < 0 ||
-            (r = plan_tunnel(pl, s->tunnel_vxlan, "vxlan", felix.vxlan_enabled)) < 0)
+        if ((r = host_tunnel(pl, s->tunnel_ipip, "ipip", felix.ipip_enabled)) < 0 ||
+            (r = host_tunnel(pl, s->tunnel_vxlan, "vxlan", felix.vxlan_enabled)) < 0)
                 return r;
         for (size_t i = before; i < pl->p->n_actions; i++) {
                 const struct host_link *l = host_link_by_index(pl->h, pl->p->actions[i].ifindex);
@@ -882,18 +882,18 @@ void plan_free(struct plan *p)
         free(p);
 }
 
-const char *plan_kind_name(enum plan_kind k)
+const char *host_change_kind_name(enum host_change_kind k)
 {
         switch (k) {
-        case PLAN_SET_PROXY_DELAY:
+        case CHANGE_SET_PROXY_DELAY:
                 return "set-proxy-delay";
-        case PLAN_SET_PROXY_ARP:
+        case CHANGE_SET_PROXY_ARP:
                 return "set-proxy-arp";
-        case PLAN_DEL_ROUTE:
+        case CHANGE_DEL_ROUTE:
                 return "delete-route";
-        case PLAN_ADD_ROUTE:
+        case CHANGE_ADD_ROUTE:
                 return "add-route";
-        case PLAN_REMOVE_TUNNEL:
+        case CHANGE_REMOVE_TUNNEL:
                 return "remove-tunnel";
         }
         return "?";
@@ -957,29 +957,29 @@ static void put_u32(struct line *l, uint32_t v)
         put(l, tmp + sizeof(tmp) - n, n);
 }
 
-int plan_action_fmt(const struct plan_action *a, char *buf, size_t size)
+int host_change_fmt(const struct host_change *a, char *buf, size_t size)
 {
         char d[CFG_PREFIX_STRLEN];
         const struct host_route *r = &a->route;
         struct line l = { .buf = buf, .size = size };
 
         switch (a->kind) {
-        case PLAN_SET_PROXY_DELAY:
+        case CHANGE_SET_PROXY_DELAY:
                 return snprintf(buf, size, "set-proxy-delay %s %lld ms%s", a->dev, (long long)a->value,
                                 a->restore ? " (restore)" : "");
-        case PLAN_SET_PROXY_ARP:
+        case CHANGE_SET_PROXY_ARP:
                 return snprintf(buf, size, "set-proxy-arp %s %lld%s", a->dev, (long long)a->value,
                                 a->restore ? " (restore)" : "");
-        case PLAN_REMOVE_TUNNEL:
+        case CHANGE_REMOVE_TUNNEL:
                 return snprintf(buf, size, "remove-tunnel %s (%s)", a->dev, a->tunnel->kind);
-        case PLAN_ADD_ROUTE:
-        case PLAN_DEL_ROUTE:
+        case CHANGE_ADD_ROUTE:
+        case CHANGE_DEL_ROUTE:
                 break;
         }
         if (size)
                 buf[0] = '\0';
         /* "add-route [TYPE ]DST[ via GW][ dev DEV] proto P metric M table T" */
-        put_str(&l, plan_kind_name(a->kind));
+        put_str(&l, host_change_kind_name(a->kind));
         put(&l, " ", 1);
         if (r->type != HOST_RTN_UNICAST) {
                 put_str(&l, plan_route_type_name(r->type));

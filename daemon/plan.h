@@ -10,38 +10,7 @@
 #include "host.h"
 #include "model.h"
 
-enum plan_kind {
-        PLAN_SET_PROXY_DELAY,
-        PLAN_SET_PROXY_ARP,
-        PLAN_DEL_ROUTE,
-        PLAN_ADD_ROUTE,
-        PLAN_REMOVE_TUNNEL,
-};
-
-#define PLAN_TUNNEL_ADDRS_MAX 8
 #define PLAN_TUNNELS_MAX 4
-
-/* remove-tunnel: the device's kind and the Calico addresses on it (removed when the
- * kernel keeps the device, as it keeps the IPIP fallback tunl0). Kept beside the
- * actions, not in each: a route action must stay small (100k of them at scale). */
-struct plan_tunnel {
-        char kind[16];
-        struct cfg_prefix addrs[PLAN_TUNNEL_ADDRS_MAX];
-        size_t n_addrs;
-        bool foreign_addrs; /* someone else's addresses are on it: leave the device up */
-};
-
-struct plan_action {
-        enum plan_kind kind;
-        int ifindex;
-        char dev[IFNAMSIZ];
-        int64_t value;   /* proxy_arp (0/1) or proxy delay (ms) */
-        bool restore;    /* putting back the value recorded before our first change */
-        bool replace;    /* add-route: replaces an own route with the same key */
-        struct host_route route;
-        uint32_t pool;   /* index into model->pools, UINT32_MAX when none */
-        const struct plan_tunnel *tunnel; /* remove-tunnel: never NULL (plan->tunnels) */
-};
 
 enum plan_severity {
         PLAN_BLOCKING,
@@ -69,9 +38,9 @@ struct plan {
         char uplink_name[IFNAMSIZ];
         struct plan_pool *pools;
         size_t n_pools;
-        struct plan_action *actions;
+        struct host_change *actions;
         size_t n_actions;
-        struct plan_tunnel tunnels[PLAN_TUNNELS_MAX]; /* what remove-tunnel actions point to */
+        struct host_tunnel tunnels[PLAN_TUNNELS_MAX]; /* what remove-tunnel actions point to */
         size_t n_tunnels;
         struct plan_finding *findings;
         size_t n_findings;
@@ -91,8 +60,8 @@ int plan_cleanup(const struct cfg_settings *s, const struct host_snapshot *h, co
                  struct plan **ret);
 void plan_free(struct plan *p);
 
-const char *plan_kind_name(enum plan_kind k);       /* "add-route", ... as in --check JSON */
+const char *host_change_kind_name(enum host_change_kind k);       /* "add-route", ... as in --check JSON */
 const char *plan_severity_name(enum plan_severity s); /* "blocking", "warning", "info" */
 const char *plan_route_type_name(uint8_t type);      /* "unicast", "blackhole", ... */
 /* One line: "add-route 10.0.0.0/26 via 192.168.1.2 dev eth0 proto 211 metric 1024". */
-int plan_action_fmt(const struct plan_action *a, char *buf, size_t size);
+int host_change_fmt(const struct host_change *a, char *buf, size_t size);

@@ -64,7 +64,7 @@ static uint64_t now_usec(void)
         return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
 }
 
-int reconcile_run(struct nl *nl, const struct cfg_model *model, const struct cfg_settings *settings,
+int reconcile_run(struct kern *nl, const struct cfg_model *model, const struct cfg_settings *settings,
                   const char *state_dir, bool dry_run, struct reconcile *ret)
 {
         struct reconcile r = {};
@@ -72,7 +72,7 @@ int reconcile_run(struct nl *nl, const struct cfg_model *model, const struct cfg
         bool renamed;
         int e;
 
-        if ((e = nl_observe(nl, settings, &r.host)) < 0)
+        if ((e = kern_observe(nl, settings, &r.host)) < 0)
                 goto fail;
         r.observe_usec = (t1 = now_usec()) - t;
         t = t1;
@@ -104,7 +104,7 @@ int reconcile_run(struct nl *nl, const struct cfg_model *model, const struct cfg
                 e = -ENOMEM;
                 goto fail;
         }
-        r.n_failed = (size_t)nl_apply(nl, settings, r.plan->actions, r.plan->n_actions, r.results);
+        r.n_failed = (size_t)kern_apply(nl, settings, r.plan->actions, r.plan->n_actions, r.results);
         if ((e = save_record_if(&r, state_dir, false)) < 0)
                 r.state_error = e;
         r.apply_usec = now_usec() - t;
@@ -119,7 +119,7 @@ void reconcile_clear(struct reconcile *r)
 {
         host_snapshot_clear(&r->host);
         if (r->results)
-                nl_results_free(r->results, r->plan ? r->plan->n_actions : 0);
+                host_results_free(r->results, r->plan ? r->plan->n_actions : 0);
         plan_free(r->plan);
         free(r->results);
         *r = (struct reconcile){};

@@ -12,7 +12,7 @@ struct reconcile {
         struct host_snapshot host;
         struct host_record record;  /* as loaded before the pass */
         struct plan *plan;
-        struct nl_result *results;  /* one per plan action */
+        struct host_result *results;  /* one per plan action */
         size_t n_failed;
         int state_error;            /* saving/removing the record failed: -errno */
         /* how long each phase took (CLOCK_MONOTONIC), for CALICO_UNDERLAY_TIMINGS */
@@ -20,6 +20,6 @@ struct reconcile {
 };
 
 /* model NULL = cleanup (settings only). dry_run = observe and plan only. */
-int reconcile_run(struct nl *nl, const struct cfg_model *model, const struct cfg_settings *settings,
+int reconcile_run(struct kern *nl, const struct cfg_model *model, const struct cfg_settings *settings,
                   const char *state_dir, bool dry_run, struct reconcile *ret);
 void reconcile_clear(struct reconcile *r);

@@ -97,7 +97,7 @@ void report_check_text(FILE *f, const struct report_source *src)
         }
         fprintf(f, "changes: %zu\n", p->n_actions);
         for (size_t i = 0; i < p->n_actions; i++) {
-                plan_action_fmt(&p->actions[i], buf, sizeof(buf));
+                host_change_fmt(&p->actions[i], buf, sizeof(buf));
                 fprintf(f, "  %s\n", buf);
         }
         fprintf(f, "findings: %zu\n", p->n_findings);
@@ -139,13 +139,13 @@ static void json_prefix(FILE *f, const struct cfg_prefix *p, bool with_len)
         json_str(f, buf);
 }
 
-static void json_action(FILE *f, const struct plan_action *a)
+static void json_action(FILE *f, const struct host_change *a)
 {
         fprintf(f, "{\"action\":");
-        json_str(f, plan_kind_name(a->kind));
+        json_str(f, host_change_kind_name(a->kind));
         switch (a->kind) {
-        case PLAN_ADD_ROUTE:
-        case PLAN_DEL_ROUTE:
+        case CHANGE_ADD_ROUTE:
+        case CHANGE_DEL_ROUTE:
                 fprintf(f, ",\"dst\":");
                 json_prefix(f, &a->route.dst, true);
                 fprintf(f, ",\"type\":");
@@ -162,18 +162,18 @@ static void json_action(FILE *f, const struct plan_action *a)
                         fputs("null", f);
                 fprintf(f, ",\"table\":%u,\"metric\":%u,\"protocol\":%u", a->route.table, a->route.priority,
                         a->route.protocol);
-                if (a->kind == PLAN_ADD_ROUTE)
+                if (a->kind == CHANGE_ADD_ROUTE)
                         fprintf(f, ",\"replace\":%s", a->replace ? "true" : "false");
                 break;
-        case PLAN_SET_PROXY_ARP:
-        case PLAN_SET_PROXY_DELAY:
+        case CHANGE_SET_PROXY_ARP:
+        case CHANGE_SET_PROXY_DELAY:
                 /* Every change carries the documented keys (calico-underlayd(8)): null
                  * where they do not apply, so tools can read c["dst"] of any change. */
                 fprintf(f, ",\"dst\":null,\"type\":null,\"gateway\":null,\"dev\":");
                 json_str(f, a->dev);
                 fprintf(f, ",\"value\":%lld,\"restore\":%s", (long long)a->value, a->restore ? "true" : "false");
                 break;
-        case PLAN_REMOVE_TUNNEL:
+        case CHANGE_REMOVE_TUNNEL:
                 fprintf(f, ",\"dst\":null,\"type\":null,\"gateway\":null,\"dev\":");
                 json_str(f, a->dev);
                 fprintf(f, ",\"kind\":");

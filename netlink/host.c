@@ -5,7 +5,7 @@
 #include <string.h>
 
 /* The planner asks once per route it deletes, and a node with many pods has
- * hundreds of links: nl_observe() sorts them by ifindex, so look there by halves
+ * hundreds of links: kern_observe() sorts them by ifindex, so look there by halves
  * first. A snapshot built by hand may be unsorted: then a miss falls back to a scan. */
 const struct host_link *host_link_by_index(const struct host_snapshot *h, int ifindex)
 {

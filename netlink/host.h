@@ -8,6 +8,7 @@
 #include <stdint.h>
 
 #include "prefix.h"
+#include "util.h"
 
 struct host_link {
         int ifindex;
@@ -63,6 +64,58 @@ struct host_snapshot {
         int all_rp_filter;
         int64_t uplink_proxy_delay_ms; /* -1 = unknown */
 };
+
+/* A change to the host: what the planner produces and netlink/ applies. */
+enum host_change_kind {
+        CHANGE_SET_PROXY_DELAY,
+        CHANGE_SET_PROXY_ARP,
+        CHANGE_DEL_ROUTE,
+        CHANGE_ADD_ROUTE,
+        CHANGE_REMOVE_TUNNEL,
+};
+
+#define HOST_TUNNEL_ADDRS_MAX 8
+
+/* remove-tunnel: the device's kind and the Calico addresses on it (removed when the
+ * kernel keeps the device, as it keeps the IPIP fallback tunl0). Kept beside the
+ * actions, not in each: a route action must stay small (100k of them at scale). */
+struct host_tunnel {
+        char kind[16];
+        struct cfg_prefix addrs[HOST_TUNNEL_ADDRS_MAX];
+        size_t n_addrs;
+        bool foreign_addrs; /* someone else's addresses are on it: leave the device up */
+};
+
+struct host_change {
+        enum host_change_kind kind;
+        int ifindex;
+        char dev[IFNAMSIZ];
+        int64_t value;   /* proxy_arp (0/1) or proxy delay (ms) */
+        bool restore;    /* putting back the value recorded before our first change */
+        bool replace;    /* add-route: replaces an own route with the same key */
+        struct host_route route;
+        uint32_t pool;   /* index into model->pools, UINT32_MAX when none */
+        const struct host_tunnel *tunnel; /* remove-tunnel: never NULL (plan->tunnels) */
+};
+
+/* Result of one action: one per planned action, all written, so 100k routes touch
+ * n * sizeof() bytes; kept to 16 (first-touch page faults cost 10-30 us per 4 KiB
+ * page on the VMs measured by tests/bench/bench_scale.py). Most routes have no
+ * message: it is allocated only when there is something to say. */
+struct host_result {
+        int error;     /* 0 or -errno */
+        char *message; /* NULL, or the kernel's extack text or what was done ("already
+                        * present", the tunnel steps); freed by host_results_free() */
+};
+
+/* The message, "" when there is none. */
+const char *host_result_message(const struct host_result *r);
+/* Replace or extend the message. Out of memory leaves it as it was: a message
+ * explains an outcome, it is never the outcome. */
+_printf_(2, 3) void host_result_set_message(struct host_result *r, const char *fmt, ...);
+_printf_(2, 3) void host_result_append_message(struct host_result *r, const char *fmt, ...);
+/* Free the messages of n results (not the array) and zero them. */
+void host_results_free(struct host_result *r, size_t n);
 
 /* What the daemon recorded before it first changed the uplink's settings
  * ($RUNTIME_DIRECTORY/state), so that the end of underlay mode restores them. */

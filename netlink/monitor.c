@@ -1,6 +1,6 @@
 /* The event socket. Its receive buffer is made large (several MB) because a bulk
  * route change of BIRD's floods it; our own changes can be kept out of it altogether
- * by a socket filter (nl_monitor_ignore_sender). If the kernel still overruns it
+ * by a socket filter (kern_monitor_ignore_sender). If the kernel still overruns it
  * (ENOBUFS), notifications are lost and the caller must do a full resync. */
 #include "monitor.h"
 
@@ -23,15 +23,15 @@
 /* datagrams read per call, at most */
 #define NL_MONITOR_BATCH 1024
 
-struct nl_monitor {
+struct kern_monitor {
         struct mnl_socket *sock;
 };
 
-int nl_monitor_open(struct nl_monitor **ret)
+int kern_monitor_open(struct kern_monitor **ret)
 {
         static const unsigned groups[] = { RTNLGRP_LINK, RTNLGRP_IPV4_IFADDR, RTNLGRP_IPV4_ROUTE,
                                            RTNLGRP_IPV4_NETCONF };
-        struct nl_monitor *m = calloc(1, sizeof(*m));
+        struct kern_monitor *m = calloc(1, sizeof(*m));
         int buf = MONITOR_RCVBUF, r;
 
         if (!m)
@@ -48,11 +48,11 @@ int nl_monitor_open(struct nl_monitor **ret)
         return 0;
 fail:
         r = -errno;
-        nl_monitor_close(m);
+        kern_monitor_close(m);
         return r ? r : -EIO;
 }
 
-void nl_monitor_close(struct nl_monitor *m)
+void kern_monitor_close(struct kern_monitor *m)
 {
         if (!m)
                 return;
@@ -61,12 +61,12 @@ void nl_monitor_close(struct nl_monitor *m)
         free(m);
 }
 
-int nl_monitor_fd(const struct nl_monitor *m)
+int kern_monitor_fd(const struct kern_monitor *m)
 {
         return mnl_socket_get_fd(m->sock);
 }
 
-int nl_monitor_ignore_sender(struct nl_monitor *m, uint32_t portid)
+int kern_monitor_ignore_sender(struct kern_monitor *m, uint32_t portid)
 {
         /* Classic BPF loads words big-endian: compare with the port id as it lies in
          * memory, read that way. A notification is one message per datagram. */
@@ -88,7 +88,7 @@ int nl_monitor_ignore_sender(struct nl_monitor *m, uint32_t portid)
 /* One datagram. Only the kernel's own notifications count (sender port 0): a local
  * process may send to our port, and we must not act on it. A truncated datagram lost
  * notifications just like an overrun. */
-static ssize_t recv_one(struct nl_monitor *m, void *buf, size_t size, bool *ret_lost)
+static ssize_t recv_one(struct kern_monitor *m, void *buf, size_t size, bool *ret_lost)
 {
         struct sockaddr_nl sa = {};
         struct iovec iov = { buf, size };
@@ -107,7 +107,7 @@ static ssize_t recv_one(struct nl_monitor *m, void *buf, size_t size, bool *ret_
         return n;
 }
 
-int nl_monitor_drain(struct nl_monitor *m, void (*fn)(const struct nl_event *ev, void *userdata), void *userdata)
+int kern_monitor_drain(struct kern_monitor *m, void (*fn)(const struct kern_event *ev, void *userdata), void *userdata)
 {
         static char buf[64 << 10] __attribute__((aligned(8))); /* one reader; holds any notification */
         bool lost = false;
@@ -127,13 +127,13 @@ int nl_monitor_drain(struct nl_monitor *m, void (*fn)(const struct nl_event *ev,
                         return n == -EAGAIN || n == -EWOULDBLOCK ? lost : (int)n;
                 /* A malformed datagram (a message too short for its header, bytes
                  * left over): what it said is unknown, so do not trust what we know. */
-                if (n > 0 && nl_parse_events(buf, (size_t)n, fn, userdata) < 0)
+                if (n > 0 && kern_parse_events(buf, (size_t)n, fn, userdata) < 0)
                         lost = true;
         }
         return lost;
 }
 
-size_t nl_monitor_rcvbuf(const struct nl_monitor *m)
+size_t kern_monitor_rcvbuf(const struct kern_monitor *m)
 {
         socklen_t len = sizeof(int);
         int v = 0;

@@ -18,7 +18,7 @@
 #include "monitor.h"
 #include "prefix.h"
 
-static inline size_t nl_addr_size(uint8_t family)
+static inline size_t kern_addr_size(uint8_t family)
 {
         return family == AF_INET6 ? 16 : family == AF_INET ? 4 : 0;
 }
@@ -27,7 +27,7 @@ static inline size_t nl_addr_size(uint8_t family)
  * (int)nlmsg_len with len, so a header claiming 2 GiB or more passes it (libmnl
  * 1.0.4), and mnl_nlmsg_next() then jumps gigabytes past the buffer: every walk over
  * a datagram uses this instead. */
-static inline bool nl_msg_ok(const struct nlmsghdr *nlh, int len)
+static inline bool kern_msg_ok(const struct nlmsghdr *nlh, int len)
 {
         return len >= (int)sizeof(*nlh) && nlh->nlmsg_len >= sizeof(*nlh) && nlh->nlmsg_len <= (unsigned)len;
 }
@@ -36,47 +36,47 @@ static inline bool nl_msg_ok(const struct nlmsghdr *nlh, int len)
  * gateway (RTA_GATEWAY or RTA_VIA), device, metric and multipath flag. -EBADMSG for a
  * message too short for its rtmsg, a family other than IPv4/IPv6, or a malformed
  * RTA_DST. The message type is not checked. */
-int nl_parse_route(const struct nlmsghdr *nlh, struct host_route *ret);
+int kern_parse_route(const struct nlmsghdr *nlh, struct host_route *ret);
 
 /* RTM_NEWADDR: the address (IFA_LOCAL, else IFA_ADDRESS) with its prefix length and
  * device. 1 and *ret set; 0 for a message to skip (another type, no usable address);
  * never an error: a dump goes on. */
-int nl_parse_addr(const struct nlmsghdr *nlh, struct host_addr *ret);
+int kern_parse_addr(const struct nlmsghdr *nlh, struct host_addr *ret);
 
 /* RTM_NEWNETCONF: the values it carries go into h->all_forwarding, all_rp_filter and
  * all_proxy_arp; the others are left alone. */
-void nl_parse_netconf(const struct nlmsghdr *nlh, struct host_snapshot *h);
+void kern_parse_netconf(const struct nlmsghdr *nlh, struct host_snapshot *h);
 
 /* RTM_NEWNEIGHTBL of "arp_cache": when it holds the parameters of ifindex with a proxy
  * delay, 1 and *ret_ms (milliseconds; -1 when out of range). 0 otherwise. */
-int nl_parse_neightbl_delay(const struct nlmsghdr *nlh, int ifindex, int64_t *ret_ms);
+int kern_parse_neightbl_delay(const struct nlmsghdr *nlh, int ifindex, int64_t *ret_ms);
 
 /* RTM_NEWLINK: 1 when the message is about link ifindex and names it `name` (any name
  * when name is ""). 0 otherwise. */
-int nl_parse_link_is(const struct nlmsghdr *nlh, int ifindex, const char *name);
+int kern_parse_link_is(const struct nlmsghdr *nlh, int ifindex, const char *name);
 
 /* The reply to a single RTM_GETROUTE (can-reach): its type, device and preferred
  * source. 1 when the message is a route, then the fields it carries are set. */
-struct nl_reach {
+struct kern_reach {
         int oif;
         uint8_t type;
         struct cfg_prefix prefsrc;
 };
-int nl_parse_reach(const struct nlmsghdr *nlh, struct nl_reach *ret);
+int kern_parse_reach(const struct nlmsghdr *nlh, struct kern_reach *ret);
 
 /* NLMSG_ERROR: 0 for an ack, the negative errno otherwise, with the extended-ack text
  * (NLMSGERR_ATTR_MSG) copied to buf when there is one; -EBADMSG when too short. */
-int nl_parse_ack(const struct nlmsghdr *nlh, char *buf, size_t size);
+int kern_parse_ack(const struct nlmsghdr *nlh, char *buf, size_t size);
 /* NLMSG_DONE: the dump's error (0 or negative errno) and its extended-ack text. */
-int nl_parse_done(const struct nlmsghdr *nlh, char *buf, size_t size);
+int kern_parse_done(const struct nlmsghdr *nlh, char *buf, size_t size);
 
 /* An event-socket notification (link, address, route, netconf): 1 and *ev filled for
  * those types, 0 for any other type, -EBADMSG for one too short for its family header
  * (the kernel never sends that: whoever reads it cannot know what changed). */
-int nl_parse_event(const struct nlmsghdr *nlh, struct nl_event *ev);
+int kern_parse_event(const struct nlmsghdr *nlh, struct kern_event *ev);
 
 /* Every notification of a datagram of n bytes, in order, to fn. 0, or -EBADMSG when
  * a message is malformed or bytes are left over that make no message (fn may have
  * been called for the messages before). */
-int nl_parse_events(const void *buf, size_t n, void (*fn)(const struct nl_event *ev, void *userdata),
+int kern_parse_events(const void *buf, size_t n, void (*fn)(const struct kern_event *ev, void *userdata),
                     void *userdata);

@@ -28,15 +28,15 @@
 #include <linux/netlink.h>
 #include <linux/rtnetlink.h>
 
-/* libnl-3 declares its own nl_close(struct nl_sock *). Hide that declaration: we
+/* libnl-3 declares its own kern_close(struct nl_sock *). Hide that declaration: we
  * never call it (nl_socket_free() closes libnl's socket), and nl.h gives our
- * nl_close() another symbol name so the two never meet at link time either. */
-#define nl_close libnl_nl_close_unused
+ * kern_close() another symbol name so the two never meet at link time either. */
+#define kern_close libnl_nl_close_unused
 #include <netlink/errno.h>
 #include <netlink/netlink.h>
 #include <netlink/route/link.h>
 #include <netlink/route/link/inet.h>
-#undef nl_close
+#undef kern_close
 
 #include "nl-parse.h"
 #include "tunnel.h"
@@ -65,7 +65,7 @@
  * retried. */
 #define NL_DUMP_INTERRUPTED (-EINTR)
 
-struct nl {
+struct kern {
         struct mnl_socket *mnl;
         struct nl_sock *sk; /* libnl-route, for the link cache */
         uint32_t portid;
@@ -80,7 +80,7 @@ struct nl {
         bool *replied;         /* batch_max */
 };
 
-typedef int (*nl_msg_fn)(const struct nlmsghdr *nlh, void *data);
+typedef int (*kern_msg_fn)(const struct nlmsghdr *nlh, void *data);
 
 /* ---------------------------------------------------------------- helpers */
 
@@ -136,7 +136,7 @@ static size_t set_buf(int fd, int force_opt, int opt, int want)
  * datagram: as many as fit, but no more than the receive buffer can hold errors
  * for, should every message of a datagram fail (each error takes NL_ACK_BUDGET);
  * an overflowing queue drops replies (ENOBUFS). */
-static void batch_limit(struct nl *nl)
+static void batch_limit(struct kern *nl)
 {
         size_t bytes = nl->sndbuf > 64 + NL_ROUTE_MSG_MAX ? nl->sndbuf - 64 : NL_ROUTE_MSG_MAX;
         size_t by_rcv = nl->rcvbuf / NL_ACK_BUDGET, n;
@@ -146,7 +146,7 @@ static void batch_limit(struct nl *nl)
         nl->batch_max = n < by_rcv ? n : by_rcv ? by_rcv : 1;
 }
 
-static int open_mnl(struct nl *nl)
+static int open_mnl(struct kern *nl)
 {
         int fd;
 
@@ -166,7 +166,7 @@ static int open_mnl(struct nl *nl)
         return 0;
 }
 
-static int open_libnl(struct nl *nl)
+static int open_libnl(struct kern *nl)
 {
         int r;
 
@@ -177,7 +177,7 @@ static int open_libnl(struct nl *nl)
         return r < 0 ? nlerr_to_errno(r) : 0;
 }
 
-void nl_close(struct nl *nl)
+void kern_close(struct kern *nl)
 {
         if (!nl)
                 return;
@@ -192,14 +192,14 @@ void nl_close(struct nl *nl)
         free(nl);
 }
 
-static void nl_closep(struct nl **nl)
+static void kern_closep(struct kern **nl)
 {
-        nl_close(*nl);
+        kern_close(*nl);
 }
 
-int nl_open(struct nl **ret)
+int kern_open(struct kern **ret)
 {
-        _cleanup_(nl_closep) struct nl *nl = calloc(1, sizeof(*nl));
+        _cleanup_(kern_closep) struct kern *nl = calloc(1, sizeof(*nl));
         int r;
 
         if (!nl)
@@ -218,19 +218,19 @@ int nl_open(struct nl **ret)
         return 0;
 }
 
-uint32_t nl_portid(const struct nl *nl)
+uint32_t kern_portid(const struct kern *nl)
 {
         return nl->portid;
 }
 
 /* ---------------------------------------------------------------- transport */
 
-static uint32_t next_seq(struct nl *nl)
+static uint32_t next_seq(struct kern *nl)
 {
         return ++nl->seq;
 }
 
-static int sock_send(struct nl *nl, const void *buf, size_t len)
+static int sock_send(struct kern *nl, const void *buf, size_t len)
 {
         ssize_t n = mnl_socket_sendto(nl->mnl, buf, len);
 
@@ -241,7 +241,7 @@ static int sock_send(struct nl *nl, const void *buf, size_t len)
 
 /* One datagram into nl->buf. Returns its length, 0 for a datagram to ignore (not
  * from the kernel: any local process may send to our port), or -errno. */
-static ssize_t sock_recv(struct nl *nl, int flags)
+static ssize_t sock_recv(struct kern *nl, int flags)
 {
         struct sockaddr_nl sa = {};
         struct iovec iov = { .iov_base = nl->buf, .iov_len = NL_RECV_BUF };
@@ -260,7 +260,7 @@ static ssize_t sock_recv(struct nl *nl, int flags)
 
 struct xfer {
         uint32_t seq;
-        nl_msg_fn fn;
+        kern_msg_fn fn;
         void *data;
         char *err;
         size_t err_size;
@@ -270,7 +270,7 @@ struct xfer {
 };
 
 /* Handle one message of an exchange. Returns the exchange's result once it ends. */
-static int xfer_msg(struct nl *nl, struct xfer *x, const struct nlmsghdr *nlh)
+static int xfer_msg(struct kern *nl, struct xfer *x, const struct nlmsghdr *nlh)
 {
         int r;
 
@@ -287,8 +287,8 @@ static int xfer_msg(struct nl *nl, struct xfer *x, const struct nlmsghdr *nlh)
         case NLMSG_ERROR:
         case NLMSG_DONE:
                 x->done = true;
-                r = nlh->nlmsg_type == NLMSG_ERROR ? nl_parse_ack(nlh, x->err, x->err_size)
-                                                   : nl_parse_done(nlh, x->err, x->err_size);
+                r = nlh->nlmsg_type == NLMSG_ERROR ? kern_parse_ack(nlh, x->err, x->err_size)
+                                                   : kern_parse_done(nlh, x->err, x->err_size);
                 if (r < 0)
                         return r;
                 if (x->cb_error < 0)
@@ -305,7 +305,7 @@ static int xfer_msg(struct nl *nl, struct xfer *x, const struct nlmsghdr *nlh)
  * Non-dump requests ask for an ack, so every exchange ends with a message we wait
  * for. A dump interrupted by a change (NLM_F_DUMP_INTR) is read to its end, then
  * reported as NL_DUMP_INTERRUPTED. */
-static int transact(struct nl *nl, struct nlmsghdr *req, nl_msg_fn fn, void *data, char *err, size_t err_size)
+static int transact(struct kern *nl, struct nlmsghdr *req, kern_msg_fn fn, void *data, char *err, size_t err_size)
 {
         struct xfer x = { .fn = fn, .data = data, .err = err, .err_size = err_size };
         int r;
@@ -323,7 +323,7 @@ static int transact(struct nl *nl, struct nlmsghdr *req, nl_msg_fn fn, void *dat
 
                 if (n < 0)
                         return (int)n;
-                for (int len = (int)n; nl_msg_ok(nlh, len); nlh = mnl_nlmsg_next(nlh, &len)) {
+                for (int len = (int)n; kern_msg_ok(nlh, len); nlh = mnl_nlmsg_next(nlh, &len)) {
                         r = xfer_msg(nl, &x, nlh);
                         if (x.done)
                                 return r;
@@ -402,7 +402,7 @@ static void nl_cache_freep(struct nl_cache **c)
 /* Links through libnl-route: it parses IFLA_LINKINFO kinds and the IPv4 devconf
  * array (IFLA_AF_SPEC/AF_INET/IFLA_INET_CONF) for us. libnl reads a dump to its end
  * and reports NLM_F_DUMP_INTR as -NLE_DUMP_INTR. */
-static int observe_links(struct nl *nl, struct observe *o)
+static int observe_links(struct kern *nl, struct observe *o)
 {
         _cleanup_(nl_cache_freep) struct nl_cache *cache = NULL;
         int r;
@@ -427,7 +427,7 @@ static int addr_cb(const struct nlmsghdr *nlh, void *data)
         struct observe *o = data;
         struct host_addr ha;
 
-        if (nl_parse_addr(nlh, &ha) <= 0)
+        if (kern_parse_addr(nlh, &ha) <= 0)
                 return 0;
         if (o->h.n_addrs >= NL_MAX_ADDRS)
                 return -E2BIG;
@@ -437,7 +437,7 @@ static int addr_cb(const struct nlmsghdr *nlh, void *data)
         return 0;
 }
 
-static int dump_family(struct nl *nl, uint16_t type, uint8_t family, size_t hdrlen, nl_msg_fn fn, void *data)
+static int dump_family(struct kern *nl, uint16_t type, uint8_t family, size_t hdrlen, kern_msg_fn fn, void *data)
 {
         char buf[NL_REQ_BUF];
         void *hdr;
@@ -448,7 +448,7 @@ static int dump_family(struct nl *nl, uint16_t type, uint8_t family, size_t hdrl
         return transact(nl, nlh, fn, data, NULL, 0);
 }
 
-static int observe_addrs(struct nl *nl, struct observe *o)
+static int observe_addrs(struct kern *nl, struct observe *o)
 {
         int r = dump_family(nl, RTM_GETADDR, AF_INET, sizeof(struct ifaddrmsg), addr_cb, o);
 
@@ -469,7 +469,7 @@ static int route_cb(const struct nlmsghdr *nlh, void *data)
                 return 0;
         if (rtm->rtm_flags & RTM_F_CLONED) /* cache entries, not routes */
                 return 0;
-        if (nl_parse_route(nlh, &rt) < 0 || rt.table == RT_TABLE_LOCAL)
+        if (kern_parse_route(nlh, &rt) < 0 || rt.table == RT_TABLE_LOCAL)
                 return 0;
         if (o->h.n_routes >= NL_MAX_ROUTES)
                 return -E2BIG;
@@ -479,7 +479,7 @@ static int route_cb(const struct nlmsghdr *nlh, void *data)
         return 0;
 }
 
-static int observe_routes(struct nl *nl, struct observe *o)
+static int observe_routes(struct kern *nl, struct observe *o)
 {
         int r = dump_family(nl, RTM_GETROUTE, AF_INET, sizeof(struct rtmsg), route_cb, o);
 
@@ -492,12 +492,12 @@ static int observe_routes(struct nl *nl, struct observe *o)
 
 static int netconf_cb(const struct nlmsghdr *nlh, void *data)
 {
-        nl_parse_netconf(nlh, data);
+        kern_parse_netconf(nlh, data);
         return 0;
 }
 
 /* net.ipv4.conf.all.*: RTM_GETNETCONF for NETCONFA_IFINDEX_ALL. */
-static int observe_netconf(struct nl *nl, struct host_snapshot *h)
+static int observe_netconf(struct kern *nl, struct host_snapshot *h)
 {
         char buf[NL_REQ_BUF];
         struct netconfmsg *ncm;
@@ -517,11 +517,11 @@ static int neightbl_cb(const struct nlmsghdr *nlh, void *data)
 {
         struct delay_ctx *d = data;
 
-        (void)nl_parse_neightbl_delay(nlh, d->ifindex, &d->ms);
+        (void)kern_parse_neightbl_delay(nlh, d->ifindex, &d->ms);
         return 0;
 }
 
-static int observe_proxy_delay(struct nl *nl, struct host_snapshot *h)
+static int observe_proxy_delay(struct kern *nl, struct host_snapshot *h)
 {
         struct delay_ctx d = { .ifindex = h->uplink, .ms = -1 };
         int r;
@@ -582,7 +582,7 @@ static int uplink_regex(const struct host_snapshot *h, const char *re, char *err
 
 static int reach_cb(const struct nlmsghdr *nlh, void *data)
 {
-        (void)nl_parse_reach(nlh, data);
+        (void)kern_parse_reach(nlh, data);
         return 0;
 }
 
@@ -591,29 +591,29 @@ static int link_of_addr(const struct host_snapshot *h, const struct cfg_prefix *
 {
         for (size_t i = 0; i < h->n_addrs; i++)
                 if (h->addrs[i].addr.family == a->family &&
-                    memcmp(h->addrs[i].addr.addr, a->addr, nl_addr_size(a->family)) == 0)
+                    memcmp(h->addrs[i].addr.addr, a->addr, kern_addr_size(a->family)) == 0)
                         return h->addrs[i].ifindex;
         return 0;
 }
 
 /* can-reach=ADDRESS: ask the kernel for its route (RTM_GETROUTE, not a dump). */
-static int uplink_reach(struct nl *nl, const struct host_snapshot *h, const struct cfg_prefix *dst, char *err,
+static int uplink_reach(struct kern *nl, const struct host_snapshot *h, const struct cfg_prefix *dst, char *err,
                         size_t err_size)
 {
         char buf[NL_REQ_BUF], txt[CFG_PREFIX_STRLEN] = "?", kmsg[128] = "";
         struct rtmsg *rtm;
         struct nlmsghdr *nlh = put_request(buf, sizeof(buf), RTM_GETROUTE, 0, sizeof(*rtm), (void **)&rtm);
-        struct nl_reach c = {};
+        struct kern_reach c = {};
         int r;
 
         (void)cfg_addr_fmt(dst, txt, sizeof(txt));
-        if (nl_addr_size(dst->family) == 0) {
+        if (kern_addr_size(dst->family) == 0) {
                 snprintf(err, err_size, "can-reach: no address");
                 return 0;
         }
         rtm->rtm_family = dst->family;
-        rtm->rtm_dst_len = (uint8_t)(nl_addr_size(dst->family) * 8);
-        mnl_attr_put(nlh, RTA_DST, nl_addr_size(dst->family), dst->addr);
+        rtm->rtm_dst_len = (uint8_t)(kern_addr_size(dst->family) * 8);
+        mnl_attr_put(nlh, RTA_DST, kern_addr_size(dst->family), dst->addr);
         r = transact(nl, nlh, reach_cb, &c, kmsg, sizeof(kmsg));
         if (r < 0) {
                 snprintf(err, err_size, "no route to %s: %s", txt, kmsg[0] ? kmsg : strerror(-r));
@@ -626,7 +626,7 @@ static int uplink_reach(struct nl *nl, const struct host_snapshot *h, const stru
         return c.oif;
 }
 
-static void resolve_uplink(struct nl *nl, const struct cfg_settings *s, struct host_snapshot *h)
+static void resolve_uplink(struct kern *nl, const struct cfg_settings *s, struct host_snapshot *h)
 {
         enum cfg_uplink_mode mode = s ? s->uplink_mode : CFG_UPLINK_AUTO;
         const char *arg = s && s->uplink ? s->uplink : "";
@@ -664,7 +664,7 @@ static void resolve_uplink(struct nl *nl, const struct cfg_settings *s, struct h
 
 /* ---------------------------------------------------------------- observe */
 
-static int observe_once(struct nl *nl, const struct cfg_settings *s, struct observe *o)
+static int observe_once(struct kern *nl, const struct cfg_settings *s, struct observe *o)
 {
         int r;
 
@@ -683,7 +683,7 @@ static int observe_once(struct nl *nl, const struct cfg_settings *s, struct obse
         return observe_proxy_delay(nl, &o->h);
 }
 
-int nl_observe(struct nl *nl, const struct cfg_settings *s, struct host_snapshot *ret)
+int kern_observe(struct kern *nl, const struct cfg_settings *s, struct host_snapshot *ret)
 {
         int r = NL_DUMP_INTERRUPTED;
 
@@ -705,7 +705,7 @@ int nl_observe(struct nl *nl, const struct cfg_settings *s, struct host_snapshot
 
 /* net.ipv4.conf.<dev>.proxy_arp through RTM_SETLINK: IFLA_AF_SPEC → AF_INET →
  * IFLA_INET_CONF → {IPV4_DEVCONF_PROXY_ARP: u32}, so /proc/sys can stay read-only. */
-static int set_proxy_arp(struct nl *nl, int ifindex, int64_t value, char *err, size_t err_size)
+static int set_proxy_arp(struct kern *nl, int ifindex, int64_t value, char *err, size_t err_size)
 {
         char buf[NL_REQ_BUF];
         struct ifinfomsg *ifi;
@@ -729,7 +729,7 @@ static int set_proxy_arp(struct nl *nl, int ifindex, int64_t value, char *err, s
 /* net.ipv4.neigh.<dev>.proxy_delay through RTM_SETNEIGHTBL on "arp_cache". The
  * kernel takes NDTPA_PROXY_DELAY in ms and keeps jiffies (/proc shows USER_HZ
  * units: 800 ms reads as 80). */
-static int set_proxy_delay(struct nl *nl, int ifindex, int64_t ms, char *err, size_t err_size)
+static int set_proxy_delay(struct kern *nl, int ifindex, int64_t ms, char *err, size_t err_size)
 {
         char buf[NL_REQ_BUF];
         struct ndtmsg *ndtm;
@@ -772,7 +772,7 @@ static int find_link_cb(const struct nlmsghdr *nlh, void *data)
 {
         struct find_ctx *f = data;
 
-        if (nl_parse_link_is(nlh, f->ifindex, f->name))
+        if (kern_parse_link_is(nlh, f->ifindex, f->name))
                 f->found = true;
         return 0;
 }
@@ -799,7 +799,7 @@ static int tun_del_addr(void *ctx, int ifindex, const struct cfg_prefix *addr)
         char buf[NL_REQ_BUF];
         struct ifaddrmsg *ifa;
         struct nlmsghdr *nlh = put_request(buf, sizeof(buf), RTM_DELADDR, 0, sizeof(*ifa), (void **)&ifa);
-        size_t n = nl_addr_size(addr->family);
+        size_t n = kern_addr_size(addr->family);
 
         if (n == 0 || ifindex <= 0)
                 return -EINVAL;
@@ -827,7 +827,7 @@ static int tun_set_down(void *ctx, int ifindex)
         return transact(ctx, nlh, NULL, NULL, NULL, 0);
 }
 
-static const struct tunnel_ops nl_tunnel_ops = {
+static const struct tunnel_ops kern_tunnel_ops = {
         .del_link = tun_del_link,
         .find_link = tun_find_link,
         .del_addr = tun_del_addr,
@@ -836,16 +836,16 @@ static const struct tunnel_ops nl_tunnel_ops = {
 
 /* ---------------------------------------------------------------- apply: routes */
 
-static bool is_route_action(const struct plan_action *a)
+static bool is_route_action(const struct host_change *a)
 {
-        return a->kind == PLAN_ADD_ROUTE || a->kind == PLAN_DEL_ROUTE;
+        return a->kind == CHANGE_ADD_ROUTE || a->kind == CHANGE_DEL_ROUTE;
 }
 
 static int route_validate(const struct host_route *rt, uint8_t type)
 {
-        if (nl_addr_size(rt->dst.family) == 0 || rt->dst.len > cfg_prefix_maxlen(&rt->dst))
+        if (kern_addr_size(rt->dst.family) == 0 || rt->dst.len > cfg_prefix_maxlen(&rt->dst))
                 return -EINVAL;
-        if (rt->gateway.family && nl_addr_size(rt->gateway.family) == 0)
+        if (rt->gateway.family && kern_addr_size(rt->gateway.family) == 0)
                 return -EINVAL;
         if (type != RTN_UNICAST && type != RTN_BLACKHOLE && type != RTN_UNREACHABLE && type != RTN_PROHIBIT)
                 return -EINVAL;
@@ -854,7 +854,7 @@ static int route_validate(const struct host_route *rt, uint8_t type)
 
 static void put_gateway(struct nlmsghdr *nlh, const struct host_route *rt)
 {
-        size_t n = nl_addr_size(rt->gateway.family);
+        size_t n = kern_addr_size(rt->gateway.family);
         char via[sizeof(struct rtvia) + 16];
         struct rtvia *v = (struct rtvia *)via;
 
@@ -878,12 +878,12 @@ static void put_gateway(struct nlmsghdr *nlh, const struct host_route *rt)
  * NLM_F_REPLACE is not protocol-aware: IPv4 replaces the route with the same prefix,
  * table, TOS and metric whoever owns it, so the planner only asks for it when that
  * route is ours. */
-static int route_msg(void *buf, const struct cfg_settings *s, const struct plan_action *a, uint32_t seq)
+static int route_msg(void *buf, const struct cfg_settings *s, const struct host_change *a, uint32_t seq)
 {
         const struct host_route *rt = &a->route;
         uint32_t table = rt->table ? rt->table : s->route_table;
         uint8_t type = rt->type ? rt->type : RTN_UNICAST;
-        bool add = a->kind == PLAN_ADD_ROUTE;
+        bool add = a->kind == CHANGE_ADD_ROUTE;
         struct nlmsghdr *nlh;
         struct rtmsg *rtm;
 
@@ -906,7 +906,7 @@ static int route_msg(void *buf, const struct cfg_settings *s, const struct plan_
         rtm->rtm_scope = !add ? RT_SCOPE_NOWHERE
                          : (type == RTN_UNICAST && !rt->gateway.family) ? RT_SCOPE_LINK : RT_SCOPE_UNIVERSE;
         if (rt->dst.len)
-                mnl_attr_put(nlh, RTA_DST, nl_addr_size(rt->dst.family), rt->dst.addr);
+                mnl_attr_put(nlh, RTA_DST, kern_addr_size(rt->dst.family), rt->dst.addr);
         if (table >= 256)
                 mnl_attr_put_u32(nlh, RTA_TABLE, table);
         mnl_attr_put_u32(nlh, RTA_PRIORITY, rt->priority);
@@ -922,13 +922,13 @@ static int route_msg(void *buf, const struct cfg_settings *s, const struct plan_
 
 /* EEXIST on add (NLM_F_EXCL: a route with this prefix, table and metric exists) and
  * ESRCH on delete (no such route) mean the host already is as wanted. */
-static void route_result(const struct plan_action *a, int error, const char *extack, struct nl_result *res)
+static void route_result(const struct host_change *a, int error, const char *extack, struct host_result *res)
 {
-        if ((a->kind == PLAN_ADD_ROUTE && error == -EEXIST) || (a->kind == PLAN_DEL_ROUTE && error == -ESRCH)) {
-                nl_result_set_message(res, "%s", a->kind == PLAN_ADD_ROUTE ? "already present" : "already absent");
+        if ((a->kind == CHANGE_ADD_ROUTE && error == -EEXIST) || (a->kind == CHANGE_DEL_ROUTE && error == -ESRCH)) {
+                host_result_set_message(res, "%s", a->kind == CHANGE_ADD_ROUTE ? "already present" : "already absent");
                 error = 0;
         } else if (extack[0])
-                nl_result_set_message(res, "%s", extack);
+                host_result_set_message(res, "%s", extack);
         res->error = error;
 }
 
@@ -943,8 +943,8 @@ struct batch {
 
 /* Match one reply back to its action through its sequence number. Returns true for
  * the reply to the last message, which ends the datagram. */
-static bool batch_reply(const struct batch *b, const struct nlmsghdr *nlh, const struct plan_action *acts,
-                        struct nl_result *res)
+static bool batch_reply(const struct batch *b, const struct nlmsghdr *nlh, const struct host_change *acts,
+                        struct host_result *res)
 {
         uint32_t j = nlh->nlmsg_seq - b->base;
         char extack[256] = "";
@@ -953,7 +953,7 @@ static bool batch_reply(const struct batch *b, const struct nlmsghdr *nlh, const
         if (nlh->nlmsg_type != NLMSG_ERROR || j >= b->n || b->replied[j])
                 return false;
         b->replied[j] = true;
-        error = nl_parse_ack(nlh, extack, sizeof(extack));
+        error = kern_parse_ack(nlh, extack, sizeof(extack));
         route_result(&acts[b->slot[j]], error, extack, &res[b->slot[j]]);
         return j + 1 == b->n;
 }
@@ -966,8 +966,8 @@ static bool batch_reply(const struct batch *b, const struct nlmsghdr *nlh, const
  * reported once, on the next read) may have dropped errors: then what is still
  * queued is read without blocking, and every message without a reply is reported
  * as failed, since we cannot know whether it was applied. */
-static void batch_collect(struct nl *nl, const struct batch *b, const struct plan_action *acts,
-                          struct nl_result *res)
+static void batch_collect(struct kern *nl, const struct batch *b, const struct host_change *acts,
+                          struct host_result *res)
 {
         bool lost = false, done = false;
         int err = -EIO;
@@ -984,7 +984,7 @@ static void batch_collect(struct nl *nl, const struct batch *b, const struct pla
                         err = (int)n;
                         break;
                 }
-                for (int len = (int)n; nl_msg_ok(nlh, len); nlh = mnl_nlmsg_next(nlh, &len))
+                for (int len = (int)n; kern_msg_ok(nlh, len); nlh = mnl_nlmsg_next(nlh, &len))
                         if (nlh->nlmsg_pid == nl->portid && batch_reply(b, nlh, acts, res))
                                 done = true;
         }
@@ -993,11 +993,11 @@ static void batch_collect(struct nl *nl, const struct batch *b, const struct pla
         for (size_t j = 0; j < b->n; j++)
                 if (!b->replied[j]) {
                         res[b->slot[j]].error = lost ? -ENOBUFS : err;
-                        nl_result_set_message(&res[b->slot[j]], "no acknowledgement");
+                        host_result_set_message(&res[b->slot[j]], "no acknowledgement");
                 }
 }
 
-static int batch_buffers(struct nl *nl)
+static int batch_buffers(struct kern *nl)
 {
         if (nl->out)
                 return 0;
@@ -1010,8 +1010,8 @@ static int batch_buffers(struct nl *nl)
 /* Fill one datagram from acts (at most nl->batch_bytes and nl->batch_max messages),
  * send it and read its replies. Returns how many actions it took (invalid ones are
  * reported at once and take no slot). */
-static size_t route_datagram(struct nl *nl, const struct cfg_settings *s, const struct plan_action *acts, size_t n,
-                             struct nl_result *res)
+static size_t route_datagram(struct kern *nl, const struct cfg_settings *s, const struct host_change *acts, size_t n,
+                             struct host_result *res)
 {
         struct batch b = { .base = nl->seq + 1, .slot = nl->slot, .replied = nl->replied };
         struct nlmsghdr *last = NULL;
@@ -1044,8 +1044,8 @@ static size_t route_datagram(struct nl *nl, const struct cfg_settings *s, const 
         return i;
 }
 
-static void route_batch(struct nl *nl, const struct cfg_settings *s, const struct plan_action *acts, size_t n,
-                        struct nl_result *res)
+static void route_batch(struct kern *nl, const struct cfg_settings *s, const struct host_change *acts, size_t n,
+                        struct host_result *res)
 {
         if (batch_buffers(nl) < 0) {
                 for (size_t i = 0; i < n; i++)
@@ -1058,36 +1058,36 @@ static void route_batch(struct nl *nl, const struct cfg_settings *s, const struc
 
 /* ---------------------------------------------------------------- apply */
 
-static void apply_one(struct nl *nl, const struct plan_action *a, struct nl_result *res)
+static void apply_one(struct kern *nl, const struct host_change *a, struct host_result *res)
 {
         char err[256] = "";
 
         switch (a->kind) {
-        case PLAN_SET_PROXY_DELAY:
+        case CHANGE_SET_PROXY_DELAY:
                 res->error = set_proxy_delay(nl, a->ifindex, a->value, err, sizeof(err));
                 break;
-        case PLAN_SET_PROXY_ARP:
+        case CHANGE_SET_PROXY_ARP:
                 res->error = set_proxy_arp(nl, a->ifindex, a->value, err, sizeof(err));
                 break;
-        case PLAN_REMOVE_TUNNEL:
-                (void)tunnel_remove(&nl_tunnel_ops, nl, a, res);
+        case CHANGE_REMOVE_TUNNEL:
+                (void)tunnel_remove(&kern_tunnel_ops, nl, a, res);
                 break;
         default:
                 res->error = -EOPNOTSUPP;
                 break;
         }
         if (err[0])
-                nl_result_set_message(res, "%s", err);
+                host_result_set_message(res, "%s", err);
 }
 
-int nl_apply(struct nl *nl, const struct cfg_settings *s, const struct plan_action *actions, size_t n,
-             struct nl_result *results)
+int kern_apply(struct kern *nl, const struct cfg_settings *s, const struct host_change *actions, size_t n,
+             struct host_result *results)
 {
         size_t i = 0;
         int failed = 0;
 
         for (size_t k = 0; k < n; k++)
-                results[k] = (struct nl_result){};
+                results[k] = (struct host_result){};
         while (i < n) {
                 size_t j = i;
 

@@ -72,7 +72,7 @@ static bool attr_u64(const struct nlattr *a, uint64_t *ret)
 
 static bool attr_addr(const struct nlattr *a, uint8_t family, uint8_t len, struct cfg_prefix *ret)
 {
-        size_t n = nl_addr_size(family);
+        size_t n = kern_addr_size(family);
 
         if (!a || n == 0 || mnl_attr_get_payload_len(a) < n)
                 return false;
@@ -109,7 +109,7 @@ static void extack_copy(const struct nlmsghdr *nlh, size_t offset, char *buf, si
 
 /* With NETLINK_CAP_ACK the kernel echoes only the request's header (NLM_F_CAPPED);
  * the TLVs follow what was echoed. */
-int nl_parse_ack(const struct nlmsghdr *nlh, char *buf, size_t size)
+int kern_parse_ack(const struct nlmsghdr *nlh, char *buf, size_t size)
 {
         const struct nlmsgerr *e = mnl_nlmsg_get_payload(nlh);
         size_t off = sizeof(*e);
@@ -128,7 +128,7 @@ int nl_parse_ack(const struct nlmsghdr *nlh, char *buf, size_t size)
 }
 
 /* NLMSG_DONE carries an int: the dump's error, and extack TLVs after it. */
-int nl_parse_done(const struct nlmsghdr *nlh, char *buf, size_t size)
+int kern_parse_done(const struct nlmsghdr *nlh, char *buf, size_t size)
 {
         int e;
 
@@ -143,7 +143,7 @@ int nl_parse_done(const struct nlmsghdr *nlh, char *buf, size_t size)
 
 /* ---------------------------------------------------------------- addresses, settings, links */
 
-int nl_parse_addr(const struct nlmsghdr *nlh, struct host_addr *ret)
+int kern_parse_addr(const struct nlmsghdr *nlh, struct host_addr *ret)
 {
         const struct nlattr *tb[IFA_MAX + 1];
         const struct ifaddrmsg *ifa = mnl_nlmsg_get_payload(nlh);
@@ -163,7 +163,7 @@ int nl_parse_addr(const struct nlmsghdr *nlh, struct host_addr *ret)
         return 1;
 }
 
-void nl_parse_netconf(const struct nlmsghdr *nlh, struct host_snapshot *h)
+void kern_parse_netconf(const struct nlmsghdr *nlh, struct host_snapshot *h)
 {
         const struct nlattr *tb[NETCONFA_MAX + 1];
         uint32_t v;
@@ -179,7 +179,7 @@ void nl_parse_netconf(const struct nlmsghdr *nlh, struct host_snapshot *h)
 }
 
 /* The ARP table dump holds the table's defaults and one NDTA_PARMS per device. */
-int nl_parse_neightbl_delay(const struct nlmsghdr *nlh, int ifindex, int64_t *ret_ms)
+int kern_parse_neightbl_delay(const struct nlmsghdr *nlh, int ifindex, int64_t *ret_ms)
 {
         const struct nlattr *tb[NDTA_MAX + 1], *p[NDTPA_MAX + 1];
         const char *name;
@@ -199,7 +199,7 @@ int nl_parse_neightbl_delay(const struct nlmsghdr *nlh, int ifindex, int64_t *re
         return 1;
 }
 
-int nl_parse_link_is(const struct nlmsghdr *nlh, int ifindex, const char *name)
+int kern_parse_link_is(const struct nlmsghdr *nlh, int ifindex, const char *name)
 {
         const struct nlattr *tb[IFLA_MAX + 1];
         const struct ifinfomsg *ifi = mnl_nlmsg_get_payload(nlh);
@@ -236,7 +236,7 @@ static void parse_via(const struct nlattr *a, struct host_route *rt)
 
         if (mnl_attr_get_payload_len(a) < sizeof(*via))
                 return;
-        n = nl_addr_size((uint8_t)via->rtvia_family);
+        n = kern_addr_size((uint8_t)via->rtvia_family);
         if (n == 0 || mnl_attr_get_payload_len(a) < sizeof(*via) + n)
                 return;
         rt->gateway = (struct cfg_prefix){ .family = (uint8_t)via->rtvia_family, .len = (uint8_t)(n * 8) };
@@ -245,14 +245,14 @@ static void parse_via(const struct nlattr *a, struct host_route *rt)
 
 /* Runs once per route in the kernel's tables (100k times for 100k routes): one pass
  * over the attributes, with no attribute table to clear for each. */
-int nl_parse_route(const struct nlmsghdr *nlh, struct host_route *ret)
+int kern_parse_route(const struct nlmsghdr *nlh, struct host_route *ret)
 {
         const struct rtmsg *rtm = mnl_nlmsg_get_payload(nlh);
         const struct nlattr *a, *dst = NULL, *gw = NULL, *via = NULL, *mp = NULL;
         struct host_route rt;
         uint32_t v;
 
-        if (nlh->nlmsg_len < mnl_nlmsg_size(sizeof(*rtm)) || nl_addr_size(rtm->rtm_family) == 0)
+        if (nlh->nlmsg_len < mnl_nlmsg_size(sizeof(*rtm)) || kern_addr_size(rtm->rtm_family) == 0)
                 return -EBADMSG;
         rt = (struct host_route){ .table = rtm->rtm_table, .protocol = rtm->rtm_protocol, .type = rtm->rtm_type,
                                   .scope = rtm->rtm_scope };
@@ -291,7 +291,7 @@ int nl_parse_route(const struct nlmsghdr *nlh, struct host_route *ret)
                 return -EBADMSG;
         if (rt.dst.len > cfg_prefix_maxlen(&rt.dst))
                 return -EBADMSG;
-        (void)attr_addr(gw, rtm->rtm_family, (uint8_t)(nl_addr_size(rtm->rtm_family) * 8), &rt.gateway);
+        (void)attr_addr(gw, rtm->rtm_family, (uint8_t)(kern_addr_size(rtm->rtm_family) * 8), &rt.gateway);
         if (via)
                 parse_via(via, &rt);
         if (mp)
@@ -300,7 +300,7 @@ int nl_parse_route(const struct nlmsghdr *nlh, struct host_route *ret)
         return 0;
 }
 
-int nl_parse_reach(const struct nlmsghdr *nlh, struct nl_reach *ret)
+int kern_parse_reach(const struct nlmsghdr *nlh, struct kern_reach *ret)
 {
         const struct nlattr *tb[RTA_MAX + 1];
         const struct rtmsg *rtm = mnl_nlmsg_get_payload(nlh);
@@ -311,7 +311,7 @@ int nl_parse_reach(const struct nlmsghdr *nlh, struct nl_reach *ret)
         ret->type = rtm->rtm_type;
         if (attr_u32(tb[RTA_OIF], &v))
                 ret->oif = (int)v;
-        (void)attr_addr(tb[RTA_PREFSRC], rtm->rtm_family, (uint8_t)(nl_addr_size(rtm->rtm_family) * 8),
+        (void)attr_addr(tb[RTA_PREFSRC], rtm->rtm_family, (uint8_t)(kern_addr_size(rtm->rtm_family) * 8),
                         &ret->prefsrc);
         return 1;
 }
@@ -319,8 +319,8 @@ int nl_parse_reach(const struct nlmsghdr *nlh, struct nl_reach *ret)
 /* ---------------------------------------------------------------- events */
 
 /* What an event needs of a route: its key and device, not its gateway. Unlike a dump
- * (nl_parse_route), any family passes: the caller's relevance test sorts it out. */
-static int event_route(const struct nlmsghdr *h, struct nl_event *ev)
+ * (kern_parse_route), any family passes: the caller's relevance test sorts it out. */
+static int event_route(const struct nlmsghdr *h, struct kern_event *ev)
 {
         const struct rtmsg *rtm = mnl_nlmsg_get_payload(h);
         const struct nlattr *a;
@@ -357,7 +357,7 @@ static int event_route(const struct nlmsghdr *h, struct nl_event *ev)
         return 1;
 }
 
-static int event_link(const struct nlmsghdr *h, struct nl_event *ev)
+static int event_link(const struct nlmsghdr *h, struct kern_event *ev)
 {
         const struct ifinfomsg *ifi = mnl_nlmsg_get_payload(h);
         const struct nlattr *a;
@@ -371,7 +371,7 @@ static int event_link(const struct nlmsghdr *h, struct nl_event *ev)
         return 1;
 }
 
-static int event_addr(const struct nlmsghdr *h, struct nl_event *ev)
+static int event_addr(const struct nlmsghdr *h, struct kern_event *ev)
 {
         const struct ifaddrmsg *ifa = mnl_nlmsg_get_payload(h);
 
@@ -381,7 +381,7 @@ static int event_addr(const struct nlmsghdr *h, struct nl_event *ev)
         return 1;
 }
 
-static int event_netconf(const struct nlmsghdr *h, struct nl_event *ev)
+static int event_netconf(const struct nlmsghdr *h, struct kern_event *ev)
 {
         const struct nlattr *a;
         uint32_t v;
@@ -394,9 +394,9 @@ static int event_netconf(const struct nlmsghdr *h, struct nl_event *ev)
         return 1;
 }
 
-int nl_parse_event(const struct nlmsghdr *h, struct nl_event *ev)
+int kern_parse_event(const struct nlmsghdr *h, struct kern_event *ev)
 {
-        struct nl_event e = {};
+        struct kern_event e = {};
         int r;
 
         switch (h->nlmsg_type) {
@@ -430,15 +430,15 @@ int nl_parse_event(const struct nlmsghdr *h, struct nl_event *ev)
         return r;
 }
 
-int nl_parse_events(const void *buf, size_t n, void (*fn)(const struct nl_event *ev, void *userdata),
+int kern_parse_events(const void *buf, size_t n, void (*fn)(const struct kern_event *ev, void *userdata),
                     void *userdata)
 {
         const struct nlmsghdr *nlh = buf;
         int len = n > INT32_MAX ? INT32_MAX : (int)n;
 
-        for (; nl_msg_ok(nlh, len); nlh = mnl_nlmsg_next(nlh, &len)) {
-                struct nl_event ev;
-                int r = nl_parse_event(nlh, &ev);
+        for (; kern_msg_ok(nlh, len); nlh = mnl_nlmsg_next(nlh, &len)) {
+                struct kern_event ev;
+                int r = kern_parse_event(nlh, &ev);
 
                 if (r < 0)
                         return r;

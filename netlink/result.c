@@ -1,4 +1,4 @@
-/* Outcomes of applied actions (struct nl_result): an error number and, only when
+/* Outcomes of applied actions (struct host_result): an error number and, only when
  * there is something to say, a message on the heap. */
 #include <stdarg.h>
 #include <stdio.h>
@@ -7,12 +7,12 @@
 
 #include "nl.h"
 
-const char *nl_result_message(const struct nl_result *r)
+const char *host_result_message(const struct host_result *r)
 {
         return r->message ? r->message : "";
 }
 
-static void vset(struct nl_result *r, bool append, const char *fmt, va_list ap)
+static void vset(struct host_result *r, bool append, const char *fmt, va_list ap)
 {
         char *add, *joined;
 
@@ -30,7 +30,7 @@ static void vset(struct nl_result *r, bool append, const char *fmt, va_list ap)
         free(add);
 }
 
-void nl_result_set_message(struct nl_result *r, const char *fmt, ...)
+void host_result_set_message(struct host_result *r, const char *fmt, ...)
 {
         va_list ap;
 
@@ -39,7 +39,7 @@ void nl_result_set_message(struct nl_result *r, const char *fmt, ...)
         va_end(ap);
 }
 
-void nl_result_append_message(struct nl_result *r, const char *fmt, ...)
+void host_result_append_message(struct host_result *r, const char *fmt, ...)
 {
         va_list ap;
 
@@ -48,10 +48,10 @@ void nl_result_append_message(struct nl_result *r, const char *fmt, ...)
         va_end(ap);
 }
 
-void nl_results_free(struct nl_result *r, size_t n)
+void host_results_free(struct host_result *r, size_t n)
 {
         for (size_t i = 0; r && i < n; i++) {
                 free(r[i].message);
-                r[i] = (struct nl_result){};
+                r[i] = (struct host_result){};
         }
 }

@@ -13,7 +13,7 @@
 
 #include "util.h"
 
-static int fail(struct nl_result *res, int error)
+static int fail(struct host_result *res, int error)
 {
         res->error = error;
         return error;
@@ -21,11 +21,11 @@ static int fail(struct nl_result *res, int error)
 
 /* Take the Calico addresses off a device the kernel kept. An address that is already
  * gone (-EADDRNOTAVAIL) is converged and not mentioned. */
-static int remove_addrs(const struct tunnel_ops *ops, void *ctx, const struct plan_action *a,
-                        struct nl_result *res, bool *ret_any)
+static int remove_addrs(const struct tunnel_ops *ops, void *ctx, const struct host_change *a,
+                        struct host_result *res, bool *ret_any)
 {
-        const struct plan_tunnel *t = a->tunnel;
-        size_t n = t->n_addrs < PLAN_TUNNEL_ADDRS_MAX ? t->n_addrs : PLAN_TUNNEL_ADDRS_MAX;
+        const struct host_tunnel *t = a->tunnel;
+        size_t n = t->n_addrs < HOST_TUNNEL_ADDRS_MAX ? t->n_addrs : HOST_TUNNEL_ADDRS_MAX;
         bool first = true;
 
         for (size_t i = 0; i < n; i++) {
@@ -37,10 +37,10 @@ static int remove_addrs(const struct tunnel_ops *ops, void *ctx, const struct pl
                 if (r == -EADDRNOTAVAIL)
                         continue;
                 if (r < 0) {
-                        nl_result_append_message(res, "%sremoving %s failed", first ? ": " : ", ", buf);
+                        host_result_append_message(res, "%sremoving %s failed", first ? ": " : ", ", buf);
                         return fail(res, r);
                 }
-                nl_result_append_message(res, "%s%s", first ? ": removed " : ", ", buf);
+                host_result_append_message(res, "%s%s", first ? ": removed " : ", ", buf);
                 first = false;
         }
         *ret_any = !first;
@@ -49,59 +49,59 @@ static int remove_addrs(const struct tunnel_ops *ops, void *ctx, const struct pl
 
 /* The kernel reported the delete as done but the device is still there: the IPIP
  * fallback tunl0 (ip_tunnel_dellink() silently ignores the fallback device). */
-static int handle_kept(const struct tunnel_ops *ops, void *ctx, const struct plan_action *a,
-                       struct nl_result *res)
+static int handle_kept(const struct tunnel_ops *ops, void *ctx, const struct host_change *a,
+                       struct host_result *res)
 {
         bool any = false;
         int r;
 
-        nl_result_set_message(res, "kernel kept %s", a->dev);
+        host_result_set_message(res, "kernel kept %s", a->dev);
         r = remove_addrs(ops, ctx, a, res, &any);
         if (r < 0)
                 return r;
         if (a->tunnel->foreign_addrs) {
-                nl_result_append_message(res, "%skept up: foreign addresses remain", any ? "; " : ": ");
+                host_result_append_message(res, "%skept up: foreign addresses remain", any ? "; " : ": ");
                 return 0;
         }
         r = ops->set_down(ctx, a->ifindex);
         if (r == -ENODEV) {
                 /* Gone after all (a module unload raced with us): converged. */
-                nl_result_set_message(res, "deleted");
+                host_result_set_message(res, "deleted");
                 return 0;
         }
         if (r < 0) {
-                nl_result_append_message(res, "%ssetting it down failed", any ? "; " : ": ");
+                host_result_append_message(res, "%ssetting it down failed", any ? "; " : ": ");
                 return fail(res, r);
         }
-        nl_result_append_message(res, "%sset down", any ? ", " : ": ");
+        host_result_append_message(res, "%sset down", any ? ", " : ": ");
         return 0;
 }
 
-int tunnel_remove(const struct tunnel_ops *ops, void *ctx, const struct plan_action *a, struct nl_result *res)
+int tunnel_remove(const struct tunnel_ops *ops, void *ctx, const struct host_change *a, struct host_result *res)
 {
         bool exists = false;
         int r;
 
-        *res = (struct nl_result){};
+        *res = (struct host_result){};
         r = ops->del_link(ctx, a->ifindex);
         if (r == -ENODEV) {
-                nl_result_set_message(res, "already absent");
+                host_result_set_message(res, "already absent");
                 return 0;
         }
         if (r < 0) {
-                nl_result_set_message(res, "deleting %s failed", a->dev);
+                host_result_set_message(res, "deleting %s failed", a->dev);
                 return fail(res, r);
         }
 
         /* Success from RTM_DELLINK does not mean the device is gone: look again. */
         r = ops->find_link(ctx, a->ifindex, a->dev, &exists);
         if (r < 0) {
-                nl_result_set_message(res, "deleted %s, but looking for it again failed",
+                host_result_set_message(res, "deleted %s, but looking for it again failed",
                          a->dev);
                 return fail(res, r);
         }
         if (!exists) {
-                nl_result_set_message(res, "deleted");
+                host_result_set_message(res, "deleted");
                 return 0;
         }
         return handle_kept(ops, ctx, a, res);

@@ -10,7 +10,7 @@
 #include <stdbool.h>
 
 #include "nl.h"
-#include "plan.h"
+#include "host.h"
 #include "prefix.h"
 
 struct tunnel_ops {
@@ -25,8 +25,8 @@ struct tunnel_ops {
         int (*set_down)(void *ctx, int ifindex);
 };
 
-/* Remove the tunnel device of a PLAN_REMOVE_TUNNEL action. Fills res (error 0 or
+/* Remove the tunnel device of a CHANGE_REMOVE_TUNNEL action. Fills res (error 0 or
  * -errno, message: what happened, e.g. "deleted", "kernel kept tunl0: removed
  * 10.233.90.0/32, set down", "... kept up: foreign addresses remain").
  * Returns res->error. */
-int tunnel_remove(const struct tunnel_ops *ops, void *ctx, const struct plan_action *a, struct nl_result *res);
+int tunnel_remove(const struct tunnel_ops *ops, void *ctx, const struct host_change *a, struct host_result *res);

@@ -166,7 +166,7 @@ def capture_inside(outdir):
     ev.setsockopt(SOL_NETLINK, NETLINK_ADD_MEMBERSHIP, RTNLGRP_IPV4_NETCONF)
 
     s = c.sock()
-    # Dumps, as nl_observe() asks for them.
+    # Dumps, as kern_observe() asks for them.
     c.dump(s, RTM_GETLINK, struct.pack("=BxHiII", 0, 0, 0, 0, 0))
     for fam in (socket.AF_INET, socket.AF_INET6):
         c.dump(s, RTM_GETADDR, struct.pack("=BBBBI", fam, 0, 0, 0, 0))

@@ -3,7 +3,7 @@
  *
  * 1. as one datagram, the way the daemon reads one: walked with mnl_nlmsg_ok() and
  *    mnl_nlmsg_next() as nl.c's transact() and batch_collect() walk replies, and
- *    through nl_parse_events() as monitor.c's nl_monitor_drain() reads notifications. Every message is copied so that it ends where an inaccessible page begins,
+ *    through kern_parse_events() as monitor.c's kern_monitor_drain() reads notifications. Every message is copied so that it ends where an inaccessible page begins,
  *    then handed to every parser: a read past the message faults even inside libmnl,
  *    which is not instrumented (in the daemon it would read stale bytes of a larger
  *    buffer, silently);
@@ -94,44 +94,44 @@ static void parse_all(const struct nlmsghdr *nlh)
         struct host_route rt;
         struct host_addr ha;
         struct host_snapshot h = { .all_proxy_arp = -1, .all_forwarding = -1, .all_rp_filter = -1 };
-        struct nl_reach reach = {};
-        struct nl_event ev;
+        struct kern_reach reach = {};
+        struct kern_event ev;
         char msg[124], tiny[4];
         int64_t ms = -1;
         int r;
 
         if (!nlh)
                 return;
-        if (nl_parse_route(nlh, &rt) == 0) {
+        if (kern_parse_route(nlh, &rt) == 0) {
                 check_prefix(&rt.dst, false);
                 check_prefix(&rt.gateway, true);
                 CHECK(rt.gateway.family == 0 || rt.gateway.len == cfg_prefix_maxlen(&rt.gateway));
         }
-        if (nl_parse_addr(nlh, &ha) > 0)
+        if (kern_parse_addr(nlh, &ha) > 0)
                 check_prefix(&ha.addr, false);
-        nl_parse_netconf(nlh, &h);
+        kern_parse_netconf(nlh, &h);
         CHECK(h.n_links == 0 && h.links == NULL);
-        if (nl_parse_neightbl_delay(nlh, 2, &ms) > 0)
+        if (kern_parse_neightbl_delay(nlh, 2, &ms) > 0)
                 CHECK(ms >= -1);
-        (void)nl_parse_link_is(nlh, 2, "");
-        (void)nl_parse_link_is(nlh, 2, "eth0");
-        if (nl_parse_reach(nlh, &reach) > 0)
+        (void)kern_parse_link_is(nlh, 2, "");
+        (void)kern_parse_link_is(nlh, 2, "eth0");
+        if (kern_parse_reach(nlh, &reach) > 0)
                 check_prefix(&reach.prefsrc, true);
 
         memset(msg, 'x', sizeof(msg));
         msg[sizeof(msg) - 1] = '\0';
-        r = nl_parse_ack(nlh, msg, sizeof(msg));
+        r = kern_parse_ack(nlh, msg, sizeof(msg));
         CHECK(r <= 0 && r != INT32_MIN);
         check_text(msg, sizeof(msg));
-        r = nl_parse_ack(nlh, tiny, sizeof(tiny)); /* truncation of the extack text */
+        r = kern_parse_ack(nlh, tiny, sizeof(tiny)); /* truncation of the extack text */
         CHECK(r <= 0);
-        (void)nl_parse_ack(nlh, NULL, 0);
+        (void)kern_parse_ack(nlh, NULL, 0);
         memset(msg, 0, sizeof(msg));
-        r = nl_parse_done(nlh, msg, sizeof(msg));
+        r = kern_parse_done(nlh, msg, sizeof(msg));
         CHECK(r <= 0);
         check_text(msg, sizeof(msg));
 
-        r = nl_parse_event(nlh, &ev);
+        r = kern_parse_event(nlh, &ev);
         CHECK(r >= -EBADMSG && r <= 1 && (r >= 0 || r == -EBADMSG));
         if (r > 0) {
                 CHECK(ev.type <= NL_EV_NETCONF);
@@ -139,7 +139,7 @@ static void parse_all(const struct nlmsghdr *nlh)
         }
 }
 
-static void on_event(const struct nl_event *ev, void *userdata)
+static void on_event(const struct kern_event *ev, void *userdata)
 {
         size_t *n = userdata;
 
@@ -157,9 +157,9 @@ static void fuzz_datagram(const uint8_t *data, size_t size)
 
         if (!buf)
                 return;
-        for (nlh = (const struct nlmsghdr *)buf; nl_msg_ok(nlh, len); nlh = mnl_nlmsg_next(nlh, &len))
+        for (nlh = (const struct nlmsghdr *)buf; kern_msg_ok(nlh, len); nlh = mnl_nlmsg_next(nlh, &len))
                 parse_all(arena_put(&arenas[1], nlh, nlh->nlmsg_len));
-        r = nl_parse_events(buf, size, on_event, &events);
+        r = kern_parse_events(buf, size, on_event, &events);
         CHECK(r == 0 || r == -EBADMSG);
 }
 

@@ -2,7 +2,7 @@
  *
  * Every case forks a child that enters a fresh network namespace (unshare
  * CLONE_NEWNET, as root), builds its links and routes there with iproute2, and
- * checks nl_observe()/nl_apply() against what iproute2 and /proc/sys report inside
+ * checks kern_observe()/kern_apply() against what iproute2 and /proc/sys report inside
  * the namespace. The namespace disappears with the child: nothing to clean up, and
  * the host's network is never touched. The child reports through its exit status
  * and prints the failed check to stderr.
@@ -166,26 +166,26 @@ static struct cfg_settings settings(void)
 
 static void observe(const struct cfg_settings *s, struct host_snapshot *h)
 {
-        struct nl *nl = NULL;
+        struct kern *nl = NULL;
         int r;
 
-        CHECK(nl_open(&nl) == 0);
-        r = nl_observe(nl, s, h);
+        CHECK(kern_open(&nl) == 0);
+        r = kern_observe(nl, s, h);
         if (r < 0)
-                fprintf(stderr, "nl_observe: %s\n", strerror(-r));
+                fprintf(stderr, "kern_observe: %s\n", strerror(-r));
         CHECK(r == 0);
-        nl_close(nl);
+        kern_close(nl);
 }
 
-static int apply(const struct cfg_settings *s, const struct plan_action *a, size_t n, struct nl_result *res)
+static int apply(const struct cfg_settings *s, const struct host_change *a, size_t n, struct host_result *res)
 {
-        struct nl *nl = NULL;
+        struct kern *nl = NULL;
         int failed;
 
-        CHECK(nl_open(&nl) == 0);
-        nl_results_free(res, n); /* the messages of the last apply with this array */
-        failed = nl_apply(nl, s, a, n, res);
-        nl_close(nl);
+        CHECK(kern_open(&nl) == 0);
+        host_results_free(res, n); /* the messages of the last apply with this array */
+        failed = kern_apply(nl, s, a, n, res);
+        kern_close(nl);
         return failed;
 }
 
@@ -218,10 +218,10 @@ static size_t count_proto(const struct host_snapshot *h, uint8_t protocol)
         return n;
 }
 
-static struct plan_action route_action(enum plan_kind kind, uint8_t type, const char *dst, const char *gw,
+static struct host_change route_action(enum host_change_kind kind, uint8_t type, const char *dst, const char *gw,
                                        const char *dev, uint32_t table, uint32_t metric)
 {
-        struct plan_action a = { .kind = kind, .pool = UINT32_MAX };
+        struct host_change a = { .kind = kind, .pool = UINT32_MAX };
 
         a.route = (struct host_route){
                 .dst = P(dst),
@@ -474,7 +474,7 @@ NETNS_TEST(test_observe_routes)
 NETNS_TEST(test_observe_under_churn)
 {
         struct cfg_settings s = settings();
-        struct nl *nl = NULL;
+        struct kern *nl = NULL;
         FILE *f;
         pid_t churn;
 
@@ -493,10 +493,10 @@ NETNS_TEST(test_observe_under_churn)
                       (char *)NULL);
                 _exit(127);
         }
-        CHECK(nl_open(&nl) == 0);
+        CHECK(kern_open(&nl) == 0);
         for (int i = 0; i < 100; i++) {
                 struct host_snapshot h = {};
-                int r = nl_observe(nl, &s, &h);
+                int r = kern_observe(nl, &s, &h);
 
                 CHECK(r == 0 || r == -EAGAIN);
                 if (r == 0) {
@@ -505,7 +505,7 @@ NETNS_TEST(test_observe_under_churn)
                 }
                 host_snapshot_clear(&h);
         }
-        nl_close(nl);
+        kern_close(nl);
         kill(churn, SIGKILL);
         waitpid(churn, NULL, 0);
 }
@@ -643,8 +643,8 @@ NETNS_TEST(test_apply_routes)
 {
         struct cfg_settings s = settings();
         struct host_snapshot h = {};
-        struct plan_action a[5];
-        struct nl_result res[5] = {};
+        struct host_change a[5];
+        struct host_result res[5] = {};
         const struct host_route *r;
         char *before, *after, *added;
 
@@ -652,11 +652,11 @@ NETNS_TEST(test_apply_routes)
         setup_foreign_routes();
         before = capture("%s", ROUTES_CMD);
 
-        a[0] = route_action(PLAN_ADD_ROUTE, HOST_RTN_UNICAST, "10.1.0.0/26", "192.168.10.2", "eth0", 254, 1024);
-        a[1] = route_action(PLAN_ADD_ROUTE, HOST_RTN_BLACKHOLE, "10.1.0.64/26", NULL, NULL, 254, 1024);
-        a[2] = route_action(PLAN_ADD_ROUTE, HOST_RTN_UNREACHABLE, "10.1.0.128/26", NULL, NULL, 254, 1024);
-        a[3] = route_action(PLAN_ADD_ROUTE, HOST_RTN_UNICAST, "10.1.1.0/26", "192.168.10.3", "eth0", 1000, 1024);
-        a[4] = route_action(PLAN_ADD_ROUTE, HOST_RTN_UNICAST, "fd10::/122", "fd00::2", "eth0", 254, 1024);
+        a[0] = route_action(CHANGE_ADD_ROUTE, HOST_RTN_UNICAST, "10.1.0.0/26", "192.168.10.2", "eth0", 254, 1024);
+        a[1] = route_action(CHANGE_ADD_ROUTE, HOST_RTN_BLACKHOLE, "10.1.0.64/26", NULL, NULL, 254, 1024);
+        a[2] = route_action(CHANGE_ADD_ROUTE, HOST_RTN_UNREACHABLE, "10.1.0.128/26", NULL, NULL, 254, 1024);
+        a[3] = route_action(CHANGE_ADD_ROUTE, HOST_RTN_UNICAST, "10.1.1.0/26", "192.168.10.3", "eth0", 1000, 1024);
+        a[4] = route_action(CHANGE_ADD_ROUTE, HOST_RTN_UNICAST, "fd10::/122", "fd00::2", "eth0", 254, 1024);
         CHECK_INT(apply(&s, a, 5, res), 0);
         for (int i = 0; i < 5; i++)
                 CHECK_INT(res[i].error, 0);
@@ -684,7 +684,7 @@ NETNS_TEST(test_apply_routes)
         host_snapshot_clear(&h);
 
         /* replace: the same key, another gateway */
-        a[0] = route_action(PLAN_ADD_ROUTE, HOST_RTN_UNICAST, "10.1.0.0/26", "192.168.10.4", "eth0", 254, 1024);
+        a[0] = route_action(CHANGE_ADD_ROUTE, HOST_RTN_UNICAST, "10.1.0.0/26", "192.168.10.4", "eth0", 254, 1024);
         a[0].replace = true;
         CHECK_INT(apply(&s, a, 1, res), 0);
         observe(&s, &h);
@@ -695,14 +695,14 @@ NETNS_TEST(test_apply_routes)
         host_snapshot_clear(&h);
 
         for (int i = 0; i < 5; i++)
-                a[i].kind = PLAN_DEL_ROUTE;
+                a[i].kind = CHANGE_DEL_ROUTE;
         CHECK_INT(apply(&s, a, 5, res), 0);
         free(after);
         after = capture("%s", ROUTES_CMD);
         CHECK_STR(after, before); /* byte for byte */
         free(after);
         free(before);
-        nl_results_free(res, 5);
+        host_results_free(res, 5);
 }
 
 /* A delete whose key matches a foreign route: the kernel matches rtm_protocol, so
@@ -710,50 +710,50 @@ NETNS_TEST(test_apply_routes)
 NETNS_TEST(test_delete_never_touches_foreign)
 {
         struct cfg_settings s = settings();
-        struct plan_action a[3];
-        struct nl_result res[3] = {};
+        struct host_change a[3];
+        struct host_result res[3] = {};
         char *before, *after;
 
         setup_eth0();
         setup_foreign_routes();
         before = capture("%s", ROUTES_CMD);
-        a[0] = route_action(PLAN_DEL_ROUTE, HOST_RTN_UNICAST, "10.1.0.0/26", "192.168.10.9", "eth0", 254, 10);
-        a[1] = route_action(PLAN_DEL_ROUTE, HOST_RTN_BLACKHOLE, "10.3.0.0/24", NULL, NULL, 254, 1024);
-        a[2] = route_action(PLAN_DEL_ROUTE, HOST_RTN_UNICAST, "fd01::/64", "fd00::2", "eth0", 254, 1024);
+        a[0] = route_action(CHANGE_DEL_ROUTE, HOST_RTN_UNICAST, "10.1.0.0/26", "192.168.10.9", "eth0", 254, 10);
+        a[1] = route_action(CHANGE_DEL_ROUTE, HOST_RTN_BLACKHOLE, "10.3.0.0/24", NULL, NULL, 254, 1024);
+        a[2] = route_action(CHANGE_DEL_ROUTE, HOST_RTN_UNICAST, "fd01::/64", "fd00::2", "eth0", 254, 1024);
         CHECK_INT(apply(&s, a, 3, res), 0);
         for (int i = 0; i < 3; i++) {
                 CHECK_INT(res[i].error, 0);
-                CHECK_STR(nl_result_message(&res[i]), "already absent");
+                CHECK_STR(host_result_message(&res[i]), "already absent");
         }
         after = capture("%s", ROUTES_CMD);
         CHECK_STR(after, before);
         free(after);
         free(before);
-        nl_results_free(res, 3);
+        host_results_free(res, 3);
 }
 
 NETNS_TEST(test_exists_and_missing_converge)
 {
         struct cfg_settings s = settings();
-        struct plan_action a[2];
-        struct nl_result res[2] = {};
+        struct host_change a[2];
+        struct host_result res[2] = {};
 
         setup_eth0();
-        a[0] = route_action(PLAN_ADD_ROUTE, HOST_RTN_UNICAST, "10.5.0.0/26", "192.168.10.2", "eth0", 254, 1024);
-        a[1] = route_action(PLAN_ADD_ROUTE, HOST_RTN_BLACKHOLE, "10.5.0.64/26", NULL, NULL, 254, 1024);
+        a[0] = route_action(CHANGE_ADD_ROUTE, HOST_RTN_UNICAST, "10.5.0.0/26", "192.168.10.2", "eth0", 254, 1024);
+        a[1] = route_action(CHANGE_ADD_ROUTE, HOST_RTN_BLACKHOLE, "10.5.0.64/26", NULL, NULL, 254, 1024);
         CHECK_INT(apply(&s, a, 2, res), 0);
-        CHECK_STR(nl_result_message(&res[0]), "");
+        CHECK_STR(host_result_message(&res[0]), "");
         CHECK_INT(apply(&s, a, 2, res), 0); /* EEXIST */
         CHECK_INT(res[0].error, 0);
-        CHECK_STR(nl_result_message(&res[0]), "already present");
-        CHECK_STR(nl_result_message(&res[1]), "already present");
-        a[0].kind = a[1].kind = PLAN_DEL_ROUTE;
+        CHECK_STR(host_result_message(&res[0]), "already present");
+        CHECK_STR(host_result_message(&res[1]), "already present");
+        a[0].kind = a[1].kind = CHANGE_DEL_ROUTE;
         CHECK_INT(apply(&s, a, 2, res), 0);
-        CHECK_STR(nl_result_message(&res[0]), "");
+        CHECK_STR(host_result_message(&res[0]), "");
         CHECK_INT(apply(&s, a, 2, res), 0); /* ESRCH */
-        CHECK_STR(nl_result_message(&res[0]), "already absent");
-        CHECK_STR(nl_result_message(&res[1]), "already absent");
-        nl_results_free(res, 2);
+        CHECK_STR(host_result_message(&res[0]), "already absent");
+        CHECK_STR(host_result_message(&res[1]), "already absent");
+        host_results_free(res, 2);
 }
 
 /* A bad route in the middle of a batch fails alone, with the kernel's message. */
@@ -761,18 +761,18 @@ NETNS_TEST(test_invalid_route_extack)
 {
         struct cfg_settings s = settings();
         struct host_snapshot h = {};
-        struct plan_action a[3];
-        struct nl_result res[3] = {};
+        struct host_change a[3];
+        struct host_result res[3] = {};
 
         setup_eth0();
-        a[0] = route_action(PLAN_ADD_ROUTE, HOST_RTN_UNICAST, "10.6.0.0/26", "192.168.10.2", "eth0", 254, 1024);
-        a[1] = route_action(PLAN_ADD_ROUTE, HOST_RTN_UNICAST, "10.6.0.64/26", "172.31.0.1", "eth0", 254, 1024);
-        a[2] = route_action(PLAN_ADD_ROUTE, HOST_RTN_BLACKHOLE, "10.6.0.128/26", NULL, NULL, 254, 1024);
+        a[0] = route_action(CHANGE_ADD_ROUTE, HOST_RTN_UNICAST, "10.6.0.0/26", "192.168.10.2", "eth0", 254, 1024);
+        a[1] = route_action(CHANGE_ADD_ROUTE, HOST_RTN_UNICAST, "10.6.0.64/26", "172.31.0.1", "eth0", 254, 1024);
+        a[2] = route_action(CHANGE_ADD_ROUTE, HOST_RTN_BLACKHOLE, "10.6.0.128/26", NULL, NULL, 254, 1024);
         CHECK_INT(apply(&s, a, 3, res), 1);
         CHECK_INT(res[0].error, 0);
         CHECK(res[1].error < 0);
-        fprintf(stderr, "gateway not on-link: %s (%s)\n", strerror(-res[1].error), nl_result_message(&res[1]));
-        CHECK(strstr(nl_result_message(&res[1]), "gateway"));
+        fprintf(stderr, "gateway not on-link: %s (%s)\n", strerror(-res[1].error), host_result_message(&res[1]));
+        CHECK(strstr(host_result_message(&res[1]), "gateway"));
         CHECK_INT(res[2].error, 0);
         observe(&s, &h);
         CHECK(find_route(&h, "10.6.0.0/26", 254));
@@ -784,7 +784,7 @@ NETNS_TEST(test_invalid_route_extack)
         a[0].route.type = HOST_RTN_LOCAL;
         CHECK_INT(apply(&s, a, 1, res), 1);
         CHECK_INT(res[0].error, -EINVAL);
-        nl_results_free(res, 3);
+        host_results_free(res, 3);
 }
 
 /* Deleting what was observed: an own multipath route (someone used our protocol
@@ -793,8 +793,8 @@ NETNS_TEST(test_delete_observed_multipath)
 {
         struct cfg_settings s = settings();
         struct host_snapshot h = {};
-        struct plan_action a = { .kind = PLAN_DEL_ROUTE, .pool = UINT32_MAX };
-        struct nl_result res = {};
+        struct host_change a = { .kind = CHANGE_DEL_ROUTE, .pool = UINT32_MAX };
+        struct host_result res = {};
         const struct host_route *r;
 
         setup_eth0();
@@ -811,16 +811,16 @@ NETNS_TEST(test_delete_observed_multipath)
         a.route = *r;
         host_snapshot_clear(&h);
         CHECK_INT(apply(&s, &a, 1, &res), 0);
-        CHECK_STR(nl_result_message(&res), "");
+        CHECK_STR(host_result_message(&res), "");
         observe(&s, &h);
         CHECK_INT(count_proto(&h, 211), 0);
         r = find_route(&h, "10.8.0.0/26", 254);
         CHECK(r && r->protocol == 12);
         host_snapshot_clear(&h);
-        nl_results_free(&res, 1);
+        host_results_free(&res, 1);
 }
 
-static void fill_batch(struct plan_action *a, size_t n, enum plan_kind kind)
+static void fill_batch(struct host_change *a, size_t n, enum host_change_kind kind)
 {
         for (size_t i = 0; i < n; i++) {
                 char dst[32];
@@ -835,25 +835,25 @@ NETNS_TEST(test_batch_5000)
         enum { N = 5000 };
         struct cfg_settings s = settings();
         struct host_snapshot h = {};
-        struct plan_action *a = calloc(N, sizeof(*a));
-        struct nl_result *res = calloc(N, sizeof(*res));
-        struct nl *nl = NULL;
+        struct host_change *a = calloc(N, sizeof(*a));
+        struct host_result *res = calloc(N, sizeof(*res));
+        struct kern *nl = NULL;
         double t0, t_add, t_again, t_del, t_obs;
         char *out;
 
         CHECK(a && res);
         setup_eth0();
-        fill_batch(a, N, PLAN_ADD_ROUTE);
-        CHECK(nl_open(&nl) == 0);
+        fill_batch(a, N, CHANGE_ADD_ROUTE);
+        CHECK(kern_open(&nl) == 0);
 
         t0 = now_ms();
-        CHECK_INT(nl_apply(nl, &s, a, N, res), 0);
+        CHECK_INT(kern_apply(nl, &s, a, N, res), 0);
         t_add = now_ms() - t0;
         for (size_t i = 0; i < N; i++)
-                CHECK_STR(nl_result_message(&res[i]), "");
+                CHECK_STR(host_result_message(&res[i]), "");
 
         t0 = now_ms();
-        CHECK(nl_observe(nl, &s, &h) == 0);
+        CHECK(kern_observe(nl, &s, &h) == 0);
         t_obs = now_ms() - t0;
         CHECK_INT(count_proto(&h, 211), N);
         host_snapshot_clear(&h);
@@ -861,28 +861,28 @@ NETNS_TEST(test_batch_5000)
         CHECK_INT(atoi(out), N);
         free(out);
 
-        nl_results_free(res, N);
+        host_results_free(res, N);
         t0 = now_ms();
-        CHECK_INT(nl_apply(nl, &s, a, N, res), 0); /* all EEXIST: every ack is an error ack */
+        CHECK_INT(kern_apply(nl, &s, a, N, res), 0); /* all EEXIST: every ack is an error ack */
         t_again = now_ms() - t0;
         for (size_t i = 0; i < N; i++)
-                CHECK_STR(nl_result_message(&res[i]), "already present");
+                CHECK_STR(host_result_message(&res[i]), "already present");
 
-        fill_batch(a, N, PLAN_DEL_ROUTE);
-        nl_results_free(res, N);
+        fill_batch(a, N, CHANGE_DEL_ROUTE);
+        host_results_free(res, N);
         t0 = now_ms();
-        CHECK_INT(nl_apply(nl, &s, a, N, res), 0);
+        CHECK_INT(kern_apply(nl, &s, a, N, res), 0);
         t_del = now_ms() - t0;
         for (size_t i = 0; i < N; i++)
-                CHECK_STR(nl_result_message(&res[i]), "");
-        CHECK(nl_observe(nl, &s, &h) == 0);
+                CHECK_STR(host_result_message(&res[i]), "");
+        CHECK(kern_observe(nl, &s, &h) == 0);
         CHECK_INT(count_proto(&h, 211), 0);
         host_snapshot_clear(&h);
-        nl_close(nl);
+        kern_close(nl);
         fprintf(stderr, "5000 routes: add %.1f ms, add again (EEXIST) %.1f ms, observe %.1f ms, delete %.1f ms\n",
                 t_add, t_again, t_obs, t_del);
         free(a);
-        nl_results_free(res, N);
+        host_results_free(res, N);
         free(res);
 }
 
@@ -892,11 +892,11 @@ NETNS_TEST(test_set_proxy)
 {
         struct cfg_settings s = settings();
         struct host_snapshot h = {};
-        struct plan_action a[2] = {
-                { .kind = PLAN_SET_PROXY_DELAY, .ifindex = ifindex("lo"), .value = 800 },
-                { .kind = PLAN_SET_PROXY_ARP, .ifindex = ifindex("lo"), .value = 1 },
+        struct host_change a[2] = {
+                { .kind = CHANGE_SET_PROXY_DELAY, .ifindex = ifindex("lo"), .value = 800 },
+                { .kind = CHANGE_SET_PROXY_ARP, .ifindex = ifindex("lo"), .value = 1 },
         };
-        struct nl_result res[2] = {};
+        struct host_result res[2] = {};
 
         setup_eth0();
         a[0].ifindex = a[1].ifindex = ifindex("eth0");
@@ -920,9 +920,9 @@ NETNS_TEST(test_set_proxy)
         a[0].ifindex = a[1].ifindex = 4242; /* no such device */
         CHECK_INT(apply(&s, a, 2, res), 2);
         fprintf(stderr, "no such device: delay %s (%s), proxy_arp %s (%s)\n", strerror(-res[0].error),
-                res[0].message, strerror(-res[1].error), nl_result_message(&res[1]));
+                res[0].message, strerror(-res[1].error), host_result_message(&res[1]));
         CHECK(res[0].error < 0 && res[1].error < 0);
-        nl_results_free(res, 2);
+        host_results_free(res, 2);
 }
 
 /* ---------------------------------------------------------------- apply: tunnels */
@@ -931,9 +931,9 @@ NETNS_TEST(test_remove_vxlan)
 {
         struct cfg_settings s = settings();
         struct host_snapshot h = {};
-        struct plan_tunnel t = { .kind = "vxlan" };
-        struct plan_action a = { .kind = PLAN_REMOVE_TUNNEL, .dev = "vxlan.calico", .tunnel = &t };
-        struct nl_result res = {};
+        struct host_tunnel t = { .kind = "vxlan" };
+        struct host_change a = { .kind = CHANGE_REMOVE_TUNNEL, .dev = "vxlan.calico", .tunnel = &t };
+        struct host_result res = {};
 
         setup_eth0();
         sh("ip link add vxlan.calico type vxlan id 4096 dstport 4789 dev eth0 && ip link set vxlan.calico up");
@@ -942,34 +942,34 @@ NETNS_TEST(test_remove_vxlan)
         t.addrs[t.n_addrs++] = P("10.233.90.1/32");
         CHECK_INT(apply(&s, &a, 1, &res), 0);
         CHECK_INT(res.error, 0);
-        CHECK_STR(nl_result_message(&res), "deleted");
+        CHECK_STR(host_result_message(&res), "deleted");
         observe(&s, &h);
         CHECK(!host_link_by_name(&h, "vxlan.calico"));
         CHECK(host_link_by_name(&h, "eth0"));
         host_snapshot_clear(&h);
 
         CHECK_INT(apply(&s, &a, 1, &res), 0); /* again: already absent */
-        CHECK_STR(nl_result_message(&res), "already absent");
-        nl_results_free(&res, 1);
+        CHECK_STR(host_result_message(&res), "already absent");
+        host_results_free(&res, 1);
 }
 
 NETNS_TEST(test_remove_tunl0_absent)
 {
         struct cfg_settings s = settings();
         struct host_snapshot h = {};
-        struct plan_tunnel t = { .kind = "ipip" };
-        struct plan_action a = { .kind = PLAN_REMOVE_TUNNEL, .ifindex = 4242, .dev = "tunl0", .tunnel = &t };
-        struct nl_result res = {};
+        struct host_tunnel t = { .kind = "ipip" };
+        struct host_change a = { .kind = CHANGE_REMOVE_TUNNEL, .ifindex = 4242, .dev = "tunl0", .tunnel = &t };
+        struct host_result res = {};
 
         setup_eth0();
         CHECK_INT(apply(&s, &a, 1, &res), 0);
-        CHECK_STR(nl_result_message(&res), "already absent");
+        CHECK_STR(host_result_message(&res), "already absent");
         a.ifindex = 0;
         CHECK_INT(apply(&s, &a, 1, &res), 0);
         observe(&s, &h);
         CHECK(!host_link_by_name(&h, "tunl0"));
         host_snapshot_clear(&h);
-        nl_results_free(&res, 1);
+        host_results_free(&res, 1);
 }
 
 /* The kernel refuses to delete a device without rtnl_link_ops: reported, the
@@ -977,39 +977,39 @@ NETNS_TEST(test_remove_tunl0_absent)
 NETNS_TEST(test_remove_tunnel_refused)
 {
         struct cfg_settings s = settings();
-        struct plan_tunnel t = { .kind = "ipip" };
-        struct plan_action a = { .kind = PLAN_REMOVE_TUNNEL, .ifindex = 1, .dev = "lo", .tunnel = &t };
-        struct nl_result res = {};
+        struct host_tunnel t = { .kind = "ipip" };
+        struct host_change a = { .kind = CHANGE_REMOVE_TUNNEL, .ifindex = 1, .dev = "lo", .tunnel = &t };
+        struct host_result res = {};
 
         CHECK_INT(apply(&s, &a, 1, &res), 1);
         CHECK_INT(res.error, -EOPNOTSUPP);
-        CHECK_STR(nl_result_message(&res), "deleting lo failed");
+        CHECK_STR(host_result_message(&res), "deleting lo failed");
         CHECK_INT(ifindex("lo"), 1);
-        nl_results_free(&res, 1);
+        host_results_free(&res, 1);
 }
 
 /* A mixed plan: settings, a route batch, a tunnel, another batch, in order. */
 NETNS_TEST(test_apply_mixed_order)
 {
         struct cfg_settings s = settings();
-        struct plan_tunnel t = { .kind = "vxlan" };
-        struct plan_action a[5];
-        struct nl_result res[5] = {};
+        struct host_tunnel t = { .kind = "vxlan" };
+        struct host_change a[5];
+        struct host_result res[5] = {};
 
         setup_eth0();
         sh("ip link add vxlan.calico type vxlan id 4096 dstport 4789 dev eth0");
-        a[0] = (struct plan_action){ .kind = PLAN_SET_PROXY_DELAY, .ifindex = ifindex("eth0"), .value = 0 };
-        a[1] = (struct plan_action){ .kind = PLAN_SET_PROXY_ARP, .ifindex = ifindex("eth0"), .value = 1 };
-        a[2] = route_action(PLAN_ADD_ROUTE, HOST_RTN_UNICAST, "10.7.0.0/26", "192.168.10.2", "eth0", 254, 1024);
-        a[3] = (struct plan_action){ .kind = PLAN_REMOVE_TUNNEL, .ifindex = ifindex("vxlan.calico"),
+        a[0] = (struct host_change){ .kind = CHANGE_SET_PROXY_DELAY, .ifindex = ifindex("eth0"), .value = 0 };
+        a[1] = (struct host_change){ .kind = CHANGE_SET_PROXY_ARP, .ifindex = ifindex("eth0"), .value = 1 };
+        a[2] = route_action(CHANGE_ADD_ROUTE, HOST_RTN_UNICAST, "10.7.0.0/26", "192.168.10.2", "eth0", 254, 1024);
+        a[3] = (struct host_change){ .kind = CHANGE_REMOVE_TUNNEL, .ifindex = ifindex("vxlan.calico"),
                                      .dev = "vxlan.calico", .tunnel = &t };
-        a[4] = route_action(PLAN_DEL_ROUTE, HOST_RTN_UNICAST, "10.7.0.0/26", "192.168.10.2", "eth0", 254, 1024);
+        a[4] = route_action(CHANGE_DEL_ROUTE, HOST_RTN_UNICAST, "10.7.0.0/26", "192.168.10.2", "eth0", 254, 1024);
         CHECK_INT(apply(&s, a, 5, res), 0);
-        CHECK_STR(nl_result_message(&res[3]), "deleted");
-        CHECK_STR(nl_result_message(&res[4]), ""); /* the add came first: the delete found it */
+        CHECK_STR(host_result_message(&res[3]), "deleted");
+        CHECK_STR(host_result_message(&res[4]), ""); /* the add came first: the delete found it */
         CHECK_INT(conf("eth0", "proxy_arp"), 1);
         CHECK_INT(proxy_delay("eth0"), 0);
-        nl_results_free(res, 5);
+        host_results_free(res, 5);
 }
 
 /* ---------------------------------------------------------------- main */

@@ -3,7 +3,7 @@
  * the findings, and what the record must hold afterwards.
  *
  * Each test reads as a spec: actions are compared as the one-line text --check prints
- * (plan_action_fmt), with the flags it does not print appended by this file: " [replace]"
+ * (host_change_fmt), with the flags it does not print appended by this file: " [replace]"
  * on an add-route that replaces our own route, and " addrs A,B" / " [foreign]" on a
  * remove-tunnel. Every plan is also checked against the ownership rules (no action on a
  * foreign route, replace only over our own route, ...), and most tests then "apply" the
@@ -340,7 +340,7 @@ static bool route_eq(const struct host_route *a, const struct host_route *b)
 static void check_invariants(const struct cfg_settings *s, const struct host_snapshot *h, const struct plan *p)
 {
         for (size_t i = 0; i < p->n_actions; i++) {
-                const struct plan_action *a = &p->actions[i];
+                const struct host_change *a = &p->actions[i];
                 const struct host_link *l = a->ifindex ? host_link_by_index(h, a->ifindex) : NULL;
                 bool found = false;
 
@@ -349,7 +349,7 @@ static void check_invariants(const struct cfg_settings *s, const struct host_sna
                 if (l)
                         assert_string_equal(a->dev, l->name);
                 switch (a->kind) {
-                case PLAN_DEL_ROUTE:
+                case CHANGE_DEL_ROUTE:
                         /* Only an existing route of ours is ever deleted. */
                         assert_int_equal(a->route.protocol, s->route_protocol);
                         for (size_t k = 0; k < h->n_routes; k++)
@@ -357,7 +357,7 @@ static void check_invariants(const struct cfg_settings *s, const struct host_sna
                         assert_true(found);
                         assert_int_equal(a->ifindex, a->route.oif);
                         break;
-                case PLAN_ADD_ROUTE:
+                case CHANGE_ADD_ROUTE:
                         assert_int_equal(a->route.protocol, s->route_protocol);
                         assert_int_equal(a->route.table, s->route_table);
                         assert_int_equal(a->route.priority, s->route_metric);
@@ -376,14 +376,14 @@ static void check_invariants(const struct cfg_settings *s, const struct host_sna
                         }
                         assert_int_equal(found, a->replace);
                         break;
-                case PLAN_SET_PROXY_ARP:
-                case PLAN_SET_PROXY_DELAY:
+                case CHANGE_SET_PROXY_ARP:
+                case CHANGE_SET_PROXY_DELAY:
                         assert_non_null(l);
                         break;
-                case PLAN_REMOVE_TUNNEL:
+                case CHANGE_REMOVE_TUNNEL:
                         assert_non_null(l);
                         assert_true(streq(a->dev, s->tunnel_ipip) || streq(a->dev, s->tunnel_vxlan));
-                        assert_true(a->tunnel->n_addrs <= PLAN_TUNNEL_ADDRS_MAX);
+                        assert_true(a->tunnel->n_addrs <= HOST_TUNNEL_ADDRS_MAX);
                         break;
                 }
         }
@@ -403,16 +403,16 @@ static struct plan *plan(struct t *t)
         return p;
 }
 
-/* The action as the tests spell it: plan_action_fmt plus the flags it does not print. */
-static void action_text(const struct plan_action *a, char *buf, size_t size)
+/* The action as the tests spell it: host_change_fmt plus the flags it does not print. */
+static void action_text(const struct host_change *a, char *buf, size_t size)
 {
         size_t len;
 
-        assert_true(plan_action_fmt(a, buf, size) > 0);
+        assert_true(host_change_fmt(a, buf, size) > 0);
         len = strlen(buf);
-        if (a->kind == PLAN_ADD_ROUTE && a->replace)
+        if (a->kind == CHANGE_ADD_ROUTE && a->replace)
                 len += (size_t)snprintf(buf + len, size - len, " [replace]");
-        if (a->kind == PLAN_REMOVE_TUNNEL) {
+        if (a->kind == CHANGE_REMOVE_TUNNEL) {
                 for (size_t i = 0; i < a->tunnel->n_addrs; i++) {
                         char pfx[CFG_PREFIX_STRLEN];
 
@@ -540,7 +540,7 @@ static void addr_remove(struct host_snapshot *h, int ifindex, const struct cfg_p
         fail_msg("address not on the link");
 }
 
-static void apply_tunnel(struct host_snapshot *h, const struct plan_action *a)
+static void apply_tunnel(struct host_snapshot *h, const struct host_change *a)
 {
         size_t k;
 
@@ -570,28 +570,28 @@ static void apply_tunnel(struct host_snapshot *h, const struct plan_action *a)
         h->n_links--;
 }
 
-static void apply_action(struct host_snapshot *h, const struct plan_action *a)
+static void apply_action(struct host_snapshot *h, const struct host_change *a)
 {
         size_t k;
 
         switch (a->kind) {
-        case PLAN_SET_PROXY_ARP:
+        case CHANGE_SET_PROXY_ARP:
                 for (k = 0; k < h->n_links; k++)
                         if (h->links[k].ifindex == a->ifindex)
                                 h->links[k].proxy_arp = (int)a->value;
                 return;
-        case PLAN_SET_PROXY_DELAY:
+        case CHANGE_SET_PROXY_DELAY:
                 if (a->ifindex == h->uplink)
                         h->uplink_proxy_delay_ms = a->value;
                 return;
-        case PLAN_DEL_ROUTE:
+        case CHANGE_DEL_ROUTE:
                 for (k = 0; k < h->n_routes; k++)
                         if (route_eq(&h->routes[k], &a->route))
                                 break;
                 assert_true(k < h->n_routes);
                 route_remove_at(h, k);
                 return;
-        case PLAN_ADD_ROUTE:
+        case CHANGE_ADD_ROUTE:
                 if (!a->replace) {
                         route_push(h, &a->route); /* EEXIST: see check_route_keys() */
                         return;
@@ -602,7 +602,7 @@ static void apply_action(struct host_snapshot *h, const struct plan_action *a)
                 assert_true(k < h->n_routes);
                 h->routes[k] = a->route;
                 return;
-        case PLAN_REMOVE_TUNNEL:
+        case CHANGE_REMOVE_TUNNEL:
                 apply_tunnel(h, a);
                 return;
         }
@@ -1643,7 +1643,7 @@ static void test_uplink_not_found(void **state)
         p = plan(t);
         expect_record(p, "eth0", 0, 800, false);
         for (size_t i = 0; i < p->n_actions; i++)
-                assert_true(p->actions[i].kind != PLAN_SET_PROXY_ARP && p->actions[i].kind != PLAN_SET_PROXY_DELAY);
+                assert_true(p->actions[i].kind != CHANGE_SET_PROXY_ARP && p->actions[i].kind != CHANGE_SET_PROXY_DELAY);
 }
 
 /* ---- tunnels (§3.3) ---- */
@@ -1927,7 +1927,7 @@ static void test_tunnels_needed_no_tunnel_findings(void **state)
         p = plan(t);
         EXPECT_FINDINGS(p, "info pool-not-applying", UPSTREAM2);
         for (size_t i = 0; i < p->n_actions; i++)
-                assert_int_not_equal(p->actions[i].kind, PLAN_REMOVE_TUNNEL);
+                assert_int_not_equal(p->actions[i].kind, CHANGE_REMOVE_TUNNEL);
 }
 
 /* ---- host readiness findings ---- */
@@ -2239,13 +2239,13 @@ static void test_scale(void **state)
         print_message("planned %zu actions for %d blocks in %.3f s\n", p->n_actions, SCALE_BLOCKS,
                       (double)(b.tv_sec - a.tv_sec) + (double)(b.tv_nsec - a.tv_nsec) / 1e9);
         for (size_t i = 0; i < p->n_actions; i++)
-                if (p->actions[i].kind == PLAN_ADD_ROUTE) {
+                if (p->actions[i].kind == CHANGE_ADD_ROUTE) {
                         adds++;
                         blackholes += p->actions[i].route.type == HOST_RTN_BLACKHOLE;
                 }
         assert_int_equal(p->n_actions, SCALE_BLOCKS + 1);
         assert_string_equal(p->actions[0].dev, "eth0");
-        assert_int_equal(p->actions[0].kind, PLAN_SET_PROXY_ARP);
+        assert_int_equal(p->actions[0].kind, CHANGE_SET_PROXY_ARP);
         assert_int_equal(adds, SCALE_BLOCKS);
         assert_int_equal(blackholes, SCALE_BLOCKS / SCALE_NODES);
         assert_int_equal(p->n_routes_wanted, SCALE_BLOCKS);
@@ -2273,9 +2273,9 @@ static void test_scale(void **state)
         p = plan(t);
         adds = replaces = 0;
         for (size_t i = 0; i < p->n_actions; i++) {
-                adds += p->actions[i].kind == PLAN_ADD_ROUTE && !p->actions[i].replace;
-                replaces += p->actions[i].kind == PLAN_ADD_ROUTE && p->actions[i].replace;
-                dels += p->actions[i].kind == PLAN_DEL_ROUTE;
+                adds += p->actions[i].kind == CHANGE_ADD_ROUTE && !p->actions[i].replace;
+                replaces += p->actions[i].kind == CHANGE_ADD_ROUTE && p->actions[i].replace;
+                dels += p->actions[i].kind == CHANGE_DEL_ROUTE;
         }
         assert_int_equal(adds, SCALE_BLOCKS / 10);
         assert_int_equal(dels, 0);
@@ -2287,7 +2287,7 @@ static void test_scale(void **state)
  * contract (terminated, cut, the full length returned) for every buffer size. */
 static void test_action_fmt(void **state)
 {
-        struct plan_action a = { .kind = PLAN_ADD_ROUTE, .dev = "eth0", .pool = UINT32_MAX,
+        struct host_change a = { .kind = CHANGE_ADD_ROUTE, .dev = "eth0", .pool = UINT32_MAX,
                                  .route = { .table = 254, .priority = 1024, .protocol = 211,
                                             .type = HOST_RTN_UNICAST } };
         char full[256], cut[256];
@@ -2296,34 +2296,34 @@ static void test_action_fmt(void **state)
         (void)state;
         assert_true(cfg_prefix_parse("10.244.255.192/26", false, &a.route.dst) >= 0);
         assert_true(cfg_prefix_parse("192.168.100.7", false, &a.route.gateway) >= 0);
-        n = plan_action_fmt(&a, full, sizeof(full));
+        n = host_change_fmt(&a, full, sizeof(full));
         assert_string_equal(full, "add-route 10.244.255.192/26 via 192.168.100.7 dev eth0 proto 211 metric 1024 "
                                   "table 254");
         assert_int_equal(n, (int)strlen(full));
         for (size_t size = 0; size <= (size_t)n + 1; size++) {
                 memset(cut, 'x', sizeof(cut));
-                assert_int_equal(plan_action_fmt(&a, cut, size), n);
+                assert_int_equal(host_change_fmt(&a, cut, size), n);
                 if (size)
                         assert_int_equal(strlen(cut), size - 1 < (size_t)n ? size - 1 : (size_t)n);
                 assert_int_equal(memcmp(cut, full, size ? strlen(cut) : 0), 0);
                 assert_int_equal(cut[size], 'x'); /* nothing written past size */
         }
-        a.kind = PLAN_DEL_ROUTE;
+        a.kind = CHANGE_DEL_ROUTE;
         a.route.type = HOST_RTN_BLACKHOLE;
         a.route.table = 4294967295u;
         a.route.priority = 0;
         a.route.protocol = 0;
-        plan_action_fmt(&a, full, sizeof(full));
+        host_change_fmt(&a, full, sizeof(full));
         assert_string_equal(full, "delete-route blackhole 10.244.255.192/26 proto 0 metric 0 table 4294967295");
         a.route.type = HOST_RTN_UNICAST;
         a.route.gateway = (struct cfg_prefix){};
         a.dev[0] = '\0';
-        plan_action_fmt(&a, full, sizeof(full));
+        host_change_fmt(&a, full, sizeof(full));
         assert_string_equal(full, "delete-route 10.244.255.192/26 proto 0 metric 0 table 4294967295");
         assert_true(cfg_prefix_parse("fd00:10:244::/122", false, &a.route.dst) >= 0);
         assert_true(cfg_prefix_parse("fd00::2", false, &a.route.gateway) >= 0);
         memcpy(a.dev, "bond0.123456789", 16); /* 15 bytes and its NUL: IFNAMSIZ */
-        plan_action_fmt(&a, full, sizeof(full));
+        host_change_fmt(&a, full, sizeof(full));
         assert_string_equal(full, "delete-route fd00:10:244::/122 via fd00::2 dev bond0.123456789 proto 0 metric 0 "
                                   "table 4294967295");
 }

@@ -18,7 +18,7 @@ struct fake {
         int del_link_ret;
         int find_ret;
         bool still_there;
-        int del_addr_ret[PLAN_TUNNEL_ADDRS_MAX];
+        int del_addr_ret[HOST_TUNNEL_ADDRS_MAX];
         int set_down_ret;
         /* what was asked of it, in order */
         char log[512];
@@ -83,16 +83,16 @@ static const struct tunnel_ops fake_ops = {
 };
 
 /* The action points to its tunnel record, as the planner's do (plan->tunnels). */
-static struct plan_action tunnel_action(const char *dev, const char *kind, int ifindex, struct plan_tunnel *t)
+static struct host_change tunnel_action(const char *dev, const char *kind, int ifindex, struct host_tunnel *t)
 {
-        struct plan_action a = { .kind = PLAN_REMOVE_TUNNEL, .ifindex = ifindex, .pool = UINT32_MAX, .tunnel = t };
+        struct host_change a = { .kind = CHANGE_REMOVE_TUNNEL, .ifindex = ifindex, .pool = UINT32_MAX, .tunnel = t };
 
         snprintf(a.dev, sizeof(a.dev), "%s", dev);
         snprintf(t->kind, sizeof(t->kind), "%s", kind);
         return a;
 }
 
-static void add_addr(struct plan_tunnel *t, const char *prefix)
+static void add_addr(struct host_tunnel *t, const char *prefix)
 {
         assert_true(cfg_prefix_parse(prefix, true, &t->addrs[t->n_addrs]) >= 0);
         t->n_addrs++;
@@ -101,86 +101,86 @@ static void add_addr(struct plan_tunnel *t, const char *prefix)
 static void test_vxlan_deleted(void **state)
 {
         struct fake f = {};
-        struct plan_tunnel t = {};
-        struct plan_action a = tunnel_action("vxlan.calico", "vxlan", 7, &t);
-        struct nl_result res = {};
+        struct host_tunnel t = {};
+        struct host_change a = tunnel_action("vxlan.calico", "vxlan", 7, &t);
+        struct host_result res = {};
 
         (void)state;
         add_addr(&t, "10.233.90.1/32");
         assert_int_equal(tunnel_remove(&fake_ops, &f, &a, &res), 0);
         assert_int_equal(res.error, 0);
-        assert_string_equal(nl_result_message(&res), "deleted");
+        assert_string_equal(host_result_message(&res), "deleted");
         assert_string_equal(f.log, "del_link 7;find 7 vxlan.calico;");
-        nl_results_free(&res, 1);
+        host_results_free(&res, 1);
 }
 
 static void test_tunl0_kept_calico_addr(void **state)
 {
         struct fake f = { .still_there = true };
-        struct plan_tunnel t = {};
-        struct plan_action a = tunnel_action("tunl0", "ipip", 3, &t);
-        struct nl_result res = {};
+        struct host_tunnel t = {};
+        struct host_change a = tunnel_action("tunl0", "ipip", 3, &t);
+        struct host_result res = {};
 
         (void)state;
         add_addr(&t, "10.233.90.0/32");
         assert_int_equal(tunnel_remove(&fake_ops, &f, &a, &res), 0);
         assert_int_equal(res.error, 0);
-        assert_string_equal(nl_result_message(&res), "kernel kept tunl0: removed 10.233.90.0/32, set down");
+        assert_string_equal(host_result_message(&res), "kernel kept tunl0: removed 10.233.90.0/32, set down");
         assert_string_equal(f.log, "del_link 3;find 3 tunl0;del_addr 3 10.233.90.0/32;set_down 3;");
-        nl_results_free(&res, 1);
+        host_results_free(&res, 1);
 }
 
 static void test_tunl0_kept_two_addrs(void **state)
 {
         struct fake f = { .still_there = true };
-        struct plan_tunnel t = {};
-        struct plan_action a = tunnel_action("tunl0", "ipip", 3, &t);
-        struct nl_result res = {};
+        struct host_tunnel t = {};
+        struct host_change a = tunnel_action("tunl0", "ipip", 3, &t);
+        struct host_result res = {};
 
         (void)state;
         add_addr(&t, "10.233.90.0/32");
         add_addr(&t, "10.244.1.0/32");
         assert_int_equal(tunnel_remove(&fake_ops, &f, &a, &res), 0);
-        assert_string_equal(nl_result_message(&res), "kernel kept tunl0: removed 10.233.90.0/32, 10.244.1.0/32, set down");
+        assert_string_equal(host_result_message(&res), "kernel kept tunl0: removed 10.233.90.0/32, 10.244.1.0/32, set down");
         assert_int_equal(f.n_set_down, 1);
-        nl_results_free(&res, 1);
+        host_results_free(&res, 1);
 }
 
 static void test_tunl0_kept_no_addr(void **state)
 {
         struct fake f = { .still_there = true };
-        struct plan_tunnel t = {};
-        struct plan_action a = tunnel_action("tunl0", "ipip", 3, &t);
-        struct nl_result res = {};
+        struct host_tunnel t = {};
+        struct host_change a = tunnel_action("tunl0", "ipip", 3, &t);
+        struct host_result res = {};
 
         (void)state;
         assert_int_equal(tunnel_remove(&fake_ops, &f, &a, &res), 0);
-        assert_string_equal(nl_result_message(&res), "kernel kept tunl0: set down");
+        assert_string_equal(host_result_message(&res), "kernel kept tunl0: set down");
         assert_string_equal(f.log, "del_link 3;find 3 tunl0;set_down 3;");
-        nl_results_free(&res, 1);
+        host_results_free(&res, 1);
 }
 
 static void test_tunl0_kept_addr_already_gone(void **state)
 {
         struct fake f = { .still_there = true, .del_addr_ret = { -EADDRNOTAVAIL, 0 } };
-        struct plan_tunnel t = {};
-        struct plan_action a = tunnel_action("tunl0", "ipip", 3, &t);
-        struct nl_result res = {};
+        struct host_tunnel t = {};
+        struct host_change a = tunnel_action("tunl0", "ipip", 3, &t);
+        struct host_result res = {};
 
         (void)state;
         add_addr(&t, "10.233.90.0/32");
         add_addr(&t, "10.244.1.0/32");
         assert_int_equal(tunnel_remove(&fake_ops, &f, &a, &res), 0);
-        assert_string_equal(nl_result_message(&res), "kernel kept tunl0: removed 10.244.1.0/32, set down");
-        nl_results_free(&res, 1);
+        assert_string_equal(host_result_message(&res), "kernel kept tunl0: removed 10.244.1.0/32, set down");
+        host_results_free(&res, 1);
 }
 
 static void test_tunl0_kept_foreign(void **state)
 {
         struct fake f = { .still_there = true };
-        struct plan_tunnel t = {};
-        struct plan_action a = tunnel_action("tunl0", "ipip", 3, &t);
-        struct nl_result res = {};
+        struct host_tunnel t = {};
+        struct host_change a = tunnel_action("tunl0", "ipip", 3, &t);
+        struct host_result res = {};
 
         (void)state;
         add_addr(&t, "10.233.90.0/32");
@@ -191,63 +191,63 @@ static void test_tunl0_kept_foreign(void **state)
                             "kernel kept tunl0: removed 10.233.90.0/32; kept up: foreign addresses remain");
         assert_int_equal(f.n_set_down, 0);
         assert_string_equal(f.log, "del_link 3;find 3 tunl0;del_addr 3 10.233.90.0/32;");
-        nl_results_free(&res, 1);
+        host_results_free(&res, 1);
 }
 
 static void test_tunl0_kept_only_foreign(void **state)
 {
         struct fake f = { .still_there = true };
-        struct plan_tunnel t = {};
-        struct plan_action a = tunnel_action("tunl0", "ipip", 3, &t);
-        struct nl_result res = {};
+        struct host_tunnel t = {};
+        struct host_change a = tunnel_action("tunl0", "ipip", 3, &t);
+        struct host_result res = {};
 
         (void)state;
         t.foreign_addrs = true;
         assert_int_equal(tunnel_remove(&fake_ops, &f, &a, &res), 0);
-        assert_string_equal(nl_result_message(&res), "kernel kept tunl0: kept up: foreign addresses remain");
+        assert_string_equal(host_result_message(&res), "kernel kept tunl0: kept up: foreign addresses remain");
         assert_int_equal(f.n_del_addr, 0);
         assert_int_equal(f.n_set_down, 0);
-        nl_results_free(&res, 1);
+        host_results_free(&res, 1);
 }
 
 static void test_delete_eperm(void **state)
 {
         struct fake f = { .del_link_ret = -EPERM, .still_there = true };
-        struct plan_tunnel t = {};
-        struct plan_action a = tunnel_action("tunl0", "ipip", 3, &t);
-        struct nl_result res = {};
+        struct host_tunnel t = {};
+        struct host_change a = tunnel_action("tunl0", "ipip", 3, &t);
+        struct host_result res = {};
 
         (void)state;
         add_addr(&t, "10.233.90.0/32");
         assert_int_equal(tunnel_remove(&fake_ops, &f, &a, &res), -EPERM);
         assert_int_equal(res.error, -EPERM);
-        assert_string_equal(nl_result_message(&res), "deleting tunl0 failed");
+        assert_string_equal(host_result_message(&res), "deleting tunl0 failed");
         /* nothing else was tried */
         assert_string_equal(f.log, "del_link 3;");
-        nl_results_free(&res, 1);
+        host_results_free(&res, 1);
 }
 
 static void test_already_absent(void **state)
 {
         struct fake f = { .del_link_ret = -ENODEV };
-        struct plan_tunnel t = {};
-        struct plan_action a = tunnel_action("tunl0", "ipip", 3, &t);
-        struct nl_result res = {};
+        struct host_tunnel t = {};
+        struct host_change a = tunnel_action("tunl0", "ipip", 3, &t);
+        struct host_result res = {};
 
         (void)state;
         assert_int_equal(tunnel_remove(&fake_ops, &f, &a, &res), 0);
         assert_int_equal(res.error, 0);
-        assert_string_equal(nl_result_message(&res), "already absent");
+        assert_string_equal(host_result_message(&res), "already absent");
         assert_string_equal(f.log, "del_link 3;");
-        nl_results_free(&res, 1);
+        host_results_free(&res, 1);
 }
 
 static void test_find_fails(void **state)
 {
         struct fake f = { .find_ret = -ENOBUFS };
-        struct plan_tunnel t = {};
-        struct plan_action a = tunnel_action("tunl0", "ipip", 3, &t);
-        struct nl_result res = {};
+        struct host_tunnel t = {};
+        struct host_change a = tunnel_action("tunl0", "ipip", 3, &t);
+        struct host_result res = {};
 
         (void)state;
         add_addr(&t, "10.233.90.0/32");
@@ -255,78 +255,78 @@ static void test_find_fails(void **state)
         assert_int_equal(res.error, -ENOBUFS);
         assert_int_equal(f.n_del_addr, 0);
         assert_int_equal(f.n_set_down, 0);
-        nl_results_free(&res, 1);
+        host_results_free(&res, 1);
 }
 
 static void test_del_addr_fails(void **state)
 {
         struct fake f = { .still_there = true, .del_addr_ret = { -EPERM } };
-        struct plan_tunnel t = {};
-        struct plan_action a = tunnel_action("tunl0", "ipip", 3, &t);
-        struct nl_result res = {};
+        struct host_tunnel t = {};
+        struct host_change a = tunnel_action("tunl0", "ipip", 3, &t);
+        struct host_result res = {};
 
         (void)state;
         add_addr(&t, "10.233.90.0/32");
         add_addr(&t, "10.244.1.0/32");
         assert_int_equal(tunnel_remove(&fake_ops, &f, &a, &res), -EPERM);
         assert_int_equal(res.error, -EPERM);
-        assert_string_equal(nl_result_message(&res), "kernel kept tunl0: removing 10.233.90.0/32 failed");
+        assert_string_equal(host_result_message(&res), "kernel kept tunl0: removing 10.233.90.0/32 failed");
         /* the device is not set down with a Calico address possibly still on it */
         assert_int_equal(f.n_del_addr, 1);
         assert_int_equal(f.n_set_down, 0);
-        nl_results_free(&res, 1);
+        host_results_free(&res, 1);
 }
 
 static void test_set_down_fails(void **state)
 {
         struct fake f = { .still_there = true, .set_down_ret = -EPERM };
-        struct plan_tunnel t = {};
-        struct plan_action a = tunnel_action("tunl0", "ipip", 3, &t);
-        struct nl_result res = {};
+        struct host_tunnel t = {};
+        struct host_change a = tunnel_action("tunl0", "ipip", 3, &t);
+        struct host_result res = {};
 
         (void)state;
         add_addr(&t, "10.233.90.0/32");
         assert_int_equal(tunnel_remove(&fake_ops, &f, &a, &res), -EPERM);
-        assert_string_equal(nl_result_message(&res), "kernel kept tunl0: removed 10.233.90.0/32; setting it down failed");
-        nl_results_free(&res, 1);
+        assert_string_equal(host_result_message(&res), "kernel kept tunl0: removed 10.233.90.0/32; setting it down failed");
+        host_results_free(&res, 1);
 }
 
 static void test_set_down_gone(void **state)
 {
         struct fake f = { .still_there = true, .set_down_ret = -ENODEV };
-        struct plan_tunnel t = {};
-        struct plan_action a = tunnel_action("tunl0", "ipip", 3, &t);
-        struct nl_result res = {};
+        struct host_tunnel t = {};
+        struct host_change a = tunnel_action("tunl0", "ipip", 3, &t);
+        struct host_result res = {};
 
         (void)state;
         assert_int_equal(tunnel_remove(&fake_ops, &f, &a, &res), 0);
-        assert_string_equal(nl_result_message(&res), "deleted");
-        nl_results_free(&res, 1);
+        assert_string_equal(host_result_message(&res), "deleted");
+        host_results_free(&res, 1);
 }
 
 static void test_long_message_whole(void **state)
 {
         struct fake f = { .still_there = true };
-        struct plan_tunnel t = {};
-        struct plan_action a = tunnel_action("tunl0", "ipip", 3, &t);
-        struct nl_result res = {};
+        struct host_tunnel t = {};
+        struct host_change a = tunnel_action("tunl0", "ipip", 3, &t);
+        struct host_result res = {};
         int n_seen = 0;
 
         (void)state;
-        for (int i = 0; i < PLAN_TUNNEL_ADDRS_MAX; i++)
+        for (int i = 0; i < HOST_TUNNEL_ADDRS_MAX; i++)
                 add_addr(&t, "fd00:1234:5678:9abc:def0:1234:5678:9abc/128");
         assert_int_equal(tunnel_remove(&fake_ops, &f, &a, &res), 0);
-        assert_int_equal(f.n_del_addr, PLAN_TUNNEL_ADDRS_MAX);
+        assert_int_equal(f.n_del_addr, HOST_TUNNEL_ADDRS_MAX);
         /* The whole story, however long: messages are not cut to a fixed size. */
         assert_non_null(res.message);
         assert_true(strncmp(res.message, "kernel kept tunl0: removed ", 27) == 0);
         assert_non_null(strstr(res.message, ", set down"));
-        for (const char *m = res.message; n_seen < PLAN_TUNNEL_ADDRS_MAX; n_seen++) {
+        for (const char *m = res.message; n_seen < HOST_TUNNEL_ADDRS_MAX; n_seen++) {
                 m = strstr(m, "fd00:1234:5678:9abc:def0:1234:5678:9abc/128");
                 assert_non_null(m);
                 m++;
         }
-        nl_results_free(&res, 1);
+        host_results_free(&res, 1);
 }
 
 int main(void)
