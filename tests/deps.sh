@@ -4,13 +4,17 @@
 set -eu
 pkgs="meson ninja-build pkg-config gcc clang libclang-rt-14-dev libc6-dev libmnl-dev libnl-3-dev libnl-route-3-dev
 libyaml-dev libsystemd-dev libcmocka-dev libcurl4-openssl-dev libjson-c-dev iproute2 iputils-ping procps valgrind
-python3 systemd etcd-server etcd-client openssl util-linux mount"
+python3 systemd etcd-server etcd-client openssl util-linux mount python3-kubernetes"
 # libclang-rt-14-dev: clang only recommends it, and it holds libFuzzer and the sanitizer
 # runtimes tests/fuzz.sh links. procps: sysctl, used by the demo and the tests.
 # util-linux (nsenter, setpriv, unshare) and mount: tests/daemon, tests/faults and
 # tests/etcd; both come with every Debian system, named here all the same.
 # etcd-server and etcd-client: tests/etcd runs its own etcd in each case's namespace
 # (Debian's package may also start one as a service; the tests do not use it).
+# python3-kubernetes: the official Kubernetes Python client; tests/kube proves against
+# it (and against kubectl, when installed: Debian 12 has no kubectl package, the
+# Kubernetes project's apt repository does) that its test API server speaks the real
+# protocol. Those cases skip without the client.
 # Optional lists, installed only by the tests/system/ scripts themselves
 # (`sh tests/deps.sh nspawn|qemu`), never by default.
 case "${1:-}" in
