@@ -21,6 +21,9 @@
 /* The etcd key layout of Calico's libcalico-go (v3 resources and IPAM affinities). */
 #define CFG_ETCD_RESOURCES_PREFIX "/calico/resources/v3/projectcalico.org/"
 #define CFG_ETCD_AFFINITY_PREFIX "/calico/ipam/v2/host/"
+/* IPAM blocks: /calico/ipam/v2/assignment/ipv4/block/10.0.0.0-26 (libcalico-go
+ * lib/backend/model/block.go, BlockKey), the value a model.AllocationBlock as JSON. */
+#define CFG_ETCD_BLOCK_PREFIX "/calico/ipam/v2/assignment/"
 
 struct cfg_etcd {
         char *origin;        /* where it was read: calicoctl's file, or "the environment" */

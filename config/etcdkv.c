@@ -9,6 +9,16 @@
  * {"state":"confirmed","deleted":false}: each becomes a BlockAffinity resource, built as
  * a node tree around the value's own nodes, so errors in the value keep their position.
  *
+ * IPAM blocks are /calico/ipam/v2/assignment/ipv4/block/<a.b.c.d-NN>, the value the
+ * block as libcalico-go's model.AllocationBlock JSON (cidr, affinity, allocations,
+ * attributes, deleted: the same names as the IPAMBlock CRD's spec): each becomes an
+ * IPAMBlock resource with the value as its spec, the value's cidr checked against the
+ * key's.
+ *
+ * A resource whose metadata.name differs from its key's name is refused, naming the key:
+ * libcalico-go derives the name from the key, so a key nodes/evil cannot claim to be
+ * node2 (and neither can a block value claim another block's cidr).
+ *
  * Keys that do not fit the layout are skipped with a notice, as libcalico-go ignores
  * them. Reads nothing: the daemon hands the keys in. */
 #include <string.h>
@@ -30,7 +40,8 @@ static const struct {
 struct value_ctx {
         struct loader *l;
         const char *kind;            /* resources: the kind the plural stands for */
-        const char *node, *cidr;     /* affinities: from the key */
+        const char *node, *cidr;     /* affinities and blocks: from the key */
+        const char *name;            /* resources: the name the key gives */
         bool seen;
 };
 
@@ -40,9 +51,16 @@ static int on_resource_value(const struct ynode *n, void *userdata)
         const char *kind = n->kind == YN_MAP ? ynode_str(ynode_get(n, "kind")) : NULL;
         int r;
 
+        const struct ynode *meta = n->kind == YN_MAP ? ynode_get(n, "metadata") : NULL;
+        const char *name = meta && meta->kind == YN_MAP ? ynode_str(ynode_get(meta, "name")) : NULL;
+
         c->seen = true;
         if (kind && !streq(kind, c->kind))
                 return yerr(&c->l->y, ynode_get(n, "kind"), "a %s stored where %s resources belong", kind, c->kind);
+        if (name && !streq(name, c->name))
+                return yerr(&c->l->y, ynode_get(meta, "name"),
+                            "metadata.name \"%s\" differs from the key's name \"%s\": refused (%s)", name, c->name,
+                            c->l->y.file);
         r = load_resource(n, c->l);
         return r == -ENOMEM ? r : 0;
 }
@@ -114,6 +132,7 @@ static int load_resource_key(struct loader *l, const struct cfg_kv *kv, const ch
                         c.kind = etcd_kinds[i].kind;
         if (!c.kind)
                 return skip_key(l, "not a kind this daemon reads");
+        c.name = slash + 1;
         r = ydoc_load_buffer(l->y.file, kv->value, kv->value_len, 0, on_resource_value, &c, l->diags);
         if (r >= 0 && !c.seen)
                 return cfg_error(l->diags, l->y.file, 0, 0, "the value is empty (a %s resource was expected)", c.kind);
@@ -146,8 +165,54 @@ static int load_affinity_key(struct loader *l, const struct cfg_kv *kv, const ch
         return r;
 }
 
+/* The block value as an IPAMBlock of crd.projectcalico.org/v1 with the value as spec. */
+static int on_block_value(const struct ynode *val, void *userdata)
+{
+        struct value_ctx *c = userdata;
+        struct ynode k_api = scalar("apiVersion"), k_kind = scalar("kind"), k_spec = scalar("spec"),
+                     v_api = scalar("crd.projectcalico.org/v1"), v_kind = scalar("IPAMBlock");
+        struct ypair root_pairs[3] = { { &k_api, &v_api }, { &k_kind, &v_kind }, { &k_spec, (struct ynode *)val } };
+        struct ynode root = { .kind = YN_MAP, .pairs = root_pairs, .n = 3, .line = val->line, .col = val->col };
+        const char *cidr;
+        int r;
+
+        c->seen = true;
+        if (val->kind != YN_MAP)
+                return yerr(&c->l->y, val, "a block value must be an object, not %s", ynode_kind_name(val));
+        cidr = ynode_str(ynode_get(val, "cidr"));
+        if (cidr && !streq(cidr, c->cidr))
+                return yerr(&c->l->y, ynode_get(val, "cidr"), "cidr %s differs from the key's block %s: refused (%s)",
+                            cidr, c->cidr, c->l->y.file);
+        r = load_resource(&root, c->l);
+        return r == -ENOMEM ? r : 0;
+}
+
+/* ipv4/block/<a.b.c.d-NN> (or ipv6/block/<fd00::-122>) */
+static int load_block_key(struct loader *l, const struct cfg_kv *kv, const char *rest)
+{
+        struct value_ctx c = { .l = l };
+        char cidr[CFG_PREFIX_STRLEN + 8];
+        const char *b, *dash;
+        int r;
+
+        if (strncmp(rest, "ipv4/block/", 11) && strncmp(rest, "ipv6/block/", 11))
+                return skip_key(l, "not ipv4/block/<cidr>");
+        b = rest + 11;
+        if (!*b || strchr(b, '/') || strlen(b) >= sizeof(cidr) || !(dash = strrchr(b, '-')))
+                return skip_key(l, "no <address>-<length> block at the end");
+        /* The "/" is stored as "-" (BlockKey); IPv6 addresses hold no "-". */
+        snprintf(cidr, sizeof(cidr), "%.*s/%s", (int)(dash - b), b, dash + 1);
+        c.cidr = cidr;
+        r = ydoc_load_buffer(l->y.file, kv->value, kv->value_len, 0, on_block_value, &c, l->diags);
+        if (r >= 0 && !c.seen)
+                return cfg_error(l->diags, l->y.file, 0, 0, "the value is empty (an IPAM block was expected)");
+        return r;
+}
+
 int load_etcd_kv(struct loader *l, const struct cfg_kv *kv)
 {
+        if (!strncmp(kv->key, CFG_ETCD_BLOCK_PREFIX, strlen(CFG_ETCD_BLOCK_PREFIX)))
+                return load_block_key(l, kv, kv->key + strlen(CFG_ETCD_BLOCK_PREFIX));
         if (!strncmp(kv->key, CFG_ETCD_RESOURCES_PREFIX, strlen(CFG_ETCD_RESOURCES_PREFIX)))
                 return load_resource_key(l, kv, kv->key + strlen(CFG_ETCD_RESOURCES_PREFIX));
         if (!strncmp(kv->key, CFG_ETCD_AFFINITY_PREFIX, strlen(CFG_ETCD_AFFINITY_PREFIX)))

@@ -80,6 +80,24 @@ int loader_add_block(struct loader *l, const struct cfg_prefix *cidr, uint32_t n
         return 0;
 }
 
+int loader_add_borrowed(struct loader *l, const struct cfg_prefix *addr, uint32_t node, uint32_t block_node,
+                        uint32_t line)
+{
+        int r;
+
+        if (l->n_borrowed >= CFG_MAX_BORROWED)
+                return cfg_error(l->diags, l->y.file, line, 0, "more than %d borrowed addresses", CFG_MAX_BORROWED);
+        if ((r = GROW(l->borrowed, l->cap_borrowed, l->n_borrowed + 1)) < 0)
+                return r;
+        l->borrowed[l->n_borrowed++] = (struct raw_borrowed){
+                .addr = *addr,
+                .node = node,
+                .block_node = block_node,
+                .src = { .file = l->file, .line = line },
+        };
+        return 0;
+}
+
 /* ---- reading files ---- */
 
 static int add_file(struct loader *l, const char *path, size_t max)
@@ -349,6 +367,50 @@ static int build_blocks(struct loader *l)
         return ret;
 }
 
+static int raw_borrowed_cmp(const void *a, const void *b)
+{
+        const struct raw_borrowed *x = a, *y = b;
+        int c = cfg_prefix_cmp(&x->addr, &y->addr);
+
+        if (c)
+                return c;
+        return src_before(x->src, y->src) ? -1 : (src_before(y->src, x->src) ? 1 : 0);
+}
+
+/* Borrowed addresses in address order, one per address (the same IPAMBlock read twice
+ * gives the same entries; the first is kept), each in its pool; those in no pool are
+ * dropped like blocks in no pool. */
+static int build_borrowed(struct loader *l)
+{
+        struct cfg_model *m = l->m;
+        size_t kept = 0;
+
+        if (l->n_borrowed > 1)
+                qsort(l->borrowed, l->n_borrowed, sizeof(*l->borrowed), raw_borrowed_cmp);
+        m->borrowed = calloc(l->n_borrowed ? l->n_borrowed : 1, sizeof(*m->borrowed));
+        if (!m->borrowed)
+                return -ENOMEM;
+        for (size_t i = 0; i < l->n_borrowed; i++) {
+                const struct raw_borrowed *rb = &l->borrowed[i];
+                const struct cfg_pool *pool;
+
+                if (kept && cfg_prefix_eq(&m->borrowed[kept - 1].addr, &rb->addr))
+                        continue;
+                pool = cfg_model_pool_for(m, &rb->addr);
+                if (!pool)
+                        continue;
+                m->borrowed[kept++] = (struct cfg_borrowed){
+                        .addr = rb->addr,
+                        .node = rb->node,
+                        .block_node = rb->block_node,
+                        .pool = (uint32_t)(pool - m->pools),
+                        .src = rb->src,
+                };
+        }
+        m->n_borrowed = kept;
+        return 0;
+}
+
 struct name_idx {
         const char *name;
         uint32_t idx;
@@ -382,6 +444,13 @@ static int sort_nodes(struct cfg_model *m)
         }
         for (size_t i = 0; i < m->n_blocks; i++)
                 m->blocks[i].node = new_idx[m->blocks[i].node];
+        for (size_t i = 0; i < m->n_borrowed; i++) {
+                struct cfg_borrowed *b = &m->borrowed[i];
+
+                b->node = new_idx[b->node];
+                if (b->block_node != UINT32_MAX)
+                        b->block_node = new_idx[b->block_node];
+        }
         free(m->nodes);
         m->nodes = sorted;
         return 0;
@@ -403,6 +472,7 @@ static int check_felix(struct loader *l)
 static void loader_done(struct loader *l)
 {
         free(l->raw);
+        free(l->borrowed);
         free(l->node_index);
 }
 
@@ -412,7 +482,7 @@ static int finish(struct loader *l, size_t errors_before)
 
         if ((r = check_pools(l, errors_before)) == -ENOMEM || (r = check_felix(l)) == -ENOMEM)
                 return r;
-        if ((r = build_blocks(l)) == -ENOMEM)
+        if ((r = build_blocks(l)) == -ENOMEM || (r = build_borrowed(l)) < 0)
                 return r;
         if ((r = sort_nodes(l->m)) < 0)
                 return r;
@@ -572,6 +642,7 @@ void cfg_model_free(struct cfg_model *m)
         }
         free(m->nodes);
         free(m->blocks);
+        free(m->borrowed);
         for (size_t i = 0; i < m->n_felix; i++)
                 free(m->felix[i].name);
         free(m->felix);

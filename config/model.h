@@ -78,7 +78,12 @@ struct cfg_settings {
         enum cfg_datastore datastore;
         bool has_resources;      /* `resources` was set (not the default) */
         char *calicoctl_config;  /* calicoctl's settings file (default CFG_DEFAULT_CALICOCTL_CONFIG) */
+        bool use_pod_cidr;       /* Kubernetes Nodes' podCIDRs are blocks (host-local IPAM) */
 };
+
+/* Old (v1) pool fields that disagree with the v3 ones (see resources.c). */
+#define CFG_LEGACY_IPIP 1u /* ipip: {enabled, mode} vs ipipMode */
+#define CFG_LEGACY_NAT 2u  /* nat-outgoing vs natOutgoing */
 
 struct cfg_pool {
         char *name;
@@ -88,6 +93,8 @@ struct cfg_pool {
         enum cfg_encap vxlan;
         bool nat_outgoing;
         bool disabled;
+        bool workload;       /* allowedUses has Workload (or is absent): it holds pod blocks */
+        uint8_t legacy_disagrees; /* CFG_LEGACY_*: old and new fields say different things */
         char *node_selector; /* as written ("" when absent) */
         struct sel *selector;
         struct cfg_src src; /* the cidr's line */
@@ -110,6 +117,23 @@ struct cfg_block {
         uint32_t node; /* index into model->nodes */
         uint32_t pool; /* index into model->pools */
         struct cfg_src src;
+};
+
+/* A borrowed address: an allocated address of an IPAMBlock that a node other than the
+ * block's affine node hosts (Calico's default `strictAffinity: false` lets a node whose
+ * blocks are full take single addresses from another node's block, or from a block
+ * with no affinity). The IPAMBlock records it: allocations[ordinal] indexes
+ * attributes[], whose secondary.node names the hosting node (libcalico-go
+ * lib/backend/model/block.go, AllocationBlock.NonAffineAllocations(); Felix routes each
+ * one to its host, felix/calc/l3_route_resolver.go). Only these are kept from an
+ * IPAMBlock, never every allocation: the list is what routing (and the upstream routes
+ * report) needs, one entry per address, sorted by address. */
+struct cfg_borrowed {
+        struct cfg_prefix addr; /* a host prefix (/32, /128) */
+        uint32_t node;          /* the hosting node: index into model->nodes */
+        uint32_t block_node;    /* the block's affine node, or UINT32_MAX when it has none */
+        uint32_t pool;          /* index into model->pools */
+        struct cfg_src src;     /* the IPAMBlock's cidr line */
 };
 
 /* A tri-state: Felix settings are often simply absent. */
@@ -139,7 +163,11 @@ struct cfg_model {
         size_t n_blocks;
         struct cfg_felix *felix;
         size_t n_felix;
+        struct cfg_borrowed *borrowed; /* sorted by addr, one per address */
+        size_t n_borrowed;
         size_t n_skipped; /* resources of other kinds, blocks outside every pool */
+        size_t n_pod_cidrs_ignored; /* Kubernetes podCIDRs not read as blocks (usePodCIDR off) */
+        size_t n_ipam_resources;    /* BlockAffinities and IPAMBlocks read (Calico IPAM data) */
 };
 
 struct cfg_load_opts {

@@ -14,7 +14,7 @@
 /* Fields of IPPoolSpec that Calico knows; the ones this program does not use are
  * accepted and ignored. Anything else is a typo (calicoctl rejects it too). */
 static const char *const pool_ignored_fields[] = {
-        "allowedUses", "assignmentMode", "awsSubnetID", "disableBGPExport", "namespaceSelector",
+        "assignmentMode", "awsSubnetID", "disableBGPExport", "namespaceSelector",
 };
 
 static int parse_encap(const struct yctx *y, const struct ynode *n, const char *what, enum cfg_encap *ret)
@@ -148,11 +148,71 @@ static bool pool_field_ignored(const char *k)
         return false;
 }
 
+/* allowedUses: Workload, Tunnel, LoadBalancer; absent means Workload and Tunnel
+ * (libcalico-go lib/clientv3/ippool.go fills that default). Only a pool that allows
+ * Workload holds pod blocks (IPAM assigns pods from such pools only, libcalico-go
+ * lib/ipam/ipam.go passes IPPoolAllowedUseWorkload when it picks pools for a pod). */
+static int parse_allowed_uses(const struct yctx *y, struct cfg_pool *p, const struct ynode *n)
+{
+        const char *u;
+        int r;
+
+        p->workload = true;
+        if (ynode_is_null(n))
+                return 0;
+        if ((r = yv_seq(y, n, "allowedUses")) < 0 || n->n == 0)
+                return r; /* [] is the default too (len == 0 there) */
+        p->workload = false;
+        for (size_t i = 0; i < n->n; i++) {
+                if ((r = yv_str(y, n->items[i], "an allowedUses entry", &u)) < 0)
+                        return r;
+                if (!streq(u, "Workload") && !streq(u, "Tunnel") && !streq(u, "LoadBalancer"))
+                        return yerr(y, n->items[i], "pool \"%s\": allowedUses entry must be Workload, Tunnel or "
+                                    "LoadBalancer, not \"%s\"", p->name, u);
+                if (streq(u, "Workload"))
+                        p->workload = true;
+        }
+        return 0;
+}
+
+/* Old and new fields, as Calico v3.7 to v3.31 convert them
+ * (libcalico-go/lib/backend/k8s/resources/ippool.go, IPPoolv1v3Converter.ConvertFromK8s,
+ * removed in v3.32): a present `ipip: {enabled, mode}` overrides ipipMode, and
+ * `nat-outgoing` is ORed with natOutgoing. Where old and new disagree the answer depends
+ * on the Calico version (v3.32 and later ignore the old fields): flagged for a warning. */
+static int pool_legacy_fields(const struct yctx *y, struct cfg_pool *p, const struct ynode *ipip_mode,
+                              const struct ynode *legacy, const struct ynode *nat, const struct ynode *nat_v1)
+{
+        enum cfg_encap mode = CFG_ENCAP_NEVER, old;
+        bool new_nat = false, old_nat = false;
+        int r;
+
+        if (ipip_mode && (r = parse_encap(y, ipip_mode, "ipipMode", &mode)) < 0)
+                return r;
+        p->ipip = mode;
+        if (legacy && !ynode_is_null(legacy)) {
+                if ((r = parse_legacy_ipip(y, legacy, &old)) < 0)
+                        return r;
+                if (ipip_mode && old != mode)
+                        p->legacy_disagrees |= CFG_LEGACY_IPIP;
+                p->ipip = old;
+        }
+        if (nat && !ynode_is_null(nat) && (r = yv_bool(y, nat, "natOutgoing", &new_nat)) < 0)
+                return r;
+        if (nat_v1 && !ynode_is_null(nat_v1) && (r = yv_bool(y, nat_v1, "nat-outgoing", &old_nat)) < 0)
+                return r;
+        if (nat && !ynode_is_null(nat) && nat_v1 && !ynode_is_null(nat_v1) && old_nat != new_nat)
+                p->legacy_disagrees |= CFG_LEGACY_NAT;
+        p->nat_outgoing = new_nat || old_nat;
+        return 0;
+}
+
 static int parse_pool_spec(struct loader *l, struct cfg_pool *p, const struct ynode *spec,
                            const struct ynode **ret_cidr, const struct ynode **ret_bs)
 {
         const struct yctx *y = &l->y;
-        const struct ynode *ipip_mode = NULL, *legacy = NULL, *selector = NULL;
+        const struct ynode *ipip_mode = NULL, *legacy = NULL, *selector = NULL, *nat = NULL, *nat_v1 = NULL,
+                           *uses = NULL;
         uint64_t bs;
         int r = 0;
 
@@ -169,25 +229,23 @@ static int parse_pool_spec(struct loader *l, struct cfg_pool *p, const struct yn
                         ipip_mode = v;
                 else if (streq(k->str, "vxlanMode"))
                         r = parse_encap(y, v, "vxlanMode", &p->vxlan);
-                else if (streq(k->str, "natOutgoing") || streq(k->str, "nat-outgoing"))
-                        r = ynode_is_null(v) ? 0 : yv_bool(y, v, k->str, &p->nat_outgoing);
+                else if (streq(k->str, "natOutgoing"))
+                        nat = v;
+                else if (streq(k->str, "nat-outgoing"))
+                        nat_v1 = v;
                 else if (streq(k->str, "disabled"))
                         r = ynode_is_null(v) ? 0 : yv_bool(y, v, "disabled", &p->disabled);
                 else if (streq(k->str, "nodeSelector"))
                         selector = v;
                 else if (streq(k->str, "ipip"))
                         legacy = v;
+                else if (streq(k->str, "allowedUses"))
+                        uses = v;
                 else if (!pool_field_ignored(k->str))
                         r = yerr(y, k, "pool \"%s\": unknown IPPool field \"%s\"", p->name, k->str);
         }
-        if (r < 0)
-                return r;
-        /* ipipMode wins over the deprecated ipip field when both are present. */
-        if (ipip_mode)
-                r = parse_encap(y, ipip_mode, "ipipMode", &p->ipip);
-        else if (legacy && !ynode_is_null(legacy))
-                r = parse_legacy_ipip(y, legacy, &p->ipip);
-        if (r < 0)
+        if (r < 0 || (r = pool_legacy_fields(y, p, ipip_mode, legacy, nat, nat_v1)) < 0 ||
+            (r = parse_allowed_uses(y, p, uses)) < 0)
                 return r;
         return add_pool_selector(l, p, selector);
 }
@@ -422,12 +480,24 @@ static int k8s_node_internal_ip(struct loader *l, struct cfg_node *node, const s
         return 0;
 }
 
+/* A Kubernetes Node's podCIDR(s) are blocks only with usePodCIDR (Calico's
+ * USE_POD_CIDR, libcalico-go lib/apiconfig/apiconfig.go: "set to false when using
+ * calico-ipam"; libcalico-go lib/backend/k8s/client.go makes blocks of them only then).
+ * With Calico IPAM kubeadm still fills them, inside the pool: off, they are counted and
+ * ignored. */
 static int k8s_node_pod_cidrs(struct loader *l, uint32_t node, const struct ynode *spec)
 {
         const struct ynode *one = ynode_get(spec, "podCIDR"), *many = ynode_get(spec, "podCIDRs");
         struct cfg_prefix p;
         int r;
 
+        if (!l->m->settings.use_pod_cidr) {
+                if (!ynode_is_null(many) && many->kind == YN_SEQ)
+                        l->m->n_pod_cidrs_ignored += many->n;
+                else if (!ynode_is_null(one))
+                        l->m->n_pod_cidrs_ignored++;
+                return 0;
+        }
         if (!ynode_is_null(many)) {
                 if ((r = yv_seq(&l->y, many, "spec.podCIDRs")) < 0)
                         return r;
@@ -466,6 +536,20 @@ static int load_k8s_node(struct loader *l, const struct ynode *res)
         return k8s_node_pod_cidrs(l, idx, spec);
 }
 
+/* Affinity states as Calico counts them (libcalico-go lib/backend/model/block_affinity.go
+ * defines pending, confirmed, pendingDeletion):
+ * - "" or absent is confirmed (lib/ipam/ipam.go: "Treat empty string as confirmed for
+ *   compatibility with older data"; model/keys.go reads an empty etcd value as {});
+ * - pendingDeletion still counts until the affinity is gone: confd drops only pending
+ *   ones (confd/pkg/backends/calico/client.go: "Ignore pending block affinities"), so
+ *   BIRD keeps blackholing and advertising the block, and IPAM re-confirms it while the
+ *   block still names the host;
+ * - pending does not count (the claim is not finished). */
+static bool affinity_counts(const char *state)
+{
+        return !state || streq(state, "") || streq(state, "confirmed") || streq(state, "pendingDeletion");
+}
+
 static int load_block_affinity(struct loader *l, const struct ynode *res)
 {
         const struct ynode *spec = ynode_get(res, "spec"), *v;
@@ -491,18 +575,103 @@ static int load_block_affinity(struct loader *l, const struct ynode *res)
             (r = parse_cidr(&l->y, v, "spec.cidr", &cidr)) < 0)
                 return r;
         type = ynode_str(ynode_get(spec, "type"));
-        if (!state || !streq(state, "confirmed") || deleted || (type && !streq(type, "host")))
+        l->m->n_ipam_resources++;
+        if (!affinity_counts(state) || deleted || (type && !streq(type, "host")))
                 return 0;
         if ((r = loader_node(l, node, &idx)) < 0)
                 return r == -E2BIG ? yerr(&l->y, res, "more than %d nodes", CFG_MAX_NODES) : r;
         return loader_add_block(l, &cidr, idx, BLOCK_FROM_AFFINITY, v->line);
 }
 
+/* The node that hosts allocation `attr` (attributes[attr].secondary.node), or NULL when
+ * the attribute names none (Felix then warns and routes nothing for the address). */
+static int attr_node(const struct yctx *y, const struct ynode *attrs, uint64_t attr, const char **ret)
+{
+        const struct ynode *a = attrs->items[attr], *sec, *node;
+
+        *ret = NULL;
+        if (ynode_is_null(a))
+                return 0;
+        if (a->kind != YN_MAP)
+                return yerr(y, a, "spec.attributes[%llu] must be a mapping", (unsigned long long)attr);
+        sec = ynode_get(a, "secondary");
+        if (ynode_is_null(sec))
+                return 0;
+        if (sec->kind != YN_MAP)
+                return yerr(y, sec, "spec.attributes[%llu].secondary must be a mapping", (unsigned long long)attr);
+        node = ynode_get(sec, "node");
+        if (ynode_is_null(node))
+                return 0;
+        return yv_str(y, node, "secondary.node", ret);
+}
+
+/* The address at `ordinal` in block cidr (AllocationBlock.OrdinalToIP). */
+static struct cfg_prefix block_nth(const struct cfg_prefix *cidr, uint64_t ordinal)
+{
+        struct cfg_prefix a = *cidr;
+        unsigned maxlen = cfg_prefix_maxlen(cidr);
+
+        a.len = (uint8_t)maxlen;
+        for (int i = (int)maxlen / 8 - 1; i >= 0 && ordinal; i--) {
+                uint64_t sum = a.addr[i] + (ordinal & 0xff);
+
+                a.addr[i] = (uint8_t)sum;
+                ordinal = (ordinal >> 8) + (sum >> 8);
+        }
+        return a;
+}
+
+/* The borrowed addresses of one IPAMBlock, as libcalico-go's
+ * AllocationBlock.NonAffineAllocations() finds them (lib/backend/model/block.go):
+ * allocations[ordinal] is null (free) or an index into attributes[]; an address whose
+ * attribute names another node than the block's host is that node's; one whose
+ * attribute names no node is not routed (Felix warns). Only those are kept. */
+static int ipam_block_borrowed(struct loader *l, const struct ynode *spec, const struct cfg_prefix *cidr,
+                               const char *host, uint32_t line)
+{
+        const struct yctx *y = &l->y;
+        const struct ynode *allocs = ynode_get(spec, "allocations"), *attrs = ynode_get(spec, "attributes");
+        uint64_t size = (uint64_t)1 << (cfg_prefix_maxlen(cidr) - cidr->len), attr;
+        uint32_t block_node = UINT32_MAX, node;
+        const char *name;
+        int r;
+
+        if (ynode_is_null(allocs))
+                return 0;
+        if ((r = yv_seq(y, allocs, "spec.allocations")) < 0)
+                return r;
+        if (!ynode_is_null(attrs) && (r = yv_seq(y, attrs, "spec.attributes")) < 0)
+                return r;
+        if (allocs->n > size)
+                return yerr(y, allocs, "spec.allocations has %zu entries for a block of %llu addresses", allocs->n,
+                            (unsigned long long)size);
+        for (size_t i = 0; i < allocs->n; i++) {
+                if (ynode_is_null(allocs->items[i]))
+                        continue; /* free */
+                if ((r = yv_uint(y, allocs->items[i], "a spec.allocations entry", 0, UINT32_MAX, &attr)) < 0)
+                        return r;
+                if (ynode_is_null(attrs) || attr >= attrs->n)
+                        continue; /* "Missing attributes for IP": Felix skips it too */
+                if ((r = attr_node(y, attrs, attr, &name)) < 0)
+                        return r;
+                if (!name || !*name || (host && streq(name, host)))
+                        continue;
+                if (host && block_node == UINT32_MAX && (r = loader_node(l, host, &block_node)) < 0)
+                        return r;
+                if ((r = loader_node(l, name, &node)) < 0)
+                        return r;
+                struct cfg_prefix a = block_nth(cidr, i);
+                if ((r = loader_add_borrowed(l, &a, node, block_node, line)) < 0)
+                        return r;
+        }
+        return 0;
+}
+
 static int load_ipam_block(struct loader *l, const struct ynode *res)
 {
         const struct ynode *spec = ynode_get(res, "spec"), *v;
         struct cfg_prefix cidr;
-        const char *affinity = NULL;
+        const char *affinity = NULL, *host = NULL;
         bool deleted = false;
         uint32_t idx;
         int r;
@@ -518,11 +687,18 @@ static int load_ipam_block(struct loader *l, const struct ynode *res)
         if (ynode_get(spec, "affinity") && !ynode_is_null(ynode_get(spec, "affinity")) &&
             (r = yv_str(&l->y, ynode_get(spec, "affinity"), "spec.affinity", &affinity)) < 0)
                 return r;
-        /* Only host affinity makes a block this daemon routes; an unaffine block holds
-         * addresses borrowed by many nodes. */
-        if (deleted || !affinity || strncmp(affinity, "host:", 5) != 0 || !affinity[5])
+        l->m->n_ipam_resources++;
+        /* A deleted block is on its way out (MarkDeleted, before the key goes). */
+        if (deleted)
                 return 0;
-        if ((r = loader_node(l, affinity + 5, &idx)) < 0)
+        /* Only host affinity makes a block this daemon routes (AllocationBlock.Host());
+         * an unaffine block's addresses are all borrowed by their hosts. */
+        if (affinity && strncmp(affinity, "host:", 5) == 0 && affinity[5])
+                host = affinity + 5;
+        r = ipam_block_borrowed(l, spec, &cidr, host, v->line);
+        if (r < 0 || !host)
+                return r == -E2BIG ? yerr(&l->y, res, "more than %d nodes", CFG_MAX_NODES) : r;
+        if ((r = loader_node(l, host, &idx)) < 0)
                 return r == -E2BIG ? yerr(&l->y, res, "more than %d nodes", CFG_MAX_NODES) : r;
         return loader_add_block(l, &cidr, idx, BLOCK_FROM_IPAMBLOCK, v->line);
 }

@@ -326,6 +326,10 @@ static int parse_key(struct settings_ctx *c, const struct ynode *k, const struct
         }
         if (streq(k->str, "datastore"))
                 return parse_datastore(c, v);
+        if (streq(k->str, "usePodCIDR"))
+                /* Calico's USE_POD_CIDR (libcalico-go lib/apiconfig: "set to false when
+                 * using calico-ipam"): podCIDRs are blocks only with host-local IPAM. */
+                return yv_bool(y, v, "usePodCIDR", &s->use_pod_cidr);
         if (streq(k->str, "calicoctlConfig")) {
                 r = yv_str(y, v, "calicoctlConfig", &str);
                 if (r < 0)
@@ -339,7 +343,7 @@ static int parse_key(struct settings_ctx *c, const struct ynode *k, const struct
         return yerr(y, k,
                     "unknown setting \"%s\" (known: nodeName, nodeLabels, uplink, datastore, resources, "
                     "calicoctlConfig, routeProtocol, routeMetric, routeTable, localBlockRoute, tunnelDevices, "
-                    "resyncSeconds, proxyDelay)",
+                    "resyncSeconds, proxyDelay, usePodCIDR)",
                     k->str);
 }
 

@@ -154,7 +154,10 @@ static int open_collection(struct builder *b, enum ynode_kind kind, const yaml_e
                 return cfg_error(b->diags, b->file, (unsigned)e->start_mark.line + 1,
                                  (unsigned)e->start_mark.column + 1, "YAML nesting deeper than %d levels",
                                  YDOC_MAX_DEPTH);
-        items = kind == YN_SEQ && is_items_key(b);
+        /* Streamed like `items`: a List's items, and a root sequence, which is how
+         * calicoctl prints several results (calicoctl/calicoctl/commands/common/printer.go,
+         * ResourcePrinterYAML: one result alone, else the slice of them). */
+        items = kind == YN_SEQ && (is_items_key(b) || (b->list_items && b->depth == 0));
         n = node_new(b, kind, e);
         if (!n)
                 return -ENOMEM;

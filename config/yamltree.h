@@ -2,7 +2,7 @@
  * 1-based line/column positions, in an arena that is reset after every resource.
  *
  * List documents (a root mapping with an `items` sequence, as kubectl and calicoctl
- * print them) are streamed: each item is built, handed to the callback and freed before
+ * print them, or a root sequence, as calicoctl prints several results) are streamed: each item is built, handed to the callback and freed before
  * the next, so a 50,000-item list never exists as one tree. */
 #pragma once
 

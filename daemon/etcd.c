@@ -33,6 +33,7 @@ const char *const etcd_prefixes[ETCD_N_PREFIXES] = {
         CFG_ETCD_RESOURCES_PREFIX "nodes/",
         CFG_ETCD_RESOURCES_PREFIX "felixconfigurations/",
         CFG_ETCD_AFFINITY_PREFIX,
+        CFG_ETCD_BLOCK_PREFIX,
 };
 
 /* Retry: the first after a second, doubling up to half a minute, each drawn from

@@ -34,7 +34,7 @@ struct etcd_ops {
 };
 
 /* The prefixes listed and watched: IPPools, Nodes, FelixConfigurations, affinities. */
-#define ETCD_N_PREFIXES 4
+#define ETCD_N_PREFIXES 5
 extern const char *const etcd_prefixes[ETCD_N_PREFIXES];
 
 /* Caps on what the datastore controls. */

@@ -134,12 +134,15 @@ static void set_resources(struct cfg_settings *s, const char *const *paths)
                 s->resources[i] = paths[i][0] == '/' ? strdup(paths[i]) : fixture(paths[i]);
 }
 
-/* Load fixtures (paths relative to $FIXTURES, or absolute) with node1's default settings. */
-static int load_paths(const char *node, const char *const *paths, struct cfg_model **ret, struct cfg_diags *d)
+/* Load fixtures (paths relative to $FIXTURES, or absolute) with node's default settings,
+ * or with usePodCIDR: true. */
+static int load_paths_opt(const char *node, bool use_pod_cidr, const char *const *paths, struct cfg_model **ret,
+                          struct cfg_diags *d)
 {
         struct cfg_settings s = default_settings(node);
         int r;
 
+        s.use_pod_cidr = use_pod_cidr;
         set_resources(&s, paths);
         *ret = NULL;
         r = cfg_model_from_settings(&s, ret, d);
@@ -150,6 +153,11 @@ static int load_paths(const char *node, const char *const *paths, struct cfg_mod
                 assert_null(s.node_name); /* taken over by the model */
         cfg_settings_clear(&s);
         return r;
+}
+
+static int load_paths(const char *node, const char *const *paths, struct cfg_model **ret, struct cfg_diags *d)
+{
+        return load_paths_opt(node, false, paths, ret, d);
 }
 
 static struct cfg_model *load_ok(const char *const *paths)
@@ -187,6 +195,27 @@ static int load_bufs_s(struct cfg_settings *s, const char *const *bufs, struct c
         return r;
 }
 
+/* Settings with usePodCIDR: true (host-local IPAM: Kubernetes podCIDRs are blocks). */
+static int load_yaml_pod(const char *yaml, struct cfg_model **ret, struct cfg_diags *d)
+{
+        struct cfg_settings s = default_settings("node1");
+
+        s.use_pod_cidr = true;
+        return load_bufs_s(&s, (const char *const[]){ yaml, NULL }, ret, d);
+}
+
+static struct cfg_model *yaml_ok_pod(const char *yaml, struct cfg_diags *d)
+{
+        struct cfg_model *m = NULL;
+        int r = load_yaml_pod(yaml, &m, d);
+
+        if (r != 0)
+                dump_diags(d);
+        assert_int_equal(r, 0);
+        assert_int_equal(count_diags(d, CFG_ERROR), 0);
+        return m;
+}
+
 static int load_yaml_node(const char *node, const char *yaml, struct cfg_model **ret, struct cfg_diags *d)
 {
         struct cfg_settings s = default_settings(node);
@@ -212,11 +241,12 @@ static struct cfg_model *yaml_ok(const char *yaml, struct cfg_diags *d)
 }
 
 /* The buffer is refused; its first error is at line:col and says every needle. */
-static void expect_reject(const char *yaml, unsigned line, unsigned col, const char *const *needles)
+static void expect_reject_opt(const char *yaml, bool use_pod_cidr, unsigned line, unsigned col,
+                              const char *const *needles)
 {
         struct cfg_diags d = {};
         struct cfg_model *m = NULL;
-        int r = load_yaml(yaml, &m, &d);
+        int r = use_pod_cidr ? load_yaml_pod(yaml, &m, &d) : load_yaml(yaml, &m, &d);
 
         if (r != -EINVAL)
                 dump_diags(&d);
@@ -229,6 +259,11 @@ static void expect_reject(const char *yaml, unsigned line, unsigned col, const c
         else
                 assert_int_equal(line, 0);
         cfg_diags_clear(&d);
+}
+
+static void expect_reject(const char *yaml, unsigned line, unsigned col, const char *const *needles)
+{
+        expect_reject_opt(yaml, false, line, col, needles);
 }
 
 static struct cfg_prefix P(const char *s)
@@ -525,7 +560,8 @@ static void fixture_kdd(void **state)
         const struct cfg_diag *notice;
 
         (void)state;
-        assert_int_equal(load_paths("node1", NEEDLES("kdd"), &m, &d), 0);
+        /* usePodCIDR: true, so the podCIDRs are blocks too (host-local IPAM). */
+        assert_int_equal(load_paths_opt("node1", true, NEEDLES("kdd"), &m, &d), 0);
         assert_int_equal(count_diags(&d, CFG_ERROR), 0);
         assert_int_equal(m->n_files, 4);
         assert_true(contains(m->files[0], "kdd/blockaffinities.yaml"));
@@ -571,6 +607,29 @@ static void fixture_kdd(void **state)
         assert_diag_at(notice, 74, 0, NEEDLES("192.168.20.128/28", "node3", "no pool"));
         assert_true(contains(notice->file, "blockaffinities.yaml"));
         assert_int_equal(count_diags(&d, CFG_NOTICE), 1);
+        assert_int_equal(m->n_pod_cidrs_ignored, 0);
+        cfg_diags_clear(&d);
+        cfg_model_free(m);
+}
+
+/* The same cluster as Calico IPAM runs it (usePodCIDR off, Calico's default,
+ * libcalico-go lib/apiconfig/apiconfig.go USE_POD_CIDR): kubeadm's podCIDRs mean nothing,
+ * only the BlockAffinities and IPAMBlocks make blocks. */
+static void fixture_kdd_pod_cidrs_ignored(void **state)
+{
+        struct cfg_diags d = {};
+        struct cfg_model *m = NULL;
+
+        (void)state;
+        assert_int_equal(load_paths("node1", NEEDLES("kdd"), &m, &d), 0);
+        assert_int_equal(count_diags(&d, CFG_ERROR), 0);
+        assert_int_equal(m->n_blocks, 3);
+        assert_null(block_of(m, "10.233.64.0/24"));
+        assert_block(m, "10.233.90.0/26", "node1", "default-ipv4-ippool");
+        assert_block(m, "192.168.10.128/28", "node1", "underlay-az1");
+        assert_block(m, "192.168.10.144/28", "node2", "underlay-az1");
+        assert_int_equal(m->n_pod_cidrs_ignored, 3);
+        assert_true(m->n_ipam_resources > 0);
         cfg_diags_clear(&d);
         cfg_model_free(m);
 }
@@ -630,7 +689,11 @@ static void legacy_ipip_forms(void **state)
                     &d);
         assert_int_equal(pool_named(m, "off")->ipip, CFG_ENCAP_NEVER);
         assert_int_equal(pool_named(m, "nomode")->ipip, CFG_ENCAP_ALWAYS);
-        assert_int_equal(pool_named(m, "both")->ipip, CFG_ENCAP_NEVER); /* ipipMode wins */
+        /* The old field overrides ipipMode (IPPoolv1v3Converter, Calico v3.7-v3.31), and
+         * the disagreement is flagged for a warning (v3.32 and later ignore ipip). */
+        assert_int_equal(pool_named(m, "both")->ipip, CFG_ENCAP_ALWAYS);
+        assert_int_equal(pool_named(m, "both")->legacy_disagrees, CFG_LEGACY_IPIP);
+        assert_int_equal(pool_named(m, "off")->legacy_disagrees, 0);
         cfg_model_free(m);
         cfg_diags_clear(&d);
 
@@ -664,9 +727,9 @@ static void fixture_nodes_merged(void **state)
         /* node4 has no Kubernetes Node here. */
         assert_prefix(&n4->addr, "192.168.20.14/24");
         assert_null(cfg_labels_get(&n4->labels, "kubernetes.io/os"));
-        /* podCIDRs became blocks of the merged nodes. */
-        assert_block(m, "10.233.64.0/24", "node1", "default-ipv4-ippool");
-        assert_block(m, "10.233.66.0/24", "node3", "default-ipv4-ippool");
+        /* podCIDRs are no blocks without usePodCIDR. */
+        assert_int_equal(m->n_blocks, 0);
+        assert_int_equal(m->n_pod_cidrs_ignored, 3);
         cfg_model_free(m);
 }
 
@@ -688,8 +751,9 @@ static void fixture_combination_v310(void **state)
         assert_block(m, "192.168.10.128/28", "node1", "underlay-az1");
         assert_block(m, "192.168.10.144/28", "node2", "underlay-az1");
         assert_block(m, "192.168.20.128/28", "node3", "underlay-az2");
-        assert_int_equal(m->n_skipped, 4); /* 10.233.90.0/26 and three podCIDRs */
-        assert_int_equal(count_diags(&d, CFG_NOTICE), 4);
+        assert_int_equal(m->n_skipped, 1); /* 10.233.90.0/26 (the podCIDRs are not read) */
+        assert_int_equal(count_diags(&d, CFG_NOTICE), 1);
+        assert_int_equal(m->n_pod_cidrs_ignored, 3);
         assert_string_equal(cfg_model_self(m)->name, "node2");
         assert_string_equal(cfg_labels_get(cfg_model_self_labels(m), "rack"), "r2");
         assert_true(selects(pool_named(m, "underlay-az1"),
@@ -1769,7 +1833,8 @@ static void resource_structure(void **state)
         expect_reject(HDR_POOL "metadata:\n  name: p\n", 1, 1, NEEDLES("IPPool \"p\" without spec"));
         expect_reject(HDR_POOL "metadata:\n  name: p\nspec: 10.1.0.0/16\n", 5, 7, NEEDLES("spec must be a mapping"));
         expect_reject("apiVersion: v1\nmetadata:\n  name: x\n", 1, 1, NEEDLES("resource without a kind"));
-        expect_reject("- kind: IPPool\n- kind: Node\n", 1, 1, NEEDLES("a resource must be a mapping, not a list"));
+        /* A root sequence is calicoctl's several results: each item is a resource. */
+        expect_reject("- kind: IPPool\n  apiVersion: projectcalico.org/v3\n", 1, 3, NEEDLES("IPPool without metadata"));
         expect_reject("just words\n", 1, 1, NEEDLES("a resource must be a mapping, not a scalar"));
 }
 
@@ -1864,12 +1929,11 @@ static void yaml_limits(void **state)
 static void yaml_empty_collections(void **state)
 {
         (void)state;
-        expect_reject("[]\n", 1, 1, NEEDLES("a resource must be a mapping, not a list"));
+        expect_reject("[]\n", 0, 0, NEEDLES("no IPPool found")); /* calicoctl's empty result list */
         expect_reject("{}\n", 1, 1, NEEDLES("resource without a kind"));
-        /* `[]` is a complete document, handed over before libyaml finds the error. */
-        expect_reject("[][\n", 1, 1, NEEDLES("not a list"));
+        expect_reject("[][\n", 1, 3, NEEDLES("YAML syntax error"));
         expect_reject("[\n", 2, 1, NEEDLES("YAML syntax error"));
-        expect_reject("- []\n- {}\n", 1, 1, NEEDLES("not a list"));
+        expect_reject("- []\n- {}\n", 1, 3, NEEDLES("not a list"));
         expect_reject("apiVersion: v1\nkind: List\nitems: [[], {}]\n", 3, 9, NEEDLES("not a list"));
 }
 
@@ -2131,7 +2195,7 @@ static void unknown_kinds(void **state)
 static void ipv6_pools_and_blocks(void **state)
 {
         struct cfg_diags d = {};
-        struct cfg_model *m = yaml_ok(POOL_A "---\n" HDR_POOL "metadata:\n  name: v6\nspec:\n"
+        struct cfg_model *m = yaml_ok_pod(POOL_A "---\n" HDR_POOL "metadata:\n  name: v6\nspec:\n"
                                              "  cidr: fd00:10:244::/56\n  vxlanMode: Always\n  natOutgoing: false\n"
                                              "---\n" AFFINITY("node1", "fd00:10:244:0:1::/122", "confirmed", "false")
                                              "---\n" HDR_IPAM "metadata:\n  name: b6\nspec:\n"
@@ -2179,7 +2243,11 @@ static void blocks_affinity_forms(void **state)
                 &d);
 
         (void)state;
-        assert_int_equal(m->n_blocks, 3);
+        /* pending does not count; pendingDeletion does until the affinity is gone (confd
+         * drops only pending ones: confd/pkg/backends/calico/client.go). */
+        assert_int_equal(m->n_blocks, 4);
+        assert_null(block_of(m, "10.1.0.64/26"));
+        assert_block(m, "10.1.0.192/26", "node4", "a");
         assert_block(m, "10.1.0.0/26", "node1", "a");
         assert_block(m, "10.1.1.0/26", "node5", "a");
         assert_block(m, "10.1.1.64/26", "node6", "a");
@@ -2247,7 +2315,7 @@ static void blocks_conflict(void **state)
                              "---\n" AFFINITY("node2", "10.1.0.64/26", "confirmed", "false"),
                       23, 0, NEEDLES("block 10.1.0.64/26 of node node2 overlaps block 10.1.0.0/24 of node node1"));
         /* A podCIDR and an affinity for different nodes. */
-        assert_int_equal(load_yaml(POOL_A "---\napiVersion: v1\nkind: Node\nmetadata:\n  name: node1\nspec:\n"
+        assert_int_equal(load_yaml_pod(POOL_A "---\napiVersion: v1\nkind: Node\nmetadata:\n  name: node1\nspec:\n"
                                           "  podCIDR: 10.1.5.0/24\n"
                                           "---\n" AFFINITY("node2", "10.1.5.0/24", "confirmed", "false"),
                                    &m, &d),
@@ -2256,7 +2324,7 @@ static void blocks_conflict(void **state)
         cfg_diags_clear(&d);
 
         /* The same claim twice (a BlockAffinity and a podCIDR, or the same file twice). */
-        m = yaml_ok(POOL_A "---\napiVersion: v1\nkind: Node\nmetadata:\n  name: node1\nspec:\n"
+        m = yaml_ok_pod(POOL_A "---\napiVersion: v1\nkind: Node\nmetadata:\n  name: node1\nspec:\n"
                            "  podCIDR: 10.1.5.0/24\n"
                            "---\n" AFFINITY("node1", "10.1.5.0/24", "confirmed", "false")
                            "---\n" AFFINITY("node1", "10.1.5.0/24", "confirmed", "false"),
@@ -2369,7 +2437,7 @@ static void k8s_node_addresses(void **state)
         expect_reject(POOL_A "---\napiVersion: v1\nkind: Node\nmetadata:\n  name: n\n  annotations:\n"
                              "    projectcalico.org/IPv4Address: nowhere\n",
                       13, 36, NEEDLES("projectcalico.org/IPv4Address annotation", "\"nowhere\""));
-        expect_reject(POOL_A "---\napiVersion: v1\nkind: Node\nmetadata:\n  name: n\nspec:\n  podCIDR: 10.1.0.5/24\n",
+        expect_reject_opt(POOL_A "---\napiVersion: v1\nkind: Node\nmetadata:\n  name: n\nspec:\n  podCIDR: 10.1.0.5/24\n", true,
                       13, 12, NEEDLES("spec.podCIDR", "host bits"));
         expect_reject(POOL_A "---\napiVersion: v1\nkind: Node\nmetadata:\n  name: n\n  labels: [a]\n", 12, 11,
                       NEEDLES("metadata.labels must be a mapping"));
@@ -2390,6 +2458,229 @@ static void settings_handed_over(void **state)
         assert_int_equal(m->settings.route_metric, 77);
         assert_string_equal(m->settings.path, "/etc/cu/config.yaml");
         cfg_model_free(m);
+        cfg_diags_clear(&d);
+}
+
+/* ---- issue 12: Calico's data as Calico means it ---- */
+
+static const struct cfg_borrowed *borrowed_at(const struct cfg_model *m, const char *addr)
+{
+        struct cfg_prefix a = P(addr);
+
+        for (size_t i = 0; i < m->n_borrowed; i++)
+                if (cfg_prefix_eq(&m->borrowed[i].addr, &a))
+                        return &m->borrowed[i];
+        return NULL;
+}
+
+static void assert_borrowed(const struct cfg_model *m, const char *addr, const char *host, const char *block_node)
+{
+        const struct cfg_borrowed *b = borrowed_at(m, addr);
+
+        if (!b) {
+                print_error("no borrowed address %s\n", addr);
+                fail();
+        }
+        assert_string_equal(m->nodes[b->node].name, host);
+        if (block_node)
+                assert_string_equal(m->nodes[b->block_node].name, block_node);
+        else
+                assert_int_equal(b->block_node, UINT32_MAX);
+}
+
+/* libcalico-go lib/backend/model/block_test.go, "should calculate non-affine
+ * allocations correctly": the same AllocationBlock, written as the IPAMBlock CRD prints
+ * it (allocations index attributes; secondary.node names the host). */
+#define BLOCK_TEST_GO                                                                                        \
+        HDR_IPAM "metadata:\n  name: 10-1-0-0-29\nspec:\n  affinity: host:myhost\n  allocations:\n  - 1\n"   \
+                 "  - 0\n  - 2\n  - 3\n  - null\n  - null\n  - null\n  - 2\n  attributes:\n"                 \
+                 "  - handle_id: k8s-pod-network.a\n    secondary:\n      node: myhost\n"                    \
+                 "  - handle_id: k8s-pod-network.b\n    secondary:\n      namespace: default\n"              \
+                 "      node: otherhost\n      pod: b\n"                                                      \
+                 "  - secondary:\n      node: anotherhost\n"                                                  \
+                 "  cidr: 10.1.0.0/29\n  deleted: false\n  strictAffinity: false\n  unallocated:\n  - 4\n"
+
+static void ipam_block_borrowed_addresses(void **state)
+{
+        struct cfg_diags d = {};
+        struct cfg_model *m = yaml_ok(POOL_A "---\n" BLOCK_TEST_GO, &d);
+
+        (void)state;
+        /* Exactly NonAffineAllocations(): 10.1.0.0 otherhost, 10.1.0.2 and .7 anotherhost;
+         * .1 is the block's own host, .3 has no attributes (skipped, as Felix does). */
+        assert_int_equal(m->n_borrowed, 3);
+        assert_borrowed(m, "10.1.0.0", "otherhost", "myhost");
+        assert_borrowed(m, "10.1.0.2", "anotherhost", "myhost");
+        assert_borrowed(m, "10.1.0.7", "anotherhost", "myhost");
+        assert_int_equal(m->borrowed[0].addr.len, 32);
+        assert_int_equal(m->borrowed[2].pool, (uint32_t)(pool_named(m, "a") - m->pools));
+        assert_int_equal(m->borrowed[0].src.line, 34); /* the cidr's line */
+        assert_block(m, "10.1.0.0/29", "myhost", "a");
+        cfg_model_free(m);
+        cfg_diags_clear(&d);
+}
+
+static void ipam_block_borrowed_edges(void **state)
+{
+        struct cfg_diags d = {};
+        /* No affinity: every allocation with a node is borrowed by it (Felix routes
+         * each, felix/calc/l3_route_resolver.go); one attribute names no node; a deleted
+         * block counts for nothing; a block outside every pool keeps nothing. */
+        struct cfg_model *m = yaml_ok(
+                POOL_A "---\n" HDR_IPAM "metadata:\n  name: b1\nspec:\n  cidr: 10.1.2.0/30\n  affinity: null\n"
+                       "  allocations: [0, 1, null, 0]\n  attributes:\n  - secondary: {node: n2}\n"
+                       "  - handle_id: ipip-tunnel-addr-n3\n"
+                       "---\n" HDR_IPAM "metadata:\n  name: b2\nspec:\n  cidr: 10.1.3.0/30\n  affinity: host:n1\n"
+                       "  allocations: [0]\n  attributes:\n  - secondary: {node: n4}\n  deleted: true\n"
+                       "---\n" HDR_IPAM "metadata:\n  name: b3\nspec:\n  cidr: 10.9.0.0/30\n  affinity: host:n1\n"
+                       "  allocations: [0]\n  attributes:\n  - secondary: {node: n5}\n",
+                &d);
+
+        (void)state;
+        assert_int_equal(m->n_borrowed, 2);
+        assert_borrowed(m, "10.1.2.0", "n2", NULL);
+        assert_borrowed(m, "10.1.2.3", "n2", NULL);
+        assert_int_equal(m->n_blocks, 0); /* b1 is unaffine, b2 deleted, b3 in no pool */
+        cfg_model_free(m);
+        cfg_diags_clear(&d);
+
+        expect_reject(POOL_A "---\n" HDR_IPAM "metadata:\n  name: b\nspec:\n  cidr: 10.1.0.0/31\n  affinity: host:a\n"
+                             "  allocations: [null, null, 0]\n",
+                      15, 16, NEEDLES("3 entries for a block of 2 addresses"));
+        expect_reject(POOL_A "---\n" HDR_IPAM "metadata:\n  name: b\nspec:\n  cidr: 10.1.0.0/31\n  affinity: host:a\n"
+                             "  allocations: [0]\n  attributes:\n  - secondary: [node]\n",
+                      17, 16, NEEDLES("secondary must be a mapping"));
+        expect_reject(POOL_A "---\n" HDR_IPAM "metadata:\n  name: b\nspec:\n  cidr: 10.1.0.0/31\n  affinity: host:a\n"
+                             "  allocations: [x]\n",
+                      15, 17, NEEDLES("spec.allocations entry"));
+}
+
+/* Affinity states (libcalico-go lib/backend/model/block_affinity.go): "" and absent are
+ * confirmed (lib/ipam/ipam.go "Treat empty string as confirmed"), pendingDeletion counts
+ * (confd drops only pending), pending does not. */
+static void affinity_states(void **state)
+{
+        struct cfg_diags d = {};
+        struct cfg_model *m = yaml_ok(POOL_A "---\n" AFFINITY("n1", "10.1.0.0/26", "\"\"", "false")
+                                             "---\n" HDR_AFF "metadata:\n  name: x\nspec:\n  cidr: 10.1.0.64/26\n"
+                                             "  deleted: \"false\"\n  node: n2\n"
+                                             "---\n" AFFINITY("n3", "10.1.0.128/26", "pendingDeletion", "false")
+                                             "---\n" AFFINITY("n4", "10.1.0.192/26", "pending", "false"),
+                                      &d);
+
+        (void)state;
+        assert_int_equal(m->n_blocks, 3);
+        assert_block(m, "10.1.0.0/26", "n1", "a");
+        assert_block(m, "10.1.0.64/26", "n2", "a");
+        assert_block(m, "10.1.0.128/26", "n3", "a");
+        assert_null(block_of(m, "10.1.0.192/26"));
+        assert_int_equal(m->n_ipam_resources, 4);
+        cfg_model_free(m);
+        cfg_diags_clear(&d);
+}
+
+/* calicoctl get ippool a b -o yaml: a top-level sequence of resources
+ * (calicoctl/calicoctl/commands/common/printer.go, ResourcePrinterYAML). */
+static void calicoctl_sequence(void **state)
+{
+        struct cfg_diags d = {};
+        struct cfg_model *m = yaml_ok("- apiVersion: projectcalico.org/v3\n  kind: IPPool\n  metadata:\n    name: a\n"
+                                      "  spec:\n    cidr: 10.1.0.0/16\n"
+                                      "- apiVersion: projectcalico.org/v3\n  kind: IPPool\n  metadata:\n    name: b\n"
+                                      "  spec:\n    cidr: 10.2.0.0/16\n    natOutgoing: true\n"
+                                      "---\n- apiVersion: projectcalico.org/v3\n  kind: Node\n  metadata:\n"
+                                      "    name: node1\n  spec:\n    bgp:\n      ipv4Address: 10.0.0.1/24\n",
+                                      &d);
+
+        (void)state;
+        assert_int_equal(m->n_pools, 2);
+        assert_true(pool_named(m, "b")->nat_outgoing);
+        assert_prefix(&cfg_model_node(m, "node1")->addr, "10.0.0.1/24");
+        cfg_model_free(m);
+        cfg_diags_clear(&d);
+        expect_reject("- apiVersion: projectcalico.org/v3\n  kind: IPPool\n  metadata:\n    name: a\n"
+                      "  spec:\n    cidr: 10.1.0.5/16\n",
+                      6, 11, NEEDLES("host bits"));
+}
+
+/* IPPoolv1v3Converter.ConvertFromK8s (libcalico-go/lib/backend/k8s/resources/ippool.go,
+ * Calico v3.7-v3.31): nat-outgoing ORed with natOutgoing; disagreement flagged. */
+static void legacy_nat_outgoing(void **state)
+{
+        struct cfg_diags d = {};
+        struct cfg_model *m = yaml_ok(HDR_CRD_POOL "metadata:\n  name: patched\nspec:\n  cidr: 10.1.0.0/16\n"
+                                                   "  nat-outgoing: true\n  natOutgoing: false\n"
+                                      "---\n" HDR_CRD_POOL "metadata:\n  name: old\nspec:\n  cidr: 10.2.0.0/16\n"
+                                                   "  nat-outgoing: true\n  ipip:\n    enabled: true\n"
+                                                   "    mode: cross-subnet\n"
+                                      "---\n" HDR_CRD_POOL "metadata:\n  name: same\nspec:\n  cidr: 10.3.0.0/16\n"
+                                                   "  natOutgoing: false\n  nat-outgoing: false\n"
+                                                   "  ipipMode: Never\n  ipip:\n    enabled: false\n",
+                                      &d);
+
+        (void)state;
+        assert_true(pool_named(m, "patched")->nat_outgoing);
+        assert_int_equal(pool_named(m, "patched")->legacy_disagrees, CFG_LEGACY_NAT);
+        assert_true(pool_named(m, "old")->nat_outgoing);
+        assert_int_equal(pool_named(m, "old")->ipip, CFG_ENCAP_CROSS_SUBNET);
+        assert_int_equal(pool_named(m, "old")->legacy_disagrees, 0); /* no new field to disagree with */
+        assert_false(pool_named(m, "same")->nat_outgoing);
+        assert_int_equal(pool_named(m, "same")->legacy_disagrees, 0);
+        cfg_model_free(m);
+        cfg_diags_clear(&d);
+}
+
+/* allowedUses (api/pkg/apis/projectcalico/v3 IPPoolSpec): absent or [] means Workload
+ * and Tunnel (libcalico-go lib/clientv3/ippool.go). */
+static void pool_allowed_uses(void **state)
+{
+        struct cfg_diags d = {};
+        struct cfg_model *m = yaml_ok(POOL_A "---\n" HDR_POOL "metadata:\n  name: t\nspec:\n  cidr: 10.2.0.0/16\n"
+                                             "  allowedUses:\n  - Tunnel\n"
+                                             "---\n" HDR_POOL "metadata:\n  name: lb\nspec:\n  cidr: 10.3.0.0/16\n"
+                                             "  allowedUses: [LoadBalancer]\n"
+                                             "---\n" HDR_POOL "metadata:\n  name: w\nspec:\n  cidr: 10.4.0.0/16\n"
+                                             "  allowedUses: [Tunnel, Workload]\n"
+                                             "---\n" HDR_POOL "metadata:\n  name: e\nspec:\n  cidr: 10.5.0.0/16\n"
+                                             "  allowedUses: []\n",
+                                      &d);
+
+        (void)state;
+        assert_true(pool_named(m, "a")->workload);
+        assert_false(pool_named(m, "t")->workload);
+        assert_false(pool_named(m, "lb")->workload);
+        assert_true(pool_named(m, "w")->workload);
+        assert_true(pool_named(m, "e")->workload);
+        cfg_model_free(m);
+        cfg_diags_clear(&d);
+        expect_reject(HDR_POOL "metadata:\n  name: x\nspec:\n  cidr: 10.2.0.0/16\n  allowedUses: [Pods]\n", 7, 17,
+                      NEEDLES("allowedUses entry must be Workload, Tunnel or LoadBalancer", "\"Pods\""));
+}
+
+/* usePodCIDR (Calico's USE_POD_CIDR): off by default, podCIDRs are only counted. */
+static void use_pod_cidr_setting(void **state)
+{
+        static const char node[] = POOL_A "---\napiVersion: v1\nkind: Node\nmetadata:\n  name: node1\nspec:\n"
+                                          "  podCIDR: 10.1.5.0/24\n  podCIDRs:\n  - 10.1.5.0/24\n";
+        static const char yaml[] = "usePodCIDR: true\n";
+        struct cfg_diags d = {};
+        struct cfg_settings s;
+        struct cfg_model *m;
+
+        (void)state;
+        m = yaml_ok(node, &d);
+        assert_int_equal(m->n_blocks, 0);
+        assert_int_equal(m->n_pod_cidrs_ignored, 1);
+        assert_int_equal(m->n_ipam_resources, 0);
+        cfg_model_free(m);
+        m = yaml_ok_pod(node, &d);
+        assert_int_equal(m->n_blocks, 1);
+        assert_int_equal(m->n_pod_cidrs_ignored, 0);
+        cfg_model_free(m);
+        assert_int_equal(cfg_settings_load_buffer("config.yaml", yaml, strlen(yaml), "node1", &s, &d), 0);
+        assert_true(s.use_pod_cidr);
+        cfg_settings_clear(&s);
+        assert_int_equal(cfg_settings_load_buffer("config.yaml", "usePodCIDR: 1x\n", 15, "node1", &s, &d), -EINVAL);
         cfg_diags_clear(&d);
 }
 
@@ -2468,6 +2759,14 @@ int main(int argc, char **argv)
                 cmocka_unit_test(blocks_conflict),
                 cmocka_unit_test(blocks_ipam_wins),
                 cmocka_unit_test(blocks_outside_pools),
+                cmocka_unit_test(ipam_block_borrowed_addresses),
+                cmocka_unit_test(ipam_block_borrowed_edges),
+                cmocka_unit_test(affinity_states),
+                cmocka_unit_test(calicoctl_sequence),
+                cmocka_unit_test(legacy_nat_outgoing),
+                cmocka_unit_test(pool_allowed_uses),
+                cmocka_unit_test(use_pod_cidr_setting),
+                cmocka_unit_test(fixture_kdd_pod_cidrs_ignored),
                 cmocka_unit_test(k8s_node_addresses),
         };
 

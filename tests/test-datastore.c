@@ -578,6 +578,71 @@ static void kvs_errors(void **state)
                 "no IPPool found");
 }
 
+
+/* Issue 12 through etcd: an IPAM block key holds libcalico-go's model.AllocationBlock as
+ * JSON (lib/backend/model/block.go: cidr, affinity, allocations, unallocated,
+ * attributes with handle_id and secondary, deleted); its borrowed addresses are kept. A
+ * pendingDeletion affinity still counts (confd drops only pending ones). */
+#define BLOCK_JSON                                                                                              \
+        "{\"cidr\":\"192.168.10.128/28\",\"affinity\":\"host:node1\",\"strictAffinity\":false,"                  \
+        "\"allocations\":[0,1,null,null,2,null,null,null,null,null,null,null,null,null,null,null],"              \
+        "\"unallocated\":[2,3,5,6,7,8,9,10,11,12,13,14,15],\"attributes\":[{\"handle_id\":\"k8s-pod-network.a\"," \
+        "\"secondary\":{\"namespace\":\"default\",\"node\":\"node1\",\"pod\":\"a\"}},{\"handle_id\":"             \
+        "\"k8s-pod-network.b\",\"secondary\":{\"namespace\":\"default\",\"node\":\"node2\",\"pod\":\"b\"}},"      \
+        "{\"handle_id\":\"k8s-pod-network.c\",\"secondary\":{\"node\":\"node3\"}}],\"deleted\":false,"           \
+        "\"sequenceNumber\":3}"
+
+static void kvs_ipam_blocks(void **state)
+{
+        static const struct cfg_kv kvs[] = {
+                KV("/calico/ipam/v2/assignment/ipv4/block/192.168.10.128-28", BLOCK_JSON),
+                KV("/calico/ipam/v2/host/node1/ipv4/block/192.168.10.128-28", "{\"state\":\"confirmed\"}"),
+                KV("/calico/ipam/v2/host/node2/ipv4/block/192.168.10.144-28",
+                   "{\"state\":\"pendingDeletion\",\"deleted\":false}"),
+                KV(RES "ippools/underlay", POOL_JSON("underlay", "192.168.10.128/25", )),
+                KV(RES "nodes/node1", NODE_JSON("node1", "192.168.10.11/24")),
+        };
+        struct cfg_diags d = {};
+        struct cfg_model *m = NULL;
+        char buf[64];
+
+        (void)state;
+        if (kvs_load(kvs, ELEMENTSOF(kvs), &m, &d) < 0) {
+                dump_diags(&d);
+                fail();
+        }
+        assert_int_equal(m->n_blocks, 2);
+        assert_string_equal(m->nodes[m->blocks[1].node].name, "node2"); /* pendingDeletion */
+        assert_int_equal(m->n_borrowed, 2);
+        cfg_addr_fmt(&m->borrowed[0].addr, buf, sizeof(buf));
+        assert_string_equal(buf, "192.168.10.129");
+        assert_string_equal(m->nodes[m->borrowed[0].node].name, "node2");
+        assert_string_equal(m->nodes[m->borrowed[0].block_node].name, "node1");
+        cfg_addr_fmt(&m->borrowed[1].addr, buf, sizeof(buf));
+        assert_string_equal(buf, "192.168.10.132");
+        assert_string_equal(m->nodes[m->borrowed[1].node].name, "node3");
+        assert_string_equal(cfg_model_file(m, m->borrowed[1].src),
+                            "etcd:/calico/ipam/v2/assignment/ipv4/block/192.168.10.128-28");
+        cfg_model_free(m);
+        cfg_diags_clear(&d);
+}
+
+/* libcalico-go names a resource by its key: a value claiming another name is refused,
+ * naming the key; so is a block value claiming another block. */
+static void kvs_name_mismatch(void **state)
+{
+        static const char evil[] = NODE_JSON("node2", "192.168.10.99/24");
+        static const char block[] = "{\"cidr\":\"192.168.10.144/28\",\"affinity\":\"host:node1\"}";
+        const struct cfg_kv pool_ok = KV(RES "ippools/underlay", POOL_JSON("underlay", "192.168.10.128/25", ));
+
+        (void)state;
+        kvs_bad((struct cfg_kv[]){ pool_ok, KV(RES "nodes/evil", evil) }, 2, "etcd:" RES "nodes/evil", 1,
+                col_of(evil, "\"node2\""), "metadata.name \"node2\" differs from the key's name \"evil\"");
+        kvs_bad((struct cfg_kv[]){ pool_ok, KV("/calico/ipam/v2/assignment/ipv4/block/192.168.10.128-28", block) }, 2,
+                "etcd:/calico/ipam/v2/assignment/ipv4/block/192.168.10.128-28", 1, col_of(block, "\"192.168"),
+                "cidr 192.168.10.144/28 differs from the key's block 192.168.10.128/28");
+}
+
 /* ---- the etcd client's helpers ---- */
 
 static void base64_vectors(void **state)
@@ -647,6 +712,8 @@ int main(int argc, char **argv)
                 cmocka_unit_test(settings_datastore),
                 cmocka_unit_test(resolve_sources),
                 cmocka_unit_test(kvs_cluster),
+                cmocka_unit_test(kvs_ipam_blocks),
+                cmocka_unit_test(kvs_name_mismatch),
                 cmocka_unit_test(kvs_errors),
                 cmocka_unit_test(base64_vectors),
                 cmocka_unit_test(prefix_ends),
