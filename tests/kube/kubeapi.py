@@ -122,6 +122,7 @@ class Store:
         with self.cond:
             self.compacted = self.rv
             self.events = []
+            self.cond.notify_all()
             for names in self.history.values():
                 for name, versions in names.items():
                     names[name] = versions[-1:]
@@ -486,7 +487,10 @@ class Handler(http.server.BaseHTTPRequestHandler):
             if now >= end:
                 return self.end_stream()
             with store.cond:
-                store.cond.wait(min(end, next_bm if bookmarks else end) - now + 0.001)
+                # Only when nothing came while the last events were written (a notify
+                # then found nobody waiting).
+                if store.rv == last and store.compacted <= last and st.watch_gen == gen:
+                    store.cond.wait(min(end, next_bm if bookmarks else end) - now + 0.001)
                 with st.lock:
                     dropped = st.watch_gen != gen
                 if dropped:
@@ -642,6 +646,7 @@ class Control:
         ls.bind(path)
         ls.listen(8)
         ls.settimeout(0.2)
+        print("ready", flush=True)
         while not self.quit.is_set():
             try:
                 c, _ = ls.accept()
@@ -680,7 +685,6 @@ def main():
     state.groups = [g for g in args.groups.split(",") if g]
     ctl = Control(state, args, ctx)
     ctl.listen()
-    print("ready", flush=True)
     ctl.serve(args.control)
     ctl.unlisten()
 

@@ -111,33 +111,42 @@ class TestKubectl(ProtocolCase):
         p = subprocess.Popen(["ip", "netns", "exec", self.ns.name, KUBECTL, "--kubeconfig", self.kc_token,
                               "--cache-dir", os.path.join(self.dir, "kcache"), "get",
                               "ippools.crd.projectcalico.org", "-w", "-o", "json", "--output-watch-events"],
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
         cu._procs.add(p)
         out = []
-        reader = threading.Thread(target=lambda: out.append(p.stdout.read()), daemon=True)
+
+        def read():
+            for chunk in iter(lambda: os.read(p.stdout.fileno(), 65536), b""):
+                out.append(chunk.decode())
+
+        def names():
+            return [(d["type"], d["object"]["metadata"]["name"]) for d in json_stream("".join(out))]
+
+        reader = threading.Thread(target=read, daemon=True)
+        reader.start()
         try:
             cu.wait_until(lambda: any("ippools" in w["path"] for w in self.api.watches()), 30,
                           interval=0.1, what="kubectl's watch")
             watch = next(w for w in self.api.watches() if "ippools" in w["path"])
             self.assertNotEqual(watch["since"], "")  # from the list's resourceVersion
             self.api.put("ippools", ck.ippool("added-later", "10.99.0.0/16"))
-            cu.wait_until(lambda: self.api.delete("ippools", "pool-0")["deleted"], 5, what="delete")
-            time.sleep(1)
+            self.assertTrue(self.api.delete("ippools", "pool-0")["deleted"])
+            cu.wait_until(lambda: ("DELETED", "pool-0") in names(), 20, interval=0.1, what="kubectl to print the deletion")
         finally:
             p.terminate()
-            reader.start()
-            reader.join(10)
             p.wait(10)
+            reader.join(10)
+            p.stdout.close()
             cu._procs.discard(p)
         # --output-watch-events: every line a WatchEvent; first the list (ADDED each),
         # then the watch's events.
-        events = [(d["type"], d["object"]) for d in json_stream(out[0] if out else "")]
-        names = [(t, o["metadata"]["name"]) for t, o in events]
-        self.assertIn(("ADDED", "added-later"), names, names)
+        events = [(d["type"], d["object"]) for d in json_stream("".join(out))]
+        seen = [(t, o["metadata"]["name"]) for t, o in events]
+        self.assertIn(("ADDED", "added-later"), seen, seen)
         added = [o for t, o in events if o["metadata"]["name"] == "added-later"][0]
         self.assertEqual(added["spec"]["cidr"], "10.99.0.0/16")
         self.assertEqual(added["kind"], "IPPool")
-        self.assertEqual([n for n in names if n[1] == "pool-0"], [("ADDED", "pool-0"), ("DELETED", "pool-0")])
+        self.assertEqual([n for n in seen if n[1] == "pool-0"], [("ADDED", "pool-0"), ("DELETED", "pool-0")])
 
 
 @unittest.skipUnless(PYK, "needs python3-kubernetes")
