@@ -26,6 +26,23 @@ struct node_note {
         uint32_t examples[EXAMPLES]; /* block indices */
 };
 
+/* Addresses of one kind, counted, with the first few as examples. */
+struct addr_note {
+        uint32_t count;
+        struct cfg_prefix examples[EXAMPLES];
+        uint32_t nodes[EXAMPLES];
+};
+
+/* Why a peer's address cannot be a next hop (checked once per node). */
+enum peer_state {
+        PEER_UNCHECKED,
+        PEER_OK,
+        PEER_IS_SELF,      /* this node's own address */
+        PEER_IS_NETWORK,   /* the uplink subnet's network address */
+        PEER_IS_BROADCAST, /* the uplink subnet's broadcast address */
+        PEER_IN_BLOCK,     /* inside a pool block: pod space */
+};
+
 struct planner {
         const struct cfg_model *m;
         const struct host_snapshot *h;
@@ -40,7 +57,14 @@ struct planner {
         bool *applies;                /* per pool */
         struct node_note *upstream;   /* per node: blocks that need upstream routing */
         struct node_note *no_addr;    /* per node: blocks of nodes with no address */
-        size_t n_conflicts, n_bird;
+        uint8_t *peer;                /* per node: enum peer_state */
+        uint32_t *peer_routes;        /* per node: routes not installed for a bad peer address */
+        struct cfg_prefix *guarded;   /* addresses no route of ours may cover, sorted */
+        size_t n_guarded;
+        struct cfg_prefix gateway;    /* the IPv4 default gateway, family 0 = none */
+        struct addr_note borrowed;    /* borrowed addresses routed to their hosts */
+        struct addr_note borrowed_upstream, borrowed_no_addr;
+        size_t n_conflicts, n_bird, n_set_aside;
 };
 
 /* ---- small helpers ---- */
@@ -173,7 +197,10 @@ static int plan_pools(struct planner *pl)
 
                 pp->pool = (uint32_t)i;
                 pp->applies = pl->applies[i] = match || local[i];
-                pp->underlay = !pool->nat_outgoing;
+                /* A pool without Workload in allowedUses holds no pod blocks: set aside
+                 * (no routes, no proxy ARP for it); it still counts for the tunnels,
+                 * whose addresses Tunnel pools hold. */
+                pp->underlay = !pool->nat_outgoing && pool->workload;
                 if (match)
                         snprintf(pp->reason, sizeof(pp->reason), "nodeSelector %s matches this node%s", sel,
                                  pool->disabled ? " (disabled: its addresses are still in use)" : "");
@@ -221,6 +248,161 @@ static bool unencapsulated(const struct planner *pl, const struct cfg_pool *pool
         return cfg_prefix_contains(&net, &peer_host);
 }
 
+/* ---- addresses our routes must never cover (DESIGN §3.2) ---- */
+
+static int guarded_cmp(const void *a, const void *b)
+{
+        return cfg_prefix_cmp(a, b);
+}
+
+/* The IPv4 default gateway of the main table, if the snapshot holds one. */
+static void find_gateway(struct planner *pl)
+{
+        for (size_t i = 0; i < pl->h->n_routes; i++) {
+                const struct host_route *r = &pl->h->routes[i];
+
+                if (r->dst.family == AF_INET && r->dst.len == 0 && r->table == 254 && r->gateway.family == AF_INET &&
+                    r->protocol != pl->m->settings.route_protocol) {
+                        pl->gateway = host_prefix(&r->gateway);
+                        return;
+                }
+        }
+}
+
+/* This node's address, its default gateway and every node's address, as host
+ * prefixes, sorted: a route of ours covering one of them would cut the node off from
+ * its own subnet, its gateway or a peer (a blackhole over the node's own address, a
+ * block route over a peer's). */
+static int collect_guarded(struct planner *pl)
+{
+        const struct cfg_model *m = pl->m;
+        size_t n = 0;
+
+        pl->guarded = malloc((m->n_nodes + 2) * sizeof(*pl->guarded));
+        if (!pl->guarded)
+                return -ENOMEM;
+        if (pl->self_addr.family == AF_INET)
+                pl->guarded[n++] = host_prefix(&pl->self_addr);
+        if (pl->gateway.family)
+                pl->guarded[n++] = pl->gateway;
+        for (size_t i = 0; i < m->n_nodes; i++)
+                if (m->nodes[i].addr.family == AF_INET)
+                        pl->guarded[n++] = host_prefix(&m->nodes[i].addr);
+        qsort(pl->guarded, n, sizeof(*pl->guarded), guarded_cmp);
+        pl->n_guarded = n;
+        return 0;
+}
+
+/* The first guarded address inside dst, or NULL: a binary search for the first one at
+ * or after dst's network address. */
+static const struct cfg_prefix *guarded_in(const struct planner *pl, const struct cfg_prefix *dst)
+{
+        size_t lo = 0, hi = pl->n_guarded;
+
+        while (lo < hi) {
+                size_t mid = lo + (hi - lo) / 2;
+
+                if (cfg_prefix_cmp(&pl->guarded[mid], dst) < 0)
+                        lo = mid + 1;
+                else
+                        hi = mid;
+        }
+        return lo < pl->n_guarded && cfg_prefix_contains(dst, &pl->guarded[lo]) ? &pl->guarded[lo] : NULL;
+}
+
+/* Whose address g is, for the message. */
+static const char *guarded_what(const struct planner *pl, const struct cfg_prefix *g, char *buf, size_t size)
+{
+        struct cfg_prefix self = host_prefix(&pl->self_addr);
+
+        if (pl->self_addr.family && cfg_prefix_eq(g, &self))
+                return "this node's own address";
+        if (pl->gateway.family && cfg_prefix_eq(g, &pl->gateway))
+                return "this node's default gateway";
+        for (size_t i = 0; i < pl->m->n_nodes; i++) {
+                const struct cfg_node *n = &pl->m->nodes[i];
+                struct cfg_prefix a = host_prefix(&n->addr);
+
+                if (n->addr.family == AF_INET && cfg_prefix_eq(g, &a)) {
+                        snprintf(buf, size, "node %s's address", n->name);
+                        return buf;
+                }
+        }
+        return "a node's address";
+}
+
+/* A route we would want covers a guarded address: never installed, reported as
+ * blocking with the addresses (DESIGN §3.2). kind 1: block i, 2: borrowed address i. */
+static int unsafe_route(struct planner *pl, const struct host_route *r, int kind, uint32_t i)
+{
+        const struct cfg_model *m = pl->m;
+        const struct cfg_prefix *g = guarded_in(pl, &r->dst);
+        char d[CFG_PREFIX_STRLEN], a[CFG_PREFIX_STRLEN], who[300], what_node[300];
+
+        if (!g)
+                return 0;
+        if (kind == 1)
+                snprintf(what_node, sizeof(what_node), "block of %s%s", m->nodes[m->blocks[i].node].name,
+                         m->blocks[i].node == pl->self ? ", this node" : "");
+        else
+                snprintf(what_node, sizeof(what_node), "borrowed address hosted by %s",
+                         m->nodes[m->borrowed[i].node].name);
+        return add_finding(pl, PLAN_BLOCKING, "route-covers-node-address",
+                           "%s %s (%s) would cover %s (%s): not installed; fix the pool or the block",
+                           r->type == HOST_RTN_UNICAST ? "route" : plan_route_type_name(r->type), pfx(&r->dst, d),
+                           what_node, addr(g, a), guarded_what(pl, g, who, sizeof(who))) < 0
+                       ? -ENOMEM
+                       : 1;
+}
+
+/* The block of the model containing a (blocks are sorted and disjoint), or NULL. */
+static const struct cfg_block *block_containing(const struct cfg_model *m, const struct cfg_prefix *a)
+{
+        size_t lo = 0, hi = m->n_blocks;
+
+        while (lo < hi) {
+                size_t mid = lo + (hi - lo) / 2;
+
+                if (cfg_prefix_cmp(&m->blocks[mid].cidr, a) <= 0)
+                        lo = mid + 1;
+                else
+                        hi = mid;
+        }
+        return lo && cfg_prefix_contains(&m->blocks[lo - 1].cidr, a) ? &m->blocks[lo - 1] : NULL;
+}
+
+/* Can node ni's address be a next hop? Not when it is this node's own address, the
+ * network or broadcast address of the uplink's subnet, or inside a pool block (pod
+ * space): the kernel would refuse the route, or it would loop, on every pass. */
+static enum peer_state peer_check(struct planner *pl, uint32_t ni)
+{
+        const struct cfg_node *n = &pl->m->nodes[ni];
+        struct cfg_prefix a = host_prefix(&n->addr), self = host_prefix(&pl->self_addr);
+
+        if (pl->peer[ni] != PEER_UNCHECKED)
+                return pl->peer[ni];
+        pl->peer[ni] = PEER_OK;
+        if (pl->self_addr.family && cfg_prefix_eq(&a, &self))
+                pl->peer[ni] = PEER_IS_SELF;
+        for (size_t i = 0; i < pl->n_nets && pl->peer[ni] == PEER_OK; i++) {
+                const struct cfg_prefix *net = &pl->nets[i];
+                struct cfg_prefix bcast = *net;
+
+                if (net->family != AF_INET || net->len >= 31 || !cfg_prefix_contains(net, &a))
+                        continue;
+                for (unsigned bit = net->len; bit < 32; bit++)
+                        bcast.addr[bit / 8] |= (uint8_t)(0x80u >> (bit % 8));
+                bcast.len = 32;
+                if (!memcmp(a.addr, net->addr, 4))
+                        pl->peer[ni] = PEER_IS_NETWORK;
+                else if (!memcmp(a.addr, bcast.addr, 4))
+                        pl->peer[ni] = PEER_IS_BROADCAST;
+        }
+        if (pl->peer[ni] == PEER_OK && block_containing(pl->m, &a))
+                pl->peer[ni] = PEER_IN_BLOCK;
+        return pl->peer[ni];
+}
+
 /* The route block bi wants, if any (noting why not where an operator must know). */
 static bool plan_block(struct planner *pl, uint32_t bi, struct host_route *ret)
 {
@@ -237,7 +419,10 @@ static bool plan_block(struct planner *pl, uint32_t bi, struct host_route *ret)
         };
 
         if (b->node == pl->self) {
-                if (s->local_block_route == CFG_LOCAL_NONE)
+                /* A /32 block gets no local route: the pod's own route is the only one
+                 * (BIRD skips them: node/filesystem/etc/calico/confd/templates/
+                 * bird_aggr.cfg.template, `if not (hasSuffix $cidr "/32")`). */
+                if (s->local_block_route == CFG_LOCAL_NONE || b->cidr.len == 32)
                         return 0;
                 r.type = s->local_block_route == CFG_LOCAL_BLACKHOLE ? HOST_RTN_BLACKHOLE : HOST_RTN_UNREACHABLE;
                 *ret = r;
@@ -256,9 +441,63 @@ static bool plan_block(struct planner *pl, uint32_t bi, struct host_route *ret)
                 note(pl->upstream, b->node, bi);
                 return false;
         }
+        if (peer_check(pl, b->node) != PEER_OK) {
+                pl->peer_routes[b->node]++;
+                return false;
+        }
         r.gateway = host_prefix(&peer->addr);
         r.oif = pl->uplink->ifindex;
         *ret = r;
+        return true;
+}
+
+static void note_addr(struct addr_note *n, const struct cfg_prefix *a, uint32_t node)
+{
+        if (n->count < EXAMPLES) {
+                n->examples[n->count] = *a;
+                n->nodes[n->count] = node;
+        }
+        n->count++;
+}
+
+/* The route borrowed address bi wants (DESIGN §3.2): a host route to the node that
+ * hosts it, on every node but that one (Felix routes its own pods there); on the
+ * block's affine node it beats the block's blackhole by length. Felix's route
+ * resolver does the same for the overlay (felix/calc/l3_route_resolver.go: routes of
+ * NonAffineAllocations() to their hosts). Same on-link and encapsulation rules as a
+ * block. */
+static bool plan_borrowed(struct planner *pl, uint32_t bi, struct host_route *ret)
+{
+        const struct cfg_settings *s = &pl->m->settings;
+        const struct cfg_borrowed *b = &pl->m->borrowed[bi];
+        const struct cfg_node *host = &pl->m->nodes[b->node];
+
+        if (b->node == pl->self)
+                return false;
+        note_addr(&pl->borrowed, &b->addr, b->node);
+        if (host->addr.family != AF_INET) {
+                note_addr(&pl->borrowed_no_addr, &b->addr, b->node);
+                return false;
+        }
+        if (!pl->uplink)
+                return false;
+        if (!unencapsulated(pl, &pl->m->pools[b->pool], host) || !on_link(pl, &host->addr)) {
+                note_addr(&pl->borrowed_upstream, &b->addr, b->node);
+                return false;
+        }
+        if (peer_check(pl, b->node) != PEER_OK) {
+                pl->peer_routes[b->node]++;
+                return false;
+        }
+        *ret = (struct host_route){
+                .dst = b->addr,
+                .table = s->route_table,
+                .priority = s->route_metric,
+                .protocol = s->route_protocol,
+                .type = HOST_RTN_UNICAST,
+                .gateway = host_prefix(&host->addr),
+                .oif = pl->uplink->ifindex,
+        };
         return true;
 }
 
@@ -268,36 +507,77 @@ static int plan_blocks(struct planner *pl)
 
         pl->upstream = calloc(m->n_nodes ? m->n_nodes : 1, sizeof(*pl->upstream));
         pl->no_addr = calloc(m->n_nodes ? m->n_nodes : 1, sizeof(*pl->no_addr));
-        return pl->upstream && pl->no_addr ? 0 : -ENOMEM;
+        pl->peer = calloc(m->n_nodes ? m->n_nodes : 1, sizeof(*pl->peer));
+        pl->peer_routes = calloc(m->n_nodes ? m->n_nodes : 1, sizeof(*pl->peer_routes));
+        if (!pl->upstream || !pl->no_addr || !pl->peer || !pl->peer_routes)
+                return -ENOMEM;
+        find_gateway(pl);
+        return collect_guarded(pl);
 }
 
-/* The wanted routes, one block at a time in the model's order (sorted by cidr, one
- * block per cidr): never collected in a list, so 100k of them cost only the walk. */
+/* The wanted routes in destination order: the model's blocks (sorted by cidr, one per
+ * cidr) merged with its borrowed addresses (sorted, one per address). A borrowed
+ * address sorts after its block (same address, longer prefix, or a later address);
+ * when a /32 block and a borrowed address are the same prefix, the borrowed one (its
+ * host) wins. Never collected in a list, so 100k of them cost only the walk. */
 struct want_iter {
-        size_t next; /* the block to look at next */
-        bool valid;  /* r and pool hold a wanted route */
+        size_t next;          /* the block to look at next */
+        size_t next_borrowed; /* the borrowed address to look at next */
+        bool valid;           /* r and pool hold a wanted route */
         struct host_route r;
         uint32_t pool;
 };
 
-static void want_next(struct planner *pl, struct want_iter *it)
+/* Routed at all: IPv4 (IPv6 host actions come later), an underlay pool that holds pod
+ * blocks. Every block of such a pool, whether or not the pool applies here: nodes on
+ * a shared segment route to each other's blocks (DESIGN §1, §3.2). */
+static bool pool_routed(const struct cfg_model *m, const struct cfg_prefix *dst, uint32_t pool)
+{
+        return dst->family == AF_INET && !m->pools[pool].nat_outgoing && m->pools[pool].workload;
+}
+
+/* Take the next candidate in order: 1 a block, 2 a borrowed address, 0 none. */
+static int want_take(const struct cfg_model *m, struct want_iter *it, uint32_t *ret)
+{
+        bool blk = it->next < m->n_blocks, bor = it->next_borrowed < m->n_borrowed;
+        int c;
+
+        if (!blk && !bor)
+                return 0;
+        c = !bor ? -1 : !blk ? 1 : cfg_prefix_cmp(&m->blocks[it->next].cidr, &m->borrowed[it->next_borrowed].addr);
+        if (c < 0) {
+                *ret = (uint32_t)it->next++;
+                return 1;
+        }
+        if (c == 0)
+                it->next++; /* the /32 block of a borrowed address: the host wins */
+        *ret = (uint32_t)it->next_borrowed++;
+        return 2;
+}
+
+static int want_next(struct planner *pl, struct want_iter *it)
 {
         const struct cfg_model *m = pl->m;
+        uint32_t i;
+        int kind, r;
 
         it->valid = false;
-        while (!it->valid && it->next < m->n_blocks) {
-                uint32_t bi = (uint32_t)it->next++;
-                const struct cfg_block *b = &m->blocks[bi];
+        while (!it->valid && (kind = want_take(m, it, &i))) {
+                const struct cfg_prefix *dst = kind == 1 ? &m->blocks[i].cidr : &m->borrowed[i].addr;
+                uint32_t pool = kind == 1 ? m->blocks[i].pool : m->borrowed[i].pool;
 
-                /* Every block of an underlay pool, whether or not the pool applies here:
-                 * nodes on a shared segment route to each other's blocks (DESIGN §1, §3.2).
-                 * IPv6 host actions come later. */
-                if (b->cidr.family != AF_INET || m->pools[b->pool].nat_outgoing)
+                if (!pool_routed(m, dst, pool))
                         continue;
-                it->valid = plan_block(pl, bi, &it->r);
-                it->pool = b->pool;
+                it->valid = kind == 1 ? plan_block(pl, i, &it->r) : plan_borrowed(pl, i, &it->r);
+                it->pool = pool;
+                if (it->valid && (r = unsafe_route(pl, &it->r, kind, i)) != 0) {
+                        if (r < 0)
+                                return r;
+                        it->valid = false;
+                }
         }
         pl->p->n_routes_wanted += it->valid;
+        return 0;
 }
 
 /* ---- matching desired routes against the kernel's ---- */
@@ -421,7 +701,8 @@ static int plan_routes(struct planner *pl)
         }
         qsort(have, n, sizeof(*have), route_ptr_cmp);
         /* Merge walk: both sorted by destination. */
-        want_next(pl, &it);
+        if ((r = want_next(pl, &it)) < 0)
+                return r;
         while (it.valid || j < n) {
                 const struct host_route *w = it.valid ? &it.r : NULL;
                 size_t k = j;
@@ -439,8 +720,8 @@ static int plan_routes(struct planner *pl)
                 if ((r = plan_dst(pl, c <= 0 ? w : NULL, c <= 0 ? it.pool : UINT32_MAX, have + j,
                                   c >= 0 ? k - j : 0)) < 0)
                         return r;
-                if (c <= 0)
-                        want_next(pl, &it);
+                if (c <= 0 && (r = want_next(pl, &it)) < 0)
+                        return r;
                 if (c >= 0)
                         j = k;
         }
@@ -697,6 +978,101 @@ static int report_notes(struct planner *pl, const struct node_note *notes, enum 
         return 0;
 }
 
+static int report_addr_note(struct planner *pl, const struct addr_note *n, enum plan_severity sev,
+                            const char *code, const char *what)
+{
+        char ex[EXAMPLES * 300], a[CFG_PREFIX_STRLEN];
+        size_t len = 0;
+
+        if (!n->count)
+                return 0;
+        ex[0] = 0;
+        for (uint32_t k = 0; k < n->count && k < EXAMPLES; k++)
+                len += (size_t)snprintf(ex + len, sizeof(ex) - len, "%s%s on %s", k ? ", " : "",
+                                        addr(&n->examples[k], a), pl->m->nodes[n->nodes[k]].name);
+        if (n->count > EXAMPLES)
+                snprintf(ex + len, sizeof(ex) - len, " and %u more", n->count - EXAMPLES);
+        return add_finding(pl, sev, code, "%u borrowed address%s %s: %s", n->count, n->count == 1 ? "" : "es", what,
+                           ex);
+}
+
+static const char *peer_state_text(enum peer_state st)
+{
+        switch (st) {
+        case PEER_IS_SELF:
+                return "is this node's own address";
+        case PEER_IS_NETWORK:
+                return "is the network address of the uplink's subnet";
+        case PEER_IS_BROADCAST:
+                return "is the broadcast address of the uplink's subnet";
+        case PEER_IN_BLOCK:
+                return "lies inside a pool block (pod addresses)";
+        default:
+                return "cannot be a next hop";
+        }
+}
+
+/* Borrowed addresses, peers whose address cannot be a next hop, and what the model
+ * left out that an operator should know. */
+static int report_model(struct planner *pl)
+{
+        const struct cfg_model *m = pl->m;
+        char a[CFG_PREFIX_STRLEN];
+        int r;
+
+        if ((r = report_addr_note(pl, &pl->borrowed, PLAN_INFO, "borrowed-addresses",
+                                  "in underlay pools, hosted by another node than their block's (each gets a "
+                                  "host route to its host)")) < 0 ||
+            (r = report_addr_note(pl, &pl->borrowed_upstream, PLAN_WARNING, "needs-upstream-routing",
+                                  "have no direct route to their host (not on-link, or encapsulated): they need "
+                                  "upstream routing (the switch or BGP)")) < 0 ||
+            (r = report_addr_note(pl, &pl->borrowed_no_addr, PLAN_WARNING, "node-address-unknown",
+                                  "are hosted by a node with no known address, so no route to them")) < 0)
+                return r;
+        for (size_t i = 0; i < m->n_nodes; i++)
+                if (pl->peer_routes[i] &&
+                    (r = add_finding(pl, PLAN_WARNING, "peer-address-unusable",
+                                     "node %s: its address %s %s: no route via it (%u route%s not installed)",
+                                     m->nodes[i].name, addr(&m->nodes[i].addr, a), peer_state_text(pl->peer[i]),
+                                     pl->peer_routes[i], pl->peer_routes[i] == 1 ? "" : "s")) < 0)
+                        return r;
+        for (size_t i = 0; i < m->n_pools; i++) {
+                const struct cfg_pool *pool = &m->pools[i];
+                char c[CFG_PREFIX_STRLEN];
+
+                if (!pool->workload &&
+                    (r = add_finding(pl, PLAN_INFO, "pool-set-aside",
+                                     "pool %s (%s) does not allow Workload (allowedUses): it holds no pod blocks, "
+                                     "set aside (no routes, no proxy ARP for it)",
+                                     pool->name, pfx(&pool->cidr, c))) < 0)
+                        return r;
+                if (pool->legacy_disagrees &&
+                    (r = add_finding(pl, PLAN_WARNING, "pool-legacy-fields",
+                                     "pool %s: the old field%s %s disagree%s with %s; read as Calico v3.7-v3.31 "
+                                     "converts them (ipipMode %s, natOutgoing %s), Calico v3.32 and later ignore "
+                                     "the old fields: remove them",
+                                     pool->name,
+                                     pool->legacy_disagrees == (CFG_LEGACY_IPIP | CFG_LEGACY_NAT) ? "s" : "",
+                                     pool->legacy_disagrees == CFG_LEGACY_IPIP  ? "ipip"
+                                     : pool->legacy_disagrees == CFG_LEGACY_NAT ? "nat-outgoing"
+                                                                                : "ipip and nat-outgoing",
+                                     pool->legacy_disagrees == (CFG_LEGACY_IPIP | CFG_LEGACY_NAT) ? "" : "s",
+                                     pool->legacy_disagrees == CFG_LEGACY_IPIP  ? "ipipMode"
+                                     : pool->legacy_disagrees == CFG_LEGACY_NAT ? "natOutgoing"
+                                                                                : "ipipMode and natOutgoing",
+                                     cfg_encap_name(pool->ipip), pool->nat_outgoing ? "true" : "false")) < 0)
+                        return r;
+        }
+        if (m->n_pod_cidrs_ignored && !m->n_ipam_resources &&
+            (r = add_finding(pl, PLAN_WARNING, "pod-cidrs-ignored",
+                             "%zu Kubernetes podCIDR%s ignored and no Calico IPAM data (BlockAffinities, "
+                             "IPAMBlocks) read: with Calico IPAM add its BlockAffinities and IPAMBlocks to the resources; with host-local IPAM "
+                             "set usePodCIDR: true",
+                             m->n_pod_cidrs_ignored, m->n_pod_cidrs_ignored == 1 ? "" : "s")) < 0)
+                return r;
+        return 0;
+}
+
 static int report_pools(struct planner *pl)
 {
         char c[CFG_PREFIX_STRLEN], a[CFG_PREFIX_STRLEN], b[CFG_PREFIX_STRLEN];
@@ -792,13 +1168,16 @@ static int report_host(struct planner *pl)
  * never touched. */
 static int reserve_actions(struct planner *pl)
 {
-        size_t bound = pl->m->n_blocks + pl->h->n_routes + 8 + PLAN_TUNNELS_MAX;
+        size_t bound = pl->m->n_blocks + pl->m->n_borrowed + pl->h->n_routes + 8 + PLAN_TUNNELS_MAX;
 
         return GROW(pl->p->actions, pl->cap_actions, bound);
 }
 
 static void planner_done(struct planner *pl)
 {
+        free(pl->peer);
+        free(pl->peer_routes);
+        free(pl->guarded);
         free(pl->applies);
         free(pl->upstream);
         free(pl->no_addr);
@@ -830,7 +1209,7 @@ int plan_build(const struct cfg_model *m, const struct host_snapshot *h, const s
             (r = plan_proxy_arp(&pl)) < 0 ||
             (r = plan_routes(&pl)) < 0 || (r = plan_tunnels(&pl)) < 0)
                 goto fail;
-        if ((r = report_host(&pl)) < 0 || (r = report_pools(&pl)) < 0 ||
+        if ((r = report_host(&pl)) < 0 || (r = report_pools(&pl)) < 0 || (r = report_model(&pl)) < 0 ||
             (r = report_notes(&pl, pl.upstream, PLAN_WARNING, "needs-upstream-routing",
                               "no direct route (not on-link, or encapsulated), these blocks need upstream "
                               "routing (the switch or BGP)")) < 0 ||

@@ -1376,11 +1376,15 @@ static void test_node_not_in_resources_no_labels(void **state)
         add_tunl0(&t->h, "10.233.90.0/32");
         p = plan(t);
         /* No pool applies, so no underlay mode; peers' underlay blocks on the segment
-         * are still routed directly (DESIGN §3.2: every block of an underlay pool). */
-        EXPECT_ACTIONS(p, "add-route 192.168.10.128/28 via 192.168.10.11 dev eth0 proto 211 metric 1024 table 254",
-                       "add-route " R_144);
+         * are still routed directly (DESIGN §3.2: every block of an underlay pool). But
+         * node1's address is this host's own (the uplink's): no route via it (the
+         * kernel refuses a local gateway on every pass), a finding instead. */
+        EXPECT_ACTIONS(p, "add-route " R_144);
         EXPECT_FINDINGS(p, "warning node-not-in-resources", "info pool-not-applying", "info pool-not-applying",
-                        UPSTREAM2);
+                        "warning peer-address-unusable", UPSTREAM2);
+        assert_string_equal(msg(p, "peer-address-unusable", 0),
+                            "node node1: its address 192.168.10.11 is this node's own address: no route via it "
+                            "(1 route not installed)");
         assert_string_equal(msg(p, "node-not-in-resources", 0),
                             "this node (node9) is in no Node resource: using no labels");
         assert_false(p->underlay);
@@ -2328,6 +2332,225 @@ static void test_action_fmt(void **state)
                                   "table 4294967295");
 }
 
+/* ================= issue 12: Calico's data as Calico means it ================= */
+
+static bool contains(const char *hay, const char *needle)
+{
+        return hay && strstr(hay, needle);
+}
+
+/* An IPAMBlock as the CRD prints it (shape of libcalico-go lib/backend/model/block.go
+ * AllocationBlock: allocations index attributes, secondary.node names the host). */
+#define IPAMBLOCK(name, cidr, affinity, allocs, attrs)                                                      \
+        DOC "apiVersion: crd.projectcalico.org/v1\nkind: IPAMBlock\nmetadata: {name: " name "}\n"        \
+            "spec: {cidr: " cidr ", affinity: '" affinity "', strictAffinity: false, deleted: false,\n" \
+            "  allocations: [" allocs "],\n  attributes: [" attrs "]}\n"
+#define ATTR(node) "{handle_id: k8s-pod-network." node ", secondary: {namespace: default, node: " node "}}"
+
+/* node1's block 192.168.10.128/28: .128 its own pod, .131 borrowed by node2, .133 by
+ * node3 (Calico's default strictAffinity: false). */
+#define BORROWED                                                                                             \
+        POOL("underlay", "192.168.10.128/25", UNDERLAY)                                                      \
+        NODE("node1", "192.168.10.11/24", AZ1) NODE("node2", "192.168.10.12/24", AZ1)                        \
+        NODE("node3", "192.168.10.13/24", AZ1)                                                               \
+        AFF("node1", "192.168.10.128/28") AFF("node2", "192.168.10.144/28")                                  \
+        IPAMBLOCK("192-168-10-128-28", "192.168.10.128/28", "host:node1", "0, null, null, 1, null, 2",      \
+                  ATTR("node1") ", " ATTR("node2") ", " ATTR("node3"))
+#define R_131 "192.168.10.131/32 via 192.168.10.12 dev eth0 proto 211 metric 1024 table 254"
+#define R_133 "192.168.10.133/32 via 192.168.10.13 dev eth0 proto 211 metric 1024 table 254"
+
+/* On the affine node the host routes beat the block's blackhole (longer prefix). */
+static void test_borrowed_on_affine_node(void **state)
+{
+        struct t *t = *state;
+        struct plan *p;
+
+        load(t, NULL, BORROWED);
+        host_node1(&t->h);
+        p = plan(t);
+        EXPECT_ACTIONS(p, SIMPLE_PROXY, "add-route " R_LOCAL, "add-route " R_131, "add-route " R_133,
+                       "add-route " R_144);
+        EXPECT_FINDINGS(p, "info borrowed-addresses");
+        assert_string_equal(msg(p, "borrowed-addresses", 0),
+                            "2 borrowed addresses in underlay pools, hosted by another node than their block's "
+                            "(each gets a host route to its host): 192.168.10.131 on node2, 192.168.10.133 on node3");
+        assert_int_equal(p->n_routes_wanted, 4);
+        apply_and_replan(t);
+}
+
+/* On the hosting node: no route for its own borrowed address (Felix routes its pod);
+ * the other borrowed address and the block itself via their nodes. */
+static void test_borrowed_on_hosting_node(void **state)
+{
+        struct t *t = *state;
+        struct plan *p;
+
+        load(t, "nodeName: node2\n", BORROWED);
+        host_node1(&t->h);
+        p = plan(t);
+        EXPECT_ACTIONS(p, SIMPLE_PROXY, "add-route 192.168.10.128/28 via 192.168.10.11 dev eth0 proto 211 metric 1024 table 254",
+                       "add-route " R_133, "add-route blackhole 192.168.10.144/28 proto 211 metric 1024 table 254");
+        EXPECT_FINDINGS(p, "info borrowed-addresses");
+        apply_and_replan(t);
+        /* The borrowed address is released: our host route goes. */
+        load(t, "nodeName: node2\n",
+             POOL("underlay", "192.168.10.128/25", UNDERLAY) NODE("node1", "192.168.10.11/24", AZ1)
+                     NODE("node2", "192.168.10.12/24", AZ1) AFF("node1", "192.168.10.128/28")
+                             AFF("node2", "192.168.10.144/28"));
+        p = plan(t);
+        EXPECT_ACTIONS(p, "delete-route " R_133);
+}
+
+/* A host that is not on-link, or an encapsulated path: a finding, as for blocks. */
+static void test_borrowed_needs_upstream(void **state)
+{
+        struct t *t = *state;
+        struct plan *p;
+
+        load(t, NULL,
+             POOL("underlay", "192.168.10.128/25", UNDERLAY) NODE("node1", "192.168.10.11/24", AZ1)
+                     NODE("node5", "192.168.30.5/24", AZ1) NODE_NOADDR("node6", AZ1)
+                             IPAMBLOCK("b", "192.168.10.128/28", "host:node1", "0, 1, 2",
+                                       ATTR("node1") ", " ATTR("node5") ", " ATTR("node6")));
+        host_node1(&t->h);
+        p = plan(t);
+        EXPECT_ACTIONS(p, SIMPLE_PROXY, "add-route " R_LOCAL);
+        EXPECT_FINDINGS(p, "info borrowed-addresses", "warning needs-upstream-routing", "warning node-address-unknown");
+        assert_string_equal(msg(p, "needs-upstream-routing", 0),
+                            "1 borrowed address have no direct route to their host (not on-link, or encapsulated): "
+                            "they need upstream routing (the switch or BGP): 192.168.10.129 on node5");
+}
+
+/* A /32 block gets no local route (BIRD's bird_aggr.cfg.template skips /32s). */
+static void test_block_32_no_local_route(void **state)
+{
+        struct t *t = *state;
+        struct plan *p;
+
+        load(t, NULL,
+             POOL("underlay", "192.168.10.128/25", ", blockSize: 32, natOutgoing: false")
+                     NODE("node1", "192.168.10.11/24", AZ1) NODE("node2", "192.168.10.12/24", AZ1)
+                             AFF("node1", "192.168.10.130/32") AFF("node2", "192.168.10.131/32"));
+        host_node1(&t->h);
+        p = plan(t);
+        EXPECT_ACTIONS(p, SIMPLE_PROXY,
+                       "add-route 192.168.10.131/32 via 192.168.10.12 dev eth0 proto 211 metric 1024 table 254");
+        EXPECT_NO_FINDINGS(p);
+}
+
+/* A pool equal to the node's subnet: a block over the node's own address, its
+ * gateway or a peer's address is never installed (one already there is removed), and
+ * --check blocks with the addresses. A peer whose address lies in a block is no next
+ * hop either. */
+static void test_route_covers_node_address(void **state)
+{
+        struct t *t = *state;
+        struct plan *p;
+
+        load(t, NULL,
+             POOL("lan", "192.168.10.0/24", ", blockSize: 26, natOutgoing: false")
+                     NODE("node1", "192.168.10.11/24", AZ1) NODE("node2", "192.168.10.200/24", AZ1)
+                             AFF("node1", "192.168.10.0/26") AFF("node2", "192.168.10.192/26")
+                                     AFF("node3", "192.168.10.64/26"));
+        host_node1(&t->h);
+        route_add(&t->h, "blackhole 192.168.10.0/26 proto 211 metric 1024");
+        p = plan(t);
+        EXPECT_ACTIONS(p, SIMPLE_PROXY, "delete-route blackhole 192.168.10.0/26 proto 211 metric 1024 table 254");
+        EXPECT_FINDINGS(p, "blocking route-covers-node-address", "warning peer-address-unusable",
+                        "warning node-address-unknown");
+        assert_string_equal(msg(p, "route-covers-node-address", 0),
+                            "blackhole 192.168.10.0/26 (block of node1, this node) would cover 192.168.10.1 (this "
+                            "node's default gateway): not installed; fix the pool or the block");
+        assert_string_equal(msg(p, "peer-address-unusable", 0),
+                            "node node2: its address 192.168.10.200 lies inside a pool block (pod addresses): no "
+                            "route via it (1 route not installed)");
+        assert_int_equal(p->n_blocking, 1);
+}
+
+/* A peer's address that is the subnet's network or broadcast address. */
+static void test_peer_address_network_broadcast(void **state)
+{
+        struct t *t = *state;
+        struct plan *p;
+
+        load(t, NULL,
+             POOL("underlay", "192.168.10.128/25", UNDERLAY) NODE("node1", "192.168.10.11/24", AZ1)
+                     NODE("node2", "192.168.10.0/24", AZ1) NODE("node3", "192.168.10.255/24", AZ1)
+                             AFF("node1", "192.168.10.128/28") AFF("node2", "192.168.10.144/28")
+                                     AFF("node3", "192.168.10.160/28"));
+        host_node1(&t->h);
+        p = plan(t);
+        EXPECT_ACTIONS(p, SIMPLE_PROXY, "add-route " R_LOCAL);
+        EXPECT_FINDINGS(p, "warning peer-address-unusable", "warning peer-address-unusable");
+        assert_true(contains(msg(p, "peer-address-unusable", 0), "192.168.10.0 is the network address"));
+        assert_true(contains(msg(p, "peer-address-unusable", 1), "192.168.10.255 is the broadcast address"));
+}
+
+/* allowedUses without Workload: no pod blocks, set aside (no routes, no proxy ARP). */
+static void test_pool_set_aside(void **state)
+{
+        struct t *t = *state;
+        struct plan *p;
+
+        load(t, NULL,
+             POOL("tunnels", "192.168.10.128/25", UNDERLAY ", allowedUses: [Tunnel]")
+                     NODE("node1", "192.168.10.11/24", AZ1) NODE("node2", "192.168.10.12/24", AZ1)
+                             AFF("node1", "192.168.10.128/28") AFF("node2", "192.168.10.144/28"));
+        host_node1(&t->h);
+        p = plan(t);
+        EXPECT_NO_ACTIONS(p);
+        EXPECT_FINDINGS(p, "info pool-set-aside");
+        assert_false(p->underlay);
+        assert_string_equal(msg(p, "pool-set-aside", 0),
+                            "pool tunnels (192.168.10.128/25) does not allow Workload (allowedUses): it holds no "
+                            "pod blocks, set aside (no routes, no proxy ARP for it)");
+}
+
+/* Old and new pool fields that disagree (IPPoolv1v3Converter): read as the converter
+ * does (IPIP on, NAT on: an overlay pool), with a warning. */
+static void test_legacy_fields_warning(void **state)
+{
+        struct t *t = *state;
+        struct plan *p;
+
+        load(t, NULL,
+             POOL("patched", "192.168.10.128/25",
+                  ", blockSize: 28, ipipMode: Never, natOutgoing: false, ipip: {enabled: true}, nat-outgoing: true")
+                     NODE("node1", "192.168.10.11/24", AZ1) AFF("node1", "192.168.10.128/28"));
+        host_node1(&t->h);
+        p = plan(t);
+        EXPECT_NO_ACTIONS(p);
+        EXPECT_FINDINGS(p, "warning pool-legacy-fields");
+        assert_string_equal(msg(p, "pool-legacy-fields", 0),
+                            "pool patched: the old fields ipip and nat-outgoing disagree with ipipMode and "
+                            "natOutgoing; read as Calico v3.7-v3.31 converts them (ipipMode Always, natOutgoing "
+                            "true), Calico v3.32 and later ignore the old fields: remove them");
+}
+
+/* kubeadm's podCIDRs with no Calico IPAM data at all: nothing routed, and --check says
+ * why. */
+static void test_pod_cidrs_ignored(void **state)
+{
+        struct t *t = *state;
+        struct plan *p;
+
+        load(t, NULL,
+             POOL("underlay", "192.168.10.128/25", UNDERLAY) NODE("node1", "192.168.10.11/24", AZ1)
+                     DOC "apiVersion: v1\nkind: Node\nmetadata: {name: node2}\nspec: {podCIDR: 192.168.10.144/28}\n");
+        host_node1(&t->h);
+        p = plan(t);
+        EXPECT_ACTIONS(p, SIMPLE_PROXY);
+        EXPECT_FINDINGS(p, "warning pod-cidrs-ignored");
+        assert_true(contains(msg(p, "pod-cidrs-ignored", 0), "1 Kubernetes podCIDR ignored"));
+        load(t, "usePodCIDR: true\n",
+             POOL("underlay", "192.168.10.128/25", UNDERLAY) NODE("node1", "192.168.10.11/24", AZ1)
+                     DOC "apiVersion: v1\nkind: Node\nmetadata: {name: node2, annotations: "
+                         "{projectcalico.org/IPv4Address: 192.168.10.12/24}}\nspec: {podCIDR: 192.168.10.144/28}\n");
+        p = plan(t);
+        EXPECT_ACTIONS(p, SIMPLE_PROXY, "add-route " R_144);
+        EXPECT_NO_FINDINGS(p);
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
@@ -2364,6 +2587,15 @@ int main(void)
                 T(test_idempotent),
                 T(test_node_address_unknown),
                 T(test_node_not_in_resources),
+                T(test_borrowed_on_affine_node),
+                T(test_borrowed_on_hosting_node),
+                T(test_borrowed_needs_upstream),
+                T(test_block_32_no_local_route),
+                T(test_route_covers_node_address),
+                T(test_peer_address_network_broadcast),
+                T(test_pool_set_aside),
+                T(test_legacy_fields_warning),
+                T(test_pod_cidrs_ignored),
                 T(test_node_not_in_resources_no_labels),
                 T(test_node_known_only_from_block),
                 T(test_end_of_underlay_mode),
