@@ -15,6 +15,7 @@
 #include "reconcile.h"
 #include "report.h"
 #include "state.h"
+#include "upstream.h"
 #include "util.h"
 #include "version.h"
 
@@ -23,12 +24,16 @@ enum mode {
         MODE_ONCE,
         MODE_CHECK,
         MODE_CLEANUP,
+        MODE_UPSTREAM,
 };
 
 struct args {
         enum mode mode;
         const char *config;
+        const char *format; /* as given; NULL = text */
         bool json;
+        const char *since;
+        const char *aggregate;
 };
 
 static void help(void)
@@ -42,10 +47,25 @@ static void help(void)
                "      --check          change nothing; print where the model came from, the plan and\n"
                "                       findings (exit 0 ready, 1 blocking problems, 2 cannot evaluate)\n"
                "      --cleanup        remove every route of ours and restore proxy_arp and its delay\n"
+               "      --upstream-routes\n"
+               "                       change nothing (no netlink at all); print the static routes the\n"
+               "                       upstream switch or router needs for every block of every underlay\n"
+               "                       pool (borrowed addresses as host routes), read from the configured\n"
+               "                       source (exit 0, 1 when some blocks' nodes have no address, 2 on\n"
+               "                       a bad configuration or --since file)\n"
                "\n"
                "Options:\n"
                "  -c, --config PATH    settings file (default %s)\n"
-               "      --format FORMAT  --check output: text (default) or json\n"
+               "      --format FORMAT  --check output: text (default) or json; --upstream-routes output:\n"
+               "                       text (default), json, ios (Cisco IOS, Arista EOS; also cisco, eos),\n"
+               "                       vrp (Huawei VRP, H3C Comware; also huawei, comware), junos, frr,\n"
+               "                       bird (BIRD 2 static protocol), ip-batch (ip -batch)\n"
+               "      --since FILE     --upstream-routes: print only the change since FILE, a previous\n"
+               "                       --format json output (removals first, in the syntax's own form)\n"
+               "      --aggregate exact|cover-free\n"
+               "                       --upstream-routes: merge sibling routes of one node only when they\n"
+               "                       are exactly its blocks (exact, default), or also over free space of\n"
+               "                       the pool, never over another node's block (cover-free)\n"
                "  -h, --help           show this help and exit\n"
                "      --version        show the version and exit\n"
                "\n"
@@ -60,15 +80,47 @@ static void help(void)
                CFG_DEFAULT_CONFIG, CFG_DEFAULT_CALICOCTL_CONFIG, STATE_DEFAULT_DIR);
 }
 
+/* Which options go with which mode: an option the mode would ignore is an error. */
+static int check_mode_options(const struct args *a)
+{
+        enum upstream_format f;
+        enum upstream_aggregate agg;
+
+        if (a->mode != MODE_UPSTREAM && (a->since || a->aggregate)) {
+                fprintf(stderr, "calico-underlayd: --since and --aggregate go with --upstream-routes\n");
+                return -EINVAL;
+        }
+        if (a->mode == MODE_UPSTREAM) {
+                if (a->format && upstream_format_from_name(a->format, &f) < 0) {
+                        fprintf(stderr, "calico-underlayd: --format must be text, json, ios, cisco, eos, arista, vrp, "
+                                        "huawei, comware, h3c, junos, juniper, frr, bird, bird2 or ip-batch\n");
+                        return -EINVAL;
+                }
+                if (a->aggregate && upstream_aggregate_from_name(a->aggregate, &agg) < 0) {
+                        fprintf(stderr, "calico-underlayd: --aggregate must be exact or cover-free\n");
+                        return -EINVAL;
+                }
+                return 0;
+        }
+        if (a->format && !streq(a->format, "json") && !streq(a->format, "text")) {
+                fprintf(stderr, "calico-underlayd: --format must be text or json\n");
+                return -EINVAL;
+        }
+        return 0;
+}
+
 static int parse_args(int argc, char **argv, struct args *a)
 {
-        enum { OPT_ONCE = 256, OPT_CHECK, OPT_CLEANUP, OPT_FORMAT, OPT_VERSION };
+        enum { OPT_ONCE = 256, OPT_CHECK, OPT_CLEANUP, OPT_FORMAT, OPT_VERSION, OPT_UPSTREAM, OPT_SINCE, OPT_AGGREGATE };
         static const struct option opts[] = {
                 { "once", no_argument, NULL, OPT_ONCE },
                 { "check", no_argument, NULL, OPT_CHECK },
                 { "cleanup", no_argument, NULL, OPT_CLEANUP },
                 { "config", required_argument, NULL, 'c' },
                 { "format", required_argument, NULL, OPT_FORMAT },
+                { "upstream-routes", no_argument, NULL, OPT_UPSTREAM },
+                { "since", required_argument, NULL, OPT_SINCE },
+                { "aggregate", required_argument, NULL, OPT_AGGREGATE },
                 { "help", no_argument, NULL, 'h' },
                 { "version", no_argument, NULL, OPT_VERSION },
                 {},
@@ -89,15 +141,22 @@ static int parse_args(int argc, char **argv, struct args *a)
                         a->mode = MODE_CLEANUP;
                         modes++;
                         break;
+                case OPT_UPSTREAM:
+                        a->mode = MODE_UPSTREAM;
+                        modes++;
+                        break;
                 case 'c':
                         a->config = optarg;
                         break;
                 case OPT_FORMAT:
-                        if (strcmp(optarg, "json") != 0 && strcmp(optarg, "text") != 0) {
-                                fprintf(stderr, "calico-underlayd: --format must be text or json\n");
-                                return -EINVAL;
-                        }
+                        a->format = optarg;
                         a->json = strcmp(optarg, "json") == 0;
+                        break;
+                case OPT_SINCE:
+                        a->since = optarg;
+                        break;
+                case OPT_AGGREGATE:
+                        a->aggregate = optarg;
                         break;
                 case 'h':
                         help();
@@ -114,10 +173,10 @@ static int parse_args(int argc, char **argv, struct args *a)
                 return -EINVAL;
         }
         if (modes > 1) {
-                fprintf(stderr, "calico-underlayd: --once, --check and --cleanup exclude each other\n");
+                fprintf(stderr, "calico-underlayd: --once, --check, --cleanup and --upstream-routes exclude each other\n");
                 return -EINVAL;
         }
-        return 0;
+        return check_mode_options(a);
 }
 
 /* The kernel's host name, lowercased, as Calico derives a node name. */
@@ -320,6 +379,95 @@ static int run_cleanup(const struct args *a, const char *hn)
         return e;
 }
 
+/* --since FILE: a previous JSON output. */
+static int load_since(const char *path, struct upstream **ret)
+{
+        _cleanup_(freep) char *buf = NULL;
+        _cleanup_(fclosep) FILE *f = fopen(path, "re");
+        char why[512];
+        size_t len = 0, cap = 0, n;
+        int e;
+
+        if (!f) {
+                fprintf(stderr, "calico-underlayd: --since %s: %s\n", path, strerror(errno));
+                return -errno;
+        }
+        do {
+                if (GROW(buf, cap, len + 65536 + 1) < 0)
+                        return -ENOMEM;
+                n = fread(buf + len, 1, cap - len - 1, f);
+                len += n;
+        } while (n > 0);
+        if (ferror(f)) {
+                fprintf(stderr, "calico-underlayd: --since %s: read error\n", path);
+                return -EIO;
+        }
+        buf[len] = '\0';
+        e = upstream_parse_json(buf, len, ret, why, sizeof(why));
+        if (e < 0)
+                fprintf(stderr, "calico-underlayd: --since %s%s%s\n", path, why[0] >= '0' && why[0] <= '9' ? ":" : ": ",
+                        e == -ENOMEM ? strerror(ENOMEM) : why);
+        return e;
+}
+
+static void print_missing(const struct upstream *u)
+{
+        char p[CFG_PREFIX_STRLEN];
+
+        for (size_t i = 0; i < u->n_missing; i++) {
+                cfg_prefix_fmt(&u->missing[i].dst, p, sizeof(p));
+                fprintf(stderr, "calico-underlayd: no route for %s%s of node %s: the node has no IPv%c address\n",
+                        u->missing[i].borrowed ? "borrowed address " : "block ", p, u->missing[i].node,
+                        u->missing[i].dst.family == AF_INET6 ? '6' : '4');
+        }
+}
+
+/* --upstream-routes: model → routes → text on stdout. Opens no netlink socket and
+ * changes nothing: it needs only what reading the source needs. */
+static int run_upstream(const struct args *a, const struct cfg_model *m)
+{
+        enum upstream_format f = UPSTREAM_FMT_TEXT;
+        enum upstream_aggregate agg = UPSTREAM_AGG_EXACT;
+        struct upstream_input in = {};
+        struct upstream *u = NULL, *prev = NULL;
+        _cleanup_(freep) char *out = NULL;
+        char sum[256];
+        size_t len;
+        int e;
+
+        if (a->format)
+                (void)upstream_format_from_name(a->format, &f); /* checked in parse_args */
+        if (a->aggregate)
+                (void)upstream_aggregate_from_name(a->aggregate, &agg);
+        if (a->since && load_since(a->since, &prev) < 0)
+                return 2;
+        e = upstream_input_from_model(m, &in);
+        if (e >= 0)
+                e = upstream_compute(&in, agg, &u);
+        if (e >= 0)
+                e = upstream_format(u, prev, f, &out, &len);
+        if (e < 0) {
+                fprintf(stderr, "calico-underlayd: upstream routes: %s\n", strerror(-e));
+                e = 2;
+        } else {
+                fwrite(out, 1, len, stdout);
+                if (f != UPSTREAM_FMT_JSON)
+                        print_missing(u);
+                if (f != UPSTREAM_FMT_JSON && f != UPSTREAM_FMT_TEXT) {
+                        upstream_summary(u, sum, sizeof(sum));
+                        fprintf(stderr, "calico-underlayd: upstream routes: %s\n", sum);
+                }
+                if (prev && f == UPSTREAM_FMT_BIRD)
+                        fprintf(stderr, "calico-underlayd: BIRD has no incremental form: printed the whole "
+                                        "protocol (birdc configure applies it)\n");
+                e = fflush(stdout) != 0 ? 2 : u->n_missing ? 1 : 0;
+        }
+        upstream_free(u);
+        upstream_free(prev);
+        upstream_input_clear(&in);
+        return e;
+}
+
 int main(int argc, char **argv)
 {
         struct args a = {};
@@ -361,8 +509,14 @@ int main(int argc, char **argv)
                 cfg_diags_clear(&diags);
                 return 2;
         }
-        if (a.mode == MODE_ONCE)
+        if (a.mode == MODE_ONCE || a.mode == MODE_UPSTREAM)
                 report_diags(stderr, &diags, true);
+        if (a.mode == MODE_UPSTREAM) {
+                r = run_upstream(&a, m);
+                cfg_model_free(m);
+                cfg_diags_clear(&diags);
+                return r;
+        }
         r = run_once_or_check(&a, m, &diags, m->settings.node_name, load_usec, &o);
         cfg_model_free(m);
         cfg_diags_clear(&diags);
