@@ -963,12 +963,16 @@ int upstream_parse_json(const char *buf, size_t len, struct upstream **ret, char
         jerr = json_tokener_get_error(tok);
         end = json_tokener_get_parse_end(tok);
         json_tokener_free(tok);
-        if (!doc || jerr != json_tokener_success) {
+        while (doc && end < len && (buf[end] == ' ' || buf[end] == '\n' || buf[end] == '\t' || buf[end] == '\r'))
+                end++;
+        if (!doc || jerr != json_tokener_success || end < len) {
                 unsigned line, col;
 
                 offset_pos(buf, end < len ? end : len, &line, &col);
+                if (jerr == json_tokener_continue)
+                        jerr = json_tokener_error_parse_eof;
                 snprintf(why, why_size, "%u:%u: %s", line, col,
-                         doc ? "unexpected data after the document" : json_tokener_error_desc(jerr == json_tokener_continue ? json_tokener_error_parse_eof : jerr));
+                         doc ? "unexpected data after the document" : json_tokener_error_desc(jerr));
                 json_object_put(doc);
                 return -EINVAL;
         }
