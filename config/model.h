@@ -79,6 +79,8 @@ struct cfg_settings {
         bool has_resources;      /* `resources` was set (not the default) */
         char *calicoctl_config;  /* calicoctl's settings file (default CFG_DEFAULT_CALICOCTL_CONFIG) */
         bool use_pod_cidr;       /* Kubernetes Nodes' podCIDRs are blocks (host-local IPAM) */
+        char *upstream_routes_file; /* where the daemon keeps the upstream routes (JSON); NULL: nowhere */
+        bool upstream_cover_free;   /* upstreamRoutesAggregate: cover-free (default exact) */
 };
 
 /* Old (v1) pool fields that disagree with the v3 ones (see resources.c). */

@@ -242,6 +242,31 @@ static int parse_datastore(struct settings_ctx *c, const struct ynode *n)
         return 0;
 }
 
+/* upstreamRoutesFile: where the daemon keeps the upstream routes (JSON), an absolute
+ * path (it is written, not read, so a path relative to the settings file would only
+ * surprise); upstreamRoutesAggregate: exact or cover-free. */
+static int parse_upstream(struct settings_ctx *c, const struct ynode *k, const struct ynode *v)
+{
+        const char *str;
+        int r;
+
+        if (streq(k->str, "upstreamRoutesAggregate")) {
+                r = yv_str(&c->y, v, "upstreamRoutesAggregate", &str);
+                if (r < 0)
+                        return r;
+                if (!streq(str, "exact") && !streq(str, "cover-free"))
+                        return yerr(&c->y, v, "upstreamRoutesAggregate must be exact or cover-free, not \"%s\"", str);
+                c->s->upstream_cover_free = streq(str, "cover-free");
+                return 0;
+        }
+        r = yv_str(&c->y, v, "upstreamRoutesFile", &str);
+        if (r < 0)
+                return r;
+        if (str[0] != '/' || str[strlen(str) - 1] == '/')
+                return yerr(&c->y, v, "upstreamRoutesFile must be an absolute file path, not \"%s\"", str);
+        return set_str(&c->s->upstream_routes_file, str);
+}
+
 static int parse_key(struct settings_ctx *c, const struct ynode *k, const struct ynode *v)
 {
         struct cfg_settings *s = c->s;
@@ -340,10 +365,12 @@ static int parse_key(struct settings_ctx *c, const struct ynode *k, const struct
                 s->calicoctl_config = NULL;
                 return resolve_path(c->y.file, str, &s->calicoctl_config);
         }
+        if (streq(k->str, "upstreamRoutesFile") || streq(k->str, "upstreamRoutesAggregate"))
+                return parse_upstream(c, k, v);
         return yerr(y, k,
                     "unknown setting \"%s\" (known: nodeName, nodeLabels, uplink, datastore, resources, "
                     "calicoctlConfig, routeProtocol, routeMetric, routeTable, localBlockRoute, tunnelDevices, "
-                    "resyncSeconds, proxyDelay, usePodCIDR)",
+                    "resyncSeconds, proxyDelay, usePodCIDR, upstreamRoutesFile, upstreamRoutesAggregate)",
                     k->str);
 }
 
@@ -449,5 +476,6 @@ void cfg_settings_clear(struct cfg_settings *s)
         free(s->tunnel_vxlan);
         free(s->tunnel_vxlan_v6);
         free(s->calicoctl_config);
+        free(s->upstream_routes_file);
         *s = (struct cfg_settings){};
 }

@@ -38,6 +38,8 @@
 #include "monitor.h"
 #include "reconcile.h"
 #include "state.h"
+#include "upstream-file.h"
+#include "upstream.h"
 #include "version.h"
 #include "watch.h"
 
@@ -86,6 +88,7 @@ struct loop {
         bool underlay;
         size_t n_underlay_pools, n_routes, n_failed;
         bool tunnels_unneeded;
+        bool upstream_pending;   /* the upstream routes file could not be written: retry */
 };
 
 static const char *config_path(const struct loop *l)
@@ -281,6 +284,44 @@ static int load_from_etcd(struct loop *l, struct cfg_settings *s, const struct c
         return r;
 }
 
+/* upstreamRoutesFile: the upstream routes of the model just accepted, as
+ * --upstream-routes --format json prints them, written only when they changed. A
+ * failure is logged and retried at the next resync or reload. */
+static void keep_upstream_routes(struct loop *l)
+{
+        const struct cfg_settings *s = &l->model->settings;
+        struct upstream_input in = {};
+        struct upstream *u = NULL;
+        _cleanup_(freep) char *json = NULL;
+        char sum[256], field[4200];
+        const char *fields[] = { field, NULL };
+        size_t len;
+        int e;
+
+        l->upstream_pending = false;
+        if (!s->upstream_routes_file)
+                return;
+        snprintf(field, sizeof(field), "UNDERLAY_FILE=%s", s->upstream_routes_file);
+        e = upstream_input_from_model(l->model, &in);
+        if (e >= 0)
+                e = upstream_compute(&in, s->upstream_cover_free ? UPSTREAM_AGG_COVER_FREE : UPSTREAM_AGG_EXACT, &u);
+        if (e >= 0)
+                e = upstream_format(u, NULL, UPSTREAM_FMT_JSON, &json, &len);
+        if (e >= 0)
+                e = upstream_file_keep(s->upstream_routes_file, json, len);
+        if (e < 0) {
+                l->upstream_pending = true;
+                log_full(LOG_ERR, LOG_ID_UPSTREAM_ROUTES, fields, "cannot write the upstream routes file %s: %s",
+                         s->upstream_routes_file, strerror(-e));
+        } else if (e > 0) {
+                upstream_summary(u, sum, sizeof(sum));
+                log_full(LOG_NOTICE, LOG_ID_UPSTREAM_ROUTES, fields, "upstream routes file %s updated: %s",
+                         s->upstream_routes_file, sum);
+        }
+        upstream_free(u);
+        upstream_input_clear(&in);
+}
+
 static void accept_model(struct loop *l, struct cfg_model *m)
 {
         char from[700] = "";
@@ -296,6 +337,7 @@ static void accept_model(struct loop *l, struct cfg_model *m)
         cfg_model_free(l->model);
         l->model = m;
         l->config_error[0] = '\0';
+        keep_upstream_routes(l);
 }
 
 /* Settings first, then watches, then the resources (files, or etcd's cache): a file
@@ -454,6 +496,8 @@ static size_t reconcile(struct loop *l, const char *why)
 
         if (!l->model)
                 return 0;
+        if (l->upstream_pending && streq(why, "resync"))
+                keep_upstream_routes(l);
         e = reconcile_run(l->nl, l->model, &l->model->settings, l->state_dir, false, &r);
         if (e < 0) {
                 snprintf(l->host_error, sizeof(l->host_error), "reconcile failed: %s", strerror(-e));

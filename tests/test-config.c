@@ -1422,6 +1422,24 @@ static void settings_resync_proxy_delay(void **state)
         settings_reject("proxyDelay: -1\n", 1, 13, NEEDLES("proxyDelay"));
 }
 
+static void settings_upstream_routes_file(void **state)
+{
+        struct cfg_settings s;
+
+        (void)state;
+        s = settings_ok("nodeName: a\n");
+        assert_null(s.upstream_routes_file);
+        assert_false(s.upstream_cover_free);
+        cfg_settings_clear(&s);
+        s = settings_ok("upstreamRoutesFile: /var/lib/calico-underlay/routes.json\nupstreamRoutesAggregate: cover-free\n");
+        assert_string_equal(s.upstream_routes_file, "/var/lib/calico-underlay/routes.json");
+        assert_true(s.upstream_cover_free);
+        cfg_settings_clear(&s);
+        settings_reject("upstreamRoutesFile: routes.json\n", 1, 21, NEEDLES("upstreamRoutesFile must be an absolute"));
+        settings_reject("upstreamRoutesFile: /var/lib/\n", 1, 21, NEEDLES("absolute file path"));
+        settings_reject("upstreamRoutesAggregate: loose\n", 1, 26, NEEDLES("exact or cover-free"));
+}
+
 static void settings_unknown_keys(void **state)
 {
         struct cfg_diags d = {};
@@ -2721,6 +2739,7 @@ int main(int argc, char **argv)
                 cmocka_unit_test(settings_local_block_route),
                 cmocka_unit_test(settings_tunnel_devices),
                 cmocka_unit_test(settings_resync_proxy_delay),
+                cmocka_unit_test(settings_upstream_routes_file),
                 cmocka_unit_test(settings_unknown_keys),
                 cmocka_unit_test(settings_several_errors),
                 cmocka_unit_test(settings_structure),
