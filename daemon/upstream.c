@@ -32,34 +32,43 @@ static const struct cfg_prefix *node_addr(const struct cfg_node *n, int family)
         return n->addr.family == family ? &n->addr : NULL;
 }
 
+static bool underlay_pool(const struct cfg_pool *p)
+{
+        /* natOutgoing false; disabled pools too (their addresses are still in use).
+         * A pool without the Workload use holds no pod blocks and no aggregate may
+         * cover it. */
+        return !p->nat_outgoing && p->workload;
+}
+
 int upstream_input_from_model(const struct cfg_model *m, struct upstream_input *ret)
 {
         _cleanup_(freep) struct upstream_entry *e = NULL;
         _cleanup_(freep) struct cfg_prefix *pools = NULL;
         size_t n = 0, np = 0;
 
-        e = calloc(m->n_blocks ? m->n_blocks : 1, sizeof(*e));
-        pools = calloc(m->n_pools ? m->n_pools : 1, sizeof(*pools));
+        e = calloc(m->n_blocks + m->n_borrowed + 1, sizeof(*e));
+        pools = calloc(m->n_pools + 1, sizeof(*pools));
         if (!e || !pools)
                 return -ENOMEM;
         for (size_t i = 0; i < m->n_pools; i++)
-                if (!m->pools[i].nat_outgoing)
+                if (underlay_pool(&m->pools[i]))
                         pools[np++] = m->pools[i].cidr;
         for (size_t i = 0; i < m->n_blocks; i++) {
                 const struct cfg_block *b = &m->blocks[i];
                 const struct cfg_node *node = &m->nodes[b->node];
 
-                if (m->pools[b->pool].nat_outgoing)
-                        continue;
-                e[n++] = (struct upstream_entry){
-                        .dst = b->cidr,
-                        .node = node->name,
-                        .via = node_addr(node, b->cidr.family),
-                };
+                if (underlay_pool(&m->pools[b->pool]))
+                        e[n++] = (struct upstream_entry){ b->cidr, node->name, node_addr(node, b->cidr.family), false };
         }
-        /* Borrowed addresses (IPAMBlock attributes[].secondary.node) are not in the
-         * model yet; when they are, each becomes an entry with .borrowed = true and
-         * the hosting node's name and address. */
+        /* Borrowed addresses (IPAMBlock attributes[].secondary.node): a host route to
+         * the node that hosts each, as Felix routes them (felix/calc/l3_route_resolver.go). */
+        for (size_t i = 0; i < m->n_borrowed; i++) {
+                const struct cfg_borrowed *b = &m->borrowed[i];
+                const struct cfg_node *host = &m->nodes[b->node];
+
+                if (underlay_pool(&m->pools[b->pool]))
+                        e[n++] = (struct upstream_entry){ b->addr, host->name, node_addr(host, b->addr.family), true };
+        }
         *ret = (struct upstream_input){
                 .entries = TAKE_PTR(e),
                 .n_entries = n,

@@ -9,7 +9,8 @@
  *   route per block.
  * - Golden files for every syntax (tests/golden/upstream/), whole and as a change:
  *   UPDATE_GOLDEN=1 rewrites them (then read the diff).
- * - The model → input step (overlay pools left out, disabled pools kept), and the
+ * - The model → input step (overlay pools left out, disabled pools kept, borrowed
+ *   addresses from IPAMBlocks), and the
  *   JSON output read back for --since, with its errors. */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -516,7 +517,15 @@ static void test_from_model(void **state)
                 DOC "apiVersion: crd.projectcalico.org/v1\nkind: BlockAffinity\nmetadata: {name: x4}\n"
                     "spec: {node: a, cidr: 10.2.0.0/26, state: confirmed}\n"
                 DOC "apiVersion: crd.projectcalico.org/v1\nkind: BlockAffinity\nmetadata: {name: x5}\n"
-                    "spec: {node: a, cidr: 10.3.0.0/26, state: confirmed}\n";
+                    "spec: {node: a, cidr: 10.3.0.0/26, state: confirmed}\n"
+                /* b's block lends .128 to a; .130 is b's own */
+                DOC "apiVersion: crd.projectcalico.org/v1\nkind: IPAMBlock\nmetadata: {name: blk1}\n"
+                    "spec: {cidr: 10.1.0.128/26, affinity: 'host:b', allocations: [0, null, 1],\n"
+                    "  attributes: [{secondary: {node: a}}, {secondary: {node: b}}]}\n"
+                /* borrowed in the overlay pool: not the upstream's business */
+                DOC "apiVersion: crd.projectcalico.org/v1\nkind: IPAMBlock\nmetadata: {name: blk2}\n"
+                    "spec: {cidr: 10.3.0.0/26, affinity: 'host:a', allocations: [0],\n"
+                    "  attributes: [{secondary: {node: b}}]}\n";
         const char *names[] = { "res.yaml" };
         const char *bufs[] = { res };
         size_t sizes[] = { strlen(res) };
@@ -533,12 +542,13 @@ static void test_from_model(void **state)
         assert_int_equal(cfg_model_from_buffers(&s, names, bufs, sizes, 1, &m, &d), 0);
         assert_int_equal(upstream_input_from_model(m, &in), 0);
         assert_int_equal(in.n_pools, 2); /* under and gone; not the overlay pool */
-        assert_int_equal(in.n_entries, 4);
+        assert_int_equal(in.n_entries, 5); /* 4 blocks, 1 borrowed address */
         assert_int_equal(upstream_compute(&in, UPSTREAM_AGG_EXACT, &u), 0);
         assert_int_equal(upstream_format(u, NULL, UPSTREAM_FMT_TEXT, &text, &len), 0);
-        assert_string_equal(text, "# upstream routes: 2 routes for 3 blocks and 0 borrowed addresses (3 before exact "
+        assert_string_equal(text, "# upstream routes: 3 routes for 3 blocks and 1 borrowed address (4 before exact "
                                   "aggregation); 1 without a node address\n"
                                   "10.1.0.0/25 via 192.168.0.1 node a\n"
+                                  "10.1.0.128/32 via 192.168.0.1 node a (borrowed)\n"
                                   "10.2.0.0/26 via 192.168.0.1 node a\n");
         assert_int_equal(u->n_missing, 1);
         assert_string_equal(u->missing[0].node, "b");
