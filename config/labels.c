@@ -1,4 +1,5 @@
-/* Label maps: a sorted array. Owns its strings; knows nothing about selectors. */
+/* Label maps: an array appended to while a document is read, sorted (and rid of
+ * replaced values) once when sealed. Owns its strings; knows nothing about selectors. */
 #include "labels.h"
 
 #include <stdlib.h>
@@ -8,42 +9,61 @@
 
 int cfg_labels_set(struct cfg_labels *l, const char *key, const char *value)
 {
-        struct cfg_label *v;
-        char *k, *val;
+        char *k = strdup(key), *val = strdup(value);
 
-        for (size_t i = 0; i < l->n; i++)
-                if (streq(l->v[i].key, key)) {
-                        val = strdup(value);
-                        if (!val)
-                                return -ENOMEM;
-                        free(l->v[i].value);
-                        l->v[i].value = val;
-                        return 0;
-                }
-        k = strdup(key);
-        val = strdup(value);
-        v = realloc(l->v, (l->n + 1) * sizeof(*v));
-        if (!k || !val || !v) {
+        if (!k || !val || GROW(l->v, l->cap, l->n + 1) < 0) {
                 free(k);
                 free(val);
-                if (v)
-                        l->v = v;
                 return -ENOMEM;
         }
-        l->v = v;
         l->v[l->n++] = (struct cfg_label){ .key = k, .value = val };
         return 0;
 }
 
-static int label_cmp(const void *a, const void *b)
+struct label_pos {
+        const struct cfg_label *label;
+        size_t pos; /* order of the set: the last one wins */
+};
+
+static int label_pos_cmp(const void *a, const void *b)
 {
-        return strcmp(((const struct cfg_label *)a)->key, ((const struct cfg_label *)b)->key);
+        const struct label_pos *x = a, *y = b;
+        int c = strcmp(x->label->key, y->label->key);
+
+        if (c)
+                return c;
+        return x->pos < y->pos ? -1 : x->pos > y->pos;
 }
 
-void cfg_labels_seal(struct cfg_labels *l)
+int cfg_labels_seal(struct cfg_labels *l)
 {
-        if (l->n > 1)
-                qsort(l->v, l->n, sizeof(*l->v), label_cmp);
+        _cleanup_(freep) struct label_pos *order = NULL;
+        _cleanup_(freep) struct cfg_label *sorted = NULL;
+        size_t n = 0;
+
+        if (l->n < 2)
+                return 0;
+        order = malloc(l->n * sizeof(*order));
+        sorted = malloc(l->n * sizeof(*sorted));
+        if (!order || !sorted)
+                return -ENOMEM;
+        for (size_t i = 0; i < l->n; i++)
+                order[i] = (struct label_pos){ &l->v[i], i };
+        qsort(order, l->n, sizeof(*order), label_pos_cmp);
+        for (size_t i = 0; i < l->n; i++) {
+                struct cfg_label *cur = &l->v[order[i].pos];
+
+                if (i + 1 < l->n && streq(cur->key, order[i + 1].label->key)) {
+                        free(cur->key); /* replaced by a later set */
+                        free(cur->value);
+                        continue;
+                }
+                sorted[n++] = *cur;
+        }
+        free(l->v);
+        l->v = TAKE_PTR(sorted);
+        l->n = l->cap = n;
+        return 0;
 }
 
 const char *cfg_labels_get(const struct cfg_labels *l, const char *key)
@@ -73,7 +93,10 @@ int cfg_labels_copy(const struct cfg_labels *from, struct cfg_labels *ret)
                         cfg_labels_clear(&l);
                         return -ENOMEM;
                 }
-        cfg_labels_seal(&l);
+        if (cfg_labels_seal(&l) < 0) {
+                cfg_labels_clear(&l);
+                return -ENOMEM;
+        }
         *ret = l;
         return 0;
 }

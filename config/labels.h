@@ -12,13 +12,16 @@ struct cfg_label {
 
 struct cfg_labels {
         struct cfg_label *v;
-        size_t n;
+        size_t n, cap;
 };
 
-/* Add (or replace) key=value; the map stays unsorted until cfg_labels_seal(). */
+/* Add key=value (amortised O(1): no search); the map stays unsorted, and a later
+ * value for the same key replaces an earlier one, at cfg_labels_seal(). Merging the
+ * labels of many same-name Node documents stays O(n log n) in all. */
 int cfg_labels_set(struct cfg_labels *l, const char *key, const char *value);
-/* Sort by key; later duplicates win. Call once after the last set. */
-void cfg_labels_seal(struct cfg_labels *l);
+/* Sort by key (O(n log n)) and drop every value but the last set for each key. Call
+ * after the last set; sealing a sealed map changes nothing. -ENOMEM leaves it as it was. */
+int cfg_labels_seal(struct cfg_labels *l);
 /* Value of key, or NULL when the label is absent. Map must be sealed. */
 const char *cfg_labels_get(const struct cfg_labels *l, const char *key);
 int cfg_labels_copy(const struct cfg_labels *from, struct cfg_labels *ret);

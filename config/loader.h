@@ -47,6 +47,7 @@ struct loader {
 #define CFG_MAX_KEYS 1000000 /* etcd keys: each stands for a file */
 #define CFG_MAX_BORROWED 1000000
 #define CFG_MAX_BLOCK_ADDRS 4096 /* a /20 IPv4 or /116 IPv6 block, the largest Calico allows */
+#define CFG_MAX_NAME 253      /* metadata.name, nodeName: a Kubernetes DNS subdomain */
 
 /* resources.c: dispatch one resource by kind. */
 int load_resource(const struct ynode *n, void *userdata);

@@ -434,7 +434,10 @@ static int sort_nodes(struct cfg_model *m)
                 return -ENOMEM;
         }
         for (size_t i = 0; i < n; i++) {
-                cfg_labels_seal(&m->nodes[i].labels);
+                if (cfg_labels_seal(&m->nodes[i].labels) < 0) {
+                        free(sorted);
+                        return -ENOMEM;
+                }
                 order[i] = (struct name_idx){ m->nodes[i].name, (uint32_t)i };
         }
         qsort(order, n, sizeof(*order), name_idx_cmp);

@@ -106,6 +106,9 @@ static int metadata_name(const struct yctx *y, const struct ynode *res, const ch
                 return r;
         if (!**ret)
                 return yerr(y, name, "%s with an empty name", kind);
+        /* Kubernetes' limit for the names of cluster objects (a DNS subdomain). */
+        if (name->n > CFG_MAX_NAME)
+                return yerr(y, name, "%s name longer than %d bytes", kind, CFG_MAX_NAME);
         *ret_meta = meta;
         return 0;
 }

@@ -34,6 +34,17 @@ bool cfg_route_protocol_reserved(unsigned p)
         return false;
 }
 
+/* 127.0.0.0/8, ::1 and ::ffff:127.0.0.0/104. */
+static bool addr_is_loopback(const struct cfg_prefix *a)
+{
+        static const uint8_t v6_loopback[16] = { [15] = 1 };
+        static const uint8_t v4_mapped[12] = { [10] = 0xff, [11] = 0xff };
+
+        if (a->family == AF_INET)
+                return a->addr[0] == 127;
+        return memcmp(a->addr, v6_loopback, 16) == 0 || (memcmp(a->addr, v4_mapped, 12) == 0 && a->addr[12] == 127);
+}
+
 static bool ifname_valid(const char *s)
 {
         size_t n = strlen(s);
@@ -42,6 +53,21 @@ static bool ifname_valid(const char *s)
                 return false;
         for (; *s; s++)
                 if (*s == '/' || *s == ':' || *s <= ' ' || *s == 0x7f)
+                        return false;
+        return true;
+}
+
+/* A node name is a key in etcd and a name in the Kubernetes API: no separator, no
+ * space or control character (a newline would forge lines in our own output). Upper
+ * case is left alone: a host name may have it, and it then simply matches no Node. */
+static bool node_name_valid(const char *s)
+{
+        size_t n = strlen(s);
+
+        if (n > CFG_MAX_NAME)
+                return false; /* empty is "no nodeName set", said later */
+        for (; *s; s++)
+                if (*s == '/' || (unsigned char)*s <= ' ' || *s == 0x7f)
                         return false;
         return true;
 }
@@ -89,6 +115,9 @@ static int parse_uplink(struct settings_ctx *c, const struct ynode *n)
         if (strncmp(v, "can-reach=", 10) == 0) {
                 if (cfg_addr_parse(v + 10, &s->uplink_reach) < 0)
                         return yerr(&c->y, n, "uplink: can-reach= needs an IP address, not \"%s\"", v + 10);
+                /* The route to a loopback address leaves through lo, never an uplink. */
+                if (addr_is_loopback(&s->uplink_reach))
+                        return yerr(&c->y, n, "uplink: can-reach=%s is a loopback address", v + 10);
                 s->uplink_mode = CFG_UPLINK_CAN_REACH;
                 return set_str(&s->uplink, v + 10);
         }
@@ -99,6 +128,8 @@ static int parse_uplink(struct settings_ctx *c, const struct ynode *n)
                             v);
         if (!ifname_valid(v))
                 return yerr(&c->y, n, "uplink: \"%s\" is not a valid interface name", v);
+        if (streq(v, "lo"))
+                return yerr(&c->y, n, "uplink: lo is the loopback device, never an uplink");
         s->uplink_mode = CFG_UPLINK_NAME;
         return set_str(&s->uplink, v);
 }
@@ -123,7 +154,9 @@ static int parse_labels(struct settings_ctx *c, const struct ynode *n)
                 if (r < 0)
                         return r;
         }
-        cfg_labels_seal(&c->s->node_labels);
+        r = cfg_labels_seal(&c->s->node_labels);
+        if (r < 0)
+                return r;
         c->s->has_node_labels = true;
         return 0;
 }
@@ -277,7 +310,14 @@ static int parse_key(struct settings_ctx *c, const struct ynode *k, const struct
 
         if (streq(k->str, "nodeName")) {
                 r = yv_str(y, v, "nodeName", &str);
-                return r < 0 ? r : set_str(&s->node_name, str);
+                if (r < 0)
+                        return r;
+                if (!node_name_valid(str))
+                        return yerr(y, v,
+                                    "nodeName must be a Kubernetes node name (at most %d bytes; no spaces, "
+                                    "slashes or control characters)",
+                                    CFG_MAX_NAME);
+                return set_str(&s->node_name, str);
         }
         if (streq(k->str, "nodeLabels"))
                 return parse_labels(c, v);

@@ -7,6 +7,7 @@
 #include "yamltree.h"
 
 #include <stdio.h>
+#include <sys/stat.h>
 #include <stdlib.h>
 #include <string.h>
 #include <yaml.h>
@@ -76,6 +77,15 @@ static void arena_free(struct arena *a)
 
 /* ---- builder ---- */
 
+/* libyaml's file reader with a cap: a file that grows, or is not a regular file (a
+ * symlink to /dev/zero), stops at YDOC_MAX_FILE_SIZE like one whose size says so. */
+struct capped_file {
+        FILE *f;
+        size_t total;
+        bool over;
+};
+
+
 struct frame {
         struct ynode *node;
         size_t first; /* index of this collection's first child on the value stack */
@@ -95,6 +105,7 @@ struct builder {
         size_t n_vals, cap_vals;
         bool streamed; /* this document's items were handed out already */
         bool list_items; /* YDOC_LIST_ITEMS */
+        const struct capped_file *input; /* NULL for a buffer */
 };
 
 static struct ynode *node_new(struct builder *b, enum ynode_kind kind, const yaml_event_t *e)
@@ -176,9 +187,12 @@ static int check_duplicate_keys(struct builder *b, const struct ynode *map)
 {
         /* Maps in Calico resources are small; labels and annotations rarely exceed a few
          * dozen keys. Input controls n, so bound the quadratic check. */
-        if (map->n > 256)
-                return cfg_error(b->diags, b->file, map->line, map->col, "mapping with more than 256 keys");
-        for (size_t i = 1; i < map->n; i++) {
+        if (map->n > YDOC_MAX_MAP_KEYS)
+                return cfg_error(b->diags, b->file, map->line, map->col, "mapping with more than %u keys",
+                                 YDOC_MAX_MAP_KEYS);
+        /* Every key is known to be a scalar before its text is read: a sequence or a
+         * mapping has no string to compare (its union member is a pointer array). */
+        for (size_t i = 0; i < map->n; i++) {
                 const struct ynode *k = map->pairs[i].key;
 
                 if (k->kind != YN_SCALAR)
@@ -189,9 +203,6 @@ static int check_duplicate_keys(struct builder *b, const struct ynode *map)
                                                  "duplicate key \"%s\" (first at line %u)", k->str,
                                                  map->pairs[j].key->line);
         }
-        if (map->n && map->pairs[0].key->kind != YN_SCALAR)
-                return cfg_error(b->diags, b->file, map->pairs[0].key->line, map->pairs[0].key->col,
-                                 "mapping keys must be scalars");
         return 0;
 }
 
@@ -232,6 +243,9 @@ static int on_scalar(struct builder *b, const yaml_event_t *e)
 
         if (!n)
                 return -ENOMEM;
+        if (e->data.scalar.length > YDOC_MAX_SCALAR)
+                return cfg_error(b->diags, b->file, n->line, n->col, "YAML scalar longer than %u bytes",
+                                 YDOC_MAX_SCALAR);
         s = arena_alloc(&b->arena, e->data.scalar.length + 1);
         if (!s)
                 return -ENOMEM;
@@ -241,8 +255,16 @@ static int on_scalar(struct builder *b, const yaml_event_t *e)
                 return cfg_error(b->diags, b->file, n->line, n->col, "NUL character in a YAML scalar");
         n->str = s;
         n->n = e->data.scalar.length;
-        n->quoted = e->data.scalar.style != YAML_PLAIN_SCALAR_STYLE;
+        /* `!!str 28` is the string "28", as `"28"` is: never a number, bool or null. */
+        n->quoted = e->data.scalar.style != YAML_PLAIN_SCALAR_STYLE ||
+                    (e->data.scalar.tag && streq((const char *)e->data.scalar.tag, YAML_STR_TAG));
         return push_value(b, n);
+}
+
+static int too_large(const char *path, struct cfg_diags *diags)
+{
+        cfg_error(diags, path, 0, 0, "larger than %u MiB: not read", YDOC_MAX_FILE_SIZE >> 20);
+        return -EFBIG;
 }
 
 static int syntax_error(struct builder *b, const yaml_parser_t *p)
@@ -251,6 +273,8 @@ static int syntax_error(struct builder *b, const yaml_parser_t *p)
 
         if (p->error == YAML_MEMORY_ERROR)
                 return -ENOMEM;
+        if (b->input && b->input->over)
+                return too_large(b->file, b->diags);
         if (p->error == YAML_READER_ERROR)
                 return cfg_error(b->diags, b->file, 0, 0, "YAML reader error: %s at byte %zu", problem,
                                  p->problem_offset);
@@ -333,6 +357,23 @@ int ydoc_load_buffer(const char *name, const void *buf, size_t size, unsigned fl
         return r;
 }
 
+static int read_capped(void *data, unsigned char *buf, size_t size, size_t *ret_read)
+{
+        struct capped_file *c = data;
+        size_t n;
+
+        if (size > YDOC_MAX_FILE_SIZE + (size_t)1 - c->total)
+                size = YDOC_MAX_FILE_SIZE + (size_t)1 - c->total;
+        n = size ? fread(buf, 1, size, c->f) : 0;
+        c->total += n;
+        if (c->total > YDOC_MAX_FILE_SIZE) {
+                c->over = true;
+                return 0; /* libyaml: a reader error */
+        }
+        *ret_read = n;
+        return !ferror(c->f);
+}
+
 int ydoc_load_file(const char *path, unsigned flags, ydoc_resource_fn fn, void *userdata, struct cfg_diags *diags)
 {
         struct builder b = {
@@ -340,6 +381,8 @@ int ydoc_load_file(const char *path, unsigned flags, ydoc_resource_fn fn, void *
                 .list_items = flags & YDOC_LIST_ITEMS,
         };
         _cleanup_(fclosep) FILE *f = NULL;
+        struct capped_file c;
+        struct stat st;
         yaml_parser_t p;
         int r;
 
@@ -349,9 +392,13 @@ int ydoc_load_file(const char *path, unsigned flags, ydoc_resource_fn fn, void *
                 cfg_error(diags, path, 0, 0, "cannot open: %s", strerror(-r));
                 return r;
         }
+        if (fstat(fileno(f), &st) == 0 && S_ISREG(st.st_mode) && (uint64_t)st.st_size > YDOC_MAX_FILE_SIZE)
+                return too_large(path, diags);
         if (!yaml_parser_initialize(&p))
                 return -ENOMEM;
-        yaml_parser_set_input_file(&p, f);
+        c = (struct capped_file){ .f = f };
+        b.input = &c;
+        yaml_parser_set_input(&p, read_capped, &c);
         r = run_parser(&b, &p);
         yaml_parser_delete(&p);
         if (r >= 0 && ferror(f)) {

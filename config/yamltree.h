@@ -22,7 +22,8 @@ struct ypair;
 
 struct ynode {
         uint8_t kind;
-        bool quoted;   /* scalar written with quotes or as a block: never null/bool/int */
+        bool quoted;   /* scalar written with quotes, as a block or tagged !!str: never
+                        * null/bool/int */
         uint32_t line; /* 1-based */
         uint32_t col;  /* 1-based */
         size_t n;      /* scalar length, or number of items / pairs */
@@ -40,7 +41,11 @@ struct ypair {
 
 /* Limits on what input can make us build. */
 #define YDOC_MAX_DEPTH 64
-#define YDOC_MAX_FILE_SIZE (512u << 20)
+#define YDOC_MAX_MAP_KEYS 256u
+/* One scalar: Kubernetes caps all of an object's annotations together at 256 KiB. */
+#define YDOC_MAX_SCALAR (256u << 10)
+/* One file (50,000 BlockAffinities as kubectl prints them are 22 MB). */
+#define YDOC_MAX_FILE_SIZE (256u << 20)
 
 /* Called for every resource: the root of each non-list document, and each item of a
  * list document. Return <0 to stop loading (the error must already be in diags), 0 to

@@ -1125,6 +1125,25 @@ static int report_pools(struct planner *pl)
         return 0;
 }
 
+/* An uplink that cannot carry underlay traffic: the loopback device (can-reach= of an
+ * address on lo chooses it), or a device with no IPv4 address (nothing is on-link, the
+ * node has no address on the segment its neighbours would ARP on). */
+static int report_uplink_unfit(struct planner *pl, const struct host_link *l)
+{
+        bool v4 = false;
+
+        if (streq(l->name, "lo"))
+                return add_finding(pl, PLAN_BLOCKING, "uplink-loopback",
+                                   "the uplink is the loopback device lo: choose the device facing the network");
+        for (size_t i = 0; i < pl->n_nets && !v4; i++)
+                v4 = pl->nets[i].family == AF_INET;
+        if (!v4)
+                return add_finding(pl, PLAN_BLOCKING, "uplink-no-address",
+                                   "the uplink %s has no IPv4 address: no node or pod is on-link through it",
+                                   l->name);
+        return 0;
+}
+
 static int report_host(struct planner *pl)
 {
         const struct host_link *l = pl->uplink;
@@ -1137,6 +1156,8 @@ static int report_host(struct planner *pl)
                 return r;
         if (!pl->p->underlay || !l)
                 return 0;
+        if ((r = report_uplink_unfit(pl, l)) < 0)
+                return r;
         if (pl->h->all_forwarding == 0 &&
             (r = add_finding(pl, PLAN_BLOCKING, "forwarding-off",
                              "IPv4 forwarding is off (net.ipv4.ip_forward=0): pods cannot be reached")) < 0)

@@ -5,8 +5,10 @@
  * resource folders are made under $TMPDIR. */
 #include <arpa/inet.h>
 #include <dirent.h>
+#include <fcntl.h>
 #include <ftw.h>
 #include <setjmp.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -14,6 +16,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -2702,6 +2706,205 @@ static void use_pod_cidr_setting(void **state)
         cfg_diags_clear(&d);
 }
 
+/* ================= hardening (issue 14) ================= */
+
+/* Keys are checked to be scalars before any is compared: `? []` has no text, and
+ * comparing `zz` with it read an uninitialised byte (valgrind); the first non-scalar
+ * key is the one reported. */
+static void yaml_non_scalar_keys(void **state)
+{
+        (void)state;
+        expect_reject("? []\n: 1\nzz: 2\n", 1, 3, NEEDLES("mapping keys must be scalars"));
+        expect_reject("? []\n: 1\n? {}\n: 2\n", 1, 3, NEEDLES("mapping keys must be scalars"));
+        expect_reject("a: 1\n? [x]\n: 2\n? {}\n: 3\n", 2, 3, NEEDLES("mapping keys must be scalars"));
+}
+
+/* 300 same-name Node documents of 256 labels each: merging them was quadratic
+ * (1.9 s for 100 in a release build, minutes under ASan). Linear now: the bound is
+ * generous for a loaded machine under valgrind, and far below what it took before. */
+static void labels_same_name_nodes_linear(void **state)
+{
+        enum { DOCS = 300, LABELS = 256 };
+        size_t cap = (size_t)DOCS * (LABELS * 40 + 200) + sizeof(POOL_A) + 16, len = 0;
+        char *yaml = malloc(cap);
+        struct cfg_diags d = {};
+        struct cfg_model *m;
+        const struct cfg_node *n;
+        struct timespec t0, t1;
+        double secs;
+
+        (void)state;
+        assert_non_null(yaml);
+        len += (size_t)snprintf(yaml + len, cap - len, "%s", POOL_A);
+        for (int i = 0; i < DOCS; i++) {
+                len += (size_t)snprintf(yaml + len, cap - len,
+                                        "---\napiVersion: projectcalico.org/v3\nkind: Node\nmetadata:\n"
+                                        "  name: big\n  labels:\n");
+                for (int k = 0; k < LABELS; k++)
+                        len += (size_t)snprintf(yaml + len, cap - len, "    key%03d: v%d\n", k, i);
+        }
+        assert_true(len < cap);
+        clock_gettime(CLOCK_MONOTONIC, &t0);
+        m = yaml_ok(yaml, &d);
+        clock_gettime(CLOCK_MONOTONIC, &t1);
+        secs = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
+        print_message("  %d documents x %d labels: %.2f s\n", DOCS, LABELS, secs);
+        n = cfg_model_node(m, "big");
+        assert_non_null(n);
+        assert_int_equal(n->labels.n, LABELS);
+        /* Later documents win, as before. */
+        assert_string_equal(cfg_labels_get(&n->labels, "key000"), "v299");
+        assert_string_equal(cfg_labels_get(&n->labels, "key255"), "v299");
+        assert_true(secs < 20.0);
+        cfg_model_free(m);
+        cfg_diags_clear(&d);
+        free(yaml);
+}
+
+/* Sealing keeps the last value set for a key, whatever the order of the keys. */
+static void labels_last_set_wins(void **state)
+{
+        struct cfg_labels l = {};
+
+        (void)state;
+        assert_int_equal(cfg_labels_set(&l, "b", "1"), 0);
+        assert_int_equal(cfg_labels_set(&l, "a", "1"), 0);
+        assert_int_equal(cfg_labels_set(&l, "b", "2"), 0);
+        assert_int_equal(cfg_labels_set(&l, "c", "1"), 0);
+        assert_int_equal(cfg_labels_set(&l, "b", "3"), 0);
+        assert_int_equal(cfg_labels_seal(&l), 0);
+        assert_int_equal(l.n, 3);
+        assert_string_equal(l.v[0].key, "a");
+        assert_string_equal(l.v[1].key, "b");
+        assert_string_equal(cfg_labels_get(&l, "b"), "3");
+        assert_int_equal(cfg_labels_seal(&l), 0); /* again: no change */
+        assert_int_equal(l.n, 3);
+        assert_string_equal(cfg_labels_get(&l, "b"), "3");
+        cfg_labels_clear(&l);
+}
+
+/* One scalar is at most 256 KiB; a name at most 253 bytes (Kubernetes' own limits). */
+static void limits_scalar_and_name(void **state)
+{
+        size_t big = (256u << 10) + 1;
+        char *yaml = malloc(big + 200), *name = malloc(300);
+
+        (void)state;
+        assert_non_null(yaml);
+        assert_non_null(name);
+        memset(name, 'n', 254);
+        name[254] = 0;
+        snprintf(yaml, big + 200, HDR_POOL "metadata:\n  name: %s\nspec:\n  cidr: 10.1.0.0/16\n", name);
+        expect_reject(yaml, 4, 9, NEEDLES("IPPool name longer than 253 bytes"));
+        name[253] = 0; /* 253 is fine */
+        snprintf(yaml, big + 200, HDR_POOL "metadata:\n  name: %s\nspec:\n  cidr: 10.1.0.0/16\n", name);
+        {
+                struct cfg_diags d = {};
+
+                cfg_model_free(yaml_ok(yaml, &d));
+                cfg_diags_clear(&d);
+        }
+        memcpy(yaml, HDR_POOL "metadata:\n  name: ", strlen(HDR_POOL "metadata:\n  name: "));
+        {
+                size_t off = strlen(HDR_POOL "metadata:\n  name: ");
+
+                memset(yaml + off, 'x', big);
+                strcpy(yaml + off + big, "\nspec:\n  cidr: 10.1.0.0/16\n");
+        }
+        expect_reject(yaml, 4, 9, NEEDLES("YAML scalar longer than 262144 bytes"));
+        free(yaml);
+        free(name);
+}
+
+/* Child: write YAML comments into the FIFO at path until the reader goes away. */
+static _Noreturn void feed_comments(const char *path)
+{
+        static char line[4096];
+        int fd = open(path, O_WRONLY | O_CLOEXEC);
+
+        memset(line, 'x', sizeof(line));
+        line[0] = '#';
+        line[sizeof(line) - 1] = '\n';
+        signal(SIGPIPE, SIG_DFL);
+        while (fd >= 0 && write(fd, line, sizeof(line)) > 0)
+                ;
+        _exit(0);
+}
+
+/* A resource file over 256 MiB is refused before it is read (a sparse file here), and
+ * a file with no size to check stops at the cap. */
+static void limits_file_size(void **state)
+{
+        char *dir = tmp_dir(), *path, *link;
+        struct cfg_diags d = {};
+        struct cfg_model *m = NULL;
+        int fd;
+
+        (void)state;
+        path = write_file(dir, "huge.yaml", POOL_A);
+        fd = open(path, O_WRONLY | O_CLOEXEC);
+        assert_true(fd >= 0);
+        assert_int_equal(ftruncate(fd, (off_t)(256u << 20) + 1), 0);
+        close(fd);
+        assert_true(load_paths("node1", NEEDLES(path), &m, &d) < 0);
+        assert_diag_at(nth_diag(&d, CFG_ERROR, 0), 0, 0, NEEDLES("larger than 256 MiB"));
+        assert_string_equal(nth_diag(&d, CFG_ERROR, 0)->file, path);
+        cfg_diags_clear(&d);
+
+        /* A settings file with no size to check (a FIFO fed for ever with valid YAML):
+         * the reader counts, and stops at the cap instead of reading for ever. */
+        assert_true(asprintf(&link, "%s/fifo.yaml", dir) > 0);
+        assert_int_equal(mkfifo(link, 0600), 0);
+        {
+                struct cfg_settings st;
+                pid_t pid = fork();
+                int status;
+
+                assert_true(pid >= 0);
+                if (pid == 0)
+                        feed_comments(link);
+                assert_int_equal(cfg_settings_load(link, true, "node1", &st, &d), -EFBIG);
+                assert_diag_at(nth_diag(&d, CFG_ERROR, 0), 0, 0, NEEDLES("larger than 256 MiB"));
+                assert_string_equal(nth_diag(&d, CFG_ERROR, 0)->file, link);
+                kill(pid, SIGKILL);
+                assert_int_equal(waitpid(pid, &status, 0), pid);
+        }
+        cfg_diags_clear(&d);
+        free(path);
+        free(link);
+        rm_rf(dir);
+}
+
+/* `!!str 28` is the string "28": not a block size. */
+static void yaml_str_tag_is_a_string(void **state)
+{
+        (void)state;
+        expect_reject(HDR_POOL "metadata:\n  name: p\nspec:\n  cidr: 10.1.0.0/16\n  blockSize: !!str 28\n", 7, 14,
+                      NEEDLES("blockSize must be a number"));
+        expect_reject(HDR_POOL "metadata:\n  name: p\nspec:\n  cidr: 10.1.0.0/16\n  natOutgoing: !!str true\n", 7,
+                      16, NEEDLES("natOutgoing must be true or false"));
+}
+
+static void settings_nonsense(void **state)
+{
+        (void)state;
+        settings_reject("nodeName: \"a\\nb\"\n", 1, 11, NEEDLES("nodeName must be a Kubernetes node name"));
+        settings_reject("nodeName: \"a b\"\n", 1, 11, NEEDLES("nodeName"));
+        settings_reject("nodeName: a/b\n", 1, 11, NEEDLES("nodeName"));
+        settings_reject("uplink: lo\n", 1, 9, NEEDLES("lo is the loopback device"));
+        settings_reject("uplink: can-reach=127.0.0.1\n", 1, 9, NEEDLES("127.0.0.1 is a loopback address"));
+        settings_reject("uplink: can-reach=127.1.2.3\n", 1, 9, NEEDLES("loopback address"));
+        settings_reject("uplink: can-reach=::1\n", 1, 9, NEEDLES("loopback address"));
+        settings_reject("uplink: can-reach=::ffff:127.0.0.1\n", 1, 9, NEEDLES("loopback address"));
+        {
+                struct cfg_settings s = settings_ok("uplink: can-reach=10.0.0.1\nnodeName: Node-1.example\n");
+
+                assert_int_equal(s.uplink_mode, CFG_UPLINK_CAN_REACH);
+                assert_string_equal(s.node_name, "Node-1.example");
+                cfg_settings_clear(&s);
+        }
+}
+
 int main(int argc, char **argv)
 {
         const struct CMUnitTest tests[] = {
@@ -2742,6 +2945,13 @@ int main(int argc, char **argv)
                 cmocka_unit_test(settings_upstream_routes_file),
                 cmocka_unit_test(settings_unknown_keys),
                 cmocka_unit_test(settings_several_errors),
+                cmocka_unit_test(yaml_non_scalar_keys),
+                cmocka_unit_test(labels_same_name_nodes_linear),
+                cmocka_unit_test(labels_last_set_wins),
+                cmocka_unit_test(limits_scalar_and_name),
+                cmocka_unit_test(limits_file_size),
+                cmocka_unit_test(yaml_str_tag_is_a_string),
+                cmocka_unit_test(settings_nonsense),
                 cmocka_unit_test(settings_structure),
                 cmocka_unit_test(settings_full_file),
                 cmocka_unit_test(settings_handed_over),

@@ -1965,6 +1965,42 @@ static void test_forwarding_off(void **state)
         EXPECT_NO_FINDINGS(p);
 }
 
+/* An uplink that cannot carry underlay traffic is a blocking finding (issue 14): one
+ * with no IPv4 address said "ready" before, and so did lo chosen by can-reach= of an
+ * address that lives on it. */
+static void test_uplink_unfit(void **state)
+{
+        struct t *t = *state;
+        struct plan *p;
+
+        load(t, NULL, SIMPLE);
+        host_node1(&t->h);
+        t->h.n_addrs = 1; /* lo's 127.0.0.1/8 only: eth0 has none */
+        p = plan(t);
+        assert_string_equal(msg(p, "uplink-no-address", 0),
+                            "the uplink eth0 has no IPv4 address: no node or pod is on-link through it");
+        assert_int_equal(p->findings[0].severity, PLAN_BLOCKING);
+        assert_int_equal(p->n_blocking, 1);
+
+        addr_add(&t->h, "eth0", "fd00::11/64"); /* IPv6 alone does not make it fit */
+        p = plan(t);
+        assert_non_null(msg(p, "uplink-no-address", 0));
+
+        host_snapshot_clear(&t->h);
+        host_node1(&t->h);
+        t->h.uplink = 1;
+        p = plan(t);
+        assert_string_equal(msg(p, "uplink-loopback", 0),
+                            "the uplink is the loopback device lo: choose the device facing the network");
+        assert_true(p->n_blocking >= 1);
+
+        /* A fit uplink: neither. */
+        host_snapshot_clear(&t->h);
+        host_node1(&t->h);
+        p = plan(t);
+        EXPECT_NO_FINDINGS(p);
+}
+
 static void test_rp_filter(void **state)
 {
         struct t *t = *state;
@@ -2624,6 +2660,7 @@ int main(void)
                 T(test_routes_via_tunnel),
                 T(test_tunnels_needed_no_tunnel_findings),
                 T(test_forwarding_off),
+                T(test_uplink_unfit),
                 T(test_rp_filter),
                 T(test_pool_outside_uplink_subnet),
                 T(test_pool_outside_uplink_subnet_no_blocks),
