@@ -7,6 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "text.h"
+
 int cfg_diag_add(struct cfg_diags *d, enum cfg_severity sev, const char *file, unsigned line,
                  unsigned column, const char *fmt, ...)
 {
@@ -46,12 +48,17 @@ int cfg_diag_fmt(const struct cfg_diag *diag, char *buf, size_t size)
 {
         const char *f = diag->file ? diag->file : "";
         const char *sep = diag->file ? ":" : "";
+        int r;
 
         if (diag->line && diag->column)
-                return snprintf(buf, size, "%s%s%u:%u: %s", f, sep, diag->line, diag->column, diag->message);
-        if (diag->line)
-                return snprintf(buf, size, "%s%s%u: %s", f, sep, diag->line, diag->message);
-        return snprintf(buf, size, "%s%s%s%s", f, sep, diag->file ? " " : "", diag->message);
+                r = snprintf(buf, size, "%s%s%u:%u: %s", f, sep, diag->line, diag->column, diag->message);
+        else if (diag->line)
+                r = snprintf(buf, size, "%s%s%u: %s", f, sep, diag->line, diag->message);
+        else
+                r = snprintf(buf, size, "%s%s%s%s", f, sep, diag->file ? " " : "", diag->message);
+        if (r >= 0 && (size_t)r >= size && size)
+                text_utf8_trim(buf); /* cut: not inside a character */
+        return r;
 }
 
 void cfg_diags_clear(struct cfg_diags *d)

@@ -20,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "text.h"
 #include "util.h"
 
 #define SEL_NONE UINT32_MAX
@@ -114,12 +115,14 @@ _printf_(3, 4) static int fail(struct parser *p, size_t offset, const char *fmt,
         va_start(ap, fmt);
         vsnprintf(p->err->message, sizeof(p->err->message), fmt, ap);
         va_end(ap);
+        text_utf8_trim(p->err->message);
         return -EINVAL;
 }
 
-static int shown(size_t len)
+/* At most SHOWN bytes of s[0..len), cut on a character boundary. */
+static int shown(const char *s, size_t len)
 {
-        return (int)(len < SHOWN ? len : SHOWN);
+        return (int)text_utf8_prefix(s, len, SHOWN);
 }
 
 /* ---- lexer ---- */
@@ -197,7 +200,7 @@ static int fail_no_operator(struct parser *p, size_t offset)
         return fail(p, offset,
                     "expected an operator (==, !=, in, not in, contains, starts with, ends with) "
                     "after label '%.*s'",
-                    shown(p->tok.vlen), p->text + p->tok.vstart);
+                    shown(p->text + p->tok.vstart, p->tok.vlen), p->text + p->tok.vstart);
 }
 
 /* Only right after a label does Calico read words as operators: a label may be called "in". */
@@ -248,8 +251,8 @@ static int lex_has(struct parser *p, struct token *t)
         t->vstart = i;
         i = skip_blanks(p, i + t->vlen);
         if (i >= p->len || p->text[i] != ')')
-                return fail(p, i, "expected ')' to close has(%.*s", shown(t->vlen),
-                            p->text + t->vstart);
+                return fail(p, i, "expected ')' to close has(%.*s",
+                            shown(p->text + t->vstart, t->vlen), p->text + t->vstart);
         t->kind = T_HAS;
         t->end = i + 1;
         return 0;
@@ -393,11 +396,11 @@ static int fail_expected(struct parser *p, const char *what)
         case T_EOF:
                 return fail(p, t->start, "expected %s after %s", what, tok_name(p->prev));
         case T_LABEL:
-                return fail(p, t->start, "expected %s, found label '%.*s'", what, shown(t->vlen),
-                            p->text + t->vstart);
+                return fail(p, t->start, "expected %s, found label '%.*s'", what,
+                            shown(p->text + t->vstart, t->vlen), p->text + t->vstart);
         case T_STRING:
                 return fail(p, t->start, "expected %s, found string %.*s", what,
-                            shown(t->end - t->start), p->text + t->start);
+                            shown(p->text + t->start, t->end - t->start), p->text + t->start);
         default:
                 return fail(p, t->start, "expected %s, found %s", what, tok_name(t->kind));
         }

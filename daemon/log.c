@@ -13,6 +13,8 @@
 #include <sys/uio.h>
 #include <systemd/sd-journal.h>
 
+#include "text.h"
+
 static bool use_journal;
 static int max_level = LOG_INFO;
 
@@ -71,8 +73,9 @@ void log_full(int level, const char *message_id, const char *const *fields, cons
         va_start(ap, fmt);
         vsnprintf(msg, sizeof(msg), fmt, ap);
         va_end(ap);
+        text_utf8_trim(msg); /* a long line is cut: not inside a character */
         if (!use_journal) {
-                fprintf(stderr, "%s: %s\n", level_name(level), msg);
+                text_line(stderr, "%s: %s", level_name(level), msg); /* a terminal: escaped */
                 return;
         }
         {
@@ -89,6 +92,6 @@ void log_full(int level, const char *message_id, const char *const *fields, cons
                 for (size_t i = 0; fields && fields[i] && n < ELEMENTSOF(iov); i++)
                         iov[n++] = (struct iovec){ (void *)fields[i], strlen(fields[i]) };
                 if (sd_journal_sendv(iov, (int)n) < 0)
-                        fprintf(stderr, "%s: %s\n", level_name(level), msg);
+                        text_line(stderr, "%s: %s", level_name(level), msg);
         }
 }

@@ -40,6 +40,7 @@
 #include "state.h"
 #include "upstream-file.h"
 #include "upstream.h"
+#include "text.h"
 #include "version.h"
 #include "watch.h"
 
@@ -132,10 +133,12 @@ static void update_status(struct loop *l, const char *prefix)
         if (l->config_error[0] && n < sizeof(s))
                 n += (size_t)snprintf(s + n, sizeof(s) - n, "; last error: %s", l->config_error);
         if (l->datastore_error[0] && n < sizeof(s))
-                n += (size_t)snprintf(s + n, sizeof(s) - n, "; datastore unreachable: %.500s (keeping the %s)",
+                n += (size_t)snprintf(s + n, sizeof(s) - n, "; datastore unreachable: %.*s (keeping the %s)",
+                                      (int)text_utf8_prefix(l->datastore_error, strlen(l->datastore_error), 500),
                                       l->datastore_error, l->model ? "last model" : "host as it is");
         if (l->host_error[0] && n < sizeof(s))
                 snprintf(s + n, sizeof(s) - n, "; %s", l->host_error);
+        text_utf8_trim(s); /* cut to the buffer: not inside a character */
         if (!prefix && streq(s, l->status))
                 return;
         snprintf(l->status, sizeof(l->status), "%s", s);
@@ -177,6 +180,7 @@ static void reject(struct loop *l, const struct cfg_diags *d, int r)
                 if (d->v[i].severity == CFG_ERROR)
                         cfg_diag_fmt(&d->v[i], first, sizeof(first));
         snprintf(l->config_error, sizeof(l->config_error), "%s", first[0] ? first : strerror(-r));
+        text_utf8_trim(l->config_error);
         log_full(LOG_ERR, LOG_ID_CONFIG_REJECTED, NULL, "configuration rejected, keeping the %s as %s: %s",
                  l->model ? "last valid model and the host" : "host", l->model ? "they are" : "it is",
                  l->config_error);
@@ -239,6 +243,7 @@ static void on_etcd_unreachable(struct etcd *e, const char *why, void *userdata)
         else
                 log_debug("datastore still unreachable: %s", why);
         snprintf(l->datastore_error, sizeof(l->datastore_error), "%s%s", why, hint);
+        text_utf8_trim(l->datastore_error);
         update_status(l, NULL);
 }
 

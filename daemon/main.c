@@ -16,6 +16,7 @@
 #include "report.h"
 #include "state.h"
 #include "upstream.h"
+#include "text.h"
 #include "util.h"
 #include "version.h"
 
@@ -227,10 +228,10 @@ static void print_results(const struct reconcile *r)
 
                 host_change_fmt(&r->plan->actions[i], line, sizeof(line));
                 if (res->error)
-                        printf("FAILED %s: %s%s%s\n", line, strerror(-res->error), res->message ? ": " : "",
-                               host_result_message(res));
+                        text_line(stdout, "FAILED %s: %s%s%s", line, strerror(-res->error), res->message ? ": " : "",
+                                  host_result_message(res));
                 else
-                        printf("%s%s%s\n", line, res->message ? ": " : "", host_result_message(res));
+                        text_line(stdout, "%s%s%s", line, res->message ? ": " : "", host_result_message(res));
         }
         printf("%zu change%s, %zu failed\n", r->plan->n_actions, r->plan->n_actions == 1 ? "" : "s", r->n_failed);
 }

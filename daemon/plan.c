@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "text.h"
 #include "util.h"
 
 #define PLAN_MAX_FINDINGS 1000
@@ -209,6 +210,7 @@ static int plan_pools(struct planner *pl)
                                  "a block is affine to this node (nodeSelector %s no longer matches)", sel);
                 else
                         snprintf(pp->reason, sizeof(pp->reason), "nodeSelector %s does not match this node", sel);
+                text_utf8_trim(pp->reason); /* a long selector is cut: not inside a character */
                 if (!pp->applies)
                         continue;
                 /* IPv6 host actions come later (DESIGN §3): only IPv4 pools turn on

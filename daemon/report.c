@@ -6,6 +6,7 @@
 #include <arpa/inet.h>
 #include <string.h>
 
+#include "text.h"
 #include "util.h"
 
 int report_check_status(const struct report_source *src)
@@ -25,24 +26,27 @@ void report_diags(FILE *f, const struct cfg_diags *d, bool notices)
                 if (d->v[i].severity == CFG_NOTICE && !notices)
                         continue;
                 cfg_diag_fmt(&d->v[i], buf, sizeof(buf));
-                fprintf(f, "%s: %s\n", d->v[i].severity == CFG_ERROR ? "error" : "notice", buf);
+                text_line(f, "%s: %s", d->v[i].severity == CFG_ERROR ? "error" : "notice", buf);
         }
         if (d->n_dropped)
                 fprintf(f, "(%zu more diagnostics not shown)\n", d->n_dropped);
 }
 
-static void uplink_addrs_text(FILE *f, const struct host_snapshot *h)
+/* " (a/len, b/len)" or " (no address)", cut to size. */
+static const char *uplink_addrs_text(const struct host_snapshot *h, char *buf, size_t size)
 {
         char a[CFG_PREFIX_STRLEN];
-        bool any = false;
+        size_t len = 0;
 
-        for (size_t i = 0; i < h->n_addrs; i++)
+        buf[0] = 0;
+        for (size_t i = 0; i < h->n_addrs && len < size; i++)
                 if (h->addrs[i].ifindex == h->uplink) {
                         cfg_prefix_fmt(&h->addrs[i].addr, a, sizeof(a));
-                        fprintf(f, "%s%s", any ? ", " : " (", a);
-                        any = true;
+                        len += (size_t)snprintf(buf + len, size - len, "%s%s", len ? ", " : " (", a);
                 }
-        fprintf(f, "%s", any ? ")" : " (no address)");
+        if (len < size)
+                snprintf(buf + len, size - len, "%s", len ? ")" : " (no address)");
+        return buf;
 }
 
 static bool source_is_files(const struct report_source *src)
@@ -56,9 +60,12 @@ static void source_text(FILE *f, const struct report_source *src)
                 fprintf(f, "source: files\n");
                 return;
         }
-        fprintf(f, "source: %s", src->source);
-        if (src->endpoint)
-                fprintf(f, " %s", src->endpoint);
+        fprintf(f, "source: ");
+        text_fputs_escaped(f, src->source);
+        if (src->endpoint) {
+                fputc(' ', f);
+                text_fputs_escaped(f, src->endpoint);
+        }
         if (src->revision > 0)
                 fprintf(f, " revision %lld", (long long)src->revision);
         fputc('\n', f);
@@ -71,39 +78,39 @@ void report_check_text(FILE *f, const struct report_source *src)
         char buf[512];
         int status = report_check_status(src);
 
-        fprintf(f, "node: %s\n", src->node ? src->node : "?");
+        text_line(f, "node: %s", src->node ? src->node : "?");
         source_text(f, src);
         report_diags(f, src->diags, true);
         if (status == 2) {
-                fprintf(f, "cannot evaluate: %s\n", src->error ? src->error : "the configuration is invalid");
+                text_line(f, "cannot evaluate: %s", src->error ? src->error : "the configuration is invalid");
                 return;
         }
         l = host_link_by_index(src->host, src->host->uplink);
-        if (l) {
-                fprintf(f, "uplink: %s", l->name);
-                uplink_addrs_text(f, src->host);
-                fprintf(f, ", mtu %u, proxy_arp %d\n", l->mtu, l->proxy_arp);
-        } else
-                fprintf(f, "uplink: not found (%s)\n", src->host->uplink_error);
+        if (l)
+                text_line(f, "uplink: %s%s, mtu %u, proxy_arp %d", l->name, uplink_addrs_text(src->host, buf, sizeof(buf)),
+                          l->mtu, l->proxy_arp);
+        else
+                text_line(f, "uplink: not found (%s)", src->host->uplink_error);
         fprintf(f, "underlay mode: %s\n", p->underlay ? "on" : "off");
         fprintf(f, "pools:\n");
         for (size_t i = 0; i < p->n_pools; i++) {
                 const struct cfg_pool *pool = &src->model->pools[p->pools[i].pool];
+                char cidr[CFG_PREFIX_STRLEN];
 
-                cfg_prefix_fmt(&pool->cidr, buf, sizeof(buf));
-                fprintf(f, "  %-24s %-20s %-12s %-8s %s\n", pool->name, buf,
-                        p->pools[i].applies ? "applies" : "not-applying", p->pools[i].underlay ? "underlay" : "overlay",
-                        p->pools[i].reason);
+                cfg_prefix_fmt(&pool->cidr, cidr, sizeof(cidr));
+                text_line(f, "  %-24s %-20s %-12s %-8s %s", pool->name, cidr,
+                          p->pools[i].applies ? "applies" : "not-applying", p->pools[i].underlay ? "underlay" : "overlay",
+                          p->pools[i].reason);
         }
         fprintf(f, "changes: %zu\n", p->n_actions);
         for (size_t i = 0; i < p->n_actions; i++) {
                 host_change_fmt(&p->actions[i], buf, sizeof(buf));
-                fprintf(f, "  %s\n", buf);
+                text_line(f, "  %s", buf);
         }
         fprintf(f, "findings: %zu\n", p->n_findings);
         for (size_t i = 0; i < p->n_findings; i++)
-                fprintf(f, "  %-8s %s: %s\n", plan_severity_name(p->findings[i].severity), p->findings[i].code,
-                        p->findings[i].message);
+                text_line(f, "  %-8s %s: %s", plan_severity_name(p->findings[i].severity), p->findings[i].code,
+                          p->findings[i].message);
         if (p->n_blocking)
                 fprintf(f, "ready: no (%zu blocking problem%s)\n", p->n_blocking, p->n_blocking == 1 ? "" : "s");
         else
@@ -112,18 +119,30 @@ void report_check_text(FILE *f, const struct report_source *src)
 
 /* ---- JSON ---- */
 
+/* A JSON string, always valid UTF-8 (RFC 8259 §8.1): a byte that is not part of a
+ * well-formed character (a device name is any bytes) becomes U+FFFD. */
 static void json_str(FILE *f, const char *s)
 {
+        size_t len;
+
+        s = s ? s : "";
+        len = strlen(s);
         fputc('"', f);
-        for (const unsigned char *c = (const unsigned char *)(s ? s : ""); *c; c++) {
-                if (*c == '"' || *c == '\\')
-                        fprintf(f, "\\%c", *c);
-                else if (*c == '\n')
+        for (size_t i = 0; i < len;) {
+                unsigned char c = (unsigned char)s[i];
+                size_t n = text_utf8_char(s + i, len - i);
+
+                if (c == '"' || c == '\\')
+                        fprintf(f, "\\%c", c);
+                else if (c == '\n')
                         fputs("\\n", f);
-                else if (*c < 0x20)
-                        fprintf(f, "\\u%04x", *c);
+                else if (c < 0x20 || c == 0x7f)
+                        fprintf(f, "\\u%04x", c);
+                else if (n == 0)
+                        fputs("\\ufffd", f);
                 else
-                        fputc(*c, f);
+                        fwrite(s + i, 1, n, f);
+                i += n ? n : 1;
         }
         fputc('"', f);
 }
