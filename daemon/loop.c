@@ -38,9 +38,9 @@
 #include "monitor.h"
 #include "reconcile.h"
 #include "state.h"
+#include "text.h"
 #include "upstream-file.h"
 #include "upstream.h"
-#include "text.h"
 #include "version.h"
 #include "watch.h"
 

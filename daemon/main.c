@@ -15,8 +15,8 @@
 #include "reconcile.h"
 #include "report.h"
 #include "state.h"
-#include "upstream.h"
 #include "text.h"
+#include "upstream.h"
 #include "util.h"
 #include "version.h"
 
