@@ -186,7 +186,7 @@ static int parse_allowed_uses(const struct yctx *y, struct cfg_pool *p, const st
 static int pool_legacy_fields(const struct yctx *y, struct cfg_pool *p, const struct ynode *ipip_mode,
                               const struct ynode *legacy, const struct ynode *nat, const struct ynode *nat_v1)
 {
-        enum cfg_encap mode = CFG_ENCAP_NEVER, old;
+        enum cfg_encap mode = CFG_ENCAP_NEVER, old = CFG_ENCAP_NEVER;
         bool new_nat = false, old_nat = false;
         int r;
 
