@@ -55,7 +55,31 @@ def figure(text):
     sys.stdout.flush()
 
 
-class Traffic(cuit.NsTestCase):
+class Lan:
+    """The LAN and Calico's pod wiring, shared by the test cases."""
+
+    def uplink(self, ns, port, addr):
+        cuit.veth(ns, "eth0", self.lan, port)
+        self.lan.ip("link", "set", port, "master", "br0")
+        ns.ip("addr", "add", addr + "/24", "dev", "eth0")
+        ns.wait_link_up("eth0")
+
+    def pod(self, node, cali, pod_ip, role):
+        """A pod as Calico's CNI plugin wires it."""
+        pod = self.new_ns(role)
+        cuit.veth(pod, "eth0", node, cali)
+        pod.ip("addr", "add", pod_ip + "/32", "dev", "eth0")
+        pod.ip("route", "add", "169.254.1.1", "dev", "eth0", "scope", "link")
+        pod.ip("route", "add", "default", "via", "169.254.1.1", "dev", "eth0")
+        node.write_sysctl("net/ipv4/conf/%s/proxy_arp" % cali, 1)
+        node.write_sysctl("net/ipv4/neigh/%s/proxy_delay" % cali, 0)
+        node.ip("route", "add", pod_ip + "/32", "dev", cali, "scope", "link")
+        pod.wait_link_up("eth0")
+        node.wait_link_up(cali)
+        return pod
+
+
+class Traffic(Lan, cuit.NsTestCase):
 
     def setUp(self):
         super().setUp()
@@ -77,26 +101,6 @@ class Traffic(cuit.NsTestCase):
             d = self.daemons[name] = cuit.Daemon(node, name, uplink="auto")
             for f, text in resources().items():
                 d.write_resource(f, text)
-
-    def uplink(self, ns, port, addr):
-        cuit.veth(ns, "eth0", self.lan, port)
-        self.lan.ip("link", "set", port, "master", "br0")
-        ns.ip("addr", "add", addr + "/24", "dev", "eth0")
-        ns.wait_link_up("eth0")
-
-    def pod(self, node, cali, pod_ip, role):
-        """A pod as Calico's CNI plugin wires it."""
-        pod = self.new_ns(role)
-        cuit.veth(pod, "eth0", node, cali)
-        pod.ip("addr", "add", pod_ip + "/32", "dev", "eth0")
-        pod.ip("route", "add", "169.254.1.1", "dev", "eth0", "scope", "link")
-        pod.ip("route", "add", "default", "via", "169.254.1.1", "dev", "eth0")
-        node.write_sysctl("net/ipv4/conf/%s/proxy_arp" % cali, 1)
-        node.write_sysctl("net/ipv4/neigh/%s/proxy_delay" % cali, 0)
-        node.ip("route", "add", pod_ip + "/32", "dev", cali, "scope", "link")
-        pod.wait_link_up("eth0")
-        node.wait_link_up(cali)
-        return pod
 
     def flush_neighbours(self):
         for ns in [self.outside] + list(self.nodes.values()) + list(self.pods.values()):
@@ -222,6 +226,148 @@ class Traffic(cuit.NsTestCase):
             rtts = self.first_contact(NODES["node1"][2], samples=3, wait=2)
             figure("first-contact latency outside -> %s, kernel default proxy_delay (80 jiffies): %s"
                    % (NODES["node1"][2], self.describe_latency(rtts)))
+
+
+# A borrowed address (Calico's default strictAffinity: false): node1's block
+# 192.168.10.128/28 is full of node1's own pod .130, and node2's pod got .131 from it.
+# The IPAMBlock records .131 as node2's (allocations[3] -> attributes[1].secondary.node).
+BORROWED_IP = "192.168.10.131"
+B_NODES = {"node1": ("192.168.10.11", "192.168.10.128/28"),
+           "node2": ("192.168.10.12", "192.168.10.144/28"),
+           "node3": ("192.168.10.13", "192.168.10.160/28")}
+
+
+def ipam_block(cidr, host, allocations, attr_nodes):
+    """An IPAMBlock as `kubectl get ipamblocks.crd.projectcalico.org -o yaml` prints it
+    (the shape of libcalico-go's AllocationBlock: allocations index attributes)."""
+    lines = ["- apiVersion: crd.projectcalico.org/v1",
+             "  kind: IPAMBlock",
+             "  metadata:",
+             "    name: %s" % cidr.replace(".", "-").replace("/", "-"),
+             "  spec:",
+             "    affinity: host:%s" % host,
+             "    allocations:"]
+    lines += ["    - %s" % ("null" if a is None else a) for a in allocations]
+    lines += ["    attributes:"]
+    for i, n in enumerate(attr_nodes):
+        lines += ["    - handle_id: k8s-pod-network.%d" % i,
+                  "      secondary:",
+                  "        namespace: default",
+                  "        node: %s" % n,
+                  "        pod: pod-%d" % i]
+    lines += ["    cidr: %s" % cidr, "    deleted: false", "    strictAffinity: false"]
+    return "\n".join(lines)
+
+
+class Borrowed(Lan, cuit.NsTestCase):
+    """A LAN host and a peer reach a borrowed address on its hosting node, through the
+    affine node (whose blackhole used to swallow it) and directly."""
+
+    def setUp(self):
+        super().setUp()
+        self.lan = self.new_ns("lan", describe=False)
+        self.lan.ip("link", "add", "br0", "type", "bridge", "stp_state", "0")
+        self.lan.ip("link", "set", "br0", "up")
+        self.outside = self.new_ns("outside")
+        self.uplink(self.outside, "p-outside", OUTSIDE)
+        self.nodes, self.daemons = {}, {}
+        allocations = [0, None, None, 1] + [None] * 12
+        self.ipamblocks = cuit.yaml_list("List", [
+            ipam_block("192.168.10.128/28", "node1", allocations, ["node1", "node2"])], api="v1")
+        res = {
+            "10-ippools.yaml": cuit.yaml_list("IPPoolList", [cuit.ippool("underlay-lan", POOL)]),
+            "20-nodes.yaml": cuit.yaml_list("NodeList", [
+                cuit.calico_node(n, a + "/24") for n, (a, _) in B_NODES.items()]),
+            "30-blockaffinities.yaml": cuit.yaml_list("List", [
+                cuit.block_affinity(n, b) for n, (_, b) in B_NODES.items()], api="v1"),
+        }
+        for name, (addr, _) in B_NODES.items():
+            node = self.nodes[name] = self.new_ns(name)
+            self.uplink(node, "p-" + name, addr)
+            node.ip("route", "add", "default", "via", OUTSIDE, "dev", "eth0")
+            node.write_sysctl("net/ipv4/ip_forward", 1)
+            d = self.daemons[name] = cuit.Daemon(node, name, uplink="auto")
+            for f, text in res.items():
+                d.write_resource(f, text)
+        self.pod1 = self.pod(self.nodes["node1"], "calia1b2c3d4e5f", "192.168.10.130", "pod1")
+        self.pod2 = self.pod(self.nodes["node2"], "cali0f1e2d3c4b5", BORROWED_IP, "pod2")
+        self.pod3 = self.pod(self.nodes["node3"], "cali9a8b7c6d5e4", "192.168.10.162", "pod3")
+
+    def test_borrowed_address(self):
+        node1 = self.nodes["node1"]
+        # The LAN host as an upstream router sees it: the block routed to its node (no
+        # ICMP redirect may shortcut that path).
+        self.outside.ip("route", "add", B_NODES["node1"][1], "via", B_NODES["node1"][0], "dev", "eth0")
+        self.outside.write_sysctl("net/ipv4/conf/all/accept_redirects", 0)
+        self.outside.write_sysctl("net/ipv4/conf/eth0/accept_redirects", 0)
+
+        with self.step("the LAN works"):
+            for name, (addr, _) in B_NODES.items():
+                cuit.wait_ping(self.outside, addr)
+
+        with self.step("without the IPAMBlock: the affine node's blackhole swallows the borrowed address"):
+            for d in self.daemons.values():
+                self.assertRc(d.run("--once"), 0)
+            match = node1.ipj("route", "show", "match", BORROWED_IP)
+            best = max(match, key=lambda r: int(r["dst"].partition("/")[2] or 32) if r["dst"] != "default" else 0)
+            self.assertEqual((best["dst"], best["type"]), (B_NODES["node1"][1], "blackhole"), match)
+            for ns in (self.outside, self.pod3):
+                ok, _, out = cuit.ping(ns, BORROWED_IP)
+                self.assertFalse(ok, "reached %s through the blackhole:\n%s" % (BORROWED_IP, out))
+            for d in self.daemons.values():
+                d.write_resource("40-ipamblocks.yaml", self.ipamblocks)
+
+        with self.step("--check lists the borrowed address, on every node"):
+            for name, d in self.daemons.items():
+                res = d.run("--check", "--format", "json")
+                self.assertRc(res, 0)
+                found = [f for f in res.json()["findings"] if f["code"] == "borrowed-addresses"]
+                if name == "node2":
+                    self.assertEqual(found, [], "the hosting node routes its own pod")
+                    continue
+                self.assertEqual(len(found), 1, str(res))
+                self.assertIn("%s on node2" % BORROWED_IP, found[0]["message"])
+            text = self.daemons["node1"].run("--check")
+            self.assertIn("borrowed-addresses", text.stdout)
+            self.assertIn(BORROWED_IP + " on node2", text.stdout)
+
+        with self.step("--once on every node, with the IPAMBlock"):
+            for name, d in self.daemons.items():
+                self.assertRc(d.run("--once"), 0)
+
+        with self.step("the affine node routes it to its host, beating its own blackhole"):
+            got = node1.ipj("route", "get", BORROWED_IP)
+            self.assertEqual((got[0].get("gateway"), got[0].get("dev")), (B_NODES["node2"][0], "eth0"), got)
+            mine = [r for r in cuit.our_routes(node1.routes()) if r["dst"] == BORROWED_IP]
+            self.assertEqual(len(mine), 1, cuit.fmt_routes(node1.routes()))
+            self.assertEqual([r for r in cuit.our_routes(self.nodes["node2"].routes())
+                              if r["dst"] == BORROWED_IP], [], "no route on the hosting node")
+
+        with self.step("LAN host -> borrowed address through the affine node"):
+            got = self.outside.ipj("route", "get", BORROWED_IP)
+            self.assertEqual(got[0].get("gateway"), B_NODES["node1"][0], got)
+            ok, _, out = cuit.ping(self.outside, BORROWED_IP)
+            self.assertTrue(ok, out)
+
+        with self.step("LAN host -> borrowed address directly (the hosting node answers ARP)"):
+            self.outside.ip("route", "del", B_NODES["node1"][1])
+            self.outside.ip("neigh", "flush", "all")
+            ok, _, out = cuit.ping(self.outside, BORROWED_IP)
+            self.assertTrue(ok, out)
+            mac = self.nodes["node2"].link("eth0")["address"]
+            entry = [n for n in self.outside.ipj("neigh", "show", "dev", "eth0") if n["dst"] == BORROWED_IP]
+            self.assertEqual([n.get("lladdr") for n in entry], [mac], "answered by node2")
+
+        with self.step("a peer's pod -> borrowed address directly, and the affine node's pod too"):
+            got = self.nodes["node3"].ipj("route", "get", BORROWED_IP)
+            self.assertEqual(got[0].get("gateway"), B_NODES["node2"][0], got)
+            for pod in (self.pod3, self.pod1):
+                ok, _, out = cuit.ping(pod, BORROWED_IP)
+                self.assertTrue(ok, out)
+
+        with self.step("an unallocated address of the block still ends at the affine node's blackhole"):
+            ok, _, out = cuit.ping(self.pod3, "192.168.10.140")
+            self.assertFalse(ok, out)
 
 
 if __name__ == "__main__":
