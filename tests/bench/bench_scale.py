@@ -2,8 +2,9 @@
 """Scale benchmark of calico-underlayd on a real kernel (run on demand, as root).
 
 Builds a synthetic cluster as the operator's tools print it (`kubectl get
-blockaffinities.crd.projectcalico.org -o yaml`, `calicoctl get node -o yaml`, an
-underlay pool beside an IPIP overlay pool) with N nodes on one /16, k blocks each, and
+blockaffinities.crd.projectcalico.org -o yaml`, `kubectl get
+ipamblocks.crd.projectcalico.org -o yaml`, `calicoctl get node -o yaml`, an underlay
+pool beside an IPIP overlay pool) with N nodes on one /16, k blocks each, and
 measures, each in a fresh network namespace (veth uplink eth0 with the node's address,
 a default route, some foreign `proto bird`/`proto static` routes):
 
@@ -47,6 +48,7 @@ OVERLAY_NET = (10 << 24) | (128 << 16)  # 10.128.0.0/9, IPIP Always, natOutgoing
 NODE_NET = (172 << 24) | (20 << 16)     # 172.20.0.0/16: every node on one L2 segment
 NODE_FIRST = 10                  # node i has 172.20.0.10 + i
 GATEWAY = "172.20.255.254"
+BORROW_EVERY = 200               # every 200th block lends one address to the next node
 BLOCK_LEN = 26
 MAX_BLOCKS = 1 << (BLOCK_LEN - 9)
 
@@ -72,7 +74,7 @@ def node_addr(i):
 class Cluster:
     """Files of one scale: settings, resources, the routes the daemon will add."""
 
-    def __init__(self, top, routes, per_node, n_foreign):
+    def __init__(self, top, routes, per_node, n_foreign, ipam=True):
         self.dir = os.path.join(top, f"cluster-{routes}")
         self.res = os.path.join(self.dir, "resources.d")
         self.routes = routes
@@ -91,6 +93,11 @@ class Cluster:
         self._write_pools()
         self._write_nodes()
         self._write_affinities(owner)
+        # Borrowed addresses (Calico's default strictAffinity: false): ordinal 1 of every
+        # BORROW_EVERY-th block is hosted by the next node.
+        self.borrowed = {i: (owner[i] + 1) % self.nodes for i in range(0, routes, BORROW_EVERY)} if ipam else {}
+        if ipam:
+            self._write_ipamblocks(owner)
         tmp, _ = self.write_change()
         os.rename(tmp, self.change)
         self._write_batches(owner)
@@ -206,6 +213,53 @@ metadata:
                 self._affinity(f, node, OVERLAY_NET, node, 300000 + node)
             f.write('kind: List\nmetadata:\n  resourceVersion: ""\n')
 
+    def _write_ipamblocks(self, owner):
+        """Every underlay block as its IPAMBlock (what kubectl prints: 64 allocation
+        slots, the pod at ordinal 0, a borrowed address at ordinal 1 where one is)."""
+        free_62 = "".join("    - null\n" for _ in range(62))
+        unalloc_62 = "".join(f"    - {k}\n" for k in range(2, 64))
+        with open(os.path.join(self.res, "35-ipamblocks.yaml"), "w") as f:
+            f.write("apiVersion: v1\nitems:\n")
+            for i, node in enumerate(owner):
+                a = ip4(block(UNDERLAY_NET, i))
+                host = self.borrowed.get(i)
+                rv = 700000 + i
+                f.write(f"""- apiVersion: crd.projectcalico.org/v1
+  kind: IPAMBlock
+  metadata:
+    annotations:
+      projectcalico.org/metadata: '{{"creationTimestamp":null}}'
+    creationTimestamp: "2024-03-0{1 + rv % 9}T{rv % 24:02d}:{rv // 24 % 60:02d}:{rv % 60:02d}Z"
+    generation: {3 if host is None else 4}
+    name: {a.replace('.', '-')}-{BLOCK_LEN}
+    resourceVersion: "{rv}"
+    uid: {rv * 2654435761 % (1 << 32):08x}-0b81-11ea-8d71-52540045a0c1
+  spec:
+    affinity: host:{node_name(node)}
+    allocations:
+    - 0
+    - {"null" if host is None else 1}
+{free_62}    attributes:
+    - handle_id: k8s-pod-network.{rv * 40503 % (1 << 32):08x}c0ffee{i:08x}
+      secondary:
+        namespace: default
+        node: {node_name(node)}
+        pod: app-{i:06d}
+""")
+                if host is not None:
+                    f.write(f"""    - handle_id: k8s-pod-network.{rv * 48271 % (1 << 32):08x}beef{i:08x}
+      secondary:
+        namespace: default
+        node: {node_name(host)}
+        pod: borrowed-{i:06d}
+""")
+                f.write(f"""    cidr: {a}/{BLOCK_LEN}
+    deleted: false
+    strictAffinity: false
+    unallocated:
+{"    - 1" + chr(10) if host is None else ""}{unalloc_62}""")
+            f.write('kind: List\nmetadata:\n  resourceVersion: ""\n')
+
     def write_change(self):
         """40-change.yaml: one BlockAffinity of node-0001, a new block each time (atomic rename)."""
         i = self.next_change
@@ -238,6 +292,10 @@ metadata:
                     f.write(f"route add blackhole {dst} proto {PROTO} metric {METRIC}\n")
                 else:
                     f.write(f"route add {dst} via {node_addr(node)} dev eth0 proto {PROTO} metric {METRIC}\n")
+            for i, host in sorted(self.borrowed.items()):
+                if host != 0:   # node-0000 routes its own pods (Felix), not a borrowed one
+                    f.write(f"route add {ip4(block(UNDERLAY_NET, i) + 1)}/32 via {node_addr(host)} dev eth0 "
+                            f"proto {PROTO} metric {METRIC}\n")
         with open(self.batch) as f:
             self.n_batch = sum(1 for _ in f)
 
@@ -485,7 +543,9 @@ def report(args, clusters, results, daemon):
     head = "".join(f"{label(c.routes):>{wc}}{'':8}" for c in clusters)
     print()
     print(f"calico-underlayd scale benchmark: {os.cpu_count()} cores, kernel {platform.release()}, "
-          f"{args.blocks_per_node} blocks/node, runs {','.join(str(r) for r in args.runs_list)}, "
+          f"{args.blocks_per_node} blocks/node, "
+          f"{'no IPAMBlocks' if args.no_ipam_blocks else 'IPAMBlocks with a borrowed address every %d blocks' % BORROW_EVERY}, "
+          f"runs {','.join(str(r) for r in args.runs_list)}, "
           f"load average {args.load_before:.2f} before, {os.getloadavg()[0]:.2f} after")
     print(f"{'':{w0}}{head}")
     print(f"{'measurement':{w0}}" + "".join(f"{'ms median (min-max)':>{wc}}{'RSS MB':>8}" for _ in clusters))
@@ -571,6 +631,8 @@ def main():
     ap.add_argument("--idle", type=float, default=60, help="seconds of idle daemon CPU (largest scale)")
     ap.add_argument("--no-daemon", action="store_true", help="skip daemon mode")
     ap.add_argument("--keep", action="store_true", help="keep the generated files")
+    ap.add_argument("--no-ipam-blocks", action="store_true",
+                    help="no IPAMBlocks (and so no borrowed addresses) in the cluster")
     args = ap.parse_args()
     if args.build:
         args.daemon = args.daemon or os.path.join(args.build, "daemon", "calico-underlayd")
@@ -595,7 +657,7 @@ def main():
     try:
         for i, n in enumerate(scales):
             t = time.monotonic()
-            c = Cluster(b.top, n, args.blocks_per_node, args.foreign)
+            c = Cluster(b.top, n, args.blocks_per_node, args.foreign, ipam=not args.no_ipam_blocks)
             clusters.append(c)
             print(f"[{n} routes] {c.nodes} nodes, files written in {time.monotonic() - t:.1f} s", file=sys.stderr)
             results[n] = []

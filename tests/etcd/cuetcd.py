@@ -217,6 +217,25 @@ def affinity_key(node_name, cidr):
 CONFIRMED = {"state": "confirmed", "deleted": False}
 
 
+def block_key(cidr):
+    return f"/calico/ipam/v2/assignment/ipv4/block/{cidr.replace('/', '-')}"
+
+
+def ipam_block(cidr, host, allocations, attr_nodes):
+    """An IPAM block as libcalico-go stores it (lib/backend/model/block.go,
+    AllocationBlock as JSON): allocations index attributes; secondary.node names the
+    node that hosts the address."""
+    size = len(allocations)
+    return block_key(cidr), {
+        "cidr": cidr, "affinity": f"host:{host}", "strictAffinity": False,
+        "allocations": allocations,
+        "unallocated": [i for i in range(size) if allocations[i] is None],
+        "attributes": [{"handle_id": f"k8s-pod-network.{i:064x}",
+                        "secondary": {"namespace": "default", "node": n, "pod": f"pod-{i}"}}
+                       for i, n in enumerate(attr_nodes)],
+        "sequenceNumber": 7, "sequenceNumberForAllocation": {"0": 1, "3": 6}, "deleted": False}
+
+
 def load_cluster(etcd):
     """The cluster of tests/daemon: one underlay pool, node1 and node2, node1's own
     block and one of node2's (an empty value: Calico's oldest affinities), and a

@@ -138,6 +138,31 @@ class TestDaemon(EtcdCase):
         self.etcd.put(key, {"state": "pending", "deleted": False})
         self.assertTrue(stays(lambda: self.ns.route_summary() == WANT_2, 1.0))
 
+    def test_ipam_block_borrowed_address_and_states(self):
+        """Issue 12 through etcd: a borrowed address of node1's block, hosted by node2,
+        gets its host route (the IPAM block keys are watched too); a pendingDeletion
+        affinity still counts; a key whose value names another resource is refused,
+        naming the key, and changes nothing."""
+        d = self.start_converged(env=self.env_endpoints())
+        key, value = ce.ipam_block(cu.OWN_BLOCK, "node1", [0, None, None, 1] + [None] * 12, ["node1", "node2"])
+        self.etcd.put(key, value)
+        borrowed = "192.168.10.131 unicast 192.168.10.12 eth0 1024"  # ip -j prints host routes bare
+        self.wait_routes(sorted(WANT_2 + [borrowed]))
+        self.etcd.put(ce.affinity_key("node2", cu.EXTRA_BLOCK), {"state": "pendingDeletion", "deleted": False})
+        self.wait_routes(sorted(WANT_3 + [borrowed]))
+        self.etcd.put(ce.affinity_key("node2", cu.EXTRA_BLOCK), {"state": "pending", "deleted": False})
+        self.wait_routes(sorted(WANT_2 + [borrowed]))
+        evil, value = ce.node("node2", "192.168.10.99/24")
+        evil = evil.replace("/node2", "/evil")
+        self.etcd.put(evil, value)
+        status = d.notify.wait_status("last error")
+        self.assertIn(f"etcd:{evil}:1:", status)
+        self.assertIn('metadata.name "node2" differs from the key\'s name "evil"', status)
+        self.assertTrue(stays(lambda: self.ns.route_summary() == sorted(WANT_2 + [borrowed]), 1.0))
+        self.etcd.delete(evil)
+        d.notify.wait_status(lambda s: "last error" not in s, timeout=10)
+        self.assertEqual(self.ns.route_summary(), sorted(WANT_2 + [borrowed]))
+
     def test_large_datastore_is_listed_in_pages(self):
         # More affinities than one range page (2000 keys): an overlay pool of 2,500
         # blocks of node2's, read in two pages at one revision.
