@@ -10,6 +10,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -28,33 +29,59 @@ enum field {
         F_KEY,
         F_CERT,
         F_CA,
+        /* The Kubernetes datastore's keys (KubeConfig in apiconfig.go). */
+        F_KUBECONFIG,
+        F_KUBECONFIG_INLINE,
+        F_K8S_ENDPOINT,
+        F_K8S_KEY_FILE,
+        F_K8S_CERT_FILE,
+        F_K8S_CA_FILE,
+        F_K8S_TOKEN,
+        F_K8S_INSECURE,
+        F_K8S_NODE_POLL,
+        F_USE_POD_CIDR,
+        F_K8S_QPS,
+        F_K8S_CONTEXT,
+        F_API_GROUP,
         F_N,
 };
 
-/* The calicoctl.cfg spec key and the environment variable of each field. */
+enum field_type { T_STR, T_BOOL, T_NUMBER };
+
+/* Every key of calicoctl's CalicoAPIConfigSpec (libcalico-go/lib/apiconfig/apiconfig.go
+ * in projectcalico/calico) with its environment variable (NULL: calicoctl reads none,
+ * so secrets and inline PEM never come from the environment). */
 static const struct {
         const char *key;
         const char *env;
+        enum field_type type;
 } fields[F_N] = {
-        [F_TYPE] = { "datastoreType", "DATASTORE_TYPE" },
-        [F_ENDPOINTS] = { "etcdEndpoints", "ETCD_ENDPOINTS" },
-        [F_SRV] = { "etcdDiscoverySrv", "ETCD_DISCOVERY_SRV" },
-        [F_USERNAME] = { "etcdUsername", "ETCD_USERNAME" },
-        [F_PASSWORD] = { "etcdPassword", "ETCD_PASSWORD" },
-        [F_KEY_FILE] = { "etcdKeyFile", "ETCD_KEY_FILE" },
-        [F_CERT_FILE] = { "etcdCertFile", "ETCD_CERT_FILE" },
-        [F_CA_FILE] = { "etcdCACertFile", "ETCD_CA_CERT_FILE" },
-        [F_KEY] = { "etcdKey", "ETCD_KEY" },
-        [F_CERT] = { "etcdCert", "ETCD_CERT" },
-        [F_CA] = { "etcdCACert", "ETCD_CA_CERT" },
-};
-
-/* Keys of calicoctl's CalicoAPIConfigSpec for the Kubernetes datastore: valid in the
- * file, meaningless here. */
-static const char *const kdd_keys[] = {
-        "kubeconfig",  "kubeconfigInline", "k8sAPIEndpoint", "k8sKeyFile",
-        "k8sCertFile", "k8sCAFile",        "k8sAPIToken",    "k8sInsecureSkipTLSVerify",
-        "k8sDisableNodePoll", "k8sClientQPS",
+        [F_TYPE] = { "datastoreType", "DATASTORE_TYPE", T_STR },
+        [F_ENDPOINTS] = { "etcdEndpoints", "ETCD_ENDPOINTS", T_STR },
+        [F_SRV] = { "etcdDiscoverySrv", "ETCD_DISCOVERY_SRV", T_STR },
+        [F_USERNAME] = { "etcdUsername", "ETCD_USERNAME", T_STR },
+        [F_PASSWORD] = { "etcdPassword", "ETCD_PASSWORD", T_STR },
+        [F_KEY_FILE] = { "etcdKeyFile", "ETCD_KEY_FILE", T_STR },
+        [F_CERT_FILE] = { "etcdCertFile", "ETCD_CERT_FILE", T_STR },
+        [F_CA_FILE] = { "etcdCACertFile", "ETCD_CA_CERT_FILE", T_STR },
+        /* calicoctl reads these three from its file only; this daemon always took
+         * ETCD_KEY, ETCD_CERT and ETCD_CA_CERT too, and keeps doing so. */
+        [F_KEY] = { "etcdKey", "ETCD_KEY", T_STR },
+        [F_CERT] = { "etcdCert", "ETCD_CERT", T_STR },
+        [F_CA] = { "etcdCACert", "ETCD_CA_CERT", T_STR },
+        [F_KUBECONFIG] = { "kubeconfig", "KUBECONFIG", T_STR },
+        [F_KUBECONFIG_INLINE] = { "kubeconfigInline", NULL, T_STR },
+        [F_K8S_ENDPOINT] = { "k8sAPIEndpoint", "K8S_API_ENDPOINT", T_STR },
+        [F_K8S_KEY_FILE] = { "k8sKeyFile", "K8S_KEY_FILE", T_STR },
+        [F_K8S_CERT_FILE] = { "k8sCertFile", "K8S_CERT_FILE", T_STR },
+        [F_K8S_CA_FILE] = { "k8sCAFile", "K8S_CA_FILE", T_STR },
+        [F_K8S_TOKEN] = { "k8sAPIToken", NULL, T_STR },
+        [F_K8S_INSECURE] = { "k8sInsecureSkipTLSVerify", "K8S_INSECURE_SKIP_TLS_VERIFY", T_BOOL },
+        [F_K8S_NODE_POLL] = { "k8sDisableNodePoll", "K8S_DISABLE_NODE_POLL", T_BOOL },
+        [F_USE_POD_CIDR] = { "usePodCIDR", "USE_POD_CIDR", T_BOOL },
+        [F_K8S_QPS] = { "k8sClientQPS", NULL, T_NUMBER },
+        [F_K8S_CONTEXT] = { "k8sCurrentContext", "K8S_CURRENT_CONTEXT", T_STR },
+        [F_API_GROUP] = { "calicoAPIGroup", "CALICO_API_GROUP", T_STR },
 };
 
 /* Where a value came from, for messages: a file position and the key, or (file NULL)
@@ -217,6 +244,60 @@ static int copy_etcd(const struct raw *raw, struct cfg_etcd *e)
         return 0;
 }
 
+/* calicoAPIGroup, as libcalico-go/lib/backend/k8s reads it (UsingV3CRDs): empty is
+ * "ask the API server", projectcalico.org/v3 (any case) is v3, anything else v1. */
+static int parse_api_group(const struct raw *raw, enum cfg_api_group *ret, struct cfg_diags *d)
+{
+        const char *g = raw->v[F_API_GROUP];
+        const struct pos *at = &raw->at[F_API_GROUP];
+
+        *ret = CFG_API_GROUP_AUTO;
+        if (!g)
+                return 0;
+        if (strcasecmp(g, "projectcalico.org/v3") == 0) {
+                *ret = CFG_API_GROUP_V3;
+                return 0;
+        }
+        *ret = CFG_API_GROUP_V1;
+        if (strcasecmp(g, "crd.projectcalico.org/v1") != 0)
+                cfg_notice(d, at->file, at->line, at->col, "%s \"%s\" is neither projectcalico.org/v3 nor "
+                           "crd.projectcalico.org/v1: crd.projectcalico.org/v1 is used, as Calico does", at->what, g);
+        return 0;
+}
+
+/* The Kubernetes datastore's settings: copied, with what can be checked without the
+ * kubeconfig checked here. */
+static int build_kdd(const struct raw *raw, struct cfg_kdd *k, struct cfg_diags *d)
+{
+        static const enum field strs[] = { F_KUBECONFIG, F_KUBECONFIG_INLINE, F_K8S_ENDPOINT, F_K8S_CA_FILE,
+                                           F_K8S_CERT_FILE, F_K8S_KEY_FILE, F_K8S_TOKEN, F_K8S_CONTEXT };
+        char **dst[] = { &k->kubeconfig, &k->kubeconfig_inline, &k->api_endpoint, &k->ca_file,
+                         &k->cert_file, &k->key_file, &k->token, &k->context };
+        int r;
+
+        if (raw->v[F_K8S_ENDPOINT] && (r = check_endpoint(raw->v[F_K8S_ENDPOINT], strlen(raw->v[F_K8S_ENDPOINT]),
+                                                          &raw->at[F_K8S_ENDPOINT], d)) < 0)
+                return r;
+        if (!raw->v[F_K8S_CERT_FILE] != !raw->v[F_K8S_KEY_FILE]) {
+                enum field f = raw->v[F_K8S_CERT_FILE] ? F_K8S_CERT_FILE : F_K8S_KEY_FILE;
+
+                return perr(d, &raw->at[f], "%s is set without %s: a client certificate needs both", raw->at[f].what,
+                            f == F_K8S_CERT_FILE ? "k8sKeyFile" : "k8sCertFile");
+        }
+        if (raw->v[F_KUBECONFIG] && raw->v[F_KUBECONFIG_INLINE])
+                cfg_notice(d, raw->at[F_KUBECONFIG_INLINE].file, raw->at[F_KUBECONFIG_INLINE].line,
+                           raw->at[F_KUBECONFIG_INLINE].col, "kubeconfigInline is used, kubeconfig is not (as "
+                           "calicoctl does)");
+        if ((r = parse_api_group(raw, &k->api_group, d)) < 0)
+                return r;
+        for (size_t i = 0; i < ELEMENTSOF(strs); i++)
+                if ((r = set_dup(dst[i], raw->v[strs[i]])) < 0)
+                        return r;
+        k->insecure = raw->v[F_K8S_INSECURE] != NULL;
+        k->use_pod_cidr = raw->v[F_USE_POD_CIDR] != NULL;
+        return set_dup(&k->origin, raw->origin);
+}
+
 /* The one validation both sources go through. */
 static int build(const struct raw *raw, struct cfg_source *ret, struct cfg_diags *d)
 {
@@ -240,6 +321,11 @@ static int build(const struct raw *raw, struct cfg_source *ret, struct cfg_diags
                                            "the setting datastore is etcdv3, but %s names no etcd endpoints "
                                            "(etcdEndpoints in calicoctl's file, or ETCD_ENDPOINTS)",
                                            raw->origin);
+                src.kubernetes = true;
+                if ((r = build_kdd(raw, &src.kdd, d)) < 0) {
+                        cfg_source_clear(&src);
+                        return r;
+                }
                 if (type)
                         cfg_notice(d, raw->at[F_TYPE].file, raw->at[F_TYPE].line, raw->at[F_TYPE].col,
                                    "%s is kubernetes: the Kubernetes datastore is not read, the resources "
@@ -279,6 +365,25 @@ static const char *env_get(const char *const *envp, const char *name)
         return NULL;
 }
 
+/* A variable calicoctl reads with Go's strconv.ParseBool. */
+static int env_bool(struct raw *raw, enum field f, struct cfg_diags *d)
+{
+        static const char *const t[] = { "1", "t", "T", "true", "TRUE", "True" };
+        static const char *const n[] = { "0", "f", "F", "false", "FALSE", "False" };
+
+        for (size_t i = 0; i < ELEMENTSOF(t); i++) {
+                if (streq(raw->v[f], t[i])) {
+                        raw->v[f] = "true";
+                        return 0;
+                }
+                if (streq(raw->v[f], n[i])) {
+                        raw->v[f] = NULL;
+                        return 0;
+                }
+        }
+        return perr(d, &raw->at[f], "%s must be true or false, not \"%s\"", raw->at[f].what, raw->v[f]);
+}
+
 int cfg_calicoctl_env(const char *const *envp, enum cfg_datastore want, struct cfg_source *ret,
                       struct cfg_diags *diags)
 {
@@ -288,6 +393,9 @@ int cfg_calicoctl_env(const char *const *envp, enum cfg_datastore want, struct c
         struct raw raw = { .origin = "the environment", .want = want, .whole = &whole };
 
         for (enum field f = 0; f < F_N; f++) {
+                raw.at[f] = (struct pos){ .what = fields[f].key };
+                if (!fields[f].env)
+                        continue; /* calicoctl reads it from its file only */
                 snprintf(names[f], sizeof(names[f]), "CALICO_%s", fields[f].env);
                 raw.v[f] = env_get(envp, names[f]);
                 if (!raw.v[f]) {
@@ -295,6 +403,8 @@ int cfg_calicoctl_env(const char *const *envp, enum cfg_datastore want, struct c
                         raw.v[f] = env_get(envp, names[f]);
                 }
                 raw.at[f] = (struct pos){ .what = names[f] };
+                if (raw.v[f] && fields[f].type == T_BOOL && env_bool(&raw, f, diags) < 0)
+                        return -EINVAL;
         }
         return build(&raw, ret, diags);
 }
@@ -309,12 +419,23 @@ struct file_ctx {
         int result;
 };
 
-static bool is_kdd_key(const char *k)
+/* A bool or number key, read as calicoctl reads it, kept as its text. */
+static int read_typed(struct file_ctx *c, const struct ynode *v, enum field f)
 {
-        for (size_t i = 0; i < ELEMENTSOF(kdd_keys); i++)
-                if (streq(k, kdd_keys[i]))
-                        return true;
-        return false;
+        bool b;
+        char *end;
+        double q;
+
+        if (fields[f].type == T_BOOL) {
+                if (yv_bool(&c->y, v, fields[f].key, &b) < 0)
+                        return -EINVAL;
+                c->raw.v[f] = b ? "true" : NULL;
+                return 0;
+        }
+        if (v->kind != YN_SCALAR || v->quoted || (q = strtod(v->str, &end), *end) || end == v->str || q < 0)
+                return yerr(&c->y, v, "%s must be a number of 0 or more", fields[f].key);
+        c->raw.v[f] = v->str;
+        return 0;
 }
 
 static int read_spec(struct file_ctx *c, const struct ynode *spec)
@@ -333,17 +454,20 @@ static int read_spec(struct file_ctx *c, const struct ynode *spec)
                         if (streq(k->str, fields[f].key))
                                 break;
                 if (f == F_N) {
-                        if (!is_kdd_key(k->str))
-                                ret = yerr(&c->y, k, "unknown key \"spec.%s\" (calicoctl refuses it too)", k->str);
+                        /* calicoctl reads its file with UnmarshalStrict: a key it does not
+                         * know makes it refuse the file, and a typo must not pass here. */
+                        ret = yerr(&c->y, k, "unknown key \"spec.%s\" (calicoctl refuses it too)", k->str);
                         continue;
                 }
                 c->raw.at[f] = (struct pos){ c->y.file, v->line, v->col, fields[f].key };
                 if (ynode_is_null(v))
                         continue;
-                if ((r = yv_str(&c->y, v, fields[f].key, &c->raw.v[f])) < 0)
-                        ret = r;
-                else if (!*c->raw.v[f])
+                if (fields[f].type != T_STR)
+                        r = read_typed(c, v, f);
+                else if ((r = yv_str(&c->y, v, fields[f].key, &c->raw.v[f])) >= 0 && !*c->raw.v[f])
                         c->raw.v[f] = NULL; /* "" is unset, as in calicoctl */
+                if (r < 0)
+                        ret = r;
         }
         return ret;
 }
@@ -451,9 +575,28 @@ void cfg_etcd_clear(struct cfg_etcd *e)
         *e = (struct cfg_etcd){};
 }
 
+void cfg_kdd_clear(struct cfg_kdd *k)
+{
+        free(k->origin);
+        free(k->kubeconfig);
+        if (k->kubeconfig_inline)
+                explicit_bzero(k->kubeconfig_inline, strlen(k->kubeconfig_inline));
+        free(k->kubeconfig_inline);
+        free(k->api_endpoint);
+        free(k->ca_file);
+        free(k->cert_file);
+        free(k->key_file);
+        if (k->token)
+                explicit_bzero(k->token, strlen(k->token));
+        free(k->token);
+        free(k->context);
+        *k = (struct cfg_kdd){};
+}
+
 void cfg_source_clear(struct cfg_source *src)
 {
         cfg_etcd_clear(&src->etcd);
+        cfg_kdd_clear(&src->kdd);
         *src = (struct cfg_source){};
 }
 

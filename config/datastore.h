@@ -34,16 +34,43 @@ struct cfg_etcd {
         char *username, *password;            /* etcd authentication, or NULL */
 };
 
+/* Which Calico API group holds the resources in the Kubernetes datastore
+ * (calicoAPIGroup; AUTO: ask the API server, as libcalico-go does). */
+enum cfg_api_group {
+        CFG_API_GROUP_AUTO,
+        CFG_API_GROUP_V1, /* crd.projectcalico.org/v1 */
+        CFG_API_GROUP_V3, /* projectcalico.org/v3 */
+};
+
+/* The Kubernetes datastore as calicoctl's settings name it (its KubeConfig keys, or
+ * the variables of the same meaning); the kubeconfig itself is read by the daemon
+ * (kubeconfig.h). */
+struct cfg_kdd {
+        char *origin;            /* calicoctl's file, or "the environment" */
+        char *kubeconfig;        /* kubeconfig / KUBECONFIG: a path, or NULL */
+        char *kubeconfig_inline; /* kubeconfigInline: the kubeconfig itself (wins over the path) */
+        char *api_endpoint;      /* k8sAPIEndpoint: the server, over the kubeconfig's */
+        char *ca_file, *cert_file, *key_file; /* k8sCAFile, k8sCertFile, k8sKeyFile */
+        char *token;             /* k8sAPIToken */
+        char *context;           /* k8sCurrentContext: over the kubeconfig's current-context */
+        bool insecure;           /* k8sInsecureSkipTLSVerify */
+        bool use_pod_cidr;       /* usePodCIDR */
+        enum cfg_api_group api_group;
+};
+
 struct cfg_source {
         enum cfg_datastore type; /* CFG_DATASTORE_FILES or CFG_DATASTORE_ETCDV3 once resolved */
         struct cfg_etcd etcd;    /* for etcdv3 */
+        bool kubernetes;         /* calicoctl's settings name the Kubernetes datastore */
+        struct cfg_kdd kdd;      /* its settings, then */
 };
 
 /* calicoctl's settings file (YAML or JSON; `name` stands for it in diagnostics). Sets
  * ret->type to ETCDV3 when it says etcdv3 (datastoreType, or etcdEndpoints without a
  * datastoreType, as older calicoctl defaulted), FILES when it says kubernetes or names
- * no endpoints; with want CFG_DATASTORE_ETCDV3 that is an error instead. Unknown keys
- * are errors, as calicoctl makes them. */
+ * no endpoints (then kubernetes is set and kdd filled); with want CFG_DATASTORE_ETCDV3
+ * that is an error instead. Every key of calicoctl's CalicoAPIConfigSpec is read; any
+ * other is an error, as calicoctl makes it. */
 int cfg_calicoctl_parse(const char *name, const void *buf, size_t size, enum cfg_datastore want,
                         struct cfg_source *ret, struct cfg_diags *diags);
 /* The same from environment variables (envp: "KEY=value" strings, NULL-terminated);
@@ -57,6 +84,7 @@ int cfg_calicoctl_env(const char *const *envp, enum cfg_datastore want, struct c
 int cfg_source_resolve(const struct cfg_settings *s, const char *const *envp, struct cfg_source *ret,
                        struct cfg_diags *diags);
 void cfg_source_clear(struct cfg_source *src);
+void cfg_kdd_clear(struct cfg_kdd *k);
 /* A deep copy (the daemon's etcd client keeps one). */
 int cfg_etcd_copy(const struct cfg_etcd *src, struct cfg_etcd *ret);
 void cfg_etcd_clear(struct cfg_etcd *e);

@@ -183,12 +183,18 @@ static void calicoctl_kubernetes(void **state)
         assert_int_equal(d.n, 1);
         assert_int_equal(d.v[0].line, 4);
         assert_non_null(strstr(d.v[0].message, "datastoreType is kubernetes"));
+        assert_true(s.kubernetes);
+        assert_string_equal(s.kdd.kubeconfig, "/x");
+        cfg_source_clear(&s);
         cfg_diags_clear(&d);
         /* Nothing at all: kubernetes too (newer calicoctl's default). */
         s = parse_ok(CTL_HDR "spec: {}\n");
         assert_int_equal(s.type, CFG_DATASTORE_FILES);
+        assert_true(s.kubernetes);
+        cfg_source_clear(&s);
         s = parse_ok(CTL_HDR "metadata: {}\n");
         assert_int_equal(s.type, CFG_DATASTORE_FILES);
+        cfg_source_clear(&s);
         /* datastore: etcdv3 asked for etcd: either is an error. */
         assert_int_equal(parse(CTL_HDR "spec:\n  datastoreType: kubernetes\n", CFG_DATASTORE_ETCDV3, &s, &d), -EINVAL);
         assert_error(&d, "/etc/calico/calicoctl.cfg", 4, 18, "the setting datastore is etcdv3, but datastoreType is kubernetes");
@@ -196,6 +202,97 @@ static void calicoctl_kubernetes(void **state)
         assert_int_equal(parse(CTL_HDR "spec: {}\n", CFG_DATASTORE_ETCDV3, &s, &d), -EINVAL);
         assert_error(&d, "/etc/calico/calicoctl.cfg", 1, 1, "names no etcd endpoints");
         cfg_diags_clear(&d);
+}
+
+static int env(const char *const *envp, enum cfg_datastore want, struct cfg_source *ret, struct cfg_diags *d);
+static void env_bad(const char *const *envp, enum cfg_datastore want, const char *needle);
+
+/* Every key of calicoctl's CalicoAPIConfigSpec (apiconfig.go) is read: none refuses a
+ * file calicoctl takes. */
+static void calicoctl_kubernetes_keys(void **state)
+{
+        struct cfg_diags d = {};
+        struct cfg_source s = {};
+        const char *text = CTL_HDR "metadata:\n  name: x\nspec:\n"
+                                   "  datastoreType: kubernetes\n"          /* 6 */
+                                   "  kubeconfig: /root/.kube/config\n"
+                                   "  kubeconfigInline: \"apiVersion: v1\"\n"
+                                   "  k8sAPIEndpoint: https://10.0.0.1:6443\n"
+                                   "  k8sKeyFile: /k/key.pem\n"            /* 10 */
+                                   "  k8sCertFile: /k/cert.pem\n"
+                                   "  k8sCAFile: /k/ca.crt\n"
+                                   "  k8sAPIToken: tok\n"
+                                   "  k8sInsecureSkipTLSVerify: false\n"
+                                   "  k8sDisableNodePoll: true\n"          /* 15 */
+                                   "  usePodCIDR: true\n"
+                                   "  k8sClientQPS: 12.5\n"
+                                   "  k8sCurrentContext: ctx2\n"
+                                   "  calicoAPIGroup: projectcalico.org/v3\n";
+
+        (void)state;
+        assert_int_equal(parse(text, CFG_DATASTORE_AUTO, &s, &d), 0);
+        assert_int_equal(d.n_errors, 0);
+        assert_true(s.kubernetes);
+        assert_string_equal(s.kdd.origin, "/etc/calico/calicoctl.cfg");
+        assert_string_equal(s.kdd.kubeconfig, "/root/.kube/config");
+        assert_string_equal(s.kdd.kubeconfig_inline, "apiVersion: v1");
+        assert_string_equal(s.kdd.api_endpoint, "https://10.0.0.1:6443");
+        assert_string_equal(s.kdd.key_file, "/k/key.pem");
+        assert_string_equal(s.kdd.cert_file, "/k/cert.pem");
+        assert_string_equal(s.kdd.ca_file, "/k/ca.crt");
+        assert_string_equal(s.kdd.token, "tok");
+        assert_string_equal(s.kdd.context, "ctx2");
+        assert_false(s.kdd.insecure);
+        assert_true(s.kdd.use_pod_cidr);
+        assert_int_equal(s.kdd.api_group, CFG_API_GROUP_V3);
+        /* Notices: inline over the path (8), kubernetes (6). */
+        assert_int_equal(d.n, 2);
+        cfg_source_clear(&s);
+        cfg_diags_clear(&d);
+        /* The API group: Calico's rule (v3 by name, any case; anything else v1). */
+        s = parse_ok(CTL_HDR "spec:\n  calicoAPIGroup: ProjectCalico.org/V3\n");
+        assert_int_equal(s.kdd.api_group, CFG_API_GROUP_V3);
+        cfg_source_clear(&s);
+        s = parse_ok(CTL_HDR "spec:\n  calicoAPIGroup: crd.projectcalico.org/v1\n");
+        assert_int_equal(s.kdd.api_group, CFG_API_GROUP_V1);
+        cfg_source_clear(&s);
+        s = parse_ok(CTL_HDR "spec:\n  datastoreType: kubernetes\n");
+        assert_int_equal(s.kdd.api_group, CFG_API_GROUP_AUTO);
+        assert_null(s.kdd.kubeconfig);
+        cfg_source_clear(&s);
+        /* Typed keys, at their position. */
+        parse_bad(CTL_HDR "spec:\n  usePodCIDR: yes please\n", 4, 15, "usePodCIDR must be true or false");
+        parse_bad(CTL_HDR "spec:\n  k8sClientQPS: fast\n", 4, 17, "k8sClientQPS must be a number");
+        parse_bad(CTL_HDR "spec:\n  k8sCertFile: /c.pem\n", 4, 16, "k8sCertFile is set without k8sKeyFile");
+        parse_bad(CTL_HDR "spec:\n  k8sAPIEndpoint: 10.0.0.1:6443\n", 4, 19,
+                  "k8sAPIEndpoint: endpoint \"10.0.0.1:6443\" must start with http:// or https://");
+}
+
+static void env_kubernetes(void **state)
+{
+        const char *envp[] = { "CALICO_DATASTORE_TYPE=kubernetes", "KUBECONFIG=/etc/k/config",
+                               "K8S_CURRENT_CONTEXT=node", "CALICO_API_GROUP=crd.projectcalico.org/v1",
+                               "USE_POD_CIDR=1", "K8S_INSECURE_SKIP_TLS_VERIFY=F", "K8S_API_ENDPOINT=https://a:6443",
+                               NULL };
+        struct cfg_diags d = {};
+        struct cfg_source s = {};
+
+        (void)state;
+        assert_int_equal(env(envp, CFG_DATASTORE_AUTO, &s, &d), 0);
+        assert_true(s.kubernetes);
+        assert_string_equal(s.kdd.origin, "the environment");
+        assert_string_equal(s.kdd.kubeconfig, "/etc/k/config");
+        assert_string_equal(s.kdd.context, "node");
+        assert_string_equal(s.kdd.api_endpoint, "https://a:6443");
+        assert_int_equal(s.kdd.api_group, CFG_API_GROUP_V1);
+        assert_true(s.kdd.use_pod_cidr);
+        assert_false(s.kdd.insecure);
+        cfg_source_clear(&s);
+        cfg_diags_clear(&d);
+        env_bad((const char *[]){ "USE_POD_CIDR=maybe", NULL }, CFG_DATASTORE_AUTO,
+                "USE_POD_CIDR must be true or false, not \"maybe\"");
+        env_bad((const char *[]){ "CALICO_K8S_CERT_FILE=/c.pem", NULL }, CFG_DATASTORE_AUTO,
+                "CALICO_K8S_CERT_FILE is set without k8sKeyFile");
 }
 
 static void calicoctl_structure_errors(void **state)
@@ -329,8 +426,11 @@ static void env_prefix_and_empty(void **state)
         cfg_source_clear(&s);
         assert_int_equal(env(none, CFG_DATASTORE_AUTO, &s, &d), 0);
         assert_int_equal(s.type, CFG_DATASTORE_FILES);
+        assert_true(s.kubernetes); /* nothing names etcd: calicoctl's kubernetes */
+        cfg_source_clear(&s);
         assert_int_equal(env(NULL, CFG_DATASTORE_AUTO, &s, &d), 0);
         assert_int_equal(s.type, CFG_DATASTORE_FILES);
+        cfg_source_clear(&s);
         assert_int_equal(d.n, 0);
 }
 
@@ -701,6 +801,7 @@ int main(int argc, char **argv)
                 cmocka_unit_test(calicoctl_kubespray),
                 cmocka_unit_test(calicoctl_json_inline_and_auth),
                 cmocka_unit_test(calicoctl_kubernetes),
+                cmocka_unit_test(calicoctl_kubernetes_keys),
                 cmocka_unit_test(calicoctl_structure_errors),
                 cmocka_unit_test(calicoctl_empty_file),
                 cmocka_unit_test(calicoctl_endpoint_errors),
@@ -709,6 +810,7 @@ int main(int argc, char **argv)
                 cmocka_unit_test(env_kubespray),
                 cmocka_unit_test(env_prefix_and_empty),
                 cmocka_unit_test(env_errors),
+                cmocka_unit_test(env_kubernetes),
                 cmocka_unit_test(settings_datastore),
                 cmocka_unit_test(resolve_sources),
                 cmocka_unit_test(kvs_cluster),
