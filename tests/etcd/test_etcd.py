@@ -292,6 +292,18 @@ class TestCommands(EtcdCase):
         self.assertTrue(doc["ready"], r.stdout)
         self.assertEqual(self.ns.route_summary(), [], "--check changes nothing")
 
+    def test_upstream_routes_from_etcd(self):
+        """--upstream-routes reads the same datastore as --check, and changes nothing."""
+        r = ce.run_cli(self.ns, self.fx, "--upstream-routes", env=self.env_endpoints())
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        self.assertEqual([l for l in r.stdout.splitlines() if not l.startswith("#")],
+                         ["192.168.10.128/28 via 192.168.10.11 node node1",
+                          "192.168.10.144/28 via 192.168.10.12 node node2"])
+        self.etcd.put(ce.affinity_key("node2", cu.EXTRA_BLOCK), ce.CONFIRMED)
+        r = ce.run_cli(self.ns, self.fx, "--upstream-routes", "--format", "ios", env=self.env_endpoints())
+        self.assertIn("ip route 192.168.10.160 255.255.255.240 192.168.10.12 name node2\n", r.stdout)
+        self.assertEqual(self.ns.route_summary(), [], "--upstream-routes changes nothing")
+
     def test_check_files_source(self):
         self.write_settings(ce.settings(datastore="files", extra=f"resources: {self.fx.res}\n"))
         for name, text in cu.DEFAULT_FILES.items():

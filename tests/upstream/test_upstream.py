@@ -460,8 +460,11 @@ class UpstreamTest(unittest.TestCase):
             want = state_of("json", full_json)
             for syntax in SYNTAXES:
                 with self.subTest(step=i, syntax=syntax):
-                    full = tool.run("--format", syntax).stdout
-                    self.assertEqual(state_of(syntax, full), want)
+                    # every full output says what the JSON says (under valgrind, whose
+                    # runs take seconds each, at the first step only)
+                    if i == 0 or not cuit.DAEMON_WRAPPER:
+                        full = tool.run("--format", syntax).stdout
+                        self.assertEqual(state_of(syntax, full), want)
                     if prev_json is None:
                         continue
                     change = tool.run("--format", syntax, "--since", tool.path("prev.json")).stdout
