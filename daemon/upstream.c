@@ -173,14 +173,34 @@ static int missing_qcmp(const void *a, const void *b)
         return cfg_prefix_cmp(&x->dst, &y->dst);
 }
 
-/* Entries with a next hop become exact routes (ret_routes, sorted), the others the
- * missing list. A block that is itself a borrowed host prefix yields to it. */
+/* Same destination twice in the sorted routes: a /32 block whose one address is
+ * borrowed (the borrowed entry names the node that really hosts it), or duplicates.
+ * Keeps one; returns the new count. */
+static size_t dedupe(struct upstream_route *r, size_t n)
+{
+        size_t out = 0;
+
+        for (size_t i = 0; i < n; i++) {
+                struct upstream_route *last = out ? &r[out - 1] : NULL;
+
+                if (last && cfg_prefix_eq(&last->dst, &r[i].dst)) {
+                        if (r[i].kind == UPSTREAM_BORROWED && last->kind != UPSTREAM_BORROWED) {
+                                free(last->node);
+                                *last = r[i];
+                        } else
+                                free(r[i].node);
+                        continue;
+                }
+                r[out++] = r[i];
+        }
+        return out;
+}
+
+/* Entries with a next hop become exact routes (sorted), the others the missing list. */
 static int split_entries(const struct upstream_input *in, struct upstream *u)
 {
-        size_t n = 0;
-
-        u->routes = calloc(in->n_entries ? in->n_entries : 1, sizeof(*u->routes));
-        u->missing = calloc(in->n_entries ? in->n_entries : 1, sizeof(*u->missing));
+        u->routes = calloc(in->n_entries + 1, sizeof(*u->routes));
+        u->missing = calloc(in->n_entries + 1, sizeof(*u->missing));
         if (!u->routes || !u->missing)
                 return -ENOMEM;
         for (size_t i = 0; i < in->n_entries; i++) {
@@ -188,36 +208,20 @@ static int split_entries(const struct upstream_input *in, struct upstream *u)
                 char *name = strdup(e->node ? e->node : "");
 
                 if (!name)
-                        return -ENOMEM;
-                if (!e->via || e->via->family != e->dst.family) {
+                        return -ENOMEM; /* what is counted so far is freed with u */
+                if (!e->via || e->via->family != e->dst.family)
                         u->missing[u->n_missing++] = (struct upstream_missing){ e->dst, name, e->borrowed };
-                        continue;
-                }
-                u->routes[n++] = (struct upstream_route){
-                        .dst = e->dst,
-                        .via = host_prefix(e->via),
-                        .node = name,
-                        .kind = e->borrowed ? UPSTREAM_BORROWED : UPSTREAM_BLOCK,
-                };
+                else
+                        u->routes[u->n_routes++] = (struct upstream_route){
+                                .dst = e->dst,
+                                .via = host_prefix(e->via),
+                                .node = name,
+                                .kind = e->borrowed ? UPSTREAM_BORROWED : UPSTREAM_BLOCK,
+                        };
         }
-        qsort(u->routes, n, sizeof(*u->routes), route_qcmp);
+        qsort(u->routes, u->n_routes, sizeof(*u->routes), route_qcmp);
         qsort(u->missing, u->n_missing, sizeof(*u->missing), missing_qcmp);
-        /* Same destination twice: a /32 block whose one address is borrowed (the
-         * borrowed entry names the node that really hosts it), or duplicates. */
-        u->n_routes = 0;
-        for (size_t i = 0; i < n; i++) {
-                struct upstream_route *last = u->n_routes ? &u->routes[u->n_routes - 1] : NULL;
-
-                if (last && cfg_prefix_eq(&last->dst, &u->routes[i].dst)) {
-                        if (u->routes[i].kind == UPSTREAM_BORROWED && last->kind != UPSTREAM_BORROWED) {
-                                free(last->node);
-                                *last = u->routes[i];
-                        } else
-                                free(u->routes[i].node);
-                        continue;
-                }
-                u->routes[u->n_routes++] = u->routes[i];
-        }
+        u->n_routes = dedupe(u->routes, u->n_routes);
         for (size_t i = 0; i < u->n_routes; i++) {
                 if (u->routes[i].kind == UPSTREAM_BORROWED)
                         u->n_borrowed++;
@@ -394,6 +398,14 @@ static int merge_cover_free(const struct upstream_input *in, struct upstream_rou
         return 0;
 }
 
+/* The block routes r[0..nb) became r[0..n): close the gap before the borrowed ones,
+ * so that u always owns exactly its n_routes names (an error path frees them). */
+static void close_gap(struct upstream *u, size_t nb, size_t n)
+{
+        memmove(u->routes + n, u->routes + nb, (u->n_routes - nb) * sizeof(*u->routes));
+        u->n_routes -= nb - n;
+}
+
 int upstream_compute(const struct upstream_input *in, enum upstream_aggregate agg, struct upstream **ret)
 {
         _cleanup_(upstream_freep) struct upstream *u = calloc(1, sizeof(*u));
@@ -409,10 +421,13 @@ int upstream_compute(const struct upstream_input *in, enum upstream_aggregate ag
         if (nb == SIZE_MAX)
                 return -ENOMEM;
         n = merge_exact(u->routes, nb);
-        if (agg == UPSTREAM_AGG_COVER_FREE && (e = merge_cover_free(in, u->routes, &n)) < 0)
-                return e;
-        memmove(u->routes + n, u->routes + nb, (u->n_routes - nb) * sizeof(*u->routes));
-        u->n_routes = n + (u->n_routes - nb);
+        close_gap(u, nb, n);
+        if (agg == UPSTREAM_AGG_COVER_FREE) {
+                nb = n;
+                if ((e = merge_cover_free(in, u->routes, &n)) < 0)
+                        return e;
+                close_gap(u, nb, n);
+        }
         qsort(u->routes, u->n_routes, sizeof(*u->routes), route_qcmp);
         *ret = TAKE_PTR(u);
         return 0;
@@ -656,12 +671,14 @@ static void line_frr(struct sbuf *b, const struct route_text *t, enum op op)
         sb_printf(b, "%s%s route %s %s\n", op == OP_DEL ? "no " : "", t->v6 ? "ipv6" : "ip", t->dst, t->via);
 }
 
+/* No "-6" in a batch line (ip takes options only before -batch): the addresses say
+ * the family. */
 static void line_ip_batch(struct sbuf *b, const struct route_text *t, enum op op)
 {
         if (op == OP_DEL)
-                sb_printf(b, "%sroute del %s via %s\n", t->v6 ? "-6 " : "", t->dst, t->via);
+                sb_printf(b, "route del %s via %s\n", t->dst, t->via);
         else
-                sb_printf(b, "%sroute replace %s via %s proto static\n", t->v6 ? "-6 " : "", t->dst, t->via);
+                sb_printf(b, "route replace %s via %s proto static\n", t->dst, t->via);
 }
 
 static void line_text(struct sbuf *b, const struct route_text *t, enum op op, const struct upstream_route *r,

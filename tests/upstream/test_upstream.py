@@ -151,8 +151,8 @@ def parse_line(syntax, line):
         "junos": [(r"set routing-options (?:rib inet6\.0 )?static route (\S+) next-hop (\S+)$", "add"),
                   (r"delete routing-options (?:rib inet6\.0 )?static route (\S+)$", "delp")],
         "frr": [(r"ipv?6? route (\S+) (\S+)$", "add"), (r"no ipv?6? route (\S+) (\S+)$", "del")],
-        "ip-batch": [(r"(?:-6 )?route replace (\S+) via (\S+) proto static$", "add"),
-                     (r"(?:-6 )?route del (\S+) via (\S+)$", "del")],
+        "ip-batch": [(r"route replace (\S+) via (\S+) proto static$", "add"),
+                     (r"route del (\S+) via (\S+)$", "del")],
         "text": [(r"\+ (\S+) via (\S+) node (\S+)( \(borrowed\))?$", "add"),
                  (r"- (\S+) via (\S+) node (\S+)( \(borrowed\))?$", "del"),
                  (r"(\S+) via (\S+) node (\S+)( \(borrowed\))?$", "add")],
@@ -388,7 +388,8 @@ class UpstreamTest(unittest.TestCase):
 
     def test_golden_files_parse_in_frr_and_bird2(self):
         """Every FRR and BIRD golden file (IPv6 and --since forms included) passes the
-        real parsers: vtysh's dry run and BIRD 2's -p; a bad line fails both."""
+        real parsers: vtysh's dry run and BIRD 2's -p; a bad line fails both. The
+        ip-batch ones load into a real kernel with `ip -batch`."""
         why = deps()
         if why:
             self.skipTest(why)
@@ -413,6 +414,22 @@ class UpstreamTest(unittest.TestCase):
                 self.assertTrue(frr_ok(path), name)
             elif name.startswith("bird."):
                 self.assertTrue(bird_ok(path), name)
+        # ip -batch, IPv6 included: the whole routes, then the change, on a real kernel
+        router = Netns("router")
+        router.ip("link", "add", "eth0", "type", "veth", "peer", "name", "eth1")
+        router.ip("link", "set", "eth0", "up")
+        router.ip("addr", "add", "192.168.1.1/24", "dev", "eth0")
+        router.ip("addr", "add", "fd00:1::1/64", "dev", "eth0", "nodad")
+        for name in ("ip-batch.exact", "ip-batch.since"):
+            with open(os.path.join(golden, name)) as f:
+                router.exec("ip", "-batch", "-", input=f.read())
+        got = {canon(r["dst"]): r["gateway"] for r in router.ipj("route", "show", "proto", "static")}
+        got.update({canon(r["dst"]): r["gateway"] for r in router.ipj("-6", "route", "show", "proto", "static")})
+        with open(os.path.join(golden, "json.exact")) as f:
+            exact = state_of("json", f.read())
+        with open(os.path.join(golden, "json.since")) as f:
+            self.assertEqual(got, apply_change("json", exact, f.read()))
+        self.assertIn("fd00:244::/123", got)
         bad = os.path.join(tmp, "bad")
         with open(bad, "w") as f:
             f.write("ip route 10.0.0.0/8 via 1.1.1.1\n")
