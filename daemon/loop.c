@@ -465,10 +465,10 @@ static void remember(struct loop *l, const struct reconcile *r)
         for (size_t i = 0; i < p->n_pools; i++)
                 l->n_underlay_pools += p->pools[i].applies && p->pools[i].underlay;
         if (p->uplink != l->uplink || !streq(p->uplink_name, l->uplink_name))
-                log_uplink(l, p->uplink, p->uplink_name, r->host.uplink_error);
+                log_uplink(l, p->uplink, p->uplink_name, p->uplink_error);
         l->uplink = p->uplink;
         snprintf(l->uplink_name, sizeof(l->uplink_name), "%s", p->uplink_name);
-        snprintf(l->uplink_error, sizeof(l->uplink_error), "%s", r->host.uplink_error);
+        snprintf(l->uplink_error, sizeof(l->uplink_error), "%s", p->uplink_error);
         if (r->state_error)
                 snprintf(l->host_error, sizeof(l->host_error), "runtime record in %.200s: %s", l->state_dir,
                          strerror(-r->state_error));

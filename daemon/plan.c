@@ -17,6 +17,7 @@
 #include <string.h>
 
 #include "text.h"
+#include "uplink.h"
 #include "util.h"
 
 #define PLAN_MAX_FINDINGS 1000
@@ -744,13 +745,13 @@ static int set_value(struct planner *pl, enum host_change_kind kind, const struc
 static int restore_record(struct planner *pl, const struct host_record *rec)
 {
         const struct host_link *l = host_link_by_name(pl->h, rec->ifname);
-        bool is_uplink = pl->uplink && l == pl->uplink, delay;
+        bool delay;
         int arp, r;
 
         if (!l)
                 return 0; /* the device is gone, and its settings with it */
-        /* The delay of another device than the uplink is not observed: put it back. */
-        delay = rec->proxy_delay_ms >= 0 && (!is_uplink || pl->h->uplink_proxy_delay_ms != rec->proxy_delay_ms);
+        /* A delay that could not be observed (-1) is put back all the same. */
+        delay = rec->proxy_delay_ms >= 0 && l->proxy_delay_ms != rec->proxy_delay_ms;
         arp = rec->proxy_arp >= 0 ? rec->proxy_arp : l->proxy_arp; /* the value to end with */
         if (!delay)
                 return rec->proxy_arp >= 0 && l->proxy_arp != rec->proxy_arp
@@ -772,7 +773,7 @@ static int plan_proxy_arp_on(struct planner *pl)
         const struct cfg_settings *s = &pl->m->settings;
         const struct host_link *l = pl->uplink;
         struct plan *p = pl->p;
-        bool delay = s->proxy_delay_ms != CFG_PROXY_DELAY_KEEP && pl->h->uplink_proxy_delay_ms != s->proxy_delay_ms;
+        bool delay = s->proxy_delay_ms != CFG_PROXY_DELAY_KEEP && l->proxy_delay_ms != s->proxy_delay_ms;
         int r;
 
         if (pl->rec->valid && strcmp(pl->rec->ifname, l->name) != 0 && (r = restore_record(pl, pl->rec)) < 0)
@@ -781,15 +782,15 @@ static int plan_proxy_arp_on(struct planner *pl)
                 p->record = *pl->rec;
                 /* proxyDelay was keep when the record was written: the value found
                  * before our first change of the delay is recorded now. */
-                if (delay && p->record.proxy_delay_ms < 0 && pl->h->uplink_proxy_delay_ms >= 0) {
-                        p->record.proxy_delay_ms = pl->h->uplink_proxy_delay_ms;
+                if (delay && p->record.proxy_delay_ms < 0 && l->proxy_delay_ms >= 0) {
+                        p->record.proxy_delay_ms = l->proxy_delay_ms;
                         p->record_first = true;
                 }
         } else {
                 p->record = (struct host_record){ .valid = true, .proxy_arp = l->proxy_arp,
                                                   .proxy_delay_ms = s->proxy_delay_ms == CFG_PROXY_DELAY_KEEP
                                                                             ? -1
-                                                                            : pl->h->uplink_proxy_delay_ms };
+                                                                            : l->proxy_delay_ms };
                 snprintf(p->record.ifname, sizeof(p->record.ifname), "%s", l->name);
                 p->record_first = true;
         }
@@ -812,7 +813,7 @@ static int plan_proxy_arp(struct planner *pl)
                         if (pl->rec->valid)
                                 pl->p->record = *pl->rec;
                         return add_finding(pl, PLAN_BLOCKING, "uplink-not-found", "no uplink: %s",
-                                           pl->h->uplink_error[0] ? pl->h->uplink_error : "not found");
+                                           pl->p->uplink_error[0] ? pl->p->uplink_error : "not found");
                 }
                 return plan_proxy_arp_on(pl);
         }
@@ -1206,6 +1207,13 @@ static void planner_done(struct planner *pl)
         free(pl->no_addr);
 }
 
+static void choose_uplink(struct planner *pl, const struct cfg_settings *s)
+{
+        int ifindex = uplink_choose(s, pl->h, pl->p->uplink_error, sizeof(pl->p->uplink_error));
+
+        pl->uplink = ifindex ? host_link_by_index(pl->h, ifindex) : NULL;
+}
+
 static int plan_new(struct plan **ret)
 {
         *ret = calloc(1, sizeof(**ret));
@@ -1221,7 +1229,7 @@ int plan_build(const struct cfg_model *m, const struct host_snapshot *h, const s
 
         if ((r = plan_new(&pl.p)) < 0)
                 return r;
-        pl.uplink = h->uplink ? host_link_by_index(h, h->uplink) : NULL;
+        choose_uplink(&pl, &m->settings);
         if (pl.uplink) {
                 pl.p->uplink = pl.uplink->ifindex;
                 snprintf(pl.p->uplink_name, sizeof(pl.p->uplink_name), "%s", pl.uplink->name);
@@ -1258,7 +1266,7 @@ int plan_cleanup(const struct cfg_settings *s, const struct host_snapshot *h, co
 
         if ((r = plan_new(&pl.p)) < 0)
                 return r;
-        pl.uplink = h->uplink ? host_link_by_index(h, h->uplink) : NULL;
+        choose_uplink(&pl, s);
         if (pl.rec->valid)
                 r = restore_record(&pl, pl.rec);
         for (size_t i = 0; i < h->n_routes && r >= 0; i++)

@@ -9,6 +9,7 @@
 
 #include "host.h"
 #include "model.h"
+#include "state.h"
 
 #define PLAN_TUNNELS_MAX 4
 
@@ -34,8 +35,9 @@ struct plan_pool {
 struct plan {
         bool underlay;                 /* underlay mode is on */
         bool tunnels_unneeded;         /* every applying pool is Never/Never */
-        int uplink;                    /* ifindex, 0 = none */
+        int uplink;                    /* ifindex, 0 = none (uplink.c chose it) */
         char uplink_name[IFNAMSIZ];
+        char uplink_error[128];        /* why there is none */
         struct plan_pool *pools;
         size_t n_pools;
         struct host_change *actions;

@@ -56,6 +56,17 @@ static int save_record_if(const struct reconcile *r, const char *dir, bool first
         return state_save(dir, &want);
 }
 
+/* What observation must ask the kernel besides the dumps: the route lookup of
+ * uplink: can-reach= (the planner chooses the uplink from its answer). */
+static struct kern_observe_opts observe_opts(const struct cfg_settings *s)
+{
+        struct kern_observe_opts o = {};
+
+        if (s && s->uplink_mode == CFG_UPLINK_CAN_REACH)
+                o.reach = s->uplink_reach;
+        return o;
+}
+
 static uint64_t now_usec(void)
 {
         struct timespec ts;
@@ -68,11 +79,13 @@ int reconcile_run(struct kern *nl, const struct cfg_model *model, const struct c
                   const char *state_dir, bool dry_run, struct reconcile *ret)
 {
         struct reconcile r = {};
+        struct kern_observe_opts oo = observe_opts(settings);
+        struct kern_apply_opts ao = { .protocol = settings->route_protocol, .table = settings->route_table };
         uint64_t t = now_usec(), t1;
         bool renamed;
         int e;
 
-        if ((e = kern_observe(nl, settings, &r.host)) < 0)
+        if ((e = kern_observe(nl, &oo, &r.host)) < 0)
                 goto fail;
         r.observe_usec = (t1 = now_usec()) - t;
         t = t1;
@@ -104,7 +117,7 @@ int reconcile_run(struct kern *nl, const struct cfg_model *model, const struct c
                 e = -ENOMEM;
                 goto fail;
         }
-        r.n_failed = (size_t)kern_apply(nl, settings, r.plan->actions, r.plan->n_actions, r.results);
+        r.n_failed = (size_t)kern_apply(nl, &ao, r.plan->actions, r.plan->n_actions, r.results);
         if ((e = save_record_if(&r, state_dir, false)) < 0)
                 r.state_error = e;
         r.apply_usec = now_usec() - t;

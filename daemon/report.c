@@ -33,14 +33,14 @@ void report_diags(FILE *f, const struct cfg_diags *d, bool notices)
 }
 
 /* " (a/len, b/len)" or " (no address)", cut to size. */
-static const char *uplink_addrs_text(const struct host_snapshot *h, char *buf, size_t size)
+static const char *uplink_addrs_text(const struct host_snapshot *h, int uplink, char *buf, size_t size)
 {
         char a[CFG_PREFIX_STRLEN];
         size_t len = 0;
 
         buf[0] = 0;
         for (size_t i = 0; i < h->n_addrs && len < size; i++)
-                if (h->addrs[i].ifindex == h->uplink) {
+                if (h->addrs[i].ifindex == uplink) {
                         cfg_prefix_fmt(&h->addrs[i].addr, a, sizeof(a));
                         len += (size_t)snprintf(buf + len, size - len, "%s%s", len ? ", " : " (", a);
                 }
@@ -85,12 +85,12 @@ void report_check_text(FILE *f, const struct report_source *src)
                 text_line(f, "cannot evaluate: %s", src->error ? src->error : "the configuration is invalid");
                 return;
         }
-        l = host_link_by_index(src->host, src->host->uplink);
+        l = host_link_by_index(src->host, p->uplink);
         if (l)
-                text_line(f, "uplink: %s%s, mtu %u, proxy_arp %d", l->name, uplink_addrs_text(src->host, buf, sizeof(buf)),
-                          l->mtu, l->proxy_arp);
+                text_line(f, "uplink: %s%s, mtu %u, proxy_arp %d", l->name,
+                          uplink_addrs_text(src->host, p->uplink, buf, sizeof(buf)), l->mtu, l->proxy_arp);
         else
-                text_line(f, "uplink: not found (%s)", src->host->uplink_error);
+                text_line(f, "uplink: not found (%s)", p->uplink_error);
         fprintf(f, "underlay mode: %s\n", p->underlay ? "on" : "off");
         fprintf(f, "pools:\n");
         for (size_t i = 0; i < p->n_pools; i++) {
@@ -229,9 +229,9 @@ static void json_diags(FILE *f, const struct cfg_diags *d)
         fputc(']', f);
 }
 
-static void json_uplink(FILE *f, const struct host_snapshot *h)
+static void json_uplink(FILE *f, const struct host_snapshot *h, const struct plan *p)
 {
-        const struct host_link *l = h ? host_link_by_index(h, h->uplink) : NULL;
+        const struct host_link *l = h && p ? host_link_by_index(h, p->uplink) : NULL;
         bool first = true;
 
         if (!l) {
@@ -242,7 +242,7 @@ static void json_uplink(FILE *f, const struct host_snapshot *h)
         json_str(f, l->name);
         fprintf(f, ",\"mtu\":%u,\"proxy_arp\":%d,\"addresses\":[", l->mtu, l->proxy_arp);
         for (size_t i = 0; i < h->n_addrs; i++)
-                if (h->addrs[i].ifindex == h->uplink) {
+                if (h->addrs[i].ifindex == p->uplink) {
                         fputs(first ? "" : ",", f);
                         json_prefix(f, &h->addrs[i].addr, true);
                         first = false;
@@ -293,7 +293,7 @@ void report_check_json(FILE *f, const struct report_source *src)
                         fputs(",\"revision\":null", f);
         }
         fputs("},", f);
-        json_uplink(f, status == 2 ? NULL : src->host);
+        json_uplink(f, status == 2 ? NULL : src->host, src->plan);
         fprintf(f, ",\"underlay\":%s,", p && status != 2 && p->underlay ? "true" : "false");
         json_pools(f, status == 2 ? &(struct report_source){} : src);
         fputs(",\"changes\":[", f);

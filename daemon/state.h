@@ -4,9 +4,25 @@
  * daemon restores them. */
 #pragma once
 
-#include "host.h"
+#include <net/if.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
 
 #define STATE_DEFAULT_DIR "/run/calico-underlay"
+
+/* What the daemon recorded before it first changed the uplink's settings, so that
+ * the end of underlay mode restores them. The planner reads and writes it as a value;
+ * state.c keeps it in the file. */
+struct host_record {
+        bool valid;
+        char ifname[IFNAMSIZ];
+        int proxy_arp;          /* -1 = not recorded */
+        int64_t proxy_delay_ms; /* -1 = not recorded */
+        /* The device's index when recorded (0 = unknown: records of 0.1.0). A renamed
+         * device keeps its index: the record follows it to its new name. */
+        int ifindex;
+};
 
 /* The directory to use: the first entry of $RUNTIME_DIRECTORY, else the default. */
 const char *state_dir(char *buf, size_t size);

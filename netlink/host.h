@@ -1,5 +1,8 @@
-/* The observed host, as plain values: what netlink/ reports and daemon/plan reads.
- * No libnl or libmnl types here, so the planner and its tests need no kernel. */
+/* The vocabulary the planner (daemon/) and the kernel layer (netlink/) share: the
+ * observed host as plain values (what netlink/ reports and daemon/plan reads), the
+ * change to the host (what the planner produces and netlink/ applies) and the result
+ * of applying it. No libnl or libmnl types here, nothing of daemon/, and of config/
+ * only the value types (prefix.h, util.h): the planner and its tests need no kernel. */
 #pragma once
 
 #include <net/if.h>
@@ -20,6 +23,7 @@ struct host_link {
         int proxy_arp;
         int forwarding;
         int rp_filter;
+        int64_t proxy_delay_ms; /* net.ipv4.neigh.<dev>.proxy_delay; -1 = unknown */
 };
 
 struct host_addr {
@@ -44,8 +48,18 @@ struct host_route {
         int oif;           /* 0 = none */
         uint8_t protocol;
         uint8_t type;      /* HOST_RTN_* */
-        uint8_t scope;
         bool multipath;    /* RTA_MULTIPATH: never equivalent to a single-path route */
+};
+
+/* The kernel's answer to a route lookup for one address (RTM_GETROUTE, as `ip route
+ * get`): the data the planner needs for `uplink: can-reach=ADDRESS`. */
+struct host_reach {
+        struct cfg_prefix dst; /* the address asked about; family 0 = nothing asked */
+        int error;             /* 0, or the lookup's -errno */
+        char message[128];     /* the kernel's extended-ack text for error, or "" */
+        uint8_t type;          /* HOST_RTN_* of the answer */
+        int oif;               /* its device, 0 = none */
+        struct cfg_prefix prefsrc; /* RTA_PREFSRC, family 0 = none */
 };
 
 struct host_snapshot {
@@ -53,16 +67,13 @@ struct host_snapshot {
         size_t n_links;
         struct host_addr *addrs;
         size_t n_addrs;
-        struct host_route *routes; /* every IPv4/IPv6 route of the table in use, plus
-                                    * routes carrying our protocol in any table */
+        struct host_route *routes; /* every IPv4/IPv6 route of every table but local
+                                    * (cache clones left out) */
         size_t n_routes;
-        int uplink;                /* ifindex, 0 = not found */
-        char uplink_error[128];    /* why the uplink was not found */
         /* global ("all") IPv4 values; -1 = unknown */
-        int all_proxy_arp;
         int all_forwarding;
         int all_rp_filter;
-        int64_t uplink_proxy_delay_ms; /* -1 = unknown */
+        struct host_reach reach;   /* the route lookup observe was asked for, if any */
 };
 
 /* A change to the host: what the planner produces and netlink/ applies. */
@@ -117,19 +128,10 @@ _printf_(2, 3) void host_result_append_message(struct host_result *r, const char
 /* Free the messages of n results (not the array) and zero them. */
 void host_results_free(struct host_result *r, size_t n);
 
-/* What the daemon recorded before it first changed the uplink's settings
- * ($RUNTIME_DIRECTORY/state), so that the end of underlay mode restores them. */
-struct host_record {
-        bool valid;
-        char ifname[IFNAMSIZ];
-        int proxy_arp;          /* -1 = not recorded */
-        int64_t proxy_delay_ms; /* -1 = not recorded */
-        /* The device's index when recorded (0 = unknown: records of 0.1.0). A renamed
-         * device keeps its index: the record follows it to its new name. */
-        int ifindex;
-};
-
 const struct host_link *host_link_by_index(const struct host_snapshot *h, int ifindex);
+/* The link holding this address (family and bytes; its prefix length aside), 0 when
+ * none. */
+int host_link_of_addr(const struct host_snapshot *h, const struct cfg_prefix *a);
 /* By exact name, from the dump: never a kernel by-name lookup (DESIGN.md §7). */
 const struct host_link *host_link_by_name(const struct host_snapshot *h, const char *name);
 void host_snapshot_clear(struct host_snapshot *h);

@@ -43,26 +43,19 @@ int kern_parse_route(const struct nlmsghdr *nlh, struct host_route *ret);
  * never an error: a dump goes on. */
 int kern_parse_addr(const struct nlmsghdr *nlh, struct host_addr *ret);
 
-/* RTM_NEWNETCONF: the values it carries go into h->all_forwarding, all_rp_filter and
- * all_proxy_arp; the others are left alone. */
+/* RTM_NEWNETCONF: the values it carries go into h->all_forwarding and all_rp_filter;
+ * the others are left alone. */
 void kern_parse_netconf(const struct nlmsghdr *nlh, struct host_snapshot *h);
 
-/* RTM_NEWNEIGHTBL of "arp_cache": when it holds the parameters of ifindex with a proxy
- * delay, 1 and *ret_ms (milliseconds; -1 when out of range). 0 otherwise. */
-int kern_parse_neightbl_delay(const struct nlmsghdr *nlh, int ifindex, int64_t *ret_ms);
+/* RTM_NEWNEIGHTBL of "arp_cache": when it holds the parameters of a device with a
+ * proxy delay, 1, *ret_ifindex and *ret_ms (milliseconds; -1 when out of range). 0
+ * otherwise (the table's defaults, another table). */
+int kern_parse_neightbl_delay(const struct nlmsghdr *nlh, int *ret_ifindex, int64_t *ret_ms);
 
-/* RTM_NEWLINK: 1 when the message is about link ifindex and names it `name` (any name
- * when name is ""). 0 otherwise. */
-int kern_parse_link_is(const struct nlmsghdr *nlh, int ifindex, const char *name);
-
-/* The reply to a single RTM_GETROUTE (can-reach): its type, device and preferred
- * source. 1 when the message is a route, then the fields it carries are set. */
-struct kern_reach {
-        int oif;
-        uint8_t type;
-        struct cfg_prefix prefsrc;
-};
-int kern_parse_reach(const struct nlmsghdr *nlh, struct kern_reach *ret);
+/* The reply to a single RTM_GETROUTE (a route lookup): kern_parse_route's type and
+ * device, and the preferred source. 1 when the message is a route, then the fields it
+ * carries are set; 0 otherwise. */
+int kern_parse_reach(const struct nlmsghdr *nlh, struct host_reach *ret);
 
 /* NLMSG_ERROR: 0 for an ack, the negative errno otherwise, with the extended-ack text
  * (NLMSGERR_ATTR_MSG) copied to buf when there is one; -EBADMSG when too short. */

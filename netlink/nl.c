@@ -1,20 +1,22 @@
-/* rtnetlink: observe the host into a struct host_snapshot and apply planned actions.
+/* rtnetlink: observe the host into a struct host_snapshot and apply the planner's
+ * changes.
  *
- * libnl-route reads links (with their IPv4 devconf); libmnl does everything else:
- * address, route, netconf and neighbour-table dumps, and every change. libnl's route
+ * libnl-route reads links (with their IPv4 devconf), for the snapshot and for the
+ * tunnel check that a device is gone; libmnl does everything else: address, route,
+ * netconf and neighbour-table dumps, the route lookup, and every change. libnl's route
  * cache is superlinear (3.7 s and 44 MB for 100k routes), a libmnl dump is not.
  *
  * This file must never look a device up by name in the kernel (if_nametoindex(),
  * ioctls, RTM_GETLINK with IFLA_IFNAME): the kernel's by-name lookup can load the
  * ipip module and create tunl0 again (DESIGN.md §7). Links are found by dumping them.
- * It changes only what the planner asked for, and routes only with our protocol
- * number, which the kernel itself matches on delete. The messages it reads are parsed
- * by parse.c (nl-parse.h), the code the monitor and tests/fuzz-netlink.c use too. */
+ * It decides nothing: it changes only what the planner asked for, and routes only
+ * with the protocol number kern_apply() is given, which the kernel itself matches on
+ * delete. The messages it reads are parsed by parse.c (nl-parse.h), the code the
+ * monitor and tests/fuzz-netlink.c use too. */
 #include "nl.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
-#include <regex.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -28,15 +30,10 @@
 #include <linux/netlink.h>
 #include <linux/rtnetlink.h>
 
-/* libnl-3 declares its own kern_close(struct nl_sock *). Hide that declaration: we
- * never call it (nl_socket_free() closes libnl's socket), and nl.h gives our
- * kern_close() another symbol name so the two never meet at link time either. */
-#define kern_close libnl_nl_close_unused
 #include <netlink/errno.h>
 #include <netlink/netlink.h>
 #include <netlink/route/link.h>
 #include <netlink/route/link/inet.h>
-#undef kern_close
 
 #include "nl-parse.h"
 #include "tunnel.h"
@@ -380,6 +377,7 @@ static int add_link(struct observe *o, struct rtnl_link *l)
                 .proxy_arp = devconf(l, IPV4_DEVCONF_PROXY_ARP),
                 .forwarding = devconf(l, IPV4_DEVCONF_FORWARDING),
                 .rp_filter = devconf(l, IPV4_DEVCONF_RP_FILTER),
+                .proxy_delay_ms = -1,
         };
         snprintf(hl->name, sizeof(hl->name), "%s", name ? name : "");
         snprintf(hl->kind, sizeof(hl->kind), "%s", kind ? kind : "");
@@ -508,77 +506,29 @@ static int observe_netconf(struct kern *nl, struct host_snapshot *h)
         return transact(nl, nlh, netconf_cb, h, NULL, 0);
 }
 
-struct delay_ctx {
-        int ifindex;
-        int64_t ms;
-};
-
 static int neightbl_cb(const struct nlmsghdr *nlh, void *data)
 {
-        struct delay_ctx *d = data;
+        struct host_snapshot *h = data;
+        int64_t ms;
+        int ifindex;
 
-        (void)kern_parse_neightbl_delay(nlh, d->ifindex, &d->ms);
+        if (kern_parse_neightbl_delay(nlh, &ifindex, &ms) > 0) {
+                /* links are sorted by now: find by halves, write through our own array */
+                const struct host_link *l = host_link_by_index(h, ifindex);
+
+                if (l)
+                        h->links[l - h->links].proxy_delay_ms = ms;
+        }
         return 0;
 }
 
+/* Every device's proxy delay: the ARP table's parameters, one set per device. */
 static int observe_proxy_delay(struct kern *nl, struct host_snapshot *h)
 {
-        struct delay_ctx d = { .ifindex = h->uplink, .ms = -1 };
-        int r;
-
-        if (h->uplink <= 0)
-                return 0;
-        r = dump_family(nl, RTM_GETNEIGHTBL, AF_INET, sizeof(struct ndtmsg), neightbl_cb, &d);
-        if (r < 0)
-                return r;
-        h->uplink_proxy_delay_ms = d.ms;
-        return 0;
+        return dump_family(nl, RTM_GETNEIGHTBL, AF_INET, sizeof(struct ndtmsg), neightbl_cb, h);
 }
 
-/* ---------------------------------------------------------------- observe: uplink */
-
-/* auto: the device of the IPv4 default route in the main table with the lowest
- * metric. */
-static int uplink_auto(const struct host_snapshot *h)
-{
-        const struct host_route *best = NULL;
-
-        for (size_t i = 0; i < h->n_routes; i++) {
-                const struct host_route *rt = &h->routes[i];
-
-                if (rt->dst.family != AF_INET || rt->dst.len != 0 || rt->table != RT_TABLE_MAIN ||
-                    rt->type != RTN_UNICAST || rt->oif <= 0)
-                        continue;
-                if (!best || rt->priority < best->priority)
-                        best = rt;
-        }
-        return best ? best->oif : 0;
-}
-
-/* interface=REGEX: the first link, in ifindex order, whose name matches. Calico
- * uses Go's regexp MatchString, which is unanchored; POSIX ERE with regexec() is
- * too. The loopback device is never an uplink. */
-static int uplink_regex(const struct host_snapshot *h, const char *re, char *err, size_t err_size)
-{
-        regex_t rx;
-        int found = 0, r;
-
-        r = regcomp(&rx, re, REG_EXTENDED | REG_NOSUB);
-        if (r != 0) {
-                char msg[80];
-
-                regerror(r, &rx, msg, sizeof(msg));
-                snprintf(err, err_size, "bad interface regular expression: %s", msg);
-                return 0;
-        }
-        for (size_t i = 0; i < h->n_links && !found; i++)
-                if (!streq(h->links[i].name, "lo") && regexec(&rx, h->links[i].name, 0, NULL, 0) == 0)
-                        found = h->links[i].ifindex;
-        regfree(&rx);
-        if (!found)
-                snprintf(err, err_size, "no interface matches \"%s\"", re);
-        return found;
-}
+/* ---------------------------------------------------------------- observe: route lookup */
 
 static int reach_cb(const struct nlmsghdr *nlh, void *data)
 {
@@ -586,90 +536,37 @@ static int reach_cb(const struct nlmsghdr *nlh, void *data)
         return 0;
 }
 
-/* The link holding an address of ours (a local route leaves through lo). */
-static int link_of_addr(const struct host_snapshot *h, const struct cfg_prefix *a)
+/* The kernel's route to one address (RTM_GETROUTE, not a dump), as `ip route get`
+ * asks. A failed lookup is data too (h->reach.error): no route is an answer. */
+static int observe_reach(struct kern *nl, const struct cfg_prefix *dst, struct host_snapshot *h)
 {
-        for (size_t i = 0; i < h->n_addrs; i++)
-                if (h->addrs[i].addr.family == a->family &&
-                    memcmp(h->addrs[i].addr.addr, a->addr, kern_addr_size(a->family)) == 0)
-                        return h->addrs[i].ifindex;
-        return 0;
-}
-
-/* can-reach=ADDRESS: ask the kernel for its route (RTM_GETROUTE, not a dump). */
-static int uplink_reach(struct kern *nl, const struct host_snapshot *h, const struct cfg_prefix *dst, char *err,
-                        size_t err_size)
-{
-        char buf[NL_REQ_BUF], txt[CFG_PREFIX_STRLEN] = "?", kmsg[128] = "";
+        char buf[NL_REQ_BUF];
         struct rtmsg *rtm;
         struct nlmsghdr *nlh = put_request(buf, sizeof(buf), RTM_GETROUTE, 0, sizeof(*rtm), (void **)&rtm);
-        struct kern_reach c = {};
+        struct host_reach *rc = &h->reach;
         int r;
 
-        (void)cfg_addr_fmt(dst, txt, sizeof(txt));
-        if (kern_addr_size(dst->family) == 0) {
-                snprintf(err, err_size, "can-reach: no address");
+        if (kern_addr_size(dst->family) == 0)
                 return 0;
-        }
+        *rc = (struct host_reach){ .dst = *dst };
         rtm->rtm_family = dst->family;
         rtm->rtm_dst_len = (uint8_t)(kern_addr_size(dst->family) * 8);
         mnl_attr_put(nlh, RTA_DST, kern_addr_size(dst->family), dst->addr);
-        r = transact(nl, nlh, reach_cb, &c, kmsg, sizeof(kmsg));
-        if (r < 0) {
-                snprintf(err, err_size, "no route to %s: %s", txt, kmsg[0] ? kmsg : strerror(-r));
-                return 0;
-        }
-        if (c.type == RTN_LOCAL && c.prefsrc.family)
-                c.oif = link_of_addr(h, &c.prefsrc);
-        if (c.oif <= 0)
-                snprintf(err, err_size, "the route to %s has no device", txt);
-        return c.oif;
-}
-
-static void resolve_uplink(struct kern *nl, const struct cfg_settings *s, struct host_snapshot *h)
-{
-        enum cfg_uplink_mode mode = s ? s->uplink_mode : CFG_UPLINK_AUTO;
-        const char *arg = s && s->uplink ? s->uplink : "";
-        const struct host_link *l;
-        int ifindex = 0;
-
-        switch (mode) {
-        case CFG_UPLINK_AUTO:
-                ifindex = uplink_auto(h);
-                if (!ifindex)
-                        snprintf(h->uplink_error, sizeof(h->uplink_error),
-                                 "no IPv4 default route in the main table");
-                break;
-        case CFG_UPLINK_NAME:
-                l = host_link_by_name(h, arg); /* from the dump: DESIGN.md §7 */
-                ifindex = l ? l->ifindex : 0;
-                if (!ifindex)
-                        snprintf(h->uplink_error, sizeof(h->uplink_error), "no interface named \"%s\"", arg);
-                break;
-        case CFG_UPLINK_REGEX:
-                ifindex = uplink_regex(h, arg, h->uplink_error, sizeof(h->uplink_error));
-                break;
-        case CFG_UPLINK_CAN_REACH:
-                ifindex = uplink_reach(nl, h, &s->uplink_reach, h->uplink_error, sizeof(h->uplink_error));
-                break;
-        }
-        if (ifindex && !host_link_by_index(h, ifindex)) {
-                snprintf(h->uplink_error, sizeof(h->uplink_error), "uplink ifindex %d vanished", ifindex);
-                ifindex = 0;
-        }
-        h->uplink = ifindex;
-        if (ifindex)
-                h->uplink_error[0] = '\0';
+        r = transact(nl, nlh, reach_cb, rc, rc->message, sizeof(rc->message));
+        if (r == NL_DUMP_INTERRUPTED)
+                return r;
+        if (r < 0)
+                rc->error = r;
+        return 0;
 }
 
 /* ---------------------------------------------------------------- observe */
 
-static int observe_once(struct kern *nl, const struct cfg_settings *s, struct observe *o)
+static int observe_once(struct kern *nl, const struct kern_observe_opts *opts, struct observe *o)
 {
         int r;
 
-        o->h.all_proxy_arp = o->h.all_forwarding = o->h.all_rp_filter = -1;
-        o->h.uplink_proxy_delay_ms = -1;
+        o->h.all_forwarding = o->h.all_rp_filter = -1;
         r = observe_links(nl, o);
         if (r >= 0)
                 r = observe_addrs(nl, o);
@@ -677,20 +574,21 @@ static int observe_once(struct kern *nl, const struct cfg_settings *s, struct ob
                 r = observe_routes(nl, o);
         if (r >= 0)
                 r = observe_netconf(nl, &o->h);
-        if (r < 0)
-                return r;
-        resolve_uplink(nl, s, &o->h);
-        return observe_proxy_delay(nl, &o->h);
+        if (r >= 0)
+                r = observe_proxy_delay(nl, &o->h);
+        if (r >= 0 && opts)
+                r = observe_reach(nl, &opts->reach, &o->h);
+        return r;
 }
 
-int kern_observe(struct kern *nl, const struct cfg_settings *s, struct host_snapshot *ret)
+int kern_observe(struct kern *nl, const struct kern_observe_opts *opts, struct host_snapshot *ret)
 {
         int r = NL_DUMP_INTERRUPTED;
 
         for (int try = 0; try < NL_OBSERVE_TRIES && r == NL_DUMP_INTERRUPTED; try++) {
                 struct observe o = {};
 
-                r = observe_once(nl, s, &o);
+                r = observe_once(nl, opts, &o);
                 if (r >= 0) {
                         *ret = o.h;
                         return 0;
@@ -762,35 +660,32 @@ static int tun_del_link(void *ctx, int ifindex)
         return transact(ctx, nlh, NULL, NULL, NULL, 0);
 }
 
-struct find_ctx {
-        int ifindex;
-        const char *name;
-        bool found;
-};
-
-static int find_link_cb(const struct nlmsghdr *nlh, void *data)
+/* Links come from libnl-route, here as in observe_links(): by dump, never by name
+ * (DESIGN.md §7). The same index under another name is some other, newer device. */
+static int find_link_once(struct kern *nl, int ifindex, const char *name, bool *ret_exists)
 {
-        struct find_ctx *f = data;
+        _cleanup_(nl_cache_freep) struct nl_cache *cache = NULL;
+        struct rtnl_link *l;
+        const char *have;
+        int r;
 
-        if (kern_parse_link_is(nlh, f->ifindex, f->name))
-                f->found = true;
+        r = rtnl_link_alloc_cache(nl->sk, AF_UNSPEC, &cache);
+        if (r < 0)
+                return nlerr_to_errno(r);
+        l = rtnl_link_get(cache, ifindex);
+        have = l ? rtnl_link_get_name(l) : NULL;
+        *ret_exists = have && (!name || !name[0] || streq(have, name));
+        if (l)
+                rtnl_link_put(l);
         return 0;
 }
 
-/* By dump, never by name (DESIGN.md §7). */
 static int tun_find_link(void *ctx, int ifindex, const char *name, bool *ret_exists)
 {
         int r = NL_DUMP_INTERRUPTED;
 
-        for (int try = 0; try < NL_OBSERVE_TRIES && r == NL_DUMP_INTERRUPTED; try++) {
-                struct find_ctx f = { .ifindex = ifindex, .name = name ? name : "" };
-
-                r = dump_family(ctx, RTM_GETLINK, AF_UNSPEC, sizeof(struct ifinfomsg), find_link_cb, &f);
-                if (r >= 0) {
-                        *ret_exists = f.found;
-                        return 0;
-                }
-        }
+        for (int try = 0; try < NL_OBSERVE_TRIES && r == NL_DUMP_INTERRUPTED; try++)
+                r = find_link_once(ctx, ifindex, name, ret_exists);
         return r == NL_DUMP_INTERRUPTED ? -EAGAIN : r;
 }
 
@@ -878,10 +773,10 @@ static void put_gateway(struct nlmsghdr *nlh, const struct host_route *rt)
  * NLM_F_REPLACE is not protocol-aware: IPv4 replaces the route with the same prefix,
  * table, TOS and metric whoever owns it, so the planner only asks for it when that
  * route is ours. */
-static int route_msg(void *buf, const struct cfg_settings *s, const struct host_change *a, uint32_t seq)
+static int route_msg(void *buf, const struct kern_apply_opts *opts, const struct host_change *a, uint32_t seq)
 {
         const struct host_route *rt = &a->route;
-        uint32_t table = rt->table ? rt->table : s->route_table;
+        uint32_t table = rt->table ? rt->table : opts->table;
         uint8_t type = rt->type ? rt->type : RTN_UNICAST;
         bool add = a->kind == CHANGE_ADD_ROUTE;
         struct nlmsghdr *nlh;
@@ -899,7 +794,7 @@ static int route_msg(void *buf, const struct cfg_settings *s, const struct host_
         rtm->rtm_family = rt->dst.family;
         rtm->rtm_dst_len = rt->dst.len;
         rtm->rtm_table = table < 256 ? (uint8_t)table : RT_TABLE_UNSPEC;
-        rtm->rtm_protocol = s->route_protocol;
+        rtm->rtm_protocol = opts->protocol;
         rtm->rtm_type = type;
         /* Delete: RT_SCOPE_NOWHERE matches any scope. Add: a direct unicast route
          * (no gateway) is link scope, everything else universe. */
@@ -1010,7 +905,7 @@ static int batch_buffers(struct kern *nl)
 /* Fill one datagram from acts (at most nl->batch_bytes and nl->batch_max messages),
  * send it and read its replies. Returns how many actions it took (invalid ones are
  * reported at once and take no slot). */
-static size_t route_datagram(struct kern *nl, const struct cfg_settings *s, const struct host_change *acts, size_t n,
+static size_t route_datagram(struct kern *nl, const struct kern_apply_opts *opts, const struct host_change *acts, size_t n,
                              struct host_result *res)
 {
         struct batch b = { .base = nl->seq + 1, .slot = nl->slot, .replied = nl->replied };
@@ -1020,7 +915,7 @@ static size_t route_datagram(struct kern *nl, const struct cfg_settings *s, cons
         int r;
 
         for (; i < n && b.n < nl->batch_max && len + NL_ROUTE_MSG_MAX <= nl->batch_bytes; i++) {
-                r = route_msg(out + len, s, &acts[i], b.base + (uint32_t)b.n);
+                r = route_msg(out + len, opts, &acts[i], b.base + (uint32_t)b.n);
                 if (r < 0) {
                         res[i].error = r;
                         continue;
@@ -1044,7 +939,7 @@ static size_t route_datagram(struct kern *nl, const struct cfg_settings *s, cons
         return i;
 }
 
-static void route_batch(struct kern *nl, const struct cfg_settings *s, const struct host_change *acts, size_t n,
+static void route_batch(struct kern *nl, const struct kern_apply_opts *opts, const struct host_change *acts, size_t n,
                         struct host_result *res)
 {
         if (batch_buffers(nl) < 0) {
@@ -1053,7 +948,7 @@ static void route_batch(struct kern *nl, const struct cfg_settings *s, const str
                 return;
         }
         for (size_t off = 0; off < n;)
-                off += route_datagram(nl, s, acts + off, n - off, res + off);
+                off += route_datagram(nl, opts, acts + off, n - off, res + off);
 }
 
 /* ---------------------------------------------------------------- apply */
@@ -1080,8 +975,8 @@ static void apply_one(struct kern *nl, const struct host_change *a, struct host_
                 host_result_set_message(res, "%s", err);
 }
 
-int kern_apply(struct kern *nl, const struct cfg_settings *s, const struct host_change *actions, size_t n,
-             struct host_result *results)
+int kern_apply(struct kern *nl, const struct kern_apply_opts *opts, const struct host_change *actions, size_t n,
+               struct host_result *results)
 {
         size_t i = 0;
         int failed = 0;
@@ -1098,7 +993,7 @@ int kern_apply(struct kern *nl, const struct cfg_settings *s, const struct host_
                 }
                 while (j < n && is_route_action(&actions[j]))
                         j++;
-                route_batch(nl, s, actions + i, j - i, results + i);
+                route_batch(nl, opts, actions + i, j - i, results + i);
                 i = j;
         }
         for (size_t k = 0; k < n; k++)

@@ -1,5 +1,6 @@
 /* netlink/: the only code that talks to the kernel. Observe the host into a
- * struct host_snapshot, apply planned actions, and watch for events.
+ * struct host_snapshot, apply the changes the planner made, and watch for events. It
+ * decides nothing: what to observe and how to mark routes are plain arguments.
  * Returns -errno; the kernel's extended-ack text, when there is one, is copied into
  * the caller's buffer. libnl and libmnl types never leave this folder. */
 #pragma once
@@ -9,25 +10,37 @@
 #include <stdint.h>
 
 #include "host.h"
-#include "model.h"
+#include "prefix.h"
 #include "util.h"
 
 struct kern;
 
 int kern_open(struct kern **ret);
-/* libnl-3, which netlink/ links, exports a kern_close() of its own and calls it from
- * nl_cache_mngr_free(); a global kern_close() of ours would take over that call. The
- * asm label keeps the C name and gives the symbol another. */
-void kern_close(struct kern *nl) __asm__("cu_nl_close");
+void kern_close(struct kern *nl);
 /* The port id of the socket that makes our changes: notifications of them carry it
  * (see kern_monitor_ignore_sender()). */
 uint32_t kern_portid(const struct kern *nl);
 
-/* One consistent snapshot: links (with IPv4 devconf), addresses, routes (see
- * struct host_snapshot), the uplink resolved per the settings, the global devconf
- * values and the uplink's proxy delay. A dump interrupted by a concurrent change
+/* What to observe beyond what every snapshot holds. */
+struct kern_observe_opts {
+        /* Also ask the kernel for its route to this address (h->reach; the planner's
+         * uplink: can-reach=). family 0 = do not ask. */
+        struct cfg_prefix reach;
+};
+
+/* One consistent snapshot: links (with IPv4 devconf and proxy delay), addresses,
+ * routes (see struct host_snapshot), the global devconf values, and the route lookup
+ * opts asks for (opts may be NULL). A dump interrupted by a concurrent change
  * (NLM_F_DUMP_INTR) is retried. */
-int kern_observe(struct kern *nl, const struct cfg_settings *s, struct host_snapshot *ret);
+int kern_observe(struct kern *nl, const struct kern_observe_opts *opts, struct host_snapshot *ret);
+
+/* How routes are written. */
+struct kern_apply_opts {
+        /* Every route added or deleted carries this protocol number; the kernel
+         * matches it on delete, so a route of another protocol is never removed. */
+        uint8_t protocol;
+        uint32_t table; /* for a route whose table is 0 */
+};
 
 /* Apply actions in order. Route changes go out in datagrams of up to 256 KiB with
  * one ack each (on the last message); the kernel still reports every failed message,
@@ -35,5 +48,5 @@ int kern_observe(struct kern *nl, const struct cfg_settings *s, struct host_snap
  * action does not stop the others. results has n entries, all written (zeroed
  * first); free their messages with host_results_free(). Returns the number of failed
  * actions. */
-int kern_apply(struct kern *nl, const struct cfg_settings *s, const struct host_change *actions, size_t n,
-             struct host_result *results);
+int kern_apply(struct kern *nl, const struct kern_apply_opts *opts, const struct host_change *actions, size_t n,
+               struct host_result *results);

@@ -141,7 +141,7 @@ int kern_parse_done(const struct nlmsghdr *nlh, char *buf, size_t size)
         return e;
 }
 
-/* ---------------------------------------------------------------- addresses, settings, links */
+/* ---------------------------------------------------------------- addresses, settings */
 
 int kern_parse_addr(const struct nlmsghdr *nlh, struct host_addr *ret)
 {
@@ -174,12 +174,10 @@ void kern_parse_netconf(const struct nlmsghdr *nlh, struct host_snapshot *h)
                 h->all_forwarding = (int)v;
         if (attr_u32(tb[NETCONFA_RP_FILTER], &v))
                 h->all_rp_filter = (int)v;
-        if (attr_u32(tb[NETCONFA_PROXY_NEIGH], &v)) /* IPv4: proxy_arp */
-                h->all_proxy_arp = (int)v;
 }
 
 /* The ARP table dump holds the table's defaults and one NDTA_PARMS per device. */
-int kern_parse_neightbl_delay(const struct nlmsghdr *nlh, int ifindex, int64_t *ret_ms)
+int kern_parse_neightbl_delay(const struct nlmsghdr *nlh, int *ret_ifindex, int64_t *ret_ms)
 {
         const struct nlattr *tb[NDTA_MAX + 1], *p[NDTPA_MAX + 1];
         const char *name;
@@ -193,25 +191,11 @@ int kern_parse_neightbl_delay(const struct nlmsghdr *nlh, int ifindex, int64_t *
                 return 0;
         if (parse_nested(tb[NDTA_PARMS], p, NDTPA_MAX) < 0)
                 return 0;
-        if (!attr_u32(p[NDTPA_IFINDEX], &idx) || (int)idx != ifindex || !attr_u64(p[NDTPA_PROXY_DELAY], &ms))
+        if (!attr_u32(p[NDTPA_IFINDEX], &idx) || idx == 0 || idx > INT32_MAX || !attr_u64(p[NDTPA_PROXY_DELAY], &ms))
                 return 0;
+        *ret_ifindex = (int)idx;
         *ret_ms = ms > INT64_MAX ? -1 : (int64_t)ms; /* NDTPA_PROXY_DELAY is in ms */
         return 1;
-}
-
-int kern_parse_link_is(const struct nlmsghdr *nlh, int ifindex, const char *name)
-{
-        const struct nlattr *tb[IFLA_MAX + 1];
-        const struct ifinfomsg *ifi = mnl_nlmsg_get_payload(nlh);
-        const char *have;
-
-        if (nlh->nlmsg_type != RTM_NEWLINK || parse_attrs(nlh, sizeof(*ifi), tb, IFLA_MAX) < 0)
-                return 0;
-        have = attr_str(tb[IFLA_IFNAME]);
-        if (ifi->ifi_index != ifindex || !have)
-                return 0;
-        /* The same index under another name is some other, newer device. */
-        return !name[0] || streq(have, name);
 }
 
 /* ---------------------------------------------------------------- routes */
@@ -254,8 +238,7 @@ int kern_parse_route(const struct nlmsghdr *nlh, struct host_route *ret)
 
         if (nlh->nlmsg_len < mnl_nlmsg_size(sizeof(*rtm)) || kern_addr_size(rtm->rtm_family) == 0)
                 return -EBADMSG;
-        rt = (struct host_route){ .table = rtm->rtm_table, .protocol = rtm->rtm_protocol, .type = rtm->rtm_type,
-                                  .scope = rtm->rtm_scope };
+        rt = (struct host_route){ .table = rtm->rtm_table, .protocol = rtm->rtm_protocol, .type = rtm->rtm_type };
         mnl_attr_for_each(a, nlh, sizeof(*rtm)) {
                 switch (mnl_attr_get_type(a)) {
                 case RTA_DST:
@@ -300,59 +283,40 @@ int kern_parse_route(const struct nlmsghdr *nlh, struct host_route *ret)
         return 0;
 }
 
-int kern_parse_reach(const struct nlmsghdr *nlh, struct kern_reach *ret)
+int kern_parse_reach(const struct nlmsghdr *nlh, struct host_reach *ret)
 {
-        const struct nlattr *tb[RTA_MAX + 1];
         const struct rtmsg *rtm = mnl_nlmsg_get_payload(nlh);
-        uint32_t v;
+        const struct nlattr *a;
+        struct host_route rt;
 
-        if (nlh->nlmsg_type != RTM_NEWROUTE || parse_attrs(nlh, sizeof(*rtm), tb, RTA_MAX) < 0)
+        if (nlh->nlmsg_type != RTM_NEWROUTE || kern_parse_route(nlh, &rt) < 0)
                 return 0;
-        ret->type = rtm->rtm_type;
-        if (attr_u32(tb[RTA_OIF], &v))
-                ret->oif = (int)v;
-        (void)attr_addr(tb[RTA_PREFSRC], rtm->rtm_family, (uint8_t)(kern_addr_size(rtm->rtm_family) * 8),
-                        &ret->prefsrc);
+        ret->type = rt.type;
+        if (rt.oif)
+                ret->oif = rt.oif;
+        mnl_attr_for_each(a, nlh, sizeof(*rtm))
+                if (mnl_attr_get_type(a) == RTA_PREFSRC)
+                        (void)attr_addr(a, rtm->rtm_family, (uint8_t)(kern_addr_size(rtm->rtm_family) * 8),
+                                        &ret->prefsrc);
         return 1;
 }
 
 /* ---------------------------------------------------------------- events */
 
-/* What an event needs of a route: its key and device, not its gateway. Unlike a dump
- * (kern_parse_route), any family passes: the caller's relevance test sorts it out. */
+/* What an event needs of a route: its key and device (kern_parse_route, the parser
+ * of dumps). A message it refuses (another family, a malformed RTA_DST) still tells
+ * that routes changed: its header alone goes on, and the caller's relevance test
+ * sorts it out. */
 static int event_route(const struct nlmsghdr *h, struct kern_event *ev)
 {
         const struct rtmsg *rtm = mnl_nlmsg_get_payload(h);
-        const struct nlattr *a;
-        size_t alen;
-        uint32_t v;
 
         if (h->nlmsg_len < mnl_nlmsg_size(sizeof(*rtm)))
                 return -EBADMSG;
-        alen = rtm->rtm_family == AF_INET6 ? 16 : 4;
-        ev->route.dst.family = rtm->rtm_family;
-        ev->route.dst.len = rtm->rtm_dst_len;
-        ev->route.table = rtm->rtm_table;
-        ev->route.protocol = rtm->rtm_protocol;
-        ev->route.type = rtm->rtm_type;
-        mnl_attr_for_each(a, h, sizeof(*rtm)) {
-                switch (mnl_attr_get_type(a)) {
-                case RTA_DST:
-                        if (mnl_attr_get_payload_len(a) == alen)
-                                memcpy(ev->route.dst.addr, mnl_attr_get_payload(a), alen);
-                        break;
-                case RTA_TABLE:
-                        if (attr_u32(a, &v))
-                                ev->route.table = v;
-                        break;
-                case RTA_OIF:
-                        if (attr_u32(a, &v))
-                                ev->route.oif = (int)v;
-                        break;
-                default:
-                        break;
-                }
-        }
+        if (kern_parse_route(h, &ev->route) < 0)
+                ev->route = (struct host_route){ .dst = { .family = rtm->rtm_family, .len = rtm->rtm_dst_len },
+                                                 .table = rtm->rtm_table, .protocol = rtm->rtm_protocol,
+                                                 .type = rtm->rtm_type };
         ev->ifindex = ev->route.oif;
         return 1;
 }

@@ -5,7 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "nl.h"
+#include "host.h"
 
 const char *host_result_message(const struct host_result *r)
 {

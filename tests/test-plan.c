@@ -162,15 +162,22 @@ static void load(struct t *t, const char *settings, const char *resources)
 
 /* ---- the host snapshot, by hand ---- */
 
+/* Links stay sorted by ifindex, as kern_observe() leaves them (host_link_by_index()
+ * looks by halves). */
 static void link_add(struct host_snapshot *h, int ifindex, const char *name, const char *kind, unsigned mtu)
 {
         struct host_link *l;
+        size_t at = h->n_links;
 
         h->links = realloc(h->links, (h->n_links + 1) * sizeof(*h->links));
         assert_non_null(h->links);
-        l = &h->links[h->n_links++];
+        while (at > 0 && h->links[at - 1].ifindex > ifindex)
+                at--;
+        memmove(&h->links[at + 1], &h->links[at], (h->n_links - at) * sizeof(*h->links));
+        h->n_links++;
+        l = &h->links[at];
         *l = (struct host_link){ .ifindex = ifindex, .mtu = mtu, .up = true, .proxy_arp = 0, .forwarding = 1,
-                                 .rp_filter = 0 };
+                                 .rp_filter = 0, .proxy_delay_ms = -1 };
         snprintf(l->name, sizeof(l->name), "%s", name);
         snprintf(l->kind, sizeof(l->kind), "%s", kind);
 }
@@ -259,13 +266,11 @@ static struct host_route route_parse(struct host_snapshot *h, const char *spec)
                 else if (streq(tok, "table"))
                         r.table = streq(arg, "main") ? 254 : (uint32_t)strtoul(arg, NULL, 10);
                 else if (streq(tok, "scope"))
-                        r.scope = streq(arg, "link") ? 253 : (uint8_t)atoi(arg);
+                        continue; /* as ip route prints it; the planner never reads it */
                 else
                         fail_msg("bad route spec word '%s' in '%s'", tok, spec);
         }
         assert_true(dst);
-        if (r.type != HOST_RTN_UNICAST)
-                r.scope = 0;
         return r;
 }
 
@@ -293,7 +298,7 @@ static void route_add(struct host_snapshot *h, const char *spec)
 static void set_uplink_addr(struct host_snapshot *h, const char *a)
 {
         for (size_t i = 0; i < h->n_addrs; i++)
-                if (h->addrs[i].ifindex == h->uplink) {
+                if (h->addrs[i].ifindex == 2) {
                         assert_true(cfg_prefix_parse(a, true, &h->addrs[i].addr) >= 0);
                         return;
                 }
@@ -308,11 +313,9 @@ static void host_node1(struct host_snapshot *h)
         addr_add(h, "eth0", "192.168.10.11/24");
         route_add(h, "default via 192.168.10.1 dev eth0 proto static");
         route_add(h, "192.168.10.0/24 dev eth0 proto kernel scope link");
-        h->uplink = 2;
-        h->all_proxy_arp = 0;
         h->all_forwarding = 1;
         h->all_rp_filter = 0;
-        h->uplink_proxy_delay_ms = 800;
+        link_of(h, "eth0")->proxy_delay_ms = 800;
 }
 
 /* Calico's IPIP device on node1, as Felix leaves it. */
@@ -581,8 +584,9 @@ static void apply_action(struct host_snapshot *h, const struct host_change *a)
                                 h->links[k].proxy_arp = (int)a->value;
                 return;
         case CHANGE_SET_PROXY_DELAY:
-                if (a->ifindex == h->uplink)
-                        h->uplink_proxy_delay_ms = a->value;
+                for (k = 0; k < h->n_links; k++)
+                        if (h->links[k].ifindex == a->ifindex)
+                                h->links[k].proxy_delay_ms = a->value;
                 return;
         case CHANGE_DEL_ROUTE:
                 for (k = 0; k < h->n_routes; k++)
@@ -716,7 +720,7 @@ static void test_converged_host_still_records(void **state)
         load(t, NULL, SIMPLE);
         host_node1(&t->h);
         link_of(&t->h, "eth0")->proxy_arp = 1;
-        t->h.uplink_proxy_delay_ms = 0;
+        link_of(&t->h, "eth0")->proxy_delay_ms = 0;
         route_add(&t->h, R_LOCAL);
         route_add(&t->h, R_144);
         route_add(&t->h, R_160);
@@ -1298,7 +1302,7 @@ static void test_own_ipv6_route_untouched(void **state)
         route_add(&t->h, R_160);
         route_add(&t->h, "blackhole fd00:10::/122 proto 211 metric 1024");
         link_of(&t->h, "eth0")->proxy_arp = 1;
-        t->h.uplink_proxy_delay_ms = 0;
+        link_of(&t->h, "eth0")->proxy_delay_ms = 0;
         set_record(t, "eth0", 0, 800);
         p = plan(t);
         EXPECT_NO_ACTIONS(p);
@@ -1315,7 +1319,7 @@ static void test_idempotent(void **state)
         host_node1(&t->h);
         add_tunl0(&t->h, "10.233.90.0/32");
         link_of(&t->h, "eth0")->proxy_arp = 1;
-        t->h.uplink_proxy_delay_ms = 0;
+        link_of(&t->h, "eth0")->proxy_delay_ms = 0;
         route_add(&t->h, R_144);
         route_add(&t->h, R_LOCAL);
         set_record(t, "eth0", 0, 800);
@@ -1424,7 +1428,7 @@ static void test_end_of_underlay_mode(void **state)
                      AFF("node1", "192.168.10.128/28") AFF("node2", "192.168.10.144/28"));
         host_node1(&t->h);
         link_of(&t->h, "eth0")->proxy_arp = 1;
-        t->h.uplink_proxy_delay_ms = 0;
+        link_of(&t->h, "eth0")->proxy_delay_ms = 0;
         route_add(&t->h, R_LOCAL);
         route_add(&t->h, R_144);
         route_add(&t->h, "192.168.10.144/28 via 192.168.10.12 dev eth0 proto bird"); /* never touched */
@@ -1440,7 +1444,7 @@ static void test_end_of_underlay_mode(void **state)
         assert_int_equal(p->actions[1].value, 800);
         apply_and_replan(t);
         assert_int_equal(link_of(&t->h, "eth0")->proxy_arp, 0);
-        assert_int_equal(t->h.uplink_proxy_delay_ms, 800);
+        assert_int_equal(link_of(&t->h, "eth0")->proxy_delay_ms, 800);
 }
 
 /* The values found were "on" already: proxy ARP must not answer while the delay changes
@@ -1453,7 +1457,7 @@ static void test_end_of_underlay_restore_delay_under_proxy(void **state)
         load(t, NULL, POOL("overlay", "10.233.64.0/18", ", natOutgoing: true") NODE("node1", "192.168.10.11/24", AZ1));
         host_node1(&t->h);
         link_of(&t->h, "eth0")->proxy_arp = 1;
-        t->h.uplink_proxy_delay_ms = 0;
+        link_of(&t->h, "eth0")->proxy_delay_ms = 0;
         set_record(t, "eth0", 1, 800);
         p = plan(t);
         EXPECT_ACTIONS(p, "set-proxy-arp eth0 0", "set-proxy-delay eth0 800 ms (restore)",
@@ -1471,7 +1475,7 @@ static void test_end_of_underlay_partial_record(void **state)
         load(t, NULL, POOL("overlay", "10.233.64.0/18", ", natOutgoing: true") NODE("node1", "192.168.10.11/24", AZ1));
         host_node1(&t->h);
         link_of(&t->h, "eth0")->proxy_arp = 1;
-        t->h.uplink_proxy_delay_ms = 0;
+        link_of(&t->h, "eth0")->proxy_delay_ms = 0;
         set_record(t, "eth0", 0, -1); /* proxyDelay was keep */
         p = plan(t);
         EXPECT_ACTIONS(p, "set-proxy-arp eth0 0 (restore)");
@@ -1524,7 +1528,7 @@ static void test_proxy_delay_keep(void **state)
         EXPECT_ACTIONS(p, "set-proxy-arp eth0 1", "add-route " R_LOCAL, "add-route " R_144, "add-route " R_160);
         expect_record(p, "eth0", 0, -1, true);
         apply_and_replan(t);
-        assert_int_equal(t->h.uplink_proxy_delay_ms, 800);
+        assert_int_equal(link_of(&t->h, "eth0")->proxy_delay_ms, 800);
 }
 
 /* A configured delay other than 0. */
@@ -1535,7 +1539,7 @@ static void test_proxy_delay_value(void **state)
 
         load(t, "proxyDelay: 10\n", SIMPLE);
         host_node1(&t->h);
-        t->h.uplink_proxy_delay_ms = -1; /* unknown: set it anyway */
+        link_of(&t->h, "eth0")->proxy_delay_ms = -1; /* unknown: set it anyway */
         p = plan(t);
         EXPECT_ACTIONS(p, "set-proxy-delay eth0 10 ms", "set-proxy-arp eth0 1", "add-route " R_LOCAL,
                        "add-route " R_144, "add-route " R_160);
@@ -1553,7 +1557,7 @@ static void test_delay_change_under_proxy_arp(void **state)
         load(t, NULL, SIMPLE);
         host_node1(&t->h);
         link_of(&t->h, "eth0")->proxy_arp = 1;
-        t->h.uplink_proxy_delay_ms = 800;
+        link_of(&t->h, "eth0")->proxy_delay_ms = 800;
         route_add(&t->h, R_LOCAL);
         route_add(&t->h, R_144);
         route_add(&t->h, R_160);
@@ -1607,7 +1611,7 @@ static void test_delay_recorded_when_keep_ends(void **state)
         load(t, NULL, SIMPLE);
         host_node1(&t->h);
         link_of(&t->h, "eth0")->proxy_arp = 1;
-        t->h.uplink_proxy_delay_ms = 800;
+        link_of(&t->h, "eth0")->proxy_delay_ms = 800;
         route_add(&t->h, R_LOCAL);
         route_add(&t->h, R_144);
         route_add(&t->h, R_160);
@@ -1627,8 +1631,8 @@ static void test_uplink_not_found(void **state)
 
         load(t, NULL, SIMPLE);
         host_node1(&t->h);
-        t->h.uplink = 0;
-        snprintf(t->h.uplink_error, sizeof(t->h.uplink_error), "no IPv4 default route");
+        assert_int_equal(t->h.routes[0].dst.len, 0);
+        route_remove_at(&t->h, 0); /* the default route: uplink auto finds none */
         route_add(&t->h, R_144);
         p = plan(t);
         assert_int_equal(p->uplink, 0);
@@ -1639,7 +1643,7 @@ static void test_uplink_not_found(void **state)
          * must not cut traffic) and only the missing uplink is reported. */
         EXPECT_ACTIONS(p, "add-route " R_LOCAL);
         EXPECT_FINDINGS(p, "blocking uplink-not-found");
-        assert_string_equal(msg(p, "uplink-not-found", 0), "no uplink: no IPv4 default route");
+        assert_string_equal(msg(p, "uplink-not-found", 0), "no uplink: no IPv4 default route in the main table");
         assert_false(p->record.valid);
         assert_false(p->record_first);
 
@@ -1755,7 +1759,7 @@ static void test_remove_both_tunnels(void **state)
              POOL("underlay", "192.168.10.128/25", UNDERLAY)
                      NODE_TUN("node1", "192.168.10.11/24", "10.233.90.0", AZ1));
         host_node1(&t->h);
-        t->h.uplink_proxy_delay_ms = 0;
+        link_of(&t->h, "eth0")->proxy_delay_ms = 0;
         link_of(&t->h, "eth0")->mtu = 9000;
         add_tunl0(&t->h, "10.233.90.0/32");
         link_add(&t->h, 5, "vxlan.calico", "vxlan", 8950);
@@ -1988,7 +1992,8 @@ static void test_uplink_unfit(void **state)
 
         host_snapshot_clear(&t->h);
         host_node1(&t->h);
-        t->h.uplink = 1;
+        assert_int_equal(t->h.routes[0].dst.len, 0);
+        t->h.routes[0].oif = 1; /* the default route through lo: uplink auto picks lo */
         p = plan(t);
         assert_string_equal(msg(p, "uplink-loopback", 0),
                             "the uplink is the loopback device lo: choose the device facing the network");
@@ -2168,7 +2173,7 @@ static void test_cleanup(void **state)
         host_node1(&t->h);
         add_tunl0(&t->h, "10.233.90.0/32");
         link_of(&t->h, "eth0")->proxy_arp = 1;
-        t->h.uplink_proxy_delay_ms = 0;
+        link_of(&t->h, "eth0")->proxy_delay_ms = 0;
         route_add(&t->h, R_LOCAL);
         route_add(&t->h, "192.168.10.144/28 via 192.168.10.12 dev eth0 proto bird");
         route_add(&t->h, R_144);
@@ -2264,14 +2269,13 @@ static void test_scale(void **state)
                        "spec: {cidr: %u.%u.%u.%u/28, affinity: 'host:n%04u'}}\n",
                        net >> 24, (net >> 16) & 255, (net >> 8) & 255, net & 255, k % SCALE_NODES);
         }
-        load(t, "nodeName: n0000\n", t->buf);
+        load(t, "nodeName: n0000\nuplink: eth0\n", t->buf);
         assert_int_equal(t->m->n_blocks, SCALE_BLOCKS);
         assert_int_equal(t->m->n_nodes, SCALE_NODES);
         link_add(&t->h, 2, "eth0", "", 1500);
         addr_add(&t->h, "eth0", "172.16.0.1/16");
-        t->h.uplink = 2;
+        link_of(&t->h, "eth0")->proxy_delay_ms = 0;
         t->h.all_forwarding = 1;
-        t->h.uplink_proxy_delay_ms = 0;
 
         clock_gettime(CLOCK_MONOTONIC, &a);
         p = plan(t);
