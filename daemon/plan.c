@@ -10,6 +10,7 @@
 #include "plan.h"
 
 #include <arpa/inet.h>
+#include <linux/rtnetlink.h>
 #include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -66,7 +67,7 @@ struct planner {
         struct cfg_prefix gateway;    /* the IPv4 default gateway, family 0 = none */
         struct addr_note borrowed;    /* borrowed addresses routed to their hosts */
         struct addr_note borrowed_upstream, borrowed_no_addr;
-        size_t n_conflicts, n_bird, n_set_aside;
+        size_t n_bird, n_set_aside;
 };
 
 /* ---- small helpers ---- */
@@ -504,7 +505,10 @@ static bool plan_borrowed(struct planner *pl, uint32_t bi, struct host_route *re
         return true;
 }
 
-static int plan_blocks(struct planner *pl)
+/* What the walk over the wanted routes needs before it starts: the per-node tallies
+ * it fills (reported at the end), the default gateway and the addresses no route of
+ * ours may cover. Plans nothing itself. */
+static int prepare_route_walk(struct planner *pl)
 {
         const struct cfg_model *m = pl->m;
 
@@ -613,7 +617,6 @@ static int conflict(struct planner *pl, const struct host_route *want, const str
 {
         char d[CFG_PREFIX_STRLEN], fg[CFG_PREFIX_STRLEN], wg[CFG_PREFIX_STRLEN];
 
-        pl->n_conflicts++;
         return add_finding(pl, PLAN_WARNING, "foreign-route-conflict",
                            "%s: a route of protocol %u (%s%s%s) is already there and differs from ours (%s%s%s); "
                            "left alone, ours not installed",
@@ -658,7 +661,7 @@ static int plan_dst(struct planner *pl, const struct host_route *want, uint32_t 
         if (want && foreign) {
                 if (same_path(foreign, want)) {
                         pl->p->n_routes_foreign++;
-                        if (foreign->protocol == 12)
+                        if (foreign->protocol == RTPROT_BIRD)
                                 pl->n_bird++;
                 } else if ((r = conflict(pl, want, foreign)) < 0)
                         return r;
@@ -850,7 +853,7 @@ static int routes_via(struct planner *pl, const struct host_link *l)
 
         for (size_t i = 0; i < pl->h->n_routes; i++)
                 if (pl->h->routes[i].oif == l->ifindex && pl->h->routes[i].type == HOST_RTN_UNICAST &&
-                    pl->h->routes[i].protocol != 2 /* the device's own kernel routes */) {
+                    pl->h->routes[i].protocol != RTPROT_KERNEL /* the device's own routes */) {
                         if (!first)
                                 first = &pl->h->routes[i];
                         n++;
@@ -1236,7 +1239,7 @@ int plan_build(const struct cfg_model *m, const struct host_snapshot *h, const s
         }
         collect_uplink_nets(&pl);
         find_self(&pl);
-        if ((r = plan_pools(&pl)) < 0 || (r = plan_blocks(&pl)) < 0 || (r = reserve_actions(&pl)) < 0 ||
+        if ((r = plan_pools(&pl)) < 0 || (r = prepare_route_walk(&pl)) < 0 || (r = reserve_actions(&pl)) < 0 ||
             (r = plan_proxy_arp(&pl)) < 0 ||
             (r = plan_routes(&pl)) < 0 || (r = plan_tunnels(&pl)) < 0)
                 goto fail;

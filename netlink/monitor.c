@@ -17,6 +17,7 @@
 #include <sys/socket.h>
 
 #include "nl-parse.h"
+#include "sock.h"
 #include "util.h"
 
 #define MONITOR_RCVBUF (8 << 20)
@@ -31,25 +32,20 @@ int kern_monitor_open(struct kern_monitor **ret)
 {
         static const unsigned groups[] = { RTNLGRP_LINK, RTNLGRP_IPV4_IFADDR, RTNLGRP_IPV4_ROUTE,
                                            RTNLGRP_IPV4_NETCONF };
+        const struct kern_sock_opts o = { .flags = SOCK_NONBLOCK | SOCK_CLOEXEC, .rcvbuf = MONITOR_RCVBUF,
+                                          .groups = groups, .n_groups = ELEMENTSOF(groups) };
         struct kern_monitor *m = calloc(1, sizeof(*m));
-        int buf = MONITOR_RCVBUF, r;
+        int r;
 
         if (!m)
                 return -ENOMEM;
-        m->sock = mnl_socket_open2(NETLINK_ROUTE, SOCK_NONBLOCK | SOCK_CLOEXEC);
-        if (!m->sock || mnl_socket_bind(m->sock, 0, MNL_SOCKET_AUTOPID) < 0)
-                goto fail;
-        for (size_t i = 0; i < ELEMENTSOF(groups); i++)
-                if (mnl_socket_setsockopt(m->sock, NETLINK_ADD_MEMBERSHIP, (void *)&groups[i], sizeof(groups[i])) < 0)
-                        goto fail;
-        if (setsockopt(mnl_socket_get_fd(m->sock), SOL_SOCKET, SO_RCVBUFFORCE, &buf, sizeof(buf)) < 0)
-                (void)setsockopt(mnl_socket_get_fd(m->sock), SOL_SOCKET, SO_RCVBUF, &buf, sizeof(buf));
+        r = kern_sock_open(&o, &m->sock, NULL, NULL);
+        if (r < 0) {
+                free(m);
+                return r;
+        }
         *ret = m;
         return 0;
-fail:
-        r = -errno;
-        kern_monitor_close(m);
-        return r ? r : -EIO;
 }
 
 void kern_monitor_close(struct kern_monitor *m)
@@ -135,10 +131,5 @@ int kern_monitor_drain(struct kern_monitor *m, void (*fn)(const struct kern_even
 
 size_t kern_monitor_rcvbuf(const struct kern_monitor *m)
 {
-        socklen_t len = sizeof(int);
-        int v = 0;
-
-        if (getsockopt(mnl_socket_get_fd(m->sock), SOL_SOCKET, SO_RCVBUF, &v, &len) < 0 || v < 0)
-                return 0;
-        return (size_t)v;
+        return kern_sock_buf(mnl_socket_get_fd(m->sock), SO_RCVBUF);
 }

@@ -36,6 +36,7 @@
 #include <netlink/route/link/inet.h>
 
 #include "nl-parse.h"
+#include "sock.h"
 #include "tunnel.h"
 #include "util.h"
 
@@ -105,29 +106,6 @@ static int nlerr_to_errno(int e)
 
 /* ---------------------------------------------------------------- socket */
 
-static void set_bool_opt(int fd, int opt)
-{
-        int one = 1;
-
-        /* Older kernels lack some options (GET_STRICT_CHK is 4.20+); carry on. */
-        (void)setsockopt(fd, SOL_NETLINK, opt, &one, sizeof(one));
-}
-
-/* SO_*BUFFORCE ignores net.core.[rw]mem_max but needs CAP_NET_ADMIN; the plain
- * option is capped by those sysctls. The kernel doubles the value and getsockopt()
- * reports the doubled, effective size. */
-static size_t set_buf(int fd, int force_opt, int opt, int want)
-{
-        socklen_t len = sizeof(int);
-        int v = want;
-
-        if (setsockopt(fd, SOL_SOCKET, force_opt, &v, sizeof(v)) < 0)
-                (void)setsockopt(fd, SOL_SOCKET, opt, &v, sizeof(v));
-        if (getsockopt(fd, SOL_SOCKET, opt, &v, &len) < 0 || v <= 0)
-                return 212992; /* the usual default */
-        return (size_t)v;
-}
-
 /* Route datagrams: NL_BATCH_BYTES, or what the send buffer allows (the kernel
  * refuses a datagram larger than sk_sndbuf - 32 with EMSGSIZE). Messages per
  * datagram: as many as fit, but no more than the receive buffer can hold errors
@@ -145,20 +123,13 @@ static void batch_limit(struct kern *nl)
 
 static int open_mnl(struct kern *nl)
 {
-        int fd;
+        const struct kern_sock_opts o = { .flags = SOCK_CLOEXEC, .requests = true, .sndbuf = NL_SNDBUF_WANT,
+                                          .rcvbuf = NL_RCVBUF_WANT };
+        int r = kern_sock_open(&o, &nl->mnl, &nl->sndbuf, &nl->rcvbuf);
 
-        nl->mnl = mnl_socket_open2(NETLINK_ROUTE, SOCK_CLOEXEC);
-        if (!nl->mnl)
-                return -errno;
-        fd = mnl_socket_get_fd(nl->mnl);
-        set_bool_opt(fd, NETLINK_EXT_ACK);       /* the kernel's error text */
-        set_bool_opt(fd, NETLINK_CAP_ACK);       /* errors do not echo the request */
-        set_bool_opt(fd, NETLINK_GET_STRICT_CHK); /* dump requests are validated */
-        nl->sndbuf = set_buf(fd, SO_SNDBUFFORCE, SO_SNDBUF, NL_SNDBUF_WANT);
-        nl->rcvbuf = set_buf(fd, SO_RCVBUFFORCE, SO_RCVBUF, NL_RCVBUF_WANT);
+        if (r < 0)
+                return r;
         batch_limit(nl);
-        if (mnl_socket_bind(nl->mnl, 0, MNL_SOCKET_AUTOPID) < 0)
-                return -errno;
         nl->portid = mnl_socket_get_portid(nl->mnl);
         return 0;
 }
