@@ -1,10 +1,11 @@
 #!/bin/sh
-# Build the libFuzzer targets (tests/fuzz-*.c) with clang, ASan and UBSan in a build
-# folder of their own, seed each corpus (config, selector: from tests/fixtures;
-# netlink: messages the kernel sends in a throwaway namespace, captured by
-# tests/fuzz-netlink-capture.py when run as root), and run every target for
-# FUZZ_SECONDS (default 60). Exits non-zero on any crash, leak, timeout or sanitizer
-# report; the reproducer is left in the build folder (crash-*, leak-*, timeout-*).
+# Build the libFuzzer targets (tests/fuzz-*.c) with meson (-Dfuzz=true: clang, ASan and
+# UBSan, every library instrumented) in a build folder of their own, seed each corpus
+# (config, selector: from tests/fixtures; netlink: messages the kernel sends in a
+# throwaway namespace, captured by tests/fuzz-netlink-capture.py when run as root),
+# and run every target for FUZZ_SECONDS (default 60). Exits non-zero on any crash,
+# leak, timeout or sanitizer report; the reproducer is left in the build folder
+# (crash-*, leak-*, timeout-*).
 #
 #   FUZZ_SECONDS=300 sh tests/fuzz.sh            # all targets
 #   sh tests/fuzz.sh config                      # only fuzz-config
@@ -22,15 +23,17 @@ if ! command -v "$cc" >/dev/null 2>&1; then
         echo "fuzz.sh: $cc not found (apt-get install clang)" >&2
         exit 1
 fi
-mkdir -p "$build"
 
-# config/ is pure C over libyaml: compile it with the target, instrumented for coverage.
-# The netlink target compiles only the parsers (netlink/parse.c, pure C over libmnl)
-# and the prefix helpers they use; no libnl.
-cflags="-std=gnu11 -D_GNU_SOURCE -g -O1 -fno-omit-frame-pointer -fsanitize=fuzzer,address,undefined
-        -fno-sanitize-recover=all -I$top/config"
-yaml_libs=$(pkg-config --libs yaml-0.1)
-mnl_libs=$(pkg-config --libs libmnl)
+# The targets are meson's (tests/meson.build); a folder built by an older fuzz.sh by
+# hand has no build.ninja and is set up afresh (its corpora stay).
+if [ ! -f "$build/build.ninja" ]; then
+        mkdir -p "$build"
+        CC=$cc meson setup "$build" "$top" -Dfuzz=true -Db_sanitize=address,undefined -Db_lundef=false \
+                --buildtype=debugoptimized >"$build/setup.log" 2>&1 || {
+                cat "$build/setup.log" >&2
+                exit 1
+        }
+fi
 
 targets=""
 for src in "$top"/tests/fuzz-*.c; do
@@ -39,21 +42,18 @@ for src in "$top"/tests/fuzz-*.c; do
         if [ $# -gt 0 ]; then
                 case " $* " in *" $name "*) ;; *) continue ;; esac
         fi
-        echo "fuzz.sh: building fuzz-$name"
-        # shellcheck disable=SC2086
-        case $name in
-        netlink)
-                $cc $cflags -I"$top/netlink" "$top/netlink/parse.c" "$top/config/prefix.c" "$src" $mnl_libs \
-                        -o "$build/fuzz-$name" ;;
-        *)
-                $cc $cflags "$top"/config/*.c "$src" $yaml_libs -o "$build/fuzz-$name" ;;
-        esac
         targets="$targets $name"
 done
 if [ -z "$targets" ]; then
         echo "fuzz.sh: no fuzz target matches: $*" >&2
         exit 1
 fi
+echo "fuzz.sh: building$(for t in $targets; do printf ' fuzz-%s' "$t"; done)"
+# shellcheck disable=SC2046
+ninja -C "$build" $(for t in $targets; do printf ' tests/fuzz-%s' "$t"; done) >"$build/build.log" 2>&1 || {
+        tail -40 "$build/build.log" >&2
+        exit 1
+}
 
 # Words the inputs are made of: YAML syntax, Calico kinds and keys, selector operators.
 dict="$build/config.dict"
@@ -243,7 +243,7 @@ for name in $targets; do
         # shellcheck disable=SC2086
         if (cd "$build" && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
                 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-                "./fuzz-$name" -max_total_time="$seconds" -dict="$d" -max_len=65536 -timeout=10 \
+                "./tests/fuzz-$name" -max_total_time="$seconds" -dict="$d" -max_len=65536 -timeout=10 \
                 -rss_limit_mb=2048 -print_final_stats=1 $parallel "$corpus" >"$log" 2>&1); then
                 grep -E '^stat::number_of_executed_units|^stat::peak_rss_mb|^#[0-9]+.*DONE' "$log" | tail -3 || true
         else
