@@ -76,6 +76,9 @@ static void help(void)
                "ETCD_CA_CERT_FILE, ETCD_CERT_FILE, ETCD_KEY_FILE, ETCD_USERNAME and ETCD_PASSWORD are\n"
                "calicoctl's).\n"
                "\n"
+               "With the setting upstreamRoutesFile, the daemon keeps the --upstream-routes JSON\n"
+               "in that file, rewritten atomically when it changes.\n"
+               "\n"
                "The runtime record of the uplink's original settings lives in $RUNTIME_DIRECTORY\n"
                "(default %s). See calico-underlayd(8) and calico-underlay.yaml(5).\n",
                CFG_DEFAULT_CONFIG, CFG_DEFAULT_CALICOCTL_CONFIG, STATE_DEFAULT_DIR);
