@@ -5,8 +5,9 @@ Each case builds, in network namespaces of its own (tests/integration/cuit.py):
 
     ext (172.16.9.2) --- sw (172.16.9.1, router; bridge br0 192.168.50.1/24) --- n1, n2, n3
 
-n1..n3 are nodes (eth0 192.168.50.1x/24, default route via the router) with their pod
-addresses on lo; ext is a host behind the router. The router knows nothing about the
+n1..n3 are nodes (eth0 192.168.50.1x/24, default route via the router) with pods in
+namespaces of their own, wired as Calico wires them (a cali* veth with proxy ARP and a
+/32 route on the node); ext is a host behind the router. The router knows nothing about the
 pools: only the routes calico-underlayd prints make the pods reachable from ext.
 
 - FRR (zebra + staticd, `vtysh -f` of the frr output; FRR's -N pathspace keeps its
@@ -243,7 +244,7 @@ class Topology:
         self.sw.ip("addr", "add", "172.16.9.1/24", "dev", "to-ext")
         self.ext.ip("addr", "add", "172.16.9.2/24", "dev", "eth0")
         self.ext.ip("route", "add", "default", "via", "172.16.9.1")
-        self.nodes = {}
+        self.nodes, self.pods = {}, []
         for name, addr in NODES.items():
             ns = Netns(name)
             veth(self.sw, "to-" + name, ns, "eth0")
@@ -253,7 +254,21 @@ class Topology:
             self.nodes[name] = ns
 
     def pod(self, node, addr):
-        self.nodes[node].ip("addr", "add", addr + "/32", "dev", "lo")
+        """A pod wired the way Calico wires one: its own namespace, eth0 with the /32
+        and a default route via 169.254.1.1 (onlink), the host side a cali* veth with
+        proxy ARP (it answers for 169.254.1.1) and a /32 route to the pod."""
+        host = self.nodes[node]
+        pod = Netns("pod")
+        dev = "cali%d" % len(self.pods)
+        self.pods.append(pod)
+        veth(host, dev, pod, "eth0")
+        host.write_sysctl("net/ipv4/ip_forward", 1)
+        host.write_sysctl("net/ipv4/conf/%s/proxy_arp" % dev, 1)
+        host.ip("route", "add", addr + "/32", "dev", dev)
+        pod.ip("addr", "add", addr + "/32", "dev", "eth0")
+        pod.ip("route", "add", "169.254.1.1", "dev", "eth0", "scope", "link")
+        pod.ip("route", "add", "default", "via", "169.254.1.1", "dev", "eth0")
+        return pod
 
     def kernel_routes(self, proto):
         """The router's routes of one protocol, by name: FRR's staticd installs its routes
