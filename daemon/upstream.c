@@ -8,9 +8,11 @@
  *
  * Aggregation works on the block routes only. Borrowed addresses stay host routes: they
  * are more specific than any block or aggregate, so longest-prefix match sends them to
- * the node that hosts them whatever covers them (Calico's BIRD advertises the affine
- * node's block and the hosting node's /32 the same way: confd's
- * bird_aggr.cfg.template and Felix's route resolver in projectcalico/calico). */
+ * the node that hosts them whatever covers them. That is what Calico's own BGP
+ * announces: each node exports its blocks and rejects only routes beneath its own
+ * blocks (projectcalico/calico confd/etc/calico/confd/templates/bird_aggr.cfg.template,
+ * calico_aggr), so the hosting node's /32 of a borrowed address goes out beside the
+ * affine node's block. */
 #include "upstream.h"
 
 #include <arpa/inet.h>
@@ -892,7 +894,7 @@ int upstream_format(const struct upstream *u, const struct upstream *prev, enum 
 
 static int parse_route(struct json_object *o, size_t i, struct upstream_route *r, char *why, size_t why_size)
 {
-        struct json_object *prefix, *via, *node;
+        struct json_object *prefix, *via, *node, *kind;
         const char *key = NULL;
         struct cfg_prefix v;
 
@@ -912,7 +914,14 @@ static int parse_route(struct json_object *o, size_t i, struct upstream_route *r
                 return -EINVAL;
         }
         r->via = v;
+        /* kind is informative (a removed route is printed as it was); absent: block */
         r->kind = UPSTREAM_BLOCK;
+        if (json_object_object_get_ex(o, "kind", &kind) && json_object_is_type(kind, json_type_string)) {
+                if (streq(json_object_get_string(kind), "aggregate"))
+                        r->kind = UPSTREAM_AGGREGATE;
+                else if (streq(json_object_get_string(kind), "borrowed"))
+                        r->kind = UPSTREAM_BORROWED;
+        }
         r->node = strdup(json_object_get_string(node));
         return r->node ? 0 : -ENOMEM;
 }

@@ -451,6 +451,12 @@ static void test_json_round_trip(void **state)
         assert_int_equal(upstream_format(u, NULL, UPSTREAM_FMT_JSON, &json, &len), 0);
         assert_int_equal(upstream_parse_json(json, len, &back, why, sizeof(why)), 0);
         assert_int_equal(back->n_routes, u->n_routes);
+        for (size_t i = 0; i < u->n_routes; i++) {
+                assert_true(cfg_prefix_eq(&back->routes[i].dst, &u->routes[i].dst));
+                assert_true(cfg_prefix_eq(&back->routes[i].via, &u->routes[i].via));
+                assert_string_equal(back->routes[i].node, u->routes[i].node);
+                assert_int_equal(back->routes[i].kind, u->routes[i].kind);
+        }
         /* nothing changed: every syntax prints nothing but BIRD's whole protocol */
         assert_int_equal(upstream_format(u, back, UPSTREAM_FMT_IOS, &change, &clen), 0);
         assert_int_equal(clen, 0);
