@@ -81,6 +81,7 @@ struct cfg_settings {
         bool use_pod_cidr;       /* Kubernetes Nodes' podCIDRs are blocks (host-local IPAM) */
         char *upstream_routes_file; /* where the daemon keeps the upstream routes (JSON); NULL: nowhere */
         bool upstream_cover_free;   /* upstreamRoutesAggregate: cover-free (default exact) */
+        char *metrics_file;      /* Prometheus text file for node_exporter; NULL = none (default) */
 };
 
 /* Old (v1) pool fields that disagree with the v3 ones (see resources.c). */

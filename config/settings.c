@@ -300,6 +300,31 @@ static int parse_upstream(struct settings_ctx *c, const struct ynode *k, const s
         return set_str(&c->s->upstream_routes_file, str);
 }
 
+/* node_exporter's textfile collector reads only *.prom files from one folder, and the
+ * daemon writes there from a service whose working directory means nothing: an
+ * absolute path ending in .prom, or an error now rather than metrics that never show. */
+static int parse_metrics_file(struct settings_ctx *c, const struct ynode *n)
+{
+        const char *v;
+        size_t len;
+        int r;
+
+        r = yv_str(&c->y, n, "metricsFile", &v);
+        if (r < 0)
+                return r;
+        len = strlen(v);
+        if (v[0] != '/')
+                return yerr(&c->y, n, "metricsFile must be an absolute path, not \"%s\"", v);
+        if (len < 6 || !streq(v + len - 5, ".prom") || v[len - 6] == '/')
+                return yerr(&c->y, n,
+                            "metricsFile must name a file ending in .prom (node_exporter's textfile collector "
+                            "reads only those), not \"%s\"",
+                            v);
+        if (len >= 4096)
+                return yerr(&c->y, n, "metricsFile is longer than a path can be");
+        return set_str(&c->s->metrics_file, v);
+}
+
 static int parse_key(struct settings_ctx *c, const struct ynode *k, const struct ynode *v)
 {
         struct cfg_settings *s = c->s;
@@ -395,6 +420,8 @@ static int parse_key(struct settings_ctx *c, const struct ynode *k, const struct
                 /* Calico's USE_POD_CIDR (libcalico-go lib/apiconfig: "set to false when
                  * using calico-ipam"): podCIDRs are blocks only with host-local IPAM. */
                 return yv_bool(y, v, "usePodCIDR", &s->use_pod_cidr);
+        if (streq(k->str, "metricsFile"))
+                return parse_metrics_file(c, v);
         if (streq(k->str, "calicoctlConfig")) {
                 r = yv_str(y, v, "calicoctlConfig", &str);
                 if (r < 0)
@@ -410,7 +437,7 @@ static int parse_key(struct settings_ctx *c, const struct ynode *k, const struct
         return yerr(y, k,
                     "unknown setting \"%s\" (known: nodeName, nodeLabels, uplink, datastore, resources, "
                     "calicoctlConfig, routeProtocol, routeMetric, routeTable, localBlockRoute, tunnelDevices, "
-                    "resyncSeconds, proxyDelay, usePodCIDR, upstreamRoutesFile, upstreamRoutesAggregate)",
+                    "resyncSeconds, proxyDelay, usePodCIDR, upstreamRoutesFile, upstreamRoutesAggregate, metricsFile)",
                     k->str);
 }
 
@@ -517,5 +544,6 @@ void cfg_settings_clear(struct cfg_settings *s)
         free(s->tunnel_vxlan_v6);
         free(s->calicoctl_config);
         free(s->upstream_routes_file);
+        free(s->metrics_file);
         *s = (struct cfg_settings){};
 }

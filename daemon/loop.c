@@ -35,6 +35,8 @@
 #include "datastore.h"
 #include "etcd.h"
 #include "log.h"
+#include "metrics-file.h"
+#include "metrics.h"
 #include "monitor.h"
 #include "reconcile.h"
 #include "state.h"
@@ -72,6 +74,8 @@ struct loop {
         struct kern_monitor *mon;
         struct watch_set *watch;
         struct etcd *etcd;       /* the datastore client, with datastore etcdv3 */
+        struct metrics metrics;  /* counted after each pass; written when metricsFile is set */
+        struct metrics_file *metrics_file;
         char datastore_error[1024]; /* why etcd does not answer; "" while it does */
         sd_event_source *debounce;
         sd_event_source *resync;
@@ -144,6 +148,40 @@ static void update_status(struct loop *l, const char *prefix)
         snprintf(l->status, sizeof(l->status), "%s", s);
         snprintf(msg, sizeof(msg), "%sSTATUS=%s", prefix ? prefix : "", s);
         sd_notify(0, msg);
+}
+
+/* ---- metrics ---- */
+
+static double wall_now(void)
+{
+        struct timespec ts;
+
+        clock_gettime(CLOCK_REALTIME, &ts);
+        return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* The metrics hook: after each pass (r NULL: only the datastore's state changed). */
+static void export_metrics(struct loop *l, const struct reconcile *r, bool drift, bool converged)
+{
+        struct metrics *m = &l->metrics;
+
+        if (r) {
+                struct metrics_pass p = {
+                        .plan = r->plan,
+                        .host = &r->host,
+                        .results = r->results,
+                        .settings = &l->model->settings,
+                        .seconds = (double)(r->observe_usec + r->plan_usec + r->apply_usec) / 1e6,
+                        .now = wall_now(),
+                        .drift = drift,
+                        .converged = converged,
+                };
+
+                metrics_observe_pass(m, &p);
+        }
+        m->datastore = l->etcd ? "etcdv3" : "files";
+        m->datastore_up = l->etcd ? !l->datastore_error[0] && etcd_has_data(l->etcd) : true;
+        metrics_file_changed(l->metrics_file, l->model ? l->model->settings.metrics_file : NULL);
 }
 
 /* ---- configuration ---- */
@@ -245,6 +283,8 @@ static void on_etcd_unreachable(struct etcd *e, const char *why, void *userdata)
         snprintf(l->datastore_error, sizeof(l->datastore_error), "%s%s", why, hint);
         text_utf8_trim(l->datastore_error);
         update_status(l, NULL);
+        if (l->model)
+                export_metrics(l, NULL, false, false);
 }
 
 static const struct etcd_ops etcd_ops = {
@@ -343,6 +383,7 @@ static void accept_model(struct loop *l, struct cfg_model *m)
         l->model = m;
         l->config_error[0] = '\0';
         keep_upstream_routes(l);
+        l->metrics.model_time = wall_now();
 }
 
 /* Settings first, then watches, then the resources (files, or etcd's cache): a file
@@ -507,6 +548,7 @@ static size_t reconcile(struct loop *l, const char *why)
         if (e < 0) {
                 snprintf(l->host_error, sizeof(l->host_error), "reconcile failed: %s", strerror(-e));
                 log_err("%s; retrying", l->host_error);
+                export_metrics(l, &r, drift, false);
                 reconcile_clear(&r);
                 schedule_retry(l);
                 return 0;
@@ -532,6 +574,7 @@ static size_t reconcile(struct loop *l, const char *why)
                 l->retry_usec = 0;
                 sd_event_source_set_enabled(l->retry, SD_EVENT_OFF);
         }
+        export_metrics(l, &r, drift, !r.n_failed && !r.state_error);
         reconcile_clear(&r);
         return n;
 }
@@ -768,7 +811,8 @@ static int setup(struct loop *l)
             (r = sd_event_add_io(l->ev, NULL, kern_monitor_fd(l->mon), EPOLLIN, on_netlink, l)) < 0 ||
             (r = sd_event_add_time(l->ev, &l->debounce, CLOCK_MONOTONIC, UINT64_MAX, 1000, on_debounce, l)) < 0 ||
             (r = sd_event_add_time(l->ev, &l->resync, CLOCK_MONOTONIC, UINT64_MAX, 1000000, on_resync, l)) < 0 ||
-            (r = sd_event_add_time(l->ev, &l->retry, CLOCK_MONOTONIC, UINT64_MAX, 100000, on_retry, l)) < 0)
+            (r = sd_event_add_time(l->ev, &l->retry, CLOCK_MONOTONIC, UINT64_MAX, 100000, on_retry, l)) < 0 ||
+            (r = metrics_file_new(l->ev, &l->metrics, &l->metrics_file)) < 0)
                 return r;
         /* Notifications of our own requests tell us nothing, and a bulk change would
          * overrun the socket with them. */
@@ -789,6 +833,7 @@ int loop_run(const char *config, const char *host_name)
         int r;
 
         log_init();
+        metrics_init(&l.metrics);
         state_dir(l.state_dir, sizeof(l.state_dir));
         if (l.state_dir[0] != '/')
                 snprintf(l.state_dir, sizeof(l.state_dir), "%s", STATE_DEFAULT_DIR);
@@ -815,6 +860,7 @@ out:
         sd_event_source_unref(l.resync);
         sd_event_source_unref(l.retry);
         etcd_free(l.etcd);
+        metrics_file_free(l.metrics_file);
         sd_event_unref(l.ev);
         kern_monitor_close(l.mon);
         kern_close(l.nl);

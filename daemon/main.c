@@ -80,7 +80,9 @@ static void help(void)
                "in that file, rewritten atomically when it changes.\n"
                "\n"
                "The runtime record of the uplink's original settings lives in $RUNTIME_DIRECTORY\n"
-               "(default %s). See calico-underlayd(8) and calico-underlay.yaml(5).\n",
+               "(default %s). In daemon mode, the setting metricsFile names a Prometheus text file\n"
+               "for node_exporter's textfile collector (off by default). Every journal MESSAGE_ID has\n"
+               "a catalog entry (journalctl -x). See calico-underlayd(8) and calico-underlay.yaml(5).\n",
                CFG_DEFAULT_CONFIG, CFG_DEFAULT_CALICOCTL_CONFIG, STATE_DEFAULT_DIR);
 }
 

@@ -443,6 +443,7 @@ static bool plan_block(struct planner *pl, uint32_t bi, struct host_route *ret)
          * through upstream routing (DESIGN §3.2 "otherwise"). */
         if (!unencapsulated(pl, pool, peer) || !on_link(pl, &peer->addr)) {
                 note(pl->upstream, b->node, bi);
+                pl->p->n_blocks_upstream++;
                 return false;
         }
         if (peer_check(pl, b->node) != PEER_OK) {
@@ -617,6 +618,7 @@ static int conflict(struct planner *pl, const struct host_route *want, const str
 {
         char d[CFG_PREFIX_STRLEN], fg[CFG_PREFIX_STRLEN], wg[CFG_PREFIX_STRLEN];
 
+        pl->p->n_routes_conflicting++;
         return add_finding(pl, PLAN_WARNING, "foreign-route-conflict",
                            "%s: a route of protocol %u (%s%s%s) is already there and differs from ours (%s%s%s); "
                            "left alone, ours not installed",
@@ -1250,6 +1252,8 @@ int plan_build(const struct cfg_model *m, const struct host_snapshot *h, const s
             (r = report_notes(&pl, pl.no_addr, PLAN_WARNING, "node-address-unknown",
                               "no known address, so no route to its blocks")) < 0)
                 goto fail;
+        pl.p->n_borrowed = pl.borrowed.count;
+        pl.p->n_borrowed_upstream = pl.borrowed_upstream.count;
         planner_done(&pl);
         *ret = pl.p;
         return 0;

@@ -49,6 +49,11 @@ struct plan {
         size_t n_blocking;
         size_t n_routes_wanted;        /* block routes we want (ours or satisfied by others) */
         size_t n_routes_foreign;       /* of those, provided by another protocol */
+        size_t n_routes_conflicting;   /* of those, blocked by a different foreign route */
+        size_t n_blocks_upstream;      /* underlay blocks only upstream routing reaches */
+        size_t n_borrowed;             /* borrowed addresses hosted by other nodes (their routes
+                                        * are among n_routes_wanted) */
+        size_t n_borrowed_upstream;    /* of those, only upstream routing reaches them */
         /* What the record must hold after the actions are applied. Write it before
          * the first action that changes a recorded value when record_first is set. */
         struct host_record record;

@@ -16,7 +16,8 @@ python3 systemd etcd-server etcd-client openssl util-linux mount python3-kuberne
 # Kubernetes project's apt repository does) that its test API server speaks the real
 # protocol. Those cases skip without the client.
 # Optional lists, installed only by the tests/system/ scripts and tests/upstream
-# themselves (`sh tests/deps.sh nspawn|qemu|upstream`), never by default.
+# themselves and tests/daemon/test_metrics.py (`sh tests/deps.sh nspawn|qemu|upstream|metrics`),
+# never by default.
 # upstream: FRR (zebra, staticd, vtysh) plays the upstream router; strace proves
 # --upstream-routes opens no netlink socket. BIRD 2 (package bird2) conflicts with
 # BIRD 1.6 (package bird, which the suite runs as Calico's BIRD), so it is not
@@ -24,9 +25,12 @@ python3 systemd etcd-server etcd-client openssl util-linux mount python3-kuberne
 # downloaded and unpacked into $BIRD2_ROOT, and the test runs it from there.
 BIRD2_ROOT=/var/cache/calico-underlay-test/bird2
 case "${1:-}" in
-nspawn) pkgs="debootstrap systemd-container iproute2 python3" ;;
+nspawn) pkgs="debootstrap systemd-container iproute2 python3 dpkg-dev debhelper lintian" ;;
 qemu) pkgs="qemu-system-x86 qemu-system-data busybox-static cpio kmod iproute2" ;;
 upstream) pkgs="frr iproute2 iputils-ping strace util-linux" ;;
+# promtool (in prometheus) and node_exporter for tests/daemon/test_metrics.py; both
+# packages start a service of their own when installed, which the test does not use.
+metrics) pkgs="prometheus prometheus-node-exporter" ;;
 esac
 bird2_unpacked() {
         [ "${1:-}" != upstream ] && return 0

@@ -1445,6 +1445,23 @@ static void settings_upstream_routes_file(void **state)
         settings_reject("upstreamRoutesAggregate: loose\n", 1, 26, NEEDLES("exact or cover-free"));
 }
 
+static void settings_metrics_file(void **state)
+{
+        struct cfg_settings s;
+
+        (void)state;
+        s = settings_ok("nodeName: a\n");
+        assert_null(s.metrics_file); /* off by default */
+        cfg_settings_clear(&s);
+        s = settings_ok("metricsFile: /run/calico-underlay/calico-underlay.prom\n");
+        assert_string_equal(s.metrics_file, "/run/calico-underlay/calico-underlay.prom");
+        cfg_settings_clear(&s);
+        settings_reject("metricsFile: metrics.prom\n", 1, 14, NEEDLES("metricsFile must be an absolute path"));
+        settings_reject("metricsFile: /run/x/metrics.txt\n", 1, 14, NEEDLES("ending in .prom"));
+        settings_reject("metricsFile: /run/x/.prom\n", 1, 14, NEEDLES("ending in .prom"));
+        settings_reject("metricsFile: [a]\n", 1, 14, NEEDLES("metricsFile"));
+}
+
 static void settings_unknown_keys(void **state)
 {
         struct cfg_diags d = {};
@@ -3076,6 +3093,7 @@ int main(int argc, char **argv)
                 cmocka_unit_test(settings_resync_proxy_delay),
                 cmocka_unit_test(settings_upstream_routes_file),
                 cmocka_unit_test(settings_unknown_keys),
+                cmocka_unit_test(settings_metrics_file),
                 cmocka_unit_test(settings_several_errors),
                 cmocka_unit_test(yaml_non_scalar_keys),
                 cmocka_unit_test(labels_same_name_nodes_linear),

@@ -802,6 +802,8 @@ static void test_dc1_cross_az(void **state)
         assert_true(p->underlay);
         assert_false(p->tunnels_unneeded);
         assert_int_equal(p->n_routes_wanted, 2);
+        assert_int_equal(p->n_blocks_upstream, 2); /* node3's and node4's (metrics) */
+        assert_int_equal(p->n_routes_conflicting, 0);
         assert_int_equal(p->n_pools, 3);
         pp = pool_named(t, "default-ipv4-ippool");
         assert_true(pp->applies);
@@ -1165,6 +1167,7 @@ static void test_foreign_conflict_type(void **state)
         p = plan(t);
         EXPECT_ACTIONS(p, SIMPLE_PROXY, "add-route " R_144);
         EXPECT_FINDINGS(p, "warning foreign-route-conflict", "warning foreign-route-conflict");
+        assert_int_equal(p->n_routes_conflicting, 2);
         assert_string_equal(msg(p, "foreign-route-conflict", 0),
                             "192.168.10.128/28: a route of protocol 3 (unicast via 192.168.10.1) is already "
                             "there and differs from ours (blackhole); left alone, ours not installed");
@@ -2415,6 +2418,8 @@ static void test_borrowed_on_affine_node(void **state)
                             "2 borrowed addresses in underlay pools, hosted by another node than their block's "
                             "(each gets a host route to its host): 192.168.10.131 on node2, 192.168.10.133 on node3");
         assert_int_equal(p->n_routes_wanted, 4);
+        assert_int_equal(p->n_borrowed, 2); /* for the metrics */
+        assert_int_equal(p->n_borrowed_upstream, 0);
         apply_and_replan(t);
 }
 
@@ -2459,6 +2464,8 @@ static void test_borrowed_needs_upstream(void **state)
         assert_string_equal(msg(p, "needs-upstream-routing", 0),
                             "1 borrowed address have no direct route to their host (not on-link, or encapsulated): "
                             "they need upstream routing (the switch or BGP): 192.168.10.129 on node5");
+        assert_int_equal(p->n_borrowed, 2); /* node5's and node6's (metrics) */
+        assert_int_equal(p->n_borrowed_upstream, 1);
 }
 
 /* A /32 block gets no local route (BIRD's bird_aggr.cfg.template skips /32s). */

@@ -1,18 +1,25 @@
 #!/usr/bin/env python3
-"""Proof on the real thing: the packaged daemon under a real systemd (PID 1 in a
-systemd-nspawn container with a private network), seen the way an operator sees it.
+"""Proof on the real thing: the Debian package, installed on a running node, under a
+real systemd (PID 1 in a systemd-nspawn container with a private network), seen the
+way an operator sees it.
 
-The tree is built and staged with `meson install --destdir` (tests/system/build.sh);
-the staged binary, unit and man pages go into a Debian bookworm rootfs (debootstrap
---variant=minbase, cached as a tarball under $CU_TEST_CACHE, default
-/var/cache/calico-underlay-test), with the bundled example as /etc/calico-underlay
-(config.yaml and its resources.d). calico-underlay.service is enabled as shipped; a
-setup unit ordered before it builds the node's network: a veth uplink eth0 with
+The package is built from the working tree with `dpkg-buildpackage -us -uc -b` (in a
+copy of the tree, DEB_BUILD_OPTIONS=nocheck: the unit suite runs elsewhere) and
+must be clean under lintian (no error, no warning). The container is a Debian
+bookworm rootfs (debootstrap --variant=minbase with exactly the package's Depends,
+cached as a tarball under $CU_TEST_CACHE, default /var/cache/calico-underlay-test).
+A setup unit builds the node's network at boot: a veth uplink eth0 with
 192.168.10.11/24 and a default route, forwarding on, and a vxlan.calico device.
 The container boots (`--register=no --keep-unit --private-network --volatile=overlay`)
 and every check runs from the host through `nsenter -t <container init> -a`:
 
- 1. boot: the unit is active (Type=notify: READY=1 came), no restarts;
+ 0. `dpkg -i` on the running node: its Depends are met by the rootfs, the unit is
+    installed but neither enabled nor started, the host is untouched (no route of
+    ours, proxy_arp as it was, vxlan.calico still there), and systemd's trigger
+    made `journalctl --list-catalog` list every MESSAGE_ID; then the operator's
+    act: the bundled example as /etc/calico-underlay (config.yaml and its
+    resources.d) and `systemctl enable --now calico-underlay`;
+ 1. the unit is active (Type=notify: READY=1 came), no restarts;
  2. `systemctl show -p StatusText` is the one-line summary;
  3. the journal (`journalctl -u calico-underlay -o json`) has the documented
     MESSAGE_IDs with their fields (UNDERLAY_ROUTE=, INTERFACE=, UNDERLAY_TUNNEL=,
@@ -35,10 +42,15 @@ and every check runs from the host through `nsenter -t <container init> -a`:
     record is preserved;
 13. watchdog keep-alives: with WatchdogSec=2s (a runtime drop-in) the daemon lives on
     and systemd records its pings;
-14. no action failed, nothing logged at err or worse but configuration rejections.
+14. no action failed, nothing logged at err or worse but configuration rejections;
+15. `journalctl -x` explains the daemon's entries from the catalog; the metrics
+    file (metricsFile in /run/calico-underlay) is written under the sandbox and
+    readable by another user;
+16. `dpkg --purge`: the daemon is stopped, the host keeps its routes, proxy_arp and
+    delay, the runtime record stays, the operator's files stay, the package's go.
 
-Exit 0 pass, 1 fail, 77 skipped (not root, or debootstrap / systemd-nspawn cannot be
-installed or the Debian mirror cannot be reached).
+Exit 0 pass, 1 fail, 77 skipped (not root, or debootstrap / systemd-nspawn /
+dpkg-buildpackage cannot be installed or the Debian mirror cannot be reached).
 Usage: sudo tests/system/nspawn_e2e.py [--builddir DIR] [--keep]
 """
 import argparse
@@ -112,7 +124,7 @@ ExecStart=/sbin/ip link set vxlan.calico up
 ExecStart=/bin/sh -c 'echo 1 > /proc/sys/net/ipv4/ip_forward'
 
 [Install]
-RequiredBy=calico-underlay.service
+WantedBy=multi-user.target
 """
 
 NEW_BLOCK = """apiVersion: crd.projectcalico.org/v1
@@ -173,38 +185,60 @@ def install_tools():
     r = subprocess.run(["sh", os.path.join(TOP, "tests", "deps.sh"), "nspawn"], text=True)
     if r.returncode != 0:
         raise Skip("cannot install debootstrap/systemd-container (tests/deps.sh nspawn)")
-    for tool in ("debootstrap", "systemd-nspawn", "nsenter", "tar"):
+    for tool in ("debootstrap", "systemd-nspawn", "nsenter", "tar", "dpkg-buildpackage", "lintian"):
         if not shutil.which(tool):
             raise Skip(f"{tool} not found")
 
 
-def build(builddir):
-    stage = builddir + "-stage"
-    r = subprocess.run(["sh", os.path.join(TOP, "tests", "system", "build.sh"), builddir, stage], text=True)
+def tree_files():
+    """The working tree as the repository has it: tracked and new files, not ignored
+    ones (build directories), so the package is built from what would be committed."""
+    r = sh(["git", "-C", TOP, "ls-files", "-z", "--cached", "--others", "--exclude-standard"], check=False)
+    if r.returncode == 0:
+        return [f for f in r.stdout.split("\0") if f and os.path.lexists(os.path.join(TOP, f))]
+    out = []
+    for dirpath, dirs, files in os.walk(TOP):
+        dirs[:] = [d for d in dirs if not d.startswith(("build", ".git", "obj-"))]
+        out += [os.path.relpath(os.path.join(dirpath, f), TOP) for f in files]
+    return out
+
+
+def build_package(builddir):
+    """dpkg-buildpackage -us -uc -b in a fresh copy of the tree (it writes into
+    debian/ and next to the tree); returns the .deb. The build is logged to
+    BUILDDIR/dpkg-buildpackage.log."""
+    shutil.rmtree(builddir, ignore_errors=True)
+    src = os.path.join(builddir, "calico-underlay")
+    os.makedirs(src)
+    for f in tree_files():
+        os.makedirs(os.path.dirname(os.path.join(src, f)), exist_ok=True)
+        shutil.copy2(os.path.join(TOP, f), os.path.join(src, f), follow_symlinks=False)
+    logf = os.path.join(builddir, "dpkg-buildpackage.log")
+    env = dict(os.environ, DEB_BUILD_OPTIONS="nocheck")
+    with open(logf, "w") as lf:
+        r = subprocess.run(["dpkg-buildpackage", "-us", "-uc", "-b"], cwd=src, env=env, stdout=lf,
+                           stderr=subprocess.STDOUT)
     if r.returncode != 0:
-        raise AssertionError("build failed")
-    return stage
+        sys.stdout.write(open(logf).read()[-4000:])
+        raise AssertionError(f"dpkg-buildpackage failed (exit {r.returncode})")
+    debs = glob.glob(os.path.join(builddir, "calico-underlay_*.deb"))
+    check(len(debs) == 1, f"one calico-underlay .deb: {debs}")
+    return debs[0], glob.glob(os.path.join(builddir, "calico-underlay_*.changes"))[0]
 
 
-def runtime_packages(binary):
-    """The Debian packages that hold the binary's shared libraries (so the rootfs
-    has them, and a new dependency of the product changes the cache key)."""
-    out = sh(["ldd", binary]).stdout
-    libs = re.findall(r"(/\S+) \(0x", out)
-    cands = {p: {p, os.path.realpath(p)} for p in libs}
-    # One dpkg call: it prints "package:arch: path" for each path it knows.
-    r = sh(["dpkg", "-S"] + sorted(set().union(*cands.values())), check=False)
-    owner = {}
-    for line in r.stdout.splitlines():
-        pkg, _, path = line.partition(": ")
-        owner[path.strip()] = pkg.split(":", 1)[0]
-    pkgs = set()
-    for lib, paths in cands.items():
-        found = [owner[p] for p in paths if p in owner]
-        if not found:
-            raise AssertionError(f"no Debian package holds {lib} (ldd {binary})")
-        pkgs.add(found[0])
-    return pkgs
+def lintian_clean(changes):
+    """No error and no warning (overrides, if any, are explained in debian/)."""
+    r = sh(["lintian", "--fail-on", "error,warning", "--no-tag-display-limit", changes], check=False)
+    tags = [ln for ln in r.stdout.splitlines() if re.match(r"^[EW]: ", ln)]
+    check(r.returncode == 0 and not tags, f"lintian (exit {r.returncode}): {r.stdout}{r.stderr}")
+    return [ln for ln in r.stdout.splitlines() if re.match(r"^[A-Z]: ", ln)]
+
+
+def deb_depends(deb):
+    """The package names in the .deb's Depends (alternatives: the first), so the
+    rootfs holds exactly what the package asks for and dpkg -i proves it enough."""
+    dep = sh(["dpkg-deb", "-f", deb, "Depends"]).stdout
+    return {alt.split("|")[0].split("(")[0].split(":")[0].strip() for alt in dep.split(",") if alt.strip()}
 
 
 def debian_mirror():
@@ -264,9 +298,14 @@ def rootfs_tarball(extra):
 
 # ---------------------------------------------------------------- the container
 
+DEB_IN_ROOT = "/var/cache/cu-test/calico-underlay.deb"
+METRICS_FILE = "/run/calico-underlay-metrics/calico-underlay.prom"  # README.Debian
+DROPINS = "/etc/systemd/system/calico-underlay.service.d"
+
+
 class Container:
-    def __init__(self, tarball, stage, workdir):
-        self.tarball, self.stage, self.workdir = tarball, stage, workdir
+    def __init__(self, tarball, deb, workdir):
+        self.tarball, self.deb, self.workdir = tarball, deb, workdir
         self.root = os.path.join(workdir, "root")
         self.console = os.path.join(workdir, "console.log")
         self.proc = None
@@ -275,24 +314,12 @@ class Container:
     def prepare(self):
         os.makedirs(self.root)
         sh(["tar", "-C", self.root, "--numeric-owner", "-xf", self.tarball])
-        # The staged tree as a package would lay it out; /lib etc. are symlinks here.
-        tar = subprocess.Popen(["tar", "-C", self.stage, "-cf", "-", "."], stdout=subprocess.PIPE)
-        sh(["tar", "-C", self.root, "-xf", "-", "--keep-directory-symlink", "--no-same-owner"], stdin=tar.stdout)
-        tar.wait()
-        etc = os.path.join(self.root, "etc", "calico-underlay")
-        shutil.copyfile(os.path.join(etc, "config.yaml.example"), os.path.join(etc, "config.yaml"))
-        res = os.path.join(etc, "resources.d")
-        os.makedirs(res, exist_ok=True)
-        for f in sorted(glob.glob(os.path.join(TOP, "config", "example", "resources.d", "*.yaml"))):
-            shutil.copyfile(f, os.path.join(res, os.path.basename(f)))
-        # Readable by the unit's DynamicUser=, whatever the checkout's modes.
-        for dirpath, dirs, files in os.walk(etc):
-            os.chmod(dirpath, 0o755)
-            for f in files:
-                os.chmod(os.path.join(dirpath, f), 0o644)
+        # The package, to be installed with dpkg -i once the node runs (E2E.install).
+        os.makedirs(os.path.dirname(self.root + DEB_IN_ROOT))
+        shutil.copyfile(self.deb, self.root + DEB_IN_ROOT)
         with open(os.path.join(self.root, "etc", "systemd", "system", "underlay-testnet.service"), "w") as f:
             f.write(SETUP_UNIT)
-        sh(["systemctl", f"--root={self.root}", "enable", UNIT, "underlay-testnet.service"])
+        sh(["systemctl", f"--root={self.root}", "enable", "underlay-testnet.service"])
         # Nothing the test needs from these; they only cost boot time.
         sh(["systemctl", f"--root={self.root}", "mask", "apt-daily.timer", "apt-daily-upgrade.timer",
             "e2scrub_all.timer", "fstrim.timer", "dpkg-db-backup.timer", "getty@tty1.service",
@@ -422,6 +449,47 @@ class E2E:
         self.c = c
         self.n = 0
 
+    def install(self):
+        """What apt install does on a running node with no settings or resources: the
+        files, and nothing else (debian/README.Debian)."""
+        c = self.c
+        check(c.routes() == {} and c.cat("/proc/sys/net/ipv4/conf/eth0/proxy_arp") == "0", "a clean node first")
+        r = c.run(["dpkg", "-i", DEB_IN_ROOT], check=False, timeout=120)
+        check(r.returncode == 0, f"dpkg -i (the package's Depends must be in the rootfs): {r.stdout}{r.stderr}")
+        for f in ("/usr/sbin/calico-underlayd", "/lib/systemd/system/" + UNIT,
+                  "/usr/share/calico-underlay/etcd-datastore.conf", "/usr/share/calico-underlay/metrics.conf",
+                  "/etc/calico-underlay/config.yaml.example",
+                  "/usr/lib/systemd/catalog/calico-underlay.catalog", "/usr/share/doc/calico-underlay/README.Debian"):
+            c.run(["test", "-s", f])
+        c.run(["getent", "group", "calico-underlay-metrics"])  # sysusers.d, for the metrics drop-in
+        check(c.run(["stat", "-c", "%a %G", "/run/calico-underlay-metrics"]).stdout.strip() ==
+              "2775 calico-underlay-metrics", "the metrics folder (tmpfiles.d)")
+        check(c.run(["systemctl", "is-enabled", UNIT], check=False).stdout.strip() == "disabled", "not enabled")
+        check(c.show("ActiveState") == "inactive", f"not started: {c.show('ActiveState')}")
+        check(not c.daemon_journal(), "the daemon never ran")
+        check(c.routes() == {} and c.cat("/proc/sys/net/ipv4/conf/eth0/proxy_arp") == "0" and
+              "vxlan.calico" in c.links(), "installing changed nothing on the host")
+        listed = c.run(["journalctl", "--list-catalog"]).stdout
+        missing = [m for m, i in MID.items() if i not in listed]
+        check(not missing, f"journalctl --list-catalog after the package's trigger lacks {missing}")
+
+    def enable(self):
+        """The operator's act: settings and resources in place, then enable --now."""
+        c = self.c
+        etc = "/etc/calico-underlay"
+        # Metrics as README.Debian says: the drop-in, and metricsFile in its folder.
+        c.run(["mkdir", "-p", DROPINS])
+        c.run(["cp", "/usr/share/calico-underlay/metrics.conf", f"{DROPINS}/metrics.conf"])
+        c.run(["systemctl", "daemon-reload"])
+        example = c.cat(f"{etc}/config.yaml.example")
+        c.write(f"{etc}/config.yaml", example + f"\nmetricsFile: {METRICS_FILE}\n")
+        c.run(["chmod", "0644", f"{etc}/config.yaml"])
+        c.run(["mkdir", "-p", RES])
+        for f in sorted(glob.glob(os.path.join(TOP, "config", "example", "resources.d", "*.yaml"))):
+            c.write(f"{RES}/{os.path.basename(f)}", open(f).read())
+        c.run(["systemctl", "enable", "--now", UNIT], timeout=90)
+        check(c.run(["systemctl", "is-enabled", UNIT]).stdout.strip() == "enabled", "enabled")
+
     def step(self, desc, fn):
         t = time.monotonic()
         fn()
@@ -513,7 +581,7 @@ class E2E:
 
     def operator_check(self):
         c = self.c
-        for page in ("/usr/share/man/man8/calico-underlayd.8", "/usr/share/man/man5/calico-underlay.yaml.5"):
+        for page in ("/usr/share/man/man8/calico-underlayd.8.gz", "/usr/share/man/man5/calico-underlay.yaml.5.gz"):
             c.run(["test", "-s", page])
         r = c.run(["calico-underlayd", "--check"], check=False)
         check(r.returncode == 0, f"--check exit {r.returncode}: {r.stdout}{r.stderr}")
@@ -647,6 +715,52 @@ class E2E:
             c.run(["rm", "-rf", d])
             c.run(["systemctl", "daemon-reload"])
 
+    def metrics(self):
+        """The metrics file under the unit's sandbox: written by the dynamic user into
+        the runtime directory, readable by another user (node_exporter's)."""
+        c = self.c
+        last = []
+
+        def read():
+            r = c.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "cat", METRICS_FILE],
+                      check=False)
+            last[:] = [r.returncode, r.stderr.strip(), c.run(["ls", "-la", "/run/calico-underlay"]).stdout]
+            return r.stdout if r.returncode == 0 else None
+        try:
+            text = wait_for("the metrics file", read)
+        except AssertionError as e:
+            raise AssertionError(f"{e}: {last}")
+        check("calico_underlay_underlay_mode 1" in text.splitlines(), text)
+        check('calico_underlay_block_routes{state="ours"} 2' in text.splitlines(), text)
+        modes = c.run(["stat", "-c", "%a %G", METRICS_FILE, "/run/calico-underlay-metrics"]).stdout.splitlines()
+        check(modes == ["644 calico-underlay-metrics", "2775 calico-underlay-metrics"], f"file, folder: {modes}")
+        check(c.run(["stat", "-c", "%a", "/run/calico-underlay/state"]).stdout.strip() == "600",
+              "the runtime record stays private")
+
+    def explained(self):
+        """journalctl -x: the catalog's text under the daemon's entries."""
+        out = self.c.run(["journalctl", "--no-pager", "-x", "-u", UNIT, "MESSAGE_ID=" + MID["route_added"]]).stdout
+        check("Subject: calico-underlayd added a block route" in out and "What to do:" in out,
+              f"journalctl -x shows the catalog entry: {out[-1500:]}")
+
+    def purge(self):
+        """Purge stops the daemon and leaves the host and the runtime record alone."""
+        c = self.c
+        record = c.cat("/run/calico-underlay/state")
+        r = c.run(["dpkg", "--purge", "calico-underlay"], timeout=120)
+        check("calico-underlayd --cleanup" in r.stderr, f"removal says how to undo: {r.stderr}")
+        check(c.run(["test", "-e", "/usr/sbin/calico-underlayd"], check=False).returncode != 0, "binary gone")
+        check(c.run(["test", "-e", "/etc/calico-underlay/config.yaml.example"], check=False).returncode != 0,
+              "the conffile purged")
+        c.run(["test", "-s", "/etc/calico-underlay/config.yaml"])  # the operator's own file stays
+        check(c.show("ActiveState") in ("inactive", "failed") and c.show("MainPID") == "0",
+              f"the daemon stopped: {c.show('ActiveState')}")
+        js = c.daemon_journal()
+        check(js and js[-1].get("MESSAGE_ID") == MID["stopped"], "the daemon's last entry: stopped")
+        check(c.routes() == ROUTES and c.cat("/proc/sys/net/ipv4/conf/eth0/proxy_arp") == "1" and
+              c.cat("/proc/sys/net/ipv4/neigh/eth0/proxy_delay") == "0", "the host is as the daemon left it")
+        check(c.cat("/run/calico-underlay/state") == record, "the runtime record stays")
+
     def clean_record(self):
         c = self.c
         js = c.daemon_journal()
@@ -720,14 +834,17 @@ def main():
     t0 = time.monotonic()
     install_tools()
     t = time.monotonic()
-    stage = build(args.builddir)
-    log(f"# built and staged in {time.monotonic() - t:.1f}s")
+    deb, changes = build_package(args.builddir + "-deb")
+    log(f"# dpkg-buildpackage -us -uc -b: {os.path.basename(deb)} in {time.monotonic() - t:.1f}s")
     t = time.monotonic()
-    tarball, fresh = rootfs_tarball(runtime_packages(os.path.join(stage, "usr", "sbin", "calico-underlayd")))
+    info = lintian_clean(changes)
+    log(f"ok - lintian: no error, no warning ({time.monotonic() - t:.1f}s)" + "".join(f"\n# {ln}" for ln in info))
+    t = time.monotonic()
+    tarball, fresh = rootfs_tarball(deb_depends(deb))
     log(f"# rootfs {'built' if fresh else 'reused'}: {tarball} ({time.monotonic() - t:.1f}s)")
 
     workdir = tempfile.mkdtemp(prefix="cu-nspawn-", dir="/var/tmp")
-    c = Container(tarball, stage, workdir)
+    c = Container(tarball, deb, workdir)
     ok = False
     try:
         t = time.monotonic()
@@ -740,6 +857,9 @@ def main():
         e.pools = open(os.path.join(TOP, "config", "example", "resources.d", "10-ippools.yaml")).read()
         e.pools_nat = e.pools.replace("natOutgoing: false", "natOutgoing: true", 1)  # underlay-az1
         check(e.pools_nat != e.pools, "the example has natOutgoing: false")
+        e.step("dpkg -i on a running node: files in place, unit neither enabled nor started, host untouched, "
+               "catalog listed", e.install)
+        e.step("the operator's act: settings and resources, systemctl enable --now", e.enable)
         e.step("calico-underlay.service is active (READY=1), no restarts", e.active)
         e.step("StatusText is the one-line summary", e.status_line)
         e.step("journal: documented MESSAGE_IDs and fields; field filters work", e.startup_journal)
@@ -755,6 +875,9 @@ def main():
                e.reload_and_restart)
         e.step("watchdog keep-alives (WatchdogSec=2s for the test): not killed, pings recorded", e.watchdog)
         e.step("no failed action, no error but the rejections, no restarts", e.clean_record)
+        e.step("journalctl -x explains the entries from the catalog", e.explained)
+        e.step("metrics file under the unit: written, readable by another user, record still 0600", e.metrics)
+        e.step("dpkg --purge: daemon stopped, routes/proxy_arp/record kept, conffile gone", e.purge)
         ok = True
     except AssertionError as err:
         log(f"not ok - {err}")
