@@ -2,7 +2,8 @@
 # Build the libFuzzer targets (tests/fuzz-*.c) with meson (-Dfuzz=true: clang, ASan and
 # UBSan, every library instrumented) in a build folder of their own, seed each corpus
 # (config, selector: from tests/fixtures; netlink: messages the kernel sends in a
-# throwaway namespace, captured by tests/fuzz-netlink-capture.py when run as root),
+# throwaway namespace, captured by tests/fuzz-netlink-capture.py when run as root;
+# upstream: the JSON golden files of tests/golden/upstream),
 # and run every target for FUZZ_SECONDS (default 60). Exits non-zero on any crash,
 # leak, timeout or sanitizer report; the reproducer is left in the build folder
 # (crash-*, leak-*, timeout-*).
@@ -202,6 +203,35 @@ cat >"$nldict" <<'EOF'
 "\xff\xff\xff\xff"
 EOF
 
+# The upstream routes JSON (--since files).
+updict="$build/upstream.dict"
+cat >"$updict" <<'EOF'
+"{"
+"}"
+"["
+"]"
+","
+":"
+"\""
+"\\u0000"
+"routes"
+"prefix"
+"via"
+"node"
+"kind"
+"block"
+"aggregate"
+"borrowed"
+"missing"
+"counts"
+"10.244.0.0/26"
+"192.168.1.11"
+"fd00:244::/123"
+"fd00:1::c"
+"/32"
+"/128"
+EOF
+
 status=0
 for name in $targets; do
         corpus="$build/corpus-$name"
@@ -221,7 +251,12 @@ for name in $targets; do
         # Seeds: every fixture (good and bad) and the example configuration, named by
         # content (several fixtures share a file name); for the selector target, the
         # nodeSelector values they hold.
-        [ "$name" = netlink ] ||
+        if [ "$name" = upstream ]; then
+                for f in "$top"/tests/golden/upstream/json.*; do
+                        cp "$f" "$corpus/seed-$(sha1sum <"$f" | cut -c1-16)"
+                done
+        fi
+        [ "$name" = netlink ] || [ "$name" = upstream ] ||
         find "$top/tests/fixtures" "$top/config/example" -type f \( -name '*.yaml' -o -name '*.yml' \) |
                 while read -r f; do
                         if [ "$name" = selector ]; then
@@ -240,6 +275,7 @@ for name in $targets; do
         log="$build/fuzz-$name.log"
         d=$dict
         [ "$name" = netlink ] && d=$nldict
+        [ "$name" = upstream ] && d=$updict
         # shellcheck disable=SC2086
         if (cd "$build" && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
                 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
