@@ -510,9 +510,16 @@ static void remember(struct loop *l, const struct reconcile *r)
         l->uplink = p->uplink;
         snprintf(l->uplink_name, sizeof(l->uplink_name), "%s", p->uplink_name);
         snprintf(l->uplink_error, sizeof(l->uplink_error), "%s", p->uplink_error);
-        if (r->state_error)
-                snprintf(l->host_error, sizeof(l->host_error), "runtime record in %.200s: %s", l->state_dir,
-                         strerror(-r->state_error));
+        if (r->state_error) {
+                char err[sizeof(l->host_error)];
+
+                snprintf(err, sizeof(err), "%s", r->state_why[0] ? r->state_why : strerror(-r->state_error));
+                text_utf8_trim(err);
+                /* Once per new error: a damaged record stays until someone fixes it. */
+                if (!streq(err, l->host_error))
+                        log_full(LOG_ERR, LOG_ID_RECORD, NULL, "%s", err);
+                snprintf(l->host_error, sizeof(l->host_error), "%s", err);
+        }
         else if (r->n_failed)
                 snprintf(l->host_error, sizeof(l->host_error), "%zu change%s failed", r->n_failed,
                          r->n_failed == 1 ? "" : "s");

@@ -79,10 +79,12 @@ static void help(void)
                "With the setting upstreamRoutesFile, the daemon keeps the --upstream-routes JSON\n"
                "in that file, rewritten atomically when it changes.\n"
                "\n"
-               "The runtime record of the uplink's original settings lives in $RUNTIME_DIRECTORY\n"
-               "(default %s). In daemon mode, the setting metricsFile names a Prometheus text file\n"
-               "for node_exporter's textfile collector (off by default). Every journal MESSAGE_ID has\n"
-               "a catalog entry (journalctl -x). See calico-underlayd(8) and calico-underlay.yaml(5).\n",
+               "The runtime record of the uplink's original settings, and of the protocol and table\n"
+               "of our routes, lives in $RUNTIME_DIRECTORY (default %s): a damaged one is kept and\n"
+               "reported, never overwritten. In daemon mode, the setting metricsFile names a Prometheus\n"
+               "text file for node_exporter's textfile collector (off by default). Every journal\n"
+               "MESSAGE_ID has a catalog entry (journalctl -x). See calico-underlayd(8) and\n"
+               "calico-underlay.yaml(5).\n",
                CFG_DEFAULT_CONFIG, CFG_DEFAULT_CALICOCTL_CONFIG, STATE_DEFAULT_DIR);
 }
 
@@ -338,14 +340,13 @@ static int run_once_or_check(const struct args *a, const struct cfg_model *m, st
                 fprintf(stderr, "calico-underlayd: %s\n", err);
                 e = 2;
         } else if (r.state_error && !r.results) {
-                fprintf(stderr, "calico-underlayd: cannot write the runtime record in %s: %s; nothing changed\n",
-                        dir, strerror(-r.state_error));
+                text_line(stderr, "calico-underlayd: runtime record in %s: %s; nothing changed", dir,
+                          r.state_why[0] ? r.state_why : strerror(-r.state_error));
                 e = 1;
         } else {
                 print_results(&r);
                 if (r.state_error)
-                        fprintf(stderr, "calico-underlayd: runtime record in %s: %s\n", dir,
-                                strerror(-r.state_error));
+                        text_line(stderr, "calico-underlayd: error: %s", r.state_why[0] ? r.state_why : strerror(-r.state_error));
                 e = r.n_failed || r.state_error ? 1 : 0;
         }
         if (timings_wanted()) {

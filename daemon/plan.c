@@ -68,6 +68,7 @@ struct planner {
         struct addr_note borrowed;    /* borrowed addresses routed to their hosts */
         struct addr_note borrowed_upstream, borrowed_no_addr;
         size_t n_bird, n_set_aside;
+        size_t n_old_owner;           /* routes of the recorded old protocol/table */
 };
 
 /* ---- small helpers ---- */
@@ -685,6 +686,40 @@ static int plan_dst(struct planner *pl, const struct host_route *want, uint32_t 
         return 0;
 }
 
+/* A route the record says was ours before routeProtocol or routeTable changed: its
+ * protocol and table are the recorded pair, which is no longer the settings' pair.
+ * (With the protocol unchanged, own routes in another table are found anyway.) */
+static bool owned_before(const struct planner *pl, const struct host_route *rt)
+{
+        const struct cfg_settings *s = &pl->m->settings;
+        const struct host_record *rec = pl->rec;
+
+        return rec->route_protocol && rec->route_protocol != s->route_protocol && rt->protocol == rec->route_protocol &&
+               rt->table == rec->route_table;
+}
+
+/* The routes' owner as the record must say after this plan: the settings' pair while
+ * any underlay pool exists (routes of ours may be wanted), none once there is none
+ * (every route of ours is withdrawn by this plan). */
+static int record_route_owner(struct planner *pl)
+{
+        const struct cfg_settings *s = &pl->m->settings;
+        const struct host_record *rec = pl->rec;
+        bool any = false;
+
+        for (size_t i = 0; i < pl->m->n_pools && !any; i++)
+                any = !pl->m->pools[i].nat_outgoing;
+        pl->p->record.route_protocol = any ? s->route_protocol : 0;
+        pl->p->record.route_table = any ? s->route_table : 0;
+        if (!pl->n_old_owner)
+                return 0;
+        return add_finding(pl, PLAN_WARNING, "route-owner-changed",
+                           "%zu route%s of protocol %u in table %u %s ours before routeProtocol/routeTable became "
+                           "%u/%u: withdrawn",
+                           pl->n_old_owner, pl->n_old_owner == 1 ? "" : "s", rec->route_protocol, rec->route_table,
+                           pl->n_old_owner == 1 ? "was" : "were", s->route_protocol, s->route_table);
+}
+
 static int plan_routes(struct planner *pl)
 {
         const struct host_snapshot *h = pl->h;
@@ -702,7 +737,11 @@ static int plan_routes(struct planner *pl)
 
                 if (rt->dst.family != AF_INET)
                         continue;
-                if (rt->table == s->route_table)
+                if (owned_before(pl, rt)) {
+                        if ((r = del_route(pl, rt)) < 0)
+                                return r; /* ours under the recorded protocol and table */
+                        pl->n_old_owner++;
+                } else if (rt->table == s->route_table)
                         have[n++] = rt;
                 else if (rt->protocol == s->route_protocol && (r = del_route(pl, rt)) < 0)
                         return r; /* ours, in a table we no longer use */
@@ -812,6 +851,15 @@ static int plan_proxy_arp_on(struct planner *pl)
 
 static int plan_proxy_arp(struct planner *pl)
 {
+        if (pl->rec->damaged[0]) {
+                /* Nothing to restore from, and recording afresh could record our own
+                 * values: leave the uplink alone until an operator fixes the record. */
+                pl->p->record = *pl->rec;
+                return add_finding(pl, PLAN_BLOCKING, "record-damaged",
+                                   "runtime record: %s; kept as it is: the uplink's proxy_arp and proxy delay are "
+                                   "left alone until it is fixed or removed",
+                                   pl->rec->damaged);
+        }
         if (pl->p->underlay) {
                 if (!pl->uplink) {
                         /* Keep the record: clearing it would lose the values to restore. */
@@ -1243,7 +1291,7 @@ int plan_build(const struct cfg_model *m, const struct host_snapshot *h, const s
         find_self(&pl);
         if ((r = plan_pools(&pl)) < 0 || (r = prepare_route_walk(&pl)) < 0 || (r = reserve_actions(&pl)) < 0 ||
             (r = plan_proxy_arp(&pl)) < 0 ||
-            (r = plan_routes(&pl)) < 0 || (r = plan_tunnels(&pl)) < 0)
+            (r = plan_routes(&pl)) < 0 || (r = plan_tunnels(&pl)) < 0 || (r = record_route_owner(&pl)) < 0)
                 goto fail;
         if ((r = report_host(&pl)) < 0 || (r = report_pools(&pl)) < 0 || (r = report_model(&pl)) < 0 ||
             (r = report_notes(&pl, pl.upstream, PLAN_WARNING, "needs-upstream-routing",
@@ -1274,11 +1322,16 @@ int plan_cleanup(const struct cfg_settings *s, const struct host_snapshot *h, co
         if ((r = plan_new(&pl.p)) < 0)
                 return r;
         choose_uplink(&pl, s);
-        if (pl.rec->valid)
+        if (pl.rec->damaged[0])
+                r = add_finding(&pl, PLAN_BLOCKING, "record-damaged",
+                                "runtime record: %s; kept as it is: nothing is restored from it", pl.rec->damaged);
+        else if (pl.rec->valid)
                 r = restore_record(&pl, pl.rec);
         for (size_t i = 0; i < h->n_routes && r >= 0; i++)
-                if (h->routes[i].protocol == s->route_protocol)
+                if (h->routes[i].protocol == s->route_protocol || owned_before(&pl, &h->routes[i]))
                         r = del_route(&pl, &h->routes[i]);
+        if (pl.rec->damaged[0])
+                pl.p->record = *pl.rec; /* never cleared by a cleanup that restored nothing */
         if (r < 0) {
                 plan_free(pl.p);
                 return r;

@@ -3,57 +3,103 @@
  * record, and a restarted daemon adopts its own routes by their protocol number. */
 #include "reconcile.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <time.h>
 
 #include "state.h"
+#include "text.h"
 #include "util.h"
 
-/* The planner knows the recorded device by name. A device renamed since (same
- * ifindex: `ip link set eth0 name eth1`, or udev on a re-probe) is still the device
- * whose values the record holds: give the record its current name, or a renamed
- * uplink would be recorded afresh, with our own values, and the originals lost. A
- * record without an index (0.1.0) gets the index of the device of that name.
- * Returns whether the record changed. */
-static bool record_follow_link(struct host_record *rec, const struct host_snapshot *h)
+/* The planner knows the recorded device by name; the record also holds its index.
+ * Both must agree with the host, or the record is not about the device it names:
+ * - the index is that of a device of another name, and no device has the recorded
+ *   name: the device was renamed (`ip link set eth0 name eth1`, udev on a re-probe).
+ *   It is still the device whose values the record holds: give the record its current
+ *   name, or a renamed uplink would be recorded afresh, with our own values, and the
+ *   originals lost. Returns 1. (Never to lo: no uplink is ever renamed to it.)
+ * - the name and the index are two different devices (an edited record, or indexes
+ *   reused): the record does not match, and restoring would put one device's values
+ *   on the other. It is reported as damaged and nothing is restored (-1).
+ * - the index is gone: the device is gone, and its settings with it; a new device of
+ *   that name (a NIC replaced) is the uplink the record was made for.
+ * A record without an index (0.1.0) gets the index of the device of that name. */
+static int record_check_link(struct host_record *rec, const struct host_snapshot *h)
 {
-        const struct host_link *l;
+        const struct host_link *by_index, *by_name;
 
         if (!rec->valid)
-                return false;
+                return 0;
+        by_name = host_link_by_name(h, rec->ifname);
         if (rec->ifindex <= 0) {
-                l = host_link_by_name(h, rec->ifname);
-                if (!l)
-                        return false;
-                rec->ifindex = l->ifindex;
-                return true;
+                if (!by_name)
+                        return 0;
+                rec->ifindex = by_name->ifindex;
+                return 1;
         }
-        l = host_link_by_index(h, rec->ifindex);
-        if (!l || streq(l->name, rec->ifname))
-                return false; /* gone (or replaced by a new device of that name), or unchanged */
-        snprintf(rec->ifname, sizeof(rec->ifname), "%s", l->name);
-        return true;
+        by_index = host_link_by_index(h, rec->ifindex);
+        if (!by_index || by_index == by_name)
+                return 0; /* gone, or as recorded */
+        if (by_name || streq(by_index->name, "lo")) {
+                snprintf(rec->damaged, sizeof(rec->damaged), "it names %s with ifindex %d, but ifindex %d is %s%s%s",
+                         rec->ifname, rec->ifindex, rec->ifindex, by_index->name, by_name ? " and " : "",
+                         by_name ? "that name is another device" : "");
+                rec->valid = false;
+                rec->route_protocol = 0;
+                rec->route_table = 0;
+                return -1;
+        }
+        snprintf(rec->ifname, sizeof(rec->ifname), "%s", by_index->name);
+        return 1;
 }
 
-static int save_record_if(const struct reconcile *r, const char *dir, bool first)
+/* What the record on disk must hold after this step (first: before the changes; then
+ * after them). disk is what it holds now, updated when it is written. */
+static int save_record(struct reconcile *r, const char *dir, bool first, struct host_record *disk)
 {
         struct host_record want = r->plan->record;
+        int e;
 
+        if (disk->damaged[0])
+                return 0; /* kept as it is for the operator: never replaced by our values */
         /* The planner writes a new record with the device's name: add its index. */
         if (want.valid && want.ifindex <= 0) {
                 const struct host_link *l = host_link_by_name(&r->host, want.ifname);
 
                 want.ifindex = l ? l->ifindex : 0;
         }
-        if (state_equal(&want, &r->record))
+        if (first) {
+                /* A new record of the uplink goes down before the change it protects. */
+                if (!(want.valid && r->plan->record_first))
+                        return 0;
+                /* The routes' owner changes only once the old owner's routes are gone. */
+                if (disk->route_protocol) {
+                        want.route_protocol = disk->route_protocol;
+                        want.route_table = disk->route_table;
+                }
+        } else if (r->n_failed) {
+                /* Something failed: a cleared record only after the restore worked, and
+                 * the routes' old owner until its routes were withdrawn. */
+                if (!want.valid && disk->valid) {
+                        bool keep_routes = want.route_protocol != 0;
+                        uint8_t proto = want.route_protocol;
+                        uint32_t table = want.route_table;
+
+                        want = *disk;
+                        if (keep_routes)
+                                want.route_protocol = proto, want.route_table = table;
+                }
+                if (disk->route_protocol) {
+                        want.route_protocol = disk->route_protocol;
+                        want.route_table = disk->route_table;
+                }
+        }
+        if (state_equal(&want, disk))
                 return 0;
-        /* A new record goes down before the change it protects; a cleared one only
-         * after the restore worked. */
-        if (first != (want.valid && r->plan->record_first))
-                return 0;
-        if (!first && !want.valid && r->n_failed)
-                return 0;
-        return state_save(dir, &want);
+        e = state_save(dir, &want, r->state_why, sizeof(r->state_why));
+        if (e >= 0)
+                *disk = want;
+        return e;
 }
 
 /* What observation must ask the kernel besides the dumps: the route lookup of
@@ -81,32 +127,46 @@ int reconcile_run(struct kern *nl, const struct cfg_model *model, const struct c
         struct reconcile r = {};
         struct kern_observe_opts oo = observe_opts(settings);
         struct kern_apply_opts ao = { .protocol = settings->route_protocol, .table = settings->route_table };
+        struct host_record disk;
         uint64_t t = now_usec(), t1;
         bool renamed;
-        int e;
+        int e, load;
 
         if ((e = kern_observe(nl, &oo, &r.host)) < 0)
                 goto fail;
         r.observe_usec = (t1 = now_usec()) - t;
         t = t1;
-        e = state_load(state_dir, &r.record);
-        if (e < 0) {
-                r.state_error = e;
+        load = state_load(state_dir, &r.record, r.state_why, sizeof(r.state_why));
+        if (load < 0) {
+                /* A folder that is not ours, or unreadable: no record to trust. */
+                r.state_error = load;
                 r.record = (struct host_record){ .proxy_arp = -1, .proxy_delay_ms = -1 };
+                snprintf(r.record.damaged, sizeof(r.record.damaged), "%s", r.state_why);
         }
-        renamed = e >= 0 && record_follow_link(&r.record, &r.host);
+        renamed = load >= 0 && record_check_link(&r.record, &r.host) > 0;
+        if (load >= 0 && r.record.damaged[0]) {
+                r.state_error = -EUCLEAN;
+                snprintf(r.state_why, sizeof(r.state_why),
+                         "runtime record %.50s/state: %.90s; kept as it is: the uplink's settings are left alone "
+                         "until it is fixed or removed",
+                         state_dir, r.record.damaged);
+                text_utf8_trim(r.state_why);
+        }
         e = model ? plan_build(model, &r.host, &r.record, &r.plan) : plan_cleanup(settings, &r.host, &r.record, &r.plan);
         if (e < 0)
                 goto fail;
         r.plan_usec = (t1 = now_usec()) - t;
         t = t1;
-        if (dry_run) {
+        if (dry_run || load < 0) {
+                /* The runtime folder cannot be trusted: change nothing. */
                 *ret = r;
-                return 0;
+                return dry_run ? 0 : load;
         }
+        disk = r.record;
         /* The record as the planner used it goes down first: should this pass stop
          * half-way, the next one still finds the device. */
-        if ((renamed && (e = state_save(state_dir, &r.record)) < 0) || (e = save_record_if(&r, state_dir, true)) < 0) {
+        if ((renamed && (e = state_save(state_dir, &r.record, r.state_why, sizeof(r.state_why))) < 0) ||
+            (e = save_record(&r, state_dir, true, &disk)) < 0) {
                 /* Without the record we could not restore later: change nothing. */
                 r.state_error = e;
                 *ret = r;
@@ -118,7 +178,7 @@ int reconcile_run(struct kern *nl, const struct cfg_model *model, const struct c
                 goto fail;
         }
         r.n_failed = (size_t)kern_apply(nl, &ao, r.plan->actions, r.plan->n_actions, r.results);
-        if ((e = save_record_if(&r, state_dir, false)) < 0)
+        if ((e = save_record(&r, state_dir, false, &disk)) < 0)
                 r.state_error = e;
         r.apply_usec = now_usec() - t;
         *ret = r;

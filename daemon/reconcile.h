@@ -14,7 +14,9 @@ struct reconcile {
         struct plan *plan;
         struct host_result *results;  /* one per plan action */
         size_t n_failed;
-        int state_error;            /* saving/removing the record failed: -errno */
+        int state_error;            /* loading or saving the record failed (-errno), or it
+                                     * is damaged (-EUCLEAN): state_why says what */
+        char state_why[256];
         /* how long each phase took (CLOCK_MONOTONIC), for CALICO_UNDERLAY_TIMINGS */
         uint64_t observe_usec, plan_usec, apply_usec;
 };

@@ -738,9 +738,10 @@ static void put_gateway(struct nlmsghdr *nlh, const struct host_route *rt)
 /* One RTM_NEWROUTE/RTM_DELROUTE at buf (room for NL_ROUTE_MSG_MAX bytes), without
  * NLM_F_ACK: the caller asks for one on the last message of a datagram. libmnl zeroes
  * the headers and attribute padding it writes, so the buffer needs no clearing.
- * rtm_protocol is always ours: on delete the kernel then matches it (IPv4
- * fib_table_delete, IPv6 ip6_route_del), so we can never remove a foreign route with
- * the same key.
+ * rtm_protocol is always ours (or, on delete, the planner's route's own: the old
+ * protocol a change of routeProtocol left behind): on delete the kernel then matches
+ * it (IPv4 fib_table_delete, IPv6 ip6_route_del), so we can never remove a foreign
+ * route with the same key.
  * NLM_F_REPLACE is not protocol-aware: IPv4 replaces the route with the same prefix,
  * table, TOS and metric whoever owns it, so the planner only asks for it when that
  * route is ours. */
@@ -765,7 +766,9 @@ static int route_msg(void *buf, const struct kern_apply_opts *opts, const struct
         rtm->rtm_family = rt->dst.family;
         rtm->rtm_dst_len = rt->dst.len;
         rtm->rtm_table = table < 256 ? (uint8_t)table : RT_TABLE_UNSPEC;
-        rtm->rtm_protocol = opts->protocol;
+        /* A delete names the protocol of the route the planner found: ours, or the one
+         * the runtime record says was ours before routeProtocol changed. */
+        rtm->rtm_protocol = !add && rt->protocol ? rt->protocol : opts->protocol;
         rtm->rtm_type = type;
         /* Delete: RT_SCOPE_NOWHERE matches any scope. Add: a direct unicast route
          * (no gateway) is link scope, everything else universe. */

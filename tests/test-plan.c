@@ -340,7 +340,8 @@ static bool route_eq(const struct host_route *a, const struct host_route *b)
                cfg_prefix_eq(&a->gateway, &b->gateway) && a->oif == b->oif && a->multipath == b->multipath;
 }
 
-static void check_invariants(const struct cfg_settings *s, const struct host_snapshot *h, const struct plan *p)
+static void check_invariants(const struct cfg_settings *s, const struct host_snapshot *h, const struct plan *p,
+                             const struct host_record *rec)
 {
         for (size_t i = 0; i < p->n_actions; i++) {
                 const struct host_change *a = &p->actions[i];
@@ -353,8 +354,12 @@ static void check_invariants(const struct cfg_settings *s, const struct host_sna
                         assert_string_equal(a->dev, l->name);
                 switch (a->kind) {
                 case CHANGE_DEL_ROUTE:
-                        /* Only an existing route of ours is ever deleted. */
-                        assert_int_equal(a->route.protocol, s->route_protocol);
+                        /* Only an existing route of ours is ever deleted: our protocol,
+                         * or the pair the record says was ours before a change. */
+                        if (a->route.protocol != s->route_protocol) {
+                                assert_int_equal(a->route.protocol, rec->route_protocol);
+                                assert_int_equal(a->route.table, rec->route_table);
+                        }
                         for (size_t k = 0; k < h->n_routes; k++)
                                 found = found || route_eq(&h->routes[k], &a->route);
                         assert_true(found);
@@ -373,7 +378,11 @@ static void check_invariants(const struct cfg_settings *s, const struct host_sna
 
                                 if (r->table != a->route.table || !cfg_prefix_eq(&r->dst, &a->route.dst))
                                         continue;
-                                assert_int_equal(r->protocol, s->route_protocol);
+                                if (r->protocol != s->route_protocol) { /* the old owner's: deleted first */
+                                        assert_int_equal(r->protocol, rec->route_protocol);
+                                        assert_int_equal(r->table, rec->route_table);
+                                        continue;
+                                }
                                 if (route_key_eq(r, &a->route) && a->replace)
                                         found = true;
                         }
@@ -402,7 +411,7 @@ static struct plan *plan(struct t *t)
         assert_int_equal(plan_build(t->m, &t->h, &t->rec, &p), 0);
         assert_non_null(p);
         t->p = p;
-        check_invariants(&t->m->settings, &t->h, p);
+        check_invariants(&t->m->settings, &t->h, p, &t->rec);
         return p;
 }
 
@@ -2009,6 +2018,81 @@ static void test_uplink_unfit(void **state)
         EXPECT_NO_FINDINGS(p);
 }
 
+/* routeProtocol changed from 211 to 212 (issue 14): the record says 211 in table 254
+ * was ours, so those routes are withdrawn (before ours go in), the change is reported,
+ * and the record names the new pair. Without the record they would count as foreign
+ * equivalents and stay for ever. */
+static void test_route_owner_changed(void **state)
+{
+        struct t *t = *state;
+        size_t dels = 0, adds = 0, first_add = SIZE_MAX, last_del = 0;
+        struct plan *p;
+
+        load(t, "routeProtocol: 212\n", SIMPLE);
+        host_node1(&t->h);
+        route_add(&t->h, "blackhole 192.168.10.128/28 proto 211 metric 1024");
+        route_add(&t->h, "192.168.10.144/28 via 192.168.10.12 dev eth0 proto 211 metric 1024");
+        route_add(&t->h, "192.168.10.160/28 via 192.168.10.12 dev eth0 proto 211 metric 1024");
+        route_add(&t->h, "192.168.10.176/28 via 192.168.10.12 dev eth0 proto 211 metric 1024 table 100");
+        t->rec.route_protocol = 211;
+        t->rec.route_table = 254;
+        p = plan(t);
+        for (size_t i = 0; i < p->n_actions; i++) {
+                const struct host_change *a = &p->actions[i];
+
+                if (a->kind == CHANGE_DEL_ROUTE) {
+                        assert_int_equal(a->route.protocol, 211);
+                        assert_int_equal(a->route.table, 254); /* table 100's is not the recorded pair */
+                        dels++;
+                        last_del = i;
+                } else if (a->kind == CHANGE_ADD_ROUTE) {
+                        assert_int_equal(a->route.protocol, 212);
+                        adds++;
+                        if (first_add == SIZE_MAX)
+                                first_add = i;
+                }
+        }
+        assert_int_equal(dels, 3);
+        assert_int_equal(adds, 3);
+        assert_true(last_del < first_add);
+        assert_string_equal(msg(p, "route-owner-changed", 0),
+                            "3 routes of protocol 211 in table 254 were ours before routeProtocol/routeTable became "
+                            "212/254: withdrawn");
+        assert_int_equal(p->record.route_protocol, 212);
+        assert_int_equal(p->record.route_table, 254);
+
+        /* Same pair recorded: nothing of the kind. */
+        t->rec.route_protocol = 212;
+        p = plan(t);
+        for (size_t i = 0; i < p->n_findings; i++)
+                assert_string_not_equal(p->findings[i].code, "route-owner-changed");
+
+        /* No underlay pool: no route of ours wanted, so no owner to record. */
+        load(t, "routeProtocol: 212\n", POOL("overlay", "192.168.10.128/25", ", natOutgoing: true"));
+        p = plan(t);
+        assert_int_equal(p->record.route_protocol, 0);
+}
+
+/* A damaged record (issue 14): blocking, and the uplink is left alone: neither set
+ * (that would record our own values) nor restored (from what?). */
+static void test_record_damaged(void **state)
+{
+        struct t *t = *state;
+        struct plan *p;
+
+        load(t, NULL, SIMPLE);
+        host_node1(&t->h);
+        snprintf(t->rec.damaged, sizeof(t->rec.damaged), "line 2 does not parse");
+        p = plan(t);
+        for (size_t i = 0; i < p->n_actions; i++)
+                assert_true(p->actions[i].kind == CHANGE_ADD_ROUTE || p->actions[i].kind == CHANGE_DEL_ROUTE);
+        assert_string_equal(msg(p, "record-damaged", 0),
+                            "runtime record: line 2 does not parse; kept as it is: the uplink's proxy_arp and proxy "
+                            "delay are left alone until it is fixed or removed");
+        assert_true(p->n_blocking >= 1);
+        assert_string_equal(p->record.damaged, "line 2 does not parse");
+}
+
 static void test_rp_filter(void **state)
 {
         struct t *t = *state;
@@ -2162,7 +2246,7 @@ static void cleanup_plan(struct t *t, const struct cfg_settings *s)
         t->p = NULL;
         assert_int_equal(plan_cleanup(s, &t->h, &t->rec, &p), 0);
         t->p = p;
-        check_invariants(s, &t->h, p);
+        check_invariants(s, &t->h, p, &t->rec);
 }
 
 /* Every route of ours, in every table and family, goes; the record is restored and
@@ -2672,6 +2756,8 @@ int main(void)
                 T(test_tunnels_needed_no_tunnel_findings),
                 T(test_forwarding_off),
                 T(test_uplink_unfit),
+                T(test_route_owner_changed),
+                T(test_record_damaged),
                 T(test_rp_filter),
                 T(test_pool_outside_uplink_subnet),
                 T(test_pool_outside_uplink_subnet_no_blocks),

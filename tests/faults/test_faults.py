@@ -349,7 +349,8 @@ class TestUplinkAuto(FaultCase):
         d = self.start_converged()
         rec = self.record()
         self.assertEqual(rec, {"ifname": "eth0", "proxy_arp": "0", "proxy_delay_ms": "500",
-                               "ifindex": str(self.ifindex("eth0"))})
+                               "ifindex": str(self.ifindex("eth0")),
+                               "route_protocol": str(cu.PROTO), "route_table": "254"})
         rename(self.ns, "eth0", "eth1")
         self.ns.ip("route", "add", "default", "via", "192.168.10.1", "dev", "eth1")
         want = [WANT_2[0], PEER_ROUTE.replace("eth0", "eth1")]
@@ -401,7 +402,8 @@ class TestUplinkAuto(FaultCase):
         self.ns.sysctl_set("net.ipv4.neigh.eth0.proxy_delay", 0)
         d = self.start_converged()
         self.assertEqual(self.record(), {"ifname": "eth0", "proxy_arp": "0", "proxy_delay_ms": "800",
-                                         "ifindex": str(self.ifindex("eth0"))})
+                                         "ifindex": str(self.ifindex("eth0")),
+                                         "route_protocol": str(cu.PROTO), "route_table": "254"})
         rename(self.ns, "eth0", "eth1")
         self.ns.ip("route", "add", "default", "via", "192.168.10.1", "dev", "eth1")
         d.notify.wait_status(lambda s: s == STATUS_2.replace("eth0", "eth1"))
@@ -461,7 +463,8 @@ class TestMissingUplink(FaultCase):
         # Our own block's blackhole needs no uplink; the peer's route does.
         self.assertEqual(self.ns.route_summary(), WANT_2[:1])
         self.assertEqual(self.ns.proxy_arp(), 0)
-        self.assertIsNone(self.record())
+        # Nothing of the uplink's is recorded; the owner of the blackhole is.
+        self.assertEqual(self.record(), {"route_protocol": str(cu.PROTO), "route_table": "254"})
         rename(self.ns, "eth0", "nosuch0")
         self.ns.ip("route", "add", "default", "via", "192.168.10.1", "dev", "nosuch0")
         d.notify.wait_status(lambda s: s == STATUS_2.replace("eth0", "nosuch0"))
@@ -573,7 +576,8 @@ class TestKilledMidApply(FaultCase):
         # The record went down before the first change: it holds the values found.
         rec = self.record()
         self.assertEqual(rec, {"ifname": "eth0", "proxy_arp": "0", "proxy_delay_ms": "500",
-                               "ifindex": str(self.ifindex("eth0"))})
+                               "ifindex": str(self.ifindex("eth0")),
+                               "route_protocol": str(cu.PROTO), "route_table": "254"})
         self.assertEqual(self.ns.proxy_arp(), 1)
 
         d2 = self.start().wait_ready(timeout=120)

@@ -101,5 +101,161 @@ class CheckOutputSafe(HostCase):
         self.assertIn(evil, [p["name"] for p in doc["pools"]])
 
 
+def our_any(routes, protos=("211", "212", "213")):
+    """Routes carrying any of these protocols: (dst, proto, table)."""
+    return sorted((r["dst"], cuit.proto_of(r), str(r.get("table", "main"))) for r in routes
+                  if cuit.proto_of(r) in protos)
+
+
+BLOCKS = (test_host.BLOCK1, test_host.BLOCK2, test_host.BLOCK3)
+
+
+class RouteOwnerChanges(HostCase):
+    """6. The runtime record names the protocol and table in use; routes of an old
+    pair are ours to withdraw. (HostCase.daemon() counts every protocol but 211 as
+    foreign: the runs with another protocol check the routes themselves.)"""
+
+    def run_other(self, *args, rc=0):
+        res = self.d.run(*args)
+        self.assertRc(res, rc)
+        return res
+
+    def json_other(self, rc=0):
+        return self.run_other("--check", "--format", "json", rc=rc).json()
+
+    def test_protocol_change(self):
+        self.forwarding(True)
+        with self.step("--once with routeProtocol 211: the record names 211 and the table"):
+            self.daemon("--once", rc=0)
+            rec = self.d.record()
+            self.assertEqual((rec.get("route_protocol"), rec.get("route_table")), ("211", "254"), rec)
+            self.assertEqual(our_any(self.node.routes()), sorted((b, "211", "main") for b in BLOCKS))
+        self.d.write_settings(routeProtocol=212)
+        with self.step("routeProtocol 212: --check plans to withdraw the 211 routes and says why"):
+            doc = self.json_other(rc=0)
+            dels = sorted((c["dst"], c["protocol"]) for c in doc["changes"] if c["action"] == "delete-route")
+            adds = sorted((c["dst"], c["protocol"]) for c in doc["changes"] if c["action"] == "add-route")
+            self.assertEqual(dels, sorted((b, 211) for b in BLOCKS), doc["changes"])
+            self.assertEqual(adds, sorted((b, 212) for b in BLOCKS), doc["changes"])
+            self.assertIn("route-owner-changed", codes(doc, "warning"), doc["findings"])
+        with self.step("--once: only 212 routes remain; the record names 212"):
+            self.run_other("--once", rc=0)
+            self.assertEqual(our_any(self.node.routes()), sorted((b, "212", "main") for b in BLOCKS))
+            self.assertEqual(self.d.record().get("route_protocol"), "212")
+            doc = self.json_other(rc=0)
+            self.assertEqual(doc["changes"], [])
+        with self.step("routeProtocol 213, then --cleanup: the 212 routes go too"):
+            self.d.write_settings(routeProtocol=213)
+            self.run_other("--cleanup", rc=0)
+            self.assertEqual(our_any(self.node.routes()), [])
+            self.assertIsNone(self.d.record())
+
+    def test_back_to_overlay_after_protocol_change(self):
+        self.forwarding(True)
+        self.daemon("--once", rc=0)
+        self.d.write_settings(routeProtocol=212)
+        self.set_resources(nat=True)
+        with self.step("overlay with routeProtocol 212: the 211 routes are withdrawn, the record goes"):
+            doc = self.json_other(rc=0)
+            self.assertEqual(sorted(c["dst"] for c in doc["changes"] if c["action"] == "delete-route"),
+                             sorted(BLOCKS), doc["changes"])
+            self.run_other("--once", rc=0)
+            self.assertEqual(our_any(self.node.routes()), [])
+            self.assertIsNone(self.d.record())
+            self.assertEqual(self.node.proxy_arp("eth0"), 0)
+
+
+class DamagedRecord(HostCase):
+    """7. A record that does not parse, or does not match its device, is reported and
+    kept; nothing is restored from it, nor onto another device."""
+
+    def damage(self, text):
+        with open(self.d.record_path, "w") as f:
+            f.write(text)
+        return text
+
+    def assert_kept(self, text):
+        with open(self.d.record_path) as f:
+            self.assertEqual(f.read(), text, "the damaged record was replaced")
+
+    def test_garbage(self):
+        self.forwarding(True)
+        self.daemon("--once", rc=0)            # proxy_arp 1, delay 0: ours
+        text = self.damage("ifname=eth0\nproxy_arp=\x01garbage\n")
+        with self.step("--check: blocking record-damaged, exit 1"):
+            doc = self.check_json(rc=1)
+            self.assertIn("record-damaged", codes(doc, "blocking"), doc["findings"])
+            self.assertFalse([c for c in doc["changes"] if c["action"].startswith("set-proxy")], doc["changes"])
+        with self.step("--once: an error, exit 1; the record kept as it was"):
+            res = self.daemon("--once", rc=1)
+            self.assertIn("does not parse", res.stderr, str(res))
+            self.assert_kept(text)
+        with self.step("back to overlay: the uplink is left alone (nothing to restore from), record kept"):
+            self.set_resources(nat=True)
+            res = self.daemon("--once", rc=1)
+            self.assert_kept(text)
+            self.assertEqual(self.node.proxy_arp("eth0"), 1, "restored from nothing")
+            self.assertEqual(cuit.our_routes(self.node.routes()), [])   # routes still withdrawn
+
+    def test_index_of_another_device(self):
+        self.forwarding(True)
+        self.node.write_sysctl("net/ipv4/conf/lo/proxy_arp", 0)
+        self.node.write_sysctl("net/ipv4/conf/eth0/proxy_arp", 0)
+        self.daemon("--once", rc=0)
+        rec = self.d.record()
+        lo_index = self.node.link("lo")["ifindex"]
+        self.assertNotEqual(int(rec["ifindex"]), lo_index)
+        with open(self.d.record_path) as f:
+            text = f.read().replace("ifindex=%s" % rec["ifindex"], "ifindex=%d" % lo_index)
+        self.damage(text)
+        self.set_resources(nat=True)
+        with self.step("--check: blocking record-damaged naming both devices"):
+            doc = self.check_json(rc=1)
+            msg = [f["message"] for f in doc["findings"] if f["code"] == "record-damaged"]
+            self.assertTrue(msg and "lo" in msg[0] and "eth0" in msg[0], doc["findings"])
+            self.assertFalse([c for c in doc["changes"] if c["action"].startswith("set-proxy")], doc["changes"])
+        with self.step("--once: nothing restored onto lo or eth0; the record kept"):
+            self.daemon("--once", rc=1)
+            self.assertEqual(self.node.proxy_arp("lo"), 0)
+            self.assertEqual(self.node.proxy_arp("eth0"), 1)
+            self.assert_kept(text)
+        with self.step("the operator removes it: the next --once works again"):
+            os.unlink(self.d.record_path)
+            self.daemon("--once", rc=0)
+
+
+class RecordFolder(HostCase):
+    """8. The temporary record file is never followed through a link; a runtime
+    folder owned by another user is refused."""
+
+    def test_tmp_symlink_not_followed(self):
+        self.forwarding(True)
+        victim = os.path.join(self.d.dir, "victim")
+        with open(victim, "w") as f:
+            f.write("precious\n")
+        os.symlink(victim, os.path.join(self.d.runtime, ".state.tmp"))
+        self.daemon("--once", rc=0)
+        with open(victim) as f:
+            self.assertEqual(f.read(), "precious\n", "the record was written through a symlink")
+        self.assertEqual(self.d.record()["ifname"], "eth0")
+        self.assertFalse(os.path.islink(self.d.record_path))
+        self.assertFalse(os.path.lexists(os.path.join(self.d.runtime, ".state.tmp")))
+
+    def test_folder_of_another_user(self):
+        self.forwarding(True)
+        os.chown(self.d.runtime, 65534, 65534)
+        before = cuit.snapshot(self.node, ("eth0",))
+        with self.step("--once: refused, exit 1, nothing changed"):
+            res = self.daemon("--once", rc=1)
+            self.assertIn("owned by uid 65534", res.stderr, str(res))
+            after = cuit.snapshot(self.node, ("eth0",))
+            for key in before:
+                self.assertSame(before[key], after[key], key)
+            self.assertEqual(os.listdir(self.d.runtime), [])
+        with self.step("--check: blocking record-damaged"):
+            doc = self.check_json(rc=1)
+            self.assertIn("record-damaged", codes(doc, "blocking"), doc["findings"])
+
+
 if __name__ == "__main__":
     cuit.main()

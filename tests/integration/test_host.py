@@ -348,7 +348,8 @@ class OnceConverges(HostCase):
         with self.step("the runtime record holds the values found before the first change"):
             self.assertEqual(self.d.record(), {"ifname": "eth0", "proxy_arp": str(before_arp),
                                                "proxy_delay_ms": str(before_delay * 10),
-                                               "ifindex": str(self.node.link("eth0")["ifindex"])})
+                                               "ifindex": str(self.node.link("eth0")["ifindex"]),
+                                               "route_protocol": str(PROTO), "route_table": "254"})
 
         with self.step("a second --once: 0 changes; --check: nothing to do, ready"):
             res = self.daemon("--once", rc=0)
@@ -372,7 +373,8 @@ class BackToOverlay(HostCase):
             self.assert_ours(self.our_full_state())
             self.assertEqual(self.d.record(), {"ifname": "eth0", "proxy_arp": str(arp0),
                                                "proxy_delay_ms": str(delay0 * 10),
-                                               "ifindex": str(self.node.link("eth0")["ifindex"])})
+                                               "ifindex": str(self.node.link("eth0")["ifindex"]),
+                                               "route_protocol": str(PROTO), "route_table": "254"})
 
         with self.step("natOutgoing: true: --check plans the way back"):
             self.set_resources(nat=True)
