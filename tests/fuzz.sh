@@ -3,7 +3,8 @@
 # UBSan, every library instrumented) in a build folder of their own, seed each corpus
 # (config, selector: from tests/fixtures; netlink: messages the kernel sends in a
 # throwaway namespace, captured by tests/fuzz-netlink-capture.py when run as root;
-# upstream: the JSON golden files of tests/golden/upstream),
+# upstream: the JSON golden files of tests/golden/upstream; every target: the minimised
+# corpus kept in tests/fuzz-corpus/NAME),
 # and run every target for FUZZ_SECONDS (default 60). Exits non-zero on any crash,
 # leak, timeout or sanitizer report; the reproducer is left in the build folder
 # (crash-*, leak-*, timeout-*).
@@ -236,6 +237,11 @@ status=0
 for name in $targets; do
         corpus="$build/corpus-$name"
         mkdir -p "$corpus"
+        # The minimised corpus kept in the repository (tests/fuzz-corpus/NAME: what the
+        # long campaigns found, README "Fuzzing"): every run starts from it.
+        if [ -d "$top/tests/fuzz-corpus/$name" ]; then
+                cp "$top/tests/fuzz-corpus/$name"/* "$corpus/" 2>/dev/null || true
+        fi
         if [ "$name" = netlink ]; then
                 # Once per corpus: each capture differs a little (sequence numbers,
                 # timestamps), and what it adds is already covered.
@@ -256,7 +262,7 @@ for name in $targets; do
                         cp "$f" "$corpus/seed-$(sha1sum <"$f" | cut -c1-16)"
                 done
         fi
-        [ "$name" = netlink ] || [ "$name" = upstream ] ||
+        [ "$name" = netlink ] || [ "$name" = upstream ] || [ "$name" = etcdkv ] ||
         find "$top/tests/fixtures" "$top/config/example" -type f \( -name '*.yaml' -o -name '*.yml' \) |
                 while read -r f; do
                         if [ "$name" = selector ]; then
@@ -276,6 +282,8 @@ for name in $targets; do
         d=$dict
         [ "$name" = netlink ] && d=$nldict
         [ "$name" = upstream ] && d=$updict
+        # etcd keys and JSON values (fuzz-etcdkv): a dictionary kept beside the target.
+        [ -f "$top/tests/fuzz-$name.dict" ] && d="$top/tests/fuzz-$name.dict"
         # shellcheck disable=SC2086
         if (cd "$build" && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
                 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
