@@ -45,13 +45,17 @@ static bool underlay_pool(const struct cfg_pool *p)
 int upstream_input_from_model(const struct cfg_model *m, struct upstream_input *ret)
 {
         _cleanup_(freep) struct upstream_entry *e = NULL;
-        _cleanup_(freep) struct cfg_prefix *pools = NULL;
-        size_t n = 0, np = 0;
+        _cleanup_(freep) struct cfg_prefix *pools = NULL, *addrs = NULL;
+        size_t n = 0, np = 0, na = 0;
 
         e = calloc(m->n_blocks + m->n_borrowed + 1, sizeof(*e));
         pools = calloc(m->n_pools + 1, sizeof(*pools));
-        if (!e || !pools)
+        addrs = calloc(m->n_nodes + 1, sizeof(*addrs));
+        if (!e || !pools || !addrs)
                 return -ENOMEM;
+        for (size_t i = 0; i < m->n_nodes; i++)
+                if (m->nodes[i].addr.family)
+                        addrs[na++] = m->nodes[i].addr;
         for (size_t i = 0; i < m->n_pools; i++)
                 if (underlay_pool(&m->pools[i]))
                         pools[np++] = m->pools[i].cidr;
@@ -76,6 +80,8 @@ int upstream_input_from_model(const struct cfg_model *m, struct upstream_input *
                 .n_entries = n,
                 .pools = TAKE_PTR(pools),
                 .n_pools = np,
+                .node_addrs = TAKE_PTR(addrs),
+                .n_node_addrs = na,
         };
         return 0;
 }
@@ -84,6 +90,7 @@ void upstream_input_clear(struct upstream_input *in)
 {
         free((void *)in->entries);
         free((void *)in->pools);
+        free((void *)in->node_addrs);
         *in = (struct upstream_input){};
 }
 
@@ -278,7 +285,7 @@ static size_t partition_blocks(struct upstream_route *r, size_t n)
 
 /* ---- cover-free aggregation ---- */
 
-/* Space no aggregate may cover unless it belongs to the route's own node: every
+/* Space no aggregate may cover unless it lies in the route's own node's blocks: every
  * block (with its node, known address or not), every borrowed address, every node
  * address. Sorted by prefix. */
 struct occupied {
@@ -294,18 +301,16 @@ static int occupied_qcmp(const void *a, const void *b)
 
 static int occupied_build(const struct upstream_input *in, struct occupied **ret, size_t *ret_n)
 {
-        struct occupied *o = calloc(2 * in->n_entries + 1, sizeof(*o));
+        struct occupied *o = calloc(in->n_entries + in->n_node_addrs + 1, sizeof(*o));
         size_t n = 0;
 
         if (!o)
                 return -ENOMEM;
-        for (size_t i = 0; i < in->n_entries; i++) {
-                const struct upstream_entry *e = &in->entries[i];
-
-                o[n++] = (struct occupied){ e->dst, e->node ? e->node : "", !e->borrowed };
-                if (e->via && e->via->family)
-                        o[n++] = (struct occupied){ host_prefix(e->via), e->node ? e->node : "", false };
-        }
+        for (size_t i = 0; i < in->n_entries; i++)
+                o[n++] = (struct occupied){ in->entries[i].dst, in->entries[i].node ? in->entries[i].node : "",
+                                            !in->entries[i].borrowed };
+        for (size_t i = 0; i < in->n_node_addrs; i++)
+                o[n++] = (struct occupied){ host_prefix(&in->node_addrs[i]), "", false };
         qsort(o, n, sizeof(*o), occupied_qcmp);
         *ret = o;
         *ret_n = n;

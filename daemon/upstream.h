@@ -42,12 +42,16 @@ struct upstream_entry {
 };
 
 /* The computation's input, also built by hand in tests. pools: the underlay pools'
- * ranges (aggregates never leave them). */
+ * ranges (aggregates never leave them); node_addrs: every node's address, blocks or
+ * not (an aggregate never covers one outside its own node's blocks: the upstream
+ * router would send a node's own traffic to another node). */
 struct upstream_input {
         const struct upstream_entry *entries;
         size_t n_entries;
         const struct cfg_prefix *pools;
         size_t n_pools;
+        const struct cfg_prefix *node_addrs;
+        size_t n_node_addrs;
 };
 
 struct upstream_route {
