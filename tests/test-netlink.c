@@ -3,9 +3,11 @@
  * Every case forks a child that enters a fresh network namespace (unshare
  * CLONE_NEWNET, as root), builds its links and routes there with iproute2, and
  * checks kern_observe()/kern_apply() against what iproute2 and /proc/sys report inside
- * the namespace. The namespace disappears with the child: nothing to clean up, and
- * the host's network is never touched. The child reports through its exit status
- * and prints the failed check to stderr.
+ * the namespace, and the planner's uplink choice (daemon/uplink.c) over the real
+ * snapshots (tests/test-uplink.c has every mode over snapshots built by hand). The
+ * namespace disappears with the child: nothing to clean up, and the host's network is
+ * never touched. The child reports through its exit status and prints the failed
+ * check to stderr.
  *
  * Notes: /sys/class/net belongs to the mount, not the namespace, so it is never
  * read here; /proc/sys/net follows the reading task's namespace. */
