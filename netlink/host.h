@@ -63,7 +63,7 @@ struct host_reach {
 };
 
 struct host_snapshot {
-        struct host_link *links;
+        struct host_link *links;   /* sorted by ifindex (host_link_by_index() relies on it) */
         size_t n_links;
         struct host_addr *addrs;
         size_t n_addrs;
