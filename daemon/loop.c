@@ -367,6 +367,8 @@ static void keep_upstream_routes(struct loop *l)
         upstream_input_clear(&in);
 }
 
+static void arm_resync(struct loop *l);
+
 static void accept_model(struct loop *l, struct cfg_model *m)
 {
         char from[700] = "";
@@ -379,8 +381,20 @@ static void accept_model(struct loop *l, struct cfg_model *m)
                  from, m->settings.node_name ? m->settings.node_name : "?", m->n_pools, m->n_pools == 1 ? "" : "s",
                  m->n_blocks, m->n_blocks == 1 ? "" : "s", m->n_files, l->etcd ? "key" : "file",
                  m->n_files == 1 ? "" : "s");
+        int enabled = SD_EVENT_OFF;
+        bool rearm;
+
+        /* The periodic re-check runs whenever there is a model: also when the first one
+         * came late (etcd's first list, a first configuration that was invalid), and at
+         * once with a resyncSeconds changed at run time (not after the old period).
+         * An unchanged period keeps the timer: frequent reloads must not postpone it. */
+        (void)sd_event_source_get_enabled(l->resync, &enabled);
+        rearm = !l->model || enabled == SD_EVENT_OFF ||
+                l->model->settings.resync_seconds != m->settings.resync_seconds;
         cfg_model_free(l->model);
         l->model = m;
+        if (rearm && l->started)
+                arm_resync(l);
         l->config_error[0] = '\0';
         keep_upstream_routes(l);
         l->metrics.model_time = wall_now();

@@ -10,6 +10,7 @@
  * change wherever it appears. */
 #include "watch.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <limits.h>
 #include <stdbool.h>
@@ -22,8 +23,9 @@
 
 #include "util.h"
 
-/* Folders watched at most: the settings file's, and one or two per resources entry. */
-#define WATCH_MAX 256
+/* Watch entries at most: the settings file's folder, one or two per resources entry,
+ * and the folder of each link's target. */
+#define WATCH_MAX 1024
 #define WATCH_MASK                                                                                             \
         (IN_CLOSE_WRITE | IN_MOVED_TO | IN_MOVED_FROM | IN_CREATE | IN_DELETE | IN_DELETE_SELF | IN_MOVE_SELF | \
          IN_ATTRIB | IN_ONLYDIR)
@@ -133,6 +135,51 @@ static int add_parent(struct watch_set *w, const char *path)
         }
 }
 
+/* A symlink is followed when the file is read, but a watch on the link's folder sees
+ * only the link: watch the folder of what it resolves to as well (for that name), so
+ * an edit of the target is seen. A link re-pointed elsewhere shows in the link's own
+ * folder, and the reload that follows resolves it again. Only links are resolved
+ * (realpath() follows every link on the way, folders included). */
+static int add_link_target(struct watch_set *w, const char *path)
+{
+        char real[PATH_MAX];
+        struct stat st;
+
+        if (lstat(path, &st) < 0 || !S_ISLNK(st.st_mode) || !realpath(path, real))
+                return 0; /* not a link, or dangling: the link's folder is watched */
+        return add_parent(w, real);
+}
+
+static bool yaml_name(const char *n);
+
+static void closedirp(DIR **d)
+{
+        if (*d)
+                closedir(*d);
+}
+
+/* The YAML files of a resources folder that are links (ConfigMap keys are: through
+ * ..data, itself watched; plain links to files elsewhere need their targets'). */
+static int add_folder_link_targets(struct watch_set *w, const char *dir)
+{
+        _cleanup_(closedirp) DIR *d = opendir(dir);
+        char path[PATH_MAX];
+        struct dirent *de;
+        int r, first = 0;
+
+        if (!d)
+                return 0;
+        while ((de = readdir(d))) {
+                if (!yaml_name(de->d_name) || (de->d_type != DT_LNK && de->d_type != DT_UNKNOWN))
+                        continue;
+                if (snprintf(path, sizeof(path), "%s/%s", dir, de->d_name) >= (int)sizeof(path))
+                        continue;
+                if ((r = add_link_target(w, path)) < 0 && !first)
+                        first = r;
+        }
+        return first;
+}
+
 static bool is_dir(const char *path)
 {
         struct stat st;
@@ -169,16 +216,22 @@ int watch_set_update(struct watch_set *w, const char *config_path, const struct 
          * unwatched, not even for a moment. */
         r = add_parent(w, config_path);
         first = r < 0 ? r : 0;
+        if ((r = add_link_target(w, config_path)) < 0 && !first)
+                first = r;
         /* calicoctl's file decides whether etcd is read, and how to reach it. */
         if (s && s->datastore != CFG_DATASTORE_FILES && s->calicoctl_config &&
-            (r = add_parent(w, s->calicoctl_config)) < 0 && !first)
+            (((r = add_parent(w, s->calicoctl_config)) < 0) || (r = add_link_target(w, s->calicoctl_config)) < 0) &&
+            !first)
                 first = r;
         for (size_t i = 0; s && i < s->n_resources; i++) {
                 const char *p = s->resources[i];
 
-                if (is_dir(p) && (r = add(w, p, true, NULL)) < 0 && !first)
+                if (is_dir(p) && ((r = add(w, p, true, NULL)) < 0 || (r = add_folder_link_targets(w, p)) < 0) &&
+                    !first)
                         first = r;
                 if ((r = add_parent(w, p)) < 0 && !first)
+                        first = r;
+                if (!is_dir(p) && (r = add_link_target(w, p)) < 0 && !first)
                         first = r;
         }
         for (size_t i = 0; i < n_old; i++)

@@ -237,6 +237,57 @@ class TestConfigChanges(DaemonCase):
         cu.write_file(self.fx.path("40-extra.yaml"), EXTRA)
         self.wait_routes(WANT_3)
 
+    def test_symlinked_file_target_edited(self):
+        # Issue 14: a resource file that is a symlink to a file elsewhere: edits of the
+        # target (in place, or renamed over it) are seen, and so is the link pointing
+        # to another file (whose edits are seen from then on).
+        real = os.path.join(self.fx.dir, "real")
+        os.makedirs(real)
+        target = os.path.join(real, "blocks.yaml")
+        shutil.move(self.fx.path("30-blocks.yaml"), target)
+        os.symlink(target, self.fx.path("30-blocks.yaml"))
+        d = self.start_converged()
+        cu.write_file(target, cu.BLOCKS + "---\n" + EXTRA)
+        self.wait_routes(WANT_3)
+        cu.write_renamed(target, cu.BLOCKS)
+        self.wait_routes(WANT_2)
+        real2 = os.path.join(self.fx.dir, "real2")
+        os.makedirs(real2)
+        target2 = os.path.join(real2, "blocks.yaml")
+        cu.write_file(target2, cu.BLOCKS + "---\n" + EXTRA)
+        tmp = self.fx.path(".30-blocks.yaml.tmp")
+        os.symlink(target2, tmp)
+        os.rename(tmp, self.fx.path("30-blocks.yaml"))
+        self.wait_routes(WANT_3)
+        cu.write_file(target2, cu.BLOCKS)
+        self.wait_routes(WANT_2)
+        d.notify.wait_status(lambda s: s == STATUS_2)
+
+    def test_symlinked_settings_and_resources_entry(self):
+        # The settings file and a resources entry naming one file, both links.
+        real = os.path.join(self.fx.dir, "real")
+        os.makedirs(real)
+        pools = os.path.join(real, "pools.yaml")
+        shutil.move(self.fx.path("10-pools.yaml"), pools)
+        link = os.path.join(self.fx.etc, "pools-link.yaml")
+        os.symlink(pools, link)
+        cfg = os.path.join(real, "config.yaml")
+        cu.write_file(cfg, f"nodeName: node1\nuplink: auto\nresources:\n  - {self.fx.res}\n  - {link}\n"
+                           "resyncSeconds: 0\n")
+        os.unlink(self.fx.config)
+        os.symlink(cfg, self.fx.config)
+        d = self.start_converged()
+        cu.write_file(pools, cu.POOL.replace("natOutgoing: false", "natOutgoing: true"))
+        d.notify.wait_status(lambda s: s.startswith("overlay"))
+        self.wait_routes([])
+        cu.write_file(pools, cu.POOL)
+        d.notify.wait_status(lambda s: s == STATUS_2)
+        cu.write_file(cfg, f"nodeName: node1\nuplink: auto\nresources:\n  - {self.fx.res}\n  - {link}\n"
+                           "resyncSeconds: 0\nlocalBlockRoute: unreachable\n")
+        cu.wait_until(lambda: "192.168.10.128/28 unreachable - - 1024" in self.ns.route_summary(),
+                      what="the edit of the linked settings file")
+
+
     def test_resources_folder_elsewhere_deleted_and_recreated(self):
         # The resources live outside the settings file's folder: deleting their
         # parent must not leave the daemon deaf.
@@ -378,6 +429,37 @@ class TestDrift(DaemonCase):
         d.notify.wait_status(lambda s: s == STATUS_2)  # still wanted, satisfied by BIRD
         self.ns.ip("route", "del", cu.PEER_BLOCK, "proto", "bird")
         self.wait_routes(WANT_2)
+
+    def settings(self, resync):
+        return f"nodeName: node1\nuplink: auto\nresources:\n  - {self.fx.res}\nresyncSeconds: {resync}\n"
+
+    def assert_delay_drift_repaired(self, d, within):
+        """proxy_delay raises no rtnetlink event: only the periodic re-check repairs it."""
+        self.ns.sysctl_set("net.ipv4.neigh.eth0.proxy_delay", 50)
+        cu.wait_until(lambda: self.ns.sysctl("net.ipv4.neigh.eth0.proxy_delay") == 0, timeout=within,
+                      what="the proxy delay set by hand repaired by the periodic re-check")
+
+    def test_resync_after_invalid_first_configuration(self):
+        # Issue 14: the timer was armed only after the first pass, which had no model.
+        cu.write_file(self.fx.config, self.settings(2))
+        cu.write_file(self.fx.path("10-pools.yaml"), BAD_POOL)
+        d = self.start().wait_ready()
+        d.notify.wait_status("waiting for a valid configuration")
+        cu.write_renamed(self.fx.path("10-pools.yaml"), cu.POOL)
+        d.notify.wait_status(lambda s: s == STATUS_2)
+        self.wait_idle(d)
+        self.assert_delay_drift_repaired(d, within=10)
+
+    def test_resync_seconds_changed_at_run_time(self):
+        # Issue 14: a new resyncSeconds waited for the old timer (an hour here).
+        cu.write_file(self.fx.config, self.settings(3600))
+        d = self.start_converged()
+        n = d.stderr_lines("configuration reloaded")
+        cu.write_renamed(self.fx.config, self.settings(2))
+        cu.wait_until(lambda: len(d.stderr_lines("configuration reloaded")) > len(n), what="the reload")
+        self.wait_idle(d)
+        self.assert_delay_drift_repaired(d, within=10)
+
 
     def test_event_socket_overrun_resyncs(self):
         d = self.start_converged()

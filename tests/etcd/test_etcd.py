@@ -125,6 +125,16 @@ class TestDaemon(EtcdCase):
         d.notify.wait_status(lambda s: s == STATUS_2, timeout=10)
         self.wait_routes(WANT_2)
 
+    def test_resync_repairs_proxy_delay_drift(self):
+        # Issue 14: with etcd the first pass has no model (the list is pending), and the
+        # periodic re-check was never armed afterwards: a proxy delay set by hand (no
+        # rtnetlink event) stayed for ever.
+        self.write_settings("nodeName: node1\nuplink: auto\nresyncSeconds: 2\n")
+        self.start_converged(env=self.env_endpoints())
+        self.ns.sysctl_set("net.ipv4.neigh.eth0.proxy_delay", 50)
+        cu.wait_until(lambda: self.ns.sysctl("net.ipv4.neigh.eth0.proxy_delay") == 0, timeout=10,
+                      what="the proxy delay set by hand repaired by the periodic re-check")
+
     def test_affinity_added_and_deleted(self):
         d = self.start_converged(env=self.env_endpoints())
         key = ce.affinity_key("node2", cu.EXTRA_BLOCK)
