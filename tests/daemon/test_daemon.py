@@ -479,6 +479,29 @@ class TestDrift(DaemonCase):
         self.assertTrue(d.stderr_lines("overrun"), d.stderr()[-2000:])
 
 
+class TestRuntimeRecord(DaemonCase):
+    def test_damaged_record_is_an_error_and_kept(self):
+        # Issue 14: a record that does not parse is an error in the log (the journal
+        # under systemd) and in STATUS=, kept as it is; routes still converge, the
+        # uplink's settings are left alone.
+        text = "ifname=eth0\nproxy_arp=banana\n"
+        cu.write_file(os.path.join(self.fx.run, "state"), text)
+        d = self.start().wait_ready()
+        status = d.notify.wait_status(lambda s: "damaged" in s or "does not parse" in s)
+        self.assertIn("line 2 does not parse", status)
+        self.wait_routes(WANT_2)
+        self.wait_idle(d)
+        self.assertEqual(len(d.stderr_lines("error: runtime record")), 1, d.stderr())
+        self.assertEqual(self.ns.proxy_arp(), 0, "proxy_arp set with no record to restore it from")
+        with open(os.path.join(self.fx.run, "state")) as f:
+            self.assertEqual(f.read(), text)
+        # The operator removes it: the daemon records the uplink's values and goes on.
+        os.unlink(os.path.join(self.fx.run, "state"))
+        d.send(signal.SIGHUP)
+        cu.wait_until(lambda: self.ns.proxy_arp() == 1, what="proxy_arp=1 once the record is gone")
+        d.notify.wait_status(lambda s: s == STATUS_2)
+
+
 class TestStopAndRestart(DaemonCase):
     def test_sigterm_leaves_host(self):
         d = self.start_converged(watchdog_usec=1000000)
