@@ -5,6 +5,7 @@
  * final sort that makes lookups binary searches. Reads only the configured files; no
  * logging: everything the operator should hear goes into diags. */
 #include <dirent.h>
+#include <sys/socket.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -653,6 +654,13 @@ void cfg_model_free(struct cfg_model *m)
 }
 
 /* ---- lookups ---- */
+
+const struct cfg_prefix *cfg_node_addr(const struct cfg_node *n, int family)
+{
+        const struct cfg_prefix *a = family == AF_INET6 ? &n->addr6 : &n->addr;
+
+        return a->family == family ? a : NULL;
+}
 
 const struct cfg_node *cfg_model_node(const struct cfg_model *m, const char *name)
 {

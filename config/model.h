@@ -110,6 +110,7 @@ struct cfg_node {
         bool has_labels;      /* a Node resource told us its labels */
         bool has_resource;    /* a Node resource exists (not only a block's affinity) */
         struct cfg_prefix addr; /* IPv4 address with its subnet length; family 0 = unknown */
+        struct cfg_prefix addr6; /* IPv6 address with its subnet length; family 0 = unknown */
         struct cfg_prefix ipip_tunnel_addr; /* family 0 = none */
         struct cfg_prefix vxlan_tunnel_addr;
         struct cfg_src src;
@@ -208,6 +209,8 @@ int cfg_model_from_buffers(struct cfg_settings *settings, const char *const *nam
 void cfg_model_free(struct cfg_model *m);
 
 const struct cfg_node *cfg_model_node(const struct cfg_model *m, const char *name);
+/* The node's address of that family (AF_INET, AF_INET6), or NULL when unknown. */
+const struct cfg_prefix *cfg_node_addr(const struct cfg_node *n, int family);
 /* The node this daemon runs on, or NULL when no resource names it. */
 const struct cfg_node *cfg_model_self(const struct cfg_model *m);
 /* The pool whose cidr contains p, or NULL. */

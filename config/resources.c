@@ -345,10 +345,11 @@ static int parse_labels(const struct yctx *y, const struct ynode *n, struct cfg_
         return 0;
 }
 
-/* An interface address as Calico prints it: "a.b.c.d/len" (host bits set, that is
- * the point) or a bare address. Only IPv4 fields are read for now, and an IPv6 address
- * in one of them is a mistake, not an address to use. */
-static int parse_if_addr(const struct yctx *y, const struct ynode *n, const char *what, struct cfg_prefix *ret)
+/* An interface address as Calico prints it: "a.b.c.d/len" or "fd00::5/64" (host bits
+ * set, that is the point) or a bare address. Each field holds one family (ipv4Address,
+ * ipv6Address): an address of the other family in it is a mistake, not one to use. */
+static int parse_if_addr_family(const struct yctx *y, const struct ynode *n, const char *what, int family,
+                                struct cfg_prefix *ret)
 {
         struct cfg_prefix p;
         const char *s;
@@ -359,10 +360,15 @@ static int parse_if_addr(const struct yctx *y, const struct ynode *n, const char
                 return r;
         if (cfg_prefix_parse(s, false, &p) < 0)
                 return yerr(y, n, "%s \"%s\" is not an IP address", what, s);
-        if (p.family != AF_INET)
-                return yerr(y, n, "%s \"%s\" is not an IPv4 address", what, s);
+        if (p.family != family)
+                return yerr(y, n, "%s \"%s\" is not an %s address", what, s, family == AF_INET ? "IPv4" : "IPv6");
         *ret = p;
         return 0;
+}
+
+static int parse_if_addr(const struct yctx *y, const struct ynode *n, const char *what, struct cfg_prefix *ret)
+{
+        return parse_if_addr_family(y, n, what, AF_INET, ret);
 }
 
 static int node_set_labels(struct loader *l, struct cfg_node *node, const struct ynode *meta)
@@ -427,6 +433,11 @@ static int load_calico_node(struct loader *l, const struct ynode *res)
                 if ((v = ynode_get(bgp, "ipv4Address")) && !ynode_is_null(v) &&
                     (r = parse_if_addr(&l->y, v, "spec.bgp.ipv4Address", &node->addr)) < 0)
                         return r;
+                /* calico/node's autodetected IPv6 address (libcalico-go
+                 * api/pkg/apis/projectcalico/v3/node.go, NodeBGPSpec.IPv6Address). */
+                if ((v = ynode_get(bgp, "ipv6Address")) && !ynode_is_null(v) &&
+                    (r = parse_if_addr_family(&l->y, v, "spec.bgp.ipv6Address", AF_INET6, &node->addr6)) < 0)
+                        return r;
                 if ((v = ynode_get(bgp, "ipv4IPIPTunnelAddr")) && !ynode_is_null(v) &&
                     (r = parse_if_addr(&l->y, v, "spec.bgp.ipv4IPIPTunnelAddr", &node->ipip_tunnel_addr)) < 0)
                         return r;
@@ -450,6 +461,12 @@ static int k8s_node_annotations(struct loader *l, struct cfg_node *node, const s
         if ((v = ynode_get(ann, "projectcalico.org/IPv4Address")) && !node->addr.family &&
             (r = parse_if_addr(&l->y, v, "the projectcalico.org/IPv4Address annotation", &node->addr)) < 0)
                 return r;
+        /* The Kubernetes datastore keeps spec.bgp.ipv6Address in this annotation
+         * (libcalico-go lib/backend/k8s/conversion/constants.go, nodeBgpIpv6AddrAnnotation). */
+        if ((v = ynode_get(ann, "projectcalico.org/IPv6Address")) && !node->addr6.family &&
+            (r = parse_if_addr_family(&l->y, v, "the projectcalico.org/IPv6Address annotation", AF_INET6,
+                                      &node->addr6)) < 0)
+                return r;
         if ((v = ynode_get(ann, "projectcalico.org/IPv4IPIPTunnelAddr")) && !node->ipip_tunnel_addr.family &&
             (r = parse_if_addr(&l->y, v, "the projectcalico.org/IPv4IPIPTunnelAddr annotation",
                                &node->ipip_tunnel_addr)) < 0)
@@ -461,12 +478,14 @@ static int k8s_node_annotations(struct loader *l, struct cfg_node *node, const s
         return 0;
 }
 
+/* Without the annotations, the first InternalIP of each family (what calico/node's
+ * autodetection method `kubernetes-internal-ip` picks, per family). */
 static int k8s_node_internal_ip(struct loader *l, struct cfg_node *node, const struct ynode *status)
 {
         const struct ynode *addrs = ynode_get(status, "addresses");
         int r;
 
-        if (ynode_is_null(addrs) || node->addr.family)
+        if (ynode_is_null(addrs) || (node->addr.family && node->addr6.family))
                 return 0;
         if ((r = yv_seq(&l->y, addrs, "status.addresses")) < 0)
                 return r;
@@ -475,10 +494,12 @@ static int k8s_node_internal_ip(struct loader *l, struct cfg_node *node, const s
                 const char *a = ynode_str(ynode_get(addrs->items[i], "address"));
                 struct cfg_prefix p;
 
-                if (type && a && streq(type, "InternalIP") && cfg_addr_parse(a, &p) == 0 && p.family == AF_INET) {
+                if (!type || !a || !streq(type, "InternalIP") || cfg_addr_parse(a, &p) < 0)
+                        continue;
+                if (p.family == AF_INET && !node->addr.family)
                         node->addr = p;
-                        return 0;
-                }
+                else if (p.family == AF_INET6 && !node->addr6.family)
+                        node->addr6 = p;
         }
         return 0;
 }

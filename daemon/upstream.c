@@ -28,10 +28,10 @@
 
 static const struct cfg_prefix *node_addr(const struct cfg_node *n, int family)
 {
-        /* The model keeps the node's IPv4 address (Calico Node spec.bgp.ipv4Address,
-         * or the Kubernetes Node's annotation or InternalIP). IPv6 blocks need the
-         * node's IPv6 address, which the model does not carry yet: they are reported. */
-        return n->addr.family == family ? &n->addr : NULL;
+        /* The node's address of the block's family (Calico Node spec.bgp.ipv4Address or
+         * ipv6Address, or the Kubernetes Node's annotation or InternalIP); without one
+         * the block is reported. */
+        return cfg_node_addr(n, family);
 }
 
 static bool underlay_pool(const struct cfg_pool *p)
@@ -50,12 +50,15 @@ int upstream_input_from_model(const struct cfg_model *m, struct upstream_input *
 
         e = calloc(m->n_blocks + m->n_borrowed + 1, sizeof(*e));
         pools = calloc(m->n_pools + 1, sizeof(*pools));
-        addrs = calloc(m->n_nodes + 1, sizeof(*addrs));
+        addrs = calloc(2 * m->n_nodes + 1, sizeof(*addrs));
         if (!e || !pools || !addrs)
                 return -ENOMEM;
-        for (size_t i = 0; i < m->n_nodes; i++)
+        for (size_t i = 0; i < m->n_nodes; i++) {
                 if (m->nodes[i].addr.family)
                         addrs[na++] = m->nodes[i].addr;
+                if (m->nodes[i].addr6.family)
+                        addrs[na++] = m->nodes[i].addr6;
+        }
         for (size_t i = 0; i < m->n_pools; i++)
                 if (underlay_pool(&m->pools[i]))
                         pools[np++] = m->pools[i].cidr;

@@ -2432,6 +2432,40 @@ static void blocks_outside_pools(void **state)
 
 /* ---- nodes ---- */
 
+/* IPv6 node addresses, in Calico's three places: the Calico Node's
+ * spec.bgp.ipv6Address, the Kubernetes Node's projectcalico.org/IPv6Address annotation
+ * (it wins over InternalIP), an IPv6 InternalIP. */
+static void node_ipv6_addresses(void **state)
+{
+        struct cfg_diags d = {};
+        struct cfg_model *m = yaml_ok(
+                POOL_A "---\napiVersion: projectcalico.org/v3\nkind: Node\nmetadata:\n  name: calico\nspec:\n"
+                       "  bgp:\n    ipv4Address: 192.168.30.7/24\n    ipv6Address: fd00:30::7/64\n"
+                       "---\napiVersion: v1\nkind: Node\nmetadata:\n  name: annotated\n  annotations:\n"
+                       "    projectcalico.org/IPv4Address: 192.168.30.6/24\n"
+                       "    projectcalico.org/IPv6Address: fd00:30::6/64\n"
+                       "status:\n  addresses:\n  - address: fd00:30::99\n    type: InternalIP\n"
+                       "---\napiVersion: v1\nkind: Node\nmetadata:\n  name: v6only\n"
+                       "status:\n  addresses:\n  - address: fd00:30::8\n    type: InternalIP\n"
+                       "  - address: fd00:30::9\n    type: InternalIP\n",
+                &d);
+        const struct cfg_node *n;
+
+        (void)state;
+        n = cfg_model_node(m, "calico");
+        assert_prefix(&n->addr, "192.168.30.7/24");
+        assert_prefix(&n->addr6, "fd00:30::7/64");
+        n = cfg_model_node(m, "annotated");
+        assert_prefix(&n->addr6, "fd00:30::6/64"); /* the annotation, not the InternalIP */
+        n = cfg_model_node(m, "v6only");
+        assert_int_equal(n->addr.family, 0);
+        assert_prefix(&n->addr6, "fd00:30::8/128"); /* the first IPv6 InternalIP */
+        assert_ptr_equal(cfg_node_addr(n, AF_INET6), &n->addr6);
+        assert_null(cfg_node_addr(n, AF_INET));
+        cfg_model_free(m);
+        cfg_diags_clear(&d);
+}
+
 static void k8s_node_addresses(void **state)
 {
         struct cfg_diags d = {};
@@ -2454,17 +2488,24 @@ static void k8s_node_addresses(void **state)
         (void)state;
         n = cfg_model_node(m, "internal");
         assert_prefix(&n->addr, "192.168.30.5/32"); /* no annotation: the IPv4 InternalIP */
+        assert_prefix(&n->addr6, "2001:db8::5/128"); /* and the IPv6 one */
+        assert_ptr_equal(cfg_node_addr(n, AF_INET6), &n->addr6);
+        assert_ptr_equal(cfg_node_addr(n, AF_INET), &n->addr);
         assert_string_equal(cfg_labels_get(&n->labels, "a"), "");
         n = cfg_model_node(m, "annotated");
         assert_prefix(&n->addr, "192.168.30.6/23"); /* the annotation wins */
         assert_prefix(&n->vxlan_tunnel_addr, "10.1.7.1/32");
+        assert_int_equal(n->addr6.family, 0); /* no IPv6 InternalIP */
+        assert_null(cfg_node_addr(n, AF_INET6));
         n = cfg_model_node(m, "bare");
         assert_true(n->has_resource);
         assert_false(n->has_labels);
         assert_int_equal(n->addr.family, 0);
+        assert_null(cfg_node_addr(n, AF_INET));
         n = cfg_model_node(m, "calico");
         assert_prefix(&n->addr, "192.168.30.7/32");
         assert_prefix(&n->vxlan_tunnel_addr, "10.1.8.1/32");
+        assert_int_equal(n->addr6.family, 0);
         cfg_model_free(m);
         cfg_diags_clear(&d);
 
@@ -2474,6 +2515,12 @@ static void k8s_node_addresses(void **state)
         expect_reject(POOL_A "---\napiVersion: projectcalico.org/v3\nkind: Node\nmetadata:\n  name: n\nspec:\n"
                              "  bgp:\n    ipv4Address: 2001:db8::1/64\n",
                       14, 18, NEEDLES("spec.bgp.ipv4Address", "not an IPv4 address"));
+        expect_reject(POOL_A "---\napiVersion: projectcalico.org/v3\nkind: Node\nmetadata:\n  name: n\nspec:\n"
+                             "  bgp:\n    ipv6Address: 192.168.30.7/24\n",
+                      14, 18, NEEDLES("spec.bgp.ipv6Address", "not an IPv6 address"));
+        expect_reject(POOL_A "---\napiVersion: v1\nkind: Node\nmetadata:\n  name: n\n  annotations:\n"
+                             "    projectcalico.org/IPv6Address: fd00::zz/64\n",
+                      13, 36, NEEDLES("projectcalico.org/IPv6Address annotation", "\"fd00::zz/64\""));
         expect_reject(POOL_A "---\napiVersion: v1\nkind: Node\nmetadata:\n  name: n\n  annotations:\n"
                              "    projectcalico.org/IPv4Address: nowhere\n",
                       13, 36, NEEDLES("projectcalico.org/IPv4Address annotation", "\"nowhere\""));
@@ -3151,6 +3198,7 @@ int main(int argc, char **argv)
                 cmocka_unit_test(use_pod_cidr_setting),
                 cmocka_unit_test(fixture_kdd_pod_cidrs_ignored),
                 cmocka_unit_test(k8s_node_addresses),
+                cmocka_unit_test(node_ipv6_addresses),
         };
 
         /* `test-config NAME-PATTERN` runs only the matching tests. */

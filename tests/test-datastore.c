@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -593,6 +594,10 @@ static void kvs_cluster(void **state)
                                      "{\"name\":\"v6\"},\"spec\":{\"cidr\":\"fd00:10::/64\"}}"),
                 KV(RES "nodes/node1", NODE_JSON("node1", "192.168.10.11/24")),
                 KV(RES "nodes/node2", NODE_JSON("node2", "192.168.10.12/24")),
+                /* a dual-stack node as calico/node writes it (IPv6 autodetected) */
+                KV(RES "nodes/node3", "{\"kind\":\"Node\",\"apiVersion\":\"projectcalico.org/v3\",\"metadata\":"
+                                      "{\"name\":\"node3\"},\"spec\":{\"bgp\":{\"ipv4Address\":\"192.168.10.13/24\","
+                                      "\"ipv6Address\":\"fd00:1::13/64\"}}}"),
                 KV(RES "nodes/extra/path", "{}"),
         };
         struct cfg_diags d = {};
@@ -619,6 +624,9 @@ static void kvs_cluster(void **state)
         assert_string_equal(cfg_model_self_labels(m)->v[0].value, "az1");
         assert_int_equal(cfg_model_felix(m, "node1").ipip_enabled, CFG_TRUE);
         assert_string_equal(cfg_model_file(m, m->pools[0].src), "etcd:" RES "ippools/underlay");
+        cfg_prefix_fmt(&cfg_model_node(m, "node3")->addr6, buf, sizeof(buf));
+        assert_string_equal(buf, "fd00:1::13/64");
+        assert_null(cfg_node_addr(cfg_model_node(m, "node1"), AF_INET6));
         /* Keys outside the layout are skipped with a notice naming them. */
         assert_int_equal(d.n_errors, 0);
         assert_true(m->n_skipped >= 2);

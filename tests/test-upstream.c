@@ -577,6 +577,74 @@ static void test_from_model(void **state)
         cfg_settings_clear(&s);
 }
 
+/* IPv6 from real resources: blocks route to each node's IPv6 address, taken from the
+ * Calico Node (spec.bgp.ipv6Address), the Kubernetes Node's annotation or its IPv6
+ * InternalIP; a node with only an IPv4 address has its IPv6 blocks reported. */
+static void test_from_model_ipv6(void **state)
+{
+        static const char *const res =
+                DOC "apiVersion: projectcalico.org/v3\nkind: IPPool\nmetadata: {name: v4}\n"
+                    "spec: {cidr: 10.1.0.0/24, blockSize: 26}\n"
+                DOC "apiVersion: projectcalico.org/v3\nkind: IPPool\nmetadata: {name: v6}\n"
+                    "spec: {cidr: 'fd00:244::/120', blockSize: 122}\n"
+                DOC "apiVersion: projectcalico.org/v3\nkind: Node\nmetadata: {name: a}\n"
+                    "spec: {bgp: {ipv4Address: 192.168.0.1/24, ipv6Address: 'fd00:1::a/64'}}\n"
+                DOC "apiVersion: v1\nkind: Node\nmetadata:\n  name: b\n  annotations:\n"
+                    "    projectcalico.org/IPv6Address: fd00:1::b/64\n"
+                    "status:\n  addresses:\n  - {address: 192.168.0.2, type: InternalIP}\n"
+                DOC "apiVersion: v1\nkind: Node\nmetadata: {name: c}\n"
+                    "status:\n  addresses:\n  - {address: 'fd00:1::c', type: InternalIP}\n"
+                DOC "apiVersion: projectcalico.org/v3\nkind: Node\nmetadata: {name: d}\n"
+                    "spec: {bgp: {ipv4Address: 192.168.0.4/24}}\n"
+                DOC "apiVersion: crd.projectcalico.org/v1\nkind: BlockAffinity\nmetadata: {name: x1}\n"
+                    "spec: {node: a, cidr: 'fd00:244::/122', state: confirmed}\n"
+                DOC "apiVersion: crd.projectcalico.org/v1\nkind: BlockAffinity\nmetadata: {name: x2}\n"
+                    "spec: {node: b, cidr: 'fd00:244::40/122', state: confirmed}\n"
+                DOC "apiVersion: crd.projectcalico.org/v1\nkind: BlockAffinity\nmetadata: {name: x3}\n"
+                    "spec: {node: c, cidr: 'fd00:244::80/122', state: confirmed}\n"
+                DOC "apiVersion: crd.projectcalico.org/v1\nkind: BlockAffinity\nmetadata: {name: x4}\n"
+                    "spec: {node: d, cidr: 'fd00:244::c0/122', state: confirmed}\n"
+                DOC "apiVersion: crd.projectcalico.org/v1\nkind: BlockAffinity\nmetadata: {name: x5}\n"
+                    "spec: {node: b, cidr: 10.1.0.0/26, state: confirmed}\n"
+                /* a's block lends fd00:244::2 to c */
+                DOC "apiVersion: crd.projectcalico.org/v1\nkind: IPAMBlock\nmetadata: {name: blk1}\n"
+                    "spec: {cidr: 'fd00:244::/122', affinity: 'host:a', allocations: [null, null, 0],\n"
+                    "  attributes: [{secondary: {node: c}}]}\n";
+        const char *names[] = { "res.yaml" };
+        const char *bufs[] = { res };
+        size_t sizes[] = { strlen(res) };
+        struct cfg_settings s = {};
+        struct cfg_diags d = {};
+        struct cfg_model *m = NULL;
+        struct upstream_input in = {};
+        struct upstream *u = NULL;
+        char *text;
+        size_t len;
+
+        (void)state;
+        assert_int_equal(cfg_settings_load_buffer("config.yaml", "nodeName: a\n", 12, "a", &s, &d), 0);
+        assert_int_equal(cfg_model_from_buffers(&s, names, bufs, sizes, 1, &m, &d), 0);
+        assert_int_equal(upstream_input_from_model(m, &in), 0);
+        assert_int_equal(in.n_node_addrs, 6); /* a, b (InternalIP), d; a, b (annotation), c */
+        assert_int_equal(upstream_compute(&in, UPSTREAM_AGG_EXACT, &u), 0);
+        assert_int_equal(upstream_format(u, NULL, UPSTREAM_FMT_TEXT, &text, &len), 0);
+        assert_string_equal(text, "# upstream routes: 5 routes for 4 blocks and 1 borrowed address (5 before exact "
+                                  "aggregation); 1 without a node address\n"
+                                  "10.1.0.0/26 via 192.168.0.2 node b\n"
+                                  "fd00:244::/122 via fd00:1::a node a\n"
+                                  "fd00:244::2/128 via fd00:1::c node c (borrowed)\n"
+                                  "fd00:244::40/122 via fd00:1::b node b\n"
+                                  "fd00:244::80/122 via fd00:1::c node c\n");
+        assert_int_equal(u->n_missing, 1);
+        assert_string_equal(u->missing[0].node, "d"); /* IPv4 only */
+        free(text);
+        upstream_free(u);
+        upstream_input_clear(&in);
+        cfg_model_free(m);
+        cfg_diags_clear(&d);
+        cfg_settings_clear(&s);
+}
+
 static void test_names(void **state)
 {
         enum upstream_format f;
@@ -601,6 +669,7 @@ int main(void)
                 cmocka_unit_test(test_json_round_trip),
                 cmocka_unit_test(test_json_errors),
                 cmocka_unit_test(test_from_model),
+                cmocka_unit_test(test_from_model_ipv6),
                 cmocka_unit_test(test_names),
         };
 
