@@ -510,7 +510,7 @@ static int on_calicoctl_doc(const struct ynode *root, void *userdata)
         return c->result < 0 ? c->result : 0;
 }
 
-static int calicoctl_load(const char *path, bool read, const void *buf, size_t size, enum cfg_datastore want,
+static int calicoctl_load(const char *path, const void *buf, size_t size, enum cfg_datastore want,
                           struct cfg_source *ret, struct cfg_diags *diags)
 {
         struct cfg_source src = {};
@@ -518,8 +518,7 @@ static int calicoctl_load(const char *path, bool read, const void *buf, size_t s
                               .ret = &src };
         int r;
 
-        r = read ? ydoc_load_file(path, 0, on_calicoctl_doc, &c, diags)
-                 : ydoc_load_buffer(path, buf, size, 0, on_calicoctl_doc, &c, diags);
+        r = ydoc_load_buffer(path, buf, size, 0, on_calicoctl_doc, &c, diags);
         if (r >= 0 && c.n_docs == 0)
                 r = cfg_error(diags, path, 0, 0, "calicoctl's settings file is empty");
         if (r < 0) {
@@ -533,24 +532,21 @@ static int calicoctl_load(const char *path, bool read, const void *buf, size_t s
 int cfg_calicoctl_parse(const char *name, const void *buf, size_t size, enum cfg_datastore want,
                         struct cfg_source *ret, struct cfg_diags *diags)
 {
-        return calicoctl_load(name ? name : "(buffer)", false, buf ? buf : "", size, want, ret, diags);
+        return calicoctl_load(name ? name : "(buffer)", buf ? buf : "", size, want, ret, diags);
 }
 
-int cfg_source_resolve(const struct cfg_settings *s, const char *const *envp, struct cfg_source *ret,
-                       struct cfg_diags *diags)
+int cfg_source_resolve(const struct cfg_settings *s, const void *calicoctl, size_t calicoctl_size,
+                       const char *const *envp, struct cfg_source *ret, struct cfg_diags *diags)
 {
         const char *path = s->calicoctl_config ? s->calicoctl_config : CFG_DEFAULT_CALICOCTL_CONFIG;
-        struct stat st;
 
         if (s->datastore == CFG_DATASTORE_FILES) {
                 *ret = (struct cfg_source){ .type = CFG_DATASTORE_FILES };
                 return 0;
         }
         /* calicoctl reads its file when it exists, and only then the environment. */
-        if (stat(path, &st) == 0)
-                return calicoctl_load(path, true, NULL, 0, s->datastore, ret, diags);
-        if (errno != ENOENT)
-                return cfg_error(diags, path, 0, 0, "cannot read calicoctl's settings file: %s", strerror(errno));
+        if (calicoctl)
+                return calicoctl_load(path, calicoctl, calicoctl_size, s->datastore, ret, diags);
         return cfg_calicoctl_env(envp, s->datastore, ret, diags);
 }
 

@@ -4,9 +4,9 @@
  * DATASTORE_TYPE, ETCD_ENDPOINTS, ETCD_CA_CERT_FILE, ...), so a node where calicoctl
  * works (a kubespray master with its calicoctl.sh wrapper) needs nothing more.
  *
- * Pure like the rest of config/: the environment is passed in, never read with getenv();
- * the only files read are calicoctl's settings file and, to check that they are
- * readable, the TLS files it names. */
+ * Pure like the rest of config/: the environment and calicoctl's settings file are
+ * passed in (the daemon reads the file), never read here; the only files looked at are
+ * the TLS files it names, to check that they are readable. */
 #pragma once
 
 #include <stdbool.h>
@@ -78,11 +78,12 @@ int cfg_calicoctl_parse(const char *name, const void *buf, size_t size, enum cfg
  * variable. */
 int cfg_calicoctl_env(const char *const *envp, enum cfg_datastore want, struct cfg_source *ret,
                       struct cfg_diags *diags);
-/* What settings s ask for: `datastore: files` reads nothing; auto and etcdv3 read
- * s->calicoctl_config when it exists, else envp. auto falls back to files when neither
+/* What settings s ask for: `datastore: files` needs nothing; auto and etcdv3 take
+ * calicoctl's settings file (s->calicoctl_config: its bytes, which the daemon reads;
+ * NULL when it does not exist), else envp. auto falls back to files when neither
  * names etcd; etcdv3 without an etcd is an error. Checks that TLS files are readable. */
-int cfg_source_resolve(const struct cfg_settings *s, const char *const *envp, struct cfg_source *ret,
-                       struct cfg_diags *diags);
+int cfg_source_resolve(const struct cfg_settings *s, const void *calicoctl, size_t calicoctl_size,
+                       const char *const *envp, struct cfg_source *ret, struct cfg_diags *diags);
 void cfg_source_clear(struct cfg_source *src);
 void cfg_kdd_clear(struct cfg_kdd *k);
 /* A deep copy (the daemon's etcd client keeps one). */

@@ -38,7 +38,7 @@ static const struct {
 };
 
 struct value_ctx {
-        struct loader *l;
+        struct cfg_loader *l;
         const char *kind;            /* resources: the kind the plural stands for */
         const char *node, *cidr;     /* affinities and blocks: from the key */
         const char *name;            /* resources: the name the key gives */
@@ -111,13 +111,13 @@ static int on_affinity_value(const struct ynode *val, void *userdata)
         return r == -ENOMEM ? r : 0;
 }
 
-static int skip_key(struct loader *l, const char *why)
+static int skip_key(struct cfg_loader *l, const char *why)
 {
         l->m->n_skipped++;
         return cfg_notice(l->diags, l->y.file, 0, 0, "skipping this key: %s", why);
 }
 
-static int load_resource_key(struct loader *l, const struct cfg_kv *kv, const char *rest)
+static int load_resource_key(struct cfg_loader *l, const struct cfg_kv *kv, const char *rest)
 {
         const char *slash = strchr(rest, '/');
         struct value_ctx c = { .l = l };
@@ -140,7 +140,7 @@ static int load_resource_key(struct loader *l, const struct cfg_kv *kv, const ch
 }
 
 /* <node>/ipv4/block/<a.b.c.d-NN> (or ipv6, fd00::-122) */
-static int load_affinity_key(struct loader *l, const struct cfg_kv *kv, const char *rest)
+static int load_affinity_key(struct cfg_loader *l, const struct cfg_kv *kv, const char *rest)
 {
         const char *p1 = strchr(rest, '/'), *p2, *p3, *dash;
         struct value_ctx c = { .l = l };
@@ -188,7 +188,7 @@ static int on_block_value(const struct ynode *val, void *userdata)
 }
 
 /* ipv4/block/<a.b.c.d-NN> (or ipv6/block/<fd00::-122>) */
-static int load_block_key(struct loader *l, const struct cfg_kv *kv, const char *rest)
+static int load_block_key(struct cfg_loader *l, const struct cfg_kv *kv, const char *rest)
 {
         struct value_ctx c = { .l = l };
         char cidr[CFG_PREFIX_STRLEN + 8];
@@ -209,7 +209,7 @@ static int load_block_key(struct loader *l, const struct cfg_kv *kv, const char 
         return r;
 }
 
-int load_etcd_kv(struct loader *l, const struct cfg_kv *kv)
+static int load_etcd_kv(struct cfg_loader *l, const struct cfg_kv *kv)
 {
         if (!strncmp(kv->key, CFG_ETCD_BLOCK_PREFIX, strlen(CFG_ETCD_BLOCK_PREFIX)))
                 return load_block_key(l, kv, kv->key + strlen(CFG_ETCD_BLOCK_PREFIX));
@@ -218,4 +218,36 @@ int load_etcd_kv(struct loader *l, const struct cfg_kv *kv)
         if (!strncmp(kv->key, CFG_ETCD_AFFINITY_PREFIX, strlen(CFG_ETCD_AFFINITY_PREFIX)))
                 return load_affinity_key(l, kv, kv->key + strlen(CFG_ETCD_AFFINITY_PREFIX));
         return skip_key(l, "outside the Calico prefixes this daemon reads");
+}
+
+int cfg_loader_add_kv(struct cfg_loader *l, const struct cfg_kv *kv)
+{
+        char *name = NULL;
+        int r;
+
+        if (l->failed)
+                return l->failed;
+        /* Each key stands for a file in diagnostics: "etcd:/calico/...". */
+        if (asprintf(&name, "etcd:%s", kv->key) < 0)
+                return l->failed = -ENOMEM;
+        r = loader_add_file(l, name, CFG_MAX_KEYS);
+        free(name);
+        if (r >= 0)
+                r = load_etcd_kv(l, kv);
+        if (r == -ENOMEM)
+                return l->failed = r;
+        return 0;
+}
+
+int cfg_model_from_kvs(struct cfg_settings *settings, const struct cfg_kv *kvs, size_t n, struct cfg_model **ret,
+                       struct cfg_diags *diags)
+{
+        struct cfg_loader *l;
+        int r;
+
+        if ((r = cfg_loader_new(settings, diags, &l)) < 0)
+                return r;
+        for (size_t i = 0; i < n && r >= 0; i++)
+                r = cfg_loader_add_kv(l, &kvs[i]);
+        return cfg_loader_finish(l, ret);
 }

@@ -1,7 +1,10 @@
-/* Internal to config/: the state of one model load, shared by model.c (files, final
- * validation, lookups) and resources.c (one Calico kind at a time). */
+/* Internal to config/: the state of one model load, shared by the loader (loader.c:
+ * the table of inputs, nodes, blocks, final validation) and the feeds above it that
+ * turn documents into records (resources.c: one Calico kind at a time; etcdkv.c: one
+ * etcd key at a time). The feeds call the loader; the loader never calls a feed. */
 #pragma once
 
+#include "load.h"
 #include "model.h"
 #include "yval.h"
 
@@ -25,9 +28,13 @@ struct raw_borrowed {
         struct cfg_src src;
 };
 
-struct loader {
+struct cfg_loader {
         struct cfg_model *m;
+        struct cfg_settings *settings; /* the caller's, emptied when the model takes them */
         struct cfg_diags *diags;
+        struct cfg_diags own_diags;    /* when the caller passed none */
+        size_t errors_before;          /* errors in diags when the load began */
+        int failed;                    /* a feed ran out of memory: the load fails */
         struct yctx y; /* the file being read */
         uint32_t file;
         size_t cap_files, cap_pools, cap_nodes, cap_felix;
@@ -43,20 +50,19 @@ struct loader {
 #define CFG_MAX_POOLS 4096
 #define CFG_MAX_NODES 200000
 #define CFG_MAX_BLOCKS 4000000
-#define CFG_MAX_FILES 10000
-#define CFG_MAX_KEYS 1000000 /* etcd keys: each stands for a file */
 #define CFG_MAX_BORROWED 1000000
 #define CFG_MAX_BLOCK_ADDRS 4096 /* a /20 IPv4 or /116 IPv6 block, the largest Calico allows */
 #define CFG_MAX_NAME 253      /* metadata.name, nodeName: a Kubernetes DNS subdomain */
 
-/* resources.c: dispatch one resource by kind. */
+/* resources.c: one resource, dispatched by kind (etcdkv.c hands its values in too). */
 int load_resource(const struct ynode *n, void *userdata);
-/* etcdkv.c: one etcd key and its value, added to the file l->y.file names. */
-int load_etcd_kv(struct loader *l, const struct cfg_kv *kv);
-/* model.c: node by name, created (with no resource) when absent. */
-int loader_node(struct loader *l, const char *name, uint32_t *ret);
-int loader_add_block(struct loader *l, const struct cfg_prefix *cidr, uint32_t node, enum block_origin origin,
+/* A new input (a file, an etcd key) that the records after it come from; max caps how
+ * many (CFG_MAX_FILES or CFG_MAX_KEYS). */
+int loader_add_file(struct cfg_loader *l, const char *name, size_t max);
+/* Node by name, created (with no resource) when absent. */
+int loader_node(struct cfg_loader *l, const char *name, uint32_t *ret);
+int loader_add_block(struct cfg_loader *l, const struct cfg_prefix *cidr, uint32_t node, enum block_origin origin,
                      uint32_t line);
-int loader_add_borrowed(struct loader *l, const struct cfg_prefix *addr, uint32_t node, uint32_t block_node,
+int loader_add_borrowed(struct cfg_loader *l, const struct cfg_prefix *addr, uint32_t node, uint32_t block_node,
                         uint32_t line);
 bool cfg_route_protocol_reserved(unsigned p);

@@ -1,5 +1,5 @@
 /* The configuration model: settings plus the Calico resources that matter to this
- * node, validated and immutable once cfg_model_load() returns it. Everything the
+ * node, validated and immutable once the loader (load.h) returns it. Everything the
  * planner knows about intent comes from here.
  *
  * Lookups the planner needs: the pool containing a prefix, a node by name, the
@@ -15,6 +15,7 @@
 #include "labels.h"
 #include "prefix.h"
 #include "selector.h"
+#include "yamltree.h"
 
 enum cfg_encap {
         CFG_ENCAP_NEVER,
@@ -57,7 +58,6 @@ struct cfg_src {
 #define CFG_DEFAULT_CALICOCTL_CONFIG "/etc/calico/calicoctl.cfg"
 
 struct cfg_settings {
-        char *path; /* the settings file, or NULL when defaults were used */
         char *node_name;
         struct cfg_labels node_labels;
         bool has_node_labels;
@@ -174,38 +174,22 @@ struct cfg_model {
         size_t n_ipam_resources;    /* BlockAffinities and IPAMBlocks read (Calico IPAM data) */
 };
 
-struct cfg_load_opts {
-        const char *config_path; /* NULL: CFG_DEFAULT_CONFIG; a missing default is fine */
-        const char *host_name;   /* default nodeName (the daemon passes the kernel's) */
-};
-
-/* Load settings and resources into a new model. On failure returns -EINVAL (or
- * -errno) with errors in diags and *ret untouched. Notices are added either way. */
-int cfg_model_load(const struct cfg_load_opts *opts, struct cfg_model **ret, struct cfg_diags *diags);
-/* Settings only (also used by --cleanup, which needs no resources). */
-int cfg_settings_load(const char *path, bool must_exist, const char *host_name, struct cfg_settings *ret,
-                      struct cfg_diags *diags);
-/* The same from a buffer (tests, fuzzers); name stands for the file in diagnostics and
- * relative resources paths are taken from its folder. */
+/* Settings from the settings file's bytes (the daemon reads the file: daemon/source.h);
+ * name stands for the file in diagnostics and relative resources paths are taken from
+ * its folder. buf NULL: no settings file, every default. */
 int cfg_settings_load_buffer(const char *name, const void *buf, size_t size, const char *host_name,
                              struct cfg_settings *ret, struct cfg_diags *diags);
+/* The same read piece by piece (ydoc_read_fn, yamltree.h): a settings file that is a
+ * FIFO fed for ever stops at YDOC_MAX_FILE_SIZE without sitting in memory. */
+int cfg_settings_load_stream(const char *name, ydoc_read_fn read, void *ctx, const char *host_name,
+                             struct cfg_settings *ret, struct cfg_diags *diags);
 void cfg_settings_clear(struct cfg_settings *s);
-/* Resources for already loaded settings; takes ownership of *settings on success. */
-int cfg_model_from_settings(struct cfg_settings *settings, struct cfg_model **ret, struct cfg_diags *diags);
 /* One key of Calico's etcd v3 datastore and its value (datastore.h has the layout). */
 struct cfg_kv {
         const char *key;   /* NUL-terminated */
         const char *value; /* value_len bytes, not necessarily NUL-terminated */
         size_t value_len;
 };
-/* Resources from etcd keys (in key order for stable messages): values go through the
- * same validation as files, each named "etcd:KEY" in diagnostics; block affinity keys
- * become BlockAffinity resources. Takes ownership of *settings on success. */
-int cfg_model_from_kvs(struct cfg_settings *settings, const struct cfg_kv *kvs, size_t n, struct cfg_model **ret,
-                       struct cfg_diags *diags);
-/* Load resources from an explicit list of YAML buffers (tests, fuzzers). */
-int cfg_model_from_buffers(struct cfg_settings *settings, const char *const *names, const char *const *bufs,
-                           const size_t *sizes, size_t n, struct cfg_model **ret, struct cfg_diags *diags);
 void cfg_model_free(struct cfg_model *m);
 
 const struct cfg_node *cfg_model_node(const struct cfg_model *m, const char *name);

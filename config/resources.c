@@ -113,7 +113,7 @@ static int metadata_name(const struct yctx *y, const struct ynode *res, const ch
         return 0;
 }
 
-static int add_pool_selector(struct loader *l, struct cfg_pool *p, const struct ynode *n)
+static int add_pool_selector(struct cfg_loader *l, struct cfg_pool *p, const struct ynode *n)
 {
         struct sel_error err = {};
         const char *text = "";
@@ -210,7 +210,7 @@ static int pool_legacy_fields(const struct yctx *y, struct cfg_pool *p, const st
         return 0;
 }
 
-static int parse_pool_spec(struct loader *l, struct cfg_pool *p, const struct ynode *spec,
+static int parse_pool_spec(struct cfg_loader *l, struct cfg_pool *p, const struct ynode *spec,
                            const struct ynode **ret_cidr, const struct ynode **ret_bs)
 {
         const struct yctx *y = &l->y;
@@ -253,7 +253,7 @@ static int parse_pool_spec(struct loader *l, struct cfg_pool *p, const struct yn
         return add_pool_selector(l, p, selector);
 }
 
-static int check_pool(struct loader *l, struct cfg_pool *p, const struct ynode *spec, const struct ynode *cidr,
+static int check_pool(struct cfg_loader *l, struct cfg_pool *p, const struct ynode *spec, const struct ynode *cidr,
                       const struct ynode *bs)
 {
         const struct yctx *y = &l->y;
@@ -290,7 +290,7 @@ static void pool_clear(struct cfg_pool *p)
         sel_free(p->selector);
 }
 
-static int load_pool(struct loader *l, const struct ynode *res)
+static int load_pool(struct cfg_loader *l, const struct ynode *res)
 {
         struct cfg_model *m = l->m;
         const struct ynode *meta, *spec = ynode_get(res, "spec"), *cidr = NULL, *bs = NULL;
@@ -371,7 +371,7 @@ static int parse_if_addr(const struct yctx *y, const struct ynode *n, const char
         return parse_if_addr_family(y, n, what, AF_INET, ret);
 }
 
-static int node_set_labels(struct loader *l, struct cfg_node *node, const struct ynode *meta)
+static int node_set_labels(struct cfg_loader *l, struct cfg_node *node, const struct ynode *meta)
 {
         struct cfg_labels labels = {};
         const struct ynode *ln = ynode_get(meta, "labels");
@@ -394,7 +394,7 @@ static int node_set_labels(struct loader *l, struct cfg_node *node, const struct
         return r;
 }
 
-static int begin_node(struct loader *l, const struct ynode *res, const char *kind, struct cfg_node **ret,
+static int begin_node(struct cfg_loader *l, const struct ynode *res, const char *kind, struct cfg_node **ret,
                       const struct ynode **ret_meta)
 {
         const char *name;
@@ -415,7 +415,7 @@ static int begin_node(struct loader *l, const struct ynode *res, const char *kin
         return node_set_labels(l, *ret, *ret_meta);
 }
 
-static int load_calico_node(struct loader *l, const struct ynode *res)
+static int load_calico_node(struct cfg_loader *l, const struct ynode *res)
 {
         const struct ynode *meta, *spec = ynode_get(res, "spec"), *bgp, *v;
         struct cfg_node *node;
@@ -448,7 +448,7 @@ static int load_calico_node(struct loader *l, const struct ynode *res)
         return 0;
 }
 
-static int k8s_node_annotations(struct loader *l, struct cfg_node *node, const struct ynode *meta)
+static int k8s_node_annotations(struct cfg_loader *l, struct cfg_node *node, const struct ynode *meta)
 {
         const struct ynode *ann = ynode_get(meta, "annotations"), *v;
         int r;
@@ -480,7 +480,7 @@ static int k8s_node_annotations(struct loader *l, struct cfg_node *node, const s
 
 /* Without the annotations, the first InternalIP of each family (what calico/node's
  * autodetection method `kubernetes-internal-ip` picks, per family). */
-static int k8s_node_internal_ip(struct loader *l, struct cfg_node *node, const struct ynode *status)
+static int k8s_node_internal_ip(struct cfg_loader *l, struct cfg_node *node, const struct ynode *status)
 {
         const struct ynode *addrs = ynode_get(status, "addresses");
         int r;
@@ -509,7 +509,7 @@ static int k8s_node_internal_ip(struct loader *l, struct cfg_node *node, const s
  * calico-ipam"; libcalico-go lib/backend/k8s/client.go makes blocks of them only then).
  * With Calico IPAM kubeadm still fills them, inside the pool: off, they are counted and
  * ignored. */
-static int k8s_node_pod_cidrs(struct loader *l, uint32_t node, const struct ynode *spec)
+static int k8s_node_pod_cidrs(struct cfg_loader *l, uint32_t node, const struct ynode *spec)
 {
         const struct ynode *one = ynode_get(spec, "podCIDR"), *many = ynode_get(spec, "podCIDRs");
         struct cfg_prefix p;
@@ -540,7 +540,7 @@ static int k8s_node_pod_cidrs(struct loader *l, uint32_t node, const struct ynod
         return loader_add_block(l, &p, node, BLOCK_FROM_PODCIDR, one->line);
 }
 
-static int load_k8s_node(struct loader *l, const struct ynode *res)
+static int load_k8s_node(struct cfg_loader *l, const struct ynode *res)
 {
         const struct ynode *meta, *spec = ynode_get(res, "spec");
         struct cfg_node *node;
@@ -574,7 +574,7 @@ static bool affinity_counts(const char *state)
         return !state || streq(state, "") || streq(state, "confirmed") || streq(state, "pendingDeletion");
 }
 
-static int load_block_affinity(struct loader *l, const struct ynode *res)
+static int load_block_affinity(struct cfg_loader *l, const struct ynode *res)
 {
         const struct ynode *spec = ynode_get(res, "spec"), *v;
         struct cfg_prefix cidr;
@@ -650,7 +650,7 @@ static struct cfg_prefix block_nth(const struct cfg_prefix *cidr, uint64_t ordin
  * allocations[ordinal] is null (free) or an index into attributes[]; an address whose
  * attribute names another node than the block's host is that node's; one whose
  * attribute names no node is not routed (Felix warns). Only those are kept. */
-static int ipam_block_borrowed(struct loader *l, const struct ynode *spec, const struct cfg_prefix *cidr,
+static int ipam_block_borrowed(struct cfg_loader *l, const struct ynode *spec, const struct cfg_prefix *cidr,
                                const char *host, uint32_t line)
 {
         const struct yctx *y = &l->y;
@@ -691,7 +691,7 @@ static int ipam_block_borrowed(struct loader *l, const struct ynode *spec, const
         return 0;
 }
 
-static int load_ipam_block(struct loader *l, const struct ynode *res)
+static int load_ipam_block(struct cfg_loader *l, const struct ynode *res)
 {
         const struct ynode *spec = ynode_get(res, "spec"), *v;
         struct cfg_prefix cidr;
@@ -751,7 +751,7 @@ static bool felix_is_ours(const struct cfg_model *m, const char *name)
         return streq(name, "default") || (self && strncmp(name, "node.", 5) == 0 && streq(name + 5, self));
 }
 
-static int load_felix(struct loader *l, const struct ynode *res)
+static int load_felix(struct cfg_loader *l, const struct ynode *res)
 {
         struct cfg_model *m = l->m;
         const struct ynode *meta, *spec = ynode_get(res, "spec"), *v;
@@ -798,7 +798,7 @@ static bool api_is(const char *api, const char *a, const char *b)
 
 int load_resource(const struct ynode *n, void *userdata)
 {
-        struct loader *l = userdata;
+        struct cfg_loader *l = userdata;
         const struct ynode *items;
         const char *kind, *api;
         int r;
@@ -836,4 +836,55 @@ int load_resource(const struct ynode *n, void *userdata)
         l->m->n_skipped++;
         return ynotice(&l->y, n, "skipping %s %s (not a kind this daemon reads)", api ? api : "(no apiVersion)",
                        kind);
+}
+
+/* A failed resource is reported and the next one read, so that one run names every
+ * problem; only running out of memory stops at once. */
+static int load_resource_go_on(const struct ynode *n, void *userdata)
+{
+        int r = load_resource(n, userdata);
+
+        return r == -ENOMEM ? r : 0;
+}
+
+int cfg_loader_add_yaml(struct cfg_loader *cl, const char *name, const void *buf, size_t size)
+{
+        struct cfg_loader *l = cl;
+        int r;
+
+        if (l->failed)
+                return l->failed;
+        r = loader_add_file(l, name, CFG_MAX_FILES);
+        if (r >= 0)
+                r = ydoc_load_buffer(name, buf, size, YDOC_LIST_ITEMS, load_resource_go_on, l, l->diags);
+        if (r == -ENOMEM)
+                return l->failed = r;
+        return 0;
+}
+
+int cfg_loader_add_yaml_stream(struct cfg_loader *l, const char *name, ydoc_read_fn read, void *ctx)
+{
+        int r;
+
+        if (l->failed)
+                return l->failed;
+        r = loader_add_file(l, name, CFG_MAX_FILES);
+        if (r >= 0)
+                r = ydoc_load_stream(name, read, ctx, YDOC_LIST_ITEMS, load_resource_go_on, l, l->diags);
+        if (r == -ENOMEM)
+                return l->failed = r;
+        return 0;
+}
+
+int cfg_model_from_buffers(struct cfg_settings *settings, const char *const *names, const char *const *bufs,
+                           const size_t *sizes, size_t n, struct cfg_model **ret, struct cfg_diags *diags)
+{
+        struct cfg_loader *l;
+        int r;
+
+        if ((r = cfg_loader_new(settings, diags, &l)) < 0)
+                return r;
+        for (size_t i = 0; i < n && r >= 0; i++)
+                r = cfg_loader_add_yaml(l, names[i], bufs[i], sizes[i]);
+        return cfg_loader_finish(l, ret);
 }

@@ -480,28 +480,33 @@ static int settings_defaults(struct cfg_settings *s, const char *host_name)
         return 0;
 }
 
-/* The file at path (when read is set), or the buffer buf (named path). */
-static int settings_load(const char *path, bool read, const void *buf, size_t size, const char *host_name,
+/* The settings file's bytes buf (named name), or every default when buf is NULL. */
+/* The settings file's bytes: a buffer, or a reader; neither: every default. */
+struct settings_input {
+        const void *buf;
+        size_t size;
+        ydoc_read_fn read;
+        void *ctx;
+};
+
+static int settings_load(const char *name, const struct settings_input *in, const char *host_name,
                          struct cfg_settings *ret, struct cfg_diags *diags)
 {
         struct cfg_settings s;
-        struct settings_ctx c = { .y = { .file = path, .diags = diags }, .s = &s };
+        struct settings_ctx c = { .y = { .file = name, .diags = diags }, .s = &s };
         int r;
 
         r = settings_defaults(&s, host_name);
         if (r < 0)
                 goto fail;
-        if (read || buf) {
-                r = set_str(&s.path, path);
-                if (r < 0)
-                        goto fail;
-                r = read ? ydoc_load_file(path, 0, on_settings_doc, &c, diags)
-                         : ydoc_load_buffer(path, buf, size, 0, on_settings_doc, &c, diags);
-                if (r < 0)
-                        goto fail;
-        }
+        if (in->buf)
+                r = ydoc_load_buffer(name, in->buf, in->size, 0, on_settings_doc, &c, diags);
+        else if (in->read)
+                r = ydoc_load_stream(name, in->read, in->ctx, 0, on_settings_doc, &c, diags);
+        if (r < 0)
+                goto fail;
         if (!s.node_name || !*s.node_name) {
-                r = cfg_error(diags, path, 0, 0, "no nodeName set and no host name known");
+                r = cfg_error(diags, name, 0, 0, "no nodeName set and no host name known");
                 goto fail;
         }
         if (s.n_resources == 0) {
@@ -519,22 +524,24 @@ fail:
         return r;
 }
 
-int cfg_settings_load(const char *path, bool must_exist, const char *host_name, struct cfg_settings *ret,
-                      struct cfg_diags *diags)
-{
-        return settings_load(path, path && (must_exist || access(path, F_OK) == 0), NULL, 0, host_name, ret,
-                             diags);
-}
-
 int cfg_settings_load_buffer(const char *name, const void *buf, size_t size, const char *host_name,
                              struct cfg_settings *ret, struct cfg_diags *diags)
 {
-        return settings_load(name ? name : "(buffer)", false, buf ? buf : "", size, host_name, ret, diags);
+        const struct settings_input in = { .buf = buf, .size = size };
+
+        return settings_load(name || !buf ? name : "(buffer)", &in, host_name, ret, diags);
+}
+
+int cfg_settings_load_stream(const char *name, ydoc_read_fn read, void *ctx, const char *host_name,
+                             struct cfg_settings *ret, struct cfg_diags *diags)
+{
+        const struct settings_input in = { .read = read, .ctx = ctx };
+
+        return settings_load(name, &in, host_name, ret, diags);
 }
 
 void cfg_settings_clear(struct cfg_settings *s)
 {
-        free(s->path);
         free(s->node_name);
         cfg_labels_clear(&s->node_labels);
         free(s->uplink);

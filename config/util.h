@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #define _cleanup_(f) __attribute__((cleanup(f)))
 #define _unused_ __attribute__((unused))
@@ -28,6 +29,12 @@
 static inline void freep(void *p)
 {
         free(*(void **)p);
+}
+
+static inline void closep(int *fd)
+{
+        if (*fd >= 0)
+                close(*fd);
 }
 
 static inline void fclosep(FILE **f)

@@ -7,7 +7,6 @@
 #include "yamltree.h"
 
 #include <stdio.h>
-#include <sys/stat.h>
 #include <stdlib.h>
 #include <string.h>
 #include <yaml.h>
@@ -77,14 +76,15 @@ static void arena_free(struct arena *a)
 
 /* ---- builder ---- */
 
-/* libyaml's file reader with a cap: a file that grows, or is not a regular file (a
- * symlink to /dev/zero), stops at YDOC_MAX_FILE_SIZE like one whose size says so. */
-struct capped_file {
-        FILE *f;
+/* A stream's reader with a cap: a file that grows, or is not a regular file (a symlink
+ * to /dev/zero), stops at YDOC_MAX_FILE_SIZE like one whose size says so. */
+struct capped_stream {
+        ydoc_read_fn read;
+        void *ctx;
         size_t total;
         bool over;
+        int error; /* the reader's -errno */
 };
-
 
 struct frame {
         struct ynode *node;
@@ -105,7 +105,7 @@ struct builder {
         size_t n_vals, cap_vals;
         bool streamed; /* this document's items were handed out already */
         bool list_items; /* YDOC_LIST_ITEMS */
-        const struct capped_file *input; /* NULL for a buffer */
+        const struct capped_stream *input; /* NULL for a buffer */
 };
 
 static struct ynode *node_new(struct builder *b, enum ynode_kind kind, const yaml_event_t *e)
@@ -359,53 +359,53 @@ int ydoc_load_buffer(const char *name, const void *buf, size_t size, unsigned fl
 
 static int read_capped(void *data, unsigned char *buf, size_t size, size_t *ret_read)
 {
-        struct capped_file *c = data;
-        size_t n;
+        struct capped_stream *c = data;
+        size_t n = 0;
+        int r;
 
         if (size > YDOC_MAX_FILE_SIZE + (size_t)1 - c->total)
                 size = YDOC_MAX_FILE_SIZE + (size_t)1 - c->total;
-        n = size ? fread(buf, 1, size, c->f) : 0;
+        if (size && (r = c->read(c->ctx, buf, size, &n)) < 0) {
+                c->error = r;
+                return 0; /* libyaml: a reader error */
+        }
         c->total += n;
         if (c->total > YDOC_MAX_FILE_SIZE) {
                 c->over = true;
-                return 0; /* libyaml: a reader error */
+                return 0;
         }
         *ret_read = n;
-        return !ferror(c->f);
+        return 1;
 }
 
-int ydoc_load_file(const char *path, unsigned flags, ydoc_resource_fn fn, void *userdata, struct cfg_diags *diags)
+int ydoc_load_stream(const char *name, ydoc_read_fn read, void *ctx, unsigned flags, ydoc_resource_fn fn,
+                     void *userdata, struct cfg_diags *diags)
 {
+        struct capped_stream c = { .read = read, .ctx = ctx };
         struct builder b = {
-                .file = path, .diags = diags, .fn = fn, .userdata = userdata,
-                .list_items = flags & YDOC_LIST_ITEMS,
+                .file = name, .diags = diags, .fn = fn, .userdata = userdata,
+                .list_items = flags & YDOC_LIST_ITEMS, .input = &c,
         };
-        _cleanup_(fclosep) FILE *f = NULL;
-        struct capped_file c;
-        struct stat st;
         yaml_parser_t p;
         int r;
 
-        f = fopen(path, "re");
-        if (!f) {
-                r = -errno;
-                cfg_error(diags, path, 0, 0, "cannot open: %s", strerror(-r));
-                return r;
-        }
-        if (fstat(fileno(f), &st) == 0 && S_ISREG(st.st_mode) && (uint64_t)st.st_size > YDOC_MAX_FILE_SIZE)
-                return too_large(path, diags);
         if (!yaml_parser_initialize(&p))
                 return -ENOMEM;
-        c = (struct capped_file){ .f = f };
-        b.input = &c;
         yaml_parser_set_input(&p, read_capped, &c);
         r = run_parser(&b, &p);
         yaml_parser_delete(&p);
-        if (r >= 0 && ferror(f)) {
-                r = -EIO;
-                cfg_error(diags, path, 0, 0, "read error");
+        if (c.error == -ENOMEM)
+                return c.error;
+        if (c.error) {
+                cfg_error(diags, name, 0, 0, "read error: %s", strerror(-c.error));
+                return c.error;
         }
         return r;
+}
+
+int ydoc_too_large(const char *name, struct cfg_diags *diags)
+{
+        return too_large(name, diags);
 }
 
 const struct ynode *ynode_get(const struct ynode *map, const char *key)

@@ -49,7 +49,7 @@ struct ypair {
 
 /* Called for every resource: the root of each non-list document, and each item of a
  * list document. Return <0 to stop loading (the error must already be in diags), 0 to
- * go on. `doc_line` is the line where the document starts. */
+ * go on. node->line is where the resource starts. */
 typedef int (*ydoc_resource_fn)(const struct ynode *node, void *userdata);
 
 /* flags: YDOC_LIST_ITEMS streams the `items` of a root mapping (Calico resources); without
@@ -57,13 +57,21 @@ typedef int (*ydoc_resource_fn)(const struct ynode *node, void *userdata);
  * unknown key). */
 #define YDOC_LIST_ITEMS 1u
 
-/* Read every document in path. A YAML syntax error is an error diagnostic with the
- * position libyaml reports, and -EINVAL. I/O errors are -errno with a diagnostic. */
-int ydoc_load_file(const char *path, unsigned flags, ydoc_resource_fn fn, void *userdata,
-                   struct cfg_diags *diags);
-/* The same for a buffer (tests and fuzzers); name is used in diagnostics. */
+/* Read every document in buf (size bytes; config/ reads no file: the daemon hands the
+ * bytes in). name stands for the input in diagnostics. A YAML syntax error is an error
+ * diagnostic with the position libyaml reports, and -EINVAL. */
 int ydoc_load_buffer(const char *name, const void *buf, size_t size, unsigned flags, ydoc_resource_fn fn,
                      void *userdata, struct cfg_diags *diags);
+
+/* The same, the bytes coming from read (a file, read piece by piece so that a large
+ * one never sits in memory whole): read fills up to size bytes of buf and sets *ret_n
+ * (0 at the end), or returns -errno, which fails the load with a "read error". More
+ * than YDOC_MAX_FILE_SIZE bytes fail it with -EFBIG. */
+typedef int (*ydoc_read_fn)(void *ctx, void *buf, size_t size, size_t *ret_n);
+int ydoc_load_stream(const char *name, ydoc_read_fn read, void *ctx, unsigned flags, ydoc_resource_fn fn,
+                     void *userdata, struct cfg_diags *diags);
+/* The error for an input over YDOC_MAX_FILE_SIZE (a reader that knows its size first). */
+int ydoc_too_large(const char *name, struct cfg_diags *diags);
 
 /* Lookups on a tree. */
 const struct ynode *ynode_get(const struct ynode *map, const char *key);

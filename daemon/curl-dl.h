@@ -1,5 +1,5 @@
-/* libcurl loaded on first use (curl-dl.c): the functions the etcd client calls, as
- * pointers resolved from libcurl.so.4. Only etcd.c includes this.
+/* libcurl loaded on first use (curl-dl.c): the functions the HTTP transport calls, as
+ * pointers resolved from libcurl.so.4. Only http.c includes this.
  *
  * curl/curl.h still gives the types and constants. Each pointer's type is taken from
  * curl's own prototype (__typeof__ of the function name, which is not a call, so GCC's

@@ -1,11 +1,10 @@
 /* The etcd v3 client (etcd.h): list, then watch, over etcd's JSON gateway.
  *
- * Owns: one curl multi handle whose sockets and timer are sd-event sources (curl's
- * multi socket API: curl says which descriptors to poll and when to wake it; nothing
- * ever blocks and nothing polls while idle), made with the first round, which loads
- * libcurl (every curl call goes through cu_curl, curl-dl.h); the requests in flight,
- * the key→value cache and the retry policy. Must never: touch the host, build the
- * model, or decide what a change means; it tells the loop through etcd_ops.
+ * Owns: etcd's protocol (the requests, their JSON, paging, the watch stream, what a
+ * compacted revision means), the requests in flight, the key→value cache and the
+ * retry policy. HTTP itself (curl on the loop, TLS, timeouts, failover bookkeeping)
+ * is http.c's. Must never: touch the host, build the model, or decide what a change
+ * means; it tells the loop through etcd_ops.
  *
  * The gateway's facts this code rests on (etcd 3.4): POST /v3/kv/range takes base64
  * `key` and `range_end` and returns `kvs` with base64 keys and values, `more` when a
@@ -24,7 +23,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "curl-dl.h"
+#include "http.h"
 #include "log.h"
 #include "util.h"
 
@@ -40,11 +39,6 @@ const char *const etcd_prefixes[ETCD_N_PREFIXES] = {
  * 80-120% of that so a fleet does not come back in step. */
 #define RETRY_MIN_USEC (1000 * 1000ULL)
 #define RETRY_MAX_USEC (30 * 1000 * 1000ULL)
-#define CONNECT_TIMEOUT_MS 3000L
-#define REQUEST_TIMEOUT_MS 60000L
-/* A silent peer (a partition, a host that died) is noticed through TCP keepalive. */
-#define KEEPALIVE_IDLE_S 10L
-#define KEEPALIVE_INTVL_S 5L
 
 /* ---- base64 (etcd's keys and values) ---- */
 
@@ -241,17 +235,12 @@ enum req_kind {
 struct req {
         struct etcd *e;
         enum req_kind kind;
-        size_t prefix; /* REQ_RANGE, REQ_WATCH: index into etcd_prefixes */
-        CURL *h;
-        struct curl_slist *headers;
-        char *buf; /* the body (auth, range), or an error body (watch) */
-        size_t len, cap;
+        size_t prefix;         /* REQ_RANGE, REQ_WATCH: index into etcd_prefixes */
+        struct http_req *h;
         json_tokener *tok;     /* watch: the stream */
         size_t msg_bytes;      /* watch: bytes of the message being parsed */
         bool created;          /* watch: etcd confirmed it */
         bool compacted;        /* watch: asked for a compacted revision */
-        char fail[256];        /* why our write callback stopped the transfer */
-        char error[CURL_ERROR_SIZE];
 };
 
 enum state {
@@ -265,20 +254,14 @@ enum state {
 
 struct etcd {
         sd_event *ev;
-        bool own_ev;
-        CURLM *multi;
-        sd_event_source *curl_timer, *retry, *deadline;
-        sd_event_source **io; /* every socket source, for etcd_free() */
-        size_t n_io, cap_io;
+        struct http *http;
+        sd_event_source *retry, *deadline;
         struct cfg_etcd conf;
         const struct etcd_ops *ops;
         void *userdata;
         bool once;
         enum state state;
-        size_t ep;           /* the endpoint in use */
-        size_t tries;        /* endpoints tried in this round */
-        char why[2048];      /* this round's failures, one per endpoint */
-        uint64_t retry_usec; /* the last delay; 0 after a success */
+        struct http_failover fo; /* the endpoint in use, this round's failures */
         char *token;         /* etcd authentication */
         /* listing */
         struct req *list;
@@ -298,21 +281,15 @@ struct etcd {
 };
 
 static void start_round(struct etcd *e);
-static int multi_start(struct etcd *e);
 static void attempt_failed(struct etcd *e, const char *fmt, ...) _printf_(2, 3);
 
 static void req_free(struct req *q)
 {
         if (!q)
                 return;
-        if (q->h) {
-                cu_curl->multi_remove_handle(q->e->multi, q->h);
-                cu_curl->easy_cleanup(q->h);
-        }
-        cu_curl->slist_free_all(q->headers);
+        http_req_free(q->h);
         if (q->tok)
                 json_tokener_free(q->tok);
-        free(q->buf);
         free(q);
 }
 
@@ -327,32 +304,14 @@ static void cancel_all(struct etcd *e)
         }
 }
 
-static int buf_append(struct req *q, const char *data, size_t n, size_t max)
-{
-        if (q->len + n + 1 > max)
-                return -E2BIG;
-        if (GROW(q->buf, q->cap, q->len + n + 1) < 0)
-                return -ENOMEM;
-        memcpy(q->buf + q->len, data, n);
-        q->len += n;
-        q->buf[q->len] = '\0';
-        return 0;
-}
-
 static void watch_message(struct req *q, json_object *msg);
 
-static long response_code(const struct req *q)
-{
-        long code = 0;
-
-        cu_curl->easy_getinfo(q->h, CURLINFO_RESPONSE_CODE, &code);
-        return code;
-}
-
 /* Feed the stream to the tokener: each complete object is one watch response. */
-static size_t watch_write(struct req *q, const char *data, size_t n)
+static bool watch_data(struct http_req *h, const char *data, size_t n, void *userdata)
 {
-        while (n && !q->fail[0]) {
+        struct req *q = userdata;
+
+        while (n && !http_req_failed(h)) {
                 json_object *msg = json_tokener_parse_ex(q->tok, data, (int)(n > INT32_MAX ? INT32_MAX : n));
                 enum json_tokener_error err = json_tokener_get_error(q->tok);
                 size_t used = (size_t)json_tokener_get_parse_end(q->tok);
@@ -367,102 +326,52 @@ static size_t watch_write(struct req *q, const char *data, size_t n)
                         watch_message(q, msg);
                         json_object_put(msg);
                 } else if (err != json_tokener_continue)
-                        snprintf(q->fail, sizeof(q->fail), "bad JSON in the watch stream: %s",
-                                 json_tokener_error_desc(err));
+                        http_req_fail(h, "bad JSON in the watch stream: %s", json_tokener_error_desc(err));
                 else if (q->msg_bytes > ETCD_MAX_MESSAGE)
-                        snprintf(q->fail, sizeof(q->fail), "a watch message over %u MiB", ETCD_MAX_MESSAGE >> 20);
+                        http_req_fail(h, "a watch message over %u MiB", ETCD_MAX_MESSAGE >> 20);
         }
-        return q->fail[0] ? 0 : 1;
+        return !http_req_failed(h);
 }
 
-static size_t on_write(char *data, size_t size, size_t nmemb, void *userdata)
-{
-        struct req *q = userdata;
-        size_t n = size * nmemb;
-        int r;
-
-        if (q->kind == REQ_WATCH && response_code(q) == 200)
-                return watch_write(q, data, n) ? n : 0;
-        r = buf_append(q, data, n, q->kind == REQ_WATCH ? 65536 : ETCD_MAX_BODY);
-        if (r < 0) {
-                snprintf(q->fail, sizeof(q->fail), "%s", r == -E2BIG ? "the response is too large" : strerror(-r));
-                return 0;
-        }
-        return n;
-}
-
-static void set_tls(CURL *h, const struct cfg_etcd *c)
-{
-        if (c->ca_file)
-                cu_curl->easy_setopt(h, CURLOPT_CAINFO, c->ca_file);
-        if (c->ca_pem) {
-                struct curl_blob b = { c->ca_pem, strlen(c->ca_pem), CURL_BLOB_COPY };
-
-                cu_curl->easy_setopt(h, CURLOPT_CAINFO_BLOB, &b);
-        }
-        if (c->cert_file)
-                cu_curl->easy_setopt(h, CURLOPT_SSLCERT, c->cert_file);
-        if (c->cert_pem) {
-                struct curl_blob b = { c->cert_pem, strlen(c->cert_pem), CURL_BLOB_COPY };
-
-                cu_curl->easy_setopt(h, CURLOPT_SSLCERT_BLOB, &b);
-                cu_curl->easy_setopt(h, CURLOPT_SSLCERTTYPE, "PEM");
-        }
-        if (c->key_file)
-                cu_curl->easy_setopt(h, CURLOPT_SSLKEY, c->key_file);
-        if (c->key_pem) {
-                struct curl_blob b = { c->key_pem, strlen(c->key_pem), CURL_BLOB_COPY };
-
-                cu_curl->easy_setopt(h, CURLOPT_SSLKEY_BLOB, &b);
-                cu_curl->easy_setopt(h, CURLOPT_SSLKEYTYPE, "PEM");
-        }
-}
+static void request_done(struct http_req *h, void *userdata);
 
 /* A POST of a JSON body to the endpoint in use. */
 static int req_new(struct etcd *e, enum req_kind kind, const char *path, json_object *body, struct req **ret)
 {
         _cleanup_(freep) char *url = NULL, *auth = NULL;
+        const struct cfg_etcd *c = &e->conf;
+        const struct http_tls tls = { c->ca_file, c->ca_pem, c->cert_file, c->cert_pem, c->key_file, c->key_pem };
+        const char *headers[] = { "Content-Type: application/json", NULL, NULL };
         struct req *q = calloc(1, sizeof(*q));
-        CURLMcode mr;
+        int r;
 
         if (!q)
                 return -ENOMEM;
         q->e = e;
         q->kind = kind;
-        if (asprintf(&url, "%s%s", e->conf.endpoints[e->ep], path) < 0 || !(q->h = cu_curl->easy_init()) ||
-            !(q->headers = cu_curl->slist_append(NULL, "Content-Type: application/json")) ||
-            (e->token && (asprintf(&auth, "Authorization: %s", e->token) < 0 ||
-                          !(q->headers = cu_curl->slist_append(q->headers, auth)))) ||
+        if (asprintf(&url, "%s%s", c->endpoints[e->fo.cur], path) < 0 ||
+            (e->token && asprintf(&auth, "Authorization: %s", e->token) < 0) ||
             (kind == REQ_WATCH && !(q->tok = json_tokener_new()))) {
                 req_free(q);
                 return -ENOMEM;
         }
-        cu_curl->easy_setopt(q->h, CURLOPT_URL, url);
-        cu_curl->easy_setopt(q->h, CURLOPT_PROTOCOLS_STR, "http,https");
-        cu_curl->easy_setopt(q->h, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_1_1);
-        cu_curl->easy_setopt(q->h, CURLOPT_NOSIGNAL, 1L);
-        /* etcd is cluster-internal: a proxy from the environment is not for it. */
-        cu_curl->easy_setopt(q->h, CURLOPT_NOPROXY, "*");
-        cu_curl->easy_setopt(q->h, CURLOPT_HTTPHEADER, q->headers);
-        cu_curl->easy_setopt(q->h, CURLOPT_COPYPOSTFIELDS,
-                             json_object_to_json_string_ext(body, JSON_C_TO_STRING_PLAIN));
-        cu_curl->easy_setopt(q->h, CURLOPT_WRITEFUNCTION, on_write);
-        cu_curl->easy_setopt(q->h, CURLOPT_WRITEDATA, q);
-        cu_curl->easy_setopt(q->h, CURLOPT_PRIVATE, q);
-        cu_curl->easy_setopt(q->h, CURLOPT_ERRORBUFFER, q->error);
-        cu_curl->easy_setopt(q->h, CURLOPT_CONNECTTIMEOUT_MS, CONNECT_TIMEOUT_MS);
-        if (kind != REQ_WATCH)
-                cu_curl->easy_setopt(q->h, CURLOPT_TIMEOUT_MS, REQUEST_TIMEOUT_MS);
-        cu_curl->easy_setopt(q->h, CURLOPT_TCP_KEEPALIVE, 1L);
-        cu_curl->easy_setopt(q->h, CURLOPT_TCP_KEEPIDLE, KEEPALIVE_IDLE_S);
-        cu_curl->easy_setopt(q->h, CURLOPT_TCP_KEEPINTVL, KEEPALIVE_INTVL_S);
-        set_tls(q->h, &e->conf);
-        mr = cu_curl->multi_add_handle(e->multi, q->h);
-        if (mr != CURLM_OK) {
-                cu_curl->easy_cleanup(q->h);
-                q->h = NULL;
+        headers[1] = auth;
+        r = http_send(e->http,
+                      &(const struct http_request){
+                              .url = url,
+                              .body = json_object_to_json_string_ext(body, JSON_C_TO_STRING_PLAIN),
+                              .headers = headers,
+                              .tls = &tls,
+                              .stream = kind == REQ_WATCH,
+                              .max_body = ETCD_MAX_BODY,
+                              .on_data = watch_data,
+                              .on_done = request_done,
+                              .userdata = q,
+                      },
+                      &q->h);
+        if (r < 0) {
                 req_free(q);
-                return -EIO;
+                return r;
         }
         *ret = q;
         return 0;
@@ -506,7 +415,8 @@ static int add_b64(json_object *o, const char *key, const char *data, size_t len
  * or {"error": {"message": "...", ...}} (watch), else the text itself. */
 static void body_error(const struct req *q, char *buf, size_t size)
 {
-        json_object *o = q->buf ? json_tokener_parse(q->buf) : NULL;
+        const char *body = http_req_body(q->h);
+        json_object *o = body ? json_tokener_parse(body) : NULL;
         json_object *err = jget(o, "error");
         const char *msg = jstr(jget(o, "message"));
 
@@ -515,7 +425,7 @@ static void body_error(const struct req *q, char *buf, size_t size)
         if (msg)
                 snprintf(buf, size, "%s", msg);
         else
-                snprintf(buf, size, "%.200s", q->buf ? q->buf : "no body");
+                snprintf(buf, size, "%.200s", body ? body : "no body");
         json_object_put(o);
 }
 
@@ -645,7 +555,7 @@ static void begin_attempt(struct etcd *e)
         free(e->token);
         e->token = NULL;
         e->state = ST_LISTING;
-        log_debug("etcd: listing from %s", e->conf.endpoints[e->ep]);
+        log_debug("etcd: listing from %s", e->conf.endpoints[e->fo.cur]);
         r = e->conf.username ? send_auth(e) : send_range(e);
         if (r < 0)
                 attempt_failed(e, "%s", strerror(-r));
@@ -658,15 +568,6 @@ static void once_failed(struct etcd *e)
         sd_event_exit(e->ev, 0);
 }
 
-static uint64_t jittered(uint64_t usec)
-{
-        struct timespec ts;
-
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        /* 80-120%: enough spread for a fleet; no need for a better random source. */
-        return usec * (80 + (uint64_t)(ts.tv_nsec / 1000) % 41) / 100;
-}
-
 static void round_failed(struct etcd *e)
 {
         uint64_t now;
@@ -674,35 +575,29 @@ static void round_failed(struct etcd *e)
         cancel_all(e);
         if (e->once)
                 return once_failed(e);
-        e->retry_usec = e->retry_usec ? e->retry_usec * 2 : RETRY_MIN_USEC;
-        if (e->retry_usec > RETRY_MAX_USEC)
-                e->retry_usec = RETRY_MAX_USEC;
         e->state = ST_WAITING;
         sd_event_now(e->ev, CLOCK_MONOTONIC, &now);
-        sd_event_source_set_time(e->retry, now + jittered(e->retry_usec));
+        sd_event_source_set_time(e->retry, now + http_failover_backoff(&e->fo));
         sd_event_source_set_enabled(e->retry, SD_EVENT_ONESHOT);
         if (e->ops && e->ops->unreachable)
-                e->ops->unreachable(e, e->why, e->userdata);
+                e->ops->unreachable(e, e->fo.why, e->userdata);
 }
 
 /* This endpoint failed: the next one, or, when each had its turn, wait and retry. */
 static void attempt_failed(struct etcd *e, const char *fmt, ...)
 {
-        size_t n = strlen(e->why);
+        char reason[1024];
+        const char *ep = e->conf.endpoints[e->fo.cur];
+        bool more;
         va_list ap;
 
-        if (n < sizeof(e->why))
-                n += (size_t)snprintf(e->why + n, sizeof(e->why) - n, "%s%s: ", n ? "; " : "",
-                                      e->conf.endpoints[e->ep]);
-        if (n < sizeof(e->why)) {
-                va_start(ap, fmt);
-                vsnprintf(e->why + n, sizeof(e->why) - n, fmt, ap);
-                va_end(ap);
-        }
-        log_debug("etcd: %s", e->why);
+        va_start(ap, fmt);
+        vsnprintf(reason, sizeof(reason), fmt, ap);
+        va_end(ap);
+        more = http_failover_next(&e->fo, ep, "%s", reason);
+        log_debug("etcd: %s", e->fo.why);
         cancel_all(e);
-        e->ep = (e->ep + 1) % e->conf.n_endpoints;
-        if (++e->tries < e->conf.n_endpoints)
+        if (more)
                 begin_attempt(e);
         else
                 round_failed(e);
@@ -717,8 +612,8 @@ static void list_complete(struct etcd *e)
         kvmap_clear(&old);
         e->revision = e->list_revision;
         e->has_data = true;
-        e->retry_usec = 0;
-        snprintf(e->endpoint, sizeof(e->endpoint), "%s", e->conf.endpoints[e->ep]);
+        http_failover_ok(&e->fo);
+        snprintf(e->endpoint, sizeof(e->endpoint), "%s", e->conf.endpoints[e->fo.cur]);
         req_free(e->list);
         e->list = NULL;
         log_debug("etcd: listed %zu keys at revision %lld from %s", e->cache.n, (long long)e->revision, e->endpoint);
@@ -734,11 +629,10 @@ static void list_complete(struct etcd *e)
 
 static void start_round(struct etcd *e)
 {
-        e->tries = 0;
+        http_failover_round(&e->fo);
         e->list_restarts = 0;
-        e->why[0] = '\0';
         /* No libcurl, no endpoint to try: the round fails as a whole, why says so. */
-        if (multi_start(e) < 0)
+        if (http_start(e->http, e->fo.why, sizeof(e->fo.why)) < 0)
                 return round_failed(e);
         begin_attempt(e);
 }
@@ -785,14 +679,14 @@ static void apply_event(struct req *q, json_object *ev, bool *changed)
 
         r = kv_from_json(jget(ev, "kv"), !del, &kv, err, sizeof(err));
         if (r < 0) {
-                snprintf(q->fail, sizeof(q->fail), "%s", r == -ENOMEM ? strerror(ENOMEM) : err);
+                http_req_fail(q->h, "%s", r == -ENOMEM ? strerror(ENOMEM) : err);
                 return;
         }
         if (del) {
                 kvmap_del(&e->cache, kv->key);
                 kv_free(kv);
         } else if ((r = kvmap_put(&e->cache, kv)) < 0) {
-                snprintf(q->fail, sizeof(q->fail), "%s", r == -E2BIG ? "more than the cap of keys" : strerror(-r));
+                http_req_fail(q->h, "%s", r == -E2BIG ? "more than the cap of keys" : strerror(-r));
                 return;
         }
         *changed = true;
@@ -810,27 +704,27 @@ static void watch_message(struct req *q, json_object *msg)
                 json_object *err = jget(msg, "error");
                 const char *why = jstr(jget(err, "message")) ? jstr(jget(err, "message")) : jstr(err);
 
-                snprintf(q->fail, sizeof(q->fail), "the watch failed: %s", why ? why : "an answer without a result");
+                http_req_fail(q->h, "the watch failed: %s", why ? why : "an answer without a result");
                 return;
         }
         if (compact > 0) {
                 q->compacted = true;
-                snprintf(q->fail, sizeof(q->fail), "revision %lld is compacted (compaction at %lld)",
+                http_req_fail(q->h, "revision %lld is compacted (compaction at %lld)",
                          (long long)e->revision + 1, (long long)compact);
                 return;
         }
         if (json_object_get_boolean(jget(res, "canceled"))) {
                 const char *reason = jstr(jget(res, "cancel_reason"));
 
-                snprintf(q->fail, sizeof(q->fail), "etcd cancelled the watch%s%s", reason ? ": " : "",
+                http_req_fail(q->h, "etcd cancelled the watch%s%s", reason ? ": " : "",
                          reason ? reason : "");
                 return;
         }
         if (json_object_get_boolean(jget(res, "created")))
                 q->created = true;
-        for (size_t i = 0; i < n && !q->fail[0]; i++)
+        for (size_t i = 0; i < n && !http_req_failed(q->h); i++)
                 apply_event(q, json_object_array_get_idx(events, i), &changed);
-        if (rev > e->revision && !q->fail[0])
+        if (rev > e->revision && !http_req_failed(q->h))
                 e->revision = rev;
         if (changed && e->ops && e->ops->changed)
                 e->ops->changed(e, e->userdata);
@@ -838,27 +732,28 @@ static void watch_message(struct req *q, json_object *msg)
 
 /* ---- transfers that ended ---- */
 
-static void list_request_done(struct etcd *e, struct req *q, CURLcode code)
+static void list_request_done(struct etcd *e, struct req *q)
 {
-        long status = response_code(q);
+        long status = http_req_status(q->h);
+        const char *err = http_req_error(q->h), *body;
         json_object *o;
         char why[256];
 
-        if (code != CURLE_OK)
-                return attempt_failed(e, "%s",
-                                      q->fail[0] ? q->fail : q->error[0] ? q->error : cu_curl->easy_strerror(code));
+        if (err)
+                return attempt_failed(e, "%s", err);
         if (status != 200) {
                 body_error(q, why, sizeof(why));
                 /* The revision of the first page was compacted before a later page was
                  * read: not the endpoint's fault; start over at the newest revision. */
                 if (q->kind == REQ_RANGE && e->list_revision && strstr(why, "compacted") &&
                     e->list_restarts++ < 3) {
-                        log_notice("etcd: listing from %s: %s; starting over", e->conf.endpoints[e->ep], why);
+                        log_notice("etcd: listing from %s: %s; starting over", e->conf.endpoints[e->fo.cur], why);
                         return begin_attempt(e);
                 }
                 return attempt_failed(e, "HTTP %ld: %s", status, why);
         }
-        o = q->buf ? json_tokener_parse(q->buf) : NULL;
+        body = http_req_body(q->h);
+        o = body ? json_tokener_parse(body) : NULL;
         if (!o)
                 return attempt_failed(e, "the answer is not JSON");
         if (q->kind == REQ_AUTH) {
@@ -880,128 +775,37 @@ static void list_request_done(struct etcd *e, struct req *q, CURLcode code)
         json_object_put(o);
 }
 
-static void watch_done(struct etcd *e, struct req *q, CURLcode code)
+static void watch_done(struct etcd *e, struct req *q)
 {
+        const char *err = http_req_error(q->h);
         char why[512];
 
         if (q->compacted) {
-                log_notice("etcd: watch from %s: %s; listing again", e->endpoint, q->fail);
+                log_notice("etcd: watch from %s: %s; listing again", e->endpoint, err);
                 cancel_all(e);
                 return start_round(e);
         }
-        if (code == CURLE_OK && response_code(q) != 200)
+        if (!err && http_req_status(q->h) != 200)
                 body_error(q, why, sizeof(why));
         else
-                snprintf(why, sizeof(why), "%s",
-                         q->fail[0]         ? q->fail
-                         : code == CURLE_OK ? "the stream ended"
-                         : q->error[0]      ? q->error
-                                            : cu_curl->easy_strerror(code));
+                snprintf(why, sizeof(why), "%s", err ? err : "the stream ended");
         log_notice("etcd: watch stream from %s broke (%s); listing again", e->endpoint, why);
         cancel_all(e);
         start_round(e);
 }
 
-static void process_done(struct etcd *e)
+static void request_done(struct http_req *h, void *userdata)
 {
-        CURLMsg *m;
-        int left;
-
-        /* One message at a time: handling one may remove other handles, and with them
-         * their queued messages. */
-        while ((m = cu_curl->multi_info_read(e->multi, &left))) {
-                struct req *q = NULL;
-
-                if (m->msg != CURLMSG_DONE)
-                        continue;
-                cu_curl->easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, (char **)&q);
-                if (!q)
-                        continue;
-                if (q->kind == REQ_WATCH)
-                        watch_done(e, q, m->data.result);
-                else
-                        list_request_done(e, q, m->data.result);
-        }
-}
-
-/* ---- curl's multi socket API on sd-event ---- */
-
-static int on_io(sd_event_source *s, int fd, uint32_t revents, void *userdata)
-{
-        struct etcd *e = userdata;
-        int flags = 0, running;
-
-        (void)s;
-        if (revents & EPOLLIN)
-                flags |= CURL_CSELECT_IN;
-        if (revents & EPOLLOUT)
-                flags |= CURL_CSELECT_OUT;
-        if (revents & (EPOLLERR | EPOLLHUP))
-                flags |= CURL_CSELECT_ERR;
-        cu_curl->multi_socket_action(e->multi, fd, flags, &running);
-        process_done(e);
-        return 0;
-}
-
-static void io_forget(struct etcd *e, sd_event_source *src)
-{
-        for (size_t i = 0; i < e->n_io; i++)
-                if (e->io[i] == src) {
-                        e->io[i] = e->io[--e->n_io];
-                        return;
-                }
-}
-
-static int on_socket(CURL *h, curl_socket_t fd, int what, void *userp, void *socketp)
-{
-        struct etcd *e = userp;
-        sd_event_source *src = socketp;
-        uint32_t events = (what & CURL_POLL_IN ? EPOLLIN : 0) | (what & CURL_POLL_OUT ? EPOLLOUT : 0);
+        struct req *q = userdata;
 
         (void)h;
-        if (what == CURL_POLL_REMOVE) {
-                if (src) {
-                        io_forget(e, src);
-                        sd_event_source_disable_unref(src);
-                        cu_curl->multi_assign(e->multi, fd, NULL);
-                }
-                return 0;
-        }
-        if (src)
-                return sd_event_source_set_io_events(src, events) < 0 ? -1 : 0;
-        if (GROW(e->io, e->cap_io, e->n_io + 1) < 0 || sd_event_add_io(e->ev, &src, fd, events, on_io, e) < 0)
-                return -1;
-        e->io[e->n_io++] = src;
-        cu_curl->multi_assign(e->multi, fd, src);
-        return 0;
+        if (q->kind == REQ_WATCH)
+                watch_done(q->e, q);
+        else
+                list_request_done(q->e, q);
 }
 
-static int on_curl_timer(sd_event_source *s, uint64_t usec, void *userdata)
-{
-        struct etcd *e = userdata;
-        int running;
-
-        (void)s;
-        (void)usec;
-        cu_curl->multi_socket_action(e->multi, CURL_SOCKET_TIMEOUT, 0, &running);
-        process_done(e);
-        return 0;
-}
-
-/* curl asks to be woken after timeout_ms (-1: never). It must not be called back from
- * here, so the timer source does it. */
-static int on_timer_request(CURLM *multi, long timeout_ms, void *userp)
-{
-        struct etcd *e = userp;
-        uint64_t now;
-
-        (void)multi;
-        if (timeout_ms < 0)
-                return sd_event_source_set_enabled(e->curl_timer, SD_EVENT_OFF) < 0 ? -1 : 0;
-        sd_event_now(e->ev, CLOCK_MONOTONIC, &now);
-        sd_event_source_set_time(e->curl_timer, now + (uint64_t)timeout_ms * 1000);
-        return sd_event_source_set_enabled(e->curl_timer, SD_EVENT_ONESHOT) < 0 ? -1 : 0;
-}
+/* ---- timers ---- */
 
 static int on_retry(sd_event_source *s, uint64_t usec, void *userdata)
 {
@@ -1014,54 +818,13 @@ static int on_retry(sd_event_source *s, uint64_t usec, void *userdata)
 static int on_deadline(sd_event_source *s, uint64_t usec, void *userdata)
 {
         struct etcd *e = userdata;
-        size_t n = strlen(e->why);
+        size_t n = strlen(e->fo.why);
 
         (void)s;
         (void)usec;
-        snprintf(e->why + n, sizeof(e->why) - n, "%s%s: no answer in time", n ? "; " : "", e->conf.endpoints[e->ep]);
+        snprintf(e->fo.why + n, sizeof(e->fo.why) - n, "%s%s: no answer in time", n ? "; " : "",
+                 e->conf.endpoints[e->fo.cur]);
         once_failed(e);
-        return 0;
-}
-
-/* curl_global_init() once for the first client with a multi handle,
- * curl_global_cleanup() after the last (leak checkers then see OpenSSL's tables go too). */
-static unsigned n_clients;
-
-static void global_unref(void)
-{
-        if (n_clients && --n_clients == 0)
-                cu_curl->global_cleanup();
-}
-
-/* The multi handle comes with the first round, not with etcd_new(), because that is
- * when libcurl is loaded (curl-dl.c). A load that fails fails the round as an endpoint
- * that does not answer would: why names the library, the operator reads it where
- * unreachable endpoints are reported (the journal, STATUS=, --check's "datastore
- * unreachable:"), and the retry loads again, so installing libcurl mends a running
- * daemon. On failure e->why says why. */
-static int multi_start(struct etcd *e)
-{
-        int r;
-
-        if (e->multi)
-                return 0;
-        if ((r = cu_curl_load(e->why, sizeof(e->why))) < 0)
-                return r;
-        if (n_clients == 0 && cu_curl->global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
-                snprintf(e->why, sizeof(e->why), "libcurl: curl_global_init() failed");
-                return -EIO;
-        }
-        n_clients++;
-        e->multi = cu_curl->multi_init();
-        if (!e->multi) {
-                global_unref();
-                snprintf(e->why, sizeof(e->why), "libcurl: %s", strerror(ENOMEM));
-                return -ENOMEM;
-        }
-        cu_curl->multi_setopt(e->multi, CURLMOPT_SOCKETFUNCTION, on_socket);
-        cu_curl->multi_setopt(e->multi, CURLMOPT_SOCKETDATA, e);
-        cu_curl->multi_setopt(e->multi, CURLMOPT_TIMERFUNCTION, on_timer_request);
-        cu_curl->multi_setopt(e->multi, CURLMOPT_TIMERDATA, e);
         return 0;
 }
 
@@ -1081,13 +844,12 @@ int etcd_new(sd_event *ev, const struct cfg_etcd *conf, const struct etcd_ops *o
         e->ev = sd_event_ref(ev);
         e->ops = ops;
         e->userdata = userdata;
-        if ((r = cfg_etcd_copy(conf, &e->conf)) < 0 ||
-            (r = sd_event_add_time(ev, &e->curl_timer, CLOCK_MONOTONIC, UINT64_MAX, 1000, on_curl_timer, e)) < 0 ||
+        if ((r = cfg_etcd_copy(conf, &e->conf)) < 0 || (r = http_new(ev, &e->http)) < 0 ||
             (r = sd_event_add_time(ev, &e->retry, CLOCK_MONOTONIC, UINT64_MAX, 100000, on_retry, e)) < 0) {
                 etcd_free(e);
                 return r < 0 ? r : -ENOMEM;
         }
-        sd_event_source_set_enabled(e->curl_timer, SD_EVENT_OFF);
+        e->fo = (struct http_failover){ .n = conf->n_endpoints, .min_usec = RETRY_MIN_USEC, .max_usec = RETRY_MAX_USEC };
         sd_event_source_set_enabled(e->retry, SD_EVENT_OFF);
         *ret = e;
         return 0;
@@ -1098,14 +860,7 @@ void etcd_free(struct etcd *e)
         if (!e)
                 return;
         cancel_all(e);
-        if (e->multi) {
-                cu_curl->multi_cleanup(e->multi);
-                global_unref();
-        }
-        for (size_t i = 0; i < e->n_io; i++)
-                sd_event_source_disable_unref(e->io[i]);
-        free(e->io);
-        sd_event_source_disable_unref(e->curl_timer);
+        http_free(e->http);
         sd_event_source_disable_unref(e->retry);
         sd_event_source_disable_unref(e->deadline);
         sd_event_unref(e->ev);
@@ -1204,7 +959,7 @@ int etcd_list_once(const struct cfg_etcd *conf, uint64_t timeout_usec, struct et
                 return r;
         }
         if (e->state != ST_DONE) {
-                snprintf(why, why_size, "%s", e->why[0] ? e->why : "no endpoint answered");
+                snprintf(why, why_size, "%s", e->fo.why[0] ? e->fo.why : "no endpoint answered");
                 etcd_free(e);
                 return -EHOSTUNREACH;
         }

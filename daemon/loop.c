@@ -13,11 +13,12 @@
  * nothing; then the loop goes quiet. This file must never touch the host except
  * through reconcile_run().
  *
- * With the etcd datastore (etcd.c), the client's list and watch run on this loop too:
- * a change in etcd marks the configuration dirty like a file change (same debounce),
- * and the model is rebuilt from the client's cache. Losing etcd changes nothing: the
- * last model stays, drift is still repaired from it, STATUS= and the journal say so,
- * and the client retries until the datastore answers again. */
+ * The resources come through the datastore seam (source.h): the files source's
+ * inotify watch, or the etcd client's list and watch, run on this loop too; a change
+ * marks the configuration dirty like a settings change (same debounce), and the model
+ * is built again from the source. Losing the datastore changes nothing: the last model
+ * stays, drift is still repaired from it, STATUS= and the journal say so, and the
+ * source retries until the datastore answers again. */
 #include "loop.h"
 
 #include <errno.h>
@@ -33,12 +34,12 @@
 #include <unistd.h>
 
 #include "datastore.h"
-#include "etcd.h"
 #include "log.h"
 #include "metrics-file.h"
 #include "metrics.h"
 #include "monitor.h"
 #include "reconcile.h"
+#include "source.h"
 #include "state.h"
 #include "text.h"
 #include "upstream-file.h"
@@ -72,11 +73,11 @@ struct loop {
         char status[1024];       /* the last STATUS= sent */
         struct kern *nl;
         struct kern_monitor *mon;
-        struct watch_set *watch;
-        struct etcd *etcd;       /* the datastore client, with datastore etcdv3 */
+        struct watch_set *watch; /* the settings file and calicoctl's */
+        struct source *src;      /* where the resources come from */
         struct metrics metrics;  /* counted after each pass; written when metricsFile is set */
         struct metrics_file *metrics_file;
-        char datastore_error[1024]; /* why etcd does not answer; "" while it does */
+        char datastore_error[1024]; /* why the datastore does not answer; "" while it does */
         sd_event_source *debounce;
         sd_event_source *resync;
         sd_event_source *retry;
@@ -107,12 +108,11 @@ static void format_state(const struct loop *l, char *s, size_t size)
 {
         const char *plural_p = l->n_underlay_pools == 1 ? "" : "s", *plural_r = l->n_routes == 1 ? "" : "s";
 
-        if (!l->model && l->etcd && !etcd_has_data(l->etcd)) {
-                char eps[512];
+        char what[600];
 
-                cfg_etcd_endpoints_fmt(etcd_conf(l->etcd), eps, sizeof(eps));
-                snprintf(s, size, "waiting for the datastore (etcdv3 %s)", eps);
-        } else if (!l->model)
+        if (!l->model && l->src && source_waiting(l->src, what, sizeof(what)))
+                snprintf(s, size, "waiting for %s", what);
+        else if (!l->model)
                 snprintf(s, size, "waiting for a valid configuration");
         else if (l->underlay && l->uplink)
                 snprintf(s, size, "underlay: %zu pool%s, proxy_arp on %s, %zu block route%s%s", l->n_underlay_pools,
@@ -161,6 +161,18 @@ static double wall_now(void)
 }
 
 /* The metrics hook: after each pass (r NULL: only the datastore's state changed). */
+/* Which datastore, and whether it answers (files always do). */
+static void datastore_metrics(const struct loop *l, struct metrics *m)
+{
+        struct source_origin o = { .type = CFG_DATASTORE_FILES };
+        char what[600];
+
+        if (l->src)
+                source_origin(l->src, &o);
+        m->datastore = o.type == CFG_DATASTORE_ETCDV3 ? "etcdv3" : "files";
+        m->datastore_up = !l->src || (!l->datastore_error[0] && !source_waiting(l->src, what, sizeof(what)));
+}
+
 static void export_metrics(struct loop *l, const struct reconcile *r, bool drift, bool converged)
 {
         struct metrics *m = &l->metrics;
@@ -179,8 +191,7 @@ static void export_metrics(struct loop *l, const struct reconcile *r, bool drift
 
                 metrics_observe_pass(m, &p);
         }
-        m->datastore = l->etcd ? "etcdv3" : "files";
-        m->datastore_up = l->etcd ? !l->datastore_error[0] && etcd_has_data(l->etcd) : true;
+        datastore_metrics(l, m);
         metrics_file_changed(l->metrics_file, l->model ? l->model->settings.metrics_file : NULL);
 }
 
@@ -201,9 +212,17 @@ static void log_diags(const struct cfg_diags *d, int level)
         }
 }
 
+/* The settings file, and calicoctl's when it may name the datastore (the files
+ * source watches the resources). */
 static void rewatch(struct loop *l, const struct cfg_settings *s)
 {
-        int r = watch_set_update(l->watch, config_path(l), s);
+        const char *files[2] = { config_path(l) };
+        size_t n = 1;
+        int r;
+
+        if (s && s->datastore != CFG_DATASTORE_FILES && s->calicoctl_config)
+                files[n++] = s->calicoctl_config;
+        r = watch_set_update(l->watch, files, n, NULL, 0);
 
         if (r < 0)
                 log_warning("cannot watch the configuration (%s): changes need SIGHUP", strerror(-r));
@@ -224,7 +243,7 @@ static void reject(struct loop *l, const struct cfg_diags *d, int r)
                  l->config_error);
 }
 
-/* ---- the etcd datastore ---- */
+/* ---- the datastore ---- */
 
 static void arm(struct loop *l, uint64_t delay, uint64_t max);
 
@@ -234,23 +253,25 @@ static void config_changed(struct loop *l)
         arm(l, CONFIG_DEBOUNCE_USEC, CONFIG_DEBOUNCE_MAX_USEC);
 }
 
-static void on_etcd_synced(struct etcd *e, void *userdata)
+static void on_source_reachable(struct source *src, void *userdata)
 {
         struct loop *l = userdata;
+        struct source_origin o;
 
+        source_origin(src, &o);
         if (l->datastore_error[0]) {
                 log_full(LOG_NOTICE, LOG_ID_DATASTORE, NULL, "datastore reachable again: %s, revision %lld",
-                         etcd_endpoint(e), (long long)etcd_revision(e));
+                         o.endpoint, (long long)o.revision);
                 l->datastore_error[0] = '\0';
         } else
-                log_info("datastore: %zu keys at revision %lld from %s", etcd_n_keys(e), (long long)etcd_revision(e),
-                         etcd_endpoint(e));
+                log_info("datastore: %zu keys at revision %lld from %s", o.n_keys, (long long)o.revision,
+                         o.endpoint);
         config_changed(l);
 }
 
-static void on_etcd_changed(struct etcd *e, void *userdata)
+static void on_source_changed(struct source *src, void *userdata)
 {
-        (void)e;
+        (void)src;
         config_changed(userdata);
 }
 
@@ -269,12 +290,12 @@ static const char *ip_sockets_hint(void)
                        : "";
 }
 
-static void on_etcd_unreachable(struct etcd *e, const char *why, void *userdata)
+static void on_source_unreachable(struct source *src, const char *why, void *userdata)
 {
         struct loop *l = userdata;
         const char *hint = ip_sockets_hint();
 
-        (void)e;
+        (void)src;
         if (!l->datastore_error[0])
                 log_full(LOG_WARNING, LOG_ID_DATASTORE, NULL, "datastore unreachable: %s%s; keeping the %s, retrying",
                          why, hint, l->model ? "last model and the host as they are" : "host as it is");
@@ -287,46 +308,49 @@ static void on_etcd_unreachable(struct etcd *e, const char *why, void *userdata)
                 export_metrics(l, NULL, false, false);
 }
 
-static const struct etcd_ops etcd_ops = {
-        .synced = on_etcd_synced,
-        .changed = on_etcd_changed,
-        .unreachable = on_etcd_unreachable,
+static void on_source_cannot_watch(struct source *src, int error, void *userdata)
+{
+        (void)src;
+        (void)userdata;
+        log_warning("cannot watch the configuration (%s): changes need SIGHUP", strerror(-error));
+}
+
+static const struct source_ops source_ops = {
+        .changed = on_source_changed,
+        .reachable = on_source_reachable,
+        .unreachable = on_source_unreachable,
+        .cannot_watch = on_source_cannot_watch,
 };
 
-static void stop_etcd(struct loop *l)
+static void stop_source(struct loop *l)
 {
-        etcd_free(l->etcd);
-        l->etcd = NULL;
+        source_free(l->src);
+        l->src = NULL;
         l->datastore_error[0] = '\0';
 }
 
-/* The model from the client's cache; 0 with *ret NULL while the first list is pending.
- * A client for other endpoints or credentials is replaced (its cache with it). */
-static int load_from_etcd(struct loop *l, struct cfg_settings *s, const struct cfg_etcd *conf,
-                          struct cfg_model **ret, struct cfg_diags *d)
+/* The source the settings name: the running one when it is the same datastore reached
+ * the same way (an etcd client keeps its connection and cache), else a new one. */
+static int use_source(struct loop *l, const struct cfg_settings *s, const struct cfg_source *conf,
+                      struct cfg_diags *d)
 {
-        struct cfg_kv *kvs = NULL;
         char eps[512];
-        size_t n;
         int r;
 
-        if (!l->etcd || !cfg_etcd_eq(etcd_conf(l->etcd), conf)) {
-                stop_etcd(l);
-                if ((r = etcd_new(l->ev, conf, &etcd_ops, l, &l->etcd)) < 0)
-                        return cfg_error(d, NULL, 0, 0, "cannot start the etcd client: %s", strerror(-r));
-                cfg_etcd_endpoints_fmt(conf, eps, sizeof(eps));
-                log_info("datastore: etcdv3 at %s (from %s)%s", eps, conf->origin,
-                         s->has_resources ? "; the resources setting is not read" : "");
-                etcd_start(l->etcd);
+        if (l->src && source_same(l->src, conf))
                 return 0;
+        stop_source(l);
+        if ((r = source_new(l->ev, conf, &source_ops, l, &l->src)) < 0 || (r = source_start(l->src)) < 0) {
+                stop_source(l);
+                return cfg_error(d, NULL, 0, 0, "cannot start the %s datastore: %s", cfg_datastore_name(conf->type),
+                                 strerror(-r));
         }
-        if (!etcd_has_data(l->etcd))
-                return 0;
-        if ((r = etcd_kvs(l->etcd, &kvs, &n)) < 0)
-                return r;
-        r = cfg_model_from_kvs(s, kvs, n, ret, d);
-        free(kvs);
-        return r;
+        if (conf->type == CFG_DATASTORE_ETCDV3) {
+                cfg_etcd_endpoints_fmt(&conf->etcd, eps, sizeof(eps));
+                log_info("datastore: etcdv3 at %s (from %s)%s", eps, conf->etcd.origin,
+                         s->has_resources ? "; the resources setting is not read" : "");
+        }
+        return 0;
 }
 
 /* upstreamRoutesFile: the upstream routes of the model just accepted, as
@@ -371,16 +395,16 @@ static void arm_resync(struct loop *l);
 
 static void accept_model(struct loop *l, struct cfg_model *m)
 {
-        char from[700] = "";
+        struct source_origin o;
+        char from[1200] = "";
 
-        if (l->etcd)
-                snprintf(from, sizeof(from), " from etcdv3 %s revision %lld", etcd_endpoint(l->etcd),
-                         (long long)etcd_revision(l->etcd));
+        source_origin(l->src, &o);
+        if (o.type == CFG_DATASTORE_ETCDV3)
+                snprintf(from, sizeof(from), " from etcdv3 %s revision %lld", o.endpoint, (long long)o.revision);
         log_full(l->model ? LOG_NOTICE : LOG_INFO, LOG_ID_RELOADED, NULL,
                  "configuration %s%s: node %s, %zu pool%s, %zu block%s, %zu %s%s", l->model ? "reloaded" : "loaded",
                  from, m->settings.node_name ? m->settings.node_name : "?", m->n_pools, m->n_pools == 1 ? "" : "s",
-                 m->n_blocks, m->n_blocks == 1 ? "" : "s", m->n_files, l->etcd ? "key" : "file",
-                 m->n_files == 1 ? "" : "s");
+                 m->n_blocks, m->n_blocks == 1 ? "" : "s", m->n_files, o.unit, m->n_files == 1 ? "" : "s");
         int enabled = SD_EVENT_OFF;
         bool rearm;
 
@@ -400,29 +424,27 @@ static void accept_model(struct loop *l, struct cfg_model *m)
         l->metrics.model_time = wall_now();
 }
 
-/* Settings first, then watches, then the resources (files, or etcd's cache): a file
- * changed while we read it is already watched, so its event comes after and triggers
- * another load. */
+/* Settings first, then watches, then the resources (the source's current documents):
+ * a file changed while we read it is already watched, so its event comes after and
+ * triggers another load. */
 static void reload(struct loop *l)
 {
         struct cfg_diags d = {};
         struct cfg_settings s = {};
-        struct cfg_source src = {};
+        struct cfg_source conf = {};
         struct cfg_model *m = NULL;
         int r;
 
-        r = cfg_settings_load(config_path(l), l->config_path != NULL, l->host_name, &s, &d);
+        r = source_settings(l->config_path, l->host_name, &s, &d);
         /* Settings that do not load: keep watching what the last good ones named. */
         rewatch(l, r >= 0 ? &s : l->model ? &l->model->settings : NULL);
         if (r >= 0)
-                r = cfg_source_resolve(&s, (const char *const *)environ, &src, &d);
-        if (r >= 0 && src.type == CFG_DATASTORE_ETCDV3)
-                r = load_from_etcd(l, &s, &src.etcd, &m, &d);
-        else if (r >= 0) {
-                stop_etcd(l);
-                r = cfg_model_from_settings(&s, &m, &d);
-        }
-        cfg_source_clear(&src);
+                r = source_resolve(&s, (const char *const *)environ, &conf, &d);
+        if (r >= 0)
+                r = use_source(l, &s, &conf, &d);
+        if (r >= 0)
+                r = source_model(l->src, &s, &m, &d);
+        cfg_source_clear(&conf);
         cfg_settings_clear(&s);
         log_diags(&d, LOG_NOTICE);
         if (r < 0)
@@ -786,9 +808,9 @@ static int on_hup(sd_event_source *s, const struct signalfd_siginfo *si, void *u
         log_notice("SIGHUP: reloading the configuration");
         l->config_dirty = false;
         reload(l);
-        /* With etcd, a reload also reads the datastore afresh. */
-        if (l->etcd && etcd_has_data(l->etcd))
-                etcd_relist(l->etcd);
+        /* A reload also reads the datastore afresh (etcd: a new list). */
+        if (l->src)
+                source_refresh(l->src);
         reconcile(l, "reload");
         arm_resync(l);
         update_status(l, "READY=1\n");
@@ -880,7 +902,7 @@ out:
         sd_event_source_unref(l.debounce);
         sd_event_source_unref(l.resync);
         sd_event_source_unref(l.retry);
-        etcd_free(l.etcd);
+        source_free(l.src);
         metrics_file_free(l.metrics_file);
         sd_event_unref(l.ev);
         kern_monitor_close(l.mon);

@@ -10,10 +10,10 @@
 #include <unistd.h>
 
 #include "datastore.h"
-#include "etcd.h"
 #include "loop.h"
 #include "reconcile.h"
 #include "report.h"
+#include "source.h"
 #include "state.h"
 #include "text.h"
 #include "upstream.h"
@@ -243,67 +243,7 @@ static void print_results(const struct reconcile *r)
         printf("%zu change%s, %zu failed\n", r->plan->n_actions, r->plan->n_actions == 1 ? "" : "s", r->n_failed);
 }
 
-/* Where --once and --check got their model. */
-struct origin {
-        enum cfg_datastore type;
-        char endpoint[1024];
-        int64_t revision;
-        char error[2300]; /* the datastore could not be read */
-};
-
-/* --once and --check with etcd: one list at one revision, bounded in time. */
-#define ONCE_LIST_TIMEOUT_USEC (30 * 1000 * 1000ULL)
-
-static int model_from_etcd(struct cfg_settings *s, const struct cfg_etcd *conf, struct cfg_model **ret,
-                           struct cfg_diags *diags, struct origin *o)
-{
-        struct etcd *e = NULL;
-        struct cfg_kv *kvs = NULL;
-        char why[2048];
-        size_t n;
-        int r;
-
-        cfg_etcd_endpoints_fmt(conf, o->endpoint, sizeof(o->endpoint));
-        r = etcd_list_once(conf, ONCE_LIST_TIMEOUT_USEC, &e, why, sizeof(why));
-        if (r < 0) {
-                snprintf(o->error, sizeof(o->error), "datastore unreachable: %s",
-                         r == -EHOSTUNREACH ? why : strerror(-r));
-                return r;
-        }
-        snprintf(o->endpoint, sizeof(o->endpoint), "%s", etcd_endpoint(e));
-        o->revision = etcd_revision(e);
-        r = etcd_kvs(e, &kvs, &n);
-        if (r >= 0)
-                r = cfg_model_from_kvs(s, kvs, n, ret, diags);
-        free(kvs);
-        etcd_free(e);
-        return r;
-}
-
-/* Settings, then the source they name, then the model from it. */
-static int load_model(const struct args *a, const char *node, struct cfg_model **ret, struct cfg_diags *diags,
-                      struct origin *o)
-{
-        struct cfg_settings s = {};
-        struct cfg_source src = {};
-        int r;
-
-        r = cfg_settings_load(a->config ? a->config : CFG_DEFAULT_CONFIG, a->config != NULL, node, &s, diags);
-        if (r >= 0)
-                r = cfg_source_resolve(&s, (const char *const *)environ, &src, diags);
-        if (r >= 0) {
-                o->type = src.type;
-                if (src.type == CFG_DATASTORE_ETCDV3)
-                        r = model_from_etcd(&s, &src.etcd, ret, diags, o);
-                else
-                        r = cfg_model_from_settings(&s, ret, diags);
-        }
-        cfg_source_clear(&src);
-        cfg_settings_clear(&s);
-        return r;
-}
-
-static void report_origin(struct report_source *src, const struct origin *o)
+static void report_origin(struct report_source *src, const struct source_origin *o)
 {
         src->source = cfg_datastore_name(o->type == CFG_DATASTORE_ETCDV3 ? o->type : CFG_DATASTORE_FILES);
         src->endpoint = o->endpoint[0] ? o->endpoint : NULL;
@@ -311,7 +251,7 @@ static void report_origin(struct report_source *src, const struct origin *o)
 }
 
 static int run_once_or_check(const struct args *a, const struct cfg_model *m, struct cfg_diags *diags,
-                             const char *node, uint64_t load_usec, const struct origin *o)
+                             const char *node, uint64_t load_usec, const struct source_origin *o)
 {
         uint64_t t_report;
         char dirbuf[4096];
@@ -367,7 +307,7 @@ static int run_cleanup(const struct args *a, const char *hn)
         struct kern *nl = NULL;
         int e;
 
-        e = cfg_settings_load(a->config ? a->config : CFG_DEFAULT_CONFIG, a->config != NULL, hn, &s, &diags);
+        e = source_settings(a->config, hn, &s, &diags);
         report_diags(stderr, &diags, false);
         cfg_diags_clear(&diags);
         if (e < 0)
@@ -480,8 +420,8 @@ int main(int argc, char **argv)
         struct args a = {};
         struct cfg_diags diags = {};
         struct cfg_model *m = NULL;
-        struct origin o = {};
-        char hn[256];
+        struct source_origin o = {};
+        char hn[256], why[2300];
         const char *node;
         uint64_t load_usec;
         int r;
@@ -495,13 +435,12 @@ int main(int argc, char **argv)
         if (a.mode == MODE_DAEMON)
                 return loop_run(a.config, node);
         load_usec = now_usec();
-        r = load_model(&a, node, &m, &diags, &o);
+        r = source_load_once(a.config, node, &m, &diags, &o, why, sizeof(why));
         load_usec = now_usec() - load_usec;
         if (r < 0) {
-                const char *why = o.error[0] ? o.error : "the configuration is invalid";
-
                 if (a.mode == MODE_CHECK) {
-                        struct report_source src = { .node = node, .diags = &diags, .error = why };
+                        struct report_source src = { .node = node, .diags = &diags,
+                                                     .error = why[0] ? why : "the configuration is invalid" };
 
                         report_origin(&src, &o);
                         if (a.json)
@@ -510,8 +449,8 @@ int main(int argc, char **argv)
                                 report_check_text(stdout, &src);
                 } else {
                         report_diags(stderr, &diags, true);
-                        if (o.error[0])
-                                fprintf(stderr, "calico-underlayd: %s\n", o.error);
+                        if (why[0])
+                                fprintf(stderr, "calico-underlayd: %s\n", why);
                 }
                 cfg_diags_clear(&diags);
                 return 2;

@@ -15,12 +15,6 @@
 
 #include "util.h"
 
-static void closep(int *fd)
-{
-        if (*fd >= 0)
-                close(*fd);
-}
-
 /* Does path already hold exactly content? */
 static bool same_content(const char *path, const char *content, size_t len)
 {

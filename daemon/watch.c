@@ -1,6 +1,7 @@
-/* The inotify watch set over the daemon's inputs. It owns one inotify descriptor and
- * the table of (folder, name) pairs that matter; it reads events and says whether the
- * configuration may have changed. It never reads the configuration itself and never
+/* An inotify watch set over some of the daemon's inputs (the loop's: the settings file
+ * and calicoctl's; the files source's: the resources). It owns one inotify descriptor
+ * and the table of (folder, name) pairs that matter; it reads events and says whether
+ * the inputs may have changed. It never reads the configuration itself and never
  * logs: the event loop decides what to do.
  *
  * Why folders: an editor's save or `kubectl`'s ConfigMap update replaces a file by
@@ -21,6 +22,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "files.h"
 #include "util.h"
 
 /* Watch entries at most: the settings file's folder, one or two per resources entry,
@@ -150,8 +152,6 @@ static int add_link_target(struct watch_set *w, const char *path)
         return add_parent(w, real);
 }
 
-static bool yaml_name(const char *n);
-
 static void closedirp(DIR **d)
 {
         if (*d)
@@ -170,7 +170,7 @@ static int add_folder_link_targets(struct watch_set *w, const char *dir)
         if (!d)
                 return 0;
         while ((de = readdir(d))) {
-                if (!yaml_name(de->d_name) || (de->d_type != DT_LNK && de->d_type != DT_UNKNOWN))
+                if (!files_is_resource_name(de->d_name) || (de->d_type != DT_LNK && de->d_type != DT_UNKNOWN))
                         continue;
                 if (snprintf(path, sizeof(path), "%s/%s", dir, de->d_name) >= (int)sizeof(path))
                         continue;
@@ -204,7 +204,8 @@ static size_t count_folders(const struct watch_set *w)
         return n;
 }
 
-int watch_set_update(struct watch_set *w, const char *config_path, const struct cfg_settings *s)
+int watch_set_update(struct watch_set *w, const char *const *files, size_t n_files, const char *const *resources,
+                     size_t n_resources)
 {
         struct watch_entry *old = w->v;
         size_t n_old = w->n;
@@ -214,17 +215,11 @@ int watch_set_update(struct watch_set *w, const char *config_path, const struct 
         w->n = w->cap = 0;
         /* New watches go in before old ones go out, so a folder in both is never
          * unwatched, not even for a moment. */
-        r = add_parent(w, config_path);
-        first = r < 0 ? r : 0;
-        if ((r = add_link_target(w, config_path)) < 0 && !first)
-                first = r;
-        /* calicoctl's file decides whether etcd is read, and how to reach it. */
-        if (s && s->datastore != CFG_DATASTORE_FILES && s->calicoctl_config &&
-            (((r = add_parent(w, s->calicoctl_config)) < 0) || (r = add_link_target(w, s->calicoctl_config)) < 0) &&
-            !first)
-                first = r;
-        for (size_t i = 0; s && i < s->n_resources; i++) {
-                const char *p = s->resources[i];
+        for (size_t i = 0; i < n_files; i++)
+                if (((r = add_parent(w, files[i])) < 0 || (r = add_link_target(w, files[i])) < 0) && !first)
+                        first = r;
+        for (size_t i = 0; i < n_resources; i++) {
+                const char *p = resources[i];
 
                 if (is_dir(p) && ((r = add(w, p, true, NULL)) < 0 || (r = add_folder_link_targets(w, p)) < 0) &&
                     !first)
@@ -239,15 +234,6 @@ int watch_set_update(struct watch_set *w, const char *config_path, const struct 
                         (void)inotify_rm_watch(w->fd, old[i].wd); /* EINVAL: already gone */
         free(old);
         return w->n ? (int)count_folders(w) : (first ? first : -ENOENT);
-}
-
-static bool yaml_name(const char *n)
-{
-        size_t len = strlen(n);
-
-        if (n[0] == '.')
-                return false; /* the loader skips hidden files: editors' temporaries */
-        return (len > 5 && streq(n + len - 5, ".yaml")) || (len > 4 && streq(n + len - 4, ".yml"));
 }
 
 static bool event_relevant(const struct watch_set *w, const struct inotify_event *ev)
@@ -266,7 +252,7 @@ static bool event_relevant(const struct watch_set *w, const struct inotify_event
                         return true;
                 if (streq(name, "..data"))
                         return true;
-                if (e->any ? yaml_name(name) : streq(name, e->name))
+                if (e->any ? files_is_resource_name(name) : streq(name, e->name))
                         return true;
         }
         return false;

@@ -1,6 +1,7 @@
 /* Benchmark for config/: a large cluster's block affinities, as
  * `kubectl get blockaffinities.crd.projectcalico.org -o yaml` prints them, loaded into the
- * model. Compares the full load (cfg_model_from_settings) with a bare libyaml event scan of
+ * model. Compares the full load (the daemon's files source: read the files, config/'s
+ * loader) with a bare libyaml event scan of
  * the same file, which is the floor any YAML loader pays, and reports the model's memory.
  *
  *   bench-config [NODES [BLOCKS_PER_NODE [RUNS]]]     (default 5000 10 7)
@@ -21,7 +22,9 @@
 #include <unistd.h>
 #include <yaml.h>
 
+#include "load.h"
 #include "model.h"
+#include "source.h"
 
 #if defined(__SANITIZE_ADDRESS__)
 #define SANITIZED 1
@@ -196,6 +199,20 @@ struct load_result {
         size_t n_blocks, n_nodes;
 };
 
+/* What the daemon does: the files source reads the files and feeds config/'s loader. */
+static int files_model(struct cfg_settings *s, struct cfg_model **ret, struct cfg_diags *d)
+{
+        struct source *src = NULL;
+        int r;
+
+        if (source_new(NULL, &(struct cfg_source){ .type = CFG_DATASTORE_FILES }, NULL, NULL, &src) < 0 ||
+            source_start(src) < 0)
+                abort();
+        r = source_model(src, s, ret, d);
+        source_free(src);
+        return r < 0 ? r : 0;
+}
+
 static struct load_result full_load(const char *pools, const char *affinities)
 {
         struct load_result res = {};
@@ -206,7 +223,7 @@ static struct load_result full_load(const char *pools, const char *affinities)
         double t0;
         int r;
 
-        if (cfg_settings_load(NULL, false, "k8s-worker-0001", &s, &d) < 0)
+        if (cfg_settings_load_buffer(NULL, NULL, 0, "k8s-worker-0001", &s, &d) < 0)
                 abort();
         free(s.resources[0]);
         s.resources[0] = strdup(pools);
@@ -220,7 +237,7 @@ static struct load_result full_load(const char *pools, const char *affinities)
         reset_peak_rss();
         before = mallinfo2();
         t0 = now();
-        r = cfg_model_from_settings(&s, &m, &d);
+        r = files_model(&s, &m, &d);
         res.seconds = now() - t0;
         after = mallinfo2();
         res.peak_kb = status_kb("VmHWM");

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "load.h"
 #include "model.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -80,7 +81,7 @@ static void fuzz_resources(const uint8_t *data, size_t size)
         struct cfg_model *m = NULL;
         int r;
 
-        if (cfg_settings_load(NULL, false, "node1", &s, &d) < 0)
+        if (cfg_settings_load_buffer(NULL, NULL, 0, "node1", &s, &d) < 0)
                 abort();
         r = cfg_model_from_buffers(&s, names, bufs, &size, 1, &m, &d);
         if (r == 0) {

@@ -23,8 +23,10 @@
 #include <cmocka.h>
 
 #include "labels.h"
+#include "load.h"
 #include "model.h"
 #include "selector.h"
+#include "source.h"
 #include "text.h"
 #include "util.h"
 
@@ -119,7 +121,7 @@ static struct cfg_settings default_settings(const char *node)
         struct cfg_diags d = {};
         struct cfg_settings s;
 
-        assert_int_equal(cfg_settings_load(NULL, false, node, &s, &d), 0);
+        assert_int_equal(cfg_settings_load_buffer(NULL, NULL, 0, node, &s, &d), 0);
         assert_int_equal(d.n, 0);
         cfg_diags_clear(&d);
         return s;
@@ -139,6 +141,28 @@ static void set_resources(struct cfg_settings *s, const char *const *paths)
                 s->resources[i] = paths[i][0] == '/' ? strdup(paths[i]) : fixture(paths[i]);
 }
 
+/* The files source (daemon/files.c) reads the files and hands them to config/. */
+static int model_from_files(struct cfg_settings *s, struct cfg_model **ret, struct cfg_diags *d)
+{
+        struct source *src = NULL;
+        int r;
+
+        assert_int_equal(source_new(NULL, &(struct cfg_source){ .type = CFG_DATASTORE_FILES }, NULL, NULL, &src), 0);
+        assert_int_equal(source_start(src), 0);
+        r = source_model(src, s, ret, d);
+        source_free(src);
+        assert_int_not_equal(r, 0); /* a files source is never "pending" */
+        return r < 0 ? r : 0;
+}
+
+static int load_once(const char *cfg, struct cfg_model **ret, struct cfg_diags *d)
+{
+        struct source_origin o;
+        char why[256];
+
+        return source_load_once(cfg, "h", ret, d, &o, why, sizeof(why));
+}
+
 /* Load fixtures (paths relative to $FIXTURES, or absolute) with node's default settings,
  * or with usePodCIDR: true. */
 static int load_paths_opt(const char *node, bool use_pod_cidr, const char *const *paths, struct cfg_model **ret,
@@ -150,7 +174,7 @@ static int load_paths_opt(const char *node, bool use_pod_cidr, const char *const
         s.use_pod_cidr = use_pod_cidr;
         set_resources(&s, paths);
         *ret = NULL;
-        r = cfg_model_from_settings(&s, ret, d);
+        r = model_from_files(&s, ret, d);
         if (r < 0) {
                 assert_null(*ret);
                 assert_string_equal(s.node_name, node); /* handed back untouched */
@@ -1153,22 +1177,15 @@ static void settings_defaults(void **state)
         char *dir = tmp_dir(), *missing;
 
         (void)state;
-        /* No file: defaults, and no path. */
-        assert_int_equal(cfg_settings_load(NULL, false, "node1", &s, &d), 0);
+        /* No file: defaults. */
+        assert_int_equal(cfg_settings_load_buffer(NULL, NULL, 0, "node1", &s, &d), 0);
         assert_defaults(&s, "node1");
-        assert_null(s.path);
-        cfg_settings_clear(&s);
-
-        /* The default file missing is fine. */
-        assert_true(asprintf(&missing, "%s/config.yaml", dir) > 0);
-        assert_int_equal(cfg_settings_load(missing, false, "node1", &s, &d), 0);
-        assert_defaults(&s, "node1");
-        assert_null(s.path);
         cfg_settings_clear(&s);
         assert_int_equal(d.n, 0);
 
         /* An explicit (--config) file must exist. */
-        assert_int_equal(cfg_settings_load(missing, true, "node1", &s, &d), -ENOENT);
+        assert_true(asprintf(&missing, "%s/config.yaml", dir) > 0);
+        assert_int_equal(source_settings(missing, "node1", &s, &d), -ENOENT);
         assert_diag_at(nth_diag(&d, CFG_ERROR, 0), 0, 0, NEEDLES("cannot open"));
         assert_string_equal(nth_diag(&d, CFG_ERROR, 0)->file, missing);
         cfg_diags_clear(&d);
@@ -1176,7 +1193,6 @@ static void settings_defaults(void **state)
         /* Empty and comment-only files: defaults. */
         s = settings_ok("");
         assert_defaults(&s, "host1");
-        assert_string_equal(s.path, "/etc/cu/config.yaml");
         cfg_settings_clear(&s);
         s = settings_ok("# nothing set\n---\n");
         assert_defaults(&s, "host1");
@@ -1292,10 +1308,9 @@ static void settings_resources(void **state)
         cfg_settings_clear(&s);
 
         cfg = write_file(dir, "config.yaml", "resources: [res.d]\n");
-        assert_int_equal(cfg_settings_load(cfg, true, "n", &s, &d), 0);
+        assert_int_equal(source_settings(cfg, "n", &s, &d), 0);
         assert_true(asprintf(&expect, "%s/res.d", dir) > 0);
         assert_string_equal(s.resources[0], expect);
-        assert_string_equal(s.path, cfg);
         cfg_settings_clear(&s);
         assert_int_equal(d.n, 0);
         free(expect);
@@ -1547,7 +1562,7 @@ static void settings_full_file(void **state)
         cfg_settings_clear(&s);
 }
 
-/* cfg_model_load: settings file + resources named relative to it. */
+/* The daemon's one-shot path (source.h): settings file + resources named relative to it. */
 static void model_load_end_to_end(void **state)
 {
         char *dir = tmp_dir(), *cfg, *res, *text, *pools = fixture("calicoctl-v3.10/ippools.yaml");
@@ -1560,9 +1575,8 @@ static void model_load_end_to_end(void **state)
         assert_true(asprintf(&res, "%s/res", dir) > 0);
         assert_int_equal(mkdir(res, 0700), 0);
         free(write_file(res, "aff.yaml", AFFINITY("node2", "192.168.10.144/28", "confirmed", "false")));
-        assert_int_equal(cfg_model_load(&(struct cfg_load_opts){ .config_path = cfg, .host_name = "h" }, &m, &d), 0);
+        assert_int_equal(load_once(cfg, &m, &d), 0);
         assert_string_equal(m->settings.node_name, "node2");
-        assert_string_equal(m->settings.path, cfg);
         assert_int_equal(m->n_pools, 2);
         assert_block(m, "192.168.10.144/28", "node2", "underlay-az1");
         assert_false(cfg_model_node(m, "node2")->has_resource);
@@ -1572,8 +1586,7 @@ static void model_load_end_to_end(void **state)
         /* A bad settings file stops before any resource is read. */
         free(write_file(dir, "config.yaml", "routeProtocol: 12\n"));
         m = NULL;
-        assert_int_equal(cfg_model_load(&(struct cfg_load_opts){ .config_path = cfg, .host_name = "h" }, &m, &d),
-                         -EINVAL);
+        assert_int_equal(load_once(cfg, &m, &d), -EINVAL);
         assert_null(m);
         assert_int_equal(count_diags(&d, CFG_ERROR), 1);
         cfg_diags_clear(&d);
@@ -1596,7 +1609,7 @@ static void example_config_loads(void **state)
         if (!src)
                 skip();
         assert_true(asprintf(&cfg, "%s/config/example/config.yaml", src) > 0);
-        assert_int_equal(cfg_model_load(&(struct cfg_load_opts){ .config_path = cfg, .host_name = "h" }, &m, &d), 0);
+        assert_int_equal(load_once(cfg, &m, &d), 0);
         assert_int_equal(count_diags(&d, CFG_ERROR), 0);
         assert_string_equal(m->settings.node_name, "node1");
         assert_true(contains(m->settings.resources[0], "config/example/resources.d"));
@@ -2543,7 +2556,6 @@ static void settings_handed_over(void **state)
         assert_int_equal(load_bufs_s(&s, NEEDLES(POOL_A), &m, &d), 0);
         assert_string_equal(m->settings.node_name, "node3");
         assert_int_equal(m->settings.route_metric, 77);
-        assert_string_equal(m->settings.path, "/etc/cu/config.yaml");
         cfg_model_free(m);
         cfg_diags_clear(&d);
 }
@@ -2967,7 +2979,7 @@ static void limits_file_size(void **state)
                 assert_true(pid >= 0);
                 if (pid == 0)
                         feed_comments(link);
-                assert_int_equal(cfg_settings_load(link, true, "node1", &st, &d), -EFBIG);
+                assert_int_equal(source_settings(link, "node1", &st, &d), -EFBIG);
                 assert_diag_at(nth_diag(&d, CFG_ERROR, 0), 0, 0, NEEDLES("larger than 256 MiB"));
                 assert_string_equal(nth_diag(&d, CFG_ERROR, 0)->file, link);
                 kill(pid, SIGKILL);

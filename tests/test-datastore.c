@@ -19,7 +19,9 @@
 
 #include "datastore.h"
 #include "etcd.h"
+#include "load.h"
 #include "model.h"
+#include "source.h"
 #include "util.h"
 
 #define CTL_HDR "apiVersion: projectcalico.org/v3\nkind: CalicoAPIConfig\n"
@@ -520,7 +522,7 @@ static void resolve(const char *settings_text, const char *const *envp, int want
         struct cfg_diags d = {};
         struct cfg_source src = {};
 
-        assert_int_equal(cfg_source_resolve(&s, envp, &src, &d), want_r);
+        assert_int_equal(source_resolve(&s, envp, &src, &d), want_r);
         if (want_r == 0) {
                 assert_int_equal(src.type, want_type);
                 if (origin)

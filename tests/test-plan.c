@@ -23,6 +23,7 @@
 #include <time.h>
 
 #include "host.h"
+#include "load.h"
 #include "model.h"
 #include "plan.h"
 #include "util.h"
@@ -146,7 +147,7 @@ static void load(struct t *t, const char *settings, const char *resources)
         if (settings)
                 r = cfg_settings_load_buffer("config.yaml", settings, strlen(settings), "node1", &t->s, &t->d);
         else
-                r = cfg_settings_load(NULL, false, "node1", &t->s, &t->d);
+                r = cfg_settings_load_buffer(NULL, NULL, 0, "node1", &t->s, &t->d);
         if (r < 0)
                 print_diags(&t->d);
         assert_int_equal(r, 0);
@@ -2256,7 +2257,7 @@ static void test_cleanup(void **state)
         struct t *t = *state;
         const struct cfg_settings *s = &t->s;
 
-        assert_int_equal(cfg_settings_load(NULL, false, "node1", &t->s, &t->d), 0);
+        assert_int_equal(cfg_settings_load_buffer(NULL, NULL, 0, "node1", &t->s, &t->d), 0);
         host_node1(&t->h);
         add_tunl0(&t->h, "10.233.90.0/32");
         link_of(&t->h, "eth0")->proxy_arp = 1;

@@ -25,6 +25,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "load.h"
 #include "model.h"
 #include "upstream.h"
 #include "util.h"

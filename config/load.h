@@ -1,0 +1,56 @@
+/* Documents in, model out: the one way to build a model (loader.c with its feeds,
+ * resources.c and etcdkv.c). config/ opens no file and reads no folder: the
+ * datastore source (daemon/source.h) hands it each document's bytes (a buffer, or a
+ * reader for a large file) with a name, and every diagnostic points at that name,
+ * line and column.
+ *
+ *     cfg_loader_new(&settings, diags, &l);
+ *     cfg_loader_add_yaml(l, "/etc/.../10-pools.yaml", buf, size);  (or _add_kv, ...)
+ *     cfg_loader_finish(l, &model);
+ *
+ * A document with errors is reported in diags and the next one read, so one load
+ * names every problem; the load as a whole then fails. Only running out of memory
+ * stops at once. */
+#pragma once
+
+#include <stddef.h>
+
+#include "diag.h"
+#include "model.h"
+#include "yamltree.h"
+
+/* Caps on what input controls. */
+#define CFG_MAX_FILES 10000
+#define CFG_MAX_KEYS 1000000 /* etcd keys: each stands for a file */
+
+struct cfg_loader;
+
+/* A load for these settings (the feeds read them). They stay the caller's until
+ * cfg_loader_finish() succeeds and must not change before. Errors that the caller
+ * adds to diags between new and finish (a file that cannot be read) fail the load
+ * like a document's. diags may be NULL. */
+int cfg_loader_new(struct cfg_settings *settings, struct cfg_diags *diags, struct cfg_loader **ret);
+/* One YAML document (a file's bytes) of Calico resources, as calicoctl or kubectl
+ * print them (one resource, several documents, or a List); name stands for it in
+ * diagnostics. Returns -ENOMEM or 0 (errors go into diags). */
+int cfg_loader_add_yaml(struct cfg_loader *l, const char *name, const void *buf, size_t size);
+/* The same read piece by piece (ydoc_read_fn, yamltree.h): the files source reads a
+ * file this way, so a large one never sits in memory whole. */
+int cfg_loader_add_yaml_stream(struct cfg_loader *l, const char *name, ydoc_read_fn read, void *ctx);
+/* One key of Calico's etcd v3 datastore and its value (datastore.h has the layout),
+ * named "etcd:KEY" in diagnostics; block affinity keys become BlockAffinity
+ * resources. Returns -ENOMEM or 0. */
+int cfg_loader_add_kv(struct cfg_loader *l, const struct cfg_kv *kv);
+/* Validate and merge everything added into a new model, which takes the settings
+ * (*settings is emptied). On failure -EINVAL (or -errno) with errors in diags, and the
+ * settings are untouched. Frees l either way. */
+int cfg_loader_finish(struct cfg_loader *l, struct cfg_model **ret);
+/* Abandon a load (the settings stay the caller's). Accepts NULL. */
+void cfg_loader_free(struct cfg_loader *l);
+
+/* The same in one call: resources from YAML buffers (tests, fuzzers), or from etcd
+ * keys (in key order, for stable messages). */
+int cfg_model_from_buffers(struct cfg_settings *settings, const char *const *names, const char *const *bufs,
+                           const size_t *sizes, size_t n, struct cfg_model **ret, struct cfg_diags *diags);
+int cfg_model_from_kvs(struct cfg_settings *settings, const struct cfg_kv *kvs, size_t n, struct cfg_model **ret,
+                       struct cfg_diags *diags);

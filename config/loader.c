@@ -1,0 +1,436 @@
+/* The loader: receives the records the feeds (resources.c: YAML resource documents;
+ * etcdkv.c: etcd keys) take out of each document, and merges them into one model.
+ *
+ * Owns: the table of inputs (files, keys) that positions point into, the node table
+ * (a Node resource and the blocks naming a node meet in one entry), turning raw block
+ * claims into one block per prefix (an IPAMBlock's affinity wins; two claims of the
+ * same kind naming different nodes are an error naming both places), cross-resource
+ * validation (duplicate pools and FelixConfigurations, overlapping pools), and the
+ * final sort that makes the model's lookups binary searches. Reads no file and no
+ * folder; no logging: everything the operator should hear goes into diags. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "load.h"
+#include "loader.h"
+#include "util.h"
+
+static int node_index_grow(struct cfg_loader *l)
+{
+        size_t size = l->node_index_size ? l->node_index_size * 2 : 256;
+        uint32_t *t = calloc(size, sizeof(*t));
+
+        if (!t)
+                return -ENOMEM;
+        for (size_t i = 0; i < l->m->n_nodes; i++) {
+                size_t h = str_hash(l->m->nodes[i].name) & (size - 1);
+
+                while (t[h])
+                        h = (h + 1) & (size - 1);
+                t[h] = (uint32_t)i + 1;
+        }
+        free(l->node_index);
+        l->node_index = t;
+        l->node_index_size = size;
+        return 0;
+}
+
+int loader_node(struct cfg_loader *l, const char *name, uint32_t *ret)
+{
+        struct cfg_model *m = l->m;
+        size_t h;
+        int r;
+
+        if (l->node_index_size) {
+                for (h = str_hash(name) & (l->node_index_size - 1); l->node_index[h];
+                     h = (h + 1) & (l->node_index_size - 1))
+                        if (streq(m->nodes[l->node_index[h] - 1].name, name)) {
+                                *ret = l->node_index[h] - 1;
+                                return 0;
+                        }
+        }
+        if (m->n_nodes >= CFG_MAX_NODES)
+                return -E2BIG;
+        if ((m->n_nodes + 1) * 2 > l->node_index_size && (r = node_index_grow(l)) < 0)
+                return r;
+        if ((r = GROW(m->nodes, l->cap_nodes, m->n_nodes + 1)) < 0)
+                return r;
+        m->nodes[m->n_nodes] = (struct cfg_node){ .name = strdup(name) };
+        if (!m->nodes[m->n_nodes].name)
+                return -ENOMEM;
+        for (h = str_hash(name) & (l->node_index_size - 1); l->node_index[h]; h = (h + 1) & (l->node_index_size - 1))
+                ;
+        l->node_index[h] = (uint32_t)m->n_nodes + 1;
+        *ret = (uint32_t)m->n_nodes++;
+        return 0;
+}
+
+int loader_add_block(struct cfg_loader *l, const struct cfg_prefix *cidr, uint32_t node, enum block_origin origin,
+                     uint32_t line)
+{
+        int r;
+
+        if (l->n_raw >= CFG_MAX_BLOCKS)
+                return cfg_error(l->diags, l->y.file, line, 0, "more than %d blocks", CFG_MAX_BLOCKS);
+        if ((r = GROW(l->raw, l->cap_raw, l->n_raw + 1)) < 0)
+                return r;
+        l->raw[l->n_raw++] = (struct raw_block){
+                .cidr = *cidr,
+                .node = node,
+                .origin = (uint8_t)origin,
+                .src = { .file = l->file, .line = line },
+        };
+        return 0;
+}
+
+int loader_add_borrowed(struct cfg_loader *l, const struct cfg_prefix *addr, uint32_t node, uint32_t block_node,
+                        uint32_t line)
+{
+        int r;
+
+        if (l->n_borrowed >= CFG_MAX_BORROWED)
+                return cfg_error(l->diags, l->y.file, line, 0, "more than %d borrowed addresses", CFG_MAX_BORROWED);
+        if ((r = GROW(l->borrowed, l->cap_borrowed, l->n_borrowed + 1)) < 0)
+                return r;
+        l->borrowed[l->n_borrowed++] = (struct raw_borrowed){
+                .addr = *addr,
+                .node = node,
+                .block_node = block_node,
+                .src = { .file = l->file, .line = line },
+        };
+        return 0;
+}
+
+int loader_add_file(struct cfg_loader *l, const char *path, size_t max)
+{
+        struct cfg_model *m = l->m;
+        int r;
+
+        if (m->n_files >= max)
+                return cfg_error(l->diags, path, 0, 0, "more than %zu resource %s", max,
+                                 max == CFG_MAX_FILES ? "files" : "keys");
+        if ((r = GROW(m->files, l->cap_files, m->n_files + 1)) < 0)
+                return r;
+        m->files[m->n_files] = strdup(path);
+        if (!m->files[m->n_files])
+                return -ENOMEM;
+        l->file = (uint32_t)m->n_files++;
+        l->y.file = m->files[l->file];
+        return 0;
+}
+
+/* ---- final validation ---- */
+
+static int pool_cmp(const void *a, const void *b)
+{
+        return cfg_prefix_cmp(&((const struct cfg_pool *)a)->cidr, &((const struct cfg_pool *)b)->cidr);
+}
+
+static bool src_before(struct cfg_src a, struct cfg_src b)
+{
+        return a.file < b.file || (a.file == b.file && a.line < b.line);
+}
+
+static int check_pools(struct cfg_loader *l, size_t errors_before)
+{
+        struct cfg_model *m = l->m;
+        char a[CFG_PREFIX_STRLEN], b[CFG_PREFIX_STRLEN];
+        const struct cfg_pool *outer = NULL;
+        int ret = 0;
+
+        /* Duplicate names: pools are few (capped), a quadratic scan is fine. */
+        for (size_t i = 0; i < m->n_pools; i++)
+                for (size_t j = 0; j < i; j++)
+                        if (streq(m->pools[i].name, m->pools[j].name))
+                                ret = cfg_error(l->diags, cfg_model_file(m, m->pools[i].src), m->pools[i].src.line,
+                                                m->pools[i].col, "duplicate pool name \"%s\" (also at %s:%u)", m->pools[i].name,
+                                                cfg_model_file(m, m->pools[j].src), m->pools[j].src.line);
+        if (m->n_pools > 1)
+                qsort(m->pools, m->n_pools, sizeof(*m->pools), pool_cmp);
+        /* Prefixes either nest or are disjoint. Sorted by address, then length, a pool
+         * that overlaps any earlier one overlaps the widest pool seen since the last
+         * disjoint one (`outer`): comparing with the previous pool alone would miss
+         * 10.2/16 after 10.1/16 inside 10/8. Blame the one that comes later in the
+         * input. */
+        for (size_t i = 0; i < m->n_pools; i++) {
+                const struct cfg_pool *p = outer, *q = &m->pools[i];
+
+                if (!p || !cfg_prefix_overlaps(&p->cidr, &q->cidr)) {
+                        outer = q;
+                        continue;
+                }
+                if (src_before(q->src, p->src)) {
+                        const struct cfg_pool *t = p;
+                        p = q;
+                        q = t;
+                }
+                cfg_prefix_fmt(&q->cidr, a, sizeof(a));
+                cfg_prefix_fmt(&p->cidr, b, sizeof(b));
+                ret = cfg_error(l->diags, cfg_model_file(m, q->src), q->src.line, q->col,
+                                "pool %s (%s, line %u) overlaps pool %s (%s, line %u of %s)", q->name, a,
+                                q->src.line, p->name, b, p->src.line, cfg_model_file(m, p->src));
+        }
+        /* Not when something was rejected already: a pool with an error is no pool,
+         * and "no IPPool found" would only hide the real message. */
+        if (m->n_pools == 0 && ret == 0 && l->diags->n_errors == errors_before)
+                ret = cfg_error(l->diags, NULL, 0, 0,
+                                "no IPPool found in the resources (an empty set is refused rather than read as "
+                                "\"no pools\"; use --cleanup to withdraw)");
+        return ret;
+}
+
+static int raw_cmp(const void *a, const void *b)
+{
+        const struct raw_block *x = a, *y = b;
+        int c = cfg_prefix_cmp(&x->cidr, &y->cidr);
+
+        if (c)
+                return c;
+        /* IPAMBlock affinity is Calico's authority; it sorts first and wins. */
+        if (x->origin != y->origin)
+                return x->origin == BLOCK_FROM_IPAMBLOCK ? -1 : (y->origin == BLOCK_FROM_IPAMBLOCK ? 1 : 0);
+        return src_before(x->src, y->src) ? -1 : (src_before(y->src, x->src) ? 1 : 0);
+}
+
+static int block_conflict(struct cfg_loader *l, const struct raw_block *a, const struct raw_block *b, const char *what)
+{
+        struct cfg_model *m = l->m;
+        char p[CFG_PREFIX_STRLEN], q[CFG_PREFIX_STRLEN];
+
+        cfg_prefix_fmt(&a->cidr, p, sizeof(p));
+        cfg_prefix_fmt(&b->cidr, q, sizeof(q));
+        return cfg_error(l->diags, cfg_model_file(m, b->src), b->src.line, 0,
+                         "block %s of node %s %s block %s of node %s (%s:%u)", q, m->nodes[b->node].name, what, p,
+                         m->nodes[a->node].name, cfg_model_file(m, a->src), a->src.line);
+}
+
+static int build_blocks(struct cfg_loader *l)
+{
+        struct cfg_model *m = l->m;
+        size_t outside = 0, kept = 0;
+        const struct raw_block *prev = NULL;
+        int ret = 0;
+
+        if (l->n_raw > 1)
+                qsort(l->raw, l->n_raw, sizeof(*l->raw), raw_cmp);
+        m->blocks = calloc(l->n_raw ? l->n_raw : 1, sizeof(*m->blocks));
+        if (!m->blocks)
+                return -ENOMEM;
+        for (size_t i = 0; i < l->n_raw; i++) {
+                const struct raw_block *rb = &l->raw[i];
+                const struct cfg_pool *pool;
+                char buf[CFG_PREFIX_STRLEN];
+
+                if (prev && cfg_prefix_eq(&prev->cidr, &rb->cidr)) {
+                        /* An IPAMBlock's affinity overrules affinities and podCIDRs
+                         * (IPAMBlocks sort first); two IPAMBlocks, or two of the others,
+                         * naming different nodes are a conflict. */
+                        bool overruled = prev->origin == BLOCK_FROM_IPAMBLOCK && rb->origin != BLOCK_FROM_IPAMBLOCK;
+
+                        if (prev->node != rb->node && !overruled)
+                                ret = block_conflict(l, prev, rb, "is also claimed as");
+                        continue; /* the same block again, or overruled by its IPAMBlock */
+                }
+                if (prev && cfg_prefix_overlaps(&prev->cidr, &rb->cidr)) {
+                        ret = block_conflict(l, prev, rb, "overlaps");
+                        continue;
+                }
+                prev = rb;
+                pool = cfg_model_pool_for(m, &rb->cidr);
+                if (!pool) {
+                        m->n_skipped++;
+                        if (++outside <= 10) {
+                                cfg_prefix_fmt(&rb->cidr, buf, sizeof(buf));
+                                cfg_notice(l->diags, cfg_model_file(m, rb->src), rb->src.line, 0,
+                                           "skipping block %s of node %s: it lies in no pool", buf,
+                                           m->nodes[rb->node].name);
+                        }
+                        continue;
+                }
+                m->blocks[kept++] = (struct cfg_block){
+                        .cidr = rb->cidr,
+                        .node = rb->node,
+                        .pool = (uint32_t)(pool - m->pools),
+                        .src = rb->src,
+                };
+        }
+        if (outside > 10)
+                cfg_notice(l->diags, NULL, 0, 0, "skipped %zu more blocks that lie in no pool", outside - 10);
+        m->n_blocks = kept;
+        return ret;
+}
+
+static int raw_borrowed_cmp(const void *a, const void *b)
+{
+        const struct raw_borrowed *x = a, *y = b;
+        int c = cfg_prefix_cmp(&x->addr, &y->addr);
+
+        if (c)
+                return c;
+        return src_before(x->src, y->src) ? -1 : (src_before(y->src, x->src) ? 1 : 0);
+}
+
+/* Borrowed addresses in address order, one per address (the same IPAMBlock read twice
+ * gives the same entries; the first is kept), each in its pool; those in no pool are
+ * dropped like blocks in no pool. */
+static int build_borrowed(struct cfg_loader *l)
+{
+        struct cfg_model *m = l->m;
+        size_t kept = 0;
+
+        if (l->n_borrowed > 1)
+                qsort(l->borrowed, l->n_borrowed, sizeof(*l->borrowed), raw_borrowed_cmp);
+        m->borrowed = calloc(l->n_borrowed ? l->n_borrowed : 1, sizeof(*m->borrowed));
+        if (!m->borrowed)
+                return -ENOMEM;
+        for (size_t i = 0; i < l->n_borrowed; i++) {
+                const struct raw_borrowed *rb = &l->borrowed[i];
+                const struct cfg_pool *pool;
+
+                if (kept && cfg_prefix_eq(&m->borrowed[kept - 1].addr, &rb->addr))
+                        continue;
+                pool = cfg_model_pool_for(m, &rb->addr);
+                if (!pool)
+                        continue;
+                m->borrowed[kept++] = (struct cfg_borrowed){
+                        .addr = rb->addr,
+                        .node = rb->node,
+                        .block_node = rb->block_node,
+                        .pool = (uint32_t)(pool - m->pools),
+                        .src = rb->src,
+                };
+        }
+        m->n_borrowed = kept;
+        return 0;
+}
+
+struct name_idx {
+        const char *name;
+        uint32_t idx;
+};
+
+static int name_idx_cmp(const void *a, const void *b)
+{
+        return strcmp(((const struct name_idx *)a)->name, ((const struct name_idx *)b)->name);
+}
+
+/* Sort nodes by name for binary search and renumber the blocks' references. */
+static int sort_nodes(struct cfg_model *m)
+{
+        size_t n = m->n_nodes;
+        _cleanup_(freep) struct name_idx *order = malloc((n ? n : 1) * sizeof(*order));
+        _cleanup_(freep) uint32_t *new_idx = malloc((n ? n : 1) * sizeof(*new_idx));
+        struct cfg_node *sorted = malloc((n ? n : 1) * sizeof(*sorted));
+
+        if (!order || !new_idx || !sorted) {
+                free(sorted);
+                return -ENOMEM;
+        }
+        for (size_t i = 0; i < n; i++) {
+                if (cfg_labels_seal(&m->nodes[i].labels) < 0) {
+                        free(sorted);
+                        return -ENOMEM;
+                }
+                order[i] = (struct name_idx){ m->nodes[i].name, (uint32_t)i };
+        }
+        qsort(order, n, sizeof(*order), name_idx_cmp);
+        for (size_t k = 0; k < n; k++) {
+                sorted[k] = m->nodes[order[k].idx];
+                new_idx[order[k].idx] = (uint32_t)k;
+        }
+        for (size_t i = 0; i < m->n_blocks; i++)
+                m->blocks[i].node = new_idx[m->blocks[i].node];
+        for (size_t i = 0; i < m->n_borrowed; i++) {
+                struct cfg_borrowed *b = &m->borrowed[i];
+
+                b->node = new_idx[b->node];
+                if (b->block_node != UINT32_MAX)
+                        b->block_node = new_idx[b->block_node];
+        }
+        free(m->nodes);
+        m->nodes = sorted;
+        return 0;
+}
+
+static int check_felix(struct cfg_loader *l)
+{
+        struct cfg_model *m = l->m;
+        int ret = 0;
+
+        for (size_t i = 0; i < m->n_felix; i++)
+                for (size_t j = 0; j < i; j++)
+                        if (streq(m->felix[i].name, m->felix[j].name))
+                                ret = cfg_error(l->diags, cfg_model_file(m, m->felix[i].src), m->felix[i].src.line,
+                                                0, "duplicate FelixConfiguration \"%s\"", m->felix[i].name);
+        return ret;
+}
+
+static int finish(struct cfg_loader *l, size_t errors_before)
+{
+        int r;
+
+        if ((r = check_pools(l, errors_before)) == -ENOMEM || (r = check_felix(l)) == -ENOMEM)
+                return r;
+        if ((r = build_blocks(l)) == -ENOMEM || (r = build_borrowed(l)) < 0)
+                return r;
+        if ((r = sort_nodes(l->m)) < 0)
+                return r;
+        return l->diags->n_errors > errors_before ? -EINVAL : 0;
+}
+
+int cfg_loader_new(struct cfg_settings *settings, struct cfg_diags *diags, struct cfg_loader **ret)
+{
+        struct cfg_loader *l = calloc(1, sizeof(*l));
+
+        if (!l)
+                return -ENOMEM;
+        l->m = calloc(1, sizeof(*l->m));
+        if (!l->m) {
+                free(l);
+                return -ENOMEM;
+        }
+        /* Borrowed until cfg_loader_finish() succeeds: the feeds read them. */
+        l->m->settings = *settings;
+        l->settings = settings;
+        l->diags = diags ? diags : &l->own_diags;
+        l->errors_before = l->diags->n_errors;
+        l->y.diags = l->diags;
+        *ret = l;
+        return 0;
+}
+
+void cfg_loader_free(struct cfg_loader *cl)
+{
+        struct cfg_loader *l = cl;
+
+        if (!l)
+                return;
+        if (l->m) {
+                l->m->settings = (struct cfg_settings){}; /* the caller's, still */
+                cfg_model_free(l->m);
+        }
+        free(l->raw);
+        free(l->borrowed);
+        free(l->node_index);
+        cfg_diags_clear(&l->own_diags);
+        free(l);
+}
+
+int cfg_loader_finish(struct cfg_loader *cl, struct cfg_model **ret)
+{
+        struct cfg_loader *l = cl;
+        int r;
+
+        if (l->failed)
+                r = l->failed;
+        else
+                r = finish(l, l->errors_before);
+        if (r < 0) {
+                cfg_loader_free(cl);
+                return r;
+        }
+        *l->settings = (struct cfg_settings){};
+        *ret = TAKE_PTR(l->m);
+        cfg_loader_free(cl);
+        return 0;
+}

@@ -1,0 +1,93 @@
+/* HTTP(S) for the datastore clients (etcd.c today, a Kubernetes API client next):
+ * libcurl's multi socket API driven by an sd-event loop, so no request ever blocks
+ * the loop; TLS from files or inline PEM; connect and request timeouts and TCP
+ * keepalive; a body buffered with a cap, or a stream handed over piece by piece; and
+ * the failover bookkeeping over several endpoints with a growing, jittered retry
+ * delay. libcurl is loaded with the first http_start() (curl-dl.h), so a process that
+ * never starts a client never maps it.
+ *
+ * It knows nothing of any datastore's protocol: URLs, bodies and what an answer means
+ * are the caller's. */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <systemd/sd-event.h>
+
+#include "util.h"
+
+struct http;
+struct http_req;
+
+/* TLS material: paths or inline PEM, each NULL when absent. */
+struct http_tls {
+        const char *ca_file, *ca_pem;
+        const char *cert_file, *cert_pem;
+        const char *key_file, *key_pem;
+};
+
+struct http_request {
+        const char *url;
+        const char *body;            /* POST this body; NULL: GET */
+        const char *const *headers;  /* "Name: value", NULL-terminated; may be NULL */
+        const struct http_tls *tls;  /* may be NULL */
+        /* A stream (a watch): no overall timeout, and a 200 answer's body goes to
+         * on_data as it comes instead of into the buffer. */
+        bool stream;
+        size_t max_body;             /* cap on a buffered body */
+        /* Return false to stop the transfer; http_req_fail() says why first. */
+        bool (*on_data)(struct http_req *q, const char *data, size_t n, void *userdata);
+        /* The transfer ended (done, failed or stopped); the callback owns q then and
+         * frees it with http_req_free(). */
+        void (*on_done)(struct http_req *q, void *userdata);
+        void *userdata;
+};
+
+/* The caller's loop; nothing is loaded or allocated beyond the struct yet. */
+int http_new(sd_event *ev, struct http **ret);
+/* Every request still in flight is dropped without its on_done. */
+void http_free(struct http *h);
+/* Load libcurl and make the multi handle (once). On failure why says why (no
+ * libcurl, ...): the caller reports it as it would report an endpoint that does not
+ * answer. */
+int http_start(struct http *h, char *why, size_t why_size);
+/* Start a request (after http_start()). */
+int http_send(struct http *h, const struct http_request *rq, struct http_req **ret);
+/* Cancels the transfer if it still runs; accepts NULL. */
+void http_req_free(struct http_req *q);
+
+/* The HTTP status (0 before one came). */
+long http_req_status(const struct http_req *q);
+/* The buffered body (NUL-terminated), or NULL when none came. */
+const char *http_req_body(const struct http_req *q);
+/* Why the transfer failed: what the caller's callback or the cap said, else curl's
+ * text; NULL when it completed (whatever its status). */
+const char *http_req_error(const struct http_req *q);
+/* From on_data: the reason the transfer is being stopped. */
+void http_req_fail(struct http_req *q, const char *fmt, ...) _printf_(2, 3);
+bool http_req_failed(const struct http_req *q);
+
+/* ---- failover across endpoints, retry with back-off ---- */
+
+#define HTTP_WHY_MAX 2048
+
+struct http_failover {
+        size_t n;            /* endpoints */
+        size_t cur;          /* the one in use */
+        size_t tries;        /* endpoints tried in this round */
+        uint64_t retry_usec; /* the last delay; 0 after a success */
+        uint64_t min_usec, max_usec;
+        char why[HTTP_WHY_MAX]; /* this round's failures, "ENDPOINT: reason; ..." */
+};
+
+/* A new round over every endpoint, from the one in use. */
+void http_failover_round(struct http_failover *f);
+/* The endpoint in use failed (named in why with the reason): move to the next. True
+ * when another endpoint is left to try in this round. */
+bool http_failover_next(struct http_failover *f, const char *endpoint, const char *fmt, ...) _printf_(3, 4);
+/* The round failed: the delay before the next one (doubling from min_usec up to
+ * max_usec, each drawn from 80-120% of that so a fleet does not come back in step). */
+uint64_t http_failover_backoff(struct http_failover *f);
+/* A success: the next failure starts again at min_usec. */
+void http_failover_ok(struct http_failover *f);

@@ -1,0 +1,174 @@
+/* The etcd v3 source (source.h) over the etcd client (etcd.c): a following source
+ * keeps one client listing and watching on the daemon's loop, and builds each model
+ * from its key→value cache; a one-shot source lists once at one revision, bounded in
+ * time. Owns only that adaptation: the protocol is etcd.c's, HTTP is http.c's. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "etcd.h"
+#include "load.h"
+#include "source-impl.h"
+
+struct etcd_source {
+        struct source base;
+        struct cfg_etcd conf;
+        struct etcd *etcd;
+        char error[2400]; /* one-shot: why the list failed */
+};
+
+static void on_synced(struct etcd *e, void *userdata)
+{
+        struct source *src = userdata;
+
+        (void)e;
+        if (src->ops && src->ops->reachable)
+                src->ops->reachable(src, src->userdata);
+}
+
+static void on_changed(struct etcd *e, void *userdata)
+{
+        struct source *src = userdata;
+
+        (void)e;
+        if (src->ops && src->ops->changed)
+                src->ops->changed(src, src->userdata);
+}
+
+static void on_unreachable(struct etcd *e, const char *why, void *userdata)
+{
+        struct source *src = userdata;
+
+        (void)e;
+        if (src->ops && src->ops->unreachable)
+                src->ops->unreachable(src, why, src->userdata);
+}
+
+static const struct etcd_ops client_ops = {
+        .synced = on_synced,
+        .changed = on_changed,
+        .unreachable = on_unreachable,
+};
+
+static int etcd_source_start(struct source *src)
+{
+        struct etcd_source *s = (struct etcd_source *)src;
+        char why[2300];
+        int r;
+
+        if (src->ev) {
+                if ((r = etcd_new(src->ev, &s->conf, &client_ops, src, &s->etcd)) < 0)
+                        return r;
+                return etcd_start(s->etcd);
+        }
+        r = etcd_list_once(&s->conf, SOURCE_ONCE_TIMEOUT_USEC, &s->etcd, why, sizeof(why));
+        if (r < 0)
+                snprintf(s->error, sizeof(s->error), "datastore unreachable: %s",
+                         r == -EHOSTUNREACH ? why : strerror(-r));
+        return r;
+}
+
+static int etcd_source_model(struct source *src, struct cfg_settings *set, struct cfg_model **ret,
+                             struct cfg_diags *d)
+{
+        struct etcd_source *s = (struct etcd_source *)src;
+        struct cfg_kv *kvs = NULL;
+        size_t n;
+        int r;
+
+        if (!etcd_has_data(s->etcd))
+                return 0;
+        if ((r = etcd_kvs(s->etcd, &kvs, &n)) < 0)
+                return r;
+        r = cfg_model_from_kvs(set, kvs, n, ret, d);
+        free(kvs);
+        return r < 0 ? r : 1;
+}
+
+static void etcd_source_refresh(struct source *src)
+{
+        struct etcd_source *s = (struct etcd_source *)src;
+
+        if (s->etcd && etcd_has_data(s->etcd))
+                etcd_relist(s->etcd);
+}
+
+static bool etcd_source_same(const struct source *src, const struct cfg_source *conf)
+{
+        const struct etcd_source *s = (const struct etcd_source *)src;
+
+        return conf->type == CFG_DATASTORE_ETCDV3 && cfg_etcd_eq(&s->conf, &conf->etcd);
+}
+
+static void etcd_source_origin(const struct source *src, struct source_origin *ret)
+{
+        const struct etcd_source *s = (const struct etcd_source *)src;
+
+        *ret = (struct source_origin){ .type = CFG_DATASTORE_ETCDV3, .unit = "key" };
+        if (etcd_has_data(s->etcd)) {
+                snprintf(ret->endpoint, sizeof(ret->endpoint), "%s", etcd_endpoint(s->etcd));
+                ret->revision = etcd_revision(s->etcd);
+                ret->n_keys = etcd_n_keys(s->etcd);
+        } else
+                cfg_etcd_endpoints_fmt(&s->conf, ret->endpoint, sizeof(ret->endpoint));
+}
+
+static bool etcd_source_waiting(const struct source *src, char *buf, size_t size)
+{
+        const struct etcd_source *s = (const struct etcd_source *)src;
+        char eps[512];
+
+        if (etcd_has_data(s->etcd))
+                return false;
+        cfg_etcd_endpoints_fmt(&s->conf, eps, sizeof(eps));
+        snprintf(buf, size, "the datastore (etcdv3 %s)", eps);
+        return true;
+}
+
+static const char *etcd_source_error(const struct source *src)
+{
+        const struct etcd_source *s = (const struct etcd_source *)src;
+
+        return s->error[0] ? s->error : NULL;
+}
+
+static void etcd_source_free(struct source *src)
+{
+        struct etcd_source *s = (struct etcd_source *)src;
+
+        etcd_free(s->etcd);
+        cfg_etcd_clear(&s->conf);
+        free(s);
+}
+
+static const struct source_impl etcd_impl = {
+        .type = CFG_DATASTORE_ETCDV3,
+        .start = etcd_source_start,
+        .model = etcd_source_model,
+        .refresh = etcd_source_refresh,
+        .same = etcd_source_same,
+        .origin = etcd_source_origin,
+        .waiting = etcd_source_waiting,
+        .error = etcd_source_error,
+        .free = etcd_source_free,
+};
+
+int etcd_source_new(const struct cfg_etcd *conf, struct source **ret)
+{
+        struct etcd_source *s;
+        int r;
+
+        if (!conf->n_endpoints)
+                return -EINVAL;
+        s = calloc(1, sizeof(*s));
+        if (!s)
+                return -ENOMEM;
+        s->base.impl = &etcd_impl;
+        if ((r = cfg_etcd_copy(conf, &s->conf)) < 0) {
+                free(s);
+                return r;
+        }
+        *ret = &s->base;
+        return 0;
+}

@@ -1,0 +1,28 @@
+/* Internal to the sources (source.c, files.c, source-etcd.c): the interface each kind
+ * of datastore implements, and the part every source shares. */
+#pragma once
+
+#include "source.h"
+
+struct source_impl {
+        enum cfg_datastore type;
+        int (*start)(struct source *src);
+        int (*model)(struct source *src, struct cfg_settings *s, struct cfg_model **ret, struct cfg_diags *d);
+        void (*refresh)(struct source *src);
+        bool (*same)(const struct source *src, const struct cfg_source *conf);
+        void (*origin)(const struct source *src, struct source_origin *ret);
+        bool (*waiting)(const struct source *src, char *buf, size_t size);
+        const char *(*error)(const struct source *src);
+        void (*free)(struct source *src);
+};
+
+/* The first member of each source's own struct. */
+struct source {
+        const struct source_impl *impl;
+        sd_event *ev; /* NULL: one-shot */
+        const struct source_ops *ops;
+        void *userdata;
+};
+
+int files_source_new(struct source **ret);
+int etcd_source_new(const struct cfg_etcd *conf, struct source **ret);
