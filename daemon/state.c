@@ -37,29 +37,48 @@ static void closep_fd(int *fd)
                 close(*fd);
 }
 
-/* The folder, opened without following a link, and owned by the user we run as
- * (systemd makes RuntimeDirectory= so, for a DynamicUser too). */
+/* systemd allocates DynamicUser= uids from this range (DYNAMIC_UID_MIN/MAX in its
+ * meson_options.txt; systemd.exec(5), DynamicUser=). */
+#define DYNAMIC_UID_MIN 61184u
+#define DYNAMIC_UID_MAX 65519u
+
+/* Run as root (an operator's --check, --once or --cleanup on a node where the packaged
+ * unit runs), the unit's own folder is taken too: systemd made it for the unit's
+ * dynamic user, whose uid no other user can hold, and only that user may write it.
+ * Any other user's folder stays refused. */
+static bool unit_folder_for_root(const struct stat *st)
+{
+        return geteuid() == 0 && st->st_uid >= DYNAMIC_UID_MIN && st->st_uid <= DYNAMIC_UID_MAX &&
+               !(st->st_mode & (S_IWGRP | S_IWOTH));
+}
+
+/* The folder, owned by the user we run as (systemd makes RuntimeDirectory= so, for a
+ * DynamicUser too). A link to it is followed: with DynamicUser= and
+ * RuntimeDirectoryPreserve=yes, as the packaged unit has them, systemd keeps the folder
+ * in /run/private and $RUNTIME_DIRECTORY (/run/calico-underlay) is a symbolic link to
+ * it. What is checked is the folder actually opened (its owner, below); the files in
+ * it are opened without following links. */
 static int open_dir(const char *dir, bool create, char *why, size_t why_size)
 {
         struct stat st;
         int fd, r;
 
-        fd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
         if (fd < 0 && errno == ENOENT && create) {
                 if (mkdir(dir, 0755) < 0 && errno != EEXIST) {
                         r = -errno;
                         snprintf(why, why_size, "cannot create %s: %s", dir, strerror(-r));
                         return r;
                 }
-                fd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+                fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
         }
         if (fd < 0) {
                 r = -errno;
-                if (r == -ELOOP || r == -ENOTDIR)
-                        snprintf(why, why_size, "%s is not a folder (a symbolic link?): refused", dir);
+                if (r == -ENOTDIR)
+                        snprintf(why, why_size, "%s is not a folder: refused", dir);
                 else
                         snprintf(why, why_size, "cannot open %s: %s", dir, strerror(-r));
-                return r == -ELOOP || r == -ENOTDIR ? -EPERM : r;
+                return r == -ENOTDIR ? -EPERM : r;
         }
         if (fstat(fd, &st) < 0) {
                 r = -errno;
@@ -67,7 +86,7 @@ static int open_dir(const char *dir, bool create, char *why, size_t why_size)
                 snprintf(why, why_size, "cannot stat %s: %s", dir, strerror(-r));
                 return r;
         }
-        if (st.st_uid != geteuid()) {
+        if (st.st_uid != geteuid() && !unit_folder_for_root(&st)) {
                 close(fd);
                 snprintf(why, why_size, "%s is owned by uid %u, not by this daemon's uid %u: refused", dir,
                          (unsigned)st.st_uid, (unsigned)geteuid());

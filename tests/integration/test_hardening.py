@@ -256,6 +256,27 @@ class RecordFolder(HostCase):
             doc = self.check_json(rc=1)
             self.assertIn("record-damaged", codes(doc, "blocking"), doc["findings"])
 
+    def test_unit_folder_through_link_owned_by_dynamic_user(self):
+        """The packaged unit's folder: $RUNTIME_DIRECTORY is a link to it (DynamicUser=
+        with RuntimeDirectoryPreserve=yes) and its owner is the unit's dynamic user.
+        Root's --once and --check take it; one that others may write stays refused."""
+        self.forwarding(True)
+        real = self.d.runtime + ".private"
+        os.rename(self.d.runtime, real)
+        os.symlink(real, self.d.runtime)
+        with self.step("--once through the link: the record is written in the folder"):
+            self.daemon("--once", rc=0)
+            self.assertEqual(self.d.record()["ifname"], "eth0")
+            self.assertTrue(os.path.isfile(os.path.join(real, "state")))
+        os.chown(real, 61300, 61300)  # a DynamicUser= uid (61184-65519)
+        with self.step("--check as root on the unit's folder: no record-damaged"):
+            doc = self.check_json(rc=None)
+            self.assertNotIn("record-damaged", codes(doc, "blocking"), doc["findings"])
+        os.chmod(real, 0o777)
+        with self.step("--check: the same folder writable by others is refused"):
+            doc = self.check_json(rc=1)
+            self.assertIn("record-damaged", codes(doc, "blocking"), doc["findings"])
+
 
 if __name__ == "__main__":
     cuit.main()
