@@ -160,7 +160,6 @@ static double wall_now(void)
         return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-/* The metrics hook: after each pass (r NULL: only the datastore's state changed). */
 /* Which datastore, and whether it answers (files always do). */
 static void datastore_metrics(const struct loop *l, struct metrics *m)
 {
@@ -173,6 +172,7 @@ static void datastore_metrics(const struct loop *l, struct metrics *m)
         m->datastore_up = !l->src || (!l->datastore_error[0] && !source_waiting(l->src, what, sizeof(what)));
 }
 
+/* The metrics hook: after each pass (r NULL: only the datastore's state changed). */
 static void export_metrics(struct loop *l, const struct reconcile *r, bool drift, bool converged)
 {
         struct metrics *m = &l->metrics;
