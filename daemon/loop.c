@@ -691,7 +691,7 @@ static bool route_relevant(const struct loop *l, const struct kern_event *ev)
                 return true;
         if (s->uplink_mode == CFG_UPLINK_CAN_REACH && cfg_prefix_contains(&rt->dst, &s->uplink_reach))
                 return true;
-        return rt->table == s->route_table && rt->dst.family == AF_INET && cfg_model_pool_for(l->model, &rt->dst);
+        return rt->table == s->route_table && cfg_model_pool_for(l->model, &rt->dst);
 }
 
 static bool link_relevant(const struct loop *l, const struct kern_event *ev)

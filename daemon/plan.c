@@ -55,21 +55,26 @@ struct planner {
         const struct host_link *uplink;
         uint32_t self;                /* node index, UINT32_MAX when absent */
         struct cfg_prefix self_addr;  /* this node's IPv4 address with its length */
+        struct cfg_prefix self_addr6; /* this node's IPv6 address with its length */
         struct cfg_prefix nets[64];   /* the uplink's connected prefixes */
         size_t n_nets;
         bool *applies;                /* per pool */
         struct node_note *upstream;   /* per node: blocks that need upstream routing */
         struct node_note *no_addr;    /* per node: blocks of nodes with no address */
-        uint8_t *peer;                /* per node: enum peer_state */
-        uint32_t *peer_routes;        /* per node: routes not installed for a bad peer address */
+        uint8_t *peer;                /* per node and family (PEER_IX): enum peer_state */
+        uint32_t *peer_routes;        /* per node and family: routes not installed for a bad peer address */
         struct cfg_prefix *guarded;   /* addresses no route of ours may cover, sorted */
         size_t n_guarded;
         struct cfg_prefix gateway;    /* the IPv4 default gateway, family 0 = none */
+        struct cfg_prefix gateway6;   /* the IPv6 one */
         struct addr_note borrowed;    /* borrowed addresses routed to their hosts */
         struct addr_note borrowed_upstream, borrowed_no_addr;
         size_t n_bird, n_set_aside;
         size_t n_old_owner;           /* routes of the recorded old protocol/table */
 };
+
+/* The slot of node ni's address of a family in the per-node-and-family arrays. */
+#define PEER_IX(ni, family) ((size_t)(ni) * 2 + ((family) == AF_INET6))
 
 /* ---- small helpers ---- */
 
@@ -156,21 +161,44 @@ static bool on_link(const struct planner *pl, const struct cfg_prefix *a)
         return uplink_subnet_contains(pl, &hp);
 }
 
+/* fe80::/10: the kernel gives one to every device that runs IPv6; nobody's "own". */
+static bool is_link_local6(const struct cfg_prefix *a)
+{
+        return a->family == AF_INET6 && a->addr[0] == 0xfe && (a->addr[1] & 0xc0) == 0x80;
+}
+
+/* This node's address of one family: the resources', else the uplink's first one
+ * (for IPv6 its first global one: a link-local address is no subnet). */
+static void find_self_family(struct planner *pl, const struct cfg_node *self, int family, struct cfg_prefix *ret)
+{
+        const struct cfg_prefix *a = self ? cfg_node_addr(self, family) : NULL;
+
+        if (a) {
+                *ret = *a;
+                return;
+        }
+        for (size_t i = 0; pl->uplink && i < pl->h->n_addrs; i++) {
+                const struct host_addr *ha = &pl->h->addrs[i];
+
+                if (ha->ifindex == pl->uplink->ifindex && ha->addr.family == family && !is_link_local6(&ha->addr)) {
+                        *ret = ha->addr;
+                        return;
+                }
+        }
+}
+
 static void find_self(struct planner *pl)
 {
         const struct cfg_node *self = cfg_model_self(pl->m);
 
         pl->self = self ? (uint32_t)(self - pl->m->nodes) : UINT32_MAX;
-        if (self && self->addr.family == AF_INET) {
-                pl->self_addr = self->addr;
-                return;
-        }
-        /* No address in the resources: the uplink's first IPv4 address. */
-        for (size_t i = 0; pl->uplink && i < pl->h->n_addrs; i++)
-                if (pl->h->addrs[i].ifindex == pl->uplink->ifindex && pl->h->addrs[i].addr.family == AF_INET) {
-                        pl->self_addr = pl->h->addrs[i].addr;
-                        return;
-                }
+        find_self_family(pl, self, AF_INET, &pl->self_addr);
+        find_self_family(pl, self, AF_INET6, &pl->self_addr6);
+}
+
+static const struct cfg_prefix *self_addr_of(const struct planner *pl, int family)
+{
+        return family == AF_INET6 ? &pl->self_addr6 : &pl->self_addr;
 }
 
 /* ---- pools ---- */
@@ -216,8 +244,8 @@ static int plan_pools(struct planner *pl)
                 text_utf8_trim(pp->reason); /* a long selector is cut: not inside a character */
                 if (!pp->applies)
                         continue;
-                /* IPv6 host actions come later (DESIGN §3): only IPv4 pools turn on
-                 * proxy ARP. */
+                /* Only IPv4 pools turn on proxy ARP (IPv6 pools get their block
+                 * routes; proxy NDP is their own). */
                 if (pp->underlay && pool->cidr.family == AF_INET)
                         p->underlay = true;
                 if (pool->ipip != CFG_ENCAP_NEVER || pool->vxlan != CFG_ENCAP_NEVER)
@@ -238,17 +266,18 @@ static void note(struct node_note *notes, uint32_t node, uint32_t block)
         n->count++;
 }
 
-/* Is the path from here to node M unencapsulated for this pool? */
-static bool unencapsulated(const struct planner *pl, const struct cfg_pool *pool, const struct cfg_node *peer)
+/* Is the path from here to a peer address (of the pool's family) unencapsulated for
+ * this pool? */
+static bool unencapsulated(const struct planner *pl, const struct cfg_pool *pool, const struct cfg_prefix *peer_addr)
 {
         enum cfg_encap e = pool->ipip != CFG_ENCAP_NEVER ? pool->ipip : pool->vxlan;
-        struct cfg_prefix net = pl->self_addr, peer_host = host_prefix(&peer->addr);
+        struct cfg_prefix net = *self_addr_of(pl, pool->cidr.family), peer_host = host_prefix(peer_addr);
 
         if (e == CFG_ENCAP_NEVER)
                 return true;
-        if (e == CFG_ENCAP_ALWAYS || !pl->self_addr.family)
+        if (e == CFG_ENCAP_ALWAYS || !net.family)
                 return false;
-        /* CrossSubnet: plain when the peer is in this node's subnet. */
+        /* CrossSubnet: plain when the peer is in this node's subnet of that family. */
         cfg_prefix_mask(&net);
         return cfg_prefix_contains(&net, &peer_host);
 }
@@ -260,16 +289,20 @@ static int guarded_cmp(const void *a, const void *b)
         return cfg_prefix_cmp(a, b);
 }
 
-/* The IPv4 default gateway of the main table, if the snapshot holds one. */
+/* The IPv4 and IPv6 default gateways of the main table (of several default routes, the
+ * one of the lowest metric, as the kernel picks), if the snapshot holds them. */
 static void find_gateway(struct planner *pl)
 {
+        uint32_t best[2] = { UINT32_MAX, UINT32_MAX };
+
         for (size_t i = 0; i < pl->h->n_routes; i++) {
                 const struct host_route *r = &pl->h->routes[i];
+                bool v6 = r->dst.family == AF_INET6;
 
-                if (r->dst.family == AF_INET && r->dst.len == 0 && r->table == 254 && r->gateway.family == AF_INET &&
-                    r->protocol != pl->m->settings.route_protocol) {
-                        pl->gateway = host_prefix(&r->gateway);
-                        return;
+                if (r->dst.len == 0 && r->table == 254 && r->gateway.family == r->dst.family &&
+                    r->protocol != pl->m->settings.route_protocol && (r->priority < best[v6] || best[v6] == UINT32_MAX)) {
+                        best[v6] = r->priority;
+                        *(v6 ? &pl->gateway6 : &pl->gateway) = host_prefix(&r->gateway);
                 }
         }
 }
@@ -283,16 +316,23 @@ static int collect_guarded(struct planner *pl)
         const struct cfg_model *m = pl->m;
         size_t n = 0;
 
-        pl->guarded = malloc((m->n_nodes + 2) * sizeof(*pl->guarded));
+        pl->guarded = malloc((2 * m->n_nodes + 4) * sizeof(*pl->guarded));
         if (!pl->guarded)
                 return -ENOMEM;
         if (pl->self_addr.family == AF_INET)
                 pl->guarded[n++] = host_prefix(&pl->self_addr);
+        if (pl->self_addr6.family == AF_INET6)
+                pl->guarded[n++] = host_prefix(&pl->self_addr6);
         if (pl->gateway.family)
                 pl->guarded[n++] = pl->gateway;
-        for (size_t i = 0; i < m->n_nodes; i++)
+        if (pl->gateway6.family)
+                pl->guarded[n++] = pl->gateway6;
+        for (size_t i = 0; i < m->n_nodes; i++) {
                 if (m->nodes[i].addr.family == AF_INET)
                         pl->guarded[n++] = host_prefix(&m->nodes[i].addr);
+                if (m->nodes[i].addr6.family == AF_INET6)
+                        pl->guarded[n++] = host_prefix(&m->nodes[i].addr6);
+        }
         qsort(pl->guarded, n, sizeof(*pl->guarded), guarded_cmp);
         pl->n_guarded = n;
         return 0;
@@ -318,17 +358,23 @@ static const struct cfg_prefix *guarded_in(const struct planner *pl, const struc
 /* Whose address g is, for the message. */
 static const char *guarded_what(const struct planner *pl, const struct cfg_prefix *g, char *buf, size_t size)
 {
-        struct cfg_prefix self = host_prefix(&pl->self_addr);
+        const struct cfg_prefix *sa = self_addr_of(pl, g->family);
+        const struct cfg_prefix *gw = g->family == AF_INET6 ? &pl->gateway6 : &pl->gateway;
+        struct cfg_prefix self = host_prefix(sa);
 
-        if (pl->self_addr.family && cfg_prefix_eq(g, &self))
+        if (sa->family && cfg_prefix_eq(g, &self))
                 return "this node's own address";
-        if (pl->gateway.family && cfg_prefix_eq(g, &pl->gateway))
+        if (gw->family && cfg_prefix_eq(g, gw))
                 return "this node's default gateway";
         for (size_t i = 0; i < pl->m->n_nodes; i++) {
                 const struct cfg_node *n = &pl->m->nodes[i];
-                struct cfg_prefix a = host_prefix(&n->addr);
+                const struct cfg_prefix *na = cfg_node_addr(n, g->family);
+                struct cfg_prefix a;
 
-                if (n->addr.family == AF_INET && cfg_prefix_eq(g, &a)) {
+                if (!na)
+                        continue;
+                a = host_prefix(na);
+                if (cfg_prefix_eq(g, &a)) {
                         snprintf(buf, size, "node %s's address", n->name);
                         return buf;
                 }
@@ -376,20 +422,22 @@ static const struct cfg_block *block_containing(const struct cfg_model *m, const
         return lo && cfg_prefix_contains(&m->blocks[lo - 1].cidr, a) ? &m->blocks[lo - 1] : NULL;
 }
 
-/* Can node ni's address be a next hop? Not when it is this node's own address, the
- * network or broadcast address of the uplink's subnet, or inside a pool block (pod
- * space): the kernel would refuse the route, or it would loop, on every pass. */
-static enum peer_state peer_check(struct planner *pl, uint32_t ni)
+/* Can node ni's address of a family be a next hop? Not when it is this node's own
+ * address, the network or broadcast address of the uplink's IPv4 subnet, or inside a
+ * pool block (pod space): the kernel would refuse the route, or it would loop, on
+ * every pass. */
+static enum peer_state peer_check(struct planner *pl, uint32_t ni, int family)
 {
-        const struct cfg_node *n = &pl->m->nodes[ni];
-        struct cfg_prefix a = host_prefix(&n->addr), self = host_prefix(&pl->self_addr);
+        const struct cfg_prefix *sa = self_addr_of(pl, family);
+        struct cfg_prefix a = host_prefix(cfg_node_addr(&pl->m->nodes[ni], family)), self = host_prefix(sa);
+        uint8_t *st = &pl->peer[PEER_IX(ni, family)];
 
-        if (pl->peer[ni] != PEER_UNCHECKED)
-                return pl->peer[ni];
-        pl->peer[ni] = PEER_OK;
-        if (pl->self_addr.family && cfg_prefix_eq(&a, &self))
-                pl->peer[ni] = PEER_IS_SELF;
-        for (size_t i = 0; i < pl->n_nets && pl->peer[ni] == PEER_OK; i++) {
+        if (*st != PEER_UNCHECKED)
+                return *st;
+        *st = PEER_OK;
+        if (sa->family && cfg_prefix_eq(&a, &self))
+                *st = PEER_IS_SELF;
+        for (size_t i = 0; i < pl->n_nets && *st == PEER_OK; i++) {
                 const struct cfg_prefix *net = &pl->nets[i];
                 struct cfg_prefix bcast = *net;
 
@@ -399,13 +447,13 @@ static enum peer_state peer_check(struct planner *pl, uint32_t ni)
                         bcast.addr[bit / 8] |= (uint8_t)(0x80u >> (bit % 8));
                 bcast.len = 32;
                 if (!memcmp(a.addr, net->addr, 4))
-                        pl->peer[ni] = PEER_IS_NETWORK;
+                        *st = PEER_IS_NETWORK;
                 else if (!memcmp(a.addr, bcast.addr, 4))
-                        pl->peer[ni] = PEER_IS_BROADCAST;
+                        *st = PEER_IS_BROADCAST;
         }
-        if (pl->peer[ni] == PEER_OK && block_containing(pl->m, &a))
-                pl->peer[ni] = PEER_IN_BLOCK;
-        return pl->peer[ni];
+        if (*st == PEER_OK && block_containing(pl->m, &a))
+                *st = PEER_IN_BLOCK;
+        return *st;
 }
 
 /* The route block bi wants, if any (noting why not where an operator must know). */
@@ -414,7 +462,7 @@ static bool plan_block(struct planner *pl, uint32_t bi, struct host_route *ret)
         const struct cfg_settings *s = &pl->m->settings;
         const struct cfg_block *b = &pl->m->blocks[bi];
         const struct cfg_pool *pool = &pl->m->pools[b->pool];
-        const struct cfg_node *peer = &pl->m->nodes[b->node];
+        const struct cfg_prefix *peer = cfg_node_addr(&pl->m->nodes[b->node], b->cidr.family);
         struct host_route r = {
                 .dst = b->cidr,
                 .table = s->route_table,
@@ -424,16 +472,17 @@ static bool plan_block(struct planner *pl, uint32_t bi, struct host_route *ret)
         };
 
         if (b->node == pl->self) {
-                /* A /32 block gets no local route: the pod's own route is the only one
-                 * (BIRD skips them: node/filesystem/etc/calico/confd/templates/
-                 * bird_aggr.cfg.template, `if not (hasSuffix $cidr "/32")`). */
-                if (s->local_block_route == CFG_LOCAL_NONE || b->cidr.len == 32)
+                /* A /32 (/128) block gets no local route: the pod's own route is the
+                 * only one (BIRD skips them: node/filesystem/etc/calico/confd/templates/
+                 * bird_aggr.cfg.template, `if not (hasSuffix $cidr "/32")`, and
+                 * bird6_aggr.cfg.template for "/128"). */
+                if (s->local_block_route == CFG_LOCAL_NONE || b->cidr.len == cfg_prefix_maxlen(&b->cidr))
                         return 0;
                 r.type = s->local_block_route == CFG_LOCAL_BLACKHOLE ? HOST_RTN_BLACKHOLE : HOST_RTN_UNREACHABLE;
                 *ret = r;
                 return true;
         }
-        if (peer->addr.family != AF_INET) {
+        if (!peer) {
                 note(pl->no_addr, b->node, bi);
                 return false;
         }
@@ -442,16 +491,16 @@ static bool plan_block(struct planner *pl, uint32_t bi, struct host_route *ret)
         /* No direct route: encapsulated (Calico's tunnel carries node-to-node traffic)
          * or off-link. Either way the rest of the network reaches these pods only
          * through upstream routing (DESIGN §3.2 "otherwise"). */
-        if (!unencapsulated(pl, pool, peer) || !on_link(pl, &peer->addr)) {
+        if (!unencapsulated(pl, pool, peer) || !on_link(pl, peer)) {
                 note(pl->upstream, b->node, bi);
                 pl->p->n_blocks_upstream++;
                 return false;
         }
-        if (peer_check(pl, b->node) != PEER_OK) {
-                pl->peer_routes[b->node]++;
+        if (peer_check(pl, b->node, peer->family) != PEER_OK) {
+                pl->peer_routes[PEER_IX(b->node, peer->family)]++;
                 return false;
         }
-        r.gateway = host_prefix(&peer->addr);
+        r.gateway = host_prefix(peer);
         r.oif = pl->uplink->ifindex;
         *ret = r;
         return true;
@@ -476,23 +525,23 @@ static bool plan_borrowed(struct planner *pl, uint32_t bi, struct host_route *re
 {
         const struct cfg_settings *s = &pl->m->settings;
         const struct cfg_borrowed *b = &pl->m->borrowed[bi];
-        const struct cfg_node *host = &pl->m->nodes[b->node];
+        const struct cfg_prefix *host = cfg_node_addr(&pl->m->nodes[b->node], b->addr.family);
 
         if (b->node == pl->self)
                 return false;
         note_addr(&pl->borrowed, &b->addr, b->node);
-        if (host->addr.family != AF_INET) {
+        if (!host) {
                 note_addr(&pl->borrowed_no_addr, &b->addr, b->node);
                 return false;
         }
         if (!pl->uplink)
                 return false;
-        if (!unencapsulated(pl, &pl->m->pools[b->pool], host) || !on_link(pl, &host->addr)) {
+        if (!unencapsulated(pl, &pl->m->pools[b->pool], host) || !on_link(pl, host)) {
                 note_addr(&pl->borrowed_upstream, &b->addr, b->node);
                 return false;
         }
-        if (peer_check(pl, b->node) != PEER_OK) {
-                pl->peer_routes[b->node]++;
+        if (peer_check(pl, b->node, host->family) != PEER_OK) {
+                pl->peer_routes[PEER_IX(b->node, host->family)]++;
                 return false;
         }
         *ret = (struct host_route){
@@ -501,7 +550,7 @@ static bool plan_borrowed(struct planner *pl, uint32_t bi, struct host_route *re
                 .priority = s->route_metric,
                 .protocol = s->route_protocol,
                 .type = HOST_RTN_UNICAST,
-                .gateway = host_prefix(&host->addr),
+                .gateway = host_prefix(host),
                 .oif = pl->uplink->ifindex,
         };
         return true;
@@ -516,8 +565,8 @@ static int prepare_route_walk(struct planner *pl)
 
         pl->upstream = calloc(m->n_nodes ? m->n_nodes : 1, sizeof(*pl->upstream));
         pl->no_addr = calloc(m->n_nodes ? m->n_nodes : 1, sizeof(*pl->no_addr));
-        pl->peer = calloc(m->n_nodes ? m->n_nodes : 1, sizeof(*pl->peer));
-        pl->peer_routes = calloc(m->n_nodes ? m->n_nodes : 1, sizeof(*pl->peer_routes));
+        pl->peer = calloc(2 * m->n_nodes + 1, sizeof(*pl->peer));
+        pl->peer_routes = calloc(2 * m->n_nodes + 1, sizeof(*pl->peer_routes));
         if (!pl->upstream || !pl->no_addr || !pl->peer || !pl->peer_routes)
                 return -ENOMEM;
         find_gateway(pl);
@@ -537,12 +586,14 @@ struct want_iter {
         uint32_t pool;
 };
 
-/* Routed at all: IPv4 (IPv6 host actions come later), an underlay pool that holds pod
- * blocks. Every block of such a pool, whether or not the pool applies here: nodes on
- * a shared segment route to each other's blocks (DESIGN §1, §3.2). */
-static bool pool_routed(const struct cfg_model *m, const struct cfg_prefix *dst, uint32_t pool)
+/* Routed at all: an underlay pool (IPv4 or IPv6) that holds pod blocks. Every block
+ * of such a pool, whether or not the pool applies here: nodes on a shared segment
+ * route to each other's blocks (DESIGN §1, §3.2). When our routes move to a table of
+ * our own behind per-pool policy rules (DESIGN §3.2, issue 13), IPv6 pools need their
+ * rules too (FRA family AF_INET6): their routes go through the same walk. */
+static bool pool_routed(const struct cfg_model *m, uint32_t pool)
 {
-        return dst->family == AF_INET && !m->pools[pool].nat_outgoing && m->pools[pool].workload;
+        return !m->pools[pool].nat_outgoing && m->pools[pool].workload;
 }
 
 /* Take the next candidate in order: 1 a block, 2 a borrowed address, 0 none. */
@@ -572,10 +623,9 @@ static int want_next(struct planner *pl, struct want_iter *it)
 
         it->valid = false;
         while (!it->valid && (kind = want_take(m, it, &i))) {
-                const struct cfg_prefix *dst = kind == 1 ? &m->blocks[i].cidr : &m->borrowed[i].addr;
                 uint32_t pool = kind == 1 ? m->blocks[i].pool : m->borrowed[i].pool;
 
-                if (!pool_routed(m, dst, pool))
+                if (!pool_routed(m, pool))
                         continue;
                 it->valid = kind == 1 ? plan_block(pl, i, &it->r) : plan_borrowed(pl, i, &it->r);
                 it->pool = pool;
@@ -593,9 +643,14 @@ static int want_next(struct planner *pl, struct want_iter *it)
 
 static bool same_path(const struct host_route *a, const struct host_route *b)
 {
-        /* "Equivalent" (DESIGN §3): same table, prefix, type, gateway and device. */
+        /* "Equivalent" (DESIGN §3): same table, prefix, type, gateway and device. The
+         * kernel reports IPv6 blackhole and unreachable routes on the loopback device
+         * (ip6_route_info_create() gives reject routes dev lo); they have no device. */
+        bool unicast = a->type == HOST_RTN_UNICAST;
+
         return a->table == b->table && cfg_prefix_eq(&a->dst, &b->dst) && a->type == b->type &&
-               cfg_prefix_eq(&a->gateway, &b->gateway) && a->oif == b->oif && !a->multipath && !b->multipath;
+               cfg_prefix_eq(&a->gateway, &b->gateway) && (!unicast || a->oif == b->oif) && !a->multipath &&
+               !b->multipath;
 }
 
 static int route_ptr_cmp(const void *x, const void *y)
@@ -735,7 +790,7 @@ static int plan_routes(struct planner *pl)
         for (size_t k = 0; k < h->n_routes; k++) {
                 const struct host_route *rt = &h->routes[k];
 
-                if (rt->dst.family != AF_INET)
+                if (rt->dst.family != AF_INET && rt->dst.family != AF_INET6)
                         continue;
                 if (owned_before(pl, rt)) {
                         if ((r = del_route(pl, rt)) < 0)
@@ -889,12 +944,6 @@ static bool is_calico_tunnel_addr(const struct planner *pl, const struct cfg_pre
         return self && self->vxlan_tunnel_addr.family && cfg_prefix_contains(&self->vxlan_tunnel_addr, &hp);
 }
 
-/* fe80::/10: the kernel gives one to every device that runs IPv6; nobody's "own". */
-static bool is_link_local6(const struct cfg_prefix *a)
-{
-        return a->family == AF_INET6 && a->addr[0] == 0xfe && (a->addr[1] & 0xc0) == 0x80;
-}
-
 static int routes_via(struct planner *pl, const struct host_link *l)
 {
         const struct host_route *first = NULL;
@@ -1016,18 +1065,21 @@ static int report_notes(struct planner *pl, const struct node_note *notes, enum 
 
         for (size_t i = 0; i < pl->m->n_nodes; i++) {
                 const struct cfg_node *n = &pl->m->nodes[i];
+                const struct cfg_prefix *na;
                 size_t len = 0;
 
                 if (!notes[i].count)
                         continue;
+                /* the node's address of the first example's family */
+                na = cfg_node_addr(n, pl->m->blocks[notes[i].examples[0]].cidr.family);
                 ex[0] = 0;
                 for (uint32_t k = 0; k < notes[i].count && k < EXAMPLES; k++)
                         len += (size_t)snprintf(ex + len, sizeof(ex) - len, "%s%s", k ? ", " : "",
                                                 pfx(&pl->m->blocks[notes[i].examples[k]].cidr, b));
                 if (notes[i].count > EXAMPLES)
                         snprintf(ex + len, sizeof(ex) - len, " and %u more", notes[i].count - EXAMPLES);
-                r = add_finding(pl, sev, code, "node %s%s%s%s: %s: %s", n->name, n->addr.family ? " (" : "",
-                                n->addr.family ? addr(&n->addr, a) : "", n->addr.family ? ")" : "", what, ex);
+                r = add_finding(pl, sev, code, "node %s%s%s%s: %s: %s", n->name, na ? " (" : "",
+                                na ? addr(na, a) : "", na ? ")" : "", what, ex);
                 if (r < 0)
                         return r;
         }
@@ -1085,12 +1137,14 @@ static int report_model(struct planner *pl)
             (r = report_addr_note(pl, &pl->borrowed_no_addr, PLAN_WARNING, "node-address-unknown",
                                   "are hosted by a node with no known address, so no route to them")) < 0)
                 return r;
-        for (size_t i = 0; i < m->n_nodes; i++)
-                if (pl->peer_routes[i] &&
+        for (size_t k = 0; k < 2 * m->n_nodes; k++)
+                if (pl->peer_routes[k] &&
                     (r = add_finding(pl, PLAN_WARNING, "peer-address-unusable",
                                      "node %s: its address %s %s: no route via it (%u route%s not installed)",
-                                     m->nodes[i].name, addr(&m->nodes[i].addr, a), peer_state_text(pl->peer[i]),
-                                     pl->peer_routes[i], pl->peer_routes[i] == 1 ? "" : "s")) < 0)
+                                     m->nodes[k / 2].name,
+                                     addr(cfg_node_addr(&m->nodes[k / 2], k % 2 ? AF_INET6 : AF_INET), a),
+                                     peer_state_text(pl->peer[k]), pl->peer_routes[k],
+                                     pl->peer_routes[k] == 1 ? "" : "s")) < 0)
                         return r;
         for (size_t i = 0; i < m->n_pools; i++) {
                 const struct cfg_pool *pool = &m->pools[i];
@@ -1140,14 +1194,8 @@ static int report_pools(struct planner *pl)
                 char routes[512] = "";
                 size_t len = 0, n = 0;
 
-                if (pp->applies && pool->cidr.family == AF_INET6) {
-                        if ((r = add_finding(pl, PLAN_INFO, "ipv6-not-handled",
-                                             "IPv6 pool %s (%s) applies: IPv6 routes and the %s device are not "
-                                             "handled yet",
-                                             pool->name, pfx(&pool->cidr, c), pl->m->settings.tunnel_vxlan_v6)) < 0)
-                                return r;
-                        continue;
-                }
+                const struct cfg_prefix *sa = self_addr_of(pl, pool->cidr.family);
+
                 if (!pp->underlay)
                         continue;
                 if (!pp->applies) {
@@ -1165,15 +1213,19 @@ static int report_pools(struct planner *pl)
 
                         if (bl->pool != pp->pool || bl->node != pl->self)
                                 continue;
-                        if (n++ < 8 && pl->self_addr.family)
+                        if (n++ < 8 && sa->family)
                                 len += (size_t)snprintf(routes + len, sizeof(routes) - len, "%s%s via %s",
-                                                        len ? ", " : "", pfx(&bl->cidr, b), addr(&pl->self_addr, a));
+                                                        len ? ", " : "", pfx(&bl->cidr, b), addr(sa, a));
                 }
                 r = add_finding(pl, PLAN_WARNING, "pool-outside-uplink-subnet",
-                                "pool %s (%s) lies outside %s's subnet: proxy ARP alone will not make it reachable; "
+                                "pool %s (%s) lies outside %s's subnet: proxy %s alone will not make it reachable; "
                                 "the upstream router needs %s%s%s",
                                 pool->name, pfx(&pool->cidr, c), pl->uplink->name,
-                                n ? "these routes: " : "a route per block of this node (none yet)", routes,
+                                pool->cidr.family == AF_INET6 ? "NDP" : "ARP",
+                                len ? "these routes: "
+                                : n ? "a route per block of this node (this node's address is unknown)"
+                                    : "a route per block of this node (none yet)",
+                                routes,
                                 n > 8 ? " ..." : "");
                 if (r < 0)
                         return r;

@@ -47,6 +47,14 @@
 #define AFF(node, cidr)                                                                              \
         DOC "apiVersion: crd.projectcalico.org/v1\nkind: BlockAffinity\nmetadata: {name: " node "-aff}\n" \
             "spec: {node: " node ", cidr: " cidr ", state: confirmed, deleted: 'false'}\n"
+/* An IPAMBlock as the CRD prints it (shape of libcalico-go lib/backend/model/block.go
+ * AllocationBlock: allocations index attributes, secondary.node names the host). */
+#define IPAMBLOCK(name, cidr, affinity, allocs, attrs)                                                      \
+        DOC "apiVersion: crd.projectcalico.org/v1\nkind: IPAMBlock\nmetadata: {name: " name "}\n"        \
+            "spec: {cidr: " cidr ", affinity: '" affinity "', strictAffinity: false, deleted: false,\n" \
+            "  allocations: [" allocs "],\n  attributes: [" attrs "]}\n"
+#define ATTR(node) "{handle_id: k8s-pod-network." node ", secondary: {namespace: default, node: " node "}}"
+
 #define FELIX(name, spec) \
         DOC "apiVersion: projectcalico.org/v3\nkind: FelixConfiguration\nmetadata: {name: " name "}\nspec: {" spec "}\n"
 
@@ -213,7 +221,7 @@ static uint8_t proto_parse(const char *s)
         static const struct {
                 const char *name;
                 uint8_t n;
-        } names[] = { { "kernel", 2 }, { "boot", 3 }, { "static", 4 }, { "bird", 12 }, { "felix", 80 } };
+        } names[] = { { "kernel", 2 }, { "boot", 3 }, { "static", 4 }, { "bird", 12 }, { "ra", 9 }, { "felix", 80 } };
 
         for (size_t i = 0; i < ELEMENTSOF(names); i++)
                 if (streq(s, names[i].name))
@@ -370,7 +378,8 @@ static void check_invariants(const struct cfg_settings *s, const struct host_sna
                         assert_int_equal(a->route.protocol, s->route_protocol);
                         assert_int_equal(a->route.table, s->route_table);
                         assert_int_equal(a->route.priority, s->route_metric);
-                        assert_int_equal(a->route.dst.family, AF_INET);
+                        assert_int_equal(a->route.dst.family, a->route.gateway.family ? a->route.gateway.family
+                                                                                        : a->route.dst.family);
                         assert_int_equal(a->ifindex, a->route.oif);
                         /* We never compete for a prefix: no foreign route for it in our table,
                          * and a replace only ever lands on our own route. */
@@ -1302,8 +1311,8 @@ static void test_own_route_other_table(void **state)
         apply_and_replan(t);
 }
 
-/* IPv6 routes of ours are not the planner's business yet (only --cleanup touches them). */
-static void test_own_ipv6_route_untouched(void **state)
+/* An IPv6 route of ours that no block wants any more is withdrawn like an IPv4 one. */
+static void test_own_ipv6_route_unwanted(void **state)
 {
         struct t *t = *state;
         struct plan *p;
@@ -1318,8 +1327,9 @@ static void test_own_ipv6_route_untouched(void **state)
         link_of(&t->h, "eth0")->proxy_delay_ms = 0;
         set_record(t, "eth0", 0, 800);
         p = plan(t);
-        EXPECT_NO_ACTIONS(p);
+        EXPECT_ACTIONS(p, "delete-route blackhole fd00:10::/122 proto 211 metric 1024 table 254");
         expect_record(p, "eth0", 0, 800, false);
+        apply_and_replan(t);
 }
 
 /* Exactly right already: no action at all, and the record is kept as it is. */
@@ -2154,28 +2164,169 @@ static void test_pool_outside_uplink_subnet_no_blocks(void **state)
                         "the upstream router needs a route per block of this node (none yet)");
 }
 
-/* IPv6: parsed, reported, no host action yet. */
+/* ---- IPv6 ---- */
+
+#define NODE6(name, addr, addr6, labels)                                                            \
+        DOC "apiVersion: projectcalico.org/v3\nkind: Node\nmetadata: {name: " name ", labels: {" labels \
+            "}}\nspec: {bgp: {ipv4Address: " addr ", ipv6Address: '" addr6 "'}}\n"
+#define UNDERLAY6 ", blockSize: 122, vxlanMode: Never, natOutgoing: false"
+
+/* node1 dual-stack: eth0 also has fd00:1::11/64, its connected prefix, and the IPv6
+ * default route via a link-local router, as router advertisements leave it. */
+static void host_node1_v6(struct host_snapshot *h)
+{
+        host_node1(h);
+        addr_add(h, "eth0", "fd00:1::11/64");
+        addr_add(h, "eth0", "fe80::11/64");
+        route_add(h, "fd00:1::/64 dev eth0 proto kernel metric 256");
+        route_add(h, "::/0 via fe80::1 dev eth0 proto ra metric 1024");
+}
+
+#define R6_LOCAL "blackhole fd00:10::/122 proto 211 metric 1024 table 254"
+#define R6_40 "fd00:10::40/122 via fd00:1::12 dev eth0 proto 211 metric 1024 table 254"
+
+/* IPv6 blocks follow the IPv4 rules (DESIGN §3 "IPv6"): a local route for this node's
+ * block, none for its /128 block, `via <peer IPv6> dev uplink` for an on-link peer,
+ * findings for a peer with no IPv6 address (IPv4 only) and an off-link one; the
+ * overlay IPv6 pool is not routed. */
 static void test_ipv6_pool(void **state)
 {
         struct t *t = *state;
         struct plan *p;
 
         load(t, NULL,
-             SIMPLE POOL("v6", "'fd00:10::/64'", ", natOutgoing: false")
+             SIMPLE POOL("v6", "'fd00:10::/112'", UNDERLAY6)
                      POOL("v6-overlay", "'fd00:20::/64'", ", vxlanMode: Never, natOutgoing: true")
-                     AFF("node1", "'fd00:10::/122'") AFF("node2", "'fd00:10::40/122'"));
-        host_node1(&t->h);
+                     NODE6("node1", "192.168.10.11/24", "fd00:1::11/64", AZ1)
+                     NODE6("node2", "192.168.10.12/24", "fd00:1::12/64", AZ1)
+                     NODE("node3", "192.168.10.13/24", AZ1)
+                     NODE6("node4", "192.168.10.14/24", "fd00:2::14/64", AZ1)
+                     AFF("node1", "'fd00:10::/122'") AFF("node2", "'fd00:10::40/122'")
+                     AFF("node3", "'fd00:10::80/122'") AFF("node4", "'fd00:10::c0/122'")
+                     AFF("node1", "'fd00:10::1:5/128'") AFF("node2", "'fd00:20::/122'"));
+        host_node1_v6(&t->h);
         p = plan(t);
-        EXPECT_ACTIONS(p, SIMPLE_PROXY, "add-route " R_LOCAL, "add-route " R_144, "add-route " R_160);
-        EXPECT_FINDINGS(p, "info ipv6-not-handled", "info ipv6-not-handled");
-        assert_string_equal(msg(p, "ipv6-not-handled", 0),
-                            "IPv6 pool v6 (fd00:10::/64) applies: IPv6 routes and the vxlan-v6.calico device are not "
-                            "handled yet");
-        assert_contains(msg(p, "ipv6-not-handled", 1), "IPv6 pool v6-overlay (fd00:20::/64) applies");
-        assert_int_equal(p->n_routes_wanted, 3);
-        for (size_t i = 0; i < p->n_actions; i++)
-                assert_int_not_equal(p->actions[i].route.dst.family, AF_INET6);
+        EXPECT_ACTIONS(p, SIMPLE_PROXY, "add-route " R_LOCAL, "add-route " R_144, "add-route " R_160,
+                       "add-route " R6_LOCAL, "add-route " R6_40);
+        /* fd00:10::/112 is not in eth0's fd00:1::/64: proxy NDP alone cannot help */
+        EXPECT_FINDINGS(p, "warning pool-outside-uplink-subnet", "warning needs-upstream-routing",
+                        "warning node-address-unknown");
+        assert_contains(msg(p, "pool-outside-uplink-subnet", 0),
+                        "proxy NDP alone will not make it reachable; the upstream router needs these routes: "
+                        "fd00:10::/122 via fd00:1::11");
+        assert_contains(msg(p, "needs-upstream-routing", 0), "node node4 (fd00:2::14): no direct route");
+        assert_contains(msg(p, "needs-upstream-routing", 0), ": fd00:10::c0/122");
+        /* node3 has an IPv4 address only */
+        assert_contains(msg(p, "node-address-unknown", 0), "node node3: no known address");
+        assert_contains(msg(p, "node-address-unknown", 0), "fd00:10::80/122");
+        assert_int_equal(p->n_routes_wanted, 5);
         apply_and_replan(t);
+}
+
+/* CrossSubnet by the IPv6 subnet: node2 shares node1's IPv6 subnet (plain route),
+ * node4 shares its IPv4 subnet but not its IPv6 one (encapsulated: upstream). */
+static void test_ipv6_cross_subnet(void **state)
+{
+        struct t *t = *state;
+        struct plan *p;
+
+        load(t, NULL,
+             POOL("v6", "'fd00:10::/112'", ", blockSize: 122, vxlanMode: CrossSubnet, natOutgoing: false")
+                     NODE6("node1", "192.168.10.11/24", "fd00:1::11/64", AZ1)
+                     NODE6("node2", "192.168.10.12/24", "fd00:1::12/64", AZ1)
+                     NODE6("node4", "192.168.10.14/24", "fd00:2::14/64", AZ1)
+                     AFF("node2", "'fd00:10::40/122'") AFF("node4", "'fd00:10::c0/122'"));
+        host_node1_v6(&t->h);
+        p = plan(t);
+        EXPECT_ACTIONS(p, "add-route " R6_40);
+        EXPECT_FINDINGS(p, "warning pool-outside-uplink-subnet", "warning needs-upstream-routing");
+        assert_contains(msg(p, "needs-upstream-routing", 0), "node node4 (fd00:2::14)");
+        apply_and_replan(t);
+}
+
+/* Never a route over this node's, a peer's or the gateway's IPv6 address; a peer
+ * whose IPv6 address is this node's own is no next hop. */
+static void test_ipv6_guarded(void **state)
+{
+        struct t *t = *state;
+        struct plan *p;
+
+        load(t, NULL,
+             POOL("v6", "'fd00:1::/120'", UNDERLAY6) NODE6("node1", "192.168.10.11/24", "fd00:1::11/64", AZ1)
+                     NODE6("node2", "192.168.10.12/24", "fd00:1::11/64", AZ1)
+                     NODE6("node3", "192.168.10.13/24", "fd00:1::4d/64", AZ1)
+                     AFF("node1", "'fd00:1::/122'") AFF("node2", "'fd00:1::80/122'")
+                     AFF("node3", "'fd00:1::c0/122'"));
+        host_node1_v6(&t->h);
+        route_add(&t->h, "::/0 via fd00:1::ff dev eth0 proto static metric 1");
+        p = plan(t);
+        EXPECT_NO_ACTIONS(p);
+        EXPECT_FINDINGS(p, "blocking route-covers-node-address", "blocking route-covers-node-address",
+                        "warning peer-address-unusable");
+        assert_string_equal(msg(p, "route-covers-node-address", 0),
+                            "blackhole fd00:1::/122 (block of node1, this node) would cover fd00:1::11 (this node's "
+                            "own address): not installed; fix the pool or the block");
+        assert_contains(msg(p, "route-covers-node-address", 1), "would cover fd00:1::ff (this node's default gateway)");
+        assert_string_equal(msg(p, "peer-address-unusable", 0),
+                            "node node2: its address fd00:1::11 is this node's own address: no route via it (1 route "
+                            "not installed)");
+        /* node3's block holds node4's address: a peer's address under a route */
+        load(t, NULL,
+             POOL("v6", "'fd00:1::/120'", UNDERLAY6) NODE6("node1", "192.168.10.11/24", "fd00:1::11/64", AZ1)
+                     NODE6("node3", "192.168.10.13/24", "fd00:1::4d/64", AZ1)
+                     NODE6("node4", "192.168.10.14/24", "fd00:1::c1/64", AZ1) AFF("node3", "'fd00:1::c0/122'"));
+        p = plan(t);
+        EXPECT_NO_ACTIONS(p);
+        EXPECT_FINDINGS(p, "blocking route-covers-node-address");
+        assert_contains(msg(p, "route-covers-node-address", 0), "would cover fd00:1::c1 (node node4's address)");
+}
+
+/* Ownership, equivalence and conflicts as for IPv4: a foreign equivalent route stands
+ * in for ours, a foreign different one is reported and left alone, our route with a
+ * stale next hop is replaced; borrowed IPv6 addresses get /128 host routes. */
+static void test_ipv6_ownership_and_borrowed(void **state)
+{
+        struct t *t = *state;
+        struct plan *p;
+
+        load(t, NULL,
+             POOL("v6", "'fd00:10::/112'", UNDERLAY6) NODE6("node1", "192.168.10.11/24", "fd00:1::11/64", AZ1)
+                     NODE6("node2", "192.168.10.12/24", "fd00:1::12/64", AZ1)
+                     NODE6("node3", "192.168.10.13/24", "fd00:1::13/64", AZ1)
+                     AFF("node1", "'fd00:10::/122'") AFF("node2", "'fd00:10::40/122'")
+                     AFF("node3", "'fd00:10::80/122'") AFF("node2", "'fd00:10::100/122'")
+                     IPAMBLOCK("fd00-10--0-122", "'fd00:10::/122'", "host:node1", "0, null, null, 1",
+                               ATTR("node1") ", " ATTR("node3")));
+        host_node1_v6(&t->h);
+        route_add(&t->h, "fd00:10::40/122 via fd00:1::12 dev eth0 proto bird");
+        route_add(&t->h, "fd00:10::80/122 via fd00:1::99 dev eth0 proto static metric 1024");
+        route_add(&t->h, "fd00:10::100/122 via fd00:1::13 dev eth0 proto 211 metric 1024");
+        p = plan(t);
+        EXPECT_ACTIONS(p, "add-route " R6_LOCAL,
+                       "add-route fd00:10::3/128 via fd00:1::13 dev eth0 proto 211 metric 1024 table 254",
+                       "add-route fd00:10::100/122 via fd00:1::12 dev eth0 proto 211 metric 1024 table 254 [replace]");
+        /* (the bird-routes finding belongs to IPv4 underlay mode's host checks) */
+        EXPECT_FINDINGS(p, "warning foreign-route-conflict", "warning pool-outside-uplink-subnet",
+                        "info borrowed-addresses");
+        assert_int_equal(p->n_routes_foreign, 1); /* BIRD's route for node2's block stands in */
+        assert_contains(msg(p, "foreign-route-conflict", 0), "fd00:10::80/122: a route of protocol 4");
+        assert_contains(msg(p, "borrowed-addresses", 0), "fd00:10::3 on node3");
+        apply_and_replan(t);
+}
+
+/* The kernel reports IPv6 blackhole routes on lo: still equivalent to ours. */
+static void test_ipv6_blackhole_on_lo_converged(void **state)
+{
+        struct t *t = *state;
+        struct plan *p;
+
+        load(t, NULL,
+             POOL("v6", "'fd00:10::/112'", UNDERLAY6) NODE6("node1", "192.168.10.11/24", "fd00:1::11/64", AZ1)
+                     AFF("node1", "'fd00:10::/122'"));
+        host_node1_v6(&t->h);
+        route_add(&t->h, "blackhole fd00:10::/122 dev lo proto 211 metric 1024");
+        p = plan(t);
+        EXPECT_NO_ACTIONS(p);
 }
 
 /* A VXLAN device carrying someone else's address: deleting it would take that address
@@ -2199,8 +2350,8 @@ static void test_vxlan_foreign_addr_left_alone(void **state)
                             "left alone");
 }
 
-/* An IPv6-only underlay pool does not turn on IPv4 proxy ARP: IPv6 host actions come
- * later (DESIGN §3). */
+/* An IPv6-only underlay pool does not turn on IPv4 proxy ARP; its local block gets
+ * its blackhole. */
 static void test_ipv6_only_underlay_no_proxy_arp(void **state)
 {
         struct t *t = *state;
@@ -2211,8 +2362,11 @@ static void test_ipv6_only_underlay_no_proxy_arp(void **state)
         host_node1(&t->h);
         p = plan(t);
         assert_false(p->underlay);
-        EXPECT_NO_ACTIONS(p);
-        EXPECT_FINDINGS(p, "info ipv6-not-handled");
+        EXPECT_ACTIONS(p, "add-route " R6_LOCAL);
+        EXPECT_FINDINGS(p, "warning pool-outside-uplink-subnet");
+        /* no IPv6 address on the uplink, none in the resources: no route to print */
+        assert_contains(msg(p, "pool-outside-uplink-subnet", 0),
+                        "a route per block of this node (this node's address is unknown)");
 }
 
 /* All findings at once, in their documented order; n_blocking counts the blocking ones. */
@@ -2467,14 +2621,6 @@ static bool contains(const char *hay, const char *needle)
         return hay && strstr(hay, needle);
 }
 
-/* An IPAMBlock as the CRD prints it (shape of libcalico-go lib/backend/model/block.go
- * AllocationBlock: allocations index attributes, secondary.node names the host). */
-#define IPAMBLOCK(name, cidr, affinity, allocs, attrs)                                                      \
-        DOC "apiVersion: crd.projectcalico.org/v1\nkind: IPAMBlock\nmetadata: {name: " name "}\n"        \
-            "spec: {cidr: " cidr ", affinity: '" affinity "', strictAffinity: false, deleted: false,\n" \
-            "  allocations: [" allocs "],\n  attributes: [" attrs "]}\n"
-#define ATTR(node) "{handle_id: k8s-pod-network." node ", secondary: {namespace: default, node: " node "}}"
-
 /* node1's block 192.168.10.128/28: .128 its own pod, .131 borrowed by node2, .133 by
  * node3 (Calico's default strictAffinity: false). */
 #define BORROWED                                                                                             \
@@ -2715,7 +2861,7 @@ int main(void)
                 T(test_own_duplicate_route),
                 T(test_own_stale_routes),
                 T(test_own_route_other_table),
-                T(test_own_ipv6_route_untouched),
+                T(test_own_ipv6_route_unwanted),
                 T(test_idempotent),
                 T(test_node_address_unknown),
                 T(test_node_not_in_resources),
@@ -2765,6 +2911,10 @@ int main(void)
                 T(test_ipv6_pool),
                 T(test_vxlan_foreign_addr_left_alone),
                 T(test_ipv6_only_underlay_no_proxy_arp),
+                T(test_ipv6_cross_subnet),
+                T(test_ipv6_guarded),
+                T(test_ipv6_ownership_and_borrowed),
+                T(test_ipv6_blackhole_on_lo_converged),
                 T(test_findings_order),
                 T(test_cleanup),
                 T(test_cleanup_route_protocol),
