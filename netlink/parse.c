@@ -341,6 +341,10 @@ static int event_addr(const struct nlmsghdr *h, struct kern_event *ev)
 
         if (h->nlmsg_len < mnl_nlmsg_size(sizeof(*ifa)))
                 return -EBADMSG;
+        /* IPv6 link-local addresses come and go with every device (and change state
+         * with DAD): they decide nothing we want (no subnet, no tunnel address). */
+        if (ifa->ifa_family == AF_INET6 && ifa->ifa_scope == RT_SCOPE_LINK)
+                return 0;
         ev->ifindex = (int)ifa->ifa_index;
         return 1;
 }
