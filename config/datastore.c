@@ -14,6 +14,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "text.h"
 #include "util.h"
 #include "yval.h"
 
@@ -132,18 +133,23 @@ static int check_endpoint(const char *ep, size_t len, const struct pos *at, stru
 {
         size_t scheme = strncmp(ep, "https://", 8) == 0 ? 8 : strncmp(ep, "http://", 7) == 0 ? 7 : 0;
         size_t end = len;
+        char shown[512];
 
+        /* An endpoint is echoed in errors, logs and --check: never with its password
+         * (https://root:S3cr3t@host would otherwise be printed back as it came). */
+        text_url_mask(ep, len, shown, sizeof(shown));
         if (!scheme)
-                return perr(d, at, "%s: endpoint \"%.*s\" must start with http:// or https://", at->what, (int)len,
-                            ep);
+                return perr(d, at, "%s: endpoint \"%s\" must start with http:// or https://", at->what, shown);
         if (end > scheme && ep[end - 1] == '/')
                 end--;
         if (end == scheme)
-                return perr(d, at, "%s: endpoint \"%.*s\" has no host", at->what, (int)len, ep);
+                return perr(d, at, "%s: endpoint \"%s\" has no host", at->what, shown);
         for (size_t i = scheme; i < end; i++)
                 if (strchr("/?#@ \t\\\"", ep[i]) || (unsigned char)ep[i] < 0x20)
-                        return perr(d, at, "%s: endpoint \"%.*s\" must be scheme://host:port, without a path, "
-                                           "query or user", at->what, (int)len, ep);
+                        return perr(d, at,
+                                    "%s: endpoint \"%s\" must be scheme://host:port, without a path, query or user "
+                                    "(credentials go in ETCD_USERNAME/ETCD_PASSWORD or the client certificate)",
+                                    at->what, shown);
         return 0;
 }
 
@@ -165,8 +171,12 @@ static int parse_endpoints(const char *v, const struct pos *at, struct cfg_etcd 
                 }
                 while (len && is_space(p[len - 1]))
                         len--;
-                if (!len)
-                        return perr(d, at, "%s: an empty endpoint in \"%s\"", at->what, v);
+                if (!len) {
+                        char shown[512];
+
+                        text_url_mask(v, strlen(v), shown, sizeof(shown));
+                        return perr(d, at, "%s: an empty endpoint in \"%s\"", at->what, shown);
+                }
                 if ((r = check_endpoint(p, len, at, d)) < 0)
                         ret = r;
                 else {
@@ -632,6 +642,16 @@ bool cfg_etcd_eq(const struct cfg_etcd *a, const struct cfg_etcd *b)
                streq_ptr(a->key_file, b->key_file) && streq_ptr(a->ca_pem, b->ca_pem) &&
                streq_ptr(a->cert_pem, b->cert_pem) && streq_ptr(a->key_pem, b->key_pem) &&
                streq_ptr(a->username, b->username) && streq_ptr(a->password, b->password);
+}
+
+const char *cfg_etcd_password_in_clear(const struct cfg_etcd *e)
+{
+        if (!e->password || !*e->password)
+                return NULL;
+        for (size_t i = 0; i < e->n_endpoints; i++)
+                if (strncmp(e->endpoints[i], "http://", 7) == 0)
+                        return e->endpoints[i];
+        return NULL;
 }
 
 void cfg_etcd_endpoints_fmt(const struct cfg_etcd *e, char *buf, size_t size)

@@ -93,4 +93,7 @@ void cfg_etcd_clear(struct cfg_etcd *e);
 bool cfg_etcd_eq(const struct cfg_etcd *a, const struct cfg_etcd *b);
 /* "https://a:2379,https://b:2379" into buf (cut to size). */
 void cfg_etcd_endpoints_fmt(const struct cfg_etcd *e, char *buf, size_t size);
+/* The first http:// endpoint when a password is set (etcd's authenticate call would
+ * send it in clear there), else NULL. */
+const char *cfg_etcd_password_in_clear(const struct cfg_etcd *e);
 const char *cfg_datastore_name(enum cfg_datastore d);

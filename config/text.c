@@ -111,3 +111,26 @@ void text_line(FILE *f, const char *fmt, ...)
         fputc('\n', f);
         free(s);
 }
+
+void text_url_mask(const char *url, size_t len, char *buf, size_t size)
+{
+        const char *scheme = memmem(url, len, "://", 3);
+        size_t start = scheme ? (size_t)(scheme - url) + 3 : 0, auth_end = start, at = SIZE_MAX, colon = SIZE_MAX;
+
+        if (!size)
+                return;
+        /* The authority ends at the first '/', '?' or '#'; its user part at the last '@'. */
+        while (auth_end < len && !strchr("/?#", url[auth_end]))
+                auth_end++;
+        for (size_t i = start; i < auth_end; i++)
+                if (url[i] == '@')
+                        at = i;
+        for (size_t i = start; at != SIZE_MAX && i < at && colon == SIZE_MAX; i++)
+                if (url[i] == ':')
+                        colon = i;
+        if (at == SIZE_MAX || colon == SIZE_MAX) {
+                snprintf(buf, size, "%.*s", (int)len, url);
+                return;
+        }
+        snprintf(buf, size, "%.*s***%.*s", (int)(colon + 1), url, (int)(len - at), url + at);
+}

@@ -22,3 +22,7 @@ void text_utf8_trim(char *s);
 void text_fputs_escaped(FILE *f, const char *s);
 /* printf to f, escaped as text_fputs_escaped() does, then a newline. */
 __attribute__((format(printf, 2, 3))) void text_line(FILE *f, const char *fmt, ...);
+/* url (len bytes) for a message: a password in its user part ("scheme://user:pass@")
+ * becomes "***" (and a user part with no password is left as it is); the rest is kept.
+ * Always NUL-terminated, cut to size. */
+void text_url_mask(const char *url, size_t len, char *buf, size_t size);

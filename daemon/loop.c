@@ -349,6 +349,10 @@ static int use_source(struct loop *l, const struct cfg_settings *s, const struct
                 cfg_etcd_endpoints_fmt(&conf->etcd, eps, sizeof(eps));
                 log_info("datastore: etcdv3 at %s (from %s)%s", eps, conf->etcd.origin,
                          s->has_resources ? "; the resources setting is not read" : "");
+                if (cfg_etcd_password_in_clear(&conf->etcd))
+                        log_full(LOG_WARNING, LOG_ID_DATASTORE, NULL,
+                                 "the etcd password is sent in clear to %s (http://): use https://",
+                                 cfg_etcd_password_in_clear(&conf->etcd));
         }
         return 0;
 }

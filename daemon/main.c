@@ -265,6 +265,15 @@ static int run_once_or_check(const struct args *a, const struct cfg_model *m, st
                 snprintf(err, sizeof(err), "cannot open rtnetlink: %s", strerror(-e));
         else if ((e = reconcile_run(nl, m, &m->settings, dir, a->mode == MODE_CHECK, &r)) < 0 && !r.plan)
                 snprintf(err, sizeof(err), "cannot observe the host: %s", strerror(-e));
+        if (o->clear_password[0] && r.plan &&
+            plan_add_finding(r.plan, PLAN_WARNING, "datastore-password-in-clear",
+                             "the etcd password is sent in clear to %s (http://): use https://",
+                             o->clear_password) < 0)
+                snprintf(err, sizeof(err), "out of memory");
+        if (o->clear_password[0] && a->mode != MODE_CHECK)
+                text_line(stderr, "calico-underlayd: warning: the etcd password is sent in clear to %s (http://): "
+                                  "use https://",
+                          o->clear_password);
         t_report = now_usec();
         if (a->mode == MODE_CHECK) {
                 struct report_source src = { .node = node, .model = m, .host = r.plan ? &r.host : NULL,

@@ -1392,6 +1392,30 @@ int plan_cleanup(const struct cfg_settings *s, const struct host_snapshot *h, co
         return 0;
 }
 
+int plan_add_finding(struct plan *p, enum plan_severity sev, const char *code, const char *fmt, ...)
+{
+        struct plan_finding *v;
+        va_list ap;
+        char *msg;
+        int r;
+
+        va_start(ap, fmt);
+        r = vasprintf(&msg, fmt, ap);
+        va_end(ap);
+        if (r < 0)
+                return -ENOMEM;
+        v = realloc(p->findings, (p->n_findings + 1) * sizeof(*v));
+        if (!v) {
+                free(msg);
+                return -ENOMEM;
+        }
+        p->findings = v;
+        p->findings[p->n_findings++] = (struct plan_finding){ .severity = sev, .code = code, .message = msg };
+        if (sev == PLAN_BLOCKING)
+                p->n_blocking++;
+        return 0;
+}
+
 void plan_free(struct plan *p)
 {
         if (!p)

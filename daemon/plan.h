@@ -66,6 +66,9 @@ int plan_build(const struct cfg_model *m, const struct host_snapshot *h, const s
 int plan_cleanup(const struct cfg_settings *s, const struct host_snapshot *h, const struct host_record *rec,
                  struct plan **ret);
 void plan_free(struct plan *p);
+/* A finding about something the planner does not see (the datastore's transport),
+ * added by the caller after plan_build(); code must be a string literal. */
+_printf_(4, 5) int plan_add_finding(struct plan *p, enum plan_severity sev, const char *code, const char *fmt, ...);
 
 const char *host_change_kind_name(enum host_change_kind k);       /* "add-route", ... as in --check JSON */
 const char *plan_severity_name(enum plan_severity s); /* "blocking", "warning", "info" */

@@ -145,11 +145,18 @@ int source_load_once(const char *config_path, const char *host_name, struct cfg_
         r = source_settings(config_path, host_name, &s, d);
         if (r >= 0)
                 r = source_resolve(&s, (const char *const *)environ, &conf, d);
+        if (r >= 0 && conf.type == CFG_DATASTORE_ETCDV3 && cfg_etcd_password_in_clear(&conf.etcd))
+                /* Said even when etcd does not answer: the operator learns it before. */
+                cfg_notice(d, NULL, 0, 0, "the etcd password is sent in clear to %s (http://): use https://",
+                           cfg_etcd_password_in_clear(&conf.etcd));
         if (r >= 0)
                 r = source_new(NULL, &conf, NULL, NULL, &src);
         if (r >= 0) {
                 r = source_start(src);
                 source_origin(src, o);
+                if (conf.type == CFG_DATASTORE_ETCDV3 && cfg_etcd_password_in_clear(&conf.etcd))
+                        snprintf(o->clear_password, sizeof(o->clear_password), "%s",
+                                 cfg_etcd_password_in_clear(&conf.etcd));
                 if (r < 0 && source_error(src))
                         snprintf(why, why_size, "%s", source_error(src));
         }

@@ -47,6 +47,7 @@ struct source_origin {
         int64_t revision;        /* etcd: the revision listed at; 0 unknown */
         size_t n_keys;           /* etcd: keys in the cache */
         const char *unit;        /* what each model input is: "file" or "key" */
+        char clear_password[256]; /* etcd: the http:// endpoint a password goes to in clear */
 };
 
 /* --once and --check: one list at one revision, bounded in time. */

@@ -3093,6 +3093,29 @@ static void selector_excerpt_utf8(void **state)
         sel_free(sl);
 }
 
+/* Credentials in a URL are masked wherever it is echoed (issue 14). */
+static void text_url_masks_password(void **state)
+{
+        static const struct {
+                const char *in, *out;
+        } cases[] = {
+                { "https://root:S3cr3t@10.0.0.1:2379", "https://root:***@10.0.0.1:2379" },
+                { "http://u:p@a@host/x@y", "http://u:***@host/x@y" },
+                { "https://root@10.0.0.1:2379", "https://root@10.0.0.1:2379" },
+                { "https://10.0.0.1:2379/v3?x=a:b@c", "https://10.0.0.1:2379/v3?x=a:b@c" },
+                { "root:pw@host", "root:***@host" },
+        };
+        char buf[128];
+
+        (void)state;
+        for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
+                text_url_mask(cases[i].in, strlen(cases[i].in), buf, sizeof(buf));
+                assert_string_equal(buf, cases[i].out);
+        }
+        text_url_mask("https://root:S3cr3t@h", 21, buf, 10); /* cut, still no password */
+        assert_null(strstr(buf, "S3cr"));
+}
+
 static void settings_nonsense(void **state)
 {
         (void)state;
@@ -3164,6 +3187,7 @@ int main(int argc, char **argv)
                 cmocka_unit_test(settings_nonsense),
                 cmocka_unit_test(text_utf8_cuts),
                 cmocka_unit_test(text_escapes_controls),
+                cmocka_unit_test(text_url_masks_password),
                 cmocka_unit_test(selector_excerpt_utf8),
                 cmocka_unit_test(settings_structure),
                 cmocka_unit_test(settings_full_file),

@@ -323,6 +323,25 @@ class TestCommands(EtcdCase):
         self.assertTrue(doc["ready"], r.stdout)
         self.assertEqual(self.ns.route_summary(), [], "--check changes nothing")
 
+    def test_credentials_never_echoed_and_clear_password_warned(self):
+        # Issue 14: a password in an endpoint URL was echoed in the error; a password
+        # sent over http:// went with no word.
+        env = dict(self.env_endpoints(), ETCD_ENDPOINTS="https://root:S3cr3t@127.0.0.1:2379")
+        r = self.check(env=env)
+        self.assertEqual(r.returncode, 2, r.stdout + r.stderr)
+        self.assertNotIn("S3cr3t", r.stdout + r.stderr)
+        self.assertIn("https://root:***@127.0.0.1:2379", r.stdout + r.stderr)
+        env = dict(self.env_endpoints(f"http://127.0.0.1:{ce.DEAD_PORT}"), ETCD_USERNAME="root",
+                   ETCD_PASSWORD="S3cr3t")
+        for fmt in ("text", "json"):
+            r = self.check("--format", fmt, env=env)
+            self.assertEqual(r.returncode, 2, r.stdout + r.stderr)
+            self.assertNotIn("S3cr3t", r.stdout + r.stderr)
+            self.assertIn(f"the etcd password is sent in clear to http://127.0.0.1:{ce.DEAD_PORT}", r.stdout)
+        d = self.start(env=env).wait_ready()
+        cu.wait_until(lambda: d.stderr_lines("the etcd password is sent in clear"), what="the warning logged")
+        self.assertNotIn("S3cr3t", d.stderr())
+
     def test_upstream_routes_from_etcd(self):
         """--upstream-routes reads the same datastore as --check, and changes nothing."""
         r = ce.run_cli(self.ns, self.fx, "--upstream-routes", env=self.env_endpoints())
