@@ -271,6 +271,8 @@ struct etcd {
         size_t page_key_len;
         int64_t list_revision;
         unsigned list_restarts; /* a page's revision compacted mid-list: starts over */
+        unsigned list_pages;    /* range answers in this list, and their bytes: capped */
+        size_t list_bytes;
         /* watching */
         struct req *watch[ETCD_N_PREFIXES];
         /* the data */
@@ -502,6 +504,14 @@ static int kv_from_json(json_object *o, bool with_value, struct kv **ret, char *
 static void list_complete(struct etcd *e);
 static void start_watches(struct etcd *e);
 
+static uint64_t now_usec(const struct etcd *e)
+{
+        uint64_t now = 0;
+
+        sd_event_now(e->ev, CLOCK_MONOTONIC, &now);
+        return now;
+}
+
 /* A range page: its keys into the new cache, then the next page or prefix. */
 static void range_done(struct etcd *e, json_object *o)
 {
@@ -552,6 +562,8 @@ static void begin_attempt(struct etcd *e)
         e->page_key = NULL;
         e->list_prefix = 0;
         e->list_revision = 0;
+        e->list_pages = 0;
+        e->list_bytes = 0;
         free(e->token);
         e->token = NULL;
         e->state = ST_LISTING;
@@ -612,7 +624,8 @@ static void list_complete(struct etcd *e)
         kvmap_clear(&old);
         e->revision = e->list_revision;
         e->has_data = true;
-        http_failover_ok(&e->fo);
+        /* The back-off restarts only once the watches stay up (watch_done()). */
+        http_failover_up(&e->fo, now_usec(e));
         snprintf(e->endpoint, sizeof(e->endpoint), "%s", e->conf.endpoints[e->fo.cur]);
         req_free(e->list);
         e->list = NULL;
@@ -753,6 +766,13 @@ static void list_request_done(struct etcd *e, struct req *q)
                 return attempt_failed(e, "HTTP %ld: %s", status, why);
         }
         body = http_req_body(q->h);
+        /* One list is bounded: an etcd (or something posing as one) that answers
+         * "more" for ever, or pages that never end, is an endpoint that failed. */
+        if (q->kind == REQ_RANGE && body &&
+            (++e->list_pages > ETCD_MAX_PAGES || (e->list_bytes += strlen(body)) > ETCD_MAX_LIST_BYTES))
+                return attempt_failed(e, "the list did not end after %u pages (%zu MiB): the answers say \"more\" "
+                                         "past the caps of %u pages and %u MiB",
+                                      e->list_pages, e->list_bytes >> 20, ETCD_MAX_PAGES, ETCD_MAX_LIST_BYTES >> 20);
         o = body ? json_tokener_parse(body) : NULL;
         if (!o)
                 return attempt_failed(e, "the answer is not JSON");
@@ -775,23 +795,40 @@ static void list_request_done(struct etcd *e, struct req *q)
         json_object_put(o);
 }
 
+/* A watch ended: list again, at once after a watch that had stayed up a while, else
+ * after the next back-off step (jittered, capped): a watch that fails right away, over
+ * and over, must not become a full list every few milliseconds from every node. The
+ * line saying so is logged at most once a minute, with how many it stood for. */
 static void watch_done(struct etcd *e, struct req *q)
 {
         const char *err = http_req_error(q->h);
-        char why[512];
+        uint64_t now = now_usec(e), delay = http_failover_down(&e->fo, now);
+        unsigned suppressed = 0;
+        char why[512], later[64] = "";
 
-        if (q->compacted) {
-                log_notice("etcd: watch from %s: %s; listing again", e->endpoint, err);
-                cancel_all(e);
-                return start_round(e);
-        }
-        if (!err && http_req_status(q->h) != 200)
+        if (q->compacted)
+                snprintf(why, sizeof(why), "%s", err ? err : "compacted");
+        else if (!err && http_req_status(q->h) != 200)
                 body_error(q, why, sizeof(why));
         else
                 snprintf(why, sizeof(why), "%s", err ? err : "the stream ended");
-        log_notice("etcd: watch stream from %s broke (%s); listing again", e->endpoint, why);
+        if (delay)
+                snprintf(later, sizeof(later), " in %.1f s", (double)delay / 1e6);
+        if (http_failover_log(&e->fo, now, &suppressed)) {
+                char more[96] = "";
+
+                if (suppressed)
+                        snprintf(more, sizeof(more), " (and %u more times since the last report)", suppressed);
+                log_notice("etcd: watch %sfrom %s (%s); listing again%s%s", q->compacted ? "" : "stream broke ",
+                           e->endpoint, why, later, more);
+        } else
+                log_debug("etcd: watch from %s ended (%s); listing again%s", e->endpoint, why, later);
         cancel_all(e);
-        start_round(e);
+        if (!delay)
+                return start_round(e);
+        e->state = ST_WAITING;
+        sd_event_source_set_time(e->retry, now + delay);
+        sd_event_source_set_enabled(e->retry, SD_EVENT_ONESHOT);
 }
 
 static void request_done(struct http_req *h, void *userdata)

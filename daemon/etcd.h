@@ -40,7 +40,11 @@ extern const char *const etcd_prefixes[ETCD_N_PREFIXES];
 /* Caps on what the datastore controls. */
 #define ETCD_MAX_KEYS 1000000
 #define ETCD_MAX_VALUE (4u << 20)    /* etcd refuses values over 1.5 MiB by default */
-#define ETCD_MAX_BODY (256u << 20)   /* one range response (a page) */
+#define ETCD_MAX_BODY (64u << 20)    /* one range response (a page of ETCD_PAGE keys) */
+/* One list: every key fits (ETCD_MAX_KEYS in pages of ETCD_PAGE, per prefix), and its
+ * answers together are bounded in bytes. */
+#define ETCD_MAX_PAGES (ETCD_MAX_KEYS / ETCD_PAGE + 4 * ETCD_N_PREFIXES)
+#define ETCD_MAX_LIST_BYTES (1024u << 20)
 #define ETCD_MAX_MESSAGE (64u << 20) /* one watch message */
 #define ETCD_PAGE 2000               /* keys per range request */
 

@@ -442,3 +442,34 @@ void http_failover_ok(struct http_failover *f)
 {
         f->retry_usec = 0;
 }
+
+void http_failover_up(struct http_failover *f, uint64_t now)
+{
+        f->up_since = now ? now : 1;
+}
+
+uint64_t http_failover_down(struct http_failover *f, uint64_t now)
+{
+        bool healthy = f->up_since && now >= f->up_since + HTTP_HEALTHY_USEC;
+
+        f->up_since = 0;
+        if (healthy) {
+                f->retry_usec = 0;
+                f->suppressed = 0;
+                f->logged_at = 0;
+                return 0;
+        }
+        return http_failover_backoff(f);
+}
+
+bool http_failover_log(struct http_failover *f, uint64_t now, unsigned *ret_suppressed)
+{
+        if (f->logged_at && now < f->logged_at + HTTP_LOG_INTERVAL_USEC) {
+                f->suppressed++;
+                return false;
+        }
+        *ret_suppressed = f->suppressed;
+        f->suppressed = 0;
+        f->logged_at = now ? now : 1;
+        return true;
+}

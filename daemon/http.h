@@ -72,12 +72,22 @@ bool http_req_failed(const struct http_req *q);
 
 #define HTTP_WHY_MAX 2048
 
+/* A stream (a watch) counts as healthy once it stayed up this long: only then does
+ * the back-off start again from min_usec (a watch that breaks at once, through a
+ * broken proxy, an expired token or a message over the cap, keeps backing off). */
+#define HTTP_HEALTHY_USEC (60 * 1000 * 1000ULL)
+/* A repeated failure is logged at most once in this interval (the rest counted). */
+#define HTTP_LOG_INTERVAL_USEC (60 * 1000 * 1000ULL)
+
 struct http_failover {
         size_t n;            /* endpoints */
         size_t cur;          /* the one in use */
         size_t tries;        /* endpoints tried in this round */
         uint64_t retry_usec; /* the last delay; 0 after a success */
         uint64_t min_usec, max_usec;
+        uint64_t up_since;   /* when the stream of the last success opened; 0 none */
+        uint64_t logged_at;  /* when http_failover_log() last said yes */
+        unsigned suppressed; /* failures not logged since */
         char why[HTTP_WHY_MAX]; /* this round's failures, "ENDPOINT: reason; ..." */
 };
 
@@ -91,3 +101,12 @@ bool http_failover_next(struct http_failover *f, const char *endpoint, const cha
 uint64_t http_failover_backoff(struct http_failover *f);
 /* A success: the next failure starts again at min_usec. */
 void http_failover_ok(struct http_failover *f);
+/* A success that opens a stream (a list, then its watch), at now (CLOCK_MONOTONIC):
+ * the back-off is kept until the stream proves healthy (http_failover_down()). */
+void http_failover_up(struct http_failover *f, uint64_t now);
+/* The stream broke at now: 0 (go on at once) when it had stayed up for
+ * HTTP_HEALTHY_USEC, which resets the back-off; else the next back-off delay. */
+uint64_t http_failover_down(struct http_failover *f, uint64_t now);
+/* Whether a repeated failure may be logged at now: the first, then at most once per
+ * HTTP_LOG_INTERVAL_USEC; *ret_suppressed is how many were not logged since. */
+bool http_failover_log(struct http_failover *f, uint64_t now, unsigned *ret_suppressed);

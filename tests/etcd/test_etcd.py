@@ -13,6 +13,7 @@ import json
 import os
 import re
 import signal
+import subprocess
 import sys
 import time
 import unittest
@@ -455,6 +456,65 @@ class TestCommands(EtcdCase):
         r = self.check(env=env)
         self.assertEqual(r.returncode, 2, r.stdout)
         self.assertIn(f"datastore unreachable: {self.etcd.url}: ", r.stdout)
+
+
+FAKE_PORT = 2391
+
+
+class TestHostileEtcd(unittest.TestCase):
+    """An etcd gateway that misbehaves (tests/etcd/fake_etcd.py, plain HTTP inside the
+    namespace): no real etcd needed."""
+
+    def setUp(self):
+        self.ns = cu.Netns()
+        self.addCleanup(self.ns.close)
+        self.ns.setup_uplink()
+        self.fx = cu.Fixture(files={}, settings=ce.settings())
+        self.addCleanup(self.fx.close)
+        self.daemons = []
+        self.env = {"ETCD_ENDPOINTS": f"http://127.0.0.1:{FAKE_PORT}"}
+
+    def tearDown(self):
+        cu.close_daemons(self.daemons, True)
+
+    def fake(self, mode):
+        out = open(os.path.join(self.fx.dir, "fake.out"), "w")
+        p = subprocess.Popen(["ip", "netns", "exec", self.ns.name, sys.executable,
+                              os.path.join(os.path.dirname(os.path.abspath(__file__)), "fake_etcd.py"),
+                              mode, str(FAKE_PORT)], stdout=out, stderr=subprocess.STDOUT)
+        out.close()
+        self.addCleanup(lambda: (p.terminate(), p.wait()))
+        cu.wait_until(lambda: f":{FAKE_PORT} " in self.ns.run("ss", "-ltn", check=False), what="the fake etcd to listen")
+        return os.path.join(self.fx.dir, "fake.out")
+
+    def requests(self, path, kind):
+        with open(path) as f:
+            return sum(1 for l in f if l.strip() == kind)
+
+    def test_failing_watch_backs_off(self):
+        # Issue 14: a watch that ends at once was followed by a full list at once, about
+        # 50 a second per node, with two log lines each.
+        out = self.fake("watch-ends")
+        d = cu.Daemon(self.ns, self.fx, env=self.env)
+        self.daemons.append(d)
+        d.wait_ready()
+        cu.wait_until(lambda: self.requests(out, "WATCH") > 0, what="a first watch")
+        time.sleep(cu.scaled(6))
+        ranges = self.requests(out, "RANGE")
+        # 1 s, 2 s, 4 s (each 80-120%): at most 4 lists of 4 prefixes in 6 s.
+        self.assertLessEqual(ranges, 16 * cu.TIMEOUT_SCALE, f"{ranges} range requests in 6 s")
+        broke = d.stderr_lines("watch stream broke")
+        self.assertLessEqual(len(broke), 1, "\n".join(broke))
+
+    def test_more_forever_is_bounded(self):
+        # Issue 14: an etcd that always answers "more": true kept the daemon listing
+        # for ever; --check waited for its 30 s deadline and said only "no answer".
+        self.fake("more-forever")
+        t0 = time.monotonic()
+        r = ce.run_cli(self.ns, self.fx, "--check", env=self.env)
+        self.assertEqual(r.returncode, 2, r.stdout + r.stderr)
+        self.assertIn("the list did not end after", r.stdout + r.stderr)
+        self.assertLess(time.monotonic() - t0, cu.scaled(20))
 
 
 if __name__ == "__main__":

@@ -1,0 +1,71 @@
+#!/usr/bin/env python3
+"""A hostile or broken etcd JSON gateway, plain HTTP on 127.0.0.1:PORT (run it inside
+the test's namespace), for the cases a real etcd will not play:
+
+  watch-ends    lists answer (no keys), every watch ends at once (a broken proxy or
+                load balancer, an expired token): the daemon must back off;
+  more-forever  every range answer says "more": true, with a new key each time.
+
+Each request is printed on stdout as "RANGE" or "WATCH" (flushed), so the test counts
+them. Standard library only; stops on SIGTERM.
+"""
+import base64
+import http.server
+import itertools
+import json
+import socket
+import sys
+
+MODE, PORT = sys.argv[1], int(sys.argv[2])
+counter = itertools.count()
+
+
+def b64(s):
+    return base64.b64encode(s.encode()).decode()
+
+
+class Handler(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, *args):
+        pass
+
+    def setup(self):
+        super().setup()
+        # Headers and body go out in two writes: without this, every answer waits for
+        # the client's delayed ACK (40 ms).
+        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+    def answer(self, obj):
+        body = json.dumps(obj).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def do_POST(self):
+        n = int(self.headers.get("Content-Length") or 0)
+        req = json.loads(self.rfile.read(n) or b"{}")
+        if self.path == "/v3/kv/range":
+            print("RANGE", flush=True)
+            if MODE == "more-forever":
+                key = base64.b64decode(req["key"]).decode().split("\0")[0] + "k%08d" % next(counter)
+                return self.answer({"header": {"revision": "5"}, "more": True, "count": "1",
+                                    "kvs": [{"key": b64(key), "value": b64("{}"), "mod_revision": "5"}]})
+            return self.answer({"header": {"revision": "5"}, "count": "0"})
+        if self.path == "/v3/watch":
+            print("WATCH", flush=True)
+            # 200 and an empty stream that ends at once.
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            self.close_connection = True
+            return
+        self.send_response(404)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+
+http.server.ThreadingHTTPServer(("127.0.0.1", PORT), Handler).serve_forever()
