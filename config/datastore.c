@@ -87,18 +87,20 @@ static const struct {
 
 /* Where a value came from, for messages: a file position and the key, or (file NULL)
  * the variable's name. */
-struct pos {
+struct value_origin {
         const char *file;
         unsigned line, col;
         const char *what;
 };
 
-struct raw {
+/* calicoctl's settings as read, one text per field, before they are validated into a
+ * struct cfg_etcd: the same checks whichever of the file or the environment gave them. */
+struct calicoctl_values {
         const char *origin; /* the file's path, or "the environment" */
         enum cfg_datastore want;
         const char *v[F_N];
-        struct pos at[F_N];
-        const struct pos *whole; /* for errors about the source as a whole */
+        struct value_origin at[F_N];
+        const struct value_origin *whole; /* for errors about the source as a whole */
 };
 
 #define perr(d, p, ...) cfg_error((d), (p)->file, (p)->line, (p)->col, __VA_ARGS__)
@@ -129,7 +131,7 @@ static bool is_space(char c)
 }
 
 /* One endpoint URL: http or https, a host (and port), nothing after but one slash. */
-static int check_endpoint(const char *ep, size_t len, const struct pos *at, struct cfg_diags *d)
+static int check_endpoint(const char *ep, size_t len, const struct value_origin *at, struct cfg_diags *d)
 {
         size_t scheme = strncmp(ep, "https://", 8) == 0 ? 8 : strncmp(ep, "http://", 7) == 0 ? 7 : 0;
         size_t end = len;
@@ -153,7 +155,7 @@ static int check_endpoint(const char *ep, size_t len, const struct pos *at, stru
         return 0;
 }
 
-static int parse_endpoints(const char *v, const struct pos *at, struct cfg_etcd *e, struct cfg_diags *d)
+static int parse_endpoints(const char *v, const struct value_origin *at, struct cfg_etcd *e, struct cfg_diags *d)
 {
         const char *p = v;
         size_t cap = 0;
@@ -197,7 +199,7 @@ static int parse_endpoints(const char *v, const struct pos *at, struct cfg_etcd 
 
 /* Not a parser's job in the strict sense, but "the key file cannot be read" found
  * here names the file and the setting; found by the TLS library it would not. */
-static int check_readable(const struct raw *raw, enum field f, struct cfg_diags *d)
+static int check_readable(const struct calicoctl_values *raw, enum field f, struct cfg_diags *d)
 {
         const char *path = raw->v[f];
         struct stat st;
@@ -211,7 +213,7 @@ static int check_readable(const struct raw *raw, enum field f, struct cfg_diags 
         return 0;
 }
 
-static int check_tls(const struct raw *raw, struct cfg_diags *d)
+static int check_tls(const struct calicoctl_values *raw, struct cfg_diags *d)
 {
         static const enum field pairs[][2] = { { F_CA_FILE, F_CA }, { F_CERT_FILE, F_CERT }, { F_KEY_FILE, F_KEY } };
         bool cert = raw->v[F_CERT_FILE] || raw->v[F_CERT], key = raw->v[F_KEY_FILE] || raw->v[F_KEY];
@@ -240,7 +242,7 @@ static int check_tls(const struct raw *raw, struct cfg_diags *d)
         return ret;
 }
 
-static int copy_etcd(const struct raw *raw, struct cfg_etcd *e)
+static int copy_etcd(const struct calicoctl_values *raw, struct cfg_etcd *e)
 {
         int r;
 
@@ -256,10 +258,10 @@ static int copy_etcd(const struct raw *raw, struct cfg_etcd *e)
 
 /* calicoAPIGroup, as libcalico-go/lib/backend/k8s reads it (UsingV3CRDs): empty is
  * "ask the API server", projectcalico.org/v3 (any case) is v3, anything else v1. */
-static int parse_api_group(const struct raw *raw, enum cfg_api_group *ret, struct cfg_diags *d)
+static int parse_api_group(const struct calicoctl_values *raw, enum cfg_api_group *ret, struct cfg_diags *d)
 {
         const char *g = raw->v[F_API_GROUP];
-        const struct pos *at = &raw->at[F_API_GROUP];
+        const struct value_origin *at = &raw->at[F_API_GROUP];
 
         *ret = CFG_API_GROUP_AUTO;
         if (!g)
@@ -277,7 +279,7 @@ static int parse_api_group(const struct raw *raw, enum cfg_api_group *ret, struc
 
 /* The Kubernetes datastore's settings: copied, with what can be checked without the
  * kubeconfig checked here. */
-static int build_kdd(const struct raw *raw, struct cfg_kdd *k, struct cfg_diags *d)
+static int build_kdd(const struct calicoctl_values *raw, struct cfg_kdd *k, struct cfg_diags *d)
 {
         static const enum field strs[] = { F_KUBECONFIG, F_KUBECONFIG_INLINE, F_K8S_ENDPOINT, F_K8S_CA_FILE,
                                            F_K8S_CERT_FILE, F_K8S_KEY_FILE, F_K8S_TOKEN, F_K8S_CONTEXT };
@@ -309,7 +311,7 @@ static int build_kdd(const struct raw *raw, struct cfg_kdd *k, struct cfg_diags 
 }
 
 /* The one validation both sources go through. */
-static int build(const struct raw *raw, struct cfg_source *ret, struct cfg_diags *d)
+static int build(const struct calicoctl_values *raw, struct cfg_source *ret, struct cfg_diags *d)
 {
         struct cfg_source src = { .type = CFG_DATASTORE_FILES };
         const char *type = raw->v[F_TYPE];
@@ -376,7 +378,7 @@ static const char *env_get(const char *const *envp, const char *name)
 }
 
 /* A variable calicoctl reads with Go's strconv.ParseBool. */
-static int env_bool(struct raw *raw, enum field f, struct cfg_diags *d)
+static int env_bool(struct calicoctl_values *raw, enum field f, struct cfg_diags *d)
 {
         static const char *const t[] = { "1", "t", "T", "true", "TRUE", "True" };
         static const char *const n[] = { "0", "f", "F", "false", "FALSE", "False" };
@@ -397,13 +399,13 @@ static int env_bool(struct raw *raw, enum field f, struct cfg_diags *d)
 int cfg_calicoctl_env(const char *const *envp, enum cfg_datastore want, struct cfg_source *ret,
                       struct cfg_diags *diags)
 {
-        static const struct pos whole = { .what = "the environment" };
+        static const struct value_origin whole = { .what = "the environment" };
         /* The names, kept for the messages (CALICO_ETCD_ENDPOINTS or ETCD_ENDPOINTS). */
         char names[F_N][40];
-        struct raw raw = { .origin = "the environment", .want = want, .whole = &whole };
+        struct calicoctl_values raw = { .origin = "the environment", .want = want, .whole = &whole };
 
         for (enum field f = 0; f < F_N; f++) {
-                raw.at[f] = (struct pos){ .what = fields[f].key };
+                raw.at[f] = (struct value_origin){ .what = fields[f].key };
                 if (!fields[f].env)
                         continue; /* calicoctl reads it from its file only */
                 snprintf(names[f], sizeof(names[f]), "CALICO_%s", fields[f].env);
@@ -412,7 +414,7 @@ int cfg_calicoctl_env(const char *const *envp, enum cfg_datastore want, struct c
                         snprintf(names[f], sizeof(names[f]), "%s", fields[f].env);
                         raw.v[f] = env_get(envp, names[f]);
                 }
-                raw.at[f] = (struct pos){ .what = names[f] };
+                raw.at[f] = (struct value_origin){ .what = names[f] };
                 if (raw.v[f] && fields[f].type == T_BOOL && env_bool(&raw, f, diags) < 0)
                         return -EINVAL;
         }
@@ -423,7 +425,7 @@ int cfg_calicoctl_env(const char *const *envp, enum cfg_datastore want, struct c
 
 struct file_ctx {
         struct yctx y;
-        struct raw raw;
+        struct calicoctl_values raw;
         struct cfg_source *ret;
         unsigned n_docs;
         int result;
@@ -437,7 +439,7 @@ static int read_typed(struct file_ctx *c, const struct ynode *v, enum field f)
         double q;
 
         if (fields[f].type == T_BOOL) {
-                if (yv_bool(&c->y, v, fields[f].key, &b) < 0)
+                if (yread_bool(&c->y, v, fields[f].key, &b) < 0)
                         return -EINVAL;
                 c->raw.v[f] = b ? "true" : NULL;
                 return 0;
@@ -454,7 +456,7 @@ static int read_spec(struct file_ctx *c, const struct ynode *spec)
 
         if (ynode_is_null(spec))
                 return 0;
-        if ((r = yv_map(&c->y, spec, "spec")) < 0)
+        if ((r = yexpect_map(&c->y, spec, "spec")) < 0)
                 return r;
         for (size_t i = 0; i < spec->n; i++) {
                 const struct ynode *k = spec->pairs[i].key, *v = spec->pairs[i].val;
@@ -469,12 +471,12 @@ static int read_spec(struct file_ctx *c, const struct ynode *spec)
                         ret = yerr(&c->y, k, "unknown key \"spec.%s\" (calicoctl refuses it too)", k->str);
                         continue;
                 }
-                c->raw.at[f] = (struct pos){ c->y.file, v->line, v->col, fields[f].key };
+                c->raw.at[f] = (struct value_origin){ c->y.file, v->line, v->col, fields[f].key };
                 if (ynode_is_null(v))
                         continue;
                 if (fields[f].type != T_STR)
                         r = read_typed(c, v, f);
-                else if ((r = yv_str(&c->y, v, fields[f].key, &c->raw.v[f])) >= 0 && !*c->raw.v[f])
+                else if ((r = yread_str(&c->y, v, fields[f].key, &c->raw.v[f])) >= 0 && !*c->raw.v[f])
                         c->raw.v[f] = NULL; /* "" is unset, as in calicoctl */
                 if (r < 0)
                         ret = r;
@@ -486,12 +488,12 @@ static int on_calicoctl_doc(const struct ynode *root, void *userdata)
 {
         struct file_ctx *c = userdata;
         const struct ynode *v;
-        struct pos whole = { c->y.file, root->line, root->col, "calicoctl's file" };
+        struct value_origin whole = { c->y.file, root->line, root->col, "calicoctl's file" };
         int r;
 
         if (++c->n_docs > 1)
                 return yerr(&c->y, root, "calicoctl's settings file must hold a single document");
-        if ((r = yv_map(&c->y, root, "calicoctl's settings")) < 0)
+        if ((r = yexpect_map(&c->y, root, "calicoctl's settings")) < 0)
                 return r;
         for (size_t i = 0; i < root->n; i++) {
                 const char *k = root->pairs[i].key->str;
@@ -507,10 +509,10 @@ static int on_calicoctl_doc(const struct ynode *root, void *userdata)
         if (!v || !ynode_str(v) || !streq(ynode_str(v), "CalicoAPIConfig"))
                 return yerr(&c->y, v ? v : root, "kind must be CalicoAPIConfig");
         v = ynode_get(root, "metadata");
-        if (v && !ynode_is_null(v) && (r = yv_map(&c->y, v, "metadata")) < 0)
+        if (v && !ynode_is_null(v) && (r = yexpect_map(&c->y, v, "metadata")) < 0)
                 return r;
         for (enum field f = 0; f < F_N; f++)
-                c->raw.at[f] = (struct pos){ c->y.file, root->line, root->col, fields[f].key };
+                c->raw.at[f] = (struct value_origin){ c->y.file, root->line, root->col, fields[f].key };
         if ((r = read_spec(c, ynode_get(root, "spec"))) < 0)
                 return r;
         c->raw.whole = &whole;

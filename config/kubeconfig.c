@@ -99,7 +99,7 @@ static int find_named(struct kc_ctx *c, const struct ynode *root, const char *li
         *ret = NULL;
         if (!seq || ynode_is_null(seq))
                 return 0;
-        if ((r = yv_seq(&c->y, seq, list)) < 0)
+        if ((r = yexpect_seq(&c->y, seq, list)) < 0)
                 return r;
         if (seq->n > CFG_KUBE_MAX_ENTRIES)
                 return yerr(&c->y, seq, "%s: more than %d entries", list, CFG_KUBE_MAX_ENTRIES);
@@ -107,15 +107,15 @@ static int find_named(struct kc_ctx *c, const struct ynode *root, const char *li
                 const struct ynode *item = seq->items[i], *nm, *v;
                 const char *s;
 
-                if ((r = yv_map(&c->y, item, list)) < 0 || (r = yv_field(&c->y, item, "name", "name", &nm)) < 0 ||
-                    (r = yv_str(&c->y, nm, "name", &s)) < 0)
+                if ((r = yexpect_map(&c->y, item, list)) < 0 || (r = yread_field(&c->y, item, "name", "name", &nm)) < 0 ||
+                    (r = yread_str(&c->y, nm, "name", &s)) < 0)
                         return r;
                 if (!streq(s, name))
                         continue;
                 v = ynode_get(item, inner);
                 if (!v || ynode_is_null(v))
                         return yerr(&c->y, item, "%s \"%s\" has no %s", list, name, inner);
-                if ((r = yv_map(&c->y, v, inner)) < 0)
+                if ((r = yexpect_map(&c->y, v, inner)) < 0)
                         return r;
                 *ret = v;
                 return 0;
@@ -130,7 +130,7 @@ static const char *opt_str(struct kc_ctx *c, const struct ynode *map, const char
 
         if (!v || ynode_is_null(v))
                 return NULL;
-        if (yv_str(&c->y, v, key, &s) < 0) {
+        if (yread_str(&c->y, v, key, &s) < 0) {
                 *r = -EINVAL;
                 return NULL;
         }
@@ -201,9 +201,9 @@ static int read_cluster(struct kc_ctx *c, const struct ynode *cl, const char *na
 
         if (!srv || ynode_is_null(srv))
                 return yerr(&c->y, cl, "cluster \"%s\" has no server", name);
-        if ((r = yv_str(&c->y, srv, "server", &s)) < 0 || (r = check_server(c, srv, s)) < 0)
+        if ((r = yread_str(&c->y, srv, "server", &s)) < 0 || (r = check_server(c, srv, s)) < 0)
                 return r;
-        if (ins && !ynode_is_null(ins) && (r = yv_bool(&c->y, ins, "insecure-skip-tls-verify", &c->out->insecure)) < 0)
+        if (ins && !ynode_is_null(ins) && (r = yread_bool(&c->y, ins, "insecure-skip-tls-verify", &c->out->insecure)) < 0)
                 return r;
         if ((r = data_or_file(c, cl, "certificate-authority", &c->out->ca_pem, &c->out->ca_file)) < 0)
                 return r;
@@ -268,8 +268,8 @@ static int read_context(struct kc_ctx *c, const struct ynode *root)
                 return yerr(&c->y, c->want_context ? root : cur, "context \"%s\" is not in the kubeconfig", name);
         if ((r = dup_opt(&c->out->context, name)) < 0)
                 return r;
-        if ((r = yv_field(&c->y, ctx, "cluster", "context.cluster", &f)) < 0 ||
-            (r = yv_str(&c->y, f, "context.cluster", &cluster)) < 0)
+        if ((r = yread_field(&c->y, ctx, "cluster", "context.cluster", &f)) < 0 ||
+            (r = yread_str(&c->y, f, "context.cluster", &cluster)) < 0)
                 return r;
         if ((r = find_named(c, root, "clusters", "cluster", cluster, &cl)) < 0)
                 return r;
@@ -278,7 +278,7 @@ static int read_context(struct kc_ctx *c, const struct ynode *root)
         if ((r = read_cluster(c, cl, cluster)) < 0)
                 return r;
         f = ynode_get(ctx, "user");
-        if (f && !ynode_is_null(f) && (r = yv_str(&c->y, f, "context.user", &user)) < 0)
+        if (f && !ynode_is_null(f) && (r = yread_str(&c->y, f, "context.user", &user)) < 0)
                 return r;
         if (!user || !*user)
                 return 0; /* anonymous, as client-go allows */
@@ -297,7 +297,7 @@ static int on_kubeconfig_doc(const struct ynode *root, void *userdata)
 
         if (++c->n_docs > 1)
                 return yerr(&c->y, root, "a kubeconfig must hold a single document");
-        if ((r = yv_map(&c->y, root, "a kubeconfig")) < 0)
+        if ((r = yexpect_map(&c->y, root, "a kubeconfig")) < 0)
                 return r;
         v = ynode_get(root, "kind");
         if (v && !ynode_is_null(v) && (!ynode_str(v) || !streq(ynode_str(v), "Config")))

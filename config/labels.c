@@ -84,23 +84,6 @@ const char *cfg_labels_get(const struct cfg_labels *l, const char *key)
         return NULL;
 }
 
-int cfg_labels_copy(const struct cfg_labels *from, struct cfg_labels *ret)
-{
-        struct cfg_labels l = {};
-
-        for (size_t i = 0; i < from->n; i++)
-                if (cfg_labels_set(&l, from->v[i].key, from->v[i].value) < 0) {
-                        cfg_labels_clear(&l);
-                        return -ENOMEM;
-                }
-        if (cfg_labels_seal(&l) < 0) {
-                cfg_labels_clear(&l);
-                return -ENOMEM;
-        }
-        *ret = l;
-        return 0;
-}
-
 void cfg_labels_clear(struct cfg_labels *l)
 {
         for (size_t i = 0; i < l->n; i++) {

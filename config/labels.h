@@ -24,5 +24,4 @@ int cfg_labels_set(struct cfg_labels *l, const char *key, const char *value);
 int cfg_labels_seal(struct cfg_labels *l);
 /* Value of key, or NULL when the label is absent. Map must be sealed. */
 const char *cfg_labels_get(const struct cfg_labels *l, const char *key);
-int cfg_labels_copy(const struct cfg_labels *from, struct cfg_labels *ret);
 void cfg_labels_clear(struct cfg_labels *l);

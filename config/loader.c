@@ -13,54 +13,39 @@
 
 #include "load.h"
 #include "loader.h"
+#include "strtab.h"
 #include "util.h"
 
-static int node_index_grow(struct cfg_loader *l)
+/* The node index holds node numbers + 1 as its entries (nodes move when the array
+ * grows; their numbers do not). */
+static const char *node_key(const void *entry, const void *ctx)
 {
-        size_t size = l->node_index_size ? l->node_index_size * 2 : 256;
-        uint32_t *t = calloc(size, sizeof(*t));
+        const struct cfg_model *m = ctx;
 
-        if (!t)
-                return -ENOMEM;
-        for (size_t i = 0; i < l->m->n_nodes; i++) {
-                size_t h = str_hash(l->m->nodes[i].name) & (size - 1);
-
-                while (t[h])
-                        h = (h + 1) & (size - 1);
-                t[h] = (uint32_t)i + 1;
-        }
-        free(l->node_index);
-        l->node_index = t;
-        l->node_index_size = size;
-        return 0;
+        return m->nodes[(uintptr_t)entry - 1].name;
 }
 
 int loader_node(struct cfg_loader *l, const char *name, uint32_t *ret)
 {
         struct cfg_model *m = l->m;
-        size_t h;
+        void *found = strtab_get(&l->node_index, name, node_key, m), *old;
         int r;
 
-        if (l->node_index_size) {
-                for (h = str_hash(name) & (l->node_index_size - 1); l->node_index[h];
-                     h = (h + 1) & (l->node_index_size - 1))
-                        if (streq(m->nodes[l->node_index[h] - 1].name, name)) {
-                                *ret = l->node_index[h] - 1;
-                                return 0;
-                        }
+        if (found) {
+                *ret = (uint32_t)((uintptr_t)found - 1);
+                return 0;
         }
         if (m->n_nodes >= CFG_MAX_NODES)
                 return -E2BIG;
-        if ((m->n_nodes + 1) * 2 > l->node_index_size && (r = node_index_grow(l)) < 0)
-                return r;
         if ((r = GROW(m->nodes, l->cap_nodes, m->n_nodes + 1)) < 0)
                 return r;
         m->nodes[m->n_nodes] = (struct cfg_node){ .name = strdup(name) };
         if (!m->nodes[m->n_nodes].name)
                 return -ENOMEM;
-        for (h = str_hash(name) & (l->node_index_size - 1); l->node_index[h]; h = (h + 1) & (l->node_index_size - 1))
-                ;
-        l->node_index[h] = (uint32_t)m->n_nodes + 1;
+        if ((r = strtab_put(&l->node_index, (void *)(uintptr_t)(m->n_nodes + 1), node_key, m, &old)) < 0) {
+                free(m->nodes[m->n_nodes].name);
+                return r;
+        }
         *ret = (uint32_t)m->n_nodes++;
         return 0;
 }
@@ -411,7 +396,7 @@ void cfg_loader_free(struct cfg_loader *cl)
         }
         free(l->raw);
         free(l->borrowed);
-        free(l->node_index);
+        strtab_clear(&l->node_index);
         cfg_diags_clear(&l->own_diags);
         free(l);
 }

@@ -6,6 +6,7 @@
 
 #include "load.h"
 #include "model.h"
+#include "strtab.h"
 #include "yval.h"
 
 enum block_origin {
@@ -42,8 +43,7 @@ struct cfg_loader {
         size_t n_raw, cap_raw;
         struct raw_borrowed *borrowed;
         size_t n_borrowed, cap_borrowed;
-        uint32_t *node_index; /* open addressing: node index + 1, 0 = empty */
-        size_t node_index_size;
+        struct strtab node_index; /* node number + 1 by name */
 };
 
 /* Caps on what input controls. */

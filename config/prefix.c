@@ -185,15 +185,3 @@ int cfg_prefix_cmp(const struct cfg_prefix *a, const struct cfg_prefix *b)
                 return c < 0 ? -1 : 1;
         return a->len == b->len ? 0 : (a->len < b->len ? -1 : 1);
 }
-
-uint32_t cfg_prefix_hash(const struct cfg_prefix *p)
-{
-        /* FNV-1a over family, length and address. */
-        uint32_t h = 2166136261u;
-
-        h = (h ^ p->family) * 16777619u;
-        h = (h ^ p->len) * 16777619u;
-        for (unsigned i = 0; i < 16; i++)
-                h = (h ^ p->addr[i]) * 16777619u;
-        return h;
-}

@@ -36,4 +36,3 @@ bool cfg_prefix_overlaps(const struct cfg_prefix *a, const struct cfg_prefix *b)
 bool cfg_prefix_eq(const struct cfg_prefix *a, const struct cfg_prefix *b);
 /* Total order: family, address, length. */
 int cfg_prefix_cmp(const struct cfg_prefix *a, const struct cfg_prefix *b);
-uint32_t cfg_prefix_hash(const struct cfg_prefix *p);

@@ -47,7 +47,7 @@ static int parse_legacy_ipip(const struct yctx *y, const struct ynode *n, enum c
         const char *m = NULL;
         int r;
 
-        r = yv_map(y, n, "ipip");
+        r = yexpect_map(y, n, "ipip");
         if (r < 0)
                 return r;
         for (size_t i = 0; i < n->n; i++) {
@@ -56,9 +56,9 @@ static int parse_legacy_ipip(const struct yctx *y, const struct ynode *n, enum c
                 if (!streq(k, "enabled") && !streq(k, "mode"))
                         return yerr(y, n->pairs[i].key, "ipip: unknown field \"%s\" (known: enabled, mode)", k);
         }
-        if (en && !ynode_is_null(en) && (r = yv_bool(y, en, "ipip.enabled", &enabled)) < 0)
+        if (en && !ynode_is_null(en) && (r = yread_bool(y, en, "ipip.enabled", &enabled)) < 0)
                 return r;
-        if (mode && !ynode_is_null(mode) && (r = yv_str(y, mode, "ipip.mode", &m)) < 0)
+        if (mode && !ynode_is_null(mode) && (r = yread_str(y, mode, "ipip.mode", &m)) < 0)
                 return r;
         if (m && !streq(m, "") && !streq(m, "always") && !streq(m, "cross-subnet"))
                 return yerr(y, mode, "ipip.mode must be always or cross-subnet, not \"%s\"", m);
@@ -76,7 +76,7 @@ static int parse_cidr(const struct yctx *y, const struct ynode *n, const char *w
         const char *s;
         int r;
 
-        r = yv_str(y, n, what, &s);
+        r = yread_str(y, n, what, &s);
         if (r < 0)
                 return r;
         r = cfg_prefix_parse(s, true, &p);
@@ -98,11 +98,11 @@ static int metadata_name(const struct yctx *y, const struct ynode *res, const ch
         const struct ynode *meta = ynode_get(res, "metadata"), *name;
         int r;
 
-        r = yv_map(y, meta ? meta : res, "metadata");
+        r = yexpect_map(y, meta ? meta : res, "metadata");
         if (r < 0 || !meta)
                 return r < 0 ? r : yerr(y, res, "%s without metadata", kind);
-        if ((r = yv_field(y, meta, "name", "metadata.name", &name)) < 0 ||
-            (r = yv_str(y, name, "metadata.name", ret)) < 0)
+        if ((r = yread_field(y, meta, "name", "metadata.name", &name)) < 0 ||
+            (r = yread_str(y, name, "metadata.name", ret)) < 0)
                 return r;
         if (!**ret)
                 return yerr(y, name, "%s with an empty name", kind);
@@ -120,7 +120,7 @@ static int add_pool_selector(struct cfg_loader *l, struct cfg_pool *p, const str
         int r;
 
         if (n && !ynode_is_null(n)) {
-                r = yv_str(&l->y, n, "nodeSelector", &text);
+                r = yread_str(&l->y, n, "nodeSelector", &text);
                 if (r < 0)
                         return r;
         }
@@ -163,11 +163,11 @@ static int parse_allowed_uses(const struct yctx *y, struct cfg_pool *p, const st
         p->workload = true;
         if (ynode_is_null(n))
                 return 0;
-        if ((r = yv_seq(y, n, "allowedUses")) < 0 || n->n == 0)
+        if ((r = yexpect_seq(y, n, "allowedUses")) < 0 || n->n == 0)
                 return r; /* [] is the default too (len == 0 there) */
         p->workload = false;
         for (size_t i = 0; i < n->n; i++) {
-                if ((r = yv_str(y, n->items[i], "an allowedUses entry", &u)) < 0)
+                if ((r = yread_str(y, n->items[i], "an allowedUses entry", &u)) < 0)
                         return r;
                 if (!streq(u, "Workload") && !streq(u, "Tunnel") && !streq(u, "LoadBalancer"))
                         return yerr(y, n->items[i], "pool \"%s\": allowedUses entry must be Workload, Tunnel or "
@@ -200,9 +200,9 @@ static int pool_legacy_fields(const struct yctx *y, struct cfg_pool *p, const st
                         p->legacy_disagrees |= CFG_LEGACY_IPIP;
                 p->ipip = old;
         }
-        if (nat && !ynode_is_null(nat) && (r = yv_bool(y, nat, "natOutgoing", &new_nat)) < 0)
+        if (nat && !ynode_is_null(nat) && (r = yread_bool(y, nat, "natOutgoing", &new_nat)) < 0)
                 return r;
-        if (nat_v1 && !ynode_is_null(nat_v1) && (r = yv_bool(y, nat_v1, "nat-outgoing", &old_nat)) < 0)
+        if (nat_v1 && !ynode_is_null(nat_v1) && (r = yread_bool(y, nat_v1, "nat-outgoing", &old_nat)) < 0)
                 return r;
         if (nat && !ynode_is_null(nat) && nat_v1 && !ynode_is_null(nat_v1) && old_nat != new_nat)
                 p->legacy_disagrees |= CFG_LEGACY_NAT;
@@ -225,7 +225,7 @@ static int parse_pool_spec(struct cfg_loader *l, struct cfg_pool *p, const struc
                 if (streq(k->str, "cidr"))
                         *ret_cidr = v;
                 else if (streq(k->str, "blockSize")) {
-                        r = yv_uint(y, v, "blockSize", 0, 128, &bs);
+                        r = yread_uint(y, v, "blockSize", 0, 128, &bs);
                         p->block_size = (uint8_t)bs;
                         *ret_bs = v;
                 } else if (streq(k->str, "ipipMode"))
@@ -237,7 +237,7 @@ static int parse_pool_spec(struct cfg_loader *l, struct cfg_pool *p, const struc
                 else if (streq(k->str, "nat-outgoing"))
                         nat_v1 = v;
                 else if (streq(k->str, "disabled"))
-                        r = ynode_is_null(v) ? 0 : yv_bool(y, v, "disabled", &p->disabled);
+                        r = ynode_is_null(v) ? 0 : yread_bool(y, v, "disabled", &p->disabled);
                 else if (streq(k->str, "nodeSelector"))
                         selector = v;
                 else if (streq(k->str, "ipip"))
@@ -301,7 +301,7 @@ static int load_pool(struct cfg_loader *l, const struct ynode *res)
         r = metadata_name(&l->y, res, "IPPool", &name, &meta);
         if (r < 0)
                 return r;
-        r = yv_map(&l->y, spec ? spec : res, "spec");
+        r = yexpect_map(&l->y, spec ? spec : res, "spec");
         if (r < 0 || !spec)
                 return r < 0 ? r : yerr(&l->y, res, "IPPool \"%s\" without spec", name);
         if (m->n_pools >= CFG_MAX_POOLS)
@@ -322,29 +322,6 @@ static int load_pool(struct cfg_loader *l, const struct ynode *res)
         return 0;
 }
 
-static int parse_labels(const struct yctx *y, const struct ynode *n, struct cfg_labels *ret)
-{
-        const char *v;
-        int r;
-
-        if (ynode_is_null(n))
-                return 0;
-        r = yv_map(y, n, "metadata.labels");
-        if (r < 0)
-                return r;
-        for (size_t i = 0; i < n->n; i++) {
-                const struct ynode *val = n->pairs[i].val;
-
-                /* `key:` with nothing after it is null in YAML: an empty label value. */
-                v = "";
-                if (!ynode_is_null(val) && (r = yv_str(y, val, "a label value", &v)) < 0)
-                        return r;
-                if ((r = cfg_labels_set(ret, n->pairs[i].key->str, v)) < 0)
-                        return r;
-        }
-        return 0;
-}
-
 /* An interface address as Calico prints it: "a.b.c.d/len" or "fd00::5/64" (host bits
  * set, that is the point) or a bare address. Each field holds one family (ipv4Address,
  * ipv6Address): an address of the other family in it is a mistake, not one to use. */
@@ -355,7 +332,7 @@ static int parse_if_addr_family(const struct yctx *y, const struct ynode *n, con
         const char *s;
         int r;
 
-        r = yv_str(y, n, what, &s);
+        r = yread_str(y, n, what, &s);
         if (r < 0)
                 return r;
         if (cfg_prefix_parse(s, false, &p) < 0)
@@ -379,7 +356,7 @@ static int node_set_labels(struct cfg_loader *l, struct cfg_node *node, const st
 
         if (!ln)
                 return 0;
-        r = parse_labels(&l->y, ln, &labels);
+        r = ynode_is_null(ln) ? 0 : yread_labels(&l->y, ln, "metadata.labels", &labels);
         if (r < 0) {
                 cfg_labels_clear(&labels);
                 return r;
@@ -424,11 +401,11 @@ static int load_calico_node(struct cfg_loader *l, const struct ynode *res)
         r = begin_node(l, res, "Node", &node, &meta);
         if (r < 0 || ynode_is_null(spec))
                 return r;
-        if ((r = yv_map(&l->y, spec, "spec")) < 0)
+        if ((r = yexpect_map(&l->y, spec, "spec")) < 0)
                 return r;
         bgp = ynode_get(spec, "bgp");
         if (!ynode_is_null(bgp)) {
-                if ((r = yv_map(&l->y, bgp, "spec.bgp")) < 0)
+                if ((r = yexpect_map(&l->y, bgp, "spec.bgp")) < 0)
                         return r;
                 if ((v = ynode_get(bgp, "ipv4Address")) && !ynode_is_null(v) &&
                     (r = parse_if_addr(&l->y, v, "spec.bgp.ipv4Address", &node->addr)) < 0)
@@ -455,7 +432,7 @@ static int k8s_node_annotations(struct cfg_loader *l, struct cfg_node *node, con
 
         if (ynode_is_null(ann))
                 return 0;
-        if ((r = yv_map(&l->y, ann, "metadata.annotations")) < 0)
+        if ((r = yexpect_map(&l->y, ann, "metadata.annotations")) < 0)
                 return r;
         /* The Calico Node's spec.bgp.ipv4Address, when loaded, is the same value. */
         if ((v = ynode_get(ann, "projectcalico.org/IPv4Address")) && !node->addr.family &&
@@ -487,7 +464,7 @@ static int k8s_node_internal_ip(struct cfg_loader *l, struct cfg_node *node, con
 
         if (ynode_is_null(addrs) || (node->addr.family && node->addr6.family))
                 return 0;
-        if ((r = yv_seq(&l->y, addrs, "status.addresses")) < 0)
+        if ((r = yexpect_seq(&l->y, addrs, "status.addresses")) < 0)
                 return r;
         for (size_t i = 0; i < addrs->n; i++) {
                 const char *type = ynode_str(ynode_get(addrs->items[i], "type"));
@@ -523,7 +500,7 @@ static int k8s_node_pod_cidrs(struct cfg_loader *l, uint32_t node, const struct 
                 return 0;
         }
         if (!ynode_is_null(many)) {
-                if ((r = yv_seq(&l->y, many, "spec.podCIDRs")) < 0)
+                if ((r = yexpect_seq(&l->y, many, "spec.podCIDRs")) < 0)
                         return r;
                 for (size_t i = 0; i < many->n; i++) {
                         if ((r = parse_cidr(&l->y, many->items[i], "spec.podCIDRs entry", &p)) < 0)
@@ -583,19 +560,19 @@ static int load_block_affinity(struct cfg_loader *l, const struct ynode *res)
         uint32_t idx;
         int r;
 
-        if ((r = yv_map(&l->y, spec ? spec : res, "spec")) < 0 || !spec)
+        if ((r = yexpect_map(&l->y, spec ? spec : res, "spec")) < 0 || !spec)
                 return r < 0 ? r : yerr(&l->y, res, "BlockAffinity without spec");
-        if ((v = ynode_get(spec, "state")) && !ynode_is_null(v) && (r = yv_str(&l->y, v, "spec.state", &state)) < 0)
+        if ((v = ynode_get(spec, "state")) && !ynode_is_null(v) && (r = yread_str(&l->y, v, "spec.state", &state)) < 0)
                 return r;
         /* The CRD prints deleted as a string ("false"), the v3 API as a bool. */
         if ((v = ynode_get(spec, "deleted")) && !ynode_is_null(v) &&
-            (r = yv_bool_or_string(&l->y, v, "spec.deleted", &deleted)) < 0)
+            (r = yread_bool_or_string(&l->y, v, "spec.deleted", &deleted)) < 0)
                 return r;
-        if ((r = yv_field(&l->y, spec, "node", "spec.node", &v)) < 0 || (r = yv_str(&l->y, v, "spec.node", &node)) < 0)
+        if ((r = yread_field(&l->y, spec, "node", "spec.node", &v)) < 0 || (r = yread_str(&l->y, v, "spec.node", &node)) < 0)
                 return r;
         if (!*node)
                 return yerr(&l->y, v, "spec.node is empty");
-        if ((r = yv_field(&l->y, spec, "cidr", "spec.cidr", &v)) < 0 ||
+        if ((r = yread_field(&l->y, spec, "cidr", "spec.cidr", &v)) < 0 ||
             (r = parse_cidr(&l->y, v, "spec.cidr", &cidr)) < 0)
                 return r;
         type = ynode_str(ynode_get(spec, "type"));
@@ -626,7 +603,7 @@ static int attr_node(const struct yctx *y, const struct ynode *attrs, uint64_t a
         node = ynode_get(sec, "node");
         if (ynode_is_null(node))
                 return 0;
-        return yv_str(y, node, "secondary.node", ret);
+        return yread_str(y, node, "secondary.node", ret);
 }
 
 /* The address at `ordinal` in block cidr (AllocationBlock.OrdinalToIP). */
@@ -662,9 +639,9 @@ static int ipam_block_borrowed(struct cfg_loader *l, const struct ynode *spec, c
 
         if (ynode_is_null(allocs))
                 return 0;
-        if ((r = yv_seq(y, allocs, "spec.allocations")) < 0)
+        if ((r = yexpect_seq(y, allocs, "spec.allocations")) < 0)
                 return r;
-        if (!ynode_is_null(attrs) && (r = yv_seq(y, attrs, "spec.attributes")) < 0)
+        if (!ynode_is_null(attrs) && (r = yexpect_seq(y, attrs, "spec.attributes")) < 0)
                 return r;
         if (allocs->n > size)
                 return yerr(y, allocs, "spec.allocations has %zu entries for a block of %llu addresses", allocs->n,
@@ -672,7 +649,7 @@ static int ipam_block_borrowed(struct cfg_loader *l, const struct ynode *spec, c
         for (size_t i = 0; i < allocs->n; i++) {
                 if (ynode_is_null(allocs->items[i]))
                         continue; /* free */
-                if ((r = yv_uint(y, allocs->items[i], "a spec.allocations entry", 0, UINT32_MAX, &attr)) < 0)
+                if ((r = yread_uint(y, allocs->items[i], "a spec.allocations entry", 0, UINT32_MAX, &attr)) < 0)
                         return r;
                 if (ynode_is_null(attrs) || attr >= attrs->n)
                         continue; /* "Missing attributes for IP": Felix skips it too */
@@ -700,16 +677,16 @@ static int load_ipam_block(struct cfg_loader *l, const struct ynode *res)
         uint32_t idx;
         int r;
 
-        if ((r = yv_map(&l->y, spec ? spec : res, "spec")) < 0 || !spec)
+        if ((r = yexpect_map(&l->y, spec ? spec : res, "spec")) < 0 || !spec)
                 return r < 0 ? r : yerr(&l->y, res, "IPAMBlock without spec");
-        if ((r = yv_field(&l->y, spec, "cidr", "spec.cidr", &v)) < 0 ||
+        if ((r = yread_field(&l->y, spec, "cidr", "spec.cidr", &v)) < 0 ||
             (r = parse_cidr(&l->y, v, "spec.cidr", &cidr)) < 0)
                 return r;
         if (ynode_get(spec, "deleted") && !ynode_is_null(ynode_get(spec, "deleted")) &&
-            (r = yv_bool_or_string(&l->y, ynode_get(spec, "deleted"), "spec.deleted", &deleted)) < 0)
+            (r = yread_bool_or_string(&l->y, ynode_get(spec, "deleted"), "spec.deleted", &deleted)) < 0)
                 return r;
         if (ynode_get(spec, "affinity") && !ynode_is_null(ynode_get(spec, "affinity")) &&
-            (r = yv_str(&l->y, ynode_get(spec, "affinity"), "spec.affinity", &affinity)) < 0)
+            (r = yread_str(&l->y, ynode_get(spec, "affinity"), "spec.affinity", &affinity)) < 0)
                 return r;
         l->m->n_ipam_resources++;
         /* A deleted block is on its way out (MarkDeleted, before the key goes). */
@@ -736,7 +713,7 @@ static int parse_tristate(const struct yctx *y, const struct ynode *spec, const 
         *ret = CFG_UNSET;
         if (ynode_is_null(v))
                 return 0;
-        r = yv_bool(y, v, key, &b);
+        r = yread_bool(y, v, key, &b);
         if (r < 0)
                 return r;
         *ret = b ? CFG_TRUE : CFG_FALSE;
@@ -763,13 +740,13 @@ static int load_felix(struct cfg_loader *l, const struct ynode *res)
         if ((r = metadata_name(&l->y, res, "FelixConfiguration", &name, &meta)) < 0)
                 return r;
         if (!ynode_is_null(spec)) {
-                if ((r = yv_map(&l->y, spec, "spec")) < 0)
+                if ((r = yexpect_map(&l->y, spec, "spec")) < 0)
                         return r;
                 if ((r = parse_tristate(&l->y, spec, "ipipEnabled", &f.ipip_enabled)) < 0 ||
                     (r = parse_tristate(&l->y, spec, "vxlanEnabled", &f.vxlan_enabled)) < 0)
                         return r;
                 if ((v = ynode_get(spec, "deviceRouteProtocol")) && !ynode_is_null(v)) {
-                        if ((r = yv_uint(&l->y, v, "deviceRouteProtocol", 0, 255, &proto)) < 0)
+                        if ((r = yread_uint(&l->y, v, "deviceRouteProtocol", 0, 255, &proto)) < 0)
                                 return r;
                         f.device_route_protocol = (int)proto;
                         if (proto == m->settings.route_protocol && felix_is_ours(m, name))
@@ -812,7 +789,7 @@ int load_resource(const struct ynode *n, void *userdata)
                 return yerr(&l->y, n, "resource without a kind");
         if (items && !ynode_is_null(items)) {
                 /* A list nested in a list (the top level is streamed by yamltree). */
-                if ((r = yv_seq(&l->y, items, "items")) < 0)
+                if ((r = yexpect_seq(&l->y, items, "items")) < 0)
                         return r;
                 for (size_t i = 0; i < items->n; i++)
                         if ((r = load_resource(items->items[i], l)) < 0)

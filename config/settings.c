@@ -89,7 +89,7 @@ static int parse_uplink(struct settings_ctx *c, const struct ynode *n)
         const char *v;
         int r;
 
-        r = yv_str(&c->y, n, "uplink", &v);
+        r = yread_str(&c->y, n, "uplink", &v);
         if (r < 0)
                 return r;
         if (streq(v, "auto")) {
@@ -136,26 +136,11 @@ static int parse_uplink(struct settings_ctx *c, const struct ynode *n)
 
 static int parse_labels(struct settings_ctx *c, const struct ynode *n)
 {
-        const char *v;
         int r;
 
-        r = yv_map(&c->y, n, "nodeLabels");
-        if (r < 0)
-                return r;
         cfg_labels_clear(&c->s->node_labels);
-        for (size_t i = 0; i < n->n; i++) {
-                const struct ynode *val = n->pairs[i].val;
-
-                /* `key:` with nothing after it is an empty value, as in metadata.labels. */
-                v = "";
-                if (!ynode_is_null(val) && (r = yv_str(&c->y, val, "a label value", &v)) < 0)
-                        return r;
-                r = cfg_labels_set(&c->s->node_labels, n->pairs[i].key->str, v);
-                if (r < 0)
-                        return r;
-        }
-        r = cfg_labels_seal(&c->s->node_labels);
-        if (r < 0)
+        if ((r = yread_labels(&c->y, n, "nodeLabels", &c->s->node_labels)) < 0 ||
+            (r = cfg_labels_seal(&c->s->node_labels)) < 0)
                 return r;
         c->s->has_node_labels = true;
         return 0;
@@ -208,7 +193,7 @@ static int parse_resources(struct settings_ctx *c, const struct ynode *n)
 
                 if (n && n->kind == YN_SEQ)
                         one = n->items[i];
-                r = yv_str(&c->y, one, "resources entry", &p);
+                r = yread_str(&c->y, one, "resources entry", &p);
                 if (r < 0)
                         return r;
                 if (!*p) /* would name the settings file's own folder */
@@ -227,7 +212,7 @@ static int parse_tunnels(struct settings_ctx *c, const struct ynode *n)
         char **dst[] = { &c->s->tunnel_ipip, &c->s->tunnel_vxlan, &c->s->tunnel_vxlan_v6 };
         int r;
 
-        r = yv_map(&c->y, n, "tunnelDevices");
+        r = yexpect_map(&c->y, n, "tunnelDevices");
         if (r < 0)
                 return r;
         for (size_t i = 0; i < n->n; i++) {
@@ -241,7 +226,7 @@ static int parse_tunnels(struct settings_ctx *c, const struct ynode *n)
                 if (j == ELEMENTSOF(keys))
                         return yerr(&c->y, k, "tunnelDevices: unknown key \"%s\" (known: ipip, vxlan, vxlanV6)",
                                     k->str);
-                r = yv_str(&c->y, val, "a tunnel device name", &v);
+                r = yread_str(&c->y, val, "a tunnel device name", &v);
                 if (r < 0)
                         return r;
                 if (!ifname_valid(v))
@@ -259,7 +244,7 @@ static int parse_datastore(struct settings_ctx *c, const struct ynode *n)
         const char *v;
         int r;
 
-        r = yv_str(&c->y, n, "datastore", &v);
+        r = yread_str(&c->y, n, "datastore", &v);
         if (r < 0)
                 return r;
         if (streq(v, "auto"))
@@ -278,22 +263,25 @@ static int parse_datastore(struct settings_ctx *c, const struct ynode *n)
 /* upstreamRoutesFile: where the daemon keeps the upstream routes (JSON), an absolute
  * path (it is written, not read, so a path relative to the settings file would only
  * surprise); upstreamRoutesAggregate: exact or cover-free. */
-static int parse_upstream(struct settings_ctx *c, const struct ynode *k, const struct ynode *v)
+static int parse_upstream_aggregate(struct settings_ctx *c, const struct ynode *v)
 {
         const char *str;
         int r;
 
-        if (streq(k->str, "upstreamRoutesAggregate")) {
-                r = yv_str(&c->y, v, "upstreamRoutesAggregate", &str);
-                if (r < 0)
-                        return r;
-                if (!streq(str, "exact") && !streq(str, "cover-free"))
-                        return yerr(&c->y, v, "upstreamRoutesAggregate must be exact or cover-free, not \"%s\"", str);
-                c->s->upstream_cover_free = streq(str, "cover-free");
-                return 0;
-        }
-        r = yv_str(&c->y, v, "upstreamRoutesFile", &str);
-        if (r < 0)
+        if ((r = yread_str(&c->y, v, "upstreamRoutesAggregate", &str)) < 0)
+                return r;
+        if (!streq(str, "exact") && !streq(str, "cover-free"))
+                return yerr(&c->y, v, "upstreamRoutesAggregate must be exact or cover-free, not \"%s\"", str);
+        c->s->upstream_cover_free = streq(str, "cover-free");
+        return 0;
+}
+
+static int parse_upstream_file(struct settings_ctx *c, const struct ynode *v)
+{
+        const char *str;
+        int r;
+
+        if ((r = yread_str(&c->y, v, "upstreamRoutesFile", &str)) < 0)
                 return r;
         if (str[0] != '/' || str[strlen(str) - 1] == '/')
                 return yerr(&c->y, v, "upstreamRoutesFile must be an absolute file path, not \"%s\"", str);
@@ -309,7 +297,7 @@ static int parse_metrics_file(struct settings_ctx *c, const struct ynode *n)
         size_t len;
         int r;
 
-        r = yv_str(&c->y, n, "metricsFile", &v);
+        r = yread_str(&c->y, n, "metricsFile", &v);
         if (r < 0)
                 return r;
         len = strlen(v);
@@ -325,120 +313,170 @@ static int parse_metrics_file(struct settings_ctx *c, const struct ynode *n)
         return set_str(&c->s->metrics_file, v);
 }
 
-static int parse_key(struct settings_ctx *c, const struct ynode *k, const struct ynode *v)
+static int parse_node_name(struct settings_ctx *c, const struct ynode *v)
 {
-        struct cfg_settings *s = c->s;
-        const struct yctx *y = &c->y;
         const char *str;
+        int r;
+
+        if ((r = yread_str(&c->y, v, "nodeName", &str)) < 0)
+                return r;
+        if (!node_name_valid(str))
+                return yerr(&c->y, v,
+                            "nodeName must be a Kubernetes node name (at most %d bytes; no spaces, slashes or "
+                            "control characters)",
+                            CFG_MAX_NAME);
+        return set_str(&c->s->node_name, str);
+}
+
+static int parse_resources_key(struct settings_ctx *c, const struct ynode *v)
+{
+        c->s->has_resources = true;
+        return parse_resources(c, v);
+}
+
+static int parse_calicoctl_config(struct settings_ctx *c, const struct ynode *v)
+{
+        const char *str;
+        int r;
+
+        if ((r = yread_str(&c->y, v, "calicoctlConfig", &str)) < 0)
+                return r;
+        if (!*str)
+                return yerr(&c->y, v, "calicoctlConfig is empty");
+        free(c->s->calicoctl_config);
+        c->s->calicoctl_config = NULL;
+        return resolve_path(c->y.file, str, &c->s->calicoctl_config);
+}
+
+static int parse_route_protocol(struct settings_ctx *c, const struct ynode *v)
+{
         uint64_t u;
         int r;
 
-        if (streq(k->str, "nodeName")) {
-                r = yv_str(y, v, "nodeName", &str);
-                if (r < 0)
-                        return r;
-                if (!node_name_valid(str))
-                        return yerr(y, v,
-                                    "nodeName must be a Kubernetes node name (at most %d bytes; no spaces, "
-                                    "slashes or control characters)",
-                                    CFG_MAX_NAME);
-                return set_str(&s->node_name, str);
-        }
-        if (streq(k->str, "nodeLabels"))
-                return parse_labels(c, v);
-        if (streq(k->str, "uplink"))
-                return parse_uplink(c, v);
-        if (streq(k->str, "resources")) {
-                s->has_resources = true;
-                return parse_resources(c, v);
-        }
-        if (streq(k->str, "routeProtocol")) {
-                r = yv_uint(y, v, "routeProtocol", 1, 255, &u);
-                if (r < 0)
-                        return r;
-                if (cfg_route_protocol_reserved((unsigned)u))
-                        return yerr(y, v,
-                                    "routeProtocol %llu belongs to other routing software (kernel 2, boot 3, "
-                                    "static 4, bird 12, Felix 80, ...): pick an unused number",
-                                    (unsigned long long)u);
-                s->route_protocol = (uint8_t)u;
+        if ((r = yread_uint(&c->y, v, "routeProtocol", 1, 255, &u)) < 0)
+                return r;
+        if (cfg_route_protocol_reserved((unsigned)u))
+                return yerr(&c->y, v,
+                            "routeProtocol %llu belongs to other routing software (kernel 2, boot 3, static 4, "
+                            "bird 12, Felix 80, ...): pick an unused number",
+                            (unsigned long long)u);
+        c->s->route_protocol = (uint8_t)u;
+        return 0;
+}
+
+static int parse_route_metric(struct settings_ctx *c, const struct ynode *v)
+{
+        uint64_t u;
+        int r = yread_uint(&c->y, v, "routeMetric", 0, UINT32_MAX, &u);
+
+        c->s->route_metric = (uint32_t)u;
+        return r;
+}
+
+static int parse_route_table(struct settings_ctx *c, const struct ynode *v)
+{
+        uint64_t u;
+        int r;
+
+        if (v && v->kind == YN_SCALAR && streq(v->str, "main")) {
+                c->s->route_table = 254;
                 return 0;
         }
-        if (streq(k->str, "routeMetric")) {
-                r = yv_uint(y, v, "routeMetric", 0, UINT32_MAX, &u);
-                s->route_metric = (uint32_t)u;
+        if ((r = yread_uint(&c->y, v, "routeTable", 1, UINT32_MAX, &u)) < 0)
                 return r;
-        }
-        if (streq(k->str, "routeTable")) {
-                if (v && v->kind == YN_SCALAR && streq(v->str, "main")) {
-                        s->route_table = 254;
+        if (u == 253 || u == 255)
+                return yerr(&c->y, v, "routeTable %llu is the kernel's %s table", (unsigned long long)u,
+                            u == 253 ? "default" : "local");
+        c->s->route_table = (uint32_t)u;
+        return 0;
+}
+
+static int parse_local_block_route(struct settings_ctx *c, const struct ynode *v)
+{
+        static const struct {
+                const char *name;
+                enum cfg_local_route value;
+        } kinds[] = { { "blackhole", CFG_LOCAL_BLACKHOLE },
+                      { "unreachable", CFG_LOCAL_UNREACHABLE },
+                      { "none", CFG_LOCAL_NONE } };
+        const char *str;
+        int r;
+
+        if ((r = yread_str(&c->y, v, "localBlockRoute", &str)) < 0)
+                return r;
+        for (size_t i = 0; i < ELEMENTSOF(kinds); i++)
+                if (streq(str, kinds[i].name)) {
+                        c->s->local_block_route = kinds[i].value;
                         return 0;
                 }
-                r = yv_uint(y, v, "routeTable", 1, UINT32_MAX, &u);
-                if (r < 0)
-                        return r;
-                if (u == 253 || u == 255)
-                        return yerr(y, v, "routeTable %llu is the kernel's %s table", (unsigned long long)u,
-                                    u == 253 ? "default" : "local");
-                s->route_table = (uint32_t)u;
+        return yerr(&c->y, v, "localBlockRoute must be blackhole, unreachable or none, not \"%s\"", str);
+}
+
+static int parse_resync_seconds(struct settings_ctx *c, const struct ynode *v)
+{
+        uint64_t u;
+        int r = yread_uint(&c->y, v, "resyncSeconds", 0, 7 * 86400, &u);
+
+        c->s->resync_seconds = (uint32_t)u;
+        return r;
+}
+
+static int parse_proxy_delay(struct settings_ctx *c, const struct ynode *v)
+{
+        uint64_t u;
+        int r;
+
+        if (v && v->kind == YN_SCALAR && streq(v->str, "keep")) {
+                c->s->proxy_delay_ms = CFG_PROXY_DELAY_KEEP;
                 return 0;
         }
-        if (streq(k->str, "localBlockRoute")) {
-                r = yv_str(y, v, "localBlockRoute", &str);
-                if (r < 0)
-                        return r;
-                if (streq(str, "blackhole"))
-                        s->local_block_route = CFG_LOCAL_BLACKHOLE;
-                else if (streq(str, "unreachable"))
-                        s->local_block_route = CFG_LOCAL_UNREACHABLE;
-                else if (streq(str, "none"))
-                        s->local_block_route = CFG_LOCAL_NONE;
-                else
-                        return yerr(y, v, "localBlockRoute must be blackhole, unreachable or none, not \"%s\"",
-                                    str);
-                return 0;
-        }
-        if (streq(k->str, "tunnelDevices"))
-                return parse_tunnels(c, v);
-        if (streq(k->str, "resyncSeconds")) {
-                r = yv_uint(y, v, "resyncSeconds", 0, 7 * 86400, &u);
-                s->resync_seconds = (uint32_t)u;
-                return r;
-        }
-        if (streq(k->str, "proxyDelay")) {
-                if (v && v->kind == YN_SCALAR && streq(v->str, "keep")) {
-                        s->proxy_delay_ms = CFG_PROXY_DELAY_KEEP;
-                        return 0;
-                }
-                r = yv_uint(y, v, "proxyDelay (milliseconds, or keep)", 0, 3600000, &u);
-                s->proxy_delay_ms = (int32_t)u;
-                return r;
-        }
-        if (streq(k->str, "datastore"))
-                return parse_datastore(c, v);
-        if (streq(k->str, "usePodCIDR"))
-                /* Calico's USE_POD_CIDR (libcalico-go lib/apiconfig: "set to false when
-                 * using calico-ipam"): podCIDRs are blocks only with host-local IPAM. */
-                return yv_bool(y, v, "usePodCIDR", &s->use_pod_cidr);
-        if (streq(k->str, "metricsFile"))
-                return parse_metrics_file(c, v);
-        if (streq(k->str, "calicoctlConfig")) {
-                r = yv_str(y, v, "calicoctlConfig", &str);
-                if (r < 0)
-                        return r;
-                if (!*str)
-                        return yerr(y, v, "calicoctlConfig is empty");
-                free(s->calicoctl_config);
-                s->calicoctl_config = NULL;
-                return resolve_path(c->y.file, str, &s->calicoctl_config);
-        }
-        if (streq(k->str, "upstreamRoutesFile") || streq(k->str, "upstreamRoutesAggregate"))
-                return parse_upstream(c, k, v);
-        return yerr(y, k,
-                    "unknown setting \"%s\" (known: nodeName, nodeLabels, uplink, datastore, resources, "
-                    "calicoctlConfig, routeProtocol, routeMetric, routeTable, localBlockRoute, tunnelDevices, "
-                    "resyncSeconds, proxyDelay, usePodCIDR, upstreamRoutesFile, upstreamRoutesAggregate, metricsFile)",
-                    k->str);
+        r = yread_uint(&c->y, v, "proxyDelay (milliseconds, or keep)", 0, 3600000, &u);
+        c->s->proxy_delay_ms = (int32_t)u;
+        return r;
+}
+
+/* Calico's USE_POD_CIDR (libcalico-go lib/apiconfig: "set to false when using
+ * calico-ipam"): podCIDRs are blocks only with host-local IPAM. */
+static int parse_use_pod_cidr(struct settings_ctx *c, const struct ynode *v)
+{
+        return yread_bool(&c->y, v, "usePodCIDR", &c->s->use_pod_cidr);
+}
+
+/* Every setting, in the order the "unknown setting" message lists them. */
+static const struct {
+        const char *key;
+        int (*parse)(struct settings_ctx *c, const struct ynode *v);
+} setting_keys[] = {
+        { "nodeName", parse_node_name },
+        { "nodeLabels", parse_labels },
+        { "uplink", parse_uplink },
+        { "datastore", parse_datastore },
+        { "resources", parse_resources_key },
+        { "calicoctlConfig", parse_calicoctl_config },
+        { "routeProtocol", parse_route_protocol },
+        { "routeMetric", parse_route_metric },
+        { "routeTable", parse_route_table },
+        { "localBlockRoute", parse_local_block_route },
+        { "tunnelDevices", parse_tunnels },
+        { "resyncSeconds", parse_resync_seconds },
+        { "proxyDelay", parse_proxy_delay },
+        { "usePodCIDR", parse_use_pod_cidr },
+        { "upstreamRoutesFile", parse_upstream_file },
+        { "upstreamRoutesAggregate", parse_upstream_aggregate },
+        { "metricsFile", parse_metrics_file },
+};
+
+static int parse_key(struct settings_ctx *c, const struct ynode *k, const struct ynode *v)
+{
+        char known[512];
+        size_t n = 0;
+
+        for (size_t i = 0; i < ELEMENTSOF(setting_keys); i++)
+                if (streq(k->str, setting_keys[i].key))
+                        return setting_keys[i].parse(c, v);
+        for (size_t i = 0; i < ELEMENTSOF(setting_keys) && n < sizeof(known); i++)
+                n += (size_t)snprintf(known + n, sizeof(known) - n, "%s%s", i ? ", " : "", setting_keys[i].key);
+        return yerr(&c->y, k, "unknown setting \"%s\" (known: %s)", k->str, known);
 }
 
 static int on_settings_doc(const struct ynode *root, void *userdata)
@@ -448,7 +486,7 @@ static int on_settings_doc(const struct ynode *root, void *userdata)
 
         if (++c->n_docs > 1)
                 return yerr(&c->y, root, "the settings file must hold a single YAML document");
-        r = yv_map(&c->y, root, "the settings");
+        r = yexpect_map(&c->y, root, "the settings");
         if (r < 0)
                 return r;
         for (size_t i = 0; i < root->n; i++) {

@@ -1,4 +1,5 @@
-/* Small shared helpers: cleanup attributes, ownership hand-off, array sizes.
+/* Small shared helpers: cleanup attributes, ownership hand-off, array sizes, the
+ * string hash, the monotonic clock.
  *
  * Every library in the tree includes this; it must stay header-only and free of
  * anything that does I/O. */
@@ -9,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #define _cleanup_(f) __attribute__((cleanup(f)))
@@ -51,6 +53,15 @@ static inline int streq_ptr(const char *a, const char *b)
 }
 
 #define streq(a, b) (strcmp((a), (b)) == 0)
+
+/* CLOCK_MONOTONIC in microseconds (timings; the event loop has sd_event_now()). */
+static inline uint64_t now_usec(void)
+{
+        struct timespec ts;
+
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
 
 /* FNV-1a (64 bit) of a string: the hash of every name-keyed table here (nodes by
  * name, etcd keys). */

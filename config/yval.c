@@ -7,7 +7,7 @@
 
 #include "util.h"
 
-int yv_str(const struct yctx *c, const struct ynode *n, const char *what, const char **ret)
+int yread_str(const struct yctx *c, const struct ynode *n, const char *what, const char **ret)
 {
         if (!n || n->kind != YN_SCALAR || ynode_is_null(n))
                 return yerr(c, n, "%s must be a string, not %s", what, ynode_kind_name(n));
@@ -33,21 +33,21 @@ static int parse_bool(const char *s, bool *ret)
         return -EINVAL;
 }
 
-int yv_bool(const struct yctx *c, const struct ynode *n, const char *what, bool *ret)
+int yread_bool(const struct yctx *c, const struct ynode *n, const char *what, bool *ret)
 {
         if (!n || n->kind != YN_SCALAR || n->quoted || parse_bool(n->str, ret) < 0)
                 return yerr(c, n, "%s must be true or false", what);
         return 0;
 }
 
-int yv_bool_or_string(const struct yctx *c, const struct ynode *n, const char *what, bool *ret)
+int yread_bool_or_string(const struct yctx *c, const struct ynode *n, const char *what, bool *ret)
 {
         if (!n || n->kind != YN_SCALAR || parse_bool(n->str, ret) < 0)
                 return yerr(c, n, "%s must be true or false", what);
         return 0;
 }
 
-int yv_uint(const struct yctx *c, const struct ynode *n, const char *what, uint64_t min, uint64_t max,
+int yread_uint(const struct yctx *c, const struct ynode *n, const char *what, uint64_t min, uint64_t max,
             uint64_t *ret)
 {
         const char *s;
@@ -74,14 +74,14 @@ int yv_uint(const struct yctx *c, const struct ynode *n, const char *what, uint6
         return 0;
 }
 
-int yv_map(const struct yctx *c, const struct ynode *n, const char *what)
+int yexpect_map(const struct yctx *c, const struct ynode *n, const char *what)
 {
         if (!n || n->kind != YN_MAP)
                 return yerr(c, n, "%s must be a mapping, not %s", what, ynode_kind_name(n));
         return 0;
 }
 
-int yv_field(const struct yctx *c, const struct ynode *map, const char *key, const char *what,
+int yread_field(const struct yctx *c, const struct ynode *map, const char *key, const char *what,
              const struct ynode **ret)
 {
         const struct ynode *v = ynode_get(map, key);
@@ -92,9 +92,29 @@ int yv_field(const struct yctx *c, const struct ynode *map, const char *key, con
         return 0;
 }
 
-int yv_seq(const struct yctx *c, const struct ynode *n, const char *what)
+int yexpect_seq(const struct yctx *c, const struct ynode *n, const char *what)
 {
         if (!n || n->kind != YN_SEQ)
                 return yerr(c, n, "%s must be a list, not %s", what, ynode_kind_name(n));
+        return 0;
+}
+
+int yread_labels(const struct yctx *c, const struct ynode *n, const char *what, struct cfg_labels *ret)
+{
+        const char *v;
+        int r;
+
+        if ((r = yexpect_map(c, n, what)) < 0)
+                return r;
+        for (size_t i = 0; i < n->n; i++) {
+                const struct ynode *val = n->pairs[i].val;
+
+                /* `key:` with nothing after it is null in YAML: an empty label value. */
+                v = "";
+                if (!ynode_is_null(val) && (r = yread_str(c, val, "a label value", &v)) < 0)
+                        return r;
+                if ((r = cfg_labels_set(ret, n->pairs[i].key->str, v)) < 0)
+                        return r;
+        }
         return 0;
 }

@@ -24,6 +24,7 @@
 #include <time.h>
 
 #include "http.h"
+#include "strtab.h"
 #include "log.h"
 #include "util.h"
 
@@ -122,7 +123,7 @@ char *etcd_prefix_end(const char *prefix, size_t len, size_t *ret_len)
         return end;
 }
 
-/* ---- the cache: open addressing, linear probing, deletion by backward shift ---- */
+/* ---- the cache: a string table (strtab.h) of struct kv by key ---- */
 
 struct kv {
         char *key;   /* NUL-terminated (a key holding NUL is refused) */
@@ -132,8 +133,7 @@ struct kv {
 };
 
 struct kvmap {
-        struct kv **slots;
-        size_t size, n;
+        struct strtab t;
 };
 
 static void kv_free(struct kv *kv)
@@ -145,83 +145,40 @@ static void kv_free(struct kv *kv)
         free(kv);
 }
 
+static const char *kv_key(const void *entry, const void *ctx)
+{
+        (void)ctx;
+        return ((const struct kv *)entry)->key;
+}
+
 static void kvmap_clear(struct kvmap *m)
 {
-        for (size_t i = 0; i < m->size; i++)
-                kv_free(m->slots[i]);
-        free(m->slots);
-        *m = (struct kvmap){};
-}
-
-static size_t kvmap_slot(const struct kvmap *m, const char *key)
-{
-        size_t i = str_hash(key) & (m->size - 1);
-
-        while (m->slots[i] && !streq(m->slots[i]->key, key))
-                i = (i + 1) & (m->size - 1);
-        return i;
-}
-
-static int kvmap_grow(struct kvmap *m)
-{
-        struct kvmap bigger = { .size = m->size ? m->size * 2 : 1024 };
-
-        bigger.slots = calloc(bigger.size, sizeof(*bigger.slots));
-        if (!bigger.slots)
-                return -ENOMEM;
-        for (size_t i = 0; i < m->size; i++)
-                if (m->slots[i])
-                        bigger.slots[kvmap_slot(&bigger, m->slots[i]->key)] = m->slots[i];
-        bigger.n = m->n;
-        free(m->slots);
-        *m = bigger;
-        return 0;
+        for (size_t i = 0; i < m->t.size; i++)
+                kv_free(m->t.slots[i]);
+        strtab_clear(&m->t);
 }
 
 /* Takes kv (also on failure). */
 static int kvmap_put(struct kvmap *m, struct kv *kv)
 {
-        size_t i;
+        void *old = NULL;
         int r;
 
-        if ((m->n + 1) * 2 > m->size && (r = kvmap_grow(m)) < 0) {
+        if (m->t.n >= ETCD_MAX_KEYS && !strtab_get(&m->t, kv->key, kv_key, NULL)) {
+                kv_free(kv);
+                return -E2BIG;
+        }
+        if ((r = strtab_put(&m->t, kv, kv_key, NULL, &old)) < 0) {
                 kv_free(kv);
                 return r;
         }
-        i = kvmap_slot(m, kv->key);
-        if (m->slots[i])
-                kv_free(m->slots[i]);
-        else {
-                if (m->n >= ETCD_MAX_KEYS) {
-                        kv_free(kv);
-                        return -E2BIG;
-                }
-                m->n++;
-        }
-        m->slots[i] = kv;
+        kv_free(old);
         return 0;
 }
 
 static void kvmap_del(struct kvmap *m, const char *key)
 {
-        size_t i, j, mask = m->size - 1;
-
-        if (!m->size || !m->slots[i = kvmap_slot(m, key)])
-                return;
-        kv_free(m->slots[i]);
-        m->slots[i] = NULL;
-        m->n--;
-        /* Move back every entry after the hole that the hole would cut off from its
-         * home slot, so lookups never stop early. */
-        for (j = (i + 1) & mask; m->slots[j]; j = (j + 1) & mask) {
-                size_t home = str_hash(m->slots[j]->key) & mask;
-
-                if ((j > i && (home <= i || home > j)) || (j < i && home <= i && home > j)) {
-                        m->slots[i] = m->slots[j];
-                        m->slots[j] = NULL;
-                        i = j;
-                }
-        }
+        kv_free(strtab_remove(&m->t, key, kv_key, NULL));
 }
 
 /* ---- requests ---- */
@@ -629,7 +586,8 @@ static void list_complete(struct etcd *e)
         snprintf(e->endpoint, sizeof(e->endpoint), "%s", e->conf.endpoints[e->fo.cur]);
         req_free(e->list);
         e->list = NULL;
-        log_debug("etcd: listed %zu keys at revision %lld from %s", e->cache.n, (long long)e->revision, e->endpoint);
+        log_debug("etcd: listed %zu keys at revision %lld from %s", e->cache.t.n, (long long)e->revision,
+                  e->endpoint);
         if (e->once) {
                 e->state = ST_DONE;
                 sd_event_exit(e->ev, 0);
@@ -945,7 +903,7 @@ int64_t etcd_revision(const struct etcd *e)
 
 size_t etcd_n_keys(const struct etcd *e)
 {
-        return e->cache.n;
+        return e->cache.t.n;
 }
 
 static int kv_cmp(const void *a, const void *b)
@@ -955,15 +913,18 @@ static int kv_cmp(const void *a, const void *b)
 
 int etcd_kvs(const struct etcd *e, struct cfg_kv **ret, size_t *ret_n)
 {
-        struct cfg_kv *v = malloc((e->cache.n ? e->cache.n : 1) * sizeof(*v));
+        const struct strtab *t = &e->cache.t;
+        struct cfg_kv *v = malloc((t->n ? t->n : 1) * sizeof(*v));
         size_t n = 0;
 
         if (!v)
                 return -ENOMEM;
-        for (size_t i = 0; i < e->cache.size; i++)
-                if (e->cache.slots[i])
-                        v[n++] = (struct cfg_kv){ e->cache.slots[i]->key, e->cache.slots[i]->value,
-                                                  e->cache.slots[i]->value_len };
+        for (size_t i = 0; i < t->size; i++) {
+                const struct kv *kv = t->slots[i];
+
+                if (kv)
+                        v[n++] = (struct cfg_kv){ kv->key, kv->value, kv->value_len };
+        }
         qsort(v, n, sizeof(*v), kv_cmp);
         *ret = v;
         *ret_n = n;

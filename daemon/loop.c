@@ -579,17 +579,38 @@ static void schedule_retry(struct loop *l)
         sd_event_source_set_enabled(l->retry, SD_EVENT_ONESHOT);
 }
 
+/* Why a pass runs. Host events and resyncs find drift: the host moved, we did not. */
+enum pass_reason {
+        PASS_START,
+        PASS_CONFIGURATION,
+        PASS_HOST_EVENT,
+        PASS_RESYNC,
+        PASS_RETRY,
+        PASS_RELOAD,
+};
+
+static const char *pass_reason_name(enum pass_reason why)
+{
+        static const char *const names[] = {
+                [PASS_START] = "start",         [PASS_CONFIGURATION] = "configuration",
+                [PASS_HOST_EVENT] = "host event", [PASS_RESYNC] = "resync",
+                [PASS_RETRY] = "retry",         [PASS_RELOAD] = "reload",
+        };
+
+        return names[why];
+}
+
 /* One pass. Returns the number of actions taken (0: the host already matched). */
-static size_t reconcile(struct loop *l, const char *why)
+static size_t reconcile(struct loop *l, enum pass_reason why)
 {
         struct reconcile r = {};
-        bool drift = l->started && (streq(why, "host event") || streq(why, "resync"));
+        bool drift = l->started && (why == PASS_HOST_EVENT || why == PASS_RESYNC);
         size_t n;
         int e;
 
         if (!l->model)
                 return 0;
-        if (l->upstream_pending && streq(why, "resync"))
+        if (l->upstream_pending && why == PASS_RESYNC)
                 keep_upstream_routes(l);
         e = reconcile_run(l->nl, l->model, &l->model->settings, l->state_dir, false, &r);
         if (e < 0) {
@@ -610,7 +631,8 @@ static size_t reconcile(struct loop *l, const char *why)
         if (n || !l->started)
                 log_findings(r.plan);
         remember(l, &r);
-        log_debug("reconcile pass (%s): %zu change%s, %zu failed", why, n, n == 1 ? "" : "s", r.n_failed);
+        log_debug("reconcile pass (%s): %zu change%s, %zu failed", pass_reason_name(why), n, n == 1 ? "" : "s",
+                  r.n_failed);
         if (n || !l->started)
                 log_full(r.n_failed ? LOG_ERR : LOG_INFO, LOG_ID_RECONCILED, NULL,
                          "reconciled: %zu change%s, %zu failed; %s mode", n, n == 1 ? "" : "s", r.n_failed,
@@ -645,7 +667,7 @@ static void arm(struct loop *l, uint64_t delay, uint64_t max)
 static int on_debounce(sd_event_source *s, uint64_t usec, void *userdata)
 {
         struct loop *l = userdata;
-        const char *why = l->config_dirty ? "configuration" : l->lost_events ? "resync" : "host event";
+        enum pass_reason why = l->config_dirty ? PASS_CONFIGURATION : l->lost_events ? PASS_RESYNC : PASS_HOST_EVENT;
 
         (void)s;
         (void)usec;
@@ -779,7 +801,7 @@ static int on_resync(sd_event_source *s, uint64_t usec, void *userdata)
         (void)s;
         (void)usec;
         arm_resync(l);
-        if (reconcile(l, "resync") > 0)
+        if (reconcile(l, PASS_RESYNC) > 0)
                 log_notice("periodic resync found the host out of step and repaired it");
         update_status(l, NULL);
         return 0;
@@ -791,7 +813,7 @@ static int on_retry(sd_event_source *s, uint64_t usec, void *userdata)
 
         (void)s;
         (void)usec;
-        reconcile(l, "retry");
+        reconcile(l, PASS_RETRY);
         update_status(l, NULL);
         return 0;
 }
@@ -815,7 +837,7 @@ static int on_hup(sd_event_source *s, const struct signalfd_siginfo *si, void *u
         /* A reload also reads the datastore afresh (etcd: a new list). */
         if (l->src)
                 source_refresh(l->src);
-        reconcile(l, "reload");
+        reconcile(l, PASS_RELOAD);
         arm_resync(l);
         update_status(l, "READY=1\n");
         return 0;
@@ -894,7 +916,7 @@ int loop_run(const char *config, const char *host_name)
         /* The event sockets are open before the first look at the host and the files:
          * whatever changes from here on is seen. */
         reload(&l);
-        reconcile(&l, "start");
+        reconcile(&l, PASS_START);
         l.started = true;
         arm_resync(&l);
         /* READY=1 even without a valid configuration: the daemon is up and watching,

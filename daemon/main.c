@@ -209,14 +209,6 @@ static bool timings_wanted(void)
         return e && *e && strcmp(e, "0") != 0;
 }
 
-static uint64_t now_usec(void)
-{
-        struct timespec ts;
-
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
-}
-
 static void print_timings(uint64_t load_usec, const struct reconcile *r, uint64_t print_usec)
 {
         fprintf(stderr,

@@ -1328,7 +1328,7 @@ static int plan_new(struct plan **ret)
 int plan_build(const struct cfg_model *m, const struct host_snapshot *h, const struct host_record *rec,
                struct plan **ret)
 {
-        static const struct host_record none = { .proxy_arp = -1, .proxy_delay_ms = -1 };
+        static const struct host_record none = HOST_RECORD_INIT;
         struct planner pl = { .m = m, .h = h, .rec = rec ? rec : &none };
         int r;
 
@@ -1366,7 +1366,7 @@ fail:
 int plan_cleanup(const struct cfg_settings *s, const struct host_snapshot *h, const struct host_record *rec,
                  struct plan **ret)
 {
-        static const struct host_record none = { .proxy_arp = -1, .proxy_delay_ms = -1 };
+        static const struct host_record none = HOST_RECORD_INIT;
         struct cfg_model fake = { .settings = *s };
         struct planner pl = { .m = &fake, .h = h, .rec = rec ? rec : &none };
         int r = 0;

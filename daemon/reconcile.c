@@ -113,14 +113,6 @@ static struct kern_observe_opts observe_opts(const struct cfg_settings *s)
         return o;
 }
 
-static uint64_t now_usec(void)
-{
-        struct timespec ts;
-
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
-}
-
 int reconcile_run(struct kern *nl, const struct cfg_model *model, const struct cfg_settings *settings,
                   const char *state_dir, bool dry_run, struct reconcile *ret)
 {
@@ -140,7 +132,7 @@ int reconcile_run(struct kern *nl, const struct cfg_model *model, const struct c
         if (load < 0) {
                 /* A folder that is not ours, or unreadable: no record to trust. */
                 r.state_error = load;
-                r.record = (struct host_record){ .proxy_arp = -1, .proxy_delay_ms = -1 };
+                r.record = (struct host_record)HOST_RECORD_INIT;
                 snprintf(r.record.damaged, sizeof(r.record.damaged), "%s", r.state_why);
         }
         renamed = load >= 0 && record_check_link(&r.record, &r.host) > 0;

@@ -171,7 +171,7 @@ static void parse_record(FILE *f, struct host_record *r)
 
 int state_load(const char *dir, struct host_record *ret, char *why, size_t why_size)
 {
-        struct host_record r = { .proxy_arp = -1, .proxy_delay_ms = -1 };
+        struct host_record r = HOST_RECORD_INIT;
         _cleanup_(closep_fd) int dfd = -1;
         _cleanup_(fclosep) FILE *f = NULL;
         int fd;

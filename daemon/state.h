@@ -35,6 +35,9 @@ struct host_record {
         char damaged[256];
 };
 
+/* The initializer of a record that holds nothing: every value "not recorded". */
+#define HOST_RECORD_INIT { .proxy_arp = -1, .proxy_delay_ms = -1 }
+
 /* The directory to use: the first entry of $RUNTIME_DIRECTORY, else the default. */
 const char *state_dir(char *buf, size_t size);
 /* Missing file (or folder): *ret = { .valid = false }. A file that does not parse is

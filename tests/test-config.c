@@ -27,6 +27,7 @@
 #include "model.h"
 #include "selector.h"
 #include "source.h"
+#include "strtab.h"
 #include "text.h"
 #include "util.h"
 
@@ -3136,6 +3137,50 @@ static void settings_nonsense(void **state)
         }
 }
 
+/* strtab.h: every key found after inserts, replacements and removals in any order
+ * (removal shifts entries back over the hole; a wrong shift loses keys behind it). */
+static const char *strtab_test_key(const void *entry, const void *ctx)
+{
+        return ((const char *const *)ctx)[(uintptr_t)entry - 1];
+}
+
+static void strtab_insert_remove(void **state)
+{
+        enum { N = 3000 };
+        static char names[N][16];
+        const char *keys[N];
+        struct strtab t = {};
+        void *old;
+
+        (void)state;
+        for (size_t i = 0; i < N; i++) {
+                snprintf(names[i], sizeof(names[i]), "node-%zu", i);
+                keys[i] = names[i];
+                assert_int_equal(strtab_put(&t, (void *)(uintptr_t)(i + 1), strtab_test_key, keys, &old), 0);
+                assert_null(old);
+        }
+        assert_int_equal(t.n, N);
+        /* The same key again replaces. */
+        assert_int_equal(strtab_put(&t, (void *)(uintptr_t)8, strtab_test_key, keys, &old), 0);
+        assert_ptr_equal(old, (void *)(uintptr_t)8);
+        assert_int_equal(t.n, N);
+        /* Remove every third key, from both ends towards the middle. */
+        for (size_t k = 0; k < N / 2; k += 3) {
+                assert_ptr_equal(strtab_remove(&t, keys[k], strtab_test_key, keys), (void *)(uintptr_t)(k + 1));
+                assert_ptr_equal(strtab_remove(&t, keys[N - 1 - k], strtab_test_key, keys),
+                                 (void *)(uintptr_t)(N - k));
+        }
+        assert_null(strtab_remove(&t, "node-0", strtab_test_key, keys));
+        for (size_t i = 0; i < N; i++) {
+                size_t k = i < N / 2 ? i : N - 1 - i;
+                void *want = k % 3 == 0 ? NULL : (void *)(uintptr_t)(i + 1);
+
+                assert_ptr_equal(strtab_get(&t, keys[i], strtab_test_key, keys), want);
+        }
+        assert_null(strtab_get(&t, "absent", strtab_test_key, keys));
+        strtab_clear(&t);
+}
+
 int main(int argc, char **argv)
 {
         const struct CMUnitTest tests[] = {
@@ -3234,6 +3279,7 @@ int main(int argc, char **argv)
                 cmocka_unit_test(use_pod_cidr_setting),
                 cmocka_unit_test(fixture_kdd_pod_cidrs_ignored),
                 cmocka_unit_test(k8s_node_addresses),
+                cmocka_unit_test(strtab_insert_remove),
                 cmocka_unit_test(node_ipv6_addresses),
         };
 

@@ -114,7 +114,7 @@ static int setup(void **state)
 
         if (!t)
                 return -1;
-        t->rec = (struct host_record){ .proxy_arp = -1, .proxy_delay_ms = -1 };
+        t->rec = (struct host_record)HOST_RECORD_INIT;
         *state = t;
         return 0;
 }
@@ -670,7 +670,7 @@ static void apply_and_replan(struct t *t)
         for (size_t i = 0; i < t->p->n_actions; i++)
                 apply_action(&t->h, &t->p->actions[i]);
         check_route_keys(&t->h);
-        t->rec = t->p->record.valid ? t->p->record : (struct host_record){ .proxy_arp = -1, .proxy_delay_ms = -1 };
+        t->rec = t->p->record.valid ? t->p->record : (struct host_record)HOST_RECORD_INIT;
         plan(t);
         EXPECT_NO_ACTIONS(t->p);
         /* The record is stable too. */
@@ -2438,7 +2438,7 @@ static void test_cleanup(void **state)
         for (size_t i = 0; i < t->p->n_actions; i++)
                 apply_action(&t->h, &t->p->actions[i]);
         check_route_keys(&t->h);
-        t->rec = (struct host_record){ .proxy_arp = -1, .proxy_delay_ms = -1 };
+        t->rec = (struct host_record)HOST_RECORD_INIT;
         cleanup_plan(t, s);
         EXPECT_NO_ACTIONS(t->p);
         assert_int_equal(t->h.n_routes, 5); /* default, connected, bird ×2, proto 212 */

@@ -1,8 +1,8 @@
 /* Golden tests for --check's output (daemon/report.c): the model of the bundled
  * example (config/example, read by the files source as the daemon reads it) planned
  * against a hand-made host snapshot of node1, rendered as text and as JSON, and
- * compared byte for byte with tests/golden/. A second case renders a configuration
- * that fails to load.
+ * compared byte for byte with tests/golden/. Two more cases render a configuration
+ * that fails to load and an etcd datastore that does not answer.
  *
  * After an intended change of the output, regenerate the files and review the diff:
  *     CU_UPDATE_GOLDEN=1 meson test -C BUILD report
@@ -143,7 +143,7 @@ static void relative_files(struct cfg_diags *d, const char *src)
 static void check_example(void **state)
 {
         char *cfg = src_path("config/example/config.yaml"), *text, *json;
-        struct host_record rec = { .proxy_arp = -1, .proxy_delay_ms = -1 };
+        struct host_record rec = HOST_RECORD_INIT;
         struct cfg_diags d = {};
         struct cfg_model *m = NULL;
         struct host_snapshot h;
@@ -208,11 +208,32 @@ static void check_invalid(void **state)
         cfg_diags_clear(&d);
 }
 
+/* The etcd datastore did not answer: where it was looked for, and why. */
+static void check_etcd_unreachable(void **state)
+{
+        struct cfg_diags d = {};
+        struct report_source src = {
+                .node = "node1",
+                .diags = &d,
+                .error = "datastore unreachable: https://10.0.0.1:2379: Failed to connect to 10.0.0.1 port 2379",
+                .source = "etcdv3",
+                .endpoint = "https://10.0.0.1:2379,https://10.0.0.2:2379",
+        };
+        char *text = render(&src, false), *json = render(&src, true);
+
+        (void)state;
+        golden("check-etcd-unreachable.txt", text);
+        golden("check-etcd-unreachable.json", json);
+        free(text);
+        free(json);
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(check_example),
                 cmocka_unit_test(check_invalid),
+                cmocka_unit_test(check_etcd_unreachable),
         };
 
         return cmocka_run_group_tests(tests, NULL, NULL);
