@@ -461,7 +461,7 @@ static int kv_from_json(json_object *o, bool with_value, struct kv **ret, char *
 static void list_complete(struct etcd *e);
 static void start_watches(struct etcd *e);
 
-static uint64_t now_usec(const struct etcd *e)
+static uint64_t loop_now(const struct etcd *e)
 {
         uint64_t now = 0;
 
@@ -582,7 +582,7 @@ static void list_complete(struct etcd *e)
         e->revision = e->list_revision;
         e->has_data = true;
         /* The back-off restarts only once the watches stay up (watch_done()). */
-        http_failover_up(&e->fo, now_usec(e));
+        http_failover_up(&e->fo, loop_now(e));
         snprintf(e->endpoint, sizeof(e->endpoint), "%s", e->conf.endpoints[e->fo.cur]);
         req_free(e->list);
         e->list = NULL;
@@ -760,7 +760,7 @@ static void list_request_done(struct etcd *e, struct req *q)
 static void watch_done(struct etcd *e, struct req *q)
 {
         const char *err = http_req_error(q->h);
-        uint64_t now = now_usec(e), delay = http_failover_down(&e->fo, now);
+        uint64_t now = loop_now(e), delay = http_failover_down(&e->fo, now);
         unsigned suppressed = 0;
         char why[512], later[64] = "";
 
