@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "load.h"
 #include "model.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -65,7 +66,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                 kvs[n++] = (struct cfg_kv){ .key = p, .value = nl ? nl + 1 : "", .value_len = nl ? strlen(nl + 1) : 0 };
         }
         qsort(kvs, n, sizeof(*kvs), kv_cmp);
-        if (cfg_settings_load(NULL, false, "node1", &s, &d) < 0)
+        if (cfg_settings_load_buffer(NULL, NULL, 0, "node1", &s, &d) < 0)
                 abort();
         r = cfg_model_from_kvs(&s, kvs, n, &m, &d);
         if (r == 0) {
