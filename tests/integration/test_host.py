@@ -511,5 +511,41 @@ class ForeignRoutes(HostCase):
             self.assertEqual(len(cuit.find_route(self.node.routes(), BLOCK3, proto="bird")), 1)
 
 
+class NeverCutsTheNodeOff(HostCase):
+    """Issue 12, point 7: a pool equal to the node's own subnet, with node1's block
+    over its own address and its gateway (192.168.10.0/26) and node2's over node2's
+    address: --check blocks and names the addresses, --once installs neither block
+    route, and the node still reaches its gateway and its peers."""
+
+    def test_pool_is_the_node_subnet(self):
+        self.forwarding(True)
+        self.d.clear_resources()
+        self.d.write_resource("10-ippools.yaml", cuit.yaml_list("IPPoolList", [
+            cuit.ippool("lan", "192.168.10.0/24", block_size=26)]))
+        self.d.write_resource("20-nodes.yaml", cuit.yaml_list("NodeList", [
+            cuit.calico_node(n, a + "/24") for n, a in (("node1", NODE1), ("node2", NODE2))]))
+        self.d.write_resource("30-blockaffinities.yaml", cuit.yaml_list("List", [
+            cuit.block_affinity("node1", "192.168.10.0/26"),
+            cuit.block_affinity("node3", "192.168.10.64/26")], api="v1"))
+        with self.step("--check: blocking, with the addresses; exit 1"):
+            doc = self.check_json(rc=1)
+            self.assertFalse(doc["ready"])
+            msgs = [f["message"] for f in doc["findings"] if f["code"] == "route-covers-node-address"]
+            self.assertEqual(len(msgs), 1, doc["findings"])
+            self.assertIn("blackhole 192.168.10.0/26 (block of node1, this node) would cover 192.168.10.1 "
+                          "(this node's default gateway)", msgs[0])
+            self.assertNotIn("192.168.10.0/26", [c["dst"] for c in route_changes(doc)])
+            text = self.daemon("--check", rc=1)
+            self.assertIn("route-covers-node-address", text.stdout)
+        with self.step("--once installs no route over the node's subnet; gateway and peers answer"):
+            self.daemon("--once", rc=0)
+            self.assertEqual([r for r in self.ours() if r["dst"] == "192.168.10.0/26"], [])
+            for a in (GW, NODE2, NODE3):
+                got = self.node.ipj("route", "get", a)
+                self.assertEqual(got[0].get("dev"), "eth0", got)
+                ok, _, out = cuit.ping(self.node, a)
+                self.assertTrue(ok, out)
+
+
 if __name__ == "__main__":
     cuit.main()
