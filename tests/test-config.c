@@ -2969,7 +2969,14 @@ static void limits_file_size(void **state)
         cfg_diags_clear(&d);
 
         /* A settings file with no size to check (a FIFO fed for ever with valid YAML):
-         * the reader counts, and stops at the cap instead of reading for ever. */
+         * the reader counts, and stops at the cap instead of reading for ever. 256 MiB
+         * through valgrind takes minutes: under valgrind (its preload) this part is left
+         * to the ASan run. */
+        if (getenv("LD_PRELOAD") && strstr(getenv("LD_PRELOAD"), "vgpreload")) {
+                free(path);
+                rm_rf(dir);
+                return;
+        }
         assert_true(asprintf(&link, "%s/fifo.yaml", dir) > 0);
         assert_int_equal(mkfifo(link, 0600), 0);
         {
