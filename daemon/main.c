@@ -417,6 +417,17 @@ static int run_upstream(const struct args *a, const struct cfg_model *m)
         return e;
 }
 
+/* The node --check names when the model failed to load: the settings' nodeName when
+ * the settings themselves are valid (the error is elsewhere), else the host name. */
+static const char *check_node_name(const struct args *a, const char *host, struct cfg_settings *s)
+{
+        struct cfg_diags d = {};
+        int r = source_settings(a->config, host, s, &d);
+
+        cfg_diags_clear(&d);
+        return r >= 0 && s->node_name ? s->node_name : host;
+}
+
 int main(int argc, char **argv)
 {
         struct args a = {};
@@ -448,7 +459,8 @@ int main(int argc, char **argv)
         load_usec = now_usec() - load_usec;
         if (r < 0) {
                 if (a.mode == MODE_CHECK) {
-                        struct report_source src = { .node = node, .diags = &diags,
+                        _cleanup_(cfg_settings_clear) struct cfg_settings s = {};
+                        struct report_source src = { .node = check_node_name(&a, node, &s), .diags = &diags,
                                                      .error = why[0] ? why : "the configuration is invalid" };
 
                         report_origin(&src, &o);

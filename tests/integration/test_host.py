@@ -283,9 +283,12 @@ class CheckChangesNothing(HostCase):
                 before = cuit.snapshot(self.node, ("eth0", "vxlan.calico"))
                 res = self.daemon("--check", rc=2)
                 self.assertIn(where, res.stdout + res.stderr, str(res))
+                # the settings are valid: the node is theirs, not the host name
+                self.assertIn("node: node1\n", res.stdout, str(res))
                 res = self.daemon("--check", "--format", "json", rc=2)
                 doc = res.json()
                 self.assertFalse(doc["ready"], str(res))
+                self.assertEqual(doc["node"], "node1", str(res))
                 self.assertTrue(any(where in e for e in doc.get("errors", [])), str(res))
             with self.step("bad config %s: --once exits 2, names it, changes nothing" % name):
                 res = self.daemon("--once", rc=2)
