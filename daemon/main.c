@@ -314,13 +314,23 @@ static int run_cleanup(const struct args *a, const char *hn)
         cfg_diags_clear(&diags);
         if (e < 0)
                 return 2;
-        if ((e = kern_open(&nl)) < 0 ||
-            (e = reconcile_run(nl, NULL, &s, state_dir(dirbuf, sizeof(dirbuf)), false, &r)) < 0) {
+        if ((e = kern_open(&nl)) >= 0)
+                e = reconcile_run(nl, NULL, &s, state_dir(dirbuf, sizeof(dirbuf)), false, &r);
+        /* As --once: a damaged or refused runtime record is an error (exit 1), since
+         * nothing could be restored from it. */
+        if (e < 0 && !r.state_error) {
                 fprintf(stderr, "calico-underlayd: cleanup failed: %s\n", strerror(-e));
                 e = 2;
+        } else if (r.state_error && !r.results) {
+                text_line(stderr, "calico-underlayd: runtime record in %s: %s; nothing changed", dirbuf,
+                          r.state_why[0] ? r.state_why : strerror(-r.state_error));
+                e = 1;
         } else {
                 print_results(&r);
-                e = r.n_failed ? 1 : 0;
+                if (r.state_error)
+                        text_line(stderr, "calico-underlayd: error: %s",
+                                  r.state_why[0] ? r.state_why : strerror(-r.state_error));
+                e = r.n_failed || r.state_error ? 1 : 0;
         }
         reconcile_clear(&r);
         kern_close(nl);

@@ -190,6 +190,13 @@ class DamagedRecord(HostCase):
             res = self.daemon("--once", rc=1)
             self.assertIn("does not parse", res.stderr, str(res))
             self.assert_kept(text)
+        with self.step("--cleanup: routes withdrawn, nothing restored, an error, exit 1; record kept"):
+            res = self.daemon("--cleanup", rc=1)
+            self.assertIn("does not parse", res.stderr, str(res))
+            self.assert_kept(text)
+            self.assertEqual(self.node.proxy_arp("eth0"), 1, "restored from nothing")
+            self.assertEqual(cuit.our_routes(self.node.routes()), [])
+            self.daemon("--once", rc=1)         # routes back for the next step
         with self.step("back to overlay: the uplink is left alone (nothing to restore from), record kept"):
             self.set_resources(nat=True)
             res = self.daemon("--once", rc=1)
@@ -255,6 +262,13 @@ class RecordFolder(HostCase):
         with self.step("--check: blocking record-damaged"):
             doc = self.check_json(rc=1)
             self.assertIn("record-damaged", codes(doc, "blocking"), doc["findings"])
+        with self.step("--cleanup: refused, exit 1, nothing changed"):
+            res = self.daemon("--cleanup", rc=1)
+            self.assertIn("owned by uid 65534", res.stderr, str(res))
+            after = cuit.snapshot(self.node, ("eth0",))
+            for key in before:
+                self.assertSame(before[key], after[key], key)
+            self.assertEqual(os.listdir(self.d.runtime), [])
 
     def test_unit_folder_through_link_owned_by_dynamic_user(self):
         """The packaged unit's folder: $RUNTIME_DIRECTORY is a link to it (DynamicUser=
