@@ -248,6 +248,8 @@ static int plan_pools(struct planner *pl)
                  * routes; proxy NDP is their own). */
                 if (pp->underlay && pool->cidr.family == AF_INET)
                         p->underlay = true;
+                if (pp->underlay && pool->cidr.family == AF_INET6)
+                        p->underlay6 = true;
                 if (pool->ipip != CFG_ENCAP_NEVER || pool->vxlan != CFG_ENCAP_NEVER)
                         p->tunnels_unneeded = false;
         }
@@ -930,6 +932,138 @@ static int plan_proxy_arp(struct planner *pl)
         return 0;
 }
 
+/* ---- proxy NDP (DESIGN §3 "IPv6") ---- */
+
+/* proxy_ndp on the uplink in IPv6 underlay mode, the value found first recorded in
+ * the same record as proxy_arp's (the uplink's), and put back when the mode ends or
+ * the uplink moves. Runs after plan_proxy_arp(), which decides p->record. */
+static int plan_proxy_ndp(struct planner *pl)
+{
+        const struct host_record *rec = pl->rec;
+        const struct host_link *l = pl->uplink, *old;
+        struct plan *p = pl->p;
+        bool on = p->underlay6 && l && !rec->damaged[0];
+
+        if (rec->damaged[0])
+                return 0; /* reported by plan_proxy_arp(); nothing restored or recorded */
+        old = rec->valid && rec->has_proxy_ndp ? host_link_by_name(pl->h, rec->ifname) : NULL;
+        if (old && (!on || old != l) && old->proxy_ndp != rec->proxy_ndp) {
+                int r = set_value(pl, CHANGE_SET_PROXY_NDP, old, rec->proxy_ndp, true);
+
+                if (r < 0)
+                        return r;
+        }
+        if (!on) {
+                p->record.has_proxy_ndp = false;
+                return 0;
+        }
+        if (!p->record.valid || !streq(p->record.ifname, l->name)) {
+                /* IPv4 underlay mode is off: a record of the uplink for proxy_ndp alone
+                 * (kept as it is when it is already that) */
+                if (rec->valid && streq(rec->ifname, l->name) && rec->proxy_arp < 0 && rec->proxy_delay_ms < 0) {
+                        p->record = *rec;
+                } else {
+                        p->record = (struct host_record){ .valid = true, .proxy_arp = -1, .proxy_delay_ms = -1 };
+                        snprintf(p->record.ifname, sizeof(p->record.ifname), "%s", l->name);
+                        p->record_first = true;
+                }
+        }
+        if (rec->valid && rec->has_proxy_ndp && streq(rec->ifname, l->name)) {
+                p->record.has_proxy_ndp = true;
+                p->record.proxy_ndp = rec->proxy_ndp;
+        } else if (!p->record.has_proxy_ndp && l->proxy_ndp >= 0) {
+                p->record.has_proxy_ndp = true;
+                p->record.proxy_ndp = l->proxy_ndp;
+                p->record_first = true;
+        }
+        return l->proxy_ndp != 1 ? set_value(pl, CHANGE_SET_PROXY_NDP, l, 1, false) : 0;
+}
+
+static bool is_cali(const struct host_link *l)
+{
+        return l && !strncmp(l->name, "cali", 4);
+}
+
+/* A local pod's IPv6 address: Felix's /128 route to its cali* device (any protocol
+ * but ours: deviceRouteProtocol, boot by default; felix/dataplane/linux/
+ * endpoint_mgr.go, routetable), inside an underlay IPv6 pool that holds pods. */
+static bool is_pod_route6(const struct planner *pl, const struct host_route *rt)
+{
+        const struct cfg_pool *pool;
+
+        if (rt->dst.family != AF_INET6 || rt->dst.len != 128 || rt->type != HOST_RTN_UNICAST ||
+            rt->protocol == pl->m->settings.route_protocol || !is_cali(host_link_by_index(pl->h, rt->oif)))
+                return false;
+        pool = cfg_model_pool_for(pl->m, &rt->dst);
+        return pool && !pool->nat_outgoing && pool->workload;
+}
+
+static int proxy_change(struct planner *pl, enum host_change_kind kind, const struct host_link *l,
+                        const struct cfg_prefix *a)
+{
+        struct host_change c = { .kind = kind, .ifindex = l->ifindex, .pool = UINT32_MAX };
+
+        c.route.dst = *a;
+        c.route.protocol = kind == CHANGE_ADD_PROXY ? pl->m->settings.route_protocol : 0;
+        snprintf(c.dev, sizeof(c.dev), "%s", l->name);
+        return add_action(pl, &c);
+}
+
+static int proxy_on(const struct planner *pl, const struct host_link *l, const struct cfg_prefix *a)
+{
+        for (size_t i = 0; i < pl->h->n_proxies; i++)
+                if (pl->h->proxies[i].ifindex == l->ifindex && cfg_prefix_eq(&pl->h->proxies[i].addr, a))
+                        return pl->h->proxies[i].protocol == pl->m->settings.route_protocol ? 1 : 2;
+        return 0;
+}
+
+/* One proxy neighbour entry on the uplink per local pod address. Ownership is the
+ * entry's protocol, decided from the listing before any change (DESIGN §7: creating
+ * an existing entry overwrites its protocol, delete ignores it): an address that
+ * already has an entry (ours or not) gets none, and only entries carrying our
+ * protocol are ever deleted. Entries raise no events and a link down flushes them:
+ * every pass compares anew, so they come back with the link or at the re-check. */
+static int plan_proxies(struct planner *pl)
+{
+        const struct host_link *l = pl->p->underlay6 ? pl->uplink : NULL;
+        uint8_t own = pl->m->settings.route_protocol;
+        size_t foreign = 0;
+        int r;
+
+        for (size_t i = 0; i < pl->h->n_proxies; i++) {
+                const struct host_proxy *e = &pl->h->proxies[i];
+                const struct host_link *dev = host_link_by_index(pl->h, e->ifindex);
+                bool wanted = false;
+
+                if (e->protocol != own || !dev)
+                        continue;
+                for (size_t k = 0; l && e->ifindex == l->ifindex && k < pl->h->n_routes && !wanted; k++)
+                        wanted = is_pod_route6(pl, &pl->h->routes[k]) && cfg_prefix_eq(&pl->h->routes[k].dst, &e->addr);
+                if (!wanted && (r = proxy_change(pl, CHANGE_DEL_PROXY, dev, &e->addr)) < 0)
+                        return r;
+        }
+        if (!l)
+                return 0;
+        for (size_t k = 0; k < pl->h->n_routes; k++) {
+                const struct host_route *rt = &pl->h->routes[k];
+                int have;
+
+                if (!is_pod_route6(pl, rt))
+                        continue;
+                pl->p->n_proxies_wanted++;
+                have = proxy_on(pl, l, &rt->dst);
+                foreign += have == 2;
+                if (!have && (r = proxy_change(pl, CHANGE_ADD_PROXY, l, &rt->dst)) < 0)
+                        return r;
+        }
+        if (foreign && (r = add_finding(pl, PLAN_INFO, "proxy-neigh-foreign",
+                                        "%zu local pod address%s already ha%s a proxy neighbour entry on %s that is "
+                                        "not ours: left alone",
+                                        foreign, foreign == 1 ? "" : "es", foreign == 1 ? "s" : "ve", l->name)) < 0)
+                return r;
+        return 0;
+}
+
 /* ---- tunnels ---- */
 
 static bool is_calico_tunnel_addr(const struct planner *pl, const struct cfg_prefix *a)
@@ -1342,7 +1476,7 @@ int plan_build(const struct cfg_model *m, const struct host_snapshot *h, const s
         collect_uplink_nets(&pl);
         find_self(&pl);
         if ((r = plan_pools(&pl)) < 0 || (r = prepare_route_walk(&pl)) < 0 || (r = reserve_actions(&pl)) < 0 ||
-            (r = plan_proxy_arp(&pl)) < 0 ||
+            (r = plan_proxy_arp(&pl)) < 0 || (r = plan_proxy_ndp(&pl)) < 0 || (r = plan_proxies(&pl)) < 0 ||
             (r = plan_routes(&pl)) < 0 || (r = plan_tunnels(&pl)) < 0 || (r = record_route_owner(&pl)) < 0)
                 goto fail;
         if ((r = report_host(&pl)) < 0 || (r = report_pools(&pl)) < 0 || (r = report_model(&pl)) < 0 ||
@@ -1379,6 +1513,9 @@ int plan_cleanup(const struct cfg_settings *s, const struct host_snapshot *h, co
                                 "runtime record: %s; kept as it is: nothing is restored from it", pl.rec->damaged);
         else if (pl.rec->valid)
                 r = restore_record(&pl, pl.rec);
+        /* IPv6 underlay mode off for the cleanup: proxy_ndp back, our entries gone */
+        if (r >= 0 && (r = plan_proxy_ndp(&pl)) >= 0)
+                r = plan_proxies(&pl);
         for (size_t i = 0; i < h->n_routes && r >= 0; i++)
                 if (h->routes[i].protocol == s->route_protocol || owned_before(&pl, &h->routes[i]))
                         r = del_route(&pl, &h->routes[i]);
@@ -1441,6 +1578,12 @@ const char *host_change_kind_name(enum host_change_kind k)
                 return "add-route";
         case CHANGE_REMOVE_TUNNEL:
                 return "remove-tunnel";
+        case CHANGE_SET_PROXY_NDP:
+                return "set-proxy-ndp";
+        case CHANGE_ADD_PROXY:
+                return "add-proxy-neigh";
+        case CHANGE_DEL_PROXY:
+                return "delete-proxy-neigh";
         }
         return "?";
 }
@@ -1518,6 +1661,15 @@ int host_change_fmt(const struct host_change *a, char *buf, size_t size)
                                 a->restore ? " (restore)" : "");
         case CHANGE_REMOVE_TUNNEL:
                 return snprintf(buf, size, "remove-tunnel %s (%s)", a->dev, a->tunnel->kind);
+        case CHANGE_SET_PROXY_NDP:
+                return snprintf(buf, size, "set-proxy-ndp %s %lld%s", a->dev, (long long)a->value,
+                                a->restore ? " (restore)" : "");
+        case CHANGE_ADD_PROXY:
+        case CHANGE_DEL_PROXY:
+                cfg_addr_fmt(&r->dst, d, sizeof(d));
+                return a->kind == CHANGE_ADD_PROXY
+                               ? snprintf(buf, size, "add-proxy-neigh %s dev %s proto %u", d, a->dev, r->protocol)
+                               : snprintf(buf, size, "delete-proxy-neigh %s dev %s", d, a->dev);
         case CHANGE_ADD_ROUTE:
         case CHANGE_DEL_ROUTE:
                 break;

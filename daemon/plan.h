@@ -33,7 +33,9 @@ struct plan_pool {
 };
 
 struct plan {
-        bool underlay;                 /* underlay mode is on */
+        bool underlay;                 /* underlay mode is on (an applying IPv4 underlay pool) */
+        bool underlay6;                /* IPv6 underlay mode: an applying IPv6 underlay pool */
+        size_t n_proxies_wanted;       /* IPv6 proxy neighbour entries for local pods */
         bool tunnels_unneeded;         /* every applying pool is Never/Never */
         int uplink;                    /* ifindex, 0 = none (uplink.c chose it) */
         char uplink_name[IFNAMSIZ];

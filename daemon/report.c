@@ -184,6 +184,15 @@ static void json_action(FILE *f, const struct host_change *a)
                 if (a->kind == CHANGE_ADD_ROUTE)
                         fprintf(f, ",\"replace\":%s", a->replace ? "true" : "false");
                 break;
+        case CHANGE_ADD_PROXY:
+        case CHANGE_DEL_PROXY:
+                fprintf(f, ",\"dst\":");
+                json_prefix(f, &a->route.dst, true);
+                fprintf(f, ",\"type\":\"proxy\",\"gateway\":null,\"dev\":");
+                json_str(f, a->dev);
+                fprintf(f, ",\"protocol\":%u", a->route.protocol);
+                break;
+        case CHANGE_SET_PROXY_NDP:
         case CHANGE_SET_PROXY_ARP:
         case CHANGE_SET_PROXY_DELAY:
                 /* Every change carries the documented keys (calico-underlayd(8)): null

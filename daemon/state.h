@@ -20,6 +20,10 @@ struct host_record {
         char ifname[IFNAMSIZ];
         int proxy_arp;          /* -1 = not recorded */
         int64_t proxy_delay_ms; /* -1 = not recorded */
+        /* net.ipv6.conf.<ifname>.proxy_ndp before our first change (IPv6 underlay
+         * mode), when has_proxy_ndp. */
+        bool has_proxy_ndp;
+        int proxy_ndp;
         /* The device's index when recorded (0 = unknown: records of 0.1.0). A renamed
          * device keeps its index: the record follows it to its new name. */
         int ifindex;

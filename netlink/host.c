@@ -49,5 +49,6 @@ void host_snapshot_clear(struct host_snapshot *h)
         free(h->links);
         free(h->addrs);
         free(h->routes);
+        free(h->proxies);
         *h = (struct host_snapshot){};
 }

@@ -24,6 +24,17 @@ struct host_link {
         int forwarding;
         int rp_filter;
         int64_t proxy_delay_ms; /* net.ipv4.neigh.<dev>.proxy_delay; -1 = unknown */
+        /* IPv6 devconf values (RTM_GETNETCONF of AF_INET6); -1 = unknown */
+        int proxy_ndp;
+        int forwarding6;
+};
+
+/* A proxy neighbour entry (`ip -6 neigh show proxy`): an address the kernel's proxy
+ * NDP answers for on a device. Who made it is its protocol (NDA_PROTOCOL, 0 = none). */
+struct host_proxy {
+        int ifindex;
+        struct cfg_prefix addr; /* a host prefix (/128) */
+        uint8_t protocol;
 };
 
 struct host_addr {
@@ -74,6 +85,9 @@ struct host_snapshot {
         int all_forwarding;
         int all_rp_filter;
         struct host_reach reach;   /* the route lookup observe was asked for, if any */
+        struct host_proxy *proxies; /* every IPv6 proxy neighbour entry */
+        size_t n_proxies;
+        int all_forwarding6;       /* net.ipv6.conf.all.forwarding; -1 = unknown */
 };
 
 /* A change to the host: what the planner produces and netlink/ applies. */
@@ -83,6 +97,9 @@ enum host_change_kind {
         CHANGE_DEL_ROUTE,
         CHANGE_ADD_ROUTE,
         CHANGE_REMOVE_TUNNEL,
+        CHANGE_SET_PROXY_NDP, /* net.ipv6.conf.<dev>.proxy_ndp */
+        CHANGE_ADD_PROXY,     /* a proxy neighbour entry: route.dst, route.protocol (ours) */
+        CHANGE_DEL_PROXY,     /* one of ours: route.dst */
 };
 
 #define HOST_TUNNEL_ADDRS_MAX 8
@@ -101,7 +118,7 @@ struct host_change {
         enum host_change_kind kind;
         int ifindex;
         char dev[IFNAMSIZ];
-        int64_t value;   /* proxy_arp (0/1) or proxy delay (ms) */
+        int64_t value;   /* proxy_arp, proxy_ndp (0/1) or proxy delay (ms) */
         bool restore;    /* putting back the value recorded before our first change */
         bool replace;    /* add-route: replaces an own route with the same key */
         struct host_route route;

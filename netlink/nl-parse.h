@@ -52,6 +52,14 @@ void kern_parse_netconf(const struct nlmsghdr *nlh, struct host_snapshot *h);
  * otherwise (the table's defaults, another table). */
 int kern_parse_neightbl_delay(const struct nlmsghdr *nlh, int *ret_ifindex, int64_t *ret_ms);
 
+/* RTM_NEWNETCONF of AF_INET6: 1 with the device (NETCONFA_IFINDEX_ALL, -DEFAULT for
+ * the global ones) and its forwarding and proxy_ndp (NETCONFA_PROXY_NEIGH), -1 for a
+ * value it does not carry; 0 for another message. */
+int kern_parse_netconf6(const struct nlmsghdr *nlh, int *ret_ifindex, int *ret_forwarding, int *ret_proxy_ndp);
+
+/* RTM_NEWNEIGH of a proxy entry (NTF_PROXY, AF_INET6): 1 and *ret; 0 otherwise. */
+int kern_parse_proxy(const struct nlmsghdr *nlh, struct host_proxy *ret);
+
 /* The reply to a single RTM_GETROUTE (a route lookup): kern_parse_route's type and
  * device, and the preferred source. 1 when the message is a route, then the fields it
  * carries are set; 0 otherwise. */

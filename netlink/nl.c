@@ -17,6 +17,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -319,7 +320,7 @@ static struct nlmsghdr *put_request(void *buf, size_t size, uint16_t type, uint1
 
 struct observe {
         struct host_snapshot h;
-        size_t cap_links, cap_addrs, cap_routes;
+        size_t cap_links, cap_addrs, cap_routes, cap_proxies;
 };
 
 static int devconf(struct rtnl_link *l, unsigned id)
@@ -349,6 +350,8 @@ static int add_link(struct observe *o, struct rtnl_link *l)
                 .forwarding = devconf(l, IPV4_DEVCONF_FORWARDING),
                 .rp_filter = devconf(l, IPV4_DEVCONF_RP_FILTER),
                 .proxy_delay_ms = -1,
+                .proxy_ndp = -1,
+                .forwarding6 = -1,
         };
         snprintf(hl->name, sizeof(hl->name), "%s", name ? name : "");
         snprintf(hl->kind, sizeof(hl->kind), "%s", kind ? kind : "");
@@ -499,6 +502,63 @@ static int observe_proxy_delay(struct kern *nl, struct host_snapshot *h)
         return dump_family(nl, RTM_GETNEIGHTBL, AF_INET, sizeof(struct ndtmsg), neightbl_cb, h);
 }
 
+static int netconf6_cb(const struct nlmsghdr *nlh, void *data)
+{
+        struct host_snapshot *h = data;
+        int ifindex, fwd, ndp;
+
+        if (kern_parse_netconf6(nlh, &ifindex, &fwd, &ndp) <= 0)
+                return 0;
+        if (ifindex == NETCONFA_IFINDEX_ALL) {
+                h->all_forwarding6 = fwd;
+        } else if (ifindex > 0) {
+                const struct host_link *l = host_link_by_index(h, ifindex);
+
+                if (l) {
+                        h->links[l - h->links].forwarding6 = fwd;
+                        h->links[l - h->links].proxy_ndp = ndp;
+                }
+        }
+        return 0;
+}
+
+/* Every device's IPv6 forwarding and proxy_ndp, and the global forwarding: a netconf
+ * dump of AF_INET6 (libnl of Debian 12 does not read the IPv6 devconf array). */
+static int observe_netconf6(struct kern *nl, struct host_snapshot *h)
+{
+        h->all_forwarding6 = -1;
+        return dump_family(nl, RTM_GETNETCONF, AF_INET6, sizeof(struct netconfmsg), netconf6_cb, h);
+}
+
+static int proxy_cb(const struct nlmsghdr *nlh, void *data)
+{
+        struct observe *o = data;
+        struct host_proxy p;
+
+        if (kern_parse_proxy(nlh, &p) <= 0)
+                return 0;
+        if (o->h.n_proxies >= NL_MAX_ROUTES)
+                return -E2BIG;
+        if (GROW(o->h.proxies, o->cap_proxies, o->h.n_proxies + 1) < 0)
+                return -ENOMEM;
+        o->h.proxies[o->h.n_proxies++] = p;
+        return 0;
+}
+
+/* The IPv6 proxy neighbour entries: a neighbour dump with NTF_PROXY lists the proxy
+ * table (with NDA_PROTOCOL), not the neighbours. Such entries raise no events: only
+ * this dump sees them (DESIGN.md §7). */
+static int observe_proxies(struct kern *nl, struct observe *o)
+{
+        char buf[NL_REQ_BUF];
+        struct ndmsg *ndm;
+        struct nlmsghdr *nlh = put_request(buf, sizeof(buf), RTM_GETNEIGH, NLM_F_DUMP, sizeof(*ndm), (void **)&ndm);
+
+        ndm->ndm_family = AF_INET6;
+        ndm->ndm_flags = NTF_PROXY;
+        return transact(nl, nlh, proxy_cb, o, NULL, 0);
+}
+
 /* ---------------------------------------------------------------- observe: route lookup */
 
 static int reach_cb(const struct nlmsghdr *nlh, void *data)
@@ -547,6 +607,10 @@ static int observe_once(struct kern *nl, const struct kern_observe_opts *opts, s
                 r = observe_netconf(nl, &o->h);
         if (r >= 0)
                 r = observe_proxy_delay(nl, &o->h);
+        if (r >= 0)
+                r = observe_netconf6(nl, &o->h);
+        if (r >= 0)
+                r = observe_proxies(nl, o);
         if (r >= 0 && opts)
                 r = observe_reach(nl, &opts->reach, &o->h);
         return r;
@@ -613,6 +677,56 @@ static int set_proxy_delay(struct kern *nl, int ifindex, int64_t ms, char *err, 
         mnl_attr_put_u32(nlh, NDTPA_IFINDEX, (uint32_t)ifindex);
         mnl_attr_put_u64(nlh, NDTPA_PROXY_DELAY, (uint64_t)ms);
         mnl_attr_nest_end(nlh, parms);
+        return transact(nl, nlh, NULL, NULL, err, err_size);
+}
+
+/* net.ipv6.conf.<dev>.proxy_ndp. The kernel takes no IPv6 devconf over rtnetlink:
+ * inet6_validate_link_af() (net/ipv6/addrconf.c) refuses an IFLA_AF_SPEC/AF_INET6 without
+ * IFLA_INET6_TOKEN or IFLA_INET6_ADDR_GEN_MODE with EINVAL (seen on 6.18: IFLA_INET6_CONF
+ * is read-only), and netconf is notification only. So it is written to
+ * /proc/sys/net/ipv6/conf/<dev>/proxy_ndp (of our network namespace), the one file
+ * the unit leaves writable (ReadWritePaths=/proc/sys/net/ipv6/conf). */
+static int set_proxy_ndp(const char *dev, int64_t value, char *err, size_t err_size)
+{
+        char path[128];
+        int fd, r = 0;
+
+        if (!dev[0] || strchr(dev, '/') || streq(dev, ".") || streq(dev, "..") || value < 0 || value > 1)
+                return -EINVAL;
+        snprintf(path, sizeof(path), "/proc/sys/net/ipv6/conf/%s/proxy_ndp", dev);
+        fd = open(path, O_WRONLY | O_CLOEXEC | O_NOFOLLOW);
+        if (fd < 0) {
+                snprintf(err, err_size, "%s: %s", path, strerror(errno));
+                return -errno;
+        }
+        if (write(fd, value ? "1\n" : "0\n", 2) != 2) {
+                r = -errno;
+                snprintf(err, err_size, "%s: %s", path, strerror(errno));
+        }
+        close(fd);
+        return r;
+}
+
+/* A proxy neighbour entry of ours: RTM_NEWNEIGH with NTF_PROXY and NDA_PROTOCOL. The
+ * planner adds only where no entry exists: creating an existing one succeeds even
+ * with NLM_F_EXCL and overwrites its protocol (DESIGN.md §7). */
+static int proxy_change(struct kern *nl, const struct host_change *a, char *err, size_t err_size)
+{
+        char buf[NL_REQ_BUF];
+        struct ndmsg *ndm;
+        bool add = a->kind == CHANGE_ADD_PROXY;
+        struct nlmsghdr *nlh = put_request(buf, sizeof(buf), add ? RTM_NEWNEIGH : RTM_DELNEIGH,
+                                           add ? NLM_F_CREATE | NLM_F_EXCL : 0, sizeof(*ndm), (void **)&ndm);
+
+        if (a->ifindex <= 0 || a->route.dst.family != AF_INET6)
+                return -EINVAL;
+        ndm->ndm_family = AF_INET6;
+        ndm->ndm_flags = NTF_PROXY;
+        ndm->ndm_state = NUD_PERMANENT;
+        ndm->ndm_ifindex = a->ifindex;
+        mnl_attr_put(nlh, NDA_DST, 16, a->route.dst.addr);
+        if (add)
+                mnl_attr_put_u8(nlh, NDA_PROTOCOL, a->route.protocol);
         return transact(nl, nlh, NULL, NULL, err, err_size);
 }
 
@@ -940,6 +1054,15 @@ static void apply_one(struct kern *nl, const struct host_change *a, struct host_
                 break;
         case CHANGE_REMOVE_TUNNEL:
                 (void)tunnel_remove(&kern_tunnel_ops, nl, a, res);
+                break;
+        case CHANGE_SET_PROXY_NDP:
+                res->error = set_proxy_ndp(a->dev, a->value, err, sizeof(err));
+                break;
+        case CHANGE_ADD_PROXY:
+        case CHANGE_DEL_PROXY:
+                res->error = proxy_change(nl, a, err, sizeof(err));
+                if (res->error == -ENOENT && a->kind == CHANGE_DEL_PROXY)
+                        res->error = 0; /* gone already: converged */
                 break;
         default:
                 res->error = -EOPNOTSUPP;

@@ -198,6 +198,41 @@ int kern_parse_neightbl_delay(const struct nlmsghdr *nlh, int *ret_ifindex, int6
         return 1;
 }
 
+int kern_parse_netconf6(const struct nlmsghdr *nlh, int *ret_ifindex, int *ret_forwarding, int *ret_proxy_ndp)
+{
+        const struct nlattr *tb[NETCONFA_MAX + 1];
+        const struct netconfmsg *ncm = mnl_nlmsg_get_payload(nlh);
+        uint32_t v;
+
+        if (nlh->nlmsg_type != RTM_NEWNETCONF || nlh->nlmsg_len < mnl_nlmsg_size(sizeof(*ncm)) ||
+            ncm->ncm_family != AF_INET6 || parse_attrs(nlh, sizeof(struct netconfmsg), tb, NETCONFA_MAX) < 0 ||
+            !attr_u32(tb[NETCONFA_IFINDEX], &v))
+                return 0;
+        *ret_ifindex = (int)v;
+        *ret_forwarding = attr_u32(tb[NETCONFA_FORWARDING], &v) ? (int)v : -1;
+        *ret_proxy_ndp = attr_u32(tb[NETCONFA_PROXY_NEIGH], &v) ? (int)v : -1;
+        return 1;
+}
+
+int kern_parse_proxy(const struct nlmsghdr *nlh, struct host_proxy *ret)
+{
+        const struct nlattr *tb[NDA_MAX + 1];
+        const struct ndmsg *ndm = mnl_nlmsg_get_payload(nlh);
+        struct host_proxy p = {};
+
+        if (nlh->nlmsg_type != RTM_NEWNEIGH || nlh->nlmsg_len < mnl_nlmsg_size(sizeof(*ndm)) ||
+            ndm->ndm_family != AF_INET6 || !(ndm->ndm_flags & NTF_PROXY) ||
+            parse_attrs(nlh, sizeof(struct ndmsg), tb, NDA_MAX) < 0)
+                return 0;
+        if (!attr_addr(tb[NDA_DST], AF_INET6, 128, &p.addr))
+                return 0;
+        p.ifindex = ndm->ndm_ifindex;
+        if (tb[NDA_PROTOCOL] && mnl_attr_get_payload_len(tb[NDA_PROTOCOL]) >= 1)
+                p.protocol = mnl_attr_get_u8(tb[NDA_PROTOCOL]);
+        *ret = p;
+        return 1;
+}
+
 /* ---------------------------------------------------------------- routes */
 
 /* RTA_MULTIPATH: the first hop's device stands for the route's (so "routes through

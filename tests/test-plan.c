@@ -327,6 +327,22 @@ static void host_node1(struct host_snapshot *h)
         link_of(h, "eth0")->proxy_delay_ms = 800;
 }
 
+/* A proxy neighbour entry (`ip -6 neigh add proxy ADDR dev DEV [protocol P]`). */
+static void proxy_add(struct host_snapshot *h, int ifindex, const struct cfg_prefix *a, uint8_t protocol)
+{
+        h->proxies = realloc(h->proxies, (h->n_proxies + 1) * sizeof(*h->proxies));
+        assert_non_null(h->proxies);
+        h->proxies[h->n_proxies++] = (struct host_proxy){ .ifindex = ifindex, .addr = *a, .protocol = protocol };
+}
+
+static void proxy_add_str(struct host_snapshot *h, const char *dev, const char *a, uint8_t protocol)
+{
+        struct cfg_prefix p;
+
+        assert_int_equal(cfg_prefix_parse(a, false, &p), 0);
+        proxy_add(h, ifindex_of(h, dev), &p, protocol);
+}
+
 /* Calico's IPIP device on node1, as Felix leaves it. */
 static void add_tunl0(struct host_snapshot *h, const char *a)
 {
@@ -401,6 +417,24 @@ static void check_invariants(const struct cfg_settings *s, const struct host_sna
                 case CHANGE_SET_PROXY_ARP:
                 case CHANGE_SET_PROXY_DELAY:
                         assert_non_null(l);
+                        break;
+                case CHANGE_SET_PROXY_NDP:
+                        assert_non_null(l);
+                        break;
+                case CHANGE_ADD_PROXY:
+                        /* never over an existing entry: the kernel would take it over */
+                        for (size_t k = 0; k < h->n_proxies; k++)
+                                assert_false(h->proxies[k].ifindex == a->ifindex &&
+                                             cfg_prefix_eq(&h->proxies[k].addr, &a->route.dst));
+                        assert_int_equal(a->route.protocol, s->route_protocol);
+                        break;
+                case CHANGE_DEL_PROXY:
+                        /* only an entry of ours */
+                        for (size_t k = 0; k < h->n_proxies; k++)
+                                found = found || (h->proxies[k].ifindex == a->ifindex &&
+                                                  cfg_prefix_eq(&h->proxies[k].addr, &a->route.dst) &&
+                                                  h->proxies[k].protocol == s->route_protocol);
+                        assert_true(found);
                         break;
                 case CHANGE_REMOVE_TUNNEL:
                         assert_non_null(l);
@@ -627,6 +661,21 @@ static void apply_action(struct host_snapshot *h, const struct host_change *a)
                 return;
         case CHANGE_REMOVE_TUNNEL:
                 apply_tunnel(h, a);
+                return;
+        case CHANGE_SET_PROXY_NDP:
+                for (k = 0; k < h->n_links; k++)
+                        if (h->links[k].ifindex == a->ifindex)
+                                h->links[k].proxy_ndp = (int)a->value;
+                return;
+        case CHANGE_ADD_PROXY:
+                proxy_add(h, a->ifindex, &a->route.dst, a->route.protocol);
+                return;
+        case CHANGE_DEL_PROXY:
+                for (k = 0; k < h->n_proxies; k++)
+                        if (h->proxies[k].ifindex == a->ifindex && cfg_prefix_eq(&h->proxies[k].addr, &a->route.dst))
+                                break;
+                assert_true(k < h->n_proxies);
+                h->proxies[k] = h->proxies[--h->n_proxies];
                 return;
         }
 }
@@ -2180,6 +2229,7 @@ static void host_node1_v6(struct host_snapshot *h)
         addr_add(h, "eth0", "fe80::11/64");
         route_add(h, "fd00:1::/64 dev eth0 proto kernel metric 256");
         route_add(h, "::/0 via fe80::1 dev eth0 proto ra metric 1024");
+        link_of(h, "eth0")->proxy_ndp = 1; /* the proxy NDP tests start from 0 */
 }
 
 #define R6_LOCAL "blackhole fd00:10::/122 proto 211 metric 1024 table 254"
@@ -2315,6 +2365,87 @@ static void test_ipv6_ownership_and_borrowed(void **state)
 }
 
 /* The kernel reports IPv6 blackhole routes on lo: still equivalent to ours. */
+/* Proxy NDP (DESIGN §3 "IPv6"): proxy_ndp on the uplink, recorded, one entry of ours
+ * per local pod address (Felix's /128 routes to cali* devices, protocol boot or 80),
+ * an address that already has someone else's entry left alone, our entry for a pod
+ * that went away deleted; only addresses of underlay IPv6 pools. */
+#define POD6 POOL("v6", "'fd00:10::/112'", UNDERLAY6) POOL("v6-nat", "'fd00:20::/112'", ", natOutgoing: true") \
+        NODE6("node1", "192.168.10.11/24", "fd00:1::11/64", AZ1) AFF("node1", "'fd00:10::/122'")
+
+static void pods6(struct host_snapshot *h)
+{
+        link_add(h, 10, "calia1", "veth", 1500);
+        link_add(h, 11, "calib2", "veth", 1500);
+        link_add(h, 12, "calic3", "veth", 1500);
+        link_add(h, 13, "tap0", "", 1500);
+        route_add(h, "fd00:10::5/128 dev calia1 proto boot metric 1024");
+        route_add(h, "fd00:10::6/128 dev calib2 proto felix metric 1024");
+        route_add(h, "fd00:10::7/128 dev calic3 proto boot metric 1024");
+        route_add(h, "fd00:10::8/128 dev tap0 proto boot metric 1024"); /* not a workload */
+        route_add(h, "fd00:20::5/128 dev calic3 proto boot metric 1024"); /* NAT pool */
+        route_add(h, R6_LOCAL);
+}
+
+static void test_proxy_ndp(void **state)
+{
+        struct t *t = *state;
+        struct plan *p;
+
+        load(t, NULL, POD6);
+        host_node1_v6(&t->h);
+        pods6(&t->h);
+        link_of(&t->h, "eth0")->proxy_ndp = 0;
+        proxy_add_str(&t->h, "eth0", "fd00:10::7", 0);       /* someone else's, for a pod */
+        proxy_add_str(&t->h, "eth0", "fd00:10::99", OWN);    /* ours, its pod is gone */
+        proxy_add_str(&t->h, "eth0", "fd00:1::77", 0);       /* someone else's */
+        p = plan(t);
+        EXPECT_ACTIONS(p, "set-proxy-ndp eth0 1", "delete-proxy-neigh fd00:10::99 dev eth0",
+                       "add-proxy-neigh fd00:10::5 dev eth0 proto 211", "add-proxy-neigh fd00:10::6 dev eth0 proto 211");
+        assert_true(p->record.valid);
+        assert_true(p->record.has_proxy_ndp);
+        assert_int_equal(p->record.proxy_ndp, 0);
+        assert_true(p->record_first);
+        assert_int_equal(p->n_proxies_wanted, 3);
+        EXPECT_FINDINGS(p, "info proxy-neigh-foreign", "warning pool-outside-uplink-subnet");
+        t->rec = p->record;
+        apply_and_replan(t);
+        /* the uplink went down and up: the kernel flushed every entry; ours come back */
+        t->h.n_proxies = 0;
+        p = plan(t);
+        EXPECT_ACTIONS(p, "add-proxy-neigh fd00:10::5 dev eth0 proto 211", "add-proxy-neigh fd00:10::6 dev eth0 proto 211",
+                       "add-proxy-neigh fd00:10::7 dev eth0 proto 211");
+        /* IPv6 underlay mode ends: proxy_ndp put back, our entries deleted */
+        apply_and_replan(t);
+        load(t, NULL, POOL("v6", "'fd00:10::/112'", ", blockSize: 122, natOutgoing: true")
+                              NODE6("node1", "192.168.10.11/24", "fd00:1::11/64", AZ1));
+        p = plan(t);
+        assert_false(p->underlay6);
+        EXPECT_ACTIONS(p, "set-proxy-ndp eth0 0 (restore)", "delete-proxy-neigh fd00:10::5 dev eth0",
+                       "delete-proxy-neigh fd00:10::6 dev eth0", "delete-proxy-neigh fd00:10::7 dev eth0",
+                       "delete-route " R6_LOCAL);
+        assert_false(p->record.has_proxy_ndp);
+}
+
+static void cleanup_plan(struct t *t, const struct cfg_settings *s);
+
+/* --cleanup: proxy_ndp restored from the record, only our entries deleted. */
+static void test_proxy_ndp_cleanup(void **state)
+{
+        struct t *t = *state;
+
+        host_node1_v6(&t->h);
+        pods6(&t->h);
+        proxy_add_str(&t->h, "eth0", "fd00:10::5", OWN);
+        proxy_add_str(&t->h, "eth0", "fd00:10::7", 0);
+        t->rec = (struct host_record){ .valid = true, .ifname = "eth0", .proxy_arp = -1, .proxy_delay_ms = -1,
+                                       .has_proxy_ndp = true, .proxy_ndp = 0 };
+        assert_int_equal(cfg_settings_load_buffer(NULL, NULL, 0, "node1", &t->s, &t->d), 0);
+        cleanup_plan(t, &t->s);
+        EXPECT_ACTIONS(t->p, "set-proxy-ndp eth0 0 (restore)", "delete-proxy-neigh fd00:10::5 dev eth0",
+                       "delete-route " R6_LOCAL);
+        assert_false(t->p->record.valid);
+}
+
 static void test_ipv6_blackhole_on_lo_converged(void **state)
 {
         struct t *t = *state;
@@ -2362,7 +2493,8 @@ static void test_ipv6_only_underlay_no_proxy_arp(void **state)
         host_node1(&t->h);
         p = plan(t);
         assert_false(p->underlay);
-        EXPECT_ACTIONS(p, "add-route " R6_LOCAL);
+        assert_true(p->underlay6);
+        EXPECT_ACTIONS(p, "set-proxy-ndp eth0 1", "add-route " R6_LOCAL);
         EXPECT_FINDINGS(p, "warning pool-outside-uplink-subnet");
         /* no IPv6 address on the uplink, none in the resources: no route to print */
         assert_contains(msg(p, "pool-outside-uplink-subnet", 0),
@@ -2915,6 +3047,8 @@ int main(void)
                 T(test_ipv6_guarded),
                 T(test_ipv6_ownership_and_borrowed),
                 T(test_ipv6_blackhole_on_lo_converged),
+                T(test_proxy_ndp),
+                T(test_proxy_ndp_cleanup),
                 T(test_findings_order),
                 T(test_cleanup),
                 T(test_cleanup_route_protocol),

@@ -169,5 +169,98 @@ class BlockRoutes6(Lan6, cuit.NsTestCase):
             self.assertSame(others, node1.routes(), "the other routes")
 
 
+# Proxy NDP: the pool lies inside the LAN's fd00:1::/64, so the LAN host sends
+# neighbour solicitations for a pod address, which only a proxy entry answers.
+LAN_HOST = "fd00:1::1"
+P_POOL = "fd00:1::1:0/112"
+P_NODE = ("192.168.10.11", "fd00:1::11", "fd00:1::1:0/122")
+P_PODS = {"calia1b2c3d4e5f": "fd00:1::1:5", "cali0f1e2d3c4b5": "fd00:1::1:6"}
+FOREIGN = "fd00:1::77"
+
+
+def proxies(ns):
+    """The proxy neighbour entries of eth0: {address: protocol or None}."""
+    got = ns.ipj("-6", "neigh", "show", "proxy", "dev", "eth0")
+    return {n["dst"]: n.get("protocol") for n in got}
+
+
+class ProxyNdp(Lan6, cuit.NsTestCase):
+
+    def setUp(self):
+        super().setUp()
+        self.lan_setup()
+        self.host = self.new_ns("host")
+        self.uplink(self.host, "p-host", "192.168.10.1", LAN_HOST)
+        self.node = self.new_ns("node1")
+        self.uplink(self.node, "p-node1", P_NODE[0], P_NODE[1])
+        self.node.write_sysctl("net/ipv6/conf/all/forwarding", 1)
+        self.pods = {cali: self.pod6(self.node, cali, ip, "pod%d" % i)
+                     for i, (cali, ip) in enumerate(sorted(P_PODS.items()))}
+        self.d = cuit.Daemon(self.node, "node1", uplink="eth0")
+        self.d.write_resource("10-ippools.yaml", cuit.yaml_list("IPPoolList", [
+            cuit.ippool("underlay-v6", P_POOL, block_size=122)]))
+        self.d.write_resource("20-nodes.yaml", cuit.yaml_list("NodeList", [
+            calico_node6("node1", P_NODE[0], P_NODE[1])]))
+        self.d.write_resource("30-blockaffinities.yaml", cuit.yaml_list("List", [
+            cuit.block_affinity("node1", P_NODE[2])], api="v1"))
+        # someone else's proxy entry (an operator's, for an address of theirs)
+        self.node.ip("-6", "neigh", "add", "proxy", FOREIGN, "dev", "eth0")
+
+    def test_lan_host_reaches_pods_through_proxy_ndp(self):
+        node, pod_a, pod_b = self.node, P_PODS["calia1b2c3d4e5f"], P_PODS["cali0f1e2d3c4b5"]
+
+        with self.step("the LAN works; before calico-underlayd the LAN host cannot reach a pod"):
+            wait_ping6(self.host, P_NODE[1])
+            ok, out = ping6(self.host, pod_a)
+            self.assertFalse(ok, "reached %s without proxy NDP:\n%s" % (pod_a, out))
+            self.assertEqual(int(node.sysctl("net/ipv6/conf/eth0/proxy_ndp")), 0)
+
+        with self.step("--check lists the proxy entries it would add"):
+            res = self.d.run("--check")
+            self.assertIn("add-proxy-neigh %s dev eth0" % pod_a, res.stdout)
+            self.assertIn("set-proxy-ndp eth0 1", res.stdout)
+            self.assertEqual(proxies(node), {FOREIGN: None}, "--check changed nothing")
+
+        with self.step("--once: proxy_ndp 1 on the uplink, one entry of ours per pod, the foreign one untouched"):
+            res = self.d.run("--once")
+            self.assertRc(res, 0)
+            self.assertEqual(int(node.sysctl("net/ipv6/conf/eth0/proxy_ndp")), 1)
+            self.assertEqual(proxies(node), {pod_a: "211", pod_b: "211", FOREIGN: None})
+            self.assertEqual(self.d.record().get("proxy_ndp"), "0")
+
+        with self.step("the LAN host reaches both pods, answered by node1's MAC"):
+            for ip in (pod_a, pod_b):
+                # (the kernel's ndisc proxy_delay, up to 800 ms, delays the first answer)
+                ok, out = ping6(self.host, ip, wait=3)
+                self.assertTrue(ok, out)
+            mac = node.link("eth0")["address"]
+            got = {n["dst"]: n.get("lladdr") for n in self.host.ipj("-6", "neigh", "show", "dev", "eth0")}
+            self.assertEqual(got.get(pod_a), mac, got)
+
+        with self.step("a pod goes away: its route goes with its device, its entry is deleted"):
+            node.ip("link", "del", "cali0f1e2d3c4b5")
+            self.assertRc(self.d.run("--once"), 0)
+            self.assertEqual(proxies(node), {pod_a: "211", FOREIGN: None})
+
+        with self.step("the uplink goes down and up: the kernel flushed the entries, ours come back"):
+            # (IPv6 drops the device's addresses on down unless keep_addr_on_down)
+            node.write_sysctl("net/ipv6/conf/eth0/keep_addr_on_down", 1)
+            node.ip("link", "set", "eth0", "down")
+            node.ip("link", "set", "eth0", "up")
+            node.wait_link_up("eth0")
+            self.assertNotIn(pod_a, proxies(node))
+            self.assertRc(self.d.run("--once"), 0)
+            self.assertEqual(proxies(node).get(pod_a), "211")
+            cuit.wait_for(lambda: ping6(self.host, pod_a)[0], "the pod to answer again", 10, 0.1)
+
+        with self.step("--cleanup: proxy_ndp restored, only our entries removed"):
+            self.node.ip("-6", "neigh", "replace", "proxy", FOREIGN, "dev", "eth0")
+            self.assertRc(self.d.run("--cleanup"), 0)
+            self.assertEqual(int(node.sysctl("net/ipv6/conf/eth0/proxy_ndp")), 0)
+            got = proxies(node)
+            self.assertNotIn(pod_a, got)
+            self.assertIn(FOREIGN, got)
+
+
 if __name__ == "__main__":
     cuit.main()
