@@ -112,6 +112,8 @@ const char *cfg_datastore_name(enum cfg_datastore d)
                 return "files";
         case CFG_DATASTORE_ETCDV3:
                 return "etcdv3";
+        case CFG_DATASTORE_KUBERNETES:
+                return "kubernetes";
         default:
                 return "auto";
         }
@@ -338,13 +340,18 @@ static int build(const struct calicoctl_values *raw, struct cfg_source *ret, str
                         cfg_source_clear(&src);
                         return r;
                 }
-                if (type)
-                        cfg_notice(d, raw->at[F_TYPE].file, raw->at[F_TYPE].line, raw->at[F_TYPE].col,
-                                   "%s is kubernetes: the Kubernetes datastore is not read, the resources "
-                                   "files are", raw->at[F_TYPE].what);
+                /* `auto` reads the Kubernetes API only when it is named (datastoreType
+                 * or DATASTORE_TYPE); a calicoctl.cfg that says nothing keeps the files
+                 * (or the daemon's own kubeconfig, source.c). */
+                if (type || raw->want == CFG_DATASTORE_KUBERNETES)
+                        src.type = CFG_DATASTORE_KUBERNETES;
                 *ret = src;
                 return 0;
         }
+        if (raw->want == CFG_DATASTORE_KUBERNETES)
+                return perr(d, type ? &raw->at[F_TYPE] : &raw->at[F_ENDPOINTS],
+                            "the setting datastore is kubernetes, but %s names etcd here",
+                            type ? raw->at[F_TYPE].what : raw->at[F_ENDPOINTS].what);
         if (raw->v[F_SRV])
                 return perr(d, &raw->at[F_SRV], "%s (DNS SRV discovery) is not supported: list the endpoints in %s",
                             raw->at[F_SRV].what, raw->at[F_SRV].file ? "etcdEndpoints" : "ETCD_ENDPOINTS");

@@ -59,7 +59,7 @@ struct cfg_kdd {
 };
 
 struct cfg_source {
-        enum cfg_datastore type; /* CFG_DATASTORE_FILES or CFG_DATASTORE_ETCDV3 once resolved */
+        enum cfg_datastore type; /* FILES, ETCDV3 or KUBERNETES once resolved */
         struct cfg_etcd etcd;    /* for etcdv3 */
         bool kubernetes;         /* calicoctl's settings name the Kubernetes datastore */
         struct cfg_kdd kdd;      /* its settings, then */

@@ -37,6 +37,11 @@ int cfg_loader_add_yaml(struct cfg_loader *l, const char *name, const void *buf,
 /* The same read piece by piece (ydoc_read_fn, yamltree.h): the files source reads a
  * file this way, so a large one never sits in memory whole. */
 int cfg_loader_add_yaml_stream(struct cfg_loader *l, const char *name, ydoc_read_fn read, void *ctx);
+/* One Kubernetes API object (the Kubernetes datastore): a whole resource as JSON, its
+ * kind and apiVersion set (a list's items may lack them: the source adds them), named
+ * "kubernetes:PLURAL/NAME" in diagnostics; counted against CFG_MAX_KEYS, not the file
+ * cap. Returns -ENOMEM or 0. */
+int cfg_loader_add_object(struct cfg_loader *l, const char *name, const void *json, size_t size);
 /* One key of Calico's etcd v3 datastore and its value (datastore.h has the layout),
  * named "etcd:KEY" in diagnostics; block affinity keys become BlockAffinity
  * resources. Returns -ENOMEM or 0. */

@@ -32,9 +32,10 @@ enum cfg_uplink_mode {
 
 /* Where the Calico resources come from (setting `datastore`). */
 enum cfg_datastore {
-        CFG_DATASTORE_AUTO,   /* etcdv3 when calicoctl's file or environment names etcd, else files */
-        CFG_DATASTORE_FILES,  /* the `resources` files and folders */
-        CFG_DATASTORE_ETCDV3, /* Calico's etcd v3 datastore, reached as calicoctl reaches it */
+        CFG_DATASTORE_AUTO,       /* what calicoctl would use (datastore.h), else files */
+        CFG_DATASTORE_FILES,      /* the `resources` files and folders */
+        CFG_DATASTORE_ETCDV3,     /* Calico's etcd v3 datastore, reached as calicoctl reaches it */
+        CFG_DATASTORE_KUBERNETES, /* the Kubernetes API: Calico's CRDs and core Nodes */
 };
 
 enum cfg_local_route {
@@ -56,6 +57,9 @@ struct cfg_src {
 #define CFG_DEFAULT_CONFIG "/etc/calico-underlay/config.yaml"
 #define CFG_DEFAULT_RESOURCES "/etc/calico-underlay/resources.d"
 #define CFG_DEFAULT_CALICOCTL_CONFIG "/etc/calico/calicoctl.cfg"
+/* The node's kubeconfig for the Kubernetes datastore; its presence alone makes
+ * `datastore: auto` read the Kubernetes API. */
+#define CFG_DEFAULT_KUBECONFIG "/etc/calico-underlay/kubeconfig"
 
 struct cfg_settings {
         char *node_name;
@@ -78,6 +82,7 @@ struct cfg_settings {
         enum cfg_datastore datastore;
         bool has_resources;      /* `resources` was set (not the default) */
         char *calicoctl_config;  /* calicoctl's settings file (default CFG_DEFAULT_CALICOCTL_CONFIG) */
+        char *kubeconfig;        /* the Kubernetes datastore's kubeconfig, or NULL (see datastore.h) */
         bool use_pod_cidr;       /* Kubernetes Nodes' podCIDRs are blocks (host-local IPAM) */
         char *upstream_routes_file; /* where the daemon keeps the upstream routes (JSON); NULL: nowhere */
         bool upstream_cover_free;   /* upstreamRoutesAggregate: cover-free (default exact) */

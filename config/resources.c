@@ -839,6 +839,20 @@ int cfg_loader_add_yaml(struct cfg_loader *cl, const char *name, const void *buf
         return 0;
 }
 
+int cfg_loader_add_object(struct cfg_loader *l, const char *name, const void *json, size_t size)
+{
+        int r;
+
+        if (l->failed)
+                return l->failed;
+        r = loader_add_file(l, name, CFG_MAX_KEYS);
+        if (r >= 0)
+                r = ydoc_load_buffer(name, json, size, 0, load_resource_go_on, l, l->diags);
+        if (r == -ENOMEM)
+                return l->failed = r;
+        return 0;
+}
+
 int cfg_loader_add_yaml_stream(struct cfg_loader *l, const char *name, ydoc_read_fn read, void *ctx)
 {
         int r;

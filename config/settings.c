@@ -253,10 +253,10 @@ static int parse_datastore(struct settings_ctx *c, const struct ynode *n)
                 c->s->datastore = CFG_DATASTORE_FILES;
         else if (streq(v, "etcdv3"))
                 c->s->datastore = CFG_DATASTORE_ETCDV3;
+        else if (streq(v, "kubernetes"))
+                c->s->datastore = CFG_DATASTORE_KUBERNETES;
         else
-                return yerr(&c->y, n, "datastore must be auto, files or etcdv3, not \"%s\"%s", v,
-                            streq(v, "kubernetes") ? " (the Kubernetes datastore is read from exported files)"
-                                                   : "");
+                return yerr(&c->y, n, "datastore must be auto, files, etcdv3 or kubernetes, not \"%s\"", v);
         return 0;
 }
 
@@ -346,6 +346,20 @@ static int parse_calicoctl_config(struct settings_ctx *c, const struct ynode *v)
         free(c->s->calicoctl_config);
         c->s->calicoctl_config = NULL;
         return resolve_path(c->y.file, str, &c->s->calicoctl_config);
+}
+
+static int parse_kubeconfig(struct settings_ctx *c, const struct ynode *v)
+{
+        const char *str;
+        int r;
+
+        if ((r = yread_str(&c->y, v, "kubeconfig", &str)) < 0)
+                return r;
+        if (!*str)
+                return yerr(&c->y, v, "kubeconfig is empty");
+        free(c->s->kubeconfig);
+        c->s->kubeconfig = NULL;
+        return resolve_path(c->y.file, str, &c->s->kubeconfig);
 }
 
 static int parse_route_protocol(struct settings_ctx *c, const struct ynode *v)
@@ -453,6 +467,7 @@ static const struct {
         { "datastore", parse_datastore },
         { "resources", parse_resources_key },
         { "calicoctlConfig", parse_calicoctl_config },
+        { "kubeconfig", parse_kubeconfig },
         { "routeProtocol", parse_route_protocol },
         { "routeMetric", parse_route_metric },
         { "routeTable", parse_route_table },
@@ -588,6 +603,7 @@ void cfg_settings_clear(struct cfg_settings *s)
         free(s->tunnel_vxlan);
         free(s->tunnel_vxlan_v6);
         free(s->calicoctl_config);
+        free(s->kubeconfig);
         free(s->upstream_routes_file);
         free(s->metrics_file);
         *s = (struct cfg_settings){};

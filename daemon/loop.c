@@ -78,6 +78,7 @@ struct loop {
         struct metrics metrics;  /* counted after each pass; written when metricsFile is set */
         struct metrics_file *metrics_file;
         char datastore_error[1024]; /* why the datastore does not answer; "" while it does */
+        char source_desc[1100];     /* Kubernetes: "kubernetes https://..." for STATUS=, else "" */
         sd_event_source *debounce;
         sd_event_source *resync;
         sd_event_source *retry;
@@ -123,6 +124,8 @@ static void format_state(const struct loop *l, char *s, size_t size)
                          l->tunnels_unneeded ? ", tunnels removed" : "");
         else
                 snprintf(s, size, "overlay: no underlay pool applies%s", l->tunnels_unneeded ? ", tunnels removed" : "");
+        if (l->model && l->source_desc[0] && strlen(s) < size)
+                snprintf(s + strlen(s), size - strlen(s), "; from %.500s", l->source_desc);
 }
 
 /* One line: what the node does, then what is wrong until it is fixed. Sent only when
@@ -260,11 +263,13 @@ static void on_source_reachable(struct source *src, void *userdata)
 
         source_origin(src, &o);
         if (l->datastore_error[0]) {
-                log_full(LOG_NOTICE, LOG_ID_DATASTORE, NULL, "datastore reachable again: %s, revision %lld",
-                         o.endpoint, (long long)o.revision);
+                log_full(LOG_NOTICE, LOG_ID_DATASTORE, NULL, "datastore reachable again: %s, %s %lld",
+                         o.endpoint, o.type == CFG_DATASTORE_KUBERNETES ? "resourceVersion" : "revision",
+                         (long long)o.revision);
                 l->datastore_error[0] = '\0';
         } else
-                log_info("datastore: %zu keys at revision %lld from %s", o.n_keys, (long long)o.revision,
+                log_info("datastore: %zu %ss at %s %lld from %s", o.n_keys, o.unit,
+                         o.type == CFG_DATASTORE_KUBERNETES ? "resourceVersion" : "revision", (long long)o.revision,
                          o.endpoint);
         config_changed(l);
 }
@@ -286,7 +291,8 @@ static const char *ip_sockets_hint(void)
                 return "";
         }
         return errno == EAFNOSUPPORT || errno == EPERM || errno == EACCES
-                       ? " (IP sockets are not allowed here: the unit needs the etcd drop-in of calico-underlayd(8))"
+                       ? " (IP sockets are not allowed here: the unit needs the etcd or Kubernetes drop-in of "
+                         "calico-underlayd(8))"
                        : "";
 }
 
@@ -405,6 +411,12 @@ static void accept_model(struct loop *l, struct cfg_model *m)
         source_origin(l->src, &o);
         if (o.type == CFG_DATASTORE_ETCDV3)
                 snprintf(from, sizeof(from), " from etcdv3 %s revision %lld", o.endpoint, (long long)o.revision);
+        if (o.type == CFG_DATASTORE_KUBERNETES) {
+                snprintf(from, sizeof(from), " from kubernetes %s resourceVersion %lld", o.endpoint,
+                         (long long)o.revision);
+                snprintf(l->source_desc, sizeof(l->source_desc), "kubernetes %s", o.endpoint);
+        } else
+                l->source_desc[0] = '\0';
         log_full(l->model ? LOG_NOTICE : LOG_INFO, LOG_ID_RELOADED, NULL,
                  "configuration %s%s: node %s, %zu pool%s, %zu block%s, %zu %s%s", l->model ? "reloaded" : "loaded",
                  from, m->settings.node_name ? m->settings.node_name : "?", m->n_pools, m->n_pools == 1 ? "" : "s",

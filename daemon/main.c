@@ -238,7 +238,9 @@ static void print_results(const struct reconcile *r)
 
 static void report_origin(struct report_source *src, const struct source_origin *o)
 {
-        src->source = cfg_datastore_name(o->type == CFG_DATASTORE_ETCDV3 ? o->type : CFG_DATASTORE_FILES);
+        src->source = cfg_datastore_name(o->type == CFG_DATASTORE_ETCDV3 || o->type == CFG_DATASTORE_KUBERNETES
+                                                 ? o->type
+                                                 : CFG_DATASTORE_FILES);
         src->endpoint = o->endpoint[0] ? o->endpoint : NULL;
         src->revision = o->revision;
 }

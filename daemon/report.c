@@ -66,8 +66,11 @@ static void source_text(FILE *f, const struct report_source *src)
                 fputc(' ', f);
                 text_fputs_escaped(f, src->endpoint);
         }
+        /* A Kubernetes API server's version is its resourceVersion (etcd's revision
+         * underneath, but that is not what kubectl shows). */
         if (src->revision > 0)
-                fprintf(f, " revision %lld", (long long)src->revision);
+                fprintf(f, " %s %lld", streq(src->source, "kubernetes") ? "resourceVersion" : "revision",
+                        (long long)src->revision);
         fputc('\n', f);
 }
 

@@ -26,3 +26,4 @@ struct source {
 
 int files_source_new(struct source **ret);
 int etcd_source_new(const struct cfg_etcd *conf, struct source **ret);
+int kube_source_new(const struct cfg_kdd *conf, struct source **ret);

@@ -41,8 +41,49 @@ int source_settings(const char *path, const char *host_name, struct cfg_settings
         return cfg_settings_load_stream(p, files_fd_read, &fd, host_name, ret, d);
 }
 
+/* The Kubernetes datastore's kubeconfig: the `kubeconfig` setting, else calicoctl's
+ * (its file's kubeconfig key, or KUBECONFIG), else the daemon's default; and `auto`
+ * picks Kubernetes when nothing names a datastore but that kubeconfig is there (the
+ * setting, or the default file). */
+static int resolve_kubernetes(const struct cfg_settings *s, struct cfg_source *src)
+{
+        const char *path = s->kubeconfig ? s->kubeconfig : src->kdd.kubeconfig ? src->kdd.kubeconfig
+                                                                               : CFG_DEFAULT_KUBECONFIG;
+        char *p;
+
+        if (src->type == CFG_DATASTORE_FILES && s->datastore == CFG_DATASTORE_AUTO && src->kubernetes &&
+            (s->kubeconfig || access(CFG_DEFAULT_KUBECONFIG, F_OK) == 0))
+                src->type = CFG_DATASTORE_KUBERNETES;
+        if (src->type != CFG_DATASTORE_KUBERNETES)
+                return 0;
+        if (!(p = strdup(path)))
+                return -ENOMEM;
+        free(src->kdd.kubeconfig);
+        src->kdd.kubeconfig = p;
+        return 0;
+}
+
+static int resolve_calicoctl(const struct cfg_settings *s, const char *const *envp, struct cfg_source *ret,
+                             struct cfg_diags *d);
+
 int source_resolve(const struct cfg_settings *s, const char *const *envp, struct cfg_source *ret,
                    struct cfg_diags *d)
+{
+        struct cfg_source src = {};
+        int r;
+
+        if ((r = resolve_calicoctl(s, envp, &src, d)) < 0)
+                return r;
+        if ((r = resolve_kubernetes(s, &src)) < 0) {
+                cfg_source_clear(&src);
+                return r;
+        }
+        *ret = src;
+        return 0;
+}
+
+static int resolve_calicoctl(const struct cfg_settings *s, const char *const *envp, struct cfg_source *ret,
+                             struct cfg_diags *d)
 {
         const char *path = s->calicoctl_config ? s->calicoctl_config : CFG_DEFAULT_CALICOCTL_CONFIG;
         _cleanup_(freep) char *buf = NULL;
@@ -77,6 +118,9 @@ int source_new(sd_event *ev, const struct cfg_source *conf, const struct source_
                 break;
         case CFG_DATASTORE_FILES:
                 r = files_source_new(&src);
+                break;
+        case CFG_DATASTORE_KUBERNETES:
+                r = kube_source_new(&conf->kdd, &src);
                 break;
         default:
                 return -EINVAL; /* AUTO is resolved before */

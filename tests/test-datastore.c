@@ -177,24 +177,30 @@ static void calicoctl_kubernetes(void **state)
         struct cfg_source s;
 
         (void)state;
-        /* kubernetes: the files are read, and a notice says why. */
+        /* kubernetes, named: the Kubernetes API is read. */
         assert_int_equal(parse(CTL_HDR "spec:\n  datastoreType: kubernetes\n  kubeconfig: /x\n", CFG_DATASTORE_AUTO,
                                &s, &d),
                          0);
-        assert_int_equal(s.type, CFG_DATASTORE_FILES);
-        assert_int_equal(d.n_errors, 0);
-        assert_int_equal(d.n, 1);
-        assert_int_equal(d.v[0].line, 4);
-        assert_non_null(strstr(d.v[0].message, "datastoreType is kubernetes"));
+        assert_int_equal(s.type, CFG_DATASTORE_KUBERNETES);
+        assert_int_equal(d.n, 0);
         assert_true(s.kubernetes);
         assert_string_equal(s.kdd.kubeconfig, "/x");
         cfg_source_clear(&s);
         cfg_diags_clear(&d);
-        /* Nothing at all: kubernetes too (newer calicoctl's default). */
+        /* Nothing at all: kubernetes for calicoctl (newer calicoctl's default), but
+         * `auto` keeps the files unless the datastore is named. */
         s = parse_ok(CTL_HDR "spec: {}\n");
         assert_int_equal(s.type, CFG_DATASTORE_FILES);
         assert_true(s.kubernetes);
         cfg_source_clear(&s);
+        assert_int_equal(parse(CTL_HDR "spec: {}\n", CFG_DATASTORE_KUBERNETES, &s, &d), 0);
+        assert_int_equal(s.type, CFG_DATASTORE_KUBERNETES);
+        cfg_source_clear(&s);
+        /* datastore: kubernetes, but calicoctl names etcd: an error. */
+        assert_int_equal(parse(CTL_HDR "spec:\n  etcdEndpoints: http://a:2379\n", CFG_DATASTORE_KUBERNETES, &s, &d),
+                         -EINVAL);
+        assert_error(&d, "/etc/calico/calicoctl.cfg", 4, 18, "the setting datastore is kubernetes, but etcdEndpoints names etcd");
+        cfg_diags_clear(&d);
         s = parse_ok(CTL_HDR "metadata: {}\n");
         assert_int_equal(s.type, CFG_DATASTORE_FILES);
         cfg_source_clear(&s);
@@ -248,8 +254,9 @@ static void calicoctl_kubernetes_keys(void **state)
         assert_false(s.kdd.insecure);
         assert_true(s.kdd.use_pod_cidr);
         assert_int_equal(s.kdd.api_group, CFG_API_GROUP_V3);
-        /* Notices: inline over the path (8), kubernetes (6). */
-        assert_int_equal(d.n, 2);
+        /* A notice: inline over the path (8). */
+        assert_int_equal(d.n, 1);
+        assert_int_equal(s.type, CFG_DATASTORE_KUBERNETES);
         cfg_source_clear(&s);
         cfg_diags_clear(&d);
         /* The API group: Calico's rule (v3 by name, any case; anything else v1). */
@@ -505,9 +512,13 @@ static void settings_datastore(void **state)
         s = settings("datastore: files\n");
         assert_int_equal(s.datastore, CFG_DATASTORE_FILES);
         cfg_settings_clear(&s);
-        assert_int_equal(cfg_settings_load_buffer("/etc/cu/config.yaml", "datastore: kubernetes\n", 22, "n", &s, &d),
+        s = settings("datastore: kubernetes\nkubeconfig: k/config\n");
+        assert_int_equal(s.datastore, CFG_DATASTORE_KUBERNETES);
+        assert_string_equal(s.kubeconfig, "/etc/cu/k/config");
+        cfg_settings_clear(&s);
+        assert_int_equal(cfg_settings_load_buffer("/etc/cu/config.yaml", "datastore: kdd\n", 15, "n", &s, &d),
                          -EINVAL);
-        assert_error(&d, "/etc/cu/config.yaml", 1, 12, "datastore must be auto, files or etcdv3, not \"kubernetes\"");
+        assert_error(&d, "/etc/cu/config.yaml", 1, 12, "datastore must be auto, files, etcdv3 or kubernetes, not \"kdd\"");
         cfg_diags_clear(&d);
         assert_int_equal(cfg_settings_load_buffer("/etc/cu/config.yaml", "calicoctlConfig: \"\"\n", 20, "n", &s, &d),
                          -EINVAL);

@@ -204,11 +204,12 @@ def k8s_node(name, addr, labels=None, heartbeat="2026-12-01T00:00:00Z"):
     }
 
 
-def load_cluster(api):
+def load_cluster(api, group=CRD):
     """The cluster of the etcd tests: an underlay pool, node1 (us) and node2, a block
-    each."""
-    api.put("ippools", ippool())
+    each (in the v3 CRDs, BlockAffinity's deleted is a bool)."""
+    deleted = False if group == V3 else "false"
+    api.put("ippools", ippool(), group=group)
     api.put("nodes", k8s_node("node1", "192.168.10.11/24"))
     api.put("nodes", k8s_node("node2", "192.168.10.12/24"))
-    api.put("blockaffinities", block_affinity("node1", "192.168.10.128/28"))
-    api.put("blockaffinities", block_affinity("node2", "192.168.10.144/28"))
+    api.put("blockaffinities", block_affinity("node1", "192.168.10.128/28", deleted=deleted), group=group)
+    api.put("blockaffinities", block_affinity("node2", "192.168.10.144/28", deleted=deleted), group=group)

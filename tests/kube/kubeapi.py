@@ -151,6 +151,7 @@ class State:
         self.watch_timeout = 1800.0
         self.watch_410_http = False
         self.items_kind = False
+        self.fail_continue = False        # the next continue token is "expired"
         self.watch_gen = 0                # drop_watches increments it
         self.watches = {}                 # id -> {"path", "rv", "user"}
         self.requests = []
@@ -345,6 +346,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
         limit = int(self.query.get("limit") or 0)
         cont = self.query.get("continue")
         with store.cond:
+            with st.lock:
+                fail_cont, st.fail_continue = bool(cont) and st.fail_continue, st.fail_continue and not cont
             if cont:
                 try:
                     tok = json.loads(base64.urlsafe_b64decode(cont.encode()))
@@ -352,7 +355,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 except (ValueError, KeyError, TypeError):
                     self.record(400)
                     return self.send_status(400, "BadRequest", "continue key is not valid")
-                if at < store.compacted:
+                if at < store.compacted or fail_cont:
                     self.record(410)
                     return self.send_status(
                         410, "Expired", "The provided continue parameter is too old to display a consistent list "
@@ -631,6 +634,8 @@ class Control:
                 st.watch_timeout = float(req["seconds"])
             elif op == "watch_410_http":
                 st.watch_410_http = bool(req["on"])
+            elif op == "fail_continue_once":
+                st.fail_continue = True
             elif op == "items_kind":
                 st.items_kind = bool(req["on"])
             else:

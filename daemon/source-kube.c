@@ -1,0 +1,1149 @@
+/* The Kubernetes datastore source (source.h): core v1 Nodes and Calico's IPPools,
+ * BlockAffinities, IPAMBlocks and FelixConfigurations, read from the Kubernetes API
+ * over http.c, the way Calico's own agents read them (client-go's list and watch):
+ *
+ * - credentials from a kubeconfig (config/kubeconfig.c), with calicoctl's overrides
+ *   (k8sAPIEndpoint, k8sCAFile, ...), read again at the start of every round, so a
+ *   rotated kubeconfig or token file is used without a restart;
+ * - the API group as libcalico-go/lib/backend/k8s chooses it (UsingV3CRDs):
+ *   calicoAPIGroup when set, else projectcalico.org/v3 when /apis lists it and not
+ *   crd.projectcalico.org, else crd.projectcalico.org/v1;
+ * - each kind listed in pages (limit/continue; an expired continue token lists that
+ *   kind again), then watched from its list's resourceVersion with bookmarks; a watch
+ *   that ends is resumed from the last version seen; a 410 (Gone/Expired) lists again;
+ * - every failure ends the round: the cache (the last model's input) is kept, the
+ *   owner is told, and the next round starts after a jittered delay that doubles up to
+ *   a cap and starts small again only after a healthy while.
+ *
+ * It keeps, per object, only what the model needs (kube_trim()), so 100k
+ * BlockAffinities and 5,000 Nodes stay small and a Node heartbeat changes nothing.
+ * Owns no logging above debug: the loop reports. */
+#include "source-kube.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+
+#include "files.h"
+#include "http.h"
+#include "kubeconfig.h"
+#include "load.h"
+#include "log.h"
+#include "source-impl.h"
+#include "util.h"
+
+#define RETRY_MIN_USEC (1000 * 1000ULL)
+#define RETRY_MAX_USEC (30 * 1000 * 1000ULL)
+#define HEALTHY_USEC (60 * 1000 * 1000ULL) /* the back-off starts small again after this */
+#define WATCH_MIN_LIFE_USEC (1000 * 1000ULL) /* a shorter watch that brought nothing is a failure */
+#define WATCH_TIMEOUT_S 1800 /* the server ends a watch after this; it is then resumed */
+#define MAX_TOKEN 65536
+
+static const struct {
+        const char *plural, *kind;
+        bool core;
+} kinds[KUBE_N_KINDS] = {
+        [KUBE_NODES] = { "nodes", "Node", true },
+        [KUBE_IPPOOLS] = { "ippools", "IPPool", false },
+        [KUBE_AFFINITIES] = { "blockaffinities", "BlockAffinity", false },
+        [KUBE_BLOCKS] = { "ipamblocks", "IPAMBlock", false },
+        [KUBE_FELIX] = { "felixconfigurations", "FelixConfiguration", false },
+};
+
+/* ---- what is kept of an object ---- */
+
+static json_object *jget(json_object *o, const char *key)
+{
+        json_object *v = NULL;
+
+        return o && json_object_is_type(o, json_type_object) && json_object_object_get_ex(o, key, &v) ? v : NULL;
+}
+
+static const char *jstr(json_object *o)
+{
+        return o && json_object_is_type(o, json_type_string) ? json_object_get_string(o) : NULL;
+}
+
+/* dst[key] = a copy of src[key], when src has it. */
+static int copy_key(json_object *dst, json_object *src, const char *key)
+{
+        json_object *v = jget(src, key), *c = NULL;
+
+        if (!v)
+                return 0;
+        if (json_object_deep_copy(v, &c, NULL) < 0)
+                return -ENOMEM;
+        json_object_object_add(dst, key, c);
+        return 0;
+}
+
+static int trim_node(json_object *obj, json_object *meta, json_object *out)
+{
+        json_object *ann = jget(jget(obj, "metadata"), "annotations"), *spec, *status, *addrs, *keep;
+        int r;
+
+        if ((r = copy_key(meta, jget(obj, "metadata"), "labels")) < 0)
+                return r;
+        if (ann && json_object_is_type(ann, json_type_object)) {
+                json_object *a = json_object_new_object();
+
+                json_object_object_foreach(ann, k, v) if (strncmp(k, "projectcalico.org/", 18) == 0)
+                        json_object_object_add(a, k, json_object_get(v));
+                json_object_object_add(meta, "annotations", a);
+        }
+        spec = json_object_new_object();
+        if ((r = copy_key(spec, jget(obj, "spec"), "podCIDR")) < 0 || (r = copy_key(spec, jget(obj, "spec"), "podCIDRs")) < 0)
+                return r;
+        json_object_object_add(out, "spec", spec);
+        addrs = jget(jget(obj, "status"), "addresses");
+        if (!addrs || !json_object_is_type(addrs, json_type_array))
+                return 0;
+        keep = json_object_new_array();
+        for (size_t i = 0; i < json_object_array_length(addrs); i++) {
+                json_object *a = json_object_array_get_idx(addrs, i);
+                const char *type = jstr(jget(a, "type"));
+
+                if (type && streq(type, "InternalIP"))
+                        json_object_array_add(keep, json_object_get(a));
+        }
+        status = json_object_new_object();
+        json_object_object_add(status, "addresses", keep);
+        json_object_object_add(out, "status", status);
+        return 0;
+}
+
+/* An IPAMBlock's spec without what routing does not read: of each attribute, only
+ * the node that hosts a borrowed address (secondary.node). */
+static int trim_block_spec(json_object *spec, json_object *out)
+{
+        static const char *const keys[] = { "cidr", "affinity", "deleted", "allocations" };
+        json_object *s = json_object_new_object(), *attrs = jget(spec, "attributes");
+        int r;
+
+        json_object_object_add(out, "spec", s);
+        for (size_t i = 0; i < ELEMENTSOF(keys); i++)
+                if ((r = copy_key(s, spec, keys[i])) < 0)
+                        return r;
+        if (!attrs || !json_object_is_type(attrs, json_type_array))
+                return copy_key(s, spec, "attributes");
+        json_object *a = json_object_new_array();
+
+        json_object_object_add(s, "attributes", a);
+        for (size_t i = 0; i < json_object_array_length(attrs); i++) {
+                json_object *node = jget(jget(json_object_array_get_idx(attrs, i), "secondary"), "node");
+                json_object *one = json_object_new_object();
+
+                if (node) {
+                        json_object *sec = json_object_new_object();
+
+                        json_object_object_add(sec, "node", json_object_get(node));
+                        json_object_object_add(one, "secondary", sec);
+                }
+                json_object_array_add(a, one);
+        }
+        return 0;
+}
+
+int kube_trim(enum kube_kind kind, const char *api_version, json_object *obj, char **ret_name, char **ret_json)
+{
+        const char *name = jstr(jget(jget(obj, "metadata"), "name"));
+        json_object *out, *meta;
+        char *n, *j;
+        int r = 0;
+
+        if (!name || !*name)
+                return -EINVAL;
+        out = json_object_new_object();
+        meta = json_object_new_object();
+        if (!out || !meta) {
+                json_object_put(out);
+                json_object_put(meta);
+                return -ENOMEM;
+        }
+        json_object_object_add(out, "apiVersion", json_object_new_string(api_version));
+        json_object_object_add(out, "kind", json_object_new_string(kinds[kind].kind));
+        json_object_object_add(meta, "name", json_object_new_string(name));
+        json_object_object_add(out, "metadata", meta);
+        if (kind == KUBE_NODES)
+                r = trim_node(obj, meta, out);
+        else if (kind == KUBE_BLOCKS && jget(obj, "spec") && json_object_is_type(jget(obj, "spec"), json_type_object))
+                r = trim_block_spec(jget(obj, "spec"), out);
+        else
+                r = copy_key(out, obj, "spec");
+        if (r >= 0) {
+                n = strdup(name);
+                j = strdup(json_object_to_json_string_ext(out, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
+                if (!n || !j) {
+                        free(n);
+                        free(j);
+                        r = -ENOMEM;
+                } else {
+                        *ret_name = n;
+                        *ret_json = j;
+                }
+        }
+        json_object_put(out);
+        return r;
+}
+
+/* ---- the cache: name -> trimmed JSON, per kind ---- */
+
+struct obj {
+        char *key;  /* "kubernetes:PLURAL/NAME", the name diagnostics give it */
+        char *json;
+        size_t len;
+};
+
+struct omap {
+        struct obj **slots; /* open addressing, linear probing */
+        size_t size, n;
+};
+
+static void obj_free(struct obj *o)
+{
+        if (o) {
+                free(o->key);
+                free(o->json);
+                free(o);
+        }
+}
+
+static void omap_clear(struct omap *m)
+{
+        for (size_t i = 0; i < m->size; i++)
+                obj_free(m->slots[i]);
+        free(m->slots);
+        *m = (struct omap){};
+}
+
+static size_t omap_find(const struct omap *m, const char *key)
+{
+        size_t i = str_hash(key) & (m->size - 1);
+
+        while (m->slots[i] && !streq(m->slots[i]->key, key))
+                i = (i + 1) & (m->size - 1);
+        return i;
+}
+
+static int omap_grow(struct omap *m)
+{
+        struct omap g = { .size = m->size ? m->size * 2 : 64 };
+
+        if (!(g.slots = calloc(g.size, sizeof(*g.slots))))
+                return -ENOMEM;
+        for (size_t i = 0; i < m->size; i++)
+                if (m->slots[i]) {
+                        g.slots[omap_find(&g, m->slots[i]->key)] = m->slots[i];
+                        g.n++;
+                }
+        free(m->slots);
+        *m = g;
+        return 0;
+}
+
+/* Insert or replace; takes key and json. 1 when the map changed, 0 when the same
+ * object was there already. */
+static int omap_put(struct omap *m, char *key, char *json)
+{
+        struct obj *o;
+        size_t i;
+        int r;
+
+        if ((m->n + 1) * 4 > m->size * 3 && (r = omap_grow(m)) < 0)
+                goto fail;
+        i = omap_find(m, key);
+        if ((o = m->slots[i])) {
+                free(key);
+                if (streq(o->json, json)) {
+                        free(json);
+                        return 0;
+                }
+                free(o->json);
+                o->json = json;
+                o->len = strlen(json);
+                return 1;
+        }
+        if (m->n >= KUBE_MAX_OBJECTS) {
+                r = -E2BIG;
+                goto fail;
+        }
+        if (!(o = malloc(sizeof(*o)))) {
+                r = -ENOMEM;
+                goto fail;
+        }
+        *o = (struct obj){ key, json, strlen(json) };
+        m->slots[i] = o;
+        m->n++;
+        return 1;
+fail:
+        free(key);
+        free(json);
+        return r;
+}
+
+/* Remove, shifting the following run back (no tombstones). 1 when it was there. */
+static int omap_del(struct omap *m, const char *key)
+{
+        size_t i, j;
+
+        if (!m->size || !m->slots[i = omap_find(m, key)])
+                return 0;
+        obj_free(m->slots[i]);
+        m->slots[i] = NULL;
+        m->n--;
+        for (j = (i + 1) & (m->size - 1); m->slots[j]; j = (j + 1) & (m->size - 1)) {
+                size_t home = str_hash(m->slots[j]->key) & (m->size - 1);
+
+                /* Move j back to i when its home is not in (i, j]. */
+                if ((j > i && (home <= i || home > j)) || (j < i && home <= i && home > j)) {
+                        m->slots[i] = m->slots[j];
+                        m->slots[j] = NULL;
+                        i = j;
+                }
+        }
+        return 1;
+}
+
+/* ---- the client ---- */
+
+enum state {
+        ST_IDLE,
+        ST_DISCOVERY,
+        ST_LISTING,
+        ST_WATCHING,
+        ST_WAITING,
+        ST_DONE,   /* one-shot: everything listed */
+        ST_FAILED, /* one-shot: the round failed */
+};
+
+struct kube_source;
+
+struct watch {
+        struct kube_source *k;
+        enum kube_kind kind;
+        struct http_req *h;
+        char *buf; /* the current line */
+        size_t len, cap;
+        uint64_t started;
+        bool got_event, relist;
+};
+
+struct kube_source {
+        struct source base;
+        struct cfg_kdd kdd;          /* the settings, kubeconfig path resolved */
+        struct cfg_kube conf;        /* this round's credentials */
+        char *token;                 /* this round's bearer token */
+        char *auth;                  /* "Authorization: Bearer ..." */
+        char api_version[64];        /* of the Calico kinds: crd.projectcalico.org/v1 or projectcalico.org/v3 */
+        struct http *http;
+        struct omap cache[KUBE_N_KINDS], building[KUBE_N_KINDS];
+        char rv[KUBE_N_KINDS][32];   /* the version each kind's cache is at */
+        char list_rv[KUBE_N_KINDS][32];
+        enum state state;
+        enum kube_kind listing;
+        char *cont;                  /* the continue token of the next page */
+        struct http_req *req;        /* discovery or a list page */
+        struct watch watch[KUBE_N_KINDS];
+        sd_event_source *retry, *deadline;
+        struct http_failover fo;
+        uint64_t synced_at;
+        bool once, has_data;
+        char error[HTTP_WHY_MAX + 64];
+};
+
+static void start_round(struct kube_source *k);
+static void round_failed(struct kube_source *k, const char *fmt, ...) _printf_(2, 3);
+static void start_watch(struct kube_source *k, enum kube_kind kind);
+
+static uint64_t now_usec(struct kube_source *k)
+{
+        uint64_t now = 0;
+
+        sd_event_now(k->base.ev, CLOCK_MONOTONIC, &now);
+        return now;
+}
+
+static void watch_stop(struct watch *w)
+{
+        http_req_free(w->h);
+        w->h = NULL;
+        free(w->buf);
+        w->buf = NULL;
+        w->len = w->cap = 0;
+        w->got_event = w->relist = false;
+}
+
+static void cancel_all(struct kube_source *k)
+{
+        http_req_free(k->req);
+        k->req = NULL;
+        for (size_t i = 0; i < KUBE_N_KINDS; i++)
+                watch_stop(&k->watch[i]);
+        for (size_t i = 0; i < KUBE_N_KINDS; i++)
+                omap_clear(&k->building[i]);
+        free(k->cont);
+        k->cont = NULL;
+}
+
+/* ---- credentials, read at the start of each round ---- */
+
+static void diags_text(const struct cfg_diags *d, char *buf, size_t size)
+{
+        for (size_t i = 0; i < d->n; i++)
+                if (d->v[i].severity == CFG_ERROR) {
+                        snprintf(buf, size, "%s:%u:%u: %s", d->v[i].file ? d->v[i].file : "", d->v[i].line,
+                                 d->v[i].column, d->v[i].message);
+                        return;
+                }
+        snprintf(buf, size, "invalid");
+}
+
+static int read_kubeconfig(struct kube_source *k, struct cfg_kube *ret, char *why, size_t size)
+{
+        const struct cfg_kdd *c = &k->kdd;
+        _cleanup_(freep) char *buf = NULL;
+        struct cfg_diags d = {};
+        size_t n = 0;
+        int r;
+
+        *ret = (struct cfg_kube){};
+        if (c->kubeconfig_inline)
+                r = cfg_kubeconfig_parse("kubeconfigInline", c->kubeconfig_inline, strlen(c->kubeconfig_inline),
+                                         c->context, ret, &d);
+        else if ((r = files_read(c->kubeconfig, YDOC_MAX_FILE_SIZE, &buf, &n)) == -ENOENT && c->api_endpoint)
+                return 0; /* k8sAPIEndpoint and its files alone */
+        else if (r < 0) {
+                snprintf(why, size, "kubeconfig %s: %s", c->kubeconfig, strerror(-r));
+                return r;
+        } else
+                r = cfg_kubeconfig_parse(c->kubeconfig, buf, n, c->context, ret, &d);
+        if (r < 0)
+                diags_text(&d, why, size);
+        cfg_diags_clear(&d);
+        return r;
+}
+
+static int replace(char **dst, const char *v)
+{
+        char *c;
+
+        if (!v)
+                return 0;
+        if (!(c = strdup(v)))
+                return -ENOMEM;
+        free(*dst);
+        *dst = c;
+        return 0;
+}
+
+/* calicoctl's keys over the kubeconfig's values (client-go's overrides). */
+static int apply_overrides(const struct cfg_kdd *c, struct cfg_kube *q)
+{
+        int r;
+
+        if ((r = replace(&q->server, c->api_endpoint)) < 0 || (r = replace(&q->token, c->token)) < 0 ||
+            (r = replace(&q->ca_file, c->ca_file)) < 0 || (r = replace(&q->cert_file, c->cert_file)) < 0 ||
+            (r = replace(&q->key_file, c->key_file)) < 0)
+                return r;
+        if (c->ca_file) {
+                free(q->ca_pem);
+                q->ca_pem = NULL;
+        }
+        if (c->cert_file) {
+                free(q->cert_pem);
+                free(q->key_pem);
+                q->cert_pem = q->key_pem = NULL;
+        }
+        q->insecure |= c->insecure;
+        return 0;
+}
+
+static int load_token(struct kube_source *k, char *why, size_t size)
+{
+        _cleanup_(freep) char *buf = NULL;
+        size_t n = 0;
+        int r;
+
+        free(k->token);
+        k->token = NULL;
+        if (!k->conf.token_file)
+                return replace(&k->token, k->conf.token);
+        if ((r = files_read(k->conf.token_file, MAX_TOKEN, &buf, &n)) < 0) {
+                snprintf(why, size, "token file %s: %s", k->conf.token_file, strerror(-r));
+                return r;
+        }
+        while (n && (buf[n - 1] == '\n' || buf[n - 1] == '\r' || buf[n - 1] == ' '))
+                buf[--n] = '\0';
+        k->token = TAKE_PTR(buf);
+        return 0;
+}
+
+static int load_credentials(struct kube_source *k, char *why, size_t size)
+{
+        struct cfg_kube q;
+        int r;
+
+        if ((r = read_kubeconfig(k, &q, why, size)) < 0)
+                return r;
+        if ((r = apply_overrides(&k->kdd, &q)) < 0) {
+                cfg_kube_clear(&q);
+                return r;
+        }
+        if (!q.server) {
+                cfg_kube_clear(&q);
+                snprintf(why, size, "no API server: the kubeconfig names none and k8sAPIEndpoint is not set");
+                return -EINVAL;
+        }
+        if (q.insecure) {
+                cfg_kube_clear(&q);
+                snprintf(why, size, "insecure-skip-tls-verify is not supported: give the cluster's CA "
+                                    "(certificate-authority) instead");
+                return -EINVAL;
+        }
+        cfg_kube_clear(&k->conf);
+        k->conf = q;
+        if ((r = load_token(k, why, size)) < 0)
+                return r;
+        free(k->auth);
+        k->auth = NULL;
+        if (k->token && asprintf(&k->auth, "Authorization: Bearer %s", k->token) < 0)
+                return -ENOMEM;
+        return 0;
+}
+
+/* ---- requests ---- */
+
+static void request_done(struct http_req *h, void *userdata);
+static void watch_done(struct http_req *h, void *userdata);
+static bool watch_data(struct http_req *h, const char *data, size_t n, void *userdata);
+
+static int send_get(struct kube_source *k, const char *path, struct watch *w, struct http_req **ret)
+{
+        const struct cfg_kube *c = &k->conf;
+        const struct http_tls tls = { c->ca_file, c->ca_pem, c->cert_file, c->cert_pem, c->key_file, c->key_pem };
+        const char *headers[] = { "Accept: application/json", k->auth, NULL };
+        _cleanup_(freep) char *url = NULL;
+
+        if (asprintf(&url, "%s%s", c->server, path) < 0)
+                return -ENOMEM;
+        return http_send(k->http,
+                         &(const struct http_request){
+                                 .url = url,
+                                 .headers = headers,
+                                 .tls = &tls,
+                                 .stream = w != NULL,
+                                 .max_body = KUBE_MAX_BODY,
+                                 .on_data = watch_data,
+                                 .on_done = w ? watch_done : request_done,
+                                 .userdata = w ? (void *)w : (void *)k,
+                         },
+                         ret);
+}
+
+static void base_path(const struct kube_source *k, enum kube_kind kind, char *buf, size_t size)
+{
+        if (kinds[kind].core)
+                snprintf(buf, size, "/api/v1/%s", kinds[kind].plural);
+        else
+                snprintf(buf, size, "/apis/%s/%s", k->api_version, kinds[kind].plural);
+}
+
+static const char *kind_api_version(const struct kube_source *k, enum kube_kind kind)
+{
+        return kinds[kind].core ? "v1" : k->api_version;
+}
+
+/* A Kubernetes Status body's message, else the HTTP status. */
+static void status_text(struct http_req *h, char *buf, size_t size)
+{
+        const char *body = http_req_body(h);
+        json_object *o = body ? json_tokener_parse(body) : NULL;
+        const char *msg = jstr(jget(o, "message"));
+
+        snprintf(buf, size, "HTTP %ld%s%s", http_req_status(h), msg ? ": " : "", msg ? msg : "");
+        json_object_put(o);
+}
+
+/* ---- listing ---- */
+
+static void list_next_page(struct kube_source *k)
+{
+        char path[512];
+        _cleanup_(freep) char *q = NULL;
+        char *esc;
+        int r;
+
+        base_path(k, k->listing, path, sizeof(path));
+        if (k->cont) {
+                /* A continue token is base64: only '+', '/' and '=' need escaping. */
+                size_t n = strlen(k->cont);
+
+                if (!(esc = malloc(n * 3 + 1)))
+                        return round_failed(k, "%s", strerror(ENOMEM));
+                size_t j = 0;
+
+                for (size_t i = 0; i < n; i++) {
+                        unsigned char ch = (unsigned char)k->cont[i];
+
+                        if ((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+                            ch == '-' || ch == '_' || ch == '.')
+                                esc[j++] = (char)ch;
+                        else
+                                j += (size_t)sprintf(esc + j, "%%%02X", ch);
+                }
+                esc[j] = '\0';
+                r = asprintf(&q, "%s?limit=%d&continue=%s", path, KUBE_PAGE, esc);
+                free(esc);
+        } else
+                r = asprintf(&q, "%s?limit=%d", path, KUBE_PAGE);
+        if (r < 0)
+                return round_failed(k, "%s", strerror(ENOMEM));
+        if ((r = send_get(k, q, NULL, &k->req)) < 0)
+                round_failed(k, "%s", strerror(-r));
+}
+
+static void list_kind(struct kube_source *k, enum kube_kind kind)
+{
+        k->state = ST_LISTING;
+        k->listing = kind;
+        free(k->cont);
+        k->cont = NULL;
+        omap_clear(&k->building[kind]);
+        list_next_page(k);
+}
+
+static int add_object(struct kube_source *k, struct omap *m, enum kube_kind kind, json_object *item)
+{
+        _cleanup_(freep) char *name = NULL;
+        char *json = NULL, *key = NULL;
+        int r;
+
+        r = kube_trim(kind, kind_api_version(k, kind), item, &name, &json);
+        if (r == -EINVAL) {
+                log_debug("kubernetes: a %s without a name, skipped", kinds[kind].kind);
+                return 0;
+        }
+        if (r < 0)
+                return r;
+        if (asprintf(&key, "kubernetes:%s/%s", kinds[kind].plural, name) < 0) {
+                free(json);
+                return -ENOMEM;
+        }
+        return omap_put(m, key, json);
+}
+
+static void lists_complete(struct kube_source *k)
+{
+        for (size_t i = 0; i < KUBE_N_KINDS; i++) {
+                omap_clear(&k->cache[i]);
+                k->cache[i] = k->building[i];
+                k->building[i] = (struct omap){};
+                memcpy(k->rv[i], k->list_rv[i], sizeof(k->rv[i]));
+        }
+        k->has_data = true;
+        k->synced_at = now_usec(k);
+        log_debug("kubernetes: listed %zu nodes, %zu pools, %zu affinities, %zu blocks, %zu felix from %s",
+                  k->cache[KUBE_NODES].n, k->cache[KUBE_IPPOOLS].n, k->cache[KUBE_AFFINITIES].n,
+                  k->cache[KUBE_BLOCKS].n, k->cache[KUBE_FELIX].n, k->conf.server);
+        if (k->once) {
+                k->state = ST_DONE;
+                sd_event_exit(k->base.ev, 0);
+                return;
+        }
+        k->state = ST_WATCHING;
+        for (size_t i = 0; i < KUBE_N_KINDS; i++)
+                start_watch(k, (enum kube_kind)i);
+        if (k->base.ops && k->base.ops->reachable)
+                k->base.ops->reachable(&k->base, k->base.userdata);
+}
+
+static void list_page_done(struct kube_source *k, json_object *o)
+{
+        json_object *items = jget(o, "items"), *meta = jget(o, "metadata");
+        const char *rv = jstr(jget(meta, "resourceVersion")), *cont = jstr(jget(meta, "continue"));
+        int r;
+
+        if (!items || !json_object_is_type(items, json_type_array) || !rv)
+                return round_failed(k, "listing %s: not a list", kinds[k->listing].plural);
+        for (size_t i = 0; i < json_object_array_length(items); i++)
+                if ((r = add_object(k, &k->building[k->listing], k->listing, json_object_array_get_idx(items, i))) < 0)
+                        return round_failed(k, "listing %s: %s", kinds[k->listing].plural,
+                                            r == -E2BIG ? "more objects than the cap" : strerror(-r));
+        free(k->cont);
+        k->cont = NULL;
+        if (cont && *cont) {
+                if (!(k->cont = strdup(cont)))
+                        return round_failed(k, "%s", strerror(ENOMEM));
+                return list_next_page(k);
+        }
+        snprintf(k->list_rv[k->listing], sizeof(k->list_rv[0]), "%s", rv);
+        if (k->listing + 1 < KUBE_N_KINDS)
+                return list_kind(k, k->listing + 1);
+        lists_complete(k);
+}
+
+/* /apis: projectcalico.org/v3 when it is listed and crd.projectcalico.org is not
+ * (libcalico-go/lib/backend/k8s: UsingV3CRDs). */
+static void discovery_done(struct kube_source *k, json_object *o)
+{
+        json_object *groups = jget(o, "groups");
+        bool v3 = false, v1 = false;
+
+        if (!groups || !json_object_is_type(groups, json_type_array))
+                return round_failed(k, "/apis: not an APIGroupList");
+        for (size_t i = 0; i < json_object_array_length(groups); i++) {
+                const char *name = jstr(jget(json_object_array_get_idx(groups, i), "name"));
+
+                v3 |= name && streq(name, "projectcalico.org");
+                v1 |= name && streq(name, "crd.projectcalico.org");
+        }
+        snprintf(k->api_version, sizeof(k->api_version), "%s",
+                 v3 && !v1 ? "projectcalico.org/v3" : "crd.projectcalico.org/v1");
+        list_kind(k, 0);
+}
+
+static void request_done(struct http_req *h, void *userdata)
+{
+        struct kube_source *k = userdata;
+        const char *err = http_req_error(h);
+        long status = http_req_status(h);
+        json_object *o;
+        char text[1024];
+
+        k->req = NULL;
+        if (err) {
+                http_req_free(h);
+                return round_failed(k, "%s", err);
+        }
+        if (status == 410 && k->state == ST_LISTING && k->cont) {
+                /* The continue token expired (compaction): this kind from the start. */
+                http_req_free(h);
+                log_debug("kubernetes: continue token of %s expired, listing it again", kinds[k->listing].plural);
+                return list_kind(k, k->listing);
+        }
+        if (status != 200) {
+                status_text(h, text, sizeof(text));
+                http_req_free(h);
+                return round_failed(k, "%s %s", k->state == ST_DISCOVERY ? "/apis" : kinds[k->listing].plural, text);
+        }
+        o = http_req_body(h) ? json_tokener_parse(http_req_body(h)) : NULL;
+        http_req_free(h);
+        if (!o)
+                return round_failed(k, "an answer that is not JSON");
+        if (k->state == ST_DISCOVERY)
+                discovery_done(k, o);
+        else
+                list_page_done(k, o);
+        json_object_put(o);
+}
+
+/* ---- watching ---- */
+
+static void start_watch(struct kube_source *k, enum kube_kind kind)
+{
+        struct watch *w = &k->watch[kind];
+        char base[512];
+        _cleanup_(freep) char *path = NULL;
+        int r;
+
+        watch_stop(w);
+        *w = (struct watch){ .k = k, .kind = kind, .started = now_usec(k) };
+        base_path(k, kind, base, sizeof(base));
+        if (asprintf(&path, "%s?watch=1&allowWatchBookmarks=true&timeoutSeconds=%d&resourceVersion=%s", base,
+                     WATCH_TIMEOUT_S, k->rv[kind]) < 0)
+                return round_failed(k, "%s", strerror(ENOMEM));
+        if ((r = send_get(k, path, w, &w->h)) < 0)
+                round_failed(k, "%s", strerror(-r));
+}
+
+/* One event: the cache follows it. 1 when the cache changed. */
+static int watch_event(struct kube_source *k, struct watch *w, json_object *ev)
+{
+        const char *type = jstr(jget(ev, "type"));
+        json_object *obj = jget(ev, "object");
+        const char *rv = jstr(jget(jget(obj, "metadata"), "resourceVersion"));
+        _cleanup_(freep) char *key = NULL;
+        const char *name;
+        int r = 0;
+
+        if (!type || !obj)
+                return http_req_fail(w->h, "a watch event without type or object"), -EINVAL;
+        if (streq(type, "ERROR")) {
+                json_object *code = jget(obj, "code");
+
+                if (code && json_object_get_int(code) == 410)
+                        w->relist = true;
+                http_req_fail(w->h, "%s: %s", jstr(jget(obj, "reason")) ?: "error",
+                              jstr(jget(obj, "message")) ?: "(no message)");
+                return -EINVAL;
+        }
+        if (streq(type, "ADDED") || streq(type, "MODIFIED"))
+                r = add_object(k, &k->cache[w->kind], w->kind, obj);
+        else if (streq(type, "DELETED")) {
+                name = jstr(jget(jget(obj, "metadata"), "name"));
+                if (name && asprintf(&key, "kubernetes:%s/%s", kinds[w->kind].plural, name) < 0)
+                        r = -ENOMEM;
+                else if (name)
+                        r = omap_del(&k->cache[w->kind], key);
+        } else if (!streq(type, "BOOKMARK"))
+                log_debug("kubernetes: watch event %s ignored", type);
+        if (r < 0)
+                return http_req_fail(w->h, "%s", r == -E2BIG ? "more objects than the cap" : strerror(-r)), r;
+        if (rv && strlen(rv) < sizeof(k->rv[0]))
+                snprintf(k->rv[w->kind], sizeof(k->rv[0]), "%s", rv);
+        w->got_event = true;
+        return r;
+}
+
+/* The stream: one JSON event per line. */
+static bool watch_data(struct http_req *h, const char *data, size_t n, void *userdata)
+{
+        struct watch *w = userdata;
+        struct kube_source *k = w->k;
+        bool changed = false;
+
+        for (size_t i = 0; i < n && !http_req_failed(h); i++) {
+                if (data[i] != '\n') {
+                        if (w->len + 2 > w->cap && GROW(w->buf, w->cap, w->len + 2) < 0) {
+                                http_req_fail(h, "%s", strerror(ENOMEM));
+                                break;
+                        }
+                        w->buf[w->len++] = data[i];
+                        if (w->len > KUBE_MAX_EVENT)
+                                http_req_fail(h, "a watch event over %u MiB", KUBE_MAX_EVENT >> 20);
+                        continue;
+                }
+                if (!w->len)
+                        continue;
+                w->buf[w->len] = '\0';
+                json_object *ev = json_tokener_parse(w->buf);
+
+                w->len = 0;
+                if (!ev) {
+                        http_req_fail(h, "a watch event that is not JSON");
+                        break;
+                }
+                changed |= watch_event(k, w, ev) > 0;
+                json_object_put(ev);
+        }
+        if (changed && k->base.ops && k->base.ops->changed)
+                k->base.ops->changed(&k->base, k->base.userdata);
+        return !http_req_failed(h);
+}
+
+static void watch_done(struct http_req *h, void *userdata)
+{
+        struct watch *w = userdata;
+        struct kube_source *k = w->k;
+        long status = http_req_status(h);
+        const char *err = http_req_error(h);
+        char text[1024];
+        bool relist = w->relist || status == 410, alive;
+
+        alive = w->got_event || now_usec(k) - w->started >= WATCH_MIN_LIFE_USEC;
+        if (status != 200 && status)
+                status_text(h, text, sizeof(text));
+        else
+                snprintf(text, sizeof(text), "%s", err ? err : "the server ended it");
+        w->h = NULL;
+        http_req_free(h);
+        watch_stop(w);
+        if (relist) {
+                log_debug("kubernetes: %s: %s; listing again", kinds[w->kind].plural, text);
+                return start_round(k);
+        }
+        if ((status == 200 || !status) && alive) {
+                /* Ended, or dropped after it worked: resume from the last version seen. */
+                log_debug("kubernetes: watch of %s ended (%s); resuming at %s", kinds[w->kind].plural, text,
+                          k->rv[w->kind]);
+                return start_watch(k, w->kind);
+        }
+        round_failed(k, "watching %s: %s", kinds[w->kind].plural, text);
+}
+
+/* ---- rounds and back-off ---- */
+
+static void round_failed(struct kube_source *k, const char *fmt, ...)
+{
+        char reason[1024];
+        va_list ap;
+
+        va_start(ap, fmt);
+        vsnprintf(reason, sizeof(reason), fmt, ap);
+        va_end(ap);
+        cancel_all(k);
+        /* A failure after a healthy while starts the back-off small again. */
+        if (k->synced_at && now_usec(k) - k->synced_at >= HEALTHY_USEC)
+                http_failover_ok(&k->fo);
+        k->synced_at = 0;
+        http_failover_next(&k->fo, k->conf.server ? k->conf.server : "kubernetes", "%s", reason);
+        log_debug("kubernetes: %s", k->fo.why);
+        if (k->once) {
+                k->state = ST_FAILED;
+                sd_event_exit(k->base.ev, 0);
+                return;
+        }
+        k->state = ST_WAITING;
+        sd_event_source_set_time(k->retry, now_usec(k) + http_failover_backoff(&k->fo));
+        sd_event_source_set_enabled(k->retry, SD_EVENT_ONESHOT);
+        if (k->base.ops && k->base.ops->unreachable)
+                k->base.ops->unreachable(&k->base, k->fo.why, k->base.userdata);
+}
+
+static void start_round(struct kube_source *k)
+{
+        char why[1024];
+        int r;
+
+        cancel_all(k);
+        http_failover_round(&k->fo);
+        if ((r = load_credentials(k, why, sizeof(why))) < 0)
+                return round_failed(k, "%s", r == -ENOMEM ? strerror(ENOMEM) : why);
+        if (http_start(k->http, why, sizeof(why)) < 0)
+                return round_failed(k, "%s", why);
+        if (k->kdd.api_group != CFG_API_GROUP_AUTO) {
+                snprintf(k->api_version, sizeof(k->api_version), "%s",
+                         k->kdd.api_group == CFG_API_GROUP_V3 ? "projectcalico.org/v3" : "crd.projectcalico.org/v1");
+                return list_kind(k, 0);
+        }
+        k->state = ST_DISCOVERY;
+        if ((r = send_get(k, "/apis", NULL, &k->req)) < 0)
+                round_failed(k, "%s", strerror(-r));
+}
+
+static int on_retry(sd_event_source *s, uint64_t usec, void *userdata)
+{
+        (void)s;
+        (void)usec;
+        start_round(userdata);
+        return 0;
+}
+
+static int on_deadline(sd_event_source *s, uint64_t usec, void *userdata)
+{
+        struct kube_source *k = userdata;
+
+        (void)s;
+        (void)usec;
+        round_failed(k, "no complete answer within %llu s", (unsigned long long)(SOURCE_ONCE_TIMEOUT_USEC / 1000000));
+        return 0;
+}
+
+static int kube_setup(struct kube_source *k, sd_event *ev)
+{
+        int r;
+
+        k->fo = (struct http_failover){ .n = 1, .min_usec = RETRY_MIN_USEC, .max_usec = RETRY_MAX_USEC };
+        if ((r = http_new(ev, &k->http)) < 0)
+                return r;
+        return sd_event_add_time(ev, &k->retry, CLOCK_MONOTONIC, UINT64_MAX, 100000, on_retry, k);
+}
+
+/* ---- the source ---- */
+
+static int kube_source_start(struct source *src)
+{
+        struct kube_source *k = (struct kube_source *)src;
+        sd_event *ev = NULL;
+        int r;
+
+        if (src->ev) {
+                if ((r = kube_setup(k, src->ev)) < 0)
+                        return r;
+                start_round(k);
+                return 0;
+        }
+        /* One-shot: a loop of its own, bounded in time. */
+        if ((r = sd_event_new(&ev)) < 0)
+                return r;
+        src->ev = ev;
+        k->once = true;
+        if ((r = kube_setup(k, ev)) < 0 ||
+            (r = sd_event_add_time_relative(ev, &k->deadline, CLOCK_MONOTONIC, SOURCE_ONCE_TIMEOUT_USEC, 10000,
+                                            on_deadline, k)) < 0)
+                return r;
+        start_round(k);
+        if (k->state != ST_FAILED && k->state != ST_DONE && (r = sd_event_loop(ev)) < 0)
+                return r;
+        if (k->state != ST_DONE) {
+                snprintf(k->error, sizeof(k->error), "datastore unreachable: %s", k->fo.why);
+                return -EHOSTUNREACH;
+        }
+        return 0;
+}
+
+static int obj_cmp(const void *a, const void *b)
+{
+        return strcmp((*(struct obj *const *)a)->key, (*(struct obj *const *)b)->key);
+}
+
+static int kube_source_model(struct source *src, struct cfg_settings *set, struct cfg_model **ret,
+                             struct cfg_diags *d)
+{
+        struct kube_source *k = (struct kube_source *)src;
+        _cleanup_(freep) struct obj **all = NULL;
+        struct cfg_loader *l;
+        size_t n = 0, total = 0;
+        int r;
+
+        if (!k->has_data)
+                return 0;
+        for (size_t i = 0; i < KUBE_N_KINDS; i++)
+                total += k->cache[i].n;
+        if (!(all = malloc((total ? total : 1) * sizeof(*all))))
+                return -ENOMEM;
+        for (size_t i = 0; i < KUBE_N_KINDS; i++)
+                for (size_t j = 0; j < k->cache[i].size; j++)
+                        if (k->cache[i].slots[j])
+                                all[n++] = k->cache[i].slots[j];
+        qsort(all, n, sizeof(*all), obj_cmp); /* stable messages */
+        if ((r = cfg_loader_new(set, d, &l)) < 0)
+                return r;
+        for (size_t i = 0; i < n && r >= 0; i++)
+                r = cfg_loader_add_object(l, all[i]->key, all[i]->json, all[i]->len);
+        if (r < 0) {
+                cfg_loader_free(l);
+                return r;
+        }
+        r = cfg_loader_finish(l, ret);
+        return r < 0 ? r : 1;
+}
+
+static void kube_source_refresh(struct source *src)
+{
+        struct kube_source *k = (struct kube_source *)src;
+
+        if (k->http && k->state != ST_LISTING && k->state != ST_DISCOVERY)
+                start_round(k);
+}
+
+static bool kube_source_same(const struct source *src, const struct cfg_source *conf)
+{
+        const struct kube_source *k = (const struct kube_source *)src;
+        const struct cfg_kdd *a = &k->kdd, *b = &conf->kdd;
+
+        return conf->type == CFG_DATASTORE_KUBERNETES && streq_ptr(a->kubeconfig, b->kubeconfig) &&
+               streq_ptr(a->kubeconfig_inline, b->kubeconfig_inline) && streq_ptr(a->api_endpoint, b->api_endpoint) &&
+               streq_ptr(a->ca_file, b->ca_file) && streq_ptr(a->cert_file, b->cert_file) &&
+               streq_ptr(a->key_file, b->key_file) && streq_ptr(a->token, b->token) &&
+               streq_ptr(a->context, b->context) && a->insecure == b->insecure && a->api_group == b->api_group;
+}
+
+/* The highest resourceVersion of the kinds (an etcd revision on every real API server). */
+static int64_t kube_revision(const struct kube_source *k)
+{
+        int64_t best = 0;
+
+        for (size_t i = 0; i < KUBE_N_KINDS; i++) {
+                int64_t v = strtoll(k->rv[i], NULL, 10);
+
+                if (v > best)
+                        best = v;
+        }
+        return best;
+}
+
+static void kube_source_origin(const struct source *src, struct source_origin *ret)
+{
+        const struct kube_source *k = (const struct kube_source *)src;
+        size_t n = 0;
+
+        for (size_t i = 0; i < KUBE_N_KINDS; i++)
+                n += k->cache[i].n;
+        *ret = (struct source_origin){ .type = CFG_DATASTORE_KUBERNETES, .unit = "object", .n_keys = n };
+        snprintf(ret->endpoint, sizeof(ret->endpoint), "%s",
+                 k->conf.server ? k->conf.server : k->kdd.api_endpoint ? k->kdd.api_endpoint : "");
+        if (k->has_data)
+                ret->revision = kube_revision(k);
+}
+
+static bool kube_source_waiting(const struct source *src, char *buf, size_t size)
+{
+        const struct kube_source *k = (const struct kube_source *)src;
+
+        if (k->has_data)
+                return false;
+        snprintf(buf, size, "the datastore (kubernetes %s)",
+                 k->conf.server ? k->conf.server : k->kdd.kubeconfig ? k->kdd.kubeconfig : "");
+        return true;
+}
+
+static const char *kube_source_error(const struct source *src)
+{
+        const struct kube_source *k = (const struct kube_source *)src;
+
+        return k->error[0] ? k->error : NULL;
+}
+
+static void kube_source_free(struct source *src)
+{
+        struct kube_source *k = (struct kube_source *)src;
+
+        cancel_all(k);
+        for (size_t i = 0; i < KUBE_N_KINDS; i++)
+                omap_clear(&k->cache[i]);
+        http_free(k->http);
+        sd_event_source_unref(k->retry);
+        sd_event_source_unref(k->deadline);
+        if (k->once)
+                sd_event_unref(src->ev);
+        cfg_kdd_clear(&k->kdd);
+        cfg_kube_clear(&k->conf);
+        if (k->token)
+                explicit_bzero(k->token, strlen(k->token));
+        free(k->token);
+        if (k->auth)
+                explicit_bzero(k->auth, strlen(k->auth));
+        free(k->auth);
+        free(k);
+}
+
+static const struct source_impl kube_impl = {
+        .type = CFG_DATASTORE_KUBERNETES,
+        .start = kube_source_start,
+        .model = kube_source_model,
+        .refresh = kube_source_refresh,
+        .same = kube_source_same,
+        .origin = kube_source_origin,
+        .waiting = kube_source_waiting,
+        .error = kube_source_error,
+        .free = kube_source_free,
+};
+
+static int kdd_copy(const struct cfg_kdd *src, struct cfg_kdd *k)
+{
+        const char *from[] = { src->origin, src->kubeconfig, src->kubeconfig_inline, src->api_endpoint,
+                               src->ca_file, src->cert_file, src->key_file, src->token, src->context };
+        char **to[] = { &k->origin, &k->kubeconfig, &k->kubeconfig_inline, &k->api_endpoint,
+                        &k->ca_file, &k->cert_file, &k->key_file, &k->token, &k->context };
+
+        *k = (struct cfg_kdd){ .insecure = src->insecure, .use_pod_cidr = src->use_pod_cidr,
+                               .api_group = src->api_group };
+        for (size_t i = 0; i < ELEMENTSOF(from); i++)
+                if (from[i] && !(*to[i] = strdup(from[i]))) {
+                        cfg_kdd_clear(k);
+                        return -ENOMEM;
+                }
+        return 0;
+}
+
+int kube_source_new(const struct cfg_kdd *conf, struct source **ret)
+{
+        struct kube_source *k = calloc(1, sizeof(*k));
+        int r;
+
+        if (!k)
+                return -ENOMEM;
+        k->base.impl = &kube_impl;
+        if ((r = kdd_copy(conf, &k->kdd)) < 0) {
+                free(k);
+                return r;
+        }
+        *ret = &k->base;
+        return 0;
+}

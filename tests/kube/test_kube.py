@@ -1,0 +1,298 @@
+#!/usr/bin/env python3
+"""The Kubernetes datastore on a real kernel: each case has a network namespace of its
+own with a veth uplink eth0 (as tests/daemon), the test API server (kubeapi.py, which
+kube-protocol proves against kubectl and the Python client) inside it on 127.0.0.1
+with TLS, the cluster of the etcd tests as Calico CRDs and core Nodes, and
+calico-underlayd reading it. Every case polls kernel state, the daemon's STATUS= or
+the server's request log with a timeout.
+
+Run: meson test -C BUILD kube   (or: sudo DAEMON=BUILD/daemon/calico-underlayd
+python3 tests/kube/test_kube.py -v [TestKube.test_name]). Needs root and openssl;
+exit 77 (skipped) otherwise.
+"""
+import os
+import re
+import subprocess
+import sys
+import time
+import unittest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import cukube as ck  # noqa: E402
+from cukube import cu  # noqa: E402
+
+SERVER = f"https://127.0.0.1:{ck.API_PORT}"
+STATUS_2 = f"underlay: 1 pool, proxy_arp on eth0, 2 block routes, tunnels removed; from kubernetes {SERVER}"
+STATUS_3 = f"underlay: 1 pool, proxy_arp on eth0, 3 block routes, tunnels removed; from kubernetes {SERVER}"
+WANT_2 = [
+    "192.168.10.128/28 blackhole - - 1024",
+    "192.168.10.144/28 unicast 192.168.10.12 eth0 1024",
+]
+WANT_3 = WANT_2 + ["192.168.10.160/28 unicast 192.168.10.12 eth0 1024"]
+CRD_BASE = "/apis/crd.projectcalico.org/v1/"
+
+
+def stays(fn, duration=1.0, interval=0.05):
+    """fn() stays truthy for `duration` seconds, scaled (only for "nothing happens")."""
+    end = time.monotonic() + cu.scaled(duration)
+    while time.monotonic() < end:
+        if not fn():
+            return False
+        time.sleep(interval)
+    return True
+
+
+class KubeCase(unittest.TestCase):
+    """A namespace with an uplink, PKI, the API server loaded with the cluster, and a
+    token kubeconfig named by the settings."""
+
+    groups = (ck.CRD,)
+
+    def setUp(self):
+        self.ns = cu.Netns()
+        self.addCleanup(self.ns.close)
+        self.ns.setup_uplink()
+        self.ns.add_vxlan()
+        self.fx = cu.Fixture(files={})
+        self.addCleanup(self.fx.close)
+        self.pki = ck.make_pki(os.path.join(self.fx.dir, "pki"))
+        self.api = ck.KubeAPI(self.ns, self.fx.dir, self.pki, groups=self.groups)
+        self.addCleanup(self.api.close)
+        ck.load_cluster(self.api, group=self.groups[-1])
+        self.kc = ck.kubeconfig(os.path.join(self.fx.etc, "kubeconfig"), self.api.url, self.pki, token=ck.TOKEN)
+        self.write_settings()
+        self.daemons = []
+
+    def tearDown(self):
+        failed = self._failed()
+        errors = cu.close_daemons(self.daemons, failed)
+        if failed:
+            sys.stderr.write(f"--- kubeapi log:\n{self.api.log()}\n")
+        elif errors:
+            raise AssertionError("\n\n".join(errors))
+
+    def _failed(self):
+        result = getattr(getattr(self, "_outcome", None), "result", None)
+        errs = list(getattr(result, "errors", [])) + list(getattr(result, "failures", []))
+        return any(t is self for t, _ in errs)
+
+    def write_settings(self, datastore="kubernetes", kubeconfig=True, extra=""):
+        body = ("nodeName: node1\nuplink: auto\nresyncSeconds: 0\n"
+                f"calicoctlConfig: {self.fx.etc}/calicoctl.cfg\n")
+        if datastore:
+            body += f"datastore: {datastore}\n"
+        if kubeconfig:
+            body += f"kubeconfig: {self.kc}\n"
+        cu.write_file(self.fx.config, body + extra)
+
+    def start(self, env=None):
+        d = cu.Daemon(self.ns, self.fx, env=env)
+        self.daemons.append(d)
+        return d
+
+    def start_converged(self, env=None, status=STATUS_2, want=WANT_2):
+        d = self.start(env=env).wait_ready()
+        d.notify.wait_status(lambda s: s == status, timeout=20)
+        self.wait_routes(want)
+        return d
+
+    def wait_routes(self, want, timeout=15.0):
+        return cu.wait_until(lambda: self.ns.route_summary() == want, timeout,
+                             what=f"routes {want} (have {self.ns.route_summary()})")
+
+    def lists(self, since=0):
+        return [r for r in self.api.requests()[since:] if r["method"] == "GET" and "limit=" in r["path"]]
+
+    def watches_of(self, plural, since=0):
+        return [r for r in self.api.requests()[since:] if "watch=1" in r["path"] and f"/{plural}?" in r["path"]]
+
+    def check(self, *args):
+        return subprocess.run(["ip", "netns", "exec", self.ns.name, *cu.DAEMON_WRAPPER, cu.DAEMON, "--check",
+                               "--config", self.fx.config, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              text=True, timeout=cu.scaled(60))
+
+
+class TestKube(KubeCase):
+    def test_converges_from_a_list_then_follows_changes(self):
+        d = self.start_converged()
+        self.assertFalse(self.ns.link_exists("vxlan.calico"))
+        self.assertTrue(d.stderr_lines(f"configuration loaded from kubernetes {SERVER} resourceVersion"), d.stderr())
+        # Every kind listed in pages, then watched from its list's version with bookmarks.
+        for plural in ("ippools", "blockaffinities", "ipamblocks", "felixconfigurations"):
+            w = cu.wait_until(lambda: self.watches_of(plural), 10, what=f"a watch of {plural}")[0]
+            self.assertIn("allowWatchBookmarks=true", w["path"])
+            self.assertRegex(w["path"], r"resourceVersion=\d+")
+        self.assertTrue(self.watches_of("nodes"))
+        # Added, then deleted.
+        ba = ck.block_affinity("node2", cu.EXTRA_BLOCK)
+        self.api.put("blockaffinities", ba)
+        self.wait_routes(WANT_3)
+        d.notify.wait_status(lambda s: s == STATUS_3)
+        self.api.delete("blockaffinities", ba["metadata"]["name"])
+        self.wait_routes(WANT_2)
+        # Changed: the pool goes overlay, and back.
+        self.api.put("ippools", ck.ippool(nat=True))
+        d.notify.wait_status(lambda s: s.startswith("overlay: no underlay pool applies"), timeout=10)
+        self.wait_routes([])
+        self.api.put("ippools", ck.ippool())
+        self.wait_routes(WANT_2)
+        # Node2 moves: its route follows.
+        self.api.put("nodes", ck.k8s_node("node2", "192.168.10.13/24"))
+        self.wait_routes(["192.168.10.128/28 blackhole - - 1024",
+                          "192.168.10.144/28 unicast 192.168.10.13 eth0 1024"])
+
+    def test_heartbeat_only_node_update_starts_no_reconcile(self):
+        d = self.start_converged()
+        time.sleep(cu.scaled(0.5))
+        reloads = len(d.stderr_lines("configuration reloaded"))
+        for i in range(5):
+            self.api.put("nodes", ck.k8s_node("node2", "192.168.10.12/24", heartbeat=f"2026-12-01T00:0{i}:00Z"))
+        self.assertTrue(stays(lambda: len(d.stderr_lines("configuration reloaded")) == reloads, 1.5), d.stderr())
+        # A label change is not a heartbeat: it is followed.
+        self.api.put("nodes", ck.k8s_node("node2", "192.168.10.12/24", labels={"zone": "az9"}))
+        cu.wait_until(lambda: len(d.stderr_lines("configuration reloaded")) > reloads, 10, what="a reload")
+
+    def test_dropped_watch_resumes_from_the_last_version(self):
+        d = self.start_converged()
+        cu.wait_until(lambda: len(self.api.watches()) == 5, 10, what="five watches")
+        n_lists = len(self.lists())
+        mark = len(self.api.requests())
+        ba = ck.block_affinity("node2", cu.EXTRA_BLOCK)
+        rv = self.api.put("blockaffinities", ba)["resourceVersion"]
+        self.wait_routes(WANT_3)
+        time.sleep(1.2)  # a watch that dies younger than 1 s with nothing on it is a failure (back-off)
+        self.assertEqual(self.api.ctl("drop_watches")["dropped"], 5)
+        cu.wait_until(lambda: self.watches_of("blockaffinities", mark), 10, what="the watch resumed")
+        resumed = self.watches_of("blockaffinities", mark)[-1]
+        self.assertIn(f"resourceVersion={rv}", resumed["path"])  # the last version seen
+        self.assertEqual(len(self.lists()), n_lists)  # no list again
+        self.api.delete("blockaffinities", ba["metadata"]["name"])
+        self.wait_routes(WANT_2)
+        d.notify.wait_status(lambda s: s == STATUS_2)
+
+    def test_gone_410_lists_again(self):
+        d = self.start_converged()
+        cu.wait_until(lambda: len(self.api.watches()) == 5, 10, what="five watches")
+        n_lists = len(self.lists())
+        # A change the daemon misses (its watches dropped and compacted away).
+        self.api.ctl("stop_listening")
+        self.api.put("blockaffinities", ck.block_affinity("node2", cu.EXTRA_BLOCK))
+        self.api.ctl("compact")
+        self.api.ctl("start_listening")
+        self.wait_routes(WANT_3, timeout=30)
+        self.assertGreater(len(self.lists()), n_lists)
+        self.assertTrue(d.stderr_lines("listing again") or d.stderr_lines("datastore reachable again"), d.stderr())
+        d.notify.wait_status(lambda s: s == STATUS_3)
+
+    def test_expired_continue_lists_the_kind_again(self):
+        many = [ck.block_affinity("node3", f"10.{64 + i // 256}.{i % 256}.0/26") for i in range(1200)]
+        self.api.put("ippools", ck.ippool("overlay-big", "10.64.0.0/12", block_size=26, nat=True))
+        self.api.put_many("blockaffinities", many)
+        self.api.ctl("fail_continue_once")
+        d = self.start_converged(status=STATUS_2.replace("1 pool", "1 pool"))
+        self.assertTrue(d.stderr_lines("continue token of blockaffinities expired"), d.stderr())
+        self.assertTrue(d.stderr_lines("node node1, 2 pools, 1202 blocks"), d.stderr())
+
+    def test_expired_token_then_rotated_kubeconfig(self):
+        d = self.start_converged()
+        self.api.ctl("tokens", tokens=["rotated-token"])
+        self.api.ctl("drop_watches")
+        status = d.notify.wait_status("HTTP 401", timeout=20)
+        self.assertTrue(status.startswith(STATUS_2.split(";")[0]), status)
+        self.assertIn("datastore unreachable", status)
+        self.assertIn("(keeping the last model)", status)
+        self.assertEqual(self.ns.route_summary(), WANT_2)
+        # The node's kubeconfig is renewed: picked up without a restart.
+        ck.kubeconfig(self.kc, self.api.url, self.pki, token="rotated-token")
+        self.api.put("blockaffinities", ck.block_affinity("node2", cu.EXTRA_BLOCK))
+        self.wait_routes(WANT_3, timeout=40)
+        d.notify.wait_status(lambda s: s == STATUS_3, timeout=10)
+        self.assertTrue(d.stderr_lines("datastore reachable again"), d.stderr())
+
+    def test_unreachable_api_keeps_the_host_then_converges(self):
+        d = self.start_converged()
+        self.api.ctl("stop_listening")
+        status = d.notify.wait_status("datastore unreachable", timeout=20)
+        self.assertIn("(keeping the last model)", status)
+        self.assertTrue(stays(lambda: self.ns.route_summary() == WANT_2, 1.0))
+        self.assertTrue(d.stderr_lines("datastore unreachable"), d.stderr())
+        # Drift is still repaired meanwhile.
+        self.ns.ip("route", "del", "192.168.10.144/28", "proto", str(cu.PROTO))
+        self.wait_routes(WANT_2)
+        self.api.put("blockaffinities", ck.block_affinity("node2", cu.EXTRA_BLOCK))
+        self.api.ctl("start_listening")
+        self.wait_routes(WANT_3, timeout=40)
+        d.notify.wait_status(lambda s: s == STATUS_3, timeout=10)
+
+    def test_bad_object_is_reported_with_kind_name_and_field(self):
+        d = self.start_converged()
+        self.api.put("ippools", ck.ippool("broken", "10.9.0.1/16"))
+        status = d.notify.wait_status("last error")
+        self.assertTrue(status.startswith(STATUS_2.split(";")[0]), status)
+        m = re.search(r"kubernetes:ippools/broken:1:(\d+): cidr 10\.9\.0\.1/16 has host bits set", status)
+        self.assertTrue(m, status)
+        self.assertTrue(stays(lambda: self.ns.route_summary() == WANT_2, 1.0))
+        self.api.put("blockaffinities", ck.block_affinity("node2", cu.EXTRA_BLOCK))
+        self.assertTrue(stays(lambda: self.ns.route_summary() == WANT_2, 1.0))
+        self.api.delete("ippools", "broken")
+        self.wait_routes(WANT_3)
+
+
+class TestSettings(KubeCase):
+    def test_check_says_where_auto_read_it(self):
+        # datastore: auto with a kubeconfig setting: the Kubernetes API.
+        self.write_settings(datastore=None)
+        r = self.check()
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        self.assertRegex(r.stdout, rf"^source: kubernetes {re.escape(SERVER)} resourceVersion \d+$".replace("^", "(?m)^"))
+        r = self.check("--format", "json")
+        self.assertIn('"type":"kubernetes"', r.stdout.replace(" ", ""))
+
+    def test_calicoctl_cfg_names_kubernetes_and_its_kubeconfig(self):
+        cu.write_file(os.path.join(self.fx.etc, "calicoctl.cfg"),
+                      "apiVersion: projectcalico.org/v3\nkind: CalicoAPIConfig\nmetadata:\nspec:\n"
+                      f"  datastoreType: kubernetes\n  kubeconfig: {self.kc}\n  k8sCurrentContext: cu\n"
+                      "  calicoAPIGroup: crd.projectcalico.org/v1\n  k8sClientQPS: 50\n")
+        self.write_settings(datastore=None, kubeconfig=False)
+        r = self.check()
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        self.assertIn(f"source: kubernetes {SERVER}", r.stdout)
+        # calicoAPIGroup given: no discovery.
+        self.assertNotIn("/apis", [q["path"] for q in self.api.requests()])
+
+    def test_environment_and_client_certificate(self):
+        kc = ck.kubeconfig(os.path.join(self.fx.etc, "cert.kubeconfig"), self.api.url, self.pki, client_cert=True,
+                           inline=True)
+        self.write_settings(datastore=None, kubeconfig=False)
+        d = self.start_converged(env={"DATASTORE_TYPE": "kubernetes", "KUBECONFIG": kc})
+        self.assertEqual({q["user"] for q in self.api.requests()}, {"cert:cu-test-client"})
+        self.assertTrue(d)
+
+    def test_token_file(self):
+        tok = os.path.join(self.fx.etc, "token")
+        cu.write_file(tok, ck.TOKEN + "\n")
+        ck.kubeconfig(self.kc, self.api.url, self.pki, token_file=tok)
+        self.start_converged()
+
+    def test_no_kubeconfig_is_an_error(self):
+        os.unlink(self.kc)
+        r = self.check()
+        self.assertEqual(r.returncode, 2, r.stdout + r.stderr)
+        self.assertIn(f"kubeconfig {self.kc}: No such file or directory", r.stdout + r.stderr)
+
+
+class TestV3Group(KubeCase):
+    """Only projectcalico.org in /apis: the v3 CRDs (BlockAffinity deleted a bool)."""
+    groups = (ck.V3,)
+
+    def test_v3_crds(self):
+        self.start_converged()
+        self.assertTrue(self.watches_of("ippools"))
+        self.assertTrue(all(r["path"].startswith("/apis/projectcalico.org/v3/") or "nodes" in r["path"]
+                            or r["path"] == "/apis" for r in self.api.requests()))
+
+
+if __name__ == "__main__":
+    ck.require()
+    cu.install_signal_cleanup()
+    unittest.main()
