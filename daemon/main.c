@@ -71,11 +71,14 @@ static void help(void)
                "  -h, --help           show this help and exit\n"
                "      --version        show the version and exit\n"
                "\n"
-               "The Calico resources come from files, or from Calico's etcd v3 datastore (setting\n"
-               "datastore: auto, the default, reads etcd when %s or\n"
-               "ETCD_ENDPOINTS names it, as calicoctl does; the variables DATASTORE_TYPE, ETCD_ENDPOINTS,\n"
-               "ETCD_CA_CERT_FILE, ETCD_CERT_FILE, ETCD_KEY_FILE, ETCD_USERNAME and ETCD_PASSWORD are\n"
-               "calicoctl's).\n"
+               "The Calico resources come from files, from Calico's etcd v3 datastore, or from the\n"
+               "Kubernetes API (Calico's CRDs and core Nodes, listed and watched). Setting datastore:\n"
+               "auto, the default, does what calicoctl would: etcd when %s or\n"
+               "ETCD_ENDPOINTS names it, Kubernetes when that file or DATASTORE_TYPE says kubernetes\n"
+               "or when %s exists (the variables DATASTORE_TYPE,\n"
+               "ETCD_ENDPOINTS, ETCD_CA_CERT_FILE, ETCD_CERT_FILE, ETCD_KEY_FILE, ETCD_USERNAME,\n"
+               "ETCD_PASSWORD, KUBECONFIG, K8S_API_ENDPOINT, K8S_CURRENT_CONTEXT and CALICO_API_GROUP\n"
+               "are calicoctl's).\n"
                "\n"
                "With the setting upstreamRoutesFile, the daemon keeps the --upstream-routes JSON\n"
                "in that file, rewritten atomically when it changes.\n"
@@ -86,7 +89,7 @@ static void help(void)
                "text file for node_exporter's textfile collector (off by default). Every journal\n"
                "MESSAGE_ID has a catalog entry (journalctl -x). See calico-underlayd(8) and\n"
                "calico-underlay.yaml(5).\n",
-               CFG_DEFAULT_CONFIG, CFG_DEFAULT_CALICOCTL_CONFIG, STATE_DEFAULT_DIR);
+               CFG_DEFAULT_CONFIG, CFG_DEFAULT_CALICOCTL_CONFIG, CFG_DEFAULT_KUBECONFIG, STATE_DEFAULT_DIR);
 }
 
 /* Which options go with which mode: an option the mode would ignore is an error. */
