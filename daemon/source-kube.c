@@ -717,8 +717,9 @@ static void request_done(struct http_req *h, void *userdata)
 
         k->req = NULL;
         if (err) {
+                snprintf(text, sizeof(text), "%s", err); /* err lives in h */
                 http_req_free(h);
-                return round_failed(k, "%s", err);
+                return round_failed(k, "%s", text);
         }
         if (status == 410 && k->state == ST_LISTING && k->cont) {
                 /* The continue token expired (compaction): this kind from the start. */

@@ -128,7 +128,12 @@ class Store:
                     names[name] = versions[-1:]
 
     def snapshot(self, res, at):
-        """The objects of res at version `at`, sorted by name."""
+        """The objects of res at version `at`, sorted by name (the last one kept: a
+        paginated list asks for the same snapshot page after page)."""
+        memo = getattr(self, "_memo", {})
+        self._memo = memo
+        if memo.get(res, (None,))[0] == (at, self.rv):
+            return memo[res][1]
         out = []
         for name, versions in sorted(self.history.get(res, {}).items()):
             obj = None
@@ -137,6 +142,7 @@ class Store:
                     obj = o
             if obj is not None:
                 out.append(obj)
+        memo[res] = ((at, self.rv), out)
         return out
 
 
@@ -363,10 +369,19 @@ class Handler(http.server.BaseHTTPRequestHandler):
                         "in this response to retrieve the remainder of the results.")
             else:
                 at, start = store.rv, ""
-            items = [o for o in store.snapshot((g, plural), at) if o["metadata"]["name"] > start]
+            snap = store.snapshot((g, plural), at)
+            lo, hi = 0, len(snap)
+            while lo < hi:  # the first name after start
+                mid = (lo + hi) // 2
+                if snap[mid]["metadata"]["name"] <= start:
+                    lo = mid + 1
+                else:
+                    hi = mid
+            items = snap[lo:lo + limit + 1] if limit else snap[lo:]
+            rest_total = len(snap) - lo
         meta = {"resourceVersion": str(at)}
         if limit and len(items) > limit:
-            rest = len(items) - limit
+            rest = rest_total - limit
             items = items[:limit]
             meta["continue"] = base64.urlsafe_b64encode(json.dumps(
                 {"rv": at, "start": items[-1]["metadata"]["name"]}).encode()).decode()
