@@ -360,7 +360,7 @@ static void start_round(struct kube_source *k);
 static void round_failed(struct kube_source *k, const char *fmt, ...) _printf_(2, 3);
 static void start_watch(struct kube_source *k, enum kube_kind kind);
 
-static uint64_t now_usec(struct kube_source *k)
+static uint64_t kube_now(struct kube_source *k)
 {
         uint64_t now = 0;
 
@@ -646,7 +646,7 @@ static void lists_complete(struct kube_source *k)
                 memcpy(k->rv[i], k->list_rv[i], sizeof(k->rv[i]));
         }
         k->has_data = true;
-        k->synced_at = now_usec(k);
+        k->synced_at = kube_now(k);
         log_debug("kubernetes: listed %zu nodes, %zu pools, %zu affinities, %zu blocks, %zu felix from %s",
                   k->cache[KUBE_NODES].n, k->cache[KUBE_IPPOOLS].n, k->cache[KUBE_AFFINITIES].n,
                   k->cache[KUBE_BLOCKS].n, k->cache[KUBE_FELIX].n, k->conf.server);
@@ -753,7 +753,7 @@ static void start_watch(struct kube_source *k, enum kube_kind kind)
         int r;
 
         watch_stop(w);
-        *w = (struct watch){ .k = k, .kind = kind, .started = now_usec(k) };
+        *w = (struct watch){ .k = k, .kind = kind, .started = kube_now(k) };
         base_path(k, kind, base, sizeof(base));
         if (asprintf(&path, "%s?watch=1&allowWatchBookmarks=true&timeoutSeconds=%d&resourceVersion=%s", base,
                      WATCH_TIMEOUT_S, k->rv[kind]) < 0)
@@ -846,7 +846,7 @@ static void watch_done(struct http_req *h, void *userdata)
         char text[1024];
         bool relist = w->relist || status == 410, alive;
 
-        alive = w->got_event || now_usec(k) - w->started >= WATCH_MIN_LIFE_USEC;
+        alive = w->got_event || kube_now(k) - w->started >= WATCH_MIN_LIFE_USEC;
         if (status != 200 && status)
                 status_text(h, text, sizeof(text));
         else
@@ -879,7 +879,7 @@ static void round_failed(struct kube_source *k, const char *fmt, ...)
         va_end(ap);
         cancel_all(k);
         /* A failure after a healthy while starts the back-off small again. */
-        if (k->synced_at && now_usec(k) - k->synced_at >= HEALTHY_USEC)
+        if (k->synced_at && kube_now(k) - k->synced_at >= HEALTHY_USEC)
                 http_failover_ok(&k->fo);
         k->synced_at = 0;
         http_failover_next(&k->fo, k->conf.server ? k->conf.server : "kubernetes", "%s", reason);
@@ -890,7 +890,7 @@ static void round_failed(struct kube_source *k, const char *fmt, ...)
                 return;
         }
         k->state = ST_WAITING;
-        sd_event_source_set_time(k->retry, now_usec(k) + http_failover_backoff(&k->fo));
+        sd_event_source_set_time(k->retry, kube_now(k) + http_failover_backoff(&k->fo));
         sd_event_source_set_enabled(k->retry, SD_EVENT_ONESHOT);
         if (k->base.ops && k->base.ops->unreachable)
                 k->base.ops->unreachable(&k->base, k->fo.why, k->base.userdata);

@@ -4,7 +4,7 @@
 set -eu
 pkgs="meson ninja-build pkg-config gcc clang libclang-rt-14-dev libc6-dev libmnl-dev libnl-3-dev libnl-route-3-dev
 libyaml-dev libsystemd-dev libcmocka-dev libcurl4-openssl-dev libjson-c-dev iproute2 iputils-ping procps valgrind
-python3 systemd etcd-server etcd-client openssl util-linux mount python3-kubernetes"
+python3 systemd etcd-server etcd-client openssl util-linux mount python3-kubernetes python3-yaml"
 # libclang-rt-14-dev: clang only recommends it, and it holds libFuzzer and the sanitizer
 # runtimes tests/fuzz.sh links. procps: sysctl, used by the demo and the tests.
 # util-linux (nsenter, setpriv, unshare) and mount: tests/daemon, tests/faults and

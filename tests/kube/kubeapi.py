@@ -152,6 +152,7 @@ class State:
         self.tokens = set(args.token or [])
         self.groups = ["crd.projectcalico.org"]
         self.deny = set()                 # (verb, plural)
+        self.rbac = None                  # ClusterRole rules: when set, only what they grant
         self.fail = []                    # [code, remaining]
         self.bookmark_interval = 1.0
         self.watch_timeout = 1800.0
@@ -314,6 +315,11 @@ class Handler(http.server.BaseHTTPRequestHandler):
             verb = self.verb(name)
             with self.server.state.lock:
                 denied = (verb, plural) in self.server.state.deny
+                rules = self.server.state.rbac
+            if rules is not None and not any(
+                    g in r.get("apiGroups", []) and plural in r.get("resources", []) and verb in r.get("verbs", [])
+                    for r in rules):
+                denied = True
             if denied:
                 self.record(403)
                 return self.send_status(403, "Forbidden", f'{plural} is forbidden: User "{self.user}" cannot '
@@ -637,6 +643,8 @@ class Control:
         with st.lock:
             if op == "tokens":
                 st.tokens = set(req["tokens"])
+            elif op == "rbac":
+                st.rbac = req["rules"]
             elif op == "deny":
                 st.deny = {tuple(x) for x in req["pairs"]}
             elif op == "fail":

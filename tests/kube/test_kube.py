@@ -58,7 +58,7 @@ class KubeCase(unittest.TestCase):
         self.pki = ck.make_pki(os.path.join(self.fx.dir, "pki"))
         self.api = ck.KubeAPI(self.ns, self.fx.dir, self.pki, groups=self.groups)
         self.addCleanup(self.api.close)
-        ck.load_cluster(self.api, group=self.groups[-1])
+        ck.load_cluster(self.api, group=self.groups[0])
         self.kc = ck.kubeconfig(os.path.join(self.fx.etc, "kubeconfig"), self.api.url, self.pki, token=ck.TOKEN)
         self.write_settings()
         self.daemons = []
@@ -279,6 +279,46 @@ class TestSettings(KubeCase):
         r = self.check()
         self.assertEqual(r.returncode, 2, r.stdout + r.stderr)
         self.assertIn(f"kubeconfig {self.kc}: No such file or directory", r.stdout + r.stderr)
+
+
+def cluster_role(path):
+    """The rules of the ClusterRole in a manifest (python3-yaml)."""
+    import yaml
+    with open(path) as f:
+        return next(d for d in yaml.safe_load_all(f) if d and d.get("kind") == "ClusterRole")["rules"]
+
+
+class TestRBAC(KubeCase):
+    """The API server grants only what a ClusterRole grants (discovery aside)."""
+    groups = (ck.CRD, ck.V3)
+
+    def test_shipped_cluster_role_is_enough(self):
+        try:
+            rules = cluster_role(os.path.join(cu.SRCDIR, "units", "kubernetes-rbac.yaml"))
+        except ImportError:
+            self.skipTest("needs python3-yaml")
+        self.api.ctl("rbac", rules=rules)
+        # Both API groups: the CRD one (both listed), then v3 alone.
+        self.start_converged()
+        self.assertEqual([q for q in self.api.requests() if q["code"] == 403], [])
+        for plural in ("ippools", "blockaffinities", "ipamblocks", "felixconfigurations", "nodes"):
+            self.assertTrue(self.watches_of(plural), plural)
+        granted = {(g, res) for r in rules for g in r["apiGroups"] for res in r["resources"]}
+        self.assertEqual({tuple(sorted(r["verbs"])) for r in rules}, {("get", "list", "watch")})
+        for g in ("crd.projectcalico.org", "projectcalico.org"):
+            for res in ("ippools", "blockaffinities", "ipamblocks", "felixconfigurations"):
+                self.assertIn((g, res), granted)
+
+    def test_calico_cni_role_cannot_serve(self):
+        # calico-cni-plugin's rules (Calico's manifests): no watch, no FelixConfigurations.
+        self.api.ctl("rbac", rules=[
+            {"apiGroups": [""], "resources": ["nodes"], "verbs": ["get"]},
+            {"apiGroups": ["crd.projectcalico.org"], "verbs": ["get", "list", "create", "update", "delete"],
+             "resources": ["blockaffinities", "ipamblocks", "ipamhandles", "clusterinformations", "ippools",
+                           "ipreservations", "ipamconfigs"]}])
+        d = self.start().wait_ready()
+        status = d.notify.wait_status("HTTP 403", timeout=20)
+        self.assertIn("waiting for the datastore", status)
 
 
 class TestV3Group(KubeCase):
