@@ -12,7 +12,7 @@
 #include "model.h"
 #include "plan.h"
 
-#define METRICS_CHANGE_KINDS (CHANGE_REMOVE_TUNNEL + 1)
+#define METRICS_CHANGE_KINDS (CHANGE_DEL_PROXY + 1)
 #define METRICS_PASS_BUCKETS 9 /* the last is +Inf */
 
 enum metrics_route_state {

@@ -221,6 +221,7 @@ static int plan_pools(struct planner *pl)
                 if (m->blocks[i].node == pl->self)
                         local[m->blocks[i].pool] = true;
         p->tunnels_unneeded = true;
+        p->tunnel6_unneeded = true;
         for (size_t i = 0; i < m->n_pools; i++) {
                 const struct cfg_pool *pool = &m->pools[i];
                 struct plan_pool *pp = &p->pools[p->n_pools++];
@@ -252,6 +253,10 @@ static int plan_pools(struct planner *pl)
                         p->underlay6 = true;
                 if (pool->ipip != CFG_ENCAP_NEVER || pool->vxlan != CFG_ENCAP_NEVER)
                         p->tunnels_unneeded = false;
+                /* Felix keeps vxlan-v6.calico for IPv6 pools with VXLAN (felix/
+                 * dataplane/linux/vxlan_mgr.go, one manager per family) */
+                if (pool->cidr.family == AF_INET6 && pool->vxlan != CFG_ENCAP_NEVER)
+                        p->tunnel6_unneeded = false;
         }
         free(local);
         return 0;
@@ -1170,6 +1175,9 @@ static int plan_tunnels(struct planner *pl)
         size_t before = pl->p->n_actions;
         int r;
 
+        /* (FelixConfiguration vxlanEnabledV6 is not read: unset) */
+        if (pl->p->tunnel6_unneeded && (r = host_tunnel(pl, s->tunnel_vxlan_v6, "vxlan", CFG_UNSET)) < 0)
+                return r;
         if (!pl->p->tunnels_unneeded)
                 return 0;
         if ((r = host_tunnel(pl, s->tunnel_ipip, "ipip", felix.ipip_enabled)) < 0 ||
@@ -1386,6 +1394,30 @@ static int report_uplink_unfit(struct planner *pl, const struct host_link *l)
         return 0;
 }
 
+/* IPv6 underlay mode: the kernel answers proxy NDP only on a forwarding interface
+ * (ndisc_recv_ns(): pneigh entries need idev->cnf.forwarding), and forwards nothing
+ * with net.ipv6.conf.all.forwarding=0. */
+static int report_host6(struct planner *pl)
+{
+        const struct host_link *l = pl->uplink;
+        int r;
+
+        if (!pl->p->underlay6 || !l)
+                return 0;
+        if (pl->h->all_forwarding6 == 0 &&
+            (r = add_finding(pl, PLAN_BLOCKING, "forwarding6-off",
+                             "IPv6 forwarding is off (net.ipv6.conf.all.forwarding=0): IPv6 pods cannot be "
+                             "reached")) < 0)
+                return r;
+        if (l->forwarding6 == 0 &&
+            (r = add_finding(pl, PLAN_BLOCKING, "forwarding6-off",
+                             "IPv6 forwarding is off on %s: the kernel answers proxy NDP only on a forwarding "
+                             "interface",
+                             l->name)) < 0)
+                return r;
+        return 0;
+}
+
 static int report_host(struct planner *pl)
 {
         const struct host_link *l = pl->uplink;
@@ -1479,7 +1511,7 @@ int plan_build(const struct cfg_model *m, const struct host_snapshot *h, const s
             (r = plan_proxy_arp(&pl)) < 0 || (r = plan_proxy_ndp(&pl)) < 0 || (r = plan_proxies(&pl)) < 0 ||
             (r = plan_routes(&pl)) < 0 || (r = plan_tunnels(&pl)) < 0 || (r = record_route_owner(&pl)) < 0)
                 goto fail;
-        if ((r = report_host(&pl)) < 0 || (r = report_pools(&pl)) < 0 || (r = report_model(&pl)) < 0 ||
+        if ((r = report_host(&pl)) < 0 || (r = report_host6(&pl)) < 0 || (r = report_pools(&pl)) < 0 || (r = report_model(&pl)) < 0 ||
             (r = report_notes(&pl, pl.upstream, PLAN_WARNING, "needs-upstream-routing",
                               "no direct route (not on-link, or encapsulated), these blocks need upstream "
                               "routing (the switch or BGP)")) < 0 ||

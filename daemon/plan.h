@@ -37,6 +37,7 @@ struct plan {
         bool underlay6;                /* IPv6 underlay mode: an applying IPv6 underlay pool */
         size_t n_proxies_wanted;       /* IPv6 proxy neighbour entries for local pods */
         bool tunnels_unneeded;         /* every applying pool is Never/Never */
+        bool tunnel6_unneeded;         /* every applying IPv6 pool has vxlanMode Never */
         int uplink;                    /* ifindex, 0 = none (uplink.c chose it) */
         char uplink_name[IFNAMSIZ];
         char uplink_error[128];        /* why there is none */

@@ -185,7 +185,7 @@ static void link_add(struct host_snapshot *h, int ifindex, const char *name, con
         memmove(&h->links[at + 1], &h->links[at], (h->n_links - at) * sizeof(*h->links));
         h->n_links++;
         l = &h->links[at];
-        *l = (struct host_link){ .ifindex = ifindex, .mtu = mtu, .up = true, .proxy_arp = 0, .forwarding = 1,
+        *l = (struct host_link){ .ifindex = ifindex, .mtu = mtu, .up = true, .proxy_arp = 0, .forwarding = 1, .forwarding6 = 1,
                                  .rp_filter = 0, .proxy_delay_ms = -1 };
         snprintf(l->name, sizeof(l->name), "%s", name);
         snprintf(l->kind, sizeof(l->kind), "%s", kind);
@@ -323,6 +323,7 @@ static void host_node1(struct host_snapshot *h)
         route_add(h, "default via 192.168.10.1 dev eth0 proto static");
         route_add(h, "192.168.10.0/24 dev eth0 proto kernel scope link");
         h->all_forwarding = 1;
+        h->all_forwarding6 = 1;
         h->all_rp_filter = 0;
         link_of(h, "eth0")->proxy_delay_ms = 800;
 }
@@ -438,7 +439,8 @@ static void check_invariants(const struct cfg_settings *s, const struct host_sna
                         break;
                 case CHANGE_REMOVE_TUNNEL:
                         assert_non_null(l);
-                        assert_true(streq(a->dev, s->tunnel_ipip) || streq(a->dev, s->tunnel_vxlan));
+                        assert_true(streq(a->dev, s->tunnel_ipip) || streq(a->dev, s->tunnel_vxlan) ||
+                                    streq(a->dev, s->tunnel_vxlan_v6));
                         assert_true(a->tunnel->n_addrs <= HOST_TUNNEL_ADDRS_MAX);
                         break;
                 }
@@ -2428,6 +2430,44 @@ static void test_proxy_ndp(void **state)
 
 static void cleanup_plan(struct t *t, const struct cfg_settings *s);
 
+/* IPv6 forwarding off (globally, on the uplink): blocking in IPv6 underlay mode. */
+static void test_ipv6_forwarding_off(void **state)
+{
+        struct t *t = *state;
+        struct plan *p;
+
+        load(t, NULL, POD6);
+        host_node1_v6(&t->h);
+        t->h.all_forwarding6 = 0;
+        link_of(&t->h, "eth0")->forwarding6 = 0;
+        p = plan(t);
+        EXPECT_FINDINGS(p, "blocking forwarding6-off", "blocking forwarding6-off",
+                        "warning pool-outside-uplink-subnet");
+        assert_contains(msg(p, "forwarding6-off", 1), "proxy NDP only on a forwarding interface");
+        t->h.all_forwarding6 = 1;
+        link_of(&t->h, "eth0")->forwarding6 = 1;
+        p = plan(t);
+        EXPECT_FINDINGS(p, "warning pool-outside-uplink-subnet");
+}
+
+/* vxlan-v6.calico goes when every applying IPv6 pool has vxlanMode Never, whatever the
+ * IPv4 pools say; an IPv6 pool with VXLAN keeps it. */
+static void test_vxlan_v6_removed(void **state)
+{
+        struct t *t = *state;
+        struct plan *p;
+
+        load(t, NULL, POD6 POOL("overlay", "10.233.64.0/18", ", vxlanMode: Always, natOutgoing: true"));
+        host_node1_v6(&t->h);
+        link_add(&t->h, 7, "vxlan-v6.calico", "vxlan", 1430);
+        link_add(&t->h, 8, "vxlan.calico", "vxlan", 1450);
+        p = plan(t);
+        EXPECT_ACTIONS(p, "add-route " R6_LOCAL, "remove-tunnel vxlan-v6.calico (vxlan)");
+        load(t, NULL, POD6 POOL("v6-vxlan", "'fd00:30::/112'", ", vxlanMode: Always, natOutgoing: true"));
+        p = plan(t);
+        EXPECT_ACTIONS(p, "add-route " R6_LOCAL);
+}
+
 /* --cleanup: proxy_ndp restored from the record, only our entries deleted. */
 static void test_proxy_ndp_cleanup(void **state)
 {
@@ -3049,6 +3089,8 @@ int main(void)
                 T(test_ipv6_blackhole_on_lo_converged),
                 T(test_proxy_ndp),
                 T(test_proxy_ndp_cleanup),
+                T(test_ipv6_forwarding_off),
+                T(test_vxlan_v6_removed),
                 T(test_findings_order),
                 T(test_cleanup),
                 T(test_cleanup_route_protocol),
