@@ -51,7 +51,12 @@ struct cfg_src {
 
 #define CFG_DEFAULT_ROUTE_PROTOCOL 211
 #define CFG_DEFAULT_ROUTE_METRIC 1024
-#define CFG_DEFAULT_ROUTE_TABLE 254
+/* Our own table (DESIGN.md §3.2): outside Felix's routeTableRange default 1-250, which
+ * Felix's rule and table managers own (projectcalico/calico
+ * libcalico-go/lib/clientv3/felixconfig.go DefaultFelixRouteTableRange*), and outside
+ * 253-255, the kernel's default, main and local tables (felix/dataplane/driver.go
+ * reserves them too). Nothing in Calico uses 252. */
+#define CFG_DEFAULT_ROUTE_TABLE 252
 #define CFG_DEFAULT_RESYNC_SECONDS 300
 #define CFG_PROXY_DELAY_KEEP (-1)
 #define CFG_DEFAULT_CONFIG "/etc/calico-underlay/config.yaml"

@@ -392,15 +392,19 @@ static int parse_route_table(struct settings_ctx *c, const struct ynode *v)
         uint64_t u;
         int r;
 
-        if (v && v->kind == YN_SCALAR && streq(v->str, "main")) {
-                c->s->route_table = 254;
-                return 0;
-        }
+        /* Our routes must stay out of the tables BIRD's kernel protocol scans (main) and
+         * the kernel's own: rules route pool traffic to ours after main has been
+         * consulted (DESIGN.md §3.2). */
+        if (v && v->kind == YN_SCALAR &&
+            (streq(v->str, "main") || streq(v->str, "local") || streq(v->str, "default")))
+                return yerr(&c->y, v, "routeTable %s is a table of the kernel's: our routes need a table of their own "
+                            "(default %u)", v->str, CFG_DEFAULT_ROUTE_TABLE);
         if ((r = yread_uint(&c->y, v, "routeTable", 1, UINT32_MAX, &u)) < 0)
                 return r;
-        if (u == 253 || u == 255)
-                return yerr(&c->y, v, "routeTable %llu is the kernel's %s table", (unsigned long long)u,
-                            u == 253 ? "default" : "local");
+        if (u >= 253 && u <= 255)
+                return yerr(&c->y, v, "routeTable %llu is the kernel's %s table: our routes need a table of their own "
+                            "(default %u)", (unsigned long long)u, u == 253 ? "default" : u == 254 ? "main" : "local",
+                            CFG_DEFAULT_ROUTE_TABLE);
         c->s->route_table = (uint32_t)u;
         return 0;
 }

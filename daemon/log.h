@@ -24,6 +24,7 @@
 #define LOG_ID_DATASTORE    "5d0b1c6e2a8f4f0c9a3d7e21b4c8f00e"
 #define LOG_ID_UPSTREAM_ROUTES "5d0b1c6e2a8f4f0c9a3d7e21b4c8f00f"
 #define LOG_ID_RECORD       "5d0b1c6e2a8f4f0c9a3d7e21b4c8f010"
+#define LOG_ID_RULE         "5d0b1c6e2a8f4f0c9a3d7e21b4c8f013"
 
 void log_init(void);
 void log_set_max_level(int level);

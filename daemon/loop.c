@@ -505,6 +505,12 @@ static void log_action(const struct host_change *a, const char *pool, const stru
                 snprintf(field, sizeof(field), "UNDERLAY_TUNNEL=%s", a->dev);
                 id = LOG_ID_TUNNEL;
                 break;
+        case CHANGE_ADD_RULE:
+        case CHANGE_DEL_RULE:
+                memcpy(field, "UNDERLAY_RULE=", 14);
+                cfg_prefix_fmt(&a->rule->dst, field + 14, sizeof(field) - 14);
+                id = LOG_ID_RULE;
+                break;
         default:
                 snprintf(field, sizeof(field), "UNDERLAY_VALUE=%lld", (long long)a->value);
                 id = LOG_ID_PROXY_ARP;
@@ -715,21 +721,21 @@ static int on_inotify(sd_event_source *s, int fd, uint32_t revents, void *userda
         return 0;
 }
 
-/* Could this route change what we want or own? Our own routes, anything inside a
- * pool (another protocol's route for a block wins or conflicts), and what decides the
- * uplink: the default route (auto), the route to the can-reach address. */
+/* Could this route change what we want or own? Our own routes and anything in our
+ * table, and what decides the uplink: the default route (auto), the route to the
+ * can-reach address. Foreign routes in main for pool prefixes (BIRD's, Felix's) change
+ * nothing we do: they win by lookup while ours stand by (DESIGN.md §3.2), so BIRD
+ * coming and going starts no pass at all. */
 static bool route_relevant(const struct loop *l, const struct kern_event *ev)
 {
         const struct cfg_settings *s = &l->model->settings;
         const struct host_route *rt = &ev->route;
 
-        if (rt->protocol == s->route_protocol)
+        if (rt->protocol == s->route_protocol || rt->table == s->route_table)
                 return true;
         if (s->uplink_mode == CFG_UPLINK_AUTO && rt->dst.len == 0 && rt->table == RT_TABLE_MAIN)
                 return true;
-        if (s->uplink_mode == CFG_UPLINK_CAN_REACH && cfg_prefix_contains(&rt->dst, &s->uplink_reach))
-                return true;
-        return rt->table == s->route_table && cfg_model_pool_for(l->model, &rt->dst);
+        return s->uplink_mode == CFG_UPLINK_CAN_REACH && cfg_prefix_contains(&rt->dst, &s->uplink_reach);
 }
 
 static bool link_relevant(const struct loop *l, const struct kern_event *ev)
@@ -750,6 +756,10 @@ static bool event_relevant(const struct loop *l, const struct kern_event *ev)
         switch (ev->type) {
         case NL_EV_ROUTE:
                 return route_relevant(l, ev);
+        case NL_EV_RULE:
+                /* Ours changed or deleted by someone else: repair. Others' rules are
+                 * theirs. */
+                return ev->rule.protocol == l->model->settings.route_protocol;
         case NL_EV_LINK:
                 return link_relevant(l, ev);
         case NL_EV_ADDR:

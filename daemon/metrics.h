@@ -12,7 +12,7 @@
 #include "model.h"
 #include "plan.h"
 
-#define METRICS_CHANGE_KINDS (CHANGE_DEL_PROXY + 1)
+#define METRICS_CHANGE_KINDS (CHANGE_DEL_RULE + 1) /* every enum host_change_kind */
 #define METRICS_PASS_BUCKETS 9 /* the last is +Inf */
 
 enum metrics_route_state {

@@ -51,7 +51,7 @@ struct planner {
         const struct host_snapshot *h;
         const struct host_record *rec;
         struct plan *p;
-        size_t cap_actions, cap_findings;
+        size_t cap_actions, cap_findings, cap_rules;
         const struct host_link *uplink;
         uint32_t self;                /* node index, UINT32_MAX when absent */
         struct cfg_prefix self_addr;  /* this node's IPv4 address with its length */
@@ -648,16 +648,16 @@ static int want_next(struct planner *pl, struct want_iter *it)
 
 /* ---- matching desired routes against the kernel's ---- */
 
+/* "Equivalent" (DESIGN §3): same prefix, type, gateway and device, in any table. */
 static bool same_path(const struct host_route *a, const struct host_route *b)
 {
-        /* "Equivalent" (DESIGN §3): same table, prefix, type, gateway and device. The
-         * kernel reports IPv6 blackhole and unreachable routes on the loopback device
+        /* "Equivalent" (DESIGN §3): same prefix, type, gateway and device, in any table.
+         * The kernel reports IPv6 blackhole and unreachable routes on the loopback device
          * (ip6_route_info_create() gives reject routes dev lo); they have no device. */
         bool unicast = a->type == HOST_RTN_UNICAST;
 
-        return a->table == b->table && cfg_prefix_eq(&a->dst, &b->dst) && a->type == b->type &&
-               cfg_prefix_eq(&a->gateway, &b->gateway) && (!unicast || a->oif == b->oif) && !a->multipath &&
-               !b->multipath;
+        return cfg_prefix_eq(&a->dst, &b->dst) && a->type == b->type && cfg_prefix_eq(&a->gateway, &b->gateway) &&
+               (!unicast || a->oif == b->oif) && !a->multipath && !b->multipath;
 }
 
 static int route_ptr_cmp(const void *x, const void *y)
@@ -677,19 +677,24 @@ static int del_route(struct planner *pl, const struct host_route *r)
         return add_action(pl, &a);
 }
 
+/* A foreign route for one of our prefixes that differs from ours. In main it wins by
+ * lookup (the rules consult main first) and ours stands by; in our own table someone
+ * else's route holds the key, and we do not compete for it there. */
 static int conflict(struct planner *pl, const struct host_route *want, const struct host_route *foreign)
 {
-        char d[CFG_PREFIX_STRLEN], fg[CFG_PREFIX_STRLEN], wg[CFG_PREFIX_STRLEN];
+        char d[CFG_PREFIX_STRLEN], fg[CFG_PREFIX_STRLEN], wg[CFG_PREFIX_STRLEN], t[48];
+        bool in_main = foreign->table == PLAN_TABLE_MAIN;
 
         pl->p->n_routes_conflicting++;
+        snprintf(t, sizeof(t), "%s %u", in_main ? "table main," : "our table", foreign->table);
         return add_finding(pl, PLAN_WARNING, "foreign-route-conflict",
-                           "%s: a route of protocol %u (%s%s%s) is already there and differs from ours (%s%s%s); "
-                           "left alone, ours not installed",
+                           "%s: a route of protocol %u (%s%s%s, %s) differs from ours (%s%s%s); left alone, %s",
                            pfx(&want->dst, d), foreign->protocol, plan_route_type_name(foreign->type),
                            foreign->gateway.family ? " via " : "",
                            foreign->gateway.family ? addr(&foreign->gateway, fg) : "",
-                           plan_route_type_name(want->type), want->gateway.family ? " via " : "",
-                           want->gateway.family ? addr(&want->gateway, wg) : "");
+                           in_main ? "table main" : t, plan_route_type_name(want->type),
+                           want->gateway.family ? " via " : "", want->gateway.family ? addr(&want->gateway, wg) : "",
+                           in_main ? "it wins by lookup and ours stands by" : "ours not installed");
 }
 
 /* Without an uplink (a default route flapping, the device being replaced) we cannot
@@ -699,19 +704,46 @@ static bool keep_while_no_uplink(const struct planner *pl, const struct host_rou
         return !pl->uplink && r->type == HOST_RTN_UNICAST;
 }
 
-/* One destination: the routes the kernel has for it in our table (sorted group) and
- * the one we want (or NULL). */
+/* Foreign routes for the destination in main: they win by lookup (the first rule
+ * consults main), so ours stays installed as the standby that takes over the moment
+ * they go (BIRD withdrawing, Felix removing), with no race and no withdrawal of ours.
+ * Only counted and reported. */
+static int note_main(struct planner *pl, const struct host_route *want, const struct host_route *const *have,
+                     size_t n)
+{
+        const struct host_route *foreign = NULL;
+
+        for (size_t i = 0; i < n && want; i++) {
+                if (have[i]->table != PLAN_TABLE_MAIN || have[i]->protocol == pl->m->settings.route_protocol)
+                        continue;
+                if (same_path(have[i], want)) {
+                        pl->p->n_routes_foreign++;
+                        pl->n_bird += have[i]->protocol == RTPROT_BIRD;
+                        return 0;
+                }
+                if (!foreign)
+                        foreign = have[i];
+        }
+        return foreign ? conflict(pl, want, foreign) : 0;
+}
+
+/* One destination: the routes the kernel has for it in main and in our table (a
+ * sorted group) and the one we want (or NULL). */
 static int plan_dst(struct planner *pl, const struct host_route *want, uint32_t pool,
                     const struct host_route *const *have, size_t n)
 {
         const struct host_route *foreign = NULL, *keep = NULL, *same_key = NULL;
-        uint8_t own = pl->m->settings.route_protocol;
+        const struct cfg_settings *s = &pl->m->settings;
         int r;
 
+        if ((r = note_main(pl, want, have, n)) < 0)
+                return r;
         for (size_t i = 0; i < n; i++) {
                 const struct host_route *h = have[i];
 
-                if (h->protocol != own) {
+                if (h->table != s->route_table)
+                        continue;
+                if (h->protocol != s->route_protocol) {
                         if (want && same_path(h, want)) {
                                 foreign = h;
                                 break;
@@ -724,18 +756,17 @@ static int plan_dst(struct planner *pl, const struct host_route *want, uint32_t 
                         same_key = h;
         }
         if (want && foreign) {
-                if (same_path(foreign, want)) {
+                /* Someone else's route in our own table: theirs holds the key. */
+                if (same_path(foreign, want))
                         pl->p->n_routes_foreign++;
-                        if (foreign->protocol == RTPROT_BIRD)
-                                pl->n_bird++;
-                } else if ((r = conflict(pl, want, foreign)) < 0)
+                else if ((r = conflict(pl, want, foreign)) < 0)
                         return r;
                 keep = same_key = NULL;
-                want = NULL; /* we fill gaps; we never compete for a prefix */
+                want = NULL;
         }
         for (size_t i = 0; i < n; i++)
-                if (have[i]->protocol == own && have[i] != keep && have[i] != same_key &&
-                    !keep_while_no_uplink(pl, have[i]) && (r = del_route(pl, have[i])) < 0)
+                if (have[i]->table == s->route_table && have[i]->protocol == s->route_protocol && have[i] != keep &&
+                    have[i] != same_key && !keep_while_no_uplink(pl, have[i]) && (r = del_route(pl, have[i])) < 0)
                         return r;
         if (want && !keep) {
                 struct host_change a = { .kind = CHANGE_ADD_ROUTE, .route = *want, .replace = same_key != NULL,
@@ -782,6 +813,29 @@ static int record_route_owner(struct planner *pl)
                            pl->n_old_owner == 1 ? "was" : "were", s->route_protocol, s->route_table);
 }
 
+/* Routes of ours outside our table (an earlier version's in main, or a table
+ * routeTable named before), and those the record says were ours under another
+ * protocol: withdrawn after the rules and our table are in place, so that traffic
+ * always has a route. */
+static int del_stale(struct planner *pl)
+{
+        const struct cfg_settings *s = &pl->m->settings;
+        int r;
+
+        for (size_t k = 0; k < pl->h->n_routes; k++) {
+                const struct host_route *rt = &pl->h->routes[k];
+                bool old = owned_before(pl, rt);
+
+                if ((rt->dst.family != AF_INET && rt->dst.family != AF_INET6) ||
+                    (!old && (rt->table == s->route_table || rt->protocol != s->route_protocol)))
+                        continue;
+                if ((r = del_route(pl, rt)) < 0)
+                        return r;
+                pl->n_old_owner += old;
+        }
+        return 0;
+}
+
 static int plan_routes(struct planner *pl)
 {
         const struct host_snapshot *h = pl->h;
@@ -799,14 +853,11 @@ static int plan_routes(struct planner *pl)
 
                 if (rt->dst.family != AF_INET && rt->dst.family != AF_INET6)
                         continue;
-                if (owned_before(pl, rt)) {
-                        if ((r = del_route(pl, rt)) < 0)
-                                return r; /* ours under the recorded protocol and table */
-                        pl->n_old_owner++;
-                } else if (rt->table == s->route_table)
+                if (owned_before(pl, rt))
+                        continue; /* ours under the recorded protocol: del_stale() */
+                if (rt->table == s->route_table ||
+                    (rt->table == PLAN_TABLE_MAIN && rt->protocol != s->route_protocol))
                         have[n++] = rt;
-                else if (rt->protocol == s->route_protocol && (r = del_route(pl, rt)) < 0)
-                        return r; /* ours, in a table we no longer use */
         }
         qsort(have, n, sizeof(*have), route_ptr_cmp);
         /* Merge walk: both sorted by destination. */
@@ -833,6 +884,160 @@ static int plan_routes(struct planner *pl)
                         return r;
                 if (c >= 0)
                         j = k;
+        }
+        return del_stale(pl);
+}
+
+/* ---- policy rules ---- */
+
+/* The pair of rules pool i wants, in order: main first, with routes no more specific
+ * than blockSize-1 suppressed (the connected subnet, the default route), then our
+ * table. */
+static void pool_rules(const struct planner *pl, const struct cfg_pool *pool, struct host_rule ret[2])
+{
+        const struct cfg_settings *s = &pl->m->settings;
+        struct cfg_prefix dst = pool->cidr;
+
+        cfg_prefix_mask(&dst);
+        ret[0] = (struct host_rule){ .dst = dst, .priority = PLAN_RULE_PRIORITY_MAIN, .table = PLAN_TABLE_MAIN,
+                                     .suppress_prefixlen = pool->block_size ? pool->block_size - 1 : 0,
+                                     .protocol = s->route_protocol };
+        ret[1] = (struct host_rule){ .dst = dst, .priority = PLAN_RULE_PRIORITY_OURS, .table = s->route_table,
+                                     .suppress_prefixlen = -1, .protocol = s->route_protocol };
+}
+
+static bool rule_eq(const struct host_rule *a, const struct host_rule *b)
+{
+        return cfg_prefix_eq(&a->dst, &b->dst) && a->priority == b->priority && a->table == b->table &&
+               a->suppress_prefixlen == b->suppress_prefixlen && a->protocol == b->protocol && !a->other &&
+               !b->other;
+}
+
+/* Pools whose blocks get routes (pool_routed()): underlay pools of pod blocks, IPv4
+ * and IPv6 (rules of family AF_INET6 for the latter). */
+static bool pool_has_rules(const struct cfg_pool *pool)
+{
+        return !pool->nat_outgoing && pool->workload;
+}
+
+static bool rule_wanted(const struct planner *pl, const struct host_rule *have)
+{
+        for (size_t i = 0; i < pl->m->n_pools; i++) {
+                struct host_rule w[2];
+
+                if (!pool_has_rules(&pl->m->pools[i]))
+                        continue;
+                pool_rules(pl, &pl->m->pools[i], w);
+                if (rule_eq(have, &w[0]) || rule_eq(have, &w[1]))
+                        return true;
+        }
+        return false;
+}
+
+static bool rule_present(const struct planner *pl, const struct host_rule *want)
+{
+        for (size_t i = 0; i < pl->h->n_rules; i++)
+                if (rule_eq(&pl->h->rules[i], want))
+                        return true;
+        return false;
+}
+
+static int rule_action(struct planner *pl, enum host_change_kind kind, const struct host_rule *rule, uint32_t pool)
+{
+        struct plan *p = pl->p;
+        struct host_change a = { .kind = kind, .pool = pool };
+
+        if (p->n_rules >= pl->cap_rules)
+                return -E2BIG;
+        p->rules[p->n_rules] = *rule;
+        a.rule = &p->rules[p->n_rules++];
+        return add_action(pl, &a);
+}
+
+static int reserve_rules(struct planner *pl)
+{
+        pl->cap_rules = 2 * pl->m->n_pools + pl->h->n_rules;
+        pl->p->rules = calloc(pl->cap_rules ? pl->cap_rules : 1, sizeof(*pl->p->rules));
+        return pl->p->rules ? 0 : -ENOMEM;
+}
+
+/* Ours: our protocol, or the one the record says our routes and rules had before
+ * routeProtocol changed (owned_before() for routes). */
+static bool rule_owned(const struct planner *pl, const struct host_rule *rule)
+{
+        uint8_t own = pl->m->settings.route_protocol, old = pl->rec->route_protocol;
+
+        return rule->protocol == own || (old && old != own && rule->protocol == old);
+}
+
+/* Before any route: traffic to a pool keeps resolving from main until the rules and
+ * our table are both there. */
+static int plan_rules_add(struct planner *pl)
+{
+        int r;
+
+        for (size_t i = 0; i < pl->m->n_pools; i++) {
+                struct host_rule w[2];
+
+                if (!pool_has_rules(&pl->m->pools[i]))
+                        continue;
+                pool_rules(pl, &pl->m->pools[i], w);
+                for (size_t k = 0; k < 2; k++)
+                        if (!rule_present(pl, &w[k]) && (r = rule_action(pl, CHANGE_ADD_RULE, &w[k], (uint32_t)i)) < 0)
+                                return r;
+        }
+        return 0;
+}
+
+/* After the routes: rules of ours nobody wants (a pool gone or no longer underlay,
+ * another table or blockSize, a rule of ours someone changed). Only rules carrying our
+ * protocol: an identical rule of someone else's is theirs. */
+static int plan_rules_del(struct planner *pl)
+{
+        int r;
+
+        for (size_t i = 0; i < pl->h->n_rules; i++) {
+                const struct host_rule *h = &pl->h->rules[i];
+
+                if (rule_owned(pl, h) && !rule_wanted(pl, h) &&
+                    (r = rule_action(pl, CHANGE_DEL_RULE, h, UINT32_MAX)) < 0)
+                        return r;
+        }
+        return 0;
+}
+
+/* A blackhole, unreachable or prohibit route in main that covers pool addresses with
+ * a prefix no longer than blockSize-1: the first rule's suppress_prefixlength
+ * suppresses only routes that resolve, so such a route ends the lookup for those
+ * addresses (a throw falls through), and our table is never consulted for them. */
+static int report_covering(struct planner *pl)
+{
+        char d[CFG_PREFIX_STRLEN], c[CFG_PREFIX_STRLEN];
+        int r;
+
+        for (size_t k = 0; k < pl->h->n_routes; k++) {
+                const struct host_route *rt = &pl->h->routes[k];
+
+                if (rt->table != PLAN_TABLE_MAIN ||
+                    (rt->type != HOST_RTN_BLACKHOLE && rt->type != HOST_RTN_UNREACHABLE &&
+                     rt->type != HOST_RTN_PROHIBIT))
+                        continue;
+                for (size_t i = 0; i < pl->m->n_pools; i++) {
+                        const struct cfg_pool *pool = &pl->m->pools[i];
+
+                        if (!pool_has_rules(pool) || rt->dst.family != pool->cidr.family ||
+                            rt->dst.len >= pool->block_size ||
+                            (!cfg_prefix_contains(&rt->dst, &pool->cidr) && !cfg_prefix_contains(&pool->cidr, &rt->dst)))
+                                continue;
+                        r = add_finding(pl, PLAN_BLOCKING, "covering-route-in-main",
+                                        "%s %s (protocol %u) in table main covers pool %s (%s): a route that does not "
+                                        "resolve ends the lookup whatever its length, so neither our table nor "
+                                        "the uplink's subnet is consulted for those addresses",
+                                        plan_route_type_name(rt->type), pfx(&rt->dst, d), rt->protocol, pool->name,
+                                        pfx(&pool->cidr, c));
+                        if (r < 0)
+                                return r;
+                }
         }
         return 0;
 }
@@ -1449,8 +1654,9 @@ static int report_host(struct planner *pl)
                                         l->name)) < 0)
                 return r;
         if (pl->n_bird && (r = add_finding(pl, PLAN_INFO, "bird-routes",
-                                           "BIRD already programs %zu block route%s: those are left to it",
-                                           pl->n_bird, pl->n_bird == 1 ? "" : "s")) < 0)
+                                           "BIRD already programs %zu block route%s in table main: those win by "
+                                           "lookup, ours stand by in table %u",
+                                           pl->n_bird, pl->n_bird == 1 ? "" : "s", pl->m->settings.route_table)) < 0)
                 return r;
         return 0;
 }
@@ -1508,10 +1714,12 @@ int plan_build(const struct cfg_model *m, const struct host_snapshot *h, const s
         collect_uplink_nets(&pl);
         find_self(&pl);
         if ((r = plan_pools(&pl)) < 0 || (r = prepare_route_walk(&pl)) < 0 || (r = reserve_actions(&pl)) < 0 ||
-            (r = plan_proxy_arp(&pl)) < 0 || (r = plan_proxy_ndp(&pl)) < 0 || (r = plan_proxies(&pl)) < 0 ||
-            (r = plan_routes(&pl)) < 0 || (r = plan_tunnels(&pl)) < 0 || (r = record_route_owner(&pl)) < 0)
+            (r = reserve_rules(&pl)) < 0 || (r = plan_proxy_arp(&pl)) < 0 || (r = plan_proxy_ndp(&pl)) < 0 ||
+            (r = plan_proxies(&pl)) < 0 || (r = plan_rules_add(&pl)) < 0 || (r = plan_routes(&pl)) < 0 ||
+            (r = plan_rules_del(&pl)) < 0 || (r = plan_tunnels(&pl)) < 0 || (r = record_route_owner(&pl)) < 0)
                 goto fail;
-        if ((r = report_host(&pl)) < 0 || (r = report_host6(&pl)) < 0 || (r = report_pools(&pl)) < 0 || (r = report_model(&pl)) < 0 ||
+        if ((r = report_host(&pl)) < 0 || (r = report_host6(&pl)) < 0 || (r = report_pools(&pl)) < 0 ||
+            (r = report_model(&pl)) < 0 || (r = report_covering(&pl)) < 0 ||
             (r = report_notes(&pl, pl.upstream, PLAN_WARNING, "needs-upstream-routing",
                               "no direct route (not on-link, or encapsulated), these blocks need upstream "
                               "routing (the switch or BGP)")) < 0 ||
@@ -1540,14 +1748,19 @@ int plan_cleanup(const struct cfg_settings *s, const struct host_snapshot *h, co
         if ((r = plan_new(&pl.p)) < 0)
                 return r;
         choose_uplink(&pl, s);
-        if (pl.rec->damaged[0])
+        r = reserve_rules(&pl);
+        if (r >= 0 && pl.rec->damaged[0])
                 r = add_finding(&pl, PLAN_BLOCKING, "record-damaged",
                                 "runtime record: %s; kept as it is: nothing is restored from it", pl.rec->damaged);
-        else if (pl.rec->valid)
+        else if (r >= 0 && pl.rec->valid)
                 r = restore_record(&pl, pl.rec);
         /* IPv6 underlay mode off for the cleanup: proxy_ndp back, our entries gone */
         if (r >= 0 && (r = plan_proxy_ndp(&pl)) >= 0)
                 r = plan_proxies(&pl);
+        /* Rules first: pool traffic goes back to main at once, then our routes go. */
+        for (size_t i = 0; i < h->n_rules && r >= 0; i++)
+                if (rule_owned(&pl, &h->rules[i]))
+                        r = rule_action(&pl, CHANGE_DEL_RULE, &h->rules[i], UINT32_MAX);
         for (size_t i = 0; i < h->n_routes && r >= 0; i++)
                 if (h->routes[i].protocol == s->route_protocol || owned_before(&pl, &h->routes[i]))
                         r = del_route(&pl, &h->routes[i]);
@@ -1593,6 +1806,7 @@ void plan_free(struct plan *p)
                 free(p->findings[i].message);
         free(p->findings);
         free(p->actions);
+        free(p->rules);
         free(p->pools);
         free(p);
 }
@@ -1616,6 +1830,10 @@ const char *host_change_kind_name(enum host_change_kind k)
                 return "add-proxy-neigh";
         case CHANGE_DEL_PROXY:
                 return "delete-proxy-neigh";
+        case CHANGE_ADD_RULE:
+                return "add-rule";
+        case CHANGE_DEL_RULE:
+                return "delete-rule";
         }
         return "?";
 }
@@ -1678,6 +1896,27 @@ static void put_u32(struct line *l, uint32_t v)
         put(l, tmp + sizeof(tmp) - n, n);
 }
 
+/* "add-rule to 10.0.0.0/16 lookup main suppress_prefixlength 25 pref 32700 proto 211",
+ * in `ip rule` words (a table of ours by number, as `ip rule` prints it). */
+static int rule_fmt(const struct host_change *a, char *buf, size_t size)
+{
+        const struct host_rule *r = a->rule;
+        char d[CFG_PREFIX_STRLEN], t[16], sup[40] = "";
+
+        if (r->dst.len)
+                cfg_prefix_fmt(&r->dst, d, sizeof(d));
+        else
+                snprintf(d, sizeof(d), "all");
+        if (r->table == PLAN_TABLE_MAIN)
+                snprintf(t, sizeof(t), "main");
+        else
+                snprintf(t, sizeof(t), "%u", r->table);
+        if (r->suppress_prefixlen >= 0)
+                snprintf(sup, sizeof(sup), " suppress_prefixlength %d", r->suppress_prefixlen);
+        return snprintf(buf, size, "%s to %s lookup %s%s pref %u proto %u%s", host_change_kind_name(a->kind), d, t, sup,
+                        r->priority, r->protocol, r->other ? " (with other selectors)" : "");
+}
+
 int host_change_fmt(const struct host_change *a, char *buf, size_t size)
 {
         char d[CFG_PREFIX_STRLEN];
@@ -1702,6 +1941,9 @@ int host_change_fmt(const struct host_change *a, char *buf, size_t size)
                 return a->kind == CHANGE_ADD_PROXY
                                ? snprintf(buf, size, "add-proxy-neigh %s dev %s proto %u", d, a->dev, r->protocol)
                                : snprintf(buf, size, "delete-proxy-neigh %s dev %s", d, a->dev);
+        case CHANGE_ADD_RULE:
+        case CHANGE_DEL_RULE:
+                return rule_fmt(a, buf, size);
         case CHANGE_ADD_ROUTE:
         case CHANGE_DEL_ROUTE:
                 break;

@@ -12,6 +12,22 @@
 #include "state.h"
 
 #define PLAN_TUNNELS_MAX 4
+#define PLAN_TABLE_MAIN 254
+/* Our policy rules (DESIGN.md §3.2): per underlay pool `to POOL lookup main
+ * suppress_prefixlength BLOCKSIZE-1` at PLAN_RULE_PRIORITY_MAIN, then `to POOL lookup
+ * OURS` at PLAN_RULE_PRIORITY_OURS. Below the main rule (32766), or the main table's
+ * default route would answer pool destinations before our table is asked; and after
+ * the rules others add on purpose, so their policy routing keeps precedence: Felix's
+ * WireGuard rule (99, WireguardRoutingRulePriority in projectcalico/calico
+ * felix/config/config_params.go), the AWS VPC CNI's (512-1536), Cilium's (0-100),
+ * Tailscale's (5210-5310), and the ones `ip rule add` without a priority places (the
+ * kernel picks one below the lowest existing non-zero priority, so they land before
+ * ours). One fixed priority per kind rather than per pool: pools never overlap, so
+ * the pairs never meet, and a fixed number makes them easy to find (`ip rule | grep
+ * 3270`). 32764 and 32765 are avoided: wg-quick's rules get them on hosts with no other
+ * rule. */
+#define PLAN_RULE_PRIORITY_MAIN 32700
+#define PLAN_RULE_PRIORITY_OURS 32701
 
 enum plan_severity {
         PLAN_BLOCKING,
@@ -47,6 +63,8 @@ struct plan {
         size_t n_actions;
         struct host_tunnel tunnels[PLAN_TUNNELS_MAX]; /* what remove-tunnel actions point to */
         size_t n_tunnels;
+        struct host_rule *rules;       /* what add-rule and delete-rule actions point to */
+        size_t n_rules;
         struct plan_finding *findings;
         size_t n_findings;
         size_t n_blocking;
@@ -65,7 +83,7 @@ struct plan {
 
 int plan_build(const struct cfg_model *m, const struct host_snapshot *h, const struct host_record *rec,
                struct plan **ret);
-/* --cleanup: delete every route carrying our protocol, restore recorded values. */
+/* --cleanup: delete every rule and route carrying our protocol, restore recorded values. */
 int plan_cleanup(const struct cfg_settings *s, const struct host_snapshot *h, const struct host_record *rec,
                  struct plan **ret);
 void plan_free(struct plan *p);

@@ -110,6 +110,12 @@ static struct kern_observe_opts observe_opts(const struct cfg_settings *s)
 
         if (s && s->uplink_mode == CFG_UPLINK_CAN_REACH)
                 o.reach = s->uplink_reach;
+        /* The planner reads main (foreign routes, the default route), our table, and
+         * ours left in any other table (DESIGN.md §3.2): nothing else is dumped. */
+        if (s) {
+                o.route_table = s->route_table;
+                o.route_protocol = s->route_protocol;
+        }
         return o;
 }
 
@@ -134,6 +140,16 @@ int reconcile_run(struct kern *nl, const struct cfg_model *model, const struct c
                 r.state_error = load;
                 r.record = (struct host_record)HOST_RECORD_INIT;
                 snprintf(r.record.damaged, sizeof(r.record.damaged), "%s", r.state_why);
+        }
+        /* Routes of an earlier routeProtocol may sit in any table: look at all of them
+         * (rare: once after such a change; the narrowed dumps cover the rest). */
+        if (load >= 0 && r.record.route_protocol && r.record.route_protocol != settings->route_protocol &&
+            oo.route_table) {
+                host_snapshot_clear(&r.host);
+                oo.route_table = 0;
+                oo.route_protocol = 0;
+                if ((e = kern_observe(nl, &oo, &r.host)) < 0)
+                        goto fail;
         }
         renamed = load >= 0 && record_check_link(&r.record, &r.host) > 0;
         if (load >= 0 && r.record.damaged[0]) {

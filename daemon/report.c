@@ -95,6 +95,10 @@ void report_check_text(FILE *f, const struct report_source *src)
         else
                 text_line(f, "uplink: not found (%s)", p->uplink_error);
         fprintf(f, "underlay mode: %s\n", p->underlay ? "on" : "off");
+        fprintf(f, "routes: table %u, consulted for underlay pool destinations after main (rules: pref %u lookup "
+                   "main suppress_prefixlength blockSize-1, pref %u lookup %u)\n",
+                src->model->settings.route_table, PLAN_RULE_PRIORITY_MAIN, PLAN_RULE_PRIORITY_OURS,
+                src->model->settings.route_table);
         fprintf(f, "pools:\n");
         for (size_t i = 0; i < p->n_pools; i++) {
                 const struct cfg_pool *pool = &src->model->pools[p->pools[i].pool];
@@ -210,6 +214,19 @@ static void json_action(FILE *f, const struct host_change *a)
                 fprintf(f, ",\"kind\":");
                 json_str(f, a->tunnel->kind);
                 break;
+        case CHANGE_ADD_RULE:
+        case CHANGE_DEL_RULE:
+                fprintf(f, ",\"dst\":");
+                json_prefix(f, &a->rule->dst, true);
+                fprintf(f, ",\"type\":null,\"gateway\":null,\"dev\":null,\"table\":%u,\"priority\":%u,"
+                           "\"suppress_prefixlength\":",
+                        a->rule->table, a->rule->priority);
+                if (a->rule->suppress_prefixlen >= 0)
+                        fprintf(f, "%d", a->rule->suppress_prefixlen);
+                else
+                        fputs("null", f);
+                fprintf(f, ",\"protocol\":%u", a->rule->protocol);
+                break;
         }
         fputc('}', f);
 }
@@ -307,6 +324,9 @@ void report_check_json(FILE *f, const struct report_source *src)
         fputs("},", f);
         json_uplink(f, status == 2 ? NULL : src->host, src->plan);
         fprintf(f, ",\"underlay\":%s,", p && status != 2 && p->underlay ? "true" : "false");
+        if (status != 2)
+                fprintf(f, "\"routeTable\":%u,\"rulePriorities\":[%u,%u],", src->model->settings.route_table,
+                        PLAN_RULE_PRIORITY_MAIN, PLAN_RULE_PRIORITY_OURS);
         json_pools(f, status == 2 ? &(struct report_source){} : src);
         fputs(",\"changes\":[", f);
         for (size_t i = 0; status != 2 && i < p->n_actions; i++) {

@@ -50,5 +50,6 @@ void host_snapshot_clear(struct host_snapshot *h)
         free(h->addrs);
         free(h->routes);
         free(h->proxies);
+        free(h->rules);
         *h = (struct host_snapshot){};
 }

@@ -73,14 +73,30 @@ struct host_reach {
         struct cfg_prefix prefsrc; /* RTA_PREFSRC, family 0 = none */
 };
 
+/* A policy rule (RTM_NEWRULE), as much as we make of one: `to DST lookup TABLE
+ * [suppress_prefixlength N] pref PRIORITY proto PROTOCOL`. A rule with any other
+ * selector or action (from, iif, fwmark, not, goto, ...) has `other` set: never one of
+ * ours as wanted, so a rule of ours that someone changed that way is replaced. */
+struct host_rule {
+        struct cfg_prefix dst; /* family set; len 0 = every destination */
+        uint32_t priority;
+        uint32_t table;
+        int32_t suppress_prefixlen; /* -1 = none */
+        uint8_t protocol;
+        bool other;
+};
+
 struct host_snapshot {
         struct host_link *links;   /* sorted by ifindex (host_link_by_index() relies on it) */
         size_t n_links;
         struct host_addr *addrs;
         size_t n_addrs;
-        struct host_route *routes; /* every IPv4/IPv6 route of every table but local
-                                    * (cache clones left out) */
+        struct host_route *routes; /* IPv4/IPv6 routes but the local table's (cache clones
+                                    * left out): of every table, or as kern_observe_opts
+                                    * narrows the dump (main, ours, our protocol) */
         size_t n_routes;
+        struct host_rule *rules;   /* every IPv4/IPv6 policy rule */
+        size_t n_rules;
         /* global ("all") IPv4 values; -1 = unknown */
         int all_forwarding;
         int all_rp_filter;
@@ -100,6 +116,8 @@ enum host_change_kind {
         CHANGE_SET_PROXY_NDP, /* net.ipv6.conf.<dev>.proxy_ndp */
         CHANGE_ADD_PROXY,     /* a proxy neighbour entry: route.dst, route.protocol (ours) */
         CHANGE_DEL_PROXY,     /* one of ours: route.dst */
+        CHANGE_ADD_RULE,
+        CHANGE_DEL_RULE,
 };
 
 #define HOST_TUNNEL_ADDRS_MAX 8
@@ -123,7 +141,10 @@ struct host_change {
         bool replace;    /* add-route: replaces an own route with the same key */
         struct host_route route;
         uint32_t pool;   /* index into model->pools, UINT32_MAX when none */
-        const struct host_tunnel *tunnel; /* remove-tunnel: never NULL (plan->tunnels) */
+        union {
+                const struct host_tunnel *tunnel; /* remove-tunnel: never NULL (plan->tunnels) */
+                const struct host_rule *rule;     /* add-rule, delete-rule: never NULL (plan->rules) */
+        };
 };
 
 /* Result of one action: one per planned action, all written, so 100k routes touch

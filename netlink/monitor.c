@@ -30,9 +30,11 @@ struct kern_monitor {
 
 int kern_monitor_open(struct kern_monitor **ret)
 {
-        /* IPv6 too: IPv6 block routes of ours, the uplink's IPv6 prefixes (on-link). */
+        /* IPv6 too: IPv6 block routes of ours, the uplink's IPv6 prefixes (on-link). Rule
+         * groups: a rule of ours deleted or changed by hand is repaired at once. */
         static const unsigned groups[] = { RTNLGRP_LINK,        RTNLGRP_IPV4_IFADDR, RTNLGRP_IPV4_ROUTE,
-                                           RTNLGRP_IPV4_NETCONF, RTNLGRP_IPV6_IFADDR, RTNLGRP_IPV6_ROUTE };
+                                           RTNLGRP_IPV4_NETCONF, RTNLGRP_IPV6_IFADDR, RTNLGRP_IPV6_ROUTE,
+                                           RTNLGRP_IPV4_RULE,    RTNLGRP_IPV6_RULE };
         const struct kern_sock_opts o = { .flags = SOCK_NONBLOCK | SOCK_CLOEXEC, .rcvbuf = MONITOR_RCVBUF,
                                           .groups = groups, .n_groups = ELEMENTSOF(groups) };
         struct kern_monitor *m = calloc(1, sizeof(*m));

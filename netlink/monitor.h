@@ -1,4 +1,5 @@
-/* rtnetlink event monitor: link, IPv4 address, route and IPv4 netconf notifications,
+/* rtnetlink event monitor: link, IPv4 address, route, policy rule (IPv4 and IPv6) and
+ * IPv4 netconf notifications,
  * handed to the caller as plain events. The caller decides what is relevant. */
 #pragma once
 
@@ -12,6 +13,7 @@ enum kern_event_type {
         NL_EV_ADDR,
         NL_EV_ROUTE,
         NL_EV_NETCONF,
+        NL_EV_RULE,
 };
 
 struct kern_event {
@@ -20,6 +22,7 @@ struct kern_event {
         int ifindex; /* netconf: -1 = "all", -2 = "default" */
         char ifname[IFNAMSIZ];
         struct host_route route; /* NL_EV_ROUTE */
+        struct host_rule rule;   /* NL_EV_RULE */
 };
 
 struct kern_monitor;

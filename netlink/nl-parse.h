@@ -38,6 +38,12 @@ static inline bool kern_msg_ok(const struct nlmsghdr *nlh, int len)
  * RTA_DST. The message type is not checked. */
 int kern_parse_route(const struct nlmsghdr *nlh, struct host_route *ret);
 
+/* A rule message (RTM_NEWRULE, RTM_DELRULE, a rule dump's reply): destination,
+ * table, priority, suppress_prefixlength and protocol; any other selector or action
+ * sets ->other. -EBADMSG for a message too short for its fib_rule_hdr, a family other
+ * than IPv4/IPv6, or a malformed FRA_DST. The message type is not checked. */
+int kern_parse_rule(const struct nlmsghdr *nlh, struct host_rule *ret);
+
 /* RTM_NEWADDR: the address (IFA_LOCAL, else IFA_ADDRESS) with its prefix length and
  * device. 1 and *ret set; 0 for a message to skip (another type, no usable address);
  * never an error: a dump goes on. */
@@ -71,7 +77,7 @@ int kern_parse_ack(const struct nlmsghdr *nlh, char *buf, size_t size);
 /* NLMSG_DONE: the dump's error (0 or negative errno) and its extended-ack text. */
 int kern_parse_done(const struct nlmsghdr *nlh, char *buf, size_t size);
 
-/* An event-socket notification (link, address, route, netconf): 1 and *ev filled for
+/* An event-socket notification (link, address, route, rule, netconf): 1 and *ev filled for
  * those types, 0 for any other type, -EBADMSG for one too short for its family header
  * (the kernel never sends that: whoever reads it cannot know what changed). */
 int kern_parse_event(const struct nlmsghdr *nlh, struct kern_event *ev);

@@ -25,6 +25,7 @@
 #include <unistd.h>
 
 #include <libmnl/libmnl.h>
+#include <linux/fib_rules.h>
 #include <linux/ip.h>
 #include <linux/neighbour.h>
 #include <linux/netconf.h>
@@ -59,6 +60,7 @@
 #define NL_MAX_LINKS (1u << 18)
 #define NL_MAX_ADDRS (1u << 20)
 #define NL_MAX_ROUTES (4u << 20)
+#define NL_MAX_RULES (1u << 16)
 
 /* Our marker for NLM_F_DUMP_INTR. Signals never surface as EINTR: recvmsg() is
  * retried. */
@@ -320,7 +322,12 @@ static struct nlmsghdr *put_request(void *buf, size_t size, uint16_t type, uint1
 
 struct observe {
         struct host_snapshot h;
-        size_t cap_links, cap_addrs, cap_routes, cap_proxies;
+        size_t cap_links, cap_addrs, cap_routes, cap_proxies, cap_rules;
+        /* the route dump being read: only routes of this table (0 = any) and protocol
+         * (0 = any), none of skip_a or skip_b. The kernel filters already on a kernel
+         * with strict dump checking; this is for older ones, and against duplicates. */
+        uint32_t table, skip_a, skip_b;
+        uint8_t protocol;
 };
 
 static int devconf(struct rtnl_link *l, unsigned id)
@@ -431,6 +438,15 @@ static int observe_addrs(struct kern *nl, struct observe *o)
 
 /* ---------------------------------------------------------------- observe: routes */
 
+static bool route_wanted(const struct observe *o, const struct host_route *rt)
+{
+        if (rt->table == RT_TABLE_LOCAL || (o->table && rt->table != o->table))
+                return false;
+        if (o->protocol && rt->protocol != o->protocol)
+                return false;
+        return rt->table != o->skip_a && rt->table != o->skip_b;
+}
+
 static int route_cb(const struct nlmsghdr *nlh, void *data)
 {
         struct observe *o = data;
@@ -441,7 +457,7 @@ static int route_cb(const struct nlmsghdr *nlh, void *data)
                 return 0;
         if (rtm->rtm_flags & RTM_F_CLONED) /* cache entries, not routes */
                 return 0;
-        if (kern_parse_route(nlh, &rt) < 0 || rt.table == RT_TABLE_LOCAL)
+        if (kern_parse_route(nlh, &rt) < 0 || !route_wanted(o, &rt))
                 return 0;
         if (o->h.n_routes >= NL_MAX_ROUTES)
                 return -E2BIG;
@@ -451,13 +467,80 @@ static int route_cb(const struct nlmsghdr *nlh, void *data)
         return 0;
 }
 
-static int observe_routes(struct kern *nl, struct observe *o)
+/* A route dump the kernel filters (strict dump checking, Linux 4.20+): one table, or
+ * one protocol in every table. A table that does not exist yet (ours, before our
+ * first route) is reported as ENOENT: it holds nothing. */
+static int dump_routes(struct kern *nl, struct observe *o, uint8_t family, uint32_t table, uint8_t protocol)
 {
-        int r = dump_family(nl, RTM_GETROUTE, AF_INET, sizeof(struct rtmsg), route_cb, o);
+        char buf[NL_REQ_BUF];
+        struct rtmsg *rtm;
+        struct nlmsghdr *nlh = put_request(buf, sizeof(buf), RTM_GETROUTE, NLM_F_DUMP, sizeof(*rtm), (void **)&rtm);
+        int r;
+
+        rtm->rtm_family = family;
+        rtm->rtm_table = table < 256 ? (uint8_t)table : RT_TABLE_UNSPEC;
+        rtm->rtm_protocol = protocol;
+        if (table >= 256)
+                mnl_attr_put_u32(nlh, RTA_TABLE, table);
+        o->table = table;
+        o->protocol = protocol;
+        r = transact(nl, nlh, route_cb, o, NULL, 0);
+        return r == -ENOENT && table ? 0 : r;
+}
+
+/* Every table; or, narrowed by opts, the main table (foreign routes that win by
+ * lookup or conflict, the default route, routes through tunnels), the caller's table,
+ * and routes of the caller's protocol left in any other table. Other tables (Felix's
+ * 1-250, whatever else a node holds) are then never read. */
+static int observe_routes(struct kern *nl, const struct kern_observe_opts *opts, struct observe *o)
+{
+        static const uint8_t families[] = { AF_INET, AF_INET6 };
+        uint32_t ours = opts ? opts->route_table : 0;
+        uint8_t proto = opts ? opts->route_protocol : 0;
+        int r = 0;
+
+        for (size_t i = 0; i < ELEMENTSOF(families) && r >= 0; i++) {
+                o->skip_a = o->skip_b = 0;
+                if (!ours) {
+                        r = dump_routes(nl, o, families[i], 0, 0);
+                        continue;
+                }
+                r = dump_routes(nl, o, families[i], RT_TABLE_MAIN, 0);
+                if (r >= 0 && ours != RT_TABLE_MAIN)
+                        r = dump_routes(nl, o, families[i], ours, 0);
+                o->skip_a = RT_TABLE_MAIN;
+                o->skip_b = ours;
+                if (r >= 0 && proto)
+                        r = dump_routes(nl, o, families[i], 0, proto);
+        }
+        o->skip_a = o->skip_b = o->table = o->protocol = 0;
+        return r;
+}
+
+/* ---------------------------------------------------------------- observe: rules */
+
+static int rule_cb(const struct nlmsghdr *nlh, void *data)
+{
+        struct observe *o = data;
+        struct host_rule rule;
+
+        if (nlh->nlmsg_type != RTM_NEWRULE || kern_parse_rule(nlh, &rule) < 0)
+                return 0;
+        if (o->h.n_rules >= NL_MAX_RULES)
+                return -E2BIG;
+        if (GROW(o->h.rules, o->cap_rules, o->h.n_rules + 1) < 0)
+                return -ENOMEM;
+        o->h.rules[o->h.n_rules++] = rule;
+        return 0;
+}
+
+static int observe_rules(struct kern *nl, struct observe *o)
+{
+        int r = dump_family(nl, RTM_GETRULE, AF_INET, sizeof(struct fib_rule_hdr), rule_cb, o);
 
         if (r < 0)
                 return r;
-        return dump_family(nl, RTM_GETROUTE, AF_INET6, sizeof(struct rtmsg), route_cb, o);
+        return dump_family(nl, RTM_GETRULE, AF_INET6, sizeof(struct fib_rule_hdr), rule_cb, o);
 }
 
 /* ---------------------------------------------------------------- observe: settings */
@@ -602,7 +685,9 @@ static int observe_once(struct kern *nl, const struct kern_observe_opts *opts, s
         if (r >= 0)
                 r = observe_addrs(nl, o);
         if (r >= 0)
-                r = observe_routes(nl, o);
+                r = observe_routes(nl, opts, o);
+        if (r >= 0)
+                r = observe_rules(nl, o);
         if (r >= 0)
                 r = observe_netconf(nl, &o->h);
         if (r >= 0)
@@ -813,6 +898,47 @@ static const struct tunnel_ops kern_tunnel_ops = {
         .del_addr = tun_del_addr,
         .set_down = tun_set_down,
 };
+
+/* ---------------------------------------------------------------- apply: rules */
+
+/* RTM_NEWRULE/RTM_DELRULE for `to DST lookup TABLE [suppress_prefixlength N] pref P
+ * proto PROTO`. The protocol is always set: the kernel accepts a rule identical to
+ * another but for its protocol (NLM_F_EXCL compares it), and on delete it matches
+ * the protocol (rule_find()), so a rule someone else made is never removed. A few
+ * rules per pool: one request each, with its ack. */
+static int rule_change(struct kern *nl, const struct host_change *a, char *err, size_t err_size)
+{
+        const struct host_rule *rule = a->rule;
+        char buf[NL_REQ_BUF];
+        struct fib_rule_hdr *frh;
+        bool add = a->kind == CHANGE_ADD_RULE;
+        struct nlmsghdr *nlh = put_request(buf, sizeof(buf), add ? RTM_NEWRULE : RTM_DELRULE,
+                                           add ? NLM_F_CREATE | NLM_F_EXCL : 0, sizeof(*frh), (void **)&frh);
+        int r;
+
+        if (!rule || kern_addr_size(rule->dst.family) == 0 || rule->dst.len > cfg_prefix_maxlen(&rule->dst) ||
+            !rule->protocol || !rule->table)
+                return -EINVAL;
+        frh->family = rule->dst.family;
+        frh->dst_len = rule->dst.len;
+        frh->action = FR_ACT_TO_TBL;
+        frh->table = rule->table < 256 ? (uint8_t)rule->table : RT_TABLE_UNSPEC;
+        if (rule->dst.len)
+                mnl_attr_put(nlh, FRA_DST, kern_addr_size(rule->dst.family), rule->dst.addr);
+        mnl_attr_put_u32(nlh, FRA_TABLE, rule->table);
+        mnl_attr_put_u32(nlh, FRA_PRIORITY, rule->priority);
+        if (rule->suppress_prefixlen >= 0)
+                mnl_attr_put_u32(nlh, FRA_SUPPRESS_PREFIXLEN, (uint32_t)rule->suppress_prefixlen);
+        mnl_attr_put_u8(nlh, FRA_PROTOCOL, rule->protocol);
+        r = transact(nl, nlh, NULL, NULL, err, err_size);
+        /* EEXIST on add (NLM_F_EXCL, the same rule of ours) and ENOENT on delete
+         * (none such) mean the host already is as wanted. */
+        if ((add && r == -EEXIST) || (!add && r == -ENOENT)) {
+                snprintf(err, err_size, "%s", add ? "already present" : "already absent");
+                return 0;
+        }
+        return r;
+}
 
 /* ---------------------------------------------------------------- apply: routes */
 
@@ -1063,6 +1189,10 @@ static void apply_one(struct kern *nl, const struct host_change *a, struct host_
                 res->error = proxy_change(nl, a, err, sizeof(err));
                 if (res->error == -ENOENT && a->kind == CHANGE_DEL_PROXY)
                         res->error = 0; /* gone already: converged */
+                break;
+        case CHANGE_ADD_RULE:
+        case CHANGE_DEL_RULE:
+                res->error = rule_change(nl, a, err, sizeof(err));
                 break;
         default:
                 res->error = -EOPNOTSUPP;

@@ -26,6 +26,11 @@ struct kern_observe_opts {
         /* Also ask the kernel for its route to this address (h->reach; the planner's
          * uplink: can-reach=). family 0 = do not ask. */
         struct cfg_prefix reach;
+        /* Narrow the route dumps to what the caller reads: the main table, this table
+         * and routes of this protocol in any table (the kernel filters them: strict
+         * dump checking). 0 = routes of every table. */
+        uint32_t route_table;
+        uint8_t route_protocol;
 };
 
 /* One consistent snapshot: links (with IPv4 devconf and proxy delay), addresses,

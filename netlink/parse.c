@@ -9,6 +9,7 @@
 
 #include <errno.h>
 #include <libmnl/libmnl.h>
+#include <linux/fib_rules.h>
 #include <linux/if_link.h>
 #include <linux/neighbour.h>
 #include <linux/netconf.h>
@@ -318,6 +319,70 @@ int kern_parse_route(const struct nlmsghdr *nlh, struct host_route *ret)
         return 0;
 }
 
+/* ---------------------------------------------------------------- rules */
+
+/* One attribute of a rule: the ones we make are read, FRA_FWMASK 0 and
+ * FRA_SUPPRESS_IFGROUP -1 say "none", anything else is a selector or action we never
+ * set (fib_nl_fill_rule() writes only what is set). */
+static bool rule_attr(const struct nlattr *a, struct host_rule *r, const struct nlattr **dst)
+{
+        uint32_t v;
+
+        switch (mnl_attr_get_type(a)) {
+        case FRA_DST:
+                *dst = a;
+                return true;
+        case FRA_TABLE:
+                if (attr_u32(a, &v))
+                        r->table = v;
+                return true;
+        case FRA_PRIORITY:
+                if (attr_u32(a, &v))
+                        r->priority = v;
+                return true;
+        case FRA_SUPPRESS_PREFIXLEN:
+                if (attr_u32(a, &v))
+                        r->suppress_prefixlen = (int32_t)v;
+                return true;
+        case FRA_PROTOCOL:
+                if (mnl_attr_get_payload_len(a) >= 1)
+                        r->protocol = mnl_attr_get_u8(a);
+                return true;
+        case FRA_FWMASK:
+                return attr_u32(a, &v) && v == 0;
+        case FRA_SUPPRESS_IFGROUP:
+                return attr_u32(a, &v) && v == UINT32_MAX;
+        case FRA_UNSPEC:
+        case FRA_PAD:
+                return true;
+        default:
+                return false;
+        }
+}
+
+int kern_parse_rule(const struct nlmsghdr *nlh, struct host_rule *ret)
+{
+        const struct fib_rule_hdr *frh = mnl_nlmsg_get_payload(nlh);
+        const struct nlattr *a, *dst = NULL;
+        struct host_rule r;
+
+        if (nlh->nlmsg_len < mnl_nlmsg_size(sizeof(*frh)) || kern_addr_size(frh->family) == 0)
+                return -EBADMSG;
+        r = (struct host_rule){ .dst = { .family = frh->family, .len = frh->dst_len },
+                                .table = frh->table,
+                                .suppress_prefixlen = -1 };
+        r.other = frh->src_len || frh->tos || frh->action != FR_ACT_TO_TBL || (frh->flags & FIB_RULE_INVERT);
+        mnl_attr_for_each(a, nlh, sizeof(*frh))
+                if (!rule_attr(a, &r, &dst))
+                        r.other = true;
+        if (dst && !attr_addr(dst, frh->family, frh->dst_len, &r.dst))
+                return -EBADMSG;
+        if (r.dst.len > cfg_prefix_maxlen(&r.dst))
+                return -EBADMSG;
+        *ret = r;
+        return 0;
+}
+
 int kern_parse_reach(const struct nlmsghdr *nlh, struct host_reach *ret)
 {
         const struct rtmsg *rtm = mnl_nlmsg_get_payload(nlh);
@@ -420,6 +485,16 @@ int kern_parse_event(const struct nlmsghdr *h, struct kern_event *ev)
                 e.type = NL_EV_ROUTE;
                 e.removed = h->nlmsg_type == RTM_DELROUTE;
                 r = event_route(h, &e);
+                break;
+        case RTM_NEWRULE:
+        case RTM_DELRULE:
+                e.type = NL_EV_RULE;
+                e.removed = h->nlmsg_type == RTM_DELRULE;
+                r = kern_parse_rule(h, &e.rule);
+                /* Another family, or a rule we could not read: a resync will tell. */
+                if (r < 0)
+                        e.rule = (struct host_rule){ .suppress_prefixlen = -1, .other = true };
+                r = h->nlmsg_len < mnl_nlmsg_size(sizeof(struct fib_rule_hdr)) ? -EBADMSG : 1;
                 break;
         case RTM_NEWNETCONF:
                 e.type = NL_EV_NETCONF;

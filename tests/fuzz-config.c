@@ -110,7 +110,7 @@ static void fuzz_settings(const uint8_t *data, size_t size)
                 for (size_t i = 0; i < s.n_resources; i++)
                         CHECK(s.resources[i] && s.resources[i][0] == '/');
                 CHECK(s.tunnel_ipip && s.tunnel_vxlan && s.tunnel_vxlan_v6);
-                CHECK(s.route_table != 253 && s.route_table != 255 && s.route_table != 0);
+                CHECK(s.route_table != 0 && (s.route_table < 253 || s.route_table > 255));
                 CHECK(s.uplink_mode == CFG_UPLINK_AUTO || s.uplink);
                 if (s.has_node_labels)
                         for (size_t i = 1; i < s.node_labels.n; i++)

@@ -10,13 +10,14 @@ routes of several protocols), then, inside it, over raw NETLINK_ROUTE sockets se
 the way netlink/nl.c sets up its own (NETLINK_EXT_ACK, NETLINK_CAP_ACK,
 NETLINK_GET_STRICT_CHK) and netlink/monitor.c its event socket:
 
-- dumps: links, IPv4/IPv6 addresses, IPv4/IPv6 routes, netconf, the ARP neighbour table;
+- dumps: links, IPv4/IPv6 addresses, IPv4/IPv6 routes, IPv4/IPv6 policy rules
+  (ours and others' with selectors we never set), netconf, the ARP neighbour table;
 - single requests: the route to an address (can-reach), netconf for "all";
 - acks and errors with extended-ack text, capped and not (a failed route add, a
   delete of a missing route, a duplicate, a bad neightbl change, a strict-check dump
   error), and a batch of route messages with one ack on the last one;
-- notifications: routes, links and addresses added, changed and removed, proxy_arp
-  flipped (RTM_NEWNETCONF).
+- notifications: routes, links, addresses and policy rules added, changed and
+  removed, proxy_arp flipped (RTM_NEWNETCONF).
 
 Each datagram becomes one corpus file named by its content. The namespace is removed
 on exit, even on failure. Standard library only.
@@ -46,6 +47,8 @@ RTM_GETADDR = 22
 RTM_NEWROUTE, RTM_DELROUTE, RTM_GETROUTE = 24, 25, 26
 RTM_GETNEIGHTBL, RTM_SETNEIGHTBL = 66, 67
 RTM_GETNETCONF = 82
+RTM_GETRULE = 34
+RTNLGRP_IPV4_RULE, RTNLGRP_IPV6_RULE = 8, 19
 
 RTA_DST, RTA_OIF, RTA_GATEWAY, RTA_PRIORITY = 1, 4, 5, 6
 NETCONFA_IFINDEX = 1
@@ -164,6 +167,14 @@ def capture_inside(outdir):
     # Events first: the socket listens before anything below changes.
     ev = c.sock(groups=RTMGRP_LINK | RTMGRP_IPV4_IFADDR | RTMGRP_IPV4_ROUTE)
     ev.setsockopt(SOL_NETLINK, NETLINK_ADD_MEMBERSHIP, RTNLGRP_IPV4_NETCONF)
+    ev.setsockopt(SOL_NETLINK, NETLINK_ADD_MEMBERSHIP, RTNLGRP_IPV4_RULE)
+    ev.setsockopt(SOL_NETLINK, NETLINK_ADD_MEMBERSHIP, RTNLGRP_IPV6_RULE)
+    # Policy rules like ours and others' (selectors we never set), for the rule dump.
+    for cmd in ("rule add to 10.9.0.0/16 lookup main suppress_prefixlength 25 pref 32700 proto 211",
+                "rule add to 10.9.0.0/16 lookup 252 pref 32701 proto 211",
+                "rule add from 10.8.0.0/16 iif eth0 fwmark 0x10/0xff lookup 70000 pref 100",
+                "-6 rule add to fd00:9::/64 lookup 252 pref 32701 proto 211"):
+        ip(*cmd.split())
 
     s = c.sock()
     # Dumps, as kern_observe() asks for them.
@@ -172,6 +183,8 @@ def capture_inside(outdir):
         c.dump(s, RTM_GETADDR, struct.pack("=BBBBI", fam, 0, 0, 0, 0))
         c.dump(s, RTM_GETROUTE, rtmsg(fam, table=0))
     c.dump(s, RTM_GETNETCONF, struct.pack("=Bxxx", socket.AF_INET))
+    for fam in (socket.AF_INET, socket.AF_INET6):
+        c.dump(s, RTM_GETRULE, struct.pack("=BBBBBBBBI", fam, 0, 0, 0, 0, 0, 0, 0, 0))
     c.request(s, RTM_GETNETCONF, 0, struct.pack("=Bxxx", socket.AF_INET) + rtattr(NETCONFA_IFINDEX, struct.pack("=i", -1)))
     c.request(s, RTM_GETNETCONF, 0, struct.pack("=Bxxx", socket.AF_INET) + rtattr(NETCONFA_IFINDEX, struct.pack("=i", eth0)))
     c.dump(s, RTM_GETNEIGHTBL, struct.pack("=Bxxx", socket.AF_INET))
@@ -222,6 +235,8 @@ def capture_inside(outdir):
                 "route del 10.7.0.0/24",
                 "route add blackhole 10.7.1.0/26 proto 211 metric 1024",
                 "route add 10.7.2.0/24 via 192.168.10.14 dev eth0 table 100",
+                "rule del to 10.9.0.0/16 lookup 252 pref 32701 proto 211",
+                "rule add to 10.9.0.0/16 lookup 252 pref 32701 proto 211",
                 "addr add 192.168.10.21/24 dev eth0",
                 "addr del 192.168.10.21/24 dev eth0",
                 "link set lan0 down", "link set lan0 up",

@@ -92,6 +92,7 @@ static void check_text(const char *buf, size_t size)
 static void parse_all(const struct nlmsghdr *nlh)
 {
         struct host_route rt;
+        struct host_rule rule;
         struct host_addr ha;
         struct host_snapshot h = { .all_forwarding = -1, .all_rp_filter = -1 };
         struct host_reach reach = {};
@@ -106,6 +107,10 @@ static void parse_all(const struct nlmsghdr *nlh)
                 check_prefix(&rt.dst, false);
                 check_prefix(&rt.gateway, true);
                 CHECK(rt.gateway.family == 0 || rt.gateway.len == cfg_prefix_maxlen(&rt.gateway));
+        }
+        if (kern_parse_rule(nlh, &rule) == 0) {
+                check_prefix(&rule.dst, true);
+                CHECK(rule.dst.family == AF_INET || rule.dst.family == AF_INET6);
         }
         if (kern_parse_addr(nlh, &ha) > 0)
                 check_prefix(&ha.addr, false);
@@ -132,7 +137,7 @@ static void parse_all(const struct nlmsghdr *nlh)
         r = kern_parse_event(nlh, &ev);
         CHECK(r >= -EBADMSG && r <= 1 && (r >= 0 || r == -EBADMSG));
         if (r > 0) {
-                CHECK(ev.type <= NL_EV_NETCONF);
+                CHECK(ev.type <= NL_EV_RULE);
                 check_text(ev.ifname, sizeof(ev.ifname));
         }
 }
@@ -141,7 +146,7 @@ static void on_event(const struct kern_event *ev, void *userdata)
 {
         size_t *n = userdata;
 
-        CHECK(ev->type <= NL_EV_NETCONF);
+        CHECK(ev->type <= NL_EV_RULE);
         check_text(ev->ifname, sizeof(ev->ifname));
         (*n)++;
 }
@@ -163,7 +168,7 @@ static void fuzz_datagram(const uint8_t *data, size_t size)
 
 static const uint16_t types[] = {
         RTM_NEWROUTE, RTM_DELROUTE,     RTM_NEWLINK, RTM_DELLINK, RTM_NEWADDR, RTM_DELADDR,
-        RTM_NEWNETCONF, RTM_NEWNEIGHTBL, NLMSG_ERROR, NLMSG_DONE,  NLMSG_NOOP,
+        RTM_NEWNETCONF, RTM_NEWNEIGHTBL, NLMSG_ERROR, NLMSG_DONE,  NLMSG_NOOP,  RTM_NEWRULE, RTM_DELRULE,
 };
 
 static void fuzz_message(const uint8_t *data, size_t size)

@@ -1162,7 +1162,7 @@ static void assert_defaults(const struct cfg_settings *s, const char *node)
         assert_int_equal(s->route_protocol, 211);
         assert_int_equal(s->route_protocol, CFG_DEFAULT_ROUTE_PROTOCOL);
         assert_int_equal(s->route_metric, CFG_DEFAULT_ROUTE_METRIC);
-        assert_int_equal(s->route_table, 254);
+        assert_int_equal(s->route_table, 252);
         assert_int_equal(s->local_block_route, CFG_LOCAL_BLACKHOLE);
         assert_string_equal(s->tunnel_ipip, "tunl0");
         assert_string_equal(s->tunnel_vxlan, "vxlan.calico");
@@ -1357,12 +1357,9 @@ static void settings_route_metric_table(void **state)
         assert_int_equal(s.route_metric, 0);
         assert_int_equal(s.route_table, 100);
         cfg_settings_clear(&s);
-        s = settings_ok("routeMetric: 4294967295\nrouteTable: main\n");
+        s = settings_ok("routeMetric: 4294967295\nrouteTable: 251\n");
         assert_int_equal(s.route_metric, 4294967295u);
-        assert_int_equal(s.route_table, 254);
-        cfg_settings_clear(&s);
-        s = settings_ok("routeTable: 254\n");
-        assert_int_equal(s.route_table, 254);
+        assert_int_equal(s.route_table, 251);
         cfg_settings_clear(&s);
         s = settings_ok("routeTable: 100000\n");
         assert_int_equal(s.route_table, 100000);
@@ -1372,7 +1369,11 @@ static void settings_route_metric_table(void **state)
         settings_reject("routeTable: 253\n", 1, 13, NEEDLES("kernel's default table"));
         settings_reject("routeTable: 255\n", 1, 13, NEEDLES("kernel's local table"));
         settings_reject("routeTable: 0\n", 1, 13, NEEDLES("routeTable"));
-        settings_reject("routeTable: local\n", 1, 13, NEEDLES("routeTable must be a number"));
+        settings_reject("routeTable: 254\n", 1, 13, NEEDLES("kernel's main table", "default 252"));
+        settings_reject("routeTable: main\n", 1, 13, NEEDLES("routeTable main", "table of their own"));
+        settings_reject("routeTable: local\n", 1, 13, NEEDLES("routeTable local"));
+        settings_reject("routeTable: default\n", 1, 13, NEEDLES("routeTable default"));
+        settings_reject("routeTable: fast\n", 1, 13, NEEDLES("routeTable must be a number"));
 }
 
 static void settings_local_block_route(void **state)

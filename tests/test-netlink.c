@@ -169,10 +169,11 @@ static struct cfg_settings settings(void)
 }
 
 /* Observe as the daemon does for these settings: the route lookup of can-reach=
- * included (daemon/reconcile.c). */
+ * included, the route dumps narrowed to main, our table and our protocol
+ * (daemon/reconcile.c). */
 static void observe(const struct cfg_settings *s, struct host_snapshot *h)
 {
-        struct kern_observe_opts o = {};
+        struct kern_observe_opts o = { .route_table = s->route_table, .route_protocol = s->route_protocol };
         struct kern *nl = NULL;
         int r;
 
@@ -460,8 +461,9 @@ NETNS_TEST(test_observe_routes)
         setup_eth0();
         sh("ip route add 10.50.0.0/24 via 192.168.10.2 dev eth0 proto bird metric 100");
         sh("ip route add blackhole 10.60.0.0/24 proto static");
-        sh("ip route add unreachable 10.61.0.0/24 table 1000 metric 5");
-        sh("ip route add 10.70.0.0/24 table 100 nexthop via 192.168.10.2 dev eth0 nexthop via 192.168.10.3 dev eth0");
+        sh("ip route add unreachable 10.61.0.0/24 table 1000 metric 5 proto 211");
+        sh("ip route add 10.70.0.0/24 table 252 nexthop via 192.168.10.2 dev eth0 nexthop via 192.168.10.3 dev eth0");
+        sh("ip route add 10.80.0.0/24 table 100 via 192.168.10.2 dev eth0 proto bird");
         sh("ip -6 route add fd01::/64 via fd00::2 dev eth0 proto bird metric 7");
         observe(&s, &h);
 
@@ -475,16 +477,104 @@ NETNS_TEST(test_observe_routes)
         CHECK(addr_is(&r->gateway, "192.168.10.2"));
         r = find_route(&h, "10.60.0.0/24", 254);
         CHECK(r && r->type == HOST_RTN_BLACKHOLE && r->protocol == 4 && r->oif == 0);
+        /* Ours in any table; anything in our table (252); nothing else outside main. */
         r = find_route(&h, "10.61.0.0/24", 1000);
-        CHECK(r && r->type == HOST_RTN_UNREACHABLE && r->priority == 5 && r->table == 1000);
-        r = find_route(&h, "10.70.0.0/24", 100);
+        CHECK(r && r->type == HOST_RTN_UNREACHABLE && r->priority == 5 && r->table == 1000 && r->protocol == 211);
+        r = find_route(&h, "10.70.0.0/24", 252);
         CHECK(r && r->multipath && r->oif == ifindex("eth0") && r->gateway.family == 0);
+        CHECK(!find_route(&h, "10.80.0.0/24", 100));
+        for (size_t i = 0; i < h.n_routes; i++)
+                CHECK(h.routes[i].table == 254 || h.routes[i].table == 252 || h.routes[i].protocol == 211);
         r = find_route(&h, "fd01::/64", 254);
         CHECK(r && r->protocol == 12 && r->priority == 7 && r->oif == ifindex("eth0"));
         CHECK(addr_is(&r->gateway, "fd00::2"));
         for (size_t i = 0; i < h.n_routes; i++)
                 CHECK(h.routes[i].table != 255); /* the local table is left out */
         host_snapshot_clear(&h);
+        /* Table 252 emptied (a table that never existed, as in the other cases here,
+         * makes the kernel answer its dump with ENOENT: observed as empty). */
+        sh("ip route flush table 252");
+        observe(&s, &h);
+        CHECK(!find_route(&h, "10.70.0.0/24", 252));
+        CHECK(find_route(&h, "10.61.0.0/24", 1000));
+        host_snapshot_clear(&h);
+}
+
+static const struct host_rule *find_rule(const struct host_snapshot *h, const char *dst, uint32_t prio,
+                                         uint8_t proto)
+{
+        struct cfg_prefix p;
+
+        CHECK(cfg_prefix_parse(dst, false, &p) >= 0);
+        for (size_t i = 0; i < h->n_rules; i++)
+                if (cfg_prefix_eq(&h->rules[i].dst, &p) && h->rules[i].priority == prio &&
+                    h->rules[i].protocol == proto)
+                        return &h->rules[i];
+        return NULL;
+}
+
+/* Rules: dumped with what we make of them (table, suppress_prefixlength, protocol),
+ * anything else flagged; ours added and deleted by protocol, never someone else's
+ * identical rule. */
+NETNS_TEST(test_rules)
+{
+        struct cfg_settings s = settings();
+        struct host_snapshot h = {};
+        struct host_rule want[3] = {
+                { .priority = 32700, .table = 254, .suppress_prefixlen = 25, .protocol = 211 },
+                { .priority = 32701, .table = 252, .suppress_prefixlen = -1, .protocol = 211 },
+                { .priority = 32701, .table = 70000, .suppress_prefixlen = -1, .protocol = 211 },
+        };
+        struct host_change a[3];
+        struct host_result res[3] = {};
+        const struct host_rule *r;
+        char *before, *after;
+
+        setup_eth0();
+        for (int i = 0; i < 3; i++) {
+                CHECK(cfg_prefix_parse(i < 2 ? "10.9.0.0/16" : "10.10.0.0/16", false, &want[i].dst) >= 0);
+                a[i] = (struct host_change){ .kind = CHANGE_ADD_RULE, .rule = &want[i], .pool = UINT32_MAX };
+        }
+        /* Someone else's rule identical to ours but for its protocol, and one with
+         * a selector we never set. */
+        sh("ip rule add to 10.9.0.0/16 lookup 252 pref 32701 proto static");
+        sh("ip rule add to 10.11.0.0/16 iif eth0 lookup 252 pref 32701 proto 211");
+        before = capture("ip rule show");
+        CHECK_INT(apply(&s, a, 3, res), 0);
+        after = capture("ip rule show");
+        fprintf(stderr, "%s", after);
+        CHECK(strstr(after, "32700:\tfrom all to 10.9.0.0/16 lookup main suppress_prefixlength 25 proto 211"));
+        CHECK(strstr(after, "32701:\tfrom all to 10.9.0.0/16 lookup 252 proto 211"));
+        CHECK(strstr(after, "32701:\tfrom all to 10.9.0.0/16 lookup 252 proto static"));
+        CHECK(strstr(after, "32701:\tfrom all to 10.10.0.0/16 lookup 70000 proto 211"));
+        observe(&s, &h);
+        r = find_rule(&h, "10.9.0.0/16", 32700, 211);
+        CHECK(r && r->table == 254 && r->suppress_prefixlen == 25 && !r->other);
+        r = find_rule(&h, "10.9.0.0/16", 32701, 211);
+        CHECK(r && r->table == 252 && r->suppress_prefixlen == -1 && !r->other);
+        r = find_rule(&h, "10.9.0.0/16", 32701, 4);
+        CHECK(r && r->table == 252 && !r->other);
+        r = find_rule(&h, "10.10.0.0/16", 32701, 211);
+        CHECK(r && r->table == 70000 && !r->other);
+        r = find_rule(&h, "10.11.0.0/16", 32701, 211);
+        CHECK(r && r->other);
+        r = find_rule(&h, "0.0.0.0/0", 32766, 2); /* the kernel's main rule */
+        CHECK(r && r->table == 254 && !r->other);
+        host_snapshot_clear(&h);
+
+        CHECK_INT(apply(&s, a, 3, res), 0); /* EEXIST */
+        CHECK_STR(host_result_message(&res[1]), "already present");
+        for (int i = 0; i < 3; i++)
+                a[i].kind = CHANGE_DEL_RULE;
+        CHECK_INT(apply(&s, a, 3, res), 0);
+        free(after);
+        after = capture("ip rule show");
+        CHECK_STR(after, before); /* someone else's identical rule stays */
+        CHECK_INT(apply(&s, a, 3, res), 0); /* ENOENT */
+        CHECK_STR(host_result_message(&res[0]), "already absent");
+        free(after);
+        free(before);
+        host_results_free(res, 3);
 }
 
 /* Observing while addresses change: a multi-part dump interrupted by a change
@@ -1049,6 +1139,7 @@ int main(void)
                 cmocka_unit_test(test_observe_links_addrs),
                 cmocka_unit_test(test_observe_devconf),
                 cmocka_unit_test(test_observe_routes),
+                cmocka_unit_test(test_rules),
                 cmocka_unit_test(test_observe_under_churn),
                 cmocka_unit_test(test_uplink_auto),
                 cmocka_unit_test(test_uplink_name),

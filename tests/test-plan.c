@@ -92,9 +92,12 @@
 
 /* What a fresh plan for SIMPLE does on a fresh node1 (host_node1()). */
 #define SIMPLE_PROXY "set-proxy-delay eth0 0 ms", "set-proxy-arp eth0 1"
-#define R_LOCAL "blackhole 192.168.10.128/28 proto 211 metric 1024 table 254"
-#define R_144 "192.168.10.144/28 via 192.168.10.12 dev eth0 proto 211 metric 1024 table 254"
-#define R_160 "192.168.10.160/28 via 192.168.10.12 dev eth0 proto 211 metric 1024 table 254"
+#define R_LOCAL "blackhole 192.168.10.128/28 proto 211 metric 1024 table 252"
+#define R_144 "192.168.10.144/28 via 192.168.10.12 dev eth0 proto 211 metric 1024 table 252"
+#define R_160 "192.168.10.160/28 via 192.168.10.12 dev eth0 proto 211 metric 1024 table 252"
+/* The rules SIMPLE's pool wants (and dc1's underlay-az1). */
+#define RULE_MAIN_10 "add-rule to 192.168.10.128/25 lookup main suppress_prefixlength 27 pref 32700 proto 211"
+#define RULE_OURS_10 "add-rule to 192.168.10.128/25 lookup 252 pref 32701 proto 211"
 
 /* ---- per-test state, freed by the teardown even when an assertion fails ---- */
 
@@ -231,12 +234,13 @@ static uint8_t proto_parse(const char *s)
 
 /* A route in `ip route` words: "[blackhole|unreachable|prohibit|local] DST [via GW]
  * [dev DEV] [proto P] [metric N] [table N] [scope link] [multipath]". Table defaults to
- * main, metric to 0, protocol to boot, as `ip route add` does. */
+ * main (to our table 252 for a route of protocol 211), metric to 0, protocol to boot, as
+ * `ip route add` does. */
 static struct host_route route_parse(struct host_snapshot *h, const char *spec)
 {
         struct host_route r = { .table = 254, .protocol = 3, .type = HOST_RTN_UNICAST };
         char copy[256], *save = NULL, *tok;
-        bool dst = false;
+        bool dst = false, table = false;
 
         snprintf(copy, sizeof(copy), "%s", spec);
         for (tok = strtok_r(copy, " ", &save); tok; tok = strtok_r(NULL, " ", &save)) {
@@ -272,14 +276,19 @@ static struct host_route route_parse(struct host_snapshot *h, const char *spec)
                         r.protocol = proto_parse(arg);
                 else if (streq(tok, "metric"))
                         r.priority = (uint32_t)strtoul(arg, NULL, 10);
-                else if (streq(tok, "table"))
+                else if (streq(tok, "table")) {
                         r.table = streq(arg, "main") ? 254 : (uint32_t)strtoul(arg, NULL, 10);
+                        table = true;
+                }
                 else if (streq(tok, "scope"))
                         continue; /* as ip route prints it; the planner never reads it */
                 else
                         fail_msg("bad route spec word '%s' in '%s'", tok, spec);
         }
         assert_true(dst);
+        /* Ours, unless told otherwise, where ours live: our table. */
+        if (!table && r.protocol == OWN)
+                r.table = CFG_DEFAULT_ROUTE_TABLE;
         return r;
 }
 
@@ -443,6 +452,17 @@ static void check_invariants(const struct cfg_settings *s, const struct host_sna
                                     streq(a->dev, s->tunnel_vxlan_v6));
                         assert_true(a->tunnel->n_addrs <= HOST_TUNNEL_ADDRS_MAX);
                         break;
+                case CHANGE_ADD_RULE:
+                case CHANGE_DEL_RULE:
+                        /* Only rules carrying our protocol, below the main rule; only an
+                         * existing rule of ours is deleted. */
+                        assert_int_equal(a->rule->protocol, s->route_protocol);
+                        for (size_t k = 0; k < h->n_rules; k++)
+                                found = found || !memcmp(&h->rules[k], a->rule, sizeof(*a->rule));
+                        assert_int_equal(found, a->kind == CHANGE_DEL_RULE);
+                        if (a->kind == CHANGE_ADD_RULE)
+                                assert_true(a->rule->priority < 32766);
+                        break;
                 }
         }
         assert_int_equal(p->n_pools, p->pools ? p->n_pools : 0);
@@ -497,25 +517,47 @@ static void dump_plan(const struct plan *p)
                             p->findings[i].message);
 }
 
-static void check_actions(const struct plan *p, const char *const *want)
+static bool is_rule(const struct host_change *a)
 {
-        size_t n = 0;
+        return a->kind == CHANGE_ADD_RULE || a->kind == CHANGE_DEL_RULE;
+}
+
+/* The exact action list; with rules false, the policy-rule actions are left out of the
+ * comparison (most tests are about routes and settings; the rule tests ask for all). */
+static void check_actions(const struct plan *p, const char *const *want, bool rules)
+{
+        size_t n = 0, i = 0, k = 0;
         char line[256];
 
         while (want[n])
                 n++;
-        for (size_t i = 0; i < n || i < p->n_actions; i++) {
-                if (i < p->n_actions)
-                        action_text(&p->actions[i], line, sizeof(line));
-                if (i < n && i < p->n_actions && streq(line, want[i]))
+        for (;; i++, k++) {
+                while (!rules && k < p->n_actions && is_rule(&p->actions[k]))
+                        k++;
+                if (i >= n && k >= p->n_actions)
+                        return;
+                if (k < p->n_actions)
+                        action_text(&p->actions[k], line, sizeof(line));
+                if (i < n && k < p->n_actions && streq(line, want[i]))
                         continue;
                 dump_plan(p);
                 fail_msg("action %zu: want '%s', have '%s'", i, i < n ? want[i] : "(none)",
-                         i < p->n_actions ? line : "(none)");
+                         k < p->n_actions ? line : "(none)");
         }
 }
-#define EXPECT_ACTIONS(p, ...) check_actions((p), (const char *const[]){ __VA_ARGS__, NULL })
-#define EXPECT_NO_ACTIONS(p) check_actions((p), (const char *const[]){ NULL })
+#define EXPECT_ACTIONS(p, ...) check_actions((p), (const char *const[]){ __VA_ARGS__, NULL }, false)
+#define EXPECT_ALL_ACTIONS(p, ...) check_actions((p), (const char *const[]){ __VA_ARGS__, NULL }, true)
+#define EXPECT_NO_ACTIONS(p) check_actions((p), (const char *const[]){ NULL }, true)
+
+/* The nth action that is not a rule (the index tests spell without them). */
+static const struct host_change *nth_action(const struct plan *p, size_t nth)
+{
+        for (size_t k = 0; k < p->n_actions; k++)
+                if (!is_rule(&p->actions[k]) && nth-- == 0)
+                        return &p->actions[k];
+        fail_msg("no such action");
+        return NULL;
+}
 
 /* The exact list of findings, as "severity code" in order. */
 static void check_findings(const struct plan *p, const char *const *want)
@@ -679,6 +721,19 @@ static void apply_action(struct host_snapshot *h, const struct host_change *a)
                 assert_true(k < h->n_proxies);
                 h->proxies[k] = h->proxies[--h->n_proxies];
                 return;
+        case CHANGE_ADD_RULE:
+                h->rules = realloc(h->rules, (h->n_rules + 1) * sizeof(*h->rules));
+                assert_non_null(h->rules);
+                h->rules[h->n_rules++] = *a->rule;
+                return;
+        case CHANGE_DEL_RULE:
+                for (k = 0; k < h->n_rules; k++)
+                        if (!memcmp(&h->rules[k], a->rule, sizeof(*a->rule)))
+                                break;
+                assert_true(k < h->n_rules);
+                memmove(&h->rules[k], &h->rules[k + 1], (h->n_rules - k - 1) * sizeof(*h->rules));
+                h->n_rules--;
+                return;
         }
 }
 
@@ -736,7 +791,176 @@ static void set_record(struct t *t, const char *ifname, int proxy_arp, int64_t d
         snprintf(t->rec.ifname, sizeof(t->rec.ifname), "%s", ifname);
 }
 
+/* The rules of ours a converged host has: per IPv4 underlay pool of the model, main
+ * with suppress_prefixlength blockSize-1 at 32700, our table at 32701 (spelled out as
+ * text by test_rules_fresh_node). */
+static void own_rules(struct t *t)
+{
+        for (size_t i = 0; i < t->m->n_pools; i++) {
+                const struct cfg_pool *pool = &t->m->pools[i];
+
+                if (pool->nat_outgoing || pool->cidr.family != AF_INET || !pool->workload)
+                        continue;
+                t->h.rules = realloc(t->h.rules, (t->h.n_rules + 2) * sizeof(*t->h.rules));
+                assert_non_null(t->h.rules);
+                t->h.rules[t->h.n_rules++] = (struct host_rule){ .dst = pool->cidr, .priority = 32700, .table = 254,
+                                                                 .suppress_prefixlen = pool->block_size - 1,
+                                                                 .protocol = OWN };
+                t->h.rules[t->h.n_rules++] = (struct host_rule){ .dst = pool->cidr, .priority = 32701,
+                                                                 .table = t->m->settings.route_table,
+                                                                 .suppress_prefixlen = -1, .protocol = OWN };
+        }
+}
+
 /* ================================ tests ================================ */
+/* ---- policy rules (DESIGN.md §3.2) ---- */
+
+static void rule_push(struct t *t, const char *dst, uint32_t prio, uint32_t table, int32_t suppress, uint8_t proto)
+{
+        struct host_rule *r;
+
+        t->h.rules = realloc(t->h.rules, (t->h.n_rules + 1) * sizeof(*t->h.rules));
+        assert_non_null(t->h.rules);
+        r = &t->h.rules[t->h.n_rules++];
+        *r = (struct host_rule){ .priority = prio, .table = table, .suppress_prefixlen = suppress, .protocol = proto };
+        assert_int_equal(cfg_prefix_parse(dst, false, &r->dst), 0);
+}
+
+/* A fresh node: per underlay pool, main (suppressing routes shorter than a block) then
+ * our table, both before any route; overlay pools get none. */
+static void test_rules_fresh_node(void **state)
+{
+        struct t *t = *state;
+        struct plan *p;
+
+        load(t, NULL, DC1);
+        host_node1(&t->h);
+        p = plan(t);
+        EXPECT_ALL_ACTIONS(p, SIMPLE_PROXY, RULE_MAIN_10, RULE_OURS_10,
+                           "add-rule to 192.168.20.128/25 lookup main suppress_prefixlength 27 pref 32700 proto 211",
+                           "add-rule to 192.168.20.128/25 lookup 252 pref 32701 proto 211", "add-route " R_LOCAL,
+                           "add-route " R_144);
+        assert_int_equal(nth_action(p, 2)->route.table, 252);
+        for (size_t i = 2; i < 6; i++) {
+                assert_int_equal(p->actions[i].kind, CHANGE_ADD_RULE);
+                assert_int_equal(p->actions[i].rule->protocol, OWN);
+                assert_false(p->actions[i].rule->other);
+        }
+        assert_int_equal(p->actions[2].rule->table, 254);
+        assert_int_equal(p->actions[2].rule->suppress_prefixlen, 27);
+        assert_int_equal(p->actions[3].rule->table, 252);
+        assert_int_equal(p->actions[3].rule->suppress_prefixlen, -1);
+        apply_and_replan(t);
+        assert_int_equal(t->h.n_rules, 4);
+}
+
+/* An earlier version's routes in main: the rules and our table first, then the
+ * routes in main are withdrawn, in that order, so traffic always has a route. */
+static void test_rules_upgrade_from_main(void **state)
+{
+        struct t *t = *state;
+        struct plan *p;
+
+        load(t, NULL, SIMPLE);
+        host_node1(&t->h);
+        link_of(&t->h, "eth0")->proxy_arp = 1;
+        link_of(&t->h, "eth0")->proxy_delay_ms = 0;
+        route_add(&t->h, "blackhole 192.168.10.128/28 proto 211 metric 1024 table main");
+        route_add(&t->h, "192.168.10.144/28 via 192.168.10.12 dev eth0 proto 211 metric 1024 table main");
+        route_add(&t->h, "192.168.10.160/28 via 192.168.10.12 dev eth0 proto 211 metric 1024 table main");
+        p = plan(t);
+        EXPECT_ALL_ACTIONS(p, RULE_MAIN_10, RULE_OURS_10, "add-route " R_LOCAL, "add-route " R_144,
+                           "add-route " R_160,
+                           "delete-route blackhole 192.168.10.128/28 proto 211 metric 1024 table 254",
+                           "delete-route 192.168.10.144/28 via 192.168.10.12 dev eth0 proto 211 metric 1024 table 254",
+                           "delete-route 192.168.10.160/28 via 192.168.10.12 dev eth0 proto 211 metric 1024 table 254");
+        EXPECT_NO_FINDINGS(p); /* ours in main are not foreign: no conflict, no BIRD */
+        apply_and_replan(t);
+}
+
+/* Rules are owned by protocol alone: a rule of ours deleted comes back, one of ours
+ * nobody wants (another table, a stale blockSize) goes after the routes, and an
+ * identical rule of someone else's is neither ours nor enough. */
+static void test_rules_drift_and_ownership(void **state)
+{
+        struct t *t = *state;
+        struct plan *p;
+
+        load(t, NULL, SIMPLE);
+        host_node1(&t->h);
+        route_add(&t->h, R_LOCAL);
+        route_add(&t->h, R_144);
+        route_add(&t->h, R_160);
+        rule_push(t, "192.168.10.128/25", 32700, 254, 27, OWN);
+        rule_push(t, "192.168.10.128/25", 32701, 252, -1, 3);   /* someone's copy of ours */
+        rule_push(t, "192.168.10.128/25", 32701, 100, -1, OWN); /* ours, an old routeTable */
+        rule_push(t, "192.168.10.0/24", 32700, 254, 25, OWN);   /* ours, a pool gone */
+        rule_push(t, "0.0.0.0/0", 100, 7, -1, 4);               /* someone else's */
+        p = plan(t);
+        EXPECT_ALL_ACTIONS(p, SIMPLE_PROXY, RULE_OURS_10,
+                           "delete-rule to 192.168.10.128/25 lookup 100 pref 32701 proto 211",
+                           "delete-rule to 192.168.10.0/24 lookup main suppress_prefixlength 25 pref 32700 proto 211");
+        apply_and_replan(t);
+        assert_int_equal(t->h.n_rules, 4); /* ours ×2, and the two of others */
+
+        /* A rule of ours someone gave another selector (iif, fwmark, ...) is not ours
+         * as wanted: replaced. */
+        t->h.rules[0].other = true;
+        p = plan(t);
+        EXPECT_ALL_ACTIONS(p, RULE_MAIN_10,
+                           "delete-rule to 192.168.10.128/25 lookup main suppress_prefixlength 27 pref 32700 proto 211 "
+                           "(with other selectors)");
+}
+
+/* The end of underlay mode (natOutgoing: true): routes, then rules, go. */
+static void test_rules_removed_with_underlay(void **state)
+{
+        struct t *t = *state;
+        struct plan *p;
+
+        load(t, NULL, SIMPLE);
+        host_node1(&t->h);
+        route_add(&t->h, R_LOCAL);
+        route_add(&t->h, R_144);
+        own_rules(t);
+        load(t, NULL,
+             POOL("underlay", "192.168.10.128/25", ", blockSize: 28, natOutgoing: true") NODE(
+                     "node1", "192.168.10.11/24", AZ1) NODE("node2", "192.168.10.12/24", AZ1)
+                     AFF("node1", "192.168.10.128/28") AFF("node2", "192.168.10.144/28"));
+        p = plan(t);
+        EXPECT_ALL_ACTIONS(p, "delete-route " R_LOCAL, "delete-route " R_144,
+                           "delete-rule to 192.168.10.128/25 lookup main suppress_prefixlength 27 pref 32700 proto 211",
+                           "delete-rule to 192.168.10.128/25 lookup 252 pref 32701 proto 211");
+        apply_and_replan(t);
+        assert_int_equal(t->h.n_rules, 0);
+}
+
+/* suppress_prefixlength suppresses only routes that resolve: a blackhole, unreachable
+ * or prohibit route in main covering pool addresses with a prefix shorter than a block
+ * ends the lookup. A block-sized one (BIRD's own blackhole) and a throw do not. */
+static void test_covering_route_in_main(void **state)
+{
+        struct t *t = *state;
+        struct plan *p;
+
+        load(t, NULL, SIMPLE);
+        host_node1(&t->h);
+        route_add(&t->h, "unreachable 192.168.0.0/16 proto static");
+        route_add(&t->h, "prohibit 192.168.10.192/26 proto boot");
+        route_add(&t->h, "blackhole 192.168.10.128/28 proto bird");
+        route_add(&t->h, "blackhole 10.0.0.0/8 proto static");
+        route_add(&t->h, "unreachable 192.168.10.0/24 proto static table 100");
+        t->h.routes[t->h.n_routes - 1].type = 9; /* throw: falls through */
+        route_add(&t->h, "192.168.10.0/25 via 192.168.10.1 dev eth0 proto static");
+        p = plan(t);
+        EXPECT_FINDINGS(p, "info bird-routes", "blocking covering-route-in-main", "blocking covering-route-in-main");
+        assert_string_equal(msg(p, "covering-route-in-main", 0),
+                            "unreachable 192.168.0.0/16 (protocol 4) in table main covers pool underlay "
+                            "(192.168.10.128/25): a route that does not resolve ends the lookup whatever its "
+                            "length, so neither our table nor the uplink's subnet is consulted for those addresses");
+        assert_contains(msg(p, "covering-route-in-main", 1), "prohibit 192.168.10.192/26 (protocol 3)");
+}
+
 
 /* §3.1 and §3.2 on a fresh node: delay before proxy ARP, the local block blackholed, the
  * peer's blocks via the peer on the uplink, the record written first. */
@@ -763,20 +987,20 @@ static void test_single_underlay_pool(void **state)
         assert_true(p->pools[0].underlay);
         assert_string_equal(p->pools[0].reason, "nodeSelector all() matches this node");
         /* The exact fields, not only the text. */
-        assert_int_equal(p->actions[0].value, 0);
-        assert_false(p->actions[0].restore);
-        assert_int_equal(p->actions[1].ifindex, 2);
-        assert_int_equal(p->actions[1].value, 1);
-        assert_int_equal(p->actions[2].route.type, HOST_RTN_BLACKHOLE);
-        assert_int_equal(p->actions[2].route.oif, 0);
-        assert_int_equal(p->actions[2].route.gateway.family, 0);
-        assert_int_equal(p->actions[3].route.type, HOST_RTN_UNICAST);
-        assert_int_equal(p->actions[3].route.oif, 2);
-        assert_int_equal(p->actions[3].route.gateway.len, 32);
-        assert_int_equal(p->actions[3].route.protocol, OWN);
-        assert_int_equal(p->actions[3].route.priority, CFG_DEFAULT_ROUTE_METRIC);
-        assert_int_equal(p->actions[3].route.table, 254);
-        assert_false(p->actions[3].replace);
+        assert_int_equal(nth_action(p, 0)->value, 0);
+        assert_false(nth_action(p, 0)->restore);
+        assert_int_equal(nth_action(p, 1)->ifindex, 2);
+        assert_int_equal(nth_action(p, 1)->value, 1);
+        assert_int_equal(nth_action(p, 2)->route.type, HOST_RTN_BLACKHOLE);
+        assert_int_equal(nth_action(p, 2)->route.oif, 0);
+        assert_int_equal(nth_action(p, 2)->route.gateway.family, 0);
+        assert_int_equal(nth_action(p, 3)->route.type, HOST_RTN_UNICAST);
+        assert_int_equal(nth_action(p, 3)->route.oif, 2);
+        assert_int_equal(nth_action(p, 3)->route.gateway.len, 32);
+        assert_int_equal(nth_action(p, 3)->route.protocol, OWN);
+        assert_int_equal(nth_action(p, 3)->route.priority, CFG_DEFAULT_ROUTE_METRIC);
+        assert_int_equal(nth_action(p, 3)->route.table, 252);
+        assert_false(nth_action(p, 3)->replace);
         apply_and_replan(t);
 }
 
@@ -794,6 +1018,7 @@ static void test_converged_host_still_records(void **state)
         route_add(&t->h, R_LOCAL);
         route_add(&t->h, R_144);
         route_add(&t->h, R_160);
+        own_rules(t);
         p = plan(t);
         EXPECT_NO_ACTIONS(p);
         expect_record(p, "eth0", 1, 0, true);
@@ -901,8 +1126,8 @@ static void test_dc1_from_node3(void **state)
         host_node1(&t->h);
         set_uplink_addr(&t->h, "192.168.20.13/24");
         p = plan(t);
-        EXPECT_ACTIONS(p, SIMPLE_PROXY, "add-route blackhole 192.168.20.128/28 proto 211 metric 1024 table 254",
-                       "add-route 192.168.20.144/28 via 192.168.20.14 dev eth0 proto 211 metric 1024 table 254");
+        EXPECT_ACTIONS(p, SIMPLE_PROXY, "add-route blackhole 192.168.20.128/28 proto 211 metric 1024 table 252",
+                       "add-route 192.168.20.144/28 via 192.168.20.14 dev eth0 proto 211 metric 1024 table 252");
         EXPECT_FINDINGS(p, "info pool-not-applying", "warning needs-upstream-routing",
                         "warning needs-upstream-routing");
         assert_contains(msg(p, "pool-not-applying", 0), "underlay-az1 (192.168.10.128/25)");
@@ -974,7 +1199,7 @@ static void test_on_link_is_uplink_prefix(void **state)
         addr_add(&t->h, "eth1", "172.20.0.1/24");
         p = plan(t);
         EXPECT_ACTIONS(p, SIMPLE_PROXY,
-                       "add-route 192.168.10.144/28 via 192.168.10.40 dev eth0 proto 211 metric 1024 table 254");
+                       "add-route 192.168.10.144/28 via 192.168.10.40 dev eth0 proto 211 metric 1024 table 252");
         EXPECT_FINDINGS(p, "warning needs-upstream-routing");
         assert_contains(msg(p, "needs-upstream-routing", 0), "node side (172.20.0.5)");
 }
@@ -1093,7 +1318,7 @@ static void test_affine_block_keeps_pool(void **state)
         /* Its blocks are now ours to route: ours blackholed, node3/node4 are not on-link
          * (and the pool lies outside eth0's subnet). */
         EXPECT_ACTIONS(p, SIMPLE_PROXY, "add-route " R_LOCAL, "add-route " R_144,
-                       "add-route blackhole 192.168.20.160/28 proto 211 metric 1024 table 254");
+                       "add-route blackhole 192.168.20.160/28 proto 211 metric 1024 table 252");
         EXPECT_FINDINGS(p, "warning pool-outside-uplink-subnet", "warning needs-upstream-routing",
                         "warning needs-upstream-routing");
         assert_string_equal(msg(p, "needs-upstream-routing", 0),
@@ -1113,9 +1338,9 @@ static void test_local_block_route_unreachable(void **state)
         route_add(&t->h, R_LOCAL); /* what blackhole mode left: replaced in place */
         p = plan(t);
         EXPECT_ACTIONS(p, SIMPLE_PROXY,
-                       "add-route unreachable 192.168.10.128/28 proto 211 metric 1024 table 254 [replace]",
+                       "add-route unreachable 192.168.10.128/28 proto 211 metric 1024 table 252 [replace]",
                        "add-route " R_144, "add-route " R_160);
-        assert_int_equal(p->actions[2].route.type, HOST_RTN_UNREACHABLE);
+        assert_int_equal(nth_action(p, 2)->route.type, HOST_RTN_UNREACHABLE);
         assert_int_equal(p->n_routes_wanted, 3);
         apply_and_replan(t);
 }
@@ -1144,15 +1369,18 @@ static void test_route_settings(void **state)
         load(t, "routeProtocol: 201\nrouteMetric: 500\nrouteTable: 100\n", SIMPLE);
         host_node1(&t->h);
         route_add(&t->h, "192.168.10.144/28 via 192.168.10.12 dev eth0 proto 201 metric 1024 table 254");
-        route_add(&t->h, "192.168.10.160/28 via 192.168.10.12 dev eth0 proto 211 metric 1024 table 254");
+        route_add(&t->h, "192.168.10.160/28 via 192.168.10.12 dev eth0 proto 211 metric 1024 table 252");
         route_add(&t->h, "192.168.10.160/28 via 192.168.10.12 dev eth0 proto 201 metric 777 table 100");
         p = plan(t);
-        EXPECT_ACTIONS(p, SIMPLE_PROXY,
-                       "delete-route 192.168.10.144/28 via 192.168.10.12 dev eth0 proto 201 metric 1024 table 254",
-                       "add-route blackhole 192.168.10.128/28 proto 201 metric 500 table 100",
-                       "add-route 192.168.10.144/28 via 192.168.10.12 dev eth0 proto 201 metric 500 table 100",
-                       "delete-route 192.168.10.160/28 via 192.168.10.12 dev eth0 proto 201 metric 777 table 100",
-                       "add-route 192.168.10.160/28 via 192.168.10.12 dev eth0 proto 201 metric 500 table 100");
+        /* Ours left in another table (main here) go last, once table 100 is complete. */
+        EXPECT_ALL_ACTIONS(p, SIMPLE_PROXY,
+                           "add-rule to 192.168.10.128/25 lookup main suppress_prefixlength 27 pref 32700 proto 201",
+                           "add-rule to 192.168.10.128/25 lookup 100 pref 32701 proto 201",
+                           "add-route blackhole 192.168.10.128/28 proto 201 metric 500 table 100",
+                           "add-route 192.168.10.144/28 via 192.168.10.12 dev eth0 proto 201 metric 500 table 100",
+                           "delete-route 192.168.10.160/28 via 192.168.10.12 dev eth0 proto 201 metric 777 table 100",
+                           "add-route 192.168.10.160/28 via 192.168.10.12 dev eth0 proto 201 metric 500 table 100",
+                           "delete-route 192.168.10.144/28 via 192.168.10.12 dev eth0 proto 201 metric 1024 table 254");
         EXPECT_NO_FINDINGS(p);
         apply_and_replan(t);
 }
@@ -1170,19 +1398,22 @@ static void test_foreign_equivalent_route(void **state)
         route_add(&t->h, R_144);
         route_add(&t->h, "192.168.10.144/28 via 192.168.10.12 dev eth0 proto bird");
         route_add(&t->h, R_160);
+        own_rules(t);
         p = plan(t);
-        EXPECT_ACTIONS(p, SIMPLE_PROXY, "delete-route " R_144);
+        /* BIRD's route in main wins by lookup; ours stays in our table as the standby. */
+        EXPECT_ACTIONS(p, SIMPLE_PROXY);
         EXPECT_FINDINGS(p, "info bird-routes");
-        assert_string_equal(msg(p, "bird-routes", 0), "BIRD already programs 1 block route: those are left to it");
+        assert_string_equal(msg(p, "bird-routes", 0), "BIRD already programs 1 block route in table main: those win "
+                                                      "by lookup, ours stand by in table 252");
         assert_int_equal(p->n_routes_wanted, 3);
         assert_int_equal(p->n_routes_foreign, 1);
         apply_and_replan(t);
-        /* BIRD withdraws its route: ours comes back. */
+        /* BIRD withdraws its route: ours is already there, nothing to do. */
         for (size_t k = 0; k < t->h.n_routes; k++)
                 if (t->h.routes[k].protocol == 12)
                         route_remove_at(&t->h, k);
         p = plan(t);
-        EXPECT_ACTIONS(p, "add-route " R_144);
+        EXPECT_NO_ACTIONS(p);
         EXPECT_NO_FINDINGS(p);
         assert_int_equal(p->n_routes_foreign, 0);
 }
@@ -1197,7 +1428,7 @@ static void test_foreign_equivalent_blackhole(void **state)
         host_node1(&t->h);
         route_add(&t->h, "blackhole 192.168.10.128/28 proto static");
         p = plan(t);
-        EXPECT_ACTIONS(p, SIMPLE_PROXY, "add-route " R_144, "add-route " R_160);
+        EXPECT_ACTIONS(p, SIMPLE_PROXY, "add-route " R_LOCAL, "add-route " R_144, "add-route " R_160);
         EXPECT_NO_FINDINGS(p); /* not BIRD: no bird-routes finding */
         assert_int_equal(p->n_routes_foreign, 1);
         apply_and_replan(t);
@@ -1215,12 +1446,13 @@ static void test_foreign_conflict_gateway(void **state)
         route_add(&t->h, "192.168.10.144/28 via 192.168.10.99 dev eth0 proto bird");
         route_add(&t->h, R_144);
         p = plan(t);
-        EXPECT_ACTIONS(p, SIMPLE_PROXY, "add-route " R_LOCAL, "delete-route " R_144, "add-route " R_160);
+        /* In main it wins by lookup: reported, and ours stays as the standby. */
+        EXPECT_ACTIONS(p, SIMPLE_PROXY, "add-route " R_LOCAL, "add-route " R_160);
         EXPECT_FINDINGS(p, "warning foreign-route-conflict");
         assert_string_equal(msg(p, "foreign-route-conflict", 0),
-                            "192.168.10.144/28: a route of protocol 12 (unicast via 192.168.10.99) is already "
-                            "there and differs from ours (unicast via 192.168.10.12); left alone, ours not "
-                            "installed");
+                            "192.168.10.144/28: a route of protocol 12 (unicast via 192.168.10.99, table main) "
+                            "differs from ours (unicast via 192.168.10.12); left alone, it wins by lookup and ours "
+                            "stands by");
         assert_int_equal(p->n_routes_foreign, 0);
         apply_and_replan(t);
 }
@@ -1233,17 +1465,18 @@ static void test_foreign_conflict_type(void **state)
         load(t, NULL, SIMPLE);
         host_node1(&t->h);
         route_add(&t->h, "blackhole 192.168.10.160/28 proto static");
-        route_add(&t->h, "192.168.10.128/28 via 192.168.10.1 dev eth0 proto boot");
+        route_add(&t->h, "192.168.10.128/28 via 192.168.10.1 dev eth0 proto boot table 252");
         p = plan(t);
-        EXPECT_ACTIONS(p, SIMPLE_PROXY, "add-route " R_144);
+        /* In our own table someone else's route holds the key: ours is not installed. */
+        EXPECT_ACTIONS(p, SIMPLE_PROXY, "add-route " R_144, "add-route " R_160);
         EXPECT_FINDINGS(p, "warning foreign-route-conflict", "warning foreign-route-conflict");
         assert_int_equal(p->n_routes_conflicting, 2);
         assert_string_equal(msg(p, "foreign-route-conflict", 0),
-                            "192.168.10.128/28: a route of protocol 3 (unicast via 192.168.10.1) is already "
-                            "there and differs from ours (blackhole); left alone, ours not installed");
+                            "192.168.10.128/28: a route of protocol 3 (unicast via 192.168.10.1, our table 252) "
+                            "differs from ours (blackhole); left alone, ours not installed");
         assert_string_equal(msg(p, "foreign-route-conflict", 1),
-                            "192.168.10.160/28: a route of protocol 4 (blackhole) is already there and differs "
-                            "from ours (unicast via 192.168.10.12); left alone, ours not installed");
+                            "192.168.10.160/28: a route of protocol 4 (blackhole, table main) differs from ours "
+                            "(unicast via 192.168.10.12); left alone, it wins by lookup and ours stands by");
         apply_and_replan(t);
 }
 
@@ -1271,7 +1504,7 @@ static void test_foreign_multipath(void **state)
         host_node1(&t->h);
         route_add(&t->h, "192.168.10.144/28 via 192.168.10.12 dev eth0 proto bird multipath");
         p = plan(t);
-        EXPECT_ACTIONS(p, SIMPLE_PROXY, "add-route " R_LOCAL, "add-route " R_160);
+        EXPECT_ACTIONS(p, SIMPLE_PROXY, "add-route " R_LOCAL, "add-route " R_144, "add-route " R_160);
         EXPECT_FINDINGS(p, "warning foreign-route-conflict");
 }
 
@@ -1290,7 +1523,7 @@ static void test_own_route_wrong(void **state)
         route_add(&t->h, "192.168.10.160/28 via 192.168.10.12 dev eth0 proto 211 metric 100");
         p = plan(t);
         EXPECT_ACTIONS(p, SIMPLE_PROXY, "add-route " R_144 " [replace]",
-                       "delete-route 192.168.10.160/28 via 192.168.10.12 dev eth0 proto 211 metric 100 table 254",
+                       "delete-route 192.168.10.160/28 via 192.168.10.12 dev eth0 proto 211 metric 100 table 252",
                        "add-route " R_160);
         EXPECT_NO_FINDINGS(p);
         apply_and_replan(t);
@@ -1318,7 +1551,7 @@ static void test_own_duplicate_route(void **state)
         route_add(&t->h, R_144);
         p = plan(t);
         EXPECT_ACTIONS(p, SIMPLE_PROXY, "add-route " R_LOCAL,
-                       "delete-route 192.168.10.144/28 via 192.168.10.12 dev eth0 proto 211 metric 5 table 254",
+                       "delete-route 192.168.10.144/28 via 192.168.10.12 dev eth0 proto 211 metric 5 table 252",
                        "add-route " R_160);
         apply_and_replan(t);
 }
@@ -1336,10 +1569,10 @@ static void test_own_stale_routes(void **state)
         route_add(&t->h, "blackhole 10.99.0.0/26 proto 211 metric 1024");
         route_add(&t->h, R_LOCAL);
         p = plan(t);
-        EXPECT_ACTIONS(p, SIMPLE_PROXY, "delete-route blackhole 10.99.0.0/26 proto 211 metric 1024 table 254",
+        EXPECT_ACTIONS(p, SIMPLE_PROXY, "delete-route blackhole 10.99.0.0/26 proto 211 metric 1024 table 252",
                        "add-route " R_144, "add-route " R_160,
                        "delete-route 192.168.10.176/28 via 192.168.10.12 dev eth0 proto 211 metric 1024 table "
-                       "254");
+                       "252");
         EXPECT_NO_FINDINGS(p);
         apply_and_replan(t);
 }
@@ -1374,6 +1607,7 @@ static void test_own_ipv6_route_unwanted(void **state)
         route_add(&t->h, R_144);
         route_add(&t->h, R_160);
         route_add(&t->h, "blackhole fd00:10::/122 proto 211 metric 1024");
+        own_rules(t);
         link_of(&t->h, "eth0")->proxy_arp = 1;
         link_of(&t->h, "eth0")->proxy_delay_ms = 0;
         set_record(t, "eth0", 0, 800);
@@ -1396,6 +1630,7 @@ static void test_idempotent(void **state)
         link_of(&t->h, "eth0")->proxy_delay_ms = 0;
         route_add(&t->h, R_144);
         route_add(&t->h, R_LOCAL);
+        own_rules(t);
         set_record(t, "eth0", 0, 800);
         p = plan(t);
         EXPECT_NO_ACTIONS(p);
@@ -1434,7 +1669,7 @@ static void test_node_not_in_resources(void **state)
         set_uplink_addr(&t->h, "192.168.10.19/24");
         p = plan(t);
         EXPECT_ACTIONS(p, SIMPLE_PROXY,
-                       "add-route 192.168.10.128/28 via 192.168.10.11 dev eth0 proto 211 metric 1024 table 254",
+                       "add-route 192.168.10.128/28 via 192.168.10.11 dev eth0 proto 211 metric 1024 table 252",
                        "add-route " R_144);
         EXPECT_FINDINGS(p, "warning node-not-in-resources", "info pool-not-applying", UPSTREAM2);
         assert_string_equal(msg(p, "node-not-in-resources", 0),
@@ -1482,8 +1717,8 @@ static void test_node_known_only_from_block(void **state)
         set_uplink_addr(&t->h, "192.168.10.19/24");
         p = plan(t);
         EXPECT_ACTIONS(p, SIMPLE_PROXY, "add-route 192.168.10.128/28 via 192.168.10.11 dev eth0 proto 211 metric "
-                                        "1024 table 254",
-                       "add-route " R_144, "add-route blackhole 192.168.10.176/28 proto 211 metric 1024 table 254");
+                                        "1024 table 252",
+                       "add-route " R_144, "add-route blackhole 192.168.10.176/28 proto 211 metric 1024 table 252");
         EXPECT_FINDINGS(p, "warning node-not-in-resources", "info pool-not-applying", UPSTREAM2);
         assert_string_equal(msg(p, "node-not-in-resources", 0),
                             "this node (node9) is in no Node resource: using nodeLabels from the settings");
@@ -1514,8 +1749,8 @@ static void test_end_of_underlay_mode(void **state)
         assert_false(p->underlay);
         assert_false(p->record.valid);
         assert_false(p->record_first);
-        assert_true(p->actions[0].restore);
-        assert_int_equal(p->actions[1].value, 800);
+        assert_true(nth_action(p, 0)->restore);
+        assert_int_equal(nth_action(p, 1)->value, 800);
         apply_and_replan(t);
         assert_int_equal(link_of(&t->h, "eth0")->proxy_arp, 0);
         assert_int_equal(link_of(&t->h, "eth0")->proxy_delay_ms, 800);
@@ -1585,9 +1820,9 @@ static void test_uplink_changed(void **state)
         EXPECT_ACTIONS(p, "set-proxy-arp eth1 0 (restore)", "set-proxy-delay eth1 800 ms (restore)",
                        "set-proxy-delay eth0 0 ms", "set-proxy-arp eth0 1");
         expect_record(p, "eth0", 0, 800, true);
-        assert_int_equal(p->actions[0].ifindex, 4);
-        assert_int_equal(p->actions[1].ifindex, 4);
-        assert_int_equal(p->actions[2].ifindex, 2);
+        assert_int_equal(nth_action(p, 0)->ifindex, 4);
+        assert_int_equal(nth_action(p, 1)->ifindex, 4);
+        assert_int_equal(nth_action(p, 2)->ifindex, 2);
 }
 
 /* proxyDelay: keep leaves the kernel's value alone and records none. */
@@ -1639,7 +1874,7 @@ static void test_delay_change_under_proxy_arp(void **state)
         p = plan(t);
         EXPECT_ACTIONS(p, "set-proxy-arp eth0 0", "set-proxy-delay eth0 0 ms", "set-proxy-arp eth0 1");
         expect_record(p, "eth0", 0, 800, false);
-        assert_false(p->actions[0].restore);
+        assert_false(nth_action(p, 0)->restore);
         apply_and_replan(t);
 }
 
@@ -1748,9 +1983,9 @@ static void test_remove_vxlan(void **state)
                             "the tunnel MTU is 1450; once encapsulation is gone the pod MTU can be raised to the "
                             "uplink's 1500");
         assert_true(p->tunnels_unneeded);
-        assert_int_equal(p->actions[5].ifindex, 5);
-        assert_string_equal(p->actions[5].tunnel->kind, "vxlan");
-        assert_false(p->actions[5].tunnel->foreign_addrs);
+        assert_int_equal(nth_action(p, 5)->ifindex, 5);
+        assert_string_equal(nth_action(p, 5)->tunnel->kind, "vxlan");
+        assert_false(nth_action(p, 5)->tunnel->foreign_addrs);
         apply_and_replan(t);
         assert_null(host_link_by_name(&t->h, "vxlan.calico"));
 }
@@ -1815,10 +2050,10 @@ static void test_remove_tunl0_calico_addrs(void **state)
                        "remove-tunnel tunl0 (ipip) addrs 10.233.90.0/32,192.168.10.131/32");
         EXPECT_FINDINGS(p, "info mtu-can-be-raised");
         assert_contains(msg(p, "mtu-can-be-raised", 0), "the tunnel MTU is 1480");
-        assert_int_equal(p->actions[3].ifindex, 3);
-        assert_string_equal(p->actions[3].dev, "tunl0");
-        assert_int_equal(p->actions[3].tunnel->n_addrs, 2);
-        assert_false(p->actions[3].tunnel->foreign_addrs);
+        assert_int_equal(nth_action(p, 3)->ifindex, 3);
+        assert_string_equal(nth_action(p, 3)->dev, "tunl0");
+        assert_int_equal(nth_action(p, 3)->tunnel->n_addrs, 2);
+        assert_false(nth_action(p, 3)->tunnel->foreign_addrs);
         apply_and_replan(t);
         assert_false(link_of(&t->h, "tunl0")->up);
 }
@@ -2192,9 +2427,9 @@ static void test_pool_outside_uplink_subnet(void **state)
                      AFF("node2", "10.50.0.32/28"));
         host_node1(&t->h);
         p = plan(t);
-        EXPECT_ACTIONS(p, SIMPLE_PROXY, "add-route blackhole 10.50.0.0/28 proto 211 metric 1024 table 254",
-                       "add-route blackhole 10.50.0.16/28 proto 211 metric 1024 table 254",
-                       "add-route 10.50.0.32/28 via 192.168.10.12 dev eth0 proto 211 metric 1024 table 254");
+        EXPECT_ACTIONS(p, SIMPLE_PROXY, "add-route blackhole 10.50.0.0/28 proto 211 metric 1024 table 252",
+                       "add-route blackhole 10.50.0.16/28 proto 211 metric 1024 table 252",
+                       "add-route 10.50.0.32/28 via 192.168.10.12 dev eth0 proto 211 metric 1024 table 252");
         EXPECT_FINDINGS(p, "warning pool-outside-uplink-subnet");
         assert_string_equal(msg(p, "pool-outside-uplink-subnet", 0),
                             "pool ext (10.50.0.0/24) lies outside eth0's subnet: proxy ARP alone will not make it "
@@ -2560,7 +2795,7 @@ static void test_findings_order(void **state)
                         "info pool-not-applying", UPSTREAM2, "warning needs-upstream-routing",
                         "warning node-address-unknown");
         assert_int_equal(p->n_blocking, 1);
-        EXPECT_ACTIONS(p, SIMPLE_PROXY, "add-route " R_LOCAL);
+        EXPECT_ACTIONS(p, SIMPLE_PROXY, "add-route " R_LOCAL, "add-route " R_144);
 }
 
 /* ---- --cleanup ---- */
@@ -2600,7 +2835,7 @@ static void test_cleanup(void **state)
         EXPECT_ACTIONS(t->p, "set-proxy-arp eth0 0 (restore)", "set-proxy-delay eth0 800 ms (restore)",
                        "delete-route " R_LOCAL, "delete-route " R_144,
                        "delete-route 192.168.10.160/28 via 192.168.10.12 dev eth0 proto 211 metric 1024 table 100",
-                       "delete-route blackhole fd00:10::/122 proto 211 metric 1024 table 254");
+                       "delete-route blackhole fd00:10::/122 proto 211 metric 1024 table 252");
         EXPECT_NO_FINDINGS(t->p);
         assert_false(t->p->record.valid);
         assert_false(t->p->record_first);
@@ -2615,6 +2850,30 @@ static void test_cleanup(void **state)
         EXPECT_NO_ACTIONS(t->p);
         assert_int_equal(t->h.n_routes, 5); /* default, connected, bird ×2, proto 212 */
         assert_int_equal(link_of(&t->h, "eth0")->proxy_arp, 0);
+}
+
+/* --cleanup: our rules go first (pool traffic back to main at once), then our routes;
+ * an identical rule of someone else's stays. */
+static void test_cleanup_rules(void **state)
+{
+        struct t *t = *state;
+
+        assert_int_equal(cfg_settings_load_buffer(NULL, NULL, 0, "node1", &t->s, &t->d), 0);
+        host_node1(&t->h);
+        route_add(&t->h, R_144);
+        rule_push(t, "192.168.10.128/25", 32700, 254, 27, OWN);
+        rule_push(t, "192.168.10.128/25", 32701, 252, -1, OWN);
+        rule_push(t, "192.168.10.128/25", 32701, 252, -1, 3);
+        cleanup_plan(t, &t->s);
+        EXPECT_ALL_ACTIONS(t->p,
+                           "delete-rule to 192.168.10.128/25 lookup main suppress_prefixlength 27 pref 32700 proto 211",
+                           "delete-rule to 192.168.10.128/25 lookup 252 pref 32701 proto 211", "delete-route " R_144);
+        for (size_t i = 0; i < t->p->n_actions; i++)
+                apply_action(&t->h, &t->p->actions[i]);
+        assert_int_equal(t->h.n_rules, 1);
+        assert_int_equal(t->h.rules[0].protocol, 3);
+        cleanup_plan(t, &t->s);
+        EXPECT_NO_ACTIONS(t->p);
 }
 
 /* --cleanup with another routeProtocol: only routes of that number are ours. */
@@ -2701,9 +2960,11 @@ static void test_scale(void **state)
                         adds++;
                         blackholes += p->actions[i].route.type == HOST_RTN_BLACKHOLE;
                 }
-        assert_int_equal(p->n_actions, SCALE_BLOCKS + 1);
+        assert_int_equal(p->n_actions, SCALE_BLOCKS + 3); /* proxy_arp, two rules, the routes */
         assert_string_equal(p->actions[0].dev, "eth0");
         assert_int_equal(p->actions[0].kind, CHANGE_SET_PROXY_ARP);
+        assert_int_equal(p->actions[1].kind, CHANGE_ADD_RULE);
+        assert_int_equal(p->actions[2].kind, CHANGE_ADD_RULE);
         assert_int_equal(adds, SCALE_BLOCKS);
         assert_int_equal(blackholes, SCALE_BLOCKS / SCALE_NODES);
         assert_int_equal(p->n_routes_wanted, SCALE_BLOCKS);
@@ -2802,8 +3063,8 @@ static bool contains(const char *hay, const char *needle)
         AFF("node1", "192.168.10.128/28") AFF("node2", "192.168.10.144/28")                                  \
         IPAMBLOCK("192-168-10-128-28", "192.168.10.128/28", "host:node1", "0, null, null, 1, null, 2",      \
                   ATTR("node1") ", " ATTR("node2") ", " ATTR("node3"))
-#define R_131 "192.168.10.131/32 via 192.168.10.12 dev eth0 proto 211 metric 1024 table 254"
-#define R_133 "192.168.10.133/32 via 192.168.10.13 dev eth0 proto 211 metric 1024 table 254"
+#define R_131 "192.168.10.131/32 via 192.168.10.12 dev eth0 proto 211 metric 1024 table 252"
+#define R_133 "192.168.10.133/32 via 192.168.10.13 dev eth0 proto 211 metric 1024 table 252"
 
 /* On the affine node the host routes beat the block's blackhole (longer prefix). */
 static void test_borrowed_on_affine_node(void **state)
@@ -2836,8 +3097,8 @@ static void test_borrowed_on_hosting_node(void **state)
         load(t, "nodeName: node2\n", BORROWED);
         host_node1(&t->h);
         p = plan(t);
-        EXPECT_ACTIONS(p, SIMPLE_PROXY, "add-route 192.168.10.128/28 via 192.168.10.11 dev eth0 proto 211 metric 1024 table 254",
-                       "add-route " R_133, "add-route blackhole 192.168.10.144/28 proto 211 metric 1024 table 254");
+        EXPECT_ACTIONS(p, SIMPLE_PROXY, "add-route 192.168.10.128/28 via 192.168.10.11 dev eth0 proto 211 metric 1024 table 252",
+                       "add-route " R_133, "add-route blackhole 192.168.10.144/28 proto 211 metric 1024 table 252");
         EXPECT_FINDINGS(p, "info borrowed-addresses");
         apply_and_replan(t);
         /* The borrowed address is released: our host route goes. */
@@ -2884,7 +3145,7 @@ static void test_block_32_no_local_route(void **state)
         host_node1(&t->h);
         p = plan(t);
         EXPECT_ACTIONS(p, SIMPLE_PROXY,
-                       "add-route 192.168.10.131/32 via 192.168.10.12 dev eth0 proto 211 metric 1024 table 254");
+                       "add-route 192.168.10.131/32 via 192.168.10.12 dev eth0 proto 211 metric 1024 table 252");
         EXPECT_NO_FINDINGS(p);
 }
 
@@ -2905,7 +3166,7 @@ static void test_route_covers_node_address(void **state)
         host_node1(&t->h);
         route_add(&t->h, "blackhole 192.168.10.0/26 proto 211 metric 1024");
         p = plan(t);
-        EXPECT_ACTIONS(p, SIMPLE_PROXY, "delete-route blackhole 192.168.10.0/26 proto 211 metric 1024 table 254");
+        EXPECT_ACTIONS(p, SIMPLE_PROXY, "delete-route blackhole 192.168.10.0/26 proto 211 metric 1024 table 252");
         EXPECT_FINDINGS(p, "blocking route-covers-node-address", "warning peer-address-unusable",
                         "warning node-address-unknown");
         assert_string_equal(msg(p, "route-covers-node-address", 0),
@@ -3094,6 +3355,12 @@ int main(void)
                 T(test_findings_order),
                 T(test_cleanup),
                 T(test_cleanup_route_protocol),
+                T(test_cleanup_rules),
+                T(test_rules_fresh_node),
+                T(test_rules_upgrade_from_main),
+                T(test_rules_drift_and_ownership),
+                T(test_rules_removed_with_underlay),
+                T(test_covering_route_in_main),
                 T(test_scale),
 #undef T
         };
