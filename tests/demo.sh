@@ -32,7 +32,9 @@ nsx ip route add 10.233.96.0/26 via 192.168.10.12 dev eth0 proto bird
 
 show() {
         echo "--- links"; nsx ip -br link
-        echo "--- routes"; nsx ip route show
+        echo "--- routes (main)"; nsx ip route show
+        echo "--- policy rules"; nsx ip rule show
+        echo "--- routes (table 252, ours)"; nsx ip route show table 252 2>/dev/null || true
         echo "--- eth0: proxy_arp=$(nsx cat /proc/sys/net/ipv4/conf/eth0/proxy_arp)" \
                 "proxy_delay=$(nsx cat /proc/sys/net/ipv4/neigh/eth0/proxy_delay) (jiffies)" \
                 "forwarding=$(nsx cat /proc/sys/net/ipv4/conf/eth0/forwarding)"

@@ -4,7 +4,7 @@
 set -eu
 pkgs="meson ninja-build pkg-config gcc clang libclang-rt-14-dev libc6-dev libmnl-dev libnl-3-dev libnl-route-3-dev
 libyaml-dev libsystemd-dev libcmocka-dev libcurl4-openssl-dev libjson-c-dev iproute2 iputils-ping procps valgrind
-python3 systemd etcd-server etcd-client openssl util-linux mount python3-kubernetes python3-yaml"
+python3 systemd etcd-server etcd-client openssl util-linux mount python3-kubernetes python3-yaml bird"
 # libclang-rt-14-dev: clang only recommends it, and it holds libFuzzer and the sanitizer
 # runtimes tests/fuzz.sh links. procps: sysctl, used by the demo and the tests.
 # util-linux (nsenter, setpriv, unshare) and mount: tests/daemon, tests/faults and
@@ -15,6 +15,9 @@ python3 systemd etcd-server etcd-client openssl util-linux mount python3-kuberne
 # it (and against kubectl, when installed: Debian 12 has no kubectl package, the
 # Kubernetes project's apt repository does) that its test API server speaks the real
 # protocol. Those cases skip without the client.
+# bird (BIRD 1.6, what Calico's calico-node runs): tests/integration/test_bird.py runs
+# one per node namespace with Calico's configuration, each with its own socket, pid
+# file and config (the service the package may start is not used).
 # Optional lists, installed only by the tests/system/ scripts and tests/upstream
 # themselves and tests/daemon/test_metrics.py (`sh tests/deps.sh nspawn|qemu|upstream|metrics`),
 # never by default.

@@ -39,6 +39,8 @@ import unittest
 SKIP = 77           # meson's "skipped" exit code
 PROTO = 211         # the daemon's default routeProtocol
 METRIC = 1024       # its default routeMetric
+TABLE = 252         # its default routeTable
+RULE_PRIOS = (32700, 32701)  # its policy rules: main with suppress_prefixlength, then TABLE
 PREFIX = "cu-it-%d-" % os.getpid()
 
 # Under valgrind (`meson test --setup valgrind`, tests/meson.build): DAEMON_WRAPPER is an
@@ -185,6 +187,30 @@ def wait_for(predicate, what, timeout=10.0, interval=0.02):
         if time.monotonic() > deadline:
             raise AssertionError("timed out after %.1f s waiting for %s" % (timeout, what))
         time.sleep(interval)
+
+
+def scaled(seconds):
+    """A wait stretched by CU_TIMEOUT_SCALE (valgrind, a loaded machine)."""
+    return seconds * TIMEOUT_SCALE
+
+
+def make_tmpdir():
+    """A temporary folder removed by cleanup_all()."""
+    d = tempfile.mkdtemp(prefix=PREFIX)
+    _tmpdirs.append(d)
+    return d
+
+
+def popen_logged(ns, logfile, *args, env=None):
+    """A background process in namespace ns writing stdout and stderr to the open file
+    logfile (no pipe to fill up); stopped by cleanup_all()."""
+    cmd = ["ip", "netns", "exec", ns.name]
+    if env:
+        cmd += ["env"] + ["%s=%s" % kv for kv in env.items()]
+    p = subprocess.Popen(cmd + [str(a) for a in args], stdin=subprocess.DEVNULL, stdout=logfile,
+                         stderr=subprocess.STDOUT)
+    _procs.append(p)
+    return p
 
 
 def json_diff(a, b, label_a="before", label_b="after"):
@@ -403,11 +429,19 @@ def our_routes(routes, proto=PROTO):
     return [r for r in routes if is_ours(r, proto)]
 
 
+def our_rules(ns, proto=PROTO):
+    """Our policy rules in ns (IPv4), as (priority, "dst/len", table, suppress_prefixlen)."""
+    return [(r["priority"], "%s/%d" % (r["dst"], r["dstlen"]) if "dst" in r else "all", str(r["table"]),
+             r.get("suppress_prefixlen"))
+            for r in ns.ipj("rule", "show") if str(r.get("protocol")) == str(proto)]
+
+
 def table_name(t):
     return {254: "main", 255: "local", 253: "default"}.get(int(t), str(t))
 
 
 def find_route(routes, dst, table="main", proto=None):
+    """Routes for dst in one table (ours live in TABLE: pass table=TABLE)."""
     return [r for r in routes if r.get("dst") == dst and str(r.get("table", "main")) == str(table)
             and (proto is None or proto_of(r) == str(proto))]
 
@@ -540,12 +574,45 @@ class Daemon:
         with open(self.record_path) as f:
             return dict(l.strip().split("=", 1) for l in f if "=" in l and not l.startswith("#"))
 
-    def run(self, *args, timeout=60):
-        cmd = DAEMON_WRAPPER + [self.bin, "--config", self.config] + list(args)
+    def env(self):
         env = {"RUNTIME_DIRECTORY": self.runtime}
         for k in ("ASAN_OPTIONS", "UBSAN_OPTIONS", "LSAN_OPTIONS"):
             if k in os.environ:
                 env[k] = os.environ[k]
+        return env
+
+    def start_background(self):
+        """Daemon mode, in the background, its log (stderr: no journal here) in a file."""
+        self.stop_background()
+        self.bg_log = open(os.path.join(self.dir, "daemon.log"), "a")
+        self.bg = popen_logged(self.ns, self.bg_log, *(DAEMON_WRAPPER + [self.bin, "--config", self.config]),
+                               env=self.env())
+
+    def stop_background(self):
+        """SIGTERM (the host is left as it is), then wait."""
+        bg = getattr(self, "bg", None)
+        if bg is not None:
+            if bg.poll() is None:
+                bg.send_signal(signal.SIGTERM)
+                try:
+                    bg.wait(timeout=20 * TIMEOUT_SCALE)
+                except subprocess.TimeoutExpired:
+                    pass
+            stop(bg)
+            self.bg_log.close()
+            self.bg = None
+
+    def background_log(self):
+        """The background daemon's log lines so far."""
+        path = os.path.join(self.dir, "daemon.log")
+        if not os.path.exists(path):
+            return []
+        with open(path) as f:
+            return f.read().splitlines()
+
+    def run(self, *args, timeout=60):
+        cmd = DAEMON_WRAPPER + [self.bin, "--config", self.config] + list(args)
+        env = self.env()
         p = self.ns.exec(*cmd, check=False, timeout=timeout * TIMEOUT_SCALE, env=env)
         res = Result(["(in %s)" % self.ns.name] + cmd, p)
         if WRAPPER_ERROR_RC is not None and res.rc == WRAPPER_ERROR_RC:

@@ -27,6 +27,8 @@ sys.dont_write_bytecode = True  # no __pycache__ in the source tree
 import cuit  # noqa: E402
 from cuit import PROTO, METRIC
 
+T = str(cuit.TABLE)
+
 NODE1, NODE2, NODE3, GW = "192.168.10.11", "192.168.10.12", "192.168.10.13", "192.168.10.1"
 BLOCK1, BLOCK2, BLOCK3 = "192.168.10.128/28", "192.168.10.144/28", "192.168.10.160/28"
 POOL = "192.168.10.128/25"
@@ -40,7 +42,8 @@ FOREIGN = [
     ["192.168.10.128/25", "via", GW, "dev", "eth0", "proto", "static", "table", "100"],
 ]
 
-CHANGE_ACTIONS = {"set-proxy-arp", "set-proxy-delay", "add-route", "delete-route", "remove-tunnel"}
+CHANGE_ACTIONS = {"set-proxy-arp", "set-proxy-delay", "add-route", "delete-route", "remove-tunnel", "add-rule",
+                  "delete-rule"}
 ROUTE_TYPES = {"unicast", "blackhole", "unreachable"}
 SEVERITIES = {"blocking", "warning", "info"}
 
@@ -65,6 +68,9 @@ def check_doc_problems(doc):
         if isinstance(addrs, list) and not all(isinstance(a, str) and "/" in a for a in addrs):
             p.append("uplink.addresses: %r" % addrs)
     need(doc, "underlay", bool, "doc")
+    need(doc, "routeTable", int, "doc")
+    if need(doc, "rulePriorities", list, "doc") not in ([32700, 32701], None):
+        p.append("rulePriorities: %r" % doc.get("rulePriorities"))
     for i, pool in enumerate(need(doc, "pools", list, "doc") or []):
         w = "pools[%d]" % i
         need(pool, "name", str, w)
@@ -84,6 +90,13 @@ def check_doc_problems(doc):
             if need(c, "type", str, w) not in ROUTE_TYPES:
                 p.append("%s.type: %r" % (w, c.get("type")))
             need(c, "gateway", (str, type(None)), w)
+        elif a in ("add-rule", "delete-rule"):
+            need(c, "dst", str, w)
+            for key in ("type", "gateway", "dev"):
+                need(c, key, type(None), w)
+            for key in ("table", "priority", "protocol"):
+                need(c, key, int, w)
+            need(c, "suppress_prefixlength", (int, type(None)), w)
         else:
             for key in ("dst", "type", "gateway"):
                 need(c, key, type(None), w)
@@ -197,9 +210,19 @@ class HostCase(cuit.NsTestCase):
 
     def our_full_state(self):
         """After convergence in underlay mode with the base resources."""
-        return [(BLOCK1, "blackhole", None, "main"),
-                (BLOCK2, "unicast", NODE2, "main"),
-                (BLOCK3, "unicast", NODE3, "main")]
+        return [(BLOCK1, "blackhole", None, T),
+                (BLOCK2, "unicast", NODE2, T),
+                (BLOCK3, "unicast", NODE3, T)]
+
+    def assert_rules(self, present):
+        """Our two policy rules for the pool, exactly, or none at all."""
+        want = [(cuit.RULE_PRIOS[0], POOL, "main", 27), (cuit.RULE_PRIOS[1], POOL, T, None)] if present else []
+        self.assertEqual(cuit.our_rules(self.node), want, self.node.ip("rule", "show").stdout)
+
+    def lookup(self, addr):
+        """(table, gateway, type) the kernel picks for addr, through the rules."""
+        r = self.node.ipj("route", "get", addr)[0]
+        return (str(r.get("table", "main")), r.get("gateway"), r.get("type", "unicast"))
 
 
 class CheckChangesNothing(HostCase):
@@ -256,6 +279,8 @@ class CheckChangesNothing(HostCase):
             self.assertEqual(sorted(plan, key=repr), sorted([
                 ("set-proxy-delay", None, None, None, "eth0"),
                 ("set-proxy-arp", None, None, None, "eth0"),
+                ("add-rule", POOL, None, None, None),
+                ("add-rule", POOL, None, None, None),
                 ("add-route", BLOCK1, "blackhole", None, None),
                 ("add-route", BLOCK2, "unicast", NODE2, "eth0"),
                 ("add-route", BLOCK3, "unicast", NODE3, "eth0"),
@@ -264,11 +289,21 @@ class CheckChangesNothing(HostCase):
             kinds = [c["action"] for c in doc["changes"]]
             self.assertLess(kinds.index("set-proxy-delay"), kinds.index("set-proxy-arp"),
                             "the delay must be set before proxy ARP answers (felix PR 1938)")
+            rules = [(c["priority"], c["table"], c["suppress_prefixlength"], c["protocol"])
+                     for c in doc["changes"] if c["action"] == "add-rule"]
+            self.assertEqual(rules, [(32700, 254, 27, PROTO), (32701, cuit.TABLE, None, PROTO)])
+            self.assertLess(max(i for i, k in enumerate(kinds) if k == "add-rule"), kinds.index("add-route"),
+                            "rules before routes")
+            self.assertEqual((doc["routeTable"], doc["rulePriorities"]), (cuit.TABLE, list(cuit.RULE_PRIOS)))
 
         with self.step("--check (text) with forwarding on: exit 0, ready: yes, nothing changed"):
             before = snap()
             res = self.daemon("--check", rc=0)
             self.assertIn("ready: yes", res.stdout, str(res))
+            self.assertIn("routes: table 252, consulted for underlay pool destinations after main", res.stdout)
+            self.assertIn("add-rule to %s lookup main suppress_prefixlength 27 pref 32700 proto 211" % POOL,
+                          res.stdout)
+            self.assertIn("add-rule to %s lookup 252 pref 32701 proto 211" % POOL, res.stdout)
             self.assert_unchanged(before, "--check")
 
     def test_bad_config(self):
@@ -316,7 +351,7 @@ class OnceConverges(HostCase):
             plan = doc["changes"]
             actions = {c["action"] for c in plan}
             self.assertTrue({"set-proxy-arp", "set-proxy-delay", "add-route", "delete-route",
-                             "remove-tunnel"} <= actions, plan)
+                             "remove-tunnel", "add-rule"} <= actions, plan)
 
         with self.step("--once applies every planned change"):
             res = self.daemon("--once", rc=0)
@@ -345,8 +380,13 @@ class OnceConverges(HostCase):
             self.assertEqual(last["set-proxy-delay"], 0)
             self.assertIsNone(self.node.link("vxlan.calico"))
             self.assert_ours(self.our_full_state())
+            self.assert_rules(True)
             for r in self.ours():
                 self.assertEqual(int(r.get("metric", 0)), METRIC, r)
+            # Through the rules: pool addresses from our table, the rest from main.
+            self.assertEqual(self.lookup("192.168.10.150"), (T, NODE2, "unicast"))
+            self.assertEqual(self.lookup("192.168.10.100"), ("main", None, "unicast"))
+            self.assertEqual(self.lookup("172.16.0.9"), ("main", GW, "unicast"))
 
         with self.step("the runtime record holds the values found before the first change"):
             self.assertEqual(self.d.record(), {"ifname": "eth0", "proxy_arp": str(before_arp),
@@ -390,6 +430,7 @@ class BackToOverlay(HostCase):
         with self.step("natOutgoing: true: --once removes our routes and restores the record"):
             self.daemon("--once", rc=0)
             self.assert_ours([])
+            self.assert_rules(False)
             self.assertEqual(self.node.proxy_arp("eth0"), arp0)
             self.assertEqual(self.node.proxy_delay("eth0"), delay0)
             self.assertFalse(os.path.exists(self.d.record_path), "the runtime record is still there")
@@ -419,7 +460,7 @@ class BackToOverlay(HostCase):
             self.assertEqual(sorted(c["dst"] for c in route_changes(doc, "delete-route")), [BLOCK2, BLOCK3])
             self.assertNotIn("remove-tunnel", [c["action"] for c in doc["changes"]])
             self.daemon("--once", rc=0)
-            self.assert_ours([(BLOCK1, "blackhole", None, "main")])
+            self.assert_ours([(BLOCK1, "blackhole", None, T)])
             self.assertEqual((self.node.proxy_arp("eth0"), self.node.proxy_delay("eth0")), (1, 0))
             self.assertIsNotNone(self.d.record())
 
@@ -444,6 +485,7 @@ class Cleanup(HostCase):
             res = self.daemon("--cleanup", rc=0)
             self.assertNotIn("FAILED", res.stdout, str(res))
             self.assert_ours([])
+            self.assert_rules(False)
             self.assertEqual(self.node.proxy_arp("eth0"), 0)
             self.assertEqual(self.node.proxy_delay("eth0"), 50)
             self.assertIsNone(self.d.record(), "runtime record left after --cleanup")
@@ -458,29 +500,34 @@ class ForeignRoutes(HostCase):
     def test_equivalent_foreign_first(self):
         self.forwarding(True)
         self.node.ip("route", "add", BLOCK2, "via", NODE2, "dev", "eth0", "proto", "bird")
-        with self.step("BIRD already has node2's block: no add-route for it"):
+        with self.step("BIRD already has node2's block: ours planned all the same, as the standby"):
             doc = self.check_json(rc=0)
-            self.assertNotIn(BLOCK2, [c["dst"] for c in route_changes(doc)])
+            self.assertIn(BLOCK2, [c["dst"] for c in route_changes(doc, "add-route")])
             self.assertIn("bird-routes", codes(doc, "info"))
-        with self.step("--once does not add ours beside BIRD's"):
+        with self.step("--once installs ours in our table; BIRD's in main wins by lookup"):
             self.daemon("--once", rc=0)
-            self.assert_ours([(BLOCK1, "blackhole", None, "main"), (BLOCK3, "unicast", NODE3, "main")])
+            self.assert_ours(self.our_full_state())
             self.assertEqual(len(cuit.find_route(self.node.routes(), BLOCK2, proto="bird")), 1)
+            self.assertEqual(self.lookup("192.168.10.150"), ("main", NODE2, "unicast"))
+        with self.step("BIRD withdraws: ours answers, with nothing to do"):
+            self.node.ip("route", "del", BLOCK2, "proto", "bird")
+            self.assertEqual(self.lookup("192.168.10.150"), (T, NODE2, "unicast"))
+            res = self.daemon("--once", rc=0)
+            self.assertIn("0 changes", res.stdout, str(res))
 
     def test_equivalent_foreign_later(self):
         self.forwarding(True)
         with self.step("--once installs ours for node2's block"):
             self.daemon("--once", rc=0)
             self.assert_ours(self.our_full_state())
-        with self.step("BIRD's equivalent appears: ours withdrawn, BIRD's kept"):
+        with self.step("BIRD's equivalent appears: ours stays, nothing to do"):
             self.node.ip("route", "add", BLOCK2, "via", NODE2, "dev", "eth0", "proto", "bird")
             doc = self.check_json(rc=0)
-            self.assertEqual([(c["action"], c["dst"]) for c in route_changes(doc)], [("delete-route", BLOCK2)])
-            self.daemon("--once", rc=0)
-            self.assert_ours([(BLOCK1, "blackhole", None, "main"), (BLOCK3, "unicast", NODE3, "main")])
-            self.assertEqual(len(cuit.find_route(self.node.routes(), BLOCK2, proto="bird")), 1)
+            self.assertEqual(route_changes(doc), [])
             res = self.daemon("--once", rc=0)
             self.assertIn("0 changes", res.stdout, str(res))
+            self.assert_ours(self.our_full_state())
+            self.assertEqual(len(cuit.find_route(self.node.routes(), BLOCK2, proto="bird")), 1)
 
     def conflict_findings(self, doc, dst):
         return [f for f in doc["findings"] if f["code"] == "foreign-route-conflict" and dst in f["message"]]
@@ -490,28 +537,77 @@ class ForeignRoutes(HostCase):
         # node3's block via another gateway (BIRD), node1's own block as a static unicast
         self.node.ip("route", "add", BLOCK3, "via", GW, "dev", "eth0", "proto", "bird")
         self.node.ip("route", "add", BLOCK1, "via", GW, "dev", "eth0", "proto", "static")
-        with self.step("--check: warning foreign-route-conflict, ours not planned"):
+        with self.step("--check: warning foreign-route-conflict; ours planned as the standby"):
             doc = self.check_json(rc=0)
             for dst in (BLOCK1, BLOCK3):
                 self.assertEqual(len(self.conflict_findings(doc, dst)), 1, doc["findings"])
                 self.assertEqual(self.conflict_findings(doc, dst)[0]["severity"], "warning")
-                self.assertNotIn(dst, [c["dst"] for c in route_changes(doc)])
-        with self.step("--once: ours not installed beside the conflicting routes"):
+                self.assertIn("wins by lookup", self.conflict_findings(doc, dst)[0]["message"])
+                self.assertIn(dst, [c["dst"] for c in route_changes(doc, "add-route")])
+        with self.step("--once: ours in our table, the conflicting routes in main win by lookup"):
             self.daemon("--once", rc=0)
-            self.assert_ours([(BLOCK2, "unicast", NODE2, "main")])
+            self.assert_ours(self.our_full_state())
+            self.assertEqual(self.lookup("192.168.10.170"), ("main", GW, "unicast"))
+            self.assertEqual(self.lookup("192.168.10.130"), ("main", GW, "unicast"))
+            self.assertEqual(self.lookup("192.168.10.150"), (T, NODE2, "unicast"))
 
     def test_conflicting_foreign_later(self):
         self.forwarding(True)
         with self.step("--once installs ours"):
             self.daemon("--once", rc=0)
             self.assert_ours(self.our_full_state())
-        with self.step("a conflicting BIRD route appears for node3's block: ours withdrawn"):
+        with self.step("a conflicting BIRD route appears for node3's block: reported, ours kept"):
             self.node.ip("route", "add", BLOCK3, "via", GW, "dev", "eth0", "proto", "bird")
             doc = self.check_json(rc=0)
             self.assertEqual(len(self.conflict_findings(doc, BLOCK3)), 1, doc["findings"])
+            self.assertEqual(route_changes(doc), [])
             self.daemon("--once", rc=0)
-            self.assert_ours([(BLOCK1, "blackhole", None, "main"), (BLOCK2, "unicast", NODE2, "main")])
+            self.assert_ours(self.our_full_state())
             self.assertEqual(len(cuit.find_route(self.node.routes(), BLOCK3, proto="bird")), 1)
+
+    def test_covering_blackhole_in_main(self):
+        self.forwarding(True)
+        self.daemon("--once", rc=0)
+        with self.step("a blackhole shorter than a block in main ends the lookup: --check blocks"):
+            self.node.ip("route", "add", "blackhole", "192.168.10.128/26", "proto", "static")
+            # (the kernel answers `ip route get` of a blackholed address with EINVAL)
+            self.assertIn("Invalid argument", self.node.ip("route", "get", "192.168.10.150", check=False).stderr)
+            doc = self.check_json(rc=1)
+            self.assertIn("covering-route-in-main", codes(doc, "blocking"), doc["findings"])
+        with self.step("a throw route of the same prefix falls through to our table: no finding"):
+            self.node.ip("route", "del", "blackhole", "192.168.10.128/26")
+            self.node.ip("route", "add", "throw", "192.168.10.128/26", "proto", "static")
+            self.assertEqual(self.lookup("192.168.10.150"), (T, NODE2, "unicast"))
+            doc = self.check_json(rc=0)
+            self.assertNotIn("covering-route-in-main", codes(doc))
+
+
+class Upgrade(HostCase):
+    """Routes of ours an earlier version left in main: withdrawn once the rules and our
+    table are in place, and no lookup of a pool address fails in between."""
+
+    def test_upgrade_from_main(self):
+        self.forwarding(True)
+        self.node.ip("route", "add", "blackhole", BLOCK1, "proto", PROTO, "metric", METRIC)
+        self.node.ip("route", "add", BLOCK2, "via", NODE2, "dev", "eth0", "proto", PROTO, "metric", METRIC)
+        self.node.ip("route", "add", BLOCK3, "via", NODE3, "dev", "eth0", "proto", PROTO, "metric", METRIC)
+        with self.step("--check: rules, then our table, then the routes in main withdrawn"):
+            doc = self.check_json(rc=0)
+            order = [(c["action"], c.get("table")) for c in doc["changes"]
+                     if c["action"] in ("add-rule", "add-route", "delete-route")]
+            self.assertEqual(order, [("add-rule", 254), ("add-rule", cuit.TABLE)] +
+                             [("add-route", cuit.TABLE)] * 3 + [("delete-route", 254)] * 3)
+        with self.step("--once while a pod address is looked up continuously: never unroutable"):
+            watcher = self.node.popen("sh", "-c", "while :; do ip route get 192.168.10.150 >/dev/null 2>&1 || "
+                                                  "echo FAIL; done")
+            self.daemon("--once", rc=0)
+            watcher.terminate()
+            out = watcher.communicate(timeout=10)[0]
+            cuit.stop(watcher)
+            self.assertNotIn("FAIL", out)
+            self.assert_ours(self.our_full_state())
+            self.assert_rules(True)
+            self.assertEqual(self.lookup("192.168.10.150"), (T, NODE2, "unicast"))
 
 
 class NeverCutsTheNodeOff(HostCase):

@@ -206,8 +206,9 @@ class Traffic(Lan, cuit.NsTestCase):
             # the blackhole drops it; without it node1 would forward it back out of
             # its uplink and ARP for it on the LAN.
             addr, node1 = UNALLOCATED["node1"], self.nodes["node1"]
-            # (`ip route get` of a blackholed address fails with EINVAL: list the matches)
-            match = node1.ipj("route", "show", "match", addr)
+            # (`ip route get` of a blackholed address fails with EINVAL: list the matches
+            # in our table, which the rules consult for pool addresses after main)
+            match = node1.ipj("route", "show", "table", str(cuit.TABLE), "match", addr)
             best = max(match, key=lambda r: int(r["dst"].partition("/")[2] or 32) if r["dst"] != "default" else 0)
             self.assertEqual((best["dst"], best["type"]), (NODES["node1"][1], "blackhole"), match)
             ok, _, out = cuit.ping(self.pods["node2"], addr)
