@@ -43,6 +43,7 @@ import time
 
 PROTO = 211                      # calico-underlayd's default routeProtocol
 METRIC = 1024                    # and routeMetric
+TABLE = 252                      # and routeTable
 UNDERLAY_NET = (10 << 24)        # 10.0.0.0/9: 131,072 /26 blocks
 OVERLAY_NET = (10 << 24) | (128 << 16)  # 10.128.0.0/9, IPIP Always, natOutgoing true
 NODE_NET = (172 << 24) | (20 << 16)     # 172.20.0.0/16: every node on one L2 segment
@@ -284,18 +285,19 @@ metadata:
             for k in range(len(self.foreign)):   # unrelated static routes
                 f.write(f"route add 192.168.{k % 256}.{k // 256 * 16 % 256}/28 via {GATEWAY} dev eth0 proto static\n")
         with open(self.batch, "w") as f:
+            # Every block, BIRD's too: its route in main wins by lookup, ours stands by in
+            # our table (DESIGN.md section 3.2).
             for i, node in enumerate(owner):
-                if i in self.foreign:
-                    continue   # BIRD's route wins (same path) or conflicts: never ours
                 dst = f"{ip4(block(UNDERLAY_NET, i))}/{BLOCK_LEN}"
                 if node == 0:
-                    f.write(f"route add blackhole {dst} proto {PROTO} metric {METRIC}\n")
+                    f.write(f"route add blackhole {dst} proto {PROTO} metric {METRIC} table {TABLE}\n")
                 else:
-                    f.write(f"route add {dst} via {node_addr(node)} dev eth0 proto {PROTO} metric {METRIC}\n")
+                    f.write(f"route add {dst} via {node_addr(node)} dev eth0 proto {PROTO} metric {METRIC}"
+                            f" table {TABLE}\n")
             for i, host in sorted(self.borrowed.items()):
                 if host != 0:   # node-0000 routes its own pods (Felix), not a borrowed one
                     f.write(f"route add {ip4(block(UNDERLAY_NET, i) + 1)}/32 via {node_addr(host)} dev eth0 "
-                            f"proto {PROTO} metric {METRIC}\n")
+                            f"proto {PROTO} metric {METRIC} table {TABLE}\n")
         with open(self.batch) as f:
             self.n_batch = sum(1 for _ in f)
 

@@ -54,6 +54,7 @@ struct route {
         uint32_t dst;  /* network order */
         uint32_t gw;   /* network order, 0 = none */
         uint32_t metric;
+        uint32_t table; /* 0 = main */
         int oif;
         uint8_t len, type, protocol;
 };
@@ -168,6 +169,9 @@ static int parse_line(char *line, struct route *rt)
                 } else if (strcmp(tok[i], "metric") == 0 && next) {
                         rt->metric = (uint32_t)strtoul(next, NULL, 10);
                         i++;
+                } else if (strcmp(tok[i], "table") == 0 && next) {
+                        rt->table = (uint32_t)strtoul(next, NULL, 10);
+                        i++;
                 } else if (parse_prefix(tok[i], &rt->dst, &rt->len) < 0)
                         return -EINVAL;
         }
@@ -223,11 +227,13 @@ static void put_route(char *buf, const struct route *rt, uint32_t seq, bool ack)
         rtm = mnl_nlmsg_put_extra_header(nlh, sizeof(*rtm));
         rtm->rtm_family = AF_INET;
         rtm->rtm_dst_len = rt->len;
-        rtm->rtm_table = RT_TABLE_MAIN;
+        rtm->rtm_table = rt->table ? RT_TABLE_UNSPEC : RT_TABLE_MAIN;
         rtm->rtm_protocol = rt->protocol;
         rtm->rtm_type = rt->type;
         rtm->rtm_scope = rt->type == RTN_UNICAST && !rt->gw ? RT_SCOPE_LINK : RT_SCOPE_UNIVERSE;
         mnl_attr_put_u32(nlh, RTA_DST, rt->dst);
+        if (rt->table)
+                mnl_attr_put_u32(nlh, RTA_TABLE, rt->table);
         mnl_attr_put_u32(nlh, RTA_PRIORITY, rt->metric);
         if (rt->type == RTN_UNICAST) {
                 if (rt->gw)

@@ -38,6 +38,7 @@ def _find_daemon():
 
 DAEMON = _find_daemon()
 PROTO = 211  # the default routeProtocol
+TABLE = 252  # the default routeTable: where our routes live
 SKIP = 77  # meson's "skipped" exit status
 
 # Under valgrind (`meson test --setup valgrind`, tests/meson.build): DAEMON_WRAPPER is an
@@ -168,8 +169,11 @@ class Netns:
         # a tunnel module, DESIGN.md §7).
         return any(l.get("ifname") == name for l in self.ipj("link", "show"))
 
-    def routes(self, proto=PROTO, table="main"):
-        """{dst: route dict} of the routes carrying `proto` (None: every route)."""
+    def routes(self, proto=PROTO, table=None):
+        """{dst: route dict} of the routes carrying `proto` (None: every route), in `table`
+        (default: ours for our protocol, main for any other)."""
+        if table is None:
+            table = TABLE if proto == PROTO else "main"
         args = ["route", "show", "table", str(table)]
         if proto is not None:
             args += ["proto", str(proto)]

@@ -234,7 +234,7 @@ class TestDaemon(EtcdCase):
         self.assertTrue(stays(lambda: self.ns.route_summary() == WANT_2 and self.ns.proxy_arp() == 1, 2.0),
                         "nothing is withdrawn while the datastore is away")
         # Drift is still repaired from the last model.
-        self.ns.ip("route", "del", cu.PEER_BLOCK)
+        self.ns.ip("route", "del", cu.PEER_BLOCK, "table", str(cu.TABLE))
         self.wait_routes(WANT_2)
         self.etcd.start()
         # Back within the retry delay (at most 30 s), and watching again.

@@ -568,7 +568,7 @@ class TestKilledMidApply(FaultCase):
             if 0 < len(have) < len(self.want):
                 break
             # Too late (everything was in): start over from a clean host.
-            self.ns.run("sh", "-c", f"ip route flush proto {cu.PROTO}")
+            self.ns.run("sh", "-c", f"ip route flush table all proto {cu.PROTO}")
         self.assertTrue(0 < len(have) < len(self.want), f"{len(have)} of {len(self.want)} routes at the kill")
         self.assertEqual(len(have), len(set(have)), "no duplicate routes")
         n_killed = len(have)
@@ -812,14 +812,18 @@ class TestRoutingDaemonLoop(FaultCase):
         self.assertTrue(stays(lambda: self.ns.route_summary() == want, 1.0), "our routes settled")
         self.assertLess(d.passes() - n, 10, "the daemon settles once the other one stops")
 
+    # Another routing daemon's route for a block lives in main: it wins by lookup while
+    # ours stands by in our table (DESIGN.md section 3.2). Whether it is equivalent or
+    # conflicting, and however it flaps, ours is never withdrawn and no pass starts.
+
     def test_equivalent_route_flapping(self):
-        # BIRD's route is equivalent to ours: ours is withdrawn while it is there and
-        # comes back when it goes; its route is never touched.
         d = self.start_converged()
+        n = d.passes()
         rounds, failures = self.flap("192.168.10.12")
         self.assertGreater(rounds, 5)
         self.assertEqual(failures, 0, "the foreign route was touched by someone else")
         self.assert_settles(d, WANT_2)
+        self.assertEqual(d.passes(), n, "BIRD's route coming and going started a pass")
         self.assertEqual(self.ns.routes(proto="bird").get(cu.PEER_BLOCK), None)
         self.assertIsNone(d.proc.poll())
         self.assert_foreign()
@@ -829,21 +833,21 @@ class TestRoutingDaemonLoop(FaultCase):
         final = f"ip route add {cu.PEER_BLOCK} via 192.168.10.12 dev eth0 proto bird"
         rounds, failures = self.flap("192.168.10.12", seconds=3, final=final)
         self.assertEqual(failures, 0)
-        self.assert_settles(d, WANT_2[:1])
+        self.assert_settles(d, WANT_2)
         self.assertIn(cu.PEER_BLOCK, self.ns.routes(proto="bird"))
-        d.notify.wait_status(lambda s: s == STATUS_2)  # satisfied by BIRD's route
+        d.notify.wait_status(lambda s: s == STATUS_2)
         self.ns.ip("route", "del", cu.PEER_BLOCK, "proto", "bird")
         self.wait_routes(WANT_2)
 
     def test_conflicting_route_flapping(self):
-        # Another gateway: a conflict. Ours is not installed beside it, theirs is never
-        # touched, and once it is gone for good ours comes back.
+        # Another gateway: a conflict, which --check reports; theirs is never touched.
         d = self.start_converged()
+        n = d.passes()
         rounds, failures = self.flap("192.168.10.13")
         self.assertGreater(rounds, 5)
         self.assertEqual(failures, 0, "the foreign route was touched by someone else")
         self.assert_settles(d, WANT_2)
-        self.assertTrue(d.stderr_lines("foreign-route-conflict"), d.stderr()[-2000:])
+        self.assertEqual(d.passes(), n, "a conflicting route coming and going started a pass")
         self.assert_foreign()
 
     def test_conflicting_route_stays_at_the_end(self):
@@ -851,7 +855,7 @@ class TestRoutingDaemonLoop(FaultCase):
         final = f"ip route add {cu.PEER_BLOCK} via 192.168.10.13 dev eth0 proto bird"
         _, failures = self.flap("192.168.10.13", seconds=3, final=final)
         self.assertEqual(failures, 0)
-        self.assert_settles(d, WANT_2[:1])
+        self.assert_settles(d, WANT_2)
         self.assertEqual(self.ns.routes(proto="bird")[cu.PEER_BLOCK].get("gateway"), "192.168.10.13")
         self.ns.ip("route", "del", cu.PEER_BLOCK, "proto", "bird")
         self.wait_routes(WANT_2)
