@@ -1,10 +1,12 @@
 /* The planner (DESIGN.md §3): which pools apply here, what the host should look like,
  * and the ordered actions that get it there, with the findings an operator needs.
  *
- * Owns: every decision about routes, proxy ARP and tunnels. Must never: do I/O, log,
- * read the clock, or plan a change to anything we do not own (a route without our
- * protocol number, a device other than the uplink's settings and the configured
- * tunnels). Routes are matched in one merge walk of the model's blocks (sorted by
+ * Owns: every decision about routes, policy rules, proxy ARP and tunnels. Must never:
+ * do I/O, log, read the clock, or plan a change to anything we do not own (a route or
+ * rule without our protocol number, a device other than the uplink's settings and the
+ * configured tunnels). Our routes go into our own table, reached through two rules per
+ * underlay pool after main (DESIGN.md §3.2): routes others keep in main are read only
+ * to report them. Routes are matched in one merge walk of the model's blocks (sorted by
  * cidr) and the kernel's routes (sorted here), so a plan for 100k blocks is
  * O(n log n), and the wanted routes are never held as a list. */
 #include "plan.h"

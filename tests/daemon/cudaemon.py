@@ -171,13 +171,15 @@ class Netns:
 
     def routes(self, proto=PROTO, table=None):
         """{dst: route dict} of the routes carrying `proto` (None: every route), in `table`
-        (default: ours for our protocol, main for any other)."""
+        (default: ours for our protocol, main for any other). Listed from every table:
+        `ip route show table 252` fails while the table does not exist yet."""
         if table is None:
             table = TABLE if proto == PROTO else "main"
-        args = ["route", "show", "table", str(table)]
+        args = ["route", "show", "table", "all"]
         if proto is not None:
             args += ["proto", str(proto)]
-        return {r["dst"]: r for r in self.ipj(*args)}
+        return {r["dst"]: r for r in self.ipj(*args)
+                if str(r.get("table", "main")) == str(table) and r.get("type") != "local"}
 
     def route_summary(self, proto=PROTO):
         """A comparable text form of our routes: dst, type, gateway, device."""

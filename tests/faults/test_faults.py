@@ -248,7 +248,7 @@ class TestOverrun(FaultCase):
         d = self.start_converged()
         quota = CpuQuota(d.pid)
         self.addCleanup(quota.close)
-        self.burst(60000, extra_mid=[f"route del {cu.OWN_BLOCK}"])
+        self.burst(60000, extra_mid=[f"route del {cu.OWN_BLOCK} table {cu.TABLE}"])
         quota.close()
         self.wait_routes(WANT_2, timeout=60)
         self.assertTrue(d.stderr_lines("rtnetlink event socket overrun (ENOBUFS): notifications lost, full resync"),
@@ -264,7 +264,7 @@ class TestOverrun(FaultCase):
         # Lost notifications must not hide the last relevant ones either: the
         # peer route deleted and proxy_arp reset after the flood.
         d = self.start_converged()
-        self.burst(80000, extra_end=[f"route del {cu.PEER_BLOCK}"])
+        self.burst(80000, extra_end=[f"route del {cu.PEER_BLOCK} table {cu.TABLE}"])
         self.ns.sysctl_set("net.ipv4.conf.eth0.proxy_arp", 0)
         cu.wait_until(lambda: self.ns.proxy_arp() == 1, timeout=30, what="proxy_arp repaired")
         self.wait_routes(WANT_2, timeout=30)
