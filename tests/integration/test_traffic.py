@@ -309,7 +309,7 @@ class Borrowed(Lan, cuit.NsTestCase):
         with self.step("without the IPAMBlock: the affine node's blackhole swallows the borrowed address"):
             for d in self.daemons.values():
                 self.assertRc(d.run("--once"), 0)
-            match = node1.ipj("route", "show", "match", BORROWED_IP)
+            match = node1.ipj("route", "show", "table", str(cuit.TABLE), "match", BORROWED_IP)
             best = max(match, key=lambda r: int(r["dst"].partition("/")[2] or 32) if r["dst"] != "default" else 0)
             self.assertEqual((best["dst"], best["type"]), (B_NODES["node1"][1], "blackhole"), match)
             for ns in (self.outside, self.pod3):
