@@ -3,17 +3,18 @@
  *
  * libnl-route reads links (with their IPv4 devconf), for the snapshot and for the
  * tunnel check that a device is gone; libmnl does everything else: address, route,
- * rule, netconf and neighbour-table dumps, the route lookup, and every change. libnl's route
- * cache is superlinear (3.7 s and 44 MB for 100k routes), a libmnl dump is not.
+ * rule, netconf and neighbour-table dumps, the route lookup, and every change.
+ * libnl's route cache is superlinear (3.7 s and 44 MB for 100k routes), a libmnl dump
+ * is not.
  *
  * This file must never look a device up by name in the kernel (if_nametoindex(),
  * ioctls, RTM_GETLINK with IFLA_IFNAME): the kernel's by-name lookup can load the
  * ipip module and create tunl0 again (DESIGN.md §7). Links are found by dumping them.
  * It decides nothing: it changes only what the planner asked for, and routes only
  * with the protocol number kern_apply() is given (rules with the one the planner put
- * in each), which the kernel itself matches on
- * delete. The messages it reads are parsed by parse.c (nl-parse.h), the code the
- * monitor and tests/fuzz-netlink.c use too. */
+ * in each), which the kernel itself matches on delete. The messages it reads are
+ * parsed by parse.c (nl-parse.h), the code the monitor and tests/fuzz-netlink.c use
+ * too. */
 #include "nl.h"
 
 #include <arpa/inet.h>
