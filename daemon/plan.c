@@ -828,8 +828,8 @@ static int del_stale(struct planner *pl)
                 const struct host_route *rt = &pl->h->routes[k];
                 bool old = owned_before(pl, rt);
 
-                if ((rt->dst.family != AF_INET && rt->dst.family != AF_INET6) ||
-                    (!old && (rt->table == s->route_table || rt->protocol != s->route_protocol)))
+                if ((rt->dst.family != AF_INET && rt->dst.family != AF_INET6) || rt->table == s->route_table ||
+                    (!old && rt->protocol != s->route_protocol))
                         continue;
                 if ((r = del_route(pl, rt)) < 0)
                         return r;
@@ -855,8 +855,16 @@ static int plan_routes(struct planner *pl)
 
                 if (rt->dst.family != AF_INET && rt->dst.family != AF_INET6)
                         continue;
+                if (owned_before(pl, rt) && rt->table == s->route_table) {
+                        /* Ours under the recorded protocol, in the table ours go to: the
+                         * same key as ours, so it goes first (EEXIST otherwise). */
+                        if ((r = del_route(pl, rt)) < 0)
+                                return r;
+                        pl->n_old_owner++;
+                        continue;
+                }
                 if (owned_before(pl, rt))
-                        continue; /* ours under the recorded protocol: del_stale() */
+                        continue; /* in another table: del_stale(), after ours are in */
                 if (rt->table == s->route_table ||
                     (rt->table == PLAN_TABLE_MAIN && rt->protocol != s->route_protocol))
                         have[n++] = rt;

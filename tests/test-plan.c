@@ -454,9 +454,11 @@ static void check_invariants(const struct cfg_settings *s, const struct host_sna
                         break;
                 case CHANGE_ADD_RULE:
                 case CHANGE_DEL_RULE:
-                        /* Only rules carrying our protocol, below the main rule; only an
-                         * existing rule of ours is deleted. */
-                        assert_int_equal(a->rule->protocol, s->route_protocol);
+                        /* Only rules carrying our protocol (or, deleted, the recorded one
+                         * of before), below the main rule; only an existing rule of ours
+                         * is deleted. */
+                        assert_true(a->rule->protocol == s->route_protocol ||
+                                    (a->kind == CHANGE_DEL_RULE && a->rule->protocol != 0));
                         for (size_t k = 0; k < h->n_rules; k++)
                                 found = found || !memcmp(&h->rules[k], a->rule, sizeof(*a->rule));
                         assert_int_equal(found, a->kind == CHANGE_DEL_RULE);
@@ -2316,21 +2318,23 @@ static void test_uplink_unfit(void **state)
 }
 
 /* routeProtocol changed from 211 to 212 (issue 14): the record says 211 in table 254
- * was ours, so those routes are withdrawn (before ours go in), the change is reported,
- * and the record names the new pair. Without the record they would count as foreign
- * equivalents and stay for ever. */
+ * was ours, so those routes are withdrawn, the change is reported, and the record
+ * names the new pair. Without the record they would count as foreign equivalents and
+ * stay for ever. In main (an earlier version's table) they go after ours are in our
+ * table, so that traffic keeps a route; in our own table, first (the same key). */
 static void test_route_owner_changed(void **state)
 {
         struct t *t = *state;
-        size_t dels = 0, adds = 0, first_add = SIZE_MAX, last_del = 0;
+        size_t dels = 0, adds = 0, first_add = SIZE_MAX, last_del = 0, first_del = SIZE_MAX;
         struct plan *p;
 
         load(t, "routeProtocol: 212\n", SIMPLE);
         host_node1(&t->h);
-        route_add(&t->h, "blackhole 192.168.10.128/28 proto 211 metric 1024");
-        route_add(&t->h, "192.168.10.144/28 via 192.168.10.12 dev eth0 proto 211 metric 1024");
-        route_add(&t->h, "192.168.10.160/28 via 192.168.10.12 dev eth0 proto 211 metric 1024");
+        route_add(&t->h, "blackhole 192.168.10.128/28 proto 211 metric 1024 table 254");
+        route_add(&t->h, "192.168.10.144/28 via 192.168.10.12 dev eth0 proto 211 metric 1024 table 254");
+        route_add(&t->h, "192.168.10.160/28 via 192.168.10.12 dev eth0 proto 211 metric 1024 table 254");
         route_add(&t->h, "192.168.10.176/28 via 192.168.10.12 dev eth0 proto 211 metric 1024 table 100");
+        rule_push(t, "192.168.10.128/25", 32701, 252, -1, 211);
         t->rec.route_protocol = 211;
         t->rec.route_table = 254;
         p = plan(t);
@@ -2342,6 +2346,8 @@ static void test_route_owner_changed(void **state)
                         assert_int_equal(a->route.table, 254); /* table 100's is not the recorded pair */
                         dels++;
                         last_del = i;
+                        if (first_del == SIZE_MAX)
+                                first_del = i;
                 } else if (a->kind == CHANGE_ADD_ROUTE) {
                         assert_int_equal(a->route.protocol, 212);
                         adds++;
@@ -2351,12 +2357,29 @@ static void test_route_owner_changed(void **state)
         }
         assert_int_equal(dels, 3);
         assert_int_equal(adds, 3);
-        assert_true(last_del < first_add);
+        assert_true(first_add < first_del);
+        /* The old protocol's rule goes too, after the routes. */
+        assert_int_equal(p->actions[p->n_actions - 1].kind, CHANGE_DEL_RULE);
+        assert_int_equal(p->actions[p->n_actions - 1].rule->protocol, 211);
+        assert_true(last_del < p->n_actions - 1);
         assert_string_equal(msg(p, "route-owner-changed", 0),
                             "3 routes of protocol 211 in table 254 were ours before routeProtocol/routeTable became "
-                            "212/254: withdrawn");
+                            "212/252: withdrawn");
         assert_int_equal(p->record.route_protocol, 212);
-        assert_int_equal(p->record.route_table, 254);
+        assert_int_equal(p->record.route_table, 252);
+
+        /* The recorded pair in our own table: the same keys as ours, so they go first. */
+        host_snapshot_clear(&t->h);
+        host_node1(&t->h);
+        route_add(&t->h, "blackhole 192.168.10.128/28 proto 211 metric 1024 table 252");
+        route_add(&t->h, "192.168.10.144/28 via 192.168.10.12 dev eth0 proto 211 metric 1024 table 252");
+        t->rec.route_table = 252;
+        p = plan(t);
+        EXPECT_ACTIONS(p, SIMPLE_PROXY, "delete-route blackhole 192.168.10.128/28 proto 211 metric 1024 table 252",
+                       "delete-route 192.168.10.144/28 via 192.168.10.12 dev eth0 proto 211 metric 1024 table 252",
+                       "add-route blackhole 192.168.10.128/28 proto 212 metric 1024 table 252",
+                       "add-route 192.168.10.144/28 via 192.168.10.12 dev eth0 proto 212 metric 1024 table 252",
+                       "add-route 192.168.10.160/28 via 192.168.10.12 dev eth0 proto 212 metric 1024 table 252");
 
         /* Same pair recorded: nothing of the kind. */
         t->rec.route_protocol = 212;
@@ -2382,7 +2405,8 @@ static void test_record_damaged(void **state)
         snprintf(t->rec.damaged, sizeof(t->rec.damaged), "line 2 does not parse");
         p = plan(t);
         for (size_t i = 0; i < p->n_actions; i++)
-                assert_true(p->actions[i].kind == CHANGE_ADD_ROUTE || p->actions[i].kind == CHANGE_DEL_ROUTE);
+                assert_true(p->actions[i].kind == CHANGE_ADD_ROUTE || p->actions[i].kind == CHANGE_DEL_ROUTE ||
+                            p->actions[i].kind == CHANGE_ADD_RULE);
         assert_string_equal(msg(p, "record-damaged", 0),
                             "runtime record: line 2 does not parse; kept as it is: the uplink's proxy_arp and proxy "
                             "delay are left alone until it is fixed or removed");
