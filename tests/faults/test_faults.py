@@ -350,7 +350,7 @@ class TestUplinkAuto(FaultCase):
         rec = self.record()
         self.assertEqual(rec, {"ifname": "eth0", "proxy_arp": "0", "proxy_delay_ms": "500",
                                "ifindex": str(self.ifindex("eth0")),
-                               "route_protocol": str(cu.PROTO), "route_table": "254"})
+                               "route_protocol": str(cu.PROTO), "route_table": str(cu.TABLE)})
         rename(self.ns, "eth0", "eth1")
         self.ns.ip("route", "add", "default", "via", "192.168.10.1", "dev", "eth1")
         want = [WANT_2[0], PEER_ROUTE.replace("eth0", "eth1")]
@@ -403,7 +403,7 @@ class TestUplinkAuto(FaultCase):
         d = self.start_converged()
         self.assertEqual(self.record(), {"ifname": "eth0", "proxy_arp": "0", "proxy_delay_ms": "800",
                                          "ifindex": str(self.ifindex("eth0")),
-                                         "route_protocol": str(cu.PROTO), "route_table": "254"})
+                                         "route_protocol": str(cu.PROTO), "route_table": str(cu.TABLE)})
         rename(self.ns, "eth0", "eth1")
         self.ns.ip("route", "add", "default", "via", "192.168.10.1", "dev", "eth1")
         d.notify.wait_status(lambda s: s == STATUS_2.replace("eth0", "eth1"))
@@ -464,7 +464,7 @@ class TestMissingUplink(FaultCase):
         self.assertEqual(self.ns.route_summary(), WANT_2[:1])
         self.assertEqual(self.ns.proxy_arp(), 0)
         # Nothing of the uplink's is recorded; the owner of the blackhole is.
-        self.assertEqual(self.record(), {"route_protocol": str(cu.PROTO), "route_table": "254"})
+        self.assertEqual(self.record(), {"route_protocol": str(cu.PROTO), "route_table": str(cu.TABLE)})
         rename(self.ns, "eth0", "nosuch0")
         self.ns.ip("route", "add", "default", "via", "192.168.10.1", "dev", "nosuch0")
         d.notify.wait_status(lambda s: s == STATUS_2.replace("eth0", "nosuch0"))
@@ -577,7 +577,7 @@ class TestKilledMidApply(FaultCase):
         rec = self.record()
         self.assertEqual(rec, {"ifname": "eth0", "proxy_arp": "0", "proxy_delay_ms": "500",
                                "ifindex": str(self.ifindex("eth0")),
-                               "route_protocol": str(cu.PROTO), "route_table": "254"})
+                               "route_protocol": str(cu.PROTO), "route_table": str(cu.TABLE)})
         self.assertEqual(self.ns.proxy_arp(), 1)
 
         d2 = self.start().wait_ready(timeout=120)

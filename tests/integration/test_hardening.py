@@ -128,8 +128,8 @@ class RouteOwnerChanges(HostCase):
         with self.step("--once with routeProtocol 211: the record names 211 and the table"):
             self.daemon("--once", rc=0)
             rec = self.d.record()
-            self.assertEqual((rec.get("route_protocol"), rec.get("route_table")), ("211", "254"), rec)
-            self.assertEqual(our_any(self.node.routes()), sorted((b, "211", "main") for b in BLOCKS))
+            self.assertEqual((rec.get("route_protocol"), rec.get("route_table")), ("211", "252"), rec)
+            self.assertEqual(our_any(self.node.routes()), sorted((b, "211", "252") for b in BLOCKS))
         self.d.write_settings(routeProtocol=212)
         with self.step("routeProtocol 212: --check plans to withdraw the 211 routes and says why"):
             doc = self.json_other(rc=0)
@@ -140,14 +140,18 @@ class RouteOwnerChanges(HostCase):
             self.assertIn("route-owner-changed", codes(doc, "warning"), doc["findings"])
         with self.step("--once: only 212 routes remain; the record names 212"):
             self.run_other("--once", rc=0)
-            self.assertEqual(our_any(self.node.routes()), sorted((b, "212", "main") for b in BLOCKS))
+            self.assertEqual(our_any(self.node.routes()), sorted((b, "212", "252") for b in BLOCKS))
             self.assertEqual(self.d.record().get("route_protocol"), "212")
+            # The rules follow: 212's pair only.
+            self.assertEqual(cuit.our_rules(self.node, 211), [])
+            self.assertEqual(len(cuit.our_rules(self.node, 212)), 2)
             doc = self.json_other(rc=0)
             self.assertEqual(doc["changes"], [])
         with self.step("routeProtocol 213, then --cleanup: the 212 routes go too"):
             self.d.write_settings(routeProtocol=213)
             self.run_other("--cleanup", rc=0)
             self.assertEqual(our_any(self.node.routes()), [])
+            self.assertEqual(cuit.our_rules(self.node, 212) + cuit.our_rules(self.node, 213), [])
             self.assertIsNone(self.d.record())
 
     def test_back_to_overlay_after_protocol_change(self):
@@ -161,6 +165,7 @@ class RouteOwnerChanges(HostCase):
                              sorted(BLOCKS), doc["changes"])
             self.run_other("--once", rc=0)
             self.assertEqual(our_any(self.node.routes()), [])
+            self.assertEqual(cuit.our_rules(self.node, 211), [])
             self.assertIsNone(self.d.record())
             self.assertEqual(self.node.proxy_arp("eth0"), 0)
 

@@ -392,7 +392,7 @@ class OnceConverges(HostCase):
             self.assertEqual(self.d.record(), {"ifname": "eth0", "proxy_arp": str(before_arp),
                                                "proxy_delay_ms": str(before_delay * 10),
                                                "ifindex": str(self.node.link("eth0")["ifindex"]),
-                                               "route_protocol": str(PROTO), "route_table": "254"})
+                                               "route_protocol": str(PROTO), "route_table": T})
 
         with self.step("a second --once: 0 changes; --check: nothing to do, ready"):
             res = self.daemon("--once", rc=0)
@@ -417,7 +417,7 @@ class BackToOverlay(HostCase):
             self.assertEqual(self.d.record(), {"ifname": "eth0", "proxy_arp": str(arp0),
                                                "proxy_delay_ms": str(delay0 * 10),
                                                "ifindex": str(self.node.link("eth0")["ifindex"]),
-                                               "route_protocol": str(PROTO), "route_table": "254"})
+                                               "route_protocol": str(PROTO), "route_table": T})
 
         with self.step("natOutgoing: true: --check plans the way back"):
             self.set_resources(nat=True)
