@@ -793,7 +793,7 @@ static void set_record(struct t *t, const char *ifname, int proxy_arp, int64_t d
         snprintf(t->rec.ifname, sizeof(t->rec.ifname), "%s", ifname);
 }
 
-/* The rules of ours a converged host has: per IPv4 underlay pool of the model, main
+/* The rules of ours a converged host has: per underlay pool of the model, main
  * with suppress_prefixlength blockSize-1 at 32700, our table at 32701 (spelled out as
  * text by test_rules_fresh_node). */
 static void own_rules(struct t *t)
@@ -801,7 +801,7 @@ static void own_rules(struct t *t)
         for (size_t i = 0; i < t->m->n_pools; i++) {
                 const struct cfg_pool *pool = &t->m->pools[i];
 
-                if (pool->nat_outgoing || pool->cidr.family != AF_INET || !pool->workload)
+                if (pool->nat_outgoing || !pool->workload)
                         continue;
                 t->h.rules = realloc(t->h.rules, (t->h.n_rules + 2) * sizeof(*t->h.rules));
                 assert_non_null(t->h.rules);
@@ -1614,7 +1614,7 @@ static void test_own_ipv6_route_unwanted(void **state)
         link_of(&t->h, "eth0")->proxy_delay_ms = 0;
         set_record(t, "eth0", 0, 800);
         p = plan(t);
-        EXPECT_ACTIONS(p, "delete-route blackhole fd00:10::/122 proto 211 metric 1024 table 254");
+        EXPECT_ACTIONS(p, "delete-route blackhole fd00:10::/122 proto 211 metric 1024 table 252");
         expect_record(p, "eth0", 0, 800, false);
         apply_and_replan(t);
 }
@@ -2493,8 +2493,8 @@ static void host_node1_v6(struct host_snapshot *h)
         link_of(h, "eth0")->proxy_ndp = 1; /* the proxy NDP tests start from 0 */
 }
 
-#define R6_LOCAL "blackhole fd00:10::/122 proto 211 metric 1024 table 254"
-#define R6_40 "fd00:10::40/122 via fd00:1::12 dev eth0 proto 211 metric 1024 table 254"
+#define R6_LOCAL "blackhole fd00:10::/122 proto 211 metric 1024 table 252"
+#define R6_40 "fd00:10::40/122 via fd00:1::12 dev eth0 proto 211 metric 1024 table 252"
 
 /* IPv6 blocks follow the IPv4 rules (DESIGN §3 "IPv6"): a local route for this node's
  * block, none for its /128 block, `via <peer IPv6> dev uplink` for an on-link peer,
@@ -2570,6 +2570,7 @@ static void test_ipv6_guarded(void **state)
                      AFF("node3", "'fd00:1::c0/122'"));
         host_node1_v6(&t->h);
         route_add(&t->h, "::/0 via fd00:1::ff dev eth0 proto static metric 1");
+        own_rules(t);
         p = plan(t);
         EXPECT_NO_ACTIONS(p);
         EXPECT_FINDINGS(p, "blocking route-covers-node-address", "blocking route-covers-node-address",
@@ -2613,9 +2614,12 @@ static void test_ipv6_ownership_and_borrowed(void **state)
         route_add(&t->h, "fd00:10::80/122 via fd00:1::99 dev eth0 proto static metric 1024");
         route_add(&t->h, "fd00:10::100/122 via fd00:1::13 dev eth0 proto 211 metric 1024");
         p = plan(t);
+        /* BIRD's route for node2's block is in main: ours stands by in our table. */
         EXPECT_ACTIONS(p, "add-route " R6_LOCAL,
-                       "add-route fd00:10::3/128 via fd00:1::13 dev eth0 proto 211 metric 1024 table 254",
-                       "add-route fd00:10::100/122 via fd00:1::12 dev eth0 proto 211 metric 1024 table 254 [replace]");
+                       "add-route fd00:10::3/128 via fd00:1::13 dev eth0 proto 211 metric 1024 table 252",
+                       "add-route fd00:10::40/122 via fd00:1::12 dev eth0 proto 211 metric 1024 table 252",
+                       "add-route fd00:10::80/122 via fd00:1::13 dev eth0 proto 211 metric 1024 table 252",
+                       "add-route fd00:10::100/122 via fd00:1::12 dev eth0 proto 211 metric 1024 table 252 [replace]");
         /* (the bird-routes finding belongs to IPv4 underlay mode's host checks) */
         EXPECT_FINDINGS(p, "warning foreign-route-conflict", "warning pool-outside-uplink-subnet",
                         "info borrowed-addresses");
@@ -2755,6 +2759,7 @@ static void test_ipv6_blackhole_on_lo_converged(void **state)
                      AFF("node1", "'fd00:10::/122'"));
         host_node1_v6(&t->h);
         route_add(&t->h, "blackhole fd00:10::/122 dev lo proto 211 metric 1024");
+        own_rules(t);
         p = plan(t);
         EXPECT_NO_ACTIONS(p);
 }
