@@ -1154,6 +1154,29 @@ static int plan_proxy_arp(struct planner *pl)
 
 /* ---- proxy NDP (DESIGN §3 "IPv6") ---- */
 
+/* proxyDelay covers NDP as it covers ARP: net.ipv6.neigh.<uplink>.proxy_delay (also
+ * 80 jiffies by default) set before proxy_ndp answers, its first value recorded. */
+static int plan_proxy_delay6(struct planner *pl, const struct host_link *l)
+{
+        const struct cfg_settings *s = &pl->m->settings;
+        const struct host_record *rec = pl->rec;
+        struct plan *p = pl->p;
+        bool delay = s->proxy_delay_ms != CFG_PROXY_DELAY_KEEP && l->proxy_delay6_ms != s->proxy_delay_ms;
+        int r;
+
+        if (rec->valid && rec->has_proxy_delay6 && streq(rec->ifname, l->name)) {
+                p->record.has_proxy_delay6 = true;
+                p->record.proxy_delay6_ms = rec->proxy_delay6_ms;
+        } else if (delay && !p->record.has_proxy_delay6 && l->proxy_delay6_ms >= 0) {
+                p->record.has_proxy_delay6 = true;
+                p->record.proxy_delay6_ms = l->proxy_delay6_ms;
+                p->record_first = true;
+        }
+        if (delay && (r = set_value(pl, CHANGE_SET_PROXY_DELAY6, l, s->proxy_delay_ms, false)) < 0)
+                return r;
+        return l->proxy_ndp != 1 ? set_value(pl, CHANGE_SET_PROXY_NDP, l, 1, false) : 0;
+}
+
 /* proxy_ndp on the uplink in IPv6 underlay mode, the value found first recorded in
  * the same record as proxy_arp's (the uplink's), and put back when the mode ends or
  * the uplink moves. Runs after plan_proxy_arp(), which decides p->record. */
@@ -1166,15 +1189,19 @@ static int plan_proxy_ndp(struct planner *pl)
 
         if (rec->damaged[0])
                 return 0; /* reported by plan_proxy_arp(); nothing restored or recorded */
-        old = rec->valid && rec->has_proxy_ndp ? host_link_by_name(pl->h, rec->ifname) : NULL;
-        if (old && (!on || old != l) && old->proxy_ndp != rec->proxy_ndp) {
-                int r = set_value(pl, CHANGE_SET_PROXY_NDP, old, rec->proxy_ndp, true);
+        old = rec->valid ? host_link_by_name(pl->h, rec->ifname) : NULL;
+        if (old && (!on || old != l)) {
+                int r = 0;
 
+                if (rec->has_proxy_ndp && old->proxy_ndp != rec->proxy_ndp)
+                        r = set_value(pl, CHANGE_SET_PROXY_NDP, old, rec->proxy_ndp, true);
+                if (r >= 0 && rec->has_proxy_delay6 && old->proxy_delay6_ms != rec->proxy_delay6_ms)
+                        r = set_value(pl, CHANGE_SET_PROXY_DELAY6, old, rec->proxy_delay6_ms, true);
                 if (r < 0)
                         return r;
         }
         if (!on) {
-                p->record.has_proxy_ndp = false;
+                p->record.has_proxy_ndp = p->record.has_proxy_delay6 = false;
                 return 0;
         }
         if (!p->record.valid || !streq(p->record.ifname, l->name)) {
@@ -1196,7 +1223,7 @@ static int plan_proxy_ndp(struct planner *pl)
                 p->record.proxy_ndp = l->proxy_ndp;
                 p->record_first = true;
         }
-        return l->proxy_ndp != 1 ? set_value(pl, CHANGE_SET_PROXY_NDP, l, 1, false) : 0;
+        return plan_proxy_delay6(pl, l);
 }
 
 static bool is_cali(const struct host_link *l)
@@ -1836,6 +1863,8 @@ const char *host_change_kind_name(enum host_change_kind k)
                 return "remove-tunnel";
         case CHANGE_SET_PROXY_NDP:
                 return "set-proxy-ndp";
+        case CHANGE_SET_PROXY_DELAY6:
+                return "set-proxy-delay6";
         case CHANGE_ADD_PROXY:
                 return "add-proxy-neigh";
         case CHANGE_DEL_PROXY:
@@ -1944,6 +1973,9 @@ int host_change_fmt(const struct host_change *a, char *buf, size_t size)
                 return snprintf(buf, size, "remove-tunnel %s (%s)", a->dev, a->tunnel->kind);
         case CHANGE_SET_PROXY_NDP:
                 return snprintf(buf, size, "set-proxy-ndp %s %lld%s", a->dev, (long long)a->value,
+                                a->restore ? " (restore)" : "");
+        case CHANGE_SET_PROXY_DELAY6:
+                return snprintf(buf, size, "set-proxy-delay6 %s %lld ms%s", a->dev, (long long)a->value,
                                 a->restore ? " (restore)" : "");
         case CHANGE_ADD_PROXY:
         case CHANGE_DEL_PROXY:

@@ -200,6 +200,7 @@ static void json_action(FILE *f, const struct host_change *a)
                 fprintf(f, ",\"protocol\":%u", a->route.protocol);
                 break;
         case CHANGE_SET_PROXY_NDP:
+        case CHANGE_SET_PROXY_DELAY6:
         case CHANGE_SET_PROXY_ARP:
         case CHANGE_SET_PROXY_DELAY:
                 /* Every change carries the documented keys (calico-underlayd(8)): null

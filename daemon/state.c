@@ -127,6 +127,10 @@ static int parse_line(struct host_record *r, const char *line)
                 r->proxy_arp = (int)v;
         else if (KEY("proxy_delay_ms") && parse_int(val, -1, INT32_MAX, &v) == 0)
                 r->proxy_delay_ms = v;
+        else if (KEY("proxy_delay6_ms") && parse_int(val, 0, INT32_MAX, &v) == 0) {
+                r->proxy_delay6_ms = v;
+                r->has_proxy_delay6 = true;
+        }
         else if (KEY("proxy_ndp") && parse_int(val, 0, INT32_MAX, &v) == 0) {
                 r->proxy_ndp = (int)v;
                 r->has_proxy_ndp = true;
@@ -246,6 +250,8 @@ static int write_record(FILE *f, const struct host_record *rec)
                         fprintf(f, "ifindex=%d\n", rec->ifindex);
                 if (rec->has_proxy_ndp)
                         fprintf(f, "proxy_ndp=%d\n", rec->proxy_ndp);
+                if (rec->has_proxy_delay6)
+                        fprintf(f, "proxy_delay6_ms=%lld\n", (long long)rec->proxy_delay6_ms);
         }
         if (rec->route_protocol)
                 fprintf(f, "route_protocol=%u\nroute_table=%u\n", rec->route_protocol, rec->route_table);
@@ -303,5 +309,7 @@ bool state_equal(const struct host_record *a, const struct host_record *b)
                 return true;
         return strcmp(a->ifname, b->ifname) == 0 && a->proxy_arp == b->proxy_arp &&
                a->proxy_delay_ms == b->proxy_delay_ms && a->ifindex == b->ifindex &&
-               a->has_proxy_ndp == b->has_proxy_ndp && (!a->has_proxy_ndp || a->proxy_ndp == b->proxy_ndp);
+               a->has_proxy_ndp == b->has_proxy_ndp && (!a->has_proxy_ndp || a->proxy_ndp == b->proxy_ndp) &&
+               a->has_proxy_delay6 == b->has_proxy_delay6 &&
+               (!a->has_proxy_delay6 || a->proxy_delay6_ms == b->proxy_delay6_ms);
 }

@@ -24,6 +24,8 @@ struct host_record {
          * mode), when has_proxy_ndp. */
         bool has_proxy_ndp;
         int proxy_ndp;
+        bool has_proxy_delay6; /* net.ipv6.neigh.<ifname>.proxy_delay (ms) before our first change */
+        int64_t proxy_delay6_ms;
         /* The device's index when recorded (0 = unknown: records of 0.1.0). A renamed
          * device keeps its index: the record follows it to its new name. */
         int ifindex;

@@ -27,6 +27,7 @@ struct host_link {
         /* IPv6 devconf values (RTM_GETNETCONF of AF_INET6); -1 = unknown */
         int proxy_ndp;
         int forwarding6;
+        int64_t proxy_delay6_ms; /* net.ipv6.neigh.<dev>.proxy_delay; -1 = unknown */
 };
 
 /* A proxy neighbour entry (`ip -6 neigh show proxy`): an address the kernel's proxy
@@ -116,6 +117,7 @@ enum host_change_kind {
         CHANGE_SET_PROXY_NDP, /* net.ipv6.conf.<dev>.proxy_ndp */
         CHANGE_ADD_PROXY,     /* a proxy neighbour entry: route.dst, route.protocol (ours) */
         CHANGE_DEL_PROXY,     /* one of ours: route.dst */
+        CHANGE_SET_PROXY_DELAY6, /* net.ipv6.neigh.<dev>.proxy_delay (ms) */
         CHANGE_ADD_RULE,
         CHANGE_DEL_RULE,
 };

@@ -57,6 +57,8 @@ void kern_parse_netconf(const struct nlmsghdr *nlh, struct host_snapshot *h);
  * proxy delay, 1, *ret_ifindex and *ret_ms (milliseconds; -1 when out of range). 0
  * otherwise (the table's defaults, another table). */
 int kern_parse_neightbl_delay(const struct nlmsghdr *nlh, int *ret_ifindex, int64_t *ret_ms);
+/* The same for another table ("ndisc_cache": IPv6's). */
+int kern_parse_neightbl_delay_of(const struct nlmsghdr *nlh, const char *table, int *ret_ifindex, int64_t *ret_ms);
 
 /* RTM_NEWNETCONF of AF_INET6: 1 with the device (NETCONFA_IFINDEX_ALL, -DEFAULT for
  * the global ones) and its forwarding and proxy_ndp (NETCONFA_PROXY_NEIGH), -1 for a

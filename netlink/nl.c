@@ -361,6 +361,7 @@ static int add_link(struct observe *o, struct rtnl_link *l)
                 .proxy_delay_ms = -1,
                 .proxy_ndp = -1,
                 .forwarding6 = -1,
+                .proxy_delay6_ms = -1,
         };
         snprintf(hl->name, sizeof(hl->name), "%s", name ? name : "");
         snprintf(hl->kind, sizeof(hl->kind), "%s", kind ? kind : "");
@@ -607,12 +608,32 @@ static int netconf6_cb(const struct nlmsghdr *nlh, void *data)
         return 0;
 }
 
+static int neightbl6_cb(const struct nlmsghdr *nlh, void *data)
+{
+        struct host_snapshot *h = data;
+        int64_t ms;
+        int ifindex;
+
+        if (kern_parse_neightbl_delay_of(nlh, "ndisc_cache", &ifindex, &ms) > 0) {
+                const struct host_link *l = host_link_by_index(h, ifindex);
+
+                if (l)
+                        h->links[l - h->links].proxy_delay6_ms = ms;
+        }
+        return 0;
+}
+
 /* Every device's IPv6 forwarding and proxy_ndp, and the global forwarding: a netconf
  * dump of AF_INET6 (libnl of Debian 12 does not read the IPv6 devconf array). */
 static int observe_netconf6(struct kern *nl, struct host_snapshot *h)
 {
+        int r;
+
         h->all_forwarding6 = -1;
-        return dump_family(nl, RTM_GETNETCONF, AF_INET6, sizeof(struct netconfmsg), netconf6_cb, h);
+        r = dump_family(nl, RTM_GETNETCONF, AF_INET6, sizeof(struct netconfmsg), netconf6_cb, h);
+        if (r < 0)
+                return r;
+        return dump_family(nl, RTM_GETNEIGHTBL, AF_INET6, sizeof(struct ndtmsg), neightbl6_cb, h);
 }
 
 static int proxy_cb(const struct nlmsghdr *nlh, void *data)
@@ -749,7 +770,17 @@ static int set_proxy_arp(struct kern *nl, int ifindex, int64_t value, char *err,
 /* net.ipv4.neigh.<dev>.proxy_delay through RTM_SETNEIGHTBL on "arp_cache". The
  * kernel takes NDTPA_PROXY_DELAY in ms and keeps jiffies (/proc shows USER_HZ
  * units: 800 ms reads as 80). */
+static int set_proxy_delay_of(struct kern *nl, uint8_t family, const char *table, int ifindex, int64_t ms, char *err,
+                              size_t err_size);
+
 static int set_proxy_delay(struct kern *nl, int ifindex, int64_t ms, char *err, size_t err_size)
+{
+        return set_proxy_delay_of(nl, AF_INET, "arp_cache", ifindex, ms, err, err_size);
+}
+
+/* net.ipv6.neigh.<dev>.proxy_delay: the same on "ndisc_cache" (DESIGN.md §7). */
+static int set_proxy_delay_of(struct kern *nl, uint8_t family, const char *table, int ifindex, int64_t ms, char *err,
+                              size_t err_size)
 {
         char buf[NL_REQ_BUF];
         struct ndtmsg *ndtm;
@@ -758,8 +789,8 @@ static int set_proxy_delay(struct kern *nl, int ifindex, int64_t ms, char *err, 
 
         if (ifindex <= 0 || ms < 0 || ms > INT32_MAX)
                 return -EINVAL;
-        ndtm->ndtm_family = AF_INET;
-        mnl_attr_put_strz(nlh, NDTA_NAME, "arp_cache");
+        ndtm->ndtm_family = family;
+        mnl_attr_put_strz(nlh, NDTA_NAME, table);
         parms = mnl_attr_nest_start(nlh, NDTA_PARMS);
         mnl_attr_put_u32(nlh, NDTPA_IFINDEX, (uint32_t)ifindex);
         mnl_attr_put_u64(nlh, NDTPA_PROXY_DELAY, (uint64_t)ms);
@@ -1185,6 +1216,9 @@ static void apply_one(struct kern *nl, const struct host_change *a, struct host_
                 break;
         case CHANGE_SET_PROXY_NDP:
                 res->error = set_proxy_ndp(a->dev, a->value, err, sizeof(err));
+                break;
+        case CHANGE_SET_PROXY_DELAY6:
+                res->error = set_proxy_delay_of(nl, AF_INET6, "ndisc_cache", a->ifindex, a->value, err, sizeof(err));
                 break;
         case CHANGE_ADD_PROXY:
         case CHANGE_DEL_PROXY:

@@ -180,6 +180,11 @@ void kern_parse_netconf(const struct nlmsghdr *nlh, struct host_snapshot *h)
 /* The ARP table dump holds the table's defaults and one NDTA_PARMS per device. */
 int kern_parse_neightbl_delay(const struct nlmsghdr *nlh, int *ret_ifindex, int64_t *ret_ms)
 {
+        return kern_parse_neightbl_delay_of(nlh, "arp_cache", ret_ifindex, ret_ms);
+}
+
+int kern_parse_neightbl_delay_of(const struct nlmsghdr *nlh, const char *table, int *ret_ifindex, int64_t *ret_ms)
+{
         const struct nlattr *tb[NDTA_MAX + 1], *p[NDTPA_MAX + 1];
         const char *name;
         uint32_t idx;
@@ -188,7 +193,7 @@ int kern_parse_neightbl_delay(const struct nlmsghdr *nlh, int *ret_ifindex, int6
         if (nlh->nlmsg_type != RTM_NEWNEIGHTBL || parse_attrs(nlh, sizeof(struct ndtmsg), tb, NDTA_MAX) < 0)
                 return 0;
         name = attr_str(tb[NDTA_NAME]);
-        if (!name || !tb[NDTA_PARMS] || !streq(name, "arp_cache"))
+        if (!name || !tb[NDTA_PARMS] || !streq(name, table))
                 return 0;
         if (parse_nested(tb[NDTA_PARMS], p, NDTPA_MAX) < 0)
                 return 0;

@@ -429,6 +429,7 @@ static void check_invariants(const struct cfg_settings *s, const struct host_sna
                         assert_non_null(l);
                         break;
                 case CHANGE_SET_PROXY_NDP:
+                case CHANGE_SET_PROXY_DELAY6:
                         assert_non_null(l);
                         break;
                 case CHANGE_ADD_PROXY:
@@ -715,6 +716,11 @@ static void apply_action(struct host_snapshot *h, const struct host_change *a)
                 return;
         case CHANGE_ADD_PROXY:
                 proxy_add(h, a->ifindex, &a->route.dst, a->route.protocol);
+                return;
+        case CHANGE_SET_PROXY_DELAY6:
+                for (k = 0; k < h->n_links; k++)
+                        if (h->links[k].ifindex == a->ifindex)
+                                h->links[k].proxy_delay6_ms = a->value;
                 return;
         case CHANGE_DEL_PROXY:
                 for (k = 0; k < h->n_proxies; k++)
@@ -2660,15 +2666,20 @@ static void test_proxy_ndp(void **state)
         host_node1_v6(&t->h);
         pods6(&t->h);
         link_of(&t->h, "eth0")->proxy_ndp = 0;
+        link_of(&t->h, "eth0")->proxy_delay6_ms = 800; /* the kernel's default */
         proxy_add_str(&t->h, "eth0", "fd00:10::7", 0);       /* someone else's, for a pod */
         proxy_add_str(&t->h, "eth0", "fd00:10::99", OWN);    /* ours, its pod is gone */
         proxy_add_str(&t->h, "eth0", "fd00:1::77", 0);       /* someone else's */
         p = plan(t);
-        EXPECT_ACTIONS(p, "set-proxy-ndp eth0 1", "delete-proxy-neigh fd00:10::99 dev eth0",
-                       "add-proxy-neigh fd00:10::5 dev eth0 proto 211", "add-proxy-neigh fd00:10::6 dev eth0 proto 211");
+        /* the delay (proxyDelay, default 0) before proxy NDP answers */
+        EXPECT_ACTIONS(p, "set-proxy-delay6 eth0 0 ms", "set-proxy-ndp eth0 1",
+                       "delete-proxy-neigh fd00:10::99 dev eth0", "add-proxy-neigh fd00:10::5 dev eth0 proto 211",
+                       "add-proxy-neigh fd00:10::6 dev eth0 proto 211");
         assert_true(p->record.valid);
         assert_true(p->record.has_proxy_ndp);
         assert_int_equal(p->record.proxy_ndp, 0);
+        assert_true(p->record.has_proxy_delay6);
+        assert_int_equal(p->record.proxy_delay6_ms, 800);
         assert_true(p->record_first);
         assert_int_equal(p->n_proxies_wanted, 3);
         EXPECT_FINDINGS(p, "info proxy-neigh-foreign", "warning pool-outside-uplink-subnet");
@@ -2685,10 +2696,11 @@ static void test_proxy_ndp(void **state)
                               NODE6("node1", "192.168.10.11/24", "fd00:1::11/64", AZ1));
         p = plan(t);
         assert_false(p->underlay6);
-        EXPECT_ACTIONS(p, "set-proxy-ndp eth0 0 (restore)", "delete-proxy-neigh fd00:10::5 dev eth0",
-                       "delete-proxy-neigh fd00:10::6 dev eth0", "delete-proxy-neigh fd00:10::7 dev eth0",
-                       "delete-route " R6_LOCAL);
+        EXPECT_ACTIONS(p, "set-proxy-ndp eth0 0 (restore)", "set-proxy-delay6 eth0 800 ms (restore)",
+                       "delete-proxy-neigh fd00:10::5 dev eth0", "delete-proxy-neigh fd00:10::6 dev eth0",
+                       "delete-proxy-neigh fd00:10::7 dev eth0", "delete-route " R6_LOCAL);
         assert_false(p->record.has_proxy_ndp);
+        assert_false(p->record.has_proxy_delay6);
 }
 
 static void cleanup_plan(struct t *t, const struct cfg_settings *s);

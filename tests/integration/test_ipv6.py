@@ -227,11 +227,13 @@ class ProxyNdp(Lan6, cuit.NsTestCase):
             self.assertEqual(int(node.sysctl("net/ipv6/conf/eth0/proxy_ndp")), 1)
             self.assertEqual(proxies(node), {pod_a: "211", pod_b: "211", FOREIGN: None})
             self.assertEqual(self.d.record().get("proxy_ndp"), "0")
+            # proxyDelay (default 0) covers NDP: the kernel's 80 jiffies recorded
+            self.assertEqual(int(node.sysctl("net/ipv6/neigh/eth0/proxy_delay")), 0)
+            self.assertEqual(self.d.record().get("proxy_delay6_ms"), "800")
 
         with self.step("the LAN host reaches both pods, answered by node1's MAC"):
             for ip in (pod_a, pod_b):
-                # (the kernel's ndisc proxy_delay, up to 800 ms, delays the first answer)
-                ok, out = ping6(self.host, ip, wait=3)
+                ok, out = ping6(self.host, ip)
                 self.assertTrue(ok, out)
             mac = node.link("eth0")["address"]
             got = {n["dst"]: n.get("lladdr") for n in self.host.ipj("-6", "neigh", "show", "dev", "eth0")}
@@ -257,6 +259,7 @@ class ProxyNdp(Lan6, cuit.NsTestCase):
             self.node.ip("-6", "neigh", "replace", "proxy", FOREIGN, "dev", "eth0")
             self.assertRc(self.d.run("--cleanup"), 0)
             self.assertEqual(int(node.sysctl("net/ipv6/conf/eth0/proxy_ndp")), 0)
+            self.assertEqual(int(node.sysctl("net/ipv6/neigh/eth0/proxy_delay")), 80)
             got = proxies(node)
             self.assertNotIn(pod_a, got)
             self.assertIn(FOREIGN, got)
