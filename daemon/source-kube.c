@@ -193,10 +193,15 @@ int kube_trim(enum kube_kind kind, const char *api_version, json_object *obj, ch
 
 /* ---- the cache: name -> trimmed JSON, per kind ---- */
 
+/* One allocation per object: its key, then its JSON. When the JSON starts with the
+ * envelope every object of its kind has ({"apiVersion":..,"kind":..,"metadata":{"name":
+ * NAME), only the rest is kept (bare) and the envelope is written again for the model:
+ * at 100k BlockAffinities that is about 90 bytes each. */
 struct obj {
-        char *key;  /* "kubernetes:PLURAL/NAME", the name diagnostics give it */
-        char *json;
-        size_t len;
+        uint32_t json_off, json_len;
+        uint8_t kind;
+        bool bare;
+        char key[]; /* "kubernetes:PLURAL/NAME\0" then the JSON (or its rest) "\0" */
 };
 
 struct omap {
@@ -204,13 +209,14 @@ struct omap {
         size_t size, n;
 };
 
+static const char *obj_json(const struct obj *o)
+{
+        return o->key + o->json_off;
+}
+
 static void obj_free(struct obj *o)
 {
-        if (o) {
-                free(o->key);
-                free(o->json);
-                free(o);
-        }
+        free(o);
 }
 
 static void omap_clear(struct omap *m)
@@ -246,44 +252,35 @@ static int omap_grow(struct omap *m)
         return 0;
 }
 
-/* Insert or replace; takes key and json. 1 when the map changed, 0 when the same
- * object was there already. */
-static int omap_put(struct omap *m, char *key, char *json)
+/* Insert or replace o (taken). 1 when the map changed, 0 when the same object was
+ * there already. */
+static int omap_put(struct omap *m, struct obj *o)
 {
-        struct obj *o;
+        struct obj *old;
         size_t i;
         int r;
 
-        if ((m->n + 1) * 4 > m->size * 3 && (r = omap_grow(m)) < 0)
-                goto fail;
-        i = omap_find(m, key);
-        if ((o = m->slots[i])) {
-                free(key);
-                if (streq(o->json, json)) {
-                        free(json);
+        if ((m->n + 1) * 4 > m->size * 3 && (r = omap_grow(m)) < 0) {
+                free(o);
+                return r;
+        }
+        i = omap_find(m, o->key);
+        if ((old = m->slots[i])) {
+                if (old->bare == o->bare && streq(obj_json(old), obj_json(o))) {
+                        free(o);
                         return 0;
                 }
-                free(o->json);
-                o->json = json;
-                o->len = strlen(json);
+                m->slots[i] = o;
+                free(old);
                 return 1;
         }
         if (m->n >= KUBE_MAX_OBJECTS) {
-                r = -E2BIG;
-                goto fail;
+                free(o);
+                return -E2BIG;
         }
-        if (!(o = malloc(sizeof(*o)))) {
-                r = -ENOMEM;
-                goto fail;
-        }
-        *o = (struct obj){ key, json, strlen(json) };
         m->slots[i] = o;
         m->n++;
         return 1;
-fail:
-        free(key);
-        free(json);
-        return r;
 }
 
 /* Remove, shifting the following run back (no tombstones). 1 when it was there. */
@@ -617,11 +614,21 @@ static void list_kind(struct kube_source *k, enum kube_kind kind)
         list_next_page(k);
 }
 
+/* The envelope of an object of kind named name, as kube_trim() writes it. */
+static int envelope(const struct kube_source *k, enum kube_kind kind, const char *name, char *buf, size_t size)
+{
+        return snprintf(buf, size, "{\"apiVersion\":\"%s\",\"kind\":\"%s\",\"metadata\":{\"name\":\"%s\"",
+                        kind_api_version(k, kind), kinds[kind].kind, name);
+}
+
 static int add_object(struct kube_source *k, struct omap *m, enum kube_kind kind, json_object *item)
 {
-        _cleanup_(freep) char *name = NULL;
-        char *json = NULL, *key = NULL;
-        int r;
+        _cleanup_(freep) char *name = NULL, *json = NULL;
+        char env[512];
+        const char *rest;
+        size_t key_len, rest_len;
+        struct obj *o;
+        int r, n;
 
         r = kube_trim(kind, kind_api_version(k, kind), item, &name, &json);
         if (r == -EINVAL) {
@@ -630,11 +637,21 @@ static int add_object(struct kube_source *k, struct omap *m, enum kube_kind kind
         }
         if (r < 0)
                 return r;
-        if (asprintf(&key, "kubernetes:%s/%s", kinds[kind].plural, name) < 0) {
-                free(json);
+        n = envelope(k, kind, name, env, sizeof(env));
+        rest = json;
+        if (n > 0 && (size_t)n < sizeof(env) && strncmp(json, env, (size_t)n) == 0)
+                rest = json + n;
+        key_len = strlen("kubernetes:") + strlen(kinds[kind].plural) + 1 + strlen(name);
+        rest_len = strlen(rest);
+        if (key_len + rest_len + 2 > UINT32_MAX || !(o = malloc(sizeof(*o) + key_len + rest_len + 2)))
                 return -ENOMEM;
-        }
-        return omap_put(m, key, json);
+        snprintf(o->key, key_len + 1, "kubernetes:%s/%s", kinds[kind].plural, name);
+        memcpy(o->key + key_len + 1, rest, rest_len + 1);
+        o->json_off = (uint32_t)key_len + 1;
+        o->json_len = (uint32_t)rest_len;
+        o->kind = (uint8_t)kind;
+        o->bare = rest != json;
+        return omap_put(m, o);
 }
 
 static void lists_complete(struct kube_source *k)
@@ -983,11 +1000,31 @@ static int obj_cmp(const void *a, const void *b)
         return strcmp((*(struct obj *const *)a)->key, (*(struct obj *const *)b)->key);
 }
 
+/* One object into the load, its envelope written again when it was left out. */
+static int add_to_model(const struct kube_source *k, struct cfg_loader *l, const struct obj *o, char **buf,
+                        size_t *cap)
+{
+        const char *name = strchr(o->key, '/') + 1;
+        char env[512];
+        int n;
+
+        if (!o->bare)
+                return cfg_loader_add_object(l, o->key, obj_json(o), o->json_len);
+        n = envelope(k, o->kind, name, env, sizeof(env));
+        if (GROW(*buf, *cap, (size_t)n + o->json_len + 1) < 0)
+                return -ENOMEM;
+        memcpy(*buf, env, (size_t)n);
+        memcpy(*buf + n, obj_json(o), o->json_len + 1);
+        return cfg_loader_add_object(l, o->key, *buf, (size_t)n + o->json_len);
+}
+
 static int kube_source_model(struct source *src, struct cfg_settings *set, struct cfg_model **ret,
                              struct cfg_diags *d)
 {
         struct kube_source *k = (struct kube_source *)src;
         _cleanup_(freep) struct obj **all = NULL;
+        _cleanup_(freep) char *scratch = NULL;
+        size_t scratch_cap = 0;
         struct cfg_loader *l;
         size_t n = 0, total = 0;
         int r;
@@ -1006,7 +1043,7 @@ static int kube_source_model(struct source *src, struct cfg_settings *set, struc
         if ((r = cfg_loader_new(set, d, &l)) < 0)
                 return r;
         for (size_t i = 0; i < n && r >= 0; i++)
-                r = cfg_loader_add_object(l, all[i]->key, all[i]->json, all[i]->len);
+                r = add_to_model(k, l, all[i], &scratch, &scratch_cap);
         if (r < 0) {
                 cfg_loader_free(l);
                 return r;
