@@ -302,7 +302,8 @@ class TestRBAC(KubeCase):
         self.start_converged()
         self.assertEqual([q for q in self.api.requests() if q["code"] == 403], [])
         for plural in ("ippools", "blockaffinities", "ipamblocks", "felixconfigurations", "nodes"):
-            self.assertTrue(self.watches_of(plural), plural)
+            cu.wait_until(lambda: self.watches_of(plural), 10, what=f"a watch of {plural}")
+        self.assertEqual([q for q in self.api.requests() if q["code"] == 403], [])
         granted = {(g, res) for r in rules for g in r["apiGroups"] for res in r["resources"]}
         self.assertEqual({tuple(sorted(r["verbs"])) for r in rules}, {("get", "list", "watch")})
         for g in ("crd.projectcalico.org", "projectcalico.org"):
