@@ -217,7 +217,7 @@ class TestKube(KubeCase):
         self.assertTrue(stays(lambda: self.ns.route_summary() == WANT_2, 1.0))
         self.assertTrue(d.stderr_lines("datastore unreachable"), d.stderr())
         # Drift is still repaired meanwhile.
-        self.ns.ip("route", "del", "192.168.10.144/28", "proto", str(cu.PROTO))
+        self.ns.ip("route", "del", cu.PEER_BLOCK, "table", str(cu.TABLE))
         self.wait_routes(WANT_2)
         self.api.put("blockaffinities", ck.block_affinity("node2", cu.EXTRA_BLOCK))
         self.api.ctl("start_listening")
