@@ -274,6 +274,16 @@ class TestSettings(KubeCase):
         ck.kubeconfig(self.kc, self.api.url, self.pki, token_file=tok)
         self.start_converged()
 
+    def test_default_kubeconfig_alone_needs_no_settings(self):
+        """A node of a kdd cluster: no config.yaml, no calicoctl.cfg, only
+        /etc/calico-underlay/kubeconfig (in a private mount namespace over an empty /etc)."""
+        script = (f"mount -t tmpfs tmpfs /etc && mkdir /etc/calico-underlay && "
+                  f"cp {self.kc} /etc/calico-underlay/kubeconfig && exec \"$@\"")
+        r = subprocess.run(["ip", "netns", "exec", self.ns.name, "unshare", "-m", "sh", "-c", script, "sh",
+                            *cu.DAEMON_WRAPPER, cu.DAEMON, "--check"], stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE, text=True, timeout=cu.scaled(60))
+        self.assertIn(f"source: kubernetes {SERVER} resourceVersion", r.stdout, r.stdout + r.stderr)
+
     def test_no_kubeconfig_is_an_error(self):
         os.unlink(self.kc)
         r = self.check()
