@@ -110,12 +110,13 @@ static struct kern_observe_opts observe_opts(const struct cfg_settings *s)
 
         if (s && s->uplink_mode == CFG_UPLINK_CAN_REACH)
                 o.reach = s->uplink_reach;
-        /* The planner reads main (foreign routes, the default route), our table, and
-         * ours left in any other table (DESIGN.md §3.2): nothing else is dumped. */
-        if (s) {
+        /* The planner reads main (foreign routes, the default route, an earlier
+         * version's routes of ours) and our table (DESIGN.md §3.2): nothing else is
+         * dumped. Routes of ours in another table are looked for only when the record
+         * says our table or protocol changed (reconcile_run() dumps every table then),
+         * and by --cleanup: a dump of our protocol walks our 100k routes a second time. */
+        if (s)
                 o.route_table = s->route_table;
-                o.route_protocol = s->route_protocol;
-        }
         return o;
 }
 
@@ -141,10 +142,12 @@ int reconcile_run(struct kern *nl, const struct cfg_model *model, const struct c
                 r.record = (struct host_record)HOST_RECORD_INIT;
                 snprintf(r.record.damaged, sizeof(r.record.damaged), "%s", r.state_why);
         }
-        /* Routes of an earlier routeProtocol may sit in any table: look at all of them
-         * (rare: once after such a change; the narrowed dumps cover the rest). */
-        if (load >= 0 && r.record.route_protocol && r.record.route_protocol != settings->route_protocol &&
-            oo.route_table) {
+        /* Routes of ours may sit in any table after routeProtocol or routeTable changed,
+         * and --cleanup removes ours wherever they are: look at every table then (rare;
+         * the narrowed dumps cover the rest). */
+        if (oo.route_table && (!model || (load >= 0 && r.record.route_protocol &&
+                                          (r.record.route_protocol != settings->route_protocol ||
+                                           r.record.route_table != settings->route_table)))) {
                 host_snapshot_clear(&r.host);
                 oo.route_table = 0;
                 oo.route_protocol = 0;
