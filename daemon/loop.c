@@ -171,7 +171,9 @@ static void datastore_metrics(const struct loop *l, struct metrics *m)
 
         if (l->src)
                 source_origin(l->src, &o);
-        m->datastore = o.type == CFG_DATASTORE_ETCDV3 ? "etcdv3" : "files";
+        m->datastore = o.type == CFG_DATASTORE_ETCDV3        ? "etcdv3"
+                       : o.type == CFG_DATASTORE_KUBERNETES ? "kubernetes"
+                                                            : "files";
         m->datastore_up = !l->src || (!l->datastore_error[0] && !source_waiting(l->src, what, sizeof(what)));
 }
 

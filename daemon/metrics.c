@@ -219,7 +219,7 @@ static void format_passes(FILE *f, const struct metrics *m)
 
 static void format_source(FILE *f, const struct metrics *m, double now)
 {
-        family(f, "datastore_up", "gauge", "Whether the datastore (files or etcdv3) answers.");
+        family(f, "datastore_up", "gauge", "Whether the datastore (files, etcdv3 or kubernetes) answers.");
         if (m->datastore)
                 fprintf(f, "calico_underlay_datastore_up{datastore=\"%s\"} %d\n", m->datastore, m->datastore_up);
         family(f, "model_timestamp_seconds", "gauge", "When the model in use was loaded (Unix time).");
