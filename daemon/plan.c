@@ -1638,7 +1638,8 @@ static int report_uplink_unfit(struct planner *pl, const struct host_link *l)
 
 /* IPv6 underlay mode: the kernel answers proxy NDP only on a forwarding interface
  * (ndisc_recv_ns(): pneigh entries need idev->cnf.forwarding), and forwards nothing
- * with net.ipv6.conf.all.forwarding=0. */
+ * with net.ipv6.conf.all.forwarding=0; a forwarding interface ignores router
+ * advertisements unless accept_ra=2. */
 static int report_host6(struct planner *pl)
 {
         const struct host_link *l = pl->uplink;
@@ -1655,6 +1656,17 @@ static int report_host6(struct planner *pl)
             (r = add_finding(pl, PLAN_BLOCKING, "forwarding6-off",
                              "IPv6 forwarding is off on %s: the kernel answers proxy NDP only on a forwarding "
                              "interface",
+                             l->name)) < 0)
+                return r;
+        /* ipv6_accept_ra() (include/net/ipv6.h in Linux): with forwarding on, router
+         * advertisements are accepted only with accept_ra=2 */
+        if (l->accept_ra6 == 1 &&
+            (r = add_finding(pl, PLAN_WARNING, "accept-ra",
+                             "%s has accept_ra=1: %s, so no SLAAC address or default route is learnt from "
+                             "router advertisements there; set net.ipv6.conf.%s.accept_ra=2 to keep them",
+                             l->name,
+                             l->forwarding6 == 0 ? "turning IPv6 forwarding on would make the kernel ignore them"
+                                                 : "with IPv6 forwarding on the kernel ignores them",
                              l->name)) < 0)
                 return r;
         return 0;

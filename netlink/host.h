@@ -27,6 +27,7 @@ struct host_link {
         /* IPv6 devconf values (RTM_GETNETCONF of AF_INET6); -1 = unknown */
         int proxy_ndp;
         int forwarding6;
+        int accept_ra6;          /* net.ipv6.conf.<dev>.accept_ra (IFLA_INET6_CONF) */
         int64_t proxy_delay6_ms; /* net.ipv6.neigh.<dev>.proxy_delay; -1 = unknown */
 };
 

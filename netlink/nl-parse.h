@@ -65,6 +65,10 @@ int kern_parse_neightbl_delay_of(const struct nlmsghdr *nlh, const char *table, 
  * value it does not carry; 0 for another message. */
 int kern_parse_netconf6(const struct nlmsghdr *nlh, int *ret_ifindex, int *ret_forwarding, int *ret_proxy_ndp);
 
+/* RTM_NEWLINK of AF_INET6 (a link dump of that family): 1 with the device and its
+ * accept_ra from the IFLA_INET6_CONF array (-1 when absent); 0 for another message. */
+int kern_parse_inet6_conf(const struct nlmsghdr *nlh, int *ret_ifindex, int *ret_accept_ra);
+
 /* RTM_NEWNEIGH of a proxy entry (NTF_PROXY, AF_INET6): 1 and *ret; 0 otherwise. */
 int kern_parse_proxy(const struct nlmsghdr *nlh, struct host_proxy *ret);
 

@@ -361,6 +361,7 @@ static int add_link(struct observe *o, struct rtnl_link *l)
                 .proxy_delay_ms = -1,
                 .proxy_ndp = -1,
                 .forwarding6 = -1,
+                .accept_ra6 = -1,
                 .proxy_delay6_ms = -1,
         };
         snprintf(hl->name, sizeof(hl->name), "%s", name ? name : "");
@@ -608,6 +609,20 @@ static int netconf6_cb(const struct nlmsghdr *nlh, void *data)
         return 0;
 }
 
+static int inet6_link_cb(const struct nlmsghdr *nlh, void *data)
+{
+        struct host_snapshot *h = data;
+        int ifindex, accept_ra;
+
+        if (kern_parse_inet6_conf(nlh, &ifindex, &accept_ra) > 0) {
+                const struct host_link *l = host_link_by_index(h, ifindex);
+
+                if (l)
+                        h->links[l - h->links].accept_ra6 = accept_ra;
+        }
+        return 0;
+}
+
 static int neightbl6_cb(const struct nlmsghdr *nlh, void *data)
 {
         struct host_snapshot *h = data;
@@ -624,13 +639,17 @@ static int neightbl6_cb(const struct nlmsghdr *nlh, void *data)
 }
 
 /* Every device's IPv6 forwarding and proxy_ndp, and the global forwarding: a netconf
- * dump of AF_INET6 (libnl of Debian 12 does not read the IPv6 devconf array). */
+ * dump of AF_INET6 (libnl of Debian 12 does not read the IPv6 devconf array); accept_ra,
+ * which netconf does not carry, from a link dump of AF_INET6 (IFLA_INET6_CONF). */
 static int observe_netconf6(struct kern *nl, struct host_snapshot *h)
 {
         int r;
 
         h->all_forwarding6 = -1;
         r = dump_family(nl, RTM_GETNETCONF, AF_INET6, sizeof(struct netconfmsg), netconf6_cb, h);
+        if (r < 0)
+                return r;
+        r = dump_family(nl, RTM_GETLINK, AF_INET6, sizeof(struct ifinfomsg), inet6_link_cb, h);
         if (r < 0)
                 return r;
         return dump_family(nl, RTM_GETNEIGHTBL, AF_INET6, sizeof(struct ndtmsg), neightbl6_cb, h);

@@ -11,6 +11,7 @@
 #include <libmnl/libmnl.h>
 #include <linux/fib_rules.h>
 #include <linux/if_link.h>
+#include <linux/ipv6.h>
 #include <linux/neighbour.h>
 #include <linux/netconf.h>
 #include <linux/rtnetlink.h>
@@ -217,6 +218,29 @@ int kern_parse_netconf6(const struct nlmsghdr *nlh, int *ret_ifindex, int *ret_f
         *ret_ifindex = (int)v;
         *ret_forwarding = attr_u32(tb[NETCONFA_FORWARDING], &v) ? (int)v : -1;
         *ret_proxy_ndp = attr_u32(tb[NETCONFA_PROXY_NEIGH], &v) ? (int)v : -1;
+        return 1;
+}
+
+int kern_parse_inet6_conf(const struct nlmsghdr *nlh, int *ret_ifindex, int *ret_accept_ra)
+{
+        const struct nlattr *tb[IFLA_MAX + 1], *pi[IFLA_INET6_MAX + 1];
+        const struct ifinfomsg *ifi = mnl_nlmsg_get_payload(nlh);
+        int32_t v;
+
+        if (nlh->nlmsg_type != RTM_NEWLINK || nlh->nlmsg_len < mnl_nlmsg_size(sizeof(*ifi)) ||
+            ifi->ifi_family != AF_INET6 || ifi->ifi_index <= 0 ||
+            parse_attrs(nlh, sizeof(struct ifinfomsg), tb, IFLA_MAX) < 0 || !tb[IFLA_PROTINFO] ||
+            parse_nested(tb[IFLA_PROTINFO], pi, IFLA_INET6_MAX) < 0)
+                return 0;
+        *ret_ifindex = ifi->ifi_index;
+        *ret_accept_ra = -1;
+        /* IFLA_INET6_CONF: one s32 per DEVCONF_* index (ipv6_store_devconf() in the kernel) */
+        if (pi[IFLA_INET6_CONF] &&
+            mnl_attr_get_payload_len(pi[IFLA_INET6_CONF]) >= (DEVCONF_ACCEPT_RA + 1) * sizeof(v)) {
+                memcpy(&v, (const char *)mnl_attr_get_payload(pi[IFLA_INET6_CONF]) + DEVCONF_ACCEPT_RA * sizeof(v),
+                       sizeof(v));
+                *ret_accept_ra = v;
+        }
         return 1;
 }
 

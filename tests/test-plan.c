@@ -2725,6 +2725,38 @@ static void test_ipv6_forwarding_off(void **state)
         EXPECT_FINDINGS(p, "warning pool-outside-uplink-subnet");
 }
 
+/* accept_ra=1 on the uplink: a forwarding interface ignores router advertisements (only
+ * accept_ra=2 keeps them), a warning in IPv6 underlay mode, whether forwarding is on yet
+ * or not; accept_ra=2 and 0 say nothing, nor does IPv4-only underlay. */
+static void test_ipv6_accept_ra(void **state)
+{
+        struct t *t = *state;
+        struct plan *p;
+
+        load(t, NULL, POD6);
+        host_node1_v6(&t->h);
+        link_of(&t->h, "eth0")->accept_ra6 = 1;
+        p = plan(t);
+        EXPECT_FINDINGS(p, "warning accept-ra", "warning pool-outside-uplink-subnet");
+        assert_contains(msg(p, "accept-ra", 0), "eth0 has accept_ra=1: with IPv6 forwarding on the kernel ignores them");
+        assert_contains(msg(p, "accept-ra", 0), "net.ipv6.conf.eth0.accept_ra=2");
+        link_of(&t->h, "eth0")->forwarding6 = 0;
+        p = plan(t);
+        EXPECT_FINDINGS(p, "blocking forwarding6-off", "warning accept-ra", "warning pool-outside-uplink-subnet");
+        assert_contains(msg(p, "accept-ra", 0), "turning IPv6 forwarding on would make the kernel ignore them");
+        link_of(&t->h, "eth0")->forwarding6 = 1;
+        link_of(&t->h, "eth0")->accept_ra6 = 2;
+        p = plan(t);
+        EXPECT_FINDINGS(p, "warning pool-outside-uplink-subnet");
+        link_of(&t->h, "eth0")->accept_ra6 = 1;
+        load(t, NULL, POOL("v6", "'fd00:10::/112'", ", blockSize: 122, natOutgoing: true")
+                              NODE6("node1", "192.168.10.11/24", "fd00:1::11/64", AZ1));
+        p = plan(t);
+        assert_false(p->underlay6);
+        for (size_t i = 0; i < p->n_findings; i++)
+                assert_string_not_equal(p->findings[i].code, "accept-ra");
+}
+
 /* vxlan-v6.calico goes when every applying IPv6 pool has vxlanMode Never, whatever the
  * IPv4 pools say; an IPv6 pool with VXLAN keeps it. */
 static void test_vxlan_v6_removed(void **state)
@@ -3392,6 +3424,7 @@ int main(void)
                 T(test_proxy_ndp),
                 T(test_proxy_ndp_cleanup),
                 T(test_ipv6_forwarding_off),
+                T(test_ipv6_accept_ra),
                 T(test_vxlan_v6_removed),
                 T(test_findings_order),
                 T(test_cleanup),

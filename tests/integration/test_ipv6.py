@@ -264,6 +264,29 @@ class ProxyNdp(Lan6, cuit.NsTestCase):
             self.assertNotIn(pod_a, got)
             self.assertIn(FOREIGN, got)
 
+    def test_check_warns_accept_ra(self):
+        """accept_ra=1 on a forwarding uplink: the kernel ignores router advertisements
+        there (only accept_ra=2 keeps them); --check warns, read from the kernel."""
+        node = self.node
+        with self.step("accept_ra=1 on the forwarding uplink: --check warns and suggests 2"):
+            node.write_sysctl("net/ipv6/conf/eth0/accept_ra", 1)
+            res = self.d.run("--check")
+            self.log(res.stdout)
+            self.assertIn("accept-ra", res.stdout + res.stderr)
+            self.assertIn("net.ipv6.conf.eth0.accept_ra=2", res.stdout + res.stderr)
+            self.assertIn("with IPv6 forwarding on the kernel ignores them", res.stdout + res.stderr)
+        with self.step("forwarding off on eth0: --check says turning it on would ignore them"):
+            node.write_sysctl("net/ipv6/conf/eth0/forwarding", 0)
+            res = self.d.run("--check")
+            self.assertIn("turning IPv6 forwarding on would make the kernel ignore them", res.stdout + res.stderr)
+            node.write_sysctl("net/ipv6/conf/eth0/forwarding", 1)
+        with self.step("accept_ra=2 (and 0): no warning"):
+            for v in (2, 0):
+                node.write_sysctl("net/ipv6/conf/eth0/accept_ra", v)
+                res = self.d.run("--check")
+                self.assertNotIn("accept-ra", res.stdout + res.stderr)
+                self.assertIn("add-proxy-neigh", res.stdout)
+
 
 if __name__ == "__main__":
     cuit.main()
