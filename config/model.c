@@ -108,13 +108,18 @@ static void felix_apply(struct cfg_felix *f, const struct cfg_felix *src)
                 f->ipip_enabled = src->ipip_enabled;
         if (src->vxlan_enabled != CFG_UNSET)
                 f->vxlan_enabled = src->vxlan_enabled;
+        if (src->vxlan_enabled_v6 != CFG_UNSET)
+                f->vxlan_enabled_v6 = src->vxlan_enabled_v6;
         if (src->device_route_protocol >= 0)
                 f->device_route_protocol = src->device_route_protocol;
 }
 
 struct cfg_felix cfg_model_felix(const struct cfg_model *m, const char *node_name)
 {
-        struct cfg_felix f = { .ipip_enabled = CFG_UNSET, .vxlan_enabled = CFG_UNSET, .device_route_protocol = -1 };
+        struct cfg_felix f = { .ipip_enabled = CFG_UNSET,
+                               .vxlan_enabled = CFG_UNSET,
+                               .vxlan_enabled_v6 = CFG_UNSET,
+                               .device_route_protocol = -1 };
         const struct cfg_felix *def = NULL, *node = NULL;
 
         for (size_t i = 0; i < m->n_felix; i++) {

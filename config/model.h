@@ -161,6 +161,7 @@ struct cfg_felix {
         char *name; /* "default" or "node.<name>" */
         enum cfg_tristate ipip_enabled;
         enum cfg_tristate vxlan_enabled;
+        enum cfg_tristate vxlan_enabled_v6; /* vxlanEnabledV6 */
         int device_route_protocol; /* -1 = unset */
         struct cfg_src src;
 };

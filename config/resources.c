@@ -732,7 +732,11 @@ static int load_felix(struct cfg_loader *l, const struct ynode *res)
 {
         struct cfg_model *m = l->m;
         const struct ynode *meta, *spec = ynode_get(res, "spec"), *v;
-        struct cfg_felix f = { .device_route_protocol = -1, .src = { l->file, res->line } };
+        struct cfg_felix f = { .ipip_enabled = CFG_UNSET,
+                               .vxlan_enabled = CFG_UNSET,
+                               .vxlan_enabled_v6 = CFG_UNSET,
+                               .device_route_protocol = -1,
+                               .src = { l->file, res->line } };
         const char *name;
         uint64_t proto;
         int r;
@@ -743,7 +747,8 @@ static int load_felix(struct cfg_loader *l, const struct ynode *res)
                 if ((r = yexpect_map(&l->y, spec, "spec")) < 0)
                         return r;
                 if ((r = parse_tristate(&l->y, spec, "ipipEnabled", &f.ipip_enabled)) < 0 ||
-                    (r = parse_tristate(&l->y, spec, "vxlanEnabled", &f.vxlan_enabled)) < 0)
+                    (r = parse_tristate(&l->y, spec, "vxlanEnabled", &f.vxlan_enabled)) < 0 ||
+                    (r = parse_tristate(&l->y, spec, "vxlanEnabledV6", &f.vxlan_enabled_v6)) < 0)
                         return r;
                 if ((v = ynode_get(spec, "deviceRouteProtocol")) && !ynode_is_null(v)) {
                         if ((r = yread_uint(&l->y, v, "deviceRouteProtocol", 0, 255, &proto)) < 0)

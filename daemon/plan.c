@@ -1345,7 +1345,10 @@ static int routes_via(struct planner *pl, const struct host_link *l)
                            n, n == 1 ? "" : "s", l->name, pfx(&first->dst, d), first->protocol);
 }
 
-static int host_tunnel(struct planner *pl, const char *name, const char *kind, enum cfg_tristate felix)
+/* felix_key: the FelixConfiguration field that keeps the device when true (ipipEnabled,
+ * vxlanEnabled, vxlanEnabledV6 in api/pkg/apis/projectcalico/v3/felixconfig.go). */
+static int host_tunnel(struct planner *pl, const char *name, const char *kind, const char *felix_key,
+                       enum cfg_tristate felix)
 {
         const struct host_link *l = host_link_by_name(pl->h, name);
         struct host_change a = { .kind = CHANGE_REMOVE_TUNNEL, .pool = UINT32_MAX };
@@ -1362,8 +1365,8 @@ static int host_tunnel(struct planner *pl, const char *name, const char *kind, e
                                    kind);
         if (felix == CFG_TRUE)
                 return add_finding(pl, PLAN_WARNING, "felix-keeps-tunnel",
-                                   "FelixConfiguration sets %s: true, so Felix keeps %s; left alone",
-                                   streq(kind, "ipip") ? "ipipEnabled" : "vxlanEnabled", name);
+                                   "FelixConfiguration sets %s: true, so Felix keeps %s; left alone", felix_key,
+                                   name);
         a.ifindex = l->ifindex;
         snprintf(a.dev, sizeof(a.dev), "%s", l->name);
         snprintf(t.kind, sizeof(t.kind), "%s", kind);
@@ -1417,13 +1420,13 @@ static int plan_tunnels(struct planner *pl)
         size_t before = pl->p->n_actions;
         int r;
 
-        /* (FelixConfiguration vxlanEnabledV6 is not read: unset) */
-        if (pl->p->tunnel6_unneeded && (r = host_tunnel(pl, s->tunnel_vxlan_v6, "vxlan", CFG_UNSET)) < 0)
+        if (pl->p->tunnel6_unneeded &&
+            (r = host_tunnel(pl, s->tunnel_vxlan_v6, "vxlan", "vxlanEnabledV6", felix.vxlan_enabled_v6)) < 0)
                 return r;
         if (!pl->p->tunnels_unneeded)
                 return 0;
-        if ((r = host_tunnel(pl, s->tunnel_ipip, "ipip", felix.ipip_enabled)) < 0 ||
-            (r = host_tunnel(pl, s->tunnel_vxlan, "vxlan", felix.vxlan_enabled)) < 0)
+        if ((r = host_tunnel(pl, s->tunnel_ipip, "ipip", "ipipEnabled", felix.ipip_enabled)) < 0 ||
+            (r = host_tunnel(pl, s->tunnel_vxlan, "vxlan", "vxlanEnabled", felix.vxlan_enabled)) < 0)
                 return r;
         for (size_t i = before; i < pl->p->n_actions; i++) {
                 const struct host_link *l = host_link_by_index(pl->h, pl->p->actions[i].ifindex);

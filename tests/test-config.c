@@ -1024,8 +1024,9 @@ static void lookup_felix(void **state)
         (void)state;
         m = yaml_ok(POOL_A "---\n" HDR_FELIX "metadata:\n  name: default\nspec:\n  ipipEnabled: true\n"
                            "  deviceRouteProtocol: 3\n"
+                           "  vxlanEnabledV6: false\n"
                            "---\n" HDR_FELIX "metadata:\n  name: node.node1\nspec:\n  ipipEnabled: false\n"
-                           "  vxlanEnabled: true\n"
+                           "  vxlanEnabled: true\n  vxlanEnabledV6: true\n"
                            "---\n" HDR_FELIX "metadata:\n  name: node.node2\nspec:\n  vxlanEnabled: false\n"
                            "  deviceRouteProtocol: 211\n",
                     &d);
@@ -1033,10 +1034,12 @@ static void lookup_felix(void **state)
         f = cfg_model_felix(m, "node1");
         assert_int_equal(f.ipip_enabled, CFG_FALSE);
         assert_int_equal(f.vxlan_enabled, CFG_TRUE);
+        assert_int_equal(f.vxlan_enabled_v6, CFG_TRUE);
         assert_int_equal(f.device_route_protocol, 3);
         f = cfg_model_felix(m, "node2");
         assert_int_equal(f.ipip_enabled, CFG_TRUE);
         assert_int_equal(f.vxlan_enabled, CFG_FALSE);
+        assert_int_equal(f.vxlan_enabled_v6, CFG_FALSE);
         assert_int_equal(f.device_route_protocol, 211);
         f = cfg_model_felix(m, "node3");
         assert_int_equal(f.ipip_enabled, CFG_TRUE);
@@ -1052,6 +1055,7 @@ static void lookup_felix(void **state)
         f = cfg_model_felix(m, "node1");
         assert_int_equal(f.ipip_enabled, CFG_UNSET);
         assert_int_equal(f.vxlan_enabled, CFG_UNSET);
+        assert_int_equal(f.vxlan_enabled_v6, CFG_UNSET);
         assert_int_equal(f.device_route_protocol, -1);
         cfg_model_free(m);
         cfg_diags_clear(&d);
@@ -1061,6 +1065,7 @@ static void lookup_felix(void **state)
         f = cfg_model_felix(m, "node1");
         assert_int_equal(f.vxlan_enabled, CFG_TRUE);
         assert_int_equal(f.ipip_enabled, CFG_UNSET);
+        assert_int_equal(f.vxlan_enabled_v6, CFG_UNSET);
         assert_int_equal(cfg_model_felix(m, "node2").vxlan_enabled, CFG_UNSET);
         cfg_model_free(m);
         cfg_diags_clear(&d);

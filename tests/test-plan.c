@@ -2775,6 +2775,29 @@ static void test_vxlan_v6_removed(void **state)
         EXPECT_ACTIONS(p, "add-route " R6_LOCAL);
 }
 
+/* FelixConfiguration vxlanEnabledV6: true keeps vxlan-v6.calico even when no IPv6 pool
+ * uses VXLAN (a finding, no removal); false or unset leaves the rule as it is; the IPv4
+ * vxlanEnabled says nothing about the IPv6 device. */
+static void test_felix_keeps_vxlan_v6(void **state)
+{
+        struct t *t = *state;
+        struct plan *p;
+
+        load(t, NULL, POD6 FELIX("default", "vxlanEnabledV6: true"));
+        host_node1_v6(&t->h);
+        link_add(&t->h, 7, "vxlan-v6.calico", "vxlan", 1430);
+        p = plan(t);
+        EXPECT_ACTIONS(p, "add-route " R6_LOCAL);
+        assert_string_equal(msg(p, "felix-keeps-tunnel", 0),
+                            "FelixConfiguration sets vxlanEnabledV6: true, so Felix keeps vxlan-v6.calico; left alone");
+        load(t, NULL, POD6 FELIX("default", "vxlanEnabledV6: true") FELIX("node.node1", "vxlanEnabledV6: false"));
+        p = plan(t);
+        EXPECT_ACTIONS(p, "add-route " R6_LOCAL, "remove-tunnel vxlan-v6.calico (vxlan)");
+        load(t, NULL, POD6 FELIX("default", "vxlanEnabled: true"));
+        p = plan(t);
+        EXPECT_ACTIONS(p, "add-route " R6_LOCAL, "remove-tunnel vxlan-v6.calico (vxlan)");
+}
+
 /* --cleanup: proxy_ndp restored from the record, only our entries deleted. */
 static void test_proxy_ndp_cleanup(void **state)
 {
@@ -3425,6 +3448,7 @@ int main(void)
                 T(test_proxy_ndp_cleanup),
                 T(test_ipv6_forwarding_off),
                 T(test_ipv6_accept_ra),
+                T(test_felix_keeps_vxlan_v6),
                 T(test_vxlan_v6_removed),
                 T(test_findings_order),
                 T(test_cleanup),
