@@ -723,17 +723,32 @@ static int on_inotify(sd_event_source *s, int fd, uint32_t revents, void *userda
         return 0;
 }
 
+/* A /128 in main inside an IPv6 underlay pool: Felix's route to a local pod, whose proxy
+ * NDP entry follows it (coming with a new pod, going with its device). */
+static bool pod_route6(const struct loop *l, const struct host_route *rt)
+{
+        if (rt->dst.family != AF_INET6 || rt->dst.len != 128 || rt->table != RT_TABLE_MAIN)
+                return false;
+        for (size_t i = 0; i < l->model->n_pools; i++) {
+                const struct cfg_pool *p = &l->model->pools[i];
+
+                if (p->cidr.family == AF_INET6 && !p->nat_outgoing && cfg_prefix_contains(&p->cidr, &rt->dst))
+                        return true;
+        }
+        return false;
+}
+
 /* Could this route change what we want or own? Our own routes and anything in our
- * table, and what decides the uplink: the default route (auto), the route to the
- * can-reach address. Foreign routes in main for pool prefixes (BIRD's, Felix's) change
- * nothing we do: they win by lookup while ours stand by (DESIGN.md §3.2), so BIRD
- * coming and going starts no pass at all. */
+ * table, what decides the uplink: the default route (auto), the route to the
+ * can-reach address, and IPv6 pod routes (proxy NDP). Other foreign routes in main for
+ * pool prefixes (BIRD's, Felix's) change nothing we do: they win by lookup while ours
+ * stand by (DESIGN.md §3.2), so BIRD coming and going starts no pass at all. */
 static bool route_relevant(const struct loop *l, const struct kern_event *ev)
 {
         const struct cfg_settings *s = &l->model->settings;
         const struct host_route *rt = &ev->route;
 
-        if (rt->protocol == s->route_protocol || rt->table == s->route_table)
+        if (rt->protocol == s->route_protocol || rt->table == s->route_table || pod_route6(l, rt))
                 return true;
         if (s->uplink_mode == CFG_UPLINK_AUTO && rt->dst.len == 0 && rt->table == RT_TABLE_MAIN)
                 return true;

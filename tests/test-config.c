@@ -1060,6 +1060,15 @@ static void lookup_felix(void **state)
         cfg_model_free(m);
         cfg_diags_clear(&d);
 
+        /* A FelixConfiguration without spec sets nothing (not false). */
+        m = yaml_ok(POOL_A "---\n" HDR_FELIX "metadata:\n  name: default\n", &d);
+        f = cfg_model_felix(m, "node1");
+        assert_int_equal(f.ipip_enabled, CFG_UNSET);
+        assert_int_equal(f.vxlan_enabled, CFG_UNSET);
+        assert_int_equal(f.vxlan_enabled_v6, CFG_UNSET);
+        cfg_model_free(m);
+        cfg_diags_clear(&d);
+
         /* Only a node override: it applies alone. */
         m = yaml_ok(POOL_A "---\n" HDR_FELIX "metadata:\n  name: node.node1\nspec:\n  vxlanEnabled: true\n", &d);
         f = cfg_model_felix(m, "node1");

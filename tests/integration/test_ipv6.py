@@ -264,6 +264,42 @@ class ProxyNdp(Lan6, cuit.NsTestCase):
             self.assertNotIn(pod_a, got)
             self.assertIn(FOREIGN, got)
 
+    def test_daemon_follows_pods(self):
+        """Daemon mode (no periodic re-check: resyncSeconds 0, events only): a new pod's
+        /128 route brings its proxy entry, a pod that goes takes its entry with it, and
+        after the uplink goes down and up (the kernel flushes every proxy entry, which
+        raises no event) the link event puts ours back; the foreign one is not re-made."""
+        node, pod_a, pod_b = self.node, P_PODS["calia1b2c3d4e5f"], P_PODS["cali0f1e2d3c4b5"]
+        pod_c, cali_c = "fd00:1::1:7", "cali9a8b7c6d5e4"
+        timeout = cuit.scaled(10)
+        self.d.write_settings(resyncSeconds=0)
+        node.write_sysctl("net/ipv6/conf/eth0/keep_addr_on_down", 1)
+        self.d.start_background()
+        self.addCleanup(self.d.stop_background)
+
+        def wait_proxies(want, what):
+            cuit.wait_for(lambda: proxies(node) == want, "%s (have %s)" % (what, proxies(node)), timeout, 0.05)
+
+        with self.step("the daemon starts: one entry of ours per pod, the foreign one untouched"):
+            wait_proxies({pod_a: "211", pod_b: "211", FOREIGN: None}, "the pods' proxy entries")
+
+        with self.step("a new pod: its /128 route brings its entry, and the LAN host reaches it"):
+            self.pod6(node, cali_c, pod_c, "pod-c")
+            wait_proxies({pod_a: "211", pod_b: "211", pod_c: "211", FOREIGN: None}, "the new pod's entry")
+            wait_ping6(self.host, pod_c)
+
+        with self.step("a pod goes away: its entry goes"):
+            node.ip("link", "del", "cali0f1e2d3c4b5")
+            wait_proxies({pod_a: "211", pod_c: "211", FOREIGN: None}, "the gone pod's entry removed")
+
+        with self.step("the uplink goes down and up: the link event puts our entries back"):
+            node.ip("link", "set", "eth0", "down")
+            node.ip("link", "set", "eth0", "up")
+            node.wait_link_up("eth0")
+            wait_proxies({pod_a: "211", pod_c: "211"}, "our entries back after the flush")
+            wait_ping6(self.host, pod_a)
+            self.assertIsNone(self.d.bg.poll(), "\n".join(self.d.background_log()))
+
     def test_check_warns_accept_ra(self):
         """accept_ra=1 on a forwarding uplink: the kernel ignores router advertisements
         there (only accept_ra=2 keeps them); --check warns, read from the kernel."""
