@@ -120,7 +120,7 @@ class MetricsCase(unittest.TestCase):
         end = time.monotonic() + 7
         n = 0
         while time.monotonic() < end:
-            self.ns.ip("route", "del", cu.PEER_BLOCK, "proto", str(cu.PROTO))
+            self.ns.ip("route", "del", cu.PEER_BLOCK, "table", str(cu.TABLE), "proto", str(cu.PROTO))
             n += 1
             cu.wait_until(lambda: cu.PEER_BLOCK in self.ns.routes(),
                           cu.scaled(5), what="the route repaired")

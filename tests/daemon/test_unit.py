@@ -225,7 +225,7 @@ class TestSandboxedDaemon(unittest.TestCase):
         self.assertRegex(st, r"Seccomp:\s+2")
         self.assertRegex(st, r"CapEff:\s+0000000000001000")  # CAP_NET_ADMIN alone
         # Drift repair and reload work as well.
-        self.ns.ip("route", "del", "192.168.10.128/28")
+        self.ns.ip("route", "del", "192.168.10.128/28", "table", str(cu.TABLE))
         self.ns.sysctl_set("net.ipv4.conf.eth0.proxy_arp", 0)
         cu.wait_until(lambda: self.ns.route_summary() == want and self.ns.proxy_arp() == 1, what="repairs")
         since = d.notify.count()

@@ -401,8 +401,14 @@ class Container:
         return self.run(["cat", path]).stdout.strip()
 
     def routes(self):
-        """Our routes in the main table: {dst: (type, gateway, dev)}."""
-        out = json.loads(self.run(["ip", "-j", "route", "show", "proto", "211"]).stdout or "[]")
+        """Our routes, in our own table 252: {dst: (type, gateway, dev)}. The kernel has
+        no table 252 until a route is put in it ("FIB table does not exist"): none."""
+        r = self.run(["ip", "-j", "route", "show", "table", "252", "proto", "211"], check=False)
+        if r.returncode != 0 and "table does not exist" in r.stderr:
+            return {}
+        if r.returncode != 0:
+            raise AssertionError(f"ip route show table 252: exit {r.returncode}: {r.stderr.strip()}")
+        out = json.loads(r.stdout or "[]")
         return {r["dst"]: (r.get("type", "unicast"), r.get("gateway"), r.get("dev")) for r in out}
 
     def links(self):
@@ -539,7 +545,8 @@ class E2E:
         one(js, "tunnel", UNDERLAY_TUNNEL="vxlan.calico", INTERFACE="vxlan.calico")
         one(js, "finding", UNDERLAY_FINDING="needs-upstream-routing")
         r = one(js, "reconciled")
-        check(r["MESSAGE"].startswith("reconciled: 5 changes, 0 failed; underlay mode"), r["MESSAGE"])
+        # 2 proxy settings, 4 rules (2 per underlay pool), 2 block routes, 1 tunnel
+        check(r["MESSAGE"].startswith("reconciled: 9 changes, 0 failed; underlay mode"), r["MESSAGE"])
         check(all(e.get("_SYSTEMD_UNIT") == UNIT for e in js), "every entry carries _SYSTEMD_UNIT")
         # The man page's examples: field filters find them.
         f = c.daemon_journal("UNDERLAY_ROUTE=192.168.10.144/28")
@@ -550,8 +557,16 @@ class E2E:
     def kernel_state(self):
         c = self.c
         check(c.routes() == ROUTES, f"routes proto 211: {c.routes()}")
-        for r in json.loads(c.run(["ip", "-j", "route", "show", "proto", "211"]).stdout):
+        for r in json.loads(c.run(["ip", "-j", "route", "show", "table", "252", "proto", "211"]).stdout):
             check(r.get("metric") == 1024, f"metric 1024: {r}")
+        check(json.loads(c.run(["ip", "-j", "route", "show", "table", "main", "proto", "211"]).stdout or "[]") == [],
+              "no route of ours in main (BIRD scans main)")
+        rules = json.loads(c.run(["ip", "-j", "rule", "show"]).stdout or "[]")
+        ours = sorted((r.get("priority"), f'{r.get("dst")}/{r.get("dstlen")}', str(r.get("table")))
+                      for r in rules if str(r.get("protocol")) == "211")
+        want = sorted((prio, pool, table) for pool in ("192.168.10.128/25", "192.168.20.128/25")
+                      for prio, table in ((32700, "main"), (32701, "252")))
+        check(ours == want, f"our policy rules, one pair per underlay pool: {ours}")
         check(c.cat("/proc/sys/net/ipv4/conf/eth0/proxy_arp") == "1", "proxy_arp=1 on eth0")
         check(c.cat("/proc/sys/net/ipv4/neigh/eth0/proxy_delay") == "0", "proxy_delay=0 on eth0")
         links = c.links()
@@ -592,7 +607,7 @@ class E2E:
     def drift(self):
         c = self.c
         cur = c.cursor()
-        c.run(["ip", "route", "del", "192.168.10.144/28", "proto", "211"])
+        c.run(["ip", "route", "del", "192.168.10.144/28", "table", "252", "proto", "211"])
         wait_for("our deleted route to come back", lambda: c.routes() == ROUTES)
         js = wait_for("a drift entry", lambda: entries(c.daemon_journal(after=cur), "drift"))
         check(js[0].get("UNDERLAY_ROUTE") == "192.168.10.144/28", f"drift entry: {js[0]}")

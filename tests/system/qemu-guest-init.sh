@@ -139,7 +139,7 @@ expect "tunl0 lost 10.233.90.0/32 (the node's IPIP tunnel address)" lacks_addr t
 expect "vxlan.calico is gone" absent vxlan.calico
 expect "--once: says vxlan.calico was deleted" says "remove-tunnel vxlan.calico.*deleted"
 expect "proxy_arp=1 on eth0" [ "$(cat /proc/sys/net/ipv4/conf/eth0/proxy_arp)" = 1 ]
-ip route show proto 211 >/tmp/routes
+ip route show table 252 proto 211 >/tmp/routes
 expect "blackhole route for node1's block" grep -q "^blackhole 192.168.10.128/28" /tmp/routes
 expect "route to node2's block via node2" grep -q "^192.168.10.144/28 via 192.168.10.12 dev eth0" /tmp/routes
 
@@ -183,9 +183,9 @@ expect "--once: exit 0, tunl0 not re-created, ipip not loaded" \
 calico-underlayd >/tmp/daemon.log 2>&1 &
 pid=$!
 expect "daemon: first pass done" wait_until grep -q "reconciled:" /tmp/daemon.log
-ip route del 192.168.10.144/28 proto 211
+ip route del 192.168.10.144/28 table 252 proto 211
 expect "daemon: repairs a deleted route (rtnetlink events handled)" \
-        wait_until eval 'ip route show proto 211 | grep -q "^192.168.10.144/28"'
+        wait_until eval 'ip route show table 252 proto 211 | grep -q "^192.168.10.144/28"'
 kill -HUP "$pid"
 expect "daemon: SIGHUP reloads" wait_until grep -q "reloaded" /tmp/daemon.log
 kill -TERM "$pid"
