@@ -450,6 +450,17 @@ NETNS_TEST(test_observe_devconf)
         CHECK_INT(host_link_by_name(&h, "eth0")->proxy_delay_ms, 400);
         CHECK_INT(host_link_by_name(&h, "peer0")->proxy_delay_ms, proxy_delay("peer0") * 10);
         host_snapshot_clear(&h);
+
+        /* IPv6 accept_ra, from IFLA_INET6_CONF: per device */
+        sh("sysctl -qw net.ipv6.conf.eth0.accept_ra=2 net.ipv6.conf.peer0.accept_ra=0");
+        observe(&s, &h);
+        CHECK_INT(host_link_by_name(&h, "eth0")->accept_ra6, 2);
+        CHECK_INT(host_link_by_name(&h, "peer0")->accept_ra6, 0);
+        host_snapshot_clear(&h);
+        sh("sysctl -qw net.ipv6.conf.eth0.accept_ra=1");
+        observe(&s, &h);
+        CHECK_INT(host_link_by_name(&h, "eth0")->accept_ra6, 1);
+        host_snapshot_clear(&h);
 }
 
 NETNS_TEST(test_observe_routes)
