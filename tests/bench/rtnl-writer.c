@@ -6,6 +6,8 @@
  * process runner that reports wall time, peak RSS and CPU time of one command.
  *
  *   rtnl-writer [-n NETNS] add FILE        install the `route add` lines of an `ip -batch` file
+ *                                          (IPv4 or IPv6 prefixes and gateways)
+ *   rtnl-writer [-n NETNS] dump6           dump the IPv6 routes of every table, count them
  *   rtnl-writer [-n NETNS] dump [FILE]     dump the IPv4 routes of every table, count them;
  *                                          with FILE (an `ip -batch` file of route adds),
  *                                          also compare: the file's routes go into a hash
@@ -57,6 +59,9 @@ struct route {
         uint32_t table; /* 0 = main */
         int oif;
         uint8_t len, type, protocol;
+        uint8_t family;     /* AF_INET6: dst6 and gw6 below, not dst and gw */
+        bool has_gw6;
+        struct in6_addr dst6, gw6;
 };
 
 static uint64_t now_ns(void)
@@ -127,6 +132,24 @@ static int parse_prefix(const char *s, uint32_t *ret_addr, uint8_t *ret_len)
         return 0;
 }
 
+static int parse_prefix6(const char *s, struct in6_addr *ret_addr, uint8_t *ret_len)
+{
+        char buf[64];
+        char *slash;
+        unsigned long len = 128;
+
+        snprintf(buf, sizeof(buf), "%s", s);
+        slash = strchr(buf, '/');
+        if (slash) {
+                *slash = '\0';
+                len = strtoul(slash + 1, NULL, 10);
+        }
+        if (len > 128 || inet_pton(AF_INET6, buf, ret_addr) != 1)
+                return -EINVAL;
+        *ret_len = (uint8_t)len;
+        return 0;
+}
+
 /* "route add [blackhole|unreachable] PREFIX [via GW] [dev IF] [proto N] [metric N]" */
 static int parse_line(char *line, struct route *rt)
 {
@@ -137,7 +160,7 @@ static int parse_line(char *line, struct route *rt)
                 tok[n++] = t;
         if (n < 3 || strcmp(tok[0], "route") != 0 || strcmp(tok[1], "add") != 0)
                 return 0;
-        *rt = (struct route){ .type = RTN_UNICAST, .protocol = RTPROT_BOOT };
+        *rt = (struct route){ .type = RTN_UNICAST, .protocol = RTPROT_BOOT, .family = AF_INET };
         for (int i = 2; i < n; i++) {
                 const char *next = i + 1 < n ? tok[i + 1] : NULL;
 
@@ -148,8 +171,10 @@ static int parse_line(char *line, struct route *rt)
                 else if (strcmp(tok[i], "via") == 0 && next) {
                         uint8_t l;
 
-                        if (parse_prefix(next, &rt->gw, &l) < 0)
+                        if (strchr(next, ':') ? parse_prefix6(next, &rt->gw6, &l) < 0 :
+                                                parse_prefix(next, &rt->gw, &l) < 0)
                                 return -EINVAL;
+                        rt->has_gw6 = strchr(next, ':') != NULL;
                         i++;
                 } else if (strcmp(tok[i], "dev") == 0 && next) {
                         static char last[IF_NAMESIZE];
@@ -172,6 +197,10 @@ static int parse_line(char *line, struct route *rt)
                 } else if (strcmp(tok[i], "table") == 0 && next) {
                         rt->table = (uint32_t)strtoul(next, NULL, 10);
                         i++;
+                } else if (strchr(tok[i], ':')) {
+                        if (parse_prefix6(tok[i], &rt->dst6, &rt->len) < 0)
+                                return -EINVAL;
+                        rt->family = AF_INET6;
                 } else if (parse_prefix(tok[i], &rt->dst, &rt->len) < 0)
                         return -EINVAL;
         }
@@ -225,18 +254,24 @@ static void put_route(char *buf, const struct route *rt, uint32_t seq, bool ack)
         nlh->nlmsg_flags = NLM_F_REQUEST | NLM_F_CREATE | NLM_F_EXCL | (ack ? NLM_F_ACK : 0);
         nlh->nlmsg_seq = seq;
         rtm = mnl_nlmsg_put_extra_header(nlh, sizeof(*rtm));
-        rtm->rtm_family = AF_INET;
+        rtm->rtm_family = rt->family;
         rtm->rtm_dst_len = rt->len;
         rtm->rtm_table = rt->table ? RT_TABLE_UNSPEC : RT_TABLE_MAIN;
         rtm->rtm_protocol = rt->protocol;
         rtm->rtm_type = rt->type;
-        rtm->rtm_scope = rt->type == RTN_UNICAST && !rt->gw ? RT_SCOPE_LINK : RT_SCOPE_UNIVERSE;
-        mnl_attr_put_u32(nlh, RTA_DST, rt->dst);
+        rtm->rtm_scope = rt->type == RTN_UNICAST && !rt->gw && rt->family == AF_INET ? RT_SCOPE_LINK :
+                                                                                        RT_SCOPE_UNIVERSE;
+        if (rt->family == AF_INET6)
+                mnl_attr_put(nlh, RTA_DST, sizeof(rt->dst6), &rt->dst6);
+        else
+                mnl_attr_put_u32(nlh, RTA_DST, rt->dst);
         if (rt->table)
                 mnl_attr_put_u32(nlh, RTA_TABLE, rt->table);
         mnl_attr_put_u32(nlh, RTA_PRIORITY, rt->metric);
         if (rt->type == RTN_UNICAST) {
-                if (rt->gw)
+                if (rt->has_gw6)
+                        mnl_attr_put(nlh, RTA_GATEWAY, sizeof(rt->gw6), &rt->gw6);
+                else if (rt->gw)
                         mnl_attr_put_u32(nlh, RTA_GATEWAY, rt->gw);
                 if (rt->oif > 0)
                         mnl_attr_put_u32(nlh, RTA_OIF, (uint32_t)rt->oif);
@@ -418,7 +453,7 @@ static int dump_cb(const struct nlmsghdr *nlh, void *data)
         return MNL_CB_OK;
 }
 
-static int dump_routes(struct mnl_socket *nl, char *buf, mnl_cb_t cb, void *data)
+static int dump_routes_family(struct mnl_socket *nl, char *buf, mnl_cb_t cb, void *data, uint8_t family)
 {
         struct nlmsghdr *nlh = mnl_nlmsg_put_header(buf);
         struct rtmsg *rtm;
@@ -430,7 +465,7 @@ static int dump_routes(struct mnl_socket *nl, char *buf, mnl_cb_t cb, void *data
         nlh->nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP;
         nlh->nlmsg_seq = seq;
         rtm = mnl_nlmsg_put_extra_header(nlh, sizeof(*rtm));
-        rtm->rtm_family = AF_INET;
+        rtm->rtm_family = family;
         if (mnl_socket_sendto(nl, nlh, nlh->nlmsg_len) < 0)
                 return -errno;
         do {
@@ -440,6 +475,34 @@ static int dump_routes(struct mnl_socket *nl, char *buf, mnl_cb_t cb, void *data
                 r = mnl_cb_run(buf, (size_t)n, seq, portid, cb, data);
         } while (r > MNL_CB_STOP);
         return r < 0 ? -errno : 0;
+}
+
+static int dump_routes(struct mnl_socket *nl, char *buf, mnl_cb_t cb, void *data)
+{
+        return dump_routes_family(nl, buf, cb, data, AF_INET);
+}
+
+/* IPv6: count and time only (RTA_DST's first word goes into the sum, as for IPv4). */
+static int cmd_dump6(void)
+{
+        struct dump_ctx d = {};
+        struct mnl_socket *nl = open_rtnl(0);
+        char *buf = malloc(RECV_BUF);
+        uint64_t t0;
+        int r;
+
+        if (!nl || !buf)
+                return 1;
+        t0 = now_ns();
+        r = dump_routes_family(nl, buf, dump_cb, &d, AF_INET6);
+        if (r < 0) {
+                fprintf(stderr, "rtnl-writer: dump6: %s\n", strerror(-r));
+                return 1;
+        }
+        printf("routes=%zu dump_ms=%.1f\n", d.routes, (double)(now_ns() - t0) / 1e6);
+        mnl_socket_close(nl);
+        free(buf);
+        return 0;
 }
 
 /* With path: the file is read first (untimed, as the daemon's load is timed apart);
@@ -583,7 +646,7 @@ static int cmd_run(char **argv)
 
 static int usage(void)
 {
-        fprintf(stderr, "usage: rtnl-writer [-n NETNS] add FILE | dump [FILE] | wait PREFIX MS | run CMD [ARG]... | "
+        fprintf(stderr, "usage: rtnl-writer [-n NETNS] add FILE | dump [FILE] | dump6 | wait PREFIX MS | run CMD [ARG]... | "
                         "exec CMD [ARG]...\n");
         return 2;
 }
@@ -606,6 +669,8 @@ int main(int argc, char **argv)
                 return cmd_add(argv[i + 1]);
         if (strcmp(argv[i], "dump") == 0 && i + 1 == argc)
                 return cmd_dump(NULL);
+        if (strcmp(argv[i], "dump6") == 0 && i + 1 == argc)
+                return cmd_dump6();
         if (strcmp(argv[i], "dump") == 0 && i + 2 == argc)
                 return cmd_dump(argv[i + 1]);
         if (strcmp(argv[i], "wait") == 0 && i + 3 == argc)
