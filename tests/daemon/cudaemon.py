@@ -581,3 +581,18 @@ def enter_netns(name):
             raise OSError(e, os.strerror(e))
     finally:
         os.close(fd)
+
+
+def metric(path, key):
+    """One sample of a Prometheus text file (the daemon's metricsFile): its value for the
+    series `key` (name with labels), or None while the file or the series is absent."""
+    try:
+        with open(path) as f:
+            lines = f.read().splitlines()
+    except FileNotFoundError:
+        return None
+    for line in lines:
+        k, _, v = line.rpartition(" ")
+        if k == key:
+            return float(v)
+    return None

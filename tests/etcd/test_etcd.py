@@ -203,29 +203,16 @@ class TestDaemon(EtcdCase):
         self.wait_routes(WANT_3)
         d.notify.wait_status(lambda s: s == STATUS_3)
 
-    def metric(self, prom, key):
-        """A sample of the metrics file (None while absent)."""
-        try:
-            with open(prom) as f:
-                lines = f.read().splitlines()
-        except FileNotFoundError:
-            return None
-        for line in lines:
-            k, _, v = line.rpartition(" ")
-            if k == key:
-                return float(v)
-        return None
-
     def test_etcd_stopped_keeps_host_then_converges(self):
         # With metrics: datastore_up follows etcd (the file at most every 5 s).
         prom = os.path.join(self.fx.dir, "calico-underlay.prom")
         up = 'calico_underlay_datastore_up{datastore="etcdv3"}'
         self.write_settings(ce.settings(extra=f"metricsFile: {prom}\n"))
         d = self.start_converged(env=self.env_endpoints())
-        cu.wait_until(lambda: self.metric(prom, up) == 1, cu.scaled(10), what=f"{up} 1")
+        cu.wait_until(lambda: cu.metric(prom, up) == 1, cu.scaled(10), what=f"{up} 1")
         self.etcd.stop()
-        cu.wait_until(lambda: self.metric(prom, up) == 0, cu.scaled(20), what=f"{up} 0 while etcd is away")
-        self.assertEqual(self.metric(prom, "calico_underlay_underlay_mode"), 1, "the last model still applies")
+        cu.wait_until(lambda: cu.metric(prom, up) == 0, cu.scaled(20), what=f"{up} 0 while etcd is away")
+        self.assertEqual(cu.metric(prom, "calico_underlay_underlay_mode"), 1, "the last model still applies")
         status = d.notify.wait_status("datastore unreachable", timeout=15)
         self.assertTrue(status.startswith(STATUS_2), status)
         self.assertIn("(keeping the last model)", status)
@@ -240,7 +227,7 @@ class TestDaemon(EtcdCase):
         # Back within the retry delay (at most 30 s), and watching again.
         d.notify.wait_status(lambda s: s == STATUS_2, timeout=45)
         self.assertTrue(d.stderr_lines("datastore reachable again"), d.stderr())
-        cu.wait_until(lambda: self.metric(prom, up) == 1, cu.scaled(10), what=f"{up} 1 again")
+        cu.wait_until(lambda: cu.metric(prom, up) == 1, cu.scaled(10), what=f"{up} 1 again")
         self.etcd.put(ce.affinity_key("node2", cu.EXTRA_BLOCK), ce.CONFIRMED)
         self.wait_routes(WANT_3)
 

@@ -209,19 +209,6 @@ class TestKube(KubeCase):
         d.notify.wait_status(lambda s: s == STATUS_3, timeout=10)
         self.assertTrue(d.stderr_lines("datastore reachable again"), d.stderr())
 
-    def metric(self, prom, key):
-        """A sample of the metrics file (None while absent)."""
-        try:
-            with open(prom) as f:
-                lines = f.read().splitlines()
-        except FileNotFoundError:
-            return None
-        for line in lines:
-            k, _, v = line.rpartition(" ")
-            if k == key:
-                return float(v)
-        return None
-
     def test_unreachable_api_keeps_the_host_then_converges(self):
         # With metrics: datastore_up{datastore="kubernetes"} follows the API (the file at
         # most every 5 s).
@@ -229,10 +216,10 @@ class TestKube(KubeCase):
         up = 'calico_underlay_datastore_up{datastore="kubernetes"}'
         self.write_settings(extra=f"metricsFile: {prom}\n")
         d = self.start_converged()
-        cu.wait_until(lambda: self.metric(prom, up) == 1, cu.scaled(10), what=f"{up} 1")
+        cu.wait_until(lambda: cu.metric(prom, up) == 1, cu.scaled(10), what=f"{up} 1")
         self.api.ctl("stop_listening")
         status = d.notify.wait_status("datastore unreachable", timeout=20)
-        cu.wait_until(lambda: self.metric(prom, up) == 0, cu.scaled(20), what=f"{up} 0 while the API is away")
+        cu.wait_until(lambda: cu.metric(prom, up) == 0, cu.scaled(20), what=f"{up} 0 while the API is away")
         self.assertIn("(keeping the last model)", status)
         self.assertTrue(stays(lambda: self.ns.route_summary() == WANT_2, 1.0))
         self.assertTrue(d.stderr_lines("datastore unreachable"), d.stderr())
@@ -243,7 +230,7 @@ class TestKube(KubeCase):
         self.api.ctl("start_listening")
         self.wait_routes(WANT_3, timeout=40)
         d.notify.wait_status(lambda s: s == STATUS_3, timeout=10)
-        cu.wait_until(lambda: self.metric(prom, up) == 1, cu.scaled(10), what=f"{up} 1 again")
+        cu.wait_until(lambda: cu.metric(prom, up) == 1, cu.scaled(10), what=f"{up} 1 again")
 
     def test_bad_object_is_reported_with_kind_name_and_field(self):
         d = self.start_converged()
