@@ -37,6 +37,42 @@ void cfg_model_free(struct cfg_model *m)
         free(m);
 }
 
+/* ---- touched prefixes ---- */
+
+int cfg_touched_add(struct cfg_touched *t, const struct cfg_prefix *p)
+{
+        int r;
+
+        if ((r = GROW(t->v, t->cap, t->n + 1)) < 0)
+                return r;
+        t->v[t->n++] = *p;
+        return 0;
+}
+
+static int touched_cmp(const void *a, const void *b)
+{
+        return cfg_prefix_cmp(a, b);
+}
+
+void cfg_touched_done(struct cfg_touched *t)
+{
+        size_t k = 0;
+
+        if (t->n < 2)
+                return;
+        qsort(t->v, t->n, sizeof(*t->v), touched_cmp);
+        for (size_t i = 1; i < t->n; i++)
+                if (!cfg_prefix_eq(&t->v[i], &t->v[k]))
+                        t->v[++k] = t->v[i];
+        t->n = k + 1;
+}
+
+void cfg_touched_clear(struct cfg_touched *t)
+{
+        free(t->v);
+        *t = (struct cfg_touched){};
+}
+
 /* ---- lookups ---- */
 
 const struct cfg_prefix *cfg_node_addr(const struct cfg_node *n, int family)

@@ -203,6 +203,22 @@ struct cfg_kv {
 };
 void cfg_model_free(struct cfg_model *m);
 
+/* What a change to the model touched (daemon/source.h source_update(); issue 16): the
+ * prefixes (block cidrs, borrowed host prefixes) whose wanted state may differ from the
+ * model before it, or everything (all: the planner plans every prefix). The planner
+ * replans exactly these; an empty set with all false means nothing changed. */
+struct cfg_touched {
+        struct cfg_prefix *v;
+        size_t n, cap;
+        bool all;
+};
+/* Adds p (duplicates allowed until cfg_touched_done()); -ENOMEM. */
+int cfg_touched_add(struct cfg_touched *t, const struct cfg_prefix *p);
+/* Sorts (cfg_prefix_cmp) and removes duplicates. */
+void cfg_touched_done(struct cfg_touched *t);
+/* Empties t (keeps nothing allocated). */
+void cfg_touched_clear(struct cfg_touched *t);
+
 const struct cfg_node *cfg_model_node(const struct cfg_model *m, const char *name);
 /* The node's address of that family (AF_INET, AF_INET6), or NULL when unknown. */
 const struct cfg_prefix *cfg_node_addr(const struct cfg_node *n, int family);

@@ -8,6 +8,8 @@ struct source_impl {
         enum cfg_datastore type;
         int (*start)(struct source *src);
         int (*model)(struct source *src, struct cfg_settings *s, struct cfg_model **ret, struct cfg_diags *d);
+        /* NULL: every change needs a full build (source_update() answers -EAGAIN). */
+        int (*update)(struct source *src, struct cfg_model *m, struct cfg_touched *t, struct cfg_diags *d);
         void (*refresh)(struct source *src);
         bool (*same)(const struct source *src, const struct cfg_source *conf);
         void (*origin)(const struct source *src, struct source_origin *ret);

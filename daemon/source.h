@@ -75,6 +75,14 @@ bool source_same(const struct source *src, const struct cfg_source *conf);
  * 1 with *ret, 0 while a first read is pending (nothing to build from yet), -errno
  * with errors in d. A files source reads the files here, after updating its watch. */
 int source_model(struct source *src, struct cfg_settings *s, struct cfg_model **ret, struct cfg_diags *d);
+/* Bring m, a model this source built (source_model()) under the same settings, up to
+ * date in place with the documents' changes since it was built or last updated, and
+ * add to t the prefixes that touched (t->all when everything may differ). Returns 1
+ * when m changed, 0 when nothing did, -EAGAIN when the change needs a full build
+ * (source_model(): a pool, a FelixConfiguration, this node, anything in doubt), other
+ * -errno with errors in d and m as it was (what a full build would refuse). A source
+ * that cannot update in place always answers -EAGAIN. */
+int source_update(struct source *src, struct cfg_model *m, struct cfg_touched *t, struct cfg_diags *d);
 /* Read the datastore afresh (SIGHUP), keeping the current documents until then. */
 void source_refresh(struct source *src);
 void source_origin(const struct source *src, struct source_origin *ret);

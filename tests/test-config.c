@@ -2464,6 +2464,32 @@ static void blocks_outside_pools(void **state)
 /* IPv6 node addresses, in Calico's three places: the Calico Node's
  * spec.bgp.ipv6Address, the Kubernetes Node's projectcalico.org/IPv6Address annotation
  * (it wins over InternalIP), an IPv6 InternalIP. */
+/* The touched set of an in-place model update: sorted, each prefix once. */
+static void touched_sort_unique(void **state)
+{
+        struct cfg_touched t = {};
+        const char *in[] = { "10.0.1.0/26", "10.0.0.0/26", "10.0.1.0/26", "fd00::/122", "10.0.0.0/26", "10.0.0.5/32" };
+        const char *want[] = { "10.0.0.0/26", "10.0.0.5/32", "10.0.1.0/26", "fd00::/122" };
+        char buf[64];
+
+        (void)state;
+        for (size_t i = 0; i < sizeof(in) / sizeof(*in); i++) {
+                struct cfg_prefix p = P(in[i]);
+
+                assert_int_equal(cfg_touched_add(&t, &p), 0);
+        }
+        cfg_touched_done(&t);
+        assert_int_equal(t.n, 4);
+        for (size_t i = 0; i < t.n; i++) {
+                cfg_prefix_fmt(&t.v[i], buf, sizeof(buf));
+                assert_string_equal(buf, want[i]);
+        }
+        assert_false(t.all);
+        cfg_touched_clear(&t);
+        assert_null(t.v);
+        assert_int_equal(t.n, 0);
+}
+
 static void node_ipv6_addresses(void **state)
 {
         struct cfg_diags d = {};
@@ -3303,6 +3329,7 @@ int main(int argc, char **argv)
                 cmocka_unit_test(k8s_node_addresses),
                 cmocka_unit_test(strtab_insert_remove),
                 cmocka_unit_test(node_ipv6_addresses),
+                cmocka_unit_test(touched_sort_unique),
         };
 
         /* `test-config NAME-PATTERN` runs only the matching tests. */
