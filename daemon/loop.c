@@ -15,8 +15,9 @@
  *
  * The resources come through the datastore seam (source.h): the files source's
  * inotify watch, or the etcd client's list and watch, run on this loop too; a change
- * marks the configuration dirty like a settings change (same debounce), and the model
- * is built again from the source. Losing the datastore changes nothing: the last model
+ * marks the configuration dirty like a settings change (with the source's debounce:
+ * files wait longer than a watch, see below), and the model is built again from the
+ * source. Losing the datastore changes nothing: the last model
  * stays, drift is still repaired from it, STATUS= and the journal say so, and the
  * source retries until the datastore answers again. */
 #include "loop.h"
@@ -47,9 +48,30 @@
 #include "version.h"
 #include "watch.h"
 
-/* Files are often written in several steps: wait for a quiet moment, but not forever. */
-#define CONFIG_DEBOUNCE_USEC (200 * 1000ULL)
-#define CONFIG_DEBOUNCE_MAX_USEC (2 * 1000 * 1000ULL)
+/* How long a configuration change waits for more, per source (issue 16): the delay
+ * gathers what belongs together into one pass, and must not be what a change costs.
+ *
+ * Files are written in several steps by tools that know nothing of us: an editor
+ * saves through a temporary file and a rename, a ConfigMap swaps a symbolic link, an
+ * export (calicoctl get -o yaml, one file per kind or per node) writes file after
+ * file, each a few milliseconds apart but with pauses while calicoctl pages through
+ * the datastore. A pass in the middle reads a half-written export (a node's blocks
+ * without the node), so files wait for 200 ms of quiet, and at most 2 s under a
+ * steady stream. The settings file and calicoctl's are files too.
+ *
+ * A watch (etcd, Kubernetes) delivers whole objects, each already complete and
+ * consistent on its own: nothing is half-written, and the next event can only make
+ * the model more current. What is worth gathering is a burst (calicoctl apply of a
+ * multi-document file, an IPAM transaction's several keys, a watch answer carrying
+ * many events): they arrive well under a millisecond to a few milliseconds apart.
+ * 20 ms of quiet covers that; a steady stream (a large cluster's pods coming and
+ * going) never postpones a pass beyond 50 ms, which bounds the latency of every
+ * change. The first list and a list after a broken watch come here too: they are
+ * complete reads, the short delay is right for them as well. */
+#define FILES_DEBOUNCE_USEC (200 * 1000ULL)
+#define FILES_DEBOUNCE_MAX_USEC (2 * 1000 * 1000ULL)
+#define WATCH_DEBOUNCE_USEC (20 * 1000ULL)
+#define WATCH_DEBOUNCE_MAX_USEC (50 * 1000ULL)
 /* Host events come in bursts: one syscall (a link going away takes its routes and
  * addresses) queues them all at once and one read sees them together; a script or a
  * routing daemon issues many syscalls a few microseconds apart. A few milliseconds
@@ -83,6 +105,7 @@ struct loop {
         sd_event_source *resync;
         sd_event_source *retry;
         uint64_t dirty_since;    /* when the debounce timer was first armed; 0 = not armed */
+        uint64_t debounce_at;    /* when it fires; 0 = not armed */
         uint64_t retry_usec;     /* the current back-off; 0 = the last pass converged */
         bool config_dirty;
         bool host_dirty;
@@ -252,10 +275,25 @@ static void reject(struct loop *l, const struct cfg_diags *d, int r)
 
 static void arm(struct loop *l, uint64_t delay, uint64_t max);
 
-static void config_changed(struct loop *l)
+/* A change of the settings or a resource file. */
+static void files_changed(struct loop *l)
 {
         l->config_dirty = true;
-        arm(l, CONFIG_DEBOUNCE_USEC, CONFIG_DEBOUNCE_MAX_USEC);
+        arm(l, FILES_DEBOUNCE_USEC, FILES_DEBOUNCE_MAX_USEC);
+}
+
+/* A change the source reports: a watch's objects, or files (see the delays above). */
+static void config_changed(struct loop *l)
+{
+        struct source_origin o;
+
+        source_origin(l->src, &o);
+        if (o.type == CFG_DATASTORE_FILES) {
+                files_changed(l);
+                return;
+        }
+        l->config_dirty = true;
+        arm(l, WATCH_DEBOUNCE_USEC, WATCH_DEBOUNCE_MAX_USEC);
 }
 
 static void on_source_reachable(struct source *src, void *userdata)
@@ -669,7 +707,8 @@ static size_t reconcile(struct loop *l, enum pass_reason why)
 }
 
 /* Trailing-edge debounce with a ceiling: a steady stream of events cannot postpone
- * the pass for ever. */
+ * the pass for ever. A shorter delay never cuts a longer one short (a watch event
+ * while a settings file is being written waits for the file). */
 static void arm(struct loop *l, uint64_t delay, uint64_t max)
 {
         uint64_t now, at;
@@ -680,6 +719,9 @@ static void arm(struct loop *l, uint64_t delay, uint64_t max)
         at = now + delay;
         if (at > l->dirty_since + max)
                 at = l->dirty_since + max;
+        if (at < l->debounce_at)
+                at = l->debounce_at;
+        l->debounce_at = at;
         sd_event_source_set_time(l->debounce, at);
         sd_event_source_set_enabled(l->debounce, SD_EVENT_ONESHOT);
 }
@@ -692,6 +734,7 @@ static int on_debounce(sd_event_source *s, uint64_t usec, void *userdata)
         (void)s;
         (void)usec;
         l->dirty_since = 0;
+        l->debounce_at = 0;
         if (l->config_dirty) {
                 l->config_dirty = false;
                 reload(l);
@@ -716,10 +759,8 @@ static int on_inotify(sd_event_source *s, int fd, uint32_t revents, void *userda
         r = watch_set_drain(l->watch);
         if (r < 0)
                 log_warning("reading inotify events: %s", strerror(-r));
-        if (r != 0) {
-                l->config_dirty = true;
-                arm(l, CONFIG_DEBOUNCE_USEC, CONFIG_DEBOUNCE_MAX_USEC);
-        }
+        if (r != 0)
+                files_changed(l);
         return 0;
 }
 

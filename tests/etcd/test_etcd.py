@@ -149,6 +149,24 @@ class TestDaemon(EtcdCase):
         self.etcd.put(key, {"state": "pending", "deleted": False})
         self.assertTrue(stays(lambda: self.ns.route_summary() == WANT_2, 1.0))
 
+    def test_burst_of_watch_events_is_one_pass(self):
+        """Issue 16: a watch's changes wait 20 ms of quiet (at most 50 ms), far less than
+        files' 200 ms, yet a burst of puts (several keys, each its own revision and
+        watch event, a few milliseconds apart) is still gathered into one pass."""
+        d = self.start_converged(env=self.env_endpoints())
+        time.sleep(0.3)  # the no-op pass that proxy_arp's own netconf event may cost
+        n = d.passes()
+        extra = ["192.168.10.160/28", "192.168.10.176/28", "192.168.10.192/28", "192.168.10.208/28"]
+        t0 = time.monotonic()
+        self.etcd.put_many([(ce.affinity_key("node2", c), ce.CONFIRMED) for c in extra])
+        span = time.monotonic() - t0
+        self.wait_routes(sorted(WANT_2 + [f"{c} unicast 192.168.10.12 eth0 1024" for c in extra]))
+        self.assertTrue(stays(lambda: True, 0.3))
+        passes = d.stderr_lines("reconcile pass")[n:]
+        changed = [p for p in passes if ": 0 changes" not in p]
+        self.assertEqual(len(changed), 1, f"burst of {len(extra)} puts (posted in {span * 1000:.0f} ms, with "
+                                          f"the helper's start) gave {passes}")
+
     def test_ipam_block_borrowed_address_and_states(self):
         """Issue 12 through etcd: a borrowed address of node1's block, hosted by node2,
         gets its host route (the IPAM block keys are watched too); a pendingDeletion
