@@ -36,6 +36,10 @@ targets for. Usage (root; an optimised build without sanitizers):
     sudo python3 tests/bench/bench_scale.py --build /tmp/b-bench
 
 or `meson test -C /tmp/b-bench --benchmark scale -v`. See --help for the knobs.
+
+`--change-cost` (first, with bench_change.py's own options) runs tests/bench/
+bench_change.py instead: what one change costs the running daemon, from etcd (a real
+etcd-server) and from files, with the full-reload path beside it.
 """
 import argparse
 import ipaddress
@@ -724,6 +728,11 @@ def fmt_ratio(s):
 # ---------------------------------------------------------------- main
 
 def main():
+    if "--change-cost" in sys.argv[1:]:   # the running daemon's cost per change: bench_change.py
+        sys.argv.remove("--change-cost")
+        sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+        import bench_change
+        return bench_change.main()
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--build", help="meson build dir (sets --daemon and --writer)")
     ap.add_argument("--daemon", help="calico-underlayd binary")
