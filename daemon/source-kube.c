@@ -15,8 +15,9 @@
  *   owner is told, and the next round starts after a jittered delay that doubles up to
  *   a cap and starts small again only after a healthy while.
  *
- * It keeps, per object, only what the model needs (kube_trim()), so 100k
- * BlockAffinities and 5,000 Nodes stay small and a Node heartbeat changes nothing.
+ * It keeps, per object, only what the model needs (kube_trim()), its name and that JSON
+ * packed (kube_pack()), so 100k BlockAffinities and 5,000 Nodes stay small (about 64
+ * bytes per BlockAffinity) and a Node heartbeat changes nothing.
  * Owns no logging above debug: the loop reports. */
 #include "source-kube.h"
 
@@ -191,17 +192,111 @@ int kube_trim(enum kube_kind kind, const char *api_version, json_object *obj, ch
         return r;
 }
 
+/* ---- packing: what every object of a kind repeats, one byte each ---- */
+
+/* json-c escapes every byte below 0x20 in the JSON it writes, so those bytes are free
+ * to stand for the fragments the trimmed objects repeat: a BlockAffinity's 88 bytes
+ * (after its envelope) become about 30. Packing is deterministic (the longest
+ * fragment first at each place), so the same JSON packs to the same bytes. */
+#define FRAG(s) { s, sizeof(s) - 1 }
+static const struct {
+        const char *s;
+        size_t len;
+} frags[] = {
+        FRAG("},\"spec\":{"),
+        FRAG("\"cidr\":\""),
+        FRAG("\"node\":\""),
+        FRAG("\"state\":\"confirmed\""),
+        FRAG("\"state\":\"pending\""),
+        FRAG("\"deleted\":\"false\""),
+        FRAG("\"deleted\":false"),
+        FRAG("\"deleted\":\"true\""),
+        FRAG("\"affinity\":\"host:"),
+        FRAG("\"allocations\":["),
+        FRAG("\"attributes\":["),
+        FRAG("{\"secondary\":{\"node\":\""),
+        FRAG(",\"labels\":{"),
+        FRAG("\"kubernetes.io/hostname\":\""),
+        FRAG("\"kubernetes.io/os\":\"linux\""),
+        FRAG("\"kubernetes.io/arch\":\"amd64\""),
+        FRAG("\"beta.kubernetes.io/"),
+        FRAG("node-role.kubernetes.io/"),
+        FRAG("topology.kubernetes.io/"),
+        FRAG("},\"annotations\":{\"projectcalico.org/"),
+        FRAG("\"projectcalico.org/"),
+        FRAG("IPv4Address\":\""),
+        FRAG("IPv6Address\":\""),
+        FRAG("\"spec\":{\"podCIDR\":\""),
+        FRAG("\",\"podCIDRs\":[\""),
+        FRAG("\"status\":{\"addresses\":[{\"type\":\"InternalIP\",\"address\":\""),
+        FRAG("{\"type\":\"InternalIP\",\"address\":\""),
+        FRAG("\"}]}}"),
+        FRAG("\"}}"),
+        FRAG("null,"),
+};
+
+size_t kube_pack(const char *json, char *out)
+{
+        size_t j = 0;
+
+        for (const char *p = json; *p;) {
+                size_t best = 0, best_len = 0;
+
+                if ((unsigned char)*p < 0x20)
+                        return 0; /* not json-c's output: kept as it is */
+                for (size_t f = 0; f < ELEMENTSOF(frags); f++)
+                        if (frags[f].len > best_len && *p == frags[f].s[0] && strncmp(p, frags[f].s, frags[f].len) == 0) {
+                                best = f + 1;
+                                best_len = frags[f].len;
+                        }
+                if (best) {
+                        out[j++] = (char)best;
+                        p += best_len;
+                } else
+                        out[j++] = *p++;
+        }
+        out[j] = '\0';
+        return j;
+}
+
+size_t kube_unpack(const char *packed, char *out)
+{
+        size_t j = 0;
+
+        for (const unsigned char *p = (const unsigned char *)packed; *p; p++)
+                if (*p < 0x20 && *p - 1u < ELEMENTSOF(frags)) {
+                        if (out)
+                                memcpy(out + j, frags[*p - 1].s, frags[*p - 1].len);
+                        j += frags[*p - 1].len;
+                } else {
+                        if (out)
+                                out[j] = (char)*p;
+                        j++;
+                }
+        if (out)
+                out[j] = '\0';
+        return j;
+}
+
 /* ---- the cache: name -> trimmed JSON, per kind ---- */
 
-/* One allocation per object: its key, then its JSON. When the JSON starts with the
- * envelope every object of its kind has ({"apiVersion":..,"kind":..,"metadata":{"name":
- * NAME), only the rest is kept (bare) and the envelope is written again for the model:
- * at 100k BlockAffinities that is about 90 bytes each. */
+/* One allocation per object: its name, then its JSON, packed. When the JSON starts
+ * with the envelope every object of its kind has ({"apiVersion":..,"kind":..,
+ * "metadata":{"name":NAME), only the rest is kept (bare) and the envelope is written
+ * again for the model; the kind (the map) and the model's name for the object
+ * ("kubernetes:PLURAL/NAME") are not kept either: at 100k BlockAffinities that is
+ * about 64 bytes each. */
+enum {
+        OBJ_BARE = 1 << 0,
+        OBJ_PACKED = 1 << 1,
+        OBJ_KIND_SHIFT = 4, /* the kind in the high bits */
+};
+
 struct obj {
-        uint32_t json_off, json_len;
-        uint8_t kind;
-        bool bare;
-        char key[]; /* "kubernetes:PLURAL/NAME\0" then the JSON (or its rest) "\0" */
+        uint32_t len;      /* of the JSON as kept */
+        uint16_t name_len;
+        uint8_t flags;     /* OBJ_*, the kind */
+        char name[];       /* NAME "\0" then the JSON (or its rest), packed or not, "\0" */
 };
 
 struct omap {
@@ -211,7 +306,7 @@ struct omap {
 
 static const char *obj_json(const struct obj *o)
 {
-        return o->key + o->json_off;
+        return o->name + o->name_len + 1;
 }
 
 static void obj_free(struct obj *o)
@@ -231,7 +326,7 @@ static size_t omap_find(const struct omap *m, const char *key)
 {
         size_t i = str_hash(key) & (m->size - 1);
 
-        while (m->slots[i] && !streq(m->slots[i]->key, key))
+        while (m->slots[i] && !streq(m->slots[i]->name, key))
                 i = (i + 1) & (m->size - 1);
         return i;
 }
@@ -244,7 +339,7 @@ static int omap_grow(struct omap *m)
                 return -ENOMEM;
         for (size_t i = 0; i < m->size; i++)
                 if (m->slots[i]) {
-                        g.slots[omap_find(&g, m->slots[i]->key)] = m->slots[i];
+                        g.slots[omap_find(&g, m->slots[i]->name)] = m->slots[i];
                         g.n++;
                 }
         free(m->slots);
@@ -260,13 +355,14 @@ static int omap_put(struct omap *m, struct obj *o)
         size_t i;
         int r;
 
-        if ((m->n + 1) * 4 > m->size * 3 && (r = omap_grow(m)) < 0) {
+        /* Grown at 80% full: 100k objects fit 128Ki slots (1 MiB less than at 75%). */
+        if ((m->n + 1) * 5 > m->size * 4 && (r = omap_grow(m)) < 0) {
                 free(o);
                 return r;
         }
-        i = omap_find(m, o->key);
+        i = omap_find(m, o->name);
         if ((old = m->slots[i])) {
-                if (old->bare == o->bare && streq(obj_json(old), obj_json(o))) {
+                if (old->flags == o->flags && streq(obj_json(old), obj_json(o))) {
                         free(o);
                         return 0;
                 }
@@ -294,7 +390,7 @@ static int omap_del(struct omap *m, const char *key)
         m->slots[i] = NULL;
         m->n--;
         for (j = (i + 1) & (m->size - 1); m->slots[j]; j = (j + 1) & (m->size - 1)) {
-                size_t home = str_hash(m->slots[j]->key) & (m->size - 1);
+                size_t home = str_hash(m->slots[j]->name) & (m->size - 1);
 
                 /* Move j back to i when its home is not in (i, j]. */
                 if ((j > i && (home <= i || home > j)) || (j < i && home <= i && home > j)) {
@@ -626,7 +722,7 @@ static int add_object(struct kube_source *k, struct omap *m, enum kube_kind kind
         _cleanup_(freep) char *name = NULL, *json = NULL;
         char env[512];
         const char *rest;
-        size_t key_len, rest_len;
+        size_t name_len, rest_len, len;
         struct obj *o;
         int r, n;
 
@@ -641,16 +737,25 @@ static int add_object(struct kube_source *k, struct omap *m, enum kube_kind kind
         rest = json;
         if (n > 0 && (size_t)n < sizeof(env) && strncmp(json, env, (size_t)n) == 0)
                 rest = json + n;
-        key_len = strlen("kubernetes:") + strlen(kinds[kind].plural) + 1 + strlen(name);
+        name_len = strlen(name);
         rest_len = strlen(rest);
-        if (key_len + rest_len + 2 > UINT32_MAX || !(o = malloc(sizeof(*o) + key_len + rest_len + 2)))
+        if (name_len > UINT16_MAX || rest_len + 2 > UINT32_MAX || !(o = malloc(sizeof(*o) + name_len + rest_len + 2)))
                 return -ENOMEM;
-        snprintf(o->key, key_len + 1, "kubernetes:%s/%s", kinds[kind].plural, name);
-        memcpy(o->key + key_len + 1, rest, rest_len + 1);
-        o->json_off = (uint32_t)key_len + 1;
-        o->json_len = (uint32_t)rest_len;
-        o->kind = (uint8_t)kind;
-        o->bare = rest != json;
+        memcpy(o->name, name, name_len + 1);
+        o->name_len = (uint16_t)name_len;
+        o->flags = (uint8_t)(kind << OBJ_KIND_SHIFT | (rest != json ? OBJ_BARE : 0));
+        /* Packing never makes it longer. */
+        if ((len = kube_pack(rest, o->name + name_len + 1)) > 0)
+                o->flags |= OBJ_PACKED;
+        else
+                memcpy(o->name + name_len + 1, rest, (len = rest_len) + 1);
+        o->len = (uint32_t)len;
+        if (len < rest_len) {
+                struct obj *smaller = realloc(o, sizeof(*o) + name_len + len + 2);
+
+                if (smaller)
+                        o = smaller;
+        }
         return omap_put(m, o);
 }
 
@@ -785,7 +890,6 @@ static int watch_event(struct kube_source *k, struct watch *w, json_object *ev)
         const char *type = jstr(jget(ev, "type"));
         json_object *obj = jget(ev, "object");
         const char *rv = jstr(jget(jget(obj, "metadata"), "resourceVersion"));
-        _cleanup_(freep) char *key = NULL;
         const char *name;
         int r = 0;
 
@@ -804,10 +908,8 @@ static int watch_event(struct kube_source *k, struct watch *w, json_object *ev)
                 r = add_object(k, &k->cache[w->kind], w->kind, obj);
         else if (streq(type, "DELETED")) {
                 name = jstr(jget(jget(obj, "metadata"), "name"));
-                if (name && asprintf(&key, "kubernetes:%s/%s", kinds[w->kind].plural, name) < 0)
-                        r = -ENOMEM;
-                else if (name)
-                        r = omap_del(&k->cache[w->kind], key);
+                if (name)
+                        r = omap_del(&k->cache[w->kind], name);
         } else if (!streq(type, "BOOKMARK"))
                 log_debug("kubernetes: watch event %s ignored", type);
         if (r < 0)
@@ -995,27 +1097,35 @@ static int kube_source_start(struct source *src)
         return 0;
 }
 
+/* The model's order: by "kubernetes:PLURAL/NAME" (stable messages). */
 static int obj_cmp(const void *a, const void *b)
 {
-        return strcmp((*(struct obj *const *)a)->key, (*(struct obj *const *)b)->key);
+        const struct obj *x = *(const struct obj *const *)a, *y = *(const struct obj *const *)b;
+        int c = strcmp(kinds[x->flags >> OBJ_KIND_SHIFT].plural, kinds[y->flags >> OBJ_KIND_SHIFT].plural);
+
+        return c ? c : strcmp(x->name, y->name);
 }
 
-/* One object into the load, its envelope written again when it was left out. */
+/* One object into the load, named and its envelope written again. */
 static int add_to_model(const struct kube_source *k, struct cfg_loader *l, const struct obj *o, char **buf,
                         size_t *cap)
 {
-        const char *name = strchr(o->key, '/') + 1;
-        char env[512];
-        int n;
+        enum kube_kind kind = (enum kube_kind)(o->flags >> OBJ_KIND_SHIFT);
+        char env[512], key[sizeof("kubernetes:/") + 32 + UINT16_MAX];
+        size_t n = 0, len;
 
-        if (!o->bare)
-                return cfg_loader_add_object(l, o->key, obj_json(o), o->json_len);
-        n = envelope(k, o->kind, name, env, sizeof(env));
-        if (GROW(*buf, *cap, (size_t)n + o->json_len + 1) < 0)
+        snprintf(key, sizeof(key), "kubernetes:%s/%s", kinds[kind].plural, o->name);
+        if (o->flags & OBJ_BARE)
+                n = (size_t)envelope(k, kind, o->name, env, sizeof(env));
+        len = o->flags & OBJ_PACKED ? kube_unpack(obj_json(o), NULL) : o->len;
+        if (GROW(*buf, *cap, n + len + 1) < 0)
                 return -ENOMEM;
-        memcpy(*buf, env, (size_t)n);
-        memcpy(*buf + n, obj_json(o), o->json_len + 1);
-        return cfg_loader_add_object(l, o->key, *buf, (size_t)n + o->json_len);
+        memcpy(*buf, env, n);
+        if (o->flags & OBJ_PACKED)
+                kube_unpack(obj_json(o), *buf + n);
+        else
+                memcpy(*buf + n, obj_json(o), len + 1);
+        return cfg_loader_add_object(l, key, *buf, n + len);
 }
 
 static int kube_source_model(struct source *src, struct cfg_settings *set, struct cfg_model **ret,
@@ -1044,6 +1154,9 @@ static int kube_source_model(struct source *src, struct cfg_settings *set, struc
                 return r;
         for (size_t i = 0; i < n && r >= 0; i++)
                 r = add_to_model(k, l, all[i], &scratch, &scratch_cap);
+        /* Not held while the model is built. */
+        free(TAKE_PTR(all));
+        free(TAKE_PTR(scratch));
         if (r < 0) {
                 cfg_loader_free(l);
                 return r;

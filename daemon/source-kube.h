@@ -30,3 +30,11 @@ enum kube_kind {
  * Everything else (managedFields, status, heartbeats, other annotations) is left
  * out, so a Node's heartbeat changes nothing. -EINVAL when obj has no name. */
 int kube_trim(enum kube_kind kind, const char *api_version, json_object *obj, char **ret_name, char **ret_json);
+
+/* The cache keeps each object's JSON packed: the fragments trimmed objects repeat
+ * become one byte below 0x20 each (json-c escapes those in what it writes). out has
+ * room for strlen(json) + 1; 0 when json holds such a byte (then it is kept as it
+ * is). */
+size_t kube_pack(const char *json, char *out);
+/* Back: the length of the JSON, written to out (NUL-terminated) when out is not NULL. */
+size_t kube_unpack(const char *packed, char *out);

@@ -97,12 +97,46 @@ static void no_name_is_refused(void **state)
         json_object_put(o);
 }
 
+/* What the cache keeps: the JSON packed (the fragments objects repeat, one byte each)
+ * and back, byte for byte; a BlockAffinity's spec about a third of its size. */
+static void pack_round_trip(void **state)
+{
+        static const char *const in[] = {
+                "},\"spec\":{\"cidr\":\"10.0.0.0/26\",\"deleted\":\"false\",\"node\":\"n00000\",\"state\":\"confirmed\"}}",
+                ",\"labels\":{\"kubernetes.io/hostname\":\"n1\",\"kubernetes.io/os\":\"linux\"},\"annotations\":{"
+                "\"projectcalico.org/IPv4Address\":\"10.200.0.1/16\"}},\"spec\":{\"podCIDR\":\"10.244.1.0/24\","
+                "\"podCIDRs\":[\"10.244.1.0/24\"]},\"status\":{\"addresses\":[{\"type\":\"InternalIP\","
+                "\"address\":\"10.200.0.1\"}]}}",
+                "{\"apiVersion\":\"v1\",\"kind\":\"x\",\"metadata\":{\"name\":\"a\\u0001\"}}",
+                "\"\"\"}}}",
+                "x",
+        };
+        char packed[1024], back[1024];
+
+        (void)state;
+        for (size_t i = 0; i < sizeof(in) / sizeof(in[0]); i++) {
+                size_t n = kube_pack(in[i], packed);
+
+                assert_true(n > 0 && n <= strlen(in[i]));
+                assert_int_equal(strlen(packed), n);
+                assert_int_equal(kube_unpack(packed, NULL), strlen(in[i]));
+                assert_int_equal(kube_unpack(packed, back), strlen(in[i]));
+                assert_string_equal(back, in[i]);
+                if (i == 0)
+                        assert_in_range(n, 20, 30); /* of 85 */
+        }
+        /* A raw control byte (never in json-c's output): not packed. */
+        assert_int_equal(kube_pack("a\001b", packed), 0);
+        assert_int_equal(kube_pack("", packed), 0);
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(node_heartbeat_is_invisible),
                 cmocka_unit_test(calico_kinds),
                 cmocka_unit_test(no_name_is_refused),
+                cmocka_unit_test(pack_round_trip),
         };
 
         return cmocka_run_group_tests(tests, NULL, NULL);
