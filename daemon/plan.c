@@ -48,6 +48,13 @@ enum peer_state {
         PEER_IN_BLOCK,     /* inside a pool block: pod space */
 };
 
+/* What one prefix added to the plan's counts (struct plan n_routes_*, n_blocks_upstream,
+ * n_borrowed*): kept per prefix by a context (plan_build_ctx()), so that a delta pass
+ * can take a replanned prefix's old share out of the totals and put its new one in. */
+struct pfx_marks {
+        uint8_t wanted, foreign, conflicting, upstream, borrowed, borrowed_upstream;
+};
+
 struct planner {
         const struct cfg_model *m;
         const struct host_snapshot *h;
@@ -73,7 +80,21 @@ struct planner {
         struct addr_note borrowed_upstream, borrowed_no_addr;
         size_t n_bird, n_set_aside;
         size_t n_old_owner;           /* routes of the recorded old protocol/table */
+        struct plan_ctx *ctx;         /* a full build keeping its context: marks recorded there */
+        struct pfx_marks *cur;        /* a delta pass: the marks of the prefix being planned */
+        bool ctx_failed;              /* out of memory while recording: the context is dropped */
+        bool guarded_shared;          /* guarded belongs to the context (delta): not freed */
 };
+
+static struct pfx_marks *ctx_marks(struct planner *pl, const struct cfg_prefix *dst);
+
+/* Count one for dst in the marks a context keeps (nothing without one). */
+#define MARK(pl, dst, field)                                                  \
+        do {                                                                  \
+                struct pfx_marks *mk_ = (pl)->cur ? (pl)->cur : ctx_marks((pl), (dst)); \
+                if (mk_)                                                      \
+                        mk_->field++;                                         \
+        } while (0)
 
 /* The slot of node ni's address of a family in the per-node-and-family arrays. */
 #define PEER_IX(ni, family) ((size_t)(ni) * 2 + ((family) == AF_INET6))
@@ -503,6 +524,7 @@ static bool plan_block(struct planner *pl, uint32_t bi, struct host_route *ret)
         if (!unencapsulated(pl, pool, peer) || !on_link(pl, peer)) {
                 note(pl->upstream, b->node, bi);
                 pl->p->n_blocks_upstream++;
+                MARK(pl, &b->cidr, upstream);
                 return false;
         }
         if (peer_check(pl, b->node, peer->family) != PEER_OK) {
@@ -539,6 +561,7 @@ static bool plan_borrowed(struct planner *pl, uint32_t bi, struct host_route *re
         if (b->node == pl->self)
                 return false;
         note_addr(&pl->borrowed, &b->addr, b->node);
+        MARK(pl, &b->addr, borrowed);
         if (!host) {
                 note_addr(&pl->borrowed_no_addr, &b->addr, b->node);
                 return false;
@@ -547,6 +570,7 @@ static bool plan_borrowed(struct planner *pl, uint32_t bi, struct host_route *re
                 return false;
         if (!unencapsulated(pl, &pl->m->pools[b->pool], host) || !on_link(pl, host)) {
                 note_addr(&pl->borrowed_upstream, &b->addr, b->node);
+                MARK(pl, &b->addr, borrowed_upstream);
                 return false;
         }
         if (peer_check(pl, b->node, host->family) != PEER_OK) {
@@ -645,6 +669,8 @@ static int want_next(struct planner *pl, struct want_iter *it)
                 }
         }
         pl->p->n_routes_wanted += it->valid;
+        if (it->valid)
+                MARK(pl, &it->r.dst, wanted);
         return 0;
 }
 
@@ -688,6 +714,7 @@ static int conflict(struct planner *pl, const struct host_route *want, const str
         bool in_main = foreign->table == PLAN_TABLE_MAIN;
 
         pl->p->n_routes_conflicting++;
+        MARK(pl, &want->dst, conflicting);
         snprintf(t, sizeof(t), "%s %u", in_main ? "table main," : "our table", foreign->table);
         return add_finding(pl, PLAN_WARNING, "foreign-route-conflict",
                            "%s: a route of protocol %u (%s%s%s, %s) differs from ours (%s%s%s); left alone, %s",
@@ -720,6 +747,7 @@ static int note_main(struct planner *pl, const struct host_route *want, const st
                         continue;
                 if (same_path(have[i], want)) {
                         pl->p->n_routes_foreign++;
+                        MARK(pl, &want->dst, foreign);
                         pl->n_bird += have[i]->protocol == RTPROT_BIRD;
                         return 0;
                 }
@@ -759,9 +787,10 @@ static int plan_dst(struct planner *pl, const struct host_route *want, uint32_t 
         }
         if (want && foreign) {
                 /* Someone else's route in our own table: theirs holds the key. */
-                if (same_path(foreign, want))
+                if (same_path(foreign, want)) {
                         pl->p->n_routes_foreign++;
-                else if ((r = conflict(pl, want, foreign)) < 0)
+                        MARK(pl, &want->dst, foreign);
+                } else if ((r = conflict(pl, want, foreign)) < 0)
                         return r;
                 keep = same_key = NULL;
                 want = NULL;
@@ -1507,9 +1536,9 @@ static const char *peer_state_text(enum peer_state st)
         }
 }
 
-/* Borrowed addresses, peers whose address cannot be a next hop, and what the model
- * left out that an operator should know. */
-static int report_model(struct planner *pl)
+/* Borrowed addresses and peers whose address cannot be a next hop: what the walk over
+ * the wanted routes noted (a delta pass: over the prefixes it planned). */
+static int report_route_notes(struct planner *pl)
 {
         const struct cfg_model *m = pl->m;
         char a[CFG_PREFIX_STRLEN];
@@ -1533,6 +1562,17 @@ static int report_model(struct planner *pl)
                                      peer_state_text(pl->peer[k]), pl->peer_routes[k],
                                      pl->peer_routes[k] == 1 ? "" : "s")) < 0)
                         return r;
+        return 0;
+}
+
+/* What the walk noted, and what the model left out that an operator should know. */
+static int report_model(struct planner *pl)
+{
+        const struct cfg_model *m = pl->m;
+        int r;
+
+        if ((r = report_route_notes(pl)) < 0)
+                return r;
         for (size_t i = 0; i < m->n_pools; i++) {
                 const struct cfg_pool *pool = &m->pools[i];
                 char c[CFG_PREFIX_STRLEN];
@@ -1730,7 +1770,8 @@ static void planner_done(struct planner *pl)
 {
         free(pl->peer);
         free(pl->peer_routes);
-        free(pl->guarded);
+        if (!pl->guarded_shared)
+                free(pl->guarded);
         free(pl->applies);
         free(pl->upstream);
         free(pl->no_addr);
@@ -1749,11 +1790,14 @@ static int plan_new(struct plan **ret)
         return *ret ? 0 : -ENOMEM;
 }
 
-int plan_build(const struct cfg_model *m, const struct host_snapshot *h, const struct host_record *rec,
-               struct plan **ret)
+static int ctx_fill(struct planner *pl);
+
+/* The full pass; with ctx, also what a delta pass needs (ctx_fill()). */
+static int plan_full(const struct cfg_model *m, const struct host_snapshot *h, const struct host_record *rec,
+                     struct plan_ctx *ctx, struct plan **ret)
 {
         static const struct host_record none = HOST_RECORD_INIT;
-        struct planner pl = { .m = m, .h = h, .rec = rec ? rec : &none };
+        struct planner pl = { .m = m, .h = h, .rec = rec ? rec : &none, .ctx = ctx };
         int r;
 
         if ((r = plan_new(&pl.p)) < 0)
@@ -1780,13 +1824,25 @@ int plan_build(const struct cfg_model *m, const struct host_snapshot *h, const s
                 goto fail;
         pl.p->n_borrowed = pl.borrowed.count;
         pl.p->n_borrowed_upstream = pl.borrowed_upstream.count;
+        if (ctx && (pl.ctx_failed || ctx_fill(&pl) < 0))
+                r = 1; /* no context (out of memory): the plan stands, the caller drops it */
+        else
+                r = 0;
         planner_done(&pl);
         *ret = pl.p;
-        return 0;
+        return r;
 fail:
         planner_done(&pl);
         plan_free(pl.p);
         return r;
+}
+
+int plan_build(const struct cfg_model *m, const struct host_snapshot *h, const struct host_record *rec,
+               struct plan **ret)
+{
+        int r = plan_full(m, h, rec, NULL, ret);
+
+        return r < 0 ? r : 0;
 }
 
 int plan_cleanup(const struct cfg_settings *s, const struct host_snapshot *h, const struct host_record *rec,
@@ -1824,6 +1880,716 @@ int plan_cleanup(const struct cfg_settings *s, const struct host_snapshot *h, co
         }
         *ret = pl.p;
         return 0;
+}
+
+/* ---- delta passes (issue 16) ----
+ *
+ * A full pass plans every prefix against a fresh dump of the host. Between two of them
+ * the daemon knows what changed: the model says which prefixes (struct cfg_touched),
+ * and the kernel's routes change only by our own changes (foreign ones are doubt, and
+ * doubt is a full pass). A delta pass replans exactly the touched prefixes with the
+ * same per-prefix rules (plan_block(), plan_borrowed(), unsafe_route(), plan_dst()),
+ * from a context the last full pass left: its uplink, this node's addresses, the
+ * addresses no route may cover, which pools apply, each prefix's share of the plan's
+ * counts, and the kernel's routes per prefix. Whatever could change beyond the
+ * touched prefixes (a pool, the settings, a pool starting or stopping to apply, this
+ * node's address, a node's address inside a block) makes it answer "full pass". */
+
+#define NONE UINT32_MAX
+#define DELTA_ROUTES_MAX 32 /* routes one prefix may have in main and ours; more: full pass */
+
+struct pfx_slot {
+        struct cfg_prefix key; /* family 0: a free slot */
+        struct pfx_marks marks;
+        uint32_t routes;       /* its first known route (plan_ctx.routes), NONE */
+};
+
+struct known_route {
+        struct host_route r;
+        uint32_t next; /* the next route of the same prefix (or of the free list), NONE */
+};
+
+struct ctx_pool {
+        struct cfg_prefix cidr;
+        uint8_t block_size;
+        enum cfg_encap ipip, vxlan;
+        bool nat_outgoing, workload, disabled, applies;
+        char *node_selector;
+};
+
+struct ctx_node {
+        char *name;
+        struct cfg_prefix addr, addr6;
+};
+
+struct plan_ctx {
+        /* what the full pass planned under */
+        uint32_t route_table, route_metric;
+        uint8_t route_protocol;
+        enum cfg_local_route local_block_route;
+        char *node_name;
+        bool self_resource;
+        enum cfg_tristate felix[3];
+        int uplink;
+        struct cfg_prefix nets[64];
+        size_t n_nets;
+        struct cfg_prefix self_addr, self_addr6, gateway, gateway6;
+        struct host_record rec;
+        struct ctx_pool *pools;
+        size_t n_pools;
+        struct ctx_node *nodes; /* sorted by name, as the model's */
+        size_t n_nodes;
+        struct cfg_prefix *guarded;
+        size_t n_guarded;
+        struct cfg_prefix *self_blocks; /* this node's blocks, sorted */
+        size_t n_self_blocks, cap_self_blocks;
+        struct plan head; /* the last plan's global fields and the running counts */
+        /* per prefix: its marks and the kernel's routes for it (ours, and foreign ones in
+         * main and our table), open addressing */
+        struct pfx_slot *slots;
+        size_t n_slots, used;
+        struct known_route *routes;
+        size_t n_routes, cap_routes;
+        uint32_t free_routes;
+};
+
+static uint64_t pfx_hash(const struct cfg_prefix *p)
+{
+        uint64_t a, b, h;
+
+        memcpy(&a, p->addr, 8);
+        memcpy(&b, p->addr + 8, 8);
+        h = a ^ (b * 0x9e3779b97f4a7c15ULL) ^ ((uint64_t)p->family << 56) ^ ((uint64_t)p->len << 48);
+        h ^= h >> 33;
+        h *= 0xff51afd7ed558ccdULL;
+        h ^= h >> 33;
+        h *= 0xc4ceb9fe1a85ec53ULL;
+        return h ^ (h >> 33);
+}
+
+static struct pfx_slot *slot_find(const struct plan_ctx *c, const struct cfg_prefix *p)
+{
+        size_t mask = c->n_slots - 1;
+
+        if (!c->n_slots)
+                return NULL;
+        for (size_t i = pfx_hash(p) & mask;; i = (i + 1) & mask) {
+                if (!c->slots[i].key.family)
+                        return NULL;
+                if (cfg_prefix_eq(&c->slots[i].key, p))
+                        return &c->slots[i];
+        }
+}
+
+static bool slot_live(const struct pfx_slot *s)
+{
+        static const struct pfx_marks zero;
+
+        return s->key.family && (s->routes != NONE || memcmp(&s->marks, &zero, sizeof(zero)));
+}
+
+static void slot_put(struct pfx_slot *slots, size_t n, const struct pfx_slot *s)
+{
+        size_t i = pfx_hash(&s->key) & (n - 1);
+
+        while (slots[i].key.family)
+                i = (i + 1) & (n - 1);
+        slots[i] = *s;
+}
+
+/* Twice the live slots at least, a power of two: the slots that hold nothing any more
+ * are dropped on the way (no tombstones otherwise). */
+static int slots_grow(struct plan_ctx *c)
+{
+        size_t live = 0, n = 1024;
+        struct pfx_slot *v;
+
+        for (size_t i = 0; i < c->n_slots; i++)
+                live += slot_live(&c->slots[i]);
+        while (n < 3 * (live + 1))
+                n *= 2;
+        v = calloc(n, sizeof(*v));
+        if (!v)
+                return -ENOMEM;
+        for (size_t i = 0; i < c->n_slots; i++)
+                if (slot_live(&c->slots[i]))
+                        slot_put(v, n, &c->slots[i]);
+        free(c->slots);
+        c->slots = v;
+        c->n_slots = n;
+        c->used = live;
+        return 0;
+}
+
+/* The slot of p, made when missing; NULL when out of memory. Invalidates pointers to
+ * other slots. */
+static struct pfx_slot *slot_get(struct plan_ctx *c, const struct cfg_prefix *p)
+{
+        struct pfx_slot *s = slot_find(c, p), n = { .key = *p, .routes = NONE };
+
+        if (s)
+                return s;
+        if ((c->used + 1) * 3 > c->n_slots * 2 && slots_grow(c) < 0)
+                return NULL;
+        slot_put(c->slots, c->n_slots, &n);
+        c->used++;
+        return slot_find(c, p);
+}
+
+static struct pfx_marks *ctx_marks(struct planner *pl, const struct cfg_prefix *dst)
+{
+        struct pfx_slot *s;
+
+        if (!pl->ctx || pl->ctx_failed)
+                return NULL;
+        s = slot_get(pl->ctx, dst);
+        if (!s)
+                pl->ctx_failed = true;
+        return s ? &s->marks : NULL;
+}
+
+static bool known_eq(const struct host_route *a, const struct host_route *b)
+{
+        return cfg_prefix_eq(&a->dst, &b->dst) && a->table == b->table && a->priority == b->priority &&
+               a->protocol == b->protocol && a->type == b->type && cfg_prefix_eq(&a->gateway, &b->gateway) &&
+               a->oif == b->oif && a->multipath == b->multipath;
+}
+
+static int known_add(struct plan_ctx *c, const struct host_route *r)
+{
+        struct pfx_slot *s = slot_get(c, &r->dst);
+        uint32_t i;
+
+        if (!s)
+                return -ENOMEM;
+        for (i = s->routes; i != NONE; i = c->routes[i].next)
+                if (known_eq(&c->routes[i].r, r))
+                        return 0; /* "already present" */
+        if (c->free_routes != NONE) {
+                i = c->free_routes;
+                c->free_routes = c->routes[i].next;
+        } else {
+                if (c->n_routes >= NONE || GROW(c->routes, c->cap_routes, c->n_routes + 1) < 0)
+                        return -ENOMEM;
+                i = (uint32_t)c->n_routes++;
+        }
+        c->routes[i] = (struct known_route){ .r = *r, .next = s->routes };
+        s->routes = i;
+        return 0;
+}
+
+/* Forget the first known route of r's prefix that is r (same_key false) or has r's key
+ * in the kernel's sense: table, prefix, metric (same_key true: what a replace replaces). */
+static void known_del(struct plan_ctx *c, const struct host_route *r, bool same_key)
+{
+        struct pfx_slot *s = slot_find(c, &r->dst);
+
+        for (uint32_t *at = s ? &s->routes : NULL; at && *at != NONE; at = &c->routes[*at].next) {
+                const struct host_route *k = &c->routes[*at].r;
+                uint32_t i = *at;
+
+                if (same_key ? k->table == r->table && k->priority == r->priority : known_eq(k, r)) {
+                        *at = c->routes[i].next;
+                        c->routes[i].next = c->free_routes;
+                        c->free_routes = i;
+                        return;
+                }
+        }
+}
+
+static const struct cfg_block *block_at(const struct cfg_model *m, const struct cfg_prefix *p)
+{
+        const struct cfg_block *b = block_containing(m, p);
+
+        return b && cfg_prefix_eq(&b->cidr, p) ? b : NULL;
+}
+
+static const struct cfg_borrowed *borrowed_at(const struct cfg_model *m, const struct cfg_prefix *p)
+{
+        size_t lo = 0, hi = m->n_borrowed;
+
+        while (lo < hi) {
+                size_t mid = lo + (hi - lo) / 2;
+                int c = cfg_prefix_cmp(&m->borrowed[mid].addr, p);
+
+                if (c == 0)
+                        return &m->borrowed[mid];
+                if (c < 0)
+                        lo = mid + 1;
+                else
+                        hi = mid;
+        }
+        return NULL;
+}
+
+static int self_blocks_cmp(const void *a, const void *b)
+{
+        return cfg_prefix_cmp(a, b);
+}
+
+static int ctx_nodes_from(struct plan_ctx *c, const struct cfg_model *m)
+{
+        struct ctx_node *v = calloc(m->n_nodes + 1, sizeof(*v));
+
+        if (!v)
+                return -ENOMEM;
+        for (size_t i = 0; i < m->n_nodes; i++) {
+                v[i] = (struct ctx_node){ .name = strdup(m->nodes[i].name), .addr = m->nodes[i].addr,
+                                          .addr6 = m->nodes[i].addr6 };
+                if (!v[i].name) {
+                        while (i--)
+                                free(v[i].name);
+                        free(v);
+                        return -ENOMEM;
+                }
+        }
+        for (size_t i = 0; i < c->n_nodes; i++)
+                free(c->nodes[i].name);
+        free(c->nodes);
+        c->nodes = v;
+        c->n_nodes = m->n_nodes;
+        return 0;
+}
+
+static void felix_of(const struct cfg_model *m, enum cfg_tristate ret[3])
+{
+        struct cfg_felix f = cfg_model_felix(m, m->settings.node_name);
+
+        ret[0] = f.ipip_enabled;
+        ret[1] = f.vxlan_enabled;
+        ret[2] = f.vxlan_enabled_v6;
+}
+
+static bool self_resource(const struct cfg_model *m)
+{
+        const struct cfg_node *n = cfg_model_self(m);
+
+        return n && n->has_resource;
+}
+
+/* What the delta passes need of a full build that just succeeded. */
+static int ctx_fill(struct planner *pl)
+{
+        const struct cfg_model *m = pl->m;
+        const struct cfg_settings *s = &m->settings;
+        struct plan_ctx *c = pl->ctx;
+        const struct plan *p = pl->p;
+
+        c->route_table = s->route_table;
+        c->route_metric = s->route_metric;
+        c->route_protocol = s->route_protocol;
+        c->local_block_route = s->local_block_route;
+        c->self_resource = self_resource(m);
+        felix_of(m, c->felix);
+        if (!(c->node_name = strdup(s->node_name ? s->node_name : "")))
+                return -ENOMEM;
+        c->uplink = pl->uplink ? pl->uplink->ifindex : 0;
+        memcpy(c->nets, pl->nets, sizeof(c->nets));
+        c->n_nets = pl->n_nets;
+        c->self_addr = pl->self_addr;
+        c->self_addr6 = pl->self_addr6;
+        c->gateway = pl->gateway;
+        c->gateway6 = pl->gateway6;
+        c->rec = *pl->rec;
+        c->guarded = pl->guarded;
+        c->n_guarded = pl->n_guarded;
+        pl->guarded = NULL;
+        c->pools = calloc(m->n_pools + 1, sizeof(*c->pools));
+        if (!c->pools)
+                return -ENOMEM;
+        c->n_pools = m->n_pools;
+        for (size_t i = 0; i < m->n_pools; i++) {
+                const struct cfg_pool *q = &m->pools[i];
+
+                c->pools[i] = (struct ctx_pool){ .cidr = q->cidr, .block_size = q->block_size, .ipip = q->ipip,
+                                                 .vxlan = q->vxlan, .nat_outgoing = q->nat_outgoing,
+                                                 .workload = q->workload, .disabled = q->disabled,
+                                                 .applies = pl->applies[i], .node_selector = strdup(q->node_selector) };
+                if (!c->pools[i].node_selector)
+                        return -ENOMEM;
+        }
+        if (ctx_nodes_from(c, m) < 0)
+                return -ENOMEM;
+        for (size_t i = 0; i < m->n_blocks; i++)
+                if (m->blocks[i].node == pl->self &&
+                    GROW(c->self_blocks, c->cap_self_blocks, c->n_self_blocks + 1) >= 0)
+                        c->self_blocks[c->n_self_blocks++] = m->blocks[i].cidr;
+                else if (m->blocks[i].node == pl->self)
+                        return -ENOMEM;
+        c->head = *p;
+        c->head.actions = NULL;
+        c->head.n_actions = 0;
+        c->head.findings = NULL;
+        c->head.n_findings = c->head.n_blocking = 0;
+        c->head.rules = NULL;
+        c->head.n_rules = c->head.n_tunnels = 0;
+        c->head.record_first = false;
+        c->head.pools = malloc((p->n_pools + 1) * sizeof(*p->pools));
+        if (!c->head.pools)
+                return -ENOMEM;
+        memcpy(c->head.pools, p->pools, p->n_pools * sizeof(*p->pools));
+        /* The kernel's routes as plan_routes() reads them: our table, foreign ones in main. */
+        for (size_t k = 0; k < pl->h->n_routes; k++) {
+                const struct host_route *rt = &pl->h->routes[k];
+
+                if ((rt->dst.family != AF_INET && rt->dst.family != AF_INET6) ||
+                    !(rt->table == s->route_table || (rt->table == PLAN_TABLE_MAIN && rt->protocol != s->route_protocol)))
+                        continue;
+                if (known_add(c, rt) < 0)
+                        return -ENOMEM;
+        }
+        return 0;
+}
+
+void plan_ctx_free(struct plan_ctx *c)
+{
+        if (!c)
+                return;
+        free(c->node_name);
+        for (size_t i = 0; i < c->n_pools; i++)
+                free(c->pools[i].node_selector);
+        free(c->pools);
+        for (size_t i = 0; i < c->n_nodes; i++)
+                free(c->nodes[i].name);
+        free(c->nodes);
+        free(c->guarded);
+        free(c->self_blocks);
+        free(c->head.pools);
+        free(c->slots);
+        free(c->routes);
+        free(c);
+}
+
+int plan_build_ctx(const struct cfg_model *m, const struct host_snapshot *h, const struct host_record *rec,
+                   struct plan **ret, struct plan_ctx **ctx)
+{
+        const struct cfg_settings *s = &m->settings;
+        struct plan_ctx *c = NULL;
+        int r;
+
+        *ctx = NULL;
+        /* Routes of an old owner (routeProtocol/routeTable changed) are the full pass's
+         * business: a context starts once they are gone. */
+        if (!rec || !rec->route_protocol || (rec->route_protocol == s->route_protocol && rec->route_table == s->route_table))
+                c = calloc(1, sizeof(*c));
+        if (c)
+                c->free_routes = NONE;
+        r = plan_full(m, h, rec, c, ret);
+        if (r != 0) {
+                plan_ctx_free(c);
+                return r < 0 ? r : 0;
+        }
+        *ctx = c;
+        return 0;
+}
+
+int plan_ctx_applied(struct plan_ctx *c, const struct host_change *a, size_t n, const struct host_result *res)
+{
+        for (size_t i = 0; i < n; i++) {
+                if (res[i].error)
+                        return -ESTALE; /* the kernel's state is in doubt */
+                switch (a[i].kind) {
+                case CHANGE_ADD_ROUTE:
+                        if (a[i].replace)
+                                known_del(c, &a[i].route, true);
+                        if (known_add(c, &a[i].route) < 0)
+                                return -ENOMEM;
+                        break;
+                case CHANGE_DEL_ROUTE:
+                        known_del(c, &a[i].route, false);
+                        break;
+                case CHANGE_ADD_RULE:
+                case CHANGE_DEL_RULE:
+                        break; /* rules are no delta pass's business */
+                default:
+                        return -ESTALE; /* a value or a device changed: the snapshot is old */
+                }
+        }
+        return 0;
+}
+
+/* Anything global that differs from what the full pass planned under: its reason. */
+static const char *ctx_global_differs(const struct plan_ctx *c, const struct cfg_model *m)
+{
+        const struct cfg_settings *s = &m->settings;
+        enum cfg_tristate felix[3];
+
+        if (s->route_table != c->route_table || s->route_metric != c->route_metric ||
+            s->route_protocol != c->route_protocol || s->local_block_route != c->local_block_route ||
+            !streq(s->node_name ? s->node_name : "", c->node_name))
+                return "the settings changed";
+        if (m->n_pools != c->n_pools)
+                return "a pool was added or removed";
+        for (size_t i = 0; i < m->n_pools; i++) {
+                const struct cfg_pool *q = &m->pools[i];
+                const struct ctx_pool *o = &c->pools[i];
+
+                if (!cfg_prefix_eq(&q->cidr, &o->cidr) || q->block_size != o->block_size || q->ipip != o->ipip ||
+                    q->vxlan != o->vxlan || q->nat_outgoing != o->nat_outgoing || q->workload != o->workload ||
+                    q->disabled != o->disabled || !streq(q->node_selector, o->node_selector))
+                        return "a pool changed";
+        }
+        felix_of(m, felix);
+        if (memcmp(felix, c->felix, sizeof(felix)))
+                return "a FelixConfiguration changed";
+        if (self_resource(m) != c->self_resource)
+                return "this node's Node resource came or went";
+        return NULL;
+}
+
+/* This node's blocks after the change, and whether every pool still applies as it
+ * did (plan_pools(): the selector matches, or a block of this node lies in it). */
+static int ctx_update_applies(struct plan_ctx *c, const struct planner *pl, const struct cfg_touched *t)
+{
+        const struct cfg_model *m = pl->m;
+        const struct cfg_labels *labels = cfg_model_self_labels(m);
+
+        for (size_t i = 0; i < t->n; i++) {
+                const struct cfg_block *b = block_at(m, &t->v[i]);
+                struct cfg_prefix *at = bsearch(&t->v[i], c->self_blocks, c->n_self_blocks, sizeof(*c->self_blocks),
+                                                self_blocks_cmp);
+                size_t k;
+
+                if (at) {
+                        k = (size_t)(at - c->self_blocks);
+                        memmove(at, at + 1, (c->n_self_blocks - k - 1) * sizeof(*at));
+                        c->n_self_blocks--;
+                }
+                if (!b || b->node != pl->self)
+                        continue;
+                if (GROW(c->self_blocks, c->cap_self_blocks, c->n_self_blocks + 1) < 0)
+                        return -ENOMEM;
+                for (k = c->n_self_blocks; k && cfg_prefix_cmp(&c->self_blocks[k - 1], &b->cidr) > 0; k--)
+                        c->self_blocks[k] = c->self_blocks[k - 1];
+                c->self_blocks[k] = b->cidr;
+                c->n_self_blocks++;
+        }
+        for (size_t i = 0; i < m->n_pools; i++) {
+                bool applies = sel_match(m->pools[i].selector, labels);
+
+                for (size_t k = 0; k < c->n_self_blocks && !applies; k++) {
+                        const struct cfg_block *b = block_at(m, &c->self_blocks[k]);
+
+                        applies = b && b->pool == i;
+                }
+                if (applies != c->pools[i].applies)
+                        return 1;
+        }
+        return 0;
+}
+
+static int push_addr(struct cfg_prefix **v, size_t *n, size_t *cap, const struct cfg_prefix *a)
+{
+        if (!a->family)
+                return 0;
+        if (GROW(*v, *cap, *n + 1) < 0)
+                return -ENOMEM;
+        (*v)[(*n)++] = host_prefix(a);
+        return 0;
+}
+
+/* Node addresses that changed since the full pass (a node's, or a node came or went):
+ * the guarded addresses are collected again, and a block or borrowed address
+ * holding a changed one needs the full walk (its route's safety and the next hops
+ * inside it change). Returns 1 then. */
+static int ctx_update_nodes(struct plan_ctx *c, struct planner *pl)
+{
+        const struct cfg_model *m = pl->m;
+        _cleanup_(freep) struct cfg_prefix *v = NULL;
+        size_t n = 0, cap = 0, i = 0, j = 0;
+        int r = 0;
+
+        while ((i < c->n_nodes || j < m->n_nodes) && r >= 0) {
+                int cmp = i == c->n_nodes ? 1 : j == m->n_nodes ? -1 : strcmp(c->nodes[i].name, m->nodes[j].name);
+
+                if (cmp == 0 && cfg_prefix_eq(&c->nodes[i].addr, &m->nodes[j].addr) &&
+                    cfg_prefix_eq(&c->nodes[i].addr6, &m->nodes[j].addr6)) {
+                        i++, j++;
+                        continue;
+                }
+                if (cmp <= 0 && (r = push_addr(&v, &n, &cap, &c->nodes[i].addr)) >= 0)
+                        r = push_addr(&v, &n, &cap, &c->nodes[i].addr6);
+                if (cmp >= 0 && r >= 0 && (r = push_addr(&v, &n, &cap, &m->nodes[j].addr)) >= 0)
+                        r = push_addr(&v, &n, &cap, &m->nodes[j].addr6);
+                i += cmp <= 0;
+                j += cmp >= 0;
+        }
+        if (r < 0)
+                return r;
+        if (!n && c->n_nodes == m->n_nodes)
+                return 0;
+        for (size_t k = 0; k < n; k++)
+                if (block_containing(m, &v[k]) || borrowed_at(m, &v[k]))
+                        return 1;
+        if ((r = ctx_nodes_from(c, m)) < 0)
+                return r;
+        if (!n)
+                return 0;
+        free(c->guarded);
+        c->guarded = NULL;
+        pl->guarded = NULL;
+        if ((r = collect_guarded(pl)) < 0)
+                return r;
+        c->guarded = pl->guarded;
+        c->n_guarded = pl->n_guarded;
+        return 0;
+}
+
+/* One touched prefix: its wanted route as the full walk would decide it, against the
+ * routes known for it; its old share of the counts out, the new one in. Returns 1
+ * when it needs the full walk. */
+static int delta_prefix(struct plan_ctx *c, struct planner *pl, const struct cfg_prefix *dst)
+{
+        const struct cfg_model *m = pl->m;
+        const struct host_route *have[DELTA_ROUTES_MAX];
+        struct pfx_slot *s;
+        struct pfx_marks old = {}, cur = {};
+        const struct cfg_borrowed *bor = borrowed_at(m, dst);
+        const struct cfg_block *blk = bor ? NULL : block_at(m, dst);
+        struct host_route w;
+        uint32_t pool = bor ? bor->pool : blk ? blk->pool : UINT32_MAX;
+        bool valid = false;
+        size_t n = 0;
+        int r;
+
+        /* A block around a node's address: that node's next hop and this route's
+         * safety both hang on it. */
+        if (guarded_in(pl, dst))
+                return 1;
+        if ((s = slot_find(c, dst))) {
+                old = s->marks;
+                for (uint32_t k = s->routes; k != NONE; k = c->routes[k].next) {
+                        if (n == DELTA_ROUTES_MAX)
+                                return 1;
+                        have[n++] = &c->routes[k].r;
+                }
+        }
+        pl->cur = &cur;
+        if (pool != UINT32_MAX && pool_routed(m, pool)) {
+                valid = bor ? plan_borrowed(pl, (uint32_t)(bor - m->borrowed), &w)
+                            : plan_block(pl, (uint32_t)(blk - m->blocks), &w);
+                if (valid && (r = unsafe_route(pl, &w, bor ? 2 : 1,
+                                               bor ? (uint32_t)(bor - m->borrowed) : (uint32_t)(blk - m->blocks))) != 0) {
+                        pl->cur = NULL;
+                        return r < 0 ? r : 1;
+                }
+                cur.wanted += valid;
+        }
+        r = plan_dst(pl, valid ? &w : NULL, valid ? pool : UINT32_MAX, have, n);
+        pl->cur = NULL;
+        if (r < 0)
+                return r;
+        c->head.n_routes_wanted = c->head.n_routes_wanted + cur.wanted - old.wanted;
+        c->head.n_routes_foreign = c->head.n_routes_foreign + cur.foreign - old.foreign;
+        c->head.n_routes_conflicting = c->head.n_routes_conflicting + cur.conflicting - old.conflicting;
+        c->head.n_blocks_upstream = c->head.n_blocks_upstream + cur.upstream - old.upstream;
+        c->head.n_borrowed = c->head.n_borrowed + cur.borrowed - old.borrowed;
+        c->head.n_borrowed_upstream = c->head.n_borrowed_upstream + cur.borrowed_upstream - old.borrowed_upstream;
+        if (!s && !memcmp(&cur, &old, sizeof(cur)))
+                return 0;
+        if (!(s = slot_get(c, dst)))
+                return -ENOMEM;
+        s->marks = cur;
+        return 0;
+}
+
+/* The plan a delta pass hands out: the last full plan's global fields and the counts
+ * as they now stand, with this pass's route changes and findings. */
+static int delta_head(const struct plan_ctx *c, struct plan *p)
+{
+        const struct plan *h = &c->head;
+
+        p->underlay = h->underlay;
+        p->underlay6 = h->underlay6;
+        p->n_proxies_wanted = h->n_proxies_wanted;
+        p->tunnels_unneeded = h->tunnels_unneeded;
+        p->tunnel6_unneeded = h->tunnel6_unneeded;
+        p->uplink = h->uplink;
+        memcpy(p->uplink_name, h->uplink_name, sizeof(p->uplink_name));
+        memcpy(p->uplink_error, h->uplink_error, sizeof(p->uplink_error));
+        p->n_routes_wanted = h->n_routes_wanted;
+        p->n_routes_foreign = h->n_routes_foreign;
+        p->n_routes_conflicting = h->n_routes_conflicting;
+        p->n_blocks_upstream = h->n_blocks_upstream;
+        p->n_borrowed = h->n_borrowed;
+        p->n_borrowed_upstream = h->n_borrowed_upstream;
+        p->record = h->record;
+        p->pools = malloc((h->n_pools + 1) * sizeof(*p->pools));
+        if (!p->pools)
+                return -ENOMEM;
+        memcpy(p->pools, h->pools, h->n_pools * sizeof(*p->pools));
+        p->n_pools = h->n_pools;
+        return 0;
+}
+
+static const char *delta_check(struct plan_ctx *c, struct planner *pl, const struct cfg_touched *t, int *err)
+{
+        const char *why;
+        int r;
+
+        *err = 0;
+        if (t->all)
+                return "the change may touch every prefix";
+        if ((why = ctx_global_differs(c, pl->m)))
+                return why;
+        pl->uplink = c->uplink ? host_link_by_index(pl->h, c->uplink) : NULL;
+        if (c->uplink && !pl->uplink)
+                return "the uplink is gone";
+        memcpy(pl->nets, c->nets, sizeof(pl->nets));
+        pl->n_nets = c->n_nets;
+        find_self(pl);
+        if (!cfg_prefix_eq(&pl->self_addr, &c->self_addr) || !cfg_prefix_eq(&pl->self_addr6, &c->self_addr6))
+                return "this node's address changed";
+        pl->gateway = c->gateway;
+        pl->gateway6 = c->gateway6;
+        if ((r = ctx_update_applies(c, pl, t)) != 0) {
+                *err = r < 0 ? r : 0;
+                return "a pool starts or stops applying to this node";
+        }
+        if ((r = ctx_update_nodes(c, pl)) != 0) {
+                *err = r < 0 ? r : 0;
+                return "a node's address lies in a block";
+        }
+        pl->guarded = c->guarded;
+        pl->n_guarded = c->n_guarded;
+        pl->upstream = calloc(pl->m->n_nodes + 1, sizeof(*pl->upstream));
+        pl->no_addr = calloc(pl->m->n_nodes + 1, sizeof(*pl->no_addr));
+        pl->peer = calloc(2 * pl->m->n_nodes + 1, sizeof(*pl->peer));
+        pl->peer_routes = calloc(2 * pl->m->n_nodes + 1, sizeof(*pl->peer_routes));
+        if (!pl->upstream || !pl->no_addr || !pl->peer || !pl->peer_routes)
+                *err = -ENOMEM;
+        return *err ? "out of memory" : NULL;
+}
+
+int plan_delta(struct plan_ctx *c, const struct cfg_model *m, const struct host_snapshot *h,
+               const struct cfg_touched *t, struct plan **ret, const char **why)
+{
+        struct planner pl = { .m = m, .h = h, .rec = &c->rec, .guarded_shared = true };
+        int r;
+
+        *ret = NULL;
+        if ((r = plan_new(&pl.p)) < 0)
+                return r;
+        *why = delta_check(c, &pl, t, &r);
+        for (size_t i = 0; i < t->n && !*why && r >= 0; i++)
+                if ((r = delta_prefix(c, &pl, &t->v[i])) > 0)
+                        *why = "a changed prefix holds a node's address or too many routes";
+        /* The findings about the prefixes planned (the full pass reports the whole). */
+        if (!*why && r >= 0 &&
+            (r = report_notes(&pl, pl.upstream, PLAN_WARNING, "needs-upstream-routing",
+                              "no direct route (not on-link, or encapsulated), these blocks need upstream "
+                              "routing (the switch or BGP)")) >= 0 &&
+            (r = report_notes(&pl, pl.no_addr, PLAN_WARNING, "node-address-unknown",
+                              "no known address, so no route to its blocks")) >= 0 &&
+            (r = report_route_notes(&pl)) >= 0)
+                r = delta_head(c, pl.p);
+        planner_done(&pl);
+        if (r < 0 || *why) {
+                plan_free(pl.p);
+                return r < 0 ? r : 0;
+        }
+        *ret = pl.p;
+        return 1;
 }
 
 int plan_add_finding(struct plan *p, enum plan_severity sev, const char *code, const char *fmt, ...)

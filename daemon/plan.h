@@ -83,6 +83,32 @@ struct plan {
 
 int plan_build(const struct cfg_model *m, const struct host_snapshot *h, const struct host_record *rec,
                struct plan **ret);
+/* Delta passes (issue 16): what plan_build() computed once that a later pass over a
+ * few prefixes needs (the uplink, this node's addresses, the addresses no route may
+ * cover, which pools apply, each prefix's share of the plan's counts) and the
+ * kernel's routes per prefix (our table, foreign ones in main), kept up to date with
+ * plan_ctx_applied(). Holds no pointer into the model or the snapshot. */
+struct plan_ctx;
+/* plan_build(), and the context in *ctx (NULL when none can be made: routes of a
+ * previous routeProtocol/routeTable to withdraw, or out of memory). */
+int plan_build_ctx(const struct cfg_model *m, const struct host_snapshot *h, const struct host_record *rec,
+                   struct plan **ret, struct plan_ctx **ctx);
+/* The results of applying a plan made from c (plan_build_ctx() or plan_delta()): the
+ * routes added and deleted. -ESTALE when an action failed or changed something else
+ * than routes and rules (the context no longer says what the host has: drop it),
+ * -ENOMEM. */
+int plan_ctx_applied(struct plan_ctx *c, const struct host_change *a, size_t n, const struct host_result *res);
+/* Replan only the prefixes t touched, in m (the model after the change; the one c was
+ * made from, updated in place, or any model differing from it only there), against h
+ * (the snapshot c was made from: links and addresses). 1 with *ret: exactly the route
+ * changes plan_build() would make for those prefixes (add, replace, delete in our
+ * table; nothing else), the findings about them, and the whole plan's counts and
+ * global fields. 0 with *why: only a full pass can tell (t->all, a pool, the settings,
+ * this node's address, a pool starting or stopping to apply, a node's address inside
+ * a block); c is then spent (plan_ctx_free()). -errno: c is spent too. */
+int plan_delta(struct plan_ctx *c, const struct cfg_model *m, const struct host_snapshot *h,
+               const struct cfg_touched *t, struct plan **ret, const char **why);
+void plan_ctx_free(struct plan_ctx *c);
 /* --cleanup: delete every rule and route carrying our protocol, restore recorded values. */
 int plan_cleanup(const struct cfg_settings *s, const struct host_snapshot *h, const struct host_record *rec,
                  struct plan **ret);

@@ -106,6 +106,7 @@ struct t {
         struct host_snapshot h;
         struct host_record rec;
         struct plan *p;
+        struct plan_ctx *ctx; /* delta passes */
         char *buf; /* generated YAML */
         struct cfg_settings s; /* --cleanup tests */
         struct cfg_diags d;
@@ -127,6 +128,7 @@ static int teardown(void **state)
         struct t *t = *state;
 
         plan_free(t->p);
+        plan_ctx_free(t->ctx);
         cfg_model_free(t->m);
         host_snapshot_clear(&t->h);
         free(t->buf);
@@ -3358,6 +3360,398 @@ static void test_pod_cidrs_ignored(void **state)
         EXPECT_NO_FINDINGS(p);
 }
 
+/* ---- delta passes (issue 16): random models, random block-level changes ----
+ *
+ * A full pass with its context, then changes of blocks, borrowed addresses and node
+ * addresses one after another. Each change is planned by plan_delta() for the prefixes
+ * it touched (as a source computes them: the blocks and borrowed addresses that
+ * differ, and every prefix of a node whose address changed); its route changes are
+ * applied to the snapshot, and a full plan of the new model against the result must
+ * find nothing left to do and the same counts. A delta that says it cannot tell is
+ * answered by a full pass, as the daemon does. */
+
+#define PT_NODES 8
+#define PT_SLOTS 48
+
+struct pt_world {
+        int addr[PT_NODES];           /* index into pt_addrs; node1 keeps its own */
+        int block[PT_SLOTS];          /* the affine node, -1 = no block */
+        int borrow[PT_SLOTS][3];      /* hosts of ordinals 1-3, -1 = free */
+};
+
+/* Candidate node addresses: on-link, off-link, this node's own, the subnet's broadcast,
+ * inside a block of p4 (a next hop in pod space), none. */
+static const char *const pt_addrs[] = {
+        "192.168.10.11/24", "192.168.10.12/24", "192.168.10.13/24", "192.168.10.14/24", "192.168.10.15/24",
+        "192.168.10.16/24", "192.168.20.5/24",  "192.168.20.6/24",  "192.168.10.255/24", "192.168.10.200/24",
+        NULL,
+};
+
+static uint64_t pt_rand_state;
+
+static unsigned pt_rand(unsigned n)
+{
+        pt_rand_state ^= pt_rand_state << 13;
+        pt_rand_state ^= pt_rand_state >> 7;
+        pt_rand_state ^= pt_rand_state << 17;
+        return (unsigned)(pt_rand_state % n);
+}
+
+/* Slots 0-31: p1 10.0.0.0/23, underlay; 32-39: p2 10.1.0.0/25, IPIP CrossSubnet;
+ * 40-43: p3 10.2.0.0/26, natOutgoing (not routed); 44-47: p4 192.168.10.192/26 in the
+ * uplink's subnet, underlay for rack r9 only (a block of node1 there makes it apply: a
+ * full pass; a node address there is a next hop in pod space). */
+static void pt_slot_cidr(int k, char *buf, size_t size)
+{
+        if (k < 32)
+                snprintf(buf, size, "10.0.%d.%d/28", k / 16, k % 16 * 16);
+        else if (k < 40)
+                snprintf(buf, size, "10.1.0.%d/28", (k - 32) * 16);
+        else if (k < 44)
+                snprintf(buf, size, "10.2.0.%d/28", (k - 40) * 16);
+        else
+                snprintf(buf, size, "192.168.10.%d/28", 192 + (k - 44) * 16);
+}
+
+static int pt_random_addr(void)
+{
+        unsigned r = pt_rand(20);
+
+        if (r < 10)
+                return 1 + (int)pt_rand(5); /* on-link */
+        if (r < 13)
+                return 6 + (int)pt_rand(2); /* off-link */
+        if (r < 15)
+                return -1;
+        return r == 15 ? 0 : r == 16 ? 8 : 9;
+}
+
+static void pt_random_borrow(struct pt_world *w, int k)
+{
+        for (int i = 0; i < 3; i++)
+                w->borrow[k][i] = pt_rand(4) ? -1 : (int)pt_rand(PT_NODES);
+}
+
+static void pt_random_world(struct pt_world *w)
+{
+        w->addr[0] = 0;
+        for (int i = 1; i < PT_NODES; i++)
+                w->addr[i] = 1 + (int)pt_rand(5);
+        for (int k = 0; k < PT_SLOTS; k++) {
+                w->block[k] = pt_rand(3) ? (int)pt_rand(PT_NODES) : -1;
+                pt_random_borrow(w, k);
+        }
+}
+
+/* One to three block-level changes. */
+static void pt_mutate(struct pt_world *w)
+{
+        for (unsigned n = 1 + pt_rand(3); n; n--) {
+                int k = (int)pt_rand(PT_SLOTS);
+
+                switch (pt_rand(6)) {
+                case 0: /* a block claimed or moved */
+                case 1:
+                        w->block[k] = (int)pt_rand(PT_NODES);
+                        break;
+                case 2: /* released */
+                        w->block[k] = -1;
+                        break;
+                case 3: /* addresses borrowed or given back */
+                        pt_random_borrow(w, k);
+                        break;
+                case 4: /* a node's address changed (not this node's) */
+                        w->addr[1 + pt_rand(PT_NODES - 1)] = pt_random_addr();
+                        break;
+                default: /* several blocks at once */
+                        for (int i = 0; i < 4; i++)
+                                w->block[pt_rand(PT_SLOTS)] = pt_rand(2) ? (int)pt_rand(PT_NODES) : -1;
+                        break;
+                }
+        }
+}
+
+static char *pt_yaml(const struct pt_world *w)
+{
+        char *buf = NULL, cidr[CFG_PREFIX_STRLEN];
+        size_t size = 0;
+        FILE *f = open_memstream(&buf, &size);
+
+        assert_non_null(f);
+        fputs(POOL("p1", "10.0.0.0/23", UNDERLAY) POOL("p2", "10.1.0.0/25",
+                                                       ", blockSize: 28, ipipMode: CrossSubnet, natOutgoing: false")
+                      POOL("p3", "10.2.0.0/26", ", blockSize: 28, ipipMode: Always, natOutgoing: true")
+                              POOL("p4", "192.168.10.192/26", UNDERLAY ", nodeSelector: 'rack == \"r9\"'"),
+              f);
+        for (int i = 0; i < PT_NODES; i++) {
+                if (w->addr[i] < 0 || !pt_addrs[w->addr[i]])
+                        fprintf(f, DOC "apiVersion: projectcalico.org/v3\nkind: Node\nmetadata: {name: node%d, labels: "
+                                       "{rack: r1}}\n",
+                                i + 1);
+                else
+                        fprintf(f, DOC "apiVersion: projectcalico.org/v3\nkind: Node\nmetadata: {name: node%d, labels: "
+                                       "{rack: r1}}\nspec: {bgp: {ipv4Address: %s}}\n",
+                                i + 1, pt_addrs[w->addr[i]]);
+        }
+        for (int k = 0; k < PT_SLOTS; k++) {
+                if (w->block[k] < 0)
+                        continue;
+                pt_slot_cidr(k, cidr, sizeof(cidr));
+                fprintf(f,
+                        DOC "apiVersion: crd.projectcalico.org/v1\nkind: IPAMBlock\nmetadata: {name: b%d}\n"
+                            "spec: {cidr: %s, affinity: 'host:node%d', strictAffinity: false, deleted: false,\n"
+                            "  allocations: [0",
+                        k, cidr, w->block[k] + 1);
+                for (int i = 0; i < 3; i++)
+                        if (w->borrow[k][i] < 0)
+                                fputs(", null", f);
+                        else
+                                fprintf(f, ", %d", i + 1);
+                fprintf(f, "],\n  attributes: [{handle_id: a, secondary: {namespace: default, node: node%d}}",
+                        w->block[k] + 1);
+                for (int i = 0; i < 3; i++)
+                        fprintf(f, ", {handle_id: h%d, secondary: {namespace: default, node: node%d}}", i,
+                                (w->borrow[k][i] < 0 ? 0 : w->borrow[k][i]) + 1);
+                fputs("]}\n", f);
+        }
+        assert_int_equal(fclose(f), 0);
+        return buf;
+}
+
+static struct cfg_model *pt_model(const struct pt_world *w)
+{
+        _cleanup_(freep) char *yaml = pt_yaml(w);
+        const char *names[] = { "resources.yaml" }, *bufs[] = { yaml };
+        size_t sizes[] = { strlen(yaml) };
+        struct cfg_settings s = {};
+        struct cfg_diags d = {};
+        struct cfg_model *m = NULL;
+
+        assert_int_equal(cfg_settings_load_buffer(NULL, NULL, 0, "node1", &s, &d), 0);
+        if (cfg_model_from_buffers(&s, names, bufs, sizes, 1, &m, &d) < 0)
+                print_diags(&d);
+        assert_non_null(m);
+        cfg_diags_clear(&d);
+        cfg_settings_clear(&s);
+        return m;
+}
+
+static const char *pt_node_name(const struct cfg_model *m, uint32_t i)
+{
+        return i < m->n_nodes ? m->nodes[i].name : "";
+}
+
+/* The prefixes a source would report for the change from a to b. */
+static void pt_touched(const struct cfg_model *a, const struct cfg_model *b, struct cfg_touched *t)
+{
+        size_t i = 0, j = 0;
+
+        while (i < a->n_blocks || j < b->n_blocks) {
+                int c = i == a->n_blocks ? 1 : j == b->n_blocks ? -1 : cfg_prefix_cmp(&a->blocks[i].cidr, &b->blocks[j].cidr);
+
+                if (c != 0 || !streq(pt_node_name(a, a->blocks[i].node), pt_node_name(b, b->blocks[j].node)))
+                        assert_int_equal(cfg_touched_add(t, c <= 0 ? &a->blocks[i].cidr : &b->blocks[j].cidr), 0);
+                i += c <= 0;
+                j += c >= 0;
+        }
+        for (i = 0, j = 0; i < a->n_borrowed || j < b->n_borrowed;) {
+                int c = i == a->n_borrowed   ? 1
+                        : j == b->n_borrowed ? -1
+                                             : cfg_prefix_cmp(&a->borrowed[i].addr, &b->borrowed[j].addr);
+
+                if (c != 0 || !streq(pt_node_name(a, a->borrowed[i].node), pt_node_name(b, b->borrowed[j].node)))
+                        assert_int_equal(cfg_touched_add(t, c <= 0 ? &a->borrowed[i].addr : &b->borrowed[j].addr), 0);
+                i += c <= 0;
+                j += c >= 0;
+        }
+        /* A node whose address changed: its blocks and the addresses it hosts, before and after. */
+        for (size_t n = 0; n < b->n_nodes; n++) {
+                const struct cfg_node *nb = &b->nodes[n], *na = cfg_model_node(a, nb->name);
+
+                if (na && cfg_prefix_eq(&na->addr, &nb->addr) && cfg_prefix_eq(&na->addr6, &nb->addr6))
+                        continue;
+                for (const struct cfg_model *m = a; m; m = m == a ? b : NULL) {
+                        for (size_t k = 0; k < m->n_blocks; k++)
+                                if (streq(pt_node_name(m, m->blocks[k].node), nb->name))
+                                        assert_int_equal(cfg_touched_add(t, &m->blocks[k].cidr), 0);
+                        for (size_t k = 0; k < m->n_borrowed; k++)
+                                if (streq(pt_node_name(m, m->borrowed[k].node), nb->name))
+                                        assert_int_equal(cfg_touched_add(t, &m->borrowed[k].addr), 0);
+                }
+        }
+        cfg_touched_done(t);
+}
+
+static void pt_apply(struct host_snapshot *h, const struct plan *p, struct host_result **res)
+{
+        for (size_t i = 0; i < p->n_actions; i++)
+                apply_action(h, &p->actions[i]);
+        check_route_keys(h);
+        free(*res);
+        *res = calloc(p->n_actions + 1, sizeof(**res)); /* every change worked */
+        assert_non_null(*res);
+}
+
+static int pt_prefix_cmp(const void *a, const void *b)
+{
+        return cfg_prefix_cmp(a, b);
+}
+
+static void pt_same_counts(const struct plan *d, const struct plan *f)
+{
+        assert_int_equal(d->n_routes_wanted, f->n_routes_wanted);
+        assert_int_equal(d->n_routes_foreign, f->n_routes_foreign);
+        assert_int_equal(d->n_routes_conflicting, f->n_routes_conflicting);
+        assert_int_equal(d->n_blocks_upstream, f->n_blocks_upstream);
+        assert_int_equal(d->n_borrowed, f->n_borrowed);
+        assert_int_equal(d->n_borrowed_upstream, f->n_borrowed_upstream);
+        assert_int_equal(d->underlay, f->underlay);
+        assert_int_equal(d->uplink, f->uplink);
+        assert_int_equal(d->n_pools, f->n_pools);
+        for (size_t i = 0; i < d->n_pools; i++) /* STATUS= counts the underlay pools that apply */
+                assert_int_equal(d->pools[i].applies, f->pools[i].applies);
+}
+
+/* A full pass with its context (t->ctx), converged as the daemon's second pass leaves it. */
+static struct plan_ctx *pt_full(struct t *t, struct host_result **res)
+{
+        for (int pass = 0; pass < 3; pass++) {
+                plan_free(t->p);
+                t->p = NULL;
+                plan_ctx_free(t->ctx);
+                t->ctx = NULL;
+                assert_int_equal(plan_build_ctx(t->m, &t->h, &t->rec, &t->p, &t->ctx), 0);
+                assert_non_null(t->ctx);
+                check_invariants(&t->m->settings, &t->h, t->p, &t->rec);
+                pt_apply(&t->h, t->p, res);
+                t->rec = t->p->record.valid ? t->p->record : (struct host_record)HOST_RECORD_INIT;
+                if (plan_ctx_applied(t->ctx, t->p->actions, t->p->n_actions, *res) == 0)
+                        return t->ctx;
+        }
+        fail_msg("no context after three full passes");
+        return NULL;
+}
+
+static void test_delta_random(void **state)
+{
+        struct t *t = *state;
+        size_t n_delta = 0, n_full = 0, n_changes = 0;
+        _cleanup_(freep) struct host_result *res = NULL;
+
+        for (uint64_t seed = 1; seed <= 60; seed++) {
+                struct pt_world w;
+                struct plan_ctx *c;
+                char cidr[CFG_PREFIX_STRLEN];
+
+                pt_rand_state = seed * 0x9e3779b97f4a7c15ULL;
+                pt_random_world(&w);
+                host_snapshot_clear(&t->h);
+                t->h = (struct host_snapshot){};
+                t->rec = (struct host_record)HOST_RECORD_INIT;
+                host_node1(&t->h);
+                /* Others' routes for some prefixes: BIRD's in main, a static one in our table. */
+                pt_slot_cidr((int)pt_rand(PT_SLOTS), cidr, sizeof(cidr));
+                {
+                        char spec[160];
+
+                        snprintf(spec, sizeof(spec), "%s via 192.168.10.12 dev eth0 proto bird", cidr);
+                        route_add(&t->h, spec);
+                        pt_slot_cidr((int)pt_rand(PT_SLOTS), cidr, sizeof(cidr));
+                        snprintf(spec, sizeof(spec), "%s via 192.168.10.13 dev eth0 proto static table 252", cidr);
+                        route_add(&t->h, spec);
+                        pt_slot_cidr((int)pt_rand(32), cidr, sizeof(cidr));
+                        snprintf(spec, sizeof(spec), "%s via 192.168.10.14 dev eth0 proto bird metric 10", cidr);
+                        route_add(&t->h, spec);
+                }
+                cfg_model_free(t->m);
+                t->m = pt_model(&w);
+                c = pt_full(t, &res);
+                for (int step = 0; step < 15; step++) {
+                        struct cfg_model *old = t->m;
+                        struct cfg_touched touched = {};
+                        struct plan *dp = NULL, *full = NULL;
+                        const char *why = NULL;
+                        int r;
+
+                        pt_mutate(&w);
+                        t->m = pt_model(&w);
+                        pt_touched(old, t->m, &touched);
+                        cfg_model_free(old);
+                        r = plan_delta(c, t->m, &t->h, &touched, &dp, &why);
+                        assert_true(r >= 0);
+                        if (r == 0) {
+                                assert_non_null(why);
+                                c = pt_full(t, &res);
+                                n_full++;
+                                cfg_touched_clear(&touched);
+                                continue;
+                        }
+                        n_delta++;
+                        check_invariants(&t->m->settings, &t->h, dp, &t->rec);
+                        for (size_t i = 0; i < dp->n_actions; i++) {
+                                const struct host_change *a = &dp->actions[i];
+
+                                assert_true(a->kind == CHANGE_ADD_ROUTE || a->kind == CHANGE_DEL_ROUTE);
+                                /* nothing outside the touched prefixes */
+                                assert_non_null(bsearch(&a->route.dst, touched.v, touched.n, sizeof(*touched.v),
+                                                        pt_prefix_cmp));
+                        }
+                        n_changes += dp->n_actions;
+                        if (getenv("PT_DEBUG")) {
+                                print_message("seed %llu step %d delta:\n", (unsigned long long)seed, step);
+                                dump_plan(dp);
+                        }
+                        pt_apply(&t->h, dp, &res);
+                        assert_int_equal(plan_ctx_applied(c, dp->actions, dp->n_actions, res), 0);
+                        assert_int_equal(plan_build(t->m, &t->h, &t->rec, &full), 0);
+                        if (full->n_actions) {
+                                print_error("seed %llu step %d: the full plan after the delta still has:\n",
+                                            (unsigned long long)seed, step);
+                                dump_plan(full);
+                        }
+                        assert_int_equal(full->n_actions, 0);
+                        pt_same_counts(dp, full);
+                        plan_free(dp);
+                        plan_free(full);
+                        cfg_touched_clear(&touched);
+                }
+        }
+        print_message("delta passes: %zu (%zu route changes), full passes: %zu\n", n_delta, n_changes, n_full);
+        /* The delta path is what ran, and it changed routes. */
+        assert_true(n_delta > 3 * n_full);
+        assert_true(n_changes > n_delta);
+}
+
+/* What only a full pass can tell: everything touched, a pool changed, this node's
+ * address, a pool starting to apply. */
+static void test_delta_needs_full(void **state)
+{
+        struct t *t = *state;
+        struct cfg_touched all = { .all = true }, one = {};
+        struct cfg_prefix p;
+        struct plan_ctx *c;
+        struct plan *dp = NULL;
+        const char *why = NULL;
+        _cleanup_(freep) struct host_result *res = NULL;
+
+        load(t, NULL, SIMPLE);
+        host_node1(&t->h);
+        c = pt_full(t, &res);
+        assert_int_equal(plan_delta(c, t->m, &t->h, &all, &dp, &why), 0);
+        assert_string_equal(why, "the change may touch every prefix");
+        assert_null(dp);
+        c = pt_full(t, &res);
+        /* blockSize changed */
+        load(t, NULL,
+             POOL("underlay", "192.168.10.128/25", ", blockSize: 27, ipipMode: Never, vxlanMode: Never, natOutgoing: false")
+                     NODE("node1", "192.168.10.11/24", AZ1) NODE("node2", "192.168.10.12/24", AZ1));
+        assert_int_equal(cfg_prefix_parse("192.168.10.128/28", true, &p), 0);
+        assert_int_equal(cfg_touched_add(&one, &p), 0);
+        assert_int_equal(plan_delta(c, t->m, &t->h, &one, &dp, &why), 0);
+        assert_string_equal(why, "a pool changed");
+        cfg_touched_clear(&one);
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
@@ -3460,6 +3854,8 @@ int main(void)
                 T(test_rules_removed_with_underlay),
                 T(test_covering_route_in_main),
                 T(test_scale),
+                T(test_delta_random),
+                T(test_delta_needs_full),
 #undef T
         };
 
