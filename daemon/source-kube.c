@@ -3,8 +3,9 @@
  * over http.c, the way Calico's own agents read them (client-go's list and watch):
  *
  * - credentials from a kubeconfig (config/kubeconfig.c), with calicoctl's overrides
- *   (k8sAPIEndpoint, k8sCAFile, ...), read again at the start of every round, so a
- *   rotated kubeconfig or token file is used without a restart;
+ *   (k8sAPIEndpoint, k8sCAFile, ...), read again at the start of every round and
+ *   whenever the kubeconfig or a file it names changes (inotify, watch.c): a rotated
+ *   token is used without a restart, the watches opened again with it;
  * - the API group as libcalico-go/lib/backend/k8s chooses it (UsingV3CRDs):
  *   calicoAPIGroup when set, else projectcalico.org/v3 when /apis lists it and not
  *   crd.projectcalico.org, else crd.projectcalico.org/v1;
@@ -28,6 +29,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/epoll.h>
 #include <sys/stat.h>
 
 #include "files.h"
@@ -37,6 +39,7 @@
 #include "log.h"
 #include "source-impl.h"
 #include "util.h"
+#include "watch.h"
 
 #define RETRY_MIN_USEC (1000 * 1000ULL)
 #define RETRY_MAX_USEC (30 * 1000 * 1000ULL)
@@ -44,6 +47,7 @@
 #define WATCH_MIN_LIFE_USEC (1000 * 1000ULL) /* a shorter watch that brought nothing is a failure */
 #define WATCH_TIMEOUT_S 1800 /* the server ends a watch after this; it is then resumed */
 #define MAX_TOKEN 65536
+#define CREDENTIALS_SETTLE_USEC (100 * 1000ULL) /* a burst of writes to the credentials is one change */
 
 static const struct {
         const char *plural, *kind;
@@ -443,6 +447,8 @@ struct kube_source {
         struct http_req *req;        /* discovery or a list page */
         struct watch watch[KUBE_N_KINDS];
         sd_event_source *retry, *deadline;
+        struct watch_set *cred_watch;  /* the kubeconfig and the files it names (daemon mode) */
+        sd_event_source *cred_io, *cred_settle;
         struct http_failover fo;
         uint64_t synced_at;
         bool once, has_data;
@@ -606,6 +612,109 @@ static int load_credentials(struct kube_source *k, char *why, size_t size)
         k->auth = NULL;
         if (k->token && asprintf(&k->auth, "Authorization: Bearer %s", k->token) < 0)
                 return -ENOMEM;
+        return 0;
+}
+
+/* ---- the credentials' files, watched ---- */
+
+/* The kubeconfig and every file it names (a token file, certificates), each through
+ * its folder (watch.c): a kubelet's or projected token is replaced by a `..data`
+ * symlink swap, an editor renames over the file. Set before the files are read, and
+ * again after (the files may have changed), so no change is missed. */
+static void watch_credentials(struct kube_source *k)
+{
+        const char *paths[] = { k->kdd.kubeconfig_inline ? NULL : k->kdd.kubeconfig, k->conf.token_file,
+                                k->conf.ca_file, k->conf.cert_file, k->conf.key_file };
+        const char *v[ELEMENTSOF(paths)];
+        size_t n = 0;
+        int r;
+
+        if (!k->cred_watch)
+                return;
+        for (size_t i = 0; i < ELEMENTSOF(paths); i++)
+                if (paths[i])
+                        v[n++] = paths[i];
+        if ((r = watch_set_update(k->cred_watch, v, n, NULL, 0)) < 0)
+                log_debug("kubernetes: cannot watch the credentials' files: %s", strerror(-r));
+}
+
+static void restart_watches(struct kube_source *k);
+
+/* The same API server, reached and trusted the same way: its resourceVersions still
+ * hold (the credentials may differ). */
+static bool same_server(const struct cfg_kube *a, const struct cfg_kube *b)
+{
+        return a->insecure == b->insecure && streq_ptr(a->server, b->server) && streq_ptr(a->ca_file, b->ca_file) &&
+               streq_ptr(a->ca_pem, b->ca_pem) && streq_ptr(a->tls_server_name, b->tls_server_name);
+}
+
+/* A credentials file changed: read them again. Mid-list, or waiting to retry, a new
+ * round starts with them at once; while watching, another server (or trust) lists
+ * again, and otherwise (a new token, certificate or user) each watch is opened again with them from the last version it
+ * saw (the model and the host stay as they are). Unreadable new credentials leave the
+ * healthy watches alone: the next change is read again. */
+static void credentials_changed(struct kube_source *k)
+{
+        struct cfg_kube old = {};
+        _cleanup_(freep) char *old_token = NULL, *old_auth = NULL;
+        char why[1024];
+        int r;
+
+        if (k->state == ST_LISTING || k->state == ST_DISCOVERY || k->state == ST_WAITING) {
+                log_debug("kubernetes: the credentials changed; starting again with them");
+                sd_event_source_set_enabled(k->retry, SD_EVENT_OFF);
+                return start_round(k);
+        }
+        if (k->state != ST_WATCHING)
+                return;
+        if (cfg_kube_copy(&k->conf, &old) < 0)
+                return start_round(k);
+        old_token = TAKE_PTR(k->token);
+        old_auth = TAKE_PTR(k->auth);
+        r = load_credentials(k, why, sizeof(why));
+        watch_credentials(k);
+        if (r < 0) {
+                log_debug("kubernetes: the credentials changed but cannot be read (%s); the watches keep the old ones",
+                          r == -ENOMEM ? strerror(ENOMEM) : why);
+                cfg_kube_clear(&k->conf);
+                k->conf = old;
+                free(k->token);
+                free(k->auth);
+                k->token = TAKE_PTR(old_token);
+                k->auth = TAKE_PTR(old_auth);
+                return;
+        }
+        if (!same_server(&old, &k->conf)) {
+                cfg_kube_clear(&old);
+                log_debug("kubernetes: the credentials now name another server or trust; listing again");
+                return start_round(k);
+        }
+        cfg_kube_clear(&old);
+        log_debug("kubernetes: the credentials changed; watching again with them");
+        restart_watches(k);
+}
+
+static int on_credentials_settled(sd_event_source *s, uint64_t usec, void *userdata)
+{
+        (void)s;
+        (void)usec;
+        credentials_changed(userdata);
+        return 0;
+}
+
+static int on_credentials_event(sd_event_source *s, int fd, uint32_t revents, void *userdata)
+{
+        struct kube_source *k = userdata;
+        int r;
+
+        (void)s;
+        (void)fd;
+        (void)revents;
+        /* A read error: read the credentials again to be sure. */
+        if ((r = watch_set_drain(k->cred_watch)) != 0) {
+                sd_event_source_set_time(k->cred_settle, kube_now(k) + CREDENTIALS_SETTLE_USEC);
+                sd_event_source_set_enabled(k->cred_settle, SD_EVENT_ONESHOT);
+        }
         return 0;
 }
 
@@ -884,6 +993,13 @@ static void start_watch(struct kube_source *k, enum kube_kind kind)
                 round_failed(k, "%s", strerror(-r));
 }
 
+/* Every watch opened again, from the last version each saw (new credentials). */
+static void restart_watches(struct kube_source *k)
+{
+        for (size_t i = 0; i < KUBE_N_KINDS && k->state == ST_WATCHING; i++)
+                start_watch(k, (enum kube_kind)i);
+}
+
 /* One event: the cache follows it. 1 when the cache changed. */
 static int watch_event(struct kube_source *k, struct watch *w, json_object *ev)
 {
@@ -1022,7 +1138,10 @@ static void start_round(struct kube_source *k)
 
         cancel_all(k);
         http_failover_round(&k->fo);
-        if ((r = load_credentials(k, why, sizeof(why))) < 0)
+        watch_credentials(k);
+        r = load_credentials(k, why, sizeof(why));
+        watch_credentials(k);
+        if (r < 0)
                 return round_failed(k, "%s", r == -ENOMEM ? strerror(ENOMEM) : why);
         if (http_start(k->http, why, sizeof(why)) < 0)
                 return round_failed(k, "%s", why);
@@ -1073,8 +1192,13 @@ static int kube_source_start(struct source *src)
         int r;
 
         if (src->ev) {
-                if ((r = kube_setup(k, src->ev)) < 0)
+                if ((r = kube_setup(k, src->ev)) < 0 || (r = watch_set_new(&k->cred_watch)) < 0 ||
+                    (r = sd_event_add_io(src->ev, &k->cred_io, watch_set_fd(k->cred_watch), EPOLLIN,
+                                         on_credentials_event, k)) < 0 ||
+                    (r = sd_event_add_time(src->ev, &k->cred_settle, CLOCK_MONOTONIC, UINT64_MAX, 10000,
+                                           on_credentials_settled, k)) < 0)
                         return r;
+                sd_event_source_set_enabled(k->cred_settle, SD_EVENT_OFF);
                 start_round(k);
                 return 0;
         }
@@ -1241,6 +1365,9 @@ static void kube_source_free(struct source *src)
         http_free(k->http);
         sd_event_source_unref(k->retry);
         sd_event_source_unref(k->deadline);
+        sd_event_source_unref(k->cred_io);
+        sd_event_source_unref(k->cred_settle);
+        watch_set_free(k->cred_watch);
         if (k->once)
                 sd_event_unref(src->ev);
         cfg_kdd_clear(&k->kdd);

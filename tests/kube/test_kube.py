@@ -209,6 +209,45 @@ class TestKube(KubeCase):
         d.notify.wait_status(lambda s: s == STATUS_3, timeout=10)
         self.assertTrue(d.stderr_lines("datastore reachable again"), d.stderr())
 
+    def wait_watch_users(self, user, timeout=20):
+        return cu.wait_until(lambda: (lambda w: len(w) == 5 and {x["user"] for x in w} == {user})(self.api.watches()),
+                             timeout, what=f"five watches as {user} (have {self.api.watches()})")
+
+    def test_token_rotated_while_watching(self):
+        """A projected token (kubelet's atomic writer: token -> ..data/token, ..data ->
+        a timestamped folder, swapped by renaming a new ..data link over it), then a
+        token inline in the kubeconfig: each rotation is picked up while the watches
+        are healthy, though the server already refuses the old token for new requests;
+        the watches are opened again with the new token from where they were (no list
+        again, no 401), and changes are still followed."""
+        tokdir = os.path.join(self.fx.dir, "serviceaccount")
+        os.makedirs(os.path.join(tokdir, "..2026_12_01_a"))
+        cu.write_file(os.path.join(tokdir, "..2026_12_01_a", "token"), ck.TOKEN)
+        os.symlink("..2026_12_01_a", os.path.join(tokdir, "..data"))
+        os.symlink("..data/token", os.path.join(tokdir, "token"))
+        ck.kubeconfig(self.kc, self.api.url, self.pki, token_file=os.path.join(tokdir, "token"))
+        d = self.start_converged()
+        self.wait_watch_users("token:" + ck.TOKEN[:6])
+        n_lists = len(self.lists())
+        self.api.ctl("tokens", tokens=["second-token"])
+        os.makedirs(os.path.join(tokdir, "..2026_12_01_b"))
+        cu.write_file(os.path.join(tokdir, "..2026_12_01_b", "token"), "second-token\n")
+        os.symlink("..2026_12_01_b", os.path.join(tokdir, "..data_tmp"))
+        os.rename(os.path.join(tokdir, "..data_tmp"), os.path.join(tokdir, "..data"))
+        self.wait_watch_users("token:second")
+        self.api.put("blockaffinities", ck.block_affinity("node2", cu.EXTRA_BLOCK))
+        self.wait_routes(WANT_3)
+        # The kubeconfig itself rewritten with an inline token.
+        self.api.ctl("tokens", tokens=["third-token"])
+        ck.kubeconfig(self.kc, self.api.url, self.pki, token="third-token")
+        self.wait_watch_users("token:third-")
+        self.api.delete("blockaffinities", ck.block_affinity("node2", cu.EXTRA_BLOCK)["metadata"]["name"])
+        self.wait_routes(WANT_2)
+        d.notify.wait_status(lambda s: s == STATUS_2)
+        self.assertEqual(len(self.lists()), n_lists)  # resumed, not listed again
+        self.assertEqual([r for r in self.api.requests() if r["code"] == 401], [])
+        self.assertFalse(d.stderr_lines("unreachable"), d.stderr())
+
     def test_unreachable_api_keeps_the_host_then_converges(self):
         # With metrics: datastore_up{datastore="kubernetes"} follows the API (the file at
         # most every 5 s).
@@ -346,7 +385,7 @@ class TestV3Group(KubeCase):
 
     def test_v3_crds(self):
         self.start_converged()
-        self.assertTrue(self.watches_of("ippools"))
+        cu.wait_until(lambda: self.watches_of("ippools"), 10, what="a watch of ippools")  # opened after the lists
         self.assertTrue(all(r["path"].startswith("/apis/projectcalico.org/v3/") or "nodes" in r["path"]
                             or r["path"] == "/apis" for r in self.api.requests()))
 
