@@ -11,7 +11,8 @@
  *   crd.projectcalico.org, else crd.projectcalico.org/v1;
  * - each kind listed in pages (limit/continue; an expired continue token lists that
  *   kind again), then watched from its list's resourceVersion with bookmarks; a watch
- *   that ends is resumed from the last version seen; a 410 (Gone/Expired) lists again;
+ *   that ends is resumed from the last version seen; a 410 (Gone/Expired) lists that
+ *   kind again (the others go on being watched);
  * - every failure ends the round: the cache (the last model's input) is kept, the
  *   owner is told, and the next round starts after a jittered delay that doubles up to
  *   a cap and starts small again only after a healthy while.
@@ -443,6 +444,8 @@ struct kube_source {
         char list_rv[KUBE_N_KINDS][32];
         enum state state;
         enum kube_kind listing;
+        bool relisting;              /* watching, and listing one kind again after a 410 */
+        unsigned relist_pending;     /* kinds (bits) whose watch said 410 while another was listed */
         char *cont;                  /* the continue token of the next page */
         struct http_req *req;        /* discovery or a list page */
         struct watch watch[KUBE_N_KINDS];
@@ -487,6 +490,8 @@ static void cancel_all(struct kube_source *k)
                 omap_clear(&k->building[i]);
         free(k->cont);
         k->cont = NULL;
+        k->relisting = false;
+        k->relist_pending = 0;
 }
 
 /* ---- credentials, read at the start of each round ---- */
@@ -660,7 +665,7 @@ static void credentials_changed(struct kube_source *k)
         char why[1024];
         int r;
 
-        if (k->state == ST_LISTING || k->state == ST_DISCOVERY || k->state == ST_WAITING) {
+        if (k->state == ST_LISTING || k->state == ST_DISCOVERY || k->state == ST_WAITING || k->relisting) {
                 log_debug("kubernetes: the credentials changed; starting again with them");
                 sd_event_source_set_enabled(k->retry, SD_EVENT_OFF);
                 return start_round(k);
@@ -811,7 +816,8 @@ static void list_next_page(struct kube_source *k)
 
 static void list_kind(struct kube_source *k, enum kube_kind kind)
 {
-        k->state = ST_LISTING;
+        if (!k->relisting)
+                k->state = ST_LISTING;
         k->listing = kind;
         free(k->cont);
         k->cont = NULL;
@@ -893,6 +899,59 @@ static void lists_complete(struct kube_source *k)
                 k->base.ops->reachable(&k->base, k->base.userdata);
 }
 
+static void start_watch(struct kube_source *k, enum kube_kind kind);
+
+/* Whether two maps hold the same objects. */
+static bool omap_same(const struct omap *a, const struct omap *b)
+{
+        if (a->n != b->n)
+                return false;
+        for (size_t i = 0; i < a->size; i++) {
+                const struct obj *o = a->slots[i], *p;
+
+                if (!o)
+                        continue;
+                if (!b->size || !(p = b->slots[omap_find(b, o->name)]) || p->flags != o->flags ||
+                    !streq(obj_json(p), obj_json(o)))
+                        return false;
+        }
+        return true;
+}
+
+/* A 410 on one kind's watch (its version compacted away): that kind alone is listed
+ * again, its list replacing its objects, while the other kinds go on being watched
+ * (client-go's reflector relists only its own kind too). One at a time. */
+static void relist_one(struct kube_source *k, enum kube_kind kind)
+{
+        if (k->relisting) {
+                k->relist_pending |= 1u << kind;
+                return;
+        }
+        k->relisting = true;
+        list_kind(k, kind);
+}
+
+static void relist_complete(struct kube_source *k)
+{
+        enum kube_kind kind = k->listing;
+        bool changed = !omap_same(&k->cache[kind], &k->building[kind]);
+
+        omap_clear(&k->cache[kind]);
+        k->cache[kind] = k->building[kind];
+        k->building[kind] = (struct omap){};
+        memcpy(k->rv[kind], k->list_rv[kind], sizeof(k->rv[kind]));
+        k->relisting = false;
+        log_debug("kubernetes: listed %zu %s again at %s", k->cache[kind].n, kinds[kind].plural, k->rv[kind]);
+        start_watch(k, kind);
+        for (size_t i = 0; i < KUBE_N_KINDS && k->state == ST_WATCHING && !k->relisting; i++)
+                if (k->relist_pending & (1u << i)) {
+                        k->relist_pending &= ~(1u << i);
+                        relist_one(k, (enum kube_kind)i);
+                }
+        if (changed && k->base.ops && k->base.ops->changed)
+                k->base.ops->changed(&k->base, k->base.userdata);
+}
+
 static void list_page_done(struct kube_source *k, json_object *o)
 {
         json_object *items = jget(o, "items"), *meta = jget(o, "metadata");
@@ -913,6 +972,8 @@ static void list_page_done(struct kube_source *k, json_object *o)
                 return list_next_page(k);
         }
         snprintf(k->list_rv[k->listing], sizeof(k->list_rv[0]), "%s", rv);
+        if (k->relisting)
+                return relist_complete(k);
         if (k->listing + 1 < KUBE_N_KINDS)
                 return list_kind(k, k->listing + 1);
         lists_complete(k);
@@ -952,7 +1013,7 @@ static void request_done(struct http_req *h, void *userdata)
                 http_req_free(h);
                 return round_failed(k, "%s", text);
         }
-        if (status == 410 && k->state == ST_LISTING && k->cont) {
+        if (status == 410 && (k->state == ST_LISTING || k->relisting) && k->cont) {
                 /* The continue token expired (compaction): this kind from the start. */
                 http_req_free(h);
                 log_debug("kubernetes: continue token of %s expired, listing it again", kinds[k->listing].plural);
@@ -1090,8 +1151,8 @@ static void watch_done(struct http_req *h, void *userdata)
         http_req_free(h);
         watch_stop(w);
         if (relist) {
-                log_debug("kubernetes: %s: %s; listing again", kinds[w->kind].plural, text);
-                return start_round(k);
+                log_debug("kubernetes: %s: %s; listing %s again", kinds[w->kind].plural, text, kinds[w->kind].plural);
+                return relist_one(k, w->kind);
         }
         if ((status == 200 || !status) && alive) {
                 /* Ended, or dropped after it worked: resume from the last version seen. */

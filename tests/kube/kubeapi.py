@@ -30,7 +30,8 @@ one JSON answer per line. Operations: put, delete (objects; each a new
 resourceVersion), compact (older versions expire), drop_watches (close every watch
 stream without its end chunk), tokens (the valid set), deny, fail (answer the next N
 requests with an HTTP status), groups, bookmark_interval, watch_timeout, watch_410_http,
-items_kind, stop_listening / start_listening (go away and come back on the same
+items_kind, gone_watch (a kind's watches answer their next events with a 410
+instead), stop_listening / start_listening (go away and come back on the same
 port), requests (the request log), watches (the open watch streams), rv, quit.
 
 Run: kubeapi.py --listen 127.0.0.1:6443 --cert S.crt --key S.key --ca CA.crt
@@ -159,6 +160,7 @@ class State:
         self.watch_410_http = False
         self.items_kind = False
         self.fail_continue = False        # the next continue token is "expired"
+        self.gone_next = set()            # plurals whose watches answer their next events with a 410
         self.watch_gen = 0                # drop_watches increments it
         self.watches = {}                 # id -> {"path", "rv", "user"}
         self.requests = []
@@ -533,6 +535,14 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 for rv, r, typ, obj in store.events:
                     if rv > last and r == res:
                         pending.append((typ, obj))
+                with st.lock:
+                    gone = bool(pending) and plural in st.gone_next
+                    st.gone_next.discard(plural if gone else None)
+                if gone:
+                    # Compacted away before they were sent (as for one kind's slow watcher).
+                    self.chunk({"type": "ERROR", "object": status(410, "Expired", "too old resource version: "
+                                                                  f"{last} ({store.rv})")})
+                    return self.end_stream()
                 last = store.rv
 
     def end_stream(self):
@@ -657,6 +667,8 @@ class Control:
                 st.watch_timeout = float(req["seconds"])
             elif op == "watch_410_http":
                 st.watch_410_http = bool(req["on"])
+            elif op == "gone_watch":
+                st.gone_next.add(req["resource"])
             elif op == "fail_continue_once":
                 st.fail_continue = True
             elif op == "items_kind":

@@ -184,6 +184,29 @@ class TestKube(KubeCase):
         self.assertTrue(d.stderr_lines("listing again") or d.stderr_lines("datastore reachable again"), d.stderr())
         d.notify.wait_status(lambda s: s == STATUS_3)
 
+    def test_gone_410_on_one_kind_lists_that_kind_again(self):
+        """A 410 on the BlockAffinities' watch alone: only BlockAffinities are listed
+        again (the list replaces them: one deleted, one added, neither seen on the
+        watch), the other kinds' watches stay open."""
+        d = self.start_converged()
+        cu.wait_until(lambda: len(self.api.watches()) == 5, 10, what="five watches")
+        mark = len(self.api.requests())
+        self.api.ctl("gone_watch", resource="blockaffinities")
+        self.api.delete("blockaffinities", ck.block_affinity("node2", "192.168.10.144/28")["metadata"]["name"])
+        self.api.put("blockaffinities", ck.block_affinity("node2", cu.EXTRA_BLOCK))
+        want = ["192.168.10.128/28 blackhole - - 1024", "192.168.10.160/28 unicast 192.168.10.12 eth0 1024"]
+        self.wait_routes(want)
+        cu.wait_until(lambda: self.watches_of("blockaffinities", mark), 10, what="the watch opened again")
+        lists = [r["path"] for r in self.lists(mark)]
+        self.assertTrue(lists and all("/blockaffinities?" in p for p in lists), lists)
+        for plural in ("nodes", "ippools", "ipamblocks", "felixconfigurations"):
+            self.assertEqual(self.watches_of(plural, mark), [], plural)
+        self.assertEqual(len(self.api.watches()), 5)
+        self.assertTrue(d.stderr_lines("listing blockaffinities again"), d.stderr())
+        # Still followed.
+        self.api.put("blockaffinities", ck.block_affinity("node2", "192.168.10.144/28"))
+        self.wait_routes(WANT_3)
+
     def test_expired_continue_lists_the_kind_again(self):
         many = [ck.block_affinity("node3", f"10.{64 + i // 256}.{i % 256}.0/26") for i in range(1200)]
         self.api.put("ippools", ck.ippool("overlay-big", "10.64.0.0/12", block_size=26, nat=True))
