@@ -139,24 +139,34 @@ static int load_resource_key(struct cfg_loader *l, const struct cfg_kv *kv, cons
         return r;
 }
 
-/* <node>/ipv4/block/<a.b.c.d-NN> (or ipv6, fd00::-122) */
-static int load_affinity_key(struct cfg_loader *l, const struct cfg_kv *kv, const char *rest)
+/* <node>/ipv4/block/<a.b.c.d-NN> (or ipv6, fd00::-122): the node and the block as
+ * "a.b.c.d/NN", or NULL with *why when the key does not fit the layout. */
+static const char *affinity_key_parts(const char *rest, char node[static 256], char cidr[static CFG_PREFIX_STRLEN + 8])
 {
         const char *p1 = strchr(rest, '/'), *p2, *p3, *dash;
-        struct value_ctx c = { .l = l };
-        char node[256], cidr[CFG_PREFIX_STRLEN + 8];
-        int r;
 
         if (!p1 || p1 == rest || !(p2 = strchr(p1 + 1, '/')) || !(p3 = strchr(p2 + 1, '/')) || strchr(p3 + 1, '/'))
-                return skip_key(l, "not <node>/ipv4/block/<cidr>");
+                return "not <node>/ipv4/block/<cidr>";
         if ((p2 - p1 != 5 || (strncmp(p1, "/ipv4/", 6) && strncmp(p1, "/ipv6/", 6))) || p3 - p2 != 6 ||
             strncmp(p2, "/block/", 7))
-                return skip_key(l, "not <node>/ipv4/block/<cidr>");
-        if ((size_t)(p1 - rest) >= sizeof(node) || strlen(p3 + 1) >= sizeof(cidr) || !(dash = strchr(p3 + 1, '-')))
-                return skip_key(l, "no <address>-<length> block at the end");
-        snprintf(node, sizeof(node), "%.*s", (int)(p1 - rest), rest);
+                return "not <node>/ipv4/block/<cidr>";
+        if ((size_t)(p1 - rest) >= 256 || strlen(p3 + 1) >= CFG_PREFIX_STRLEN + 8 || !(dash = strchr(p3 + 1, '-')))
+                return "no <address>-<length> block at the end";
+        snprintf(node, 256, "%.*s", (int)(p1 - rest), rest);
         /* The block's "/" is stored as the first "-" (libcalico-go's layout). */
-        snprintf(cidr, sizeof(cidr), "%.*s/%s", (int)(dash - (p3 + 1)), p3 + 1, dash + 1);
+        snprintf(cidr, CFG_PREFIX_STRLEN + 8, "%.*s/%s", (int)(dash - (p3 + 1)), p3 + 1, dash + 1);
+        return NULL;
+}
+
+static int load_affinity_key(struct cfg_loader *l, const struct cfg_kv *kv, const char *rest)
+{
+        struct value_ctx c = { .l = l };
+        char node[256], cidr[CFG_PREFIX_STRLEN + 8];
+        const char *why = affinity_key_parts(rest, node, cidr);
+        int r;
+
+        if (why)
+                return skip_key(l, why);
         c.node = node;
         c.cidr = cidr;
         r = ydoc_load_buffer(l->y.file, kv->value, kv->value_len, 0, on_affinity_value, &c, l->diags);
@@ -187,26 +197,51 @@ static int on_block_value(const struct ynode *val, void *userdata)
         return r == -ENOMEM ? r : 0;
 }
 
-/* ipv4/block/<a.b.c.d-NN> (or ipv6/block/<fd00::-122>) */
+/* ipv4/block/<a.b.c.d-NN> (or ipv6/block/<fd00::-122>): the block as "a.b.c.d/NN", or
+ * NULL with *why when the key does not fit the layout. */
+static const char *block_key_parts(const char *rest, char cidr[static CFG_PREFIX_STRLEN + 8])
+{
+        const char *b, *dash;
+
+        if (strncmp(rest, "ipv4/block/", 11) && strncmp(rest, "ipv6/block/", 11))
+                return "not ipv4/block/<cidr>";
+        b = rest + 11;
+        if (!*b || strchr(b, '/') || strlen(b) >= CFG_PREFIX_STRLEN + 8 || !(dash = strrchr(b, '-')))
+                return "no <address>-<length> block at the end";
+        /* The "/" is stored as "-" (BlockKey); IPv6 addresses hold no "-". */
+        snprintf(cidr, CFG_PREFIX_STRLEN + 8, "%.*s/%s", (int)(dash - b), b, dash + 1);
+        return NULL;
+}
+
 static int load_block_key(struct cfg_loader *l, const struct cfg_kv *kv, const char *rest)
 {
         struct value_ctx c = { .l = l };
         char cidr[CFG_PREFIX_STRLEN + 8];
-        const char *b, *dash;
+        const char *why = block_key_parts(rest, cidr);
         int r;
 
-        if (strncmp(rest, "ipv4/block/", 11) && strncmp(rest, "ipv6/block/", 11))
-                return skip_key(l, "not ipv4/block/<cidr>");
-        b = rest + 11;
-        if (!*b || strchr(b, '/') || strlen(b) >= sizeof(cidr) || !(dash = strrchr(b, '-')))
-                return skip_key(l, "no <address>-<length> block at the end");
-        /* The "/" is stored as "-" (BlockKey); IPv6 addresses hold no "-". */
-        snprintf(cidr, sizeof(cidr), "%.*s/%s", (int)(dash - b), b, dash + 1);
+        if (why)
+                return skip_key(l, why);
         c.cidr = cidr;
         r = ydoc_load_buffer(l->y.file, kv->value, kv->value_len, 0, on_block_value, &c, l->diags);
         if (r >= 0 && !c.seen)
                 return cfg_error(l->diags, l->y.file, 0, 0, "the value is empty (an IPAM block was expected)");
         return r;
+}
+
+int etcd_ipam_key_cidr(const char *key, struct cfg_prefix *ret)
+{
+        char node[256], cidr[CFG_PREFIX_STRLEN + 8];
+        const char *why;
+
+        if (!strncmp(key, CFG_ETCD_BLOCK_PREFIX, strlen(CFG_ETCD_BLOCK_PREFIX)))
+                why = block_key_parts(key + strlen(CFG_ETCD_BLOCK_PREFIX), cidr);
+        else if (!strncmp(key, CFG_ETCD_AFFINITY_PREFIX, strlen(CFG_ETCD_AFFINITY_PREFIX)))
+                why = affinity_key_parts(key + strlen(CFG_ETCD_AFFINITY_PREFIX), node, cidr);
+        else
+                return 0;
+        /* Only a canonical prefix: anything else is the full load's to judge. */
+        return !why && cfg_prefix_parse(cidr, true, ret) == 0;
 }
 
 static int load_etcd_kv(struct cfg_loader *l, const struct cfg_kv *kv)
@@ -222,6 +257,7 @@ static int load_etcd_kv(struct cfg_loader *l, const struct cfg_kv *kv)
 
 int cfg_loader_add_kv(struct cfg_loader *l, const struct cfg_kv *kv)
 {
+        size_t ipam_before = l->m->n_ipam_resources;
         char *name = NULL;
         int r;
 
@@ -234,6 +270,9 @@ int cfg_loader_add_kv(struct cfg_loader *l, const struct cfg_kv *kv)
         free(name);
         if (r >= 0)
                 r = load_etcd_kv(l, kv);
+        /* The in-place updates need to know which keys the IPAM count holds. */
+        if (r >= 0 && l->indexing && (r = GROW(l->file_ipam, l->cap_file_ipam, l->m->n_files)) >= 0)
+                l->file_ipam[l->file] = l->m->n_ipam_resources > ipam_before;
         if (r == -ENOMEM)
                 return l->failed = r;
         return 0;

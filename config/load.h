@@ -59,3 +59,28 @@ int cfg_model_from_buffers(struct cfg_settings *settings, const char *const *nam
                            const size_t *sizes, size_t n, struct cfg_model **ret, struct cfg_diags *diags);
 int cfg_model_from_kvs(struct cfg_settings *settings, const struct cfg_kv *kvs, size_t n, struct cfg_model **ret,
                        struct cfg_diags *diags);
+
+/* In-place updates of a model built from etcd keys (kvupdate.c; issue 16). The index
+ * is what a full load knows and the model does not: every block claim (BlockAffinity,
+ * IPAMBlock) and borrowed address with the key it came from, including the ones that
+ * lost or lie in no pool, and how many claims name each node. It describes the one
+ * model it was built with, and only while that model changes through
+ * cfg_model_update_kvs(). */
+struct cfg_kv_index;
+/* cfg_model_from_kvs() that also returns the model's index. */
+int cfg_model_from_kvs_indexed(struct cfg_settings *settings, const struct cfg_kv *kvs, size_t n,
+                               struct cfg_model **ret, struct cfg_kv_index **ret_ix, struct cfg_diags *diags);
+/* Apply changed keys (value NULL: deleted; each key once) to m in place, so that m is
+ * exactly what cfg_model_from_kvs() would build from the keys as they are now, and add
+ * to t the prefixes whose wanted state may have changed. Only BlockAffinity and
+ * IPAMBlock keys of blocks inside a pool change in place; -EAGAIN for anything else (a
+ * pool, a Node, a FelixConfiguration, this node's own entry appearing or going, a key
+ * that does not fit the layout, claims that would conflict or overlap: the full load
+ * decides those, with its own messages). 1 when m changed, 0 when it did not. A value
+ * the full load would refuse is refused with the same errors in d (-EINVAL). All or
+ * nothing: on -EAGAIN and -EINVAL m and the index are as they were (the caller then
+ * builds afresh, or keeps m and the index for the keys as they were); -ENOMEM may
+ * leave t short of a prefix (m is whole): build afresh. */
+int cfg_model_update_kvs(struct cfg_model *m, struct cfg_kv_index *ix, const struct cfg_kv *changes, size_t n,
+                         struct cfg_touched *t, struct cfg_diags *d);
+void cfg_kv_index_free(struct cfg_kv_index *ix);

@@ -299,9 +299,11 @@ static int name_idx_cmp(const void *a, const void *b)
         return strcmp(((const struct name_idx *)a)->name, ((const struct name_idx *)b)->name);
 }
 
-/* Sort nodes by name for binary search and renumber the blocks' references. */
-static int sort_nodes(struct cfg_model *m)
+/* Sort nodes by name for binary search and renumber the blocks' references (and the
+ * raw claims', when they are kept as an index). */
+static int sort_nodes(struct cfg_loader *l)
 {
+        struct cfg_model *m = l->m;
         size_t n = m->n_nodes;
         _cleanup_(freep) struct name_idx *order = malloc((n ? n : 1) * sizeof(*order));
         _cleanup_(freep) uint32_t *new_idx = malloc((n ? n : 1) * sizeof(*new_idx));
@@ -327,6 +329,15 @@ static int sort_nodes(struct cfg_model *m)
                 m->blocks[i].node = new_idx[m->blocks[i].node];
         for (size_t i = 0; i < m->n_borrowed; i++) {
                 struct cfg_borrowed *b = &m->borrowed[i];
+
+                b->node = new_idx[b->node];
+                if (b->block_node != UINT32_MAX)
+                        b->block_node = new_idx[b->block_node];
+        }
+        for (size_t i = 0; l->indexing && i < l->n_raw; i++)
+                l->raw[i].node = new_idx[l->raw[i].node];
+        for (size_t i = 0; l->indexing && i < l->n_borrowed; i++) {
+                struct raw_borrowed *b = &l->borrowed[i];
 
                 b->node = new_idx[b->node];
                 if (b->block_node != UINT32_MAX)
@@ -358,7 +369,7 @@ static int finish(struct cfg_loader *l, size_t errors_before)
                 return r;
         if ((r = build_blocks(l)) == -ENOMEM || (r = build_borrowed(l)) < 0)
                 return r;
-        if ((r = sort_nodes(l->m)) < 0)
+        if ((r = sort_nodes(l)) < 0)
                 return r;
         return l->diags->n_errors > errors_before ? -EINVAL : 0;
 }
@@ -396,26 +407,47 @@ void cfg_loader_free(struct cfg_loader *cl)
         }
         free(l->raw);
         free(l->borrowed);
+        free(l->file_ipam);
         strtab_clear(&l->node_index);
         cfg_diags_clear(&l->own_diags);
         free(l);
 }
 
-int cfg_loader_finish(struct cfg_loader *cl, struct cfg_model **ret)
+static int finish_load(struct cfg_loader *l, struct cfg_model **ret, struct cfg_kv_index **ret_ix)
 {
-        struct cfg_loader *l = cl;
         int r;
 
         if (l->failed)
                 r = l->failed;
         else
                 r = finish(l, l->errors_before);
+        if (r >= 0 && ret_ix)
+                r = kv_index_take(l, l->m, ret_ix);
         if (r < 0) {
-                cfg_loader_free(cl);
+                cfg_loader_free(l);
                 return r;
         }
         *l->settings = (struct cfg_settings){};
         *ret = TAKE_PTR(l->m);
-        cfg_loader_free(cl);
+        cfg_loader_free(l);
         return 0;
+}
+
+int cfg_loader_finish(struct cfg_loader *l, struct cfg_model **ret)
+{
+        return finish_load(l, ret, NULL);
+}
+
+int cfg_model_from_kvs_indexed(struct cfg_settings *settings, const struct cfg_kv *kvs, size_t n,
+                               struct cfg_model **ret, struct cfg_kv_index **ret_ix, struct cfg_diags *diags)
+{
+        struct cfg_loader *l;
+        int r;
+
+        if ((r = cfg_loader_new(settings, diags, &l)) < 0)
+                return r;
+        l->indexing = true;
+        for (size_t i = 0; i < n && r >= 0; i++)
+                r = cfg_loader_add_kv(l, &kvs[i]);
+        return finish_load(l, ret, ret_ix);
 }

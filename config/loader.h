@@ -44,6 +44,10 @@ struct cfg_loader {
         struct raw_borrowed *borrowed;
         size_t n_borrowed, cap_borrowed;
         struct strtab node_index; /* node number + 1 by name */
+        /* cfg_model_from_kvs_indexed(): keep what the in-place updates need (kvupdate.c) */
+        bool indexing;
+        uint8_t *file_ipam; /* per input: it counted as an IPAM resource */
+        size_t cap_file_ipam;
 };
 
 /* Caps on what input controls. */
@@ -66,3 +70,11 @@ int loader_add_block(struct cfg_loader *l, const struct cfg_prefix *cidr, uint32
 int loader_add_borrowed(struct cfg_loader *l, const struct cfg_prefix *addr, uint32_t node, uint32_t block_node,
                         uint32_t line);
 bool cfg_route_protocol_reserved(unsigned p);
+
+/* etcdkv.c: the block of an IPAM key (a BlockAffinity's or an IPAMBlock's, from the key
+ * alone): 1 with *ret, 0 for any other key or one that does not fit the layout. */
+int etcd_ipam_key_cidr(const char *key, struct cfg_prefix *ret);
+
+/* kvupdate.c: the index of an indexed load, taken from the loader once the model is
+ * built (the loader's raw claims, their nodes renumbered to the sorted table). */
+int kv_index_take(struct cfg_loader *l, struct cfg_model *m, struct cfg_kv_index **ret);

@@ -1,7 +1,8 @@
 /* The configuration model (model.h): freeing it and its lookups.
  *
- * Owns: the model once the loader (loader.c) has built it, which nothing changes any
- * more; every lookup here is a binary search over the loader's sort. No I/O, no
+ * Owns: the model once the loader (loader.c) has built it, which nothing but the
+ * in-place updates (kvupdate.c) changes any more, and they keep the loader's sort:
+ * every lookup here is a binary search over it. No I/O, no
  * logging. */
 #include <stdlib.h>
 #include <sys/socket.h>

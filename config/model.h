@@ -1,6 +1,8 @@
 /* The configuration model: settings plus the Calico resources that matter to this
- * node, validated and immutable once the loader (load.h) returns it. Everything the
- * planner knows about intent comes from here.
+ * node, validated and immutable once the loader (load.h) returns it, but for the
+ * in-place updates of load.h (cfg_model_update_kvs(): an etcd source's blocks, issue
+ * 16), which leave exactly what a full load would build. Everything the planner knows
+ * about intent comes from here.
  *
  * Lookups the planner needs: the pool containing a prefix, a node by name, the
  * effective Felix settings for this node. Every entry remembers its source file and

@@ -234,6 +234,11 @@ struct etcd {
         struct req *watch[ETCD_N_PREFIXES];
         /* the data */
         struct kvmap cache;
+        /* the keys watch events changed since etcd_changes_reset(), for in-place
+         * updates (source-etcd.c): unknown after a list, or past ETCD_MAX_PENDING */
+        char **pending;
+        size_t n_pending, cap_pending;
+        bool pending_lost;
         bool has_data;
         int64_t revision;
         char endpoint[512];
@@ -572,6 +577,31 @@ static void attempt_failed(struct etcd *e, const char *fmt, ...)
                 round_failed(e);
 }
 
+static void pending_clear(struct etcd *e)
+{
+        for (size_t i = 0; i < e->n_pending; i++)
+                free(e->pending[i]);
+        free(e->pending);
+        e->pending = NULL;
+        e->n_pending = e->cap_pending = 0;
+}
+
+/* A watch event changed key: remember it (once is enough, duplicates go at
+ * etcd_changes()); beyond the cap, or without memory, the changes are lost as a whole
+ * (the next model is a full build). */
+static void pending_add(struct etcd *e, const char *key)
+{
+        if (e->pending_lost)
+                return;
+        if (e->n_pending >= ETCD_MAX_PENDING || GROW(e->pending, e->cap_pending, e->n_pending + 1) < 0 ||
+            !(e->pending[e->n_pending] = strdup(key))) {
+                pending_clear(e);
+                e->pending_lost = true;
+                return;
+        }
+        e->n_pending++;
+}
+
 static void list_complete(struct etcd *e)
 {
         struct kvmap old = e->cache;
@@ -579,6 +609,9 @@ static void list_complete(struct etcd *e)
         e->cache = e->building;
         e->building = (struct kvmap){};
         kvmap_clear(&old);
+        /* Anything may have changed between the old cache and the new list. */
+        pending_clear(e);
+        e->pending_lost = true;
         e->revision = e->list_revision;
         e->has_data = true;
         /* The back-off restarts only once the watches stay up (watch_done()). */
@@ -653,6 +686,7 @@ static void apply_event(struct req *q, json_object *ev, bool *changed)
                 http_req_fail(q->h, "%s", r == -ENOMEM ? strerror(ENOMEM) : err);
                 return;
         }
+        pending_add(e, kv->key);
         if (del) {
                 kvmap_del(&e->cache, kv->key);
                 kv_free(kv);
@@ -861,6 +895,7 @@ void etcd_free(struct etcd *e)
         sd_event_unref(e->ev);
         kvmap_clear(&e->building);
         kvmap_clear(&e->cache);
+        pending_clear(e);
         free(e->page_key);
         free(e->token);
         cfg_etcd_clear(&e->conf);
@@ -963,4 +998,40 @@ int etcd_list_once(const struct cfg_etcd *conf, uint64_t timeout_usec, struct et
         }
         *ret = e;
         return 0;
+}
+
+static int str_cmp(const void *a, const void *b)
+{
+        return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+int etcd_changes(struct etcd *e, struct cfg_kv **ret, size_t *ret_n)
+{
+        struct cfg_kv *v;
+        size_t n = 0;
+
+        if (e->pending_lost || !e->has_data)
+                return -EAGAIN;
+        v = malloc((e->n_pending ? e->n_pending : 1) * sizeof(*v));
+        if (!v)
+                return -ENOMEM;
+        if (e->n_pending > 1)
+                qsort(e->pending, e->n_pending, sizeof(*e->pending), str_cmp);
+        for (size_t i = 0; i < e->n_pending; i++) {
+                const struct kv *kv;
+
+                if (n && streq(v[n - 1].key, e->pending[i]))
+                        continue;
+                kv = strtab_get(&e->cache.t, e->pending[i], kv_key, NULL);
+                v[n++] = (struct cfg_kv){ e->pending[i], kv ? kv->value : NULL, kv ? kv->value_len : 0 };
+        }
+        *ret = v;
+        *ret_n = n;
+        return 0;
+}
+
+void etcd_changes_reset(struct etcd *e)
+{
+        pending_clear(e);
+        e->pending_lost = false;
 }

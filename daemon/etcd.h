@@ -67,6 +67,16 @@ size_t etcd_n_keys(const struct etcd *e);
  * until the loop runs again; free(*ret) only. */
 int etcd_kvs(const struct etcd *e, struct cfg_kv **ret, size_t *ret_n);
 
+/* In-place updates (source-etcd.c): the keys watch events changed since
+ * etcd_changes_reset(), each once in key order, with the value each has now (NULL:
+ * deleted); the pointers stay valid until the loop runs again or the reset; free(*ret)
+ * only. -EAGAIN when they are not known: a list since (anything may have changed), or
+ * more than ETCD_MAX_PENDING of them. */
+#define ETCD_MAX_PENDING 10000
+int etcd_changes(struct etcd *e, struct cfg_kv **ret, size_t *ret_n);
+/* Forget the changes: the model the caller holds now reflects the cache. */
+void etcd_changes_reset(struct etcd *e);
+
 /* --once and --check: one list at one revision with failover, no watch, in a loop of
  * its own, bounded by timeout_usec. On failure, why says what each endpoint answered. */
 int etcd_list_once(const struct cfg_etcd *conf, uint64_t timeout_usec, struct etcd **ret, char *why,

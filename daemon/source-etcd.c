@@ -1,7 +1,11 @@
 /* The etcd v3 source (source.h) over the etcd client (etcd.c): a following source
  * keeps one client listing and watching on the daemon's loop, and builds each model
  * from its key→value cache; a one-shot source lists once at one revision, bounded in
- * time. Owns only that adaptation: the protocol is etcd.c's, HTTP is http.c's. */
+ * time. A following source keeps the index of the last model it built
+ * (config/kvupdate.c) and brings that model up to date in place with the keys the
+ * watch changed since (source_update()); anything the index cannot take, or a list
+ * since, asks for a full build. Owns only that adaptation: the protocol is etcd.c's,
+ * HTTP is http.c's, the model's rules config/'s. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,8 +19,17 @@ struct etcd_source {
         struct source base;
         struct cfg_etcd conf;
         struct etcd *etcd;
+        struct cfg_kv_index *ix;       /* following: of the last model built... */
+        const struct cfg_model *ix_model; /* ...this one, while updates keep it exact */
         char error[2400]; /* one-shot: why the list failed */
 };
+
+static void drop_index(struct etcd_source *s)
+{
+        cfg_kv_index_free(s->ix);
+        s->ix = NULL;
+        s->ix_model = NULL;
+}
 
 static void on_synced(struct etcd *e, void *userdata)
 {
@@ -79,11 +92,43 @@ static int etcd_source_model(struct source *src, struct cfg_settings *set, struc
 
         if (!etcd_has_data(s->etcd))
                 return 0;
+        drop_index(s);
         if ((r = etcd_kvs(s->etcd, &kvs, &n)) < 0)
                 return r;
-        r = cfg_model_from_kvs(set, kvs, n, ret, d);
+        if (src->ev) {
+                /* The model is the cache as it is now: changes before this are in it. */
+                etcd_changes_reset(s->etcd);
+                r = cfg_model_from_kvs_indexed(set, kvs, n, ret, &s->ix, d);
+                if (r >= 0)
+                        s->ix_model = *ret;
+        } else
+                r = cfg_model_from_kvs(set, kvs, n, ret, d);
         free(kvs);
         return r < 0 ? r : 1;
+}
+
+static int etcd_source_update(struct source *src, struct cfg_model *m, struct cfg_touched *t, struct cfg_diags *d)
+{
+        struct etcd_source *s = (struct etcd_source *)src;
+        _cleanup_(freep) struct cfg_kv *kvs = NULL;
+        size_t n;
+        int r;
+
+        /* Only the model the index describes, and only while it is exact. */
+        if (!s->ix || s->ix_model != m || !s->etcd)
+                return -EAGAIN;
+        if ((r = etcd_changes(s->etcd, &kvs, &n)) < 0) {
+                drop_index(s);
+                return r;
+        }
+        if (n == 0)
+                return 0;
+        r = cfg_model_update_kvs(m, s->ix, kvs, n, t, d);
+        etcd_changes_reset(s->etcd);
+        /* Refused or half done: the next model is a full build. */
+        if (r < 0)
+                drop_index(s);
+        return r;
 }
 
 static void etcd_source_refresh(struct source *src)
@@ -137,6 +182,7 @@ static void etcd_source_free(struct source *src)
 {
         struct etcd_source *s = (struct etcd_source *)src;
 
+        drop_index(s);
         etcd_free(s->etcd);
         cfg_etcd_clear(&s->conf);
         free(s);
@@ -146,6 +192,7 @@ static const struct source_impl etcd_impl = {
         .type = CFG_DATASTORE_ETCDV3,
         .start = etcd_source_start,
         .model = etcd_source_model,
+        .update = etcd_source_update,
         .refresh = etcd_source_refresh,
         .same = etcd_source_same,
         .origin = etcd_source_origin,

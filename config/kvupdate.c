@@ -1,0 +1,853 @@
+/* In-place updates of a model built from etcd keys (load.h cfg_model_update_kvs();
+ * issue 16): one BlockAffinity or IPAMBlock key put or deleted changes its block, the
+ * borrowed addresses in it and the node table, and nothing else, so that a change costs
+ * in proportion to itself and not to the cluster.
+ *
+ * Owns the index (what the full load knew and the model forgets: every block claim,
+ * the ones that lost or lie in no pool included, every borrowed address as read, with
+ * the key each came from, and how many of them name each node) and the editing of the
+ * model's sorted arrays. The rules are not repeated here: a new value is read by the
+ * loader itself (resources.c, etcdkv.c), alone, into a loader of its own; what it
+ * claims is then merged at its block exactly as loader.c's build_blocks() and
+ * build_borrowed() merge every block (an IPAMBlock's affinity first, then key order;
+ * one borrowed entry per address, the first key's). Whatever a full load would report
+ * as an error between keys (two claims naming different nodes, overlapping blocks), or
+ * anything beyond one block (a pool, a Node, a FelixConfiguration, this node's entry,
+ * a block in no pool), is left to the full load: -EAGAIN. Pure: no I/O, no logging. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "load.h"
+#include "loader.h"
+#include "strtab.h"
+#include "util.h"
+
+struct cfg_kv_index {
+        struct raw_block *raw; /* every block claim: by cidr, then IPAMBlock first, then key */
+        size_t n_raw, cap_raw;
+        struct raw_borrowed *bor; /* every borrowed address read: by address, then key */
+        size_t n_bor, cap_bor;
+        uint32_t *refs; /* per model node: claims and borrowed entries naming it */
+        size_t cap_refs;
+        uint8_t *counted; /* per model file: the key counted in n_ipam_resources */
+        size_t cap_counted;
+        size_t cap_files, cap_nodes, cap_blocks, cap_borrowed; /* of the model's arrays */
+        struct strtab files; /* model file number + 1 by name */
+};
+
+static const char *file_key(const void *entry, const void *ctx)
+{
+        const struct cfg_model *m = ctx;
+
+        return m->files[(uintptr_t)entry - 1];
+}
+
+static void kv_index_freep(struct cfg_kv_index **ix)
+{
+        cfg_kv_index_free(*ix);
+}
+
+void cfg_kv_index_free(struct cfg_kv_index *ix)
+{
+        if (!ix)
+                return;
+        free(ix->raw);
+        free(ix->bor);
+        free(ix->refs);
+        free(ix->counted);
+        strtab_clear(&ix->files);
+        free(ix);
+}
+
+static void count_refs(struct cfg_kv_index *ix, size_t n_nodes)
+{
+        memset(ix->refs, 0, (n_nodes ? n_nodes : 1) * sizeof(*ix->refs));
+        for (size_t i = 0; i < ix->n_raw; i++)
+                ix->refs[ix->raw[i].node]++;
+        for (size_t i = 0; i < ix->n_bor; i++) {
+                ix->refs[ix->bor[i].node]++;
+                if (ix->bor[i].block_node != UINT32_MAX)
+                        ix->refs[ix->bor[i].block_node]++;
+        }
+}
+
+int kv_index_take(struct cfg_loader *l, struct cfg_model *m, struct cfg_kv_index **ret)
+{
+        _cleanup_(kv_index_freep) struct cfg_kv_index *ix = calloc(1, sizeof(*ix));
+        void *old;
+        int r;
+
+        if (!ix)
+                return -ENOMEM;
+        if ((r = GROW(l->file_ipam, l->cap_file_ipam, m->n_files)) < 0)
+                return r;
+        /* A key that failed before its count was noted counts nothing (the load failed
+         * then anyway). */
+        ix->refs = calloc(m->n_nodes ? m->n_nodes : 1, sizeof(*ix->refs));
+        if (!ix->refs)
+                return -ENOMEM;
+        ix->cap_refs = m->n_nodes ? m->n_nodes : 1;
+        for (size_t i = 0; i < m->n_files; i++) {
+                if ((r = strtab_put(&ix->files, (void *)(uintptr_t)(i + 1), file_key, m, &old)) < 0)
+                        return r;
+        }
+        ix->raw = TAKE_PTR(l->raw);
+        ix->n_raw = l->n_raw;
+        ix->cap_raw = l->cap_raw;
+        ix->bor = TAKE_PTR(l->borrowed);
+        ix->n_bor = l->n_borrowed;
+        ix->cap_bor = l->cap_borrowed;
+        ix->counted = TAKE_PTR(l->file_ipam);
+        ix->cap_counted = l->cap_file_ipam;
+        ix->cap_files = l->cap_files;
+        ix->cap_nodes = m->n_nodes ? m->n_nodes : 1;      /* sort_nodes() */
+        ix->cap_blocks = l->n_raw ? l->n_raw : 1;         /* build_blocks() */
+        ix->cap_borrowed = l->n_borrowed ? l->n_borrowed : 1; /* build_borrowed() */
+        count_refs(ix, m->n_nodes);
+        *ret = TAKE_PTR(ix);
+        return 0;
+}
+
+/* ---- one change, read and checked before anything moves ---- */
+
+struct change {
+        const struct cfg_kv *kv;
+        struct cfg_prefix cidr;    /* the key's block */
+        uint32_t pool;
+        struct cfg_loader *mini;   /* the new value read alone; NULL: deleted */
+        uint32_t file;             /* the key's model file, UINT32_MAX when it has none */
+        char *name;                /* "etcd:KEY" */
+        bool new_file;             /* the commit adds name to the model's files */
+};
+
+/* A claim or borrowed entry while one block is merged: nodes and keys by name, as a
+ * full load orders them (it reads keys in order, so file numbers follow names there). */
+struct claim {
+        struct raw_block rb;
+        const char *node, *file;
+        const struct change *fresh; /* the change it comes with, NULL: already indexed */
+};
+
+struct lent {
+        struct raw_borrowed rb;
+        const char *node, *block_node, *file;
+        const struct change *fresh;
+};
+
+static const char *mini_node(const struct cfg_loader *mini, uint32_t i)
+{
+        return i == UINT32_MAX ? NULL : mini->m->nodes[i].name;
+}
+
+static bool names_self(const struct cfg_model *m, const char *name)
+{
+        return name && m->settings.node_name && streq(name, m->settings.node_name);
+}
+
+/* The value read alone, or -EAGAIN when it claims more than one block's worth. */
+static int read_change(struct cfg_model *m, struct change *c, struct cfg_diags *d)
+{
+        const struct cfg_pool *pool;
+        size_t errors;
+        int r;
+
+        if (etcd_ipam_key_cidr(c->kv->key, &c->cidr) != 1)
+                return -EAGAIN;
+        /* A block in no pool counts as skipped and may overlap anything: the full load. */
+        if (!(pool = cfg_model_pool_for(m, &c->cidr)))
+                return -EAGAIN;
+        c->pool = (uint32_t)(pool - m->pools);
+        if (!c->kv->value)
+                return 0;
+        if ((r = cfg_loader_new(&m->settings, d, &c->mini)) < 0)
+                return r;
+        errors = c->mini->diags->n_errors;
+        if ((r = cfg_loader_add_kv(c->mini, c->kv)) < 0)
+                return r;
+        if (c->mini->diags->n_errors > errors)
+                return -EINVAL;
+        const struct cfg_model *v = c->mini->m;
+        if (v->n_skipped || v->n_pools || v->n_felix || c->mini->n_raw > 1)
+                return -EAGAIN;
+        for (size_t i = 0; i < v->n_nodes; i++) {
+                if (v->nodes[i].has_resource)
+                        return -EAGAIN;
+                /* This node's own entry appearing changes more than a block. */
+                if (names_self(m, v->nodes[i].name) && !cfg_model_node(m, v->nodes[i].name))
+                        return -EAGAIN;
+        }
+        if (c->mini->n_raw && !cfg_prefix_eq(&c->mini->raw[0].cidr, &c->cidr))
+                return -EAGAIN;
+        for (size_t i = 0; i < c->mini->n_borrowed; i++)
+                if (!cfg_prefix_contains(&c->cidr, &c->mini->borrowed[i].addr))
+                        return -EAGAIN;
+        return 0;
+}
+
+/* ---- the merge at one block ---- */
+
+static int claim_cmp(const void *a, const void *b)
+{
+        const struct claim *x = a, *y = b;
+
+        /* raw_cmp() in loader.c: an IPAMBlock's affinity first, then input order. */
+        if ((x->rb.origin == BLOCK_FROM_IPAMBLOCK) != (y->rb.origin == BLOCK_FROM_IPAMBLOCK))
+                return x->rb.origin == BLOCK_FROM_IPAMBLOCK ? -1 : 1;
+        return strcmp(x->file, y->file);
+}
+
+static int lent_cmp(const void *a, const void *b)
+{
+        const struct lent *x = a, *y = b;
+        int c = cfg_prefix_cmp(&x->rb.addr, &y->rb.addr);
+
+        return c ? c : strcmp(x->file, y->file);
+}
+
+/* First raw claim whose cidr is not below p. */
+static size_t raw_lower(const struct cfg_kv_index *ix, const struct cfg_prefix *p)
+{
+        size_t lo = 0, hi = ix->n_raw;
+
+        while (lo < hi) {
+                size_t mid = lo + (hi - lo) / 2;
+
+                if (cfg_prefix_cmp(&ix->raw[mid].cidr, p) < 0)
+                        lo = mid + 1;
+                else
+                        hi = mid;
+        }
+        return lo;
+}
+
+/* The first host address of block p, as a host prefix (the borrowed arrays' order). */
+static struct cfg_prefix first_addr(const struct cfg_prefix *p)
+{
+        struct cfg_prefix a = *p;
+
+        a.len = (uint8_t)cfg_prefix_maxlen(p);
+        return a;
+}
+
+static size_t bor_lower(const struct cfg_kv_index *ix, const struct cfg_prefix *p)
+{
+        struct cfg_prefix a = first_addr(p);
+        size_t lo = 0, hi = ix->n_bor;
+
+        while (lo < hi) {
+                size_t mid = lo + (hi - lo) / 2;
+
+                if (cfg_prefix_cmp(&ix->bor[mid].addr, &a) < 0)
+                        lo = mid + 1;
+                else
+                        hi = mid;
+        }
+        return lo;
+}
+
+static size_t model_bor_lower(const struct cfg_model *m, const struct cfg_prefix *p)
+{
+        struct cfg_prefix a = first_addr(p);
+        size_t lo = 0, hi = m->n_borrowed;
+
+        while (lo < hi) {
+                size_t mid = lo + (hi - lo) / 2;
+
+                if (cfg_prefix_cmp(&m->borrowed[mid].addr, &a) < 0)
+                        lo = mid + 1;
+                else
+                        hi = mid;
+        }
+        return lo;
+}
+
+static size_t block_lower(const struct cfg_model *m, const struct cfg_prefix *p)
+{
+        size_t lo = 0, hi = m->n_blocks;
+
+        while (lo < hi) {
+                size_t mid = lo + (hi - lo) / 2;
+
+                if (cfg_prefix_cmp(&m->blocks[mid].cidr, p) < 0)
+                        lo = mid + 1;
+                else
+                        hi = mid;
+        }
+        return lo;
+}
+
+/* Node position by name: found (*found) or where it would go. */
+static size_t node_pos(const struct cfg_model *m, const char *name, bool *found)
+{
+        size_t lo = 0, hi = m->n_nodes;
+
+        while (lo < hi) {
+                size_t mid = lo + (hi - lo) / 2;
+                int c = strcmp(m->nodes[mid].name, name);
+
+                if (c == 0) {
+                        *found = true;
+                        return mid;
+                }
+                if (c < 0)
+                        lo = mid + 1;
+                else
+                        hi = mid;
+        }
+        *found = false;
+        return lo;
+}
+
+/* Every node number at or past `from` moves by delta (a node inserted or removed). */
+static void renumber(struct cfg_model *m, struct cfg_kv_index *ix, uint32_t from, int delta)
+{
+#define MOVE(x) do { if ((x) != UINT32_MAX && (x) >= from) (x) = (uint32_t)((int64_t)(x) + delta); } while (0)
+        for (size_t i = 0; i < m->n_blocks; i++)
+                MOVE(m->blocks[i].node);
+        for (size_t i = 0; i < m->n_borrowed; i++) {
+                MOVE(m->borrowed[i].node);
+                MOVE(m->borrowed[i].block_node);
+        }
+        for (size_t i = 0; i < ix->n_raw; i++)
+                MOVE(ix->raw[i].node);
+        for (size_t i = 0; i < ix->n_bor; i++) {
+                MOVE(ix->bor[i].node);
+                MOVE(ix->bor[i].block_node);
+        }
+#undef MOVE
+}
+
+/* Takes name (already allocated; room reserved). */
+static uint32_t node_insert(struct cfg_model *m, struct cfg_kv_index *ix, char *name)
+{
+        bool found;
+        size_t pos = node_pos(m, name, &found);
+
+        memmove(&m->nodes[pos + 1], &m->nodes[pos], (m->n_nodes - pos) * sizeof(*m->nodes));
+        memmove(&ix->refs[pos + 1], &ix->refs[pos], (m->n_nodes - pos) * sizeof(*ix->refs));
+        m->nodes[pos] = (struct cfg_node){ .name = name };
+        ix->refs[pos] = 0;
+        m->n_nodes++;
+        renumber(m, ix, (uint32_t)pos, 1);
+        return (uint32_t)pos;
+}
+
+static void node_remove(struct cfg_model *m, struct cfg_kv_index *ix, uint32_t pos)
+{
+        free(m->nodes[pos].name);
+        cfg_labels_clear(&m->nodes[pos].labels);
+        memmove(&m->nodes[pos], &m->nodes[pos + 1], (m->n_nodes - pos - 1) * sizeof(*m->nodes));
+        memmove(&ix->refs[pos], &ix->refs[pos + 1], (m->n_nodes - pos - 1) * sizeof(*ix->refs));
+        m->n_nodes--;
+        renumber(m, ix, pos + 1, -1);
+}
+
+static uint32_t node_of(const struct cfg_model *m, const char *name)
+{
+        bool found;
+        size_t pos;
+
+        if (!name)
+                return UINT32_MAX;
+        pos = node_pos(m, name, &found);
+        return found ? (uint32_t)pos : UINT32_MAX;
+}
+
+/* Replace n_old elements at pos of an array of n (room reserved) by n_new from src. */
+static void splice(void *array, size_t *n, size_t sz, size_t pos, size_t n_old, const void *src, size_t n_new)
+{
+        char *a = array;
+
+        if (*n - pos - n_old)
+                memmove(a + (pos + n_new) * sz, a + (pos + n_old) * sz, (*n - pos - n_old) * sz);
+        if (n_new)
+                memcpy(a + pos * sz, src, n_new * sz);
+        *n = *n - n_old + n_new;
+}
+
+/* The changes at one block, merged. */
+struct group {
+        struct change *cs;    /* in key order */
+        size_t n_cs;
+        size_t lo, hi;        /* the block's claims in ix->raw */
+        size_t blo, bhi;      /* its borrowed entries in ix->bor */
+        struct claim *claims; /* the claims after the changes, merged order */
+        size_t n_claims;
+        struct lent *lents;   /* the borrowed entries after the changes, merged order */
+        size_t n_lents;
+        /* scratch for the commit, allocated before it begins */
+        struct raw_block *rv;
+        struct raw_borrowed *bv;
+        struct cfg_borrowed *mv;
+};
+
+static void group_clear(struct group *g)
+{
+        free(g->claims);
+        free(g->lents);
+        free(g->rv);
+        free(g->bv);
+        free(g->mv);
+}
+
+static bool group_has_file(const struct group *g, uint32_t file)
+{
+        for (size_t i = 0; i < g->n_cs; i++)
+                if (g->cs[i].file == file)
+                        return true;
+        return false;
+}
+
+/* The block's claims and borrowed entries after its changes, in a full load's order;
+ * -EAGAIN when the full load would report an error between keys. Changes nothing. */
+static int plan_group(const struct cfg_model *m, const struct cfg_kv_index *ix, struct group *g)
+{
+        const struct cfg_prefix *cidr = &g->cs[0].cidr;
+        size_t n_new = 0, nb_new = 0;
+
+        for (size_t i = 0; i < g->n_cs; i++)
+                if (g->cs[i].mini) {
+                        n_new += g->cs[i].mini->n_raw;
+                        nb_new += g->cs[i].mini->n_borrowed;
+                }
+        g->lo = raw_lower(ix, cidr);
+        for (g->hi = g->lo; g->hi < ix->n_raw && cfg_prefix_eq(&ix->raw[g->hi].cidr, cidr); g->hi++)
+                ;
+        g->blo = bor_lower(ix, cidr);
+        for (g->bhi = g->blo; g->bhi < ix->n_bor && cfg_prefix_contains(cidr, &ix->bor[g->bhi].addr); g->bhi++)
+                ;
+        g->claims = calloc(g->hi - g->lo + n_new + 1, sizeof(*g->claims));
+        g->lents = calloc(g->bhi - g->blo + nb_new + 1, sizeof(*g->lents));
+        if (!g->claims || !g->lents)
+                return -ENOMEM;
+        for (size_t i = g->lo; i < g->hi; i++)
+                if (!group_has_file(g, ix->raw[i].src.file))
+                        g->claims[g->n_claims++] = (struct claim){ ix->raw[i], m->nodes[ix->raw[i].node].name,
+                                                                   m->files[ix->raw[i].src.file], NULL };
+        for (size_t i = g->blo; i < g->bhi; i++) {
+                const struct raw_borrowed *b = &ix->bor[i];
+
+                if (!group_has_file(g, b->src.file))
+                        g->lents[g->n_lents++] = (struct lent){
+                                *b, m->nodes[b->node].name,
+                                b->block_node == UINT32_MAX ? NULL : m->nodes[b->block_node].name,
+                                m->files[b->src.file], NULL
+                        };
+        }
+        for (size_t k = 0; k < g->n_cs; k++) {
+                const struct change *c = &g->cs[k];
+                const struct cfg_loader *mini = c->mini;
+
+                for (size_t i = 0; mini && i < mini->n_raw; i++)
+                        g->claims[g->n_claims++] = (struct claim){ mini->raw[i], mini_node(mini, mini->raw[i].node),
+                                                                   c->name, c };
+                for (size_t i = 0; mini && i < mini->n_borrowed; i++) {
+                        const struct raw_borrowed *b = &mini->borrowed[i];
+
+                        g->lents[g->n_lents++] = (struct lent){ *b, mini_node(mini, b->node),
+                                                                mini_node(mini, b->block_node), c->name, c };
+                }
+        }
+        qsort(g->claims, g->n_claims, sizeof(*g->claims), claim_cmp);
+        qsort(g->lents, g->n_lents, sizeof(*g->lents), lent_cmp);
+
+        /* build_blocks(): the first claim is the block's; another naming a different
+         * node is an error unless an IPAMBlock overrules it. */
+        for (size_t i = 1; i < g->n_claims; i++)
+                if (!streq(g->claims[0].node, g->claims[i].node) &&
+                    !(g->claims[0].rb.origin == BLOCK_FROM_IPAMBLOCK && g->claims[i].rb.origin != BLOCK_FROM_IPAMBLOCK))
+                        return -EAGAIN;
+        /* The claims of a model that loaded lie in disjoint blocks: only the neighbours
+         * can overlap this one. */
+        if (g->n_claims && ((g->lo > 0 && cfg_prefix_overlaps(&ix->raw[g->lo - 1].cidr, cidr)) ||
+                            (g->hi < ix->n_raw && cfg_prefix_overlaps(&ix->raw[g->hi].cidr, cidr))))
+                return -EAGAIN;
+        return 0;
+}
+
+/* How the references to node s change with the group. */
+static int64_t self_delta(const struct cfg_kv_index *ix, const struct group *g, uint32_t s, const char *self)
+{
+        int64_t d = 0;
+
+        for (size_t i = g->lo; i < g->hi; i++)
+                d -= ix->raw[i].node == s;
+        for (size_t i = g->blo; i < g->bhi; i++)
+                d -= (ix->bor[i].node == s) + (ix->bor[i].block_node == s);
+        for (size_t i = 0; i < g->n_claims; i++)
+                d += streq(g->claims[i].node, self);
+        for (size_t i = 0; i < g->n_lents; i++)
+                d += streq(g->lents[i].node, self) + streq_ptr(g->lents[i].block_node, self);
+        return d;
+}
+
+struct batch {
+        struct change *cs;
+        size_t n;
+        struct group *groups;
+        size_t n_groups;
+        char **new_nodes; /* names the model lacks, sorted */
+        size_t n_new_nodes, cap_new_nodes;
+        size_t n_new_files;
+        uint32_t *gone;   /* node numbers that lost a reference */
+        size_t n_gone;
+};
+
+static void batch_clear(struct batch *b)
+{
+        for (size_t i = 0; i < b->n; i++) {
+                cfg_loader_free(b->cs[i].mini);
+                free(b->cs[i].name);
+        }
+        free(b->cs);
+        for (size_t i = 0; i < b->n_groups; i++)
+                group_clear(&b->groups[i]);
+        free(b->groups);
+        for (size_t i = 0; i < b->n_new_nodes; i++)
+                free(b->new_nodes[i]);
+        free(b->new_nodes);
+        free(b->gone);
+}
+
+static int want_node(const struct cfg_model *m, struct batch *b, const char *name)
+{
+        if (!name || node_of(m, name) != UINT32_MAX)
+                return 0;
+        for (size_t i = 0; i < b->n_new_nodes; i++)
+                if (streq(b->new_nodes[i], name))
+                        return 0;
+        if (GROW(b->new_nodes, b->cap_new_nodes, b->n_new_nodes + 1) < 0 ||
+            !(b->new_nodes[b->n_new_nodes] = strdup(name)))
+                return -ENOMEM;
+        b->n_new_nodes++;
+        return 0;
+}
+
+static int change_cmp(const void *x, const void *y)
+{
+        const struct change *a = x, *b = y;
+        int c = cfg_prefix_cmp(&a->cidr, &b->cidr);
+
+        return c ? c : strcmp(a->kv->key, b->kv->key);
+}
+
+/* Every group planned and checked against the others; nothing changed yet. */
+static int plan_batch(const struct cfg_model *m, const struct cfg_kv_index *ix, struct batch *b)
+{
+        const char *self = m->settings.node_name;
+        uint32_t s = node_of(m, self);
+        const struct cfg_prefix *outer = NULL;
+        int64_t self_refs = s == UINT32_MAX ? 0 : ix->refs[s];
+        size_t gone = 0;
+        int r;
+
+        qsort(b->cs, b->n, sizeof(*b->cs), change_cmp);
+        b->groups = calloc(b->n ? b->n : 1, sizeof(*b->groups));
+        if (!b->groups)
+                return -ENOMEM;
+        for (size_t i = 0; i < b->n; i++) {
+                struct change *c = &b->cs[i];
+                void *found;
+
+                if (asprintf(&c->name, "etcd:%s", c->kv->key) < 0) {
+                        c->name = NULL;
+                        return -ENOMEM;
+                }
+                /* Each key once (a caller's slip: the full load decides). */
+                if (i && streq(c->kv->key, b->cs[i - 1].kv->key))
+                        return -EAGAIN;
+                found = strtab_get(&ix->files, c->name, file_key, m);
+                c->file = found ? (uint32_t)((uintptr_t)found - 1) : UINT32_MAX;
+                c->new_file = !found && c->mini;
+                b->n_new_files += c->new_file;
+                if (i && cfg_prefix_eq(&c->cidr, &b->cs[i - 1].cidr))
+                        b->groups[b->n_groups - 1].n_cs++;
+                else
+                        b->groups[b->n_groups++] = (struct group){ .cs = c, .n_cs = 1 };
+        }
+        for (size_t i = 0; i < b->n_groups; i++) {
+                struct group *g = &b->groups[i];
+                const struct cfg_prefix *cidr = &g->cs[0].cidr;
+
+                if ((r = plan_group(m, ix, g)) < 0)
+                        return r;
+                /* Blocks of the batch overlapping each other: the full load. */
+                if (outer && cfg_prefix_overlaps(outer, cidr))
+                        return -EAGAIN;
+                if (!outer || !cfg_prefix_overlaps(outer, cidr))
+                        outer = cidr;
+                for (size_t k = 0; k < g->n_claims; k++)
+                        if (g->claims[k].fresh && (r = want_node(m, b, g->claims[k].node)) < 0)
+                                return r;
+                for (size_t k = 0; k < g->n_lents; k++)
+                        if (g->lents[k].fresh && ((r = want_node(m, b, g->lents[k].node)) < 0 ||
+                                                  (r = want_node(m, b, g->lents[k].block_node)) < 0))
+                                return r;
+                if (s != UINT32_MAX)
+                        self_refs += self_delta(ix, g, s, self);
+                gone += (g->hi - g->lo) + 2 * (g->bhi - g->blo);
+        }
+        /* This node's entry going (its last claim without a Node resource) changes more
+         * than blocks. */
+        if (s != UINT32_MAX && !m->nodes[s].has_resource && self_refs == 0)
+                return -EAGAIN;
+        b->gone = calloc(gone + 1, sizeof(*b->gone));
+        return b->gone ? 0 : -ENOMEM;
+}
+
+/* Room for n more names in the file table: strtab_reserve() makes room for one more
+ * entry than it holds, so count the entries to come in while it grows. */
+static int files_reserve(struct strtab *t, size_t n, const struct cfg_model *m)
+{
+        size_t had = t->n;
+        int r = 0;
+
+        for (size_t i = 0; i < n && r >= 0; i++) {
+                r = strtab_reserve(t, file_key, m);
+                t->n++;
+        }
+        t->n = had;
+        return r;
+}
+
+/* Room for everything the commit adds, so that it cannot fail half way. */
+static int reserve(struct cfg_model *m, struct cfg_kv_index *ix, struct batch *b)
+{
+        size_t nf = m->n_files + b->n_new_files, nn = m->n_nodes + b->n_new_nodes, nc = 0, nl = 0;
+        int r;
+
+        for (size_t i = 0; i < b->n_groups; i++) {
+                struct group *g = &b->groups[i];
+
+                nc += g->n_claims;
+                nl += g->n_lents;
+                g->rv = calloc(g->n_claims + 1, sizeof(*g->rv));
+                g->bv = calloc(g->n_lents + 1, sizeof(*g->bv));
+                g->mv = calloc(g->n_lents + 1, sizeof(*g->mv));
+                if (!g->rv || !g->bv || !g->mv)
+                        return -ENOMEM;
+        }
+        if ((r = GROW(m->files, ix->cap_files, nf)) < 0 || (r = GROW(ix->counted, ix->cap_counted, nf)) < 0 ||
+            (r = GROW(m->nodes, ix->cap_nodes, nn)) < 0 || (r = GROW(ix->refs, ix->cap_refs, nn)) < 0 ||
+            (r = GROW(ix->raw, ix->cap_raw, ix->n_raw + nc)) < 0 || (r = GROW(ix->bor, ix->cap_bor, ix->n_bor + nl)) < 0 ||
+            (r = GROW(m->blocks, ix->cap_blocks, m->n_blocks + b->n_groups)) < 0 ||
+            (r = GROW(m->borrowed, ix->cap_borrowed, m->n_borrowed + nl)) < 0)
+                return r;
+        return files_reserve(&ix->files, b->n_new_files, m);
+}
+
+static bool block_same(const struct cfg_block *a, const struct cfg_block *b)
+{
+        return cfg_prefix_eq(&a->cidr, &b->cidr) && a->node == b->node && a->pool == b->pool &&
+               a->src.file == b->src.file && a->src.line == b->src.line;
+}
+
+static bool borrowed_same(const struct cfg_borrowed *a, const struct cfg_borrowed *b)
+{
+        return cfg_prefix_eq(&a->addr, &b->addr) && a->node == b->node && a->block_node == b->block_node &&
+               a->pool == b->pool && a->src.file == b->src.file && a->src.line == b->src.line;
+}
+
+/* The group's old entries leave the index and the new ones arrive, with this model's
+ * node and file numbers; the nodes that lost a reference go into b->gone. */
+static void commit_index(struct cfg_model *m, struct cfg_kv_index *ix, struct batch *b, struct group *g)
+{
+        for (size_t i = g->lo; i < g->hi; i++)
+                if (group_has_file(g, ix->raw[i].src.file))
+                        ix->refs[b->gone[b->n_gone++] = ix->raw[i].node]--;
+        for (size_t i = g->blo; i < g->bhi; i++)
+                if (group_has_file(g, ix->bor[i].src.file)) {
+                        ix->refs[b->gone[b->n_gone++] = ix->bor[i].node]--;
+                        if (ix->bor[i].block_node != UINT32_MAX)
+                                ix->refs[b->gone[b->n_gone++] = ix->bor[i].block_node]--;
+                }
+        for (size_t i = 0; i < g->n_claims; i++) {
+                struct raw_block *rb = &g->claims[i].rb;
+
+                rb->node = node_of(m, g->claims[i].node);
+                if (g->claims[i].fresh) {
+                        rb->src.file = g->claims[i].fresh->file;
+                        ix->refs[rb->node]++;
+                }
+                g->rv[i] = *rb;
+        }
+        for (size_t i = 0; i < g->n_lents; i++) {
+                struct raw_borrowed *rb = &g->lents[i].rb;
+
+                rb->node = node_of(m, g->lents[i].node);
+                rb->block_node = node_of(m, g->lents[i].block_node);
+                if (g->lents[i].fresh) {
+                        rb->src.file = g->lents[i].fresh->file;
+                        ix->refs[rb->node]++;
+                        if (rb->block_node != UINT32_MAX)
+                                ix->refs[rb->block_node]++;
+                }
+                g->bv[i] = *rb;
+        }
+        splice(ix->raw, &ix->n_raw, sizeof(*ix->raw), g->lo, g->hi - g->lo, g->rv, g->n_claims);
+        splice(ix->bor, &ix->n_bor, sizeof(*ix->bor), g->blo, g->bhi - g->blo, g->bv, g->n_lents);
+}
+
+/* The model's block at the group's cidr after the merge. */
+static int commit_block(struct cfg_model *m, const struct group *g, struct cfg_touched *t, bool *changed)
+{
+        const struct change *c = &g->cs[0];
+        size_t pos = block_lower(m, &c->cidr);
+        bool had = pos < m->n_blocks && cfg_prefix_eq(&m->blocks[pos].cidr, &c->cidr);
+        struct cfg_block nb;
+
+        if (g->n_claims) {
+                const struct raw_block *w = &g->claims[0].rb;
+
+                nb = (struct cfg_block){ .cidr = c->cidr, .node = w->node, .pool = c->pool, .src = w->src };
+                if (had && block_same(&m->blocks[pos], &nb))
+                        return 0;
+                splice(m->blocks, &m->n_blocks, sizeof(*m->blocks), pos, had, &nb, 1);
+        } else if (had)
+                splice(m->blocks, &m->n_blocks, sizeof(*m->blocks), pos, 1, NULL, 0);
+        else
+                return 0;
+        *changed = true;
+        return cfg_touched_add(t, &c->cidr);
+}
+
+/* The model's borrowed addresses in the block after the merge: one per address, the
+ * first key's (build_borrowed()). */
+static int commit_borrowed(struct cfg_model *m, const struct group *g, struct cfg_touched *t, bool *changed)
+{
+        const struct change *c = &g->cs[0];
+        size_t lo = model_bor_lower(m, &c->cidr), hi = lo, n = 0;
+        struct cfg_borrowed *v = g->mv;
+        int r = 0;
+
+        while (hi < m->n_borrowed && cfg_prefix_contains(&c->cidr, &m->borrowed[hi].addr))
+                hi++;
+        for (size_t i = 0; i < g->n_lents; i++) {
+                const struct raw_borrowed *b = &g->lents[i].rb;
+
+                if (n && cfg_prefix_eq(&v[n - 1].addr, &b->addr))
+                        continue;
+                v[n++] = (struct cfg_borrowed){
+                        .addr = b->addr, .node = b->node, .block_node = b->block_node, .pool = c->pool, .src = b->src
+                };
+        }
+        /* Touched: every address whose entry is not the same before and after. */
+        for (size_t i = lo, j = 0; i < hi || j < n;) {
+                int k = i == hi ? 1 : j == n ? -1 : cfg_prefix_cmp(&m->borrowed[i].addr, &v[j].addr);
+
+                if (k == 0 && borrowed_same(&m->borrowed[i], &v[j])) {
+                        i++, j++;
+                        continue;
+                }
+                *changed = true;
+                if (r == 0)
+                        r = cfg_touched_add(t, k <= 0 ? &m->borrowed[i].addr : &v[j].addr);
+                if (k <= 0)
+                        i++;
+                if (k >= 0)
+                        j++;
+        }
+        splice(m->borrowed, &m->n_borrowed, sizeof(*m->borrowed), lo, hi - lo, v, n);
+        return r;
+}
+
+static void sort_desc(uint32_t *v, size_t n)
+{
+        for (size_t i = 1; i < n; i++)
+                for (size_t j = i; j > 0 && v[j - 1] < v[j]; j--) {
+                        uint32_t x = v[j - 1];
+                        v[j - 1] = v[j];
+                        v[j] = x;
+                }
+}
+
+/* Everything planned and reserved: nothing fails here but adding to t (the model is
+ * whole then, t short: -ENOMEM). */
+static int commit_batch(struct cfg_model *m, struct cfg_kv_index *ix, struct batch *b, struct cfg_touched *t,
+                        bool *changed)
+{
+        int r = 0, q;
+
+        for (size_t i = 0; i < b->n; i++) {
+                struct change *c = &b->cs[i];
+                void *old;
+
+                if (!c->new_file)
+                        continue;
+                c->file = (uint32_t)m->n_files;
+                m->files[m->n_files++] = TAKE_PTR(c->name); /* the claims' names point at it */
+                ix->counted[c->file] = 0;
+                (void)strtab_put(&ix->files, (void *)(uintptr_t)(c->file + 1), file_key, m, &old);
+        }
+        for (size_t i = 0; i < b->n_new_nodes; i++) {
+                node_insert(m, ix, TAKE_PTR(b->new_nodes[i]));
+                *changed = true;
+        }
+        /* Highest block first: splicing one moves none of those before it. */
+        for (size_t i = b->n_groups; i-- > 0;) {
+                struct group *g = &b->groups[i];
+
+                commit_index(m, ix, b, g);
+                if ((q = commit_block(m, g, t, changed)) < 0 && r == 0)
+                        r = q;
+                if ((q = commit_borrowed(m, g, t, changed)) < 0 && r == 0)
+                        r = q;
+        }
+        for (size_t i = 0; i < b->n; i++) {
+                const struct change *c = &b->cs[i];
+                uint8_t n_ipam = c->mini ? (uint8_t)c->mini->m->n_ipam_resources : 0;
+
+                if (c->file == UINT32_MAX || ix->counted[c->file] == n_ipam)
+                        continue;
+                m->n_ipam_resources = m->n_ipam_resources - ix->counted[c->file] + n_ipam;
+                ix->counted[c->file] = n_ipam;
+                *changed = true;
+        }
+        /* Nodes that nothing names any more and no Node resource made go, highest
+         * first (removing one renumbers those after it). */
+        sort_desc(b->gone, b->n_gone);
+        for (size_t i = 0; i < b->n_gone; i++) {
+                if (i && b->gone[i] == b->gone[i - 1])
+                        continue;
+                if (ix->refs[b->gone[i]] == 0 && !m->nodes[b->gone[i]].has_resource) {
+                        node_remove(m, ix, b->gone[i]);
+                        *changed = true;
+                }
+        }
+        return r;
+}
+
+int cfg_model_update_kvs(struct cfg_model *m, struct cfg_kv_index *ix, const struct cfg_kv *changes, size_t n,
+                         struct cfg_touched *t, struct cfg_diags *d)
+{
+        struct batch b = { .n = n };
+        bool again = false, changed = false;
+        int r = 0;
+
+        b.cs = calloc(n ? n : 1, sizeof(*b.cs));
+        if (!b.cs)
+                return -ENOMEM;
+        /* Every new value is read first: one the full load refuses changes nothing. */
+        for (size_t i = 0; i < n && r != -ENOMEM; i++) {
+                int q;
+
+                b.cs[i].kv = &changes[i];
+                q = read_change(m, &b.cs[i], d);
+                if (q == -EAGAIN)
+                        again = true;
+                else if (q < 0 && (r == 0 || q == -ENOMEM))
+                        r = q;
+        }
+        if (r == 0 && again)
+                r = -EAGAIN;
+        if (r == 0)
+                r = plan_batch(m, ix, &b);
+        if (r == 0)
+                r = reserve(m, ix, &b);
+        if (r == 0)
+                r = commit_batch(m, ix, &b, t, &changed);
+        batch_clear(&b);
+        if (r < 0)
+                return r;
+        return changed;
+}

@@ -1,0 +1,517 @@
+/* Unit tests for the in-place updates of a model built from etcd keys
+ * (config/kvupdate.c, issue 16), by property: random sequences of key puts and deletes
+ * (BlockAffinities in every state, IPAMBlocks with and without affinity, borrowed
+ * addresses, bad values, conflicting and overlapping claims, blocks in no pool, a key
+ * outside the layout) applied in place must leave exactly the model a full load of the
+ * same keys builds, field by field; a refused update must refuse what the full load
+ * refuses, with the same message, and leave the model as it was. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "load.h"
+#include "model.h"
+#include "util.h"
+
+#define RES "/calico/resources/v3/projectcalico.org/"
+#define AFF "/calico/ipam/v2/host/"
+#define BLK "/calico/ipam/v2/assignment/"
+
+/* ---- the key set: a small sorted map ---- */
+
+#define MAX_KEYS 128
+
+struct keyset {
+        char *key[MAX_KEYS], *value[MAX_KEYS];
+        size_t n;
+};
+
+static void ks_put(struct keyset *s, const char *key, const char *value)
+{
+        size_t i = 0;
+
+        while (i < s->n && strcmp(s->key[i], key) < 0)
+                i++;
+        if (i < s->n && streq(s->key[i], key)) {
+                free(s->value[i]);
+                s->value[i] = strdup(value);
+                return;
+        }
+        assert_true(s->n < MAX_KEYS);
+        memmove(&s->key[i + 1], &s->key[i], (s->n - i) * sizeof(char *));
+        memmove(&s->value[i + 1], &s->value[i], (s->n - i) * sizeof(char *));
+        s->key[i] = strdup(key);
+        s->value[i] = strdup(value);
+        s->n++;
+}
+
+static bool ks_del(struct keyset *s, const char *key)
+{
+        for (size_t i = 0; i < s->n; i++)
+                if (streq(s->key[i], key)) {
+                        free(s->key[i]);
+                        free(s->value[i]);
+                        memmove(&s->key[i], &s->key[i + 1], (s->n - i - 1) * sizeof(char *));
+                        memmove(&s->value[i], &s->value[i + 1], (s->n - i - 1) * sizeof(char *));
+                        s->n--;
+                        return true;
+                }
+        return false;
+}
+
+static void ks_clear(struct keyset *s)
+{
+        for (size_t i = 0; i < s->n; i++) {
+                free(s->key[i]);
+                free(s->value[i]);
+        }
+        s->n = 0;
+}
+
+static struct cfg_settings settings(void)
+{
+        static const char text[] = "nodeName: n1\n";
+        struct cfg_settings s = {};
+        struct cfg_diags d = {};
+
+        assert_int_equal(cfg_settings_load_buffer("config.yaml", text, sizeof(text) - 1, "host", &s, &d), 0);
+        cfg_diags_clear(&d);
+        return s;
+}
+
+static int full_load(const struct keyset *s, struct cfg_model **ret, struct cfg_kv_index **ret_ix,
+                     struct cfg_diags *d)
+{
+        struct cfg_settings set = settings();
+        struct cfg_kv kvs[MAX_KEYS];
+        int r;
+
+        for (size_t i = 0; i < s->n; i++)
+                kvs[i] = (struct cfg_kv){ s->key[i], s->value[i], strlen(s->value[i]) };
+        r = ret_ix ? cfg_model_from_kvs_indexed(&set, kvs, s->n, ret, ret_ix, d)
+                   : cfg_model_from_kvs(&set, kvs, s->n, ret, d);
+        cfg_settings_clear(&set);
+        return r;
+}
+
+/* ---- field by field ---- */
+
+static const char *node_name(const struct cfg_model *m, uint32_t i)
+{
+        if (i == UINT32_MAX)
+                return "(none)";
+        assert_true(i < m->n_nodes);
+        return m->nodes[i].name;
+}
+
+static void same_src(const struct cfg_model *a, struct cfg_src x, const struct cfg_model *b, struct cfg_src y)
+{
+        assert_string_equal(cfg_model_file(a, x), cfg_model_file(b, y));
+        assert_int_equal(x.line, y.line);
+}
+
+static void same_prefix(const struct cfg_prefix *a, const struct cfg_prefix *b)
+{
+        char x[CFG_PREFIX_STRLEN], y[CFG_PREFIX_STRLEN];
+
+        cfg_prefix_fmt(a, x, sizeof(x));
+        cfg_prefix_fmt(b, y, sizeof(y));
+        assert_string_equal(x, y);
+}
+
+static void same_model(const struct cfg_model *a, const struct cfg_model *b)
+{
+        assert_int_equal(a->n_pools, b->n_pools);
+        for (size_t i = 0; i < a->n_pools; i++) {
+                assert_string_equal(a->pools[i].name, b->pools[i].name);
+                same_prefix(&a->pools[i].cidr, &b->pools[i].cidr);
+        }
+        assert_int_equal(a->n_nodes, b->n_nodes);
+        for (size_t i = 0; i < a->n_nodes; i++) {
+                const struct cfg_node *x = &a->nodes[i], *y = &b->nodes[i];
+
+                assert_string_equal(x->name, y->name);
+                assert_int_equal(x->has_resource, y->has_resource);
+                assert_int_equal(x->has_labels, y->has_labels);
+                assert_int_equal(x->labels.n, y->labels.n);
+                assert_memory_equal(&x->addr, &y->addr, sizeof(x->addr));
+                assert_memory_equal(&x->addr6, &y->addr6, sizeof(x->addr6));
+                if (x->has_resource)
+                        same_src(a, x->src, b, y->src);
+        }
+        assert_int_equal(a->n_blocks, b->n_blocks);
+        for (size_t i = 0; i < a->n_blocks; i++) {
+                const struct cfg_block *x = &a->blocks[i], *y = &b->blocks[i];
+
+                same_prefix(&x->cidr, &y->cidr);
+                assert_string_equal(node_name(a, x->node), node_name(b, y->node));
+                assert_int_equal(x->pool, y->pool);
+                same_src(a, x->src, b, y->src);
+        }
+        assert_int_equal(a->n_borrowed, b->n_borrowed);
+        for (size_t i = 0; i < a->n_borrowed; i++) {
+                const struct cfg_borrowed *x = &a->borrowed[i], *y = &b->borrowed[i];
+
+                same_prefix(&x->addr, &y->addr);
+                assert_string_equal(node_name(a, x->node), node_name(b, y->node));
+                assert_string_equal(node_name(a, x->block_node), node_name(b, y->block_node));
+                assert_int_equal(x->pool, y->pool);
+                same_src(a, x->src, b, y->src);
+        }
+        assert_int_equal(a->n_felix, b->n_felix);
+        assert_int_equal(a->n_skipped, b->n_skipped);
+        assert_int_equal(a->n_ipam_resources, b->n_ipam_resources);
+        assert_int_equal(a->n_pod_cidrs_ignored, b->n_pod_cidrs_ignored);
+}
+
+static bool touched_has(const struct cfg_touched *t, const struct cfg_prefix *p)
+{
+        for (size_t i = 0; i < t->n; i++)
+                if (cfg_prefix_eq(&t->v[i], p))
+                        return true;
+        return false;
+}
+
+static const struct cfg_block *find_block(const struct cfg_model *m, const struct cfg_prefix *p)
+{
+        for (size_t i = 0; i < m->n_blocks; i++)
+                if (cfg_prefix_eq(&m->blocks[i].cidr, p))
+                        return &m->blocks[i];
+        return NULL;
+}
+
+static const struct cfg_borrowed *find_borrowed(const struct cfg_model *m, const struct cfg_prefix *p)
+{
+        for (size_t i = 0; i < m->n_borrowed; i++)
+                if (cfg_prefix_eq(&m->borrowed[i].addr, p))
+                        return &m->borrowed[i];
+        return NULL;
+}
+
+/* Every block and borrowed address whose route may differ between a and b (its node,
+ * its block's node, its pool, its presence) is in t. */
+static void touched_covers(const struct cfg_model *a, const struct cfg_model *b, const struct cfg_touched *t)
+{
+        for (int pass = 0; pass < 2; pass++) {
+                const struct cfg_model *x = pass ? b : a, *y = pass ? a : b;
+
+                for (size_t i = 0; i < x->n_blocks; i++) {
+                        const struct cfg_block *p = &x->blocks[i], *q = find_block(y, &p->cidr);
+
+                        if (!q || !streq(node_name(x, p->node), node_name(y, q->node)) || p->pool != q->pool)
+                                assert_true(touched_has(t, &p->cidr));
+                }
+                for (size_t i = 0; i < x->n_borrowed; i++) {
+                        const struct cfg_borrowed *p = &x->borrowed[i], *q = find_borrowed(y, &p->addr);
+
+                        if (!q || !streq(node_name(x, p->node), node_name(y, q->node)) ||
+                            !streq(node_name(x, p->block_node), node_name(y, q->block_node)) || p->pool != q->pool)
+                                assert_true(touched_has(t, &p->addr));
+                }
+        }
+}
+
+/* ---- random keys ---- */
+
+static const char *const nodes[] = { "n1", "n2", "n3", "n4", "n5" };
+/* four blocks of the IPv4 pool, one of the IPv6 pool, one overlapping the first two,
+ * one in no pool */
+static const char *const cidrs[] = { "10.0.0.0/28", "10.0.0.16/28", "10.0.0.32/28", "10.0.0.48/28",
+                                     "fd00:10::/124", "10.0.0.0/27", "10.9.0.0/28" };
+
+static void key_of(char *buf, size_t size, const char *prefix, const char *node, const char *cidr)
+{
+        char c[64];
+        bool v6 = strchr(cidr, ':');
+
+        snprintf(c, sizeof(c), "%s", cidr);
+        *strchr(c, '/') = '-';
+        if (node)
+                snprintf(buf, size, "%s%s/%s/block/%s", prefix, node, v6 ? "ipv6" : "ipv4", c);
+        else
+                snprintf(buf, size, "%s%s/block/%s", prefix, v6 ? "ipv6" : "ipv4", c);
+}
+
+static const char *affinity_value(unsigned r)
+{
+        static const char *const v[] = {
+                "{\"state\":\"confirmed\",\"deleted\":false}",
+                "",
+                "{}",
+                "{\"state\":\"pending\"}",
+                "{\"state\":\"pendingDeletion\"}",
+                "{\"state\":\"confirmed\",\"deleted\":true}",
+                "[1]",                                                 /* refused */
+                "{\"state\":\"confirmed\",\"deleted\":\"maybe\"}",     /* refused */
+        };
+        /* mostly good ones */
+        return v[r % 16 < 6 ? r % 6 : r % 16 < 14 ? 0 : 6 + r % 2];
+}
+
+/* An IPAMBlock value: affinity (or none), some addresses borrowed by other nodes. */
+static void block_value(char *buf, size_t size, const char *cidr, unsigned r)
+{
+        const char *host = r % 5 == 0 ? NULL : nodes[(r / 5) % ELEMENTSOF(nodes)];
+        char allocs[256] = "", attrs[512] = "";
+        unsigned n = 1 + (r / 25) % 4;
+
+        if (r % 31 == 0) {
+                snprintf(buf, size, "{\"cidr\":\"%s\",\"affinity\":7}", cidr); /* refused */
+                return;
+        }
+        for (unsigned i = 0; i < n; i++) {
+                const char *who = nodes[(r / 7 + i * 3) % ELEMENTSOF(nodes)];
+                size_t k = strlen(allocs), a = strlen(attrs);
+
+                /* ordinal 1 + (i + r) % 5 holds attribute i; others free */
+                snprintf(allocs + k, sizeof(allocs) - k, "%s%u", k ? "," : "", i);
+                snprintf(attrs + a, sizeof(attrs) - a, "%s{\"secondary\":{\"node\":\"%s\"}}", a ? "," : "", who);
+        }
+        snprintf(buf, size,
+                 "{\"cidr\":\"%s\",\"affinity\":%s%s%s,\"allocations\":[null,%s],\"attributes\":[%s],"
+                 "\"deleted\":%s}",
+                 cidr, host ? "\"host:" : "null", host ? host : "", host ? "\"" : "", allocs, attrs,
+                 r % 11 == 0 ? "true" : "false");
+}
+
+/* One random change: the key and its new value (NULL: delete); *bad when the key set
+ * is likely refused after it (the next step repairs it, as an operator would). */
+static void random_change(unsigned *seed, char *key, size_t ksize, char *val, size_t vsize, bool *del, bool *bad)
+{
+        unsigned r = (unsigned)rand_r(seed), c = r % 5;
+        const char *node;
+
+        *bad = false;
+        /* mostly a block of the pools; now and then one overlapping two, or in no pool */
+        if ((r / 5) % 24 == 0) {
+                c = 5 + (r / 120) % 2;
+                *bad = c == 5;
+        }
+        *del = (r / 3) % 4 == 0;
+        r = (unsigned)rand_r(seed);
+        /* each block mostly claimed by one node; now and then by another (a conflict,
+         * unless an IPAMBlock overrules it) */
+        node = nodes[(r / 9) % 8 == 0 ? (r / 72) % ELEMENTSOF(nodes) : c % ELEMENTSOF(nodes)];
+        switch (r % 9) {
+        case 0:
+                snprintf(key, ksize, "%s", AFF "n3/ipv4/block/nonsense");
+                snprintf(val, vsize, "{}");
+                break;
+        case 1:
+        case 2:
+        case 3:
+                key_of(key, ksize, BLK, NULL, cidrs[c]);
+                block_value(val, vsize, cidrs[c], (unsigned)rand_r(seed));
+                *bad = *bad || strstr(val, ":7}");
+                break;
+        default:
+                key_of(key, ksize, AFF, node, cidrs[c]);
+                snprintf(val, vsize, "%s", affinity_value((unsigned)rand_r(seed)));
+                *bad = *bad || *val == '[' || strstr(val, "maybe") || !streq(node, nodes[c % ELEMENTSOF(nodes)]);
+                break;
+        }
+}
+
+static void base_keys(struct keyset *s)
+{
+        ks_put(s, RES "ippools/v4",
+               "{\"kind\":\"IPPool\",\"apiVersion\":\"projectcalico.org/v3\",\"metadata\":{\"name\":\"v4\"},"
+               "\"spec\":{\"cidr\":\"10.0.0.0/24\",\"blockSize\":28}}");
+        ks_put(s, RES "ippools/v6",
+               "{\"kind\":\"IPPool\",\"apiVersion\":\"projectcalico.org/v3\",\"metadata\":{\"name\":\"v6\"},"
+               "\"spec\":{\"cidr\":\"fd00:10::/64\",\"blockSize\":124}}");
+        ks_put(s, RES "nodes/n1",
+               "{\"kind\":\"Node\",\"apiVersion\":\"projectcalico.org/v3\",\"metadata\":{\"name\":\"n1\"},"
+               "\"spec\":{\"bgp\":{\"ipv4Address\":\"192.168.1.1/24\"}}}");
+        ks_put(s, RES "nodes/n2",
+               "{\"kind\":\"Node\",\"apiVersion\":\"projectcalico.org/v3\",\"metadata\":{\"name\":\"n2\"},"
+               "\"spec\":{\"bgp\":{\"ipv4Address\":\"192.168.1.2/24\"}}}");
+}
+
+/* The first error's text, or "". */
+static void first_error(const struct cfg_diags *d, char *buf, size_t size)
+{
+        *buf = 0;
+        for (size_t i = 0; i < d->n; i++)
+                if (d->v[i].severity == CFG_ERROR) {
+                        cfg_diag_fmt(&d->v[i], buf, size);
+                        return;
+                }
+}
+
+static bool has_error(const struct cfg_diags *d, const char *text)
+{
+        char buf[1024];
+
+        for (size_t i = 0; i < d->n; i++)
+                if (d->v[i].severity == CFG_ERROR) {
+                        cfg_diag_fmt(&d->v[i], buf, sizeof(buf));
+                        if (streq(buf, text))
+                                return true;
+                }
+        return false;
+}
+
+struct stats {
+        unsigned updated, unchanged, again, refused, full_failed;
+};
+
+static void run_sequence(unsigned seed, unsigned steps, struct stats *st)
+{
+        struct keyset s = {};
+        struct cfg_model *m = NULL;
+        struct cfg_kv_index *ix = NULL;
+        struct cfg_diags d = {};
+        char repair[160] = "", old_repair[160] = "";
+
+        base_keys(&s);
+        assert_int_equal(full_load(&s, &m, &ix, &d), 0);
+        cfg_diags_clear(&d);
+        for (unsigned step = 0; step < steps; step++) {
+                unsigned n = 1 + (unsigned)rand_r(&seed) % 3;
+                char keys[4][160], vals[4][600];
+                struct cfg_kv ch[4];
+                struct cfg_touched t = {};
+                struct cfg_model *want = NULL, *before = NULL;
+                int r, w;
+
+                /* The model m stands for, to compare with after a refusal. */
+                if (ix) {
+                        assert_int_equal(full_load(&s, &before, NULL, &d), 0);
+                        cfg_diags_clear(&d);
+                }
+                for (unsigned i = 0; i < n; i++) {
+                        bool del, bad;
+
+                        random_change(&seed, keys[i], sizeof(keys[i]), vals[i], sizeof(vals[i]), &del, &bad);
+                        if (bad && !del)
+                                snprintf(repair, sizeof(repair), "%s", keys[i]);
+                        if (del) {
+                                ks_del(&s, keys[i]);
+                                ch[i] = (struct cfg_kv){ keys[i], NULL, 0 };
+                        } else {
+                                ks_put(&s, keys[i], vals[i]);
+                                ch[i] = (struct cfg_kv){ keys[i], vals[i], strlen(vals[i]) };
+                        }
+                }
+                /* The last step's bad key goes again. */
+                if (*old_repair) {
+                        snprintf(keys[n], sizeof(keys[n]), "%s", old_repair);
+                        ks_del(&s, old_repair);
+                        ch[n] = (struct cfg_kv){ keys[n], NULL, 0 };
+                        n++;
+                }
+                snprintf(old_repair, sizeof(old_repair), "%s", repair);
+                *repair = 0;
+                /* A later change of the same key is the one that counts (the source
+                 * hands each changed key once, with its value now). */
+                for (unsigned i = 0; i < n; i++)
+                        for (unsigned j = i + 1; j < n; j++)
+                                if (streq(ch[i].key, ch[j].key)) {
+                                        memmove(&ch[i], &ch[i + 1], (n - i - 1) * sizeof(ch[0]));
+                                        n--;
+                                        i--;
+                                        break;
+                                }
+                w = full_load(&s, &want, NULL, &d);
+                struct cfg_diags wd = d;
+                d = (struct cfg_diags){};
+                if (!ix) {
+                        /* The last change was refused or needed a full load that failed:
+                         * the daemon loads fully until one succeeds. */
+                        if (w == 0) {
+                                cfg_model_free(m);
+                                m = NULL;
+                                assert_int_equal(full_load(&s, &m, &ix, &d), 0);
+                                cfg_diags_clear(&d);
+                        }
+                        cfg_model_free(want);
+                        cfg_diags_clear(&wd);
+                        st->full_failed++;
+                        continue;
+                }
+                r = cfg_model_update_kvs(m, ix, ch, n, &t, &d);
+                if (r >= 0) {
+                        /* Accepted: the full load must accept and agree. */
+                        if (w != 0) {
+                                char e[1024];
+
+                                first_error(&wd, e, sizeof(e));
+                                fail_msg("seed %u step %u: updated in place, the full load refuses: %s", seed, step, e);
+                        }
+                        same_model(m, want);
+                        cfg_touched_done(&t);
+                        touched_covers(before, want, &t);
+                        assert_false(t.all);
+                        if (r == 0)
+                                assert_int_equal(t.n, 0);
+                        r ? st->updated++ : st->unchanged++;
+                } else if (r == -EAGAIN) {
+                        same_model(m, before); /* all or nothing */
+                        st->again++;
+                        cfg_kv_index_free(ix);
+                        ix = NULL;
+                        if (w == 0) {
+                                cfg_model_free(m);
+                                m = NULL;
+                                assert_int_equal(full_load(&s, &m, &ix, &d), 0);
+                        }
+                } else {
+                        /* Refused: the full load refuses too, with each same message. */
+                        assert_int_equal(r, -EINVAL);
+                        assert_int_equal(w, -EINVAL);
+                        for (size_t i = 0; i < d.n; i++)
+                                if (d.v[i].severity == CFG_ERROR) {
+                                        char e[1024];
+
+                                        cfg_diag_fmt(&d.v[i], e, sizeof(e));
+                                        if (!has_error(&wd, e))
+                                                fail_msg("seed %u step %u: '%s' is not the full load's", seed, step, e);
+                                }
+                        assert_true(d.n_errors > 0);
+                        same_model(m, before); /* as it was */
+                        st->refused++;
+                        cfg_kv_index_free(ix);
+                        ix = NULL;
+                }
+                cfg_touched_clear(&t);
+                cfg_diags_clear(&d);
+                cfg_diags_clear(&wd);
+                cfg_model_free(want);
+                cfg_model_free(before);
+        }
+        cfg_kv_index_free(ix);
+        cfg_model_free(m);
+        ks_clear(&s);
+}
+
+static void random_sequences(void **state)
+{
+        struct stats st = {};
+
+        (void)state;
+        for (unsigned seed = 1; seed <= 60; seed++)
+                run_sequence(seed, 120, &st);
+        printf("in place %u, unchanged %u, full load %u, refused %u, waiting for a good full load %u\n", st.updated,
+               st.unchanged, st.again, st.refused, st.full_failed);
+        /* The sequences reach every outcome. */
+        assert_true(st.updated > 1000);
+        assert_true(st.unchanged > 10);
+        assert_true(st.again > 10);
+        assert_true(st.refused > 10);
+}
+
+int main(void)
+{
+        const struct CMUnitTest tests[] = {
+                cmocka_unit_test(random_sequences),
+        };
+
+        return cmocka_run_group_tests(tests, NULL, NULL);
+}
