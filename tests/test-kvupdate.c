@@ -375,7 +375,7 @@ static void run_sequence(unsigned seed, unsigned steps, struct stats *st)
         cfg_diags_clear(&d);
         for (unsigned step = 0; step < steps; step++) {
                 unsigned n = 1 + (unsigned)rand_r(&seed) % 3;
-                char keys[4][160], vals[4][600];
+                char keys[4][160], vals[4][640];
                 struct cfg_kv ch[4];
                 struct cfg_touched t = {};
                 struct cfg_model *want = NULL, *before = NULL;
@@ -391,7 +391,7 @@ static void run_sequence(unsigned seed, unsigned steps, struct stats *st)
 
                         random_change(&seed, keys[i], sizeof(keys[i]), vals[i], sizeof(vals[i]), &del, &bad);
                         if (bad && !del)
-                                snprintf(repair, sizeof(repair), "%s", keys[i]);
+                                snprintf(repair, sizeof(repair), "%.159s", keys[i]);
                         if (del) {
                                 ks_del(&s, keys[i]);
                                 ch[i] = (struct cfg_kv){ keys[i], NULL, 0 };
@@ -402,12 +402,12 @@ static void run_sequence(unsigned seed, unsigned steps, struct stats *st)
                 }
                 /* The last step's bad key goes again. */
                 if (*old_repair) {
-                        snprintf(keys[n], sizeof(keys[n]), "%s", old_repair);
+                        snprintf(keys[n], sizeof(keys[n]), "%.159s", old_repair);
                         ks_del(&s, old_repair);
                         ch[n] = (struct cfg_kv){ keys[n], NULL, 0 };
                         n++;
                 }
-                snprintf(old_repair, sizeof(old_repair), "%s", repair);
+                snprintf(old_repair, sizeof(old_repair), "%.159s", repair);
                 *repair = 0;
                 /* A later change of the same key is the one that counts (the source
                  * hands each changed key once, with its value now). */
