@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 #include "curl-dl.h"
@@ -38,6 +39,7 @@ struct http_req {
         struct http *h;
         CURL *easy;
         struct curl_slist *headers;
+        struct curl_slist *connect_to; /* tls->server_name: where to connect instead */
         bool stream;
         size_t max_body;
         bool (*on_data)(struct http_req *q, const char *data, size_t n, void *userdata);
@@ -63,6 +65,8 @@ void http_req_free(struct http_req *q)
         }
         if (q->headers)
                 cu_curl->slist_free_all(q->headers);
+        if (q->connect_to)
+                cu_curl->slist_free_all(q->connect_to);
         free(q->buf);
         free(q);
 }
@@ -161,6 +165,79 @@ static void set_tls(CURL *h, const struct http_tls *t)
         }
 }
 
+/* An https URL for server name instead of its host (so that curl sends it as SNI and
+ * checks the certificate against it), the CURLOPT_CONNECT_TO entry that still connects
+ * to the URL's host and port, and the Host header that names them (as Go's client
+ * does with tls.Config.ServerName). -EINVAL for a URL this cannot rewrite. */
+static int server_name_url(const char *url, const char *name, char **ret_url, char **ret_connect_to,
+                           char **ret_host)
+{
+        const char *auth, *port = "443", *close;
+        size_t auth_len, host_len;
+        bool v6 = strchr(name, ':') != NULL;
+
+        if (strncasecmp(url, "https://", 8) != 0 || !*name || strpbrk(name, "[]/@ "))
+                return -EINVAL;
+        auth = url + 8;
+        auth_len = strcspn(auth, "/?#");
+        if (!auth_len || memchr(auth, '@', auth_len))
+                return -EINVAL;
+        if (auth[0] == '[') {
+                if (!(close = memchr(auth, ']', auth_len)))
+                        return -EINVAL;
+                host_len = (size_t)(close - auth) + 1;
+        } else
+                host_len = strcspn(auth, ":/?#");
+        if (host_len < auth_len) {
+                if (auth[host_len] != ':' || host_len + 1 == auth_len)
+                        return -EINVAL;
+                port = auth + host_len + 1;
+        }
+        int port_len = host_len < auth_len ? (int)(auth_len - host_len - 1) : 3;
+
+        if (port_len > 5)
+                return -EINVAL;
+        if (asprintf(ret_url, "https://%s%s%s:%.*s%s", v6 ? "[" : "", name, v6 ? "]" : "", port_len, port,
+                     auth + auth_len) < 0)
+                return -ENOMEM;
+        if (asprintf(ret_connect_to, "%s%s%s:%.*s:%.*s:%.*s", v6 ? "[" : "", name, v6 ? "]" : "", port_len, port,
+                     (int)host_len, auth, port_len, port) < 0) {
+                free(*ret_url);
+                return -ENOMEM;
+        }
+        if (asprintf(ret_host, "Host: %.*s", (int)auth_len, auth) < 0) {
+                free(*ret_url);
+                free(*ret_connect_to);
+                return -ENOMEM;
+        }
+        return 0;
+}
+
+static int append_header(struct curl_slist **list, const char *s)
+{
+        struct curl_slist *l = cu_curl->slist_append(*list, s);
+
+        if (!l)
+                return -ENOMEM;
+        *list = l;
+        return 0;
+}
+
+/* tls->server_name applied: the URL, the Host header and where to connect. */
+static int apply_server_name(struct http_req *q, const struct http_request *rq)
+{
+        _cleanup_(freep) char *url = NULL, *connect_to = NULL, *host = NULL;
+        int r;
+
+        if ((r = server_name_url(rq->url, rq->tls->server_name, &url, &connect_to, &host)) < 0)
+                return r;
+        if ((r = append_header(&q->headers, host)) < 0 || (r = append_header(&q->connect_to, connect_to)) < 0)
+                return r;
+        cu_curl->easy_setopt(q->easy, CURLOPT_URL, url); /* copied */
+        cu_curl->easy_setopt(q->easy, CURLOPT_CONNECT_TO, q->connect_to);
+        return 0;
+}
+
 static void set_options(struct http_req *q, const struct http_request *rq)
 {
         CURL *h = q->easy;
@@ -190,6 +267,7 @@ static void set_options(struct http_req *q, const struct http_request *rq)
 int http_send(struct http *h, const struct http_request *rq, struct http_req **ret)
 {
         struct http_req *q;
+        int r;
 
         if (!h->multi || (rq->stream && !rq->on_data))
                 return -EINVAL;
@@ -202,16 +280,16 @@ int http_send(struct http *h, const struct http_request *rq, struct http_req **r
                 free(q);
                 return -ENOMEM;
         }
-        for (const char *const *hd = rq->headers; hd && *hd; hd++) {
-                struct curl_slist *l = cu_curl->slist_append(q->headers, *hd);
-
-                if (!l) {
+        for (const char *const *hd = rq->headers; hd && *hd; hd++)
+                if (append_header(&q->headers, *hd) < 0) {
                         http_req_free(q);
                         return -ENOMEM;
                 }
-                q->headers = l;
-        }
         set_options(q, rq);
+        if (rq->tls && rq->tls->server_name && (r = apply_server_name(q, rq)) < 0) {
+                http_req_free(q);
+                return r;
+        }
         if (cu_curl->multi_add_handle(h->multi, q->easy) != CURLM_OK) {
                 cu_curl->easy_cleanup(q->easy);
                 q->easy = NULL;

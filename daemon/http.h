@@ -20,11 +20,15 @@
 struct http;
 struct http_req;
 
-/* TLS material: paths or inline PEM, each NULL when absent. */
+/* TLS material: paths or inline PEM, each NULL when absent. server_name: the name
+ * to check the server's certificate against (and send as SNI) instead of the URL's
+ * host, which is still the one connected to and named in the Host header (a
+ * kubeconfig's tls-server-name); NULL: the URL's host. */
 struct http_tls {
         const char *ca_file, *ca_pem;
         const char *cert_file, *cert_pem;
         const char *key_file, *key_pem;
+        const char *server_name;
 };
 
 struct http_request {

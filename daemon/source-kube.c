@@ -603,6 +603,11 @@ static int load_credentials(struct kube_source *k, char *why, size_t size)
                 snprintf(why, size, "no API server: the kubeconfig names none and k8sAPIEndpoint is not set");
                 return -EINVAL;
         }
+        if (q.tls_server_name && strncasecmp(q.server, "https://", 8) != 0) {
+                snprintf(why, size, "tls-server-name %s: the server %s is not https", q.tls_server_name, q.server);
+                cfg_kube_clear(&q);
+                return -EINVAL;
+        }
         if (q.insecure) {
                 cfg_kube_clear(&q);
                 snprintf(why, size, "insecure-skip-tls-verify is not supported: give the cluster's CA "
@@ -732,7 +737,8 @@ static bool watch_data(struct http_req *h, const char *data, size_t n, void *use
 static int send_get(struct kube_source *k, const char *path, struct watch *w, struct http_req **ret)
 {
         const struct cfg_kube *c = &k->conf;
-        const struct http_tls tls = { c->ca_file, c->ca_pem, c->cert_file, c->cert_pem, c->key_file, c->key_pem };
+        const struct http_tls tls = { c->ca_file, c->ca_pem,  c->cert_file,      c->cert_pem,
+                                      c->key_file, c->key_pem, c->tls_server_name };
         const char *headers[] = { "Accept: application/json", k->auth, NULL };
         _cleanup_(freep) char *url = NULL;
 

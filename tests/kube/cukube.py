@@ -38,6 +38,22 @@ def require():
 make_pki = ce.make_pki
 
 
+def named_server_cert(pki, name):
+    """A server certificate from the same CA for the DNS name `name` alone (not for
+    127.0.0.1): a pki dict with it as server.crt/server.key."""
+    d = os.path.dirname(pki["ca.crt"])
+    base = "named-" + name
+    with open(os.path.join(d, base + ".ext"), "w") as f:
+        f.write(f"subjectAltName=DNS:{name}\nextendedKeyUsage=serverAuth\n")
+    ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
+    ce._openssl("req", *ec, "-keyout", base + ".key", "-out", base + ".csr", "-subj", f"/CN={name}", cwd=d)
+    ce._openssl("x509", "-req", "-in", base + ".csr", "-CA", "ca.crt", "-CAkey", "ca.key", "-CAcreateserial",
+                "-out", base + ".crt", "-days", "1", "-extfile", base + ".ext", cwd=d)
+    for ext in (".crt", ".key"):
+        os.chmod(os.path.join(d, base + ext), 0o644)
+    return dict(pki, **{"server.crt": os.path.join(d, base + ".crt"), "server.key": os.path.join(d, base + ".key")})
+
+
 class KubeAPI:
     """kubeapi.py in namespace ns, state and control socket in d."""
 
@@ -118,7 +134,7 @@ def _yaml_str(v):
 
 
 def kubeconfig(path, server, pki=None, token=None, token_file=None, client_cert=False, inline=False,
-               context="cu", extra_contexts=(), current=None, insecure=False):
+               context="cu", extra_contexts=(), current=None, insecure=False, tls_server_name=None):
     """Write a kubeconfig the way kubectl writes one (YAML). CA and client certificate
     as file paths or inline base64 data."""
     import base64
@@ -135,6 +151,8 @@ def kubeconfig(path, server, pki=None, token=None, token_file=None, client_cert=
         lines.append("    insecure-skip-tls-verify: true\n")
     elif pki:
         lines.append(data_or_file("certificate-authority", pki["ca.crt"]))
+    if tls_server_name:
+        lines.append(f"    tls-server-name: {_yaml_str(tls_server_name)}\n")
     lines.append("users:\n- name: cu-user\n  user:\n")
     if token:
         lines.append(f"    token: {_yaml_str(token)}\n")

@@ -271,6 +271,30 @@ class TestKube(KubeCase):
         self.assertEqual([r for r in self.api.requests() if r["code"] == 401], [])
         self.assertFalse(d.stderr_lines("unreachable"), d.stderr())
 
+    def test_tls_server_name(self):
+        """The API server's certificate names only kube-api.cu.test: the kubeconfig's
+        tls-server-name makes it valid for the server at 127.0.0.1 (connected to there,
+        checked against that name); without it, or with another name, it is refused."""
+        self.api.close()
+        self.api = ck.KubeAPI(self.ns, self.fx.dir, ck.named_server_cert(self.pki, "kube-api.cu.test"))
+        self.addCleanup(self.api.close)
+        ck.load_cluster(self.api)
+        for name in (None, "other.cu.test"):
+            ck.kubeconfig(self.kc, self.api.url, self.pki, token=ck.TOKEN, tls_server_name=name)
+            r = self.check()
+            self.assertNotEqual(r.returncode, 0, r.stdout + r.stderr)
+            self.assertRegex(r.stdout + r.stderr, r"(?i)certificate|SSL|subject", r.stdout + r.stderr)
+            if name:
+                self.assertIn(name, r.stdout + r.stderr)  # checked against it
+        ck.kubeconfig(self.kc, self.api.url, self.pki, token=ck.TOKEN, tls_server_name="kube-api.cu.test")
+        r = self.check()
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        self.assertIn(f"source: kubernetes {SERVER} resourceVersion", r.stdout)
+        # The daemon too, watching through it.
+        self.start_converged()
+        self.api.put("blockaffinities", ck.block_affinity("node2", cu.EXTRA_BLOCK))
+        self.wait_routes(WANT_3)
+
     def test_unreachable_api_keeps_the_host_then_converges(self):
         # With metrics: datastore_up{datastore="kubernetes"} follows the API (the file at
         # most every 5 s).
