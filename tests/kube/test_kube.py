@@ -207,6 +207,31 @@ class TestKube(KubeCase):
         self.api.put("blockaffinities", ck.block_affinity("node2", "192.168.10.144/28"))
         self.wait_routes(WANT_3)
 
+    def test_watches_that_end_at_once_back_off(self):
+        """Every watch ends at once with nothing on it (a broken proxy, a server that
+        closes them): each is a failure, and the rounds (a list of every kind, then
+        watches) back off: 1 s, 2 s, 4 s (each 80-120%), not reset by the lists that
+        succeed in between (only a healthy while resets it)."""
+        self.api.ctl("watch_timeout", seconds=0)
+        d = self.start().wait_ready()
+        d.notify.wait_status(lambda s: s.startswith("underlay:"), timeout=20)
+        time.sleep(cu.scaled(7.5))
+        rounds = [r["time"] for r in self.api.requests() if r["path"].startswith("/api/v1/nodes?limit=")]
+        lists = self.lists()
+        gaps = [b - a for a, b in zip(rounds, rounds[1:])]
+        # At once it would be a round every few milliseconds; 1 + 2 + 4 s: 3 or 4 rounds.
+        self.assertGreaterEqual(len(rounds), 3, gaps)
+        self.assertLessEqual(len(rounds), 5, gaps)
+        self.assertLessEqual(len(lists), 5 * len(rounds), [r["path"] for r in lists])
+        self.assertGreaterEqual(gaps[0], 0.75, gaps)
+        for a, b in zip(gaps, gaps[1:]):
+            self.assertGreater(b, a * 1.2, gaps)  # doubling (1.6 s at least after 1.2 s at most)
+        self.assertTrue(d.stderr_lines("datastore unreachable"), d.stderr())
+        # Watches that stay up: it recovers and follows changes.
+        self.api.ctl("watch_timeout", seconds=1800)
+        self.api.put("blockaffinities", ck.block_affinity("node2", cu.EXTRA_BLOCK))
+        self.wait_routes(WANT_3, timeout=30)
+
     def test_expired_continue_lists_the_kind_again(self):
         many = [ck.block_affinity("node3", f"10.{64 + i // 256}.{i % 256}.0/26") for i in range(1200)]
         self.api.put("ippools", ck.ippool("overlay-big", "10.64.0.0/12", block_size=26, nat=True))
