@@ -268,7 +268,11 @@ int cfg_loader_add_kv(struct cfg_loader *l, const struct cfg_kv *kv)
                 return l->failed = -ENOMEM;
         r = loader_add_file(l, name, CFG_MAX_KEYS);
         free(name);
-        if (r >= 0)
+        if (r >= 0 && kv->record) {
+                /* Made by cfg_kv_compact() in this process: damaged only by a bug. */
+                if ((r = loader_replay_record(l, kv)) == -EINVAL)
+                        r = cfg_error(l->diags, l->y.file, 0, 0, "the cached record of this key is damaged");
+        } else if (r >= 0)
                 r = load_etcd_kv(l, kv);
         /* The in-place updates need to know which keys the IPAM count holds. */
         if (r >= 0 && l->indexing && (r = GROW(l->file_ipam, l->cap_file_ipam, l->m->n_files)) >= 0)

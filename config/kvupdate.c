@@ -851,3 +851,164 @@ int cfg_model_update_kvs(struct cfg_model *m, struct cfg_kv_index *ix, const str
                 return r;
         return changed;
 }
+
+/* ---- records: an IPAM value as the load takes it ----
+ *
+ * Bytes: a version byte, the count flag, the claims (origin, line, node name with its
+ * NUL; the cidr is the key's, as the reading checked), the borrowed addresses (line, address, node and block node names, "" for
+ * none). Made from the loader's own reading of the value (so the record holds what the
+ * rules made of it, never a second reading of the JSON), replayed through the same
+ * loader calls. */
+
+#define RECORD_VERSION 1
+
+struct wbuf {
+        char *p;
+        size_t n, cap;
+        int r;
+};
+
+static void put(struct wbuf *w, const void *data, size_t n)
+{
+        if (w->r < 0 || (w->r = GROW(w->p, w->cap, w->n + n)) < 0)
+                return;
+        memcpy(w->p + w->n, data, n);
+        w->n += n;
+}
+
+static void put_str(struct wbuf *w, const char *s)
+{
+        put(w, s ? s : "", strlen(s ? s : "") + 1);
+}
+
+int cfg_kv_compact(const struct cfg_kv *kv, char **ret, size_t *ret_len)
+{
+        struct cfg_settings none = {};
+        struct cfg_diags d = {};
+        struct cfg_loader *l = NULL;
+        struct cfg_prefix cidr;
+        struct wbuf w = {};
+        uint8_t b;
+        uint32_t n;
+        int r;
+
+        if (kv->record || etcd_ipam_key_cidr(kv->key, &cidr) != 1)
+                return 0;
+        if ((r = cfg_loader_new(&none, &d, &l)) < 0)
+                return r;
+        r = cfg_loader_add_kv(l, kv);
+        /* Anything to say (an error, a notice), or more than the layout gives: as it is. */
+        if (r < 0 || d.n || l->m->n_skipped || l->m->n_pools || l->m->n_felix || l->n_raw > 1 ||
+            (l->n_raw && !cfg_prefix_eq(&l->raw[0].cidr, &cidr))) {
+                cfg_loader_free(l);
+                cfg_diags_clear(&d);
+                return r == -ENOMEM ? r : 0;
+        }
+        for (size_t i = 0; i < l->m->n_nodes; i++)
+                if (l->m->nodes[i].has_resource) {
+                        cfg_loader_free(l);
+                        cfg_diags_clear(&d);
+                        return 0;
+                }
+        b = RECORD_VERSION;
+        put(&w, &b, 1);
+        b = (uint8_t)l->m->n_ipam_resources;
+        put(&w, &b, 1);
+        b = (uint8_t)l->n_raw;
+        put(&w, &b, 1);
+        for (size_t i = 0; i < l->n_raw; i++) {
+                b = l->raw[i].origin;
+                put(&w, &b, 1);
+                put(&w, &l->raw[i].src.line, sizeof(uint32_t));
+                put_str(&w, mini_node(l, l->raw[i].node));
+        }
+        n = (uint32_t)l->n_borrowed;
+        put(&w, &n, sizeof(n));
+        for (size_t i = 0; i < l->n_borrowed; i++) {
+                put(&w, &l->borrowed[i].src.line, sizeof(uint32_t));
+                put(&w, &l->borrowed[i].addr, sizeof(struct cfg_prefix));
+                put_str(&w, mini_node(l, l->borrowed[i].node));
+                put_str(&w, mini_node(l, l->borrowed[i].block_node));
+        }
+        cfg_loader_free(l);
+        if (w.r < 0) {
+                free(w.p);
+                return w.r;
+        }
+        *ret = w.p;
+        *ret_len = w.n;
+        return 1;
+}
+
+struct rbuf {
+        const char *p;
+        size_t n;
+        bool bad;
+};
+
+static void get(struct rbuf *r, void *data, size_t n)
+{
+        if (r->bad || r->n < n) {
+                r->bad = true;
+                memset(data, 0, n);
+                return;
+        }
+        memcpy(data, r->p, n);
+        r->p += n;
+        r->n -= n;
+}
+
+static const char *get_str(struct rbuf *r)
+{
+        const char *s = r->p, *end = r->bad ? NULL : memchr(r->p, 0, r->n);
+
+        if (!end) {
+                r->bad = true;
+                return "";
+        }
+        r->p = end + 1;
+        r->n -= (size_t)(end + 1 - s);
+        return s;
+}
+
+int loader_replay_record(struct cfg_loader *l, const struct cfg_kv *kv)
+{
+        struct rbuf rb = { kv->value, kv->value_len, false };
+        uint8_t version, counted, n_claims, origin;
+        uint32_t line, n;
+        struct cfg_prefix p, cidr;
+        uint32_t node, block_node;
+        const char *name, *bname;
+        int r;
+
+        get(&rb, &version, 1);
+        get(&rb, &counted, 1);
+        get(&rb, &n_claims, 1);
+        if (rb.bad || version != RECORD_VERSION || etcd_ipam_key_cidr(kv->key, &cidr) != 1)
+                return -EINVAL;
+        l->m->n_ipam_resources += counted;
+        for (uint8_t i = 0; i < n_claims; i++) {
+                get(&rb, &origin, 1);
+                get(&rb, &line, sizeof(line));
+                name = get_str(&rb);
+                if (rb.bad)
+                        return -EINVAL;
+                if ((r = loader_node(l, name, &node)) < 0 ||
+                    (r = loader_add_block(l, &cidr, node, (enum block_origin)origin, line)) < 0)
+                        return r;
+        }
+        get(&rb, &n, sizeof(n));
+        for (uint32_t i = 0; i < n && !rb.bad; i++) {
+                get(&rb, &line, sizeof(line));
+                get(&rb, &p, sizeof(p));
+                name = get_str(&rb);
+                bname = get_str(&rb);
+                if (rb.bad)
+                        return -EINVAL;
+                block_node = UINT32_MAX;
+                if ((*bname && (r = loader_node(l, bname, &block_node)) < 0) || (r = loader_node(l, name, &node)) < 0 ||
+                    (r = loader_add_borrowed(l, &p, node, block_node, line)) < 0)
+                        return r;
+        }
+        return rb.bad ? -EINVAL : 0;
+}

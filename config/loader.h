@@ -78,3 +78,5 @@ int etcd_ipam_key_cidr(const char *key, struct cfg_prefix *ret);
 /* kvupdate.c: the index of an indexed load, taken from the loader once the model is
  * built (the loader's raw claims, their nodes renumbered to the sorted table). */
 int kv_index_take(struct cfg_loader *l, struct cfg_model *m, struct cfg_kv_index **ret);
+/* kvupdate.c: a cfg_kv_compact() record into the load, as its value would go. */
+int loader_replay_record(struct cfg_loader *l, const struct cfg_kv *kv);

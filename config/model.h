@@ -202,6 +202,7 @@ struct cfg_kv {
         const char *key;   /* NUL-terminated */
         const char *value; /* value_len bytes, not necessarily NUL-terminated */
         size_t value_len;
+        bool record;       /* value is cfg_kv_compact()'s record of the value, not the value */
 };
 void cfg_model_free(struct cfg_model *m);
 

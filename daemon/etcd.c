@@ -24,6 +24,7 @@
 #include <time.h>
 
 #include "http.h"
+#include "load.h"
 #include "strtab.h"
 #include "log.h"
 #include "util.h"
@@ -127,9 +128,10 @@ char *etcd_prefix_end(const char *prefix, size_t len, size_t *ret_len)
 
 struct kv {
         char *key;   /* NUL-terminated (a key holding NUL is refused) */
-        char *value; /* NUL-terminated too, value_len bytes before it */
+        char *value; /* NUL-terminated too, value_len bytes before it; or a record */
         size_t value_len;
         int64_t mod_revision;
+        bool record; /* value is cfg_kv_compact()'s record of the value (etcd_compact()) */
 };
 
 struct kvmap {
@@ -234,6 +236,7 @@ struct etcd {
         struct req *watch[ETCD_N_PREFIXES];
         /* the data */
         struct kvmap cache;
+        bool compact; /* keep IPAM values as records (etcd_compact()) */
         /* the keys watch events changed since etcd_changes_reset(), for in-place
          * updates (source-etcd.c): unknown after a list, or past ETCD_MAX_PENDING */
         char **pending;
@@ -466,6 +469,26 @@ static int kv_from_json(json_object *o, bool with_value, struct kv **ret, char *
 static void list_complete(struct etcd *e);
 static void start_watches(struct etcd *e);
 
+/* An IPAM value as the record the load takes from it (a few dozen bytes instead of the
+ * JSON, an IPAMBlock's hundreds), when the client was asked to. */
+static int kv_compact(const struct etcd *e, struct kv *kv)
+{
+        char *rec = NULL;
+        size_t n = 0;
+        int r;
+
+        if (!e->compact || !kv->value)
+                return 0;
+        r = cfg_kv_compact(&(struct cfg_kv){ kv->key, kv->value, kv->value_len, false }, &rec, &n);
+        if (r <= 0)
+                return r;
+        free(kv->value);
+        kv->value = rec;
+        kv->value_len = n;
+        kv->record = true;
+        return 0;
+}
+
 static uint64_t loop_now(const struct etcd *e)
 {
         uint64_t now = 0;
@@ -500,6 +523,10 @@ static void range_done(struct etcd *e, json_object *o)
                                 return attempt_failed(e, "%s", strerror(ENOMEM));
                         }
                         memcpy(e->page_key, kv->key, e->page_key_len); /* with its NUL */
+                }
+                if ((r = kv_compact(e, kv)) < 0) {
+                        kv_free(kv);
+                        return attempt_failed(e, "%s", strerror(-r));
                 }
                 if ((r = kvmap_put(&e->building, kv)) < 0)
                         return attempt_failed(e, "%s", r == -E2BIG ? "more than the cap of keys" : strerror(-r));
@@ -684,6 +711,11 @@ static void apply_event(struct req *q, json_object *ev, bool *changed)
         r = kv_from_json(jget(ev, "kv"), !del, &kv, err, sizeof(err));
         if (r < 0) {
                 http_req_fail(q->h, "%s", r == -ENOMEM ? strerror(ENOMEM) : err);
+                return;
+        }
+        if ((r = kv_compact(e, kv)) < 0) {
+                kv_free(kv);
+                http_req_fail(q->h, "%s", strerror(-r));
                 return;
         }
         pending_add(e, kv->key);
@@ -958,7 +990,7 @@ int etcd_kvs(const struct etcd *e, struct cfg_kv **ret, size_t *ret_n)
                 const struct kv *kv = t->slots[i];
 
                 if (kv)
-                        v[n++] = (struct cfg_kv){ kv->key, kv->value, kv->value_len };
+                        v[n++] = (struct cfg_kv){ kv->key, kv->value, kv->value_len, kv->record };
         }
         qsort(v, n, sizeof(*v), kv_cmp);
         *ret = v;
@@ -1023,11 +1055,17 @@ int etcd_changes(struct etcd *e, struct cfg_kv **ret, size_t *ret_n)
                 if (n && streq(v[n - 1].key, e->pending[i]))
                         continue;
                 kv = strtab_get(&e->cache.t, e->pending[i], kv_key, NULL);
-                v[n++] = (struct cfg_kv){ e->pending[i], kv ? kv->value : NULL, kv ? kv->value_len : 0 };
+                v[n++] = (struct cfg_kv){ e->pending[i], kv ? kv->value : NULL, kv ? kv->value_len : 0,
+                                          kv && kv->record };
         }
         *ret = v;
         *ret_n = n;
         return 0;
+}
+
+void etcd_compact(struct etcd *e)
+{
+        e->compact = true;
 }
 
 void etcd_changes_reset(struct etcd *e)

@@ -76,6 +76,10 @@ int etcd_kvs(const struct etcd *e, struct cfg_kv **ret, size_t *ret_n);
 int etcd_changes(struct etcd *e, struct cfg_kv **ret, size_t *ret_n);
 /* Forget the changes: the model the caller holds now reflects the cache. */
 void etcd_changes_reset(struct etcd *e);
+/* Keep IPAM values (BlockAffinities, IPAMBlocks) as the records the load takes from them
+ * (cfg_kv_compact(): what the model needs, without the JSON) from the next key read on;
+ * the cache's values are then for cfg_model_from_kvs() only. Call before etcd_start(). */
+void etcd_compact(struct etcd *e);
 
 /* --once and --check: one list at one revision with failover, no watch, in a loop of
  * its own, bounded by timeout_usec. On failure, why says what each endpoint answered. */

@@ -73,6 +73,8 @@ static int etcd_source_start(struct source *src)
         if (src->ev) {
                 if ((r = etcd_new(src->ev, &s->conf, &client_ops, src, &s->etcd)) < 0)
                         return r;
+                /* A cache kept for the daemon's life: IPAM values as records. */
+                etcd_compact(s->etcd);
                 return etcd_start(s->etcd);
         }
         r = etcd_list_once(&s->conf, SOURCE_ONCE_TIMEOUT_USEC, &s->etcd, why, sizeof(why));

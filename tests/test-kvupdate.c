@@ -85,17 +85,36 @@ static struct cfg_settings settings(void)
         return s;
 }
 
+/* A value, or (records) its cfg_kv_compact() record when it has one, as an etcd cache
+ * keeps it. */
+static struct cfg_kv kv_of(const char *key, const char *value, bool records, char **rec)
+{
+        struct cfg_kv kv = { key, value, value ? strlen(value) : 0, false };
+        size_t n;
+
+        *rec = NULL;
+        if (records && value && cfg_kv_compact(&kv, rec, &n) == 1) {
+                kv.value = *rec;
+                kv.value_len = n;
+                kv.record = true;
+        }
+        return kv;
+}
+
 static int full_load(const struct keyset *s, struct cfg_model **ret, struct cfg_kv_index **ret_ix,
-                     struct cfg_diags *d)
+                     struct cfg_diags *d, bool records)
 {
         struct cfg_settings set = settings();
         struct cfg_kv kvs[MAX_KEYS];
+        char *recs[MAX_KEYS];
         int r;
 
         for (size_t i = 0; i < s->n; i++)
-                kvs[i] = (struct cfg_kv){ s->key[i], s->value[i], strlen(s->value[i]) };
+                kvs[i] = kv_of(s->key[i], s->value[i], records, &recs[i]);
         r = ret_ix ? cfg_model_from_kvs_indexed(&set, kvs, s->n, ret, ret_ix, d)
                    : cfg_model_from_kvs(&set, kvs, s->n, ret, d);
+        for (size_t i = 0; i < s->n; i++)
+                free(recs[i]);
         cfg_settings_clear(&set);
         return r;
 }
@@ -362,8 +381,11 @@ struct stats {
         unsigned updated, unchanged, again, refused, full_failed;
 };
 
+/* records: the model side reads records where cfg_kv_compact() gives them, the
+ * reference always the values. */
 static void run_sequence(unsigned seed, unsigned steps, struct stats *st)
 {
+        bool records = seed % 2 == 0;
         struct keyset s = {};
         struct cfg_model *m = NULL;
         struct cfg_kv_index *ix = NULL;
@@ -371,7 +393,7 @@ static void run_sequence(unsigned seed, unsigned steps, struct stats *st)
         char repair[160] = "", old_repair[160] = "";
 
         base_keys(&s);
-        assert_int_equal(full_load(&s, &m, &ix, &d), 0);
+        assert_int_equal(full_load(&s, &m, &ix, &d, records), 0);
         cfg_diags_clear(&d);
         for (unsigned step = 0; step < steps; step++) {
                 unsigned n = 1 + (unsigned)rand_r(&seed) % 3;
@@ -383,7 +405,7 @@ static void run_sequence(unsigned seed, unsigned steps, struct stats *st)
 
                 /* The model m stands for, to compare with after a refusal. */
                 if (ix) {
-                        assert_int_equal(full_load(&s, &before, NULL, &d), 0);
+                        assert_int_equal(full_load(&s, &before, NULL, &d, false), 0);
                         cfg_diags_clear(&d);
                 }
                 for (unsigned i = 0; i < n; i++) {
@@ -419,7 +441,7 @@ static void run_sequence(unsigned seed, unsigned steps, struct stats *st)
                                         i--;
                                         break;
                                 }
-                w = full_load(&s, &want, NULL, &d);
+                w = full_load(&s, &want, NULL, &d, false);
                 struct cfg_diags wd = d;
                 d = (struct cfg_diags){};
                 if (!ix) {
@@ -428,7 +450,7 @@ static void run_sequence(unsigned seed, unsigned steps, struct stats *st)
                         if (w == 0) {
                                 cfg_model_free(m);
                                 m = NULL;
-                                assert_int_equal(full_load(&s, &m, &ix, &d), 0);
+                                assert_int_equal(full_load(&s, &m, &ix, &d, records), 0);
                                 cfg_diags_clear(&d);
                         }
                         cfg_model_free(want);
@@ -436,7 +458,12 @@ static void run_sequence(unsigned seed, unsigned steps, struct stats *st)
                         st->full_failed++;
                         continue;
                 }
+                char *recs[4] = {};
+                for (unsigned i = 0; i < n; i++)
+                        ch[i] = kv_of(ch[i].key, ch[i].value, records, &recs[i]);
                 r = cfg_model_update_kvs(m, ix, ch, n, &t, &d);
+                for (unsigned i = 0; i < n; i++)
+                        free(recs[i]);
                 if (r >= 0) {
                         /* Accepted: the full load must accept and agree. */
                         if (w != 0) {
@@ -460,7 +487,7 @@ static void run_sequence(unsigned seed, unsigned steps, struct stats *st)
                         if (w == 0) {
                                 cfg_model_free(m);
                                 m = NULL;
-                                assert_int_equal(full_load(&s, &m, &ix, &d), 0);
+                                assert_int_equal(full_load(&s, &m, &ix, &d, records), 0);
                         }
                 } else {
                         /* Refused: the full load refuses too, with each same message. */
