@@ -101,8 +101,8 @@ int kv_index_take(struct cfg_loader *l, struct cfg_model *m, struct cfg_kv_index
         ix->cap_counted = l->cap_file_ipam;
         ix->cap_files = l->cap_files;
         ix->cap_nodes = m->n_nodes ? m->n_nodes : 1;      /* sort_nodes() */
-        ix->cap_blocks = l->n_raw ? l->n_raw : 1;         /* build_blocks() */
-        ix->cap_borrowed = l->n_borrowed ? l->n_borrowed : 1; /* build_borrowed() */
+        ix->cap_blocks = m->n_blocks ? m->n_blocks : 1;       /* build_blocks() */
+        ix->cap_borrowed = m->n_borrowed ? m->n_borrowed : 1; /* build_borrowed() */
         count_refs(ix, m->n_nodes);
         *ret = TAKE_PTR(ix);
         return 0;

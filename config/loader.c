@@ -189,6 +189,16 @@ static int block_conflict(struct cfg_loader *l, const struct raw_block *a, const
                          m->nodes[a->node].name, cfg_model_file(m, a->src), a->src.line);
 }
 
+/* An array allocated for every raw record down to the n kept (at least one, as
+ * allocated): an etcd cluster has two claims per block, an affinity and an IPAMBlock. */
+static void shrink(void *array, size_t n, size_t sz)
+{
+        void *p = realloc(*(void **)array, (n ? n : 1) * sz);
+
+        if (p)
+                *(void **)array = p;
+}
+
 static int build_blocks(struct cfg_loader *l)
 {
         struct cfg_model *m = l->m;
@@ -242,6 +252,7 @@ static int build_blocks(struct cfg_loader *l)
         if (outside > 10)
                 cfg_notice(l->diags, NULL, 0, 0, "skipped %zu more blocks that lie in no pool", outside - 10);
         m->n_blocks = kept;
+        shrink(&m->blocks, kept, sizeof(*m->blocks));
         return ret;
 }
 
@@ -286,6 +297,7 @@ static int build_borrowed(struct cfg_loader *l)
                 };
         }
         m->n_borrowed = kept;
+        shrink(&m->borrowed, kept, sizeof(*m->borrowed));
         return 0;
 }
 
