@@ -20,6 +20,13 @@
 #include "curl-dl.h"
 
 #define CONNECT_TIMEOUT_MS 3000L
+/* A stream (a watch) goes to the endpoint whose list has just answered, and starts
+ * while the loop runs the pass that list set off: its TLS handshake is only read once
+ * that pass returns, and curl counts the wait. A pass of seconds (100k blocks on a
+ * busy node) then failed every watch as "SSL connection timeout" and turned the
+ * daemon into a loop of lists. An endpoint that died since is still noticed, here or
+ * by TCP keepalive; a dead one in a list is left after CONNECT_TIMEOUT_MS. */
+#define STREAM_CONNECT_TIMEOUT_MS 30000L
 #define REQUEST_TIMEOUT_MS 60000L
 /* A silent peer (a partition, a host that died) is noticed through TCP keepalive. */
 #define KEEPALIVE_IDLE_S 10L
@@ -255,7 +262,7 @@ static void set_options(struct http_req *q, const struct http_request *rq)
         cu_curl->easy_setopt(h, CURLOPT_WRITEDATA, q);
         cu_curl->easy_setopt(h, CURLOPT_PRIVATE, q);
         cu_curl->easy_setopt(h, CURLOPT_ERRORBUFFER, q->error);
-        cu_curl->easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, CONNECT_TIMEOUT_MS);
+        cu_curl->easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, rq->stream ? STREAM_CONNECT_TIMEOUT_MS : CONNECT_TIMEOUT_MS);
         if (!rq->stream)
                 cu_curl->easy_setopt(h, CURLOPT_TIMEOUT_MS, REQUEST_TIMEOUT_MS);
         cu_curl->easy_setopt(h, CURLOPT_TCP_KEEPALIVE, 1L);
