@@ -607,7 +607,7 @@ def fmt(v, unit=""):
     return f"{v:.0f}{unit}" if abs(v) >= 100 else f"{v:.1f}{unit}"
 
 
-def report(a, runs, kube_rss):
+def report(a, runs, kube_rss, out=sys.stdout):
     def col(section, mode, f):
         vals = []
         for r in runs:
@@ -665,20 +665,20 @@ def report(a, runs, kube_rss):
         ("  daemon peak RSS (MB)", lambda r, m: r[fbig]["big_" + m]["rss"], "<= 32"),
     ]
     w0, wc = 60, 14
-    print()
+    print(file=out)
     print(f"calico-underlayd change cost (issue 16): {bs.label(a.scale)} ({a.scale // a.blocks_per_node} nodes x "
           f"{a.blocks_per_node} blocks) against 40 blocks, {os.cpu_count()} cores, medians of {len(runs)} run(s), "
-          f"load average {a.load_before:.2f} before, {os.getloadavg()[0]:.2f} after")
-    print(f"{'measurement':{w0}}{'full path':>{wc}}{'incremental':>{wc}}   target")
+          f"load average {a.load_before:.2f} before, {os.getloadavg()[0]:.2f} after", file=out)
+    print(f"{'measurement':{w0}}{'full path':>{wc}}{'incremental':>{wc}}   target", file=out)
     for name, f, target in rows:
-        print(f"{name:{w0}}{fmt(fcol('full', f)):>{wc}}{fmt(fcol('incr', f)):>{wc}}   {target}")
+        print(f"{name:{w0}}{fmt(fcol('full', f)):>{wc}}{fmt(fcol('incr', f)):>{wc}}   {target}", file=out)
     if kube_rss is not None:
-        print(f"{'kubernetes: daemon peak RSS, bench_kube.py (MB)':{w0}}{'':>{wc}}{fmt(kube_rss):>{wc}}   <= 32")
+        print(f"{'kubernetes: daemon peak RSS, bench_kube.py (MB)':{w0}}{'':>{wc}}{fmt(kube_rss):>{wc}}   <= 32", file=out)
     samples = {o for r in runs for m in ("full", "incr") for o in r.get(big, {}).get(m, {}).get("s_others_sample", [])}
     if samples:
-        print(f"other kernel notifications seen in the stream, e.g.: {sorted(samples)[:5]}")
+        print(f"other kernel notifications seen in the stream, e.g.: {sorted(samples)[:5]}", file=out)
     print("(full path: CALICO_UNDERLAY_FULL_PASSES=1; a daemon without that variable runs one path in both "
-          "columns; --once always reads everything)")
+          "columns; --once always reads everything)", file=out)
 
 
 def kube_rss(a):
@@ -744,6 +744,8 @@ def main():
             r[f"files{a.scale}"] = files_section(b, big, a, True)
             runs.append(r)
             print(f"run {k + 1} of {a.runs} done ({time.monotonic() - t_all:.0f} s)", file=sys.stderr)
+            if k + 1 < a.runs:   # the figures so far, should the rest be cut short
+                report(a, runs, None, out=sys.stderr)
         kr = kube_rss(a) if a.kube else None
     finally:
         kill_all()
