@@ -2,7 +2,11 @@
  *
  * Level-triggered: events only mark the configuration or the host dirty and arm a
  * short debounce timer; the timer runs one full reconcile (observe everything, plan,
- * apply). A configuration that fails to load keeps the last valid model and leaves
+ * apply), or, when only the source's documents changed and it can say which prefixes
+ * that touched (source_update()), a delta pass over those prefixes against the host as
+ * the last full pass left it (reconcile_delta(); issue 16). Every foreign event that
+ * matters, an overrun, a failure, SIGHUP and the resync make the next pass a full one:
+ * between full dumps the kernel's routes are known only from our own changes. A configuration that fails to load keeps the last valid model and leaves
  * the host alone. Stopping changes nothing on the host. Idle, the loop sleeps: no
  * polling beyond the watchdog and the resyncSeconds safety net.
  *
@@ -11,7 +15,7 @@
  * RTM_NEWLINK the kernel raises itself after a proxy_arp change, with port 0) are
  * relevant by design and cost one more pass, which finds nothing to do and emits
  * nothing; then the loop goes quiet. This file must never touch the host except
- * through reconcile_run().
+ * through reconcile_run() and reconcile_delta().
  *
  * The resources come through the datastore seam (source.h): the files source's
  * inotify watch, or the etcd client's list and watch, run on this loop too; a change
@@ -119,6 +123,13 @@ struct loop {
         size_t n_underlay_pools, n_routes, n_failed;
         bool tunnels_unneeded;
         bool upstream_pending;   /* the upstream routes file could not be written: retry */
+        /* delta passes (issue 16): what the last full pass left, while the host is known
+         * to be as it says (our own changes since applied to ctx); NULL: the next pass is
+         * a full one */
+        struct plan_ctx *ctx;
+        struct host_snapshot known; /* that pass's snapshot (links and addresses; no routes) */
+        bool settings_dirty;        /* the settings (or the source as a whole) changed: full reload */
+        bool full_passes;           /* CALICO_UNDERLAY_FULL_PASSES=1: never a delta pass */
 };
 
 static const char *config_path(const struct loop *l)
@@ -208,7 +219,7 @@ static void export_metrics(struct loop *l, const struct reconcile *r, bool drift
         if (r) {
                 struct metrics_pass p = {
                         .plan = r->plan,
-                        .host = &r->host,
+                        .host = r->known ? r->known : &r->host,
                         .results = r->results,
                         .settings = &l->model->settings,
                         .seconds = (double)(r->observe_usec + r->plan_usec + r->apply_usec) / 1e6,
@@ -301,6 +312,7 @@ static void on_source_reachable(struct source *src, void *userdata)
         struct loop *l = userdata;
         struct source_origin o;
 
+        l->settings_dirty = true; /* a new complete read: the model is built from it */
         source_origin(src, &o);
         if (l->datastore_error[0]) {
                 log_full(LOG_NOTICE, LOG_ID_DATASTORE, NULL, "datastore reachable again: %s, %s %lld",
@@ -658,7 +670,48 @@ static const char *pass_reason_name(enum pass_reason why)
         return names[why];
 }
 
-/* One pass. Returns the number of actions taken (0: the host already matched). */
+static void drop_ctx(struct loop *l)
+{
+        plan_ctx_free(l->ctx);
+        l->ctx = NULL;
+        host_snapshot_clear(&l->known);
+}
+
+/* What every pass does with its outcome: the journal, STATUS=, the retry, the metrics.
+ * delta: the prefixes a delta pass planned (0: a full pass). */
+static size_t pass_done(struct loop *l, struct reconcile *r, enum pass_reason why, bool drift, size_t delta)
+{
+        size_t n = r->plan->n_actions;
+        char how[64] = "";
+
+        for (size_t i = 0; i < n; i++) {
+                const struct host_change *a = &r->plan->actions[i];
+                const char *pool = a->pool < l->model->n_pools ? l->model->pools[a->pool].name : NULL;
+
+                log_action(a, pool, &r->results[i], drift, n <= 64 ? LOG_INFO : LOG_DEBUG);
+        }
+        if (n || !l->started)
+                log_findings(r->plan);
+        remember(l, r);
+        if (delta)
+                snprintf(how, sizeof(how), "; delta pass over %zu prefix%s", delta, delta == 1 ? "" : "es");
+        log_debug("reconcile pass (%s): %zu change%s, %zu failed%s", pass_reason_name(why), n, n == 1 ? "" : "s",
+                  r->n_failed, how);
+        if (n || !l->started)
+                log_full(r->n_failed ? LOG_ERR : LOG_INFO, LOG_ID_RECONCILED, NULL,
+                         "reconciled: %zu change%s, %zu failed; %s mode%s", n, n == 1 ? "" : "s", r->n_failed,
+                         r->plan->underlay ? "underlay" : "overlay", how);
+        if (r->n_failed || r->state_error)
+                schedule_retry(l);
+        else {
+                l->retry_usec = 0;
+                sd_event_source_set_enabled(l->retry, SD_EVENT_OFF);
+        }
+        export_metrics(l, r, drift, !r->n_failed && !r->state_error);
+        return n;
+}
+
+/* One full pass. Returns the number of actions taken (0: the host already matched). */
 static size_t reconcile(struct loop *l, enum pass_reason why)
 {
         struct reconcile r = {};
@@ -666,11 +719,13 @@ static size_t reconcile(struct loop *l, enum pass_reason why)
         size_t n;
         int e;
 
+        drop_ctx(l);
         if (!l->model)
                 return 0;
         if (l->upstream_pending && why == PASS_RESYNC)
                 keep_upstream_routes(l);
-        e = reconcile_run(l->nl, l->model, &l->model->settings, l->state_dir, false, &r);
+        e = l->full_passes ? reconcile_run(l->nl, l->model, &l->model->settings, l->state_dir, false, &r)
+                           : reconcile_run_ctx(l->nl, l->model, l->state_dir, &r);
         if (e < 0) {
                 snprintf(l->host_error, sizeof(l->host_error), "reconcile failed: %s", strerror(-e));
                 log_err("%s; retrying", l->host_error);
@@ -679,31 +734,73 @@ static size_t reconcile(struct loop *l, enum pass_reason why)
                 schedule_retry(l);
                 return 0;
         }
-        n = r.plan->n_actions;
-        for (size_t i = 0; i < n; i++) {
-                const struct host_change *a = &r.plan->actions[i];
-                const char *pool = a->pool < l->model->n_pools ? l->model->pools[a->pool].name : NULL;
-
-                log_action(a, pool, &r.results[i], drift, n <= 64 ? LOG_INFO : LOG_DEBUG);
+        n = pass_done(l, &r, why, drift, 0);
+        if (r.ctx) {
+                /* Kept for delta passes: the links and addresses (the routes are in ctx). */
+                l->ctx = r.ctx;
+                r.ctx = NULL;
+                l->known = r.host;
+                r.host = (struct host_snapshot){};
+                free(l->known.routes);
+                l->known.routes = NULL;
+                l->known.n_routes = 0;
         }
-        if (n || !l->started)
-                log_findings(r.plan);
-        remember(l, &r);
-        log_debug("reconcile pass (%s): %zu change%s, %zu failed", pass_reason_name(why), n, n == 1 ? "" : "s",
-                  r.n_failed);
-        if (n || !l->started)
-                log_full(r.n_failed ? LOG_ERR : LOG_INFO, LOG_ID_RECONCILED, NULL,
-                         "reconciled: %zu change%s, %zu failed; %s mode", n, n == 1 ? "" : "s", r.n_failed,
-                         r.plan->underlay ? "underlay" : "overlay");
-        if (r.n_failed || r.state_error)
-                schedule_retry(l);
-        else {
-                l->retry_usec = 0;
-                sd_event_source_set_enabled(l->retry, SD_EVENT_OFF);
-        }
-        export_metrics(l, &r, drift, !r.n_failed && !r.state_error);
         reconcile_clear(&r);
         return n;
+}
+
+/* A delta pass over the prefixes t touched; a full pass when only that can tell. */
+static void reconcile_touched(struct loop *l, const struct cfg_touched *t)
+{
+        struct reconcile r = {};
+        const char *why = NULL;
+        int e;
+
+        e = reconcile_delta(l->nl, l->ctx, &l->known, l->model, t, &r, &why);
+        if (e <= 0 || r.n_failed) {
+                drop_ctx(l);
+                if (e <= 0) {
+                        log_debug("no delta pass (%s): full pass", why ? why : strerror(-e));
+                        reconcile(l, PASS_CONFIGURATION);
+                        return;
+                }
+        }
+        pass_done(l, &r, PASS_CONFIGURATION, false, t->n);
+        reconcile_clear(&r);
+}
+
+/* The model brought up to date in place by the source (source_update()), and the
+ * prefixes that changed planned alone. false: a full reload is needed (the source
+ * cannot tell, or this loop cannot: CALICO_UNDERLAY_FULL_PASSES). */
+static bool update_in_place(struct loop *l)
+{
+        struct cfg_touched t = {};
+        struct cfg_diags d = {};
+        int r;
+
+        if (l->full_passes || !l->model || !l->src)
+                return false;
+        r = source_update(l->src, l->model, &t, &d);
+        if (r == -EAGAIN) {
+                cfg_touched_clear(&t);
+                cfg_diags_clear(&d);
+                return false;
+        }
+        log_diags(&d, LOG_NOTICE);
+        if (r < 0)
+                reject(l, &d, r); /* the model stays as it was */
+        else if (r > 0) {
+                l->config_error[0] = '\0';
+                keep_upstream_routes(l);
+                l->metrics.model_time = wall_now();
+                if (t.all || !l->ctx)
+                        reconcile(l, PASS_CONFIGURATION);
+                else
+                        reconcile_touched(l, &t);
+        }
+        cfg_touched_clear(&t);
+        cfg_diags_clear(&d);
+        return true;
 }
 
 /* Trailing-edge debounce with a ceiling: a steady stream of events cannot postpone
@@ -735,8 +832,16 @@ static int on_debounce(sd_event_source *s, uint64_t usec, void *userdata)
         (void)usec;
         l->dirty_since = 0;
         l->debounce_at = 0;
+        /* Only the source's documents changed and the host is as last known: the
+         * change alone is planned (issue 16). Anything else is a full pass. */
+        if (l->config_dirty && !l->settings_dirty && !l->host_dirty && !l->lost_events && update_in_place(l)) {
+                l->config_dirty = false;
+                update_status(l, NULL);
+                return 0;
+        }
         if (l->config_dirty) {
                 l->config_dirty = false;
+                l->settings_dirty = false;
                 reload(l);
         }
         l->host_dirty = false;
@@ -759,8 +864,10 @@ static int on_inotify(sd_event_source *s, int fd, uint32_t revents, void *userda
         r = watch_set_drain(l->watch);
         if (r < 0)
                 log_warning("reading inotify events: %s", strerror(-r));
-        if (r != 0)
+        if (r != 0) {
+                l->settings_dirty = true; /* the settings file, or calicoctl's */
                 files_changed(l);
+        }
         return 0;
 }
 
@@ -913,6 +1020,7 @@ static int on_hup(sd_event_source *s, const struct signalfd_siginfo *si, void *u
         sd_notify(0, msg);
         log_notice("SIGHUP: reloading the configuration");
         l->config_dirty = false;
+        l->settings_dirty = false;
         reload(l);
         /* A reload also reads the datastore afresh (etcd: a new list). */
         if (l->src)
@@ -983,6 +1091,11 @@ int loop_run(const char *config, const char *host_name)
 
         log_init();
         metrics_init(&l.metrics);
+        /* A diagnostic: every pass a full one, as before delta passes (the benchmark
+         * runs both side by side). */
+        l.full_passes = getenv("CALICO_UNDERLAY_FULL_PASSES") && streq(getenv("CALICO_UNDERLAY_FULL_PASSES"), "1");
+        if (l.full_passes)
+                log_info("CALICO_UNDERLAY_FULL_PASSES=1: every pass is a full one");
         state_dir(l.state_dir, sizeof(l.state_dir));
         if (l.state_dir[0] != '/')
                 snprintf(l.state_dir, sizeof(l.state_dir), "%s", STATE_DEFAULT_DIR);
@@ -1014,6 +1127,7 @@ out:
         kern_monitor_close(l.mon);
         kern_close(l.nl);
         watch_set_free(l.watch);
+        drop_ctx(&l);
         cfg_model_free(l.model);
         return r;
 }

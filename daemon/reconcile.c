@@ -1,6 +1,12 @@
 /* The reconcile pass. Level-triggered: it always plans from the full model against a
  * full fresh snapshot, so it needs no memory of earlier passes beyond the runtime
- * record, and a restarted daemon adopts its own routes by their protocol number. */
+ * record, and a restarted daemon adopts its own routes by their protocol number.
+ *
+ * The daemon's loop may also run delta passes between two full ones (issue 16): the
+ * prefixes a change of the model touched, planned against the host as the last full
+ * pass left it (its snapshot, and the routes our own changes added and removed since),
+ * applied the same way. The full pass stays the reference: --once, --check and the
+ * periodic resync always run it. */
 #include "reconcile.h"
 
 #include <stdio.h>
@@ -120,8 +126,8 @@ static struct kern_observe_opts observe_opts(const struct cfg_settings *s)
         return o;
 }
 
-int reconcile_run(struct kern *nl, const struct cfg_model *model, const struct cfg_settings *settings,
-                  const char *state_dir, bool dry_run, struct reconcile *ret)
+static int run(struct kern *nl, const struct cfg_model *model, const struct cfg_settings *settings,
+               const char *state_dir, bool dry_run, bool keep_ctx, struct reconcile *ret)
 {
         struct reconcile r = {};
         struct kern_observe_opts oo = observe_opts(settings);
@@ -163,11 +169,17 @@ int reconcile_run(struct kern *nl, const struct cfg_model *model, const struct c
                          state_dir, r.record.damaged);
                 text_utf8_trim(r.state_why);
         }
-        e = model ? plan_build(model, &r.host, &r.record, &r.plan) : plan_cleanup(settings, &r.host, &r.record, &r.plan);
+        e = !model      ? plan_cleanup(settings, &r.host, &r.record, &r.plan)
+            : keep_ctx ? plan_build_ctx(model, &r.host, &r.record, &r.plan, &r.ctx)
+                       : plan_build(model, &r.host, &r.record, &r.plan);
         if (e < 0)
                 goto fail;
         r.plan_usec = (t1 = now_usec()) - t;
         t = t1;
+        if (dry_run || load < 0 || r.state_error) {
+                plan_ctx_free(r.ctx);
+                r.ctx = NULL;
+        }
         if (dry_run || load < 0) {
                 /* The runtime folder cannot be trusted: change nothing. */
                 *ret = r;
@@ -180,6 +192,8 @@ int reconcile_run(struct kern *nl, const struct cfg_model *model, const struct c
             (e = save_record(&r, state_dir, true, &disk)) < 0) {
                 /* Without the record we could not restore later: change nothing. */
                 r.state_error = e;
+                plan_ctx_free(r.ctx);
+                r.ctx = NULL;
                 *ret = r;
                 return e;
         }
@@ -191,6 +205,11 @@ int reconcile_run(struct kern *nl, const struct cfg_model *model, const struct c
         r.n_failed = (size_t)kern_apply(nl, &ao, r.plan->actions, r.plan->n_actions, r.results);
         if ((e = save_record(&r, state_dir, false, &disk)) < 0)
                 r.state_error = e;
+        /* The host as the context says only if everything worked. */
+        if (r.ctx && (r.n_failed || r.state_error || plan_ctx_applied(r.ctx, r.plan->actions, r.plan->n_actions, r.results) < 0)) {
+                plan_ctx_free(r.ctx);
+                r.ctx = NULL;
+        }
         r.apply_usec = now_usec() - t;
         *ret = r;
         return 0;
@@ -199,9 +218,49 @@ fail:
         return e;
 }
 
+int reconcile_run(struct kern *nl, const struct cfg_model *model, const struct cfg_settings *settings,
+                  const char *state_dir, bool dry_run, struct reconcile *ret)
+{
+        return run(nl, model, settings, state_dir, dry_run, false, ret);
+}
+
+int reconcile_run_ctx(struct kern *nl, const struct cfg_model *model, const char *state_dir, struct reconcile *ret)
+{
+        return run(nl, model, &model->settings, state_dir, false, true, ret);
+}
+
+int reconcile_delta(struct kern *nl, struct plan_ctx *ctx, const struct host_snapshot *known,
+                    const struct cfg_model *model, const struct cfg_touched *t, struct reconcile *ret,
+                    const char **why)
+{
+        const struct cfg_settings *s = &model->settings;
+        struct kern_apply_opts ao = { .protocol = s->route_protocol, .table = s->route_table };
+        struct reconcile r = { .known = known };
+        uint64_t t0 = now_usec(), t1;
+        int e;
+
+        *why = NULL;
+        if ((e = plan_delta(ctx, model, known, t, &r.plan, why)) <= 0)
+                return e;
+        r.plan_usec = (t1 = now_usec()) - t0;
+        r.results = calloc(r.plan->n_actions ? r.plan->n_actions : 1, sizeof(*r.results));
+        if (!r.results) {
+                reconcile_clear(&r);
+                return -ENOMEM;
+        }
+        r.n_failed = (size_t)kern_apply(nl, &ao, r.plan->actions, r.plan->n_actions, r.results);
+        e = plan_ctx_applied(ctx, r.plan->actions, r.plan->n_actions, r.results);
+        r.apply_usec = now_usec() - t1;
+        *ret = r;
+        if (e < 0)
+                *why = r.n_failed ? "a change failed" : "out of memory";
+        return e < 0 ? e : 1;
+}
+
 void reconcile_clear(struct reconcile *r)
 {
         host_snapshot_clear(&r->host);
+        plan_ctx_free(r->ctx);
         if (r->results)
                 host_results_free(r->results, r->plan ? r->plan->n_actions : 0);
         plan_free(r->plan);

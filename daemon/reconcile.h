@@ -19,9 +19,27 @@ struct reconcile {
         char state_why[256];
         /* how long each phase took (CLOCK_MONOTONIC), for CALICO_UNDERLAY_TIMINGS */
         uint64_t observe_usec, plan_usec, apply_usec;
+        /* reconcile_run_ctx(): the planner's context for delta passes, when it holds
+         * (the caller takes it, and host with it) */
+        struct plan_ctx *ctx;
+        /* reconcile_delta(): the host as last known (host is empty then); not owned */
+        const struct host_snapshot *known;
 };
 
 /* model NULL = cleanup (settings only). dry_run = observe and plan only. */
 int reconcile_run(struct kern *nl, const struct cfg_model *model, const struct cfg_settings *settings,
                   const char *state_dir, bool dry_run, struct reconcile *ret);
+/* reconcile_run() for the daemon's loop: also keeps in ret->ctx what delta passes need,
+ * when the pass leaves the host as the context says (every change worked, only routes
+ * and rules changed, the record is sound); NULL otherwise. */
+int reconcile_run_ctx(struct kern *nl, const struct cfg_model *model, const char *state_dir, struct reconcile *ret);
+/* A delta pass (issue 16): plan only the prefixes t touched (plan_delta()) against the
+ * host as known (known: the snapshot of the full pass that made ctx; ctx: its routes
+ * since), apply, and bring ctx up to date. 1: done (ret as from reconcile_run(), with
+ * ret->known set; the record is untouched: a delta pass never changes it); 0: only a
+ * full pass can tell (*why says why); -errno. On anything but 1 with every change
+ * applied, ctx is spent: the caller frees it (plan_ctx_free()) and runs full passes. */
+int reconcile_delta(struct kern *nl, struct plan_ctx *ctx, const struct host_snapshot *known,
+                    const struct cfg_model *model, const struct cfg_touched *t, struct reconcile *ret,
+                    const char **why);
 void reconcile_clear(struct reconcile *r);
