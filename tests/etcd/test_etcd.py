@@ -11,6 +11,7 @@ and openssl; exit 77 (skipped) otherwise.
 """
 import json
 import os
+import random
 import re
 import signal
 import subprocess
@@ -270,6 +271,107 @@ class TestDaemon(EtcdCase):
         self.etcd.start()
         d.notify.wait_status(lambda s: s == STATUS_2, timeout=45)
         self.wait_routes(WANT_2)
+
+
+class TestDeltaEquivalence(EtcdCase):
+    """Issue 16: the running daemon plans a change of blocks alone (a delta pass over
+    the prefixes it touched); after random sequences of changes the host must be what
+    the full path (--once) makes of the same final keys. Seeded: CU_SEED=N repeats a
+    run (the seed is in every failure message)."""
+
+    SLOTS = [f"192.168.10.{128 + 16 * i}/28" for i in range(8)] + [f"10.20.0.{16 * i}/28" for i in range(16)]
+    NODES = ["node1", "node2", "node3", "node4"]
+    ADDRS = ["192.168.10.13/24", "192.168.10.23/24", "192.168.20.4/24"]
+
+    def host_state(self):
+        """Our routes (table 252), our rules, the uplink's proxy settings."""
+        rules = sorted(json.dumps(r, sort_keys=True) for r in self.ns.ipj("rule", "show")
+                       if str(r.get("protocol")) in (str(cu.PROTO), "211"))
+        return {"routes": self.ns.route_summary(), "rules": rules, "proxy_arp": self.ns.proxy_arp(),
+                "proxy_delay": self.ns.sysctl("net.ipv4.neigh.eth0.proxy_delay")}
+
+    def settle(self, seed):
+        """The daemon done with the last change: our routes unchanged for a second."""
+        last = [None]
+
+        def quiet():
+            now = self.ns.route_summary()
+            same, last[0] = now == last[0], now
+            return same
+        cu.wait_until(lambda: stays(quiet, 1.0, 0.1), timeout=30, what=f"the daemon settled (seed {seed})")
+
+    def random_step(self, rng, owner, ipam):
+        """One change of Calico's IPAM keys (a block claimed, moved or released, an IPAM
+        block with borrowed addresses written or removed) or of a node's address."""
+        op = rng.randrange(10)
+        owned = sorted(s for s in owner if owner[s])
+        if op == 4 and owned:  # released
+            slot = rng.choice(owned)
+            self.etcd.delete(ce.affinity_key(owner.pop(slot), slot))
+            if ipam.pop(slot, None):
+                self.etcd.delete(ce.block_key(slot))
+        elif 5 <= op <= 7 and owned:  # pods of other nodes borrow addresses there
+            slot = rng.choice(owned)
+            hosts = [owner[slot]] + [rng.choice(self.NODES) for _ in range(3)]
+            allocs = [0] + [i if rng.random() < 0.6 else None for i in (1, 2, 3)] + [None] * 12
+            self.etcd.put(*ce.ipam_block(slot, owner[slot], allocs, hosts))
+            ipam[slot] = True
+        elif op == 8 and ipam:  # the IPAM block gone, the affinity stays
+            slot = rng.choice(sorted(ipam))
+            del ipam[slot]
+            self.etcd.delete(ce.block_key(slot))
+        elif op == 9:  # a node's address changed (not this node's)
+            name = rng.choice(["node3", "node4"])
+            self.etcd.put(*ce.node(name, rng.choice(self.ADDRS)))
+        else:  # a block claimed, or moved to another node
+            slot, new = rng.choice(self.SLOTS), rng.choice(self.NODES)
+            if owner.get(slot) and owner[slot] != new:
+                self.etcd.delete(ce.affinity_key(owner[slot], slot))
+                if ipam.pop(slot, None):
+                    self.etcd.delete(ce.block_key(slot))
+            owner[slot] = new
+            self.etcd.put(ce.affinity_key(new, slot), ce.CONFIRMED)
+        return self.ns.route_summary()
+
+    def test_delta_passes_equal_full_once(self):
+        seed = int(os.environ.get("CU_SEED", str(time.time_ns() % 1000000)))
+        rng = random.Random(seed)
+        self.etcd.put(*ce.pool(name="underlay-2", cidr="10.20.0.0/24"))
+        self.etcd.put(*ce.node("node3", "192.168.10.13/24"))
+        self.etcd.put(*ce.node("node4", "192.168.20.4/24"))
+        owner = {cu.OWN_BLOCK: "node1", cu.PEER_BLOCK: "node2"}
+        ipam, seen = {}, set()
+        d = self.start(env=self.env_endpoints()).wait_ready()
+        cu.wait_until(lambda: self.ns.proxy_arp() == 1, what="proxy_arp=1")
+        self.settle(seed)
+        for seq in range(4):
+            for _ in range(12):
+                seen |= set(self.random_step(rng, owner, ipam))
+                time.sleep(rng.choice([0, 0, 0.01, 0.03, 0.08]))
+            self.settle(seed)
+            state = self.host_state()
+            # The full path from the same keys finds nothing to change.
+            r = ce.run_cli(self.ns, self.fx, "--once", env=self.env_endpoints())
+            self.assertEqual(r.returncode, 0, f"seed {seed}, sequence {seq}:\n{r.stdout}{r.stderr}")
+            self.assertIn("0 changes, 0 failed", r.stdout,
+                          f"seed {seed}, sequence {seq}: the full path differs from the daemon's host:\n"
+                          f"{r.stdout}\n--- daemon:\n{d.stderr()[-6000:]}")
+            self.assertEqual(self.host_state(), state, f"seed {seed}, sequence {seq}")
+        deltas = [p for p in d.stderr_lines("reconcile pass (") if "; delta pass over" in p]
+        self.assertTrue(deltas, f"seed {seed}: no delta pass ran:\n{d.stderr()[-4000:]}")
+        # The sequences reached borrowed addresses' host routes too.
+        self.assertTrue(any(r.split()[0].count(".") == 3 and "/" not in r.split()[0] for r in seen),
+                        f"seed {seed}: no borrowed address was routed: {sorted(seen)}")
+        # A fresh full path: our routes gone, --once rebuilds them from the same keys.
+        final = self.host_state()
+        d.stop()
+        self.ns.ip("route", "flush", "table", str(cu.TABLE), "proto", str(cu.PROTO))
+        self.assertEqual(self.ns.route_summary(), [])
+        r = ce.run_cli(self.ns, self.fx, "--once", env=self.env_endpoints())
+        self.assertEqual(r.returncode, 0, f"seed {seed}:\n{r.stdout}{r.stderr}")
+        self.assertEqual(self.host_state(), final, f"seed {seed}: a fresh --once differs from the daemon's host")
+        sys.stderr.write(f"[seed {seed}: {len(deltas)} delta passes, {len(d.stderr_lines('reconcile pass'))} "
+                         f"passes in all]\n")
 
 
 class TestStreams(EtcdCase):
