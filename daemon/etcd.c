@@ -1,10 +1,12 @@
 /* The etcd v3 client (etcd.h): list, then watch, over etcd's JSON gateway.
  *
- * Owns: etcd's protocol (the requests, their JSON, paging, the watch stream, what a
- * compacted revision means), the requests in flight, the key→value cache and the
- * retry policy. HTTP itself (curl on the loop, TLS, timeouts, failover bookkeeping)
- * is http.c's. Must never: touch the host, build the model, or decide what a change
- * means; it tells the loop through etcd_ops.
+ * Owns: etcd's protocol (the requests, their JSON, paging, what a watch message or a
+ * compacted revision means for the cache), the requests in flight, the key→value cache
+ * and the retry policy. Reading etcd's answers into values (range pages, the watch
+ * stream, tokens, error bodies) is etcd-parse.c's, pure so that it is unit-tested and
+ * fuzzed on its own; HTTP itself (curl on the loop, TLS, timeouts, failover
+ * bookkeeping) is http.c's. Must never: touch the host, build the model, or decide
+ * what a change means; it tells the loop through etcd_ops.
  *
  * The gateway's facts this code rests on (etcd 3.4): POST /v3/kv/range takes base64
  * `key` and `range_end` and returns `kvs` with base64 keys and values, `more` when a
@@ -42,68 +44,7 @@ const char *const etcd_prefixes[ETCD_N_PREFIXES] = {
 #define RETRY_MIN_USEC (1000 * 1000ULL)
 #define RETRY_MAX_USEC (30 * 1000 * 1000ULL)
 
-/* ---- base64 (etcd's keys and values) ---- */
-
-static const char b64_alphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-
-char *etcd_base64_encode(const void *data, size_t len)
-{
-        const unsigned char *p = data;
-        char *out = malloc((len + 2) / 3 * 4 + 1), *o = out;
-
-        if (!out)
-                return NULL;
-        for (size_t i = 0; i < len; i += 3) {
-                uint32_t v = (uint32_t)p[i] << 16 | (i + 1 < len ? (uint32_t)p[i + 1] << 8 : 0) |
-                             (i + 2 < len ? p[i + 2] : 0);
-
-                *o++ = b64_alphabet[v >> 18 & 63];
-                *o++ = b64_alphabet[v >> 12 & 63];
-                *o++ = i + 1 < len ? b64_alphabet[v >> 6 & 63] : '=';
-                *o++ = i + 2 < len ? b64_alphabet[v & 63] : '=';
-        }
-        *o = '\0';
-        return out;
-}
-
-static int b64_value(char c)
-{
-        const char *p = c ? strchr(b64_alphabet, c) : NULL;
-
-        return p ? (int)(p - b64_alphabet) : -1;
-}
-
-/* Strict: padded, no whitespace. The result is NUL-terminated (not counted in *ret_len). */
-int etcd_base64_decode(const char *s, char **ret, size_t *ret_len)
-{
-        size_t len = strlen(s), n = 0;
-        char *out;
-
-        if (len % 4)
-                return -EINVAL;
-        out = malloc(len / 4 * 3 + 1);
-        if (!out)
-                return -ENOMEM;
-        for (size_t i = 0; i < len; i += 4) {
-                int a = b64_value(s[i]), b = b64_value(s[i + 1]), c = b64_value(s[i + 2]), d = b64_value(s[i + 3]);
-                bool last = i + 4 == len;
-
-                if (a < 0 || b < 0 || (c < 0 && !(last && s[i + 2] == '=' && s[i + 3] == '=')) ||
-                    (d < 0 && !(last && s[i + 3] == '='))) {
-                        free(out);
-                        return -EINVAL;
-                }
-                out[n++] = (char)(a << 2 | b >> 4);
-                if (c >= 0)
-                        out[n++] = (char)((b & 15) << 4 | c >> 2);
-                if (c >= 0 && d >= 0)
-                        out[n++] = (char)((c & 3) << 6 | d);
-        }
-        out[n] = '\0';
-        *ret = out;
-        *ret_len = n;
-        return 0;
-}
+/* ---- range ends ---- */
 
 char *etcd_prefix_end(const char *prefix, size_t len, size_t *ret_len)
 {
@@ -124,63 +65,46 @@ char *etcd_prefix_end(const char *prefix, size_t len, size_t *ret_len)
         return end;
 }
 
-/* ---- the cache: a string table (strtab.h) of struct kv by key ---- */
-
-struct kv {
-        char *key;   /* NUL-terminated (a key holding NUL is refused) */
-        char *value; /* NUL-terminated too, value_len bytes before it; or a record */
-        size_t value_len;
-        int64_t mod_revision;
-        bool record; /* value is cfg_kv_compact()'s record of the value (etcd_compact()) */
-};
+/* ---- the cache: a string table (strtab.h) of struct etcd_kv by key ---- */
 
 struct kvmap {
         struct strtab t;
 };
 
-static void kv_free(struct kv *kv)
-{
-        if (!kv)
-                return;
-        free(kv->key);
-        free(kv->value);
-        free(kv);
-}
-
 static const char *kv_key(const void *entry, const void *ctx)
 {
         (void)ctx;
-        return ((const struct kv *)entry)->key;
+        return ((const struct etcd_kv *)entry)->key;
 }
 
 static void kvmap_clear(struct kvmap *m)
 {
         for (size_t i = 0; i < m->t.size; i++)
-                kv_free(m->t.slots[i]);
+                etcd_kv_free(m->t.slots[i]);
         strtab_clear(&m->t);
 }
 
 /* Takes kv (also on failure). */
-static int kvmap_put(struct kvmap *m, struct kv *kv)
+static int kvmap_put(struct kvmap *m, struct etcd_kv *kv)
 {
         void *old = NULL;
         int r;
 
         if (m->t.n >= ETCD_MAX_KEYS && !strtab_get(&m->t, kv->key, kv_key, NULL)) {
-                kv_free(kv);
+                etcd_kv_free(kv);
                 return -E2BIG;
         }
         if ((r = strtab_put(&m->t, kv, kv_key, NULL, &old)) < 0) {
-                kv_free(kv);
+                etcd_kv_free(kv);
                 return r;
         }
-        kv_free(old);
+        etcd_kv_free(old);
         return 0;
 }
 
 static void kvmap_del(struct kvmap *m, const char *key)
 {
-        kv_free(strtab_remove(&m->t, key, kv_key, NULL));
+        etcd_kv_free(strtab_remove(&m->t, key, kv_key, NULL));
 }
 
 /* ---- requests ---- */
@@ -196,8 +120,7 @@ struct req {
         enum req_kind kind;
         size_t prefix;         /* REQ_RANGE, REQ_WATCH: index into etcd_prefixes */
         struct http_req *h;
-        json_tokener *tok;     /* watch: the stream */
-        size_t msg_bytes;      /* watch: bytes of the message being parsed */
+        struct etcd_stream stream; /* watch */
         bool created;          /* watch: etcd confirmed it */
         bool compacted;        /* watch: asked for a compacted revision */
 };
@@ -255,8 +178,7 @@ static void req_free(struct req *q)
         if (!q)
                 return;
         http_req_free(q->h);
-        if (q->tok)
-                json_tokener_free(q->tok);
+        etcd_stream_clear(&q->stream);
         free(q);
 }
 
@@ -271,32 +193,22 @@ static void cancel_all(struct etcd *e)
         }
 }
 
-static void watch_message(struct req *q, json_object *msg);
+static int watch_message(struct etcd_watch_msg *m, void *userdata);
 
-/* Feed the stream to the tokener: each complete object is one watch response. */
+/* Feed the stream: each complete object is one watch response. */
 static bool watch_data(struct http_req *h, const char *data, size_t n, void *userdata)
 {
         struct req *q = userdata;
+        char err[256];
+        int r;
 
-        while (n && !http_req_failed(h)) {
-                json_object *msg = json_tokener_parse_ex(q->tok, data, (int)(n > INT32_MAX ? INT32_MAX : n));
-                enum json_tokener_error err = json_tokener_get_error(q->tok);
-                size_t used = (size_t)json_tokener_get_parse_end(q->tok);
-
-                if (used == 0 || used > n)
-                        used = n;
-                q->msg_bytes += used;
-                data += used;
-                n -= used;
-                if (msg) {
-                        q->msg_bytes = 0;
-                        watch_message(q, msg);
-                        json_object_put(msg);
-                } else if (err != json_tokener_continue)
-                        http_req_fail(h, "bad JSON in the watch stream: %s", json_tokener_error_desc(err));
-                else if (q->msg_bytes > ETCD_MAX_MESSAGE)
-                        http_req_fail(h, "a watch message over %u MiB", ETCD_MAX_MESSAGE >> 20);
-        }
+        if (http_req_failed(h))
+                return false;
+        r = etcd_stream_feed(&q->stream, data, n, watch_message, q, err, sizeof(err));
+        if (r == -EBADMSG)
+                http_req_fail(h, "%s", err);
+        else if (r < 0 && r != -ECANCELED)
+                http_req_fail(h, "%s", strerror(-r));
         return !http_req_failed(h);
 }
 
@@ -318,7 +230,7 @@ static int req_new(struct etcd *e, enum req_kind kind, const char *path, json_ob
         q->kind = kind;
         if (asprintf(&url, "%s%s", c->endpoints[e->fo.cur], path) < 0 ||
             (e->token && asprintf(&auth, "Authorization: %s", e->token) < 0) ||
-            (kind == REQ_WATCH && !(q->tok = json_tokener_new()))) {
+            (kind == REQ_WATCH && etcd_stream_init(&q->stream) < 0)) {
                 req_free(q);
                 return -ENOMEM;
         }
@@ -346,26 +258,6 @@ static int req_new(struct etcd *e, enum req_kind kind, const char *path, json_ob
 
 /* ---- JSON helpers ---- */
 
-static json_object *jget(json_object *o, const char *key)
-{
-        json_object *v = NULL;
-
-        return o && json_object_is_type(o, json_type_object) && json_object_object_get_ex(o, key, &v) ? v : NULL;
-}
-
-/* A 64-bit number, which the gateway prints as a string. */
-static int64_t jint(json_object *o)
-{
-        if (json_object_is_type(o, json_type_string))
-                return strtoll(json_object_get_string(o), NULL, 10);
-        return o ? json_object_get_int64(o) : 0;
-}
-
-static const char *jstr(json_object *o)
-{
-        return json_object_is_type(o, json_type_string) ? json_object_get_string(o) : NULL;
-}
-
 static int add_b64(json_object *o, const char *key, const char *data, size_t len)
 {
         char *s = etcd_base64_encode(data, len);
@@ -378,22 +270,12 @@ static int add_b64(json_object *o, const char *key, const char *data, size_t len
         return 0;
 }
 
-/* The message of an error body: {"error": "...", "message": "...", "code": N} (range)
- * or {"error": {"message": "...", ...}} (watch), else the text itself. */
+/* The message of an error body (etcd_parse_error()). */
 static void body_error(const struct req *q, char *buf, size_t size)
 {
         const char *body = http_req_body(q->h);
-        json_object *o = body ? json_tokener_parse(body) : NULL;
-        json_object *err = jget(o, "error");
-        const char *msg = jstr(jget(o, "message"));
 
-        if (!msg)
-                msg = jstr(err) ? jstr(err) : jstr(jget(err, "message"));
-        if (msg)
-                snprintf(buf, size, "%s", msg);
-        else
-                snprintf(buf, size, "%.200s", body ? body : "no body");
-        json_object_put(o);
+        etcd_parse_error(body, body ? strlen(body) : 0, buf, size);
 }
 
 /* ---- listing ---- */
@@ -435,43 +317,12 @@ static int send_auth(struct etcd *e)
         return r;
 }
 
-/* One kv of a range or watch response into a new struct kv. */
-static int kv_from_json(json_object *o, bool with_value, struct kv **ret, char *err, size_t errsize)
-{
-        const char *k = jstr(jget(o, "key")), *v = jstr(jget(o, "value"));
-        struct kv *kv = calloc(1, sizeof(*kv));
-        size_t len;
-        int r;
-
-        if (!kv)
-                return -ENOMEM;
-        if (!k || (r = etcd_base64_decode(k, &kv->key, &len)) < 0 || strlen(kv->key) != len || !len) {
-                snprintf(err, errsize, "a key that is not base64 text");
-                kv_free(kv);
-                return -EBADMSG;
-        }
-        /* A missing value is an empty one (Calico's old affinities have none). */
-        if (with_value && (r = etcd_base64_decode(v ? v : "", &kv->value, &kv->value_len)) < 0) {
-                snprintf(err, errsize, "the value of %.200s is not base64", kv->key);
-                kv_free(kv);
-                return -EBADMSG;
-        }
-        if (kv->value_len > ETCD_MAX_VALUE) {
-                snprintf(err, errsize, "the value of %.200s is over %u MiB", kv->key, ETCD_MAX_VALUE >> 20);
-                kv_free(kv);
-                return -EBADMSG;
-        }
-        kv->mod_revision = jint(jget(o, "mod_revision"));
-        *ret = kv;
-        return 0;
-}
-
 static void list_complete(struct etcd *e);
 static void start_watches(struct etcd *e);
 
 /* An IPAM value as the record the load takes from it (a few dozen bytes instead of the
  * JSON, an IPAMBlock's hundreds), when the client was asked to. */
-static int kv_compact(const struct etcd *e, struct kv *kv)
+static int kv_compact(const struct etcd *e, struct etcd_kv *kv)
 {
         char *rec = NULL;
         size_t n = 0;
@@ -497,41 +348,39 @@ static uint64_t loop_now(const struct etcd *e)
         return now;
 }
 
-/* A range page: its keys into the new cache, then the next page or prefix. */
-static void range_done(struct etcd *e, json_object *o)
+/* The next page starts just after the last key of this one (its NUL added). */
+static int set_page_key(struct etcd *e, const char *last)
 {
-        json_object *kvs = jget(o, "kvs");
-        int64_t rev = jint(jget(jget(o, "header"), "revision"));
-        char err[256];
-        size_t n = json_object_is_type(kvs, json_type_array) ? json_object_array_length(kvs) : 0;
-        struct kv *kv = NULL;
+        free(e->page_key);
+        e->page_key_len = strlen(last) + 1;
+        e->page_key = malloc(e->page_key_len);
+        if (!e->page_key)
+                return -ENOMEM;
+        memcpy(e->page_key, last, e->page_key_len);
+        return 0;
+}
+
+/* A range page: its keys into the new cache, then the next page or prefix. */
+static void range_done(struct etcd *e, struct etcd_range *page)
+{
+        size_t n = page->n_kvs;
         int r;
 
-        if (rev <= 0)
-                return attempt_failed(e, "a range response without a revision");
         if (!e->list_revision)
-                e->list_revision = rev;
+                e->list_revision = page->revision;
+        if (n && set_page_key(e, page->kvs[n - 1]->key) < 0)
+                return attempt_failed(e, "%s", strerror(ENOMEM));
         for (size_t i = 0; i < n; i++) {
-                if ((r = kv_from_json(json_object_array_get_idx(kvs, i), true, &kv, err, sizeof(err))) < 0)
-                        return attempt_failed(e, "%s", r == -ENOMEM ? strerror(ENOMEM) : err);
-                if (i + 1 == n) {
-                        /* The next page starts just after the last key. */
-                        free(e->page_key);
-                        e->page_key_len = strlen(kv->key) + 1;
-                        if (!(e->page_key = malloc(e->page_key_len))) {
-                                kv_free(kv);
-                                return attempt_failed(e, "%s", strerror(ENOMEM));
-                        }
-                        memcpy(e->page_key, kv->key, e->page_key_len); /* with its NUL */
-                }
+                struct etcd_kv *kv = TAKE_PTR(page->kvs[i]);
+
                 if ((r = kv_compact(e, kv)) < 0) {
-                        kv_free(kv);
+                        etcd_kv_free(kv);
                         return attempt_failed(e, "%s", strerror(-r));
                 }
                 if ((r = kvmap_put(&e->building, kv)) < 0)
                         return attempt_failed(e, "%s", r == -E2BIG ? "more than the cap of keys" : strerror(-r));
         }
-        if (!json_object_get_boolean(jget(o, "more")) || !n) {
+        if (!page->more || !n) {
                 free(e->page_key);
                 e->page_key = NULL;
                 if (++e->list_prefix == ETCD_N_PREFIXES)
@@ -699,72 +548,65 @@ static void start_watches(struct etcd *e)
         }
 }
 
-static void apply_event(struct req *q, json_object *ev, bool *changed)
+/* Takes the event's kv. */
+static int apply_event(struct etcd *e, struct etcd_event *ev)
 {
-        struct etcd *e = q->e;
-        const char *type = jstr(jget(ev, "type"));
-        bool del = type && streq(type, "DELETE");
-        struct kv *kv = NULL;
-        char err[256];
+        struct etcd_kv *kv = TAKE_PTR(ev->kv);
         int r;
 
-        r = kv_from_json(jget(ev, "kv"), !del, &kv, err, sizeof(err));
-        if (r < 0) {
-                http_req_fail(q->h, "%s", r == -ENOMEM ? strerror(ENOMEM) : err);
-                return;
-        }
         if ((r = kv_compact(e, kv)) < 0) {
-                kv_free(kv);
-                http_req_fail(q->h, "%s", strerror(-r));
-                return;
+                etcd_kv_free(kv);
+                return r;
         }
         pending_add(e, kv->key);
-        if (del) {
+        if (ev->del) {
                 kvmap_del(&e->cache, kv->key);
-                kv_free(kv);
-        } else if ((r = kvmap_put(&e->cache, kv)) < 0) {
-                http_req_fail(q->h, "%s", r == -E2BIG ? "more than the cap of keys" : strerror(-r));
-                return;
+                etcd_kv_free(kv);
+                return 0;
         }
-        *changed = true;
+        return kvmap_put(&e->cache, kv);
 }
 
-static void watch_message(struct req *q, json_object *msg)
+/* One watch response; -ECANCELED when it failed the watch (the stream is read no
+ * further). */
+static int watch_message(struct etcd_watch_msg *m, void *userdata)
 {
+        struct req *q = userdata;
         struct etcd *e = q->e;
-        json_object *res = jget(msg, "result"), *events = jget(res, "events");
-        int64_t rev = jint(jget(jget(res, "header"), "revision")), compact = jint(jget(res, "compact_revision"));
-        size_t n = json_object_is_type(events, json_type_array) ? json_object_array_length(events) : 0;
         bool changed = false;
+        int r = 0;
 
-        if (jget(msg, "error") || !res) {
-                json_object *err = jget(msg, "error");
-                const char *why = jstr(jget(err, "message")) ? jstr(jget(err, "message")) : jstr(err);
-
-                http_req_fail(q->h, "the watch failed: %s", why ? why : "an answer without a result");
-                return;
-        }
-        if (compact > 0) {
+        switch (m->kind) {
+        case ETCD_WATCH_FAILED:
+                http_req_fail(q->h, "the watch failed: %s", m->why);
+                return -ECANCELED;
+        case ETCD_WATCH_COMPACTED:
                 q->compacted = true;
-                http_req_fail(q->h, "revision %lld is compacted (compaction at %lld)",
-                         (long long)e->revision + 1, (long long)compact);
-                return;
+                http_req_fail(q->h, "revision %lld is compacted (compaction at %lld)", (long long)e->revision + 1,
+                              (long long)m->compact_revision);
+                return -ECANCELED;
+        case ETCD_WATCH_CANCELED:
+                http_req_fail(q->h, "etcd cancelled the watch%s%s", m->why[0] ? ": " : "", m->why);
+                return -ECANCELED;
+        case ETCD_WATCH_BAD:
+                http_req_fail(q->h, "%s", m->why);
+                return -ECANCELED;
+        case ETCD_WATCH_EVENTS:
+                break;
         }
-        if (json_object_get_boolean(jget(res, "canceled"))) {
-                const char *reason = jstr(jget(res, "cancel_reason"));
-
-                http_req_fail(q->h, "etcd cancelled the watch%s%s", reason ? ": " : "",
-                         reason ? reason : "");
-                return;
-        }
-        if (json_object_get_boolean(jget(res, "created")))
+        if (m->created)
                 q->created = true;
-        for (size_t i = 0; i < n && !http_req_failed(q->h); i++)
-                apply_event(q, json_object_array_get_idx(events, i), &changed);
-        if (rev > e->revision && !http_req_failed(q->h))
-                e->revision = rev;
+        for (size_t i = 0; i < m->n_events && r >= 0; i++) {
+                r = apply_event(e, &m->events[i]);
+                changed = true;
+        }
+        if (r < 0)
+                http_req_fail(q->h, "%s", r == -E2BIG ? "more than the cap of keys" : strerror(-r));
+        else if (m->revision > e->revision)
+                e->revision = m->revision;
         if (changed && e->ops && e->ops->changed)
                 e->ops->changed(e, e->userdata);
+        return r < 0 ? -ECANCELED : 0;
 }
 
 /* ---- transfers that ended ---- */
@@ -773,8 +615,10 @@ static void list_request_done(struct etcd *e, struct req *q)
 {
         long status = http_req_status(q->h);
         const char *err = http_req_error(q->h), *body;
-        json_object *o;
+        struct etcd_range page;
         char why[256];
+        size_t len;
+        int r;
 
         if (err)
                 return attempt_failed(e, "%s", err);
@@ -797,26 +641,25 @@ static void list_request_done(struct etcd *e, struct req *q)
                 return attempt_failed(e, "the list did not end after %u pages (%zu MiB): the answers say \"more\" "
                                          "past the caps of %u pages and %u MiB",
                                       e->list_pages, e->list_bytes >> 20, ETCD_MAX_PAGES, ETCD_MAX_LIST_BYTES >> 20);
-        o = body ? json_tokener_parse(body) : NULL;
-        if (!o)
-                return attempt_failed(e, "the answer is not JSON");
+        len = body ? strlen(body) : 0;
         if (q->kind == REQ_AUTH) {
-                const char *token = jstr(jget(o, "token"));
-
-                e->token = token ? strdup(token) : NULL;
-                json_object_put(o);
+                r = etcd_parse_auth(body, len, &e->token, why, sizeof(why));
                 req_free(e->list);
                 e->list = NULL;
-                if (!e->token)
-                        return attempt_failed(e, "authentication gave no token");
+                if (r < 0)
+                        return attempt_failed(e, "%s", r == -ENOMEM ? strerror(ENOMEM) : why);
                 if (send_range(e) < 0)
                         attempt_failed(e, "%s", strerror(ENOMEM));
                 return;
         }
+        /* The body is the request's: read before the request goes. */
+        r = etcd_parse_range(body, len, &page, why, sizeof(why));
         req_free(e->list);
         e->list = NULL;
-        range_done(e, o);
-        json_object_put(o);
+        if (r < 0)
+                return attempt_failed(e, "%s", r == -ENOMEM ? strerror(ENOMEM) : why);
+        range_done(e, &page);
+        etcd_range_clear(&page);
 }
 
 /* A watch ended: list again, at once after a watch that had stayed up a while, else
@@ -987,7 +830,7 @@ int etcd_kvs(const struct etcd *e, struct cfg_kv **ret, size_t *ret_n)
         if (!v)
                 return -ENOMEM;
         for (size_t i = 0; i < t->size; i++) {
-                const struct kv *kv = t->slots[i];
+                const struct etcd_kv *kv = t->slots[i];
 
                 if (kv)
                         v[n++] = (struct cfg_kv){ kv->key, kv->value, kv->value_len, kv->record };
@@ -1050,7 +893,7 @@ int etcd_changes(struct etcd *e, struct cfg_kv **ret, size_t *ret_n)
         if (e->n_pending > 1)
                 qsort(e->pending, e->n_pending, sizeof(*e->pending), str_cmp);
         for (size_t i = 0; i < e->n_pending; i++) {
-                const struct kv *kv;
+                const struct etcd_kv *kv;
 
                 if (n && streq(v[n - 1].key, e->pending[i]))
                         continue;

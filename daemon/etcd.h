@@ -18,6 +18,7 @@
 #include <systemd/sd-event.h>
 
 #include "datastore.h"
+#include "etcd-parse.h"
 #include "model.h"
 
 struct etcd;
@@ -39,13 +40,11 @@ extern const char *const etcd_prefixes[ETCD_N_PREFIXES];
 
 /* Caps on what the datastore controls. */
 #define ETCD_MAX_KEYS 1000000
-#define ETCD_MAX_VALUE (4u << 20)    /* etcd refuses values over 1.5 MiB by default */
-#define ETCD_MAX_BODY (64u << 20)    /* one range response (a page of ETCD_PAGE keys) */
+/* ETCD_MAX_VALUE, ETCD_MAX_BODY (one range page), ETCD_MAX_MESSAGE: etcd-parse.h. */
 /* One list: every key fits (ETCD_MAX_KEYS in pages of ETCD_PAGE, per prefix), and its
  * answers together are bounded in bytes. */
 #define ETCD_MAX_PAGES (ETCD_MAX_KEYS / ETCD_PAGE + 4 * ETCD_N_PREFIXES)
 #define ETCD_MAX_LIST_BYTES (1024u << 20)
-#define ETCD_MAX_MESSAGE (64u << 20) /* one watch message */
 #define ETCD_PAGE 2000               /* keys per range request */
 
 int etcd_new(sd_event *ev, const struct cfg_etcd *conf, const struct etcd_ops *ops, void *userdata,
@@ -86,9 +85,6 @@ void etcd_compact(struct etcd *e);
 int etcd_list_once(const struct cfg_etcd *conf, uint64_t timeout_usec, struct etcd **ret, char *why,
                    size_t why_size);
 
-/* Exposed for the unit tests. */
-char *etcd_base64_encode(const void *data, size_t len);
-int etcd_base64_decode(const char *s, char **ret, size_t *ret_len);
-/* The first key after every key starting with prefix (etcd's range_end), or NULL when
+/* Exposed for the unit tests (base64: etcd-parse.h). The first key after every key starting with prefix (etcd's range_end), or NULL when
  * there is none (a prefix of 0xff bytes). */
 char *etcd_prefix_end(const char *prefix, size_t len, size_t *ret_len);

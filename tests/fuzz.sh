@@ -3,8 +3,9 @@
 # UBSan, every library instrumented) in a build folder of their own, seed each corpus
 # (config, selector: from tests/fixtures; netlink: messages the kernel sends in a
 # throwaway namespace, captured by tests/fuzz-netlink-capture.py when run as root;
-# upstream: the JSON golden files of tests/golden/upstream; every target: the minimised
-# corpus kept in tests/fuzz-corpus/NAME),
+# upstream: the JSON golden files of tests/golden/upstream; etcd: answers of a real etcd,
+# captured by tests/fuzz-etcd-capture.py when run as root with etcd installed; every
+# target: the minimised corpus kept in tests/fuzz-corpus/NAME),
 # and run every target for FUZZ_SECONDS (default 60). Exits non-zero on any crash,
 # leak, timeout or sanitizer report; the reproducer is left in the build folder
 # (crash-*, leak-*, timeout-*).
@@ -254,6 +255,12 @@ for name in $targets; do
                         echo "fuzz.sh: not root: no captured netlink seeds (the corpus starts from what it holds)" >&2
                 fi
         fi
+        if [ "$name" = etcd ] && ! ls "$corpus"/seed-etcd-* >/dev/null 2>&1; then
+                if [ "$(id -u)" = 0 ] && command -v etcd >/dev/null 2>&1 && command -v curl >/dev/null 2>&1; then
+                        python3 "$top/tests/fuzz-etcd-capture.py" "$corpus" ||
+                                echo "fuzz.sh: capturing etcd seeds failed; fuzzing from what the corpus holds" >&2
+                fi
+        fi
         # Seeds: every fixture (good and bad) and the example configuration, named by
         # content (several fixtures share a file name); for the selector target, the
         # nodeSelector values they hold.
@@ -262,7 +269,7 @@ for name in $targets; do
                         cp "$f" "$corpus/seed-$(sha1sum <"$f" | cut -c1-16)"
                 done
         fi
-        [ "$name" = netlink ] || [ "$name" = upstream ] || [ "$name" = etcdkv ] ||
+        [ "$name" = netlink ] || [ "$name" = upstream ] || [ "$name" = etcdkv ] || [ "$name" = etcd ] ||
         find "$top/tests/fixtures" "$top/config/example" -type f \( -name '*.yaml' -o -name '*.yml' \) |
                 while read -r f; do
                         if [ "$name" = selector ]; then
@@ -282,7 +289,8 @@ for name in $targets; do
         d=$dict
         [ "$name" = netlink ] && d=$nldict
         [ "$name" = upstream ] && d=$updict
-        # etcd keys and JSON values (fuzz-etcdkv): a dictionary kept beside the target.
+        # etcd keys and JSON values (fuzz-etcdkv), etcd's answers (fuzz-etcd): a
+        # dictionary kept beside the target.
         [ -f "$top/tests/fuzz-$name.dict" ] && d="$top/tests/fuzz-$name.dict"
         # shellcheck disable=SC2086
         if (cd "$build" && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \

@@ -2,8 +2,8 @@
  * variables (config/datastore.c: every accepted form, every refusal with the file, line
  * and column or the variable it names), the `datastore` and `calicoctlConfig` settings,
  * Calico's etcd keys into the model (config/etcdkv.c: the same validation as files,
- * errors at "etcd:KEY:line:col"), and the etcd client's pure helpers (daemon/etcd.c:
- * base64, range ends). Temporary files are made under $TMPDIR. */
+ * errors at "etcd:KEY:line:col"), and the etcd client's pure helpers (base64 in
+ * daemon/etcd-parse.c, range ends in daemon/etcd.c; etcd's answers: test-etcd-parse.c). Temporary files are made under $TMPDIR. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
