@@ -4,7 +4,9 @@ the test's namespace), for the cases a real etcd will not play:
 
   watch-ends    lists answer (no keys), every watch ends at once (a broken proxy or
                 load balancer, an expired token): the daemon must back off;
-  more-forever  every range answer says "more": true, with a new key each time.
+  more-forever  every range answer says "more": true, with a new key each time;
+  huge-page     every range answer is a valid empty page padded to one byte over the
+                client's cap of 64 MiB (ETCD_MAX_BODY) for one answer.
 
 Each request is printed on stdout as "RANGE" or "WATCH" (flushed), so the test counts
 them. Standard library only; stops on SIGTERM.
@@ -18,6 +20,7 @@ import sys
 
 MODE, PORT = sys.argv[1], int(sys.argv[2])
 counter = itertools.count()
+MAX_BODY = 64 << 20
 
 
 def b64(s):
@@ -37,12 +40,15 @@ class Handler(http.server.BaseHTTPRequestHandler):
         self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
     def answer(self, obj):
-        body = json.dumps(obj).encode()
+        body = obj if isinstance(obj, bytes) else json.dumps(obj).encode()
         self.send_response(200)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
-        self.wfile.write(body)
+        try:
+            self.wfile.write(body)
+        except (BrokenPipeError, ConnectionResetError):  # the client stopped reading
+            self.close_connection = True
 
     def do_POST(self):
         n = int(self.headers.get("Content-Length") or 0)
@@ -53,6 +59,9 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 key = base64.b64decode(req["key"]).decode().split("\0")[0] + "k%08d" % next(counter)
                 return self.answer({"header": {"revision": "5"}, "more": True, "count": "1",
                                     "kvs": [{"key": b64(key), "value": b64("{}"), "mod_revision": "5"}]})
+            if MODE == "huge-page":
+                head, tail = b'{"header":{"revision":"5"},"count":"0","pad":"', b'"}'
+                return self.answer(head + b"x" * (MAX_BODY + 1 - len(head) - len(tail)) + tail)
             return self.answer({"header": {"revision": "5"}, "count": "0"})
         if self.path == "/v3/watch":
             print("WATCH", flush=True)

@@ -623,6 +623,15 @@ class TestHostileEtcd(unittest.TestCase):
         self.assertIn("the list did not end after", r.stdout + r.stderr)
         self.assertLess(time.monotonic() - t0, cu.scaled(20))
 
+    def test_page_over_the_cap(self):
+        # Issue 14 point 4: one etcd answer is capped at 64 MiB (ETCD_MAX_BODY). The page
+        # is valid JSON (an empty list padded one byte past the cap): without the cap it
+        # would list fine.
+        self.fake("huge-page")
+        r = ce.run_cli(self.ns, self.fx, "--check", env=self.env)
+        self.assertEqual(r.returncode, 2, r.stdout + r.stderr)
+        self.assertIn("the response is too large", r.stdout + r.stderr)
+
 
 if __name__ == "__main__":
     ce.require()
