@@ -285,12 +285,14 @@ size_t kube_unpack(const char *packed, char *out)
 
 /* ---- the cache: name -> trimmed JSON, per kind ---- */
 
-/* One allocation per object: its name, then its JSON, packed. When the JSON starts
- * with the envelope every object of its kind has ({"apiVersion":..,"kind":..,
- * "metadata":{"name":NAME), only the rest is kept (bare) and the envelope is written
- * again for the model; the kind (the map) and the model's name for the object
- * ("kubernetes:PLURAL/NAME") are not kept either: at 100k BlockAffinities that is
- * about 64 bytes each. */
+/* Per object: its name, then its JSON, packed. When the JSON starts with the
+ * envelope every object of its kind has ({"apiVersion":..,"kind":..,"metadata":
+ * {"name":NAME), only the rest is kept (bare) and the envelope is written again for
+ * the model; the kind (the map) and the model's name for the object
+ * ("kubernetes:PLURAL/NAME") are not kept either. Objects are laid end to end in
+ * blocks of their map (no malloc header and rounding each): at 100k BlockAffinities
+ * about 60 bytes each. A replaced or deleted object's bytes are garbage until there
+ * is as much garbage as live objects: the map is then copied into new blocks. */
 enum {
         OBJ_BARE = 1 << 0,
         OBJ_PACKED = 1 << 1,
@@ -304,9 +306,24 @@ struct obj {
         char name[];       /* NAME "\0" then the JSON (or its rest), packed or not, "\0" */
 };
 
+_Static_assert(_Alignof(struct obj) <= 4, "objects are laid out 4-byte aligned");
+
+#define ARENA_BLOCK (64u << 10)
+#ifndef ARENA_COMPACT_MIN
+#define ARENA_COMPACT_MIN (1u << 20) /* garbage below this is left alone (tests set less) */
+#endif
+
+struct arena_block {
+        struct arena_block *next;
+        size_t used, size;
+        _Alignas(8) char data[];
+};
+
 struct omap {
         struct obj **slots; /* open addressing, linear probing */
         size_t size, n;
+        struct arena_block *blocks; /* the objects; the first has room */
+        size_t live, garbage;       /* bytes of objects in use, and no longer */
 };
 
 static const char *obj_json(const struct obj *o)
@@ -314,17 +331,86 @@ static const char *obj_json(const struct obj *o)
         return o->name + o->name_len + 1;
 }
 
-static void obj_free(struct obj *o)
+static size_t obj_size(const struct obj *o)
 {
-        free(o);
+        return (sizeof(*o) + o->name_len + 1 + o->len + 1 + 3) & ~(size_t)3; /* struct obj's alignment */
+}
+
+static void arena_free(struct arena_block *b)
+{
+        while (b) {
+                struct arena_block *next = b->next;
+
+                free(b);
+                b = next;
+        }
+}
+
+/* Room for size bytes (a multiple of 4) in m's blocks: a large object gets a block of
+ * its own, behind the current one. */
+static void *arena_alloc(struct omap *m, size_t size)
+{
+        struct arena_block *b = m->blocks, *nb;
+
+        if (b && b->size - b->used >= size) {
+                b->used += size;
+                return b->data + b->used - size;
+        }
+        if (!(nb = malloc(sizeof(*nb) + (size > ARENA_BLOCK / 4 ? size : ARENA_BLOCK))))
+                return NULL;
+        nb->size = size > ARENA_BLOCK / 4 ? size : ARENA_BLOCK;
+        nb->used = size;
+        if (size > ARENA_BLOCK / 4 && b) {
+                nb->next = b->next;
+                b->next = nb;
+        } else {
+                nb->next = b;
+                m->blocks = nb;
+        }
+        return nb->data;
 }
 
 static void omap_clear(struct omap *m)
 {
-        for (size_t i = 0; i < m->size; i++)
-                obj_free(m->slots[i]);
         free(m->slots);
+        arena_free(m->blocks);
         *m = (struct omap){};
+}
+
+/* Every live object copied into new blocks, the old ones freed. On failure nothing
+ * changes (the garbage stays). */
+static void omap_compact(struct omap *m)
+{
+        _cleanup_(freep) struct obj **moved = malloc((m->n ? m->n : 1) * sizeof(*moved));
+        struct omap c = {};
+        size_t n = 0;
+
+        if (!moved)
+                return;
+        for (size_t i = 0; i < m->size; i++) {
+                if (!m->slots[i])
+                        continue;
+                if (!(moved[n] = arena_alloc(&c, obj_size(m->slots[i])))) {
+                        arena_free(c.blocks);
+                        return;
+                }
+                memcpy(moved[n++], m->slots[i], obj_size(m->slots[i]));
+        }
+        n = 0;
+        for (size_t i = 0; i < m->size; i++)
+                if (m->slots[i])
+                        m->slots[i] = moved[n++];
+        arena_free(m->blocks);
+        m->blocks = c.blocks;
+        m->garbage = 0;
+}
+
+static void omap_drop(struct omap *m, const struct obj *o)
+{
+        m->live -= obj_size(o);
+        m->garbage += obj_size(o);
+        if (m->garbage >= ARENA_COMPACT_MIN && m->garbage > m->live)
+                omap_compact(m);
 }
 
 static size_t omap_find(const struct omap *m, const char *key)
@@ -343,55 +429,51 @@ static int omap_grow(struct omap *m)
         if (!(g.slots = calloc(g.size, sizeof(*g.slots))))
                 return -ENOMEM;
         for (size_t i = 0; i < m->size; i++)
-                if (m->slots[i]) {
+                if (m->slots[i])
                         g.slots[omap_find(&g, m->slots[i]->name)] = m->slots[i];
-                        g.n++;
-                }
         free(m->slots);
-        *m = g;
+        m->slots = g.slots;
+        m->size = g.size;
         return 0;
 }
 
-/* Insert or replace o (taken). 1 when the map changed, 0 when the same object was
- * there already. */
-static int omap_put(struct omap *m, struct obj *o)
+/* Insert or replace with a copy of o. 1 when the map changed, 0 when the same object
+ * was there already. */
+static int omap_put(struct omap *m, const struct obj *o)
 {
-        struct obj *old;
+        struct obj *old, *c;
         size_t i;
         int r;
 
         /* Grown at 80% full: 100k objects fit 128Ki slots (1 MiB less than at 75%). */
-        if ((m->n + 1) * 5 > m->size * 4 && (r = omap_grow(m)) < 0) {
-                free(o);
+        if ((m->n + 1) * 5 > m->size * 4 && (r = omap_grow(m)) < 0)
                 return r;
-        }
         i = omap_find(m, o->name);
-        if ((old = m->slots[i])) {
-                if (old->flags == o->flags && streq(obj_json(old), obj_json(o))) {
-                        free(o);
-                        return 0;
-                }
-                m->slots[i] = o;
-                free(old);
-                return 1;
-        }
-        if (m->n >= KUBE_MAX_OBJECTS) {
-                free(o);
+        old = m->slots[i];
+        if (old && old->flags == o->flags && streq(obj_json(old), obj_json(o)))
+                return 0;
+        if (!old && m->n >= KUBE_MAX_OBJECTS)
                 return -E2BIG;
-        }
-        m->slots[i] = o;
-        m->n++;
+        if (!(c = arena_alloc(m, obj_size(o))))
+                return -ENOMEM;
+        memcpy(c, o, obj_size(o));
+        m->live += obj_size(o);
+        m->slots[i] = c;
+        if (old)
+                omap_drop(m, old);
+        else
+                m->n++;
         return 1;
 }
 
 /* Remove, shifting the following run back (no tombstones). 1 when it was there. */
 static int omap_del(struct omap *m, const char *key)
 {
+        struct obj *gone;
         size_t i, j;
 
-        if (!m->size || !m->slots[i = omap_find(m, key)])
+        if (!m->size || !(gone = m->slots[i = omap_find(m, key)]))
                 return 0;
-        obj_free(m->slots[i]);
         m->slots[i] = NULL;
         m->n--;
         for (j = (i + 1) & (m->size - 1); m->slots[j]; j = (j + 1) & (m->size - 1)) {
@@ -404,6 +486,7 @@ static int omap_del(struct omap *m, const char *key)
                         i = j;
                 }
         }
+        omap_drop(m, gone); /* last: it may move every object */
         return 1;
 }
 
@@ -841,10 +924,10 @@ static int envelope(const struct kube_source *k, enum kube_kind kind, const char
 static int add_object(struct kube_source *k, struct omap *m, enum kube_kind kind, json_object *item)
 {
         _cleanup_(freep) char *name = NULL, *json = NULL;
+        _cleanup_(freep) struct obj *o = NULL;
         char env[512];
         const char *rest;
         size_t name_len, rest_len, len;
-        struct obj *o;
         int r, n;
 
         r = kube_trim(kind, kind_api_version(k, kind), item, &name, &json);
@@ -860,7 +943,7 @@ static int add_object(struct kube_source *k, struct omap *m, enum kube_kind kind
                 rest = json + n;
         name_len = strlen(name);
         rest_len = strlen(rest);
-        if (name_len > UINT16_MAX || rest_len + 2 > UINT32_MAX || !(o = malloc(sizeof(*o) + name_len + rest_len + 2)))
+        if (name_len > UINT16_MAX || rest_len + 2 > UINT32_MAX || !(o = malloc(sizeof(*o) + name_len + rest_len + 2 + 8)))
                 return -ENOMEM;
         memcpy(o->name, name, name_len + 1);
         o->name_len = (uint16_t)name_len;
@@ -871,12 +954,6 @@ static int add_object(struct kube_source *k, struct omap *m, enum kube_kind kind
         else
                 memcpy(o->name + name_len + 1, rest, (len = rest_len) + 1);
         o->len = (uint32_t)len;
-        if (len < rest_len) {
-                struct obj *smaller = realloc(o, sizeof(*o) + name_len + len + 2);
-
-                if (smaller)
-                        o = smaller;
-        }
         return omap_put(m, o);
 }
 
