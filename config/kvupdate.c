@@ -117,7 +117,8 @@ struct change {
         struct cfg_loader *mini;   /* the new value read alone; NULL: deleted */
         uint32_t file;             /* the key's model file, UINT32_MAX when it has none */
         char *name;                /* "etcd:KEY" */
-        bool new_file;             /* the commit adds name to the model's files */
+        bool new_file;             /* the commit adds name to the model's files... */
+        char *model_name;          /* ...this copy, in the model's names */
 };
 
 /* A claim or borrowed entry while one block is merged: nodes and keys by name, as a
@@ -633,6 +634,10 @@ static int reserve(struct cfg_model *m, struct cfg_kv_index *ix, struct batch *b
             (r = GROW(m->blocks, ix->cap_blocks, m->n_blocks + b->n_groups)) < 0 ||
             (r = GROW(m->borrowed, ix->cap_borrowed, m->n_borrowed + nl)) < 0)
                 return r;
+        /* A name that the commit then does not use stays in the model's chunks, unseen. */
+        for (size_t i = 0; i < b->n; i++)
+                if (b->cs[i].new_file && !(b->cs[i].model_name = cfg_model_name(m, b->cs[i].name)))
+                        return -ENOMEM;
         return files_reserve(&ix->files, b->n_new_files, m);
 }
 
@@ -775,7 +780,7 @@ static int commit_batch(struct cfg_model *m, struct cfg_kv_index *ix, struct bat
                 if (!c->new_file)
                         continue;
                 c->file = (uint32_t)m->n_files;
-                m->files[m->n_files++] = TAKE_PTR(c->name); /* the claims' names point at it */
+                m->files[m->n_files++] = c->model_name; /* the claims' names point at it */
                 ix->counted[c->file] = 0;
                 (void)strtab_put(&ix->files, (void *)(uintptr_t)(c->file + 1), file_key, m, &old);
         }

@@ -96,7 +96,7 @@ int loader_add_file(struct cfg_loader *l, const char *path, size_t max)
                                  max == CFG_MAX_FILES ? "files" : "keys");
         if ((r = GROW(m->files, l->cap_files, m->n_files + 1)) < 0)
                 return r;
-        m->files[m->n_files] = strdup(path);
+        m->files[m->n_files] = cfg_model_name(m, path);
         if (!m->files[m->n_files])
                 return -ENOMEM;
         l->file = (uint32_t)m->n_files++;

@@ -11,13 +11,23 @@
 #include "model.h"
 #include "util.h"
 
+struct cfg_name_chunk {
+        struct cfg_name_chunk *next;
+        size_t used, size;
+        char data[];
+};
+
 void cfg_model_free(struct cfg_model *m)
 {
         if (!m)
                 return;
         cfg_settings_clear(&m->settings);
-        for (size_t i = 0; i < m->n_files; i++)
-                free(m->files[i]);
+        while (m->names) {
+                struct cfg_name_chunk *c = m->names;
+
+                m->names = c->next;
+                free(c);
+        }
         free(m->files);
         for (size_t i = 0; i < m->n_pools; i++) {
                 free(m->pools[i].name);
@@ -36,6 +46,37 @@ void cfg_model_free(struct cfg_model *m)
                 free(m->felix[i].name);
         free(m->felix);
         free(m);
+}
+
+/* ---- names ---- */
+
+#define NAME_CHUNK (64u << 10)
+
+char *cfg_model_name(struct cfg_model *m, const char *s)
+{
+        size_t n = strlen(s) + 1;
+        struct cfg_name_chunk *c = m->names;
+        char *p;
+
+        if (!c || c->size - c->used < n) {
+                size_t size = n > NAME_CHUNK ? n : NAME_CHUNK;
+
+                /* A long name gets a chunk of its own, behind the current one. */
+                if (!(c = malloc(sizeof(*c) + size)))
+                        return NULL;
+                *c = (struct cfg_name_chunk){ .size = size };
+                if (size > NAME_CHUNK && m->names) {
+                        c->next = m->names->next;
+                        m->names->next = c;
+                } else {
+                        c->next = m->names;
+                        m->names = c;
+                }
+        }
+        p = c->data + c->used;
+        memcpy(p, s, n);
+        c->used += n;
+        return p;
 }
 
 /* ---- touched prefixes ---- */

@@ -185,7 +185,12 @@ struct cfg_model {
         size_t n_skipped; /* resources of other kinds, blocks outside every pool */
         size_t n_pod_cidrs_ignored; /* Kubernetes podCIDRs not read as blocks (usePodCIDR off) */
         size_t n_ipam_resources;    /* BlockAffinities and IPAMBlocks read (Calico IPAM data) */
+        struct cfg_name_chunk *names; /* where files[] point: one allocation per 64 KiB of names */
 };
+
+/* A copy of s kept by the model (files[] names: an etcd cluster has one per key, and a
+ * malloc each would cost a quarter again), or NULL without memory. */
+char *cfg_model_name(struct cfg_model *m, const char *s);
 
 /* Settings from the settings file's bytes (the daemon reads the file: daemon/source.h);
  * name stands for the file in diagnostics and relative resources paths are taken from
