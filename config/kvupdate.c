@@ -12,11 +12,14 @@
  * build_borrowed() merge every block (an IPAMBlock's affinity first, then key order;
  * one borrowed entry per address, the first key's). Whatever a full load would report
  * as an error between keys (two claims naming different nodes, overlapping blocks), or
- * anything beyond one block (a pool, a Node, a FelixConfiguration, this node's entry,
- * a block in no pool), is left to the full load: -EAGAIN. Pure: no I/O, no logging. */
+ * anything beyond one block (a pool, a FelixConfiguration, this node's entry, a block
+ * in no pool), is left to the full load: -EAGAIN. Another node's Node whose labels stay
+ * the same changes that node's addresses in place and touches its blocks and the
+ * addresses it hosts. Pure: no I/O, no logging. */
 #include <stdlib.h>
 #include <string.h>
 
+#include "datastore.h"
 #include "load.h"
 #include "loader.h"
 #include "strtab.h"
@@ -145,13 +148,86 @@ static bool names_self(const struct cfg_model *m, const char *name)
         return name && m->settings.node_name && streq(name, m->settings.node_name);
 }
 
-/* The value read alone, or -EAGAIN when it claims more than one block's worth. */
+static bool labels_eq(const struct cfg_labels *a, const struct cfg_labels *b)
+{
+        if (a->n != b->n)
+                return false;
+        for (size_t i = 0; i < a->n; i++)
+                if (!streq(a->v[i].key, b->v[i].key) || !streq(a->v[i].value, b->v[i].value))
+                        return false;
+        return true;
+}
+
+/* A Node key: in place only when it is another node's Node resource before and after,
+ * with the same labels (a selector may read them): only its addresses and position may
+ * change. 1 (c->mini holds it), -EAGAIN, -EINVAL (refused: errors in d), -ENOMEM. */
+static int read_node_change(struct cfg_model *m, struct change *c, struct cfg_diags *d)
+{
+        const char *name = c->kv->key + strlen(CFG_ETCD_RESOURCES_PREFIX "nodes/");
+        const struct cfg_node *old = cfg_model_node(m, name);
+        struct cfg_node *new;
+        size_t errors;
+        int r;
+
+        if (!*name || strchr(name, '/') || !c->kv->value || !old || !old->has_resource || names_self(m, name))
+                return -EAGAIN;
+        if ((r = cfg_loader_new(&m->settings, d, &c->mini)) < 0)
+                return r;
+        errors = c->mini->diags->n_errors;
+        if ((r = cfg_loader_add_kv(c->mini, c->kv)) < 0)
+                return r;
+        if (c->mini->diags->n_errors > errors)
+                return -EINVAL;
+        const struct cfg_model *v = c->mini->m;
+        if (v->n_skipped || v->n_pools || v->n_felix || c->mini->n_raw || c->mini->n_borrowed || v->n_nodes != 1 ||
+            !v->nodes[0].has_resource || !streq(v->nodes[0].name, name))
+                return -EAGAIN;
+        new = &c->mini->m->nodes[0];
+        if ((r = cfg_labels_seal(&new->labels)) < 0)
+                return r;
+        if (new->has_labels != old->has_labels || !labels_eq(&new->labels, &old->labels))
+                return -EAGAIN;
+        return 1;
+}
+
+/* The node's new addresses and position; its blocks and the addresses it hosts are
+ * touched when anything changed. */
+static int apply_node_change(struct cfg_model *m, const struct change *c, struct cfg_touched *t, bool *changed)
+{
+        const struct cfg_node *v = &c->mini->m->nodes[0];
+        struct cfg_node *n = (struct cfg_node *)cfg_model_node(m, v->name); /* read_node_change() found it */
+        uint32_t idx = (uint32_t)(n - m->nodes);
+        int r = 0;
+
+        if (cfg_prefix_eq(&n->addr, &v->addr) && cfg_prefix_eq(&n->addr6, &v->addr6) &&
+            cfg_prefix_eq(&n->ipip_tunnel_addr, &v->ipip_tunnel_addr) &&
+            cfg_prefix_eq(&n->vxlan_tunnel_addr, &v->vxlan_tunnel_addr) && n->src.line == v->src.line)
+                return 0;
+        n->addr = v->addr;
+        n->addr6 = v->addr6;
+        n->ipip_tunnel_addr = v->ipip_tunnel_addr;
+        n->vxlan_tunnel_addr = v->vxlan_tunnel_addr;
+        n->src.line = v->src.line; /* the same key: the same file */
+        *changed = true;
+        for (size_t i = 0; i < m->n_blocks && r == 0; i++)
+                if (m->blocks[i].node == idx)
+                        r = cfg_touched_add(t, &m->blocks[i].cidr);
+        for (size_t i = 0; i < m->n_borrowed && r == 0; i++)
+                if (m->borrowed[i].node == idx)
+                        r = cfg_touched_add(t, &m->borrowed[i].addr);
+        return r;
+}
+
+/* The value read alone, or -EAGAIN when it claims more than one block's worth; 1 for
+ * a Node (read_node_change()). */
 static int read_change(struct cfg_model *m, struct change *c, struct cfg_diags *d)
 {
         const struct cfg_pool *pool;
         size_t errors;
         int r;
 
+        if (!strncmp(c->kv->key, CFG_ETCD_RESOURCES_PREFIX "nodes/", strlen(CFG_ETCD_RESOURCES_PREFIX "nodes/")))
+                return read_node_change(m, c, d);
         if (etcd_ipam_key_cidr(c->kv->key, &c->cidr) != 1)
                 return -EAGAIN;
         /* A block in no pool counts as skipped and may overlap anything: the full load. */
@@ -825,19 +901,27 @@ static int commit_batch(struct cfg_model *m, struct cfg_kv_index *ix, struct bat
 int cfg_model_update_kvs(struct cfg_model *m, struct cfg_kv_index *ix, const struct cfg_kv *changes, size_t n,
                          struct cfg_touched *t, struct cfg_diags *d)
 {
-        struct batch b = { .n = n };
+        struct batch b = {};
+        _cleanup_(freep) struct change *nodes = calloc(n ? n : 1, sizeof(*nodes));
+        size_t n_nodes = 0;
         bool again = false, changed = false;
         int r = 0;
 
         b.cs = calloc(n ? n : 1, sizeof(*b.cs));
-        if (!b.cs)
+        if (!b.cs || !nodes) {
+                free(b.cs);
                 return -ENOMEM;
+        }
         /* Every new value is read first: one the full load refuses changes nothing. */
+        b.n = 0;
         for (size_t i = 0; i < n && r != -ENOMEM; i++) {
-                int q;
+                struct change c = { .kv = &changes[i] };
+                int q = read_change(m, &c, d);
 
-                b.cs[i].kv = &changes[i];
-                q = read_change(m, &b.cs[i], d);
+                if (q == 1)
+                        nodes[n_nodes++] = c;
+                else
+                        b.cs[b.n++] = c;
                 if (q == -EAGAIN)
                         again = true;
                 else if (q < 0 && (r == 0 || q == -ENOMEM))
@@ -849,8 +933,18 @@ int cfg_model_update_kvs(struct cfg_model *m, struct cfg_kv_index *ix, const str
                 r = plan_batch(m, ix, &b);
         if (r == 0)
                 r = reserve(m, ix, &b);
-        if (r == 0)
+        if (r == 0) {
                 r = commit_batch(m, ix, &b, t, &changed);
+                /* Nodes by name: the blocks' renumbering above does not move them. */
+                for (size_t i = 0; i < n_nodes; i++) {
+                        int q = apply_node_change(m, &nodes[i], t, &changed);
+
+                        if (q < 0 && r == 0)
+                                r = q;
+                }
+        }
+        for (size_t i = 0; i < n_nodes; i++)
+                cfg_loader_free(nodes[i].mini);
         batch_clear(&b);
         if (r < 0)
                 return r;

@@ -72,9 +72,11 @@ int cfg_model_from_kvs_indexed(struct cfg_settings *settings, const struct cfg_k
                                struct cfg_model **ret, struct cfg_kv_index **ret_ix, struct cfg_diags *diags);
 /* Apply changed keys (value NULL: deleted; each key once) to m in place, so that m is
  * exactly what cfg_model_from_kvs() would build from the keys as they are now, and add
- * to t the prefixes whose wanted state may have changed. Only BlockAffinity and
- * IPAMBlock keys of blocks inside a pool change in place; -EAGAIN for anything else (a
- * pool, a Node, a FelixConfiguration, this node's own entry appearing or going, a key
+ * to t the prefixes whose wanted state may have changed. BlockAffinity and IPAMBlock
+ * keys of blocks inside a pool change in place (t: their blocks, the borrowed addresses
+ * in them), and so does another node's Node whose labels stay (t: its blocks and the
+ * addresses it hosts); -EAGAIN for anything else (a pool, a FelixConfiguration, a Node
+ * appearing, going or changing labels, this node's own Node or entry, a key
  * that does not fit the layout, claims that would conflict or overlap: the full load
  * decides those, with its own messages). 1 when m changed, 0 when it did not. A value
  * the full load would refuse is refused with the same errors in d (-EINVAL). All or

@@ -144,6 +144,13 @@ static void same_prefix(const struct cfg_prefix *a, const struct cfg_prefix *b)
         assert_string_equal(x, y);
 }
 
+static bool same_addrs(const struct cfg_node *a, const struct cfg_node *b)
+{
+        return cfg_prefix_eq(&a->addr, &b->addr) && cfg_prefix_eq(&a->addr6, &b->addr6) &&
+               cfg_prefix_eq(&a->ipip_tunnel_addr, &b->ipip_tunnel_addr) &&
+               cfg_prefix_eq(&a->vxlan_tunnel_addr, &b->vxlan_tunnel_addr);
+}
+
 static void same_model(const struct cfg_model *a, const struct cfg_model *b)
 {
         assert_int_equal(a->n_pools, b->n_pools);
@@ -159,8 +166,12 @@ static void same_model(const struct cfg_model *a, const struct cfg_model *b)
                 assert_int_equal(x->has_resource, y->has_resource);
                 assert_int_equal(x->has_labels, y->has_labels);
                 assert_int_equal(x->labels.n, y->labels.n);
-                assert_memory_equal(&x->addr, &y->addr, sizeof(x->addr));
-                assert_memory_equal(&x->addr6, &y->addr6, sizeof(x->addr6));
+                assert_true(same_addrs(x, y));
+                if (x->has_labels)
+                        for (size_t k = 0; k < x->labels.n; k++) {
+                                assert_string_equal(x->labels.v[k].key, y->labels.v[k].key);
+                                assert_string_equal(x->labels.v[k].value, y->labels.v[k].value);
+                        }
                 if (x->has_resource)
                         same_src(a, x->src, b, y->src);
         }
@@ -223,14 +234,16 @@ static void touched_covers(const struct cfg_model *a, const struct cfg_model *b,
                 for (size_t i = 0; i < x->n_blocks; i++) {
                         const struct cfg_block *p = &x->blocks[i], *q = find_block(y, &p->cidr);
 
-                        if (!q || !streq(node_name(x, p->node), node_name(y, q->node)) || p->pool != q->pool)
+                        if (!q || !streq(node_name(x, p->node), node_name(y, q->node)) || p->pool != q->pool ||
+                            !same_addrs(&x->nodes[p->node], &y->nodes[q->node]))
                                 assert_true(touched_has(t, &p->cidr));
                 }
                 for (size_t i = 0; i < x->n_borrowed; i++) {
                         const struct cfg_borrowed *p = &x->borrowed[i], *q = find_borrowed(y, &p->addr);
 
                         if (!q || !streq(node_name(x, p->node), node_name(y, q->node)) ||
-                            !streq(node_name(x, p->block_node), node_name(y, q->block_node)) || p->pool != q->pool)
+                            !streq(node_name(x, p->block_node), node_name(y, q->block_node)) || p->pool != q->pool ||
+                            !same_addrs(&x->nodes[p->node], &y->nodes[q->node]))
                                 assert_true(touched_has(t, &p->addr));
                 }
         }
@@ -317,7 +330,31 @@ static void random_change(unsigned *seed, char *key, size_t ksize, char *val, si
         /* each block mostly claimed by one node; now and then by another (a conflict,
          * unless an IPAMBlock overrules it) */
         node = nodes[(r / 9) % 8 == 0 ? (r / 72) % ELEMENTSOF(nodes) : c % ELEMENTSOF(nodes)];
-        switch (r % 9) {
+        switch (r % 11) {
+        case 9:
+        case 10: {
+                /* A Node: mostly another node's address moving (in place); now and then
+                 * its labels, this node's own, a new node's or a bad address. */
+                static const char *const addrs[] = { "192.168.1.2/24", "192.168.1.22/24", "192.168.1.23/24",
+                                                     "10.5.0.1/16", "192.168.1.2" };
+                unsigned q = (unsigned)rand_r(seed);
+                const char *who = q % 13 == 0 ? "n1" : q % 17 == 0 ? "n3" : "n2";
+                const char *addr = addrs[(q / 17) % ELEMENTSOF(addrs)];
+
+                snprintf(key, ksize, RES "nodes/%s", who);
+                if (q % 19 == 0)
+                        addr = "192.168.1.999/24"; /* refused */
+                snprintf(val, vsize,
+                         "{\"kind\":\"Node\",\"apiVersion\":\"projectcalico.org/v3\",\"metadata\":{\"name\":\"%s\"%s},"
+                         "\"spec\":{\"bgp\":{\"ipv4Address\":\"%s\"%s}}}",
+                         who, q % 11 == 0 ? ",\"labels\":{\"a\":\"b\"}" : "", addr,
+                         q % 3 == 0 ? ",\"ipv4IPIPTunnelAddr\":\"10.0.0.1\"" : "");
+                *bad = *bad || q % 19 == 0;
+                /* n1 and n2 stay (a pool-less, Node-less cluster is another test) */
+                if (streq(who, "n1") || streq(who, "n2"))
+                        *del = false;
+                break;
+        }
         case 0:
                 snprintf(key, ksize, "%s", AFF "n3/ipv4/block/nonsense");
                 snprintf(val, vsize, "{}");
