@@ -856,6 +856,8 @@ int etcd_list_once(const struct cfg_etcd *conf, uint64_t timeout_usec, struct et
         if (r < 0)
                 return r;
         e->once = true;
+        /* One list, one model: the JSON of an IPAMBlock need not outlive its reading. */
+        e->compact = true;
         sd_event_now(ev, CLOCK_MONOTONIC, &now);
         if ((r = sd_event_add_time(ev, &e->deadline, CLOCK_MONOTONIC, now + timeout_usec, 10000, on_deadline, e)) < 0) {
                 etcd_free(e);

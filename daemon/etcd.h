@@ -81,7 +81,7 @@ void etcd_changes_reset(struct etcd *e);
 void etcd_compact(struct etcd *e);
 
 /* --once and --check: one list at one revision with failover, no watch, in a loop of
- * its own, bounded by timeout_usec. On failure, why says what each endpoint answered. */
+ * its own, bounded by timeout_usec; IPAM values kept as records (etcd_compact()). On failure, why says what each endpoint answered. */
 int etcd_list_once(const struct cfg_etcd *conf, uint64_t timeout_usec, struct etcd **ret, char *why,
                    size_t why_size);
 
