@@ -8,6 +8,7 @@
  * validation (duplicate pools and FelixConfigurations, overlapping pools), and the
  * final sort that makes the model's lookups binary searches. Reads no file and no
  * folder; no logging: everything the operator should hear goes into diags. */
+#include <assert.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -199,54 +200,77 @@ static void shrink(void *array, size_t n, size_t sz)
                 *(void **)array = p;
 }
 
+/* The array the blocks go into. Without an index to keep (kvupdate.c wants the raw
+ * claims), the blocks are written over the sorted claims they come from (never ahead of
+ * the one being read: a block is no larger than a claim): 100k blocks cost one array at
+ * the load's peak, not two (issue 15's memory budget). */
+static struct cfg_block *blocks_array(struct cfg_loader *l)
+{
+        static_assert(sizeof(struct cfg_block) <= sizeof(struct raw_block), "blocks are written over raw claims");
+        static_assert(_Alignof(struct cfg_block) <= _Alignof(struct raw_block), "blocks are written over raw claims");
+
+        if (l->indexing || !l->raw)
+                return calloc(l->n_raw ? l->n_raw : 1, sizeof(struct cfg_block));
+        l->cap_raw = 0;
+        return (struct cfg_block *)(void *)TAKE_PTR(l->raw);
+}
+
 static int build_blocks(struct cfg_loader *l)
 {
         struct cfg_model *m = l->m;
-        size_t outside = 0, kept = 0;
-        const struct raw_block *prev = NULL;
+        size_t outside = 0, kept = 0, n = l->n_raw;
+        const struct raw_block *raw;
+        struct raw_block prev;
+        bool have_prev = false;
         int ret = 0;
 
-        if (l->n_raw > 1)
-                qsort(l->raw, l->n_raw, sizeof(*l->raw), raw_cmp);
-        m->blocks = calloc(l->n_raw ? l->n_raw : 1, sizeof(*m->blocks));
+        if (n > 1)
+                qsort(l->raw, n, sizeof(*l->raw), raw_cmp);
+        raw = l->raw;
+        m->blocks = blocks_array(l);
         if (!m->blocks)
                 return -ENOMEM;
-        for (size_t i = 0; i < l->n_raw; i++) {
-                const struct raw_block *rb = &l->raw[i];
+        if (!l->raw) {
+                raw = (const struct raw_block *)(const void *)m->blocks;
+                l->n_raw = 0;
+        }
+        for (size_t i = 0; i < n; i++) {
+                const struct raw_block rb = raw[i]; /* a copy: blocks[kept] may lie over it */
                 const struct cfg_pool *pool;
                 char buf[CFG_PREFIX_STRLEN];
 
-                if (prev && cfg_prefix_eq(&prev->cidr, &rb->cidr)) {
+                if (have_prev && cfg_prefix_eq(&prev.cidr, &rb.cidr)) {
                         /* An IPAMBlock's affinity overrules affinities and podCIDRs
                          * (IPAMBlocks sort first); two IPAMBlocks, or two of the others,
                          * naming different nodes are a conflict. */
-                        bool overruled = prev->origin == BLOCK_FROM_IPAMBLOCK && rb->origin != BLOCK_FROM_IPAMBLOCK;
+                        bool overruled = prev.origin == BLOCK_FROM_IPAMBLOCK && rb.origin != BLOCK_FROM_IPAMBLOCK;
 
-                        if (prev->node != rb->node && !overruled)
-                                ret = block_conflict(l, prev, rb, "is also claimed as");
+                        if (prev.node != rb.node && !overruled)
+                                ret = block_conflict(l, &prev, &rb, "is also claimed as");
                         continue; /* the same block again, or overruled by its IPAMBlock */
                 }
-                if (prev && cfg_prefix_overlaps(&prev->cidr, &rb->cidr)) {
-                        ret = block_conflict(l, prev, rb, "overlaps");
+                if (have_prev && cfg_prefix_overlaps(&prev.cidr, &rb.cidr)) {
+                        ret = block_conflict(l, &prev, &rb, "overlaps");
                         continue;
                 }
                 prev = rb;
-                pool = cfg_model_pool_for(m, &rb->cidr);
+                have_prev = true;
+                pool = cfg_model_pool_for(m, &rb.cidr);
                 if (!pool) {
                         m->n_skipped++;
                         if (++outside <= 10) {
-                                cfg_prefix_fmt(&rb->cidr, buf, sizeof(buf));
-                                cfg_notice(l->diags, cfg_model_file(m, rb->src), rb->src.line, 0,
+                                cfg_prefix_fmt(&rb.cidr, buf, sizeof(buf));
+                                cfg_notice(l->diags, cfg_model_file(m, rb.src), rb.src.line, 0,
                                            "skipping block %s of node %s: it lies in no pool", buf,
-                                           m->nodes[rb->node].name);
+                                           m->nodes[rb.node].name);
                         }
                         continue;
                 }
                 m->blocks[kept++] = (struct cfg_block){
-                        .cidr = rb->cidr,
-                        .node = rb->node,
+                        .cidr = rb.cidr,
+                        .node = rb.node,
                         .pool = (uint32_t)(pool - m->pools),
-                        .src = rb->src,
+                        .src = rb.src,
                 };
         }
         if (outside > 10)
