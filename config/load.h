@@ -46,6 +46,10 @@ int cfg_loader_add_object(struct cfg_loader *l, const char *name, const void *js
  * named "etcd:KEY" in diagnostics; block affinity keys become BlockAffinity
  * resources. Returns -ENOMEM or 0. */
 int cfg_loader_add_kv(struct cfg_loader *l, const struct cfg_kv *kv);
+/* Room for inputs (documents, objects, keys) and block claims known in advance (the
+ * Kubernetes source counts its cache): the arrays are sized once, not doubled past the
+ * need. Only a hint; returns -ENOMEM or 0. */
+int cfg_loader_reserve(struct cfg_loader *l, size_t inputs, size_t blocks);
 /* Validate and merge everything added into a new model, which takes the settings
  * (*settings is emptied). On failure -EINVAL (or -errno) with errors in diags, and the
  * settings are untouched. Frees l either way. */

@@ -87,6 +87,31 @@ int loader_add_borrowed(struct cfg_loader *l, const struct cfg_prefix *addr, uin
         return 0;
 }
 
+/* An array at exactly n (never shrunk; GROW() doubles past n). */
+static int reserve(void **array, size_t *cap, size_t n, size_t sz)
+{
+        void *p;
+
+        if (n <= *cap)
+                return 0;
+        if (!(p = realloc(*array, n * sz)))
+                return -ENOMEM;
+        *array = p;
+        *cap = n;
+        return 0;
+}
+
+int cfg_loader_reserve(struct cfg_loader *l, size_t inputs, size_t blocks)
+{
+        int r;
+
+        inputs = inputs < CFG_MAX_KEYS ? inputs : CFG_MAX_KEYS;
+        blocks = blocks < CFG_MAX_BLOCKS ? blocks : CFG_MAX_BLOCKS;
+        if ((r = reserve((void **)&l->m->files, &l->cap_files, inputs, sizeof(*l->m->files))) < 0)
+                return r;
+        return reserve((void **)&l->raw, &l->cap_raw, blocks, sizeof(*l->raw));
+}
+
 int loader_add_file(struct cfg_loader *l, const char *path, size_t max)
 {
         struct cfg_model *m = l->m;

@@ -22,13 +22,7 @@ void cfg_model_free(struct cfg_model *m)
         if (!m)
                 return;
         cfg_settings_clear(&m->settings);
-        while (m->names) {
-                struct cfg_name_chunk *c = m->names;
-
-                m->names = c->next;
-                free(c);
-        }
-        free(m->files);
+        cfg_model_drop_names(m);
         for (size_t i = 0; i < m->n_pools; i++) {
                 free(m->pools[i].name);
                 free(m->pools[i].node_selector);
@@ -49,6 +43,18 @@ void cfg_model_free(struct cfg_model *m)
 }
 
 /* ---- names ---- */
+
+void cfg_model_drop_names(struct cfg_model *m)
+{
+        while (m->names) {
+                struct cfg_name_chunk *c = m->names;
+
+                m->names = c->next;
+                free(c);
+        }
+        free(m->files);
+        m->files = NULL;
+}
 
 #define NAME_CHUNK (64u << 10)
 
@@ -215,7 +221,7 @@ struct cfg_felix cfg_model_felix(const struct cfg_model *m, const char *node_nam
 
 const char *cfg_model_file(const struct cfg_model *m, struct cfg_src src)
 {
-        return src.file < m->n_files ? m->files[src.file] : "?";
+        return m->files && src.file < m->n_files ? m->files[src.file] : "?";
 }
 
 const char *cfg_encap_name(enum cfg_encap e)

@@ -191,6 +191,12 @@ struct cfg_model {
 /* A copy of s kept by the model (files[] names: an etcd cluster has one per key, and a
  * malloc each would cost a quarter again), or NULL without memory. */
 char *cfg_model_name(struct cfg_model *m, const char *s);
+/* Free the inputs' names (files[]; n_files stays, a count): only the load's
+ * diagnostics name them, and a source that loads its model afresh on every change
+ * (the Kubernetes one, daemon/source-kube.c) drops them once it is loaded: 5 MB of
+ * "kubernetes:blockaffinities/NAME" at 100k (issue 15's memory budget). Afterwards
+ * cfg_model_file() says "?". Not for a model that is updated in place (kvupdate.c). */
+void cfg_model_drop_names(struct cfg_model *m);
 
 /* Settings from the settings file's bytes (the daemon reads the file: daemon/source.h);
  * name stands for the file in diagnostics and relative resources paths are taken from

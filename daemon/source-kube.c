@@ -1421,6 +1421,11 @@ static int kube_source_model(struct source *src, struct cfg_settings *set, struc
         qsort(all, n, sizeof(*all), obj_cmp); /* stable messages */
         if ((r = cfg_loader_new(set, d, &l)) < 0)
                 return r;
+        /* One input per object, a block claim per affinity and IPAMBlock (and per
+         * podCIDR, a Node has two at most): sized once, not doubled past 100k. */
+        r = cfg_loader_reserve(l, n,
+                               k->cache[KUBE_AFFINITIES].n + k->cache[KUBE_BLOCKS].n +
+                                       (set->use_pod_cidr ? 2 * k->cache[KUBE_NODES].n : 0));
         for (size_t i = 0; i < n && r >= 0; i++)
                 r = add_to_model(k, l, all[i], &scratch, &scratch_cap);
         /* Not held while the model is built. */
@@ -1430,8 +1435,11 @@ static int kube_source_model(struct source *src, struct cfg_settings *set, struc
                 cfg_loader_free(l);
                 return r;
         }
-        r = cfg_loader_finish(l, ret);
-        return r < 0 ? r : 1;
+        if ((r = cfg_loader_finish(l, ret)) < 0)
+                return r;
+        /* Every change loads anew: the names served this load's diagnostics only. */
+        cfg_model_drop_names(*ret);
+        return 1;
 }
 
 static void kube_source_refresh(struct source *src)
