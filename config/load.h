@@ -50,6 +50,12 @@ int cfg_loader_add_kv(struct cfg_loader *l, const struct cfg_kv *kv);
  * Kubernetes source counts its cache): the arrays are sized once, not doubled past the
  * need. Only a hint; returns -ENOMEM or 0. */
 int cfg_loader_reserve(struct cfg_loader *l, size_t inputs, size_t blocks);
+/* Keep no copy of the inputs' names: the diagnostics ask namer for input number N
+ * (counting from 0 in the order added; every add is one input) when they name it. ctx
+ * must stay valid until the model's cfg_model_drop_names() (model.h). A source that
+ * holds its objects (the Kubernetes one) saves a copy of every name: 5 MB at 100k
+ * BlockAffinities. Call before anything is added. */
+void cfg_loader_name_on_demand(struct cfg_loader *l, cfg_namer_fn namer, const void *ctx);
 /* Validate and merge everything added into a new model, which takes the settings
  * (*settings is emptied). On failure -EINVAL (or -errno) with errors in diags, and the
  * settings are untouched. Frees l either way. */

@@ -101,13 +101,19 @@ static int reserve(void **array, size_t *cap, size_t n, size_t sz)
         return 0;
 }
 
+void cfg_loader_name_on_demand(struct cfg_loader *l, cfg_namer_fn namer, const void *ctx)
+{
+        l->m->namer = namer;
+        l->m->namer_ctx = ctx;
+}
+
 int cfg_loader_reserve(struct cfg_loader *l, size_t inputs, size_t blocks)
 {
         int r;
 
         inputs = inputs < CFG_MAX_KEYS ? inputs : CFG_MAX_KEYS;
         blocks = blocks < CFG_MAX_BLOCKS ? blocks : CFG_MAX_BLOCKS;
-        if ((r = reserve((void **)&l->m->files, &l->cap_files, inputs, sizeof(*l->m->files))) < 0)
+        if (!l->m->namer && (r = reserve((void **)&l->m->files, &l->cap_files, inputs, sizeof(*l->m->files))) < 0)
                 return r;
         return reserve((void **)&l->raw, &l->cap_raw, blocks, sizeof(*l->raw));
 }
@@ -120,6 +126,11 @@ int loader_add_file(struct cfg_loader *l, const char *path, size_t max)
         if (m->n_files >= max)
                 return cfg_error(l->diags, path, 0, 0, "more than %zu resource %s", max,
                                  max == CFG_MAX_FILES ? "files" : "keys");
+        if (m->namer) { /* named on demand: path is the caller's while it is read */
+                l->file = (uint32_t)m->n_files++;
+                l->y.file = path;
+                return 0;
+        }
         if ((r = GROW(m->files, l->cap_files, m->n_files + 1)) < 0)
                 return r;
         m->files[m->n_files] = cfg_model_name(m, path);

@@ -54,6 +54,8 @@ void cfg_model_drop_names(struct cfg_model *m)
         }
         free(m->files);
         m->files = NULL;
+        m->namer = NULL;
+        m->namer_ctx = NULL;
 }
 
 #define NAME_CHUNK (64u << 10)
@@ -221,7 +223,19 @@ struct cfg_felix cfg_model_felix(const struct cfg_model *m, const char *node_nam
 
 const char *cfg_model_file(const struct cfg_model *m, struct cfg_src src)
 {
-        return m->files && src.file < m->n_files ? m->files[src.file] : "?";
+        /* Names made on demand last four calls: a diagnostic names two at most and
+         * copies them (diag.c). */
+        static _Thread_local char made[4][512];
+        static _Thread_local unsigned next;
+        char *buf;
+
+        if (src.file >= m->n_files)
+                return "?";
+        if (!m->namer)
+                return m->files ? m->files[src.file] : "?";
+        buf = made[next++ % 4];
+        m->namer(m->namer_ctx, src.file, buf, sizeof(made[0]));
+        return buf;
 }
 
 const char *cfg_encap_name(enum cfg_encap e)

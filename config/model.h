@@ -168,6 +168,9 @@ struct cfg_felix {
         struct cfg_src src;
 };
 
+/* The name of input number file, made on demand into buf (cfg_loader_name_on_demand()). */
+typedef void (*cfg_namer_fn)(const void *ctx, uint32_t file, char *buf, size_t size);
+
 struct cfg_model {
         struct cfg_settings settings;
         char **files;
@@ -186,12 +189,14 @@ struct cfg_model {
         size_t n_pod_cidrs_ignored; /* Kubernetes podCIDRs not read as blocks (usePodCIDR off) */
         size_t n_ipam_resources;    /* BlockAffinities and IPAMBlocks read (Calico IPAM data) */
         struct cfg_name_chunk *names; /* where files[] point: one allocation per 64 KiB of names */
+        cfg_namer_fn namer;           /* not NULL: no files[], names made on demand */
+        const void *namer_ctx;
 };
 
 /* A copy of s kept by the model (files[] names: an etcd cluster has one per key, and a
  * malloc each would cost a quarter again), or NULL without memory. */
 char *cfg_model_name(struct cfg_model *m, const char *s);
-/* Free the inputs' names (files[]; n_files stays, a count): only the load's
+/* Free the inputs' names (files[] or the namer; n_files stays, a count): only the load's
  * diagnostics name them, and a source that loads its model afresh on every change
  * (the Kubernetes one, daemon/source-kube.c) drops them once it is loaded: 5 MB of
  * "kubernetes:blockaffinities/NAME" at 100k (issue 15's memory budget). Afterwards

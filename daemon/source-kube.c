@@ -1376,6 +1376,14 @@ static int obj_cmp(const void *a, const void *b)
         return c ? c : strcmp(x->name, y->name);
 }
 
+/* The name of input number file of the load: all[file] (cfg_loader_name_on_demand()). */
+static void name_object(const void *ctx, uint32_t file, char *buf, size_t size)
+{
+        const struct obj *o = ((const struct obj *const *)ctx)[file];
+
+        snprintf(buf, size, "kubernetes:%s/%s", kinds[o->flags >> OBJ_KIND_SHIFT].plural, o->name);
+}
+
 /* One object into the load, named and its envelope written again. */
 static int add_to_model(const struct kube_source *k, struct cfg_loader *l, const struct obj *o, char **buf,
                         size_t *cap)
@@ -1422,6 +1430,10 @@ static int kube_source_model(struct source *src, struct cfg_settings *set, struc
         qsort(all, n, sizeof(*all), obj_cmp); /* stable messages */
         if ((r = cfg_loader_new(set, d, &l)) < 0)
                 return r;
+        /* Named from the cache (all[] stays until the load ends), not copied: every
+         * add is one input while the loader's cap on inputs is not reached. */
+        if (n <= CFG_MAX_KEYS)
+                cfg_loader_name_on_demand(l, name_object, all);
         /* One input per object, a block claim per affinity and IPAMBlock (and per
          * podCIDR, a Node has two at most): sized once, not doubled past 100k. */
         r = cfg_loader_reserve(l, n,
@@ -1430,7 +1442,6 @@ static int kube_source_model(struct source *src, struct cfg_settings *set, struc
         for (size_t i = 0; i < n && r >= 0; i++)
                 r = add_to_model(k, l, all[i], &scratch, &scratch_cap);
         /* Not held while the model is built. */
-        free(TAKE_PTR(all));
         free(TAKE_PTR(scratch));
         if (r < 0) {
                 cfg_loader_free(l);
@@ -1438,7 +1449,8 @@ static int kube_source_model(struct source *src, struct cfg_settings *set, struc
         }
         if ((r = cfg_loader_finish(l, ret)) < 0)
                 return r;
-        /* Every change loads anew: the names served this load's diagnostics only. */
+        /* Every change loads anew: the names served this load's diagnostics only
+         * (and all[] goes now). */
         cfg_model_drop_names(*ret);
         /* The names, the loader's arrays and the list pages' parse leave free pages
          * inside the heap that the plan's one large array (mmap'd) cannot reuse: hand
