@@ -2363,6 +2363,69 @@ static void blocks_ipam_forms(void **state)
                       NEEDLES("spec.cidr is missing"));
 }
 
+/* A load whose inputs are named on demand (the Kubernetes source): the model keeps no
+ * copy, a diagnostic made as the load is finished asks the namer for both inputs it
+ * names, one made while an input is read names it as the caller did, and once the
+ * names are dropped the model says "?". */
+static void namer_test(const void *ctx, uint32_t file, char *buf, size_t size)
+{
+        snprintf(buf, size, "named:%s", ((const char *const *)ctx)[file]);
+}
+
+#define OBJ_POOL "{\"apiVersion\":\"projectcalico.org/v3\",\"kind\":\"IPPool\",\"metadata\":{\"name\":\"a\"}," \
+                 "\"spec\":{\"cidr\":\"10.1.0.0/16\"}}"
+#define OBJ_AFF(node)                                                                                  \
+        "{\"apiVersion\":\"crd.projectcalico.org/v1\",\"kind\":\"BlockAffinity\",\"metadata\":{\"name\":\"" node \
+        "-aff\"},\"spec\":{\"cidr\":\"10.1.0.0/26\",\"deleted\":\"false\",\"node\":\"" node                     \
+        "\",\"state\":\"confirmed\"}}"
+
+static int load_named(const char *const *docs, size_t n, struct cfg_model **m, struct cfg_diags *d)
+{
+        static const char *const names[] = { "pool", "first", "second" };
+        struct cfg_settings s = default_settings("node1");
+        struct cfg_loader *l;
+        int r;
+
+        assert_int_equal(cfg_loader_new(&s, d, &l), 0);
+        cfg_loader_name_on_demand(l, namer_test, names);
+        assert_int_equal(cfg_loader_reserve(l, n, n), 0);
+        for (size_t i = 0; i < n; i++)
+                assert_int_equal(cfg_loader_add_object(l, "kubernetes:as/added", docs[i], strlen(docs[i])), 0);
+        r = cfg_loader_finish(l, m);
+        cfg_settings_clear(&s);
+        return r;
+}
+
+static void inputs_named_on_demand(void **state)
+{
+        const char *conflict[] = { OBJ_POOL, OBJ_AFF("node1"), OBJ_AFF("node2") };
+        const char *bad[] = { OBJ_POOL, "{\"apiVersion\":\"crd.projectcalico.org/v1\",\"kind\":\"BlockAffinity\"}" };
+        struct cfg_diags d = {};
+        struct cfg_model *m = NULL;
+
+        (void)state;
+        assert_int_equal(load_named(conflict, 3, &m, &d), -EINVAL);
+        assert_message(nth_diag(&d, CFG_ERROR, 0),
+                       NEEDLES("block 10.1.0.0/26 of node node2", "also claimed", "node node1 (named:first:1)"));
+        assert_string_equal(nth_diag(&d, CFG_ERROR, 0)->file, "named:second");
+        cfg_diags_clear(&d);
+
+        assert_int_equal(load_named(bad, 2, &m, &d), -EINVAL);
+        assert_string_equal(nth_diag(&d, CFG_ERROR, 0)->file, "kubernetes:as/added");
+        cfg_diags_clear(&d);
+
+        assert_int_equal(load_named(conflict, 2, &m, &d), 0);
+        assert_int_equal(m->n_files, 2);
+        assert_null(m->files);
+        assert_string_equal(cfg_model_file(m, m->blocks[0].src), "named:first");
+        assert_string_equal(cfg_model_file(m, m->pools[0].src), "named:pool");
+        cfg_model_drop_names(m);
+        assert_int_equal(m->n_files, 2);
+        assert_string_equal(cfg_model_file(m, m->blocks[0].src), "?");
+        cfg_model_free(m);
+        cfg_diags_clear(&d);
+}
+
 /* Two nodes claiming one block is a broken datastore: refuse rather than guess. */
 static void blocks_conflict(void **state)
 {
@@ -3330,6 +3393,7 @@ int main(int argc, char **argv)
                 cmocka_unit_test(strtab_insert_remove),
                 cmocka_unit_test(node_ipv6_addresses),
                 cmocka_unit_test(touched_sort_unique),
+                cmocka_unit_test(inputs_named_on_demand),
         };
 
         /* `test-config NAME-PATTERN` runs only the matching tests. */
