@@ -16,6 +16,7 @@
  * in no pool), is left to the full load: -EAGAIN. Another node's Node whose labels stay
  * the same changes that node's addresses in place and touches its blocks and the
  * addresses it hosts. Pure: no I/O, no logging. */
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -306,51 +307,43 @@ static struct cfg_prefix first_addr(const struct cfg_prefix *p)
         return a;
 }
 
-static size_t bor_lower(const struct cfg_kv_index *ix, const struct cfg_prefix *p)
+/* The first of n elements (stride bytes apart, sorted by the prefix at offset off)
+ * whose prefix is not below key: one binary search for the index's and the model's
+ * arrays of borrowed addresses and the model's blocks. */
+static size_t lower_prefix(const void *base, size_t n, size_t stride, size_t off, const struct cfg_prefix *key)
 {
-        struct cfg_prefix a = first_addr(p);
-        size_t lo = 0, hi = ix->n_bor;
+        size_t lo = 0, hi = n;
 
         while (lo < hi) {
                 size_t mid = lo + (hi - lo) / 2;
+                const struct cfg_prefix *at = (const void *)((const char *)base + mid * stride + off);
 
-                if (cfg_prefix_cmp(&ix->bor[mid].addr, &a) < 0)
+                if (cfg_prefix_cmp(at, key) < 0)
                         lo = mid + 1;
                 else
                         hi = mid;
         }
         return lo;
+}
+
+static size_t bor_lower(const struct cfg_kv_index *ix, const struct cfg_prefix *p)
+{
+        struct cfg_prefix a = first_addr(p);
+
+        return lower_prefix(ix->bor, ix->n_bor, sizeof(*ix->bor), offsetof(struct raw_borrowed, addr), &a);
 }
 
 static size_t model_bor_lower(const struct cfg_model *m, const struct cfg_prefix *p)
 {
         struct cfg_prefix a = first_addr(p);
-        size_t lo = 0, hi = m->n_borrowed;
 
-        while (lo < hi) {
-                size_t mid = lo + (hi - lo) / 2;
-
-                if (cfg_prefix_cmp(&m->borrowed[mid].addr, &a) < 0)
-                        lo = mid + 1;
-                else
-                        hi = mid;
-        }
-        return lo;
+        return lower_prefix(m->borrowed, m->n_borrowed, sizeof(*m->borrowed), offsetof(struct cfg_borrowed, addr),
+                            &a);
 }
 
 static size_t block_lower(const struct cfg_model *m, const struct cfg_prefix *p)
 {
-        size_t lo = 0, hi = m->n_blocks;
-
-        while (lo < hi) {
-                size_t mid = lo + (hi - lo) / 2;
-
-                if (cfg_prefix_cmp(&m->blocks[mid].cidr, p) < 0)
-                        lo = mid + 1;
-                else
-                        hi = mid;
-        }
-        return lo;
+        return lower_prefix(m->blocks, m->n_blocks, sizeof(*m->blocks), offsetof(struct cfg_block, cidr), p);
 }
 
 /* Node position by name: found (*found) or where it would go. */

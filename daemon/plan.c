@@ -2347,8 +2347,10 @@ static int ctx_update_applies(struct plan_ctx *c, const struct planner *pl, cons
 
         for (size_t i = 0; i < t->n; i++) {
                 const struct cfg_block *b = block_at(m, &t->v[i]);
-                struct cfg_prefix *at = bsearch(&t->v[i], c->self_blocks, c->n_self_blocks, sizeof(*c->self_blocks),
-                                                self_blocks_cmp);
+                /* No blocks of this node yet: no array either (bsearch() wants one). */
+                struct cfg_prefix *at = c->n_self_blocks ? bsearch(&t->v[i], c->self_blocks, c->n_self_blocks,
+                                                                   sizeof(*c->self_blocks), self_blocks_cmp)
+                                                         : NULL;
                 size_t k;
 
                 if (at) {
