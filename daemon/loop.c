@@ -754,24 +754,28 @@ static size_t reconcile(struct loop *l, enum pass_reason why)
         return n;
 }
 
-/* A delta pass over the prefixes t touched; a full pass when only that can tell. */
+/* A delta pass over the prefixes t touched; a full pass when only that can tell. A
+ * delta pass that ran is reported like any pass (its changes, its failures, the
+ * metrics) even when what it did leaves the known routes in doubt. */
 static void reconcile_touched(struct loop *l, const struct cfg_touched *t)
 {
         struct reconcile r = {};
         const char *why = NULL;
+        bool failed;
         int e;
 
         e = reconcile_delta(l->nl, l->ctx, &l->known, l->model, t, &r, &why);
-        if (e <= 0 || r.n_failed) {
-                drop_ctx(l);
-                if (e <= 0) {
-                        log_debug("no delta pass (%s): full pass", why ? why : strerror(-e));
-                        reconcile(l, PASS_CONFIGURATION);
-                        return;
-                }
-        }
-        pass_done(l, &r, PASS_CONFIGURATION, false, t->n);
+        if (r.plan)
+                pass_done(l, &r, PASS_CONFIGURATION, false, t->n);
+        failed = r.n_failed || r.state_error;
         reconcile_clear(&r);
+        if (e > 0 && !failed)
+                return;
+        drop_ctx(l);
+        if (e <= 0) {
+                log_debug("no delta pass (%s): full pass", why ? why : strerror(-e));
+                reconcile(l, PASS_CONFIGURATION);
+        }
 }
 
 /* The model brought up to date in place by the source (source_update()), and the
@@ -788,6 +792,13 @@ static bool update_in_place(struct loop *l)
         r = source_update(l->src, l->model, &t, &d);
         l->src_updates = l->src_updates || r != -EAGAIN;
         if (r == -EAGAIN) {
+                cfg_touched_clear(&t);
+                cfg_diags_clear(&d);
+                return false;
+        }
+        if (r == -ENOMEM) {
+                /* Not the configuration's fault, and the model may be half changed:
+                 * build it afresh (a full reload and pass). */
                 cfg_touched_clear(&t);
                 cfg_diags_clear(&d);
                 return false;
@@ -893,7 +904,7 @@ static bool pod_route6(const struct loop *l, const struct host_route *rt)
 }
 
 /* Could this route change what we want or own? Our own routes and anything in our
- * table, what decides the uplink: the default route (auto), the route to the
+ * table, the default route (the uplink with auto, the gateway always), the route to the
  * can-reach address, and IPv6 pod routes (proxy NDP). Other foreign routes in main for
  * pool prefixes (BIRD's, Felix's) change nothing we do: they win by lookup while ours
  * stand by (DESIGN.md §3.2), so BIRD coming and going starts no pass at all. */
@@ -904,7 +915,10 @@ static bool route_relevant(const struct loop *l, const struct kern_event *ev)
 
         if (rt->protocol == s->route_protocol || rt->table == s->route_table || pod_route6(l, rt))
                 return true;
-        if (s->uplink_mode == CFG_UPLINK_AUTO && rt->dst.len == 0 && rt->table == RT_TABLE_MAIN)
+        /* The default route: it names the uplink (auto), and its gateway is an
+         * address no route of ours may cover (whatever the uplink mode; a delta pass
+         * plans with the gateway of the last full pass). */
+        if (rt->dst.len == 0 && rt->table == RT_TABLE_MAIN)
                 return true;
         return s->uplink_mode == CFG_UPLINK_CAN_REACH && cfg_prefix_contains(&rt->dst, &s->uplink_reach);
 }

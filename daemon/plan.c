@@ -2575,7 +2575,10 @@ int plan_delta(struct plan_ctx *c, const struct cfg_model *m, const struct host_
                 return r;
         *why = delta_check(c, &pl, t, &r);
         for (size_t i = 0; i < t->n && !*why && r >= 0; i++)
-                if ((r = delta_prefix(c, &pl, &t->v[i])) > 0)
+                /* Each prefix once (t is sorted: cfg_touched_done()); a second plan of
+                 * it would repeat its changes and count its findings twice. */
+                if ((i && cfg_prefix_eq(&t->v[i], &t->v[i - 1])) ? (r = 0) :
+                    (r = delta_prefix(c, &pl, &t->v[i])) > 0)
                         *why = "a changed prefix holds a node's address or too many routes";
         /* The findings about the prefixes planned (the full pass reports the whole). */
         if (!*why && r >= 0 &&

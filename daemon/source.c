@@ -157,7 +157,13 @@ int source_model(struct source *src, struct cfg_settings *s, struct cfg_model **
 
 int source_update(struct source *src, struct cfg_model *m, struct cfg_touched *t, struct cfg_diags *d)
 {
-        return src->impl->update ? src->impl->update(src, m, t, d) : -EAGAIN;
+        int r = src->impl->update ? src->impl->update(src, m, t, d) : -EAGAIN;
+
+        /* The planner takes each prefix once, in order (one change may name a block
+         * twice: its own key and its node's new address). */
+        if (r > 0)
+                cfg_touched_done(t);
+        return r;
 }
 
 void source_refresh(struct source *src)

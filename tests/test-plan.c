@@ -3722,6 +3722,62 @@ static void test_delta_random(void **state)
         assert_true(n_changes > n_delta);
 }
 
+/* A touched set that names a prefix twice (a block's key and its node's new address in
+ * one batch) plans it once: no change twice. */
+static void test_delta_dup_touched(void **state)
+{
+        struct t *t = *state;
+        _cleanup_(freep) struct host_result *res = NULL;
+        struct pt_world w;
+        struct plan_ctx *c;
+        struct cfg_model *old;
+        struct cfg_touched touched = {};
+        struct plan *dp = NULL;
+        const char *why = NULL;
+        char line[256];
+
+        pt_rand_state = 7 * 0x9e3779b97f4a7c15ULL;
+        pt_random_world(&w);
+        for (int i = 1; i < PT_NODES; i++)
+                w.addr[i] = 1 + (i % 5);
+        w.block[3] = 1;
+        host_snapshot_clear(&t->h);
+        t->h = (struct host_snapshot){};
+        t->rec = (struct host_record)HOST_RECORD_INIT;
+        host_node1(&t->h);
+        cfg_model_free(t->m);
+        t->m = pt_model(&w);
+        c = pt_full(t, &res);
+        old = t->m;
+        w.block[3] = 2;
+        t->m = pt_model(&w);
+        pt_touched(old, t->m, &touched);
+        cfg_model_free(old);
+        {
+                /* Each prefix twice, side by side (sorted, not yet made unique). */
+                struct cfg_touched twice = {};
+
+                for (size_t i = 0; i < touched.n; i++)
+                        for (int k = 0; k < 2; k++)
+                                assert_int_equal(cfg_touched_add(&twice, &touched.v[i]), 0);
+                cfg_touched_clear(&touched);
+                touched = twice;
+        }
+        assert_int_equal(plan_delta(c, t->m, &t->h, &touched, &dp, &why), 1);
+        assert_true(dp->n_actions > 0);
+        for (size_t i = 0; i < dp->n_actions; i++) {
+                host_change_fmt(&dp->actions[i], line, sizeof(line));
+                for (size_t k = 0; k < i; k++) {
+                        char other[256];
+
+                        host_change_fmt(&dp->actions[k], other, sizeof(other));
+                        assert_string_not_equal(line, other);
+                }
+        }
+        plan_free(dp);
+        cfg_touched_clear(&touched);
+}
+
 /* What only a full pass can tell: everything touched, a pool changed, this node's
  * address, a pool starting to apply. */
 static void test_delta_needs_full(void **state)
@@ -3856,6 +3912,7 @@ int main(void)
                 T(test_scale),
                 T(test_delta_random),
                 T(test_delta_needs_full),
+                T(test_delta_dup_touched),
 #undef T
         };
 
