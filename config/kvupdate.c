@@ -159,6 +159,21 @@ static bool labels_eq(const struct cfg_labels *a, const struct cfg_labels *b)
         return true;
 }
 
+/* The changed key's value read by a loader of its own (the full load's reading and
+ * messages): 0, -EINVAL with its errors in d, or -ENOMEM. */
+static int read_alone(struct cfg_model *m, struct change *c, struct cfg_diags *d)
+{
+        size_t errors;
+        int r;
+
+        if ((r = cfg_loader_new(&m->settings, d, &c->mini)) < 0)
+                return r;
+        errors = c->mini->diags->n_errors;
+        if ((r = cfg_loader_add_kv(c->mini, c->kv)) < 0)
+                return r;
+        return c->mini->diags->n_errors > errors ? -EINVAL : 0;
+}
+
 /* A Node key: in place only when it is another node's Node resource before and after,
  * with the same labels (a selector may read them): only its addresses and position may
  * change. 1 (c->mini holds it), -EAGAIN, -EINVAL (refused: errors in d), -ENOMEM. */
@@ -167,18 +182,12 @@ static int read_node_change(struct cfg_model *m, struct change *c, struct cfg_di
         const char *name = c->kv->key + strlen(CFG_ETCD_RESOURCES_PREFIX "nodes/");
         const struct cfg_node *old = cfg_model_node(m, name);
         struct cfg_node *new;
-        size_t errors;
         int r;
 
         if (!*name || strchr(name, '/') || !c->kv->value || !old || !old->has_resource || names_self(m, name))
                 return -EAGAIN;
-        if ((r = cfg_loader_new(&m->settings, d, &c->mini)) < 0)
+        if ((r = read_alone(m, c, d)) < 0)
                 return r;
-        errors = c->mini->diags->n_errors;
-        if ((r = cfg_loader_add_kv(c->mini, c->kv)) < 0)
-                return r;
-        if (c->mini->diags->n_errors > errors)
-                return -EINVAL;
         const struct cfg_model *v = c->mini->m;
         if (v->n_skipped || v->n_pools || v->n_felix || c->mini->n_raw || c->mini->n_borrowed || v->n_nodes != 1 ||
             !v->nodes[0].has_resource || !streq(v->nodes[0].name, name))
@@ -224,7 +233,6 @@ static int apply_node_change(struct cfg_model *m, const struct change *c, struct
 static int read_change(struct cfg_model *m, struct change *c, struct cfg_diags *d)
 {
         const struct cfg_pool *pool;
-        size_t errors;
         int r;
 
         if (!strncmp(c->kv->key, CFG_ETCD_RESOURCES_PREFIX "nodes/", strlen(CFG_ETCD_RESOURCES_PREFIX "nodes/")))
@@ -237,13 +245,8 @@ static int read_change(struct cfg_model *m, struct change *c, struct cfg_diags *
         c->pool = (uint32_t)(pool - m->pools);
         if (!c->kv->value)
                 return 0;
-        if ((r = cfg_loader_new(&m->settings, d, &c->mini)) < 0)
+        if ((r = read_alone(m, c, d)) < 0)
                 return r;
-        errors = c->mini->diags->n_errors;
-        if ((r = cfg_loader_add_kv(c->mini, c->kv)) < 0)
-                return r;
-        if (c->mini->diags->n_errors > errors)
-                return -EINVAL;
         const struct cfg_model *v = c->mini->m;
         if (v->n_skipped || v->n_pools || v->n_felix || c->mini->n_raw > 1)
                 return -EAGAIN;
