@@ -638,6 +638,31 @@ def snapshot(ns, devs=("eth0",)):
 
 # ---------------------------------------------------------------- test case base
 
+class Lan:
+    """The LAN and Calico's pod wiring, for an NsTestCase with a bridge br0 in self.lan
+    (test_traffic.py, test_bird.py)."""
+
+    def uplink(self, ns, port, addr):
+        veth(ns, "eth0", self.lan, port)
+        self.lan.ip("link", "set", port, "master", "br0")
+        ns.ip("addr", "add", addr + "/24", "dev", "eth0")
+        ns.wait_link_up("eth0")
+
+    def pod(self, node, cali, pod_ip, role):
+        """A pod as Calico's CNI plugin wires it."""
+        pod = self.new_ns(role)
+        veth(pod, "eth0", node, cali)
+        pod.ip("addr", "add", pod_ip + "/32", "dev", "eth0")
+        pod.ip("route", "add", "169.254.1.1", "dev", "eth0", "scope", "link")
+        pod.ip("route", "add", "default", "via", "169.254.1.1", "dev", "eth0")
+        node.write_sysctl("net/ipv4/conf/%s/proxy_arp" % cali, 1)
+        node.write_sysctl("net/ipv4/neigh/%s/proxy_delay" % cali, 0)
+        node.ip("route", "add", pod_ip + "/32", "dev", cali, "scope", "link")
+        pod.wait_link_up("eth0")
+        node.wait_link_up(cali)
+        return pod
+
+
 class NsTestCase(unittest.TestCase):
     """One fresh set of namespaces per test; `with self.step(...)` names the step
     in a failure together with the `ip` state of the namespaces involved."""

@@ -55,31 +55,7 @@ def figure(text):
     sys.stdout.flush()
 
 
-class Lan:
-    """The LAN and Calico's pod wiring, shared by the test cases."""
-
-    def uplink(self, ns, port, addr):
-        cuit.veth(ns, "eth0", self.lan, port)
-        self.lan.ip("link", "set", port, "master", "br0")
-        ns.ip("addr", "add", addr + "/24", "dev", "eth0")
-        ns.wait_link_up("eth0")
-
-    def pod(self, node, cali, pod_ip, role):
-        """A pod as Calico's CNI plugin wires it."""
-        pod = self.new_ns(role)
-        cuit.veth(pod, "eth0", node, cali)
-        pod.ip("addr", "add", pod_ip + "/32", "dev", "eth0")
-        pod.ip("route", "add", "169.254.1.1", "dev", "eth0", "scope", "link")
-        pod.ip("route", "add", "default", "via", "169.254.1.1", "dev", "eth0")
-        node.write_sysctl("net/ipv4/conf/%s/proxy_arp" % cali, 1)
-        node.write_sysctl("net/ipv4/neigh/%s/proxy_delay" % cali, 0)
-        node.ip("route", "add", pod_ip + "/32", "dev", cali, "scope", "link")
-        pod.wait_link_up("eth0")
-        node.wait_link_up(cali)
-        return pod
-
-
-class Traffic(Lan, cuit.NsTestCase):
+class Traffic(cuit.Lan, cuit.NsTestCase):
 
     def setUp(self):
         super().setUp()
@@ -260,7 +236,7 @@ def ipam_block(cidr, host, allocations, attr_nodes):
     return "\n".join(lines)
 
 
-class Borrowed(Lan, cuit.NsTestCase):
+class Borrowed(cuit.Lan, cuit.NsTestCase):
     """A LAN host and a peer reach a borrowed address on its hosting node, through the
     affine node (whose blackhole used to swallow it) and directly."""
 
