@@ -103,3 +103,27 @@ void cfg_kv_index_free(struct cfg_kv_index *ix);
  * the value must be kept as it is (another kind of key, or one whose reading has
  * anything to say: its diagnostics come from the value), -ENOMEM. */
 int cfg_kv_compact(const struct cfg_kv *kv, char **ret, size_t *ret_len);
+
+/* The files source's cache (filerec.c; issue 16): what one resource file gives the
+ * load, kept between loads, so that a change reads again only the files that changed.
+ * cfg_file_rec_read() reads one file's YAML alone under settings s (which stay the
+ * caller's), as the full load reads it among the others: 1 with *ret, 0 when the file
+ * cannot be recorded (its reading has an error: load every file the usual way, whose
+ * messages are the full load's), -ENOMEM. */
+struct cfg_file_rec;
+int cfg_file_rec_read(struct cfg_settings *s, const char *name, ydoc_read_fn read, void *ctx,
+                      struct cfg_file_rec **ret);
+void cfg_file_rec_free(struct cfg_file_rec *r);
+/* The model a full load of these files (names[i] read as recs[i] describes, in this
+ * order, under settings s) builds, with the same errors in d (-EINVAL: duplicates and
+ * conflicts across files name both places) and the same notices; on success the model
+ * takes the settings as cfg_loader_finish() does. -E2BIG when the files together pass a
+ * cap (more than CFG_MAX_FILES, pools, nodes, blocks): the full load says where. */
+int cfg_model_from_file_recs(struct cfg_settings *s, const char *const *names, struct cfg_file_rec *const *recs,
+                             size_t n, struct cfg_model **ret, struct cfg_diags *d);
+/* Two models under the same settings: adds to t every block and borrowed address whose
+ * entry differs (or exists in one only), and another node's blocks and the addresses it
+ * hosts when its addresses moved; t->all when anything else the planner reads differs
+ * (pools, FelixConfigurations, this node, the set of nodes or their labels). 1 when the
+ * models differ, 0 when they do not, -ENOMEM. */
+int cfg_model_diff(const struct cfg_model *old, const struct cfg_model *new, struct cfg_touched *t);

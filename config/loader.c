@@ -480,6 +480,7 @@ void cfg_loader_free(struct cfg_loader *cl)
         free(l->raw);
         free(l->borrowed);
         free(l->file_ipam);
+        free(l->fills);
         strtab_clear(&l->node_index);
         cfg_diags_clear(&l->own_diags);
         free(l);

@@ -48,6 +48,13 @@ struct cfg_loader {
         bool indexing;
         uint8_t *file_ipam; /* per input: it counted as an IPAM resource */
         size_t cap_file_ipam;
+        /* One file read alone for the files source's cache (filerec.c): a Kubernetes
+         * Node's addresses, which fill a field only while it is unset, go here (per node
+         * number: the first fill of each field) and the nodes keep only what a Calico
+         * Node sets, so the merge across files can apply both in the full load's order. */
+        bool split_fills;
+        struct cfg_node *fills;
+        size_t cap_fills;
 };
 
 /* Caps on what input controls. */

@@ -425,6 +425,27 @@ static int load_calico_node(struct cfg_loader *l, const struct ynode *res)
         return 0;
 }
 
+/* Where a Kubernetes Node's addresses go: into the node, each field only while it is
+ * unset (a Calico Node's value, read before or after, wins). A file read alone for the
+ * files source's cache (loader.h split_fills) keeps them apart instead, the first of
+ * each field, for the merge across files to apply in the full load's order. */
+static int fill_target(struct cfg_loader *l, struct cfg_node *node, struct cfg_node **ret)
+{
+        size_t idx = (size_t)(node - l->m->nodes), had = l->cap_fills;
+        int r;
+
+        if (!l->split_fills) {
+                *ret = node;
+                return 0;
+        }
+        if ((r = GROW(l->fills, l->cap_fills, l->m->n_nodes)) < 0)
+                return r;
+        if (l->cap_fills > had)
+                memset(l->fills + had, 0, (l->cap_fills - had) * sizeof(*l->fills));
+        *ret = &l->fills[idx];
+        return 0;
+}
+
 static int k8s_node_annotations(struct cfg_loader *l, struct cfg_node *node, const struct ynode *meta)
 {
         const struct ynode *ann = ynode_get(meta, "annotations"), *v;
@@ -528,6 +549,8 @@ static int load_k8s_node(struct cfg_loader *l, const struct ynode *res)
         if (r < 0)
                 return r;
         idx = (uint32_t)(node - l->m->nodes);
+        if ((r = fill_target(l, node, &node)) < 0)
+                return r;
         if ((r = k8s_node_annotations(l, node, meta)) < 0)
                 return r;
         if ((r = k8s_node_internal_ip(l, node, ynode_get(res, "status"))) < 0)

@@ -96,14 +96,22 @@ int files_fd_read(void *ctx, void *buf, size_t size, size_t *ret_n)
         return 0;
 }
 
+/* What the walk does with each resource file it finds (stat()ed, following symlinks:
+ * ConfigMap volumes are made of them): read it into a load, or into the cache. */
+struct walk {
+        int (*file)(struct walk *w, const char *path, const struct stat *st, struct cfg_diags *d);
+        struct cfg_loader *l; /* the full load's */
+};
+
 /* The file is read piece by piece into the parser: a 20 MB list of affinities never
  * sits in memory whole. One whose size is over the cap is not read at all; one that
  * grows past it while read (or a device) stops there (yamltree.c). */
-static int read_resource_file(struct cfg_loader *l, const char *path, struct cfg_diags *d)
+static int read_resource_file(struct walk *w, const char *path, const struct stat *st0, struct cfg_diags *d)
 {
         _cleanup_(closep) int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
         struct stat st;
 
+        (void)st0;
         if (fd < 0) {
                 cfg_error(d, path, 0, 0, "cannot open: %s", strerror(errno));
                 return 0;
@@ -112,7 +120,7 @@ static int read_resource_file(struct cfg_loader *l, const char *path, struct cfg
                 ydoc_too_large(path, d);
                 return 0;
         }
-        return cfg_loader_add_yaml_stream(l, path, files_fd_read, &fd);
+        return cfg_loader_add_yaml_stream(w->l, path, files_fd_read, &fd);
 }
 
 /* One resource file. Symlinks are followed (ConfigMap volumes are made of them). An
@@ -120,7 +128,7 @@ static int read_resource_file(struct cfg_loader *l, const char *path, struct cfg
  * routes would be withdrawn): it is an error. So is an empty file: calicoctl and
  * kubectl never print one, and a file caught half-written must not withdraw anything.
  * Only an entry deleted since the folder was listed is a real change (in_dir). */
-static int read_entry(struct cfg_loader *l, const char *path, bool in_dir, struct cfg_diags *d)
+static int read_entry(struct walk *w, const char *path, bool in_dir, struct cfg_diags *d)
 {
         struct stat st;
 
@@ -142,7 +150,7 @@ static int read_entry(struct cfg_loader *l, const char *path, bool in_dir, struc
                 cfg_error(d, path, 0, 0, "empty file refused (a half-written file must not withdraw routes)");
                 return 0;
         }
-        return read_resource_file(l, path, d);
+        return w->file(w, path, &st, d);
 }
 
 static int name_cmp(const void *a, const void *b)
@@ -187,7 +195,7 @@ static int list_dir(const char *dir, char ***ret, size_t *ret_n, struct cfg_diag
         return r;
 }
 
-static int read_dir(struct cfg_loader *l, const char *dir, struct cfg_diags *d)
+static int read_dir(struct walk *w, const char *dir, struct cfg_diags *d)
 {
         char **names = NULL;
         size_t n = 0;
@@ -195,33 +203,369 @@ static int read_dir(struct cfg_loader *l, const char *dir, struct cfg_diags *d)
 
         r = list_dir(dir, &names, &n, d);
         for (size_t i = 0; i < n && r >= 0; i++)
-                r = read_entry(l, names[i], true, d);
+                r = read_entry(w, names[i], true, d);
         for (size_t i = 0; i < n; i++)
                 free(names[i]);
         free(names);
         return r;
 }
 
-static int read_path(struct cfg_loader *l, const char *path, struct cfg_diags *d)
+static int read_path(struct walk *w, const char *path, struct cfg_diags *d)
 {
         struct stat st;
 
         if (stat(path, &st) < 0)
                 return cfg_error(d, path, 0, 0, "cannot read resources: %s", strerror(errno));
         if (S_ISDIR(st.st_mode))
-                return read_dir(l, path, d);
-        return read_entry(l, path, false, d);
+                return read_dir(w, path, d);
+        return read_entry(w, path, false, d);
 }
 
 /* Every entry of `resources` in turn; an entry that cannot be read at all stops the
  * walk (its error is in d and the load fails). */
-static int read_resources(const struct cfg_settings *s, struct cfg_loader *l, struct cfg_diags *d)
+static int read_resources(const struct cfg_settings *s, struct walk *w, struct cfg_diags *d)
 {
         int r = 0;
 
         for (size_t i = 0; i < s->n_resources && r >= 0; i++)
-                r = read_path(l, s->resources[i], d);
+                r = read_path(w, s->resources[i], d);
         return r == -ENOMEM ? r : 0;
+}
+
+/* ---- the cache (issue 16) ----
+ *
+ * Per resource file its identity (device, inode, size, modification time, from the
+ * stat() that follows symlinks, so a ConfigMap's ..data swap is a new identity) and
+ * a hash of its bytes, with what it gave the load (config/'s cfg_file_rec). A change
+ * reads only the files whose identity moved: one whose size is the same is hashed
+ * first (a touch, or a copy of the same bytes, is not parsed), any other is parsed once
+ * with the hash taken on the way. The model is then merged from every file's record
+ * (cfg_model_from_file_recs(): the full load's rules and messages). Anything the cache
+ * cannot take (a file with an error, the walk's own errors, a cap) is left to the full
+ * load, which reads every file and says what is wrong. */
+
+struct cached_file {
+        char *path;
+        dev_t dev;
+        ino_t ino;
+        off_t size;
+        struct timespec mtime;
+        uint64_t hash;
+        struct cfg_file_rec *rec;
+        bool seen;
+};
+
+/* 64-bit words through a multiply and a shift (not cryptographic: it tells a touch
+ * from a change), the same whatever pieces the bytes come in. */
+struct hash64 {
+        uint64_t h, len;
+        uint8_t tail[8];
+        size_t n_tail;
+};
+
+static uint64_t mix(uint64_t h, uint64_t w)
+{
+        h = (h ^ w) * 0x9e3779b97f4a7c15ULL;
+        return h ^ (h >> 32);
+}
+
+static void hash_bytes(struct hash64 *x, const void *data, size_t n)
+{
+        const uint8_t *p = data;
+        uint64_t w;
+
+        x->len += n;
+        while (n && x->n_tail) {
+                x->tail[x->n_tail++] = *p++;
+                n--;
+                if (x->n_tail == 8) {
+                        memcpy(&w, x->tail, 8);
+                        x->h = mix(x->h, w);
+                        x->n_tail = 0;
+                }
+        }
+        for (; n >= 8; p += 8, n -= 8) {
+                memcpy(&w, p, 8);
+                x->h = mix(x->h, w);
+        }
+        memcpy(x->tail + x->n_tail, p, n);
+        x->n_tail += n;
+}
+
+static uint64_t hash_end(const struct hash64 *x)
+{
+        uint64_t w = 0;
+
+        memcpy(&w, x->tail, x->n_tail);
+        return mix(mix(x->h, w), x->len);
+}
+
+struct hash_reader {
+        int fd;
+        struct hash64 h;
+};
+
+static int hashing_read(void *ctx, void *buf, size_t size, size_t *ret_n)
+{
+        struct hash_reader *hr = ctx;
+        int r = files_fd_read(&hr->fd, buf, size, ret_n);
+
+        if (r == 0)
+                hash_bytes(&hr->h, buf, *ret_n);
+        return r;
+}
+
+static int hash_fd(int fd, uint64_t *ret)
+{
+        struct hash64 h = {};
+        char buf[65536];
+
+        for (;;) {
+                size_t n;
+                int r = files_fd_read(&fd, buf, sizeof(buf), &n);
+
+                if (r < 0)
+                        return r;
+                if (n == 0)
+                        break;
+                hash_bytes(&h, buf, n);
+        }
+        *ret = hash_end(&h);
+        return lseek(fd, 0, SEEK_SET) < 0 ? -errno : 0;
+}
+
+static bool same_identity(const struct cached_file *e, const struct stat *st)
+{
+        return e->dev == st->st_dev && e->ino == st->st_ino && e->size == st->st_size &&
+               e->mtime.tv_sec == st->st_mtim.tv_sec && e->mtime.tv_nsec == st->st_mtim.tv_nsec;
+}
+
+static void set_identity(struct cached_file *e, const struct stat *st)
+{
+        e->dev = st->st_dev;
+        e->ino = st->st_ino;
+        e->size = st->st_size;
+        e->mtime = st->st_mtim;
+}
+
+static void cached_file_free(struct cached_file *e)
+{
+        if (!e)
+                return;
+        free(e->path);
+        cfg_file_rec_free(e->rec);
+        free(e);
+}
+
+struct files_cache {
+        struct cached_file **v; /* by path */
+        size_t n, cap;
+        /* The walk that made the model last built or updated from the cache. */
+        struct cached_file **last;
+        size_t n_last, cap_last;
+        const struct cfg_model *last_model;
+        size_t n_parsed; /* files parsed since the source began (tests) */
+};
+
+static size_t cache_pos(const struct files_cache *c, const char *path, bool *found)
+{
+        size_t lo = 0, hi = c->n;
+
+        while (lo < hi) {
+                size_t mid = lo + (hi - lo) / 2;
+                int k = strcmp(c->v[mid]->path, path);
+
+                if (k == 0) {
+                        *found = true;
+                        return mid;
+                }
+                if (k < 0)
+                        lo = mid + 1;
+                else
+                        hi = mid;
+        }
+        *found = false;
+        return lo;
+}
+
+static void cache_clear(struct files_cache *c)
+{
+        for (size_t i = 0; i < c->n; i++)
+                cached_file_free(c->v[i]);
+        free(c->v);
+        free(c->last);
+        *c = (struct files_cache){ .n_parsed = c->n_parsed };
+}
+
+struct cache_walk {
+        struct walk w;
+        struct files_cache *c;
+        struct cfg_settings *s;
+        struct cached_file **list; /* in the walk's order */
+        size_t n, cap;
+        bool cannot;  /* the cache cannot take it: the full load */
+        bool changed; /* a file was parsed again, or came */
+};
+
+/* The entry for path, created empty where it belongs. */
+static int cache_entry(struct files_cache *c, const char *path, struct cached_file **ret)
+{
+        bool found;
+        size_t pos = cache_pos(c, path, &found);
+        struct cached_file *e;
+        int r;
+
+        if (found) {
+                *ret = c->v[pos];
+                return 0;
+        }
+        if ((r = GROW(c->v, c->cap, c->n + 1)) < 0)
+                return r;
+        if (!(e = calloc(1, sizeof(*e))) || !(e->path = strdup(path))) {
+                free(e);
+                return -ENOMEM;
+        }
+        memmove(c->v + pos + 1, c->v + pos, (c->n - pos) * sizeof(*c->v));
+        c->v[pos] = e;
+        c->n++;
+        *ret = e;
+        return 0;
+}
+
+/* The file parsed again (its hash taken on the way): the entry's record and identity. */
+static int cache_parse(struct cache_walk *cw, struct cached_file *e, int fd, const struct stat *st)
+{
+        struct hash_reader hr = { .fd = fd };
+        struct cfg_file_rec *rec = NULL;
+        int r;
+
+        r = cfg_file_rec_read(cw->s, e->path, hashing_read, &hr, &rec);
+        if (r <= 0) {
+                cw->cannot = true;
+                return r < 0 ? r : -ECANCELED;
+        }
+        cfg_file_rec_free(e->rec);
+        e->rec = rec;
+        e->hash = hash_end(&hr.h);
+        set_identity(e, st);
+        cw->changed = true;
+        cw->c->n_parsed++;
+        return 0;
+}
+
+static int cache_file(struct walk *w, const char *path, const struct stat *st0, struct cfg_diags *d)
+{
+        struct cache_walk *cw = (struct cache_walk *)w;
+        _cleanup_(closep) int fd = -EBADF;
+        struct cached_file *e;
+        struct stat st;
+        uint64_t h;
+        int r;
+
+        (void)d;
+        if ((r = cache_entry(cw->c, path, &e)) < 0 || (r = GROW(cw->list, cw->cap, cw->n + 1)) < 0)
+                return r;
+        cw->list[cw->n++] = e;
+        /* The same identity: not read at all. */
+        if (e->rec && same_identity(e, st0))
+                return 0;
+        if ((fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY)) < 0 || fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) ||
+            (uint64_t)st.st_size > YDOC_MAX_FILE_SIZE) {
+                cw->cannot = true;
+                return -ECANCELED;
+        }
+        /* The same size: maybe the same bytes (touched, copied over). */
+        if (e->rec && e->size == st.st_size) {
+                if ((r = hash_fd(fd, &h)) < 0) {
+                        cw->cannot = true;
+                        return -ECANCELED;
+                }
+                if (h == e->hash) {
+                        set_identity(e, &st);
+                        return 0;
+                }
+        }
+        return cache_parse(cw, e, fd, &st);
+}
+
+/* Files no walk found any more. */
+static void cache_sweep(struct files_cache *c, struct cached_file **list, size_t n)
+{
+        size_t k = 0;
+
+        for (size_t i = 0; i < n; i++)
+                list[i]->seen = true;
+        for (size_t i = 0; i < c->n; i++) {
+                if (c->v[i]->seen)
+                        c->v[k++] = c->v[i];
+                else
+                        cached_file_free(c->v[i]);
+        }
+        c->n = k;
+        for (size_t i = 0; i < n; i++)
+                list[i]->seen = false;
+}
+
+/* Walk the resources through the cache and merge: 1 with *ret, 0 when nothing changed
+ * since the model `since` was made from the cache, -EAGAIN when the full load must
+ * decide, -EINVAL (errors in d: a conflict across files), -ENOMEM. s are the settings
+ * to read under, taken by *ret as cfg_loader_finish() takes them. */
+static int cache_load(struct files_cache *c, struct cfg_settings *s, const struct cfg_model *since,
+                      struct cfg_model **ret, struct cfg_diags *d)
+{
+        struct cache_walk cw = { .w.file = cache_file, .c = c, .s = s };
+        _cleanup_(freep) const char **names = NULL;
+        _cleanup_(freep) struct cfg_file_rec **recs = NULL;
+        struct cfg_diags walk_diags = {};
+        int r;
+
+        r = read_resources(s, &cw.w, &walk_diags);
+        if (r >= 0 && (cw.cannot || walk_diags.n_errors))
+                r = -EAGAIN;
+        cfg_diags_clear(&walk_diags);
+        if (r < 0)
+                goto out;
+        cache_sweep(c, cw.list, cw.n);
+        if (since && since == c->last_model && !cw.changed && cw.n == c->n_last &&
+            !memcmp(cw.list, c->last, cw.n * sizeof(*cw.list))) {
+                r = 0;
+                goto out;
+        }
+        names = malloc((cw.n ? cw.n : 1) * sizeof(*names));
+        recs = malloc((cw.n ? cw.n : 1) * sizeof(*recs));
+        if (!names || !recs) {
+                r = -ENOMEM;
+                goto out;
+        }
+        for (size_t i = 0; i < cw.n; i++) {
+                names[i] = cw.list[i]->path;
+                recs[i] = cw.list[i]->rec;
+        }
+        r = cfg_model_from_file_recs(s, names, recs, cw.n, ret, d);
+        if (r == -E2BIG)
+                r = -EAGAIN;
+        if (r < 0)
+                goto out;
+        free(c->last);
+        c->last = TAKE_PTR(cw.list);
+        c->n_last = cw.n;
+        c->cap_last = cw.cap;
+        c->last_model = *ret;
+        r = 1;
+out:
+        free(cw.list);
+        return r;
+}
+
+/* The new model's contents into m (the loop keeps its pointer), the old ones freed. */
+static void model_replace(struct cfg_model *m, struct cfg_model *new)
+{
+        struct cfg_model old = *m;
+
+        *m = *new;
+        *new = old;
+        new->settings = (struct cfg_settings){}; /* the same settings: m has them */
+        cfg_model_free(new);
 }
 
 /* ---- the source ---- */
@@ -230,6 +574,7 @@ struct files_source {
         struct source base;
         struct watch_set *watch;
         sd_event_source *io;
+        struct files_cache cache; /* a following source's only */
 };
 
 static int on_inotify(sd_event_source *s, int fd, uint32_t revents, void *userdata)
@@ -260,31 +605,89 @@ static int files_start(struct source *src)
         return 0;
 }
 
-/* Watches first, then the files: a file changed while we read it is already watched,
- * so its event comes after and triggers another load. */
-static int files_model(struct source *src, struct cfg_settings *s, struct cfg_model **ret, struct cfg_diags *d)
+static void update_watch(struct files_source *f, const struct cfg_settings *s)
 {
-        struct files_source *f = (struct files_source *)src;
-        struct cfg_loader *l;
+        struct source *src = &f->base;
         int r;
 
         if (f->watch && (r = watch_set_update(f->watch, NULL, 0, (const char *const *)s->resources,
                                               s->n_resources)) < 0 && src->ops && src->ops->cannot_watch)
                 src->ops->cannot_watch(src, r, src->userdata);
-        if ((r = cfg_loader_new(s, d, &l)) < 0)
+}
+
+/* Every file read into one load: --once, --check, and whatever the cache cannot take. */
+static int full_load(struct cfg_settings *s, struct cfg_model **ret, struct cfg_diags *d)
+{
+        struct walk w = { .file = read_resource_file };
+        int r;
+
+        if ((r = cfg_loader_new(s, d, &w.l)) < 0)
                 return r;
-        if ((r = read_resources(s, l, d)) < 0) {
-                cfg_loader_free(l);
+        if ((r = read_resources(s, &w, d)) < 0) {
+                cfg_loader_free(w.l);
                 return r;
         }
-        if ((r = cfg_loader_finish(l, ret)) < 0)
+        if ((r = cfg_loader_finish(w.l, ret)) < 0)
                 return r;
         return 1;
 }
 
+/* Watches first, then the files: a file changed while we read it is already watched,
+ * so its event comes after and triggers another load. A following source reads
+ * into its cache, which files_update() then reads only the changed files into. */
+static int files_model(struct source *src, struct cfg_settings *s, struct cfg_model **ret, struct cfg_diags *d)
+{
+        struct files_source *f = (struct files_source *)src;
+        int r;
+
+        update_watch(f, s);
+        /* A full build reads every file: the records were read under the settings of
+         * the last one, which may not be these. */
+        cache_clear(&f->cache);
+        if (!src->ev)
+                return full_load(s, ret, d);
+        r = cache_load(&f->cache, s, NULL, ret, d);
+        if (r != -EAGAIN)
+                return r;
+        return full_load(s, ret, d);
+}
+
+/* The files that changed read again, the model merged from the cache and compared with
+ * m (a model of this source's, under the same settings) for the prefixes it touched. */
+static int files_update(struct source *src, struct cfg_model *m, struct cfg_touched *t, struct cfg_diags *d)
+{
+        struct files_source *f = (struct files_source *)src;
+        struct cfg_settings s = m->settings;
+        struct cfg_model *new = NULL;
+        int r;
+
+        if (!src->ev)
+                return -EAGAIN;
+        update_watch(f, &m->settings);
+        r = cache_load(&f->cache, &s, m, &new, d);
+        if (r <= 0)
+                return r;
+        r = cfg_model_diff(m, new, t);
+        if (r < 0) {
+                new->settings = (struct cfg_settings){};
+                cfg_model_free(new);
+                f->cache.last_model = NULL;
+                return r;
+        }
+        model_replace(m, new);
+        f->cache.last_model = m;
+        return r;
+}
+
+size_t files_source_parsed(const struct source *src)
+{
+        return src->impl->type == CFG_DATASTORE_FILES ? ((const struct files_source *)src)->cache.n_parsed : 0;
+}
+
+/* SIGHUP: every file read again. */
 static void files_refresh(struct source *src)
 {
-        (void)src; /* every model is read afresh */
+        cache_clear(&((struct files_source *)src)->cache);
 }
 
 static bool files_same(const struct source *src, const struct cfg_source *conf)
@@ -319,6 +722,7 @@ static void files_free(struct source *src)
 
         sd_event_source_disable_unref(f->io);
         watch_set_free(f->watch);
+        cache_clear(&f->cache);
         free(f);
 }
 
@@ -326,6 +730,7 @@ static const struct source_impl files_impl = {
         .type = CFG_DATASTORE_FILES,
         .start = files_start,
         .model = files_model,
+        .update = files_update,
         .refresh = files_refresh,
         .same = files_same,
         .origin = files_origin,

@@ -16,3 +16,7 @@ bool files_is_resource_name(const char *name);
 int files_read(const char *path, size_t max, char **ret, size_t *ret_size);
 /* A ydoc_read_fn (yamltree.h) over the file descriptor *ctx. */
 int files_fd_read(void *ctx, void *buf, size_t size, size_t *ret_n);
+struct source;
+/* Files the source has parsed into its cache since it began (tests: a file whose
+ * identity did not change is not read again). */
+size_t files_source_parsed(const struct source *src);

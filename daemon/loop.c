@@ -806,8 +806,9 @@ static bool update_in_place(struct loop *l)
         log_diags(&d, LOG_NOTICE);
         if (r < 0)
                 reject(l, &d, r); /* the model stays as it was */
-        else if (r > 0) {
-                l->config_error[0] = '\0';
+        else
+                l->config_error[0] = '\0'; /* valid again, even if back to what the model is */
+        if (r > 0) {
                 keep_upstream_routes(l);
                 l->metrics.model_time = wall_now();
                 if (t.all || !l->ctx)

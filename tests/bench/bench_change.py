@@ -40,6 +40,7 @@ and the daemons stopped) on the way out, failures included.
 
     sudo python3 tests/bench/bench_change.py --build BUILD            (100k, 3 runs)
     sudo python3 tests/bench/bench_change.py --build BUILD --quick    (10k, 1 run, short)
+    sudo python3 tests/bench/bench_change.py --build BUILD --only files   (the files rows alone)
 """
 import argparse
 import json
@@ -706,6 +707,8 @@ def main():
     ap.add_argument("--kube", action="store_true", help="also tests/kube/bench_kube.py's peak RSS at the scale")
     ap.add_argument("--quick", action="store_true",
                     help="10k blocks, 1 run, 20 changes, a 10 s stream (overrides those options)")
+    ap.add_argument("--only", choices=("etcd", "files"),
+                    help="only that datastore's figures (files: no etcd-server needed, no 100k etcd load)")
     ap.add_argument("--keep", action="store_true", help="keep the generated files")
     a = ap.parse_args()
     if a.quick:
@@ -720,7 +723,7 @@ def main():
     if os.geteuid() != 0:
         print("bench_change: needs root (network namespaces); skipped")
         return 77
-    for tool in ("etcd", "etcdctl", "openssl"):
+    for tool in ("etcd", "etcdctl", "openssl") if a.only != "files" else ():
         if not shutil.which(tool):
             print(f"bench_change: needs {tool} (Debian: etcd-server etcd-client openssl); skipped")
             return 77
@@ -738,10 +741,12 @@ def main():
         small = bs.Cluster(b.top, 40, a.blocks_per_node, a.foreign)
         for k in range(a.runs):
             r = {}
-            r["etcd40"] = etcd_section(b, small, a, False)
-            r[f"etcd{a.scale}"] = etcd_section(b, big, a, True)
-            r["files40"] = files_section(b, small, a, False)
-            r[f"files{a.scale}"] = files_section(b, big, a, True)
+            if a.only != "files":
+                r["etcd40"] = etcd_section(b, small, a, False)
+                r[f"etcd{a.scale}"] = etcd_section(b, big, a, True)
+            if a.only != "etcd":
+                r["files40"] = files_section(b, small, a, False)
+                r[f"files{a.scale}"] = files_section(b, big, a, True)
             runs.append(r)
             print(f"run {k + 1} of {a.runs} done ({time.monotonic() - t_all:.0f} s)", file=sys.stderr)
             if k + 1 < a.runs:   # the figures so far, should the rest be cut short

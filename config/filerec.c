@@ -1,0 +1,427 @@
+/* What one resource file gives the load, kept between loads (load.h cfg_file_rec_*;
+ * issue 16): the files source reads again only the files that changed, and the model
+ * is merged from every file's record exactly as the full load merges the files.
+ *
+ * Owns the record of one file (read alone by the loader itself, resources.c: its
+ * Nodes, block claims, borrowed addresses, pools, FelixConfigurations, counts and
+ * notices, nothing of the YAML), the merge of records in file order through the
+ * loader's own calls (loader.c: the node table, loader_add_block(), the final
+ * validation and sort, so IPAMBlock precedence and the errors naming both places are
+ * the full load's), and the comparison of two models into the prefixes a change
+ * touched. The one rule that depends on the order of files, a Kubernetes Node's
+ * address filling a field only while no Calico Node set it, is kept apart while a file
+ * is read alone (loader.h split_fills) and applied at the merge. A file whose reading
+ * has any error is not recorded: the caller loads every file the usual way and its
+ * messages are the full load's. Pure: no I/O, no logging. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "load.h"
+#include "loader.h"
+#include "util.h"
+
+struct cfg_file_rec {
+        struct cfg_model *m;      /* nodes (Calico Nodes' fields only), pools, felix, counts */
+        struct cfg_node *fills;   /* per node: Kubernetes Nodes' first addresses, or NULL */
+        struct raw_block *raw;    /* block claims, node numbers into m->nodes */
+        size_t n_raw;
+        struct raw_borrowed *bor;
+        size_t n_bor;
+        struct cfg_diags notices;
+};
+
+void cfg_file_rec_free(struct cfg_file_rec *r)
+{
+        if (!r)
+                return;
+        if (r->m)
+                r->m->settings = (struct cfg_settings){}; /* the caller's */
+        cfg_model_free(r->m);
+        free(r->fills);
+        free(r->raw);
+        free(r->bor);
+        cfg_diags_clear(&r->notices);
+        free(r);
+}
+
+static void rec_freep(struct cfg_file_rec **r)
+{
+        cfg_file_rec_free(*r);
+}
+
+static void loader_freep(struct cfg_loader **l)
+{
+        cfg_loader_free(*l);
+}
+
+static void no_name(const void *ctx, uint32_t file, char *buf, size_t size)
+{
+        (void)file;
+        snprintf(buf, size, "%s", (const char *)ctx);
+}
+
+/* An array down to its n entries (NULL when none). */
+static void *fit(void *p, size_t n, size_t sz)
+{
+        void *q;
+
+        if (!n) {
+                free(p);
+                return NULL;
+        }
+        q = realloc(p, n * sz);
+        return q ? q : p;
+}
+
+static int copy_notices(struct cfg_diags *to, const struct cfg_diags *from)
+{
+        for (size_t i = 0; i < from->n; i++) {
+                const struct cfg_diag *g = &from->v[i];
+
+                cfg_notice(to, g->file, g->line, g->column, "%s", g->message);
+        }
+        to->n_dropped += from->n_dropped;
+        return 0;
+}
+
+int cfg_file_rec_read(struct cfg_settings *s, const char *name, ydoc_read_fn read, void *ctx,
+                      struct cfg_file_rec **ret)
+{
+        _cleanup_(rec_freep) struct cfg_file_rec *rec = calloc(1, sizeof(*rec));
+        _cleanup_(loader_freep) struct cfg_loader *l = NULL;
+        int r;
+
+        if (!rec)
+                return -ENOMEM;
+        if ((r = cfg_loader_new(s, &rec->notices, &l)) < 0)
+                return r;
+        l->split_fills = true;
+        cfg_loader_name_on_demand(l, no_name, name);
+        if ((r = cfg_loader_add_yaml_stream(l, name, read, ctx)) < 0 || l->failed)
+                return r < 0 ? r : l->failed;
+        if (rec->notices.n_errors)
+                return 0;
+        rec->raw = fit(TAKE_PTR(l->raw), l->n_raw, sizeof(*rec->raw));
+        rec->n_raw = l->n_raw;
+        rec->bor = fit(TAKE_PTR(l->borrowed), l->n_borrowed, sizeof(*rec->bor));
+        rec->n_bor = l->n_borrowed;
+        if (l->fills) {
+                rec->fills = fit(TAKE_PTR(l->fills), l->m->n_nodes, sizeof(*rec->fills));
+                /* Nodes past the last Kubernetes Node's were never filled. */
+                for (size_t i = l->cap_fills; i < l->m->n_nodes; i++)
+                        rec->fills[i] = (struct cfg_node){};
+        }
+        rec->m = TAKE_PTR(l->m);
+        rec->m->settings = (struct cfg_settings){};
+        rec->m->nodes = fit(rec->m->nodes, rec->m->n_nodes, sizeof(*rec->m->nodes));
+        rec->m->namer = NULL;
+        *ret = TAKE_PTR(rec);
+        return 1;
+}
+
+/* ---- the merge ---- */
+
+static int copy_pool(struct cfg_loader *l, const struct cfg_pool *p)
+{
+        struct cfg_model *m = l->m;
+        struct sel_error err = {};
+        struct cfg_pool q = *p;
+
+        q.src.file = l->file;
+        q.name = strdup(p->name);
+        q.node_selector = strdup(p->node_selector);
+        q.selector = NULL;
+        if (!q.name || !q.node_selector || sel_compile(p->node_selector, &q.selector, &err) < 0 ||
+            GROW(m->pools, l->cap_pools, m->n_pools + 1) < 0) {
+                free(q.name);
+                free(q.node_selector);
+                sel_free(q.selector);
+                return -ENOMEM; /* it compiled when the file was read */
+        }
+        m->pools[m->n_pools++] = q;
+        return 0;
+}
+
+static int copy_felix(struct cfg_loader *l, const struct cfg_felix *f)
+{
+        struct cfg_model *m = l->m;
+        struct cfg_felix g = *f;
+
+        g.src.file = l->file;
+        if (!(g.name = strdup(f->name)) || GROW(m->felix, l->cap_felix, m->n_felix + 1) < 0) {
+                free(g.name);
+                return -ENOMEM;
+        }
+        m->felix[m->n_felix++] = g;
+        return 0;
+}
+
+static void take_addr(struct cfg_prefix *to, const struct cfg_prefix *from)
+{
+        if (from->family)
+                *to = *from;
+}
+
+static void fill_addr(struct cfg_prefix *to, const struct cfg_prefix *from)
+{
+        if (!to->family)
+                *to = *from;
+}
+
+/* One file's node entry into the merged one: what load_calico_node() and
+ * begin_node() did to it, in order (labels set one by one, later ones win at the
+ * seal; the first resource's position; a Calico Node's addresses replace). */
+static int merge_node(struct cfg_loader *l, const struct cfg_node *v, const struct cfg_node *fill,
+                      struct cfg_node **fills, size_t *cap_fills, uint32_t *ret)
+{
+        struct cfg_node *n;
+        size_t had = *cap_fills;
+        int r;
+
+        if ((r = loader_node(l, v->name, ret)) < 0)
+                return r;
+        if ((r = GROW(*fills, *cap_fills, l->m->n_nodes)) < 0)
+                return r;
+        if (*cap_fills > had)
+                memset(*fills + had, 0, (*cap_fills - had) * sizeof(**fills));
+        n = &l->m->nodes[*ret];
+        if (v->has_resource && !n->has_resource) {
+                n->has_resource = true;
+                n->src = (struct cfg_src){ .file = l->file, .line = v->src.line };
+        }
+        for (size_t i = 0; i < v->labels.n; i++)
+                if ((r = cfg_labels_set(&n->labels, v->labels.v[i].key, v->labels.v[i].value)) < 0)
+                        return r;
+        n->has_labels = n->has_labels || v->has_labels;
+        take_addr(&n->addr, &v->addr);
+        take_addr(&n->addr6, &v->addr6);
+        take_addr(&n->ipip_tunnel_addr, &v->ipip_tunnel_addr);
+        take_addr(&n->vxlan_tunnel_addr, &v->vxlan_tunnel_addr);
+        if (fill) {
+                struct cfg_node *f = &(*fills)[*ret];
+
+                fill_addr(&f->addr, &fill->addr);
+                fill_addr(&f->addr6, &fill->addr6);
+                fill_addr(&f->ipip_tunnel_addr, &fill->ipip_tunnel_addr);
+                fill_addr(&f->vxlan_tunnel_addr, &fill->vxlan_tunnel_addr);
+        }
+        return 0;
+}
+
+static int merge_one(struct cfg_loader *l, const char *name, const struct cfg_file_rec *rec,
+                     struct cfg_node **fills, size_t *cap_fills)
+{
+        const struct cfg_model *v = rec->m;
+        _cleanup_(freep) uint32_t *map = malloc((v->n_nodes ? v->n_nodes : 1) * sizeof(*map));
+        int r;
+
+        if (!map)
+                return -ENOMEM;
+        if ((r = loader_add_file(l, name, CFG_MAX_FILES)) < 0 || l->diags->n_errors > l->errors_before)
+                return r < 0 && r != -EINVAL ? r : -E2BIG;
+        copy_notices(l->diags, &rec->notices);
+        for (size_t i = 0; i < v->n_pools; i++)
+                if ((r = copy_pool(l, &v->pools[i])) < 0)
+                        return r;
+        for (size_t i = 0; i < v->n_felix; i++)
+                if ((r = copy_felix(l, &v->felix[i])) < 0)
+                        return r;
+        for (size_t i = 0; i < v->n_nodes; i++)
+                if ((r = merge_node(l, &v->nodes[i], rec->fills ? &rec->fills[i] : NULL, fills, cap_fills,
+                                    &map[i])) < 0)
+                        return r;
+        for (size_t i = 0; i < rec->n_raw; i++) {
+                const struct raw_block *b = &rec->raw[i];
+
+                if ((r = loader_add_block(l, &b->cidr, map[b->node], (enum block_origin)b->origin, b->src.line)) < 0)
+                        return r;
+        }
+        for (size_t i = 0; i < rec->n_bor; i++) {
+                const struct raw_borrowed *b = &rec->bor[i];
+
+                if ((r = loader_add_borrowed(l, &b->addr, map[b->node],
+                                             b->block_node == UINT32_MAX ? UINT32_MAX : map[b->block_node],
+                                             b->src.line)) < 0)
+                        return r;
+        }
+        l->m->n_skipped += v->n_skipped;
+        l->m->n_pod_cidrs_ignored += v->n_pod_cidrs_ignored;
+        l->m->n_ipam_resources += v->n_ipam_resources;
+        return 0;
+}
+
+/* Caps that only the whole set of files can pass: the full load says where. */
+static bool over_caps(struct cfg_file_rec *const *recs, size_t n)
+{
+        size_t pools = 0, raw = 0, bor = 0, nodes = 0;
+
+        for (size_t i = 0; i < n; i++) {
+                pools += recs[i]->m->n_pools;
+                nodes += recs[i]->m->n_nodes;
+                raw += recs[i]->n_raw;
+                bor += recs[i]->n_bor;
+        }
+        return n > CFG_MAX_FILES || pools > CFG_MAX_POOLS || raw > CFG_MAX_BLOCKS || bor > CFG_MAX_BORROWED ||
+               nodes > CFG_MAX_NODES;
+}
+
+int cfg_model_from_file_recs(struct cfg_settings *s, const char *const *names, struct cfg_file_rec *const *recs,
+                             size_t n, struct cfg_model **ret, struct cfg_diags *d)
+{
+        _cleanup_(freep) struct cfg_node *fills = NULL;
+        size_t cap_fills = 0, raw = 0, bor = 0;
+        struct cfg_loader *l;
+        int r = 0;
+
+        if (over_caps(recs, n))
+                return -E2BIG;
+        if ((r = cfg_loader_new(s, d, &l)) < 0)
+                return r;
+        for (size_t i = 0; i < n; i++) {
+                raw += recs[i]->n_raw;
+                bor += recs[i]->n_bor;
+        }
+        if ((r = cfg_loader_reserve(l, n, raw)) < 0 || (r = GROW(l->borrowed, l->cap_borrowed, bor)) < 0) {
+                cfg_loader_free(l);
+                return r;
+        }
+        for (size_t i = 0; i < n && r >= 0; i++)
+                r = merge_one(l, names[i], recs[i], &fills, &cap_fills);
+        if (r < 0) {
+                cfg_loader_free(l);
+                return r;
+        }
+        for (size_t i = 0; i < l->m->n_nodes && fills; i++) {
+                struct cfg_node *v = &l->m->nodes[i];
+
+                fill_addr(&v->addr, &fills[i].addr);
+                fill_addr(&v->addr6, &fills[i].addr6);
+                fill_addr(&v->ipip_tunnel_addr, &fills[i].ipip_tunnel_addr);
+                fill_addr(&v->vxlan_tunnel_addr, &fills[i].vxlan_tunnel_addr);
+        }
+        return cfg_loader_finish(l, ret);
+}
+
+/* ---- what changed between two models ---- */
+
+static bool labels_eq(const struct cfg_labels *a, const struct cfg_labels *b)
+{
+        if (a->n != b->n)
+                return false;
+        for (size_t i = 0; i < a->n; i++)
+                if (!streq(a->v[i].key, b->v[i].key) || !streq(a->v[i].value, b->v[i].value))
+                        return false;
+        return true;
+}
+
+static bool pools_eq(const struct cfg_pool *a, const struct cfg_pool *b)
+{
+        return streq(a->name, b->name) && cfg_prefix_eq(&a->cidr, &b->cidr) && a->block_size == b->block_size &&
+               a->ipip == b->ipip && a->vxlan == b->vxlan && a->nat_outgoing == b->nat_outgoing &&
+               a->disabled == b->disabled && a->workload == b->workload &&
+               a->legacy_disagrees == b->legacy_disagrees && streq(a->node_selector, b->node_selector);
+}
+
+static bool felix_eq(const struct cfg_felix *a, const struct cfg_felix *b)
+{
+        return streq(a->name, b->name) && a->ipip_enabled == b->ipip_enabled && a->vxlan_enabled == b->vxlan_enabled &&
+               a->vxlan_enabled_v6 == b->vxlan_enabled_v6 && a->device_route_protocol == b->device_route_protocol;
+}
+
+static bool addrs_eq(const struct cfg_node *a, const struct cfg_node *b)
+{
+        return cfg_prefix_eq(&a->addr, &b->addr) && cfg_prefix_eq(&a->addr6, &b->addr6) &&
+               cfg_prefix_eq(&a->ipip_tunnel_addr, &b->ipip_tunnel_addr) &&
+               cfg_prefix_eq(&a->vxlan_tunnel_addr, &b->vxlan_tunnel_addr);
+}
+
+/* Anything beyond blocks, borrowed addresses and other nodes' addresses. */
+static bool global_differs(const struct cfg_model *a, const struct cfg_model *b)
+{
+        const struct cfg_node *sa = cfg_model_self(a), *sb = cfg_model_self(b);
+
+        if (a->n_pools != b->n_pools || a->n_felix != b->n_felix || a->n_nodes != b->n_nodes ||
+            a->n_pod_cidrs_ignored != b->n_pod_cidrs_ignored || !a->n_ipam_resources != !b->n_ipam_resources ||
+            !sa != !sb)
+                return true;
+        for (size_t i = 0; i < a->n_pools; i++)
+                if (!pools_eq(&a->pools[i], &b->pools[i]))
+                        return true;
+        for (size_t i = 0; i < a->n_felix; i++)
+                if (!felix_eq(&a->felix[i], &b->felix[i]))
+                        return true;
+        if (sa && (sa->has_resource != sb->has_resource || !addrs_eq(sa, sb)))
+                return true;
+        /* Nodes came, went or were relabelled: every prefix (a selector may read labels). */
+        for (size_t i = 0; i < a->n_nodes; i++)
+                if (!streq(a->nodes[i].name, b->nodes[i].name) || a->nodes[i].has_labels != b->nodes[i].has_labels ||
+                    a->nodes[i].has_resource != b->nodes[i].has_resource ||
+                    !labels_eq(&a->nodes[i].labels, &b->nodes[i].labels))
+                        return true;
+        return false;
+}
+
+static int touch_node(const struct cfg_model *m, uint32_t node, struct cfg_touched *t)
+{
+        int r = 0;
+
+        for (size_t i = 0; i < m->n_blocks && r == 0; i++)
+                if (m->blocks[i].node == node)
+                        r = cfg_touched_add(t, &m->blocks[i].cidr);
+        for (size_t i = 0; i < m->n_borrowed && r == 0; i++)
+                if (m->borrowed[i].node == node || m->borrowed[i].block_node == node)
+                        r = cfg_touched_add(t, &m->borrowed[i].addr);
+        return r;
+}
+
+static const char *node_name(const struct cfg_model *m, uint32_t i)
+{
+        return i == UINT32_MAX ? "" : m->nodes[i].name;
+}
+
+static bool block_eq(const struct cfg_model *a, const struct cfg_block *x, const struct cfg_model *b,
+                     const struct cfg_block *y)
+{
+        return x->pool == y->pool && streq(node_name(a, x->node), node_name(b, y->node));
+}
+
+static bool borrowed_eq(const struct cfg_model *a, const struct cfg_borrowed *x, const struct cfg_model *b,
+                        const struct cfg_borrowed *y)
+{
+        return x->pool == y->pool && streq(node_name(a, x->node), node_name(b, y->node)) &&
+               streq(node_name(a, x->block_node), node_name(b, y->block_node));
+}
+
+/* The two sorted arrays side by side: every prefix in one only, or in both but not the
+ * same. */
+#define DIFF_SORTED(A, NA, B, NB, KEY, EQ)                                                                     \
+        for (size_t i = 0, j = 0; (i < (NA) || j < (NB)) && r == 0;) {                                         \
+                int k = i == (NA) ? 1 : j == (NB) ? -1 : cfg_prefix_cmp(&(A)[i].KEY, &(B)[j].KEY);             \
+                if (k == 0 && EQ(a, &(A)[i], b, &(B)[j])) {                                                    \
+                        i++, j++;                                                                              \
+                        continue;                                                                              \
+                }                                                                                              \
+                r = cfg_touched_add(t, k <= 0 ? &(A)[i].KEY : &(B)[j].KEY);                                    \
+                i += k <= 0;                                                                                   \
+                j += k >= 0;                                                                                   \
+        }
+
+int cfg_model_diff(const struct cfg_model *a, const struct cfg_model *b, struct cfg_touched *t)
+{
+        int r = 0;
+
+        if (global_differs(a, b)) {
+                t->all = true;
+                return 1;
+        }
+        /* The same nodes, by name and number: another node's addresses moved. */
+        for (size_t i = 0; i < a->n_nodes && r == 0; i++)
+                if (!addrs_eq(&a->nodes[i], &b->nodes[i]) && (r = touch_node(a, (uint32_t)i, t)) == 0)
+                        r = touch_node(b, (uint32_t)i, t);
+        DIFF_SORTED(a->blocks, a->n_blocks, b->blocks, b->n_blocks, cidr, block_eq)
+        DIFF_SORTED(a->borrowed, a->n_borrowed, b->borrowed, b->n_borrowed, addr, borrowed_eq)
+        if (r < 0)
+                return r;
+        return t->n > 0 || a->n_skipped != b->n_skipped || a->n_ipam_resources != b->n_ipam_resources;
+}
