@@ -6,7 +6,8 @@
  * that touched (source_update()), a delta pass over those prefixes against the host as
  * the last full pass left it (reconcile_delta(); issue 16). Every foreign event that
  * matters, an overrun, a failure, SIGHUP and the resync make the next pass a full one:
- * between full dumps the kernel's routes are known only from our own changes. A configuration that fails to load keeps the last valid model and leaves
+ * between full dumps the kernel's routes are known from our own changes and from the
+ * route events of others' routes in main (plan_ctx_route()). A configuration that fails to load keeps the last valid model and leaves
  * the host alone. Stopping changes nothing on the host. Idle, the loop sleeps: no
  * polling beyond the watchdog and the resyncSeconds safety net.
  *
@@ -961,8 +962,23 @@ static bool event_relevant(const struct loop *l, const struct kern_event *ev)
 static void on_nl_event(const struct kern_event *ev, void *userdata)
 {
         struct loop *l = userdata;
+        int r;
 
-        if (l->model && !l->host_dirty && event_relevant(l, ev))
+        if (!l->model || l->host_dirty)
+                return;
+        if (event_relevant(l, ev)) {
+                l->host_dirty = true;
+                return;
+        }
+        /* Others' routes in main (BIRD's, static ones) start no pass, but a delta
+         * pass counts and reports them for the prefixes they share with blocks: the
+         * context learns them here, not only from the next full dump. */
+        if (ev->type != NL_EV_ROUTE || !l->ctx)
+                return;
+        r = plan_ctx_route(l->ctx, &ev->route, ev->removed);
+        if (r < 0)
+                drop_ctx(l); /* the next change is planned by a full pass */
+        else if (r > 0)
                 l->host_dirty = true;
 }
 

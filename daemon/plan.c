@@ -1951,6 +1951,10 @@ struct plan_ctx {
         struct known_route *routes;
         size_t n_routes, cap_routes;
         uint32_t free_routes;
+        /* prefixes whose routes in main others changed since the last pass (their
+         * counts and findings are planned again by the next delta pass) */
+        struct cfg_prefix *stale;
+        size_t n_stale, cap_stale;
 };
 
 static uint64_t pfx_hash(const struct cfg_prefix *p)
@@ -2081,7 +2085,7 @@ static int known_add(struct plan_ctx *c, const struct host_route *r)
 
 /* Forget the first known route of r's prefix that is r (same_key false) or has r's key
  * in the kernel's sense: table, prefix, metric (same_key true: what a replace replaces). */
-static void known_del(struct plan_ctx *c, const struct host_route *r, bool same_key)
+static bool known_del(struct plan_ctx *c, const struct host_route *r, bool same_key)
 {
         struct pfx_slot *s = slot_find(c, &r->dst);
 
@@ -2093,9 +2097,10 @@ static void known_del(struct plan_ctx *c, const struct host_route *r, bool same_
                         *at = c->routes[i].next;
                         c->routes[i].next = c->free_routes;
                         c->free_routes = i;
-                        return;
+                        return true;
                 }
         }
+        return false;
 }
 
 static const struct cfg_block *block_at(const struct cfg_model *m, const struct cfg_prefix *p)
@@ -2168,6 +2173,32 @@ static bool self_resource(const struct cfg_model *m)
         return n && n->has_resource;
 }
 
+/* In one of the pools the full pass planned under: where blocks and borrowed
+ * addresses lie (the model keeps no block outside its pools). */
+static bool ctx_in_pool(const struct plan_ctx *c, const struct cfg_prefix *p)
+{
+        for (size_t i = 0; i < c->n_pools; i++)
+                if (cfg_prefix_contains(&c->pools[i].cidr, p))
+                        return true;
+        return false;
+}
+
+/* A route in main that ends every lookup of a pool's addresses (report_covering()):
+ * a blocking finding of the whole plan, which only a full pass makes. */
+static bool ctx_covering(const struct plan_ctx *c, const struct host_route *r)
+{
+        if (r->type != HOST_RTN_BLACKHOLE && r->type != HOST_RTN_UNREACHABLE && r->type != HOST_RTN_PROHIBIT)
+                return false;
+        for (size_t i = 0; i < c->n_pools; i++) {
+                const struct ctx_pool *q = &c->pools[i];
+
+                if (!q->nat_outgoing && q->workload && r->dst.family == q->cidr.family && r->dst.len < q->block_size &&
+                    (cfg_prefix_contains(&r->dst, &q->cidr) || cfg_prefix_contains(&q->cidr, &r->dst)))
+                        return true;
+        }
+        return false;
+}
+
 /* What the delta passes need of a full build that just succeeded. */
 static int ctx_fill(struct planner *pl)
 {
@@ -2236,6 +2267,10 @@ static int ctx_fill(struct planner *pl)
                 if ((rt->dst.family != AF_INET && rt->dst.family != AF_INET6) ||
                     !(rt->table == s->route_table || (rt->table == PLAN_TABLE_MAIN && rt->protocol != s->route_protocol)))
                         continue;
+                /* Main's routes outside the pools are no block's or borrowed address's:
+                 * plan_dst() never meets them (the default route, connected subnets). */
+                if (rt->table == PLAN_TABLE_MAIN && !ctx_in_pool(c, &rt->dst))
+                        continue;
                 if (known_add(c, rt) < 0)
                         return -ENOMEM;
         }
@@ -2258,6 +2293,7 @@ void plan_ctx_free(struct plan_ctx *c)
         free(c->head.pools);
         free(c->slots);
         free(c->routes);
+        free(c->stale);
         free(c);
 }
 
@@ -2307,6 +2343,34 @@ int plan_ctx_applied(struct plan_ctx *c, const struct host_change *a, size_t n, 
                 }
         }
         return 0;
+}
+
+#define CTX_STALE_MAX 4096 /* prefixes others' route changes touched between passes; more: full pass */
+
+int plan_ctx_route(struct plan_ctx *c, const struct host_route *r, bool removed)
+{
+        if ((r->dst.family != AF_INET && r->dst.family != AF_INET6) || r->table != PLAN_TABLE_MAIN)
+                return 0;
+        if (r->protocol == c->route_protocol || ctx_covering(c, r))
+                return 1;
+        if (!ctx_in_pool(c, &r->dst))
+                return 0;
+        if (c->n_stale >= CTX_STALE_MAX)
+                return 1;
+        if (GROW(c->stale, c->cap_stale, c->n_stale + 1) < 0)
+                return -ENOMEM;
+        c->stale[c->n_stale++] = r->dst;
+        if (removed) {
+                /* The notification names the route as the kernel held it; a route
+                 * we knew with other attributes under its key goes as well. */
+                if (!known_del(c, r, false))
+                        known_del(c, r, true);
+                return 0;
+        }
+        /* Added, or replaced (a route's key is its table, prefix and metric: the
+         * kernel refuses a second route under one without NLM_F_APPEND). */
+        known_del(c, r, true);
+        return known_add(c, r) < 0 ? -ENOMEM : 0;
 }
 
 /* Anything global that differs from what the full pass planned under: its reason. */
@@ -2564,6 +2628,24 @@ static const char *delta_check(struct plan_ctx *c, struct planner *pl, const str
         return *err ? "out of memory" : NULL;
 }
 
+/* The prefixes whose routes in main others changed since the last pass, not among
+ * those t touched: planned again for their counts and findings (a foreign route in
+ * main changes nothing we do, DESIGN.md §3.2, but what we report about it). */
+static int delta_stale(struct plan_ctx *c, struct planner *pl, const struct cfg_touched *t)
+{
+        int r = 0;
+
+        if (!c->n_stale)
+                return 0; /* no array either (qsort() wants one) */
+        qsort(c->stale, c->n_stale, sizeof(*c->stale), self_blocks_cmp);
+        for (size_t i = 0; i < c->n_stale && r == 0; i++)
+                if (!(i && cfg_prefix_eq(&c->stale[i], &c->stale[i - 1])) &&
+                    !(t->n && bsearch(&c->stale[i], t->v, t->n, sizeof(*t->v), self_blocks_cmp)))
+                        r = delta_prefix(c, pl, &c->stale[i]);
+        c->n_stale = 0;
+        return r;
+}
+
 int plan_delta(struct plan_ctx *c, const struct cfg_model *m, const struct host_snapshot *h,
                const struct cfg_touched *t, struct plan **ret, const char **why)
 {
@@ -2580,6 +2662,8 @@ int plan_delta(struct plan_ctx *c, const struct cfg_model *m, const struct host_
                 if ((i && cfg_prefix_eq(&t->v[i], &t->v[i - 1])) ? (r = 0) :
                     (r = delta_prefix(c, &pl, &t->v[i])) > 0)
                         *why = "a changed prefix holds a node's address or too many routes";
+        if (!*why && r >= 0 && (r = delta_stale(c, &pl, t)) > 0)
+                *why = "a prefix whose routes others changed holds a node's address or too many routes";
         /* The findings about the prefixes planned (the full pass reports the whole). */
         if (!*why && r >= 0 &&
             (r = report_notes(&pl, pl.upstream, PLAN_WARNING, "needs-upstream-routing",

@@ -98,6 +98,12 @@ int plan_build_ctx(const struct cfg_model *m, const struct host_snapshot *h, con
  * than routes and rules (the context no longer says what the host has: drop it),
  * -ENOMEM. */
 int plan_ctx_applied(struct plan_ctx *c, const struct host_change *a, size_t n, const struct host_result *res);
+/* A route event of the kernel's (rtnetlink) that the loop does not answer with a
+ * full pass: another's route in main (BIRD's, a static one) came (removed false) or
+ * went. Kept in c, and its prefix planned again by the next plan_delta() (its counts,
+ * its findings). 0: noted, or nothing c keeps; 1: only a full pass can tell (ours in
+ * main, a route covering a pool, too many such changes); -ENOMEM: c is spent. */
+int plan_ctx_route(struct plan_ctx *c, const struct host_route *r, bool removed);
 /* Replan only the prefixes t touched, in m (the model after the change; the one c was
  * made from, updated in place, or any model differing from it only there), against h
  * (the snapshot c was made from: links and addresses). 1 with *ret: exactly the route

@@ -3632,6 +3632,46 @@ static struct plan_ctx *pt_full(struct t *t, struct host_result **res)
         return NULL;
 }
 
+/* Others change their routes in main between passes (BIRD learning and withdrawing a
+ * block's route, a static route, a borrowed address's host route): the kernel's route
+ * events, as the loop hands them to the context (plan_ctx_route()). The next delta
+ * pass must count and report them as a full pass would. */
+static void pt_foreign_main(struct host_snapshot *h, struct plan_ctx *c)
+{
+        static const char *const via[] = { "192.168.10.12", "192.168.10.13", "192.168.10.14" };
+        char cidr[CFG_PREFIX_STRLEN], spec[160];
+        struct host_route r;
+        size_t k;
+
+        if (pt_rand(2)) {
+                /* one of the routes others hold in main for a pool prefix goes */
+                for (k = 0; k < h->n_routes; k++)
+                        if (h->routes[k].table == 254 && h->routes[k].protocol != OWN && h->routes[k].dst.len >= 26 &&
+                            h->routes[k].dst.family == AF_INET)
+                                break;
+                if (k == h->n_routes)
+                        return;
+                r = h->routes[k];
+                route_remove_at(h, k);
+                assert_int_equal(plan_ctx_route(c, &r, true), 0);
+                return;
+        }
+        pt_slot_cidr((int)pt_rand(PT_SLOTS), cidr, sizeof(cidr));
+        if (pt_rand(4) == 0) /* a borrowed address's host route (ordinal 1-3) */
+                snprintf(strrchr(cidr, '.'), 8, ".%d", atoi(strrchr(cidr, '.') + 1) + 1 + (int)pt_rand(3));
+        snprintf(spec, sizeof(spec), "%s via %s dev eth0 proto %s%s", cidr, via[pt_rand(3)],
+                 pt_rand(2) ? "bird" : "static", pt_rand(3) ? "" : " metric 10");
+        r = route_parse(h, spec);
+        for (k = 0; k < h->n_routes; k++)
+                if (route_key_eq(&h->routes[k], &r))
+                        break;
+        if (k < h->n_routes)
+                h->routes[k] = r; /* `ip route replace` */
+        else
+                route_push(h, &r);
+        assert_int_equal(plan_ctx_route(c, &r, false), 0);
+}
+
 static void test_delta_random(void **state)
 {
         struct t *t = *state;
@@ -3673,6 +3713,8 @@ static void test_delta_random(void **state)
                         const char *why = NULL;
                         int r;
 
+                        if (pt_rand(3) == 0)
+                                pt_foreign_main(&t->h, c);
                         pt_mutate(&w);
                         t->m = pt_model(&w);
                         pt_touched(old, t->m, &touched);

@@ -374,6 +374,103 @@ class TestDeltaEquivalence(EtcdCase):
                          f"passes in all]\n")
 
 
+class TestDeltaKnowsHost(EtcdCase):
+    """Issue 16: between full passes a delta pass plans against what it knows of the
+    kernel's routes: our own changes, others' routes in main as their route events
+    arrive, and the default route (its gateway no route of ours may cover: a change of
+    it starts a full pass)."""
+
+    PEER_VIA = "192.168.10.144/28 unicast 192.168.10.12 eth0 1024"
+
+    def start_with_deltas(self, extra="", uplink="auto"):
+        """Converged, with the context of a full pass kept: the first change through
+        the source is a full pass, the next one a delta pass."""
+        self.write_settings(ce.settings(extra=extra).replace("uplink: auto", f"uplink: {uplink}"))
+        d = self.start_converged(env=self.env_endpoints())
+        self.etcd.put(ce.affinity_key("node2", "192.168.10.208/28"), ce.CONFIRMED)
+        self.wait_routes(sorted(WANT_2 + ["192.168.10.208/28 unicast 192.168.10.12 eth0 1024"]))
+        self.delta(d, "192.168.10.224/28")
+        return d
+
+    def delta(self, d, cidr, routed=True):
+        """A block of node2's claimed; the delta pass that planned it."""
+        n = len(self.deltas(d))
+        self.etcd.put(ce.affinity_key("node2", cidr), ce.CONFIRMED)
+        cu.wait_until(lambda: len(self.deltas(d)) > n, what=f"a delta pass for {cidr}:\n{d.stderr()[-3000:]}")
+        self.assertEqual(f"{cidr} unicast 192.168.10.12 eth0 1024" in self.ns.route_summary(), routed,
+                         self.ns.route_summary())
+
+    @staticmethod
+    def deltas(d):
+        return [p for p in d.stderr_lines("reconcile pass (") if "; delta pass over" in p]
+
+    def route_states(self, prom):
+        return {s: cu.metric(prom, f'calico_underlay_block_routes{{state="{s}"}}')
+                for s in ("ours", "other_protocol", "conflicting", "needs_upstream")}
+
+    def wait_states(self, prom, want, what):
+        cu.wait_until(lambda: self.route_states(prom) == want, cu.scaled(15),
+                      what=f"{what}: block_routes {want} (have {self.route_states(prom)})")
+
+    def full_pass_agrees(self, d, prom, want):
+        """SIGHUP: a full pass (a fresh dump) changes nothing and counts the same."""
+        n = len(d.stderr_lines("reconcile pass (reload)"))
+        routes = self.ns.route_summary()
+        d.send(signal.SIGHUP)
+        cu.wait_until(lambda: len(d.stderr_lines("reconcile pass (reload)")) > n, what="the full pass of SIGHUP")
+        self.assertTrue(d.stderr_lines("reconcile pass (reload)")[-1].find(": 0 changes") > 0,
+                        d.stderr_lines("reconcile pass (reload)")[-1])
+        self.assertEqual(self.ns.route_summary(), routes)
+        self.wait_states(prom, want, "after the full pass")
+
+    def test_foreign_main_routes_between_deltas(self):
+        prom = os.path.join(self.fx.dir, "calico-underlay.prom")
+        d = self.start_with_deltas(extra=f"metricsFile: {prom}\n")
+        self.wait_states(prom, {"ours": 4, "other_protocol": 0, "conflicting": 0, "needs_upstream": 0}, "converged")
+        passes = d.passes()
+        # BIRD's route for node2's block (the same path as ours: "other protocol"), a
+        # static one for another with another next hop (a conflict), one for no block.
+        self.ns.ip("route", "add", "192.168.10.144/28", "via", "192.168.10.12", "dev", "eth0", "proto", "bird")
+        self.ns.ip("route", "add", "192.168.10.208/28", "via", "192.168.10.13", "dev", "eth0", "proto", "static")
+        self.ns.ip("route", "add", "192.168.10.240/28", "via", "192.168.10.13", "dev", "eth0", "proto", "bird")
+        self.assertTrue(stays(lambda: d.passes() == passes, 0.5), "others' routes in main start no pass")
+        self.delta(d, "192.168.10.176/28")
+        want = {"ours": 3, "other_protocol": 1, "conflicting": 1, "needs_upstream": 0}
+        self.wait_states(prom, want, "after the delta pass")
+        self.assertTrue(d.stderr_lines("192.168.10.208/28: a route of protocol 4"), d.stderr()[-3000:])
+        self.full_pass_agrees(d, prom, want)
+        # ... and gone again (BIRD withdraws, the static route is deleted), then a delta.
+        self.delta(d, "192.168.10.192/28")
+        self.ns.ip("route", "del", "192.168.10.144/28", "proto", "bird")
+        self.ns.ip("route", "del", "192.168.10.208/28", "proto", "static")
+        self.delta(d, cu.EXTRA_BLOCK)
+        want = {"ours": 7, "other_protocol": 0, "conflicting": 0, "needs_upstream": 0}
+        self.wait_states(prom, want, "after the delta pass")
+        self.full_pass_agrees(d, prom, want)
+
+    def test_default_gateway_change_is_a_full_pass(self):
+        # The uplink named: the default route does not choose it, yet its gateway counts.
+        d = self.start_with_deltas(uplink="eth0")
+        # The gateway moves into the pool, inside a block node2 is about to claim: no
+        # route of ours may cover it (it would cut this node off).
+        n = len(d.stderr_lines("reconcile pass (host event)"))
+        self.ns.ip("route", "replace", "default", "via", "192.168.10.170", "dev", "eth0")
+        cu.wait_until(lambda: len(d.stderr_lines("reconcile pass (host event)")) > n,
+                      what="a full pass for the new default route")
+        self.delta(d, "192.168.10.176/28")
+        n = d.passes()
+        self.etcd.put(ce.affinity_key("node2", cu.EXTRA_BLOCK), ce.CONFIRMED)
+        cu.wait_until(lambda: d.passes() > n, what="the pass for the block around the gateway")
+        self.delta(d, "192.168.10.192/28")
+        self.assertNotIn(f"{cu.EXTRA_BLOCK} unicast 192.168.10.12 eth0 1024", self.ns.route_summary(),
+                         "a route over the default gateway")
+        r = ce.run_cli(self.ns, self.fx, "--once", env=self.env_endpoints())
+        self.assertIn("0 changes, 0 failed", r.stdout, r.stdout + r.stderr)
+        # Back: the block's route comes with the full pass the default route starts.
+        self.ns.ip("route", "replace", "default", "via", "192.168.10.1", "dev", "eth0")
+        self.wait_routes(sorted(self.ns.route_summary() + [f"{cu.EXTRA_BLOCK} unicast 192.168.10.12 eth0 1024"]))
+
+
 class TestStreams(EtcdCase):
     """Through a relay that breaks the daemon's streams on command."""
 
