@@ -51,8 +51,18 @@ enum peer_state {
 /* What one prefix added to the plan's counts (struct plan n_routes_*, n_blocks_upstream,
  * n_borrowed*): kept per prefix by a context (plan_build_ctx()), so that a delta pass
  * can take a replanned prefix's old share out of the totals and put its new one in. */
+enum {
+        MK_WANTED,
+        MK_FOREIGN,
+        MK_CONFLICTING,
+        MK_UPSTREAM,
+        MK_BORROWED,
+        MK_BORROWED_UPSTREAM,
+        MK_N,
+};
+
 struct pfx_marks {
-        uint8_t wanted, foreign, conflicting, upstream, borrowed, borrowed_upstream;
+        uint8_t v[MK_N]; /* each at most 2 (foreign and conflicting: main and our table) */
 };
 
 struct planner {
@@ -86,15 +96,10 @@ struct planner {
         bool guarded_shared;          /* guarded belongs to the context (delta): not freed */
 };
 
-static struct pfx_marks *ctx_marks(struct planner *pl, const struct cfg_prefix *dst);
+static void ctx_mark(struct planner *pl, const struct cfg_prefix *dst, int k);
 
-/* Count one for dst in the marks a context keeps (nothing without one). */
-#define MARK(pl, dst, field)                                                  \
-        do {                                                                  \
-                struct pfx_marks *mk_ = (pl)->cur ? (pl)->cur : ctx_marks((pl), (dst)); \
-                if (mk_)                                                      \
-                        mk_->field++;                                         \
-        } while (0)
+/* Count one of mark k (MK_*) for dst in the marks a context keeps (nothing without one). */
+#define MARK(pl, dst, k) ctx_mark((pl), (dst), (k))
 
 /* The slot of node ni's address of a family in the per-node-and-family arrays. */
 #define PEER_IX(ni, family) ((size_t)(ni) * 2 + ((family) == AF_INET6))
@@ -524,7 +529,7 @@ static bool plan_block(struct planner *pl, uint32_t bi, struct host_route *ret)
         if (!unencapsulated(pl, pool, peer) || !on_link(pl, peer)) {
                 note(pl->upstream, b->node, bi);
                 pl->p->n_blocks_upstream++;
-                MARK(pl, &b->cidr, upstream);
+                MARK(pl, &b->cidr, MK_UPSTREAM);
                 return false;
         }
         if (peer_check(pl, b->node, peer->family) != PEER_OK) {
@@ -561,7 +566,7 @@ static bool plan_borrowed(struct planner *pl, uint32_t bi, struct host_route *re
         if (b->node == pl->self)
                 return false;
         note_addr(&pl->borrowed, &b->addr, b->node);
-        MARK(pl, &b->addr, borrowed);
+        MARK(pl, &b->addr, MK_BORROWED);
         if (!host) {
                 note_addr(&pl->borrowed_no_addr, &b->addr, b->node);
                 return false;
@@ -570,7 +575,7 @@ static bool plan_borrowed(struct planner *pl, uint32_t bi, struct host_route *re
                 return false;
         if (!unencapsulated(pl, &pl->m->pools[b->pool], host) || !on_link(pl, host)) {
                 note_addr(&pl->borrowed_upstream, &b->addr, b->node);
-                MARK(pl, &b->addr, borrowed_upstream);
+                MARK(pl, &b->addr, MK_BORROWED_UPSTREAM);
                 return false;
         }
         if (peer_check(pl, b->node, host->family) != PEER_OK) {
@@ -670,7 +675,7 @@ static int want_next(struct planner *pl, struct want_iter *it)
         }
         pl->p->n_routes_wanted += it->valid;
         if (it->valid)
-                MARK(pl, &it->r.dst, wanted);
+                MARK(pl, &it->r.dst, MK_WANTED);
         return 0;
 }
 
@@ -714,7 +719,7 @@ static int conflict(struct planner *pl, const struct host_route *want, const str
         bool in_main = foreign->table == PLAN_TABLE_MAIN;
 
         pl->p->n_routes_conflicting++;
-        MARK(pl, &want->dst, conflicting);
+        MARK(pl, &want->dst, MK_CONFLICTING);
         snprintf(t, sizeof(t), "%s %u", in_main ? "table main," : "our table", foreign->table);
         return add_finding(pl, PLAN_WARNING, "foreign-route-conflict",
                            "%s: a route of protocol %u (%s%s%s, %s) differs from ours (%s%s%s); left alone, %s",
@@ -747,7 +752,7 @@ static int note_main(struct planner *pl, const struct host_route *want, const st
                         continue;
                 if (same_path(have[i], want)) {
                         pl->p->n_routes_foreign++;
-                        MARK(pl, &want->dst, foreign);
+                        MARK(pl, &want->dst, MK_FOREIGN);
                         pl->n_bird += have[i]->protocol == RTPROT_BIRD;
                         return 0;
                 }
@@ -789,7 +794,7 @@ static int plan_dst(struct planner *pl, const struct host_route *want, uint32_t 
                 /* Someone else's route in our own table: theirs holds the key. */
                 if (same_path(foreign, want)) {
                         pl->p->n_routes_foreign++;
-                        MARK(pl, &want->dst, foreign);
+                        MARK(pl, &want->dst, MK_FOREIGN);
                 } else if ((r = conflict(pl, want, foreign)) < 0)
                         return r;
                 keep = same_key = NULL;
@@ -1885,9 +1890,11 @@ int plan_cleanup(const struct cfg_settings *s, const struct host_snapshot *h, co
 /* ---- delta passes (issue 16) ----
  *
  * A full pass plans every prefix against a fresh dump of the host. Between two of them
- * the daemon knows what changed: the model says which prefixes (struct cfg_touched),
- * and the kernel's routes change only by our own changes (foreign ones are doubt, and
- * doubt is a full pass). A delta pass replans exactly the touched prefixes with the
+ * the daemon knows what changed: the model says which prefixes (struct cfg_touched);
+ * the kernel's routes change by our own changes (plan_ctx_applied()) and by others'
+ * routes in main, whose events the loop hands over (plan_ctx_route(): their prefixes
+ * are planned again); any other change of the host is doubt, and doubt is a full
+ * pass. A delta pass replans exactly the touched prefixes with the
  * same per-prefix rules (plan_block(), plan_borrowed(), unsafe_route(), plan_dst()),
  * from a context the last full pass left: its uplink, this node's addresses, the
  * addresses no route may cover, which pools apply, each prefix's share of the plan's
@@ -1898,10 +1905,31 @@ int plan_cleanup(const struct cfg_settings *s, const struct host_snapshot *h, co
 #define NONE UINT32_MAX
 #define DELTA_ROUTES_MAX 32 /* routes one prefix may have in main and ours; more: full pass */
 
+/* An IPv4 prefix's share of the counts, and the route of ours it has when that route
+ * has the common form (our table, protocol and metric; through the uplink or no
+ * device; one path): 12 bytes, the context's whole cost per block at scale. Any other
+ * known route (others', IPv6 ones, a second one of ours) is a struct known_route of
+ * the wide table, and IPv6 prefixes' marks are there too. */
+struct pfx4 {
+        uint32_t addr; /* cfg_prefix.addr[0..3] */
+        uint32_t gw;   /* the route's gateway, with P4_GW */
+        uint8_t len;   /* P4_FREE: a free slot */
+        uint8_t type;  /* the route's HOST_RTN_*, with P4_ROUTE */
+        uint16_t bits; /* the marks, 2 bits each (MK_*), then P4_ROUTE, P4_OIF, P4_GW */
+};
+
+#define P4_FREE 0xff
+#define P4_ROUTE (1u << (2 * MK_N))
+#define P4_OIF (P4_ROUTE << 1) /* the route goes through the uplink (else no device) */
+#define P4_GW (P4_ROUTE << 2)
+#define P4_MARKS (P4_ROUTE - 1)
+
+/* The wide table's entry: any prefix with routes that are not of the common form, or
+ * an IPv6 prefix's marks. */
 struct pfx_slot {
-        struct cfg_prefix key; /* family 0: a free slot */
-        struct pfx_marks marks;
-        uint32_t routes;       /* its first known route (plan_ctx.routes), NONE */
+        struct cfg_prefix key;  /* family 0: a free slot */
+        struct pfx_marks marks; /* IPv6 prefixes' only */
+        uint32_t routes;        /* its first known route (plan_ctx.routes), NONE */
 };
 
 struct known_route {
@@ -1944,8 +1972,12 @@ struct plan_ctx {
         struct cfg_prefix *self_blocks; /* this node's blocks, sorted */
         size_t n_self_blocks, cap_self_blocks;
         struct plan head; /* the last plan's global fields and the running counts */
-        /* per prefix: its marks and the kernel's routes for it (ours, and foreign ones in
-         * main and our table), open addressing */
+        /* per prefix, its marks and the kernel's routes for it (ours, and others' in
+         * main and our table): two open-addressing tables with linear probing and
+         * backward-shift deletion (an emptied entry goes at once: churn never fills
+         * them), any size (a multiply maps the hash, no power of two) */
+        struct pfx4 *p4;
+        size_t n4, used4;
         struct pfx_slot *slots;
         size_t n_slots, used;
         struct known_route *routes;
@@ -1957,13 +1989,8 @@ struct plan_ctx {
         size_t n_stale, cap_stale;
 };
 
-static uint64_t pfx_hash(const struct cfg_prefix *p)
+static uint64_t mix64(uint64_t h)
 {
-        uint64_t a, b, h;
-
-        memcpy(&a, p->addr, 8);
-        memcpy(&b, p->addr + 8, 8);
-        h = a ^ (b * 0x9e3779b97f4a7c15ULL) ^ ((uint64_t)p->family << 56) ^ ((uint64_t)p->len << 48);
         h ^= h >> 33;
         h *= 0xff51afd7ed558ccdULL;
         h ^= h >> 33;
@@ -1971,13 +1998,172 @@ static uint64_t pfx_hash(const struct cfg_prefix *p)
         return h ^ (h >> 33);
 }
 
+/* A hash onto [0, n), n < 2^32: the high half times n (no modulo, any n). */
+static size_t home_of(uint64_t h, size_t n)
+{
+        return (size_t)(((h >> 32) * (uint64_t)n) >> 32);
+}
+
+static size_t next_of(size_t i, size_t n)
+{
+        return i + 1 == n ? 0 : i + 1;
+}
+
+/* Whether an entry at j whose home is h may move back to the hole at i (linear
+ * probing's deletion): h is not cyclically in (i, j]. */
+static bool may_fill(size_t i, size_t j, size_t h)
+{
+        return i <= j ? (h <= i || h > j) : (h <= i && h > j);
+}
+
+/* ---- IPv4 prefixes ---- */
+
+static bool p4_key(const struct cfg_prefix *p)
+{
+        static const uint8_t zero[12];
+
+        return p->family == AF_INET && !memcmp(p->addr + 4, zero, sizeof(zero));
+}
+
+static uint32_t addr4(const struct cfg_prefix *p)
+{
+        uint32_t a;
+
+        memcpy(&a, p->addr, 4);
+        return a;
+}
+
+static size_t p4_home(const struct plan_ctx *c, uint32_t addr, uint8_t len)
+{
+        return home_of(mix64(((uint64_t)addr << 8) | len), c->n4);
+}
+
+static struct pfx4 *p4_find(const struct plan_ctx *c, const struct cfg_prefix *p)
+{
+        uint32_t a = addr4(p);
+
+        if (!c->n4)
+                return NULL;
+        for (size_t i = p4_home(c, a, p->len);; i = next_of(i, c->n4)) {
+                if (c->p4[i].len == P4_FREE)
+                        return NULL;
+                if (c->p4[i].addr == a && c->p4[i].len == p->len)
+                        return &c->p4[i];
+        }
+}
+
+static void p4_put(struct plan_ctx *c, const struct pfx4 *e)
+{
+        size_t i = p4_home(c, e->addr, e->len);
+
+        while (c->p4[i].len != P4_FREE)
+                i = next_of(i, c->n4);
+        c->p4[i] = *e;
+}
+
+/* n entries (n > used4), the live ones moved over. */
+static int p4_resize(struct plan_ctx *c, size_t n)
+{
+        struct pfx4 *old = c->p4, *v = malloc(n * sizeof(*v));
+        size_t n_old = c->n4;
+
+        if (!v || n >= UINT32_MAX) {
+                free(v);
+                return -ENOMEM;
+        }
+        for (size_t i = 0; i < n; i++)
+                v[i].len = P4_FREE;
+        c->p4 = v;
+        c->n4 = n;
+        for (size_t i = 0; i < n_old; i++)
+                if (old[i].len != P4_FREE)
+                        p4_put(c, &old[i]);
+        free(old);
+        return 0;
+}
+
+/* p's entry, made when missing; NULL when out of memory. Filled to 7/8 at most, grown
+ * to 3/2 of what it holds: 100k prefixes, 1.4 to 2 MB. Invalidates pointers to other
+ * entries. */
+static struct pfx4 *p4_get(struct plan_ctx *c, const struct cfg_prefix *p)
+{
+        struct pfx4 *e = p4_find(c, p), n = { .addr = addr4(p), .len = p->len };
+
+        if (e)
+                return e;
+        if ((c->used4 + 1) * 8 > c->n4 * 7 && p4_resize(c, (c->used4 + 1) * 3 / 2 + 64) < 0)
+                return NULL;
+        p4_put(c, &n);
+        c->used4++;
+        return p4_find(c, p);
+}
+
+/* e goes when it holds nothing (no marks, no route). */
+static void p4_drop_empty(struct plan_ctx *c, struct pfx4 *e)
+{
+        size_t i = (size_t)(e - c->p4), j = i;
+
+        if (e->bits)
+                return;
+        for (j = next_of(j, c->n4); c->p4[j].len != P4_FREE; j = next_of(j, c->n4))
+                if (may_fill(i, j, p4_home(c, c->p4[j].addr, c->p4[j].len))) {
+                        c->p4[i] = c->p4[j];
+                        i = j;
+                }
+        c->p4[i].len = P4_FREE;
+        c->used4--;
+}
+
+static unsigned p4_mark(const struct pfx4 *e, int k)
+{
+        return (e->bits >> (2 * k)) & 3;
+}
+
+/* The route of ours e holds, as the kernel reports it. */
+static struct host_route p4_route(const struct plan_ctx *c, const struct pfx4 *e)
+{
+        struct host_route r = { .table = c->route_table, .priority = c->route_metric, .protocol = c->route_protocol,
+                                .type = e->type, .oif = e->bits & P4_OIF ? c->uplink : 0 };
+
+        r.dst.family = AF_INET;
+        r.dst.len = e->len;
+        memcpy(r.dst.addr, &e->addr, 4);
+        if (e->bits & P4_GW) {
+                r.gateway.family = AF_INET;
+                r.gateway.len = 32;
+                memcpy(r.gateway.addr, &e->gw, 4);
+        }
+        return r;
+}
+
+/* A route p4_route() gives back exactly. */
+static bool route_compact(const struct plan_ctx *c, const struct host_route *r)
+{
+        static const uint8_t zero[16];
+        const struct cfg_prefix *g = &r->gateway;
+
+        return p4_key(&r->dst) && r->table == c->route_table && r->protocol == c->route_protocol &&
+               r->priority == c->route_metric && !r->multipath && (r->oif == 0 || r->oif == c->uplink) &&
+               ((!g->family && !g->len && !memcmp(g->addr, zero, 16)) ||
+                (g->family == AF_INET && g->len == 32 && !memcmp(g->addr + 4, zero, 12)));
+}
+
+/* ---- the wide table ---- */
+
+static uint64_t pfx_hash(const struct cfg_prefix *p)
+{
+        uint64_t a, b;
+
+        memcpy(&a, p->addr, 8);
+        memcpy(&b, p->addr + 8, 8);
+        return mix64(a ^ (b * 0x9e3779b97f4a7c15ULL) ^ ((uint64_t)p->family << 56) ^ ((uint64_t)p->len << 48));
+}
+
 static struct pfx_slot *slot_find(const struct plan_ctx *c, const struct cfg_prefix *p)
 {
-        size_t mask = c->n_slots - 1;
-
         if (!c->n_slots)
                 return NULL;
-        for (size_t i = pfx_hash(p) & mask;; i = (i + 1) & mask) {
+        for (size_t i = home_of(pfx_hash(p), c->n_slots);; i = next_of(i, c->n_slots)) {
                 if (!c->slots[i].key.family)
                         return NULL;
                 if (cfg_prefix_eq(&c->slots[i].key, p))
@@ -1985,44 +2171,30 @@ static struct pfx_slot *slot_find(const struct plan_ctx *c, const struct cfg_pre
         }
 }
 
-static bool slot_live(const struct pfx_slot *s)
+static void slot_put(struct plan_ctx *c, const struct pfx_slot *s)
 {
-        static const struct pfx_marks zero;
+        size_t i = home_of(pfx_hash(&s->key), c->n_slots);
 
-        return s->key.family && (s->routes != NONE || memcmp(&s->marks, &zero, sizeof(zero)));
+        while (c->slots[i].key.family)
+                i = next_of(i, c->n_slots);
+        c->slots[i] = *s;
 }
 
-static void slot_put(struct pfx_slot *slots, size_t n, const struct pfx_slot *s)
+static int slots_resize(struct plan_ctx *c, size_t n)
 {
-        size_t i = pfx_hash(&s->key) & (n - 1);
+        struct pfx_slot *old = c->slots, *v = calloc(n, sizeof(*v));
+        size_t n_old = c->n_slots;
 
-        while (slots[i].key.family)
-                i = (i + 1) & (n - 1);
-        slots[i] = *s;
-}
-
-/* Twice the live slots at least, a power of two: the slots that hold nothing any more
- * are dropped on the way (no tombstones otherwise). Filled to 3/4 at most (slot_get()):
- * at 100k prefixes, 256k slots of 28 bytes. */
-static int slots_grow(struct plan_ctx *c)
-{
-        size_t live = 0, n = 1024;
-        struct pfx_slot *v;
-
-        for (size_t i = 0; i < c->n_slots; i++)
-                live += slot_live(&c->slots[i]);
-        while (n < 2 * (live + 1))
-                n *= 2;
-        v = calloc(n, sizeof(*v));
-        if (!v)
+        if (!v || n >= UINT32_MAX) {
+                free(v);
                 return -ENOMEM;
-        for (size_t i = 0; i < c->n_slots; i++)
-                if (slot_live(&c->slots[i]))
-                        slot_put(v, n, &c->slots[i]);
-        free(c->slots);
+        }
         c->slots = v;
         c->n_slots = n;
-        c->used = live;
+        for (size_t i = 0; i < n_old; i++)
+                if (old[i].key.family)
+                        slot_put(c, &old[i]);
+        free(old);
         return 0;
 }
 
@@ -2034,23 +2206,87 @@ static struct pfx_slot *slot_get(struct plan_ctx *c, const struct cfg_prefix *p)
 
         if (s)
                 return s;
-        if ((c->used + 1) * 4 > c->n_slots * 3 && slots_grow(c) < 0)
+        if ((c->used + 1) * 4 > c->n_slots * 3 && slots_resize(c, (c->used + 1) * 2 + 16) < 0)
                 return NULL;
-        slot_put(c->slots, c->n_slots, &n);
+        slot_put(c, &n);
         c->used++;
         return slot_find(c, p);
 }
 
-static struct pfx_marks *ctx_marks(struct planner *pl, const struct cfg_prefix *dst)
+/* s goes when it holds nothing (no marks, no route). */
+static void slot_drop_empty(struct plan_ctx *c, struct pfx_slot *s)
 {
+        static const struct pfx_marks zero;
+        size_t i = (size_t)(s - c->slots), j = i;
+
+        if (s->routes != NONE || memcmp(&s->marks, &zero, sizeof(zero)))
+                return;
+        for (j = next_of(j, c->n_slots); c->slots[j].key.family; j = next_of(j, c->n_slots))
+                if (may_fill(i, j, home_of(pfx_hash(&c->slots[j].key), c->n_slots))) {
+                        c->slots[i] = c->slots[j];
+                        i = j;
+                }
+        c->slots[i].key.family = 0;
+        c->used--;
+}
+
+/* ---- marks and known routes ---- */
+
+static struct pfx_marks ctx_marks_get(const struct plan_ctx *c, const struct cfg_prefix *dst)
+{
+        struct pfx_marks m = {};
+        const struct pfx4 *e;
+        const struct pfx_slot *s;
+
+        if (p4_key(dst)) {
+                if ((e = p4_find(c, dst)))
+                        for (int k = 0; k < MK_N; k++)
+                                m.v[k] = (uint8_t)p4_mark(e, k);
+        } else if ((s = slot_find(c, dst)))
+                m = s->marks;
+        return m;
+}
+
+/* dst's marks made m; its entry made, or dropped when it holds nothing more. */
+static int ctx_marks_set(struct plan_ctx *c, const struct cfg_prefix *dst, const struct pfx_marks *m)
+{
+        static const struct pfx_marks zero;
+        bool none = !memcmp(m, &zero, sizeof(zero));
+        struct pfx4 *e;
         struct pfx_slot *s;
 
+        if (p4_key(dst)) {
+                if (!(e = none ? p4_find(c, dst) : p4_get(c, dst)))
+                        return none ? 0 : -ENOMEM;
+                e->bits &= (uint16_t)~P4_MARKS;
+                for (int k = 0; k < MK_N; k++)
+                        e->bits |= (uint16_t)((m->v[k] > 3 ? 3 : m->v[k]) << (2 * k));
+                p4_drop_empty(c, e);
+                return 0;
+        }
+        if (!(s = none ? slot_find(c, dst) : slot_get(c, dst)))
+                return none ? 0 : -ENOMEM;
+        s->marks = *m;
+        slot_drop_empty(c, s);
+        return 0;
+}
+
+/* One more of mark k for dst: in the delta pass's marks of the prefix it plans, or
+ * (a full pass keeping its context) in the context. */
+static void ctx_mark(struct planner *pl, const struct cfg_prefix *dst, int k)
+{
+        struct pfx_marks m;
+
+        if (pl->cur) {
+                pl->cur->v[k]++;
+                return;
+        }
         if (!pl->ctx || pl->ctx_failed)
-                return NULL;
-        s = slot_get(pl->ctx, dst);
-        if (!s)
+                return;
+        m = ctx_marks_get(pl->ctx, dst);
+        m.v[k]++;
+        if (ctx_marks_set(pl->ctx, dst, &m) < 0)
                 pl->ctx_failed = true;
-        return s ? &s->marks : NULL;
 }
 
 static bool known_eq(const struct host_route *a, const struct host_route *b)
@@ -2060,16 +2296,50 @@ static bool known_eq(const struct host_route *a, const struct host_route *b)
                a->oif == b->oif && a->multipath == b->multipath;
 }
 
+/* The kernel's routes known for dst, at most max of them (the common one copied to
+ * *own). The count, or max + 1 when there are more. */
+static size_t known_of(const struct plan_ctx *c, const struct cfg_prefix *dst, struct host_route *own,
+                       const struct host_route **ret, size_t max)
+{
+        const struct pfx4 *e = p4_key(dst) ? p4_find(c, dst) : NULL;
+        const struct pfx_slot *s = slot_find(c, dst);
+        size_t n = 0;
+
+        if (e && (e->bits & P4_ROUTE)) {
+                *own = p4_route(c, e);
+                ret[n++] = own;
+        }
+        for (uint32_t k = s ? s->routes : NONE; k != NONE; k = c->routes[k].next) {
+                if (n == max)
+                        return max + 1;
+                ret[n++] = &c->routes[k].r;
+        }
+        return n;
+}
+
 static int known_add(struct plan_ctx *c, const struct host_route *r)
 {
-        struct pfx_slot *s = slot_get(c, &r->dst);
+        struct pfx4 *e = route_compact(c, r) ? p4_get(c, &r->dst) : NULL;
+        struct pfx_slot *s;
+        struct host_route own;
         uint32_t i;
 
-        if (!s)
+        if (route_compact(c, r) && !e)
                 return -ENOMEM;
-        for (i = s->routes; i != NONE; i = c->routes[i].next)
-                if (known_eq(&c->routes[i].r, r))
-                        return 0; /* "already present" */
+        if (e && (e->bits & P4_ROUTE) && (own = p4_route(c, e), known_eq(&own, r)))
+                return 0; /* "already present" */
+        if ((s = slot_find(c, &r->dst)))
+                for (i = s->routes; i != NONE; i = c->routes[i].next)
+                        if (known_eq(&c->routes[i].r, r))
+                                return 0;
+        if (e && !(e->bits & P4_ROUTE)) {
+                e->bits |= (uint16_t)(P4_ROUTE | (r->oif ? P4_OIF : 0) | (r->gateway.family ? P4_GW : 0));
+                e->type = r->type;
+                e->gw = addr4(&r->gateway);
+                return 0;
+        }
+        if (!(s = slot_get(c, &r->dst)))
+                return -ENOMEM;
         if (c->free_routes != NONE) {
                 i = c->free_routes;
                 c->free_routes = c->routes[i].next;
@@ -2083,20 +2353,33 @@ static int known_add(struct plan_ctx *c, const struct host_route *r)
         return 0;
 }
 
+static bool key_match(const struct host_route *k, const struct host_route *r, bool same_key)
+{
+        return same_key ? k->table == r->table && k->priority == r->priority : known_eq(k, r);
+}
+
 /* Forget the first known route of r's prefix that is r (same_key false) or has r's key
  * in the kernel's sense: table, prefix, metric (same_key true: what a replace replaces). */
 static bool known_del(struct plan_ctx *c, const struct host_route *r, bool same_key)
 {
-        struct pfx_slot *s = slot_find(c, &r->dst);
+        struct pfx4 *e = p4_key(&r->dst) ? p4_find(c, &r->dst) : NULL;
+        struct pfx_slot *s;
+        struct host_route own;
 
+        if (e && (e->bits & P4_ROUTE) && (own = p4_route(c, e), key_match(&own, r, same_key))) {
+                e->bits &= (uint16_t)~(P4_ROUTE | P4_OIF | P4_GW);
+                p4_drop_empty(c, e);
+                return true;
+        }
+        s = slot_find(c, &r->dst);
         for (uint32_t *at = s ? &s->routes : NULL; at && *at != NONE; at = &c->routes[*at].next) {
-                const struct host_route *k = &c->routes[*at].r;
                 uint32_t i = *at;
 
-                if (same_key ? k->table == r->table && k->priority == r->priority : known_eq(k, r)) {
+                if (key_match(&c->routes[i].r, r, same_key)) {
                         *at = c->routes[i].next;
                         c->routes[i].next = c->free_routes;
                         c->free_routes = i;
+                        slot_drop_empty(c, s);
                         return true;
                 }
         }
@@ -2291,10 +2574,27 @@ void plan_ctx_free(struct plan_ctx *c)
         free(c->guarded);
         free(c->self_blocks);
         free(c->head.pools);
+        free(c->p4);
         free(c->slots);
         free(c->routes);
         free(c->stale);
         free(c);
+}
+
+size_t plan_ctx_bytes(const struct plan_ctx *c)
+{
+        size_t n;
+
+        if (!c)
+                return 0;
+        n = sizeof(*c) + c->n4 * sizeof(*c->p4) + c->n_slots * sizeof(*c->slots) +
+            c->cap_routes * sizeof(*c->routes) + c->cap_stale * sizeof(*c->stale) +
+            c->n_pools * sizeof(*c->pools) + c->head.n_pools * sizeof(*c->head.pools) +
+            c->n_nodes * sizeof(*c->nodes) + c->n_guarded * sizeof(*c->guarded) +
+            c->cap_self_blocks * sizeof(*c->self_blocks);
+        for (size_t i = 0; i < c->n_nodes; i++)
+                n += strlen(c->nodes[i].name) + 1;
+        return n;
 }
 
 int plan_build_ctx(const struct cfg_model *m, const struct host_snapshot *h, const struct host_record *rec,
@@ -2309,8 +2609,14 @@ int plan_build_ctx(const struct cfg_model *m, const struct host_snapshot *h, con
          * business: a context starts once they are gone. */
         if (!rec || !rec->route_protocol || (rec->route_protocol == s->route_protocol && rec->route_table == s->route_table))
                 c = calloc(1, sizeof(*c));
-        if (c)
+        if (c) {
                 c->free_routes = NONE;
+                /* every block and borrowed address has marks: room for them at once */
+                if (p4_resize(c, (m->n_blocks + m->n_borrowed) * 5 / 4 + 64) < 0) {
+                        free(c);
+                        c = NULL;
+                }
+        }
         r = plan_full(m, h, rec, c, ret);
         if (r != 0) {
                 plan_ctx_free(c);
@@ -2502,6 +2808,24 @@ static int ctx_update_nodes(struct plan_ctx *c, struct planner *pl)
         return 0;
 }
 
+static size_t *head_count(struct plan *h, int k)
+{
+        switch (k) {
+        case MK_WANTED:
+                return &h->n_routes_wanted;
+        case MK_FOREIGN:
+                return &h->n_routes_foreign;
+        case MK_CONFLICTING:
+                return &h->n_routes_conflicting;
+        case MK_UPSTREAM:
+                return &h->n_blocks_upstream;
+        case MK_BORROWED:
+                return &h->n_borrowed;
+        default:
+                return &h->n_borrowed_upstream;
+        }
+}
+
 /* One touched prefix: its wanted route as the full walk would decide it, against the
  * routes known for it; its old share of the counts out, the new one in. Returns 1
  * when it needs the full walk. */
@@ -2509,28 +2833,22 @@ static int delta_prefix(struct plan_ctx *c, struct planner *pl, const struct cfg
 {
         const struct cfg_model *m = pl->m;
         const struct host_route *have[DELTA_ROUTES_MAX];
-        struct pfx_slot *s;
-        struct pfx_marks old = {}, cur = {};
+        struct pfx_marks old, cur = {};
         const struct cfg_borrowed *bor = borrowed_at(m, dst);
         const struct cfg_block *blk = bor ? NULL : block_at(m, dst);
-        struct host_route w;
+        struct host_route w, own;
         uint32_t pool = bor ? bor->pool : blk ? blk->pool : UINT32_MAX;
         bool valid = false;
-        size_t n = 0;
+        size_t n;
         int r;
 
         /* A block around a node's address: that node's next hop and this route's
          * safety both hang on it. */
         if (guarded_in(pl, dst))
                 return 1;
-        if ((s = slot_find(c, dst))) {
-                old = s->marks;
-                for (uint32_t k = s->routes; k != NONE; k = c->routes[k].next) {
-                        if (n == DELTA_ROUTES_MAX)
-                                return 1;
-                        have[n++] = &c->routes[k].r;
-                }
-        }
+        if ((n = known_of(c, dst, &own, have, DELTA_ROUTES_MAX)) > DELTA_ROUTES_MAX)
+                return 1;
+        old = ctx_marks_get(c, dst);
         pl->cur = &cur;
         if (pool != UINT32_MAX && pool_routed(m, pool)) {
                 valid = bor ? plan_borrowed(pl, (uint32_t)(bor - m->borrowed), &w)
@@ -2540,24 +2858,15 @@ static int delta_prefix(struct plan_ctx *c, struct planner *pl, const struct cfg
                         pl->cur = NULL;
                         return r < 0 ? r : 1;
                 }
-                cur.wanted += valid;
+                cur.v[MK_WANTED] += valid;
         }
         r = plan_dst(pl, valid ? &w : NULL, valid ? pool : UINT32_MAX, have, n);
         pl->cur = NULL;
         if (r < 0)
                 return r;
-        c->head.n_routes_wanted = c->head.n_routes_wanted + cur.wanted - old.wanted;
-        c->head.n_routes_foreign = c->head.n_routes_foreign + cur.foreign - old.foreign;
-        c->head.n_routes_conflicting = c->head.n_routes_conflicting + cur.conflicting - old.conflicting;
-        c->head.n_blocks_upstream = c->head.n_blocks_upstream + cur.upstream - old.upstream;
-        c->head.n_borrowed = c->head.n_borrowed + cur.borrowed - old.borrowed;
-        c->head.n_borrowed_upstream = c->head.n_borrowed_upstream + cur.borrowed_upstream - old.borrowed_upstream;
-        if (!s && !memcmp(&cur, &old, sizeof(cur)))
-                return 0;
-        if (!(s = slot_get(c, dst)))
-                return -ENOMEM;
-        s->marks = cur;
-        return 0;
+        for (int k = 0; k < MK_N; k++)
+                *head_count(&c->head, k) += (size_t)cur.v[k] - (size_t)old.v[k];
+        return memcmp(&cur, &old, sizeof(cur)) ? ctx_marks_set(c, dst, &cur) : 0;
 }
 
 /* The plan a delta pass hands out: the last full plan's global fields and the counts

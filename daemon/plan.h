@@ -115,6 +115,8 @@ int plan_ctx_route(struct plan_ctx *c, const struct host_route *r, bool removed)
 int plan_delta(struct plan_ctx *c, const struct cfg_model *m, const struct host_snapshot *h,
                const struct cfg_touched *t, struct plan **ret, const char **why);
 void plan_ctx_free(struct plan_ctx *c);
+/* The heap c holds (its arrays and strings, without the allocator's overhead). */
+size_t plan_ctx_bytes(const struct plan_ctx *c);
 /* --cleanup: delete every rule and route carrying our protocol, restore recorded values. */
 int plan_cleanup(const struct cfg_settings *s, const struct host_snapshot *h, const struct host_record *rec,
                  struct plan **ret);

@@ -10,11 +10,14 @@
  *   bench-plan [NODES [BLOCKS_PER_NODE [CHANGES]]]     (default 5000 20 2000)
  *
  * Prints process CPU time (CLOCK_PROCESS_CPUTIME_ID): the median of 5 full plans of
- * each kind, and the mean over CHANGES delta passes. Build it optimised and without
+ * each kind, and the mean over CHANGES delta passes; and the heap the context holds
+ * (malloc's count of bytes in use, mallinfo2(), before and after it is made, so the
+ * allocator's overhead is in), after the full pass and after the CHANGES deltas. Build it optimised and without
  * sanitizers (`meson test --benchmark plan-delta`, or run the executable). Not the
  * daemon's whole cost per change: the source's update, the kernel write and the
  * journal come on top (tests/bench/bench_change.py measures the daemon end to end). */
 #include <arpa/inet.h>
+#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -122,6 +125,7 @@ int main(int argc, char **argv)
         struct plan *p = NULL;
         struct host_result *res;
         double full[5], keep[5], t0, delta = 0;
+        size_t heap0 = 0, heap_full = 0;
         size_t n_changes = 0;
 
         if (!yaml || cfg_settings_load_buffer(NULL, NULL, 0, "node0", &s, &d) < 0 ||
@@ -145,11 +149,13 @@ int main(int argc, char **argv)
                         fprintf(stderr, "bench-plan: the host is not converged (%zu actions)\n", p->n_actions);
                 plan_free(p);
                 plan_ctx_free(ctx);
+                heap0 = mallinfo2().uordblks;
                 t0 = cpu_now();
                 if (plan_build_ctx(m, &h, &rec, &p, &ctx) < 0 || !ctx)
                         return 1;
                 keep[r] = cpu_now() - t0;
                 plan_free(p);
+                heap_full = mallinfo2().uordblks - heap0;
         }
         res = calloc(4, sizeof(*res));
         for (unsigned i = 0; i < changes; i++) {
@@ -179,6 +185,8 @@ int main(int argc, char **argv)
         printf("full plan with context (the daemon): %8.3f ms CPU (median of 5)\n", keep[2] * 1e3);
         printf("delta pass, one block moved:         %8.4f ms CPU (mean of %u; %zu route changes)\n",
                delta / changes * 1e3, changes, n_changes);
+        printf("context heap after the full pass:    %8.2f MB\n", (double)heap_full / 1e6);
+        printf("context heap after the delta passes: %8.2f MB\n", (double)(mallinfo2().uordblks - heap0) / 1e6);
         free(res);
         plan_ctx_free(ctx);
         host_snapshot_clear(&h);

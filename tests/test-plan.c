@@ -3372,11 +3372,13 @@ static void test_pod_cidrs_ignored(void **state)
 
 #define PT_NODES 8
 #define PT_SLOTS 48
+#define PT_SLOTS6 8 /* p6 fd00:10::/119: eight /122 blocks */
 
 struct pt_world {
         int addr[PT_NODES];           /* index into pt_addrs; node1 keeps its own */
         int block[PT_SLOTS];          /* the affine node, -1 = no block */
         int borrow[PT_SLOTS][3];      /* hosts of ordinals 1-3, -1 = free */
+        int block6[PT_SLOTS6];        /* IPv6 blocks: the affine node, -1 = no block */
 };
 
 /* Candidate node addresses: on-link, off-link, this node's own, the subnet's broadcast,
@@ -3386,6 +3388,17 @@ static const char *const pt_addrs[] = {
         "192.168.10.16/24", "192.168.20.5/24",  "192.168.20.6/24",  "192.168.10.255/24", "192.168.10.200/24",
         NULL,
 };
+
+/* Each node's IPv6 address follows its IPv4 one (pt_addrs): on-link, off-link, this
+ * node's own, inside a block of p6 (pod space), none. */
+static const char *pt_addr6(int i)
+{
+        static const char *const v[] = { "fd00:1::11/64", "fd00:1::12/64", "fd00:1::13/64", "fd00:1::14/64",
+                                         "fd00:1::15/64", "fd00:1::16/64", "fd00:2::5/64",  "fd00:2::6/64",
+                                         "fd00:1::ff/64", "fd00:10::45/64" };
+
+        return i >= 0 && i < (int)(sizeof(v) / sizeof(*v)) ? v[i] : NULL;
+}
 
 static uint64_t pt_rand_state;
 
@@ -3441,6 +3454,8 @@ static void pt_random_world(struct pt_world *w)
                 w->block[k] = pt_rand(3) ? (int)pt_rand(PT_NODES) : -1;
                 pt_random_borrow(w, k);
         }
+        for (int k = 0; k < PT_SLOTS6; k++)
+                w->block6[k] = pt_rand(3) ? (int)pt_rand(PT_NODES) : -1;
 }
 
 /* One to three block-level changes. */
@@ -3449,7 +3464,10 @@ static void pt_mutate(struct pt_world *w)
         for (unsigned n = 1 + pt_rand(3); n; n--) {
                 int k = (int)pt_rand(PT_SLOTS);
 
-                switch (pt_rand(6)) {
+                switch (pt_rand(7)) {
+                case 5: /* an IPv6 block claimed, moved or released */
+                        w->block6[pt_rand(PT_SLOTS6)] = pt_rand(4) ? (int)pt_rand(PT_NODES) : -1;
+                        break;
                 case 0: /* a block claimed or moved */
                 case 1:
                         w->block[k] = (int)pt_rand(PT_NODES);
@@ -3481,7 +3499,8 @@ static char *pt_yaml(const struct pt_world *w)
         fputs(POOL("p1", "10.0.0.0/23", UNDERLAY) POOL("p2", "10.1.0.0/25",
                                                        ", blockSize: 28, ipipMode: CrossSubnet, natOutgoing: false")
                       POOL("p3", "10.2.0.0/26", ", blockSize: 28, ipipMode: Always, natOutgoing: true")
-                              POOL("p4", "192.168.10.192/26", UNDERLAY ", nodeSelector: 'rack == \"r9\"'"),
+                              POOL("p4", "192.168.10.192/26", UNDERLAY ", nodeSelector: 'rack == \"r9\"'")
+                                      POOL("p6", "fd00:10::/119", UNDERLAY6),
               f);
         for (int i = 0; i < PT_NODES; i++) {
                 if (w->addr[i] < 0 || !pt_addrs[w->addr[i]])
@@ -3490,9 +3509,15 @@ static char *pt_yaml(const struct pt_world *w)
                                 i + 1);
                 else
                         fprintf(f, DOC "apiVersion: projectcalico.org/v3\nkind: Node\nmetadata: {name: node%d, labels: "
-                                       "{rack: r1}}\nspec: {bgp: {ipv4Address: %s}}\n",
-                                i + 1, pt_addrs[w->addr[i]]);
+                                       "{rack: r1}}\nspec: {bgp: {ipv4Address: %s, ipv6Address: '%s'}}\n",
+                                i + 1, pt_addrs[w->addr[i]], pt_addr6(w->addr[i]));
         }
+        for (int k = 0; k < PT_SLOTS6; k++)
+                if (w->block6[k] >= 0)
+                        fprintf(f, DOC "apiVersion: crd.projectcalico.org/v1\nkind: BlockAffinity\nmetadata: {name: "
+                                       "v6-%d}\nspec: {node: node%d, cidr: 'fd00:10::%x/122', state: confirmed, "
+                                       "deleted: 'false'}\n",
+                                k, w->block6[k] + 1, k * 64);
         for (int k = 0; k < PT_SLOTS; k++) {
                 if (w->block[k] < 0)
                         continue;
@@ -3675,7 +3700,7 @@ static void pt_foreign_main(struct host_snapshot *h, struct plan_ctx *c)
 static void test_delta_random(void **state)
 {
         struct t *t = *state;
-        size_t n_delta = 0, n_full = 0, n_changes = 0;
+        size_t n_delta = 0, n_full = 0, n_changes = 0, n_changes6 = 0;
         _cleanup_(freep) struct host_result *res = NULL;
 
         for (uint64_t seed = 1; seed <= 60; seed++) {
@@ -3688,7 +3713,7 @@ static void test_delta_random(void **state)
                 host_snapshot_clear(&t->h);
                 t->h = (struct host_snapshot){};
                 t->rec = (struct host_record)HOST_RECORD_INIT;
-                host_node1(&t->h);
+                host_node1_v6(&t->h); /* IPv6 blocks too (DESIGN.md §3, "IPv6") */
                 /* Others' routes for some prefixes: BIRD's in main, a static one in our table. */
                 pt_slot_cidr((int)pt_rand(PT_SLOTS), cidr, sizeof(cidr));
                 {
@@ -3737,6 +3762,7 @@ static void test_delta_random(void **state)
                                 /* nothing outside the touched prefixes */
                                 assert_non_null(bsearch(&a->route.dst, touched.v, touched.n, sizeof(*touched.v),
                                                         pt_prefix_cmp));
+                                n_changes6 += a->route.dst.family == AF_INET6;
                         }
                         n_changes += dp->n_actions;
                         if (getenv("PT_DEBUG")) {
@@ -3758,10 +3784,12 @@ static void test_delta_random(void **state)
                         cfg_touched_clear(&touched);
                 }
         }
-        print_message("delta passes: %zu (%zu route changes), full passes: %zu\n", n_delta, n_changes, n_full);
-        /* The delta path is what ran, and it changed routes. */
+        print_message("delta passes: %zu (%zu route changes, %zu IPv6), full passes: %zu\n", n_delta, n_changes,
+                      n_changes6, n_full);
+        /* The delta path is what ran, and it changed routes, IPv6 ones among them. */
         assert_true(n_delta > 3 * n_full);
         assert_true(n_changes > n_delta);
+        assert_true(n_changes6 > n_delta / 10);
 }
 
 /* A touched set that names a prefix twice (a block's key and its node's new address in
@@ -3818,6 +3846,105 @@ static void test_delta_dup_touched(void **state)
         }
         plan_free(dp);
         cfg_touched_clear(&touched);
+}
+
+/* The blocks of the churn test: window [from, from + CHURN_LIVE) of node2's, IPv4 /28s in
+ * 10.0.0.0/16 and IPv6 /122s in fd00:10::/64 alternately. */
+#define CHURN_LIVE 64
+
+static void churn_cidr(unsigned k, char *buf, size_t size)
+{
+        if (k % 2)
+                snprintf(buf, size, "fd00:10::%x:%x/122", k / 1024, k % 1024 * 64);
+        else
+                snprintf(buf, size, "10.0.%u.%u/28", k / 16 % 256, k % 16 * 16);
+}
+
+static struct cfg_model *churn_model(unsigned from)
+{
+        char *yaml = NULL, cidr[CFG_PREFIX_STRLEN];
+        size_t size = 0;
+        FILE *f = open_memstream(&yaml, &size);
+        const char *names[] = { "resources.yaml" }, *bufs[1];
+        size_t sizes[1];
+        struct cfg_settings st = {};
+        struct cfg_diags d = {};
+        struct cfg_model *m = NULL;
+
+        assert_non_null(f);
+        fputs(POOL("p4", "10.0.0.0/16", UNDERLAY) POOL("p6", "fd00:10::/64", UNDERLAY6)
+                      NODE6("node1", "192.168.10.11/24", "fd00:1::11/64", AZ1)
+                              NODE6("node2", "192.168.10.12/24", "fd00:1::12/64", AZ1),
+              f);
+        for (unsigned k = from; k < from + CHURN_LIVE; k++) {
+                churn_cidr(k, cidr, sizeof(cidr));
+                fprintf(f, DOC "apiVersion: crd.projectcalico.org/v1\nkind: BlockAffinity\nmetadata: {name: a%u}\n"
+                               "spec: {node: node2, cidr: '%s', state: confirmed, deleted: 'false'}\n",
+                        k, cidr);
+        }
+        assert_int_equal(fclose(f), 0);
+        bufs[0] = yaml;
+        sizes[0] = strlen(yaml);
+        assert_int_equal(cfg_settings_load_buffer(NULL, NULL, 0, "node1", &st, &d), 0);
+        if (cfg_model_from_buffers(&st, names, bufs, sizes, 1, &m, &d) < 0)
+                print_diags(&d);
+        assert_non_null(m);
+        free(yaml);
+        cfg_diags_clear(&d);
+        cfg_settings_clear(&st);
+        return m;
+}
+
+/* Issue 16: blocks claimed and released for ever (a new prefix each time, IPv4 and
+ * IPv6) must not grow the context between full passes: a prefix that holds nothing
+ * more leaves it at once. 1,000 changes, each a delta pass. */
+static void test_delta_churn_bounded(void **state)
+{
+        struct t *t = *state;
+        _cleanup_(freep) struct host_result *res = NULL;
+        struct plan_ctx *c;
+        size_t warm = 0;
+
+        host_snapshot_clear(&t->h);
+        t->h = (struct host_snapshot){};
+        t->rec = (struct host_record)HOST_RECORD_INIT;
+        host_node1_v6(&t->h);
+        cfg_model_free(t->m);
+        t->m = churn_model(0);
+        c = pt_full(t, &res);
+        for (unsigned step = 0; step < 1000; step++) {
+                struct cfg_touched touched = {};
+                struct plan *dp = NULL, *full = NULL;
+                struct cfg_prefix p;
+                char cidr[CFG_PREFIX_STRLEN];
+                const char *why = NULL;
+
+                cfg_model_free(t->m);
+                t->m = churn_model(step + 1);
+                for (unsigned k = step; k <= step + CHURN_LIVE; k += CHURN_LIVE) {
+                        churn_cidr(k, cidr, sizeof(cidr));
+                        assert_int_equal(cfg_prefix_parse(cidr, true, &p), 0);
+                        assert_int_equal(cfg_touched_add(&touched, &p), 0);
+                }
+                cfg_touched_done(&touched);
+                assert_int_equal(plan_delta(c, t->m, &t->h, &touched, &dp, &why), 1);
+                assert_int_equal(dp->n_actions, 2); /* one route gone, one new */
+                pt_apply(&t->h, dp, &res);
+                assert_int_equal(plan_ctx_applied(c, dp->actions, dp->n_actions, res), 0);
+                if (step == CHURN_LIVE)
+                        warm = plan_ctx_bytes(c);
+                if (step > CHURN_LIVE)
+                        assert_true(plan_ctx_bytes(c) <= warm);
+                if (step % 100 == 99) {
+                        assert_int_equal(plan_build(t->m, &t->h, &t->rec, &full), 0);
+                        assert_int_equal(full->n_actions, 0);
+                        pt_same_counts(dp, full);
+                        plan_free(full);
+                }
+                plan_free(dp);
+                cfg_touched_clear(&touched);
+        }
+        print_message("context: %zu bytes after %u changes\n", plan_ctx_bytes(c), 1000u);
 }
 
 /* What only a full pass can tell: everything touched, a pool changed, this node's
@@ -3955,6 +4082,7 @@ int main(void)
                 T(test_delta_random),
                 T(test_delta_needs_full),
                 T(test_delta_dup_touched),
+                T(test_delta_churn_bounded),
 #undef T
         };
 
