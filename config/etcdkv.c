@@ -266,8 +266,9 @@ int cfg_loader_add_kv(struct cfg_loader *l, const struct cfg_kv *kv)
         /* Each key stands for a file in diagnostics: "etcd:/calico/...". */
         if (asprintf(&name, "etcd:%s", kv->key) < 0)
                 return l->failed = -ENOMEM;
+        /* Named on demand, the loader reads its diagnostics' name from here: kept until
+         * the key is read. */
         r = loader_add_file(l, name, CFG_MAX_KEYS);
-        free(name);
         if (r >= 0 && kv->record) {
                 /* Made by cfg_kv_compact() in this process: damaged only by a bug. */
                 if ((r = loader_replay_record(l, kv)) == -EINVAL)
@@ -277,6 +278,9 @@ int cfg_loader_add_kv(struct cfg_loader *l, const struct cfg_kv *kv)
         /* The in-place updates need to know which keys the IPAM count holds. */
         if (r >= 0 && l->indexing && (r = GROW(l->file_ipam, l->cap_file_ipam, l->m->n_files)) >= 0)
                 l->file_ipam[l->file] = l->m->n_ipam_resources > ipam_before;
+        if (l->m->namer)
+                l->y.file = NULL; /* name goes */
+        free(name);
         if (r == -ENOMEM)
                 return l->failed = r;
         return 0;

@@ -23,7 +23,6 @@
 #include "datastore.h"
 #include "load.h"
 #include "loader.h"
-#include "strtab.h"
 #include "util.h"
 
 struct cfg_kv_index {
@@ -36,15 +35,7 @@ struct cfg_kv_index {
         uint8_t *counted; /* per model file: the key counted in n_ipam_resources */
         size_t cap_counted;
         size_t cap_files, cap_nodes, cap_blocks, cap_borrowed; /* of the model's arrays */
-        struct strtab files; /* model file number + 1 by name */
 };
-
-static const char *file_key(const void *entry, const void *ctx)
-{
-        const struct cfg_model *m = ctx;
-
-        return m->files[(uintptr_t)entry - 1];
-}
 
 static void kv_index_freep(struct cfg_kv_index **ix)
 {
@@ -59,7 +50,6 @@ void cfg_kv_index_free(struct cfg_kv_index *ix)
         free(ix->bor);
         free(ix->refs);
         free(ix->counted);
-        strtab_clear(&ix->files);
         free(ix);
 }
 
@@ -78,7 +68,6 @@ static void count_refs(struct cfg_kv_index *ix, size_t n_nodes)
 int kv_index_take(struct cfg_loader *l, struct cfg_model *m, struct cfg_kv_index **ret)
 {
         _cleanup_(kv_index_freep) struct cfg_kv_index *ix = calloc(1, sizeof(*ix));
-        void *old;
         int r;
 
         if (!ix)
@@ -91,10 +80,6 @@ int kv_index_take(struct cfg_loader *l, struct cfg_model *m, struct cfg_kv_index
         if (!ix->refs)
                 return -ENOMEM;
         ix->cap_refs = m->n_nodes ? m->n_nodes : 1;
-        for (size_t i = 0; i < m->n_files; i++) {
-                if ((r = strtab_put(&ix->files, (void *)(uintptr_t)(i + 1), file_key, m, &old)) < 0)
-                        return r;
-        }
         ix->raw = TAKE_PTR(l->raw);
         ix->n_raw = l->n_raw;
         ix->cap_raw = l->cap_raw;
@@ -121,21 +106,21 @@ struct change {
         struct cfg_loader *mini;   /* the new value read alone; NULL: deleted */
         uint32_t file;             /* the key's model file, UINT32_MAX when it has none */
         char *name;                /* "etcd:KEY" */
-        bool new_file;             /* the commit adds name to the model's files... */
-        char *model_name;          /* ...this copy, in the model's names */
+        bool new_file;             /* the commit adds the key to the model's inputs... */
+        char *model_name;          /* ...this copy in the model's names, when it keeps them */
 };
 
 /* A claim or borrowed entry while one block is merged: nodes and keys by name, as a
  * full load orders them (it reads keys in order, so file numbers follow names there). */
 struct claim {
         struct raw_block rb;
-        const char *node, *file;
+        const char *node;
         const struct change *fresh; /* the change it comes with, NULL: already indexed */
 };
 
 struct lent {
         struct raw_borrowed rb;
-        const char *node, *block_node, *file;
+        const char *node, *block_node;
         const struct change *fresh;
 };
 
@@ -267,22 +252,37 @@ static int read_change(struct cfg_model *m, struct change *c, struct cfg_diags *
 
 /* ---- the merge at one block ---- */
 
-static int claim_cmp(const void *a, const void *b)
+/* Input order as a full load has it: key order (it reads the keys in order), so by
+ * name (input numbers given since do not follow it). Names are asked for only here,
+ * when two claims tie: a model named on demand makes them (cfg_model_file()). */
+static int input_cmp(const struct cfg_model *m, struct cfg_src a, const struct change *fa, struct cfg_src b,
+                     const struct change *fb)
+{
+        const char *x, *y;
+
+        if (!fa && !fb && a.file == b.file)
+                return 0;
+        x = fa ? fa->name : cfg_model_file(m, a);
+        y = fb ? fb->name : cfg_model_file(m, b);
+        return strcmp(x, y);
+}
+
+static int claim_cmp(const void *a, const void *b, void *ctx)
 {
         const struct claim *x = a, *y = b;
 
         /* raw_cmp() in loader.c: an IPAMBlock's affinity first, then input order. */
         if ((x->rb.origin == BLOCK_FROM_IPAMBLOCK) != (y->rb.origin == BLOCK_FROM_IPAMBLOCK))
                 return x->rb.origin == BLOCK_FROM_IPAMBLOCK ? -1 : 1;
-        return strcmp(x->file, y->file);
+        return input_cmp(ctx, x->rb.src, x->fresh, y->rb.src, y->fresh);
 }
 
-static int lent_cmp(const void *a, const void *b)
+static int lent_cmp(const void *a, const void *b, void *ctx)
 {
         const struct lent *x = a, *y = b;
         int c = cfg_prefix_cmp(&x->rb.addr, &y->rb.addr);
 
-        return c ? c : strcmp(x->file, y->file);
+        return c ? c : input_cmp(ctx, x->rb.src, x->fresh, y->rb.src, y->fresh);
 }
 
 /* First raw claim whose cidr is not below p. */
@@ -496,15 +496,14 @@ static int plan_group(const struct cfg_model *m, const struct cfg_kv_index *ix, 
         for (size_t i = g->lo; i < g->hi; i++)
                 if (!group_has_file(g, ix->raw[i].src.file))
                         g->claims[g->n_claims++] = (struct claim){ ix->raw[i], m->nodes[ix->raw[i].node].name,
-                                                                   m->files[ix->raw[i].src.file], NULL };
+                                                                   NULL };
         for (size_t i = g->blo; i < g->bhi; i++) {
                 const struct raw_borrowed *b = &ix->bor[i];
 
                 if (!group_has_file(g, b->src.file))
                         g->lents[g->n_lents++] = (struct lent){
                                 *b, m->nodes[b->node].name,
-                                b->block_node == UINT32_MAX ? NULL : m->nodes[b->block_node].name,
-                                m->files[b->src.file], NULL
+                                b->block_node == UINT32_MAX ? NULL : m->nodes[b->block_node].name, NULL
                         };
         }
         for (size_t k = 0; k < g->n_cs; k++) {
@@ -513,16 +512,16 @@ static int plan_group(const struct cfg_model *m, const struct cfg_kv_index *ix, 
 
                 for (size_t i = 0; mini && i < mini->n_raw; i++)
                         g->claims[g->n_claims++] = (struct claim){ mini->raw[i], mini_node(mini, mini->raw[i].node),
-                                                                   c->name, c };
+                                                                   c };
                 for (size_t i = 0; mini && i < mini->n_borrowed; i++) {
                         const struct raw_borrowed *b = &mini->borrowed[i];
 
                         g->lents[g->n_lents++] = (struct lent){ *b, mini_node(mini, b->node),
-                                                                mini_node(mini, b->block_node), c->name, c };
+                                                                mini_node(mini, b->block_node), c };
                 }
         }
-        qsort(g->claims, g->n_claims, sizeof(*g->claims), claim_cmp);
-        qsort(g->lents, g->n_lents, sizeof(*g->lents), lent_cmp);
+        qsort_r(g->claims, g->n_claims, sizeof(*g->claims), claim_cmp, (void *)m);
+        qsort_r(g->lents, g->n_lents, sizeof(*g->lents), lent_cmp, (void *)m);
 
         /* build_blocks(): the first claim is the block's; another naming a different
          * node is an error unless an IPAMBlock overrules it. */
@@ -562,6 +561,7 @@ struct batch {
         char **new_nodes; /* names the model lacks, sorted */
         size_t n_new_nodes, cap_new_nodes;
         size_t n_new_files;
+        size_t n_files;   /* the model's inputs after the commit */
         uint32_t *gone;   /* node numbers that lost a reference */
         size_t n_gone;
 };
@@ -604,6 +604,42 @@ static int change_cmp(const void *x, const void *y)
         return c ? c : strcmp(a->kv->key, b->kv->key);
 }
 
+/* The change's input in the model: the number the source told (a number past the
+ * model's inputs: the one the key is to have; the numbers between have no key), else
+ * by name (a caller that keeps no numbers; a scan). *n_files: the inputs after. */
+static int find_input(const struct cfg_model *m, struct change *c, size_t *n_files)
+{
+        uint32_t told = c->kv->input;
+
+        c->file = UINT32_MAX;
+        if (told) {
+                /* Numbers only for a model named on demand, and a few past its inputs. */
+                if (!m->namer || told - 1 >= CFG_MAX_KEYS)
+                        return -EAGAIN;
+                if (told - 1 < m->n_files)
+                        c->file = told - 1;
+                else if (c->mini) {
+                        c->file = told - 1;
+                        c->new_file = true;
+                        *n_files = *n_files > told ? *n_files : told;
+                }
+                return 0;
+        }
+        /* Named on demand, a key the source does not know is not in the model. */
+        if (m->namer)
+                return c->mini ? -EAGAIN : 0;
+        for (size_t i = 0; i < m->n_files && m->files; i++)
+                if (streq(m->files[i], c->name)) {
+                        c->file = (uint32_t)i;
+                        return 0;
+                }
+        if (c->mini) {
+                c->new_file = true;
+                (*n_files)++;
+        }
+        return 0;
+}
+
 /* Every group planned and checked against the others; nothing changed yet. */
 static int plan_batch(const struct cfg_model *m, const struct cfg_kv_index *ix, struct batch *b)
 {
@@ -618,9 +654,9 @@ static int plan_batch(const struct cfg_model *m, const struct cfg_kv_index *ix, 
         b->groups = calloc(b->n ? b->n : 1, sizeof(*b->groups));
         if (!b->groups)
                 return -ENOMEM;
+        b->n_files = m->n_files;
         for (size_t i = 0; i < b->n; i++) {
                 struct change *c = &b->cs[i];
-                void *found;
 
                 if (asprintf(&c->name, "etcd:%s", c->kv->key) < 0) {
                         c->name = NULL;
@@ -629,9 +665,8 @@ static int plan_batch(const struct cfg_model *m, const struct cfg_kv_index *ix, 
                 /* Each key once (a caller's slip: the full load decides). */
                 if (i && streq(c->kv->key, b->cs[i - 1].kv->key))
                         return -EAGAIN;
-                found = strtab_get(&ix->files, c->name, file_key, m);
-                c->file = found ? (uint32_t)((uintptr_t)found - 1) : UINT32_MAX;
-                c->new_file = !found && c->mini;
+                if ((r = find_input(m, c, &b->n_files)) < 0)
+                        return r;
                 b->n_new_files += c->new_file;
                 if (i && cfg_prefix_eq(&c->cidr, &b->cs[i - 1].cidr))
                         b->groups[b->n_groups - 1].n_cs++;
@@ -668,25 +703,10 @@ static int plan_batch(const struct cfg_model *m, const struct cfg_kv_index *ix, 
         return b->gone ? 0 : -ENOMEM;
 }
 
-/* Room for n more names in the file table: strtab_reserve() makes room for one more
- * entry than it holds, so count the entries to come in while it grows. */
-static int files_reserve(struct strtab *t, size_t n, const struct cfg_model *m)
-{
-        size_t had = t->n;
-        int r = 0;
-
-        for (size_t i = 0; i < n && r >= 0; i++) {
-                r = strtab_reserve(t, file_key, m);
-                t->n++;
-        }
-        t->n = had;
-        return r;
-}
-
 /* Room for everything the commit adds, so that it cannot fail half way. */
 static int reserve(struct cfg_model *m, struct cfg_kv_index *ix, struct batch *b)
 {
-        size_t nf = m->n_files + b->n_new_files, nn = m->n_nodes + b->n_new_nodes, nc = 0, nl = 0;
+        size_t nf = b->n_files, nn = m->n_nodes + b->n_new_nodes, nc = 0, nl = 0;
         int r;
 
         for (size_t i = 0; i < b->n_groups; i++) {
@@ -700,17 +720,18 @@ static int reserve(struct cfg_model *m, struct cfg_kv_index *ix, struct batch *b
                 if (!g->rv || !g->bv || !g->mv)
                         return -ENOMEM;
         }
-        if ((r = GROW(m->files, ix->cap_files, nf)) < 0 || (r = GROW(ix->counted, ix->cap_counted, nf)) < 0 ||
+        if ((!m->namer && (r = GROW(m->files, ix->cap_files, nf)) < 0) ||
+            (r = GROW(ix->counted, ix->cap_counted, nf)) < 0 ||
             (r = GROW(m->nodes, ix->cap_nodes, nn)) < 0 || (r = GROW(ix->refs, ix->cap_refs, nn)) < 0 ||
             (r = GROW(ix->raw, ix->cap_raw, ix->n_raw + nc)) < 0 || (r = GROW(ix->bor, ix->cap_bor, ix->n_bor + nl)) < 0 ||
             (r = GROW(m->blocks, ix->cap_blocks, m->n_blocks + b->n_groups)) < 0 ||
             (r = GROW(m->borrowed, ix->cap_borrowed, m->n_borrowed + nl)) < 0)
                 return r;
         /* A name that the commit then does not use stays in the model's chunks, unseen. */
-        for (size_t i = 0; i < b->n; i++)
+        for (size_t i = 0; i < b->n && !m->namer; i++)
                 if (b->cs[i].new_file && !(b->cs[i].model_name = cfg_model_name(m, b->cs[i].name)))
                         return -ENOMEM;
-        return files_reserve(&ix->files, b->n_new_files, m);
+        return 0;
 }
 
 static bool block_same(const struct cfg_block *a, const struct cfg_block *b)
@@ -845,17 +866,18 @@ static int commit_batch(struct cfg_model *m, struct cfg_kv_index *ix, struct bat
 {
         int r = 0, q;
 
-        for (size_t i = 0; i < b->n; i++) {
+        for (size_t i = 0; i < b->n && !m->namer; i++) {
                 struct change *c = &b->cs[i];
-                void *old;
 
                 if (!c->new_file)
                         continue;
                 c->file = (uint32_t)m->n_files;
-                m->files[m->n_files++] = c->model_name; /* the claims' names point at it */
+                m->files[m->n_files++] = c->model_name;
                 ix->counted[c->file] = 0;
-                (void)strtab_put(&ix->files, (void *)(uintptr_t)(c->file + 1), file_key, m, &old);
         }
+        /* Named on demand: the inputs the source numbered, none counted yet. */
+        for (; m->namer && m->n_files < b->n_files; m->n_files++)
+                ix->counted[m->n_files] = 0;
         for (size_t i = 0; i < b->n_new_nodes; i++) {
                 node_insert(m, ix, TAKE_PTR(b->new_nodes[i]));
                 *changed = true;

@@ -77,6 +77,13 @@ int cfg_model_from_kvs(struct cfg_settings *settings, const struct cfg_kv *kvs, 
  * model it was built with, and only while that model changes through
  * cfg_model_update_kvs(). */
 struct cfg_kv_index;
+/* The same for a load fed key by key (cfg_loader_add_kv()): keep_index before the
+ * first key, then finish_indexed instead of cfg_loader_finish(). A model named on
+ * demand (cfg_loader_name_on_demand()) keeps its namer for the updates, which name
+ * the inputs they compare; the caller then tells each changed key's input number
+ * (struct cfg_kv.input). */
+void cfg_loader_keep_index(struct cfg_loader *l);
+int cfg_loader_finish_indexed(struct cfg_loader *l, struct cfg_model **ret, struct cfg_kv_index **ret_ix);
 /* cfg_model_from_kvs() that also returns the model's index. */
 int cfg_model_from_kvs_indexed(struct cfg_settings *settings, const struct cfg_kv *kvs, size_t n,
                                struct cfg_model **ret, struct cfg_kv_index **ret_ix, struct cfg_diags *diags);

@@ -511,6 +511,16 @@ int cfg_loader_finish(struct cfg_loader *l, struct cfg_model **ret)
         return finish_load(l, ret, NULL);
 }
 
+void cfg_loader_keep_index(struct cfg_loader *l)
+{
+        l->indexing = true;
+}
+
+int cfg_loader_finish_indexed(struct cfg_loader *l, struct cfg_model **ret, struct cfg_kv_index **ret_ix)
+{
+        return finish_load(l, ret, ret_ix);
+}
+
 int cfg_model_from_kvs_indexed(struct cfg_settings *settings, const struct cfg_kv *kvs, size_t n,
                                struct cfg_model **ret, struct cfg_kv_index **ret_ix, struct cfg_diags *diags)
 {

@@ -219,6 +219,10 @@ struct cfg_kv {
         const char *value; /* value_len bytes, not necessarily NUL-terminated */
         size_t value_len;
         bool record;       /* value is cfg_kv_compact()'s record of the value, not the value */
+        /* cfg_model_update_kvs(): the key's input number in the model + 1 (a key new to
+         * the model: the number it is to have + 1), as the source that keeps the keys
+         * knows it; 0: not told (the update then looks the key up by name). */
+        uint32_t input;
 };
 void cfg_model_free(struct cfg_model *m);
 

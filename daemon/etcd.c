@@ -31,12 +31,14 @@
 #include "log.h"
 #include "util.h"
 
+/* In key order: a list then reads every key in order, which the cache packs as it
+ * comes (etcd-cache.h); out of order, it would keep them on top, unpacked. */
 const char *const etcd_prefixes[ETCD_N_PREFIXES] = {
+        CFG_ETCD_BLOCK_PREFIX,
+        CFG_ETCD_AFFINITY_PREFIX,
+        CFG_ETCD_RESOURCES_PREFIX "felixconfigurations/",
         CFG_ETCD_RESOURCES_PREFIX "ippools/",
         CFG_ETCD_RESOURCES_PREFIX "nodes/",
-        CFG_ETCD_RESOURCES_PREFIX "felixconfigurations/",
-        CFG_ETCD_AFFINITY_PREFIX,
-        CFG_ETCD_BLOCK_PREFIX,
 };
 
 /* Retry: the first after a second, doubling up to half a minute, each drawn from
@@ -65,46 +67,20 @@ char *etcd_prefix_end(const char *prefix, size_t len, size_t *ret_len)
         return end;
 }
 
-/* ---- the cache: a string table (strtab.h) of struct etcd_kv by key ---- */
-
-struct kvmap {
-        struct strtab t;
-};
-
-static const char *kv_key(const void *entry, const void *ctx)
-{
-        (void)ctx;
-        return ((const struct etcd_kv *)entry)->key;
-}
-
-static void kvmap_clear(struct kvmap *m)
-{
-        for (size_t i = 0; i < m->t.size; i++)
-                etcd_kv_free(m->t.slots[i]);
-        strtab_clear(&m->t);
-}
+/* ---- the cache (etcd-cache.h) ---- */
 
 /* Takes kv (also on failure). */
-static int kvmap_put(struct kvmap *m, struct etcd_kv *kv)
+static int kvmap_put(struct etcd_cache *c, struct etcd_kv *kv)
 {
-        void *old = NULL;
+        struct cfg_kv had;
         int r;
 
-        if (m->t.n >= ETCD_MAX_KEYS && !strtab_get(&m->t, kv->key, kv_key, NULL)) {
-                etcd_kv_free(kv);
-                return -E2BIG;
-        }
-        if ((r = strtab_put(&m->t, kv, kv_key, NULL, &old)) < 0) {
-                etcd_kv_free(kv);
-                return r;
-        }
-        etcd_kv_free(old);
-        return 0;
-}
-
-static void kvmap_del(struct kvmap *m, const char *key)
-{
-        etcd_kv_free(strtab_remove(&m->t, key, kv_key, NULL));
+        if (etcd_cache_n(c) >= ETCD_MAX_KEYS && !etcd_cache_get(c, kv->key, &had))
+                r = -E2BIG;
+        else
+                r = etcd_cache_put(c, kv->key, kv->value, kv->value_len, kv->record);
+        etcd_kv_free(kv);
+        return r;
 }
 
 /* ---- requests ---- */
@@ -147,7 +123,7 @@ struct etcd {
         char *token;         /* etcd authentication */
         /* listing */
         struct req *list;
-        struct kvmap building;
+        struct etcd_cache building;
         size_t list_prefix;
         char *page_key; /* where the next page starts (binary: the last key and a NUL) */
         size_t page_key_len;
@@ -158,7 +134,7 @@ struct etcd {
         /* watching */
         struct req *watch[ETCD_N_PREFIXES];
         /* the data */
-        struct kvmap cache;
+        struct etcd_cache cache;
         bool compact; /* keep IPAM values as records (etcd_compact()) */
         /* the keys watch events changed since etcd_changes_reset(), for in-place
          * updates (source-etcd.c): unknown after a list, or past ETCD_MAX_PENDING */
@@ -395,7 +371,7 @@ static void begin_attempt(struct etcd *e)
         int r;
 
         cancel_all(e);
-        kvmap_clear(&e->building);
+        etcd_cache_clear(&e->building);
         free(e->page_key);
         e->page_key = NULL;
         e->list_prefix = 0;
@@ -480,11 +456,11 @@ static void pending_add(struct etcd *e, const char *key)
 
 static void list_complete(struct etcd *e)
 {
-        struct kvmap old = e->cache;
+        struct etcd_cache old = e->cache;
 
         e->cache = e->building;
-        e->building = (struct kvmap){};
-        kvmap_clear(&old);
+        e->building = (struct etcd_cache){};
+        etcd_cache_clear(&old);
         /* Anything may have changed between the old cache and the new list. */
         pending_clear(e);
         e->pending_lost = true;
@@ -495,7 +471,7 @@ static void list_complete(struct etcd *e)
         snprintf(e->endpoint, sizeof(e->endpoint), "%s", e->conf.endpoints[e->fo.cur]);
         req_free(e->list);
         e->list = NULL;
-        log_debug("etcd: listed %zu keys at revision %lld from %s", e->cache.t.n, (long long)e->revision,
+        log_debug("etcd: listed %zu keys at revision %lld from %s", etcd_cache_n(&e->cache), (long long)e->revision,
                   e->endpoint);
         if (e->once) {
                 e->state = ST_DONE;
@@ -560,9 +536,9 @@ static int apply_event(struct etcd *e, struct etcd_event *ev)
         }
         pending_add(e, kv->key);
         if (ev->del) {
-                kvmap_del(&e->cache, kv->key);
+                r = etcd_cache_del(&e->cache, kv->key);
                 etcd_kv_free(kv);
-                return 0;
+                return r;
         }
         return kvmap_put(&e->cache, kv);
 }
@@ -768,8 +744,8 @@ void etcd_free(struct etcd *e)
         sd_event_source_disable_unref(e->retry);
         sd_event_source_disable_unref(e->deadline);
         sd_event_unref(e->ev);
-        kvmap_clear(&e->building);
-        kvmap_clear(&e->cache);
+        etcd_cache_clear(&e->building);
+        etcd_cache_clear(&e->cache);
         pending_clear(e);
         free(e->page_key);
         free(e->token);
@@ -813,32 +789,12 @@ int64_t etcd_revision(const struct etcd *e)
 
 size_t etcd_n_keys(const struct etcd *e)
 {
-        return e->cache.t.n;
+        return etcd_cache_n(&e->cache);
 }
 
-static int kv_cmp(const void *a, const void *b)
+struct etcd_cache *etcd_cache(struct etcd *e)
 {
-        return strcmp(((const struct cfg_kv *)a)->key, ((const struct cfg_kv *)b)->key);
-}
-
-int etcd_kvs(const struct etcd *e, struct cfg_kv **ret, size_t *ret_n)
-{
-        const struct strtab *t = &e->cache.t;
-        struct cfg_kv *v = malloc((t->n ? t->n : 1) * sizeof(*v));
-        size_t n = 0;
-
-        if (!v)
-                return -ENOMEM;
-        for (size_t i = 0; i < t->size; i++) {
-                const struct etcd_kv *kv = t->slots[i];
-
-                if (kv)
-                        v[n++] = (struct cfg_kv){ kv->key, kv->value, kv->value_len, kv->record };
-        }
-        qsort(v, n, sizeof(*v), kv_cmp);
-        *ret = v;
-        *ret_n = n;
-        return 0;
+        return &e->cache;
 }
 
 int etcd_list_once(const struct cfg_etcd *conf, uint64_t timeout_usec, struct etcd **ret, char *why,
@@ -895,13 +851,16 @@ int etcd_changes(struct etcd *e, struct cfg_kv **ret, size_t *ret_n)
         if (e->n_pending > 1)
                 qsort(e->pending, e->n_pending, sizeof(*e->pending), str_cmp);
         for (size_t i = 0; i < e->n_pending; i++) {
-                const struct etcd_kv *kv;
+                struct cfg_kv kv;
 
                 if (n && streq(v[n - 1].key, e->pending[i]))
                         continue;
-                kv = strtab_get(&e->cache.t, e->pending[i], kv_key, NULL);
-                v[n++] = (struct cfg_kv){ e->pending[i], kv ? kv->value : NULL, kv ? kv->value_len : 0,
-                                          kv && kv->record };
+                if (!etcd_cache_get(&e->cache, e->pending[i], &kv))
+                        kv = (struct cfg_kv){ .value = NULL };
+                /* The number of a key that is gone, too: the model may still have it. */
+                kv.input = kv.value ? kv.input : etcd_cache_input(&e->cache, e->pending[i]);
+                kv.key = e->pending[i];
+                v[n++] = kv;
         }
         *ret = v;
         *ret_n = n;

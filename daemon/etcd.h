@@ -18,6 +18,7 @@
 #include <systemd/sd-event.h>
 
 #include "datastore.h"
+#include "etcd-cache.h"
 #include "etcd-parse.h"
 #include "model.h"
 
@@ -62,13 +63,12 @@ bool etcd_has_data(const struct etcd *e);
 const char *etcd_endpoint(const struct etcd *e);
 int64_t etcd_revision(const struct etcd *e);
 size_t etcd_n_keys(const struct etcd *e);
-/* The cache, sorted by key, as cfg_model_from_kvs() takes it. The pointers stay valid
- * until the loop runs again; free(*ret) only. */
-int etcd_kvs(const struct etcd *e, struct cfg_kv **ret, size_t *ret_n);
+/* The cache (etcd-cache.h): the caller may compact it and walk it between events. */
+struct etcd_cache *etcd_cache(struct etcd *e);
 
 /* In-place updates (source-etcd.c): the keys watch events changed since
  * etcd_changes_reset(), each once in key order, with the value each has now (NULL:
- * deleted); the pointers stay valid until the loop runs again or the reset; free(*ret)
+ * deleted) and its input number in the cache (cfg_kv.input); the pointers stay valid until the loop runs again or the reset; free(*ret)
  * only. -EAGAIN when they are not known: a list since (anything may have changed), or
  * more than ETCD_MAX_PENDING of them. */
 #define ETCD_MAX_PENDING 10000

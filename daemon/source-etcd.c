@@ -84,29 +84,62 @@ static int etcd_source_start(struct source *src)
         return r;
 }
 
+static int add_key(const struct cfg_kv *kv, void *userdata)
+{
+        return cfg_loader_add_kv(userdata, kv);
+}
+
+/* The model of the cache as it is: its keys in order, each named on demand by the
+ * cache (no copy of 210k names); a following source keeps the index too. */
+static int build(struct etcd_source *s, struct cfg_settings *set, bool indexed, struct cfg_model **ret,
+                 struct cfg_diags *d)
+{
+        struct etcd_cache *c = etcd_cache(s->etcd);
+        struct cfg_loader *l;
+        int r;
+
+        /* Keys numbered by their place: the numbers the load gives them. */
+        if ((r = etcd_cache_compact(c)) < 0)
+                return r;
+        if ((r = cfg_loader_new(set, d, &l)) < 0)
+                return r;
+        cfg_loader_name_on_demand(l, etcd_cache_name, c);
+        if (indexed)
+                cfg_loader_keep_index(l);
+        if ((r = cfg_loader_reserve(l, etcd_cache_n(c), 0)) < 0 || (r = etcd_cache_walk(c, add_key, l)) < 0) {
+                cfg_loader_free(l);
+                return r;
+        }
+        return indexed ? cfg_loader_finish_indexed(l, ret, &s->ix) : cfg_loader_finish(l, ret);
+}
+
 static int etcd_source_model(struct source *src, struct cfg_settings *set, struct cfg_model **ret,
                              struct cfg_diags *d)
 {
         struct etcd_source *s = (struct etcd_source *)src;
-        struct cfg_kv *kvs = NULL;
-        size_t n;
         int r;
 
         if (!etcd_has_data(s->etcd))
                 return 0;
         drop_index(s);
-        if ((r = etcd_kvs(s->etcd, &kvs, &n)) < 0)
-                return r;
         if (src->ev) {
                 /* The model is the cache as it is now: changes before this are in it. */
                 etcd_changes_reset(s->etcd);
-                r = cfg_model_from_kvs_indexed(set, kvs, n, ret, &s->ix, d);
+                r = build(s, set, true, ret, d);
                 if (r >= 0)
                         s->ix_model = *ret;
         } else
-                r = cfg_model_from_kvs(set, kvs, n, ret, d);
-        free(kvs);
+                r = build(s, set, false, ret, d);
         return r < 0 ? r : 1;
+}
+
+/* Changes kept on top of the packed cache past this are packed by a full build (it
+ * renumbers the keys): the cache does not grow with churn. */
+static size_t max_changed(const struct etcd_cache *c)
+{
+        size_t n = etcd_cache_n(c) / 8;
+
+        return n > 4096 ? n : 4096;
 }
 
 static int etcd_source_update(struct source *src, struct cfg_model *m, struct cfg_touched *t, struct cfg_diags *d)
@@ -119,6 +152,10 @@ static int etcd_source_update(struct source *src, struct cfg_model *m, struct cf
         /* Only the model the index describes, and only while it is exact. */
         if (!s->ix || s->ix_model != m || !s->etcd)
                 return -EAGAIN;
+        if (etcd_cache_n_changed(etcd_cache(s->etcd)) > max_changed(etcd_cache(s->etcd))) {
+                drop_index(s);
+                return -EAGAIN;
+        }
         if ((r = etcd_changes(s->etcd, &kvs, &n)) < 0) {
                 drop_index(s);
                 return r;

@@ -101,8 +101,64 @@ static struct cfg_kv kv_of(const char *key, const char *value, bool records, cha
         return kv;
 }
 
+/* The input numbers a source that keeps the keys tells (the etcd cache's contract,
+ * daemon/etcd-cache.h): a full load numbers the keys by their place; a key new since
+ * gets the next number and keeps it, deleted or not, until the next full load. The
+ * model is named on demand from them. */
+struct numbering {
+        char *key[8 * MAX_KEYS]; /* by number */
+        uint32_t n;
+};
+
+static void num_clear(struct numbering *nb)
+{
+        for (uint32_t i = 0; i < nb->n; i++)
+                free(nb->key[i]);
+        nb->n = 0;
+}
+
+/* The key's number + 1 (a new one when add), 0: none. */
+static uint32_t num_of(struct numbering *nb, const char *key, bool add)
+{
+        for (uint32_t i = 0; i < nb->n; i++)
+                if (streq(nb->key[i], key))
+                        return i + 1;
+        if (!add)
+                return 0;
+        assert_true(nb->n < ELEMENTSOF(nb->key));
+        nb->key[nb->n++] = strdup(key);
+        return nb->n;
+}
+
+static void num_namer(const void *ctx, uint32_t input, char *buf, size_t size)
+{
+        const struct numbering *nb = ctx;
+
+        snprintf(buf, size, "etcd:%s", input < nb->n ? nb->key[input] : "?");
+}
+
+/* The model side's full load through the loader, named on demand (nb), or in one call
+ * with its names. */
+static int load_numbered(struct cfg_settings *set, const struct cfg_kv *kvs, size_t n, struct numbering *nb,
+                         struct cfg_model **ret, struct cfg_kv_index **ret_ix, struct cfg_diags *d)
+{
+        struct cfg_loader *l;
+        int r;
+
+        num_clear(nb);
+        for (size_t i = 0; i < n; i++)
+                num_of(nb, kvs[i].key, true);
+        if ((r = cfg_loader_new(set, d, &l)) < 0)
+                return r;
+        cfg_loader_name_on_demand(l, num_namer, nb);
+        cfg_loader_keep_index(l);
+        for (size_t i = 0; i < n && r >= 0; i++)
+                r = cfg_loader_add_kv(l, &kvs[i]);
+        return cfg_loader_finish_indexed(l, ret, ret_ix);
+}
+
 static int full_load(const struct keyset *s, struct cfg_model **ret, struct cfg_kv_index **ret_ix,
-                     struct cfg_diags *d, bool records)
+                     struct cfg_diags *d, bool records, struct numbering *nb)
 {
         struct cfg_settings set = settings();
         struct cfg_kv kvs[MAX_KEYS];
@@ -111,8 +167,11 @@ static int full_load(const struct keyset *s, struct cfg_model **ret, struct cfg_
 
         for (size_t i = 0; i < s->n; i++)
                 kvs[i] = kv_of(s->key[i], s->value[i], records, &recs[i]);
-        r = ret_ix ? cfg_model_from_kvs_indexed(&set, kvs, s->n, ret, ret_ix, d)
-                   : cfg_model_from_kvs(&set, kvs, s->n, ret, d);
+        if (ret_ix && nb)
+                r = load_numbered(&set, kvs, s->n, nb, ret, ret_ix, d);
+        else
+                r = ret_ix ? cfg_model_from_kvs_indexed(&set, kvs, s->n, ret, ret_ix, d)
+                           : cfg_model_from_kvs(&set, kvs, s->n, ret, d);
         for (size_t i = 0; i < s->n; i++)
                 free(recs[i]);
         cfg_settings_clear(&set);
@@ -419,10 +478,12 @@ struct stats {
 };
 
 /* records: the model side reads records where cfg_kv_compact() gives them, the
- * reference always the values. */
+ * reference always the values; numbered: the model side is named on demand and told
+ * each changed key's input number, as the etcd source does. */
 static void run_sequence(unsigned seed, unsigned steps, struct stats *st)
 {
         bool records = seed % 2 == 0;
+        struct numbering numbers = {}, *nb = seed % 4 < 2 ? &numbers : NULL;
         struct keyset s = {};
         struct cfg_model *m = NULL;
         struct cfg_kv_index *ix = NULL;
@@ -430,7 +491,7 @@ static void run_sequence(unsigned seed, unsigned steps, struct stats *st)
         char repair[160] = "", old_repair[160] = "";
 
         base_keys(&s);
-        assert_int_equal(full_load(&s, &m, &ix, &d, records), 0);
+        assert_int_equal(full_load(&s, &m, &ix, &d, records, nb), 0);
         cfg_diags_clear(&d);
         for (unsigned step = 0; step < steps; step++) {
                 unsigned n = 1 + (unsigned)rand_r(&seed) % 3;
@@ -442,7 +503,7 @@ static void run_sequence(unsigned seed, unsigned steps, struct stats *st)
 
                 /* The model m stands for, to compare with after a refusal. */
                 if (ix) {
-                        assert_int_equal(full_load(&s, &before, NULL, &d, false), 0);
+                        assert_int_equal(full_load(&s, &before, NULL, &d, false, NULL), 0);
                         cfg_diags_clear(&d);
                 }
                 for (unsigned i = 0; i < n; i++) {
@@ -478,7 +539,7 @@ static void run_sequence(unsigned seed, unsigned steps, struct stats *st)
                                         i--;
                                         break;
                                 }
-                w = full_load(&s, &want, NULL, &d, false);
+                w = full_load(&s, &want, NULL, &d, false, NULL);
                 struct cfg_diags wd = d;
                 d = (struct cfg_diags){};
                 if (!ix) {
@@ -487,7 +548,7 @@ static void run_sequence(unsigned seed, unsigned steps, struct stats *st)
                         if (w == 0) {
                                 cfg_model_free(m);
                                 m = NULL;
-                                assert_int_equal(full_load(&s, &m, &ix, &d, records), 0);
+                                assert_int_equal(full_load(&s, &m, &ix, &d, records, nb), 0);
                                 cfg_diags_clear(&d);
                         }
                         cfg_model_free(want);
@@ -496,8 +557,11 @@ static void run_sequence(unsigned seed, unsigned steps, struct stats *st)
                         continue;
                 }
                 char *recs[4] = {};
-                for (unsigned i = 0; i < n; i++)
+                for (unsigned i = 0; i < n; i++) {
                         ch[i] = kv_of(ch[i].key, ch[i].value, records, &recs[i]);
+                        if (nb)
+                                ch[i].input = num_of(nb, ch[i].key, ch[i].value != NULL);
+                }
                 r = cfg_model_update_kvs(m, ix, ch, n, &t, &d);
                 for (unsigned i = 0; i < n; i++)
                         free(recs[i]);
@@ -524,7 +588,7 @@ static void run_sequence(unsigned seed, unsigned steps, struct stats *st)
                         if (w == 0) {
                                 cfg_model_free(m);
                                 m = NULL;
-                                assert_int_equal(full_load(&s, &m, &ix, &d, records), 0);
+                                assert_int_equal(full_load(&s, &m, &ix, &d, records, nb), 0);
                         }
                 } else {
                         /* Refused: the full load refuses too, with each same message. */
@@ -553,6 +617,7 @@ static void run_sequence(unsigned seed, unsigned steps, struct stats *st)
         cfg_kv_index_free(ix);
         cfg_model_free(m);
         ks_clear(&s);
+        num_clear(&numbers);
 }
 
 static void random_sequences(void **state)

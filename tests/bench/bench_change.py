@@ -412,6 +412,7 @@ def etcd_round(b, ns, srv, c, env, tag, a, sustained):
     lst = Listener(ns)
     try:
         out["start"] = d.start_ms
+        out["rss_start"] = d.rss()
 
         def one():
             i, prefix = ch.take()
@@ -504,9 +505,9 @@ def etcd_section(b, c, a, big):
         srv.config = os.path.join(b.top, f"etcd-{c.routes}.yaml")
         with open(srv.config, "w") as f:
             f.write(f"nodeName: {bs.node_name(0)}\nuplink: auto\ndatastore: etcdv3\ncalicoctlConfig: {cfg}\n")
-        if big:
+        if big and not a.no_once:
             res["once"] = once_section(b, ns, srv, c)
-        for mode, env in MODES:
+        for mode, env in a.modes:
             r = etcd_round(b, ns, srv, c, env, f"etcd-{c.routes}-{mode}", a, big)
             res[mode] = r
             print(f"[etcd {c.routes} {mode}] change {med(r['lat'])} ms, cpu/change {r['cpu']:.1f} ms"
@@ -523,7 +524,7 @@ def etcd_section(b, c, a, big):
 def once_section(b, ns, srv, c):
     """Cold and no-op --once from etcd, both paths, beside etcdctl get and the writer."""
     out = {}
-    for mode, env in MODES:
+    for mode, env in b.args.modes:
         flush(ns)
         run_dir = b.run_dir()
         e = dict(env, RUNTIME_DIRECTORY=run_dir, CALICO_UNDERLAY_TIMINGS="1")
@@ -565,7 +566,7 @@ def files_section(b, c, a, big):
                        tmp=os.path.join(resdir, ".tmp"))
             return t, prefix
 
-        for mode, env in MODES:
+        for mode, env in a.modes:
             res["node_" + mode] = files_round(b, ns, config, node_file, env, f"files-{c.routes}-{mode}", a,
                                               a.file_changes)
         if big:
@@ -581,7 +582,7 @@ def files_section(b, c, a, big):
                 write_list(path, base + extra2, tmp=os.path.join(c.dir, ".30.tmp"))
                 return t, prefix
 
-            for mode, env in MODES:
+            for mode, env in a.modes:
                 res["big_" + mode] = files_round(b, ns, c.config, big_file, env, f"big-{c.routes}-{mode}", a,
                                                  a.file_changes)
             scan = b.run(ns, [b.scan, path], stdout=subprocess.PIPE)
@@ -641,6 +642,7 @@ def report(a, runs, kube_rss, out=sys.stdout):
         ("  put -> kernel p99 (ms)", lambda r, m: r[big][m]["s_p99"], f"<= {WATCH_DEBOUNCE_MAX_MS + 50}"),
         ("  routes that never came", lambda r, m: r[big][m]["s_missing"], "0"),
         ("  other kernel notifications", lambda r, m: r[big][m]["s_others"], "0"),
+        ("etcd: daemon peak RSS at start (MB)", lambda r, m: r[big][m]["rss_start"], ""),
         ("etcd: daemon peak RSS after the changes (MB)", lambda r, m: r[big][m]["rss"], "<= 32"),
         ("etcd: daemon idle CPU (ms in %gs)" % a.idle, lambda r, m: r[big][m]["idle"], "0"),
         ("etcd: cold --once (ms)", lambda r, m: r[big]["once"][m]["cold"]["wall"], ""),
@@ -710,6 +712,8 @@ def main():
     ap.add_argument("--only", choices=("etcd", "files"),
                     help="only that datastore's figures (files: no etcd-server needed, no 100k etcd load)")
     ap.add_argument("--keep", action="store_true", help="keep the generated files")
+    ap.add_argument("--scale-only", action="store_true", help="no 40-block cluster and no --once (memory, CPU)")
+    ap.add_argument("--path", choices=("full", "incr"), help="only that column (the other prints -)")
     a = ap.parse_args()
     if a.quick:
         a.scale, a.runs, a.changes, a.file_changes, a.sustain = 10000, 1, 20, 5, 10
@@ -717,6 +721,8 @@ def main():
     a.writer = os.path.join(a.build, "tests", "bench", "rtnl-writer")
     a.scan = os.path.join(a.build, "tests", "bench", "yaml-scan")
     a.foreign, a.no_ipam_blocks = 100, False
+    a.modes = tuple(m for m in MODES if not a.path or m[0] == a.path)
+    a.no_once = a.scale_only
     for path in (a.daemon, a.writer, a.scan):
         if not os.access(path, os.X_OK):
             ap.error(f"{path}: not built")
@@ -742,10 +748,12 @@ def main():
         for k in range(a.runs):
             r = {}
             if a.only != "files":
-                r["etcd40"] = etcd_section(b, small, a, False)
+                if not a.scale_only:
+                    r["etcd40"] = etcd_section(b, small, a, False)
                 r[f"etcd{a.scale}"] = etcd_section(b, big, a, True)
             if a.only != "etcd":
-                r["files40"] = files_section(b, small, a, False)
+                if not a.scale_only:
+                    r["files40"] = files_section(b, small, a, False)
                 r[f"files{a.scale}"] = files_section(b, big, a, True)
             runs.append(r)
             print(f"run {k + 1} of {a.runs} done ({time.monotonic() - t_all:.0f} s)", file=sys.stderr)
