@@ -19,6 +19,7 @@
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 
 #include "datastore.h"
 #include "load.h"
@@ -971,13 +972,18 @@ int cfg_model_update_kvs(struct cfg_model *m, struct cfg_kv_index *ix, const str
 
 /* ---- records: an IPAM value as the load takes it ----
  *
- * Bytes: a version byte, the count flag, the claims (origin, line, node name with its
- * NUL; the cidr is the key's, as the reading checked), the borrowed addresses (line, address, node and block node names, "" for
- * none). Made from the loader's own reading of the value (so the record holds what the
- * rules made of it, never a second reading of the JSON), replayed through the same
- * loader calls. */
+ * Bytes: a version byte, the count flag, the number of claims, the claims (origin,
+ * with KEY_HOST set when the node is the key's own host, as a BlockAffinity's always
+ * is; line; the node name with its NUL unless KEY_HOST; the cidr is the key's, as the
+ * reading checked), the number of borrowed addresses, each (line, family, length, the
+ * address's 4 or 16 bytes, node and block node names, "" for none). Numbers as LEB128
+ * varints: a record is held for each of 200k keys (issue 16's memory budget), 12 bytes
+ * for a BlockAffinity. Made from the loader's own reading of the value (so the record
+ * holds what the rules made of it, never a second reading of the JSON), replayed
+ * through the same loader calls. */
 
-#define RECORD_VERSION 1
+#define RECORD_VERSION 2
+#define KEY_HOST 0x80
 
 struct wbuf {
         char *p;
@@ -993,9 +999,41 @@ static void put(struct wbuf *w, const void *data, size_t n)
         w->n += n;
 }
 
+static void put_num(struct wbuf *w, uint32_t v)
+{
+        do {
+                uint8_t b = v & 0x7f;
+
+                v >>= 7;
+                b |= v ? 0x80 : 0;
+                put(w, &b, 1);
+        } while (v);
+}
+
 static void put_str(struct wbuf *w, const char *s)
 {
         put(w, s ? s : "", strlen(s ? s : "") + 1);
+}
+
+/* The host of an affinity key (CFG_ETCD_AFFINITY_PREFIX HOST/...), length 0 for any
+ * other key. */
+static size_t key_host(const char *key, const char **ret)
+{
+        const char *slash;
+
+        if (strncmp(key, CFG_ETCD_AFFINITY_PREFIX, strlen(CFG_ETCD_AFFINITY_PREFIX)))
+                return 0;
+        *ret = key + strlen(CFG_ETCD_AFFINITY_PREFIX);
+        slash = strchr(*ret, '/');
+        return slash ? (size_t)(slash - *ret) : 0;
+}
+
+static bool is_key_host(const char *key, const char *name)
+{
+        const char *host;
+        size_t n = key_host(key, &host);
+
+        return n && name && strlen(name) == n && !memcmp(name, host, n);
 }
 
 int cfg_kv_compact(const struct cfg_kv *kv, char **ret, size_t *ret_len)
@@ -1006,7 +1044,6 @@ int cfg_kv_compact(const struct cfg_kv *kv, char **ret, size_t *ret_len)
         struct cfg_prefix cidr;
         struct wbuf w = {};
         uint8_t b;
-        uint32_t n;
         int r;
 
         if (kv->record || etcd_ipam_key_cidr(kv->key, &cidr) != 1)
@@ -1034,16 +1071,23 @@ int cfg_kv_compact(const struct cfg_kv *kv, char **ret, size_t *ret_len)
         b = (uint8_t)l->n_raw;
         put(&w, &b, 1);
         for (size_t i = 0; i < l->n_raw; i++) {
-                b = l->raw[i].origin;
+                const char *node = mini_node(l, l->raw[i].node);
+                bool host = is_key_host(kv->key, node);
+
+                b = (uint8_t)(l->raw[i].origin | (host ? KEY_HOST : 0));
                 put(&w, &b, 1);
-                put(&w, &l->raw[i].src.line, sizeof(uint32_t));
-                put_str(&w, mini_node(l, l->raw[i].node));
+                put_num(&w, l->raw[i].src.line);
+                if (!host)
+                        put_str(&w, node);
         }
-        n = (uint32_t)l->n_borrowed;
-        put(&w, &n, sizeof(n));
+        put_num(&w, (uint32_t)l->n_borrowed);
         for (size_t i = 0; i < l->n_borrowed; i++) {
-                put(&w, &l->borrowed[i].src.line, sizeof(uint32_t));
-                put(&w, &l->borrowed[i].addr, sizeof(struct cfg_prefix));
+                const struct cfg_prefix *a = &l->borrowed[i].addr;
+
+                put_num(&w, l->borrowed[i].src.line);
+                put(&w, &a->family, 1);
+                put(&w, &a->len, 1);
+                put(&w, a->addr, a->family == AF_INET6 ? 16 : 4);
                 put_str(&w, mini_node(l, l->borrowed[i].node));
                 put_str(&w, mini_node(l, l->borrowed[i].block_node));
         }
@@ -1075,6 +1119,22 @@ static void get(struct rbuf *r, void *data, size_t n)
         r->n -= n;
 }
 
+static uint32_t get_num(struct rbuf *r)
+{
+        uint32_t v = 0;
+
+        for (unsigned shift = 0; shift < 35; shift += 7) {
+                uint8_t b;
+
+                get(r, &b, 1);
+                v |= (uint32_t)(b & 0x7f) << shift;
+                if (!(b & 0x80))
+                        return v;
+        }
+        r->bad = true;
+        return 0;
+}
+
 static const char *get_str(struct rbuf *r)
 {
         const char *s = r->p, *end = r->bad ? NULL : memchr(r->p, 0, r->n);
@@ -1088,14 +1148,63 @@ static const char *get_str(struct rbuf *r)
         return s;
 }
 
+static int replay_claim(struct cfg_loader *l, const struct cfg_kv *kv, const struct cfg_prefix *cidr,
+                        struct rbuf *rb)
+{
+        char host[CFG_MAX_NAME + 1];
+        const char *name, *h;
+        uint8_t origin;
+        uint32_t line, node;
+        size_t n;
+        int r;
+
+        get(rb, &origin, 1);
+        line = get_num(rb);
+        if (origin & KEY_HOST) {
+                n = key_host(kv->key, &h);
+                if (!n || n > CFG_MAX_NAME)
+                        return -EINVAL;
+                memcpy(host, h, n);
+                host[n] = '\0';
+                name = host;
+        } else
+                name = get_str(rb);
+        if (rb->bad)
+                return -EINVAL;
+        if ((r = loader_node(l, name, &node)) < 0 ||
+            (r = loader_add_block(l, cidr, node, (enum block_origin)(origin & ~KEY_HOST), line)) < 0)
+                return r;
+        return 0;
+}
+
+static int replay_borrowed(struct cfg_loader *l, struct rbuf *rb)
+{
+        struct cfg_prefix p = {};
+        uint32_t line = get_num(rb), node, block_node = UINT32_MAX;
+        const char *name, *bname;
+        int r;
+
+        get(rb, &p.family, 1);
+        get(rb, &p.len, 1);
+        if (p.family != AF_INET && p.family != AF_INET6)
+                return -EINVAL;
+        get(rb, p.addr, p.family == AF_INET6 ? 16 : 4);
+        name = get_str(rb);
+        bname = get_str(rb);
+        if (rb->bad)
+                return -EINVAL;
+        if ((*bname && (r = loader_node(l, bname, &block_node)) < 0) || (r = loader_node(l, name, &node)) < 0 ||
+            (r = loader_add_borrowed(l, &p, node, block_node, line)) < 0)
+                return r;
+        return 0;
+}
+
 int loader_replay_record(struct cfg_loader *l, const struct cfg_kv *kv)
 {
         struct rbuf rb = { kv->value, kv->value_len, false };
-        uint8_t version, counted, n_claims, origin;
-        uint32_t line, n;
-        struct cfg_prefix p, cidr;
-        uint32_t node, block_node;
-        const char *name, *bname;
+        uint8_t version, counted, n_claims;
+        struct cfg_prefix cidr;
+        uint32_t n;
         int r;
 
         get(&rb, &version, 1);
@@ -1104,28 +1213,12 @@ int loader_replay_record(struct cfg_loader *l, const struct cfg_kv *kv)
         if (rb.bad || version != RECORD_VERSION || etcd_ipam_key_cidr(kv->key, &cidr) != 1)
                 return -EINVAL;
         l->m->n_ipam_resources += counted;
-        for (uint8_t i = 0; i < n_claims; i++) {
-                get(&rb, &origin, 1);
-                get(&rb, &line, sizeof(line));
-                name = get_str(&rb);
-                if (rb.bad)
-                        return -EINVAL;
-                if ((r = loader_node(l, name, &node)) < 0 ||
-                    (r = loader_add_block(l, &cidr, node, (enum block_origin)origin, line)) < 0)
+        for (uint8_t i = 0; i < n_claims; i++)
+                if ((r = replay_claim(l, kv, &cidr, &rb)) < 0)
                         return r;
-        }
-        get(&rb, &n, sizeof(n));
-        for (uint32_t i = 0; i < n && !rb.bad; i++) {
-                get(&rb, &line, sizeof(line));
-                get(&rb, &p, sizeof(p));
-                name = get_str(&rb);
-                bname = get_str(&rb);
-                if (rb.bad)
-                        return -EINVAL;
-                block_node = UINT32_MAX;
-                if ((*bname && (r = loader_node(l, bname, &block_node)) < 0) || (r = loader_node(l, name, &node)) < 0 ||
-                    (r = loader_add_borrowed(l, &p, node, block_node, line)) < 0)
+        n = get_num(&rb);
+        for (uint32_t i = 0; i < n && !rb.bad; i++)
+                if ((r = replay_borrowed(l, &rb)) < 0)
                         return r;
-        }
         return rb.bad ? -EINVAL : 0;
 }

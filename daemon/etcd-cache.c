@@ -412,15 +412,32 @@ static int merge_into(const struct etcd_cache *c, struct etcd_cache_entry **top,
         return r < 0 ? r : 0;
 }
 
+/* The packed table at exactly its size: it is kept for a long time, and a list grew it
+ * by doubling. */
+static void shrink(struct etcd_cache *c)
+{
+        char *p;
+        size_t *q;
+
+        if (c->n_data && c->n_data < c->cap_data && (p = realloc(c->data, c->n_data))) {
+                c->data = p;
+                c->cap_data = c->n_data;
+        }
+        if (c->n_runs && c->n_runs < c->cap_runs && (q = realloc(c->runs, c->n_runs * sizeof(*q)))) {
+                c->runs = q;
+                c->cap_runs = c->n_runs;
+        }
+}
+
 int etcd_cache_compact(struct etcd_cache *c)
 {
         _cleanup_(freep) struct etcd_cache_entry **top = NULL;
         struct etcd_cache out = {};
-        char *p;
         int r;
 
         if (c->over.n == 0) {
                 c->next_input = (uint32_t)c->n_packed;
+                shrink(c);
                 return 0;
         }
         if ((r = sorted_changes(c, &top)) < 0)
@@ -429,11 +446,7 @@ int etcd_cache_compact(struct etcd_cache *c)
                 etcd_cache_clear(&out);
                 return r;
         }
-        /* Exactly its size: the table is kept for a long time. */
-        if (out.n_data && (p = realloc(out.data, out.n_data))) {
-                out.data = p;
-                out.cap_data = out.n_data;
-        }
+        shrink(&out);
         out.next_input = (uint32_t)out.n_packed;
         out.n_live = out.n_packed;
         etcd_cache_clear(c);
