@@ -1,0 +1,308 @@
+/* Unit tests for the daemon's files source and its cache (daemon/files.c, issue 16),
+ * on a real folder: a following source (it has an event loop) reads every file once,
+ * then a change reads only the files whose identity moved: a rewritten file (atomic
+ * rename) is parsed again and nothing else is, a touch or a copy of the same bytes is
+ * not parsed, a ConfigMap-style ..data symlink swap is seen, a removed or added file
+ * changes the model; source_update() leaves the model a full load of the same files
+ * builds (blocks by prefix and node) and touches the changed block; a bad file is
+ * refused by the full load (-EAGAIN from the update: the full load names it). */
+#include <fcntl.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "files.h"
+#include "load.h"
+#include "model.h"
+#include "source.h"
+#include "util.h"
+
+static char dir[64];
+
+static const char pools[] = "apiVersion: projectcalico.org/v3\nkind: IPPool\nmetadata:\n  name: p\nspec:\n"
+                            "  cidr: 10.0.0.0/16\n";
+
+static void write_at(const char *rel, const char *text)
+{
+        char path[256], tmp[256];
+        FILE *f;
+
+        snprintf(path, sizeof(path), "%s/%s", dir, rel);
+        snprintf(tmp, sizeof(tmp), "%s/.tmp", dir);
+        f = fopen(tmp, "w");
+        assert_non_null(f);
+        fputs(text, f);
+        fclose(f);
+        assert_int_equal(rename(tmp, path), 0);
+}
+
+/* node's Node and BlockAffinities 10.0.I.0/26 for I in [first, first + n), and
+ * 10.0.extra.0/26 when extra is not 0. */
+static void node_file(const char *rel, const char *node, unsigned first, unsigned n, unsigned extra)
+{
+        char text[8192];
+        size_t k = 0;
+
+        k += (size_t)snprintf(text + k, sizeof(text) - k,
+                              "apiVersion: projectcalico.org/v3\nkind: Node\nmetadata:\n  name: %s\nspec:\n  bgp:\n"
+                              "    ipv4Address: 192.168.0.%u/24\n",
+                              node, first + 1);
+        for (unsigned i = first; i < first + n; i++)
+                k += (size_t)snprintf(text + k, sizeof(text) - k,
+                                      "---\napiVersion: crd.projectcalico.org/v1\nkind: BlockAffinity\nmetadata:\n"
+                                      "  name: a%u\nspec:\n  cidr: 10.0.%u.0/26\n  node: %s\n  state: confirmed\n",
+                                      i, i, node);
+        if (extra)
+                k += (size_t)snprintf(text + k, sizeof(text) - k,
+                                      "---\napiVersion: crd.projectcalico.org/v1\nkind: BlockAffinity\nmetadata:\n"
+                                      "  name: e%u\nspec:\n  cidr: 10.0.%u.0/26\n  node: %s\n", extra, extra, node);
+        write_at(rel, text);
+}
+
+static struct cfg_settings settings(const char *res)
+{
+        char text[256];
+        struct cfg_settings s = {};
+        struct cfg_diags d = {};
+
+        snprintf(text, sizeof(text), "nodeName: n0\nresources:\n  - %s\n", res);
+        assert_int_equal(cfg_settings_load_buffer("/etc/config.yaml", text, strlen(text), "host", &s, &d), 0);
+        cfg_diags_clear(&d);
+        return s;
+}
+
+static struct cfg_model *full(const char *res)
+{
+        struct cfg_settings s = settings(res);
+        struct source *src = NULL;
+        struct cfg_model *m = NULL;
+        struct cfg_diags d = {};
+
+        assert_int_equal(source_new(NULL, &(struct cfg_source){ .type = CFG_DATASTORE_FILES }, NULL, NULL, &src), 0);
+        assert_int_equal(source_model(src, &s, &m, &d), 1);
+        source_free(src);
+        cfg_settings_clear(&s);
+        cfg_diags_clear(&d);
+        return m;
+}
+
+static void same_blocks(const struct cfg_model *a, const struct cfg_model *b)
+{
+        assert_int_equal(a->n_blocks, b->n_blocks);
+        assert_int_equal(a->n_nodes, b->n_nodes);
+        for (size_t i = 0; i < a->n_blocks; i++) {
+                assert_true(cfg_prefix_eq(&a->blocks[i].cidr, &b->blocks[i].cidr));
+                assert_string_equal(a->nodes[a->blocks[i].node].name, b->nodes[b->blocks[i].node].name);
+                assert_string_equal(cfg_model_file(a, a->blocks[i].src), cfg_model_file(b, b->blocks[i].src));
+                assert_int_equal(a->blocks[i].src.line, b->blocks[i].src.line);
+        }
+        for (size_t i = 0; i < a->n_nodes; i++)
+                assert_true(cfg_prefix_eq(&a->nodes[i].addr, &b->nodes[i].addr));
+}
+
+struct fixture {
+        sd_event *ev;
+        struct source *src;
+        struct cfg_model *m;
+        char res[128];
+};
+
+/* Update in place and compare with a full load; returns source_update()'s answer. */
+static int update(struct fixture *f, struct cfg_touched *t)
+{
+        struct cfg_diags d = {};
+        struct cfg_model *ref;
+        int r = source_update(f->src, f->m, t, &d);
+
+        cfg_diags_clear(&d);
+        if (r >= 0) {
+                ref = full(f->res);
+                same_blocks(f->m, ref);
+                cfg_model_free(ref);
+        }
+        return r;
+}
+
+static bool touched(const struct cfg_touched *t, const char *prefix)
+{
+        struct cfg_prefix p;
+
+        assert_int_equal(cfg_prefix_parse(prefix, true, &p), 0);
+        for (size_t i = 0; i < t->n; i++)
+                if (cfg_prefix_eq(&t->v[i], &p))
+                        return true;
+        return false;
+}
+
+static void start(struct fixture *f, const char *res_rel)
+{
+        struct cfg_settings s;
+        struct cfg_diags d = {};
+
+        snprintf(f->res, sizeof(f->res), "%s/%s", dir, res_rel);
+        s = settings(f->res);
+        assert_int_equal(sd_event_new(&f->ev), 0);
+        assert_int_equal(source_new(f->ev, &(struct cfg_source){ .type = CFG_DATASTORE_FILES }, NULL, NULL, &f->src),
+                         0);
+        assert_int_equal(source_start(f->src), 0);
+        assert_int_equal(source_model(f->src, &s, &f->m, &d), 1);
+        cfg_settings_clear(&s);
+        cfg_diags_clear(&d);
+}
+
+static void stop(struct fixture *f)
+{
+        cfg_model_free(f->m);
+        source_free(f->src);
+        sd_event_unref(f->ev);
+}
+
+static void setup_dir(void)
+{
+        snprintf(dir, sizeof(dir), "/tmp/cu-files-src-%d-XXXXXX", (int)getpid());
+        assert_non_null(mkdtemp(dir));
+}
+
+static void cleanup_dir(void)
+{
+        char cmd[128];
+
+        snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+        assert_int_equal(system(cmd), 0);
+}
+
+static void only_changed_files_are_read(void **state)
+{
+        struct fixture f = {};
+        struct cfg_touched t = {};
+        char path[256];
+        size_t base;
+
+        (void)state;
+        setup_dir();
+        snprintf(path, sizeof(path), "%s/res", dir);
+        assert_int_equal(mkdir(path, 0755), 0);
+        write_at("res/00-pools.yaml", pools);
+        for (unsigned i = 0; i < 20; i++) {
+                char rel[64], node[16];
+
+                snprintf(rel, sizeof(rel), "res/n%02u.yaml", i);
+                snprintf(node, sizeof(node), "n%02u", i);
+                node_file(rel, node, i * 5, 5, 0);
+        }
+        start(&f, "res");
+        base = files_source_parsed(f.src);
+        assert_int_equal(base, 21);
+        assert_int_equal(f.m->n_blocks, 100);
+
+        /* Nothing changed: nothing read, nothing touched. */
+        assert_int_equal(update(&f, &t), 0);
+        assert_int_equal(files_source_parsed(f.src), base);
+
+        /* One file rewritten (atomic rename, one more block): only it is parsed. */
+        node_file("res/n03.yaml", "n03", 15, 5, 200);
+        assert_int_equal(update(&f, &t), 1);
+        assert_int_equal(files_source_parsed(f.src), base + 1);
+        assert_false(t.all);
+        assert_int_equal(t.n, 1);
+        assert_true(touched(&t, "10.0.200.0/26"));
+        cfg_touched_clear(&t);
+
+        /* Touched (a new mtime, the same bytes): hashed, not parsed, nothing changed. */
+        snprintf(path, sizeof(path), "%s/res/n05.yaml", dir);
+        assert_int_equal(utimensat(AT_FDCWD, path, (struct timespec[]){ { 0, UTIME_NOW }, { 0, UTIME_NOW } }, 0), 0);
+        assert_int_equal(update(&f, &t), 0);
+        assert_int_equal(files_source_parsed(f.src), base + 1);
+
+        /* A block moves from one node's file to another's: both files parsed, the
+         * block touched. */
+        node_file("res/n06.yaml", "n06", 31, 4, 0);
+        node_file("res/n07.yaml", "n07", 35, 5, 30);
+        write_at("res/n07b.yaml", "apiVersion: crd.projectcalico.org/v1\nkind: BlockAffinity\nmetadata:\n"
+                                  "  name: x\nspec:\n  cidr: 10.0.201.0/26\n  node: n07\n");
+        assert_int_equal(update(&f, &t), 1);
+        assert_int_equal(files_source_parsed(f.src), base + 4);
+        assert_true(touched(&t, "10.0.30.0/26"));
+        assert_false(t.all);
+        cfg_touched_clear(&t);
+
+        /* A file removed. */
+        snprintf(path, sizeof(path), "%s/res/n07b.yaml", dir);
+        assert_int_equal(unlink(path), 0);
+        assert_int_equal(update(&f, &t), 1);
+        assert_int_equal(files_source_parsed(f.src), base + 4);
+        assert_true(touched(&t, "10.0.201.0/26"));
+        cfg_touched_clear(&t);
+
+        /* A bad file: the full load decides (and names it); the model stays. */
+        base = f.m->n_blocks;
+        write_at("res/n99.yaml", "apiVersion: crd.projectcalico.org/v1\nkind: BlockAffinity\nmetadata:\n"
+                                 "  name: x\nspec:\n  cidr: banana\n  node: n07\n");
+        assert_int_equal(update(&f, &t), -EAGAIN);
+        assert_int_equal(f.m->n_blocks, base);
+        cfg_touched_clear(&t);
+        stop(&f);
+        cleanup_dir();
+}
+
+/* A ConfigMap volume: name.yaml -> ..data/name.yaml, ..data -> a timestamped folder
+ * swapped by a rename. The stat() that follows symlinks sees the new file. */
+static void configmap_swap_is_seen(void **state)
+{
+        struct fixture f = {};
+        struct cfg_touched t = {};
+        char a[256], b[256], link[256];
+        size_t base;
+
+        (void)state;
+        setup_dir();
+        snprintf(a, sizeof(a), "%s/..v1", dir);
+        snprintf(b, sizeof(b), "%s/..v2", dir);
+        assert_int_equal(mkdir(a, 0755), 0);
+        assert_int_equal(mkdir(b, 0755), 0);
+        write_at("..v1/pools.yaml", pools);
+        write_at("..v2/pools.yaml", pools);
+        node_file("..v1/nodes.yaml", "n01", 0, 3, 0);
+        node_file("..v2/nodes.yaml", "n01", 0, 4, 0);
+        snprintf(link, sizeof(link), "%s/..data", dir);
+        assert_int_equal(symlink("..v1", link), 0);
+        snprintf(link, sizeof(link), "%s/pools.yaml", dir);
+        assert_int_equal(symlink("..data/pools.yaml", link), 0);
+        snprintf(link, sizeof(link), "%s/nodes.yaml", dir);
+        assert_int_equal(symlink("..data/nodes.yaml", link), 0);
+        start(&f, ".");
+        base = files_source_parsed(f.src);
+        assert_int_equal(f.m->n_blocks, 3);
+
+        /* The swap, as kubelet does it: a new ..data link renamed over the old one. */
+        snprintf(link, sizeof(link), "%s/..data_tmp", dir);
+        assert_int_equal(symlink("..v2", link), 0);
+        snprintf(a, sizeof(a), "%s/..data", dir);
+        assert_int_equal(rename(link, a), 0);
+        assert_int_equal(update(&f, &t), 1);
+        assert_int_equal(f.m->n_blocks, 4);
+        assert_true(touched(&t, "10.0.3.0/26"));
+        /* The pools file is a new inode of the same size and bytes: hashed, not parsed. */
+        assert_int_equal(files_source_parsed(f.src), base + 1);
+        cfg_touched_clear(&t);
+        stop(&f);
+        cleanup_dir();
+}
+
+int main(void)
+{
+        const struct CMUnitTest tests[] = {
+                cmocka_unit_test(only_changed_files_are_read),
+                cmocka_unit_test(configmap_swap_is_seen),
+        };
+
+        return cmocka_run_group_tests(tests, NULL, NULL);
+}
