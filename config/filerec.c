@@ -425,3 +425,417 @@ int cfg_model_diff(const struct cfg_model *a, const struct cfg_model *b, struct 
                 return r;
         return t->n > 0 || a->n_skipped != b->n_skipped || a->n_ipam_resources != b->n_ipam_resources;
 }
+
+/* ---- in place: block claims and borrowed addresses that moved ----
+ *
+ * The common change (a node's file rewritten with a block more or less) changes no
+ * node, pool or FelixConfiguration: the files' node entries are the same before and
+ * after, only their claims and borrowed addresses differ. Then only the prefixes those
+ * name can differ, and each is merged again from every file's claims for it alone,
+ * with build_blocks()'s and build_borrowed()'s rules (an IPAMBlock's affinity first,
+ * then file and line; one borrowed entry per address, the first file's). Anything the
+ * rules would report or that reaches past those prefixes (a conflict, an overlap with
+ * another claim, a block in no pool, a node that is not in the model) is -EAGAIN: the
+ * merge of everything decides, with its messages. */
+
+static bool labels_same_seq(const struct cfg_labels *a, const struct cfg_labels *b)
+{
+        return labels_eq(a, b);
+}
+
+static bool same_notices(const struct cfg_diags *a, const struct cfg_diags *b)
+{
+        if (a->n != b->n || a->n_dropped || b->n_dropped)
+                return false;
+        for (size_t i = 0; i < a->n; i++)
+                if (a->v[i].line != b->v[i].line || a->v[i].column != b->v[i].column ||
+                    !streq(a->v[i].message, b->v[i].message))
+                        return false;
+        return true;
+}
+
+/* The same node entries, notices and counts but IPAM's, and no pool or
+ * FelixConfiguration. */
+static bool same_but_claims(const struct cfg_file_rec *a, const struct cfg_file_rec *b)
+{
+        const struct cfg_model *x = a->m, *y = b->m;
+
+        if (x->n_pools || y->n_pools || x->n_felix || y->n_felix || !same_notices(&a->notices, &b->notices) ||
+            x->n_skipped != y->n_skipped || x->n_pod_cidrs_ignored != y->n_pod_cidrs_ignored ||
+            x->n_nodes != y->n_nodes || !a->fills != !b->fills)
+                return false;
+        for (size_t i = 0; i < x->n_nodes; i++) {
+                const struct cfg_node *p = &x->nodes[i], *q = &y->nodes[i];
+
+                if (!streq(p->name, q->name) || p->has_resource != q->has_resource || p->has_labels != q->has_labels ||
+                    p->src.line != q->src.line || !labels_same_seq(&p->labels, &q->labels) || !addrs_eq(p, q) ||
+                    (a->fills && !addrs_eq(&a->fills[i], &b->fills[i])))
+                        return false;
+        }
+        return true;
+}
+
+struct pset {
+        struct cfg_prefix *v;
+        size_t n, cap;
+};
+
+static int pset_add(struct pset *s, const struct cfg_prefix *p)
+{
+        int r = GROW(s->v, s->cap, s->n + 1);
+
+        if (r == 0)
+                s->v[s->n++] = *p;
+        return r;
+}
+
+static int prefix_cmp_v(const void *a, const void *b)
+{
+        return cfg_prefix_cmp(a, b);
+}
+
+/* Sorted, each once; false when two of them overlap. */
+static bool pset_done(struct pset *s)
+{
+        size_t k = 0;
+
+        if (s->n > 1)
+                qsort(s->v, s->n, sizeof(*s->v), prefix_cmp_v);
+        for (size_t i = 0; i < s->n; i++) {
+                if (k && cfg_prefix_eq(&s->v[k - 1], &s->v[i]))
+                        continue;
+                if (k && cfg_prefix_overlaps(&s->v[k - 1], &s->v[i]))
+                        return false;
+                s->v[k++] = s->v[i];
+        }
+        s->n = k;
+        return true;
+}
+
+/* The member of s equal to p (1, *ret its index), overlapping it (-1), or none (0).
+ * The members are disjoint and sorted: only the two around p's place can overlap it. */
+static int pset_find(const struct pset *s, const struct cfg_prefix *p, size_t *ret)
+{
+        size_t lo = 0, hi = s->n;
+
+        while (lo < hi) {
+                size_t mid = lo + (hi - lo) / 2;
+
+                if (cfg_prefix_cmp(&s->v[mid], p) < 0)
+                        lo = mid + 1;
+                else
+                        hi = mid;
+        }
+        if (lo < s->n && cfg_prefix_eq(&s->v[lo], p)) {
+                *ret = lo;
+                return 1;
+        }
+        if ((lo < s->n && cfg_prefix_overlaps(&s->v[lo], p)) || (lo > 0 && cfg_prefix_overlaps(&s->v[lo - 1], p)))
+                return -1;
+        return 0;
+}
+
+/* The winning claim at each prefix of s so far (NULL: none). */
+struct win {
+        const struct raw_block *rb;
+        const char *node;
+        uint32_t file;
+};
+
+/* raw_cmp() in loader.c: an IPAMBlock's affinity first, then file and line. */
+static bool claim_before(const struct raw_block *a, uint32_t fa, const struct raw_block *b, uint32_t fb)
+{
+        if ((a->origin == BLOCK_FROM_IPAMBLOCK) != (b->origin == BLOCK_FROM_IPAMBLOCK))
+                return a->origin == BLOCK_FROM_IPAMBLOCK;
+        return fa < fb || (fa == fb && a->src.line < b->src.line);
+}
+
+/* Every claim of every file at the prefixes of s: the winner of each; -EAGAIN for
+ * anything the full merge must decide (another claim overlapping one of them; a
+ * claim losing to one for another node, which is a conflict unless an IPAMBlock
+ * overrules it: that case too, to keep this short). Each loser is compared with the
+ * winner of the moment, and a winner that loses with its successor: all are equal. */
+static int find_winners(struct cfg_file_rec *const *recs, size_t n, const struct pset *s, struct win *w)
+{
+        for (size_t i = 0; i < s->n; i++)
+                w[i] = (struct win){};
+        for (size_t f = 0; f < n; f++) {
+                const struct cfg_file_rec *rec = recs[f];
+
+                for (size_t k = 0; k < rec->n_raw; k++) {
+                        const struct raw_block *c = &rec->raw[k];
+                        const char *node = rec->m->nodes[c->node].name;
+                        size_t at;
+                        int q = pset_find(s, &c->cidr, &at);
+
+                        if (q < 0)
+                                return -EAGAIN;
+                        if (q == 0)
+                                continue;
+                        if (w[at].rb && !streq(w[at].node, node))
+                                return -EAGAIN;
+                        if (!w[at].rb || claim_before(c, (uint32_t)f, w[at].rb, w[at].file))
+                                w[at] = (struct win){ c, node, (uint32_t)f };
+                }
+        }
+        return 0;
+}
+
+struct bwin {
+        const struct raw_borrowed *rb;
+        const struct cfg_file_rec *rec;
+        uint32_t file;
+};
+
+static void find_borrowed_winners(struct cfg_file_rec *const *recs, size_t n, const struct pset *s,
+                                  struct bwin *w)
+{
+        for (size_t i = 0; i < s->n; i++)
+                w[i] = (struct bwin){};
+        for (size_t f = 0; f < n; f++)
+                for (size_t k = 0; k < recs[f]->n_bor; k++) {
+                        const struct raw_borrowed *b = &recs[f]->bor[k];
+                        size_t at;
+
+                        if (pset_find(s, &b->addr, &at) != 1)
+                                continue;
+                        /* build_borrowed(): the first by file and line. */
+                        if (!w[at].rb || (uint32_t)f < w[at].file ||
+                            ((uint32_t)f == w[at].file && b->src.line < w[at].rb->src.line))
+                                w[at] = (struct bwin){ b, recs[f], (uint32_t)f };
+                }
+}
+
+/* A node of the model by name: its number, or UINT32_MAX. */
+static uint32_t model_node(const struct cfg_model *m, const char *name)
+{
+        const struct cfg_node *n = cfg_model_node(m, name);
+
+        return n ? (uint32_t)(n - m->nodes) : UINT32_MAX;
+}
+
+static size_t lower(const void *base, size_t n, size_t stride, size_t off, const struct cfg_prefix *key)
+{
+        size_t lo = 0, hi = n;
+
+        while (lo < hi) {
+                size_t mid = lo + (hi - lo) / 2;
+
+                if (cfg_prefix_cmp((const void *)((const char *)base + mid * stride + off), key) < 0)
+                        lo = mid + 1;
+                else
+                        hi = mid;
+        }
+        return lo;
+}
+
+static void splice(void *array, size_t *n, size_t sz, size_t pos, size_t n_old, const void *src, size_t n_new)
+{
+        char *a = array;
+
+        if (*n - pos - n_old)
+                memmove(a + (pos + n_new) * sz, a + (pos + n_old) * sz, (*n - pos - n_old) * sz);
+        if (n_new)
+                memcpy(a + pos * sz, src, n_new * sz);
+        *n = *n - n_old + n_new;
+}
+
+/* The new entries, computed before anything changes (all or nothing). */
+static int plan_blocks(const struct cfg_model *m, const struct pset *s, const struct win *w,
+                       struct cfg_block *nb, bool *has)
+{
+        for (size_t i = 0; i < s->n; i++) {
+                const struct cfg_pool *pool = cfg_model_pool_for(m, &s->v[i]);
+
+                /* In no pool, before or after: counted as skipped, with a notice. */
+                if (!pool)
+                        return -EAGAIN;
+                has[i] = w[i].rb != NULL;
+                if (!has[i])
+                        continue;
+                nb[i] = (struct cfg_block){ .cidr = s->v[i], .node = model_node(m, w[i].node),
+                                            .pool = (uint32_t)(pool - m->pools),
+                                            .src = { .file = w[i].file, .line = w[i].rb->src.line } };
+                if (nb[i].node == UINT32_MAX)
+                        return -EAGAIN;
+        }
+        return 0;
+}
+
+static int plan_borrowed(const struct cfg_model *m, const struct pset *s, const struct bwin *w,
+                         struct cfg_borrowed *nb, bool *has)
+{
+        for (size_t i = 0; i < s->n; i++) {
+                const struct cfg_pool *pool = w[i].rb ? cfg_model_pool_for(m, &s->v[i]) : NULL;
+                const struct raw_borrowed *b = w[i].rb;
+
+                has[i] = pool != NULL; /* in no pool: dropped, as build_borrowed() drops it */
+                if (!has[i])
+                        continue;
+                nb[i] = (struct cfg_borrowed){ .addr = s->v[i], .node = model_node(m, w[i].rec->m->nodes[b->node].name),
+                                               .block_node = b->block_node == UINT32_MAX ? UINT32_MAX :
+                                                       model_node(m, w[i].rec->m->nodes[b->block_node].name),
+                                               .pool = (uint32_t)(pool - m->pools),
+                                               .src = { .file = w[i].file, .line = b->src.line } };
+                if (nb[i].node == UINT32_MAX || (b->block_node != UINT32_MAX && nb[i].block_node == UINT32_MAX))
+                        return -EAGAIN;
+        }
+        return 0;
+}
+
+static bool block_same(const struct cfg_block *a, const struct cfg_block *b)
+{
+        return a->node == b->node && a->pool == b->pool && a->src.file == b->src.file && a->src.line == b->src.line;
+}
+
+static bool bor_same(const struct cfg_borrowed *a, const struct cfg_borrowed *b)
+{
+        return a->node == b->node && a->block_node == b->block_node && a->pool == b->pool &&
+               a->src.file == b->src.file && a->src.line == b->src.line;
+}
+
+/* Highest first: a splice moves nothing below it. Touched: the route may differ (its
+ * presence, node or pool), not a new line alone. */
+static int commit_blocks(struct cfg_model *m, const struct pset *s, const struct cfg_block *nb, const bool *has,
+                         struct cfg_touched *t, bool *changed)
+{
+        int r = 0;
+
+        for (size_t i = s->n; i-- > 0;) {
+                size_t pos = lower(m->blocks, m->n_blocks, sizeof(*m->blocks), offsetof(struct cfg_block, cidr),
+                                   &s->v[i]);
+                bool had = pos < m->n_blocks && cfg_prefix_eq(&m->blocks[pos].cidr, &s->v[i]);
+
+                if (had && has[i] && block_same(&m->blocks[pos], &nb[i]))
+                        continue;
+                if (!had && !has[i])
+                        continue;
+                *changed = true;
+                if (r == 0 && (!had || !has[i] || m->blocks[pos].node != nb[i].node || m->blocks[pos].pool != nb[i].pool))
+                        r = cfg_touched_add(t, &s->v[i]);
+                splice(m->blocks, &m->n_blocks, sizeof(*m->blocks), pos, had, &nb[i], has[i]);
+        }
+        return r;
+}
+
+static int commit_borrowed(struct cfg_model *m, const struct pset *s, const struct cfg_borrowed *nb,
+                           const bool *has, struct cfg_touched *t, bool *changed)
+{
+        int r = 0;
+
+        for (size_t i = s->n; i-- > 0;) {
+                size_t pos = lower(m->borrowed, m->n_borrowed, sizeof(*m->borrowed),
+                                   offsetof(struct cfg_borrowed, addr), &s->v[i]);
+                bool had = pos < m->n_borrowed && cfg_prefix_eq(&m->borrowed[pos].addr, &s->v[i]);
+
+                if (had && has[i] && bor_same(&m->borrowed[pos], &nb[i]))
+                        continue;
+                if (!had && !has[i])
+                        continue;
+                *changed = true;
+                if (r == 0 && (!had || !has[i] || m->borrowed[pos].node != nb[i].node ||
+                               m->borrowed[pos].block_node != nb[i].block_node || m->borrowed[pos].pool != nb[i].pool))
+                        r = cfg_touched_add(t, &s->v[i]);
+                splice(m->borrowed, &m->n_borrowed, sizeof(*m->borrowed), pos, had, &nb[i], has[i]);
+        }
+        return r;
+}
+
+struct fast {
+        struct pset blocks, addrs;
+        struct win *w;
+        struct bwin *bw;
+        struct cfg_block *nb;
+        struct cfg_borrowed *nbor;
+        bool *has, *bhas;
+};
+
+static void fast_clear(struct fast *x)
+{
+        free(x->blocks.v);
+        free(x->addrs.v);
+        free(x->w);
+        free(x->bw);
+        free(x->nb);
+        free(x->nbor);
+        free(x->has);
+        free(x->bhas);
+}
+
+/* The prefixes the changed files' claims and borrowed addresses name, before and after. */
+static int collect(struct fast *x, struct cfg_file_rec *const *recs, const size_t *changed,
+                   struct cfg_file_rec *const *old, size_t n_changed)
+{
+        int r = 0;
+
+        for (size_t k = 0; k < n_changed && r == 0; k++)
+                for (int side = 0; side < 2 && r == 0; side++) {
+                        const struct cfg_file_rec *rec = side ? recs[changed[k]] : old[k];
+
+                        for (size_t i = 0; i < rec->n_raw && r == 0; i++)
+                                r = pset_add(&x->blocks, &rec->raw[i].cidr);
+                        for (size_t i = 0; i < rec->n_bor && r == 0; i++)
+                                r = pset_add(&x->addrs, &rec->bor[i].addr);
+                }
+        if (r < 0)
+                return r;
+        if (!pset_done(&x->blocks) || !pset_done(&x->addrs))
+                return -EAGAIN;
+        x->w = calloc(x->blocks.n + 1, sizeof(*x->w));
+        x->nb = calloc(x->blocks.n + 1, sizeof(*x->nb));
+        x->has = calloc(x->blocks.n + 1, sizeof(*x->has));
+        x->bw = calloc(x->addrs.n + 1, sizeof(*x->bw));
+        x->nbor = calloc(x->addrs.n + 1, sizeof(*x->nbor));
+        x->bhas = calloc(x->addrs.n + 1, sizeof(*x->bhas));
+        return x->w && x->nb && x->has && x->bw && x->nbor && x->bhas ? 0 : -ENOMEM;
+}
+
+/* Room for every prefix to arrive (the model's arrays are sized to their entries). */
+static int make_room(struct cfg_model *m, size_t blocks, size_t addrs)
+{
+        void *p;
+
+        if (!(p = realloc(m->blocks, (m->n_blocks + blocks + 1) * sizeof(*m->blocks))))
+                return -ENOMEM;
+        m->blocks = p;
+        if (!(p = realloc(m->borrowed, (m->n_borrowed + addrs + 1) * sizeof(*m->borrowed))))
+                return -ENOMEM;
+        m->borrowed = p;
+        return 0;
+}
+
+int cfg_model_update_file_recs(struct cfg_model *m, struct cfg_file_rec *const *recs, size_t n,
+                               const size_t *changed, struct cfg_file_rec *const *old, size_t n_changed,
+                               struct cfg_touched *t)
+{
+        _cleanup_(fast_clear) struct fast x = {};
+        bool any = false;
+        int64_t ipam = 0;
+        int r;
+
+        if (n != m->n_files || n_changed == 0)
+                return -EAGAIN;
+        for (size_t k = 0; k < n_changed; k++) {
+                if (!same_but_claims(old[k], recs[changed[k]]))
+                        return -EAGAIN;
+                ipam += (int64_t)recs[changed[k]]->m->n_ipam_resources - (int64_t)old[k]->m->n_ipam_resources;
+        }
+        if ((r = collect(&x, recs, changed, old, n_changed)) < 0 || (r = find_winners(recs, n, &x.blocks, x.w)) < 0)
+                return r;
+        find_borrowed_winners(recs, n, &x.addrs, x.bw);
+        if ((r = plan_blocks(m, &x.blocks, x.w, x.nb, x.has)) < 0 ||
+            (r = plan_borrowed(m, &x.addrs, x.bw, x.nbor, x.bhas)) < 0 ||
+            (r = make_room(m, x.blocks.n, x.addrs.n)) < 0)
+                return r;
+        /* Nothing fails past here but adding to t (the model is whole then). */
+        r = commit_blocks(m, &x.blocks, x.nb, x.has, t, &any);
+        if (r == 0)
+                r = commit_borrowed(m, &x.addrs, x.nbor, x.bhas, t, &any);
+        if (ipam) {
+                m->n_ipam_resources = (size_t)((int64_t)m->n_ipam_resources + ipam);
+                any = true;
+        }
+        if (r < 0)
+                return r;
+        return any;
+}

@@ -134,3 +134,14 @@ int cfg_model_from_file_recs(struct cfg_settings *s, const char *const *names, s
  * (pools, FelixConfigurations, this node, the set of nodes or their labels). 1 when the
  * models differ, 0 when they do not, -ENOMEM. */
 int cfg_model_diff(const struct cfg_model *old, const struct cfg_model *new, struct cfg_touched *t);
+/* In place: m, merged from the records the changed files had (old[k] for file
+ * changed[k]; the other files' records are recs[] as they were), brought to what
+ * cfg_model_from_file_recs() of recs[] (the same files, in the same order) builds, and
+ * the prefixes whose route may differ added to t. Only when the changed files' node
+ * entries stay the same and they hold no pool, FelixConfiguration or notice, and their
+ * claims neither conflict with nor overlap another's, nor lie in no pool: else -EAGAIN
+ * (m as it was: merge everything). 1 when m changed, 0 when not, -ENOMEM (m whole, t
+ * maybe short). */
+int cfg_model_update_file_recs(struct cfg_model *m, struct cfg_file_rec *const *recs, size_t n,
+                               const size_t *changed, struct cfg_file_rec *const *old, size_t n_changed,
+                               struct cfg_touched *t);

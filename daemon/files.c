@@ -405,7 +405,20 @@ struct cache_walk {
         size_t n, cap;
         bool cannot;  /* the cache cannot take it: the full load */
         bool changed; /* a file was parsed again, or came */
+        /* Files parsed again: their entry and the record they had (NULL: new). */
+        struct cached_file **redone;
+        struct cfg_file_rec **old;
+        size_t n_redone, cap_redone, cap_old;
 };
+
+static void cache_walk_clear(struct cache_walk *cw)
+{
+        for (size_t i = 0; i < cw->n_redone; i++)
+                cfg_file_rec_free(cw->old[i]);
+        free(cw->old);
+        free(cw->redone);
+        free(cw->list);
+}
 
 /* The entry for path, created empty where it belongs. */
 static int cache_entry(struct files_cache *c, const char *path, struct cached_file **ret)
@@ -439,12 +452,18 @@ static int cache_parse(struct cache_walk *cw, struct cached_file *e, int fd, con
         struct cfg_file_rec *rec = NULL;
         int r;
 
+        if ((r = GROW(cw->redone, cw->cap_redone, cw->n_redone + 1)) < 0 ||
+            (r = GROW(cw->old, cw->cap_old, cw->n_redone + 1)) < 0)
+                return r;
         r = cfg_file_rec_read(cw->s, e->path, hashing_read, &hr, &rec);
         if (r <= 0) {
                 cw->cannot = true;
                 return r < 0 ? r : -ECANCELED;
         }
-        cfg_file_rec_free(e->rec);
+        /* The old record stays until the model no longer needs it (an update in place
+         * compares them). */
+        cw->redone[cw->n_redone] = e;
+        cw->old[cw->n_redone++] = e->rec;
         e->rec = rec;
         e->hash = hash_end(&hr.h);
         set_identity(e, st);
@@ -506,17 +525,47 @@ static void cache_sweep(struct files_cache *c, struct cached_file **list, size_t
                 list[i]->seen = false;
 }
 
-/* Walk the resources through the cache and merge: 1 with *ret, 0 when nothing changed
- * since the model `since` was made from the cache, -EAGAIN when the full load must
- * decide, -EINVAL (errors in d: a conflict across files), -ENOMEM. s are the settings
- * to read under, taken by *ret as cfg_loader_finish() takes them. */
-static int cache_load(struct files_cache *c, struct cfg_settings *s, const struct cfg_model *since,
-                      struct cfg_model **ret, struct cfg_diags *d)
+/* The same files as the walk that made m, some parsed again: m updated in place
+ * (cfg_model_update_file_recs()), or -EAGAIN. */
+static int cache_in_place(struct cache_walk *cw, struct cfg_model *m, struct cfg_touched *t)
+{
+        _cleanup_(freep) struct cfg_file_rec **recs = malloc((cw->n ? cw->n : 1) * sizeof(*recs));
+        _cleanup_(freep) size_t *changed = malloc((cw->n_redone ? cw->n_redone : 1) * sizeof(*changed));
+        _cleanup_(freep) struct cfg_file_rec **old = malloc((cw->n_redone ? cw->n_redone : 1) * sizeof(*old));
+        size_t n_changed = 0;
+
+        if (!recs || !changed || !old)
+                return -ENOMEM;
+        for (size_t i = 0; i < cw->n; i++)
+                recs[i] = cw->list[i]->rec;
+        /* Each file once, in the walk's order, with the record the model was made from. */
+        for (size_t i = 0; i < cw->n; i++)
+                for (size_t k = 0; k < cw->n_redone; k++)
+                        if (cw->redone[k] == cw->list[i]) {
+                                if (!cw->old[k])
+                                        return -EAGAIN;
+                                changed[n_changed] = i;
+                                old[n_changed++] = cw->old[k];
+                                break;
+                        }
+        if (n_changed != cw->n_redone)
+                return -EAGAIN; /* a file twice in the walk, or parsed twice */
+        return cfg_model_update_file_recs(m, recs, cw->n, changed, old, n_changed, t);
+}
+
+/* Walk the resources through the cache. since: the model made from the cache's last
+ * walk, to update in place when the files are the same (1 with t filled, or 0 when
+ * nothing changed); else merge into *ret (1). -EAGAIN when the full load must decide,
+ * -EINVAL (errors in d: a conflict across files), -ENOMEM. s are the settings to read
+ * under, taken by *ret as cfg_loader_finish() takes them. */
+static int cache_load(struct files_cache *c, struct cfg_settings *s, struct cfg_model *since,
+                      struct cfg_touched *t, struct cfg_model **ret, struct cfg_diags *d)
 {
         struct cache_walk cw = { .w.file = cache_file, .c = c, .s = s };
         _cleanup_(freep) const char **names = NULL;
         _cleanup_(freep) struct cfg_file_rec **recs = NULL;
         struct cfg_diags walk_diags = {};
+        bool same_files;
         int r;
 
         r = read_resources(s, &cw.w, &walk_diags);
@@ -526,10 +575,16 @@ static int cache_load(struct files_cache *c, struct cfg_settings *s, const struc
         if (r < 0)
                 goto out;
         cache_sweep(c, cw.list, cw.n);
-        if (since && since == c->last_model && !cw.changed && cw.n == c->n_last &&
-            !memcmp(cw.list, c->last, cw.n * sizeof(*cw.list))) {
+        same_files = since && since == c->last_model && cw.n == c->n_last &&
+                     !memcmp(cw.list, c->last, cw.n * sizeof(*cw.list));
+        if (same_files && !cw.changed) {
                 r = 0;
                 goto out;
+        }
+        if (same_files) {
+                r = cache_in_place(&cw, since, t);
+                if (r != -EAGAIN)
+                        goto out; /* -ENOMEM: m whole, t maybe short (the caller rebuilds) */
         }
         names = malloc((cw.n ? cw.n : 1) * sizeof(*names));
         recs = malloc((cw.n ? cw.n : 1) * sizeof(*recs));
@@ -553,7 +608,11 @@ static int cache_load(struct files_cache *c, struct cfg_settings *s, const struc
         c->last_model = *ret;
         r = 1;
 out:
-        free(cw.list);
+        /* A record the last model was made from was replaced, and that model was not
+         * brought up to date: the next change merges everything. */
+        if (r < 0 && cw.n_redone)
+                c->last_model = NULL;
+        cache_walk_clear(&cw);
         return r;
 }
 
@@ -646,7 +705,7 @@ static int files_model(struct source *src, struct cfg_settings *s, struct cfg_mo
         cache_clear(&f->cache);
         if (!src->ev)
                 return full_load(s, ret, d);
-        r = cache_load(&f->cache, s, NULL, ret, d);
+        r = cache_load(&f->cache, s, NULL, NULL, ret, d);
         if (r != -EAGAIN)
                 return r;
         return full_load(s, ret, d);
@@ -664,8 +723,8 @@ static int files_update(struct source *src, struct cfg_model *m, struct cfg_touc
         if (!src->ev)
                 return -EAGAIN;
         update_watch(f, &m->settings);
-        r = cache_load(&f->cache, &s, m, &new, d);
-        if (r <= 0)
+        r = cache_load(&f->cache, &s, m, t, &new, d);
+        if (r <= 0 || !new) /* in place, or nothing changed */
                 return r;
         r = cfg_model_diff(m, new, t);
         if (r < 0) {

@@ -28,6 +28,7 @@
 
 struct files {
         char *name[MAX_FILES], *text[MAX_FILES];
+        char *head[MAX_FILES], *claims[MAX_FILES]; /* text = head + claims */
         struct cfg_file_rec *rec[MAX_FILES];
         bool recorded[MAX_FILES]; /* rec read (NULL: the reading had an error) */
 };
@@ -384,7 +385,7 @@ static char *random_file(unsigned *seed)
         unsigned n = 1 + rnd(seed, 4);
 
         for (unsigned i = 0; i < n; i++) {
-                unsigned k = rnd(seed, 116);
+                unsigned k = rnd(seed, 100) ? rnd(seed, 67) : 67 + rnd(seed, 4);
 
                 if (i)
                         add(&t, "---\n");
@@ -394,21 +395,60 @@ static char *random_file(unsigned *seed)
                         calico_node(&t, seed);
                 else if (k < 36)
                         k8s_node(&t, seed);
-                else if (k < 76)
+                else if (k < 50)
                         affinity(&t, seed);
-                else if (k < 101)
+                else if (k < 58)
                         ipam_block(&t, seed);
-                else if (k < 103)
+                else if (k < 61)
                         felix(&t, seed);
-                else if (k < 112)
+                else if (k < 67)
                         add(&t, "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: x\n");
-                else if (k < 115)
+                else if (k < 70)
                         add(&t, "apiVersion: crd.projectcalico.org/v1\nkind: BlockAffinity\nmetadata:\n  name: bad\n"
                                 "spec:\n  cidr: nonsense\n  node: n1\n");
                 else
                         add(&t, "kind: [unclosed\n");
         }
         return t.p;
+}
+
+/* A file's own blocks: BlockAffinities and IPAMBlocks naming one node (the file's), as
+ * a node's file has them; the edit that rewrites only these is what the daemon updates
+ * in place. */
+static char *claims_part(unsigned *seed, size_t file)
+{
+        struct text t = {};
+        const char *node = nodes[file % 4];
+        unsigned n = 1 + rnd(seed, 3);
+
+        add(&t, "%s", "");
+        for (unsigned i = 0; i < n; i++) {
+                char c[32];
+
+                /* Mostly the file's own range (10.0.F.0/24), now and then a shared block. */
+                if (rnd(seed, 6))
+                        snprintf(c, sizeof(c), "10.0.%zu.%u/28", file, 16 * rnd(seed, 4));
+                else
+                        snprintf(c, sizeof(c), "%s", cidr(seed));
+
+                if (rnd(seed, 3))
+                        add(&t, "---\napiVersion: crd.projectcalico.org/v1\nkind: BlockAffinity\nmetadata:\n"
+                                "  name: c%u\nspec:\n  cidr: %s\n  node: %s\n",
+                            rnd(seed, 100), c, node);
+                else
+                        add(&t, "---\napiVersion: crd.projectcalico.org/v1\nkind: IPAMBlock\nmetadata:\n"
+                                "  name: c%u\nspec:\n  affinity: host:%s\n%s  cidr: %s\n",
+                            rnd(seed, 100), node,
+                            rnd(seed, 2) ? "  allocations:\n  - 0\n  attributes:\n  - secondary:\n      node: n1\n" : "",
+                            c);
+        }
+        return t.p;
+}
+
+static void compose(struct files *f, size_t i)
+{
+        free(f->text[i]);
+        assert_true(asprintf(&f->text[i], "%s%s", f->head[i], f->claims[i]) > 0);
 }
 
 /* ---- the sequence ---- */
@@ -445,7 +485,7 @@ static int full_load(const struct files *f, struct cfg_model **ret, struct cfg_d
 }
 
 struct stats {
-        unsigned merged_ok, merged_refused, unrecorded, all, some;
+        unsigned merged_ok, merged_refused, unrecorded, all, some, inplace_ok, inplace_no;
 };
 
 /* 1 with *ret, -EINVAL, or 0 when a file is not recorded (the source loads fully). */
@@ -472,43 +512,161 @@ static int merged_load(const struct files *f, struct cfg_model **ret, struct cfg
         return r < 0 ? r : 1;
 }
 
-static void step(struct files *f, struct cfg_settings *s, unsigned *seed)
+/* The edits of one step; for the update in place, the files rewritten (each once)
+ * with the record each had, and whether the set of files stayed the same. */
+struct edits {
+        size_t changed[MAX_FILES];
+        struct cfg_file_rec *old[MAX_FILES];
+        bool old_recorded[MAX_FILES];
+        size_t n;
+        bool same_set;
+};
+
+static void edits_clear(struct edits *e)
+{
+        for (size_t k = 0; k < e->n; k++)
+                cfg_file_rec_free(e->old[k]);
+        *e = (struct edits){};
+}
+
+static void note_edit(struct files *f, struct edits *e, size_t i)
+{
+        for (size_t k = 0; k < e->n; k++)
+                if (e->changed[k] == i) {
+                        cfg_file_rec_free(f->rec[i]); /* the step's first record is the old one */
+                        f->rec[i] = NULL;
+                        return;
+                }
+        e->changed[e->n] = i;
+        e->old[e->n] = TAKE_PTR(f->rec[i]);
+        e->old_recorded[e->n++] = f->recorded[i];
+}
+
+static void step(struct files *f, struct cfg_settings *s, unsigned *seed, struct edits *e)
 {
         unsigned edits = 1 + rnd(seed, 2);
 
-        for (unsigned e = 0; e < edits; e++) {
+        e->same_set = true;
+        for (unsigned k = 0; k < edits; k++) {
                 size_t i = rnd(seed, MAX_FILES);
+                unsigned kind = rnd(seed, 8);
 
-                if (f->text[i] && rnd(seed, i == 0 ? 20 : 4) == 0) {
+                if (f->text[i] && kind == 0 && (i != 0 || rnd(seed, 5) == 0)) {
                         free(f->text[i]); /* removed */
-                        f->text[i] = NULL;
+                        free(f->head[i]);
+                        free(f->claims[i]);
+                        f->text[i] = f->head[i] = f->claims[i] = NULL;
                         cfg_file_rec_free(f->rec[i]);
                         f->rec[i] = NULL;
                         f->recorded[i] = false;
+                        e->same_set = false;
                         continue;
                 }
-                free(f->text[i]);
-                f->text[i] = i == 0 ? pools_file(seed) : random_file(seed);
+                if (!f->text[i])
+                        e->same_set = false;
+                else
+                        note_edit(f, e, i);
+                if (f->text[i] && i != 0 && kind >= 2) {
+                        free(f->claims[i]); /* the claims alone */
+                        f->claims[i] = claims_part(seed, i);
+                } else {
+                        free(f->head[i]);
+                        free(f->claims[i]);
+                        f->head[i] = i == 0 ? pools_file(seed) : random_file(seed);
+                        f->claims[i] = i == 0 ? strdup("") : claims_part(seed, i);
+                }
+                compose(f, i);
                 read_file(f, i, s);
         }
+}
+
+/* The model the files had before the step (their old records), for touched_covers(). */
+static int merged_load_prev(const struct files *f, const struct edits *e, struct cfg_model **ret)
+{
+        struct files g = *f;
+
+        for (size_t k = 0; k < e->n; k++) {
+                g.rec[e->changed[k]] = e->old[k];
+                g.recorded[e->changed[k]] = e->old_recorded[k];
+        }
+        if (!e->same_set)
+                return 1 + (*ret = NULL, 0);
+        for (size_t i = 0; i < MAX_FILES; i++)
+                if (g.text[i] && !g.recorded[i])
+                        return 1 + (*ret = NULL, 0);
+        {
+                struct cfg_diags d = {};
+                int r = merged_load(&g, ret, &d);
+
+                cfg_diags_clear(&d);
+                if (r != 1)
+                        *ret = NULL;
+        }
+        return 1;
+}
+
+/* The step's edits applied in place to inc (merged from the files before the step):
+ * -EAGAIN (the caller merges afresh) or 0/1 with inc now the files' model. */
+static int in_place(const struct files *f, const struct edits *e, struct cfg_model *inc, struct cfg_touched *t)
+{
+        struct cfg_file_rec *recs[MAX_FILES], *old[MAX_FILES];
+        size_t changed[MAX_FILES], n = 0, pos[MAX_FILES];
+
+        if (!e->same_set || !e->n)
+                return -EAGAIN;
+        for (size_t i = 0; i < MAX_FILES; i++)
+                if (f->text[i]) {
+                        if (!f->recorded[i])
+                                return -EAGAIN;
+                        pos[i] = n;
+                        recs[n++] = f->rec[i];
+                }
+        for (size_t k = 0; k < e->n; k++) {
+                if (!e->old_recorded[k])
+                        return -EAGAIN;
+                changed[k] = pos[e->changed[k]];
+                old[k] = e->old[k];
+        }
+        /* In the walk's order, as the source hands them. */
+        for (size_t a = 1; a < e->n; a++)
+                for (size_t b = a; b > 0 && changed[b - 1] > changed[b]; b--) {
+                        size_t x = changed[b];
+                        struct cfg_file_rec *y = old[b];
+
+                        changed[b] = changed[b - 1];
+                        old[b] = old[b - 1];
+                        changed[b - 1] = x;
+                        old[b - 1] = y;
+                }
+        return cfg_model_update_file_recs(inc, recs, n, changed, old, e->n, t);
 }
 
 static void run_sequence(unsigned seed, unsigned steps, struct stats *st)
 {
         struct cfg_settings s = settings();
         struct files f = {};
-        struct cfg_model *prev = NULL;
+        struct cfg_model *prev = NULL, *inc = NULL;
 
         for (size_t i = 0; i < MAX_FILES; i++)
                 assert_true(asprintf(&f.name[i], "/res/%zu-f.yaml", i) > 0);
-        f.text[0] = pools_file(&seed);
+        f.head[0] = pools_file(&seed);
+        f.claims[0] = strdup("");
+        compose(&f, 0);
         read_file(&f, 0, &s);
+        for (size_t i = 1; i < MAX_FILES; i++)
+                if (rnd(&seed, 3)) {
+                        f.head[i] = random_file(&seed);
+                        f.claims[i] = claims_part(&seed, i);
+                        compose(&f, i);
+                        read_file(&f, i, &s);
+                }
         for (unsigned k = 0; k < steps; k++) {
                 struct cfg_diags dm = {}, df = {};
                 struct cfg_model *mm = NULL, *mf = NULL;
+                struct edits e = {};
                 int rm, rf;
 
-                step(&f, &s, &seed);
+                step(&f, &s, &seed, &e);
                 rf = full_load(&f, &mf, &df);
                 rm = merged_load(&f, &mm, &dm);
                 if (rm == 0) {
@@ -525,6 +683,36 @@ static void run_sequence(unsigned seed, unsigned steps, struct stats *st)
                         assert_int_equal(rf, 0);
                         same_model(mm, mf);
                         same_diags(&dm, &df);
+                }
+                /* In place from the model before the step: the full load's model, or
+                 * -EAGAIN (never a model the full load would refuse). */
+                if (inc) {
+                        struct cfg_touched t = {};
+                        struct cfg_model *before = NULL;
+                        int r;
+
+                        assert_int_equal(merged_load_prev(&f, &e, &before), 1);
+                        r = in_place(&f, &e, inc, &t);
+                        if (r == -EAGAIN) {
+                                st->inplace_no++;
+                                cfg_model_free(inc);
+                                inc = NULL;
+                        } else {
+                                assert_true(r >= 0);
+                                assert_int_equal(rf, 0);
+                                same_model(inc, mf);
+                                touched_covers(before, mf, &t);
+                                st->inplace_ok++;
+                        }
+                        cfg_model_free(before);
+                        cfg_touched_clear(&t);
+                }
+                if (!inc && rm == 1) {
+                        inc = mm;
+                        mm = NULL;
+                } else if (rm != 1) {
+                        cfg_model_free(inc);
+                        inc = NULL;
                 }
                 if (rf == 0) {
                         if (prev) {
@@ -544,15 +732,19 @@ static void run_sequence(unsigned seed, unsigned steps, struct stats *st)
                         prev = mf;
                         mf = NULL;
                 }
+                edits_clear(&e);
                 cfg_model_free(mm);
                 cfg_model_free(mf);
                 cfg_diags_clear(&dm);
                 cfg_diags_clear(&df);
         }
         cfg_model_free(prev);
+        cfg_model_free(inc);
         for (size_t i = 0; i < MAX_FILES; i++) {
                 free(f.name[i]);
                 free(f.text[i]);
+                free(f.head[i]);
+                free(f.claims[i]);
                 cfg_file_rec_free(f.rec[i]);
         }
         cfg_settings_clear(&s);
@@ -567,10 +759,12 @@ static void random_sequences(void **state)
         (void)state;
         for (unsigned k = 0; k < runs; k++)
                 run_sequence(first + k, 30, &st);
-        print_message("merged and equal %u, refused alike %u, not recorded %u; diff: all %u, some %u\n",
-                      st.merged_ok, st.merged_refused, st.unrecorded, st.all, st.some);
+        print_message("merged and equal %u, refused alike %u, not recorded %u; diff: all %u, some %u; "
+                      "in place and equal %u, not in place %u\n",
+                      st.merged_ok, st.merged_refused, st.unrecorded, st.all, st.some, st.inplace_ok, st.inplace_no);
         /* The generator reaches every case. */
-        assert_true(st.merged_ok > 100 && st.merged_refused > 100 && st.unrecorded > 100 && st.some > 50);
+        assert_true(st.merged_ok > 100 && st.merged_refused > 100 && st.unrecorded > 100 && st.some > 50 &&
+                    st.inplace_ok > 100);
 }
 
 /* Node merging across files in both orders: a Calico Node's address wins over a
