@@ -21,6 +21,59 @@
 #include "loader.h"
 #include "util.h"
 
+/* The addresses some prefixes span, first to last (family 0: none; BOX_MIXED: both
+ * families, which no box excludes). */
+#define BOX_MIXED 255
+struct box {
+        uint8_t family;
+        uint8_t first[16], last[16];
+};
+
+static void prefix_span(const struct cfg_prefix *p, uint8_t first[16], uint8_t last[16])
+{
+        unsigned max = cfg_prefix_maxlen(p) / 8;
+
+        for (unsigned i = 0; i < 16; i++) {
+                unsigned bits = i >= max ? 0 : p->len >= (i + 1) * 8 ? 8 : p->len > i * 8 ? p->len - i * 8 : 0;
+                uint8_t mask = bits ? (uint8_t)(0xff << (8 - bits)) : 0;
+
+                first[i] = i >= max ? 0 : p->addr[i] & mask;
+                last[i] = i >= max ? 0 : (uint8_t)(p->addr[i] | (uint8_t)~mask);
+        }
+}
+
+static void box_add(struct box *b, const struct cfg_prefix *p)
+{
+        uint8_t first[16], last[16];
+
+        if (b->family == BOX_MIXED)
+                return;
+        prefix_span(p, first, last);
+        if (!b->family) {
+                b->family = p->family;
+                memcpy(b->first, first, 16);
+                memcpy(b->last, last, 16);
+                return;
+        }
+        if (b->family != p->family) {
+                b->family = BOX_MIXED;
+                return;
+        }
+        if (memcmp(first, b->first, 16) < 0)
+                memcpy(b->first, first, 16);
+        if (memcmp(last, b->last, 16) > 0)
+                memcpy(b->last, last, 16);
+}
+
+static bool box_meets(const struct box *a, const struct box *b)
+{
+        if (!a->family || !b->family)
+                return false;
+        if (a->family == BOX_MIXED || b->family == BOX_MIXED)
+                return true;
+        return a->family == b->family && memcmp(a->last, b->first, 16) >= 0 && memcmp(b->last, a->first, 16) >= 0;
+}
+
 struct cfg_file_rec {
         struct cfg_model *m;      /* nodes (Calico Nodes' fields only), pools, felix, counts */
         struct cfg_node *fills;   /* per node: Kubernetes Nodes' first addresses, or NULL */
@@ -29,6 +82,7 @@ struct cfg_file_rec {
         struct raw_borrowed *bor;
         size_t n_bor;
         struct cfg_diags notices;
+        struct box box; /* of the claims: an update in place skips files outside it */
 };
 
 void cfg_file_rec_free(struct cfg_file_rec *r)
@@ -106,6 +160,8 @@ int cfg_file_rec_read(struct cfg_settings *s, const char *name, ydoc_read_fn rea
         rec->n_raw = l->n_raw;
         rec->bor = fit(TAKE_PTR(l->borrowed), l->n_borrowed, sizeof(*rec->bor));
         rec->n_bor = l->n_borrowed;
+        for (size_t i = 0; i < rec->n_raw; i++)
+                box_add(&rec->box, &rec->raw[i].cidr);
         if (l->fills) {
                 rec->fills = fit(TAKE_PTR(l->fills), l->m->n_nodes, sizeof(*rec->fills));
                 /* Nodes past the last Kubernetes Node's were never filled. */
@@ -557,10 +613,18 @@ static bool claim_before(const struct raw_block *a, uint32_t fa, const struct ra
  * winner of the moment, and a winner that loses with its successor: all are equal. */
 static int find_winners(struct cfg_file_rec *const *recs, size_t n, const struct pset *s, struct win *w)
 {
-        for (size_t i = 0; i < s->n; i++)
+        struct box sb = {};
+
+        for (size_t i = 0; i < s->n; i++) {
                 w[i] = (struct win){};
+                box_add(&sb, &s->v[i]);
+        }
         for (size_t f = 0; f < n; f++) {
                 const struct cfg_file_rec *rec = recs[f];
+
+                /* A node's file claims its own blocks: the others lie outside. */
+                if (!box_meets(&rec->box, &sb))
+                        continue;
 
                 for (size_t k = 0; k < rec->n_raw; k++) {
                         const struct raw_block *c = &rec->raw[k];
@@ -633,7 +697,7 @@ static void splice(void *array, size_t *n, size_t sz, size_t pos, size_t n_old, 
 {
         char *a = array;
 
-        if (*n - pos - n_old)
+        if (n_old != n_new && *n - pos - n_old)
                 memmove(a + (pos + n_new) * sz, a + (pos + n_old) * sz, (*n - pos - n_old) * sz);
         if (n_new)
                 memcpy(a + pos * sz, src, n_new * sz);
