@@ -109,6 +109,7 @@ struct loop {
         sd_event_source *debounce;
         sd_event_source *resync;
         sd_event_source *retry;
+        sd_event_source *upstream; /* upstreamRoutesFile after in-place updates, gathered */
         uint64_t dirty_since;    /* when the debounce timer was first armed; 0 = not armed */
         uint64_t debounce_at;    /* when it fires; 0 = not armed */
         uint64_t retry_usec;     /* the current back-off; 0 = the last pass converged */
@@ -435,6 +436,7 @@ static void keep_upstream_routes(struct loop *l)
         int e;
 
         l->upstream_pending = false;
+        sd_event_source_set_enabled(l->upstream, SD_EVENT_OFF);
         if (!s->upstream_routes_file)
                 return;
         snprintf(field, sizeof(field), "UNDERLAY_FILE=%s", s->upstream_routes_file);
@@ -456,6 +458,38 @@ static void keep_upstream_routes(struct loop *l)
         }
         upstream_free(u);
         upstream_input_clear(&in);
+}
+
+/* The upstream routes of the whole model cost about 26 ms of CPU at 100k blocks
+ * (tests/bench-plan.c), more than ten times a delta pass's whole change: after a
+ * change the source applied in place they wait this long, so that a stream of
+ * changes costs one computation a second and no change's route waits for them. */
+#define UPSTREAM_GATHER_USEC (1000 * 1000)
+
+static void keep_upstream_routes_later(struct loop *l)
+{
+        int enabled = SD_EVENT_OFF;
+        uint64_t now;
+
+        if (!l->model->settings.upstream_routes_file)
+                return;
+        (void)sd_event_source_get_enabled(l->upstream, &enabled);
+        if (enabled != SD_EVENT_OFF)
+                return; /* the one already due covers this change too */
+        sd_event_now(l->ev, CLOCK_MONOTONIC, &now);
+        sd_event_source_set_time(l->upstream, now + UPSTREAM_GATHER_USEC);
+        sd_event_source_set_enabled(l->upstream, SD_EVENT_ONESHOT);
+}
+
+static int on_upstream(sd_event_source *s, uint64_t usec, void *userdata)
+{
+        struct loop *l = userdata;
+
+        (void)s;
+        (void)usec;
+        if (l->model)
+                keep_upstream_routes(l);
+        return 0;
 }
 
 static void arm_resync(struct loop *l);
@@ -810,7 +844,7 @@ static bool update_in_place(struct loop *l)
         else
                 l->config_error[0] = '\0'; /* valid again, even if back to what the model is */
         if (r > 0) {
-                keep_upstream_routes(l);
+                keep_upstream_routes_later(l);
                 l->metrics.model_time = wall_now();
                 if (t.all || !l->ctx)
                         reconcile(l, PASS_CONFIGURATION);
@@ -1106,6 +1140,7 @@ static int setup(struct loop *l)
             (r = sd_event_add_time(l->ev, &l->debounce, CLOCK_MONOTONIC, UINT64_MAX, 1000, on_debounce, l)) < 0 ||
             (r = sd_event_add_time(l->ev, &l->resync, CLOCK_MONOTONIC, UINT64_MAX, 1000000, on_resync, l)) < 0 ||
             (r = sd_event_add_time(l->ev, &l->retry, CLOCK_MONOTONIC, UINT64_MAX, 100000, on_retry, l)) < 0 ||
+            (r = sd_event_add_time(l->ev, &l->upstream, CLOCK_MONOTONIC, UINT64_MAX, 10000, on_upstream, l)) < 0 ||
             (r = metrics_file_new(l->ev, &l->metrics, &l->metrics_file)) < 0)
                 return r;
         /* Notifications of our own requests tell us nothing, and a bulk change would
@@ -1154,10 +1189,19 @@ int loop_run(const char *config, const char *host_name)
         update_status(&l, "READY=1\n");
         r = sd_event_loop(l.ev);
         r = r < 0 ? 1 : 0;
+        {
+                /* A change still gathering: its upstream routes before leaving. */
+                int due = SD_EVENT_OFF;
+
+                (void)sd_event_source_get_enabled(l.upstream, &due);
+                if (due != SD_EVENT_OFF && l.model)
+                        keep_upstream_routes(&l);
+        }
 out:
         sd_event_source_unref(l.debounce);
         sd_event_source_unref(l.resync);
         sd_event_source_unref(l.retry);
+        sd_event_source_unref(l.upstream);
         source_free(l.src);
         metrics_file_free(l.metrics_file);
         sd_event_unref(l.ev);

@@ -26,6 +26,7 @@
 #include "load.h"
 #include "model.h"
 #include "plan.h"
+#include "upstream.h"
 
 static double cpu_now(void)
 {
@@ -125,7 +126,8 @@ int main(int argc, char **argv)
         struct plan *p = NULL;
         struct host_result *res;
         double full[5], keep[5], t0, delta = 0;
-        size_t heap0 = 0, heap_full = 0;
+        size_t heap0 = 0, heap_full = 0, up_len = 0;
+        double up[5];
         size_t n_changes = 0;
 
         if (!yaml || cfg_settings_load_buffer(NULL, NULL, 0, "node0", &s, &d) < 0 ||
@@ -178,6 +180,26 @@ int main(int argc, char **argv)
                 plan_free(p);
                 cfg_touched_clear(&t);
         }
+        /* upstreamRoutesFile: the daemon computes the upstream routes of the whole model
+         * again after each change of it (loop.c keep_upstream_routes()), and writes the
+         * file only when its text differs. */
+        for (int r = 0; r < 5; r++) {
+                struct upstream_input in = {};
+                struct upstream *u = NULL;
+                char *json = NULL;
+                size_t len = 0;
+
+                t0 = cpu_now();
+                if (upstream_input_from_model(m, &in) < 0 || upstream_compute(&in, UPSTREAM_AGG_EXACT, &u) < 0 ||
+                    upstream_format(u, NULL, UPSTREAM_FMT_JSON, &json, &len) < 0)
+                        return 1;
+                up[r] = cpu_now() - t0;
+                up_len = len;
+                free(json);
+                upstream_free(u);
+                upstream_input_clear(&in);
+        }
+        qsort(up, 5, sizeof(*up), dbl_cmp);
         qsort(full, 5, sizeof(*full), dbl_cmp);
         qsort(keep, 5, sizeof(*keep), dbl_cmp);
         printf("%zu blocks, %zu nodes\n", m->n_blocks, m->n_nodes);
@@ -185,6 +207,7 @@ int main(int argc, char **argv)
         printf("full plan with context (the daemon): %8.3f ms CPU (median of 5)\n", keep[2] * 1e3);
         printf("delta pass, one block moved:         %8.4f ms CPU (mean of %u; %zu route changes)\n",
                delta / changes * 1e3, changes, n_changes);
+        printf("upstream routes, whole model (JSON): %8.3f ms CPU (median of 5; %zu bytes)\n", up[2] * 1e3, up_len);
         printf("context heap after the full pass:    %8.2f MB\n", (double)heap_full / 1e6);
         printf("context heap after the delta passes: %8.2f MB\n", (double)(mallinfo2().uordblks - heap0) / 1e6);
         free(res);

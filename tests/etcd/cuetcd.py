@@ -192,13 +192,16 @@ def pool(name="underlay", cidr="192.168.10.128/25", block_size=28, nat=False, **
         "spec": spec}
 
 
-def node(name, addr):
+def node(name, addr, addr6=None):
+    bgp = {"ipv4Address": addr}
+    if addr6:
+        bgp["ipv6Address"] = addr6
     return RES + "nodes/" + name, {
         "kind": "Node", "apiVersion": "projectcalico.org/v3",
         "metadata": {"name": name, "uid": "0b4f1c2e-0000-4000-8000-0000000000" + name[-2:].rjust(2, "0"),
                      "creationTimestamp": "2026-11-01T10:00:00Z",
                      "labels": {"kubernetes.io/hostname": name, "kubernetes.io/os": "linux"}},
-        "spec": {"bgp": {"ipv4Address": addr}, "orchRefs": [{"nodeName": name, "orchestrator": "k8s"}]},
+        "spec": {"bgp": bgp, "orchRefs": [{"nodeName": name, "orchestrator": "k8s"}]},
         "status": {}}
 
 
@@ -211,7 +214,8 @@ def felix_default():
 
 
 def affinity_key(node_name, cidr):
-    return f"/calico/ipam/v2/host/{node_name}/ipv4/block/{cidr.replace('/', '-')}"
+    family = "ipv6" if ":" in cidr else "ipv4"
+    return f"/calico/ipam/v2/host/{node_name}/{family}/block/{cidr.replace('/', '-')}"
 
 
 CONFIRMED = {"state": "confirmed", "deleted": False}
