@@ -2283,6 +2283,14 @@ static void ctx_mark(struct planner *pl, const struct cfg_prefix *dst, int k)
         }
         if (!pl->ctx || pl->ctx_failed)
                 return;
+        if (p4_key(dst)) {
+                struct pfx4 *e = p4_get(pl->ctx, dst);
+
+                if (e && p4_mark(e, k) < 3)
+                        e->bits = (uint16_t)(e->bits + (1u << (2 * k)));
+                pl->ctx_failed = !e;
+                return;
+        }
         m = ctx_marks_get(pl->ctx, dst);
         m.v[k]++;
         if (ctx_marks_set(pl->ctx, dst, &m) < 0)

@@ -3947,6 +3947,41 @@ static void test_delta_churn_bounded(void **state)
         print_message("context: %zu bytes after %u changes\n", plan_ctx_bytes(c), 1000u);
 }
 
+/* Route events the context cannot keep: a route of our protocol in main, a route in
+ * main that ends every lookup of a pool's addresses (the blocking finding is the full
+ * pass's); those outside the pools are nothing to it; past CTX_STALE_MAX changes
+ * between two passes, a full pass. */
+static void test_delta_ctx_route(void **state)
+{
+        struct t *t = *state;
+        _cleanup_(freep) struct host_result *res = NULL;
+        struct plan_ctx *c;
+        struct host_route r;
+        struct plan *dp = NULL;
+        struct cfg_touched none = {};
+        const char *why = NULL;
+        int i;
+
+        load(t, NULL, SIMPLE);
+        host_node1(&t->h);
+        c = pt_full(t, &res);
+        r = route_parse(&t->h, "10.99.0.0/24 via 192.168.10.12 dev eth0 proto bird");
+        assert_int_equal(plan_ctx_route(c, &r, false), 0); /* outside the pools */
+        r = route_parse(&t->h, "192.168.10.128/28 via 192.168.10.12 dev eth0 proto 211 table main");
+        assert_int_equal(plan_ctx_route(c, &r, false), 1); /* ours in main */
+        r = route_parse(&t->h, "blackhole 192.168.10.128/26 proto static");
+        assert_int_equal(plan_ctx_route(c, &r, false), 1); /* covers the pool's blocks */
+        r = route_parse(&t->h, "192.168.10.144/28 via 192.168.10.12 dev eth0 proto bird");
+        for (i = 0; i < 4096; i++)
+                assert_int_equal(plan_ctx_route(c, &r, i % 2), 0);
+        assert_int_equal(plan_ctx_route(c, &r, false), 1); /* too many between two passes */
+        /* What was noted is planned by the next delta: none left over, nothing changes. */
+        assert_int_equal(plan_delta(c, t->m, &t->h, &none, &dp, &why), 1);
+        assert_int_equal(dp->n_actions, 0);
+        assert_int_equal(dp->n_routes_foreign, 0); /* the route went again (removed last) */
+        plan_free(dp);
+}
+
 /* What only a full pass can tell: everything touched, a pool changed, this node's
  * address, a pool starting to apply. */
 static void test_delta_needs_full(void **state)
@@ -4083,6 +4118,7 @@ int main(void)
                 T(test_delta_needs_full),
                 T(test_delta_dup_touched),
                 T(test_delta_churn_bounded),
+                T(test_delta_ctx_route),
 #undef T
         };
 
