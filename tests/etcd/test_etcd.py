@@ -518,8 +518,9 @@ class TestDeltaKnowsHost(EtcdCase):
         r = ce.run_cli(self.ns, self.fx, "--once", env=self.env_endpoints())
         self.assertIn("0 changes, 0 failed", r.stdout, r.stdout + r.stderr)
         # Back: the block's route comes with the full pass the default route starts.
+        before = self.ns.route_summary()
         self.ns.ip("route", "replace", "default", "via", "192.168.10.1", "dev", "eth0")
-        self.wait_routes(sorted(self.ns.route_summary() + [f"{cu.EXTRA_BLOCK} unicast 192.168.10.12 eth0 1024"]))
+        self.wait_routes(sorted(before + [f"{cu.EXTRA_BLOCK} unicast 192.168.10.12 eth0 1024"]))
 
 
 class TestStreams(EtcdCase):
