@@ -3,7 +3,8 @@
 server (kubeapi.py) holding N core Nodes (with the managedFields, status and
 annotations a real kubelet writes) and M BlockAffinities on one /10 overlay pool,
 and calico-underlayd --check reading it (peak RSS from /usr/bin/time), then the
-daemon converging on it (VmHWM from /proc).
+daemon converging on it (VmHWM from /proc), then --changes BlockAffinity watch events
+(each waited for in the kernel): the daemon's CPU per event and VmHWM after them.
 
 Run: sudo python3 tests/kube/bench_kube.py --build BUILD [--nodes 5000] [--affinities 100000]
 """
@@ -24,6 +25,7 @@ def main():
     ap.add_argument("--build", required=True)
     ap.add_argument("--nodes", type=int, default=5000)
     ap.add_argument("--affinities", type=int, default=100000)
+    ap.add_argument("--changes", type=int, default=20, help="BlockAffinity events after convergence (0: none)")
     a = ap.parse_args()
     daemon = os.path.join(a.build, "daemon", "calico-underlayd")
     cu.DAEMON = daemon  # the Daemon helper's too
@@ -70,6 +72,31 @@ def main():
         hwm = re.search(r"VmHWM:\s+(\d+)", st).group(1)
         rss_now = re.search(r"VmRSS:\s+(\d+)", st).group(1)
         print(f"daemon: converged, VmHWM {int(hwm) / 1024:.1f} MB, VmRSS {int(rss_now) / 1024:.1f} MB")
+        # Watch events: node2's extra block (load_cluster()'s underlay pool, node2 on-link)
+        # put and deleted in turn, each waited for in the kernel; then the peak again.
+        if a.changes:
+            ba = ck.block_affinity("node2", cu.EXTRA_BLOCK)
+
+            def cpu_ms():
+                with open(f"/proc/{d.pid}/stat") as f:
+                    v = f.read().rsplit(")", 1)[1].split()
+                return (int(v[11]) + int(v[12])) * 1000 / os.sysconf("SC_CLK_TCK")
+
+            cpu0 = cpu_ms()
+            t = time.monotonic()
+            for i in range(a.changes):
+                if i % 2 == 0:
+                    api.put("blockaffinities", ba)
+                else:
+                    api.delete("blockaffinities", ba["metadata"]["name"])
+                cu.wait_until(lambda: (cu.EXTRA_BLOCK.split("/")[0] in ns.ip("route", "show", "table", "all"))
+                              == (i % 2 == 0), 120, what=f"change {i}")
+            with open(f"/proc/{d.pid}/status") as f:
+                hwm = re.search(r"VmHWM:\s+(\d+)", f.read()).group(1)
+            passes = d.stderr_lines("reconcile pass (")
+            print(f"daemon: after {a.changes} BlockAffinity events ({(time.monotonic() - t) / a.changes * 1e3:.0f} ms "
+                  f"each, {(cpu_ms() - cpu0) / a.changes:.0f} ms of daemon CPU each, {sum('; delta pass over' in p for p in passes)} delta passes of {len(passes)}), "
+                  f"VmHWM {int(hwm) / 1024:.1f} MB")
         if os.environ.get("BENCH_VERBOSE"):
             print("\n".join(l for l in d.stderr().splitlines() if "kubernetes" in l or "configuration" in l)[-3000:])
         d.close()
