@@ -7,9 +7,10 @@
  * the last full pass left it (reconcile_delta(); issue 16). Every foreign event that
  * matters, an overrun, a failure, SIGHUP and the resync make the next pass a full one:
  * between full dumps the kernel's routes are known from our own changes and from the
- * route events of others' routes in main (plan_ctx_route()). A configuration that fails to load keeps the last valid model and leaves
- * the host alone. Stopping changes nothing on the host. Idle, the loop sleeps: no
- * polling beyond the watchdog and the resyncSeconds safety net.
+ * route events of others' routes in main (plan_ctx_route()). A configuration that
+ * fails to load keeps the last valid model and leaves the host alone. Stopping changes
+ * nothing on the host. Idle, the loop sleeps: no polling beyond the watchdog and the
+ * resyncSeconds safety net.
  *
  * Our own changes come back as rtnetlink events. Those that carry our request's port
  * id (routes, tunnel links) are dropped by a socket filter in the kernel; the rest (the
@@ -490,6 +491,16 @@ static int on_upstream(sd_event_source *s, uint64_t usec, void *userdata)
         if (l->model)
                 keep_upstream_routes(l);
         return 0;
+}
+
+/* Before leaving: the upstream routes of a change still gathering. */
+static void flush_upstream_routes(struct loop *l)
+{
+        int due = SD_EVENT_OFF;
+
+        (void)sd_event_source_get_enabled(l->upstream, &due);
+        if (due != SD_EVENT_OFF && l->model)
+                keep_upstream_routes(l);
 }
 
 static void arm_resync(struct loop *l);
@@ -1189,14 +1200,7 @@ int loop_run(const char *config, const char *host_name)
         update_status(&l, "READY=1\n");
         r = sd_event_loop(l.ev);
         r = r < 0 ? 1 : 0;
-        {
-                /* A change still gathering: its upstream routes before leaving. */
-                int due = SD_EVENT_OFF;
-
-                (void)sd_event_source_get_enabled(l.upstream, &due);
-                if (due != SD_EVENT_OFF && l.model)
-                        keep_upstream_routes(&l);
-        }
+        flush_upstream_routes(&l);
 out:
         sd_event_source_unref(l.debounce);
         sd_event_source_unref(l.resync);
