@@ -486,8 +486,9 @@ def files_round(b, ns, config, change, env, tag, a, n):
 
 # ---------------------------------------------------------------- one run
 
-def etcd_section(b, c, a, big):
-    """Every etcd figure of one run at cluster c (big: also the stream and --once)."""
+def etcd_section(b, c, a, big, only_once=False):
+    """Every etcd figure of one run at cluster c (big: also the stream and --once;
+    only_once: --once and its floors alone)."""
     res = {}
     ns = b.netns(c)
     srv = None
@@ -507,7 +508,7 @@ def etcd_section(b, c, a, big):
             f.write(f"nodeName: {bs.node_name(0)}\nuplink: auto\ndatastore: etcdv3\ncalicoctlConfig: {cfg}\n")
         if big and not a.no_once:
             res["once"] = once_section(b, ns, srv, c)
-        for mode, env in a.modes:
+        for mode, env in () if only_once else a.modes:
             r = etcd_round(b, ns, srv, c, env, f"etcd-{c.routes}-{mode}", a, big)
             res[mode] = r
             print(f"[etcd {c.routes} {mode}] change {med(r['lat'])} ms, cpu/change {r['cpu']:.1f} ms"
@@ -534,6 +535,8 @@ def once_section(b, ns, srv, c):
             if r["exit"] != 0 or r.get("failed", 0):
                 raise RuntimeError(f"--once from etcd failed (exit {r['exit']}):\n{r['stderr'][-3000:]}")
             out[mode][kind] = r
+            phases = " ".join(line for line in r["stderr"].splitlines() if line.startswith("timing"))
+            print(f"[once {mode} {kind}] {r['wall']:.0f} ms (user {r['user']:.0f} sys {r['sys']:.0f}), {phases}", file=sys.stderr)
         cmp = b.run(ns, [b.writer, "dump", c.batch], stdout=subprocess.PIPE)
         m = re.search(r"matched=(\d+) wanted=(\d+)", cmp["stdout"])
         if not m or m[1] != m[2]:
@@ -545,6 +548,7 @@ def once_section(b, ns, srv, c):
     if get["exit"] != 0:
         raise RuntimeError("etcdctl get failed: " + get["stderr"][-2000:])
     out["get"], out["get_rss"] = get["wall"], get["rss"]
+    print(f"[once] etcdctl get {get['wall']:.0f} ms (user {get['user']:.0f} sys {get['sys']:.0f}), kernel floor {out['floor']:.0f} ms", file=sys.stderr)
     flush(ns)
     return out
 
@@ -667,6 +671,10 @@ def report(a, runs, kube_rss, out=sys.stdout):
         ("  1 change -> kernel (ms)", lambda r, m: med(r[fbig]["big_" + m]["lat"]), ""),
         ("  daemon peak RSS (MB)", lambda r, m: r[fbig]["big_" + m]["rss"], "<= 32"),
     ]
+    if a.only == "once":
+        first = next(i for i, row in enumerate(rows) if "cold --once" in row[0])
+        last = next(i for i, row in enumerate(rows) if "--once peak RSS" in row[0])
+        rows = rows[first:last + 1]
     w0, wc = 60, 14
     print(file=out)
     print(f"calico-underlayd change cost (issue 16): {bs.label(a.scale)} ({a.scale // a.blocks_per_node} nodes x "
@@ -709,8 +717,9 @@ def main():
     ap.add_argument("--kube", action="store_true", help="also tests/kube/bench_kube.py's peak RSS at the scale")
     ap.add_argument("--quick", action="store_true",
                     help="10k blocks, 1 run, 20 changes, a 10 s stream (overrides those options)")
-    ap.add_argument("--only", choices=("etcd", "files"),
-                    help="only that datastore's figures (files: no etcd-server needed, no 100k etcd load)")
+    ap.add_argument("--only", choices=("etcd", "files", "once"),
+                    help="only that datastore's figures (files: no etcd-server needed, no 100k etcd load); once: "
+                         "only the cold and no-op --once from etcd against etcdctl get and the kernel floor")
     ap.add_argument("--keep", action="store_true", help="keep the generated files")
     ap.add_argument("--scale-only", action="store_true", help="no 40-block cluster and no --once (memory, CPU)")
     ap.add_argument("--path", choices=("full", "incr"), help="only that column (the other prints -)")
@@ -747,6 +756,11 @@ def main():
         small = bs.Cluster(b.top, 40, a.blocks_per_node, a.foreign)
         for k in range(a.runs):
             r = {}
+            if a.only == "once":
+                r[f"etcd{a.scale}"] = etcd_section(b, big, a, True, only_once=True)
+                runs.append(r)
+                print(f"run {k + 1} of {a.runs} done ({time.monotonic() - t_all:.0f} s)", file=sys.stderr)
+                continue
             if a.only != "files":
                 if not a.scale_only:
                     r["etcd40"] = etcd_section(b, small, a, False)
