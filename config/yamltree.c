@@ -339,6 +339,209 @@ static int run_parser(struct builder *b, yaml_parser_t *p)
         return r;
 }
 
+/* ---- plain JSON without libyaml ----
+ *
+ * etcd's values and the Kubernetes API's objects are JSON, which is YAML: libyaml reads
+ * each at about a microsecond a node, most of it spent setting up and tearing down the
+ * parser (100k IPAM blocks: seconds). A document in the plain subset of JSON below is
+ * read here instead, into the same events the builder takes from libyaml, with the
+ * positions libyaml gives (the start of each node, 1-based; columns are bytes, the text
+ * being ASCII): the same tree, the same errors. The subset: one object or array, spaces
+ * and line feeds between tokens, strings of printable ASCII without escapes, numbers as
+ * JSON writes them, true, false, null. Anything else (an escape, a tab, UTF-8, a comment,
+ * a syntax error, nesting past YDOC_MAX_DEPTH) is left to libyaml, which reads it as it
+ * always did, errors included: a first pass checks the whole document before anything is
+ * built. */
+
+struct jscan {
+        struct builder *b; /* NULL: only check */
+        const char *p, *end;
+        uint32_t line, col; /* 0-based, as libyaml's marks */
+        unsigned depth;
+        int r; /* the builder's first failure */
+};
+
+static void js_space(struct jscan *s)
+{
+        for (; s->p < s->end && (*s->p == ' ' || *s->p == '\n'); s->p++)
+                if (*s->p == '\n') {
+                        s->line++;
+                        s->col = 0;
+                } else
+                        s->col++;
+}
+
+static bool js_emit(struct jscan *s, yaml_event_type_t type, const char *value, size_t len, bool quoted)
+{
+        yaml_event_t e = { .type = type };
+
+        if (!s->b)
+                return true;
+        e.start_mark.line = s->line;
+        e.start_mark.column = s->col;
+        if (type == YAML_SCALAR_EVENT) {
+                e.data.scalar.value = (yaml_char_t *)value;
+                e.data.scalar.length = len;
+                e.data.scalar.style = quoted ? YAML_DOUBLE_QUOTED_SCALAR_STYLE : YAML_PLAIN_SCALAR_STYLE;
+        }
+        s->r = on_event(s->b, &e);
+        return s->r >= 0;
+}
+
+static bool js_advance(struct jscan *s, size_t n)
+{
+        s->p += n;
+        s->col += (uint32_t)n;
+        return true;
+}
+
+static bool js_string(struct jscan *s)
+{
+        const char *q = s->p + 1;
+
+        while (q < s->end && *q != '"') {
+                if (*q == '\\' || (unsigned char)*q < 0x20 || (unsigned char)*q >= 0x7f)
+                        return false;
+                q++;
+        }
+        if (q == s->end)
+                return false;
+        return js_emit(s, YAML_SCALAR_EVENT, s->p + 1, (size_t)(q - s->p - 1), true) &&
+               js_advance(s, (size_t)(q - s->p) + 1);
+}
+
+static size_t js_digits(const char *p, const char *end)
+{
+        size_t n = 0;
+
+        while (p + n < end && p[n] >= '0' && p[n] <= '9')
+                n++;
+        return n;
+}
+
+/* -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)? */
+static size_t js_number(const char *p, const char *end)
+{
+        size_t n = p < end && *p == '-', d;
+
+        if (!(d = js_digits(p + n, end)) || (d > 1 && p[n] == '0'))
+                return 0;
+        n += d;
+        if (p + n < end && p[n] == '.') {
+                if (!(d = js_digits(p + n + 1, end)))
+                        return 0;
+                n += 1 + d;
+        }
+        if (p + n < end && (p[n] == 'e' || p[n] == 'E')) {
+                size_t sign = p + n + 1 < end && (p[n + 1] == '+' || p[n + 1] == '-');
+
+                if (!(d = js_digits(p + n + 1 + sign, end)))
+                        return 0;
+                n += 1 + sign + d;
+        }
+        return n;
+}
+
+static bool js_word(struct jscan *s)
+{
+        static const char *const words[] = { "true", "false", "null" };
+        size_t n = js_number(s->p, s->end);
+
+        for (size_t i = 0; !n && i < ELEMENTSOF(words); i++)
+                if ((size_t)(s->end - s->p) >= strlen(words[i]) && !memcmp(s->p, words[i], strlen(words[i])))
+                        n = strlen(words[i]);
+        /* What follows must end the scalar as it ends a plain one in a flow collection. */
+        if (!n || (s->p + n < s->end && !strchr(" \n,]}", s->p[n])))
+                return false;
+        return js_emit(s, YAML_SCALAR_EVENT, s->p, n, false) && js_advance(s, n);
+}
+
+static bool js_value(struct jscan *s);
+
+/* { "key": value, ... } or [ value, ... ] */
+static bool js_collection(struct jscan *s, bool map)
+{
+        char close = map ? '}' : ']';
+
+        if (++s->depth > YDOC_MAX_DEPTH)
+                return false;
+        if (!js_emit(s, map ? YAML_MAPPING_START_EVENT : YAML_SEQUENCE_START_EVENT, NULL, 0, false))
+                return false;
+        js_advance(s, 1);
+        js_space(s);
+        if (s->p < s->end && *s->p == close)
+                goto end;
+        for (;;) {
+                if (map) {
+                        const char *key = s->p;
+                        uint32_t line = s->line;
+
+                        if (s->p == s->end || *s->p != '"' || !js_string(s))
+                                return false;
+                        js_space(s);
+                        /* YAML's implicit keys end on their line, within 1024 characters:
+                         * libyaml reads anything else otherwise. */
+                        if (s->p == s->end || *s->p != ':' || s->line != line || s->p - key > 1000)
+                                return false;
+                        js_advance(s, 1);
+                        js_space(s);
+                }
+                if (!js_value(s))
+                        return false;
+                js_space(s);
+                if (s->p < s->end && *s->p == ',') {
+                        js_advance(s, 1);
+                        js_space(s);
+                        continue;
+                }
+                if (s->p < s->end && *s->p == close)
+                        break;
+                return false;
+        }
+end:
+        s->depth--;
+        return js_emit(s, map ? YAML_MAPPING_END_EVENT : YAML_SEQUENCE_END_EVENT, NULL, 0, false) &&
+               js_advance(s, 1);
+}
+
+static bool js_value(struct jscan *s)
+{
+        if (s->p == s->end)
+                return false;
+        if (*s->p == '{' || *s->p == '[')
+                return js_collection(s, *s->p == '{');
+        if (*s->p == '"')
+                return js_string(s);
+        return js_word(s);
+}
+
+/* The whole document: a collection, spaces around it. */
+static bool js_document(struct jscan *s)
+{
+        js_space(s);
+        if (s->p == s->end || (*s->p != '{' && *s->p != '['))
+                return false;
+        if (!js_emit(s, YAML_DOCUMENT_START_EVENT, NULL, 0, false) || !js_value(s))
+                return false;
+        js_space(s);
+        return s->p == s->end && js_emit(s, YAML_DOCUMENT_END_EVENT, NULL, 0, false);
+}
+
+/* 1: read here (*ret the builder's result), 0: not plain JSON, for libyaml. */
+static int load_plain_json(struct builder *b, const char *buf, size_t size, int *ret)
+{
+        struct jscan check = { .p = buf, .end = buf + size }, build = check;
+
+        if (!js_document(&check))
+                return 0;
+        build.b = b;
+        js_document(&build);
+        arena_free(&b->arena);
+        free(b->vals);
+        *ret = build.r;
+        return 1;
+}
+
 int ydoc_load_buffer(const char *name, const void *buf, size_t size, unsigned flags, ydoc_resource_fn fn,
                      void *userdata, struct cfg_diags *diags)
 {
@@ -349,6 +552,8 @@ int ydoc_load_buffer(const char *name, const void *buf, size_t size, unsigned fl
         yaml_parser_t p;
         int r;
 
+        if (load_plain_json(&b, buf, size, &r))
+                return r;
         if (!yaml_parser_initialize(&p))
                 return -ENOMEM;
         yaml_parser_set_input_string(&p, buf, size);

@@ -3,13 +3,15 @@
  * records separated by NUL bytes, each "KEY\nVALUE" (a record without a newline is a
  * key with an empty value); keys are sorted first, as the client sorts its cache. The
  * promises are those of fuzz-config: no crash, no leak, a refusal says why, a model
- * that loads is sorted and consistent. */
+ * that loads is sorted and consistent. And each value reads the same through the
+ * plain-JSON reader of config/yamltree.c as through libyaml (tests/ydoc-diff.h). */
 #include <errno.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "load.h"
+#include "ydoc-diff.h"
 #include "model.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -64,6 +66,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                 if (nl)
                         *nl = 0;
                 kvs[n++] = (struct cfg_kv){ .key = p, .value = nl ? nl + 1 : "", .value_len = nl ? strlen(nl + 1) : 0 };
+        }
+        for (size_t i = 0; i < n; i++) {
+                char *a = NULL, *b = NULL;
+
+                if (ydiff(kvs[i].value, kvs[i].value_len, 0, &a, &b) < 0) {
+                        fprintf(stderr, "plain JSON:\n%s\nlibyaml:\n%s\n", a, b);
+                        abort();
+                }
         }
         qsort(kvs, n, sizeof(*kvs), kv_cmp);
         if (cfg_settings_load_buffer(NULL, NULL, 0, "node1", &s, &d) < 0)

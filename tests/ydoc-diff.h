@@ -1,0 +1,101 @@
+/* The plain-JSON reader of config/yamltree.c against libyaml: the same bytes loaded
+ * through ydoc_load_buffer() (plain JSON read without libyaml) and ydoc_load_stream()
+ * (always libyaml) must give the same trees, the same diagnostics and the same result.
+ * Each tree and diagnostic is printed into a text; the texts are compared. Shared by
+ * tests/test-yamljson.c and tests/fuzz-etcdkv.c. */
+#pragma once
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "yamltree.h"
+
+struct ydiff_text {
+        char *s;
+        size_t len;
+        FILE *f;
+};
+
+static void ydiff_node(FILE *f, const struct ynode *n, unsigned depth)
+{
+        fprintf(f, "%*s%u:%u %u%s", (int)depth, "", n->line, n->col, n->kind, n->quoted ? " q" : "");
+        if (n->kind == YN_SCALAR) {
+                fprintf(f, " [%zu]", n->n);
+                fwrite(n->str, 1, n->n, f);
+                fputc('\n', f);
+                return;
+        }
+        fprintf(f, " n=%zu\n", n->n);
+        for (size_t i = 0; i < n->n; i++)
+                if (n->kind == YN_SEQ)
+                        ydiff_node(f, n->items[i], depth + 1);
+                else {
+                        ydiff_node(f, n->pairs[i].key, depth + 1);
+                        ydiff_node(f, n->pairs[i].val, depth + 1);
+                }
+}
+
+static int ydiff_on_resource(const struct ynode *n, void *userdata)
+{
+        ydiff_node(userdata, n, 0);
+        return 0;
+}
+
+struct ydiff_reader {
+        const char *p;
+        size_t left;
+};
+
+static int ydiff_read(void *ctx, void *buf, size_t size, size_t *ret_n)
+{
+        struct ydiff_reader *r = ctx;
+        size_t n = size < r->left ? size : r->left;
+
+        memcpy(buf, r->p, n);
+        r->p += n;
+        r->left -= n;
+        *ret_n = n;
+        return 0;
+}
+
+/* The text of one load: its result, trees and diagnostics; NULL without memory. */
+static char *ydiff_load(const char *buf, size_t size, unsigned flags, bool stream)
+{
+        struct cfg_diags d = {};
+        struct ydiff_reader rd = { buf, size };
+        char *s = NULL, line[1024];
+        size_t len = 0;
+        FILE *f = open_memstream(&s, &len);
+        int r;
+
+        if (!f)
+                return NULL;
+        r = stream ? ydoc_load_stream("doc", ydiff_read, &rd, flags, ydiff_on_resource, f, &d)
+                   : ydoc_load_buffer("doc", buf, size, flags, ydiff_on_resource, f, &d);
+        fprintf(f, "result %d\n", r);
+        for (size_t i = 0; i < d.n; i++) {
+                cfg_diag_fmt(&d.v[i], line, sizeof(line));
+                fprintf(f, "diag %s\n", line);
+        }
+        cfg_diags_clear(&d);
+        fclose(f);
+        return s;
+}
+
+/* 0 when both readers agree; else -EPROTO with both texts in *ret_a and *ret_b (the
+ * caller frees them). */
+static int ydiff(const char *buf, size_t size, unsigned flags, char **ret_a, char **ret_b)
+{
+        char *a = ydiff_load(buf, size, flags, false), *b = ydiff_load(buf, size, flags, true);
+
+        if (!a || !b || strcmp(a, b) == 0) {
+                free(a);
+                free(b);
+                return 0;
+        }
+        *ret_a = a;
+        *ret_b = b;
+        return -EPROTO;
+}
