@@ -13,6 +13,7 @@
 #define ETCD_MAX_VALUE (4u << 20)    /* etcd refuses values over 1.5 MiB by default */
 #define ETCD_MAX_BODY (64u << 20)    /* one range response (a page of ETCD_PAGE keys) */
 #define ETCD_MAX_MESSAGE (64u << 20) /* one watch message */
+#define ETCD_MAX_PAGE_KVS 1000000    /* keys in one range response (the client's ETCD_MAX_KEYS) */
 
 struct etcd_kv {
         char *key;   /* NUL-terminated (a key holding NUL is refused), never empty */

@@ -7,13 +7,17 @@
  * is accepted keeps the caps (revisions in range, keys non-empty without NUL, values
  * within ETCD_MAX_VALUE and NUL-terminated); and the stream means the same however it
  * is cut (the same messages, the same end). Seeds: real answers of Debian's etcd
- * (tests/fuzz-etcd-capture.py), kept in tests/fuzz-corpus/etcd. */
+ * (tests/fuzz-etcd-capture.py), kept in tests/fuzz-corpus/etcd. The same input is
+ * also read as the gRPC transport's answers (daemon/etcd-grpc.c): a RangeResponse and
+ * an AuthenticateResponse, framed, and a grpc-message trailer, with the same promises;
+ * a real RangeResponse of etcd 3.4 is a seed (grpc-range-ippools). */
 #include <errno.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "etcd-grpc.h"
 #include "etcd-parse.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -59,6 +63,38 @@ static void check_range(const char *data, size_t size)
         for (size_t i = 0; i < r.n_kvs; i++)
                 check_kv(r.kvs[i], true);
         etcd_range_clear(&r);
+}
+
+static void check_grpc(const char *data, size_t size)
+{
+        struct etcd_range r = { .revision = -1 };
+        char err[256] = "", *token = NULL, msg[64], *s;
+        int k = etcd_grpc_parse_range(data, size, &r, err, sizeof(err));
+
+        if (k < 0) {
+                CHECK(k == -EBADMSG || k == -EFBIG || k == -ENOMEM);
+                CHECK(k == -ENOMEM || err[0]);
+                CHECK(r.revision == -1 && !r.kvs);
+        } else {
+                CHECK(r.revision > 0 && r.revision < INT64_MAX);
+                CHECK(!r.n_kvs == !r.kvs);
+                for (size_t i = 0; i < r.n_kvs; i++)
+                        check_kv(r.kvs[i], true);
+                etcd_range_clear(&r);
+        }
+        k = etcd_grpc_parse_auth(data, size, &token, err, sizeof(err));
+        CHECK(k == 0 ? token && token[0] && !strpbrk(token, "\r\n") : !token && (k == -ENOMEM || err[0]));
+        free(token);
+        /* The trailer's text: NUL-terminated, printable, within the buffer. */
+        if ((s = malloc(size + 1))) {
+                memcpy(s, data, size);
+                s[size] = '\0';
+                etcd_grpc_message(s, msg, sizeof(msg));
+                CHECK(strlen(msg) < sizeof(msg));
+                for (const char *c = msg; *c; c++)
+                        CHECK((unsigned char)*c >= ' ' && *c != 0x7f);
+                free(s);
+        }
 }
 
 static void check_auth_error(const char *data, size_t size)
@@ -166,6 +202,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         memcpy(copy, data, size);
         check_range(copy, size);
         check_auth_error(copy, size);
+        check_grpc(copy, size);
         check_stream(copy, size);
         check_base64(data, size);
         free(copy);

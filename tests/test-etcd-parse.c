@@ -3,7 +3,11 @@
  * into values; range pages, tokens and error bodies; the watch stream fed whole and
  * cut at every byte; and hostile answers: wrong types, numbers past int64, bad base64,
  * keys with NUL, truncated JSON, deep nesting, a page over the 64 MiB cap, a watch
- * message over its cap. The fuzz target's findings are kept here as regressions. */
+ * message over its cap. The fuzz target's findings are kept here as regressions.
+ * The same for the gRPC transport (daemon/etcd-grpc.c): the requests byte for byte, a
+ * real RangeResponse of etcd 3.4 (the IPPools of tests/bench/bench_change.py's cluster,
+ * limit 1), and hostile messages: truncated and overlong varints, lengths past the end
+ * or huge, wrong wire types, groups, unknown fields (skipped), bad framing. */
 #include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -15,6 +19,7 @@
 
 #include <cmocka.h>
 
+#include "etcd-grpc.h"
 #include "etcd-parse.h"
 
 #define HDR "\"header\":{\"cluster_id\":\"2037210783374497686\",\"member_id\":\"13195394291058371180\","
@@ -427,6 +432,246 @@ static void watch_stop_and_cap(void **state)
         free(big);
 }
 
+/* ---- gRPC (etcd-grpc.c) ---- */
+
+/* etcd 3.4's answer to Range(ippools/, limit 1): header (revision 212), one kv, more,
+ * count 2. */
+static const char grpc_real[] =
+"\x00\x00\x00\x01\xc3\x0a\x1a\x08\x96\xaf\x87\x9d\x9f\x8d\xe8\xa2\x1c\x10\xec\xd4\x81\xee\xa0"
+"\xa6\xdd\x8f\xb7\x01\x18\xd4\x01 \x02\x12\xa0\x03\x0a>/calico/resources/v3/projectcalico.or"
+"g/ippools/overlay-default\x10\x02\x18\x02 \x01*\xd7\x02{\x22kind\x22:\x22IPPool\x22,\x22" "api"
+"Version\x22:\x22projectcalico.org/v3\x22,\x22metadata\x22:{\x22" "creationTimestamp\x22:\x22" "20"
+"24-03-01T10:00:00Z\x22,\x22name\x22:\x22overlay-default\x22,\x22uid\x22:\x22" "0000000f-0b7e-1"
+"1ea-8d71-52540045a0c1\x22},\x22spec\x22:{\x22" "cidr\x22:\x22" "10.128.0.0/9\x22,\x22" "blockSize\x22"
+":26,\x22ipipMode\x22:\x22" "Always\x22,\x22vxlanMode\x22:\x22Never\x22,\x22natOutgoing\x22:tru"
+"e,\x22nodeSelector\x22:\x22" "all()\x22,\x22" "allowedUses\x22:[\x22Workload\x22,\x22Tunnel\x22]}"
+"}\x18\x01 \x02";
+
+/* A gRPC frame around a protobuf message of n bytes. */
+static size_t frame(char *buf, const char *msg, size_t n)
+{
+        buf[0] = 0;
+        buf[1] = (char)(n >> 24);
+        buf[2] = (char)(n >> 16);
+        buf[3] = (char)(n >> 8);
+        buf[4] = (char)n;
+        memmove(buf + 5, msg, n);
+        return n + 5;
+}
+
+static int grpc_range(const char *msg, size_t n, struct etcd_range *r, char *err)
+{
+        char buf[4096];
+
+        assert_true(n + 5 <= sizeof(buf));
+        err[0] = '\0';
+        return etcd_grpc_parse_range(buf, frame(buf, msg, n), r, err, 256);
+}
+
+#define GRPC_RANGE(lit, r, err) grpc_range(lit, sizeof(lit) - 1, r, err)
+
+static void grpc_refused(const char *msg, size_t n, const char *why)
+{
+        struct etcd_range r = { .revision = -7 };
+        char err[256];
+
+        assert_int_equal(grpc_range(msg, n, &r, err), -EBADMSG);
+        assert_string_equal(err, why);
+        assert_int_equal(r.revision, -7); /* untouched */
+}
+
+#define GRPC_REFUSED(lit, why) grpc_refused(lit, sizeof(lit) - 1, why)
+/* A header at revision 5, then the rest. */
+#define H5 "\x0a\x02\x18\x05"
+
+static void grpc_real_answer(void **state)
+{
+        struct etcd_range r = {};
+        char err[256] = "";
+
+        (void)state;
+        assert_int_equal(etcd_grpc_parse_range(grpc_real, sizeof(grpc_real) - 1, &r, err, sizeof(err)), 0);
+        assert_int_equal(r.revision, 212);
+        assert_true(r.more);
+        assert_int_equal(r.count, 2);
+        assert_int_equal(r.n_kvs, 1);
+        assert_string_equal(r.kvs[0]->key, "/calico/resources/v3/projectcalico.org/ippools/overlay-default");
+        assert_int_equal(r.kvs[0]->mod_revision, 2);
+        assert_int_equal(r.kvs[0]->value_len, strlen(r.kvs[0]->value));
+        assert_true(strncmp(r.kvs[0]->value, "{\"kind\":\"IPPool\",", 17) == 0);
+        assert_true(strstr(r.kvs[0]->value, "\"allowedUses\":[\"Workload\",\"Tunnel\"]}}") != NULL);
+        etcd_range_clear(&r);
+}
+
+static void grpc_requests(void **state)
+{
+        char *m = NULL;
+        size_t n = 0;
+
+        (void)state;
+        /* key 1, range_end 2, limit 3 (2000: d0 0f), revision 4 */
+        assert_int_equal(etcd_grpc_range_request("a/", 2, "a0", 2, 2000, 300, &m, &n), 0);
+        assert_int_equal(n, 5 + 14);
+        assert_memory_equal(m, "\x00\x00\x00\x00\x0e\x0a\x02" "a/\x12\x02" "a0\x18\xd0\x0f\x20\xac\x02", n);
+        free(m);
+        /* Binary keys (a page key ends in NUL), no limit, no revision: left out. */
+        assert_int_equal(etcd_grpc_range_request("k\0", 2, "l", 1, 0, 0, &m, &n), 0);
+        assert_memory_equal(m, "\x00\x00\x00\x00\x07\x0a\x02k\x00\x12\x01l", n);
+        free(m);
+        assert_int_equal(etcd_grpc_auth_request("root", "pw", &m, &n), 0);
+        assert_memory_equal(m, "\x00\x00\x00\x00\x0a\x0a\x04root\x12\x02pw", n);
+        free(m);
+}
+
+static void grpc_values(void **state)
+{
+        struct etcd_range r = {};
+        char err[256];
+
+        (void)state;
+        /* Unknown fields of every wire type are skipped, in the response, the header and
+         * a kv; a missing value is an empty one; the last more/count wins. */
+        assert_int_equal(GRPC_RANGE("\x28\x01\x31" "12345678\x3d" "1234\x42\x03xyz"
+                                    "\x0a\x0d\x08\x01\x11" "12345678\x18\x09"
+                                    "\x12\x0a\x0a\x01k\x30\x07\x3a\x03" "abc"
+                                    "\x12\x08\x0a\x01l\x2a\x01v\x18\x04"
+                                    "\x18\x01\x18\x00\x20\x09",
+                                    &r, err),
+                         0);
+        assert_int_equal(r.revision, 9);
+        assert_false(r.more);
+        assert_int_equal(r.count, 9);
+        assert_int_equal(r.n_kvs, 2);
+        assert_string_equal(r.kvs[0]->key, "k");
+        assert_string_equal(r.kvs[0]->value, "");
+        assert_int_equal(r.kvs[0]->value_len, 0);
+        assert_string_equal(r.kvs[1]->value, "v");
+        assert_int_equal(r.kvs[1]->mod_revision, 4);
+        etcd_range_clear(&r);
+        /* An empty page. */
+        assert_int_equal(GRPC_RANGE(H5, &r, err), 0);
+        assert_int_equal(r.revision, 5);
+        assert_int_equal(r.n_kvs, 0);
+        assert_null(r.kvs);
+        etcd_range_clear(&r);
+}
+
+static void grpc_hostile(void **state)
+{
+        struct etcd_range r = { .revision = -7 };
+        char buf[64], err[256], *big;
+        size_t n;
+
+        (void)state;
+        GRPC_REFUSED("", "a range response without a revision");
+        GRPC_REFUSED("\x12\x03\x0a\x01k", "a range response without a revision");
+        GRPC_REFUSED("\x0a\x0b\x18\xff\xff\xff\xff\xff\xff\xff\xff\xff\x01", "a range response at a revision out of range");
+        GRPC_REFUSED("\x0a\x0a\x18\xff\xff\xff\xff\xff\xff\xff\xff\x7f", "a range response at a revision out of range");
+        /* varints */
+        GRPC_REFUSED("\x18", "a truncated varint");
+        GRPC_REFUSED("\x18\x80", "a truncated varint");
+        GRPC_REFUSED("\x18\xff\xff\xff\xff\xff\xff\xff\xff\xff\x02", "a varint over 64 bits");
+        GRPC_REFUSED("\x18\xff\xff\xff\xff\xff\xff\xff\xff\xff\x81\x00", "a varint over 64 bits");
+        GRPC_REFUSED("\x80", "a truncated varint");
+        /* lengths */
+        GRPC_REFUSED(H5 "\x12\x05" "ab", "field 2 is longer than the message");
+        GRPC_REFUSED(H5 "\x12\xff\xff\xff\xff\x0f" "ab", "field 2 is longer than the message");
+        GRPC_REFUSED(H5 "\x12\xff\xff\xff\xff\xff\xff\xff\xff\xff\x01", "field 2 is longer than the message");
+        GRPC_REFUSED(H5 "\x12\x04\x0a\x05" "abc", "field 1 is longer than the message");
+        GRPC_REFUSED(H5 "\x31" "1234567", "a truncated field 6");
+        GRPC_REFUSED(H5 "\x3d" "123", "a truncated field 7");
+        /* wire types */
+        GRPC_REFUSED("\x08\x05", "header (field 1) has wire type 0, not 2");
+        GRPC_REFUSED(H5 "\x10\x01", "kvs (field 2) has wire type 0, not 2");
+        GRPC_REFUSED(H5 "\x1a\x01\x01", "more (field 3) has wire type 2, not 0");
+        GRPC_REFUSED(H5 "\x25" "1234", "count (field 4) has wire type 5, not 0");
+        GRPC_REFUSED("\x0a\x02\x1a\x00", "header.revision (field 3) has wire type 2, not 0");
+        GRPC_REFUSED(H5 "\x12\x02\x08\x01", "a key (field 1) has wire type 0, not 2");
+        GRPC_REFUSED(H5 "\x12\x05\x0a\x01k\x28\x01", "a value (field 5) has wire type 0, not 2");
+        GRPC_REFUSED(H5 "\x12\x05\x0a\x01k\x1a\x00", "a mod_revision (field 3) has wire type 2, not 0");
+        GRPC_REFUSED(H5 "\x2b\x2c", "field 5 has wire type 3 (a group or none)");
+        GRPC_REFUSED(H5 "\x2c", "field 5 has wire type 4 (a group or none)");
+        GRPC_REFUSED(H5 "\x2e", "field 5 has wire type 6 (a group or none)");
+        GRPC_REFUSED(H5 "\x07", "a field number out of range");
+        GRPC_REFUSED(H5 "\x80\x80\x80\x80\x10", "a field number out of range");
+        /* keys */
+        GRPC_REFUSED(H5 "\x12\x00", "a key that is empty or holds NUL");
+        GRPC_REFUSED(H5 "\x12\x02\x0a\x00", "a key that is empty or holds NUL");
+        GRPC_REFUSED(H5 "\x12\x04\x0a\x02k\x00", "a key that is empty or holds NUL");
+
+        /* framing */
+        for (n = 0; n < 5; n++) {
+                assert_int_equal(etcd_grpc_parse_range("\0\0\0\0\0", n, &r, err, sizeof(err)), -EBADMSG);
+                assert_string_equal(err, "an answer shorter than gRPC's message prefix");
+        }
+        assert_int_equal(etcd_grpc_parse_range(NULL, 0, &r, err, sizeof(err)), -EBADMSG);
+        memcpy(buf, "\x01\x00\x00\x00\x04" H5, 9);
+        assert_int_equal(etcd_grpc_parse_range(buf, 9, &r, err, sizeof(err)), -EBADMSG);
+        assert_string_equal(err, "a compressed message (none was asked for)");
+        buf[0] = 2;
+        assert_int_equal(etcd_grpc_parse_range(buf, 9, &r, err, sizeof(err)), -EBADMSG);
+        assert_string_equal(err, "a message prefix with flags 0x2");
+        buf[0] = 0;
+        assert_int_equal(etcd_grpc_parse_range(buf, 8, &r, err, sizeof(err)), -EBADMSG);
+        assert_string_equal(err, "a message of 4 bytes in an answer of 3");
+        memcpy(buf + 9, "\0\0\0\0\0", 5); /* a second message: a unary answer has one */
+        assert_int_equal(etcd_grpc_parse_range(buf, 14, &r, err, sizeof(err)), -EBADMSG);
+        assert_string_equal(err, "a message of 4 bytes in an answer of 9");
+        memcpy(buf, "\x00\x04\x00\x00\x01", 5);
+        assert_int_equal(etcd_grpc_parse_range(buf, 9, &r, err, sizeof(err)), -EFBIG);
+        assert_string_equal(err, "a message of 67108865 bytes, over the cap of 64 MiB");
+        assert_int_equal(r.revision, -7);
+
+        /* A value over ETCD_MAX_VALUE, in a message within the cap. */
+        n = ETCD_MAX_VALUE + 1;
+        big = malloc(n + 64);
+        if (!big) {
+                fail();
+                return;
+        }
+        memset(big, 'x', n + 64);
+        memcpy(big + 5, H5 "\x12\x89\x80\x80\x02\x0a\x01k\x2a\x81\x80\x80", 16);
+        big[21] = 2;
+        assert_int_equal(etcd_grpc_parse_range(big, frame(big, big + 5, 17 + n), &r, err, sizeof(err)), -EBADMSG);
+        assert_string_equal(err, "the value of k is over 4 MiB");
+        /* ...and exactly at it, accepted. */
+        memcpy(big + 5, H5 "\x12\x88\x80\x80\x02\x0a\x01k\x2a\x80\x80\x80", 16);
+        big[21] = 2;
+        assert_int_equal(etcd_grpc_parse_range(big, frame(big, big + 5, 17 + n - 1), &r, err, sizeof(err)), 0);
+        assert_int_equal(r.kvs[0]->value_len, ETCD_MAX_VALUE);
+        assert_int_equal(r.kvs[0]->value[ETCD_MAX_VALUE], '\0');
+        etcd_range_clear(&r);
+        free(big);
+}
+
+static void grpc_auth_and_message(void **state)
+{
+        char buf[64], *token = NULL, err[256], msg[64];
+
+        (void)state;
+        assert_int_equal(etcd_grpc_parse_auth(buf, frame(buf, H5 "\x12\x05tok.1\x18\x01", 13), &token, err, sizeof(err)), 0);
+        assert_string_equal(token, "tok.1");
+        free(token);
+        token = NULL;
+        assert_int_equal(etcd_grpc_parse_auth(buf, frame(buf, H5, 4), &token, err, sizeof(err)), -EBADMSG);
+        assert_string_equal(err, "authentication gave no token");
+        /* A token that would split the header it goes back in. */
+        assert_int_equal(etcd_grpc_parse_auth(buf, frame(buf, "\x12\x03" "a\nb", 5), &token, err, sizeof(err)),
+                         -EBADMSG);
+        assert_int_equal(etcd_grpc_parse_auth(buf, frame(buf, "\x10\x01", 2), &token, err, sizeof(err)), -EBADMSG);
+        assert_string_equal(err, "token (field 2) has wire type 0, not 2");
+        assert_null(token);
+
+        etcd_grpc_message("etcdserver%3A mvcc%3A required revision has been compacted", msg, sizeof(msg));
+        assert_string_equal(msg, "etcdserver: mvcc: required revision has been compacted");
+        etcd_grpc_message("a%0Ab\x01%zz%4", msg, sizeof(msg));
+        assert_string_equal(msg, "a?b?%zz%4");
+        etcd_grpc_message(NULL, msg, sizeof(msg));
+        assert_string_equal(msg, "");
+        etcd_grpc_message("0123456789", msg, 4);
+        assert_string_equal(msg, "012");
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
@@ -440,6 +685,11 @@ int main(void)
                 cmocka_unit_test(watch_hostile),
                 cmocka_unit_test(watch_fuzz_regressions),
                 cmocka_unit_test(watch_stop_and_cap),
+                cmocka_unit_test(grpc_real_answer),
+                cmocka_unit_test(grpc_requests),
+                cmocka_unit_test(grpc_values),
+                cmocka_unit_test(grpc_hostile),
+                cmocka_unit_test(grpc_auth_and_message),
         };
 
         return cmocka_run_group_tests(tests, NULL, NULL);
