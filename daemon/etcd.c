@@ -23,16 +23,20 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
+#include "etcd-grpc.h"
 #include "http.h"
 #include "load.h"
 #include "strtab.h"
 #include "log.h"
 #include "util.h"
 
-/* In key order: a list then reads every key in order, which the cache packs as it
- * comes (etcd-cache.h); out of order, it would keep them on top, unpacked. */
+/* In key order (etcd's, bytewise): a list then reads every key in order, which the
+ * cache packs as it comes (etcd-cache.h; out of order, it would keep them on top,
+ * unpacked), and a one-shot list hands a sink every key in key order
+ * (etcd_list_once()). */
 const char *const etcd_prefixes[ETCD_N_PREFIXES] = {
         CFG_ETCD_BLOCK_PREFIX,
         CFG_ETCD_AFFINITY_PREFIX,
@@ -99,6 +103,7 @@ struct req {
         struct etcd_stream stream; /* watch */
         bool created;          /* watch: etcd confirmed it */
         bool compacted;        /* watch: asked for a compacted revision */
+        bool grpc;             /* auth, range: sent over gRPC */
 };
 
 enum state {
@@ -121,6 +126,11 @@ struct etcd {
         enum state state;
         struct http_failover fo; /* the endpoint in use, this round's failures */
         char *token;         /* etcd authentication */
+        /* The list speaks gRPC (HTTP/2) unless the endpoint did not (its flag set when
+         * it answered otherwise: it is asked over the JSON gateway from then on) or
+         * CALICO_UNDERLAY_ETCD_GATEWAY=1 says not to; the watch uses the gateway. */
+        bool grpc;
+        bool *gateway_only; /* per endpoint */
         /* listing */
         struct req *list;
         struct etcd_cache building;
@@ -136,6 +146,9 @@ struct etcd {
         /* the data */
         struct etcd_cache cache;
         bool compact; /* keep IPAM values as records (etcd_compact()) */
+        const struct etcd_sink *sink; /* --once: keys handed over, not kept */
+        size_t n_sunk;                /* keys handed to it in this list */
+        char *last_key;               /* the last of them */
         /* the keys watch events changed since etcd_changes_reset(), for in-place
          * updates (source-etcd.c): unknown after a list, or past ETCD_MAX_PENDING */
         char **pending;
@@ -190,13 +203,16 @@ static bool watch_data(struct http_req *h, const char *data, size_t n, void *use
 
 static void request_done(struct http_req *h, void *userdata);
 
-/* A POST of a JSON body to the endpoint in use. */
-static int req_new(struct etcd *e, enum req_kind kind, const char *path, json_object *body, struct req **ret)
+/* A POST to the endpoint in use: a JSON body (the gateway), or len bytes of a gRPC
+ * message (grpc). */
+static int req_send(struct etcd *e, enum req_kind kind, const char *path, const char *body, size_t len, bool grpc,
+                    struct req **ret)
 {
         _cleanup_(freep) char *url = NULL, *auth = NULL;
         const struct cfg_etcd *c = &e->conf;
         const struct http_tls tls = { c->ca_file, c->ca_pem, c->cert_file, c->cert_pem, c->key_file, c->key_pem };
-        const char *headers[] = { "Content-Type: application/json", NULL, NULL };
+        const char *headers[] = { grpc ? "Content-Type: application/grpc" : "Content-Type: application/json",
+                                  grpc ? "TE: trailers" : NULL, NULL, NULL };
         struct req *q = calloc(1, sizeof(*q));
         int r;
 
@@ -204,21 +220,26 @@ static int req_new(struct etcd *e, enum req_kind kind, const char *path, json_ob
                 return -ENOMEM;
         q->e = e;
         q->kind = kind;
+        q->grpc = grpc;
+        /* etcd reads the token from the "token" metadata on gRPC, from Authorization on
+         * the gateway. */
         if (asprintf(&url, "%s%s", c->endpoints[e->fo.cur], path) < 0 ||
-            (e->token && asprintf(&auth, "Authorization: %s", e->token) < 0) ||
+            (e->token && asprintf(&auth, "%s: %s", grpc ? "token" : "Authorization", e->token) < 0) ||
             (kind == REQ_WATCH && etcd_stream_init(&q->stream) < 0)) {
                 req_free(q);
                 return -ENOMEM;
         }
-        headers[1] = auth;
+        headers[grpc ? 2 : 1] = auth;
         r = http_send(e->http,
                       &(const struct http_request){
                               .url = url,
-                              .body = json_object_to_json_string_ext(body, JSON_C_TO_STRING_PLAIN),
+                              .body = body,
+                              .body_len = len,
+                              .http2 = grpc,
                               .headers = headers,
                               .tls = &tls,
                               .stream = kind == REQ_WATCH,
-                              .max_body = ETCD_MAX_BODY,
+                              .max_body = grpc ? ETCD_MAX_BODY + ETCD_GRPC_PREFIX + 1 : ETCD_MAX_BODY,
                               .on_data = watch_data,
                               .on_done = request_done,
                               .userdata = q,
@@ -230,6 +251,11 @@ static int req_new(struct etcd *e, enum req_kind kind, const char *path, json_ob
         }
         *ret = q;
         return 0;
+}
+
+static int req_new(struct etcd *e, enum req_kind kind, const char *path, json_object *body, struct req **ret)
+{
+        return req_send(e, kind, path, json_object_to_json_string_ext(body, JSON_C_TO_STRING_PLAIN), 0, false, ret);
 }
 
 /* ---- JSON helpers ---- */
@@ -265,6 +291,17 @@ static int send_range(struct etcd *e)
         int r;
 
         end = etcd_prefix_end(prefix, strlen(prefix), &end_len);
+        if (e->grpc) {
+                _cleanup_(freep) char *msg = NULL;
+                size_t len;
+
+                json_object_put(body);
+                if (!end || etcd_grpc_range_request(e->page_key ? e->page_key : prefix,
+                                                    e->page_key ? e->page_key_len : strlen(prefix), end, end_len,
+                                                    ETCD_PAGE, e->list_revision, &msg, &len) < 0)
+                        return -ENOMEM;
+                return req_send(e, REQ_RANGE, ETCD_GRPC_RANGE, msg, len, true, &e->list);
+        }
         if (!body || !end)
                 r = -ENOMEM;
         else if ((r = add_b64(body, "key", e->page_key ? e->page_key : prefix,
@@ -281,9 +318,18 @@ static int send_range(struct etcd *e)
 
 static int send_auth(struct etcd *e)
 {
-        json_object *body = json_object_new_object();
+        json_object *body;
         int r = -ENOMEM;
 
+        if (e->grpc) {
+                _cleanup_(freep) char *msg = NULL;
+                size_t len;
+
+                if (etcd_grpc_auth_request(e->conf.username, e->conf.password, &msg, &len) < 0)
+                        return -ENOMEM;
+                return req_send(e, REQ_AUTH, ETCD_GRPC_AUTH, msg, len, true, &e->list);
+        }
+        body = json_object_new_object();
         if (body) {
                 json_object_object_add(body, "name", json_object_new_string(e->conf.username));
                 json_object_object_add(body, "password", json_object_new_string(e->conf.password));
@@ -295,6 +341,7 @@ static int send_auth(struct etcd *e)
 
 static void list_complete(struct etcd *e);
 static void start_watches(struct etcd *e);
+static void sink_page(struct etcd *e, struct etcd_range *page);
 
 /* An IPAM value as the record the load takes from it (a few dozen bytes instead of the
  * JSON, an IPAMBlock's hundreds), when the client was asked to. */
@@ -336,6 +383,61 @@ static int set_page_key(struct etcd *e, const char *last)
         return 0;
 }
 
+static void next_page(struct etcd *e, const struct etcd_range *page)
+{
+        int r;
+
+        if (!page->more || !page->n_kvs) {
+                free(e->page_key);
+                e->page_key = NULL;
+                if (++e->list_prefix == ETCD_N_PREFIXES)
+                        return list_complete(e);
+        }
+        if ((r = send_range(e)) < 0)
+                attempt_failed(e, "%s", strerror(-r));
+}
+
+/* A range page handed to the sink, key by key: every key after the one before it in
+ * the whole list (the prefixes are in key order), so no key is handed over twice.
+ * The next page is asked for first: etcd reads it while the sink loads this one. */
+static void sink_page(struct etcd *e, struct etcd_range *page)
+{
+        const char *prev = e->last_key;
+        size_t n = page->n_kvs;
+        bool last;
+        int r;
+
+        for (size_t i = 0; i < n; i++) {
+                if (prev && strcmp(page->kvs[i]->key, prev) <= 0)
+                        return attempt_failed(e, "a range answer with %.200s after %.200s: not in key order",
+                                              page->kvs[i]->key, prev);
+                prev = page->kvs[i]->key;
+        }
+        if (e->n_sunk + n > ETCD_MAX_KEYS)
+                return attempt_failed(e, "more than the cap of keys");
+        if (n) {
+                free(e->last_key);
+                if (!(e->last_key = strdup(page->kvs[n - 1]->key)) || set_page_key(e, e->last_key) < 0)
+                        return attempt_failed(e, "%s", strerror(ENOMEM));
+        }
+        last = (!page->more || !n) && e->list_prefix + 1 == ETCD_N_PREFIXES;
+        if (!last) {
+                next_page(e, page);
+                if (e->state != ST_LISTING)
+                        return;
+        }
+        for (size_t i = 0; i < n; i++) {
+                const struct etcd_kv *kv = page->kvs[i];
+
+                r = e->sink->kv(&(const struct cfg_kv){ kv->key, kv->value, kv->value_len, false }, e->sink->userdata);
+                if (r < 0)
+                        return attempt_failed(e, "%s", strerror(-r));
+                e->n_sunk++;
+        }
+        if (last)
+                next_page(e, page);
+}
+
 /* A range page: its keys into the new cache, then the next page or prefix. */
 static void range_done(struct etcd *e, struct etcd_range *page)
 {
@@ -344,6 +446,8 @@ static void range_done(struct etcd *e, struct etcd_range *page)
 
         if (!e->list_revision)
                 e->list_revision = page->revision;
+        if (e->sink)
+                return sink_page(e, page);
         if (n && set_page_key(e, page->kvs[n - 1]->key) < 0)
                 return attempt_failed(e, "%s", strerror(ENOMEM));
         for (size_t i = 0; i < n; i++) {
@@ -356,14 +460,16 @@ static void range_done(struct etcd *e, struct etcd_range *page)
                 if ((r = kvmap_put(&e->building, kv)) < 0)
                         return attempt_failed(e, "%s", r == -E2BIG ? "more than the cap of keys" : strerror(-r));
         }
-        if (!page->more || !n) {
-                free(e->page_key);
-                e->page_key = NULL;
-                if (++e->list_prefix == ETCD_N_PREFIXES)
-                        return list_complete(e);
-        }
-        if ((r = send_range(e)) < 0)
-                attempt_failed(e, "%s", strerror(-r));
+        next_page(e, page);
+}
+
+/* CALICO_UNDERLAY_ETCD_GATEWAY=1: list over the JSON gateway only (tests, and an
+ * escape hatch should gRPC misbehave somewhere). */
+static bool gateway_wanted(void)
+{
+        const char *v = getenv("CALICO_UNDERLAY_ETCD_GATEWAY");
+
+        return v && *v && strcmp(v, "0") != 0;
 }
 
 static void begin_attempt(struct etcd *e)
@@ -378,10 +484,17 @@ static void begin_attempt(struct etcd *e)
         e->list_revision = 0;
         e->list_pages = 0;
         e->list_bytes = 0;
+        if (e->sink) {
+                e->sink->reset(e->sink->userdata);
+                e->n_sunk = 0;
+                free(e->last_key);
+                e->last_key = NULL;
+        }
         free(e->token);
         e->token = NULL;
         e->state = ST_LISTING;
-        log_debug("etcd: listing from %s", e->conf.endpoints[e->fo.cur]);
+        e->grpc = !e->gateway_only[e->fo.cur] && !gateway_wanted();
+        log_debug("etcd: listing from %s over %s", e->conf.endpoints[e->fo.cur], e->grpc ? "gRPC" : "the JSON gateway");
         r = e->conf.username ? send_auth(e) : send_range(e);
         if (r < 0)
                 attempt_failed(e, "%s", strerror(-r));
@@ -471,8 +584,8 @@ static void list_complete(struct etcd *e)
         snprintf(e->endpoint, sizeof(e->endpoint), "%s", e->conf.endpoints[e->fo.cur]);
         req_free(e->list);
         e->list = NULL;
-        log_debug("etcd: listed %zu keys at revision %lld from %s", etcd_cache_n(&e->cache), (long long)e->revision,
-                  e->endpoint);
+        log_debug("etcd: listed %zu keys at revision %lld from %s over %s", etcd_n_keys(e), (long long)e->revision,
+                  e->endpoint, e->grpc ? "gRPC" : "the JSON gateway");
         if (e->once) {
                 e->state = ST_DONE;
                 sd_event_exit(e->ev, 0);
@@ -587,39 +700,90 @@ static int watch_message(struct etcd_watch_msg *m, void *userdata)
 
 /* ---- transfers that ended ---- */
 
+/* A gRPC answer that is not one (no HTTP/2, not application/grpc): an endpoint that
+ * does not speak it (an old or foreign gateway, a proxy that only knows HTTP/1.1).
+ * True when the list starts over on the same endpoint through the JSON gateway, which
+ * it will use from then on. */
+static bool fall_back_to_gateway(struct etcd *e, struct req *q)
+{
+        const char *ct = http_req_header(q->h, "content-type");
+
+        if (!q->grpc || (http_req_is_http2(q->h) && ct && strncasecmp(ct, "application/grpc", 16) == 0))
+                return false;
+        /* Nothing answered: the gateway would not fare better. */
+        if (!http_req_connected(q->h))
+                return false;
+        log_debug("etcd: %s does not answer gRPC (%s, status %ld%s%s); listing through its JSON gateway",
+                  e->conf.endpoints[e->fo.cur], http_req_is_http2(q->h) ? "HTTP/2" : "HTTP/1",
+                  http_req_status(q->h), http_req_error(q->h) ? ": " : "",
+                  http_req_error(q->h) ? http_req_error(q->h) : "");
+        e->gateway_only[e->fo.cur] = true;
+        begin_attempt(e);
+        return true;
+}
+
+/* What a gRPC answer's status says (grpc-status 0: nothing, else why). */
+static bool grpc_failed(const struct req *q, char *why, size_t size)
+{
+        const char *st = http_req_header(q->h, "grpc-status");
+        char msg[200];
+
+        if (st && streq(st, "0"))
+                return false;
+        if (!st) {
+                snprintf(why, size, "a gRPC answer without grpc-status");
+                return true;
+        }
+        etcd_grpc_message(http_req_header(q->h, "grpc-message"), msg, sizeof(msg));
+        snprintf(why, size, "gRPC status %.8s: %s", st, msg[0] ? msg : "no message");
+        return true;
+}
+
+/* The answer failed (why): a compacted revision starts the list over, anything else
+ * is the endpoint's failure. */
+static void answer_failed(struct etcd *e, struct req *q, const char *why)
+{
+        /* The revision of the first page was compacted before a later page was read:
+         * not the endpoint's fault; start over at the newest revision. */
+        if (q->kind == REQ_RANGE && e->list_revision && strstr(why, "compacted") && e->list_restarts++ < 3) {
+                log_notice("etcd: listing from %s: %s; starting over", e->conf.endpoints[e->fo.cur], why);
+                return begin_attempt(e);
+        }
+        attempt_failed(e, "%s", why);
+}
+
 static void list_request_done(struct etcd *e, struct req *q)
 {
         long status = http_req_status(q->h);
         const char *err = http_req_error(q->h), *body;
         struct etcd_range page;
-        char why[256];
+        char why[512], msg[256];
         size_t len;
         int r;
 
+        if (fall_back_to_gateway(e, q))
+                return;
         if (err)
                 return attempt_failed(e, "%s", err);
+        if (q->grpc && status == 200 && grpc_failed(q, why, sizeof(why)))
+                return answer_failed(e, q, why);
         if (status != 200) {
-                body_error(q, why, sizeof(why));
-                /* The revision of the first page was compacted before a later page was
-                 * read: not the endpoint's fault; start over at the newest revision. */
-                if (q->kind == REQ_RANGE && e->list_revision && strstr(why, "compacted") &&
-                    e->list_restarts++ < 3) {
-                        log_notice("etcd: listing from %s: %s; starting over", e->conf.endpoints[e->fo.cur], why);
-                        return begin_attempt(e);
-                }
-                return attempt_failed(e, "HTTP %ld: %s", status, why);
+                body_error(q, msg, sizeof(msg));
+                snprintf(why, sizeof(why), "HTTP %ld: %s", status, msg);
+                return answer_failed(e, q, why);
         }
         body = http_req_body(q->h);
+        len = body ? http_req_body_len(q->h) : 0;
         /* One list is bounded: an etcd (or something posing as one) that answers
          * "more" for ever, or pages that never end, is an endpoint that failed. */
         if (q->kind == REQ_RANGE && body &&
-            (++e->list_pages > ETCD_MAX_PAGES || (e->list_bytes += strlen(body)) > ETCD_MAX_LIST_BYTES))
+            (++e->list_pages > ETCD_MAX_PAGES || (e->list_bytes += len) > ETCD_MAX_LIST_BYTES))
                 return attempt_failed(e, "the list did not end after %u pages (%zu MiB): the answers say \"more\" "
                                          "past the caps of %u pages and %u MiB",
                                       e->list_pages, e->list_bytes >> 20, ETCD_MAX_PAGES, ETCD_MAX_LIST_BYTES >> 20);
-        len = body ? strlen(body) : 0;
         if (q->kind == REQ_AUTH) {
-                r = etcd_parse_auth(body, len, &e->token, why, sizeof(why));
+                r = q->grpc ? etcd_grpc_parse_auth(body, len, &e->token, why, sizeof(why))
+                            : etcd_parse_auth(body, len, &e->token, why, sizeof(why));
                 req_free(e->list);
                 e->list = NULL;
                 if (r < 0)
@@ -629,7 +793,8 @@ static void list_request_done(struct etcd *e, struct req *q)
                 return;
         }
         /* The body is the request's: read before the request goes. */
-        r = etcd_parse_range(body, len, &page, why, sizeof(why));
+        r = q->grpc ? etcd_grpc_parse_range(body, len, &page, why, sizeof(why))
+                    : etcd_parse_range(body, len, &page, why, sizeof(why));
         req_free(e->list);
         e->list = NULL;
         if (r < 0)
@@ -725,6 +890,7 @@ int etcd_new(sd_event *ev, const struct cfg_etcd *conf, const struct etcd_ops *o
         e->ops = ops;
         e->userdata = userdata;
         if ((r = cfg_etcd_copy(conf, &e->conf)) < 0 || (r = http_new(ev, &e->http)) < 0 ||
+            (r = (e->gateway_only = calloc(conf->n_endpoints, sizeof(bool))) ? 0 : -ENOMEM) < 0 ||
             (r = sd_event_add_time(ev, &e->retry, CLOCK_MONOTONIC, UINT64_MAX, 100000, on_retry, e)) < 0) {
                 etcd_free(e);
                 return r < 0 ? r : -ENOMEM;
@@ -749,6 +915,8 @@ void etcd_free(struct etcd *e)
         pending_clear(e);
         free(e->page_key);
         free(e->token);
+        free(e->gateway_only);
+        free(e->last_key);
         cfg_etcd_clear(&e->conf);
         free(e);
 }
@@ -789,7 +957,7 @@ int64_t etcd_revision(const struct etcd *e)
 
 size_t etcd_n_keys(const struct etcd *e)
 {
-        return etcd_cache_n(&e->cache);
+        return e->sink ? e->n_sunk : etcd_cache_n(&e->cache);
 }
 
 struct etcd_cache *etcd_cache(struct etcd *e)
@@ -797,8 +965,8 @@ struct etcd_cache *etcd_cache(struct etcd *e)
         return &e->cache;
 }
 
-int etcd_list_once(const struct cfg_etcd *conf, uint64_t timeout_usec, struct etcd **ret, char *why,
-                   size_t why_size)
+int etcd_list_once(const struct cfg_etcd *conf, uint64_t timeout_usec, const struct etcd_sink *sink,
+                   struct etcd **ret, char *why, size_t why_size)
 {
         sd_event *ev = NULL;
         struct etcd *e = NULL;
@@ -812,8 +980,9 @@ int etcd_list_once(const struct cfg_etcd *conf, uint64_t timeout_usec, struct et
         if (r < 0)
                 return r;
         e->once = true;
+        e->sink = sink;
         /* One list, one model: the JSON of an IPAMBlock need not outlive its reading. */
-        e->compact = true;
+        e->compact = !sink;
         sd_event_now(ev, CLOCK_MONOTONIC, &now);
         if ((r = sd_event_add_time(ev, &e->deadline, CLOCK_MONOTONIC, now + timeout_usec, 10000, on_deadline, e)) < 0) {
                 etcd_free(e);

@@ -46,7 +46,7 @@ extern const char *const etcd_prefixes[ETCD_N_PREFIXES];
  * answers together are bounded in bytes. */
 #define ETCD_MAX_PAGES (ETCD_MAX_KEYS / ETCD_PAGE + 4 * ETCD_N_PREFIXES)
 #define ETCD_MAX_LIST_BYTES (1024u << 20)
-#define ETCD_PAGE 2000               /* keys per range request */
+#define ETCD_PAGE 10000              /* keys per range request */
 
 int etcd_new(sd_event *ev, const struct cfg_etcd *conf, const struct etcd_ops *ops, void *userdata,
              struct etcd **ret);
@@ -80,10 +80,23 @@ void etcd_changes_reset(struct etcd *e);
  * the cache's values are then for cfg_model_from_kvs() only. Call before etcd_start(). */
 void etcd_compact(struct etcd *e);
 
+/* Where a one-shot list's keys go instead of the cache: each key as it is read, in
+ * key order over the whole list, each once (an answer out of order fails the
+ * endpoint); the kv is the sink's only during the call. A negative return (-ENOMEM)
+ * fails the list. reset: the list starts over (another endpoint, a compacted
+ * revision): forget every key handed over so far. */
+struct etcd_sink {
+        int (*kv)(const struct cfg_kv *kv, void *userdata);
+        void (*reset)(void *userdata);
+        void *userdata;
+};
+
 /* --once and --check: one list at one revision with failover, no watch, in a loop of
- * its own, bounded by timeout_usec; IPAM values kept as records (etcd_compact()). On failure, why says what each endpoint answered. */
-int etcd_list_once(const struct cfg_etcd *conf, uint64_t timeout_usec, struct etcd **ret, char *why,
-                   size_t why_size);
+ * its own, bounded by timeout_usec; the keys go to sink when there is one (the cache
+ * stays empty and etcd_n_keys() counts them), else into the cache with IPAM values kept
+ * as records (etcd_compact()). On failure, why says what each endpoint answered. */
+int etcd_list_once(const struct cfg_etcd *conf, uint64_t timeout_usec, const struct etcd_sink *sink,
+                   struct etcd **ret, char *why, size_t why_size);
 
 /* Exposed for the unit tests (base64: etcd-parse.h). The first key after every key starting with prefix (etcd's range_end), or NULL when
  * there is none (a prefix of 0xff bytes). */

@@ -54,6 +54,8 @@ struct http_req {
         void *userdata;
         char *buf; /* the body (or a stream's error body) */
         size_t len, cap;
+        char *hdrs; /* the answer's header and trailer lines, "name: value\0" each */
+        size_t hdrs_len, hdrs_cap;
         CURLcode result;
         bool done;
         char fail[256]; /* why the caller or the cap stopped the transfer */
@@ -75,6 +77,7 @@ void http_req_free(struct http_req *q)
         if (q->connect_to)
                 cu_curl->slist_free_all(q->connect_to);
         free(q->buf);
+        free(q->hdrs);
         free(q);
 }
 
@@ -90,6 +93,45 @@ long http_req_status(const struct http_req *q)
 const char *http_req_body(const struct http_req *q)
 {
         return q->buf;
+}
+
+size_t http_req_body_len(const struct http_req *q)
+{
+        return q->len;
+}
+
+const char *http_req_header(const struct http_req *q, const char *name)
+{
+        size_t nl = strlen(name);
+        const char *found = NULL;
+
+        for (size_t off = 0; off < q->hdrs_len; off += strlen(q->hdrs + off) + 1) {
+                const char *l = q->hdrs + off;
+
+                if (strncasecmp(l, name, nl) == 0 && l[nl] == ':')
+                        found = l + nl + 1 + strspn(l + nl + 1, " \t");
+        }
+        return found;
+}
+
+bool http_req_is_http2(const struct http_req *q)
+{
+        long v = 0;
+
+        if (q->easy)
+                cu_curl->easy_getinfo(q->easy, CURLINFO_HTTP_VERSION, &v);
+        return v == CURL_HTTP_VERSION_2_0;
+}
+
+bool http_req_connected(const struct http_req *q)
+{
+        curl_off_t app = 0, tcp = 0;
+
+        if (q->easy) {
+                cu_curl->easy_getinfo(q->easy, CURLINFO_CONNECT_TIME_T, &tcp);
+                cu_curl->easy_getinfo(q->easy, CURLINFO_APPCONNECT_TIME_T, &app);
+        }
+        return tcp > 0 || app > 0;
 }
 
 const char *http_req_error(const struct http_req *q)
@@ -140,6 +182,30 @@ static size_t on_write(char *data, size_t size, size_t nmemb, void *userdata)
                 http_req_fail(q, "%s", r == -E2BIG ? "the response is too large" : strerror(-r));
                 return 0;
         }
+        return n;
+}
+
+/* Each header line (trailers too: curl hands them over the same way after the body),
+ * kept without its line end; a status line starts the answer's headers afresh (a 100
+ * Continue before the real answer). */
+static size_t on_header(char *data, size_t size, size_t nmemb, void *userdata)
+{
+        struct http_req *q = userdata;
+        size_t n = size * nmemb, len = n;
+
+        while (len && (data[len - 1] == '\n' || data[len - 1] == '\r'))
+                len--;
+        if (len >= 5 && strncmp(data, "HTTP/", 5) == 0) {
+                q->hdrs_len = 0;
+                return n;
+        }
+        if (!len || memchr(data, '\0', len) || q->hdrs_len + len + 1 > HTTP_MAX_HEADERS)
+                return n;
+        if (GROW(q->hdrs, q->hdrs_cap, q->hdrs_len + len + 1) < 0)
+                return n; /* dropped: http_req_header() says it is not there */
+        memcpy(q->hdrs + q->hdrs_len, data, len);
+        q->hdrs[q->hdrs_len + len] = '\0';
+        q->hdrs_len += len + 1;
         return n;
 }
 
@@ -251,13 +317,23 @@ static void set_options(struct http_req *q, const struct http_request *rq)
 
         cu_curl->easy_setopt(h, CURLOPT_URL, rq->url);
         cu_curl->easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
-        cu_curl->easy_setopt(h, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_1_1);
+        /* gRPC over plain HTTP speaks HTTP/2 from the first byte (no Upgrade). */
+        cu_curl->easy_setopt(h, CURLOPT_HTTP_VERSION,
+                             !rq->http2                              ? (long)CURL_HTTP_VERSION_1_1
+                             : strncasecmp(rq->url, "https:", 6) == 0 ? (long)CURL_HTTP_VERSION_2TLS
+                                                                      : (long)CURL_HTTP_VERSION_2_PRIOR_KNOWLEDGE);
         cu_curl->easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
         /* Datastores are cluster-internal: a proxy from the environment is not for them. */
         cu_curl->easy_setopt(h, CURLOPT_NOPROXY, "*");
         cu_curl->easy_setopt(h, CURLOPT_HTTPHEADER, q->headers);
-        if (rq->body)
+        if (rq->body) {
+                /* The size first: COPYPOSTFIELDS copies that many bytes. */
+                cu_curl->easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE,
+                                     (curl_off_t)(rq->body_len ? rq->body_len : strlen(rq->body)));
                 cu_curl->easy_setopt(h, CURLOPT_COPYPOSTFIELDS, rq->body);
+        }
+        cu_curl->easy_setopt(h, CURLOPT_HEADERFUNCTION, on_header);
+        cu_curl->easy_setopt(h, CURLOPT_HEADERDATA, q);
         cu_curl->easy_setopt(h, CURLOPT_WRITEFUNCTION, on_write);
         cu_curl->easy_setopt(h, CURLOPT_WRITEDATA, q);
         cu_curl->easy_setopt(h, CURLOPT_PRIVATE, q);

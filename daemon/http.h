@@ -34,6 +34,10 @@ struct http_tls {
 struct http_request {
         const char *url;
         const char *body;            /* POST this body; NULL: GET */
+        size_t body_len;             /* its bytes (binary); 0: strlen(body) */
+        /* HTTP/2 (gRPC): negotiated by ALPN over TLS, by prior knowledge over plain
+         * HTTP; else HTTP/1.1. */
+        bool http2;
         const char *const *headers;  /* "Name: value", NULL-terminated; may be NULL */
         const struct http_tls *tls;  /* may be NULL */
         /* A stream (a watch): no overall timeout, and a 200 answer's body goes to
@@ -63,8 +67,17 @@ void http_req_free(struct http_req *q);
 
 /* The HTTP status (0 before one came). */
 long http_req_status(const struct http_req *q);
-/* The buffered body (NUL-terminated), or NULL when none came. */
+/* The buffered body (NUL-terminated), or NULL when none came; its bytes (binary). */
 const char *http_req_body(const struct http_req *q);
+size_t http_req_body_len(const struct http_req *q);
+/* The value of the answer's last header (or trailer) of that name (case-insensitive),
+ * or NULL. Headers past HTTP_MAX_HEADERS bytes in all are dropped. */
+#define HTTP_MAX_HEADERS 16384
+const char *http_req_header(const struct http_req *q, const char *name);
+/* The answer came in HTTP/2. */
+bool http_req_is_http2(const struct http_req *q);
+/* A connection (and its TLS handshake) was made: the peer was there to answer. */
+bool http_req_connected(const struct http_req *q);
 /* Why the transfer failed: what the caller's callback or the cap said, else curl's
  * text; NULL when it completed (whatever its status). */
 const char *http_req_error(const struct http_req *q);

@@ -21,6 +21,10 @@ struct etcd_source {
         struct etcd *etcd;
         struct cfg_kv_index *ix;       /* following: of the last model built... */
         const struct cfg_model *ix_model; /* ...this one, while updates keep it exact */
+        /* One-shot: the model loads as the list reads (etcd_sink), its diagnostics
+         * kept apart until the list is whole (a list that starts over drops them). */
+        struct cfg_loader *load;
+        struct cfg_diags load_diags;
         char error[2400]; /* one-shot: why the list failed */
 };
 
@@ -64,6 +68,24 @@ static const struct etcd_ops client_ops = {
         .unreachable = on_unreachable,
 };
 
+static int sink_kv(const struct cfg_kv *kv, void *userdata)
+{
+        struct etcd_source *s = userdata;
+
+        return s->load ? cfg_loader_add_kv(s->load, kv) : -ENOMEM;
+}
+
+static void sink_reset(void *userdata)
+{
+        struct etcd_source *s = userdata;
+
+        cfg_loader_free(s->load);
+        s->load = NULL;
+        cfg_diags_clear(&s->load_diags);
+        /* Out of memory: the first key says so (sink_kv() on no loader). */
+        (void)cfg_loader_new(s->base.settings, &s->load_diags, &s->load);
+}
+
 static int etcd_source_start(struct source *src)
 {
         struct etcd_source *s = (struct etcd_source *)src;
@@ -77,7 +99,9 @@ static int etcd_source_start(struct source *src)
                 etcd_compact(s->etcd);
                 return etcd_start(s->etcd);
         }
-        r = etcd_list_once(&s->conf, SOURCE_ONCE_TIMEOUT_USEC, &s->etcd, why, sizeof(why));
+        r = etcd_list_once(&s->conf, SOURCE_ONCE_TIMEOUT_USEC,
+                           src->settings ? &(const struct etcd_sink){ sink_kv, sink_reset, s } : NULL, &s->etcd, why,
+                           sizeof(why));
         if (r < 0)
                 snprintf(s->error, sizeof(s->error), "datastore unreachable: %s",
                          r == -EHOSTUNREACH ? why : strerror(-r));
@@ -121,6 +145,18 @@ static int etcd_source_model(struct source *src, struct cfg_settings *set, struc
 
         if (!etcd_has_data(s->etcd))
                 return 0;
+        if (s->load) {
+                r = cfg_loader_finish(TAKE_PTR(s->load), ret);
+                for (size_t i = 0; i < s->load_diags.n; i++) {
+                        const struct cfg_diag *g = &s->load_diags.v[i];
+
+                        cfg_diag_add(d, g->severity, g->file, g->line, g->column, "%s", g->message);
+                }
+                if (d)
+                        d->n_dropped += s->load_diags.n_dropped;
+                cfg_diags_clear(&s->load_diags);
+                return r < 0 ? r : 1;
+        }
         drop_index(s);
         if (src->ev) {
                 /* The model is the cache as it is now: changes before this are in it. */
@@ -223,6 +259,8 @@ static void etcd_source_free(struct source *src)
 
         drop_index(s);
         etcd_free(s->etcd);
+        cfg_loader_free(s->load);
+        cfg_diags_clear(&s->load_diags);
         cfg_etcd_clear(&s->conf);
         free(s);
 }

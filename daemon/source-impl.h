@@ -24,6 +24,9 @@ struct source {
         sd_event *ev; /* NULL: one-shot */
         const struct source_ops *ops;
         void *userdata;
+        /* One-shot (source_load_once()): what model() will be given, known before
+         * start() so that a source may load as it reads (NULL: not known). */
+        struct cfg_settings *settings;
 };
 
 int files_source_new(struct source **ret);

@@ -207,6 +207,7 @@ int source_load_once(const char *config_path, const char *host_name, struct cfg_
         if (r >= 0)
                 r = source_new(NULL, &conf, NULL, NULL, &src);
         if (r >= 0) {
+                src->settings = &s;
                 r = source_start(src);
                 source_origin(src, o);
                 if (conf.type == CFG_DATASTORE_ETCDV3 && cfg_etcd_password_in_clear(&conf.etcd))

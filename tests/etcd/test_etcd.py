@@ -194,15 +194,20 @@ class TestDaemon(EtcdCase):
         self.assertEqual(self.ns.route_summary(), sorted(WANT_2 + [borrowed]))
 
     def test_large_datastore_is_listed_in_pages(self):
-        # More affinities than one range page (2000 keys): an overlay pool of 2,500
-        # blocks of node2's, read in two pages at one revision.
+        # More affinities than one range page (10,000 keys, ETCD_PAGE): an overlay pool
+        # of 10,500 blocks of node2's, read in two pages at one revision, over gRPC (the
+        # default) and over the JSON gateway (CALICO_UNDERLAY_ETCD_GATEWAY=1), alike.
         big = [ce.pool(name="overlay-big", cidr="10.64.0.0/12", block_size=26, nat=True)]
         big += [(ce.affinity_key("node2", f"10.{64 + i // 1024}.{i // 4 % 256}.{i % 4 * 64}/26"), ce.CONFIRMED)
-                for i in range(2500)]
+                for i in range(10500)]
         self.etcd.put_many(big)
-        d = self.start_converged(env=self.env_endpoints())
-        self.assertTrue(d.stderr_lines("node node1, 2 pools, 2502 blocks"), d.stderr())
-        self.assertEqual(self.ns.route_summary(), WANT_2)
+        for env, transport in (({}, "gRPC"), ({"CALICO_UNDERLAY_ETCD_GATEWAY": "1"}, "the JSON gateway")):
+            d = self.start_converged(env=dict(self.env_endpoints(), CALICO_UNDERLAY_LOG_LEVEL="debug", **env))
+            self.assertTrue(d.stderr_lines("node node1, 2 pools, 10502 blocks"), d.stderr()[-3000:])
+            listed = re.compile(r"etcd: listed \d+ keys at revision \d+ from \S+ over " + transport + "$")
+            self.assertTrue(any(listed.search(l) for l in d.stderr().splitlines()), d.stderr()[-3000:])
+            self.assertEqual(self.ns.route_summary(), WANT_2)
+            d.stop()
 
     def test_invalid_value_is_reported_and_changes_nothing(self):
         d = self.start_converged(env=self.env_endpoints())
@@ -758,7 +763,7 @@ class TestHostileEtcd(unittest.TestCase):
         # Issue 14: a watch that ends at once was followed by a full list at once, about
         # 50 a second per node, with two log lines each.
         out = self.fake("watch-ends")
-        d = cu.Daemon(self.ns, self.fx, env=self.env)
+        d = cu.Daemon(self.ns, self.fx, env=dict(self.env, CALICO_UNDERLAY_LOG_LEVEL="debug"))
         self.daemons.append(d)
         d.wait_ready()
         cu.wait_until(lambda: self.requests(out, "WATCH") > 0, what="a first watch")
@@ -768,6 +773,11 @@ class TestHostileEtcd(unittest.TestCase):
         self.assertLessEqual(ranges, 16 * cu.TIMEOUT_SCALE, f"{ranges} range requests in 6 s")
         broke = d.stderr_lines("watch stream broke")
         self.assertLessEqual(len(broke), 1, "\n".join(broke))
+        # The fake speaks HTTP/1.1 only: the first list asked for gRPC, fell back to the
+        # JSON gateway, and every list since went there at once.
+        fell_back = d.stderr_lines("does not answer gRPC")
+        self.assertEqual(len(fell_back), 1, d.stderr()[-3000:])
+        self.assertTrue(d.stderr_lines("listing through its JSON gateway"), d.stderr()[-3000:])
 
     def test_more_forever_is_bounded(self):
         # Issue 14: an etcd that always answers "more": true kept the daemon listing
