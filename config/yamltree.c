@@ -105,6 +105,8 @@ struct builder {
         size_t n_vals, cap_vals;
         bool streamed; /* this document's items were handed out already */
         bool list_items; /* YDOC_LIST_ITEMS */
+        bool hold_root;  /* keep a document's root in held instead of handing it over */
+        struct ynode *held;
         const struct capped_stream *input; /* NULL for a buffer */
 };
 
@@ -141,6 +143,10 @@ static int push_value(struct builder *b, struct ynode *n)
                 /* A complete document root. */
                 if (b->streamed || ynode_is_null(n))
                         return 0;
+                if (b->hold_root) {
+                        b->held = n;
+                        return 0;
+                }
                 return b->fn(n, b->userdata);
         }
         if (b->stack[b->depth - 1].is_items) {
@@ -524,20 +530,36 @@ static bool js_document(struct jscan *s)
         if (!js_emit(s, YAML_DOCUMENT_START_EVENT, NULL, 0, false) || !js_value(s))
                 return false;
         js_space(s);
-        return s->p == s->end && js_emit(s, YAML_DOCUMENT_END_EVENT, NULL, 0, false);
+        return s->p == s->end;
 }
 
-/* 1: read here (*ret the builder's result), 0: not plain JSON, for libyaml. */
+/* 1: read here (*ret the builder's result), 0: not plain JSON, for libyaml. Without
+ * YDOC_LIST_ITEMS the builder hands over only the root, which it holds here until the
+ * whole text proved plain JSON: so the text is read in one pass, and what was built is
+ * simply dropped when it turns out not to be (a builder error on the way is libyaml's
+ * too: it reads the same events up to there, and stops there). With it, items go out
+ * as they close: the whole text is checked first. */
 static int load_plain_json(struct builder *b, const char *buf, size_t size, int *ret)
 {
         struct jscan check = { .p = buf, .end = buf + size }, build = check;
+        bool plain;
 
-        if (!js_document(&check))
+        if (b->list_items && !js_document(&check))
                 return 0;
         build.b = b;
-        js_document(&build);
+        b->hold_root = true;
+        plain = js_document(&build);
+        b->hold_root = false;
+        if (plain && build.r >= 0 && b->held)
+                build.r = b->fn(b->held, b->userdata);
+        b->held = NULL;
         arena_free(&b->arena);
+        b->n_vals = 0;
+        b->depth = 0;
+        if (!plain && build.r >= 0)
+                return 0; /* nothing was handed over */
         free(b->vals);
+        b->vals = NULL;
         *ret = build.r;
         return 1;
 }
