@@ -533,31 +533,47 @@ static bool js_document(struct jscan *s)
         return s->p == s->end;
 }
 
-/* 1: read here (*ret the builder's result), 0: not plain JSON, for libyaml. Without
- * YDOC_LIST_ITEMS the builder hands over only the root, which it holds here until the
- * whole text proved plain JSON: so the text is read in one pass, and what was built is
- * simply dropped when it turns out not to be (a builder error on the way is libyaml's
- * too: it reads the same events up to there, and stops there). With it, items go out
- * as they close: the whole text is checked first. */
+/* 1: read here (*ret the builder's result), 0: not plain JSON, for libyaml.
+ *
+ * Without YDOC_LIST_ITEMS the builder hands over only the root, which it holds here
+ * until the whole text proved plain JSON: the text is read in one pass, and what was
+ * built is dropped when it turns out not to be. The builder's own errors (a duplicate
+ * key, a scalar over the cap) are kept apart meanwhile: libyaml reports them only if
+ * nothing else comes first, and its scanner looks ahead (after a closing brace it reads
+ * on to see whether the collection was a key), so a syntax error just after a
+ * duplicate key is what libyaml says. Such an error stands only when the whole text is
+ * plain JSON (checked again then). With YDOC_LIST_ITEMS, items go out as they close:
+ * the whole text is checked first. */
 static int load_plain_json(struct builder *b, const char *buf, size_t size, int *ret)
 {
         struct jscan check = { .p = buf, .end = buf + size }, build = check;
+        struct cfg_diags mine = {}, *theirs = b->diags;
         bool plain;
 
         if (b->list_items && !js_document(&check))
                 return 0;
         build.b = b;
         b->hold_root = true;
+        b->diags = &mine;
         plain = js_document(&build);
+        b->diags = theirs;
         b->hold_root = false;
+        if (build.r < 0 && build.r != -ENOMEM && !b->list_items)
+                plain = js_document(&check);
         if (plain && build.r >= 0 && b->held)
                 build.r = b->fn(b->held, b->userdata);
         b->held = NULL;
         arena_free(&b->arena);
         b->n_vals = 0;
         b->depth = 0;
-        if (!plain && build.r >= 0)
+        if (!plain && build.r != -ENOMEM) {
+                cfg_diags_clear(&mine);
                 return 0; /* nothing was handed over */
+        }
+        for (size_t i = 0; i < mine.n; i++)
+                cfg_diag_add(theirs, mine.v[i].severity, mine.v[i].file, mine.v[i].line, mine.v[i].column, "%s",
+                             mine.v[i].message);
+        cfg_diags_clear(&mine);
         free(b->vals);
         b->vals = NULL;
         *ret = build.r;

@@ -84,6 +84,14 @@ static void json_left_to_libyaml(void **state)
         SAME("{\"a\":1} # comment");
         SAME("{\"a\": [\"x\", {\"b\": \"c\"}] ");
         same("{\"a\":\"x\0y\"}", 11, 0);
+        /* A builder error (a duplicate key) followed by what libyaml's scanner stops at
+         * while it looks past the closing brace: libyaml reports the latter (found by
+         * fuzz-etcdkv), and a later escape does not change the builder's error. */
+        SAME("{\"a\": {\"b\":1, \"b\":2} @}");
+        SAME("{\"a\": {\"b\":1, \"b\":2}\t}");
+        SAME("{\"a\": {\"b\":1, \"b\":2}, \"c\": `x`}");
+        SAME("[{\"b\":1,\"b\":2}, \"\\u00e9\"]");
+        SAME("{\"b\":1,\"b\":2} %");
 }
 
 static void json_limits(void **state)
