@@ -76,11 +76,13 @@ def make_pki(d):
 
 
 class Etcd:
-    """etcd in namespace ns, TLS with client certificates, data in d/data."""
+    """etcd in namespace ns, TLS with client certificates, data in d/data; with pki
+    None, plain HTTP (user: "name:password" for etcdctl once authentication is on)."""
 
     def __init__(self, ns, d, pki):
         self.ns, self.dir, self.pki = ns, d, pki
-        self.url = f"https://127.0.0.1:{ETCD_PORT}"
+        self.url = f"{'https' if pki else 'http'}://127.0.0.1:{ETCD_PORT}"
+        self.user = None
         self.proc = None
         self.log_path = os.path.join(d, "etcd.log")
 
@@ -92,8 +94,9 @@ class Etcd:
             ["ip", "netns", "exec", self.ns.name, "etcd", "--name", "cu", "--data-dir", os.path.join(self.dir, "data"),
              "--listen-client-urls", self.url, "--advertise-client-urls", self.url,
              "--listen-peer-urls", peer, "--initial-advertise-peer-urls", peer,
-             "--initial-cluster", f"cu={peer}", "--cert-file", p["server.crt"], "--key-file", p["server.key"],
-             "--client-cert-auth", "--trusted-ca-file", p["ca.crt"], "--log-level", "warn"],
+             "--initial-cluster", f"cu={peer}", "--log-level", "warn",
+             *(["--cert-file", p["server.crt"], "--key-file", p["server.key"], "--client-cert-auth",
+                "--trusted-ca-file", p["ca.crt"]] if p else [])],
             stdin=subprocess.DEVNULL, stdout=log, stderr=log)
         log.close()
         _procs.add(self.proc)
@@ -123,8 +126,9 @@ class Etcd:
 
     def ctl(self, *args, input=None, check=True):
         p = self.pki
-        r = subprocess.run(["ip", "netns", "exec", self.ns.name, "etcdctl", "--endpoints", self.url,
-                            "--cacert", p["ca.crt"], "--cert", p["client.crt"], "--key", p["client.key"],
+        tls = ["--cacert", p["ca.crt"], "--cert", p["client.crt"], "--key", p["client.key"]] if p else []
+        user = ["--user", self.user] if self.user else []
+        r = subprocess.run(["ip", "netns", "exec", self.ns.name, "etcdctl", "--endpoints", self.url, *tls, *user,
                             "--command-timeout", "5s", *args],
                            input=input, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                            env=dict(os.environ, ETCDCTL_API="3"))

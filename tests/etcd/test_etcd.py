@@ -799,6 +799,45 @@ class TestHostileEtcd(unittest.TestCase):
         self.assertIn("the response is too large", r.stdout + r.stderr)
 
 
+class TestPlainEtcdWithAuth(unittest.TestCase):
+    """A real etcd over plain HTTP with authentication on: the list speaks gRPC by
+    prior knowledge (HTTP/2 without TLS) and authenticates over gRPC; the gateway does
+    the same over JSON."""
+
+    def setUp(self):
+        self.ns = cu.Netns()
+        self.addCleanup(self.ns.close)
+        self.ns.setup_uplink()
+        self.fx = cu.Fixture(files={}, settings=ce.settings())
+        self.addCleanup(self.fx.close)
+        self.etcd = ce.Etcd(self.ns, self.fx.dir, None).start()
+        self.addCleanup(self.etcd.stop)
+        for key, value in [ce.pool(name="underlay", cidr="192.168.10.128/25", block_size=28),
+                           ce.node("node2", "192.168.10.3/24"),
+                           (ce.affinity_key("node2", "192.168.10.160/28"), ce.CONFIRMED)]:
+            self.etcd.put(key, value)
+        self.etcd.ctl("user", "add", "root", "--new-user-password", "pw")
+        self.etcd.ctl("auth", "enable")
+        self.etcd.user = "root:pw"
+
+    def check(self, password, **env):
+        return ce.run_cli(self.ns, self.fx, "--check", env=dict(
+            ETCD_ENDPOINTS=self.etcd.url, ETCD_USERNAME="root", ETCD_PASSWORD=password, **env))
+
+    def test_grpc_without_tls_and_with_a_password(self):
+        for env in ({}, {"CALICO_UNDERLAY_ETCD_GATEWAY": "1"}):
+            r = self.check("pw", **env)
+            self.assertNotEqual(r.returncode, 2, r.stdout + r.stderr)
+            self.assertRegex(r.stdout, rf"source: etcdv3 {self.etcd.url} revision \d+")
+            self.assertIn("192.168.10.160/28", r.stdout)
+        r = self.check("wrong")
+        self.assertEqual(r.returncode, 2, r.stdout + r.stderr)
+        self.assertIn("gRPC status 3: etcdserver: authentication failed, invalid user ID or password", r.stdout)
+        r = self.check("wrong", CALICO_UNDERLAY_ETCD_GATEWAY="1")
+        self.assertEqual(r.returncode, 2, r.stdout + r.stderr)
+        self.assertIn("HTTP 400: etcdserver: authentication failed, invalid user ID or password", r.stdout)
+
+
 if __name__ == "__main__":
     ce.require()
     cu.install_signal_cleanup()
