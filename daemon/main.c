@@ -2,10 +2,12 @@
  * loop.c; everything here is argument handling and the one-shot modes. */
 #include <ctype.h>
 #include <getopt.h>
+#include <linux/capability.h>
 #include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
 #include <sys/utsname.h>
 #include <time.h>
 #include <unistd.h>
@@ -45,11 +47,11 @@ static void help(void)
                "\n"
                "Modes (default: run as a daemon, reconciling on every change):\n"
                "      --once           reconcile once, print what changed, exit (0 ok, 1 failed,\n"
-               "                       2 bad config or datastore unreachable)\n"
+               "                       2 bad config, datastore unreachable or no CAP_NET_ADMIN)\n"
                "      --check          change nothing; print where the model came from, the plan and\n"
                "                       findings (exit 0 ready, 1 blocking problems, 2 cannot evaluate)\n"
                "      --cleanup        remove every policy rule and route of ours and restore proxy_arp\n"
-               "                       and its delay\n"
+               "                       and its delay (exit as --once)\n"
                "      --upstream-routes\n"
                "                       change nothing (no netlink at all); print the static routes the\n"
                "                       upstream switch or router needs for every block of every underlay\n"
@@ -62,7 +64,8 @@ static void help(void)
                "      --format FORMAT  --check output: text (default) or json; --upstream-routes output:\n"
                "                       text (default), json, ios (Cisco IOS, Arista EOS; also cisco, eos),\n"
                "                       vrp (Huawei VRP, H3C Comware; also huawei, comware), junos, frr,\n"
-               "                       bird (BIRD 2 static protocol), ip-batch (ip -batch)\n"
+               "                       bird (BIRD 2 static protocol), ip-batch (ip -batch); an error\n"
+               "                       with any other mode (--once prints text only)\n"
                "      --since FILE     --upstream-routes: print only the change since FILE, a previous\n"
                "                       --format json output (removals first, in the syntax's own form)\n"
                "      --aggregate exact|cover-free\n"
@@ -121,6 +124,13 @@ static int check_mode_options(const struct args *a)
                         return -EINVAL;
                 }
                 return 0;
+        }
+        /* --once and --cleanup print their changes as text only, and the daemon logs:
+         * a --format there would be silently ignored (an operator asking for JSON must
+         * not get text to parse). */
+        if (a->format && a->mode != MODE_CHECK) {
+                fprintf(stderr, "calico-underlayd: --format goes with --check and --upstream-routes\n");
+                return -EINVAL;
         }
         if (a->format && !streq(a->format, "json") && !streq(a->format, "text")) {
                 fprintf(stderr, "calico-underlayd: --format must be text or json\n");
@@ -197,6 +207,20 @@ static int parse_args(int argc, char **argv, struct args *a)
                 return -EINVAL;
         }
         return check_mode_options(a);
+}
+
+/* --once and --cleanup change routes, rules and link settings: without CAP_NET_ADMIN
+ * every change fails (EPERM, or the runtime record refused first), which is "no access
+ * to rtnetlink" (exit 2), not a failed action (exit 1). Asked before anything is read
+ * or written. A capget() that fails says nothing: the kernel will decide. */
+static bool can_change_network(void)
+{
+        struct __user_cap_header_struct h = { .version = _LINUX_CAPABILITY_VERSION_3 };
+        struct __user_cap_data_struct d[_LINUX_CAPABILITY_U32S_3] = {};
+
+        if (syscall(SYS_capget, &h, d) < 0)
+                return true;
+        return d[CAP_TO_INDEX(CAP_NET_ADMIN)].effective & CAP_TO_MASK(CAP_NET_ADMIN);
 }
 
 /* The kernel's host name, lowercased, as Calico derives a node name. */
@@ -473,6 +497,12 @@ int main(int argc, char **argv)
         if (r != 0)
                 return r > 0 ? 0 : 2;
         node = host_name(hn, sizeof(hn));
+        if ((a.mode == MODE_ONCE || a.mode == MODE_CLEANUP) && !can_change_network()) {
+                fprintf(stderr, "calico-underlayd: %s needs CAP_NET_ADMIN (run it as root or grant the "
+                                "capability); nothing changed\n",
+                        a.mode == MODE_ONCE ? "--once" : "--cleanup");
+                return 2;
+        }
         if (a.mode == MODE_CLEANUP)
                 return run_cleanup(&a, node);
         if (a.mode == MODE_DAEMON)

@@ -21,6 +21,7 @@ Run: meson test -C BUILD integration-hardening, or as root:
 """
 import json
 import os
+import shutil
 import sys
 
 sys.dont_write_bytecode = True  # no __pycache__ in the source tree
@@ -295,6 +296,72 @@ class RecordFolder(HostCase):
         with self.step("--check: the same folder writable by others is refused"):
             doc = self.check_json(rc=1)
             self.assertIn("record-damaged", codes(doc, "blocking"), doc["findings"])
+
+
+NOBODY = 65534
+
+
+class Privileges(HostCase):
+    """--once and --cleanup without CAP_NET_ADMIN change nothing and exit 2 (no access to
+    rtnetlink, as the man page's EXIT STATUS says), not 1 (a failed action); with the
+    capability alone, as the unit runs it, --once converges. --format with a mode that
+    does not take it is a usage error (exit 2), not silently text."""
+
+    def setUp(self):
+        super().setUp()
+        if not shutil.which("setpriv"):
+            self.skipTest("needs setpriv (util-linux)")
+        # readable by nobody, the runtime folder its own: only the capability is missing
+        os.chmod(self.d.dir, 0o755)
+        os.chmod(self.d.resources, 0o755)
+        for n in os.listdir(self.d.resources):
+            os.chmod(os.path.join(self.d.resources, n), 0o644)
+        os.chmod(self.d.config, 0o644)
+        os.chown(self.d.runtime, NOBODY, NOBODY)
+
+    def run_as(self, prefix, *args):
+        cmd = prefix + cuit.DAEMON_WRAPPER + [self.d.bin, "--config", self.d.config] + list(args)
+        p = self.node.exec(*cmd, check=False, timeout=60 * cuit.TIMEOUT_SCALE, env=self.d.env())
+        res = cuit.Result(["(in %s)" % self.node.name] + cmd, p)
+        self.log("%s -> exit %d" % (" ".join(args), res.rc))
+        return res
+
+    def test_without_cap_net_admin(self):
+        self.forwarding(True)
+        nobody = ["setpriv", "--reuid=%d" % NOBODY, "--regid=%d" % NOBODY, "--clear-groups", "--inh-caps=-all"]
+        root_without = ["setpriv", "--bounding-set=-net_admin", "--inh-caps=-net_admin"]
+        for who, prefix in (("nobody", nobody), ("root without CAP_NET_ADMIN", root_without)):
+            for mode in ("--once", "--cleanup"):
+                with self.step("%s as %s: exit 2, nothing changed" % (mode, who)):
+                    before = cuit.snapshot(self.node, ("eth0", "vxlan.calico"))
+                    res = self.run_as(prefix, mode)
+                    self.assertRc(res, 2)
+                    self.assertIn("needs CAP_NET_ADMIN", res.stderr, str(res))
+                    self.assertNotIn("FAILED", res.stdout, str(res))
+                    after = cuit.snapshot(self.node, ("eth0", "vxlan.calico"))
+                    for key in before:
+                        self.assertSame(before[key], after[key], "%s by %s as %s" % (key, mode, who))
+                    self.assertEqual(os.listdir(self.d.runtime), [], "wrote in the runtime folder")
+        with self.step("--once as nobody with CAP_NET_ADMIN alone (as the unit): exit 0, converged"):
+            res = self.run_as(["setpriv", "--reuid=%d" % NOBODY, "--regid=%d" % NOBODY, "--clear-groups",
+                               "--inh-caps=+net_admin", "--ambient-caps=+net_admin"], "--once")
+            self.assertRc(res, 0)
+            self.assert_ours(self.our_full_state())
+            self.assertEqual(self.node.proxy_arp("eth0"), 1)
+
+    def test_format_only_where_taken(self):
+        for args in (("--once", "--format", "json"), ("--format", "json", "--once"), ("--once", "--format", "text"),
+                     ("--cleanup", "--format", "json"), ("--format", "json")):
+            with self.step("%s: usage error, exit 2, nothing changed" % " ".join(args)):
+                before = cuit.snapshot(self.node, ("eth0", "vxlan.calico"))
+                res = self.daemon(*args, rc=2)
+                self.assertIn("--format goes with --check and --upstream-routes", res.stderr, str(res))
+                self.assertEqual(res.stdout, "", str(res))
+                after = cuit.snapshot(self.node, ("eth0", "vxlan.calico"))
+                for key in before:
+                    self.assertSame(before[key], after[key], "%s by %s" % (key, " ".join(args)))
+        with self.step("--check --format json still works"):
+            self.check_json(rc=1)
 
 
 if __name__ == "__main__":
