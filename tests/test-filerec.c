@@ -268,9 +268,10 @@ static unsigned rnd(unsigned *seed, unsigned n)
 }
 
 static const char *const nodes[] = { "n1", "n2", "n3", "n4" };
-/* four blocks of the IPv4 pool, one overlapping the first two, one in no pool */
+/* four blocks of the IPv4 pool, one overlapping the first two, one in no pool, one
+ * IPv6 (in no pool: a record that keeps its claims in the wide form) */
 static const char *const cidrs[] = { "10.0.0.0/28", "10.0.0.16/28", "10.0.0.32/28", "10.0.0.48/28",
-                                     "10.0.0.0/27", "10.9.0.0/28" };
+                                     "10.0.0.0/27", "10.9.0.0/28", "fd00:10::/124" };
 
 static void pool(struct text *t, unsigned *seed)
 {
@@ -321,11 +322,11 @@ static void k8s_node(struct text *t, unsigned *seed)
                 add(t, "status:\n  addresses: 7\n"); /* read only while an address is missing */
 }
 
-/* Mostly the pool's four blocks; now and then the one overlapping two of them, or the
- * one in no pool. */
+/* Mostly the pool's four blocks; now and then the one overlapping two of them, one in
+ * no pool, or the IPv6 one. */
 static const char *cidr(unsigned *seed)
 {
-        unsigned k = rnd(seed, 24);
+        unsigned k = rnd(seed, 25);
 
         return cidrs[k < 22 ? k % 4 : k - 18];
 }
