@@ -170,10 +170,11 @@ static int etcd_source_model(struct source *src, struct cfg_settings *set, struc
 }
 
 /* Changes kept on top of the packed cache past this are packed by a full build (it
- * renumbers the keys): the cache does not grow with churn. */
+ * renumbers the keys): the cache does not grow with churn. At 210k keys that is 6.5k
+ * changes (about 0.8 MB on top) for one full build (under a second of CPU). */
 static size_t max_changed(const struct etcd_cache *c)
 {
-        size_t n = etcd_cache_n(c) / 8;
+        size_t n = etcd_cache_n(c) / 32;
 
         return n > 4096 ? n : 4096;
 }
