@@ -106,6 +106,7 @@ struct builder {
         bool streamed; /* this document's items were handed out already */
         bool list_items; /* YDOC_LIST_ITEMS */
         bool hold_root;  /* keep a document's root in held instead of handing it over */
+        bool no_nul;     /* plain JSON: its scalars hold no NUL (checked as it is read) */
         struct ynode *held;
         const struct capped_stream *input; /* NULL for a buffer */
 };
@@ -257,7 +258,7 @@ static int on_scalar(struct builder *b, const yaml_event_t *e)
                 return -ENOMEM;
         memcpy(s, e->data.scalar.value, e->data.scalar.length);
         s[e->data.scalar.length] = 0;
-        if (strlen(s) != e->data.scalar.length)
+        if (!b->no_nul && strlen(s) != e->data.scalar.length)
                 return cfg_error(b->diags, b->file, n->line, n->col, "NUL character in a YAML scalar");
         n->str = s;
         n->n = e->data.scalar.length;
@@ -448,6 +449,11 @@ static size_t js_number(const char *p, const char *end)
         return n;
 }
 
+static bool js_ends_word(char c)
+{
+        return c == ' ' || c == '\n' || c == ',' || c == ']' || c == '}';
+}
+
 static bool js_word(struct jscan *s)
 {
         static const char *const words[] = { "true", "false", "null" };
@@ -457,7 +463,7 @@ static bool js_word(struct jscan *s)
                 if ((size_t)(s->end - s->p) >= strlen(words[i]) && !memcmp(s->p, words[i], strlen(words[i])))
                         n = strlen(words[i]);
         /* What follows must end the scalar as it ends a plain one in a flow collection. */
-        if (!n || (s->p + n < s->end && !strchr(" \n,]}", s->p[n])))
+        if (!n || (s->p + n < s->end && !js_ends_word(s->p[n])))
                 return false;
         return js_emit(s, YAML_SCALAR_EVENT, s->p, n, false) && js_advance(s, n);
 }
@@ -553,11 +559,11 @@ static int load_plain_json(struct builder *b, const char *buf, size_t size, int 
         if (b->list_items && !js_document(&check))
                 return 0;
         build.b = b;
-        b->hold_root = true;
+        b->hold_root = b->no_nul = true;
         b->diags = &mine;
         plain = js_document(&build);
         b->diags = theirs;
-        b->hold_root = false;
+        b->hold_root = b->no_nul = false;
         if (build.r < 0 && build.r != -ENOMEM && !b->list_items)
                 plain = js_document(&check);
         if (plain && build.r >= 0 && b->held)
