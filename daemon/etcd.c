@@ -425,12 +425,16 @@ static void sink_page(struct etcd *e, struct etcd_range *page)
                 next_page(e, page);
                 if (e->state != ST_LISTING)
                         return;
+                /* On its way before this page is loaded, not after. */
+                http_kick(e->http);
         }
         for (size_t i = 0; i < n; i++) {
                 const struct etcd_kv *kv = page->kvs[i];
 
-                r = e->sink->kv(&(const struct cfg_kv){ kv->key, kv->value, kv->value_len, false }, e->sink->userdata);
-                if (r < 0)
+                /* The key alone, for its name (etcd_input_name()): input number n_sunk. */
+                if ((r = etcd_cache_put(&e->building, kv->key, "", 0, false)) < 0 ||
+                    (r = e->sink->kv(&(const struct cfg_kv){ kv->key, kv->value, kv->value_len, false },
+                                     e->sink->userdata)) < 0)
                         return attempt_failed(e, "%s", strerror(-r));
                 e->n_sunk++;
         }
@@ -485,7 +489,7 @@ static void begin_attempt(struct etcd *e)
         e->list_pages = 0;
         e->list_bytes = 0;
         if (e->sink) {
-                e->sink->reset(e->sink->userdata);
+                e->sink->reset(e, e->sink->userdata);
                 e->n_sunk = 0;
                 free(e->last_key);
                 e->last_key = NULL;
@@ -953,6 +957,13 @@ const char *etcd_endpoint(const struct etcd *e)
 int64_t etcd_revision(const struct etcd *e)
 {
         return e->revision;
+}
+
+void etcd_input_name(const void *ctx, uint32_t input, char *buf, size_t size)
+{
+        const struct etcd *e = ctx;
+
+        etcd_cache_name(e->state == ST_LISTING ? &e->building : &e->cache, input, buf, size);
 }
 
 size_t etcd_n_keys(const struct etcd *e)

@@ -84,12 +84,17 @@ void etcd_compact(struct etcd *e);
  * key order over the whole list, each once (an answer out of order fails the
  * endpoint); the kv is the sink's only during the call. A negative return (-ENOMEM)
  * fails the list. reset: the list starts over (another endpoint, a compacted
- * revision): forget every key handed over so far. */
+ * revision): forget every key handed over so far. The cache keeps the keys alone,
+ * packed (no values), numbered in the order handed over: etcd_input_name() names
+ * them. */
 struct etcd_sink {
         int (*kv)(const struct cfg_kv *kv, void *userdata);
-        void (*reset)(void *userdata);
+        void (*reset)(struct etcd *e, void *userdata);
         void *userdata;
 };
+/* cfg_namer_fn over a client with a sink (ctx): "etcd:KEY" of the key handed over as
+ * number input in the list being read, or in the last one read. */
+void etcd_input_name(const void *ctx, uint32_t input, char *buf, size_t size);
 
 /* --once and --check: one list at one revision with failover, no watch, in a loop of
  * its own, bounded by timeout_usec; the keys go to sink when there is one (the cache

@@ -477,6 +477,16 @@ static int on_curl_timer(sd_event_source *s, uint64_t usec, void *userdata)
         return 0;
 }
 
+void http_kick(struct http *h)
+{
+        int running;
+
+        /* What ended meanwhile is handed over when the loop runs next (the timer curl
+         * asks for, or a socket): never from inside the caller's own callback. */
+        if (h->multi)
+                cu_curl->multi_socket_action(h->multi, CURL_SOCKET_TIMEOUT, 0, &running);
+}
+
 /* curl asks to be woken after timeout_ms (-1: never). It must not be called back from
  * here, so the timer source does it. */
 static int on_timer_request(CURLM *multi, long timeout_ms, void *userp)

@@ -62,6 +62,10 @@ void http_free(struct http *h);
 int http_start(struct http *h, char *why, size_t why_size);
 /* Start a request (after http_start()). */
 int http_send(struct http *h, const struct http_request *rq, struct http_req **ret);
+/* Start what http_send() queued now (the request on its way) rather than when the
+ * loop runs next: for a caller about to work a while, so that the server works
+ * meanwhile. */
+void http_kick(struct http *h);
 /* Cancels the transfer if it still runs; accepts NULL. */
 void http_req_free(struct http_req *q);
 

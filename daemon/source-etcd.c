@@ -75,15 +75,17 @@ static int sink_kv(const struct cfg_kv *kv, void *userdata)
         return s->load ? cfg_loader_add_kv(s->load, kv) : -ENOMEM;
 }
 
-static void sink_reset(void *userdata)
+static void sink_reset(struct etcd *e, void *userdata)
 {
         struct etcd_source *s = userdata;
 
         cfg_loader_free(s->load);
         s->load = NULL;
         cfg_diags_clear(&s->load_diags);
-        /* Out of memory: the first key says so (sink_kv() on no loader). */
-        (void)cfg_loader_new(s->base.settings, &s->load_diags, &s->load);
+        /* Out of memory: the first key says so (sink_kv() on no loader). Inputs are
+         * named by the client's packed keys (13 MB of "etcd:KEY" at 100k blocks). */
+        if (cfg_loader_new(s->base.settings, &s->load_diags, &s->load) >= 0)
+                cfg_loader_name_on_demand(s->load, etcd_input_name, e);
 }
 
 static int etcd_source_start(struct source *src)
@@ -147,6 +149,9 @@ static int etcd_source_model(struct source *src, struct cfg_settings *set, struc
                 return 0;
         if (s->load) {
                 r = cfg_loader_finish(TAKE_PTR(s->load), ret);
+                /* Only the load's diagnostics name inputs; the client goes first. */
+                if (r >= 0)
+                        cfg_model_drop_names(*ret);
                 for (size_t i = 0; i < s->load_diags.n; i++) {
                         const struct cfg_diag *g = &s->load_diags.v[i];
 
