@@ -66,15 +66,6 @@ static void box_add(struct box *b, const struct cfg_prefix *p)
                 memcpy(b->last, last, 16);
 }
 
-static bool box_meets(const struct box *a, const struct box *b)
-{
-        if (!a->family || !b->family)
-                return false;
-        if (a->family == BOX_MIXED || b->family == BOX_MIXED)
-                return true;
-        return a->family == b->family && memcmp(a->last, b->first, 16) >= 0 && memcmp(b->last, a->first, 16) >= 0;
-}
-
 /* An IPv4 block claim as a file's record keeps it: 100k blocks claimed by their
  * BlockAffinities and IPAMBlocks cost 3.2 MB, not 7.2 (issue 15's memory budget). */
 struct claim4 {
@@ -666,19 +657,43 @@ static bool claim_before(const struct raw_block *a, uint32_t fa, const struct ra
  * claim losing to one for another node, which is a conflict unless an IPAMBlock
  * overrules it: that case too, to keep this short). Each loser is compared with the
  * winner of the moment, and a winner that loses with its successor: all are equal. */
+/* Whether any prefix of s (sorted, disjoint: their spans are sorted too) meets the box:
+ * the first whose span ends at or past the box's start must begin by its end. */
+static bool set_meets(const struct pset *s, const struct box *spans, const struct box *b)
+{
+        size_t lo = 0, hi = s->n;
+
+        if (!b->family)
+                return false;
+        if (b->family == BOX_MIXED)
+                return true;
+        while (lo < hi) {
+                size_t mid = lo + (hi - lo) / 2;
+                const struct box *m = &spans[mid];
+
+                if (m->family < b->family || (m->family == b->family && memcmp(m->last, b->first, 16) < 0))
+                        lo = mid + 1;
+                else
+                        hi = mid;
+        }
+        return lo < s->n && spans[lo].family == b->family && memcmp(spans[lo].first, b->last, 16) <= 0;
+}
+
 static int find_winners(struct cfg_file_rec *const *recs, size_t n, const struct pset *s, struct win *w)
 {
-        struct box sb = {};
+        _cleanup_(freep) struct box *spans = calloc(s->n + 1, sizeof(*spans));
 
+        if (!spans)
+                return -ENOMEM;
         for (size_t i = 0; i < s->n; i++) {
                 w[i] = (struct win){};
-                box_add(&sb, &s->v[i]);
+                box_add(&spans[i], &s->v[i]);
         }
         for (size_t f = 0; f < n; f++) {
                 const struct cfg_file_rec *rec = recs[f];
 
-                /* A node's file claims its own blocks: the others lie outside. */
-                if (!box_meets(&rec->box, &sb))
+                /* A node's file claims its own blocks: the others' lie apart. */
+                if (!set_meets(s, spans, &rec->box))
                         continue;
 
                 for (size_t k = 0; k < rec->n_raw; k++) {
