@@ -11,6 +11,9 @@ socket, one line each, answered "ok":
                accepted but not relayed, until `release` (the daemon lists on the
                relayed one, and its watches wait on the others)
   release      relay the waiting connections
+  relay-new    relay new connections again; the waiting ones stay accepted and
+               unanswered for ever (a peer that takes the TCP connection and never
+               answers the TLS handshake)
   count        answer the number of connections accepted so far
 
 Standard library only; stops when its control socket's folder goes away or on SIGTERM.
@@ -68,6 +71,8 @@ def main():
             state["relay_next"] = None
             while held:
                 relay(held.pop(0))
+        elif line == "relay-new":
+            state["relay_next"] = None
         elif line == "count":
             reply = str(state["accepted"])
         else:

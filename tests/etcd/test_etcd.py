@@ -577,6 +577,34 @@ class TestStreams(EtcdCase):
         self.assertNotIn("unreachable", d.notify.status())
 
 
+    def test_unanswered_watch_handshake_is_given_up(self):
+        # A watch whose endpoint takes the TCP connection and never answers the TLS
+        # handshake (a wedged proxy or etcd) is given up after the stream connect
+        # timeout (STREAM_CONNECT_TIMEOUT_MS, 30 s, daemon/http.c) and the source lists
+        # and watches again; without that timeout the watch waited for ever and no
+        # change reached the host.
+        d = self.start_converged(env=self.env_endpoints(self.proxy.url))
+        accepted = int(self.proxy.command("count"))
+        # Break the streams: the list goes over the one relayed connection, the new
+        # watches' connections are held unanswered; new connections after them relay.
+        self.proxy.command("cut-hold")
+        cu.wait_until(lambda: int(self.proxy.command("count")) >= accepted + 3,
+                      what="the daemon's new watch connections")
+        self.proxy.command("relay-new")
+        t0 = time.monotonic()
+        self.etcd.put(ce.affinity_key("node2", cu.EXTRA_BLOCK), ce.CONFIRMED)
+        # 30 s of handshake, then at most the watch back-off (1-2 s, jittered) and a list.
+        self.wait_routes(WANT_3, timeout=50)
+        took = time.monotonic() - t0
+        self.assertGreater(took, 25, "the change came through before the watch's connect timeout: "
+                           "the held connections were not the watches'")
+        self.assertLess(took, cu.scaled(45), f"{took:.1f} s")
+        d.notify.wait_status(lambda s: s == STATUS_3)
+        gave_up = [l for l in d.stderr_lines("watch") if re.search(r"[Tt]ime[d ]* ?out", l)]
+        self.assertTrue(gave_up, d.stderr()[-3000:])
+        self.assertNotIn("unreachable", d.notify.status())
+
+
 class TestCommands(EtcdCase):
     """--check and --once read the datastore once; bad calicoctl settings are named."""
 
