@@ -9,6 +9,7 @@ python3 tests/daemon/test_daemon.py -v [TestDaemon.test_name]). Needs root; exit
 77 (skipped) otherwise.
 """
 import os
+import random
 import re
 import shutil
 import signal
@@ -559,6 +560,94 @@ class TestStopAndRestart(DaemonCase):
         for dst in (cu.OWN_BLOCK, cu.PEER_BLOCK):
             self.assertNotIn(dst, events, f"the restarted daemon touched {dst}:\n{events}")
         self.assertEqual(self.ns.route_summary(), WANT_2)
+
+
+class TestFilesDeltaEquivalence(DaemonCase):
+    """Issue 16: the files source reads only the files that changed and updates the
+    model in place (or merges it from every file's record); after random sequences of
+    node files rewritten (blocks claimed, moved, released; IPAM blocks with borrowed
+    addresses; another node's address moved) the host must be what the full path
+    (--once, which reads every file) makes of the same files. CU_SEED=N repeats a run."""
+
+    SLOTS = [f"192.168.10.{128 + 16 * i}/28" for i in range(2, 8)]
+    NODES = ["node1", "node2", "node3", "node4"]
+    ADDRS = ["192.168.10.13/24", "192.168.10.23/24", "192.168.20.4/24"]
+
+    def node_file(self, node, addr, blocks, ipam):
+        """A node's file: its Node (node3, node4: node1 and node2 are in 20-nodes.yaml),
+        its BlockAffinities, and IPAM blocks whose addresses other nodes host."""
+        docs = []
+        if addr:
+            docs.append(f"apiVersion: projectcalico.org/v3\nkind: Node\nmetadata:\n  name: {node}\nspec:\n"
+                        f"  bgp:\n    ipv4Address: {addr}\n")
+        docs += [cu.affinity(node, c) for c in sorted(blocks)]
+        for c in sorted(ipam):
+            hosts = ipam[c]
+            allocs = "".join(f"  - {i}\n" if i is not None else "  - null\n" for i in
+                             [0] + [k + 1 if h else None for k, h in enumerate(hosts)])
+            attrs = "".join(f"  - secondary:\n      node: {h or node}\n" for h in [node] + hosts)
+            docs.append(f"apiVersion: crd.projectcalico.org/v1\nkind: IPAMBlock\nmetadata:\n"
+                        f"  name: {c.replace('.', '-').replace('/', '-')}\nspec:\n  affinity: host:{node}\n"
+                        f"  allocations:\n{allocs}  attributes:\n{attrs}  cidr: {c}\n")
+        return "---\n".join(docs) if docs else "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: none\n"
+
+    def write_node(self, node, st):
+        cu.write_renamed(self.fx.path(f"40-{node}.yaml"),
+                         self.node_file(node, st["addr"].get(node), [c for c, o in st["owner"].items() if o == node],
+                                        {c: h for c, h in st["ipam"].items() if st["owner"].get(c) == node}))
+
+    def random_step(self, rng, st):
+        op = rng.randrange(10)
+        owned = sorted(c for c, o in st["owner"].items() if o)
+        if op <= 1 and owned:  # released
+            c = rng.choice(owned)
+            node = st["owner"].pop(c)
+            st["ipam"].pop(c, None)
+            self.write_node(node, st)
+        elif 2 <= op <= 4 and owned:  # borrowed addresses (hosts of .1, .2, .3 of the block)
+            c = rng.choice(owned)
+            st["ipam"][c] = [rng.choice(self.NODES + [None]) for _ in range(3)]
+            self.write_node(st["owner"][c], st)
+        elif op == 5:  # another node's address moved
+            node = rng.choice(["node3", "node4"])
+            st["addr"][node] = rng.choice(self.ADDRS)
+            self.write_node(node, st)
+        else:  # a block claimed, or moved to another node (both files rewritten)
+            c, new = rng.choice(self.SLOTS), rng.choice(["node2", "node3", "node4"])
+            old = st["owner"].get(c)
+            st["owner"][c] = new
+            if old != new:
+                st["ipam"].pop(c, None)
+            if old and old != new:
+                self.write_node(old, st)
+            self.write_node(new, st)
+
+    def test_files_delta_equal_full_once(self):
+        seed = int(os.environ.get("CU_SEED", str(time.time_ns() % 1000000)))
+        rng = random.Random(seed)
+        st = {"owner": {}, "ipam": {}, "addr": {"node3": "192.168.10.13/24", "node4": "192.168.20.4/24"}}
+        for node in ("node2", "node3", "node4"):
+            self.write_node(node, st)
+        d = self.start_converged()
+        for seq in range(4):
+            for _ in range(8):
+                self.random_step(rng, st)
+                time.sleep(rng.choice([0, 0.05, 0.3, 0.5]))
+            time.sleep(cu.scaled(0.5))
+            self.wait_idle(d, quiet=1.0, timeout=30)
+            state = self.ns.route_summary()
+            r = subprocess.run(["ip", "netns", "exec", self.ns.name, "env", f"RUNTIME_DIRECTORY={self.fx.run}",
+                                *cu.DAEMON_WRAPPER, cu.DAEMON, "--config", self.fx.config, "--once"],
+                               stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=cu.scaled(120))
+            self.assertEqual(r.returncode, 0, f"seed {seed}, sequence {seq}:\n{r.stdout}{r.stderr}")
+            self.assertIn("0 changes, 0 failed", r.stdout,
+                          f"seed {seed}, sequence {seq}: the full path differs from the daemon's host:\n"
+                          f"{r.stdout}\n--- daemon:\n{d.stderr()[-6000:]}")
+            self.assertEqual(self.ns.route_summary(), state, f"seed {seed}, sequence {seq}")
+        deltas = [p for p in d.stderr_lines("reconcile pass (") if "; delta pass over" in p]
+        self.assertTrue(deltas, f"seed {seed}: no delta pass ran:\n{d.stderr()[-4000:]}")
+        sys.stderr.write(f"[seed {seed}: {len(deltas)} delta passes, {len(d.stderr_lines('reconcile pass'))} "
+                         f"passes in all]\n")
 
 
 if __name__ == "__main__":
