@@ -49,6 +49,12 @@ const char *const etcd_prefixes[ETCD_N_PREFIXES] = {
  * 80-120% of that so a fleet does not come back in step. */
 #define RETRY_MIN_USEC (1000 * 1000ULL)
 #define RETRY_MAX_USEC (30 * 1000 * 1000ULL)
+/* Every watch of a round must be confirmed (etcd answers a create_request with a
+ * `created` message at once) within this long, else the round failed: a peer that took
+ * the connection (and TLS) but never answers would hold the watch for ever, as no
+ * overall timeout bounds a stream and TCP keepalive cannot see a silent live peer. The
+ * same scale as the stream connect timeout (STREAM_CONNECT_TIMEOUT_MS, http.c). */
+#define WATCH_CREATED_USEC (30 * 1000 * 1000ULL)
 
 /* ---- range ends ---- */
 
@@ -119,6 +125,7 @@ struct etcd {
         sd_event *ev;
         struct http *http;
         sd_event_source *retry, *deadline;
+        sd_event_source *watch_timer; /* WATCH_CREATED_USEC after the watches started */
         struct cfg_etcd conf;
         const struct etcd_ops *ops;
         void *userdata;
@@ -180,6 +187,8 @@ static void cancel_all(struct etcd *e)
                 req_free(e->watch[i]);
                 e->watch[i] = NULL;
         }
+        if (e->watch_timer)
+                sd_event_source_set_enabled(e->watch_timer, SD_EVENT_OFF);
 }
 
 static int watch_message(struct etcd_watch_msg *m, void *userdata);
@@ -615,6 +624,8 @@ static void start_round(struct etcd *e)
 static void start_watches(struct etcd *e)
 {
         e->state = ST_WATCHING;
+        sd_event_source_set_time(e->watch_timer, loop_now(e) + WATCH_CREATED_USEC);
+        sd_event_source_set_enabled(e->watch_timer, SD_EVENT_ONESHOT);
         for (size_t i = 0; i < ETCD_N_PREFIXES; i++) {
                 const char *prefix = etcd_prefixes[i];
                 json_object *body = json_object_new_object(), *create = json_object_new_object();
@@ -660,6 +671,14 @@ static int apply_event(struct etcd *e, struct etcd_event *ev)
         return kvmap_put(&e->cache, kv);
 }
 
+static bool all_created(const struct etcd *e)
+{
+        for (size_t i = 0; i < ETCD_N_PREFIXES; i++)
+                if (!e->watch[i] || !e->watch[i]->created)
+                        return false;
+        return true;
+}
+
 /* One watch response; -ECANCELED when it failed the watch (the stream is read no
  * further). */
 static int watch_message(struct etcd_watch_msg *m, void *userdata)
@@ -687,8 +706,11 @@ static int watch_message(struct etcd_watch_msg *m, void *userdata)
         case ETCD_WATCH_EVENTS:
                 break;
         }
-        if (m->created)
+        if (m->created && !q->created) {
                 q->created = true;
+                if (all_created(e))
+                        sd_event_source_set_enabled(e->watch_timer, SD_EVENT_OFF);
+        }
         for (size_t i = 0; i < m->n_events && r >= 0; i++) {
                 r = apply_event(e, &m->events[i]);
                 changed = true;
@@ -807,23 +829,18 @@ static void list_request_done(struct etcd *e, struct req *q)
         etcd_range_clear(&page);
 }
 
-/* A watch ended: list again, at once after a watch that had stayed up a while, else
- * after the next back-off step (jittered, capped): a watch that fails right away, over
- * and over, must not become a full list every few milliseconds from every node. The
- * line saying so is logged at most once a minute, with how many it stood for. */
-static void watch_done(struct etcd *e, struct req *q)
+/* The watches of this round are over (what: "watch stream broke from EP", ...; in
+ * short, after the endpoint: "ended", "timed out"; why):
+ * list again, at once after watches that had stayed up a while, else after the next
+ * back-off step (jittered, capped): a watch that fails right away, over and over, must
+ * not become a full list every few milliseconds from every node. The line saying so is
+ * logged at most once a minute, with how many it stood for. */
+static void watches_over(struct etcd *e, const char *what, const char *brief, const char *why)
 {
-        const char *err = http_req_error(q->h);
         uint64_t now = loop_now(e), delay = http_failover_down(&e->fo, now);
         unsigned suppressed = 0;
-        char why[512], later[64] = "";
+        char later[64] = "";
 
-        if (q->compacted)
-                snprintf(why, sizeof(why), "%s", err ? err : "compacted");
-        else if (!err && http_req_status(q->h) != 200)
-                body_error(q, why, sizeof(why));
-        else
-                snprintf(why, sizeof(why), "%s", err ? err : "the stream ended");
         if (delay)
                 snprintf(later, sizeof(later), " in %.1f s", (double)delay / 1e6);
         if (http_failover_log(&e->fo, now, &suppressed)) {
@@ -831,16 +848,31 @@ static void watch_done(struct etcd *e, struct req *q)
 
                 if (suppressed)
                         snprintf(more, sizeof(more), " (and %u more times since the last report)", suppressed);
-                log_notice("etcd: watch %sfrom %s (%s); listing again%s%s", q->compacted ? "" : "stream broke ",
-                           e->endpoint, why, later, more);
+                log_notice("etcd: %s (%s); listing again%s%s", what, why, later, more);
         } else
-                log_debug("etcd: watch from %s ended (%s); listing again%s", e->endpoint, why, later);
+                log_debug("etcd: watch from %s %s (%s); listing again%s", e->endpoint, brief, why, later);
         cancel_all(e);
         if (!delay)
                 return start_round(e);
         e->state = ST_WAITING;
         sd_event_source_set_time(e->retry, now + delay);
         sd_event_source_set_enabled(e->retry, SD_EVENT_ONESHOT);
+}
+
+/* A watch ended. */
+static void watch_done(struct etcd *e, struct req *q)
+{
+        const char *err = http_req_error(q->h);
+        char why[512], what[600];
+
+        if (q->compacted)
+                snprintf(why, sizeof(why), "%s", err ? err : "compacted");
+        else if (!err && http_req_status(q->h) != 200)
+                body_error(q, why, sizeof(why));
+        else
+                snprintf(why, sizeof(why), "%s", err ? err : "the stream ended");
+        snprintf(what, sizeof(what), "watch %sfrom %s", q->compacted ? "" : "stream broke ", e->endpoint);
+        watches_over(e, what, "ended", why);
 }
 
 static void request_done(struct http_req *h, void *userdata)
@@ -861,6 +893,25 @@ static int on_retry(sd_event_source *s, uint64_t usec, void *userdata)
         (void)s;
         (void)usec;
         start_round(userdata);
+        return 0;
+}
+
+/* A watch of this round was not confirmed in time: an endpoint that took the
+ * connection and went silent. */
+static int on_watch_timer(sd_event_source *s, uint64_t usec, void *userdata)
+{
+        struct etcd *e = userdata;
+        size_t silent = 0;
+        char why[160], what[600];
+
+        (void)s;
+        (void)usec;
+        for (size_t i = 0; i < ETCD_N_PREFIXES; i++)
+                silent += !e->watch[i] || !e->watch[i]->created;
+        snprintf(why, sizeof(why), "%zu of %d watches not confirmed by etcd in %llu s", silent, ETCD_N_PREFIXES,
+                 WATCH_CREATED_USEC / 1000000);
+        snprintf(what, sizeof(what), "watch from %s timed out", e->endpoint);
+        watches_over(e, what, "timed out", why);
         return 0;
 }
 
@@ -895,12 +946,15 @@ int etcd_new(sd_event *ev, const struct cfg_etcd *conf, const struct etcd_ops *o
         e->userdata = userdata;
         if ((r = cfg_etcd_copy(conf, &e->conf)) < 0 || (r = http_new(ev, &e->http)) < 0 ||
             (r = (e->gateway_only = calloc(conf->n_endpoints, sizeof(bool))) ? 0 : -ENOMEM) < 0 ||
-            (r = sd_event_add_time(ev, &e->retry, CLOCK_MONOTONIC, UINT64_MAX, 100000, on_retry, e)) < 0) {
+            (r = sd_event_add_time(ev, &e->retry, CLOCK_MONOTONIC, UINT64_MAX, 100000, on_retry, e)) < 0 ||
+            (r = sd_event_add_time(ev, &e->watch_timer, CLOCK_MONOTONIC, UINT64_MAX, 100000, on_watch_timer, e)) <
+                    0) {
                 etcd_free(e);
                 return r < 0 ? r : -ENOMEM;
         }
         e->fo = (struct http_failover){ .n = conf->n_endpoints, .min_usec = RETRY_MIN_USEC, .max_usec = RETRY_MAX_USEC };
         sd_event_source_set_enabled(e->retry, SD_EVENT_OFF);
+        sd_event_source_set_enabled(e->watch_timer, SD_EVENT_OFF);
         *ret = e;
         return 0;
 }
@@ -913,6 +967,7 @@ void etcd_free(struct etcd *e)
         http_free(e->http);
         sd_event_source_disable_unref(e->retry);
         sd_event_source_disable_unref(e->deadline);
+        sd_event_source_disable_unref(e->watch_timer);
         sd_event_unref(e->ev);
         etcd_cache_clear(&e->building);
         etcd_cache_clear(&e->cache);

@@ -5,10 +5,11 @@
  * round fails as one where no endpoint answers, why naming the library.
  *
  * It lists the Calico prefixes at one revision into a key→value cache, then watches
- * them from the next revision and applies each event to the cache. A broken stream or
- * a compacted revision means: list again (failing over across the endpoints) and watch
- * from the new revision. When no endpoint answers, the cache is kept as it is and the
- * client retries with a growing, jittered delay. The cache is the input of the model
+ * them from the next revision and applies each event to the cache. A broken stream, a
+ * compacted revision or a watch etcd did not confirm in time means: list again
+ * (failing over across the endpoints) and watch from the new revision. When no
+ * endpoint answers, the cache is kept as it is and the client retries with a growing,
+ * jittered delay. The cache is the input of the model
  * (cfg_model_from_kvs()); what to do with it is the event loop's business. */
 #pragma once
 

@@ -6,7 +6,12 @@ the test's namespace), for the cases a real etcd will not play:
                 load balancer, an expired token): the daemon must back off;
   more-forever  every range answer says "more": true, with a new key each time;
   huge-page     every range answer is a valid empty page padded to one byte over the
-                client's cap of 64 MiB (ETCD_MAX_BODY) for one answer.
+                client's cap of 64 MiB (ETCD_MAX_BODY) for one answer;
+  watch-silent  lists answer with the keys of the JSON file KVS (argv[3], {"key": value},
+                read again at each range request, its revision the count of range
+                requests so far); every watch request is read and never answered (no
+                headers, no created message), held until the client closes it: a wedged
+                gateway or proxy.
 
 Each request is printed on stdout as "RANGE" or "WATCH" (flushed), so the test counts
 them. Standard library only; stops on SIGTERM.
@@ -17,9 +22,20 @@ import itertools
 import json
 import socket
 import sys
+import threading
 
 MODE, PORT = sys.argv[1], int(sys.argv[2])
+KVS = sys.argv[3] if len(sys.argv) > 3 else None
 counter = itertools.count()
+said = threading.Lock()
+
+
+def say(word):
+    """One line per request: whole even when requests come at once (print() writes the
+    word and its newline apart, so two threads could make "WATCHWATCH")."""
+    with said:
+        sys.stdout.write(word + "\n")
+        sys.stdout.flush()
 MAX_BODY = 64 << 20
 
 
@@ -50,11 +66,23 @@ class Handler(http.server.BaseHTTPRequestHandler):
         except (BrokenPipeError, ConnectionResetError):  # the client stopped reading
             self.close_connection = True
 
+    def range_from_file(self, req):
+        """The keys of KVS in [key, range_end), in key order, in one page."""
+        with open(KVS) as f:
+            kvs = json.load(f)
+        lo = base64.b64decode(req["key"])
+        hi = base64.b64decode(req.get("range_end", ""))
+        revision = str(5 + next(counter))
+        page = [{"key": b64(k), "value": b64(v if isinstance(v, str) else json.dumps(v)),
+                 "mod_revision": revision}
+                for k, v in sorted(kvs.items()) if lo <= k.encode() and (not hi or k.encode() < hi)]
+        return {"header": {"revision": revision}, "count": str(len(page)), "kvs": page}
+
     def do_POST(self):
         n = int(self.headers.get("Content-Length") or 0)
         req = json.loads(self.rfile.read(n) or b"{}")
         if self.path == "/v3/kv/range":
-            print("RANGE", flush=True)
+            say("RANGE")
             if MODE == "more-forever":
                 key = base64.b64decode(req["key"]).decode().split("\0")[0] + "k%08d" % next(counter)
                 return self.answer({"header": {"revision": "5"}, "more": True, "count": "1",
@@ -62,9 +90,16 @@ class Handler(http.server.BaseHTTPRequestHandler):
             if MODE == "huge-page":
                 head, tail = b'{"header":{"revision":"5"},"count":"0","pad":"', b'"}'
                 return self.answer(head + b"x" * (MAX_BODY + 1 - len(head) - len(tail)) + tail)
+            if MODE == "watch-silent":
+                return self.answer(self.range_from_file(req))
             return self.answer({"header": {"revision": "5"}, "count": "0"})
         if self.path == "/v3/watch":
-            print("WATCH", flush=True)
+            say("WATCH")
+            if MODE == "watch-silent":
+                # Nothing is sent; the read returns when the client hangs up.
+                self.rfile.read(1)
+                self.close_connection = True
+                return
             # 200 and an empty stream that ends at once.
             self.send_response(200)
             self.send_header("Content-Type", "application/json")

@@ -582,7 +582,8 @@ class TestStreams(EtcdCase):
         # handshake (a wedged proxy or etcd) is given up after the stream connect
         # timeout (STREAM_CONNECT_TIMEOUT_MS, 30 s, daemon/http.c) and the source lists
         # and watches again; without that timeout the watch waited for ever and no
-        # change reached the host.
+        # change reached the host. (The watches' deadline, WATCH_CREATED_USEC in
+        # daemon/etcd.c, also 30 s and armed just before the connects, may fire first.)
         d = self.start_converged(env=self.env_endpoints(self.proxy.url))
         accepted = int(self.proxy.command("count"))
         # Break the streams: the list goes over the one relayed connection, the new
@@ -779,11 +780,11 @@ class TestHostileEtcd(unittest.TestCase):
     def tearDown(self):
         cu.close_daemons(self.daemons, True)
 
-    def fake(self, mode):
+    def fake(self, mode, *args):
         out = open(os.path.join(self.fx.dir, "fake.out"), "w")
         p = subprocess.Popen(["ip", "netns", "exec", self.ns.name, sys.executable,
                               os.path.join(os.path.dirname(os.path.abspath(__file__)), "fake_etcd.py"),
-                              mode, str(FAKE_PORT)], stdout=out, stderr=subprocess.STDOUT)
+                              mode, str(FAKE_PORT), *args], stdout=out, stderr=subprocess.STDOUT)
         out.close()
         self.addCleanup(lambda: (p.terminate(), p.wait()))
         cu.wait_until(lambda: f":{FAKE_PORT} " in self.ns.run("ss", "-ltn", check=False), what="the fake etcd to listen")
@@ -812,6 +813,42 @@ class TestHostileEtcd(unittest.TestCase):
         fell_back = d.stderr_lines("does not answer gRPC")
         self.assertEqual(len(fell_back), 1, d.stderr()[-3000:])
         self.assertTrue(d.stderr_lines("listing through its JSON gateway"), d.stderr()[-3000:])
+
+    def test_silent_watch_is_given_up(self):
+        # A watch whose connection is taken and which is then never answered (no
+        # headers, no `created` message: a wedged gateway or proxy) waited for ever: no
+        # timeout bounds a stream and TCP keepalive cannot see a live, silent peer, so
+        # every later change was lost. Every watch of a round must now be confirmed
+        # within WATCH_CREATED_USEC (30 s, daemon/etcd.c), else the daemon lists again
+        # (after the back-off, 1 s jittered) and watches anew.
+        kvs_path = os.path.join(self.fx.dir, "kvs.json")
+        kvs = dict([ce.pool(), ce.node("node1", "192.168.10.11/24"), ce.node("node2", "192.168.10.12/24"),
+                    ce.felix_default(), (ce.affinity_key("node1", cu.OWN_BLOCK), ce.CONFIRMED),
+                    (ce.affinity_key("node2", cu.PEER_BLOCK), ce.CONFIRMED)])
+        cu.write_file(kvs_path, json.dumps(kvs))
+        out = self.fake("watch-silent", kvs_path)
+        d = cu.Daemon(self.ns, self.fx, env=self.env)
+        self.daemons.append(d)
+        d.wait_ready()
+        cu.wait_until(lambda: self.ns.route_summary() == WANT_2, timeout=20,
+                      what=f"routes {WANT_2} from the fake's list (have {self.ns.route_summary()})")
+        cu.wait_until(lambda: self.requests(out, "WATCH") >= 5, what="the daemon's 5 watches")
+        t0 = time.monotonic()
+        ranges = self.requests(out, "RANGE")
+        # The change: served by the next list only (no watch ever tells of it).
+        kvs[ce.affinity_key("node2", cu.EXTRA_BLOCK)] = ce.CONFIRMED
+        cu.write_renamed(kvs_path, json.dumps(kvs))
+        cu.wait_until(lambda: self.ns.route_summary() == WANT_3, timeout=60,
+                      what=f"routes {WANT_3} after the silent watches (have {self.ns.route_summary()})")
+        took = time.monotonic() - t0
+        self.assertGreater(took, 25, "the change came through before the watches' deadline")
+        self.assertLess(took, cu.scaled(60), f"{took:.1f} s")
+        self.assertGreater(self.requests(out, "RANGE"), ranges)
+        timed_out = d.stderr_lines(f"etcd: watch from http://127.0.0.1:{FAKE_PORT} timed out")
+        self.assertTrue(timed_out, d.stderr()[-3000:])
+        self.assertIn("not confirmed by etcd in 30 s", timed_out[0])
+        # The daemon watches again (and the new watches are held in turn).
+        cu.wait_until(lambda: self.requests(out, "WATCH") >= 10, what="the daemon's watches after the list")
 
     def test_more_forever_is_bounded(self):
         # Issue 14: an etcd that always answers "more": true kept the daemon listing
