@@ -1460,6 +1460,32 @@ static int kube_source_model(struct source *src, struct cfg_settings *set, struc
         return 1;
 }
 
+/* A watch event: the model built again from the cache, under m's settings, and
+ * compared with m for the prefixes it touched (cfg_model_diff()), so that the planner
+ * replans those alone and the kernel is not dumped. Not yet in place per object (the
+ * load still reads every object): issue 16 wants the index of kvupdate.c here. */
+static int kube_source_update(struct source *src, struct cfg_model *m, struct cfg_touched *t, struct cfg_diags *d)
+{
+        struct cfg_settings s = m->settings; /* the same settings: m keeps them */
+        struct cfg_model *new = NULL, old;
+        int r;
+
+        if (!src->ev)
+                return -EAGAIN;
+        r = kube_source_model(src, &s, &new, d);
+        if (r <= 0)
+                return r == 0 ? -EAGAIN : r;
+        r = cfg_model_diff(m, new, t);
+        if (r >= 0) {
+                old = *m;
+                *m = *new;
+                *new = old;
+        }
+        new->settings = (struct cfg_settings){};
+        cfg_model_free(new);
+        return r;
+}
+
 static void kube_source_refresh(struct source *src)
 {
         struct kube_source *k = (struct kube_source *)src;
@@ -1556,6 +1582,7 @@ static const struct source_impl kube_impl = {
         .type = CFG_DATASTORE_KUBERNETES,
         .start = kube_source_start,
         .model = kube_source_model,
+        .update = kube_source_update,
         .refresh = kube_source_refresh,
         .same = kube_source_same,
         .origin = kube_source_origin,
