@@ -1,5 +1,6 @@
-/* In-place updates of a model built from etcd keys (load.h cfg_model_update_kvs();
- * issue 16): one BlockAffinity or IPAMBlock key put or deleted changes its block, the
+/* In-place updates of a model built from etcd keys or Kubernetes objects (load.h
+ * cfg_model_update_kvs(); issue 16): one BlockAffinity or IPAMBlock key (or object) put
+ * or deleted changes its block, the
  * borrowed addresses in it and the node table, and nothing else, so that a change costs
  * in proportion to itself and not to the cluster.
  *
@@ -155,7 +156,9 @@ static int read_alone(struct cfg_model *m, struct change *c, struct cfg_diags *d
         if ((r = cfg_loader_new(&m->settings, d, &c->mini)) < 0)
                 return r;
         errors = c->mini->diags->n_errors;
-        if ((r = cfg_loader_add_kv(c->mini, c->kv)) < 0)
+        r = c->kv->object ? cfg_loader_add_object(c->mini, c->kv->key, c->kv->value, c->kv->value_len)
+                          : cfg_loader_add_kv(c->mini, c->kv);
+        if (r < 0)
                 return r;
         return c->mini->diags->n_errors > errors ? -EINVAL : 0;
 }
@@ -163,9 +166,8 @@ static int read_alone(struct cfg_model *m, struct change *c, struct cfg_diags *d
 /* A Node key: in place only when it is another node's Node resource before and after,
  * with the same labels (a selector may read them): only its addresses and position may
  * change. 1 (c->mini holds it), -EAGAIN, -EINVAL (refused: errors in d), -ENOMEM. */
-static int read_node_change(struct cfg_model *m, struct change *c, struct cfg_diags *d)
+static int read_node_change(struct cfg_model *m, struct change *c, const char *name, struct cfg_diags *d)
 {
-        const char *name = c->kv->key + strlen(CFG_ETCD_RESOURCES_PREFIX "nodes/");
         const struct cfg_node *old = cfg_model_node(m, name);
         struct cfg_node *new;
         int r;
@@ -214,16 +216,78 @@ static int apply_node_change(struct cfg_model *m, const struct change *c, struct
         return r;
 }
 
+#define KUBE_NODES_PREFIX "kubernetes:nodes/"
+
+static bool has_prefix(const char *s, const char *prefix)
+{
+        return !strncmp(s, prefix, strlen(prefix));
+}
+
+/* The block a Kubernetes BlockAffinity or IPAMBlock claimed before the change, from
+ * the index (its name says nothing of it, unlike an etcd key): 1 with *ret, 0 when it
+ * claimed nothing, -EAGAIN when it claimed more than one block, or lent addresses
+ * outside its claim. A scan: a few hundred microseconds at 100k claims. */
+static int indexed_cidr(const struct cfg_model *m, const struct cfg_kv_index *ix, const struct change *c,
+                        struct cfg_prefix *ret)
+{
+        uint32_t file = c->kv->input - 1;
+        bool found = false;
+
+        if (!c->kv->input || file >= m->n_files)
+                return 0;
+        for (size_t i = 0; i < ix->n_raw; i++)
+                if (ix->raw[i].src.file == file) {
+                        if (found && !cfg_prefix_eq(ret, &ix->raw[i].cidr))
+                                return -EAGAIN;
+                        *ret = ix->raw[i].cidr;
+                        found = true;
+                }
+        for (size_t i = 0; i < ix->n_bor; i++)
+                if (ix->bor[i].src.file == file && (!found || !cfg_prefix_contains(ret, &ix->bor[i].addr)))
+                        return -EAGAIN;
+        return found;
+}
+
+/* A Kubernetes object's block: the one it claimed before (the index) and claims now
+ * (read alone) must be the same, or one of them none; an object that claims nothing
+ * before or after (a pending affinity, say) is left to the full load. */
+static int object_cidr(struct cfg_model *m, const struct cfg_kv_index *ix, struct change *c, struct cfg_diags *d)
+{
+        struct cfg_prefix old;
+        int had, r;
+
+        if (!has_prefix(c->kv->key, "kubernetes:blockaffinities/") && !has_prefix(c->kv->key, "kubernetes:ipamblocks/"))
+                return -EAGAIN;
+        if ((had = indexed_cidr(m, ix, c, &old)) < 0)
+                return had;
+        if (c->kv->value && (r = read_alone(m, c, d)) < 0)
+                return r;
+        if (c->mini && c->mini->n_raw) {
+                c->cidr = c->mini->raw[0].cidr;
+                if (had && !cfg_prefix_eq(&old, &c->cidr))
+                        return -EAGAIN;
+        } else if (had)
+                c->cidr = old;
+        else
+                return -EAGAIN;
+        return 0;
+}
+
 /* The value read alone, or -EAGAIN when it claims more than one block's worth; 1 for
  * a Node (read_node_change()). */
-static int read_change(struct cfg_model *m, struct change *c, struct cfg_diags *d)
+static int read_change(struct cfg_model *m, const struct cfg_kv_index *ix, struct change *c, struct cfg_diags *d)
 {
         const struct cfg_pool *pool;
         int r;
 
-        if (!strncmp(c->kv->key, CFG_ETCD_RESOURCES_PREFIX "nodes/", strlen(CFG_ETCD_RESOURCES_PREFIX "nodes/")))
-                return read_node_change(m, c, d);
-        if (etcd_ipam_key_cidr(c->kv->key, &c->cidr) != 1)
+        if (c->kv->object) {
+                if (has_prefix(c->kv->key, KUBE_NODES_PREFIX))
+                        return read_node_change(m, c, c->kv->key + strlen(KUBE_NODES_PREFIX), d);
+                if ((r = object_cidr(m, ix, c, d)) < 0)
+                        return r;
+        } else if (has_prefix(c->kv->key, CFG_ETCD_RESOURCES_PREFIX "nodes/"))
+                return read_node_change(m, c, c->kv->key + strlen(CFG_ETCD_RESOURCES_PREFIX "nodes/"), d);
+        else if (etcd_ipam_key_cidr(c->kv->key, &c->cidr) != 1)
                 return -EAGAIN;
         /* A block in no pool counts as skipped and may overlap anything: the full load. */
         if (!(pool = cfg_model_pool_for(m, &c->cidr)))
@@ -231,7 +295,7 @@ static int read_change(struct cfg_model *m, struct change *c, struct cfg_diags *
         c->pool = (uint32_t)(pool - m->pools);
         if (!c->kv->value)
                 return 0;
-        if ((r = read_alone(m, c, d)) < 0)
+        if (!c->mini && (r = read_alone(m, c, d)) < 0)
                 return r;
         const struct cfg_model *v = c->mini->m;
         if (v->n_skipped || v->n_pools || v->n_felix || c->mini->n_raw > 1)
@@ -659,7 +723,7 @@ static int plan_batch(const struct cfg_model *m, const struct cfg_kv_index *ix, 
         for (size_t i = 0; i < b->n; i++) {
                 struct change *c = &b->cs[i];
 
-                if (asprintf(&c->name, "etcd:%s", c->kv->key) < 0) {
+                if (c->kv->object ? !(c->name = strdup(c->kv->key)) : asprintf(&c->name, "etcd:%s", c->kv->key) < 0) {
                         c->name = NULL;
                         return -ENOMEM;
                 }
@@ -935,7 +999,7 @@ int cfg_model_update_kvs(struct cfg_model *m, struct cfg_kv_index *ix, const str
         b.n = 0;
         for (size_t i = 0; i < n && r != -ENOMEM; i++) {
                 struct change c = { .kv = &changes[i] };
-                int q = read_change(m, &c, d);
+                int q = read_change(m, ix, &c, d);
 
                 if (q == 1)
                         nodes[n_nodes++] = c;

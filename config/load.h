@@ -102,6 +102,11 @@ int cfg_model_from_kvs_indexed(struct cfg_settings *settings, const struct cfg_k
  * leave t short of a prefix (m is whole): build afresh. */
 int cfg_model_update_kvs(struct cfg_model *m, struct cfg_kv_index *ix, const struct cfg_kv *changes, size_t n,
                          struct cfg_touched *t, struct cfg_diags *d);
+/* The same for a model loaded from Kubernetes objects (cfg_loader_add_object(), named
+ * on demand, indexed): each change has object set, its key the object's input name
+ * "kubernetes:PLURAL/NAME" and its input number; a BlockAffinity's or IPAMBlock's block
+ * is the one it claims, before (the index) and after (read alone), which must be the
+ * same; another node's Node as above; any other kind: -EAGAIN. */
 void cfg_kv_index_free(struct cfg_kv_index *ix);
 /* What the load takes from an IPAM key's value (a BlockAffinity's or IPAMBlock's: its
  * claim, its borrowed addresses, whether it counts), as a record a few dozen bytes long

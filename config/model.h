@@ -223,6 +223,10 @@ struct cfg_kv {
          * the model: the number it is to have + 1), as the source that keeps the keys
          * knows it; 0: not told (the update then looks the key up by name). */
         uint32_t input;
+        /* key is an input's name "kubernetes:PLURAL/NAME" and value that Kubernetes
+         * object's JSON as cfg_loader_add_object() reads it (the Kubernetes source's
+         * in-place updates), not an etcd key and value. */
+        bool object;
 };
 void cfg_model_free(struct cfg_model *m);
 

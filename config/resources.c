@@ -869,6 +869,7 @@ int cfg_loader_add_yaml(struct cfg_loader *cl, const char *name, const void *buf
 
 int cfg_loader_add_object(struct cfg_loader *l, const char *name, const void *json, size_t size)
 {
+        size_t ipam_before = l->m->n_ipam_resources;
         int r;
 
         if (l->failed)
@@ -876,6 +877,9 @@ int cfg_loader_add_object(struct cfg_loader *l, const char *name, const void *js
         r = loader_add_file(l, name, CFG_MAX_KEYS);
         if (r >= 0)
                 r = ydoc_load_buffer(name, json, size, 0, load_resource_go_on, l, l->diags);
+        /* The in-place updates need to know which objects the IPAM count holds. */
+        if (r >= 0 && l->indexing && (r = GROW(l->file_ipam, l->cap_file_ipam, l->m->n_files)) >= 0)
+                l->file_ipam[l->file] = l->m->n_ipam_resources > ipam_before;
         if (r == -ENOMEM)
                 return l->failed = r;
         return 0;

@@ -303,6 +303,7 @@ enum {
 
 struct obj {
         uint32_t len;      /* of the JSON as kept */
+        uint32_t input;    /* its input number in the model (kube_source_update()) */
         uint16_t name_len;
         uint8_t flags;     /* OBJ_*, the kind */
         char name[];       /* NAME "\0" then the JSON (or its rest), packed or not, "\0" */
@@ -541,7 +542,72 @@ struct kube_source {
         uint64_t synced_at;
         bool once, has_data;
         char error[HTTP_WHY_MAX + 64];
+        /* In-place updates (issue 16): the index of the last model built (following
+         * only), that model, and the objects the watches changed since, each with the
+         * input number it has in that model (or a new one past them). */
+        struct cfg_kv_index *ix;
+        const struct cfg_model *ix_model;
+        uint32_t next_input;
+        struct kube_change *changes;
+        size_t n_changes, cap_changes;
+        bool changes_overflow;
 };
+
+struct kube_change {
+        char *name;
+        uint32_t input;
+        enum kube_kind kind;
+};
+
+/* Changes noted past this ask for a full build (which renumbers): the list stays
+ * short, and so does its scan per event. */
+#define MAX_CHANGES 4096
+
+static void changes_clear(struct kube_source *k)
+{
+        for (size_t i = 0; i < k->n_changes; i++)
+                free(k->changes[i].name);
+        free(k->changes);
+        k->changes = NULL;
+        k->n_changes = k->cap_changes = 0;
+        k->changes_overflow = false;
+}
+
+static void drop_index(struct kube_source *k)
+{
+        cfg_kv_index_free(k->ix);
+        k->ix = NULL;
+        k->ix_model = NULL;
+        changes_clear(k);
+}
+
+/* An object a watch event changed (old: the cache's copy before it, NULL when new):
+ * noted for the next update, with the number it has in the model. An object deleted
+ * and added again keeps its number, so that the update sees one input change. */
+static uint32_t note_change(struct kube_source *k, enum kube_kind kind, const char *name, const struct obj *old)
+{
+        uint32_t input;
+        char *copy;
+
+        if (!k->ix)
+                return 0;
+        for (size_t i = 0; i < k->n_changes; i++)
+                if (k->changes[i].kind == kind && streq(k->changes[i].name, name))
+                        return k->changes[i].input;
+        input = old ? old->input : k->next_input++;
+        if (k->n_changes >= MAX_CHANGES || GROW(k->changes, k->cap_changes, k->n_changes + 1) < 0 ||
+            !(copy = strdup(name))) {
+                k->changes_overflow = true;
+                return input;
+        }
+        k->changes[k->n_changes++] = (struct kube_change){ copy, input, kind };
+        return input;
+}
+
+static const struct obj *omap_get(const struct omap *m, const char *name)
+{
+        return m->size ? m->slots[omap_find(m, name)] : NULL;
+}
 
 static void start_round(struct kube_source *k);
 static void round_failed(struct kube_source *k, const char *fmt, ...) _printf_(2, 3);
@@ -956,11 +1022,22 @@ static int add_object(struct kube_source *k, struct omap *m, enum kube_kind kind
         else
                 memcpy(o->name + name_len + 1, rest, (len = rest_len) + 1);
         o->len = (uint32_t)len;
-        return omap_put(m, o);
+        o->input = 0;
+        if (m != &k->cache[kind])
+                return omap_put(m, o);
+        /* A watch event: noted only when it changes what is kept (a Node's heartbeat
+         * does not). */
+        const struct obj *old = omap_get(m, name);
+        struct obj before = old ? *old : (struct obj){};
+
+        if ((r = omap_put(m, o)) > 0)
+                ((struct obj *)omap_get(m, name))->input = note_change(k, kind, name, old ? &before : NULL);
+        return r;
 }
 
 static void lists_complete(struct kube_source *k)
 {
+        drop_index(k); /* new objects, no numbers */
         for (size_t i = 0; i < KUBE_N_KINDS; i++) {
                 omap_clear(&k->cache[i]);
                 k->cache[i] = k->building[i];
@@ -1020,6 +1097,8 @@ static void relist_complete(struct kube_source *k)
 {
         enum kube_kind kind = k->listing;
         bool changed = !omap_same(&k->cache[kind], &k->building[kind]);
+
+        drop_index(k); /* new objects, no numbers */
 
         omap_clear(&k->cache[kind]);
         k->cache[kind] = k->building[kind];
@@ -1170,6 +1249,8 @@ static int watch_event(struct kube_source *k, struct watch *w, json_object *ev)
                 r = add_object(k, &k->cache[w->kind], w->kind, obj);
         else if (streq(type, "DELETED")) {
                 name = jstr(jget(jget(obj, "metadata"), "name"));
+                if (name && omap_get(&k->cache[w->kind], name))
+                        note_change(k, w->kind, name, omap_get(&k->cache[w->kind], name));
                 if (name)
                         r = omap_del(&k->cache[w->kind], name);
         } else if (!streq(type, "BOOKMARK"))
@@ -1384,15 +1465,33 @@ static void name_object(const void *ctx, uint32_t file, char *buf, size_t size)
         snprintf(buf, size, "kubernetes:%s/%s", kinds[o->flags >> OBJ_KIND_SHIFT].plural, o->name);
 }
 
-/* One object into the load, named and its envelope written again. */
-static int add_to_model(const struct kube_source *k, struct cfg_loader *l, const struct obj *o, char **buf,
-                        size_t *cap)
+/* The model's input number file, after the load: the cached object that has it (a
+ * scan; only the in-place updates ask, when two claims on one block tie, and
+ * diagnostics). A deleted object's number names nothing: "kubernetes:?". */
+static void name_input(const void *ctx, uint32_t file, char *buf, size_t size)
+{
+        const struct kube_source *k = ctx;
+
+        for (size_t i = 0; i < KUBE_N_KINDS; i++)
+                for (size_t j = 0; j < k->cache[i].size; j++) {
+                        const struct obj *o = k->cache[i].slots[j];
+
+                        if (o && o->input == file) {
+                                snprintf(buf, size, "kubernetes:%s/%s", kinds[i].plural, o->name);
+                                return;
+                        }
+                }
+        snprintf(buf, size, "kubernetes:?");
+}
+
+/* An object's JSON as the model reads it, its envelope written again, into *buf:
+ * its length. */
+static int object_json(const struct kube_source *k, const struct obj *o, char **buf, size_t *cap, size_t *ret_len)
 {
         enum kube_kind kind = (enum kube_kind)(o->flags >> OBJ_KIND_SHIFT);
-        char env[512], key[sizeof("kubernetes:/") + 32 + UINT16_MAX];
+        char env[512];
         size_t n = 0, len;
 
-        snprintf(key, sizeof(key), "kubernetes:%s/%s", kinds[kind].plural, o->name);
         if (o->flags & OBJ_BARE)
                 n = (size_t)envelope(k, kind, o->name, env, sizeof(env));
         len = o->flags & OBJ_PACKED ? kube_unpack(obj_json(o), NULL) : o->len;
@@ -1403,7 +1502,22 @@ static int add_to_model(const struct kube_source *k, struct cfg_loader *l, const
                 kube_unpack(obj_json(o), *buf + n);
         else
                 memcpy(*buf + n, obj_json(o), len + 1);
-        return cfg_loader_add_object(l, key, *buf, n + len);
+        *ret_len = n + len;
+        return 0;
+}
+
+/* One object into the load, named and its envelope written again. */
+static int add_to_model(const struct kube_source *k, struct cfg_loader *l, const struct obj *o, char **buf,
+                        size_t *cap)
+{
+        char key[sizeof("kubernetes:/") + 32 + UINT16_MAX];
+        size_t len;
+        int r;
+
+        snprintf(key, sizeof(key), "kubernetes:%s/%s", kinds[o->flags >> OBJ_KIND_SHIFT].plural, o->name);
+        if ((r = object_json(k, o, buf, cap, &len)) < 0)
+                return r;
+        return cfg_loader_add_object(l, key, *buf, len);
 }
 
 static int kube_source_model(struct source *src, struct cfg_settings *set, struct cfg_model **ret,
@@ -1428,8 +1542,14 @@ static int kube_source_model(struct source *src, struct cfg_settings *set, struc
                         if (k->cache[i].slots[j])
                                 all[n++] = k->cache[i].slots[j];
         qsort(all, n, sizeof(*all), obj_cmp); /* stable messages */
+        /* The numbers the load gives them; objects new since take the next ones. */
+        for (size_t i = 0; i < n; i++)
+                all[i]->input = (uint32_t)i;
+        drop_index(k);
         if ((r = cfg_loader_new(set, d, &l)) < 0)
                 return r;
+        if (src->ev)
+                cfg_loader_keep_index(l);
         /* Named from the cache (all[] stays until the load ends), not copied: every
          * add is one input while the loader's cap on inputs is not reached. */
         if (n <= CFG_MAX_KEYS)
@@ -1447,11 +1567,18 @@ static int kube_source_model(struct source *src, struct cfg_settings *set, struc
                 cfg_loader_free(l);
                 return r;
         }
-        if ((r = cfg_loader_finish(l, ret)) < 0)
+        if ((r = src->ev ? cfg_loader_finish_indexed(l, ret, &k->ix) : cfg_loader_finish(l, ret)) < 0)
                 return r;
-        /* Every change loads anew: the names served this load's diagnostics only
-         * (and all[] goes now). */
+        /* The names served this load's diagnostics (all[] goes now); the in-place
+         * updates name the inputs they compare from the cache. */
         cfg_model_drop_names(*ret);
+        if (k->ix && n <= CFG_MAX_KEYS) {
+                (*ret)->namer = name_input;
+                (*ret)->namer_ctx = k;
+                k->ix_model = *ret;
+                k->next_input = (uint32_t)n;
+        } else
+                drop_index(k);
         /* The names, the loader's arrays and the list pages' parse leave free pages
          * inside the heap that the plan's one large array (mmap'd) cannot reuse: hand
          * them back before it is built (100k affinities: the daemon's RSS once
@@ -1460,29 +1587,67 @@ static int kube_source_model(struct source *src, struct cfg_settings *set, struc
         return 1;
 }
 
-/* A watch event: the model built again from the cache, under m's settings, and
- * compared with m for the prefixes it touched (cfg_model_diff()), so that the planner
- * replans those alone and the kernel is not dumped. Not yet in place per object (the
- * load still reads every object): issue 16 wants the index of kvupdate.c here. */
-static int kube_source_update(struct source *src, struct cfg_model *m, struct cfg_touched *t, struct cfg_diags *d)
+/* The changed objects as kvupdate.c takes them: key, JSON (NULL: deleted) and
+ * number. */
+static int change_kvs(const struct kube_source *k, struct cfg_kv *kvs)
 {
-        struct cfg_settings s = m->settings; /* the same settings: m keeps them */
-        struct cfg_model *new = NULL, old;
+        size_t cap = 0;
         int r;
 
-        if (!src->ev)
-                return -EAGAIN;
-        r = kube_source_model(src, &s, &new, d);
-        if (r <= 0)
-                return r == 0 ? -EAGAIN : r;
-        r = cfg_model_diff(m, new, t);
-        if (r >= 0) {
-                old = *m;
-                *m = *new;
-                *new = old;
+        for (size_t i = 0; i < k->n_changes; i++) {
+                const struct kube_change *c = &k->changes[i];
+                const struct obj *o = omap_get(&k->cache[c->kind], c->name);
+                char *key, *json = NULL;
+                size_t len = 0;
+
+                if (asprintf(&key, "kubernetes:%s/%s", kinds[c->kind].plural, c->name) < 0)
+                        return -ENOMEM;
+                kvs[i] = (struct cfg_kv){ .key = key, .input = c->input + 1, .object = true };
+                if (o && (r = object_json(k, o, &json, &cap, &len)) < 0)
+                        return r;
+                kvs[i].value = json;
+                kvs[i].value_len = len;
+                cap = 0;
         }
-        new->settings = (struct cfg_settings){};
-        cfg_model_free(new);
+        return 0;
+}
+
+static void kvs_free(struct cfg_kv *kvs, size_t n)
+{
+        for (size_t i = 0; kvs && i < n; i++) {
+                free((char *)kvs[i].key);
+                free((char *)kvs[i].value);
+        }
+        free(kvs);
+}
+
+/* The watch events since the model, applied to it in place (config/kvupdate.c): a
+ * BlockAffinity or IPAMBlock changes its block, another node's Node whose labels stay
+ * its addresses; anything else, or a relist since, asks for a full build (-EAGAIN). */
+static int kube_source_update(struct source *src, struct cfg_model *m, struct cfg_touched *t, struct cfg_diags *d)
+{
+        struct kube_source *k = (struct kube_source *)src;
+        struct cfg_kv *kvs;
+        size_t n = k->n_changes;
+        int r;
+
+        if (!k->ix || k->ix_model != m || k->changes_overflow) {
+                drop_index(k);
+                return -EAGAIN;
+        }
+        if (n == 0)
+                return 0;
+        if (!(kvs = calloc(n, sizeof(*kvs))))
+                r = -ENOMEM;
+        else if ((r = change_kvs(k, kvs)) >= 0)
+                r = cfg_model_update_kvs(m, k->ix, kvs, n, t, d);
+        kvs_free(kvs, n);
+        changes_clear(k);
+        /* Refused or half done: the next model is a full build. */
+        if (r < 0)
+                drop_index(k);
+        else
+                log_debug("kubernetes: %zu object%s updated in the model in place", n, n == 1 ? "" : "s");
         return r;
 }
 
@@ -1557,6 +1722,7 @@ static void kube_source_free(struct source *src)
         struct kube_source *k = (struct kube_source *)src;
 
         cancel_all(k);
+        drop_index(k);
         for (size_t i = 0; i < KUBE_N_KINDS; i++)
                 omap_clear(&k->cache[i]);
         http_free(k->http);

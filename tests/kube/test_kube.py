@@ -161,6 +161,7 @@ class TestKube(KubeCase):
         ba = ck.block_affinity("node2", cu.EXTRA_BLOCK)
         self.api.put("blockaffinities", ba)
         self.wait_routes(WANT_3)
+        reloads = len(d.stderr_lines("configuration reloaded"))
         for i, step in enumerate(("delete", "put", "delete", "put")):
             n = len(deltas())
             if step == "put":
@@ -170,6 +171,9 @@ class TestKube(KubeCase):
             self.wait_routes(WANT_3 if step == "put" else WANT_2)
             cu.wait_until(lambda: len(deltas()) > n, 10, what=f"a delta pass for {step} {i}:\n{d.stderr()[-3000:]}")
             self.assertIn("; delta pass over 1 prefix", deltas()[-1])
+            # In place: the one object read, not the cache loaded again.
+            self.assertEqual(len(d.stderr_lines("1 object updated in the model in place")), i + 2, d.stderr()[-3000:])
+            self.assertEqual(len(d.stderr_lines("configuration reloaded")), reloads, d.stderr()[-3000:])
         # The full path from the same objects finds nothing to change ...
         r = self.once()
         self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
