@@ -1,10 +1,12 @@
-/* Unit tests for the in-place updates of a model built from etcd keys
- * (config/kvupdate.c, issue 16), by property: random sequences of key puts and deletes
- * (BlockAffinities in every state, IPAMBlocks with and without affinity, borrowed
- * addresses, bad values, conflicting and overlapping claims, blocks in no pool, a key
- * outside the layout) applied in place must leave exactly the model a full load of the
- * same keys builds, field by field; a refused update must refuse what the full load
- * refuses, with the same message, and leave the model as it was. */
+/* Unit tests for the in-place updates of a model built from etcd keys or Kubernetes
+ * objects (config/kvupdate.c, issue 16), by property: random sequences of key (object)
+ * puts and deletes (BlockAffinities in every state, IPAMBlocks with and without
+ * affinity, borrowed addresses, bad values, conflicting and overlapping claims, blocks
+ * in no pool, a key outside the layout; for Kubernetes, affinities of one block under
+ * several names and one name whose block moves, core Nodes) applied in place must leave
+ * exactly the model a full load of the same keys builds, field by field; a refused
+ * update must refuse what the full load refuses, with the same message, and leave the
+ * model as it was. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -22,6 +24,8 @@
 #define RES "/calico/resources/v3/projectcalico.org/"
 #define AFF "/calico/ipam/v2/host/"
 #define BLK "/calico/ipam/v2/assignment/"
+#define KUB "kubernetes:"
+#define CRD "\"apiVersion\":\"crd.projectcalico.org/v1\""
 
 /* ---- the key set: a small sorted map ---- */
 
@@ -137,10 +141,23 @@ static void num_namer(const void *ctx, uint32_t input, char *buf, size_t size)
         snprintf(buf, size, "etcd:%s", input < nb->n ? nb->key[input] : "?");
 }
 
+/* Kubernetes: the keys are the inputs' names ("kubernetes:PLURAL/NAME"). */
+static void kube_namer(const void *ctx, uint32_t input, char *buf, size_t size)
+{
+        const struct numbering *nb = ctx;
+
+        snprintf(buf, size, "%s", input < nb->n ? nb->key[input] : "kubernetes:?");
+}
+
+static int add_input(struct cfg_loader *l, const struct cfg_kv *kv, bool kube)
+{
+        return kube ? cfg_loader_add_object(l, kv->key, kv->value, kv->value_len) : cfg_loader_add_kv(l, kv);
+}
+
 /* The model side's full load through the loader, named on demand (nb), or in one call
  * with its names. */
 static int load_numbered(struct cfg_settings *set, const struct cfg_kv *kvs, size_t n, struct numbering *nb,
-                         struct cfg_model **ret, struct cfg_kv_index **ret_ix, struct cfg_diags *d)
+                         struct cfg_model **ret, struct cfg_kv_index **ret_ix, struct cfg_diags *d, bool kube)
 {
         struct cfg_loader *l;
         int r;
@@ -150,15 +167,29 @@ static int load_numbered(struct cfg_settings *set, const struct cfg_kv *kvs, siz
                 num_of(nb, kvs[i].key, true);
         if ((r = cfg_loader_new(set, d, &l)) < 0)
                 return r;
-        cfg_loader_name_on_demand(l, num_namer, nb);
+        cfg_loader_name_on_demand(l, kube ? kube_namer : num_namer, nb);
         cfg_loader_keep_index(l);
         for (size_t i = 0; i < n && r >= 0; i++)
-                r = cfg_loader_add_kv(l, &kvs[i]);
+                r = add_input(l, &kvs[i], kube);
         return cfg_loader_finish_indexed(l, ret, ret_ix);
 }
 
+/* Kubernetes objects in key order (the source's order), names kept. */
+static int load_objects(struct cfg_settings *set, const struct cfg_kv *kvs, size_t n, struct cfg_model **ret,
+                        struct cfg_diags *d)
+{
+        struct cfg_loader *l;
+        int r;
+
+        if ((r = cfg_loader_new(set, d, &l)) < 0)
+                return r;
+        for (size_t i = 0; i < n && r >= 0; i++)
+                r = add_input(l, &kvs[i], true);
+        return cfg_loader_finish(l, ret);
+}
+
 static int full_load(const struct keyset *s, struct cfg_model **ret, struct cfg_kv_index **ret_ix,
-                     struct cfg_diags *d, bool records, struct numbering *nb)
+                     struct cfg_diags *d, bool records, struct numbering *nb, bool kube)
 {
         struct cfg_settings set = settings();
         struct cfg_kv kvs[MAX_KEYS];
@@ -168,7 +199,9 @@ static int full_load(const struct keyset *s, struct cfg_model **ret, struct cfg_
         for (size_t i = 0; i < s->n; i++)
                 kvs[i] = kv_of(s->key[i], s->value[i], records, &recs[i]);
         if (ret_ix && nb)
-                r = load_numbered(&set, kvs, s->n, nb, ret, ret_ix, d);
+                r = load_numbered(&set, kvs, s->n, nb, ret, ret_ix, d, kube);
+        else if (kube)
+                r = load_objects(&set, kvs, s->n, ret, d);
         else
                 r = ret_ix ? cfg_model_from_kvs_indexed(&set, kvs, s->n, ret, ret_ix, d)
                            : cfg_model_from_kvs(&set, kvs, s->n, ret, d);
@@ -449,6 +482,114 @@ static void base_keys(struct keyset *s)
                "\"spec\":{\"bgp\":{\"ipv4Address\":\"192.168.1.2/24\"}}}");
 }
 
+/* A Kubernetes BlockAffinity (the CRD's form: deleted a string). */
+static void kube_affinity(char *val, size_t vsize, const char *name, const char *node, const char *cidr, unsigned r)
+{
+        static const char *const states[] = { "confirmed", "confirmed", "confirmed", "pending", "pendingDeletion" };
+        const char *deleted = r % 13 == 0 ? "true" : r % 29 == 0 ? "maybe" /* refused */ : "false";
+
+        snprintf(val, vsize,
+                 "{" CRD ",\"kind\":\"BlockAffinity\",\"metadata\":{\"name\":\"%s\"},\"spec\":{\"cidr\":\"%s\","
+                 "\"deleted\":\"%s\",\"node\":\"%s\",\"state\":\"%s\"}}",
+                 name, r % 37 == 0 ? "10.0.0.0/99" /* refused */ : cidr, deleted, node,
+                 states[(r / 3) % ELEMENTSOF(states)]);
+}
+
+static void dashed(char *buf, size_t size, const char *cidr)
+{
+        snprintf(buf, size, "%s", cidr);
+        for (char *p = buf; *p; p++)
+                if (*p == '.' || *p == '/' || *p == ':')
+                        *p = '-';
+}
+
+/* random_change() for the Kubernetes datastore: the same blocks, as objects. */
+static void random_kube_change(unsigned *seed, char *key, size_t ksize, char *val, size_t vsize, bool *del,
+                               bool *bad)
+{
+        unsigned r = (unsigned)rand_r(seed), c = r % 5;
+        char name[128], d[64], spec[512];
+        const char *node;
+
+        *bad = false;
+        if ((r / 5) % 24 == 0) {
+                c = 5 + (r / 120) % 2;
+                *bad = c == 5;
+        }
+        *del = (r / 3) % 4 == 0;
+        r = (unsigned)rand_r(seed);
+        node = nodes[(r / 9) % 8 == 0 ? (r / 72) % ELEMENTSOF(nodes) : c % ELEMENTSOF(nodes)];
+        dashed(d, sizeof(d), cidrs[c]);
+        switch (r % 11) {
+        case 9:
+        case 10: {
+                /* A core Node: its address moving, now and then its labels, this
+                 * node's own, a new node's or a bad address. */
+                static const char *const addrs[] = { "192.168.1.2/24", "192.168.1.22/24", "192.168.1.23/24",
+                                                     "10.5.0.1/16", "192.168.1.2" };
+                unsigned q = (unsigned)rand_r(seed);
+                const char *who = q % 13 == 0 ? "n1" : q % 17 == 0 ? "n3" : "n2";
+                const char *addr = q % 19 == 0 ? "192.168.1.999/24" : addrs[(q / 17) % ELEMENTSOF(addrs)];
+
+                snprintf(key, ksize, KUB "nodes/%s", who);
+                snprintf(val, vsize,
+                         "{\"apiVersion\":\"v1\",\"kind\":\"Node\",\"metadata\":{\"name\":\"%s\"%s,"
+                         "\"annotations\":{\"projectcalico.org/IPv4Address\":\"%s\"%s}},\"spec\":{},"
+                         "\"status\":{\"addresses\":[{\"type\":\"InternalIP\",\"address\":\"192.168.1.%u\"}]}}",
+                         who, q % 11 == 0 ? ",\"labels\":{\"a\":\"b\"}" : "", addr,
+                         q % 3 == 0 ? ",\"projectcalico.org/IPv4IPIPTunnelAddr\":\"10.0.0.1\"" : "", 2 + q % 3);
+                *bad = *bad || q % 19 == 0;
+                if (streq(who, "n1") || streq(who, "n2"))
+                        *del = false;
+                break;
+        }
+        case 0:
+                /* One name whose block moves (the full load decides). */
+                snprintf(key, ksize, KUB "blockaffinities/moving");
+                kube_affinity(val, vsize, "moving", node, cidrs[c], (unsigned)rand_r(seed));
+                *bad = *bad || strstr(val, "maybe") || strstr(val, "/99");
+                break;
+        case 1:
+        case 2:
+        case 3:
+                snprintf(key, ksize, KUB "ipamblocks/%s", d);
+                block_value(spec, sizeof(spec), cidrs[c], (unsigned)rand_r(seed));
+                snprintf(val, vsize, "{" CRD ",\"kind\":\"IPAMBlock\",\"metadata\":{\"name\":\"%s\"},\"spec\":%s}",
+                         d, spec);
+                *bad = *bad || strstr(val, ":7}");
+                break;
+        default:
+                /* Mostly Calico's name for it; now and then another name for the same
+                 * claim (the tie between them goes by name). */
+                snprintf(name, sizeof(name), "%s%s-%s", (r / 11) % 5 == 0 ? "alt-" : "", node, d);
+                snprintf(key, ksize, KUB "blockaffinities/%s", name);
+                kube_affinity(val, vsize, name, node, cidrs[c], (unsigned)rand_r(seed));
+                *bad = *bad || strstr(val, "maybe") || strstr(val, "/99") || !streq(node, nodes[c % ELEMENTSOF(nodes)]);
+                break;
+        }
+}
+
+static void kube_base_keys(struct keyset *s)
+{
+        ks_put(s, KUB "ippools/v4",
+               "{" CRD ",\"kind\":\"IPPool\",\"metadata\":{\"name\":\"v4\"},"
+               "\"spec\":{\"cidr\":\"10.0.0.0/24\",\"blockSize\":28}}");
+        ks_put(s, KUB "ippools/v6",
+               "{" CRD ",\"kind\":\"IPPool\",\"metadata\":{\"name\":\"v6\"},"
+               "\"spec\":{\"cidr\":\"fd00:10::/64\",\"blockSize\":124}}");
+        for (unsigned i = 1; i <= 2; i++) {
+                char key[64], val[512];
+
+                snprintf(key, sizeof(key), KUB "nodes/n%u", i);
+                snprintf(val, sizeof(val),
+                         "{\"apiVersion\":\"v1\",\"kind\":\"Node\",\"metadata\":{\"name\":\"n%u\","
+                         "\"annotations\":{\"projectcalico.org/IPv4Address\":\"192.168.1.%u/24\"}},\"spec\":{},"
+                         "\"status\":{\"addresses\":[{\"type\":\"InternalIP\",\"address\":\"192.168.1.%u\"}]}}",
+                         i, i, i);
+                ks_put(s, key, val);
+        }
+}
+
 /* The first error's text, or "". */
 static void first_error(const struct cfg_diags *d, char *buf, size_t size)
 {
@@ -480,18 +621,19 @@ struct stats {
 /* records: the model side reads records where cfg_kv_compact() gives them, the
  * reference always the values; numbered: the model side is named on demand and told
  * each changed key's input number, as the etcd source does. */
-static void run_sequence(unsigned seed, unsigned steps, struct stats *st)
+static void run_sequence(unsigned seed, unsigned steps, bool kube, struct stats *st)
 {
-        bool records = seed % 2 == 0;
-        struct numbering numbers = {}, *nb = seed % 4 < 2 ? &numbers : NULL;
+        bool records = !kube && seed % 2 == 0;
+        /* The Kubernetes source always numbers its objects and names them on demand. */
+        struct numbering numbers = {}, *nb = kube || seed % 4 < 2 ? &numbers : NULL;
         struct keyset s = {};
         struct cfg_model *m = NULL;
         struct cfg_kv_index *ix = NULL;
         struct cfg_diags d = {};
         char repair[160] = "", old_repair[160] = "";
 
-        base_keys(&s);
-        assert_int_equal(full_load(&s, &m, &ix, &d, records, nb), 0);
+        kube ? kube_base_keys(&s) : base_keys(&s);
+        assert_int_equal(full_load(&s, &m, &ix, &d, records, nb, kube), 0);
         cfg_diags_clear(&d);
         for (unsigned step = 0; step < steps; step++) {
                 unsigned n = 1 + (unsigned)rand_r(&seed) % 3;
@@ -503,13 +645,14 @@ static void run_sequence(unsigned seed, unsigned steps, struct stats *st)
 
                 /* The model m stands for, to compare with after a refusal. */
                 if (ix) {
-                        assert_int_equal(full_load(&s, &before, NULL, &d, false, NULL), 0);
+                        assert_int_equal(full_load(&s, &before, NULL, &d, false, NULL, kube), 0);
                         cfg_diags_clear(&d);
                 }
                 for (unsigned i = 0; i < n; i++) {
                         bool del, bad;
 
-                        random_change(&seed, keys[i], sizeof(keys[i]), vals[i], sizeof(vals[i]), &del, &bad);
+                        (kube ? random_kube_change : random_change)(&seed, keys[i], sizeof(keys[i]), vals[i],
+                                                                    sizeof(vals[i]), &del, &bad);
                         if (bad && !del)
                                 snprintf(repair, sizeof(repair), "%.159s", keys[i]);
                         if (del) {
@@ -539,7 +682,7 @@ static void run_sequence(unsigned seed, unsigned steps, struct stats *st)
                                         i--;
                                         break;
                                 }
-                w = full_load(&s, &want, NULL, &d, false, NULL);
+                w = full_load(&s, &want, NULL, &d, false, NULL, kube);
                 struct cfg_diags wd = d;
                 d = (struct cfg_diags){};
                 if (!ix) {
@@ -548,7 +691,7 @@ static void run_sequence(unsigned seed, unsigned steps, struct stats *st)
                         if (w == 0) {
                                 cfg_model_free(m);
                                 m = NULL;
-                                assert_int_equal(full_load(&s, &m, &ix, &d, records, nb), 0);
+                                assert_int_equal(full_load(&s, &m, &ix, &d, records, nb, kube), 0);
                                 cfg_diags_clear(&d);
                         }
                         cfg_model_free(want);
@@ -559,6 +702,7 @@ static void run_sequence(unsigned seed, unsigned steps, struct stats *st)
                 char *recs[4] = {};
                 for (unsigned i = 0; i < n; i++) {
                         ch[i] = kv_of(ch[i].key, ch[i].value, records, &recs[i]);
+                        ch[i].object = kube;
                         if (nb)
                                 ch[i].input = num_of(nb, ch[i].key, ch[i].value != NULL);
                 }
@@ -588,7 +732,7 @@ static void run_sequence(unsigned seed, unsigned steps, struct stats *st)
                         if (w == 0) {
                                 cfg_model_free(m);
                                 m = NULL;
-                                assert_int_equal(full_load(&s, &m, &ix, &d, records, nb), 0);
+                                assert_int_equal(full_load(&s, &m, &ix, &d, records, nb, kube), 0);
                         }
                 } else {
                         /* Refused: the full load refuses too, with each same message. */
@@ -626,10 +770,25 @@ static void random_sequences(void **state)
 
         (void)state;
         for (unsigned seed = 1; seed <= 60; seed++)
-                run_sequence(seed, 120, &st);
-        printf("in place %u, unchanged %u, full load %u, refused %u, waiting for a good full load %u\n", st.updated,
-               st.unchanged, st.again, st.refused, st.full_failed);
+                run_sequence(seed, 120, false, &st);
+        printf("etcd: in place %u, unchanged %u, full load %u, refused %u, waiting for a good full load %u\n",
+               st.updated, st.unchanged, st.again, st.refused, st.full_failed);
         /* The sequences reach every outcome. */
+        assert_true(st.updated > 1000);
+        assert_true(st.unchanged > 10);
+        assert_true(st.again > 10);
+        assert_true(st.refused > 10);
+}
+
+static void random_kube_sequences(void **state)
+{
+        struct stats st = {};
+
+        (void)state;
+        for (unsigned seed = 1; seed <= 60; seed++)
+                run_sequence(seed, 120, true, &st);
+        printf("kubernetes: in place %u, unchanged %u, full load %u, refused %u, waiting for a good full load %u\n",
+               st.updated, st.unchanged, st.again, st.refused, st.full_failed);
         assert_true(st.updated > 1000);
         assert_true(st.unchanged > 10);
         assert_true(st.again > 10);
@@ -640,6 +799,7 @@ int main(void)
 {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(random_sequences),
+                cmocka_unit_test(random_kube_sequences),
         };
 
         return cmocka_run_group_tests(tests, NULL, NULL);
