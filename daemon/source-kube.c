@@ -19,7 +19,10 @@
  *
  * It keeps, per object, only what the model needs (kube_trim()), its name and that JSON
  * packed (kube_pack()), so 100k BlockAffinities and 5,000 Nodes stay small (about 60
- * bytes per BlockAffinity) and a Node heartbeat changes nothing.
+ * bytes per BlockAffinity) and a Node heartbeat changes nothing. A following source
+ * keeps the index of the last model it built (config/kvupdate.c) and the objects the
+ * watches changed since, and brings that model up to date in place (source_update()):
+ * a BlockAffinity or IPAMBlock event costs its block, not a load of every object.
  * Owns no logging above debug: the loop reports. */
 #include "source-kube.h"
 
@@ -1548,7 +1551,8 @@ static int kube_source_model(struct source *src, struct cfg_settings *set, struc
         drop_index(k);
         if ((r = cfg_loader_new(set, d, &l)) < 0)
                 return r;
-        if (src->ev)
+        /* Following: kept for the in-place updates (a one-shot load has its own loop). */
+        if (!k->once)
                 cfg_loader_keep_index(l);
         /* Named from the cache (all[] stays until the load ends), not copied: every
          * add is one input while the loader's cap on inputs is not reached. */
@@ -1567,7 +1571,7 @@ static int kube_source_model(struct source *src, struct cfg_settings *set, struc
                 cfg_loader_free(l);
                 return r;
         }
-        if ((r = src->ev ? cfg_loader_finish_indexed(l, ret, &k->ix) : cfg_loader_finish(l, ret)) < 0)
+        if ((r = !k->once ? cfg_loader_finish_indexed(l, ret, &k->ix) : cfg_loader_finish(l, ret)) < 0)
                 return r;
         /* The names served this load's diagnostics (all[] goes now); the in-place
          * updates name the inputs they compare from the cache. */
