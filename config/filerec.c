@@ -980,7 +980,11 @@ int cfg_model_update_file_recs(struct cfg_model *m, struct cfg_file_rec *const *
         if (r == 0)
                 r = commit_borrowed(m, &x.addrs, x.nbor, x.bhas, t, &any);
         if (ipam) {
+                size_t was = m->n_ipam_resources;
+
                 m->n_ipam_resources = (size_t)((int64_t)m->n_ipam_resources + ipam);
+                if (!was != !m->n_ipam_resources)
+                        t->all = true; /* global_differs()'s rule: the pod-cidrs-ignored finding */
                 any = true;
         }
         if (r < 0)

@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "load.h"
@@ -249,10 +250,11 @@ struct cached_file {
         dev_t dev;
         ino_t ino;
         off_t size;
-        struct timespec mtime;
+        struct timespec mtime, ctime;
         uint64_t hash;
         struct cfg_file_rec *rec;
         bool seen;
+        bool racy; /* changed too close to when it was read to trust its times: hash it */
 };
 
 /* 64-bit words through a multiply and a shift (not cryptographic: it tells a touch
@@ -334,18 +336,37 @@ static int hash_fd(int fd, uint64_t *ret)
         return lseek(fd, 0, SEEK_SET) < 0 ? -errno : 0;
 }
 
+static bool same_time(struct timespec a, struct timespec b)
+{
+        return a.tv_sec == b.tv_sec && a.tv_nsec == b.tv_nsec;
+}
+
+/* The change time is in the identity as well as the modification time: a program can
+ * set a file's mtime back (cp -p, touch -r, archives with fixed times), not its ctime,
+ * which every write and every utimensat() moves. */
 static bool same_identity(const struct cached_file *e, const struct stat *st)
 {
-        return e->dev == st->st_dev && e->ino == st->st_ino && e->size == st->st_size &&
-               e->mtime.tv_sec == st->st_mtim.tv_sec && e->mtime.tv_nsec == st->st_mtim.tv_nsec;
+        return !e->racy && e->dev == st->st_dev && e->ino == st->st_ino && e->size == st->st_size &&
+               same_time(e->mtime, st->st_mtim) && same_time(e->ctime, st->st_ctim);
 }
+
+/* A file changed within RACY_SEC of its reading may change again within the same tick
+ * of a coarse clock (jiffies before Linux 6.13, 1-2 s on FAT, some NFS and FUSE
+ * mounts) and keep the times it was read with: the next walk hashes it rather than
+ * trust them (git's "racily clean" entries), until a walk finds it older. */
+#define RACY_SEC 2
 
 static void set_identity(struct cached_file *e, const struct stat *st)
 {
+        struct timespec now;
+
         e->dev = st->st_dev;
         e->ino = st->st_ino;
         e->size = st->st_size;
         e->mtime = st->st_mtim;
+        e->ctime = st->st_ctim;
+        e->racy = clock_gettime(CLOCK_REALTIME, &now) < 0 || now.tv_sec - st->st_ctim.tv_sec <= RACY_SEC ||
+                  now.tv_sec - st->st_mtim.tv_sec <= RACY_SEC;
 }
 
 static void cached_file_free(struct cached_file *e)

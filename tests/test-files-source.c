@@ -297,11 +297,91 @@ static void configmap_swap_is_seen(void **state)
         cleanup_dir();
 }
 
+static void write_inplace(const char *rel, const char *text)
+{
+        char path[256];
+        FILE *f;
+
+        snprintf(path, sizeof(path), "%s/%s", dir, rel);
+        f = fopen(path, "r+");
+        assert_non_null(f);
+        fputs(text, f);
+        fclose(f);
+}
+
+static const char aff1[] = "apiVersion: crd.projectcalico.org/v1\nkind: BlockAffinity\nmetadata:\n"
+                           "  name: x\nspec:\n  cidr: 10.0.1.0/26\n  node: n01\n";
+static const char aff2[] = "apiVersion: crd.projectcalico.org/v1\nkind: BlockAffinity\nmetadata:\n"
+                           "  name: x\nspec:\n  cidr: 10.0.2.0/26\n  node: n01\n";
+
+/* A rewrite in place whose mtime ends as it was (cp -p, touch -r, tar, rsync --inplace
+ * -t) is read again: its ctime moved. */
+static void mtime_preserving_rewrite(void **state)
+{
+        struct fixture f = {};
+        struct cfg_touched t = {};
+        struct stat st;
+        char path[256];
+
+        (void)state;
+        setup_dir();
+        write_at("pools.yaml", pools);
+        write_at("a.yaml", aff1);
+        start(&f, ".");
+        assert_int_equal(f.m->n_blocks, 1);
+        snprintf(path, sizeof(path), "%s/a.yaml", dir);
+        assert_int_equal(stat(path, &st), 0);
+        write_inplace("a.yaml", aff2);
+        assert_int_equal(utimensat(AT_FDCWD, path, (struct timespec[]){ st.st_atim, st.st_mtim }, 0), 0);
+        assert_int_equal(update(&f, &t), 1); /* compares with a full load */
+        cfg_touched_clear(&t);
+        stop(&f);
+        cleanup_dir();
+}
+
+/* The last Calico IPAM resource removed in place: the merge's cfg_model_diff()
+ * says "everything" (global_differs(): n_ipam_resources crossing zero decides the
+ * pod-cidrs-ignored finding), and so must the in-place update. */
+static void ipam_count_crosses_zero(void **state)
+{
+        struct fixture f = {};
+        struct cfg_touched t = {}, t2 = {};
+        struct cfg_model *before, *after;
+        static const char node_a[] = "apiVersion: projectcalico.org/v3\nkind: Node\nmetadata:\n  name: n01\n"
+                                     "spec:\n  bgp:\n    ipv4Address: 192.168.0.1/24\n";
+        char text[1024];
+
+        (void)state;
+        setup_dir();
+        write_at("pools.yaml", pools);
+        write_at("k.yaml", "apiVersion: v1\nkind: Node\nmetadata:\n  name: n02\nspec:\n  podCIDR: 10.0.9.0/24\n");
+        snprintf(text, sizeof(text), "%s---\n%s", node_a, aff1);
+        write_at("a.yaml", text);
+        start(&f, ".");
+        before = full(f.res);
+        assert_true(before->n_ipam_resources > 0);
+        assert_true(before->n_pod_cidrs_ignored > 0);
+        write_at("a.yaml", node_a);
+        after = full(f.res);
+        assert_int_equal(after->n_ipam_resources, 0);
+        assert_int_equal(cfg_model_diff(before, after, &t2), 1);
+        assert_int_equal(update(&f, &t), 1);
+        assert_int_equal(t.all, t2.all);
+        cfg_touched_clear(&t);
+        cfg_touched_clear(&t2);
+        cfg_model_free(before);
+        cfg_model_free(after);
+        stop(&f);
+        cleanup_dir();
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(only_changed_files_are_read),
                 cmocka_unit_test(configmap_swap_is_seen),
+                cmocka_unit_test(mtime_preserving_rewrite),
+                        cmocka_unit_test(ipam_count_crosses_zero),
         };
 
         return cmocka_run_group_tests(tests, NULL, NULL);
