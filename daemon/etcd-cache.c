@@ -321,27 +321,28 @@ int etcd_cache_del(struct etcd_cache *c, const char *key)
         return 0;
 }
 
-bool etcd_cache_get(const struct etcd_cache *c, const char *key, struct cfg_kv *ret)
+int etcd_cache_get(const struct etcd_cache *c, const char *key, struct cfg_kv *ret)
 {
         struct etcd_cache_entry *e;
         struct packed p;
         size_t pos = 0;
         bool packed;
+        int r;
 
-        /* Without memory to rebuild a key, a packed key is reported absent: the caller
-         * then sees it deleted and a later full build reads it again. */
-        if (locate(c, key, &e, &packed, &pos, &p) < 0)
-                return false;
+        /* Without memory to rebuild a packed key it is an error, never "absent": a put
+         * taken for a delete would be dropped with no full build to notice. */
+        if ((r = locate(c, key, &e, &packed, &pos, &p)) < 0)
+                return r;
         if (e) {
                 if (!e->value)
-                        return false;
+                        return 0;
                 *ret = (struct cfg_kv){ e->key, e->value, e->value_len, e->record, e->input + 1 };
-                return true;
+                return 1;
         }
         if (!packed)
-                return false;
+                return 0;
         *ret = (struct cfg_kv){ key, p.value, p.value_len, p.record, (uint32_t)pos + 1 };
-        return true;
+        return 1;
 }
 
 size_t etcd_cache_n(const struct etcd_cache *c)
@@ -497,14 +498,15 @@ void etcd_cache_name(const void *ctx, uint32_t input, char *buf, size_t size)
         free(k.buf);
 }
 
-uint32_t etcd_cache_input(const struct etcd_cache *c, const char *key)
+int64_t etcd_cache_input(const struct etcd_cache *c, const char *key)
 {
         struct etcd_cache_entry *e;
         struct packed p;
         size_t pos = 0;
         bool packed;
+        int r;
 
-        if (locate(c, key, &e, &packed, &pos, &p) < 0)
-                return 0;
+        if ((r = locate(c, key, &e, &packed, &pos, &p)) < 0)
+                return r;
         return e ? e->input + 1 : packed ? (uint32_t)pos + 1 : 0;
 }

@@ -85,8 +85,8 @@ static int kvmap_put(struct etcd_cache *c, struct etcd_kv *kv)
         struct cfg_kv had;
         int r;
 
-        if (etcd_cache_n(c) >= ETCD_MAX_KEYS && !etcd_cache_get(c, kv->key, &had))
-                r = -E2BIG;
+        if (etcd_cache_n(c) >= ETCD_MAX_KEYS && (r = etcd_cache_get(c, kv->key, &had)) <= 0)
+                r = r < 0 ? r : -E2BIG;
         else
                 r = etcd_cache_put(c, kv->key, kv->value, kv->value_len, kv->record);
         etcd_kv_free(kv);
@@ -1077,6 +1077,7 @@ int etcd_changes(struct etcd *e, struct cfg_kv **ret, size_t *ret_n)
 {
         struct cfg_kv *v;
         size_t n = 0;
+        int r;
 
         if (e->pending_lost || !e->has_data)
                 return -EAGAIN;
@@ -1090,10 +1091,17 @@ int etcd_changes(struct etcd *e, struct cfg_kv **ret, size_t *ret_n)
 
                 if (n && streq(v[n - 1].key, e->pending[i]))
                         continue;
-                if (!etcd_cache_get(&e->cache, e->pending[i], &kv))
-                        kv = (struct cfg_kv){ .value = NULL };
-                /* The number of a key that is gone, too: the model may still have it. */
-                kv.input = kv.value ? kv.input : etcd_cache_input(&e->cache, e->pending[i]);
+                if ((r = etcd_cache_get(&e->cache, e->pending[i], &kv)) == 0) {
+                        /* The number of a key that is gone, too: the model may still have it. */
+                        int64_t in = etcd_cache_input(&e->cache, e->pending[i]);
+
+                        kv = (struct cfg_kv){ .value = NULL, .input = (uint32_t)in };
+                        r = in < 0 ? (int)in : 0;
+                }
+                if (r < 0) {
+                        free(v);
+                        return r;
+                }
                 kv.key = e->pending[i];
                 v[n++] = kv;
         }
