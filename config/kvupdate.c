@@ -249,8 +249,10 @@ static int indexed_cidr(const struct cfg_model *m, const struct cfg_kv_index *ix
 }
 
 /* A Kubernetes object's block: the one it claimed before (the index) and claims now
- * (read alone) must be the same, or one of them none; an object that claims nothing
- * before or after (a pending affinity, say) is left to the full load. */
+ * (read alone) must be the same, or one of them none. 1: it claims nothing before or
+ * after and lends no address (a pending affinity, which Calico writes before it
+ * confirms one): only the IPAM count may change, and c->cidr is the empty prefix (no
+ * family: it meets no block). */
 static int object_cidr(struct cfg_model *m, const struct cfg_kv_index *ix, struct change *c, struct cfg_diags *d)
 {
         struct cfg_prefix old;
@@ -268,8 +270,12 @@ static int object_cidr(struct cfg_model *m, const struct cfg_kv_index *ix, struc
                         return -EAGAIN;
         } else if (had)
                 c->cidr = old;
-        else
+        else if (c->mini && c->mini->n_borrowed)
                 return -EAGAIN;
+        else {
+                c->cidr = (struct cfg_prefix){};
+                return 1;
+        }
         return 0;
 }
 
@@ -278,6 +284,7 @@ static int object_cidr(struct cfg_model *m, const struct cfg_kv_index *ix, struc
 static int read_change(struct cfg_model *m, const struct cfg_kv_index *ix, struct change *c, struct cfg_diags *d)
 {
         const struct cfg_pool *pool;
+        bool unclaimed = false;
         int r;
 
         if (c->kv->object) {
@@ -285,14 +292,15 @@ static int read_change(struct cfg_model *m, const struct cfg_kv_index *ix, struc
                         return read_node_change(m, c, c->kv->key + strlen(KUBE_NODES_PREFIX), d);
                 if ((r = object_cidr(m, ix, c, d)) < 0)
                         return r;
+                unclaimed = r == 1;
         } else if (has_prefix(c->kv->key, CFG_ETCD_RESOURCES_PREFIX "nodes/"))
                 return read_node_change(m, c, c->kv->key + strlen(CFG_ETCD_RESOURCES_PREFIX "nodes/"), d);
         else if (etcd_ipam_key_cidr(c->kv->key, &c->cidr) != 1)
                 return -EAGAIN;
         /* A block in no pool counts as skipped and may overlap anything: the full load. */
-        if (!(pool = cfg_model_pool_for(m, &c->cidr)))
+        if (!unclaimed && !(pool = cfg_model_pool_for(m, &c->cidr)))
                 return -EAGAIN;
-        c->pool = (uint32_t)(pool - m->pools);
+        c->pool = unclaimed ? 0 : (uint32_t)(pool - m->pools);
         if (!c->kv->value)
                 return 0;
         if (!c->mini && (r = read_alone(m, c, d)) < 0)
