@@ -965,6 +965,8 @@ static int commit_batch(struct cfg_model *m, struct cfg_kv_index *ix, struct bat
                 if ((q = commit_borrowed(m, g, t, changed)) < 0 && r == 0)
                         r = q;
         }
+        size_t ipam_was = m->n_ipam_resources;
+
         for (size_t i = 0; i < b->n; i++) {
                 const struct change *c = &b->cs[i];
                 uint8_t n_ipam = c->mini ? (uint8_t)c->mini->m->n_ipam_resources : 0;
@@ -975,6 +977,11 @@ static int commit_batch(struct cfg_model *m, struct cfg_kv_index *ix, struct bat
                 ix->counted[c->file] = n_ipam;
                 *changed = true;
         }
+        /* The first Calico IPAM resource, or the last gone: whether podCIDRs count
+         * changes, and with it a finding of the whole plan (cfg_model_diff() does the
+         * same). */
+        if (!ipam_was != !m->n_ipam_resources)
+                t->all = true;
         /* Nodes that nothing names any more and no Node resource made go, highest
          * first (removing one renumbers those after it). */
         sort_desc(b->gone, b->n_gone);

@@ -92,7 +92,8 @@ int cfg_model_from_kvs_indexed(struct cfg_settings *settings, const struct cfg_k
  * to t the prefixes whose wanted state may have changed. BlockAffinity and IPAMBlock
  * keys of blocks inside a pool change in place (t: their blocks, the borrowed addresses
  * in them), and so does another node's Node whose labels stay (t: its blocks and the
- * addresses it hosts); -EAGAIN for anything else (a pool, a FelixConfiguration, a Node
+ * addresses it hosts; t->all when the count of Calico IPAM resources crosses zero, which
+ * decides whether podCIDRs count); -EAGAIN for anything else (a pool, a FelixConfiguration, a Node
  * appearing, going or changing labels, this node's own Node or entry, a key
  * that does not fit the layout, claims that would conflict or overlap: the full load
  * decides those, with its own messages). 1 when m changed, 0 when it did not. A value
