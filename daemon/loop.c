@@ -505,7 +505,11 @@ static void flush_upstream_routes(struct loop *l)
 
 static void arm_resync(struct loop *l);
 
-static void accept_model(struct loop *l, struct cfg_model *m)
+/* The configuration entry of the journal (LOG_ID_RELOADED): a model loaded or reloaded
+ * whole, or updated in place by its source (files: the files read again; a watch: the
+ * objects that changed). An in-place update from a watch is logged at info, not notice:
+ * a busy cluster makes many a second, each with its own pass summary. */
+static void log_model(struct loop *l, const struct cfg_model *m, const char *what, int prio)
 {
         struct source_origin o;
         char from[1200] = "";
@@ -519,13 +523,17 @@ static void accept_model(struct loop *l, struct cfg_model *m)
                 snprintf(l->source_desc, sizeof(l->source_desc), "kubernetes %s", o.endpoint);
         } else
                 l->source_desc[0] = '\0';
-        log_full(l->model ? LOG_NOTICE : LOG_INFO, LOG_ID_RELOADED, NULL,
-                 "configuration %s%s: node %s, %zu pool%s, %zu block%s, %zu %s%s", l->model ? "reloaded" : "loaded",
+        log_full(prio, LOG_ID_RELOADED, NULL, "configuration %s%s: node %s, %zu pool%s, %zu block%s, %zu %s%s", what,
                  from, m->settings.node_name ? m->settings.node_name : "?", m->n_pools, m->n_pools == 1 ? "" : "s",
                  m->n_blocks, m->n_blocks == 1 ? "" : "s", m->n_files, o.unit, m->n_files == 1 ? "" : "s");
+}
+
+static void accept_model(struct loop *l, struct cfg_model *m)
+{
         int enabled = SD_EVENT_OFF;
         bool rearm;
 
+        log_model(l, m, l->model ? "reloaded" : "loaded", l->model ? LOG_NOTICE : LOG_INFO);
         /* The periodic re-check runs whenever there is a model: also when the first one
          * came late (etcd's first list, a first configuration that was invalid), and at
          * once with a resyncSeconds changed at run time (not after the old period).
@@ -855,6 +863,10 @@ static bool update_in_place(struct loop *l)
         else
                 l->config_error[0] = '\0'; /* valid again, even if back to what the model is */
         if (r > 0) {
+                struct source_origin o;
+
+                source_origin(l->src, &o);
+                log_model(l, l->model, "updated in place", o.type == CFG_DATASTORE_FILES ? LOG_NOTICE : LOG_INFO);
                 keep_upstream_routes_later(l);
                 l->metrics.model_time = wall_now();
                 if (t.all || !l->ctx)
