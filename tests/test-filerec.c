@@ -21,6 +21,7 @@
 #include <cmocka.h>
 
 #include "load.h"
+#include "model-check.h"
 #include "model.h"
 #include "util.h"
 
@@ -64,178 +65,13 @@ static int buf_read(void *ctx, void *buf, size_t size, size_t *ret_n)
         return 0;
 }
 
-/* ---- field by field ---- */
+/* ---- field by field (tests/model-check.c) ---- */
 
-static const char *node_name(const struct cfg_model *m, uint32_t i)
-{
-        if (i == UINT32_MAX)
-                return "(none)";
-        assert_true(i < m->n_nodes);
-        return m->nodes[i].name;
-}
-
-static void same_src(const struct cfg_model *a, struct cfg_src x, const struct cfg_model *b, struct cfg_src y)
-{
-        assert_string_equal(cfg_model_file(a, x), cfg_model_file(b, y));
-        assert_int_equal(x.line, y.line);
-}
-
-static void same_prefix(const struct cfg_prefix *a, const struct cfg_prefix *b)
-{
-        char x[CFG_PREFIX_STRLEN], y[CFG_PREFIX_STRLEN];
-
-        cfg_prefix_fmt(a, x, sizeof(x));
-        cfg_prefix_fmt(b, y, sizeof(y));
-        assert_string_equal(x, y);
-}
-
-static void same_node(const struct cfg_model *a, const struct cfg_node *x, const struct cfg_model *b,
-                      const struct cfg_node *y)
-{
-        assert_string_equal(x->name, y->name);
-        assert_int_equal(x->has_resource, y->has_resource);
-        assert_int_equal(x->has_labels, y->has_labels);
-        assert_int_equal(x->labels.n, y->labels.n);
-        for (size_t k = 0; k < x->labels.n; k++) {
-                assert_string_equal(x->labels.v[k].key, y->labels.v[k].key);
-                assert_string_equal(x->labels.v[k].value, y->labels.v[k].value);
-        }
-        same_prefix(&x->addr, &y->addr);
-        same_prefix(&x->addr6, &y->addr6);
-        same_prefix(&x->ipip_tunnel_addr, &y->ipip_tunnel_addr);
-        same_prefix(&x->vxlan_tunnel_addr, &y->vxlan_tunnel_addr);
-        if (x->has_resource)
-                same_src(a, x->src, b, y->src);
-}
-
+/* The inputs too: the merge names its files as a full load does. */
 static void same_model(const struct cfg_model *a, const struct cfg_model *b)
 {
-        assert_int_equal(a->n_files, b->n_files);
-        for (size_t i = 0; i < a->n_files; i++)
-                assert_string_equal(a->files[i], b->files[i]);
-        assert_int_equal(a->n_pools, b->n_pools);
-        for (size_t i = 0; i < a->n_pools; i++) {
-                const struct cfg_pool *x = &a->pools[i], *y = &b->pools[i];
-
-                assert_string_equal(x->name, y->name);
-                same_prefix(&x->cidr, &y->cidr);
-                assert_int_equal(x->block_size, y->block_size);
-                assert_int_equal(x->ipip, y->ipip);
-                assert_int_equal(x->vxlan, y->vxlan);
-                assert_int_equal(x->nat_outgoing, y->nat_outgoing);
-                assert_int_equal(x->disabled, y->disabled);
-                assert_int_equal(x->workload, y->workload);
-                assert_int_equal(x->legacy_disagrees, y->legacy_disagrees);
-                assert_string_equal(x->node_selector, y->node_selector);
-                assert_int_equal(sel_is_all(x->selector), sel_is_all(y->selector));
-                same_src(a, x->src, b, y->src);
-                assert_int_equal(x->col, y->col);
-        }
-        assert_int_equal(a->n_nodes, b->n_nodes);
-        for (size_t i = 0; i < a->n_nodes; i++)
-                same_node(a, &a->nodes[i], b, &b->nodes[i]);
-        assert_int_equal(a->n_blocks, b->n_blocks);
-        for (size_t i = 0; i < a->n_blocks; i++) {
-                const struct cfg_block *x = &a->blocks[i], *y = &b->blocks[i];
-
-                same_prefix(&x->cidr, &y->cidr);
-                assert_string_equal(node_name(a, x->node), node_name(b, y->node));
-                assert_int_equal(x->pool, y->pool);
-                same_src(a, x->src, b, y->src);
-        }
-        assert_int_equal(a->n_borrowed, b->n_borrowed);
-        for (size_t i = 0; i < a->n_borrowed; i++) {
-                const struct cfg_borrowed *x = &a->borrowed[i], *y = &b->borrowed[i];
-
-                same_prefix(&x->addr, &y->addr);
-                assert_string_equal(node_name(a, x->node), node_name(b, y->node));
-                assert_string_equal(node_name(a, x->block_node), node_name(b, y->block_node));
-                assert_int_equal(x->pool, y->pool);
-                same_src(a, x->src, b, y->src);
-        }
-        assert_int_equal(a->n_felix, b->n_felix);
-        for (size_t i = 0; i < a->n_felix; i++) {
-                const struct cfg_felix *x = &a->felix[i], *y = &b->felix[i];
-
-                assert_string_equal(x->name, y->name);
-                assert_int_equal(x->ipip_enabled, y->ipip_enabled);
-                assert_int_equal(x->vxlan_enabled, y->vxlan_enabled);
-                assert_int_equal(x->vxlan_enabled_v6, y->vxlan_enabled_v6);
-                assert_int_equal(x->device_route_protocol, y->device_route_protocol);
-                same_src(a, x->src, b, y->src);
-        }
-        assert_int_equal(a->n_skipped, b->n_skipped);
-        assert_int_equal(a->n_ipam_resources, b->n_ipam_resources);
-        assert_int_equal(a->n_pod_cidrs_ignored, b->n_pod_cidrs_ignored);
-}
-
-static void same_diags(const struct cfg_diags *a, const struct cfg_diags *b)
-{
-        assert_int_equal(a->n_errors, b->n_errors);
-        assert_int_equal(a->n, b->n);
-        for (size_t i = 0; i < a->n; i++) {
-                char x[1024], y[1024];
-
-                cfg_diag_fmt(&a->v[i], x, sizeof(x));
-                cfg_diag_fmt(&b->v[i], y, sizeof(y));
-                assert_string_equal(x, y);
-                assert_int_equal(a->v[i].severity, b->v[i].severity);
-        }
-}
-
-static bool touched_has(const struct cfg_touched *t, const struct cfg_prefix *p)
-{
-        for (size_t i = 0; i < t->n; i++)
-                if (cfg_prefix_eq(&t->v[i], p))
-                        return true;
-        return false;
-}
-
-static const struct cfg_block *find_block(const struct cfg_model *m, const struct cfg_prefix *p)
-{
-        for (size_t i = 0; i < m->n_blocks; i++)
-                if (cfg_prefix_eq(&m->blocks[i].cidr, p))
-                        return &m->blocks[i];
-        return NULL;
-}
-
-static const struct cfg_borrowed *find_borrowed(const struct cfg_model *m, const struct cfg_prefix *p)
-{
-        for (size_t i = 0; i < m->n_borrowed; i++)
-                if (cfg_prefix_eq(&m->borrowed[i].addr, p))
-                        return &m->borrowed[i];
-        return NULL;
-}
-
-static bool same_addrs(const struct cfg_node *a, const struct cfg_node *b)
-{
-        return cfg_prefix_eq(&a->addr, &b->addr) && cfg_prefix_eq(&a->addr6, &b->addr6) &&
-               cfg_prefix_eq(&a->ipip_tunnel_addr, &b->ipip_tunnel_addr) &&
-               cfg_prefix_eq(&a->vxlan_tunnel_addr, &b->vxlan_tunnel_addr);
-}
-
-/* Every block and borrowed address whose route may differ between a and b is in t. */
-static void touched_covers(const struct cfg_model *a, const struct cfg_model *b, const struct cfg_touched *t)
-{
-        for (int pass = 0; pass < 2; pass++) {
-                const struct cfg_model *x = pass ? b : a, *y = pass ? a : b;
-
-                for (size_t i = 0; i < x->n_blocks; i++) {
-                        const struct cfg_block *p = &x->blocks[i], *q = find_block(y, &p->cidr);
-
-                        if (!q || !streq(node_name(x, p->node), node_name(y, q->node)) || p->pool != q->pool ||
-                            !same_addrs(&x->nodes[p->node], &y->nodes[q->node]))
-                                assert_true(touched_has(t, &p->cidr));
-                }
-                for (size_t i = 0; i < x->n_borrowed; i++) {
-                        const struct cfg_borrowed *p = &x->borrowed[i], *q = find_borrowed(y, &p->addr);
-
-                        if (!q || !streq(node_name(x, p->node), node_name(y, q->node)) ||
-                            !streq(node_name(x, p->block_node), node_name(y, q->block_node)) || p->pool != q->pool ||
-                            !same_addrs(&x->nodes[p->node], &y->nodes[q->node]))
-                                assert_true(touched_has(t, &p->addr));
-                }
-        }
+        mc_same_inputs(a, b);
+        mc_same_model(a, b);
 }
 
 /* ---- random files ---- */
@@ -581,7 +417,7 @@ static void step(struct files *f, struct cfg_settings *s, unsigned *seed, struct
         }
 }
 
-/* The model the files had before the step (their old records), for touched_covers(). */
+/* The model the files had before the step (their old records), for mc_touched_covers(). */
 static int merged_load_prev(const struct files *f, const struct edits *e, struct cfg_model **ret)
 {
         struct files g = *f;
@@ -678,12 +514,12 @@ static void run_sequence(unsigned seed, unsigned steps, struct stats *st)
                         st->merged_refused++;
                         assert_int_equal(rm, -EINVAL);
                         assert_int_equal(rf, -EINVAL);
-                        same_diags(&dm, &df);
+                        mc_same_diags(&dm, &df);
                 } else {
                         st->merged_ok++;
                         assert_int_equal(rf, 0);
                         same_model(mm, mf);
-                        same_diags(&dm, &df);
+                        mc_same_diags(&dm, &df);
                 }
                 /* In place from the model before the step: the full load's model, or
                  * -EAGAIN (never a model the full load would refuse). */
@@ -702,7 +538,7 @@ static void run_sequence(unsigned seed, unsigned steps, struct stats *st)
                                 assert_true(r >= 0);
                                 assert_int_equal(rf, 0);
                                 same_model(inc, mf);
-                                touched_covers(before, mf, &t);
+                                mc_touched_covers(before, mf, &t);
                                 st->inplace_ok++;
                         }
                         cfg_model_free(before);
@@ -725,7 +561,7 @@ static void run_sequence(unsigned seed, unsigned steps, struct stats *st)
                                         st->all++;
                                 else {
                                         st->some++;
-                                        touched_covers(prev, mf, &t);
+                                        mc_touched_covers(prev, mf, &t);
                                 }
                                 cfg_touched_clear(&t);
                                 cfg_model_free(prev);
@@ -850,7 +686,7 @@ static void conflict_across_files(void **state)
                 read_file(&f, i, &s);
         assert_int_equal(merged_load(&f, &mm, &dm), -EINVAL);
         assert_int_equal(full_load(&f, &mf, &df), -EINVAL);
-        same_diags(&dm, &df);
+        mc_same_diags(&dm, &df);
         assert_int_equal(dm.n_errors, 1);
         cfg_diag_fmt(&dm.v[0], msg, sizeof(msg));
         assert_non_null(strstr(msg, "/r/2.yaml:6"));

@@ -4,7 +4,7 @@
  * rename) is parsed again and nothing else is, a touch or a copy of the same bytes is
  * not parsed, a ConfigMap-style ..data symlink swap is seen, a removed or added file
  * changes the model; source_update() leaves the model a full load of the same files
- * builds (blocks by prefix and node) and touches the changed block; a bad file is
+ * builds (field by field, tests/model-check.c) and touches the changed block; a bad file is
  * refused by the full load (-EAGAIN from the update: the full load names it). */
 #include <fcntl.h>
 #include <setjmp.h>
@@ -21,6 +21,7 @@
 
 #include "files.h"
 #include "load.h"
+#include "model-check.h"
 #include "model.h"
 #include "source.h"
 #include "util.h"
@@ -94,20 +95,6 @@ static struct cfg_model *full(const char *res)
         return m;
 }
 
-static void same_blocks(const struct cfg_model *a, const struct cfg_model *b)
-{
-        assert_int_equal(a->n_blocks, b->n_blocks);
-        assert_int_equal(a->n_nodes, b->n_nodes);
-        for (size_t i = 0; i < a->n_blocks; i++) {
-                assert_true(cfg_prefix_eq(&a->blocks[i].cidr, &b->blocks[i].cidr));
-                assert_string_equal(a->nodes[a->blocks[i].node].name, b->nodes[b->blocks[i].node].name);
-                assert_string_equal(cfg_model_file(a, a->blocks[i].src), cfg_model_file(b, b->blocks[i].src));
-                assert_int_equal(a->blocks[i].src.line, b->blocks[i].src.line);
-        }
-        for (size_t i = 0; i < a->n_nodes; i++)
-                assert_true(cfg_prefix_eq(&a->nodes[i].addr, &b->nodes[i].addr));
-}
-
 struct fixture {
         sd_event *ev;
         struct source *src;
@@ -125,7 +112,7 @@ static int update(struct fixture *f, struct cfg_touched *t)
         cfg_diags_clear(&d);
         if (r >= 0) {
                 ref = full(f->res);
-                same_blocks(f->m, ref);
+                mc_same_model(f->m, ref);
                 cfg_model_free(ref);
         }
         return r;
@@ -136,10 +123,7 @@ static bool touched(const struct cfg_touched *t, const char *prefix)
         struct cfg_prefix p;
 
         assert_int_equal(cfg_prefix_parse(prefix, true, &p), 0);
-        for (size_t i = 0; i < t->n; i++)
-                if (cfg_prefix_eq(&t->v[i], &p))
-                        return true;
-        return false;
+        return mc_touched_has(t, &p);
 }
 
 static void start(struct fixture *f, const char *res_rel)

@@ -18,6 +18,7 @@
 #include <cmocka.h>
 
 #include "load.h"
+#include "model-check.h"
 #include "model.h"
 #include "util.h"
 
@@ -209,136 +210,6 @@ static int full_load(const struct keyset *s, struct cfg_model **ret, struct cfg_
                 free(recs[i]);
         cfg_settings_clear(&set);
         return r;
-}
-
-/* ---- field by field ---- */
-
-static const char *node_name(const struct cfg_model *m, uint32_t i)
-{
-        if (i == UINT32_MAX)
-                return "(none)";
-        assert_true(i < m->n_nodes);
-        return m->nodes[i].name;
-}
-
-static void same_src(const struct cfg_model *a, struct cfg_src x, const struct cfg_model *b, struct cfg_src y)
-{
-        assert_string_equal(cfg_model_file(a, x), cfg_model_file(b, y));
-        assert_int_equal(x.line, y.line);
-}
-
-static void same_prefix(const struct cfg_prefix *a, const struct cfg_prefix *b)
-{
-        char x[CFG_PREFIX_STRLEN], y[CFG_PREFIX_STRLEN];
-
-        cfg_prefix_fmt(a, x, sizeof(x));
-        cfg_prefix_fmt(b, y, sizeof(y));
-        assert_string_equal(x, y);
-}
-
-static bool same_addrs(const struct cfg_node *a, const struct cfg_node *b)
-{
-        return cfg_prefix_eq(&a->addr, &b->addr) && cfg_prefix_eq(&a->addr6, &b->addr6) &&
-               cfg_prefix_eq(&a->ipip_tunnel_addr, &b->ipip_tunnel_addr) &&
-               cfg_prefix_eq(&a->vxlan_tunnel_addr, &b->vxlan_tunnel_addr);
-}
-
-static void same_model(const struct cfg_model *a, const struct cfg_model *b)
-{
-        assert_int_equal(a->n_pools, b->n_pools);
-        for (size_t i = 0; i < a->n_pools; i++) {
-                assert_string_equal(a->pools[i].name, b->pools[i].name);
-                same_prefix(&a->pools[i].cidr, &b->pools[i].cidr);
-        }
-        assert_int_equal(a->n_nodes, b->n_nodes);
-        for (size_t i = 0; i < a->n_nodes; i++) {
-                const struct cfg_node *x = &a->nodes[i], *y = &b->nodes[i];
-
-                assert_string_equal(x->name, y->name);
-                assert_int_equal(x->has_resource, y->has_resource);
-                assert_int_equal(x->has_labels, y->has_labels);
-                assert_int_equal(x->labels.n, y->labels.n);
-                assert_true(same_addrs(x, y));
-                if (x->has_labels)
-                        for (size_t k = 0; k < x->labels.n; k++) {
-                                assert_string_equal(x->labels.v[k].key, y->labels.v[k].key);
-                                assert_string_equal(x->labels.v[k].value, y->labels.v[k].value);
-                        }
-                if (x->has_resource)
-                        same_src(a, x->src, b, y->src);
-        }
-        assert_int_equal(a->n_blocks, b->n_blocks);
-        for (size_t i = 0; i < a->n_blocks; i++) {
-                const struct cfg_block *x = &a->blocks[i], *y = &b->blocks[i];
-
-                same_prefix(&x->cidr, &y->cidr);
-                assert_string_equal(node_name(a, x->node), node_name(b, y->node));
-                assert_int_equal(x->pool, y->pool);
-                same_src(a, x->src, b, y->src);
-        }
-        assert_int_equal(a->n_borrowed, b->n_borrowed);
-        for (size_t i = 0; i < a->n_borrowed; i++) {
-                const struct cfg_borrowed *x = &a->borrowed[i], *y = &b->borrowed[i];
-
-                same_prefix(&x->addr, &y->addr);
-                assert_string_equal(node_name(a, x->node), node_name(b, y->node));
-                assert_string_equal(node_name(a, x->block_node), node_name(b, y->block_node));
-                assert_int_equal(x->pool, y->pool);
-                same_src(a, x->src, b, y->src);
-        }
-        assert_int_equal(a->n_felix, b->n_felix);
-        assert_int_equal(a->n_skipped, b->n_skipped);
-        assert_int_equal(a->n_ipam_resources, b->n_ipam_resources);
-        assert_int_equal(a->n_pod_cidrs_ignored, b->n_pod_cidrs_ignored);
-}
-
-static bool touched_has(const struct cfg_touched *t, const struct cfg_prefix *p)
-{
-        for (size_t i = 0; i < t->n; i++)
-                if (cfg_prefix_eq(&t->v[i], p))
-                        return true;
-        return false;
-}
-
-static const struct cfg_block *find_block(const struct cfg_model *m, const struct cfg_prefix *p)
-{
-        for (size_t i = 0; i < m->n_blocks; i++)
-                if (cfg_prefix_eq(&m->blocks[i].cidr, p))
-                        return &m->blocks[i];
-        return NULL;
-}
-
-static const struct cfg_borrowed *find_borrowed(const struct cfg_model *m, const struct cfg_prefix *p)
-{
-        for (size_t i = 0; i < m->n_borrowed; i++)
-                if (cfg_prefix_eq(&m->borrowed[i].addr, p))
-                        return &m->borrowed[i];
-        return NULL;
-}
-
-/* Every block and borrowed address whose route may differ between a and b (its node,
- * its block's node, its pool, its presence) is in t. */
-static void touched_covers(const struct cfg_model *a, const struct cfg_model *b, const struct cfg_touched *t)
-{
-        for (int pass = 0; pass < 2; pass++) {
-                const struct cfg_model *x = pass ? b : a, *y = pass ? a : b;
-
-                for (size_t i = 0; i < x->n_blocks; i++) {
-                        const struct cfg_block *p = &x->blocks[i], *q = find_block(y, &p->cidr);
-
-                        if (!q || !streq(node_name(x, p->node), node_name(y, q->node)) || p->pool != q->pool ||
-                            !same_addrs(&x->nodes[p->node], &y->nodes[q->node]))
-                                assert_true(touched_has(t, &p->cidr));
-                }
-                for (size_t i = 0; i < x->n_borrowed; i++) {
-                        const struct cfg_borrowed *p = &x->borrowed[i], *q = find_borrowed(y, &p->addr);
-
-                        if (!q || !streq(node_name(x, p->node), node_name(y, q->node)) ||
-                            !streq(node_name(x, p->block_node), node_name(y, q->block_node)) || p->pool != q->pool ||
-                            !same_addrs(&x->nodes[p->node], &y->nodes[q->node]))
-                                assert_true(touched_has(t, &p->addr));
-                }
-        }
 }
 
 /* ---- random keys ---- */
@@ -717,16 +588,16 @@ static void run_sequence(unsigned seed, unsigned steps, bool kube, struct stats 
                                 first_error(&wd, e, sizeof(e));
                                 fail_msg("seed %u step %u: updated in place, the full load refuses: %s", seed, step, e);
                         }
-                        same_model(m, want);
+                        mc_same_model(m, want);
                         cfg_touched_done(&t);
-                        touched_covers(before, want, &t);
+                        mc_touched_covers(before, want, &t);
                         /* Everything only when the IPAM count crosses zero (podCIDRs). */
                         assert_int_equal(t.all, !before->n_ipam_resources != !want->n_ipam_resources);
                         if (r == 0)
                                 assert_int_equal(t.n, 0);
                         r ? st->updated++ : st->unchanged++;
                 } else if (r == -EAGAIN) {
-                        same_model(m, before); /* all or nothing */
+                        mc_same_model(m, before); /* all or nothing */
                         st->again++;
                         cfg_kv_index_free(ix);
                         ix = NULL;
@@ -748,7 +619,7 @@ static void run_sequence(unsigned seed, unsigned steps, bool kube, struct stats 
                                                 fail_msg("seed %u step %u: '%s' is not the full load's", seed, step, e);
                                 }
                         assert_true(d.n_errors > 0);
-                        same_model(m, before); /* as it was */
+                        mc_same_model(m, before); /* as it was */
                         st->refused++;
                         cfg_kv_index_free(ix);
                         ix = NULL;
@@ -765,35 +636,32 @@ static void run_sequence(unsigned seed, unsigned steps, bool kube, struct stats 
         num_clear(&numbers);
 }
 
-static void random_sequences(void **state)
+/* 60 sequences of 120 steps from one source (etcd keys or Kubernetes objects); they
+ * reach every outcome. */
+static void sequences(bool kube)
 {
         struct stats st = {};
 
-        (void)state;
         for (unsigned seed = 1; seed <= 60; seed++)
-                run_sequence(seed, 120, false, &st);
-        printf("etcd: in place %u, unchanged %u, full load %u, refused %u, waiting for a good full load %u\n",
-               st.updated, st.unchanged, st.again, st.refused, st.full_failed);
-        /* The sequences reach every outcome. */
+                run_sequence(seed, 120, kube, &st);
+        printf("%s: in place %u, unchanged %u, full load %u, refused %u, waiting for a good full load %u\n",
+               kube ? "kubernetes" : "etcd", st.updated, st.unchanged, st.again, st.refused, st.full_failed);
         assert_true(st.updated > 1000);
         assert_true(st.unchanged > 10);
         assert_true(st.again > 10);
         assert_true(st.refused > 10);
 }
 
+static void random_sequences(void **state)
+{
+        (void)state;
+        sequences(false);
+}
+
 static void random_kube_sequences(void **state)
 {
-        struct stats st = {};
-
         (void)state;
-        for (unsigned seed = 1; seed <= 60; seed++)
-                run_sequence(seed, 120, true, &st);
-        printf("kubernetes: in place %u, unchanged %u, full load %u, refused %u, waiting for a good full load %u\n",
-               st.updated, st.unchanged, st.again, st.refused, st.full_failed);
-        assert_true(st.updated > 1000);
-        assert_true(st.unchanged > 10);
-        assert_true(st.again > 10);
-        assert_true(st.refused > 10);
+        sequences(true);
 }
 
 int main(void)
