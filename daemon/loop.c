@@ -133,9 +133,6 @@ struct loop {
         struct host_snapshot known; /* that pass's snapshot (links and addresses; no routes) */
         bool settings_dirty;        /* the settings (or the source as a whole) changed: full reload */
         bool full_passes;           /* CALICO_UNDERLAY_FULL_PASSES=1: never a delta pass */
-        bool src_updates;           /* the source updated the model in place once (source_update()
-                                     * answered other than -EAGAIN): full passes keep a context
-                                     * (at 100k prefixes some 13 MB, a files source never needs) */
 };
 
 static const char *config_path(const struct loop *l)
@@ -390,7 +387,6 @@ static void stop_source(struct loop *l)
 {
         source_free(l->src);
         l->src = NULL;
-        l->src_updates = false;
         l->datastore_error[0] = '\0';
 }
 
@@ -782,7 +778,9 @@ static size_t reconcile(struct loop *l, enum pass_reason why)
                 return 0;
         if (l->upstream_pending && why == PASS_RESYNC)
                 keep_upstream_routes(l);
-        e = l->full_passes || !l->src_updates
+        /* A source that can update its model in place has full passes keep the context
+         * (2.1 MB at 100k prefixes), so that its first change is a delta pass too. */
+        e = l->full_passes || !l->src || !source_can_update(l->src)
                     ? reconcile_run(l->nl, l->model, &l->model->settings, l->state_dir, false, &r)
                     : reconcile_run_ctx(l->nl, l->model, l->state_dir, &r);
         if (e < 0) {
@@ -844,7 +842,6 @@ static bool update_in_place(struct loop *l)
         if (l->full_passes || !l->model || !l->src)
                 return false;
         r = source_update(l->src, l->model, &t, &d);
-        l->src_updates = l->src_updates || r != -EAGAIN;
         if (r == -EAGAIN) {
                 cfg_touched_clear(&t);
                 cfg_diags_clear(&d);

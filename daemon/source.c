@@ -155,6 +155,11 @@ int source_model(struct source *src, struct cfg_settings *s, struct cfg_model **
         return src->impl->model(src, s, ret, d);
 }
 
+bool source_can_update(const struct source *src)
+{
+        return src->impl->update != NULL;
+}
+
 int source_update(struct source *src, struct cfg_model *m, struct cfg_touched *t, struct cfg_diags *d)
 {
         int r = src->impl->update ? src->impl->update(src, m, t, d) : -EAGAIN;

@@ -83,6 +83,9 @@ int source_model(struct source *src, struct cfg_settings *s, struct cfg_model **
  * -errno with errors in d and m as it was (what a full build would refuse). A source
  * that cannot update in place always answers -EAGAIN. */
 int source_update(struct source *src, struct cfg_model *m, struct cfg_touched *t, struct cfg_diags *d);
+/* Whether the source has in-place updates at all (every change of one that has not
+ * answers -EAGAIN). */
+bool source_can_update(const struct source *src);
 /* Read the datastore afresh (SIGHUP), keeping the current documents until then. */
 void source_refresh(struct source *src);
 void source_origin(const struct source *src, struct source_origin *ret);

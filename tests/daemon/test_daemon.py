@@ -649,6 +649,21 @@ class TestFilesDeltaEquivalence(DaemonCase):
         sys.stderr.write(f"[seed {seed}: {len(deltas)} delta passes, {len(d.stderr_lines('reconcile pass'))} "
                          f"passes in all]\n")
 
+    def test_first_change_is_a_delta_pass(self):
+        """The first change after the start is planned alone too: full passes keep what a
+        delta pass needs whenever the source can update in place (it waited for a first
+        update in place, so the first change of every run was a full pass)."""
+        st = {"owner": {}, "ipam": {}, "addr": {"node3": "192.168.10.13/24", "node4": "192.168.20.4/24"}}
+        for node in ("node2", "node3", "node4"):
+            self.write_node(node, st)
+        d = self.start_converged()
+        n = len(d.stderr_lines("reconcile pass ("))
+        st["owner"][self.SLOTS[0]] = "node3"
+        self.write_node("node3", st)
+        cu.wait_until(lambda: len(d.stderr_lines("reconcile pass (")) > n, 10, what="the change's pass")
+        first = d.stderr_lines("reconcile pass (")[n]
+        self.assertIn("; delta pass over 1 prefix", first, d.stderr()[-3000:])
+
 
 if __name__ == "__main__":
     cu.require_root()
