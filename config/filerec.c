@@ -406,16 +406,6 @@ int cfg_model_from_file_recs(struct cfg_settings *s, const char *const *names, s
 
 /* ---- what changed between two models ---- */
 
-static bool labels_eq(const struct cfg_labels *a, const struct cfg_labels *b)
-{
-        if (a->n != b->n)
-                return false;
-        for (size_t i = 0; i < a->n; i++)
-                if (!streq(a->v[i].key, b->v[i].key) || !streq(a->v[i].value, b->v[i].value))
-                        return false;
-        return true;
-}
-
 static bool pools_eq(const struct cfg_pool *a, const struct cfg_pool *b)
 {
         return streq(a->name, b->name) && cfg_prefix_eq(&a->cidr, &b->cidr) && a->block_size == b->block_size &&
@@ -458,7 +448,7 @@ static bool global_differs(const struct cfg_model *a, const struct cfg_model *b)
         for (size_t i = 0; i < a->n_nodes; i++)
                 if (!streq(a->nodes[i].name, b->nodes[i].name) || a->nodes[i].has_labels != b->nodes[i].has_labels ||
                     a->nodes[i].has_resource != b->nodes[i].has_resource ||
-                    !labels_eq(&a->nodes[i].labels, &b->nodes[i].labels))
+                    !cfg_labels_eq(&a->nodes[i].labels, &b->nodes[i].labels))
                         return true;
         return false;
 }
@@ -541,7 +531,7 @@ int cfg_model_diff(const struct cfg_model *a, const struct cfg_model *b, struct 
 
 static bool labels_same_seq(const struct cfg_labels *a, const struct cfg_labels *b)
 {
-        return labels_eq(a, b);
+        return cfg_labels_eq(a, b);
 }
 
 static bool same_notices(const struct cfg_diags *a, const struct cfg_diags *b)

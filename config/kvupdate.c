@@ -136,16 +136,6 @@ static bool names_self(const struct cfg_model *m, const char *name)
         return name && m->settings.node_name && streq(name, m->settings.node_name);
 }
 
-static bool labels_eq(const struct cfg_labels *a, const struct cfg_labels *b)
-{
-        if (a->n != b->n)
-                return false;
-        for (size_t i = 0; i < a->n; i++)
-                if (!streq(a->v[i].key, b->v[i].key) || !streq(a->v[i].value, b->v[i].value))
-                        return false;
-        return true;
-}
-
 /* The changed key's value read by a loader of its own (the full load's reading and
  * messages): 0, -EINVAL with its errors in d, or -ENOMEM. */
 static int read_alone(struct cfg_model *m, struct change *c, struct cfg_diags *d)
@@ -183,7 +173,7 @@ static int read_node_change(struct cfg_model *m, struct change *c, const char *n
         new = &c->mini->m->nodes[0];
         if ((r = cfg_labels_seal(&new->labels)) < 0)
                 return r;
-        if (new->has_labels != old->has_labels || !labels_eq(&new->labels, &old->labels))
+        if (new->has_labels != old->has_labels || !cfg_labels_eq(&new->labels, &old->labels))
                 return -EAGAIN;
         return 1;
 }

@@ -93,3 +93,13 @@ void cfg_labels_clear(struct cfg_labels *l)
         free(l->v);
         *l = (struct cfg_labels){};
 }
+
+bool cfg_labels_eq(const struct cfg_labels *a, const struct cfg_labels *b)
+{
+        if (a->n != b->n)
+                return false;
+        for (size_t i = 0; i < a->n; i++)
+                if (!streq(a->v[i].key, b->v[i].key) || !streq(a->v[i].value, b->v[i].value))
+                        return false;
+        return true;
+}

@@ -24,4 +24,6 @@ int cfg_labels_set(struct cfg_labels *l, const char *key, const char *value);
 int cfg_labels_seal(struct cfg_labels *l);
 /* Value of key, or NULL when the label is absent. Map must be sealed. */
 const char *cfg_labels_get(const struct cfg_labels *l, const char *key);
+/* The same keys with the same values (both sealed: in key order). */
+bool cfg_labels_eq(const struct cfg_labels *a, const struct cfg_labels *b);
 void cfg_labels_clear(struct cfg_labels *l);
