@@ -334,13 +334,14 @@ int etcd_cache_get(const struct etcd_cache *c, const char *key, struct cfg_kv *r
         if ((r = locate(c, key, &e, &packed, &pos, &p)) < 0)
                 return r;
         if (e) {
-                if (!e->value)
-                        return 0;
-                *ret = (struct cfg_kv){ e->key, e->value, e->value_len, e->record, e->input + 1 };
-                return 1;
+                *ret = e->value ? (struct cfg_kv){ e->key, e->value, e->value_len, e->record, e->input + 1 }
+                                : (struct cfg_kv){ .key = key, .input = e->input + 1 }; /* deleted: its number */
+                return !!e->value;
         }
-        if (!packed)
+        if (!packed) {
+                *ret = (struct cfg_kv){ .key = key };
                 return 0;
+        }
         *ret = (struct cfg_kv){ key, p.value, p.value_len, p.record, (uint32_t)pos + 1 };
         return 1;
 }
@@ -500,13 +501,8 @@ void etcd_cache_name(const void *ctx, uint32_t input, char *buf, size_t size)
 
 int64_t etcd_cache_input(const struct etcd_cache *c, const char *key)
 {
-        struct etcd_cache_entry *e;
-        struct packed p;
-        size_t pos = 0;
-        bool packed;
-        int r;
+        struct cfg_kv kv;
+        int r = etcd_cache_get(c, key, &kv);
 
-        if ((r = locate(c, key, &e, &packed, &pos, &p)) < 0)
-                return r;
-        return e ? e->input + 1 : packed ? (uint32_t)pos + 1 : 0;
+        return r < 0 ? (int64_t)r : (int64_t)kv.input;
 }

@@ -41,8 +41,9 @@ struct etcd_cache {
 int etcd_cache_put(struct etcd_cache *c, const char *key, const char *value, size_t value_len, bool record);
 /* Deleting a key that is not there changes nothing. -ENOMEM or 0. */
 int etcd_cache_del(struct etcd_cache *c, const char *key);
-/* The key's value and input number (ret->input, cfg_kv's + 1): 1, or 0 when it has
- * none, or -ENOMEM (a packed key could not be rebuilt: not the same as absent). The
+/* The key's value and input number (ret->input, cfg_kv's + 1): 1; 0 when it has no
+ * value (ret->value NULL, ret->input the number of a key deleted since the compaction,
+ * else 0); -ENOMEM (a packed key could not be rebuilt: not the same as absent). The
  * pointers stay valid until the cache changes. */
 int etcd_cache_get(const struct etcd_cache *c, const char *key, struct cfg_kv *ret);
 /* The key's input number + 1, also of a key deleted since the compaction; 0: none;

@@ -1091,14 +1091,8 @@ int etcd_changes(struct etcd *e, struct cfg_kv **ret, size_t *ret_n)
 
                 if (n && streq(v[n - 1].key, e->pending[i]))
                         continue;
-                if ((r = etcd_cache_get(&e->cache, e->pending[i], &kv)) == 0) {
-                        /* The number of a key that is gone, too: the model may still have it. */
-                        int64_t in = etcd_cache_input(&e->cache, e->pending[i]);
-
-                        kv = (struct cfg_kv){ .value = NULL, .input = (uint32_t)in };
-                        r = in < 0 ? (int)in : 0;
-                }
-                if (r < 0) {
+                /* A key that is gone comes with its number too: the model may still have it. */
+                if ((r = etcd_cache_get(&e->cache, e->pending[i], &kv)) < 0) {
                         free(v);
                         return r;
                 }
