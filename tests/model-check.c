@@ -216,3 +216,14 @@ void mc_touched_covers(const struct cfg_model *a, const struct cfg_model *b, con
                 }
         }
 }
+
+struct cfg_settings mc_settings(void)
+{
+        static const char text[] = "nodeName: n1\n";
+        struct cfg_settings s = {};
+        struct cfg_diags d = {};
+
+        assert_int_equal(cfg_settings_load_buffer("config.yaml", text, sizeof(text) - 1, "host", &s, &d), 0);
+        cfg_diags_clear(&d);
+        return s;
+}

@@ -9,6 +9,8 @@
 #include "load.h"
 #include "model.h"
 
+/* The property tests' settings: node n1. */
+struct cfg_settings mc_settings(void);
 /* A node's name by index (names on demand are compared as text), "(none)" for UINT32_MAX. */
 const char *mc_node_name(const struct cfg_model *m, uint32_t i);
 /* The same place: input named alike (cfg_model_file()), same line. */

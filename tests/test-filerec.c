@@ -34,17 +34,6 @@ struct files {
         bool recorded[MAX_FILES]; /* rec read (NULL: the reading had an error) */
 };
 
-static struct cfg_settings settings(void)
-{
-        static const char text[] = "nodeName: n1\n";
-        struct cfg_settings s = {};
-        struct cfg_diags d = {};
-
-        assert_int_equal(cfg_settings_load_buffer("config.yaml", text, sizeof(text) - 1, "host", &s, &d), 0);
-        cfg_diags_clear(&d);
-        return s;
-}
-
 struct buf_reader {
         const char *p;
         size_t n;
@@ -305,7 +294,7 @@ static void read_file(struct files *f, size_t i, struct cfg_settings *s)
 
 static int full_load(const struct files *f, struct cfg_model **ret, struct cfg_diags *d)
 {
-        struct cfg_settings s = settings();
+        struct cfg_settings s = mc_settings();
         const char *names[MAX_FILES], *bufs[MAX_FILES];
         size_t sizes[MAX_FILES], n = 0;
         int r;
@@ -328,7 +317,7 @@ struct stats {
 /* 1 with *ret, -EINVAL, or 0 when a file is not recorded (the source loads fully). */
 static int merged_load(const struct files *f, struct cfg_model **ret, struct cfg_diags *d)
 {
-        struct cfg_settings s = settings();
+        struct cfg_settings s = mc_settings();
         const char *names[MAX_FILES];
         struct cfg_file_rec *recs[MAX_FILES];
         size_t n = 0;
@@ -480,7 +469,7 @@ static int in_place(const struct files *f, const struct edits *e, struct cfg_mod
 
 static void run_sequence(unsigned seed, unsigned steps, struct stats *st)
 {
-        struct cfg_settings s = settings();
+        struct cfg_settings s = mc_settings();
         struct files f = {};
         struct cfg_model *prev = NULL, *inc = NULL;
 
@@ -619,7 +608,7 @@ static void node_merge_orders(void **state)
 
         (void)state;
         for (int order = 0; order < 2; order++) {
-                struct cfg_settings s = settings();
+                struct cfg_settings s = mc_settings();
                 struct files f = {};
                 struct cfg_model *mm = NULL, *mf = NULL;
                 struct cfg_diags dm = {}, df = {};
@@ -670,7 +659,7 @@ static void conflict_across_files(void **state)
                                  "spec:\n  cidr: 10.0.0.0/28\n  node: n3\n";
         static const char ib[] = "apiVersion: crd.projectcalico.org/v1\nkind: IPAMBlock\nmetadata:\n  name: z\n"
                                  "spec:\n  cidr: 10.0.0.0/28\n  affinity: host:n4\n";
-        struct cfg_settings s = settings();
+        struct cfg_settings s = mc_settings();
         struct files f = {};
         struct cfg_model *mm = NULL, *mf = NULL;
         struct cfg_diags dm = {}, df = {};

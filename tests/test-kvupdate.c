@@ -79,17 +79,6 @@ static void ks_clear(struct keyset *s)
         s->n = 0;
 }
 
-static struct cfg_settings settings(void)
-{
-        static const char text[] = "nodeName: n1\n";
-        struct cfg_settings s = {};
-        struct cfg_diags d = {};
-
-        assert_int_equal(cfg_settings_load_buffer("config.yaml", text, sizeof(text) - 1, "host", &s, &d), 0);
-        cfg_diags_clear(&d);
-        return s;
-}
-
 /* A value, or (records) its cfg_kv_compact() record when it has one, as an etcd cache
  * keeps it. */
 static struct cfg_kv kv_of(const char *key, const char *value, bool records, char **rec)
@@ -192,7 +181,7 @@ static int load_objects(struct cfg_settings *set, const struct cfg_kv *kvs, size
 static int full_load(const struct keyset *s, struct cfg_model **ret, struct cfg_kv_index **ret_ix,
                      struct cfg_diags *d, bool records, struct numbering *nb, bool kube)
 {
-        struct cfg_settings set = settings();
+        struct cfg_settings set = mc_settings();
         struct cfg_kv kvs[MAX_KEYS];
         char *recs[MAX_KEYS];
         int r;
