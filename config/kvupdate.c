@@ -241,8 +241,10 @@ static int indexed_cidr(const struct cfg_model *m, const struct cfg_kv_index *ix
 /* A Kubernetes object's block: the one it claimed before (the index) and claims now
  * (read alone) must be the same, or one of them none. 1: it claims nothing before or
  * after and lends no address (a pending affinity, which Calico writes before it
- * confirms one): only the IPAM count may change, and c->cidr is the empty prefix (no
- * family: it meets no block). */
+ * confirms one: StatePending in libcalico-go/lib/backend/model/block_affinity.go, set
+ * and then confirmed by libcalico-go/lib/ipam/ipam_block_reader_writer.go): only the
+ * IPAM count may change, and c->cidr is the empty prefix (no family: it meets no
+ * block). */
 static int object_cidr(struct cfg_model *m, const struct cfg_kv_index *ix, struct change *c, struct cfg_diags *d)
 {
         struct cfg_prefix old;
