@@ -281,7 +281,9 @@ static int merge_node(struct cfg_loader *l, const struct cfg_node *v, const stru
 
         if ((r = loader_node(l, v->name, ret)) < 0)
                 return r;
-        if ((r = GROW(*fills, *cap_fills, l->m->n_nodes)) < 0)
+        /* Room for fills only when a file has any (a Kubernetes Node's): 1 MB at 5,000
+         * nodes otherwise, at the merge's peak. */
+        if (fill && (r = GROW(*fills, *cap_fills, l->m->n_nodes)) < 0)
                 return r;
         if (*cap_fills > had)
                 memset(*fills + had, 0, (*cap_fills - had) * sizeof(**fills));
@@ -393,7 +395,7 @@ int cfg_model_from_file_recs(struct cfg_settings *s, const char *const *names, s
                 cfg_loader_free(l);
                 return r;
         }
-        for (size_t i = 0; i < l->m->n_nodes && fills; i++) {
+        for (size_t i = 0; i < l->m->n_nodes && i < cap_fills; i++) {
                 struct cfg_node *v = &l->m->nodes[i];
 
                 fill_addr(&v->addr, &fills[i].addr);
