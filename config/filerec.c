@@ -67,21 +67,36 @@ static void box_add(struct box *b, const struct cfg_prefix *p)
 }
 
 /* An IPv4 block claim as a file's record keeps it: 100k blocks claimed by their
- * BlockAffinities and IPAMBlocks cost 3.2 MB, not 7.2 (issue 15's memory budget). */
+ * BlockAffinities and IPAMBlocks cost 2.4 MB, not 7.2 (issues 15 and 16's memory
+ * budget). meta: the node's number << 8 | the length << 2 | the origin. */
 struct claim4 {
-        uint32_t line, node;
         uint8_t addr[4];
-        uint8_t len, origin;
+        uint32_t line, meta;
 };
+
+#define CLAIM4_MAX_NODES (1u << 24)
 
 struct cfg_file_rec;
 static void claim_at(const struct cfg_file_rec *rec, size_t i, struct raw_block *ret);
 
+/* What a record keeps of its file's load: not the loader's whole cfg_model (336 bytes
+ * with its settings, and a malloc for every name and label: 2.5 MB at 5,000 files). */
+struct rec_model {
+        struct cfg_node *nodes; /* Calico Nodes' fields only; in pack with their names and labels */
+        size_t n_nodes;
+        struct cfg_pool *pools;
+        size_t n_pools;
+        struct cfg_felix *felix;
+        size_t n_felix;
+        size_t n_skipped, n_pod_cidrs_ignored, n_ipam_resources;
+};
+
 struct cfg_file_rec {
-        struct cfg_model *m;      /* nodes (Calico Nodes' fields only), pools, felix, counts */
+        struct rec_model m;
+        void *pack;               /* m.nodes, their labels' arrays, names, keys and values */
         struct cfg_node *fills;   /* per node: Kubernetes Nodes' first addresses, or NULL */
-        struct raw_block *raw;    /* block claims, node numbers into m->nodes... */
-        struct claim4 *c4;        /* ...or, when all are IPv4, these (16 bytes, not 36) */
+        struct raw_block *raw;    /* block claims, node numbers into m.nodes... */
+        struct claim4 *c4;        /* ...or, when all are IPv4, these (12 bytes, not 36) */
         size_t n_raw;
         struct raw_borrowed *bor;
         size_t n_bor;
@@ -93,9 +108,16 @@ void cfg_file_rec_free(struct cfg_file_rec *r)
 {
         if (!r)
                 return;
-        if (r->m)
-                r->m->settings = (struct cfg_settings){}; /* the caller's */
-        cfg_model_free(r->m);
+        for (size_t i = 0; i < r->m.n_pools; i++) {
+                free(r->m.pools[i].name);
+                free(r->m.pools[i].node_selector);
+                sel_free(r->m.pools[i].selector);
+        }
+        free(r->m.pools);
+        for (size_t i = 0; i < r->m.n_felix; i++)
+                free(r->m.felix[i].name);
+        free(r->m.felix);
+        free(r->pack);
         free(r->fills);
         free(r->raw);
         free(r->c4);
@@ -153,8 +175,8 @@ static void claim_at(const struct cfg_file_rec *rec, size_t i, struct raw_block 
                 return;
         }
         c = &rec->c4[i];
-        *ret = (struct raw_block){ .cidr = { .family = AF_INET, .len = c->len }, .node = c->node,
-                                   .origin = c->origin, .src = { .line = c->line } };
+        *ret = (struct raw_block){ .cidr = { .family = AF_INET, .len = (uint8_t)((c->meta >> 2) & 0x3f) },
+                                   .node = c->meta >> 8, .origin = (uint8_t)(c->meta & 3), .src = { .line = c->line } };
         memcpy(ret->cidr.addr, c->addr, 4);
 }
 
@@ -167,19 +189,65 @@ static void compact_claims(struct cfg_file_rec *rec)
         if (!rec->n_raw)
                 return;
         for (size_t i = 0; i < rec->n_raw; i++)
-                if (rec->raw[i].cidr.family != AF_INET || memcmp(rec->raw[i].cidr.addr + 4, zero, 12))
+                if (rec->raw[i].cidr.family != AF_INET || memcmp(rec->raw[i].cidr.addr + 4, zero, 12) ||
+                    rec->raw[i].cidr.len > 32 || rec->raw[i].origin > 3 || rec->raw[i].node >= CLAIM4_MAX_NODES)
                         return;
         if (!(v = malloc(rec->n_raw * sizeof(*v))))
                 return; /* kept as they are */
         for (size_t i = 0; i < rec->n_raw; i++) {
                 const struct raw_block *b = &rec->raw[i];
 
-                v[i] = (struct claim4){ .line = b->src.line, .node = b->node, .len = b->cidr.len, .origin = b->origin };
+                v[i] = (struct claim4){ .line = b->src.line,
+                                        .meta = b->node << 8 | (uint32_t)b->cidr.len << 2 | b->origin };
                 memcpy(v[i].addr, b->cidr.addr, 4);
         }
         free(rec->raw);
         rec->raw = NULL;
         rec->c4 = v;
+}
+
+/* The loader's nodes copied into one allocation with their names and labels (as set,
+ * in order: the merge sets them again). */
+static int pack_nodes(struct cfg_file_rec *rec, const struct cfg_model *m)
+{
+        size_t size = m->n_nodes * sizeof(struct cfg_node), labels = size;
+        struct cfg_label *lv;
+        char *p;
+
+        for (size_t i = 0; i < m->n_nodes; i++) {
+                const struct cfg_labels *l = &m->nodes[i].labels;
+
+                size += strlen(m->nodes[i].name) + 1 + l->n * sizeof(struct cfg_label);
+                for (size_t k = 0; k < l->n; k++)
+                        size += strlen(l->v[k].key) + strlen(l->v[k].value) + 2;
+        }
+        if (!m->n_nodes)
+                return 0;
+        if (!(rec->pack = malloc(size)))
+                return -ENOMEM;
+        rec->m.nodes = rec->pack;
+        rec->m.n_nodes = m->n_nodes;
+        lv = (struct cfg_label *)(void *)((char *)rec->pack + labels);
+        for (size_t i = 0; i < m->n_nodes; i++)
+                lv += m->nodes[i].labels.n;
+        p = (char *)lv;
+        lv = (struct cfg_label *)(void *)((char *)rec->pack + labels);
+        for (size_t i = 0; i < m->n_nodes; i++) {
+                const struct cfg_node *n = &m->nodes[i];
+                struct cfg_node *c = &rec->m.nodes[i];
+
+                *c = *n;
+                c->name = p;
+                p = stpcpy(p, n->name) + 1;
+                c->labels = (struct cfg_labels){ .v = n->labels.n ? lv : NULL, .n = n->labels.n, .cap = n->labels.n };
+                for (size_t k = 0; k < n->labels.n; k++, lv++) {
+                        lv->key = p;
+                        p = stpcpy(p, n->labels.v[k].key) + 1;
+                        lv->value = p;
+                        p = stpcpy(p, n->labels.v[k].value) + 1;
+                }
+        }
+        return 0;
 }
 
 int cfg_file_rec_read(struct cfg_settings *s, const char *name, ydoc_read_fn read, void *ctx,
@@ -212,10 +280,17 @@ int cfg_file_rec_read(struct cfg_settings *s, const char *name, ydoc_read_fn rea
                 for (size_t i = l->cap_fills; i < l->m->n_nodes; i++)
                         rec->fills[i] = (struct cfg_node){};
         }
-        rec->m = TAKE_PTR(l->m);
-        rec->m->settings = (struct cfg_settings){};
-        rec->m->nodes = fit(rec->m->nodes, rec->m->n_nodes, sizeof(*rec->m->nodes));
-        rec->m->namer = NULL;
+        if ((r = pack_nodes(rec, l->m)) < 0)
+                return r;
+        rec->m.pools = fit(TAKE_PTR(l->m->pools), l->m->n_pools, sizeof(*rec->m.pools));
+        rec->m.n_pools = l->m->n_pools;
+        l->m->n_pools = 0;
+        rec->m.felix = fit(TAKE_PTR(l->m->felix), l->m->n_felix, sizeof(*rec->m.felix));
+        rec->m.n_felix = l->m->n_felix;
+        l->m->n_felix = 0;
+        rec->m.n_skipped = l->m->n_skipped;
+        rec->m.n_pod_cidrs_ignored = l->m->n_pod_cidrs_ignored;
+        rec->m.n_ipam_resources = l->m->n_ipam_resources;
         *ret = TAKE_PTR(rec);
         return 1;
 }
@@ -314,7 +389,7 @@ static int merge_node(struct cfg_loader *l, const struct cfg_node *v, const stru
 static int merge_one(struct cfg_loader *l, const char *name, const struct cfg_file_rec *rec,
                      struct cfg_node **fills, size_t *cap_fills)
 {
-        const struct cfg_model *v = rec->m;
+        const struct rec_model *v = &rec->m;
         _cleanup_(freep) uint32_t *map = malloc((v->n_nodes ? v->n_nodes : 1) * sizeof(*map));
         int r;
 
@@ -360,8 +435,8 @@ static bool over_caps(struct cfg_file_rec *const *recs, size_t n)
         size_t pools = 0, raw = 0, bor = 0, nodes = 0;
 
         for (size_t i = 0; i < n; i++) {
-                pools += recs[i]->m->n_pools;
-                nodes += recs[i]->m->n_nodes;
+                pools += recs[i]->m.n_pools;
+                nodes += recs[i]->m.n_nodes;
                 raw += recs[i]->n_raw;
                 bor += recs[i]->n_bor;
         }
@@ -551,7 +626,7 @@ static bool same_notices(const struct cfg_diags *a, const struct cfg_diags *b)
  * FelixConfiguration. */
 static bool same_but_claims(const struct cfg_file_rec *a, const struct cfg_file_rec *b)
 {
-        const struct cfg_model *x = a->m, *y = b->m;
+        const struct rec_model *x = &a->m, *y = &b->m;
 
         if (x->n_pools || y->n_pools || x->n_felix || y->n_felix || !same_notices(&a->notices, &b->notices) ||
             x->n_skipped != y->n_skipped || x->n_pod_cidrs_ignored != y->n_pod_cidrs_ignored ||
@@ -699,7 +774,7 @@ static int find_winners(struct cfg_file_rec *const *recs, size_t n, const struct
                                 return -EAGAIN;
                         if (q == 0)
                                 continue;
-                        node = rec->m->nodes[c.node].name;
+                        node = rec->m.nodes[c.node].name;
                         if (w[at].has && !streq(w[at].node, node))
                                 return -EAGAIN;
                         if (!w[at].has || claim_before(&c, (uint32_t)f, &w[at].rb, w[at].file))
@@ -800,9 +875,9 @@ static int plan_borrowed(const struct cfg_model *m, const struct pset *s, const 
                 has[i] = pool != NULL; /* in no pool: dropped, as build_borrowed() drops it */
                 if (!has[i])
                         continue;
-                nb[i] = (struct cfg_borrowed){ .addr = s->v[i], .node = model_node(m, w[i].rec->m->nodes[b->node].name),
+                nb[i] = (struct cfg_borrowed){ .addr = s->v[i], .node = model_node(m, w[i].rec->m.nodes[b->node].name),
                                                .block_node = b->block_node == UINT32_MAX ? UINT32_MAX :
-                                                       model_node(m, w[i].rec->m->nodes[b->block_node].name),
+                                                       model_node(m, w[i].rec->m.nodes[b->block_node].name),
                                                .pool = (uint32_t)(pool - m->pools),
                                                .src = { .file = w[i].file, .line = b->src.line } };
                 if (nb[i].node == UINT32_MAX || (b->block_node != UINT32_MAX && nb[i].block_node == UINT32_MAX))
@@ -958,7 +1033,7 @@ int cfg_model_update_file_recs(struct cfg_model *m, struct cfg_file_rec *const *
         for (size_t k = 0; k < n_changed; k++) {
                 if (!same_but_claims(old[k], recs[changed[k]]))
                         return -EAGAIN;
-                ipam += (int64_t)recs[changed[k]]->m->n_ipam_resources - (int64_t)old[k]->m->n_ipam_resources;
+                ipam += (int64_t)recs[changed[k]]->m.n_ipam_resources - (int64_t)old[k]->m.n_ipam_resources;
         }
         if ((r = collect(&x, recs, changed, old, n_changed)) < 0 || (r = find_winners(recs, n, &x.blocks, x.w)) < 0)
                 return r;
