@@ -193,24 +193,31 @@ def block_affinity(node, cidr, state="confirmed", deleted="false"):
             "spec": {"cidr": cidr, "deleted": deleted, "node": node, "state": state}}
 
 
-def k8s_node(name, addr, labels=None, heartbeat="2026-12-01T00:00:00Z"):
+def k8s_node(name, addr, labels=None, heartbeat="2026-12-01T00:00:00Z", addr6=None, internal_ip=None):
     """A core v1 Node as the API serves it, managedFields and status included (the
-    daemon must keep only what the model needs)."""
+    daemon must keep only what the model needs). addr: the projectcalico.org/IPv4Address
+    annotation (None: none, the InternalIP counts), addr6 the IPv6 one; internal_ip:
+    status.addresses' InternalIP (default: addr's address)."""
     lab = {"kubernetes.io/hostname": name, "kubernetes.io/os": "linux", "kubernetes.io/arch": "amd64"}
     lab.update(labels or {})
-    ip = addr.split("/")[0]
+    ip = internal_ip or (addr or "").split("/")[0]
+    ann = {"node.alpha.kubernetes.io/ttl": "0", "volumes.kubernetes.io/controller-managed-attach-detach": "true"}
+    if addr:
+        ann["projectcalico.org/IPv4Address"] = addr
+    if addr6:
+        ann["projectcalico.org/IPv6Address"] = addr6
     return {
         "metadata": {
             "name": name, "labels": lab,
-            "annotations": {"projectcalico.org/IPv4Address": addr, "node.alpha.kubernetes.io/ttl": "0",
-                            "volumes.kubernetes.io/controller-managed-attach-detach": "true"},
+            "annotations": ann,
             "managedFields": [{"manager": "kubelet", "operation": "Update", "apiVersion": "v1",
                                "time": heartbeat, "fieldsType": "FieldsV1",
                                "fieldsV1": {"f:status": {"f:conditions": {}}}}],
         },
         "spec": {"podCIDR": "10.244.1.0/24", "podCIDRs": ["10.244.1.0/24"]},
         "status": {
-            "addresses": [{"type": "InternalIP", "address": ip}, {"type": "Hostname", "address": name}],
+            "addresses": ([{"type": "InternalIP", "address": ip}] if ip else []) +
+                         [{"type": "Hostname", "address": name}],
             "conditions": [{"type": "Ready", "status": "True", "lastHeartbeatTime": heartbeat,
                             "lastTransitionTime": "2026-11-01T00:00:00Z", "reason": "KubeletReady",
                             "message": "kubelet is posting ready status"}],
@@ -220,6 +227,29 @@ def k8s_node(name, addr, labels=None, heartbeat="2026-12-01T00:00:00Z"):
                          "osImage": "Debian GNU/Linux 12 (bookworm)", "systemUUID": "5b1e"},
         },
     }
+
+
+def ipam_block(cidr, host, hosts, deleted=False):
+    """An IPAMBlock as Calico's IPAM writes it (the CRD form): affine to host (None: no
+    affinity), hosts[i] the node of the pod at ordinal i (None: free), each allocation
+    an attribute of its own (handle, secondary.node/namespace/pod), unallocated the
+    free ordinals."""
+    allocs, attrs = [], []
+    for i, h in enumerate(hosts):
+        if h is None:
+            allocs.append(None)
+            continue
+        allocs.append(len(attrs))
+        attrs.append({"handle_id": f"k8s-pod-network.{cidr}-{i}",
+                      "secondary": {"namespace": "default", "node": h, "pod": f"pod-{i}"}})
+    spec = {"cidr": cidr, "allocations": allocs, "attributes": attrs, "deleted": deleted, "strictAffinity": False,
+            "unallocated": [i for i, h in enumerate(hosts) if h is None]}
+    if host:
+        spec["affinity"] = f"host:{host}"
+    name = cidr.replace(".", "-").replace(":", "-").replace("/", "-")
+    return {"metadata": {"name": name, "generation": 1,
+                         "annotations": {"projectcalico.org/metadata": '{"creationTimestamp":null}'}},
+            "spec": spec}
 
 
 def load_cluster(api, group=CRD):
