@@ -273,6 +273,8 @@ int cfg_file_rec_read(struct cfg_settings *s, const char *name, ydoc_read_fn rea
         rec->n_bor = l->n_borrowed;
         for (size_t i = 0; i < rec->n_raw; i++)
                 box_add(&rec->box, &rec->raw[i].cidr);
+        /* In the order the load sorts them: the merge takes every file's in order. */
+        loader_sort_claims(rec->raw, rec->n_raw);
         compact_claims(rec);
         if (l->fills) {
                 rec->fills = fit(TAKE_PTR(l->fills), l->m->n_nodes, sizeof(*rec->fills));
@@ -386,15 +388,14 @@ static int merge_node(struct cfg_loader *l, const struct cfg_node *v, const stru
         return 0;
 }
 
+/* One file's record into the load, but its claims (merge_claims()); map: its node
+ * numbers in the load. */
 static int merge_one(struct cfg_loader *l, const char *name, const struct cfg_file_rec *rec,
-                     struct cfg_node **fills, size_t *cap_fills)
+                     struct cfg_node **fills, size_t *cap_fills, uint32_t *map)
 {
         const struct rec_model *v = &rec->m;
-        _cleanup_(freep) uint32_t *map = malloc((v->n_nodes ? v->n_nodes : 1) * sizeof(*map));
         int r;
 
-        if (!map)
-                return -ENOMEM;
         if ((r = loader_add_file(l, name, CFG_MAX_FILES)) < 0 || l->diags->n_errors > l->errors_before)
                 return r < 0 && r != -EINVAL ? r : -E2BIG;
         copy_notices(l->diags, &rec->notices);
@@ -408,13 +409,6 @@ static int merge_one(struct cfg_loader *l, const char *name, const struct cfg_fi
                 if ((r = merge_node(l, &v->nodes[i], rec->fills ? &rec->fills[i] : NULL, fills, cap_fills,
                                     &map[i])) < 0)
                         return r;
-        for (size_t i = 0; i < rec->n_raw; i++) {
-                struct raw_block b;
-
-                claim_at(rec, i, &b);
-                if ((r = loader_add_block(l, &b.cidr, map[b.node], (enum block_origin)b.origin, b.src.line)) < 0)
-                        return r;
-        }
         for (size_t i = 0; i < rec->n_bor; i++) {
                 const struct raw_borrowed *b = &rec->bor[i];
 
@@ -427,6 +421,80 @@ static int merge_one(struct cfg_loader *l, const char *name, const struct cfg_fi
         l->m->n_pod_cidrs_ignored += v->n_pod_cidrs_ignored;
         l->m->n_ipam_resources += v->n_ipam_resources;
         return 0;
+}
+
+/* A file's next claim in the merge of every file's (in the load's numbers). */
+struct cursor {
+        const struct cfg_file_rec *rec;
+        const uint32_t *map;
+        uint32_t file;
+        size_t k;
+        struct raw_block c;
+};
+
+static bool cursor_before(const struct cursor *a, const struct cursor *b)
+{
+        return loader_claim_before(&a->c, &b->c);
+}
+
+static void cursor_load(struct cursor *u)
+{
+        claim_at(u->rec, u->k, &u->c);
+        u->c.node = u->map[u->c.node];
+        u->c.src.file = u->file;
+}
+
+static void cursor_swap(struct cursor *a, struct cursor *b)
+{
+        struct cursor t = *a;
+
+        *a = *b;
+        *b = t;
+}
+
+static void heap_down(struct cursor *h, size_t i, size_t n)
+{
+        for (size_t c; (c = 2 * i + 1) < n; i = c) {
+                if (c + 1 < n && cursor_before(&h[c + 1], &h[c]))
+                        c++;
+                if (!cursor_before(&h[c], &h[i]))
+                        return;
+                cursor_swap(&h[i], &h[c]);
+        }
+}
+
+/* Every file's claims (each record's sorted) merged into the load in the order
+ * build_blocks() sorts them, which then finds them sorted: a change of a big export
+ * sorts only that file's claims (when they are not in order already), not every file's
+ * (30 ms at 100k blocks with their IPAMBlocks). */
+static int merge_claims(struct cfg_loader *l, struct cfg_file_rec *const *recs, size_t n, const uint32_t *files,
+                        uint32_t *const *maps)
+{
+        _cleanup_(freep) struct cursor *h = malloc((n ? n : 1) * sizeof(*h));
+        uint32_t file = l->file;
+        size_t k = 0;
+        int r = 0;
+
+        if (!h)
+                return -ENOMEM;
+        for (size_t i = 0; i < n; i++)
+                if (recs[i]->n_raw) {
+                        h[k] = (struct cursor){ .rec = recs[i], .map = maps[i], .file = files[i] };
+                        cursor_load(&h[k++]);
+                }
+        for (size_t i = k / 2; i-- > 0;)
+                heap_down(h, i, k);
+        while (k && r == 0) {
+                l->file = h[0].file;
+                r = loader_add_block(l, &h[0].c.cidr, h[0].c.node, (enum block_origin)h[0].c.origin, h[0].c.src.line);
+                if (++h[0].k < h[0].rec->n_raw)
+                        cursor_load(&h[0]);
+                else
+                        h[0] = h[--k];
+                heap_down(h, 0, k);
+        }
+        l->file = file;
+        return r;
 }
 
 /* Caps that only the whole set of files can pass: the full load says where. */
@@ -448,24 +516,36 @@ int cfg_model_from_file_recs(struct cfg_settings *s, const char *const *names, s
                              size_t n, struct cfg_model **ret, struct cfg_diags *d)
 {
         _cleanup_(freep) struct cfg_node *fills = NULL;
-        size_t cap_fills = 0, raw = 0, bor = 0;
+        _cleanup_(freep) uint32_t *files = malloc((n ? n : 1) * sizeof(*files)), *map_space = NULL;
+        _cleanup_(freep) uint32_t **maps = calloc(n ? n : 1, sizeof(*maps));
+        size_t cap_fills = 0, raw = 0, bor = 0, nodes = 0;
         struct cfg_loader *l;
         int r = 0;
 
         if (over_caps(recs, n))
                 return -E2BIG;
-        if ((r = cfg_loader_new(s, d, &l)) < 0)
-                return r;
         for (size_t i = 0; i < n; i++) {
                 raw += recs[i]->n_raw;
                 bor += recs[i]->n_bor;
+                nodes += recs[i]->m.n_nodes;
         }
+        if (!files || !maps || !(map_space = malloc((nodes ? nodes : 1) * sizeof(*map_space))))
+                return -ENOMEM;
+        if ((r = cfg_loader_new(s, d, &l)) < 0)
+                return r;
         if ((r = cfg_loader_reserve(l, n, raw)) < 0 || (r = GROW(l->borrowed, l->cap_borrowed, bor)) < 0) {
                 cfg_loader_free(l);
                 return r;
         }
-        for (size_t i = 0; i < n && r >= 0; i++)
-                r = merge_one(l, names[i], recs[i], &fills, &cap_fills);
+        nodes = 0;
+        for (size_t i = 0; i < n && r >= 0; i++) {
+                maps[i] = map_space + nodes;
+                nodes += recs[i]->m.n_nodes;
+                r = merge_one(l, names[i], recs[i], &fills, &cap_fills, maps[i]);
+                files[i] = l->file;
+        }
+        if (r >= 0)
+                r = merge_claims(l, recs, n, files, maps);
         if (r < 0) {
                 cfg_loader_free(l);
                 return r;

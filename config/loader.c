@@ -204,7 +204,7 @@ static int check_pools(struct cfg_loader *l, size_t errors_before)
 /* Claims by prefix; at the same prefix an IPAMBlock's first (its affinity is Calico's
  * authority and wins), then by file and line. Claims equal in all of that are the same
  * resource's, alike in everything: their order does not matter. */
-static bool raw_before(const struct raw_block *x, const struct raw_block *y)
+static inline bool raw_before(const struct raw_block *x, const struct raw_block *y)
 {
         int c;
 
@@ -245,8 +245,8 @@ static void raw_sift(struct raw_block *v, size_t i, size_t n)
 static void sort_raw(struct raw_block *v, size_t n, unsigned depth)
 {
         while (n > 16) {
-                struct raw_block *mid = &v[n / 2], *last = &v[n - 1];
-                size_t i = 0, j = n - 1;
+                struct raw_block *lo = &v[n / 4], *mid = &v[n / 2], *hi = &v[n - n / 4];
+                size_t i = 0, j = n;
 
                 if (depth-- == 0) {
                         for (size_t k = n / 2; k-- > 0;)
@@ -257,16 +257,18 @@ static void sort_raw(struct raw_block *v, size_t n, unsigned depth)
                         }
                         return;
                 }
-                /* v[0] <= mid <= last, then the pivot (the median) kept at v[0]. */
-                if (raw_before(mid, v))
-                        raw_swap(mid, v);
-                if (raw_before(last, mid)) {
-                        raw_swap(last, mid);
-                        if (raw_before(mid, v))
-                                raw_swap(mid, v);
+                /* The median of three inner ones, kept at v[0] (not the first and last:
+                 * the claims come in sorted runs, IPAMBlocks after their affinities, whose
+                 * first and middle would make it the smallest but one). lo <= mid <= hi. */
+                if (raw_before(mid, lo))
+                        raw_swap(mid, lo);
+                if (raw_before(hi, mid)) {
+                        raw_swap(hi, mid);
+                        if (raw_before(mid, lo))
+                                raw_swap(mid, lo);
                 }
                 raw_swap(v, mid);
-                for (;;) { /* Hoare: v[0] stops the scans at both ends */
+                for (;;) { /* Hoare: hi, then what is swapped, stops i; v[0] stops j */
                         do
                                 i++;
                         while (raw_before(&v[i], v));
@@ -291,6 +293,25 @@ static void sort_raw(struct raw_block *v, size_t n, unsigned depth)
         for (size_t i = 1; i < n; i++)
                 for (size_t k = i; k > 0 && raw_before(&v[k], &v[k - 1]); k--)
                         raw_swap(&v[k], &v[k - 1]);
+}
+
+bool loader_claim_before(const struct raw_block *x, const struct raw_block *y)
+{
+        return raw_before(x, y);
+}
+
+void loader_sort_claims(struct raw_block *v, size_t n)
+{
+        unsigned depth = 0;
+        size_t i = 1;
+
+        while (i < n && !raw_before(&v[i], &v[i - 1]))
+                i++;
+        if (i >= n)
+                return;
+        for (size_t k = n; k > 1; k >>= 1)
+                depth += 2;
+        sort_raw(v, n, depth);
 }
 
 static int block_conflict(struct cfg_loader *l, const struct raw_block *a, const struct raw_block *b, const char *what)
@@ -339,13 +360,7 @@ static int build_blocks(struct cfg_loader *l)
         bool have_prev = false;
         int ret = 0;
 
-        if (n > 1) {
-                unsigned depth = 0;
-
-                for (size_t k = n; k > 1; k >>= 1)
-                        depth += 2;
-                sort_raw(l->raw, n, depth);
-        }
+        loader_sort_claims(l->raw, n);
         raw = l->raw;
         m->blocks = blocks_array(l);
         if (!m->blocks)

@@ -77,6 +77,11 @@ int loader_add_block(struct cfg_loader *l, const struct cfg_prefix *cidr, uint32
 int loader_add_borrowed(struct cfg_loader *l, const struct cfg_prefix *addr, uint32_t node, uint32_t block_node,
                         uint32_t line);
 bool cfg_route_protocol_reserved(unsigned p);
+/* The order build_blocks() puts claims in (by prefix; an IPAMBlock's first; then file
+ * and line), and the sort itself (in place; an array already in order costs one look):
+ * the files source's records keep their claims sorted and merge them in order. */
+bool loader_claim_before(const struct raw_block *x, const struct raw_block *y);
+void loader_sort_claims(struct raw_block *v, size_t n);
 
 /* etcdkv.c: the block of an IPAM key (a BlockAffinity's or an IPAMBlock's, from the key
  * alone): 1 with *ret, 0 for any other key or one that does not fit the layout. */
