@@ -205,7 +205,7 @@ static int check_duplicate_keys(struct builder *b, const struct ynode *map)
                 if (k->kind != YN_SCALAR)
                         return cfg_error(b->diags, b->file, k->line, k->col, "mapping keys must be scalars");
                 for (size_t j = 0; j < i; j++)
-                        if (streq(map->pairs[j].key->str, k->str))
+                        if (map->pairs[j].key->n == k->n && !memcmp(map->pairs[j].key->str, k->str, k->n))
                                 return cfg_error(b->diags, b->file, k->line, k->col,
                                                  "duplicate key \"%s\" (first at line %u)", k->str,
                                                  map->pairs[j].key->line);
@@ -659,10 +659,14 @@ int ydoc_too_large(const char *name, struct cfg_diags *diags)
 
 const struct ynode *ynode_get(const struct ynode *map, const char *key)
 {
+        size_t len;
+
         if (!map || map->kind != YN_MAP)
                 return NULL;
+        /* Keys are scalars without NUL (the builder checks both): their length first. */
+        len = strlen(key);
         for (size_t i = 0; i < map->n; i++)
-                if (streq(map->pairs[i].key->str, key))
+                if (map->pairs[i].key->n == len && !memcmp(map->pairs[i].key->str, key, len))
                         return map->pairs[i].val;
         return NULL;
 }
