@@ -258,10 +258,12 @@ struct cached_file {
 };
 
 /* 64-bit words through a multiply and a shift (not cryptographic: it tells a touch
- * from a change), the same whatever pieces the bytes come in. */
+ * from a change), in four lanes that do not wait for each other (one lane was 2% of a
+ * big export's load), the same whatever pieces the bytes come in. */
+#define HASH_LANES 4
 struct hash64 {
-        uint64_t h, len;
-        uint8_t tail[8];
+        uint64_t h[HASH_LANES], len;
+        uint8_t tail[8 * HASH_LANES];
         size_t n_tail;
 };
 
@@ -271,35 +273,50 @@ static uint64_t mix(uint64_t h, uint64_t w)
         return h ^ (h >> 32);
 }
 
+static void hash_block(struct hash64 *x, const uint8_t *p)
+{
+        for (size_t i = 0; i < HASH_LANES; i++) {
+                uint64_t w;
+
+                memcpy(&w, p + 8 * i, 8);
+                x->h[i] = mix(x->h[i], w);
+        }
+}
+
 static void hash_bytes(struct hash64 *x, const void *data, size_t n)
 {
         const uint8_t *p = data;
-        uint64_t w;
+        size_t k;
 
         x->len += n;
-        while (n && x->n_tail) {
-                x->tail[x->n_tail++] = *p++;
-                n--;
-                if (x->n_tail == 8) {
-                        memcpy(&w, x->tail, 8);
-                        x->h = mix(x->h, w);
-                        x->n_tail = 0;
-                }
+        if (x->n_tail) {
+                k = n < sizeof(x->tail) - x->n_tail ? n : sizeof(x->tail) - x->n_tail;
+                memcpy(x->tail + x->n_tail, p, k);
+                x->n_tail += k;
+                p += k;
+                n -= k;
+                if (x->n_tail < sizeof(x->tail))
+                        return;
+                hash_block(x, x->tail);
+                x->n_tail = 0;
         }
-        for (; n >= 8; p += 8, n -= 8) {
-                memcpy(&w, p, 8);
-                x->h = mix(x->h, w);
-        }
-        memcpy(x->tail + x->n_tail, p, n);
-        x->n_tail += n;
+        for (; n >= sizeof(x->tail); p += sizeof(x->tail), n -= sizeof(x->tail))
+                hash_block(x, p);
+        memcpy(x->tail, p, n);
+        x->n_tail = n;
 }
 
 static uint64_t hash_end(const struct hash64 *x)
 {
-        uint64_t w = 0;
+        uint8_t last[sizeof(x->tail)] = {};
+        struct hash64 y = *x;
+        uint64_t h = 0;
 
-        memcpy(&w, x->tail, x->n_tail);
-        return mix(mix(x->h, w), x->len);
+        memcpy(last, x->tail, x->n_tail);
+        hash_block(&y, last);
+        for (size_t i = 0; i < HASH_LANES; i++)
+                h = mix(h, y.h[i]);
+        return mix(h, x->len);
 }
 
 struct hash_reader {
