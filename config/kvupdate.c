@@ -27,9 +27,18 @@
 #include "loader.h"
 #include "util.h"
 
+/* Every block claim, in two parts: each of the model's blocks stands for the claim it
+ * is made of (its cidr, node and source; won[] the claim's origin), and extra[] holds
+ * the others (an IPAMBlock's affinity after the IPAMBlock, a second claim of the same
+ * node, the claims in no pool). A BlockAffinity alone, the Kubernetes datastore's
+ * common case, costs nothing beyond its block, and an etcd block with its affinity one
+ * extra claim: 100k blocks' index was 200k claims of 36 bytes (7.2 MB), issue 16's
+ * memory budget. */
 struct cfg_kv_index {
-        struct raw_block *raw; /* every block claim: by cidr, then IPAMBlock first, then key */
-        size_t n_raw, cap_raw;
+        uint8_t *won;             /* per model block: its claim's origin (enum block_origin) */
+        size_t cap_won;
+        struct raw_block *extra;  /* the other claims: by cidr */
+        size_t n_extra, cap_extra;
         struct raw_borrowed *bor; /* every borrowed address read: by address, then key */
         size_t n_bor, cap_bor;
         uint32_t *refs; /* per model node: claims and borrowed entries naming it */
@@ -48,18 +57,21 @@ void cfg_kv_index_free(struct cfg_kv_index *ix)
 {
         if (!ix)
                 return;
-        free(ix->raw);
+        free(ix->won);
+        free(ix->extra);
         free(ix->bor);
         free(ix->refs);
         free(ix->counted);
         free(ix);
 }
 
-static void count_refs(struct cfg_kv_index *ix, size_t n_nodes)
+static void count_refs(struct cfg_kv_index *ix, const struct cfg_model *m)
 {
-        memset(ix->refs, 0, (n_nodes ? n_nodes : 1) * sizeof(*ix->refs));
-        for (size_t i = 0; i < ix->n_raw; i++)
-                ix->refs[ix->raw[i].node]++;
+        memset(ix->refs, 0, (m->n_nodes ? m->n_nodes : 1) * sizeof(*ix->refs));
+        for (size_t i = 0; i < m->n_blocks; i++)
+                ix->refs[m->blocks[i].node]++;
+        for (size_t i = 0; i < ix->n_extra; i++)
+                ix->refs[ix->extra[i].node]++;
         for (size_t i = 0; i < ix->n_bor; i++) {
                 ix->refs[ix->bor[i].node]++;
                 if (ix->bor[i].block_node != UINT32_MAX)
@@ -74,6 +86,8 @@ int kv_index_take(struct cfg_loader *l, struct cfg_model *m, struct cfg_kv_index
 
         if (!ix)
                 return -ENOMEM;
+        if (!l->indexing) /* cfg_loader_keep_index() forgotten: no claims were kept */
+                return -EINVAL;
         if ((r = GROW(l->file_ipam, l->cap_file_ipam, m->n_files)) < 0)
                 return r;
         /* A key that failed before its count was noted counts nothing (the load failed
@@ -82,9 +96,11 @@ int kv_index_take(struct cfg_loader *l, struct cfg_model *m, struct cfg_kv_index
         if (!ix->refs)
                 return -ENOMEM;
         ix->cap_refs = m->n_nodes ? m->n_nodes : 1;
-        ix->raw = TAKE_PTR(l->raw);
-        ix->n_raw = l->n_raw;
-        ix->cap_raw = l->cap_raw;
+        ix->won = TAKE_PTR(l->won);
+        ix->cap_won = m->n_blocks ? m->n_blocks : 1; /* build_blocks() */
+        ix->extra = TAKE_PTR(l->extra);
+        ix->n_extra = l->n_extra;
+        ix->cap_extra = l->n_extra ? l->n_extra : 1;
         ix->bor = TAKE_PTR(l->borrowed);
         ix->n_bor = l->n_borrowed;
         ix->cap_bor = l->cap_borrowed;
@@ -94,7 +110,7 @@ int kv_index_take(struct cfg_loader *l, struct cfg_model *m, struct cfg_kv_index
         ix->cap_nodes = m->n_nodes ? m->n_nodes : 1;      /* sort_nodes() */
         ix->cap_blocks = m->n_blocks ? m->n_blocks : 1;       /* build_blocks() */
         ix->cap_borrowed = m->n_borrowed ? m->n_borrowed : 1; /* build_borrowed() */
-        count_refs(ix, m->n_nodes);
+        count_refs(ix, m);
         *ret = TAKE_PTR(ix);
         return 0;
 }
@@ -225,13 +241,17 @@ static int indexed_cidr(const struct cfg_model *m, const struct cfg_kv_index *ix
 
         if (!c->kv->input || file >= m->n_files)
                 return 0;
-        for (size_t i = 0; i < ix->n_raw; i++)
-                if (ix->raw[i].src.file == file) {
-                        if (found && !cfg_prefix_eq(ret, &ix->raw[i].cidr))
-                                return -EAGAIN;
-                        *ret = ix->raw[i].cidr;
-                        found = true;
-                }
+        for (size_t i = 0; i < m->n_blocks + ix->n_extra; i++) {
+                const struct cfg_prefix *p = i < m->n_blocks ? &m->blocks[i].cidr : &ix->extra[i - m->n_blocks].cidr;
+                uint32_t f = i < m->n_blocks ? m->blocks[i].src.file : ix->extra[i - m->n_blocks].src.file;
+
+                if (f != file)
+                        continue;
+                if (found && !cfg_prefix_eq(ret, p))
+                        return -EAGAIN;
+                *ret = *p;
+                found = true;
+        }
         for (size_t i = 0; i < ix->n_bor; i++)
                 if (ix->bor[i].src.file == file && (!found || !cfg_prefix_contains(ret, &ix->bor[i].addr)))
                         return -EAGAIN;
@@ -350,22 +370,6 @@ static int lent_cmp(const void *a, const void *b, void *ctx)
         return c ? c : input_cmp(ctx, x->rb.src, x->fresh, y->rb.src, y->fresh);
 }
 
-/* First raw claim whose cidr is not below p. */
-static size_t raw_lower(const struct cfg_kv_index *ix, const struct cfg_prefix *p)
-{
-        size_t lo = 0, hi = ix->n_raw;
-
-        while (lo < hi) {
-                size_t mid = lo + (hi - lo) / 2;
-
-                if (cfg_prefix_cmp(&ix->raw[mid].cidr, p) < 0)
-                        lo = mid + 1;
-                else
-                        hi = mid;
-        }
-        return lo;
-}
-
 /* The first host address of block p, as a host prefix (the borrowed arrays' order). */
 static struct cfg_prefix first_addr(const struct cfg_prefix *p)
 {
@@ -394,6 +398,12 @@ static size_t lower_prefix(const void *base, size_t n, size_t stride, size_t off
         return lo;
 }
 
+/* First extra claim whose cidr is not below p. */
+static size_t extra_lower(const struct cfg_kv_index *ix, const struct cfg_prefix *p)
+{
+        return lower_prefix(ix->extra, ix->n_extra, sizeof(*ix->extra), offsetof(struct raw_block, cidr), p);
+}
+
 static size_t bor_lower(const struct cfg_kv_index *ix, const struct cfg_prefix *p)
 {
         struct cfg_prefix a = first_addr(p);
@@ -412,6 +422,21 @@ static size_t model_bor_lower(const struct cfg_model *m, const struct cfg_prefix
 static size_t block_lower(const struct cfg_model *m, const struct cfg_prefix *p)
 {
         return lower_prefix(m->blocks, m->n_blocks, sizeof(*m->blocks), offsetof(struct cfg_block, cidr), p);
+}
+
+/* The model's block at p as the claim it is made of: true with *ret; *ret_pos where
+ * it is or would go. */
+static bool own_claim(const struct cfg_model *m, const struct cfg_kv_index *ix, const struct cfg_prefix *p,
+                      size_t *ret_pos, struct raw_block *ret)
+{
+        size_t pos = block_lower(m, p);
+        const struct cfg_block *b = &m->blocks[pos];
+
+        *ret_pos = pos;
+        if (pos >= m->n_blocks || !cfg_prefix_eq(&b->cidr, p))
+                return false;
+        *ret = (struct raw_block){ .cidr = b->cidr, .node = b->node, .origin = ix->won[pos], .src = b->src };
+        return true;
 }
 
 /* Node position by name: found (*found) or where it would go. */
@@ -446,8 +471,8 @@ static void renumber(struct cfg_model *m, struct cfg_kv_index *ix, uint32_t from
                 MOVE(m->borrowed[i].node);
                 MOVE(m->borrowed[i].block_node);
         }
-        for (size_t i = 0; i < ix->n_raw; i++)
-                MOVE(ix->raw[i].node);
+        for (size_t i = 0; i < ix->n_extra; i++)
+                MOVE(ix->extra[i].node);
         for (size_t i = 0; i < ix->n_bor; i++) {
                 MOVE(ix->bor[i].node);
                 MOVE(ix->bor[i].block_node);
@@ -507,7 +532,7 @@ static void splice(void *array, size_t *n, size_t sz, size_t pos, size_t n_old, 
 struct group {
         struct change *cs;    /* in key order */
         size_t n_cs;
-        size_t lo, hi;        /* the block's claims in ix->raw */
+        size_t lo, hi;        /* the block's claims in ix->extra (besides its own) */
         size_t blo, bhi;      /* its borrowed entries in ix->bor */
         struct claim *claims; /* the claims after the changes, merged order */
         size_t n_claims;
@@ -541,26 +566,30 @@ static bool group_has_file(const struct group *g, uint32_t file)
 static int plan_group(const struct cfg_model *m, const struct cfg_kv_index *ix, struct group *g)
 {
         const struct cfg_prefix *cidr = &g->cs[0].cidr;
-        size_t n_new = 0, nb_new = 0;
+        size_t n_new = 0, nb_new = 0, pos;
+        struct raw_block own;
+        bool had = own_claim(m, ix, cidr, &pos, &own);
 
         for (size_t i = 0; i < g->n_cs; i++)
                 if (g->cs[i].mini) {
                         n_new += g->cs[i].mini->n_raw;
                         nb_new += g->cs[i].mini->n_borrowed;
                 }
-        g->lo = raw_lower(ix, cidr);
-        for (g->hi = g->lo; g->hi < ix->n_raw && cfg_prefix_eq(&ix->raw[g->hi].cidr, cidr); g->hi++)
+        g->lo = extra_lower(ix, cidr);
+        for (g->hi = g->lo; g->hi < ix->n_extra && cfg_prefix_eq(&ix->extra[g->hi].cidr, cidr); g->hi++)
                 ;
         g->blo = bor_lower(ix, cidr);
         for (g->bhi = g->blo; g->bhi < ix->n_bor && cfg_prefix_contains(cidr, &ix->bor[g->bhi].addr); g->bhi++)
                 ;
-        g->claims = calloc(g->hi - g->lo + n_new + 1, sizeof(*g->claims));
+        g->claims = calloc(had + g->hi - g->lo + n_new + 1, sizeof(*g->claims));
         g->lents = calloc(g->bhi - g->blo + nb_new + 1, sizeof(*g->lents));
         if (!g->claims || !g->lents)
                 return -ENOMEM;
+        if (had && !group_has_file(g, own.src.file))
+                g->claims[g->n_claims++] = (struct claim){ own, m->nodes[own.node].name, NULL };
         for (size_t i = g->lo; i < g->hi; i++)
-                if (!group_has_file(g, ix->raw[i].src.file))
-                        g->claims[g->n_claims++] = (struct claim){ ix->raw[i], m->nodes[ix->raw[i].node].name,
+                if (!group_has_file(g, ix->extra[i].src.file))
+                        g->claims[g->n_claims++] = (struct claim){ ix->extra[i], m->nodes[ix->extra[i].node].name,
                                                                    NULL };
         for (size_t i = g->blo; i < g->bhi; i++) {
                 const struct raw_borrowed *b = &ix->bor[i];
@@ -595,20 +624,28 @@ static int plan_group(const struct cfg_model *m, const struct cfg_kv_index *ix, 
                     !(g->claims[0].rb.origin == BLOCK_FROM_IPAMBLOCK && g->claims[i].rb.origin != BLOCK_FROM_IPAMBLOCK))
                         return -EAGAIN;
         /* The claims of a model that loaded lie in disjoint blocks: only the neighbours
-         * can overlap this one. */
-        if (g->n_claims && ((g->lo > 0 && cfg_prefix_overlaps(&ix->raw[g->lo - 1].cidr, cidr)) ||
-                            (g->hi < ix->n_raw && cfg_prefix_overlaps(&ix->raw[g->hi].cidr, cidr))))
+         * can overlap this one, in the blocks and in the other claims (each sorted and
+         * disjoint on its own). */
+        if (g->n_claims && ((g->lo > 0 && cfg_prefix_overlaps(&ix->extra[g->lo - 1].cidr, cidr)) ||
+                            (g->hi < ix->n_extra && cfg_prefix_overlaps(&ix->extra[g->hi].cidr, cidr)) ||
+                            (pos > 0 && cfg_prefix_overlaps(&m->blocks[pos - 1].cidr, cidr)) ||
+                            (pos + had < m->n_blocks && cfg_prefix_overlaps(&m->blocks[pos + had].cidr, cidr))))
                 return -EAGAIN;
         return 0;
 }
 
 /* How the references to node s change with the group. */
-static int64_t self_delta(const struct cfg_kv_index *ix, const struct group *g, uint32_t s, const char *self)
+static int64_t self_delta(const struct cfg_model *m, const struct cfg_kv_index *ix, const struct group *g,
+                          uint32_t s, const char *self)
 {
+        struct raw_block own;
         int64_t d = 0;
+        size_t pos;
 
+        if (own_claim(m, ix, &g->cs[0].cidr, &pos, &own))
+                d -= own.node == s;
         for (size_t i = g->lo; i < g->hi; i++)
-                d -= ix->raw[i].node == s;
+                d -= ix->extra[i].node == s;
         for (size_t i = g->blo; i < g->bhi; i++)
                 d -= (ix->bor[i].node == s) + (ix->bor[i].block_node == s);
         for (size_t i = 0; i < g->n_claims; i++)
@@ -757,8 +794,8 @@ static int plan_batch(const struct cfg_model *m, const struct cfg_kv_index *ix, 
                                                   (r = want_node(m, b, g->lents[k].block_node)) < 0))
                                 return r;
                 if (s != UINT32_MAX)
-                        self_refs += self_delta(ix, g, s, self);
-                gone += (g->hi - g->lo) + 2 * (g->bhi - g->blo);
+                        self_refs += self_delta(m, ix, g, s, self);
+                gone += 1 + (g->hi - g->lo) + 2 * (g->bhi - g->blo);
         }
         /* This node's entry going (its last claim without a Node resource) changes more
          * than blocks. */
@@ -788,8 +825,10 @@ static int reserve(struct cfg_model *m, struct cfg_kv_index *ix, struct batch *b
         if ((!m->namer && (r = GROW(m->files, ix->cap_files, nf)) < 0) ||
             (r = GROW(ix->counted, ix->cap_counted, nf)) < 0 ||
             (r = GROW(m->nodes, ix->cap_nodes, nn)) < 0 || (r = GROW(ix->refs, ix->cap_refs, nn)) < 0 ||
-            (r = GROW(ix->raw, ix->cap_raw, ix->n_raw + nc)) < 0 || (r = GROW(ix->bor, ix->cap_bor, ix->n_bor + nl)) < 0 ||
+            (r = GROW(ix->extra, ix->cap_extra, ix->n_extra + nc)) < 0 ||
+            (r = GROW(ix->bor, ix->cap_bor, ix->n_bor + nl)) < 0 ||
             (r = GROW(m->blocks, ix->cap_blocks, m->n_blocks + b->n_groups)) < 0 ||
+            (r = GROW(ix->won, ix->cap_won, m->n_blocks + b->n_groups)) < 0 ||
             (r = GROW(m->borrowed, ix->cap_borrowed, m->n_borrowed + nl)) < 0)
                 return r;
         /* A name that the commit then does not use stays in the model's chunks, unseen. */
@@ -815,9 +854,15 @@ static bool borrowed_same(const struct cfg_borrowed *a, const struct cfg_borrowe
  * node and file numbers; the nodes that lost a reference go into b->gone. */
 static void commit_index(struct cfg_model *m, struct cfg_kv_index *ix, struct batch *b, struct group *g)
 {
+        struct raw_block own;
+        size_t pos;
+
+        /* Read now: the nodes added before the commit renumbered the model. */
+        if (own_claim(m, ix, &g->cs[0].cidr, &pos, &own) && group_has_file(g, own.src.file))
+                ix->refs[b->gone[b->n_gone++] = own.node]--;
         for (size_t i = g->lo; i < g->hi; i++)
-                if (group_has_file(g, ix->raw[i].src.file))
-                        ix->refs[b->gone[b->n_gone++] = ix->raw[i].node]--;
+                if (group_has_file(g, ix->extra[i].src.file))
+                        ix->refs[b->gone[b->n_gone++] = ix->extra[i].node]--;
         for (size_t i = g->blo; i < g->bhi; i++)
                 if (group_has_file(g, ix->bor[i].src.file)) {
                         ix->refs[b->gone[b->n_gone++] = ix->bor[i].node]--;
@@ -847,15 +892,18 @@ static void commit_index(struct cfg_model *m, struct cfg_kv_index *ix, struct ba
                 }
                 g->bv[i] = *rb;
         }
-        splice(ix->raw, &ix->n_raw, sizeof(*ix->raw), g->lo, g->hi - g->lo, g->rv, g->n_claims);
+        /* The first is the block's own (commit_block()). */
+        splice(ix->extra, &ix->n_extra, sizeof(*ix->extra), g->lo, g->hi - g->lo, g->rv + 1,
+               g->n_claims ? g->n_claims - 1 : 0);
         splice(ix->bor, &ix->n_bor, sizeof(*ix->bor), g->blo, g->bhi - g->blo, g->bv, g->n_lents);
 }
 
-/* The model's block at the group's cidr after the merge. */
-static int commit_block(struct cfg_model *m, const struct group *g, struct cfg_touched *t, bool *changed)
+/* The model's block at the group's cidr after the merge (and its origin in the index). */
+static int commit_block(struct cfg_model *m, struct cfg_kv_index *ix, const struct group *g, struct cfg_touched *t,
+                        bool *changed)
 {
         const struct change *c = &g->cs[0];
-        size_t pos = block_lower(m, &c->cidr);
+        size_t pos = block_lower(m, &c->cidr), n = m->n_blocks;
         bool had = pos < m->n_blocks && cfg_prefix_eq(&m->blocks[pos].cidr, &c->cidr);
         struct cfg_block nb;
 
@@ -863,12 +911,16 @@ static int commit_block(struct cfg_model *m, const struct group *g, struct cfg_t
                 const struct raw_block *w = &g->claims[0].rb;
 
                 nb = (struct cfg_block){ .cidr = c->cidr, .node = w->node, .pool = c->pool, .src = w->src };
-                if (had && block_same(&m->blocks[pos], &nb))
+                if (had && block_same(&m->blocks[pos], &nb)) {
+                        ix->won[pos] = w->origin;
                         return 0;
+                }
                 splice(m->blocks, &m->n_blocks, sizeof(*m->blocks), pos, had, &nb, 1);
-        } else if (had)
+                splice(ix->won, &n, sizeof(*ix->won), pos, had, &w->origin, 1);
+        } else if (had) {
                 splice(m->blocks, &m->n_blocks, sizeof(*m->blocks), pos, 1, NULL, 0);
-        else
+                splice(ix->won, &n, sizeof(*ix->won), pos, 1, NULL, 0);
+        } else
                 return 0;
         *changed = true;
         return cfg_touched_add(t, &c->cidr);
@@ -952,7 +1004,7 @@ static int commit_batch(struct cfg_model *m, struct cfg_kv_index *ix, struct bat
                 struct group *g = &b->groups[i];
 
                 commit_index(m, ix, b, g);
-                if ((q = commit_block(m, g, t, changed)) < 0 && r == 0)
+                if ((q = commit_block(m, ix, g, t, changed)) < 0 && r == 0)
                         r = q;
                 if ((q = commit_borrowed(m, g, t, changed)) < 0 && r == 0)
                         r = q;

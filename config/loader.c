@@ -336,19 +336,45 @@ static void shrink(void *array, size_t n, size_t sz)
                 *(void **)array = p;
 }
 
-/* The array the blocks go into. Without an index to keep (kvupdate.c wants the raw
- * claims), the blocks are written over the sorted claims they come from (never ahead of
- * the one being read: a block is no larger than a claim): 100k blocks cost one array at
- * the load's peak, not two (issue 15's memory budget). */
+/* The array the blocks go into: the sorted claims they come from, written over
+ * (never ahead of the one being read: a block is no larger than a claim), so that 100k
+ * blocks cost one array at the load's peak, not two (issue 15's memory budget). An
+ * indexed load keeps the other claims apart (index_room()). */
 static struct cfg_block *blocks_array(struct cfg_loader *l)
 {
         static_assert(sizeof(struct cfg_block) <= sizeof(struct raw_block), "blocks are written over raw claims");
         static_assert(_Alignof(struct cfg_block) <= _Alignof(struct raw_block), "blocks are written over raw claims");
 
-        if (l->indexing || !l->raw)
-                return calloc(l->n_raw ? l->n_raw : 1, sizeof(struct cfg_block));
+        if (!l->raw)
+                return calloc(1, sizeof(struct cfg_block));
         l->cap_raw = 0;
         return (struct cfg_block *)(void *)TAKE_PTR(l->raw);
+}
+
+/* An indexed load (kvupdate.c) keeps every claim: a block stands for its first claim,
+ * and the others (an IPAMBlock's affinity after it, a duplicate, those in no pool) go
+ * to l->extra. Both sized from one pass over the sorted claims (the first of each
+ * prefix in a pool makes a block), not doubled as they come: the index costs what it
+ * holds at the load's peak. */
+static int index_room(struct cfg_loader *l)
+{
+        size_t own = 0;
+
+        if (!l->indexing)
+                return 0;
+        for (size_t i = 0; i < l->n_raw; i++)
+                if ((i == 0 || !cfg_prefix_eq(&l->raw[i - 1].cidr, &l->raw[i].cidr)) &&
+                    cfg_model_pool_for(l->m, &l->raw[i].cidr))
+                        own++;
+        l->extra = malloc((l->n_raw - own ? l->n_raw - own : 1) * sizeof(*l->extra));
+        l->won = malloc(own ? own : 1);
+        return l->extra && l->won ? 0 : -ENOMEM;
+}
+
+static void keep_extra(struct cfg_loader *l, const struct raw_block *rb)
+{
+        if (l->indexing)
+                l->extra[l->n_extra++] = *rb;
 }
 
 static int build_blocks(struct cfg_loader *l)
@@ -361,14 +387,10 @@ static int build_blocks(struct cfg_loader *l)
         int ret = 0;
 
         loader_sort_claims(l->raw, n);
-        raw = l->raw;
-        m->blocks = blocks_array(l);
-        if (!m->blocks)
+        if (index_room(l) < 0 || !(m->blocks = blocks_array(l)))
                 return -ENOMEM;
-        if (!l->raw) {
-                raw = (const struct raw_block *)(const void *)m->blocks;
-                l->n_raw = 0;
-        }
+        raw = (const struct raw_block *)(const void *)m->blocks;
+        l->n_raw = 0;
         for (size_t i = 0; i < n; i++) {
                 const struct raw_block rb = raw[i]; /* a copy: blocks[kept] may lie over it */
                 const struct cfg_pool *pool;
@@ -382,6 +404,7 @@ static int build_blocks(struct cfg_loader *l)
 
                         if (prev.node != rb.node && !overruled)
                                 ret = block_conflict(l, &prev, &rb, "is also claimed as");
+                        keep_extra(l, &rb);
                         continue; /* the same block again, or overruled by its IPAMBlock */
                 }
                 if (have_prev && cfg_prefix_overlaps(&prev.cidr, &rb.cidr)) {
@@ -399,8 +422,11 @@ static int build_blocks(struct cfg_loader *l)
                                            "skipping block %s of node %s: it lies in no pool", buf,
                                            m->nodes[rb.node].name);
                         }
+                        keep_extra(l, &rb);
                         continue;
                 }
+                if (l->indexing)
+                        l->won[kept] = rb.origin;
                 m->blocks[kept++] = (struct cfg_block){
                         .cidr = rb.cidr,
                         .node = rb.node,
@@ -412,6 +438,10 @@ static int build_blocks(struct cfg_loader *l)
                 cfg_notice(l->diags, NULL, 0, 0, "skipped %zu more blocks that lie in no pool", outside - 10);
         m->n_blocks = kept;
         shrink(&m->blocks, kept, sizeof(*m->blocks));
+        if (l->indexing) {
+                shrink(&l->extra, l->n_extra, sizeof(*l->extra));
+                shrink(&l->won, kept, sizeof(*l->won));
+        }
         return ret;
 }
 
@@ -471,7 +501,7 @@ static int name_idx_cmp(const void *a, const void *b)
 }
 
 /* Sort nodes by name for binary search and renumber the blocks' references (and the
- * raw claims', when they are kept as an index). */
+ * other claims', when they are kept for an index). */
 static int sort_nodes(struct cfg_loader *l)
 {
         struct cfg_model *m = l->m;
@@ -505,8 +535,8 @@ static int sort_nodes(struct cfg_loader *l)
                 if (b->block_node != UINT32_MAX)
                         b->block_node = new_idx[b->block_node];
         }
-        for (size_t i = 0; l->indexing && i < l->n_raw; i++)
-                l->raw[i].node = new_idx[l->raw[i].node];
+        for (size_t i = 0; l->indexing && i < l->n_extra; i++)
+                l->extra[i].node = new_idx[l->extra[i].node];
         for (size_t i = 0; l->indexing && i < l->n_borrowed; i++) {
                 struct raw_borrowed *b = &l->borrowed[i];
 
@@ -577,6 +607,8 @@ void cfg_loader_free(struct cfg_loader *cl)
                 cfg_model_free(l->m);
         }
         free(l->raw);
+        free(l->extra);
+        free(l->won);
         free(l->borrowed);
         free(l->file_ipam);
         free(l->fills);

@@ -43,6 +43,12 @@ struct cfg_loader {
         size_t n_raw, cap_raw;
         struct raw_borrowed *borrowed;
         size_t n_borrowed, cap_borrowed;
+        /* indexing: the claims that are no block's own (an IPAMBlock's affinity after
+         * it, those in no pool), and per block the origin of the claim it is made of:
+         * with the model's blocks, every claim (kvupdate.c's index) */
+        struct raw_block *extra;
+        size_t n_extra;
+        uint8_t *won;
         struct strtab node_index; /* node number + 1 by name */
         /* cfg_model_from_kvs_indexed(): keep what the in-place updates need (kvupdate.c) */
         bool indexing;
@@ -88,7 +94,8 @@ void loader_sort_claims(struct raw_block *v, size_t n);
 int etcd_ipam_key_cidr(const char *key, struct cfg_prefix *ret);
 
 /* kvupdate.c: the index of an indexed load, taken from the loader once the model is
- * built (the loader's raw claims, their nodes renumbered to the sorted table). */
+ * built (the claims besides the blocks' own, their nodes renumbered to the sorted
+ * table). */
 int kv_index_take(struct cfg_loader *l, struct cfg_model *m, struct cfg_kv_index **ret);
 /* kvupdate.c: a cfg_kv_compact() record into the load, as its value would go. */
 int loader_replay_record(struct cfg_loader *l, const struct cfg_kv *kv);
