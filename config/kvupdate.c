@@ -28,17 +28,16 @@
 #include "util.h"
 
 /* Every block claim, in two parts: each of the model's blocks stands for the claim it
- * is made of (its cidr, node and source; won[] the claim's origin), and extra[] holds
+ * is made of (its cidr, node and source; won[] the claim's origin), and extra holds
  * the others (an IPAMBlock's affinity after the IPAMBlock, a second claim of the same
- * node, the claims in no pool). A BlockAffinity alone, the Kubernetes datastore's
- * common case, costs nothing beyond its block, and an etcd block with its affinity one
- * extra claim: 100k blocks' index was 200k claims of 36 bytes (7.2 MB), issue 16's
- * memory budget. */
+ * node, the claims in no pool), IPv4 ones in 16 bytes. A BlockAffinity alone, the
+ * Kubernetes datastore's common case, costs nothing beyond its block, and an etcd
+ * block with its affinity one small claim: 100k blocks' index was 200k claims of 36
+ * bytes (7.2 MB), now 1.7 MB (issue 16's memory budget). */
 struct cfg_kv_index {
         uint8_t *won;             /* per model block: its claim's origin (enum block_origin) */
         size_t cap_won;
-        struct raw_block *extra;  /* the other claims: by cidr */
-        size_t n_extra, cap_extra;
+        struct claims extra;      /* the other claims: each part by cidr */
         struct raw_borrowed *bor; /* every borrowed address read: by address, then key */
         size_t n_bor, cap_bor;
         uint32_t *refs; /* per model node: claims and borrowed entries naming it */
@@ -58,7 +57,7 @@ void cfg_kv_index_free(struct cfg_kv_index *ix)
         if (!ix)
                 return;
         free(ix->won);
-        free(ix->extra);
+        claims_clear(&ix->extra);
         free(ix->bor);
         free(ix->refs);
         free(ix->counted);
@@ -70,8 +69,10 @@ static void count_refs(struct cfg_kv_index *ix, const struct cfg_model *m)
         memset(ix->refs, 0, (m->n_nodes ? m->n_nodes : 1) * sizeof(*ix->refs));
         for (size_t i = 0; i < m->n_blocks; i++)
                 ix->refs[m->blocks[i].node]++;
-        for (size_t i = 0; i < ix->n_extra; i++)
-                ix->refs[ix->extra[i].node]++;
+        for (size_t i = 0; i < ix->extra.n[CLAIMS_V4]; i++)
+                ix->refs[ix->extra.v4[i].node]++;
+        for (size_t i = 0; i < ix->extra.n[CLAIMS_WIDE]; i++)
+                ix->refs[ix->extra.wide[i].node]++;
         for (size_t i = 0; i < ix->n_bor; i++) {
                 ix->refs[ix->bor[i].node]++;
                 if (ix->bor[i].block_node != UINT32_MAX)
@@ -98,9 +99,8 @@ int kv_index_take(struct cfg_loader *l, struct cfg_model *m, struct cfg_kv_index
         ix->cap_refs = m->n_nodes ? m->n_nodes : 1;
         ix->won = TAKE_PTR(l->won);
         ix->cap_won = m->n_blocks ? m->n_blocks : 1; /* build_blocks() */
-        ix->extra = TAKE_PTR(l->extra);
-        ix->n_extra = l->n_extra;
-        ix->cap_extra = l->n_extra ? l->n_extra : 1;
+        ix->extra = l->extra; /* build_blocks() */
+        l->extra = (struct claims){};
         ix->bor = TAKE_PTR(l->borrowed);
         ix->n_bor = l->n_borrowed;
         ix->cap_bor = l->cap_borrowed;
@@ -241,17 +241,28 @@ static int indexed_cidr(const struct cfg_model *m, const struct cfg_kv_index *ix
 
         if (!c->kv->input || file >= m->n_files)
                 return 0;
-        for (size_t i = 0; i < m->n_blocks + ix->n_extra; i++) {
-                const struct cfg_prefix *p = i < m->n_blocks ? &m->blocks[i].cidr : &ix->extra[i - m->n_blocks].cidr;
-                uint32_t f = i < m->n_blocks ? m->blocks[i].src.file : ix->extra[i - m->n_blocks].src.file;
+        for (size_t i = 0; i < m->n_blocks; i++) {
+                const struct cfg_block *b = &m->blocks[i];
 
-                if (f != file)
+                if (b->src.file != file)
                         continue;
-                if (found && !cfg_prefix_eq(ret, p))
+                if (found && !cfg_prefix_eq(ret, &b->cidr))
                         return -EAGAIN;
-                *ret = *p;
+                *ret = b->cidr;
                 found = true;
         }
+        for (int part = 0; part < 2; part++)
+                for (size_t i = 0; i < ix->extra.n[part]; i++) {
+                        struct raw_block b;
+
+                        if ((part == CLAIMS_V4 ? ix->extra.v4[i].file : ix->extra.wide[i].src.file) != file)
+                                continue;
+                        claims_get(&ix->extra, part, i, &b);
+                        if (found && !cfg_prefix_eq(ret, &b.cidr))
+                                return -EAGAIN;
+                        *ret = b.cidr;
+                        found = true;
+                }
         for (size_t i = 0; i < ix->n_bor; i++)
                 if (ix->bor[i].src.file == file && (!found || !cfg_prefix_contains(ret, &ix->bor[i].addr)))
                         return -EAGAIN;
@@ -398,10 +409,37 @@ static size_t lower_prefix(const void *base, size_t n, size_t stride, size_t off
         return lo;
 }
 
-/* First extra claim whose cidr is not below p. */
-static size_t extra_lower(const struct cfg_kv_index *ix, const struct cfg_prefix *p)
+/* The extra claims of a part at cidr p: [*lo, *hi). */
+static void extra_range(const struct cfg_kv_index *ix, int part, const struct cfg_prefix *p, size_t *lo,
+                        size_t *hi)
 {
-        return lower_prefix(ix->extra, ix->n_extra, sizeof(*ix->extra), offsetof(struct raw_block, cidr), p);
+        size_t a = 0, b = ix->extra.n[part];
+        struct raw_block at;
+
+        while (a < b) {
+                size_t mid = a + (b - a) / 2;
+
+                claims_get(&ix->extra, part, mid, &at);
+                if (cfg_prefix_cmp(&at.cidr, p) < 0)
+                        a = mid + 1;
+                else
+                        b = mid;
+        }
+        *lo = a;
+        while (b < ix->extra.n[part] && (claims_get(&ix->extra, part, b, &at), cfg_prefix_eq(&at.cidr, p)))
+                b++;
+        *hi = b;
+}
+
+/* Whether extra claim i of a part (if there is one) overlaps p. */
+static bool extra_overlaps(const struct cfg_kv_index *ix, int part, size_t i, const struct cfg_prefix *p)
+{
+        struct raw_block at;
+
+        if (i >= ix->extra.n[part])
+                return false;
+        claims_get(&ix->extra, part, i, &at);
+        return cfg_prefix_overlaps(&at.cidr, p);
 }
 
 static size_t bor_lower(const struct cfg_kv_index *ix, const struct cfg_prefix *p)
@@ -471,8 +509,10 @@ static void renumber(struct cfg_model *m, struct cfg_kv_index *ix, uint32_t from
                 MOVE(m->borrowed[i].node);
                 MOVE(m->borrowed[i].block_node);
         }
-        for (size_t i = 0; i < ix->n_extra; i++)
-                MOVE(ix->extra[i].node);
+        for (size_t i = 0; i < ix->extra.n[CLAIMS_V4]; i++)
+                MOVE(ix->extra.v4[i].node);
+        for (size_t i = 0; i < ix->extra.n[CLAIMS_WIDE]; i++)
+                MOVE(ix->extra.wide[i].node);
         for (size_t i = 0; i < ix->n_bor; i++) {
                 MOVE(ix->bor[i].node);
                 MOVE(ix->bor[i].block_node);
@@ -532,7 +572,7 @@ static void splice(void *array, size_t *n, size_t sz, size_t pos, size_t n_old, 
 struct group {
         struct change *cs;    /* in key order */
         size_t n_cs;
-        size_t lo, hi;        /* the block's claims in ix->extra (besides its own) */
+        size_t lo[2], hi[2];  /* the block's claims in each part of ix->extra (besides its own) */
         size_t blo, bhi;      /* its borrowed entries in ix->bor */
         struct claim *claims; /* the claims after the changes, merged order */
         size_t n_claims;
@@ -540,6 +580,7 @@ struct group {
         size_t n_lents;
         /* scratch for the commit, allocated before it begins */
         struct raw_block *rv;
+        struct raw_block *xv[2]; /* the extra claims after, by part */
         struct raw_borrowed *bv;
         struct cfg_borrowed *mv;
 };
@@ -549,6 +590,8 @@ static void group_clear(struct group *g)
         free(g->claims);
         free(g->lents);
         free(g->rv);
+        free(g->xv[0]);
+        free(g->xv[1]);
         free(g->bv);
         free(g->mv);
 }
@@ -575,22 +618,25 @@ static int plan_group(const struct cfg_model *m, const struct cfg_kv_index *ix, 
                         n_new += g->cs[i].mini->n_raw;
                         nb_new += g->cs[i].mini->n_borrowed;
                 }
-        g->lo = extra_lower(ix, cidr);
-        for (g->hi = g->lo; g->hi < ix->n_extra && cfg_prefix_eq(&ix->extra[g->hi].cidr, cidr); g->hi++)
-                ;
+        for (int part = 0; part < 2; part++)
+                extra_range(ix, part, cidr, &g->lo[part], &g->hi[part]);
         g->blo = bor_lower(ix, cidr);
         for (g->bhi = g->blo; g->bhi < ix->n_bor && cfg_prefix_contains(cidr, &ix->bor[g->bhi].addr); g->bhi++)
                 ;
-        g->claims = calloc(had + g->hi - g->lo + n_new + 1, sizeof(*g->claims));
+        g->claims = calloc(had + g->hi[0] - g->lo[0] + g->hi[1] - g->lo[1] + n_new + 1, sizeof(*g->claims));
         g->lents = calloc(g->bhi - g->blo + nb_new + 1, sizeof(*g->lents));
         if (!g->claims || !g->lents)
                 return -ENOMEM;
         if (had && !group_has_file(g, own.src.file))
                 g->claims[g->n_claims++] = (struct claim){ own, m->nodes[own.node].name, NULL };
-        for (size_t i = g->lo; i < g->hi; i++)
-                if (!group_has_file(g, ix->extra[i].src.file))
-                        g->claims[g->n_claims++] = (struct claim){ ix->extra[i], m->nodes[ix->extra[i].node].name,
-                                                                   NULL };
+        for (int part = 0; part < 2; part++)
+                for (size_t i = g->lo[part]; i < g->hi[part]; i++) {
+                        struct raw_block x;
+
+                        claims_get(&ix->extra, part, i, &x);
+                        if (!group_has_file(g, x.src.file))
+                                g->claims[g->n_claims++] = (struct claim){ x, m->nodes[x.node].name, NULL };
+                }
         for (size_t i = g->blo; i < g->bhi; i++) {
                 const struct raw_borrowed *b = &ix->bor[i];
 
@@ -626,9 +672,11 @@ static int plan_group(const struct cfg_model *m, const struct cfg_kv_index *ix, 
         /* The claims of a model that loaded lie in disjoint blocks: only the neighbours
          * can overlap this one, in the blocks and in the other claims (each sorted and
          * disjoint on its own). */
-        if (g->n_claims && ((g->lo > 0 && cfg_prefix_overlaps(&ix->extra[g->lo - 1].cidr, cidr)) ||
-                            (g->hi < ix->n_extra && cfg_prefix_overlaps(&ix->extra[g->hi].cidr, cidr)) ||
-                            (pos > 0 && cfg_prefix_overlaps(&m->blocks[pos - 1].cidr, cidr)) ||
+        for (int part = 0; part < 2 && g->n_claims; part++)
+                if ((g->lo[part] > 0 && extra_overlaps(ix, part, g->lo[part] - 1, cidr)) ||
+                    extra_overlaps(ix, part, g->hi[part], cidr))
+                        return -EAGAIN;
+        if (g->n_claims && ((pos > 0 && cfg_prefix_overlaps(&m->blocks[pos - 1].cidr, cidr)) ||
                             (pos + had < m->n_blocks && cfg_prefix_overlaps(&m->blocks[pos + had].cidr, cidr))))
                 return -EAGAIN;
         return 0;
@@ -644,8 +692,13 @@ static int64_t self_delta(const struct cfg_model *m, const struct cfg_kv_index *
 
         if (own_claim(m, ix, &g->cs[0].cidr, &pos, &own))
                 d -= own.node == s;
-        for (size_t i = g->lo; i < g->hi; i++)
-                d -= ix->extra[i].node == s;
+        for (int part = 0; part < 2; part++)
+                for (size_t i = g->lo[part]; i < g->hi[part]; i++) {
+                        struct raw_block x;
+
+                        claims_get(&ix->extra, part, i, &x);
+                        d -= x.node == s;
+                }
         for (size_t i = g->blo; i < g->bhi; i++)
                 d -= (ix->bor[i].node == s) + (ix->bor[i].block_node == s);
         for (size_t i = 0; i < g->n_claims; i++)
@@ -795,7 +848,7 @@ static int plan_batch(const struct cfg_model *m, const struct cfg_kv_index *ix, 
                                 return r;
                 if (s != UINT32_MAX)
                         self_refs += self_delta(m, ix, g, s, self);
-                gone += 1 + (g->hi - g->lo) + 2 * (g->bhi - g->blo);
+                gone += 1 + (g->hi[0] - g->lo[0]) + (g->hi[1] - g->lo[1]) + 2 * (g->bhi - g->blo);
         }
         /* This node's entry going (its last claim without a Node resource) changes more
          * than blocks. */
@@ -817,15 +870,17 @@ static int reserve(struct cfg_model *m, struct cfg_kv_index *ix, struct batch *b
                 nc += g->n_claims;
                 nl += g->n_lents;
                 g->rv = calloc(g->n_claims + 1, sizeof(*g->rv));
+                g->xv[0] = calloc(g->n_claims + 1, sizeof(*g->xv[0]));
+                g->xv[1] = calloc(g->n_claims + 1, sizeof(*g->xv[1]));
                 g->bv = calloc(g->n_lents + 1, sizeof(*g->bv));
                 g->mv = calloc(g->n_lents + 1, sizeof(*g->mv));
-                if (!g->rv || !g->bv || !g->mv)
+                if (!g->rv || !g->xv[0] || !g->xv[1] || !g->bv || !g->mv)
                         return -ENOMEM;
         }
         if ((!m->namer && (r = GROW(m->files, ix->cap_files, nf)) < 0) ||
             (r = GROW(ix->counted, ix->cap_counted, nf)) < 0 ||
             (r = GROW(m->nodes, ix->cap_nodes, nn)) < 0 || (r = GROW(ix->refs, ix->cap_refs, nn)) < 0 ||
-            (r = GROW(ix->extra, ix->cap_extra, ix->n_extra + nc)) < 0 ||
+            (r = claims_reserve(&ix->extra, nc)) < 0 ||
             (r = GROW(ix->bor, ix->cap_bor, ix->n_bor + nl)) < 0 ||
             (r = GROW(m->blocks, ix->cap_blocks, m->n_blocks + b->n_groups)) < 0 ||
             (r = GROW(ix->won, ix->cap_won, m->n_blocks + b->n_groups)) < 0 ||
@@ -850,6 +905,35 @@ static bool borrowed_same(const struct cfg_borrowed *a, const struct cfg_borrowe
                a->pool == b->pool && a->src.file == b->src.file && a->src.line == b->src.line;
 }
 
+/* Room for n_new claims at pos of a part, where n_old were. */
+static void extra_room(struct claims *c, int part, size_t pos, size_t n_old, size_t n_new)
+{
+        size_t sz = part == CLAIMS_V4 ? sizeof(*c->v4) : sizeof(*c->wide);
+        char *a = part == CLAIMS_V4 ? (char *)c->v4 : (char *)c->wide;
+
+        if (c->n[part] - pos - n_old)
+                memmove(a + (pos + n_new) * sz, a + (pos + n_old) * sz, (c->n[part] - pos - n_old) * sz);
+        c->n[part] = c->n[part] - n_old + n_new;
+}
+
+/* The group's claims but the first (the block's own: commit_block()) replace its
+ * extra claims, each in its part. */
+static void splice_extra(struct cfg_kv_index *ix, struct group *g)
+{
+        size_t n[2] = {};
+
+        for (size_t i = 1; i < g->n_claims; i++) {
+                int part = claims_part(&g->rv[i]);
+
+                g->xv[part][n[part]++] = g->rv[i];
+        }
+        for (int part = 0; part < 2; part++) {
+                extra_room(&ix->extra, part, g->lo[part], g->hi[part] - g->lo[part], n[part]);
+                for (size_t i = 0; i < n[part]; i++)
+                        claims_set(&ix->extra, part, g->lo[part] + i, &g->xv[part][i]);
+        }
+}
+
 /* The group's old entries leave the index and the new ones arrive, with this model's
  * node and file numbers; the nodes that lost a reference go into b->gone. */
 static void commit_index(struct cfg_model *m, struct cfg_kv_index *ix, struct batch *b, struct group *g)
@@ -860,9 +944,14 @@ static void commit_index(struct cfg_model *m, struct cfg_kv_index *ix, struct ba
         /* Read now: the nodes added before the commit renumbered the model. */
         if (own_claim(m, ix, &g->cs[0].cidr, &pos, &own) && group_has_file(g, own.src.file))
                 ix->refs[b->gone[b->n_gone++] = own.node]--;
-        for (size_t i = g->lo; i < g->hi; i++)
-                if (group_has_file(g, ix->extra[i].src.file))
-                        ix->refs[b->gone[b->n_gone++] = ix->extra[i].node]--;
+        for (int part = 0; part < 2; part++)
+                for (size_t i = g->lo[part]; i < g->hi[part]; i++) {
+                        struct raw_block x;
+
+                        claims_get(&ix->extra, part, i, &x);
+                        if (group_has_file(g, x.src.file))
+                                ix->refs[b->gone[b->n_gone++] = x.node]--;
+                }
         for (size_t i = g->blo; i < g->bhi; i++)
                 if (group_has_file(g, ix->bor[i].src.file)) {
                         ix->refs[b->gone[b->n_gone++] = ix->bor[i].node]--;
@@ -892,9 +981,7 @@ static void commit_index(struct cfg_model *m, struct cfg_kv_index *ix, struct ba
                 }
                 g->bv[i] = *rb;
         }
-        /* The first is the block's own (commit_block()). */
-        splice(ix->extra, &ix->n_extra, sizeof(*ix->extra), g->lo, g->hi - g->lo, g->rv + 1,
-               g->n_claims ? g->n_claims - 1 : 0);
+        splice_extra(ix, g);
         splice(ix->bor, &ix->n_bor, sizeof(*ix->bor), g->blo, g->bhi - g->blo, g->bv, g->n_lents);
 }
 

@@ -11,6 +11,7 @@
 #include <assert.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 
 #include "load.h"
 #include "loader.h"
@@ -85,6 +86,67 @@ int loader_add_borrowed(struct cfg_loader *l, const struct cfg_prefix *addr, uin
                 .src = { .file = l->file, .line = line },
         };
         return 0;
+}
+
+uint32_t claims_v4_lines = 1u << 24;
+
+int claims_part(const struct raw_block *b)
+{
+        static const uint8_t zero[12];
+
+        return b->cidr.family == AF_INET && !memcmp(b->cidr.addr + 4, zero, 12) && b->src.line < claims_v4_lines &&
+                               b->cidr.len <= 32 && b->origin < 4 ?
+                       CLAIMS_V4 :
+                       CLAIMS_WIDE;
+}
+
+void claims_get(const struct claims *c, int part, size_t i, struct raw_block *ret)
+{
+        const struct claim16 *v;
+
+        if (part == CLAIMS_WIDE) {
+                *ret = c->wide[i];
+                return;
+        }
+        v = &c->v4[i];
+        *ret = (struct raw_block){
+                .cidr = { .family = AF_INET, .len = (uint8_t)(v->line_len_origin >> 2 & 0x3f) },
+                .node = v->node,
+                .origin = (uint8_t)(v->line_len_origin & 3),
+                .src = { .file = v->file, .line = v->line_len_origin >> 8 },
+        };
+        memcpy(ret->cidr.addr, v->addr, 4);
+}
+
+void claims_set(struct claims *c, int part, size_t i, const struct raw_block *b)
+{
+        struct claim16 *v;
+
+        if (part == CLAIMS_WIDE) {
+                c->wide[i] = *b;
+                return;
+        }
+        v = &c->v4[i];
+        memcpy(v->addr, b->cidr.addr, 4);
+        v->node = b->node;
+        v->file = b->src.file;
+        v->line_len_origin = b->src.line << 8 | (uint32_t)b->cidr.len << 2 | b->origin;
+}
+
+int claims_reserve(struct claims *c, size_t more)
+{
+        int r;
+
+        if ((r = GROW(c->v4, c->cap[CLAIMS_V4], c->n[CLAIMS_V4] + more)) < 0)
+                return r;
+        return GROW(c->wide, c->cap[CLAIMS_WIDE], c->n[CLAIMS_WIDE] + more);
+}
+
+void claims_clear(struct claims *c)
+{
+        free(c->v4);
+        free(c->wide);
+        *c = (struct claims){};
 }
 
 /* An array at exactly n (never shrunk; GROW() doubles past n). */
@@ -358,23 +420,31 @@ static struct cfg_block *blocks_array(struct cfg_loader *l)
  * holds at the load's peak. */
 static int index_room(struct cfg_loader *l)
 {
-        size_t own = 0;
+        size_t own = 0, n[2] = {};
 
         if (!l->indexing)
                 return 0;
-        for (size_t i = 0; i < l->n_raw; i++)
+        for (size_t i = 0; i < l->n_raw; i++) {
                 if ((i == 0 || !cfg_prefix_eq(&l->raw[i - 1].cidr, &l->raw[i].cidr)) &&
                     cfg_model_pool_for(l->m, &l->raw[i].cidr))
                         own++;
-        l->extra = malloc((l->n_raw - own ? l->n_raw - own : 1) * sizeof(*l->extra));
+                else
+                        n[claims_part(&l->raw[i])]++;
+        }
+        l->extra.v4 = malloc((n[CLAIMS_V4] ? n[CLAIMS_V4] : 1) * sizeof(*l->extra.v4));
+        l->extra.wide = malloc((n[CLAIMS_WIDE] ? n[CLAIMS_WIDE] : 1) * sizeof(*l->extra.wide));
+        l->extra.cap[CLAIMS_V4] = n[CLAIMS_V4] ? n[CLAIMS_V4] : 1;
+        l->extra.cap[CLAIMS_WIDE] = n[CLAIMS_WIDE] ? n[CLAIMS_WIDE] : 1;
         l->won = malloc(own ? own : 1);
-        return l->extra && l->won ? 0 : -ENOMEM;
+        return l->extra.v4 && l->extra.wide && l->won ? 0 : -ENOMEM;
 }
 
 static void keep_extra(struct cfg_loader *l, const struct raw_block *rb)
 {
+        int part = claims_part(rb);
+
         if (l->indexing)
-                l->extra[l->n_extra++] = *rb;
+                claims_set(&l->extra, part, l->extra.n[part]++, rb);
 }
 
 static int build_blocks(struct cfg_loader *l)
@@ -439,7 +509,10 @@ static int build_blocks(struct cfg_loader *l)
         m->n_blocks = kept;
         shrink(&m->blocks, kept, sizeof(*m->blocks));
         if (l->indexing) {
-                shrink(&l->extra, l->n_extra, sizeof(*l->extra));
+                shrink(&l->extra.v4, l->extra.n[CLAIMS_V4], sizeof(*l->extra.v4));
+                shrink(&l->extra.wide, l->extra.n[CLAIMS_WIDE], sizeof(*l->extra.wide));
+                l->extra.cap[CLAIMS_V4] = l->extra.n[CLAIMS_V4] ? l->extra.n[CLAIMS_V4] : 1;
+                l->extra.cap[CLAIMS_WIDE] = l->extra.n[CLAIMS_WIDE] ? l->extra.n[CLAIMS_WIDE] : 1;
                 shrink(&l->won, kept, sizeof(*l->won));
         }
         return ret;
@@ -535,8 +608,10 @@ static int sort_nodes(struct cfg_loader *l)
                 if (b->block_node != UINT32_MAX)
                         b->block_node = new_idx[b->block_node];
         }
-        for (size_t i = 0; l->indexing && i < l->n_extra; i++)
-                l->extra[i].node = new_idx[l->extra[i].node];
+        for (size_t i = 0; l->indexing && i < l->extra.n[CLAIMS_V4]; i++)
+                l->extra.v4[i].node = new_idx[l->extra.v4[i].node];
+        for (size_t i = 0; l->indexing && i < l->extra.n[CLAIMS_WIDE]; i++)
+                l->extra.wide[i].node = new_idx[l->extra.wide[i].node];
         for (size_t i = 0; l->indexing && i < l->n_borrowed; i++) {
                 struct raw_borrowed *b = &l->borrowed[i];
 
@@ -607,7 +682,7 @@ void cfg_loader_free(struct cfg_loader *cl)
                 cfg_model_free(l->m);
         }
         free(l->raw);
-        free(l->extra);
+        claims_clear(&l->extra);
         free(l->won);
         free(l->borrowed);
         free(l->file_ipam);

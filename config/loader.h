@@ -22,6 +22,38 @@ struct raw_block {
         struct cfg_src src;
 };
 
+/* Block claims kept for an index (kvupdate.c), in two parts each sorted by cidr: the
+ * IPv4 claims in 16 bytes, the others (IPv6, a line past 2^24) as read. 100k
+ * BlockAffinities behind their IPAMBlocks cost 1.6 MB, not 3.6 (issue 16's memory
+ * budget; filerec.c keeps a file's claims alike). */
+struct claim16 {
+        uint8_t addr[4];
+        uint32_t node;
+        uint32_t file;
+        uint32_t line_len_origin; /* line << 8 | prefix length << 2 | origin */
+};
+
+enum { CLAIMS_V4, CLAIMS_WIDE };
+
+struct claims {
+        struct claim16 *v4;
+        struct raw_block *wide;
+        size_t n[2], cap[2]; /* CLAIMS_V4, CLAIMS_WIDE */
+};
+
+/* The part a claim goes to: CLAIMS_V4 for an IPv4 claim on a line below this (2^24,
+ * what a claim16 holds; a test lowers it to reach the other part with small values). */
+extern uint32_t claims_v4_lines;
+/* The part a claim goes to. */
+int claims_part(const struct raw_block *b);
+/* Claim i of a part. */
+void claims_get(const struct claims *c, int part, size_t i, struct raw_block *ret);
+/* Claim i of a part set to b (which belongs there). */
+void claims_set(struct claims *c, int part, size_t i, const struct raw_block *b);
+/* Room for n more in each part. */
+int claims_reserve(struct claims *c, size_t more);
+void claims_clear(struct claims *c);
+
 /* A borrowed address as read, before pools are sorted and nodes renumbered. */
 struct raw_borrowed {
         struct cfg_prefix addr;
@@ -46,8 +78,7 @@ struct cfg_loader {
         /* indexing: the claims that are no block's own (an IPAMBlock's affinity after
          * it, those in no pool), and per block the origin of the claim it is made of:
          * with the model's blocks, every claim (kvupdate.c's index) */
-        struct raw_block *extra;
-        size_t n_extra;
+        struct claims extra;
         uint8_t *won;
         struct strtab node_index; /* node number + 1 by name */
         /* cfg_model_from_kvs_indexed(): keep what the in-place updates need (kvupdate.c) */

@@ -6,7 +6,9 @@
  * several names and one name whose block moves, core Nodes) applied in place must leave
  * exactly the model a full load of the same keys builds, field by field; a refused
  * update must refuse what the full load refuses, with the same message, and leave the
- * model as it was. */
+ * model as it was. The index keeps IPv4 claims in a compact part and the others
+ * (IPv6, lines past what the compact form holds) apart: a third run lowers that line
+ * limit and starts some values on line 2, so one block's claims lie in both parts. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -18,6 +20,7 @@
 #include <cmocka.h>
 
 #include "load.h"
+#include "loader.h"
 #include "model-check.h"
 #include "model.h"
 #include "util.h"
@@ -481,8 +484,11 @@ struct stats {
 /* records: the model side reads records where cfg_kv_compact() gives them, the
  * reference always the values; numbered: the model side is named on demand and told
  * each changed key's input number, as the etcd source does. */
+static bool second_lines; /* some values start on line 2 */
+
 static void run_sequence(unsigned seed, unsigned steps, bool kube, struct stats *st)
 {
+        unsigned line_seed = seed * 7919;
         bool records = !kube && seed % 2 == 0;
         /* The Kubernetes source always numbers its objects and names them on demand. */
         struct numbering numbers = {}, *nb = kube || seed % 4 < 2 ? &numbers : NULL;
@@ -512,7 +518,11 @@ static void run_sequence(unsigned seed, unsigned steps, bool kube, struct stats 
                         bool del, bad;
 
                         (kube ? random_kube_change : random_change)(&seed, keys[i], sizeof(keys[i]), vals[i],
-                                                                    sizeof(vals[i]), &del, &bad);
+                                                                    sizeof(vals[i]) - 1, &del, &bad);
+                        if (second_lines && *vals[i] == '{' && rand_r(&line_seed) % 2) {
+                                memmove(vals[i] + 1, vals[i], strlen(vals[i]) + 1);
+                                vals[i][0] = '\n';
+                        }
                         if (bad && !del)
                                 snprintf(repair, sizeof(repair), "%.159s", keys[i]);
                         if (del) {
@@ -653,11 +663,24 @@ static void random_kube_sequences(void **state)
         sequences(true);
 }
 
+/* IPv4 claims on line 2 go to the index's wide part, those on line 1 stay compact. */
+static void random_sequences_both_parts(void **state)
+{
+        (void)state;
+        claims_v4_lines = 2;
+        second_lines = true;
+        sequences(false);
+        sequences(true);
+        claims_v4_lines = 1u << 24;
+        second_lines = false;
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(random_sequences),
                 cmocka_unit_test(random_kube_sequences),
+                cmocka_unit_test(random_sequences_both_parts),
         };
 
         return cmocka_run_group_tests(tests, NULL, NULL);
