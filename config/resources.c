@@ -824,16 +824,18 @@ int load_resource(const struct ynode *n, void *userdata)
                                 return r;
                 return 0;
         }
+        /* The kinds a large cluster has most of first (the kinds are distinct: the order
+         * decides nothing else). */
+        if (streq(kind, "BlockAffinity") && api_is(api, "projectcalico.org/v3", "crd.projectcalico.org/v1"))
+                return load_block_affinity(l, n);
+        if (streq(kind, "IPAMBlock") && api_is(api, "crd.projectcalico.org/v1", "projectcalico.org/v3"))
+                return load_ipam_block(l, n);
         if (streq(kind, "IPPool") && api_is(api, "projectcalico.org/v3", "crd.projectcalico.org/v1"))
                 return load_pool(l, n);
         if (streq(kind, "Node") && api_is(api, "projectcalico.org/v3", NULL))
                 return load_calico_node(l, n);
         if (streq(kind, "Node") && api_is(api, "v1", NULL))
                 return load_k8s_node(l, n);
-        if (streq(kind, "BlockAffinity") && api_is(api, "projectcalico.org/v3", "crd.projectcalico.org/v1"))
-                return load_block_affinity(l, n);
-        if (streq(kind, "IPAMBlock") && api_is(api, "crd.projectcalico.org/v1", "projectcalico.org/v3"))
-                return load_ipam_block(l, n);
         if (streq(kind, "FelixConfiguration") && api_is(api, "projectcalico.org/v3", "crd.projectcalico.org/v1"))
                 return load_felix(l, n);
         if (strlen(kind) > 4 && streq(kind + strlen(kind) - 4, "List"))

@@ -681,8 +681,18 @@ bool ynode_is_null(const struct ynode *n)
                 return true;
         if (n->kind != YN_SCALAR || n->quoted)
                 return false;
-        return n->n == 0 || streq(n->str, "null") || streq(n->str, "~") || streq(n->str, "Null") ||
-               streq(n->str, "NULL");
+        /* A plain scalar holds no NUL (libyaml refuses control characters; plain JSON is
+         * checked as it is read): n is its length. */
+        switch (n->n) {
+        case 0:
+                return true;
+        case 1:
+                return n->str[0] == '~';
+        case 4:
+                return streq(n->str, "null") || streq(n->str, "Null") || streq(n->str, "NULL");
+        default:
+                return false;
+        }
 }
 
 const char *ynode_str(const struct ynode *n)
