@@ -9,7 +9,9 @@
  * the model field by field, or the same refusal with the same messages in the same
  * order (both places named); a file whose reading has an error is not recorded (the
  * source loads every file then). cfg_model_diff() between consecutive models must
- * name every block and borrowed address whose route may differ. */
+ * name every block and borrowed address whose route may differ. The claims' own sort
+ * (loader_sort_claims(): in place, used by the full load and the records alike, so the
+ * comparisons above cannot see it) against qsort() on random arrays. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -21,6 +23,7 @@
 #include <cmocka.h>
 
 #include "load.h"
+#include "loader.h"
 #include "model-check.h"
 #include "model.h"
 #include "util.h"
@@ -241,7 +244,7 @@ static char *random_file(unsigned *seed)
 /* A file's own blocks: BlockAffinities and IPAMBlocks naming one node (the file's), as
  * a node's file has them; the edit that rewrites only these is what the daemon updates
  * in place. */
-static char *claims_part(unsigned *seed, size_t file)
+static char *file_claims(unsigned *seed, size_t file)
 {
         struct text t = {};
         const char *node = nodes[file % 4];
@@ -394,12 +397,12 @@ static void step(struct files *f, struct cfg_settings *s, unsigned *seed, struct
                         note_edit(f, e, i);
                 if (f->text[i] && i != 0 && kind >= 2) {
                         free(f->claims[i]); /* the claims alone */
-                        f->claims[i] = claims_part(seed, i);
+                        f->claims[i] = file_claims(seed, i);
                 } else {
                         free(f->head[i]);
                         free(f->claims[i]);
                         f->head[i] = i == 0 ? pools_file(seed) : random_file(seed);
-                        f->claims[i] = i == 0 ? strdup("") : claims_part(seed, i);
+                        f->claims[i] = i == 0 ? strdup("") : file_claims(seed, i);
                 }
                 compose(f, i);
                 read_file(f, i, s);
@@ -482,7 +485,7 @@ static void run_sequence(unsigned seed, unsigned steps, struct stats *st)
         for (size_t i = 1; i < MAX_FILES; i++)
                 if (rnd(&seed, 3)) {
                         f.head[i] = random_file(&seed);
-                        f.claims[i] = claims_part(&seed, i);
+                        f.claims[i] = file_claims(&seed, i);
                         compose(&f, i);
                         read_file(&f, i, &s);
                 }
@@ -701,12 +704,57 @@ static void conflict_across_files(void **state)
         cfg_settings_clear(&s);
 }
 
+static int claim_cmp(const void *a, const void *b)
+{
+        return loader_claim_before(a, b) ? -1 : loader_claim_before(b, a) ? 1 : 0;
+}
+
+/* Random claims: few distinct prefixes (many equal ones), sorted runs (a file's
+ * affinities then the same blocks' IPAMBlocks: a bad first pivot), runs descending, and
+ * both families, against qsort() (stable, but equal claims are alike in every field
+ * the order reads). */
+static void claims_sort_like_qsort(void **state)
+{
+        (void)state;
+        srand(16);
+        for (int it = 0; it < 600; it++) {
+                size_t n = (size_t)rand() % (it < 400 ? 100 : 5000), half = n / 2 ? n / 2 : 1;
+                struct raw_block *v = calloc(n + 1, sizeof(*v)), *w = calloc(n + 1, sizeof(*w));
+                int mode = rand() % 4;
+
+                assert_non_null(v);
+                assert_non_null(w);
+                for (size_t i = 0; i < n; i++) {
+                        struct raw_block *c = &v[i];
+                        size_t k = mode == 1 ? i % half : mode == 2 ? n - i : (size_t)rand() % (mode ? 65536 : 8);
+
+                        c->cidr.family = rand() % 8 ? 2 : 10;
+                        c->cidr.len = (uint8_t)(24 + rand() % 3);
+                        c->cidr.addr[0] = 10;
+                        c->cidr.addr[1] = (uint8_t)(k >> 8);
+                        c->cidr.addr[2] = (uint8_t)k;
+                        c->origin = (uint8_t)(mode == 1 ? i >= half : rand() % 3);
+                        c->src = (struct cfg_src){ .file = (uint32_t)(rand() % 3), .line = (uint32_t)(rand() % 40) };
+                        if (mode == 1)
+                                c->cidr.len = 26;
+                }
+                memcpy(w, v, n * sizeof(*v));
+                qsort(w, n, sizeof(*w), claim_cmp);
+                loader_sort_claims(v, n);
+                for (size_t i = 0; i < n; i++)
+                        assert_int_equal(claim_cmp(&v[i], &w[i]), 0);
+                free(v);
+                free(w);
+        }
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(node_merge_orders),
                 cmocka_unit_test(conflict_across_files),
                 cmocka_unit_test(random_sequences),
+                cmocka_unit_test(claims_sort_like_qsort),
         };
 
         return cmocka_run_group_tests(tests, NULL, NULL);
