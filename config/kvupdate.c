@@ -64,19 +64,20 @@ void cfg_kv_index_free(struct cfg_kv_index *ix)
         free(ix);
 }
 
-static void count_refs(struct cfg_kv_index *ix, const struct cfg_model *m)
+/* Per node of m: the claims and borrowed entries of the index naming it. */
+static void count_refs(const struct cfg_kv_index *ix, const struct cfg_model *m, uint32_t *refs)
 {
-        memset(ix->refs, 0, (m->n_nodes ? m->n_nodes : 1) * sizeof(*ix->refs));
+        memset(refs, 0, (m->n_nodes ? m->n_nodes : 1) * sizeof(*refs));
         for (size_t i = 0; i < m->n_blocks; i++)
-                ix->refs[m->blocks[i].node]++;
+                refs[m->blocks[i].node]++;
         for (size_t i = 0; i < ix->extra.n[CLAIMS_V4]; i++)
-                ix->refs[ix->extra.v4[i].node]++;
+                refs[ix->extra.v4[i].node]++;
         for (size_t i = 0; i < ix->extra.n[CLAIMS_WIDE]; i++)
-                ix->refs[ix->extra.wide[i].node]++;
+                refs[ix->extra.wide[i].node]++;
         for (size_t i = 0; i < ix->n_bor; i++) {
-                ix->refs[ix->bor[i].node]++;
+                refs[ix->bor[i].node]++;
                 if (ix->bor[i].block_node != UINT32_MAX)
-                        ix->refs[ix->bor[i].block_node]++;
+                        refs[ix->bor[i].block_node]++;
         }
 }
 
@@ -110,9 +111,40 @@ int kv_index_take(struct cfg_loader *l, struct cfg_model *m, struct cfg_kv_index
         ix->cap_nodes = m->n_nodes ? m->n_nodes : 1;      /* sort_nodes() */
         ix->cap_blocks = m->n_blocks ? m->n_blocks : 1;       /* build_blocks() */
         ix->cap_borrowed = m->n_borrowed ? m->n_borrowed : 1; /* build_borrowed() */
-        count_refs(ix, m);
+        count_refs(ix, m, ix->refs);
         *ret = TAKE_PTR(ix);
         return 0;
+}
+
+int kv_index_claims(const struct cfg_model *m, const struct cfg_kv_index *ix, struct raw_block **ret,
+                    size_t *ret_n)
+{
+        size_t n = m->n_blocks + ix->extra.n[CLAIMS_V4] + ix->extra.n[CLAIMS_WIDE], k = 0;
+        struct raw_block *v = calloc(n ? n : 1, sizeof(*v));
+
+        if (!v)
+                return -ENOMEM;
+        for (size_t i = 0; i < m->n_blocks; i++) {
+                const struct cfg_block *b = &m->blocks[i];
+
+                v[k++] = (struct raw_block){ .cidr = b->cidr, .node = b->node, .origin = ix->won[i], .src = b->src };
+        }
+        for (int part = 0; part < 2; part++)
+                for (size_t i = 0; i < ix->extra.n[part]; i++)
+                        claims_get(&ix->extra, part, i, &v[k++]);
+        *ret = v;
+        *ret_n = n;
+        return 0;
+}
+
+bool kv_index_counts_agree(const struct cfg_model *m, const struct cfg_kv_index *ix)
+{
+        _cleanup_(freep) uint32_t *refs = malloc((m->n_nodes ? m->n_nodes : 1) * sizeof(*refs));
+
+        if (!refs)
+                return false;
+        count_refs(ix, m, refs);
+        return !memcmp(refs, ix->refs, m->n_nodes * sizeof(*refs));
 }
 
 /* ---- one change, read and checked before anything moves ---- */

@@ -128,5 +128,11 @@ int etcd_ipam_key_cidr(const char *key, struct cfg_prefix *ret);
  * built (the claims besides the blocks' own, their nodes renumbered to the sorted
  * table). */
 int kv_index_take(struct cfg_loader *l, struct cfg_model *m, struct cfg_kv_index **ret);
+/* kvupdate.c, for the property test: every claim an index holds (the model's blocks'
+ * own, then the others; *ret to free()), and whether its count of references per node
+ * agrees with them. */
+int kv_index_claims(const struct cfg_model *m, const struct cfg_kv_index *ix, struct raw_block **ret,
+                    size_t *ret_n);
+bool kv_index_counts_agree(const struct cfg_model *m, const struct cfg_kv_index *ix);
 /* kvupdate.c: a cfg_kv_compact() record into the load, as its value would go. */
 int loader_replay_record(struct cfg_loader *l, const struct cfg_kv *kv);

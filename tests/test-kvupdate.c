@@ -204,6 +204,76 @@ static int full_load(const struct keyset *s, struct cfg_model **ret, struct cfg_
         return r;
 }
 
+/* ---- the index against a fresh load's ---- */
+
+static int text_cmp(const void *a, const void *b)
+{
+        return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* The index's claims as text, sorted: by names, since input numbers differ between a
+ * model updated in place and a fresh load. */
+static char **claim_texts(const struct cfg_model *m, const struct cfg_kv_index *ix, size_t *ret_n)
+{
+        struct raw_block *v;
+        char **t;
+        size_t n;
+
+        assert_int_equal(kv_index_claims(m, ix, &v, &n), 0);
+        t = calloc(n + 1, sizeof(*t));
+        assert_non_null(t);
+        for (size_t i = 0; i < n; i++) {
+                char p[CFG_PREFIX_STRLEN];
+
+                cfg_prefix_fmt(&v[i].cidr, p, sizeof(p));
+                assert_true(asprintf(&t[i], "%s origin %u node %s at %s:%u", p, v[i].origin,
+                                     m->nodes[v[i].node].name, cfg_model_file(m, v[i].src), v[i].src.line) > 0);
+        }
+        qsort(t, n, sizeof(*t), text_cmp);
+        free(v);
+        *ret_n = n;
+        return t;
+}
+
+/* An index updated in place holds the claims a fresh load's index holds (the blocks'
+ * own and the others, each where its form puts it), and its counts of references agree
+ * with them. */
+static void check_index(const struct cfg_model *m, const struct cfg_kv_index *ix, const struct keyset *s, bool kube)
+{
+        struct cfg_settings set = mc_settings();
+        struct cfg_model *fm = NULL;
+        struct cfg_kv_index *fix = NULL;
+        struct cfg_diags d = {};
+        struct cfg_loader *l;
+        char **a, **b;
+        size_t na, nb;
+
+        assert_int_equal(cfg_loader_new(&set, &d, &l), 0);
+        cfg_loader_keep_index(l);
+        for (size_t i = 0; i < s->n; i++) {
+                struct cfg_kv kv = { s->key[i], s->value[i], strlen(s->value[i]) };
+
+                assert_int_equal(add_input(l, &kv, kube), 0);
+        }
+        assert_int_equal(cfg_loader_finish_indexed(l, &fm, &fix), 0);
+        a = claim_texts(m, ix, &na);
+        b = claim_texts(fm, fix, &nb);
+        for (size_t i = 0; i < na && i < nb; i++)
+                assert_string_equal(a[i], b[i]);
+        assert_int_equal(na, nb);
+        assert_true(kv_index_counts_agree(m, ix));
+        for (size_t i = 0; i < na; i++)
+                free(a[i]);
+        for (size_t i = 0; i < nb; i++)
+                free(b[i]);
+        free(a);
+        free(b);
+        cfg_kv_index_free(fix);
+        cfg_model_free(fm);
+        cfg_diags_clear(&d);
+        cfg_settings_clear(&set);
+}
+
 /* ---- random keys ---- */
 
 static const char *const nodes[] = { "n1", "n2", "n3", "n4", "n5" };
@@ -588,6 +658,8 @@ static void run_sequence(unsigned seed, unsigned steps, bool kube, struct stats 
                                 fail_msg("seed %u step %u: updated in place, the full load refuses: %s", seed, step, e);
                         }
                         mc_same_model(m, want);
+                        if (step % 2 == 0) /* every other: the valgrind run's time */
+                                check_index(m, ix, &s, kube);
                         cfg_touched_done(&t);
                         mc_touched_covers(before, want, &t);
                         /* Everything only when the IPAM count crosses zero (podCIDRs). */
@@ -635,13 +707,13 @@ static void run_sequence(unsigned seed, unsigned steps, bool kube, struct stats 
         num_clear(&numbers);
 }
 
-/* 60 sequences of 120 steps from one source (etcd keys or Kubernetes objects); they
+/* Sequences of 120 steps from one source (etcd keys or Kubernetes objects); they
  * reach every outcome. */
-static void sequences(bool kube)
+static void sequences(bool kube, unsigned seeds)
 {
         struct stats st = {};
 
-        for (unsigned seed = 1; seed <= 60; seed++)
+        for (unsigned seed = 1; seed <= seeds; seed++)
                 run_sequence(seed, 120, kube, &st);
         printf("%s: in place %u, unchanged %u, full load %u, refused %u, waiting for a good full load %u\n",
                kube ? "kubernetes" : "etcd", st.updated, st.unchanged, st.again, st.refused, st.full_failed);
@@ -654,13 +726,13 @@ static void sequences(bool kube)
 static void random_sequences(void **state)
 {
         (void)state;
-        sequences(false);
+        sequences(false, 60);
 }
 
 static void random_kube_sequences(void **state)
 {
         (void)state;
-        sequences(true);
+        sequences(true, 60);
 }
 
 /* IPv4 claims on line 2 go to the index's wide part, those on line 1 stay compact. */
@@ -669,8 +741,8 @@ static void random_sequences_both_parts(void **state)
         (void)state;
         claims_v4_lines = 2;
         second_lines = true;
-        sequences(false);
-        sequences(true);
+        sequences(false, 30);
+        sequences(true, 30);
         claims_v4_lines = 1u << 24;
         second_lines = false;
 }
