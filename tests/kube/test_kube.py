@@ -434,21 +434,24 @@ class TestKubeDeltaEquivalence(KubeCase):
     what --once makes of the same objects: it finds nothing to change. The changes:
     BlockAffinities claimed, moved, released, pending, pendingDeletion, deleted, one
     renamed onto another block; IPAMBlocks affine to their claimer, to another node or
-    to none, with addresses other nodes borrow, deleted; Nodes' addresses (annotation
-    or InternalIP, on-link, off-link, in a block) and labels, heartbeats; IPPools'
+    to none, with addresses other nodes borrow, deleted, a second one for a block under
+    a name before or after Calico's; Nodes' addresses (annotation or InternalIP,
+    on-link, off-link, in a block) and labels, heartbeats, a Node gone and back (node0,
+    which sorts first, claims and hosts addresses with or without a Node); IPPools'
     nodeSelector, disabled, natOutgoing, vxlanMode, blockSize, a pool gone and back;
     FelixConfigurations. Some batches start with an invalid object: the daemon keeps
     the last valid model (the host does not move while it stays) until it is fixed.
     Seeded: the seed is in every failure message; CU_SEED=N runs that seed alone,
     CU_BATCHES=N makes each sequence N batches long."""
 
-    SEEDS = (1601, 2718, 31415)
+    SEEDS = (2718, 31415, 1601)  # the first two meet every kind of INVALID
+    DELETED = ("false", "true")  # BlockAffinity's spec.deleted (a string in the CRD)
     BATCHES = 5
     STEPS = 9
+    BROKEN_STEPS = 4  # of a batch's steps, those while an invalid object stands
     SLOTS4 = [f"192.168.10.{128 + 16 * i}/28" for i in range(8)] + [f"10.20.0.{16 * i}/28" for i in range(6)]
     SLOTS6 = [f"fd00:10::{64 * i:x}/122" for i in range(6)]
-    NODES = ["node1", "node2", "node3", "node4"]
-    PEERS = ["node2", "node3", "node4"]
+    NODES = ["node0", "node1", "node2", "node3", "node4"]  # node0: no Node at first
     # A peer's addresses: (IPv4 annotation, IPv6 annotation, InternalIP): on-link,
     # on-link again, off-link, inside node2's block 192.168.10.144/28 (pod space: never
     # a next hop, and no route may cover it), no annotation (the InternalIP counts).
@@ -456,8 +459,10 @@ class TestKubeDeltaEquivalence(KubeCase):
              ("192.168.20.4/24", "fd00:2::4/64", None), ("192.168.10.150/24", None, None),
              (None, None, "192.168.10.31")]
     SELECTORS = ["all()", 'zone == "a"', 'zone != "a"', "has(rack)", "!has(zone)"]
-    OPS = {"aff": 30, "aff_del": 9, "ipam": 14, "ipam_del": 5, "addr": 10, "labels": 6, "heartbeat": 3,
-           "pool": 9, "felix": 4}
+    # Weighted towards what a watch event updates in place (a pool, a FelixConfiguration,
+    # labels, a Node coming or going and an invalid object are full reloads).
+    OPS = {"aff": 30, "aff_del": 10, "ipam": 16, "ipam_del": 6, "ipam_dup": 5, "addr": 10, "labels": 3,
+           "heartbeat": 2, "node": 2, "pool": 5, "felix": 3}
 
     def setUp(self):
         super().setUp()
@@ -467,7 +472,9 @@ class TestKubeDeltaEquivalence(KubeCase):
         self.objs = {}    # (plural, name) -> the object as put
         self.aff = {}     # block -> (affinity name, node)
         self.ipam = {}    # block -> IPAMBlock name
-        self.nodes = {}   # name -> k8s_node() arguments
+        self.ipam_dup = {}  # block -> the name of a second IPAMBlock for it
+        self.ipam_host = {}  # block -> the host its IPAMBlocks name (two would be an error)
+        self.nodes = {}   # name -> k8s_node() arguments, gone: no Node
         self.pools = {}   # name -> ippool() arguments, None when deleted
         self.felix = {}   # name -> spec
         self.locked = set()  # what an invalid object of the batch stands on: no random step touches it
@@ -476,11 +483,11 @@ class TestKubeDeltaEquivalence(KubeCase):
     # ---- the API's objects
 
     def put(self, plural, obj):
-        self.api.put(plural, obj)
+        self.api.put(plural, obj, group=self.groups[0])
         self.objs[(plural, obj["metadata"]["name"])] = obj
 
     def delete(self, plural, name):
-        self.api.delete(plural, name)
+        self.api.delete(plural, name, group=self.groups[0])
         self.objs.pop((plural, name), None)
 
     def put_node(self, name):
@@ -507,15 +514,18 @@ class TestKubeDeltaEquivalence(KubeCase):
                       "underlay-6": dict(cidr="fd00:10::/119", block_size=122, nat=False, extra={})}
         for name in self.pools:
             self.put_pool(name)
-        self.nodes = {"node1": dict(addr="192.168.10.11/24", addr6="fd00:1::11/64", internal=None, labels={"zone": "a"}),
+        self.nodes = {"node0": dict(addr="192.168.10.20/24", addr6="fd00:1::20/64", internal=None, labels={},
+                                    gone=True),
+                      "node1": dict(addr="192.168.10.11/24", addr6="fd00:1::11/64", internal=None, labels={"zone": "a"}),
                       "node2": dict(addr="192.168.10.12/24", addr6="fd00:1::12/64", internal=None, labels={}),
                       "node3": dict(addr="192.168.10.13/24", addr6="fd00:1::13/64", internal=None, labels={"zone": "b"}),
                       "node4": dict(addr="192.168.20.4/24", addr6="fd00:2::4/64", internal=None, labels={})}
         for name in self.nodes:
-            self.put_node(name)
+            if not self.nodes[name].get("gone"):
+                self.put_node(name)
         for node, block in (("node1", cu.OWN_BLOCK), ("node2", cu.PEER_BLOCK), ("node1", self.SLOTS6[0]),
                             ("node2", self.SLOTS6[1]), ("node3", self.SLOTS4[8])):
-            obj = ck.block_affinity(node, block)
+            obj = ck.block_affinity(node, block, deleted=self.DELETED[0])
             self.put("blockaffinities", obj)
             self.aff[block] = (obj["metadata"]["name"], node)
 
@@ -524,6 +534,9 @@ class TestKubeDeltaEquivalence(KubeCase):
     def free(self, blocks):
         return [b for b in blocks if ("block", b) not in self.locked]
 
+    def present(self, names):
+        return [n for n in names if not self.nodes[n].get("gone") and ("node", n) not in self.locked]
+
     def step_aff(self, rng):
         """A block claimed, its claim's state or deleted flag changed, the claim moved
         to another node (released first: two claims would be an error), or, rarely,
@@ -531,7 +544,7 @@ class TestKubeDeltaEquivalence(KubeCase):
         block = rng.choice(self.free(self.SLOTS4 + self.SLOTS6))
         node = rng.choice(self.NODES)
         state = rng.choice(["confirmed"] * 4 + ["", "pending", "pendingDeletion"])
-        deleted = "true" if rng.random() < 0.1 else "false"
+        deleted = self.DELETED[rng.random() < 0.1]
         old = self.aff.get(block)
         if old and rng.random() < 0.15:
             family = self.SLOTS6 if ":" in block else self.SLOTS4
@@ -559,15 +572,39 @@ class TestKubeDeltaEquivalence(KubeCase):
         none; the first address its host's pod, three more other nodes' or free (the
         borrowed addresses); now and then marked deleted."""
         block = rng.choice(self.free(self.SLOTS4 + self.SLOTS6))
-        owner = self.aff.get(block, (None, None))[1]
-        r = rng.random()
-        host = owner if owner and r < 0.6 else rng.choice(self.NODES) if r < 0.9 else None
+        if block in self.ipam_dup:
+            host = self.ipam_host[block]
+        else:
+            owner = self.aff.get(block, (None, None))[1]
+            r = rng.random()
+            host = owner if owner and r < 0.6 else rng.choice(self.NODES) if r < 0.9 else None
+        obj = self.ipam_obj(rng, block, host)
+        self.put("ipamblocks", obj)
+        self.ipam[block] = obj["metadata"]["name"]
+
+    def ipam_obj(self, rng, block, host, name=None):
         size = 64 if ":" in block else 16
         hosts = ([host or rng.choice(self.NODES)] + [rng.choice(self.NODES) if rng.random() < 0.7 else None
                                                      for _ in range(3)] + [None] * (size - 4))
         obj = ck.ipam_block(block, host, hosts, deleted=rng.random() < 0.07)
-        self.put("ipamblocks", obj)
-        self.ipam[block] = obj["metadata"]["name"]
+        if name:
+            obj["metadata"]["name"] = name
+        self.ipam_host[block] = host
+        return obj
+
+    def step_ipam_dup(self, rng):
+        """A second IPAMBlock for a block, named before or after Calico's name for it,
+        with the same affinity and other borrowed addresses (of an address both lend,
+        the first name's entry counts), or that second one deleted."""
+        block = rng.choice(self.free(self.SLOTS4 + self.SLOTS6))
+        if block in self.ipam_dup and rng.random() < 0.4:
+            self.delete("ipamblocks", self.ipam_dup.pop(block))
+            return
+        base = ck.ipam_block(block, None, [])["metadata"]["name"]
+        name = self.ipam_dup.get(block) or rng.choice(["a-", "z-"]) + base
+        host = self.ipam_host[block] if block in self.ipam else rng.choice(self.NODES + [None])
+        self.put("ipamblocks", self.ipam_obj(rng, block, host, name))
+        self.ipam_dup[block] = name
 
     def step_ipam_del(self, rng):
         blocks = self.free(sorted(self.ipam))
@@ -575,15 +612,14 @@ class TestKubeDeltaEquivalence(KubeCase):
             self.delete("ipamblocks", self.ipam.pop(rng.choice(blocks)))
 
     def step_addr(self, rng):
-        peers = [n for n in self.PEERS if ("node", n) not in self.locked]
-        name = rng.choice(peers)
+        name = rng.choice(self.present(["node0", "node2", "node3", "node4"]))
         addr, addr6, internal = rng.choice(self.ADDRS)
         self.nodes[name].update(addr=addr, addr6=addr6, internal=internal)
         self.put_node(name)
 
     def step_labels(self, rng):
         """Labels of a peer, or of this node (the pools' nodeSelectors read those)."""
-        name = rng.choice([n for n in self.NODES + ["node1"] if ("node", n) not in self.locked])
+        name = rng.choice(self.present(self.NODES + ["node1"]))
         labels = {}
         if rng.random() < 0.7:
             labels["zone"] = rng.choice(["a", "b"])
@@ -594,7 +630,18 @@ class TestKubeDeltaEquivalence(KubeCase):
 
     def step_heartbeat(self, rng):
         """Only the kubelet's heartbeat: nothing the model reads."""
-        self.put_node(rng.choice([n for n in self.NODES if ("node", n) not in self.locked]))
+        self.put_node(rng.choice(self.present(self.NODES)))
+
+    def step_node(self, rng):
+        """node0's or node4's Node deleted, or back (its blocks stay)."""
+        name = rng.choice([n for n in ("node0", "node4") if ("node", n) not in self.locked])
+        a = self.nodes[name]
+        if a.get("gone"):
+            a["gone"] = False
+            self.put_node(name)
+        else:
+            a["gone"] = True
+            self.delete("nodes", name)
 
     def step_pool(self, rng):
         name = rng.choice([n for n in ("underlay-2", "underlay-6", "underlay-2", "underlay")
@@ -645,15 +692,19 @@ class TestKubeDeltaEquivalence(KubeCase):
 
     # ---- invalid objects: put at the start of a batch, fixed at its end
 
-    def break_something(self, rng):
-        """An invalid object (a new one, or a valid one replaced): (what, the fix)."""
-        counting = [b for b in self.free(self.SLOTS4) if b in self.aff and b not in self.ipam
+    INVALID = ["pool-cidr", "pool-selector", "affinity-cidr", "felix-protocol", "ipam-allocations", "node-address",
+               "conflict"]
+
+    def break_something(self, rng, n):
+        """The n-th invalid object of the run (a new one, or a valid one replaced; the
+        kinds in turn from one the seed picks): (what, the fix)."""
+        counting = [b for b in self.free(self.SLOTS4) if b in self.aff and b not in self.ipam and b not in self.ipam_dup
                     and self.objs[("blockaffinities", self.aff[b][0])]["spec"]["state"] != "pending"
-                    and self.objs[("blockaffinities", self.aff[b][0])]["spec"]["deleted"] == "false"]
-        kinds = ["pool-cidr", "pool-selector", "affinity-cidr", "felix-protocol", "ipam-allocations", "node-address"]
-        if counting:
-            kinds.append("conflict")
-        kind = rng.choice(kinds)
+                    and self.objs[("blockaffinities", self.aff[b][0])]["spec"]["deleted"] == self.DELETED[0]]
+        unblocked = [b for b in self.free(self.SLOTS4) if b not in self.ipam and b not in self.ipam_dup]
+        kind = self.INVALID[(self.first_invalid + n) % len(self.INVALID)]
+        if (kind == "conflict" and not counting) or (kind == "ipam-allocations" and not unblocked):
+            kind = "pool-cidr"
         if kind == "pool-cidr":
             self.put("ippools", ck.ippool("broken", "10.9.0.1/16"))
             return kind, lambda: self.delete("ippools", "broken")
@@ -665,7 +716,7 @@ class TestKubeDeltaEquivalence(KubeCase):
             return kind, lambda: self.delete("ippools", "underlay-2") if a.get("deleted") else self.put_pool(
                 "underlay-2")
         if kind == "affinity-cidr":
-            obj = ck.block_affinity("node3", "10.20.0.101/28")
+            obj = ck.block_affinity("node3", "10.20.0.101/28", deleted=self.DELETED[0])
             self.put("blockaffinities", obj)
             return kind, lambda: self.delete("blockaffinities", obj["metadata"]["name"])
         if kind == "felix-protocol":
@@ -675,19 +726,19 @@ class TestKubeDeltaEquivalence(KubeCase):
             return kind, lambda: (self.put_felix("node.node1") if "node.node1" in self.felix
                                   else self.delete("felixconfigurations", "node.node1"))
         if kind == "ipam-allocations":
-            block = rng.choice([b for b in self.free(self.SLOTS4) if b not in self.ipam])
+            block = rng.choice(unblocked)
             self.locked.add(("block", block))
             obj = ck.ipam_block(block, "node3", ["node3"] * 17)  # 17 addresses in a /28
             self.put("ipamblocks", obj)
             return kind, lambda: self.delete("ipamblocks", obj["metadata"]["name"])
         if kind == "node-address":
-            self.locked.add(("node", "node3"))
+            self.locked.add(("node", "node3"))  # never gone
             self.put("nodes", ck.k8s_node("node3", "192.168.10.300/24"))
             return kind, lambda: self.put_node("node3")
         block = rng.choice(counting)  # claimed by a second node: "is also claimed as"
         self.locked.add(("block", block))
         other = next(n for n in self.NODES if n != self.aff[block][1])
-        obj = ck.block_affinity(other, block)
+        obj = ck.block_affinity(other, block, deleted=self.DELETED[0])
         self.put("blockaffinities", obj)
         return kind, lambda: self.delete("blockaffinities", obj["metadata"]["name"])
 
@@ -745,47 +796,53 @@ class TestKubeDeltaEquivalence(KubeCase):
         self.assertEqual(self.host_state(), state, where)
         return state
 
+    def steps(self, rng, n, ops, seen):
+        for _ in range(n):
+            op = self.random_step(rng)
+            ops[op] = ops.get(op, 0) + 1
+            seen |= set(self.ns.route_summary() + self.routes6())
+            time.sleep(rng.choice([0, 0.01, 0.06, 0.1, 0.2]))
+
     def run_seed(self, i):
         if os.environ.get("CU_SEED"):
             if i:
                 self.skipTest("CU_SEED: its one sequence runs in the first case")
             seed = int(os.environ["CU_SEED"])
-        elif cu.DAEMON_WRAPPER and i:
+        elif cu.DAEMON_WRAPPER and (i or self.groups != (ck.CRD,)):
             self.skipTest("under a wrapper (valgrind): one seed")
         else:
             seed = self.SEEDS[i]
         rng = random.Random(seed)
+        self.first_invalid = rng.randrange(len(self.INVALID))
         self.load()
         d = self.start().wait_ready()
         self.settle(d, seed)
         ops, episodes, seen = {}, [], set()
         for batch in range(int(os.environ.get("CU_BATCHES") or self.BATCHES)):
-            broken = None
-            if batch == 1 or (batch > 1 and rng.random() < 0.35):
+            if batch:
+                # An invalid object for the batch's first steps: the last valid model
+                # is kept (the host as before it, whatever valid changes follow) until
+                # it is fixed.
                 before = (self.host_state(), self.upstream_file())
                 rejected = len(d.stderr_lines("configuration rejected"))
-                broken = self.break_something(rng)
-            elif rng.random() < 0.5 and not self.ns.link_exists("vxlan.calico"):
-                self.ns.add_vxlan()  # removed again unless Felix or a pool keeps it
-            for _ in range(self.STEPS):
-                op = self.random_step(rng)
-                ops[op] = ops.get(op, 0) + 1
-                seen |= set(self.ns.route_summary() + self.routes6())
-                time.sleep(rng.choice([0, 0.01, 0.06, 0.1, 0.2]))
-            self.settle(d, seed)
-            if broken:
-                # The last valid model kept: the host as before the invalid object,
-                # whatever valid changes came after it.
-                where = f"seed {seed}, batch {batch}, invalid {broken[0]}"
+                what, fix = self.break_something(rng, len(episodes))
+                where = f"seed {seed}, batch {batch}, invalid {what}"
+                episodes.append(what)
+                self.steps(rng, self.BROKEN_STEPS, ops, seen)
+                self.settle(d, seed)
                 self.assertEqual((self.host_state(), self.upstream_file()), before,
                                  f"{where}: the host moved\n--- daemon:\n{d.stderr()[-6000:]}")
                 self.assertGreater(len(d.stderr_lines("configuration rejected")), rejected,
                                    f"{where}: not rejected\n--- daemon:\n{d.stderr()[-6000:]}")
                 self.assertIn("last error", d.notify.status() or "", where)
-                broken[1]()
+                fix()
                 self.locked.clear()
-                episodes.append(broken[0])
-                self.settle(d, seed)
+            if rng.random() < 0.5 and not self.ns.link_exists("vxlan.calico"):
+                # Removed again unless Felix or a pool keeps it (maybe before it is up).
+                self.ns.ip("link", "add", "vxlan.calico", "type", "vxlan", "id", "4096", "dstport", "4789", "dev", "eth0")
+                self.ns.ip("link", "set", "vxlan.calico", "up", check=False)
+            self.steps(rng, self.STEPS - (self.BROKEN_STEPS if batch else 0), ops, seen)
+            self.settle(d, seed)
             state = self.full_path_agrees(d, seed, batch)
             seen |= set(state["routes"] + state["routes6"])
         deltas = [p for p in d.stderr_lines("reconcile pass (") if "; delta pass over" in p]
@@ -818,6 +875,15 @@ class TestKubeDeltaEquivalence(KubeCase):
 
     def test_seed_c(self):
         self.run_seed(2)
+
+
+class TestKubeDeltaEquivalenceV3(TestKubeDeltaEquivalence):
+    """The same on the v3 API group (projectcalico.org/v3 alone: spec.deleted a bool),
+    one seed."""
+    groups = (ck.V3,)
+    DELETED = (False, True)
+    SEEDS = (8,)
+    test_seed_b = test_seed_c = None
 
 
 class TestSettings(KubeCase):
