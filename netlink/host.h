@@ -135,13 +135,15 @@ struct host_tunnel {
         bool foreign_addrs; /* someone else's addresses are on it: leave the device up */
 };
 
+/* 96 bytes on 64-bit targets: a cold pass at 100k blocks plans 100k of them at once,
+ * so the kind is a byte beside the two flags (an enum field would make it 104). */
 struct host_change {
-        enum host_change_kind kind;
+        uint8_t kind;    /* enum host_change_kind */
+        bool restore;    /* putting back the value recorded before our first change */
+        bool replace;    /* add-route: replaces an own route with the same key */
         int ifindex;
         char dev[IFNAMSIZ];
         int64_t value;   /* proxy_arp, proxy_ndp (0/1) or proxy delay (ms) */
-        bool restore;    /* putting back the value recorded before our first change */
-        bool replace;    /* add-route: replaces an own route with the same key */
         struct host_route route;
         uint32_t pool;   /* index into model->pools, UINT32_MAX when none */
         union {
@@ -149,6 +151,7 @@ struct host_change {
                 const struct host_rule *rule;     /* add-rule, delete-rule: never NULL (plan->rules) */
         };
 };
+_Static_assert(sizeof(struct host_change) <= 96, "a route action must stay small");
 
 /* Result of one action: one per planned action, all written, so 100k routes touch
  * n * sizeof() bytes; kept to 16 (first-touch page faults cost 10-30 us per 4 KiB
