@@ -41,3 +41,6 @@ extern const struct cu_curl *cu_curl;
  * (libcurl.so.4): <dlerror text>"), nothing kept, and the next call tries again.
  * Not thread-safe: the daemon has one thread. */
 int cu_curl_load(char *why, size_t why_size);
+/* Close libcurl (nothing may use it, or anything from it, any more; cu_curl is NULL
+ * after): the next cu_curl_load() opens it again. */
+void cu_curl_unload(void);

@@ -512,6 +512,12 @@ static void global_unref(void)
                 cu_curl->global_cleanup();
 }
 
+void http_unload(void)
+{
+        if (n_clients == 0)
+                cu_curl_unload();
+}
+
 int http_new(sd_event *ev, struct http **ret)
 {
         struct http *h = calloc(1, sizeof(*h));

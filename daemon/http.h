@@ -60,6 +60,10 @@ void http_free(struct http *h);
  * libcurl, ...): the caller reports it as it would report an endpoint that does not
  * answer. */
 int http_start(struct http *h, char *why, size_t why_size);
+/* A one-shot run that has read its datastore: libcurl and the libraries it brought are
+ * unloaded when no client is left (every struct http freed); a later http_start() loads
+ * them again. */
+void http_unload(void);
 /* Start a request (after http_start()). */
 int http_send(struct http *h, const struct http_request *rq, struct http_req **ret);
 /* Start what http_send() queued now (the request on its way) rather than when the
