@@ -278,7 +278,14 @@ static inline bool raw_before(const struct raw_block *x, const struct raw_block 
                 return x->cidr.len < y->cidr.len;
         if ((x->origin == BLOCK_FROM_IPAMBLOCK) != (y->origin == BLOCK_FROM_IPAMBLOCK))
                 return x->origin == BLOCK_FROM_IPAMBLOCK;
-        return src_before(x->src, y->src);
+        if (x->src.file != y->src.file || x->src.line != y->src.line)
+                return src_before(x->src, y->src);
+        /* Claims on one line (a one-line JSON List): a total order, so the full load and
+         * the files cache's merge of sorted records (whose in-place sorts are not stable)
+         * put them alike; nodes are numbered in first-seen order in both. */
+        if (x->node != y->node)
+                return x->node < y->node;
+        return x->origin < y->origin;
 }
 
 static void raw_swap(struct raw_block *a, struct raw_block *b)

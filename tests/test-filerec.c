@@ -748,6 +748,81 @@ static void claims_sort_like_qsort(void **state)
         }
 }
 
+/* Claims tied in everything the sort looks at (one file, one line: a one-line
+ * JSON List) but their node: the merge of records and the full load must name the
+ * same nodes in the same order. */
+static void ties_on_one_line(void **state)
+{
+        static const char pool[] = "apiVersion: projectcalico.org/v3\nkind: IPPool\nmetadata:\n  name: p\nspec:\n"
+                                   "  cidr: 10.0.0.0/16\n  blockSize: 28\n";
+        unsigned differ = 0, runs = 0;
+
+        (void)state;
+        for (unsigned seed = 1; seed <= 400; seed++) {
+                struct cfg_settings s = mc_settings();
+                struct files f = {};
+                struct cfg_model *mm = NULL, *mf = NULL;
+                struct cfg_diags dm = {}, df = {};
+                unsigned sd = seed;
+                int rm, rf;
+
+                for (size_t i = 0; i < 3; i++)
+                        assert_true(asprintf(&f.name[i], "/r/%zu.json", i) > 0);
+                f.text[0] = strdup(pool);
+                for (size_t i = 1; i < 3; i++) {
+                        size_t cap = 1 << 16, len = 0;
+                        char *t = malloc(cap);
+                        unsigned n = 10 + rnd(&sd, 40);
+
+                        len += (size_t)snprintf(t + len, cap - len, "{\"apiVersion\":\"v1\",\"kind\":\"List\",\"items\":[");
+                        for (unsigned k = 0; k < n; k++) {
+                                unsigned c = rnd(&sd, 24);
+                                len += (size_t)snprintf(t + len, cap - len,
+                                        "%s{\"apiVersion\":\"crd.projectcalico.org/v1\",\"kind\":\"BlockAffinity\","
+                                        "\"metadata\":{\"name\":\"a%u\"},\"spec\":{\"cidr\":\"10.0.%u.%u/28\","
+                                        "\"node\":\"n%u\",\"state\":\"confirmed\",\"deleted\":\"false\"}}",
+                                        k ? "," : "", k, c / 4, (c % 4) * 16, 1 + rnd(&sd, 4));
+                        }
+                        len += (size_t)snprintf(t + len, cap - len, "]}\n");
+                        f.text[i] = t;
+                }
+                for (size_t i = 0; i < 3; i++)
+                        read_file(&f, i, &s);
+                rm = merged_load(&f, &mm, &dm);
+                rf = full_load(&f, &mf, &df);
+                runs++;
+                if ((rm == -EINVAL) != (rf == -EINVAL) || dm.n != df.n)
+                        differ++;
+                else
+                        for (size_t i = 0; i < dm.n; i++) {
+                                char x[1024], y[1024];
+
+                                cfg_diag_fmt(&dm.v[i], x, sizeof(x));
+                                cfg_diag_fmt(&df.v[i], y, sizeof(y));
+                                if (strcmp(x, y)) {
+                                        if (differ < 3)
+                                                printf("seed %u:\n  merge: %s\n  full:  %s\n", seed, x, y);
+                                        differ++;
+                                        break;
+                                }
+                        }
+                if (rm == 1)
+                        cfg_model_free(mm);
+                if (rf == 0)
+                        cfg_model_free(mf);
+                cfg_diags_clear(&dm);
+                cfg_diags_clear(&df);
+                for (size_t i = 0; i < 3; i++) {
+                        free(f.name[i]);
+                        free(f.text[i]);
+                        cfg_file_rec_free(f.rec[i]);
+                }
+                cfg_settings_clear(&s);
+        }
+        printf("ties: %u of %u runs with different messages\n", differ, runs);
+        assert_int_equal(differ, 0);
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
@@ -755,6 +830,7 @@ int main(void)
                 cmocka_unit_test(conflict_across_files),
                 cmocka_unit_test(random_sequences),
                 cmocka_unit_test(claims_sort_like_qsort),
+                cmocka_unit_test(ties_on_one_line),
         };
 
         return cmocka_run_group_tests(tests, NULL, NULL);
