@@ -6,8 +6,9 @@
  *
  * Owns the index (what the full load knew and the model forgets: every block claim,
  * the ones that lost or lie in no pool included, every borrowed address as read, with
- * the key each came from, and how many of them name each node) and the editing of the
- * model's sorted arrays. The rules are not repeated here: a new value is read by the
+ * the key each came from, and how many of them name each node; a claim that a block
+ * of the model is made of is that block, not a copy) and the editing of the model's
+ * sorted arrays. The rules are not repeated here: a new value is read by the
  * loader itself (resources.c, etcdkv.c), alone, into a loader of its own; what it
  * claims is then merged at its block exactly as loader.c's build_blocks() and
  * build_borrowed() merge every block (an IPAMBlock's affinity first, then key order;
@@ -33,7 +34,7 @@
  * node, the claims in no pool), IPv4 ones in 16 bytes. A BlockAffinity alone, the
  * Kubernetes datastore's common case, costs nothing beyond its block, and an etcd
  * block with its affinity one small claim: 100k blocks' index was 200k claims of 36
- * bytes (7.2 MB), now 1.7 MB (issue 16's memory budget). */
+ * bytes (7.2 MB), now 1.6 MB and a byte a block (issue 16's memory budget). */
 struct cfg_kv_index {
         uint8_t *won;             /* per model block: its claim's origin (enum block_origin) */
         size_t cap_won;
