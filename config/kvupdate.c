@@ -28,16 +28,21 @@
 #include "loader.h"
 #include "util.h"
 
-/* Every block claim, in two parts: each of the model's blocks stands for the claim it
- * is made of (its cidr, node and source; won[] the claim's origin), and extra holds
- * the others (an IPAMBlock's affinity after the IPAMBlock, a second claim of the same
- * node, the claims in no pool), IPv4 ones in 16 bytes. A BlockAffinity alone, the
- * Kubernetes datastore's common case, costs nothing beyond its block, and an etcd
- * block with its affinity one small claim: 100k blocks' index was 200k claims of 36
- * bytes (7.2 MB), now 1.6 MB and a byte a block (issue 16's memory budget). */
+/* Every block claim, in three parts: each of the model's blocks stands for the claim it
+ * is made of (its cidr, node and source; won[] the claim's origin), shadow[] holds the
+ * input and line of one more per block when it is an affinity on line 0 or 1 naming the
+ * block's node
+ * (claim_shadows(): an etcd block's BlockAffinity behind its IPAMBlock), and extra the
+ * others (a claim for another node, a duplicate, the claims in no pool), IPv4 ones in
+ * 16 bytes. A BlockAffinity alone, the Kubernetes datastore's common case, costs
+ * nothing beyond its block (no shadow[] then), and an etcd block with its affinity 5
+ * bytes: 100k blocks' index was 200k claims of 36 bytes (7.2 MB), now 0.5 MB (issue
+ * 16's memory budget). */
 struct cfg_kv_index {
         uint8_t *won;             /* per model block: its claim's origin (enum block_origin) */
         size_t cap_won;
+        uint32_t *shadow;         /* per model block, or NULL: its shadow (shadow_of()), 0: none */
+        size_t cap_shadow;
         struct claims extra;      /* the other claims: each part by cidr */
         struct raw_borrowed *bor; /* every borrowed address read: by address, then key */
         size_t n_bor, cap_bor;
@@ -58,6 +63,7 @@ void cfg_kv_index_free(struct cfg_kv_index *ix)
         if (!ix)
                 return;
         free(ix->won);
+        free(ix->shadow);
         claims_clear(&ix->extra);
         free(ix->bor);
         free(ix->refs);
@@ -70,7 +76,7 @@ static void count_refs(const struct cfg_kv_index *ix, const struct cfg_model *m,
 {
         memset(refs, 0, (m->n_nodes ? m->n_nodes : 1) * sizeof(*refs));
         for (size_t i = 0; i < m->n_blocks; i++)
-                refs[m->blocks[i].node]++;
+                refs[m->blocks[i].node] += 1 + (ix->shadow && ix->shadow[i]);
         for (size_t i = 0; i < ix->extra.n[CLAIMS_V4]; i++)
                 refs[ix->extra.v4[i].node]++;
         for (size_t i = 0; i < ix->extra.n[CLAIMS_WIDE]; i++)
@@ -101,6 +107,8 @@ int kv_index_take(struct cfg_loader *l, struct cfg_model *m, struct cfg_kv_index
         ix->cap_refs = m->n_nodes ? m->n_nodes : 1;
         ix->won = TAKE_PTR(l->won);
         ix->cap_won = m->n_blocks ? m->n_blocks : 1; /* build_blocks() */
+        ix->shadow = TAKE_PTR(l->shadow);
+        ix->cap_shadow = ix->shadow ? ix->cap_won : 0;
         ix->extra = l->extra; /* build_blocks() */
         l->extra = (struct claims){};
         ix->bor = TAKE_PTR(l->borrowed);
@@ -117,24 +125,40 @@ int kv_index_take(struct cfg_loader *l, struct cfg_model *m, struct cfg_kv_index
         return 0;
 }
 
+/* The claim block i of m is made of, and its shadow (claim_shadows()). */
+static struct raw_block own_at(const struct cfg_model *m, const struct cfg_kv_index *ix, size_t i)
+{
+        const struct cfg_block *b = &m->blocks[i];
+
+        return (struct raw_block){ .cidr = b->cidr, .node = b->node, .origin = ix->won[i], .src = b->src };
+}
+
+static struct raw_block shadow_at(const struct cfg_model *m, const struct cfg_kv_index *ix, size_t i)
+{
+        const struct cfg_block *b = &m->blocks[i];
+
+        return (struct raw_block){ .cidr = b->cidr, .node = b->node, .origin = BLOCK_FROM_AFFINITY,
+                                   .src = shadow_src(ix->shadow[i]) };
+}
+
 int kv_index_claims(const struct cfg_model *m, const struct cfg_kv_index *ix, struct raw_block **ret,
                     size_t *ret_n)
 {
-        size_t n = m->n_blocks + ix->extra.n[CLAIMS_V4] + ix->extra.n[CLAIMS_WIDE], k = 0;
+        size_t n = 2 * m->n_blocks + ix->extra.n[CLAIMS_V4] + ix->extra.n[CLAIMS_WIDE], k = 0;
         struct raw_block *v = calloc(n ? n : 1, sizeof(*v));
 
         if (!v)
                 return -ENOMEM;
         for (size_t i = 0; i < m->n_blocks; i++) {
-                const struct cfg_block *b = &m->blocks[i];
-
-                v[k++] = (struct raw_block){ .cidr = b->cidr, .node = b->node, .origin = ix->won[i], .src = b->src };
+                v[k++] = own_at(m, ix, i);
+                if (ix->shadow && ix->shadow[i])
+                        v[k++] = shadow_at(m, ix, i);
         }
         for (int part = 0; part < 2; part++)
                 for (size_t i = 0; i < ix->extra.n[part]; i++)
                         claims_get(&ix->extra, part, i, &v[k++]);
         *ret = v;
-        *ret_n = n;
+        *ret_n = k;
         return 0;
 }
 
@@ -277,7 +301,7 @@ static int indexed_cidr(const struct cfg_model *m, const struct cfg_kv_index *ix
         for (size_t i = 0; i < m->n_blocks; i++) {
                 const struct cfg_block *b = &m->blocks[i];
 
-                if (b->src.file != file)
+                if (b->src.file != file && !(ix->shadow && ix->shadow[i] && shadow_src(ix->shadow[i]).file == file))
                         continue;
                 if (found && !cfg_prefix_eq(ret, &b->cidr))
                         return -EAGAIN;
@@ -506,7 +530,7 @@ static bool own_claim(const struct cfg_model *m, const struct cfg_kv_index *ix, 
         *ret_pos = pos;
         if (pos >= m->n_blocks || !cfg_prefix_eq(&b->cidr, p))
                 return false;
-        *ret = (struct raw_block){ .cidr = b->cidr, .node = b->node, .origin = ix->won[pos], .src = b->src };
+        *ret = own_at(m, ix, pos);
         return true;
 }
 
@@ -614,6 +638,7 @@ struct group {
         /* scratch for the commit, allocated before it begins */
         struct raw_block *rv;
         struct raw_block *xv[2]; /* the extra claims after, by part */
+        uint32_t shadow;         /* the block's shadow after (shadow_of()), 0: none */
         struct raw_borrowed *bv;
         struct cfg_borrowed *mv;
 };
@@ -656,12 +681,14 @@ static int plan_group(const struct cfg_model *m, const struct cfg_kv_index *ix, 
         g->blo = bor_lower(ix, cidr);
         for (g->bhi = g->blo; g->bhi < ix->n_bor && cfg_prefix_contains(cidr, &ix->bor[g->bhi].addr); g->bhi++)
                 ;
-        g->claims = calloc(had + g->hi[0] - g->lo[0] + g->hi[1] - g->lo[1] + n_new + 1, sizeof(*g->claims));
+        g->claims = calloc(2 * had + g->hi[0] - g->lo[0] + g->hi[1] - g->lo[1] + n_new + 1, sizeof(*g->claims));
         g->lents = calloc(g->bhi - g->blo + nb_new + 1, sizeof(*g->lents));
         if (!g->claims || !g->lents)
                 return -ENOMEM;
         if (had && !group_has_file(g, own.src.file))
                 g->claims[g->n_claims++] = (struct claim){ own, m->nodes[own.node].name, NULL };
+        if (had && ix->shadow && ix->shadow[pos] && !group_has_file(g, shadow_src(ix->shadow[pos]).file))
+                g->claims[g->n_claims++] = (struct claim){ shadow_at(m, ix, pos), m->nodes[own.node].name, NULL };
         for (int part = 0; part < 2; part++)
                 for (size_t i = g->lo[part]; i < g->hi[part]; i++) {
                         struct raw_block x;
@@ -724,7 +751,7 @@ static int64_t self_delta(const struct cfg_model *m, const struct cfg_kv_index *
         size_t pos;
 
         if (own_claim(m, ix, &g->cs[0].cidr, &pos, &own))
-                d -= own.node == s;
+                d -= (own.node == s) * (1 + (ix->shadow && ix->shadow[pos]));
         for (int part = 0; part < 2; part++)
                 for (size_t i = g->lo[part]; i < g->hi[part]; i++) {
                         struct raw_block x;
@@ -881,7 +908,7 @@ static int plan_batch(const struct cfg_model *m, const struct cfg_kv_index *ix, 
                                 return r;
                 if (s != UINT32_MAX)
                         self_refs += self_delta(m, ix, g, s, self);
-                gone += 1 + (g->hi[0] - g->lo[0]) + (g->hi[1] - g->lo[1]) + 2 * (g->bhi - g->blo);
+                gone += 2 + (g->hi[0] - g->lo[0]) + (g->hi[1] - g->lo[1]) + 2 * (g->bhi - g->blo);
         }
         /* This node's entry going (its last claim without a Node resource) changes more
          * than blocks. */
@@ -917,6 +944,7 @@ static int reserve(struct cfg_model *m, struct cfg_kv_index *ix, struct batch *b
             (r = GROW(ix->bor, ix->cap_bor, ix->n_bor + nl)) < 0 ||
             (r = GROW(m->blocks, ix->cap_blocks, m->n_blocks + b->n_groups)) < 0 ||
             (r = GROW(ix->won, ix->cap_won, m->n_blocks + b->n_groups)) < 0 ||
+            (ix->shadow && (r = GROW(ix->shadow, ix->cap_shadow, m->n_blocks + b->n_groups)) < 0) ||
             (r = GROW(m->borrowed, ix->cap_borrowed, m->n_borrowed + nl)) < 0)
                 return r;
         /* A name that the commit then does not use stays in the model's chunks, unseen. */
@@ -955,9 +983,15 @@ static void splice_extra(struct cfg_kv_index *ix, struct group *g)
 {
         size_t n[2] = {};
 
+        g->shadow = 0;
         for (size_t i = 1; i < g->n_claims; i++) {
                 int part = claims_part(&g->rv[i]);
 
+                /* A model whose load made shadows keeps them (claim_shadows()). */
+                if (ix->shadow && !g->shadow && claim_shadows(&g->rv[0], &g->rv[i])) {
+                        g->shadow = shadow_of(&g->rv[i]);
+                        continue;
+                }
                 g->xv[part][n[part]++] = g->rv[i];
         }
         for (int part = 0; part < 2; part++) {
@@ -975,8 +1009,12 @@ static void commit_index(struct cfg_model *m, struct cfg_kv_index *ix, struct ba
         size_t pos;
 
         /* Read now: the nodes added before the commit renumbered the model. */
-        if (own_claim(m, ix, &g->cs[0].cidr, &pos, &own) && group_has_file(g, own.src.file))
-                ix->refs[b->gone[b->n_gone++] = own.node]--;
+        if (own_claim(m, ix, &g->cs[0].cidr, &pos, &own)) {
+                if (group_has_file(g, own.src.file))
+                        ix->refs[b->gone[b->n_gone++] = own.node]--;
+                if (ix->shadow && ix->shadow[pos] && group_has_file(g, shadow_src(ix->shadow[pos]).file))
+                        ix->refs[b->gone[b->n_gone++] = own.node]--;
+        }
         for (int part = 0; part < 2; part++)
                 for (size_t i = g->lo[part]; i < g->hi[part]; i++) {
                         struct raw_block x;
@@ -1033,12 +1071,24 @@ static int commit_block(struct cfg_model *m, struct cfg_kv_index *ix, const stru
                 nb = (struct cfg_block){ .cidr = c->cidr, .node = w->node, .pool = c->pool, .src = w->src };
                 if (had && block_same(&m->blocks[pos], &nb)) {
                         ix->won[pos] = w->origin;
+                        if (ix->shadow)
+                                ix->shadow[pos] = g->shadow;
                         return 0;
                 }
                 splice(m->blocks, &m->n_blocks, sizeof(*m->blocks), pos, had, &nb, 1);
+                if (ix->shadow) {
+                        size_t k = n;
+
+                        splice(ix->shadow, &k, sizeof(*ix->shadow), pos, had, &g->shadow, 1);
+                }
                 splice(ix->won, &n, sizeof(*ix->won), pos, had, &w->origin, 1);
         } else if (had) {
                 splice(m->blocks, &m->n_blocks, sizeof(*m->blocks), pos, 1, NULL, 0);
+                if (ix->shadow) {
+                        size_t k = n;
+
+                        splice(ix->shadow, &k, sizeof(*ix->shadow), pos, 1, NULL, 0);
+                }
                 splice(ix->won, &n, sizeof(*ix->won), pos, 1, NULL, 0);
         } else
                 return 0;

@@ -421,10 +421,11 @@ static struct cfg_block *blocks_array(struct cfg_loader *l)
 }
 
 /* An indexed load (kvupdate.c) keeps every claim: a block stands for its first claim,
- * and the others (an IPAMBlock's affinity after it, a duplicate, those in no pool) go
- * to l->extra. Both sized from one pass over the sorted claims (the first of each
- * prefix in a pool makes a block), not doubled as they come: the index costs what it
- * holds at the load's peak. */
+ * its etcd BlockAffinity (claim_shadows()) is the input in l->shadow, and the others (a
+ * duplicate, a claim for another node, those in no pool) go to l->extra. All sized
+ * from one pass over the sorted claims (the first of each prefix in a pool makes a
+ * block; the extra room is untouched where a shadow takes a claim), not doubled as
+ * they come: the index costs what it holds at the load's peak. */
 static int index_room(struct cfg_loader *l)
 {
         size_t own = 0, n[2] = {};
@@ -443,15 +444,24 @@ static int index_room(struct cfg_loader *l)
         l->extra.cap[CLAIMS_V4] = n[CLAIMS_V4] ? n[CLAIMS_V4] : 1;
         l->extra.cap[CLAIMS_WIDE] = n[CLAIMS_WIDE] ? n[CLAIMS_WIDE] : 1;
         l->won = malloc(own ? own : 1);
-        return l->extra.v4 && l->extra.wide && l->won ? 0 : -ENOMEM;
+        l->shadow = calloc(own ? own : 1, sizeof(*l->shadow));
+        return l->extra.v4 && l->extra.wide && l->won && l->shadow ? 0 : -ENOMEM;
 }
 
-static void keep_extra(struct cfg_loader *l, const struct raw_block *rb)
+/* A claim that is not block's own (own: the claim block is made of, NULL when the
+ * prefix makes no block). */
+static void keep_other(struct cfg_loader *l, const struct raw_block *rb, const struct raw_block *own, size_t block)
 {
         int part = claims_part(rb);
 
-        if (l->indexing)
-                claims_set(&l->extra, part, l->extra.n[part]++, rb);
+        if (!l->indexing)
+                return;
+        if (own && !l->shadow[block] && claim_shadows(own, rb)) {
+                l->shadow[block] = shadow_of(rb);
+                l->has_shadow = true;
+                return;
+        }
+        claims_set(&l->extra, part, l->extra.n[part]++, rb);
 }
 
 static int build_blocks(struct cfg_loader *l)
@@ -460,7 +470,7 @@ static int build_blocks(struct cfg_loader *l)
         size_t outside = 0, kept = 0, n = l->n_raw;
         const struct raw_block *raw;
         struct raw_block prev;
-        bool have_prev = false;
+        bool have_prev = false, prev_kept = false;
         int ret = 0;
 
         loader_sort_claims(l->raw, n);
@@ -481,7 +491,7 @@ static int build_blocks(struct cfg_loader *l)
 
                         if (prev.node != rb.node && !overruled)
                                 ret = block_conflict(l, &prev, &rb, "is also claimed as");
-                        keep_extra(l, &rb);
+                        keep_other(l, &rb, prev_kept ? &prev : NULL, kept - 1);
                         continue; /* the same block again, or overruled by its IPAMBlock */
                 }
                 if (have_prev && cfg_prefix_overlaps(&prev.cidr, &rb.cidr)) {
@@ -490,6 +500,7 @@ static int build_blocks(struct cfg_loader *l)
                 }
                 prev = rb;
                 have_prev = true;
+                prev_kept = false;
                 pool = cfg_model_pool_for(m, &rb.cidr);
                 if (!pool) {
                         m->n_skipped++;
@@ -499,11 +510,12 @@ static int build_blocks(struct cfg_loader *l)
                                            "skipping block %s of node %s: it lies in no pool", buf,
                                            m->nodes[rb.node].name);
                         }
-                        keep_extra(l, &rb);
+                        keep_other(l, &rb, NULL, 0);
                         continue;
                 }
                 if (l->indexing)
                         l->won[kept] = rb.origin;
+                prev_kept = true;
                 m->blocks[kept++] = (struct cfg_block){
                         .cidr = rb.cidr,
                         .node = rb.node,
@@ -521,6 +533,12 @@ static int build_blocks(struct cfg_loader *l)
                 l->extra.cap[CLAIMS_V4] = l->extra.n[CLAIMS_V4] ? l->extra.n[CLAIMS_V4] : 1;
                 l->extra.cap[CLAIMS_WIDE] = l->extra.n[CLAIMS_WIDE] ? l->extra.n[CLAIMS_WIDE] : 1;
                 shrink(&l->won, kept, sizeof(*l->won));
+                if (l->has_shadow)
+                        shrink(&l->shadow, kept, sizeof(*l->shadow));
+                else { /* the Kubernetes datastore's: no IPAMBlocks */
+                        free(l->shadow);
+                        l->shadow = NULL;
+                }
         }
         return ret;
 }
@@ -691,6 +709,7 @@ void cfg_loader_free(struct cfg_loader *cl)
         free(l->raw);
         claims_clear(&l->extra);
         free(l->won);
+        free(l->shadow);
         free(l->borrowed);
         free(l->file_ipam);
         free(l->fills);

@@ -54,6 +54,27 @@ void claims_set(struct claims *c, int part, size_t i, const struct raw_block *b)
 int claims_reserve(struct claims *c, size_t more);
 void claims_clear(struct claims *c);
 
+/* Whether an index keeps claim c beside a block made of claim own in 4 bytes, its input
+ * and line (kvupdate.c's shadow): an affinity on line 0 or 1 naming the block's node, as
+ * an etcd block's BlockAffinity behind its IPAMBlock is (its cidr comes from the key:
+ * line 0), or a Kubernetes one. */
+static inline bool claim_shadows(const struct raw_block *own, const struct raw_block *c)
+{
+        return c->origin == BLOCK_FROM_AFFINITY && c->node == own->node && c->src.line <= 1 &&
+               c->src.file < 1u << 30;
+}
+
+/* The 4 bytes of a shadow (never 0) and back. */
+static inline uint32_t shadow_of(const struct raw_block *c)
+{
+        return (c->src.file + 1) << 1 | c->src.line;
+}
+
+static inline struct cfg_src shadow_src(uint32_t v)
+{
+        return (struct cfg_src){ .file = (v >> 1) - 1, .line = v & 1 };
+}
+
 /* A borrowed address as read, before pools are sorted and nodes renumbered. */
 struct raw_borrowed {
         struct cfg_prefix addr;
@@ -80,6 +101,8 @@ struct cfg_loader {
          * with the model's blocks, every claim (kvupdate.c's index) */
         struct claims extra;
         uint8_t *won;
+        uint32_t *shadow; /* per block: claim_shadows() one, shadow_of() it; 0: none */
+        bool has_shadow;
         struct strtab node_index; /* node number + 1 by name */
         /* cfg_model_from_kvs_indexed(): keep what the in-place updates need (kvupdate.c) */
         bool indexing;

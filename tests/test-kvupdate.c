@@ -311,10 +311,14 @@ static const char *affinity_value(unsigned r)
         return v[r % 16 < 6 ? r % 6 : r % 16 < 14 ? 0 : 6 + r % 2];
 }
 
-/* An IPAMBlock value: affinity (or none), some addresses borrowed by other nodes. */
-static void block_value(char *buf, size_t size, const char *cidr, unsigned r)
+/* An IPAMBlock value: affinity (or none; mostly the node that usually claims the block,
+ * so that its BlockAffinity is often the same node's: the index's shadow), some
+ * addresses borrowed by other nodes. */
+static void block_value(char *buf, size_t size, const char *cidr, unsigned c, unsigned r)
 {
-        const char *host = r % 5 == 0 ? NULL : nodes[(r / 5) % ELEMENTSOF(nodes)];
+        const char *host = r % 5 == 0              ? NULL :
+                           (r / 5) % 3 == 0        ? nodes[(r / 15) % ELEMENTSOF(nodes)] :
+                                                     nodes[c % ELEMENTSOF(nodes)];
         char allocs[256] = "", attrs[512] = "";
         unsigned n = 1 + (r / 25) % 4;
 
@@ -388,7 +392,7 @@ static void random_change(unsigned *seed, char *key, size_t ksize, char *val, si
         case 2:
         case 3:
                 key_of(key, ksize, BLK, NULL, cidrs[c]);
-                block_value(val, vsize, cidrs[c], (unsigned)rand_r(seed));
+                block_value(val, vsize, cidrs[c], c, (unsigned)rand_r(seed));
                 *bad = *bad || strstr(val, ":7}");
                 break;
         default:
@@ -486,7 +490,7 @@ static void random_kube_change(unsigned *seed, char *key, size_t ksize, char *va
         case 2:
         case 3:
                 snprintf(key, ksize, KUB "ipamblocks/%s", d);
-                block_value(spec, sizeof(spec), cidrs[c], (unsigned)rand_r(seed));
+                block_value(spec, sizeof(spec), cidrs[c], c, (unsigned)rand_r(seed));
                 snprintf(val, vsize, "{" CRD ",\"kind\":\"IPAMBlock\",\"metadata\":{\"name\":\"%s\"},\"spec\":%s}",
                          d, spec);
                 *bad = *bad || strstr(val, ":7}");
