@@ -439,12 +439,12 @@ class TestKubeDeltaEquivalence(KubeCase):
     on-link, off-link, in a block) and labels, heartbeats, a Node gone and back (node0,
     which sorts first, claims and hosts addresses with or without a Node); IPPools'
     nodeSelector, disabled, natOutgoing, vxlanMode, blockSize, a pool gone and back;
-    FelixConfigurations. Some batches start with an invalid object: the daemon keeps
+    FelixConfigurations; a kind's watch answered 410 Gone, every watch dropped. Some batches start with an invalid object: the daemon keeps
     the last valid model (the host does not move while it stays) until it is fixed.
     Seeded: the seed is in every failure message; CU_SEED=N runs that seed alone,
     CU_BATCHES=N makes each sequence N batches long."""
 
-    SEEDS = (2718, 31415, 1601)  # the first two meet every kind of INVALID
+    SEEDS = (3, 31415, 1601)  # the first two meet every kind of INVALID
     DELETED = ("false", "true")  # BlockAffinity's spec.deleted (a string in the CRD)
     BATCHES = 5
     STEPS = 9
@@ -462,7 +462,7 @@ class TestKubeDeltaEquivalence(KubeCase):
     # Weighted towards what a watch event updates in place (a pool, a FelixConfiguration,
     # labels, a Node coming or going and an invalid object are full reloads).
     OPS = {"aff": 30, "aff_del": 10, "ipam": 16, "ipam_del": 6, "ipam_dup": 5, "addr": 10, "labels": 3,
-           "heartbeat": 2, "node": 2, "pool": 5, "felix": 3}
+           "heartbeat": 2, "node": 2, "pool": 5, "felix": 3, "api": 2}
 
     def setUp(self):
         super().setUp()
@@ -507,8 +507,8 @@ class TestKubeDeltaEquivalence(KubeCase):
 
     def load(self):
         """Three pools (the cluster's, another IPv4 one off the uplink's subnet, an
-        IPv6 one), four nodes (node4 off-link), a block of node1's and node2's in each
-        family."""
+        IPv6 one), four nodes (node4 off-link; node0 has none yet), a block of node1's
+        and node2's in each family, one of node3's, node2's IPAM block."""
         self.pools = {"underlay": dict(cidr="192.168.10.128/25", block_size=28, nat=False, extra={}),
                       "underlay-2": dict(cidr="10.20.0.0/24", block_size=28, nat=False, extra={}),
                       "underlay-6": dict(cidr="fd00:10::/119", block_size=122, nat=False, extra={})}
@@ -528,6 +528,12 @@ class TestKubeDeltaEquivalence(KubeCase):
             obj = ck.block_affinity(node, block, deleted=self.DELETED[0])
             self.put("blockaffinities", obj)
             self.aff[block] = (obj["metadata"]["name"], node)
+        # node2's IPAM block, node3's pod at .146: every seed has a borrowed address
+        # routed for the steps to change.
+        obj = ck.ipam_block(cu.PEER_BLOCK, "node2", ["node2", None, "node3"] + [None] * 13)
+        self.put("ipamblocks", obj)
+        self.ipam[cu.PEER_BLOCK] = obj["metadata"]["name"]
+        self.ipam_host[cu.PEER_BLOCK] = "node2"
 
     # ---- random steps, each one API change (a move: two)
 
@@ -685,6 +691,16 @@ class TestKubeDeltaEquivalence(KubeCase):
         self.felix[name] = spec
         self.put_felix(name)
 
+    def step_api(self, rng):
+        """The API server's side: a kind's watch answered 410 Gone (that kind listed
+        again while changes come), or every watch dropped (resumed from the last
+        version seen)."""
+        if rng.random() < 0.7:
+            self.api.ctl("gone_watch", resource=rng.choice(["nodes", "ippools", "blockaffinities", "ipamblocks",
+                                                            "felixconfigurations"]))
+        else:
+            self.api.ctl("drop_watches")
+
     def random_step(self, rng):
         op = rng.choices(list(self.OPS), weights=list(self.OPS.values()))[0]
         getattr(self, "step_" + op)(rng)
@@ -770,13 +786,14 @@ class TestKubeDeltaEquivalence(KubeCase):
         return sum(text.count(k) for k in ("reconcile pass", "configuration ", "upstream routes file"))
 
     def settle(self, d, seed):
-        """The daemon done with the last change: the host, the upstream routes file and
-        the daemon's passes and configuration entries unchanged for a second."""
+        """The daemon done with the last change: its five watches open (not backing
+        off), and the host, the upstream routes file and the daemon's passes and
+        configuration entries unchanged for a second."""
         last = [None]
 
         def quiet():
-            now = (self.host_state(), self.upstream_file(), self.activity(d))
-            same, last[0] = now == last[0], now
+            now = (self.host_state(), self.upstream_file(), self.activity(d), len(self.api.watches()))
+            same, last[0] = now == last[0] and now[-1] == 5, now
             return same
         cu.wait_until(lambda: stays(quiet, 1.0, 0.1), timeout=40, what=f"the daemon settled (seed {seed})")
 
@@ -817,7 +834,7 @@ class TestKubeDeltaEquivalence(KubeCase):
         self.load()
         d = self.start().wait_ready()
         self.settle(d, seed)
-        ops, episodes, seen = {}, [], set()
+        ops, episodes, seen = {}, [], set(self.ns.route_summary() + self.routes6())
         for batch in range(int(os.environ.get("CU_BATCHES") or self.BATCHES)):
             if batch:
                 # An invalid object for the batch's first steps: the last valid model
