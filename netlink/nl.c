@@ -1090,7 +1090,8 @@ static void route_result(const struct host_change *a, int error, const char *ext
                 error = 0;
         } else if (extack[0])
                 host_result_set_message(res, "%s", extack);
-        res->error = error;
+        if (res->error != error) /* a success in a zeroed result stays unwritten (host.h) */
+                res->error = error;
 }
 
 /* One datagram of route messages: slot j went out with sequence number base + j and
@@ -1263,8 +1264,10 @@ int kern_apply(struct kern *nl, const struct kern_apply_opts *opts, const struct
         size_t i = 0;
         int failed = 0;
 
+        /* Every result zeroed, writing only those that are not (host.h). */
         for (size_t k = 0; k < n; k++)
-                results[k] = (struct host_result){};
+                if (results[k].error || results[k].message)
+                        results[k] = (struct host_result){};
         while (i < n) {
                 size_t j = i;
 

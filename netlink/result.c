@@ -50,8 +50,10 @@ void host_result_append_message(struct host_result *r, const char *fmt, ...)
 
 void host_results_free(struct host_result *r, size_t n)
 {
-        for (size_t i = 0; r && i < n; i++) {
-                free(r[i].message);
-                r[i] = (struct host_result){};
-        }
+        /* Zero ones are not written (host.h: a calloc()ed array stays untouched). */
+        for (size_t i = 0; r && i < n; i++)
+                if (r[i].error || r[i].message) {
+                        free(r[i].message);
+                        r[i] = (struct host_result){};
+                }
 }

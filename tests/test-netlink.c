@@ -22,6 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -1005,6 +1006,39 @@ NETNS_TEST(test_batch_5000)
         free(res);
 }
 
+/* Successes are never written into a zeroed results array (host.h): the results of
+ * 5,000 route adds, their deletion and host_results_free() live in read-only zero
+ * pages here, so any write is a SIGSEGV; then a failure is written all the same. */
+NETNS_TEST(test_apply_leaves_zeroed_successes)
+{
+        enum { N = 5000 };
+        const struct kern_apply_opts s = { .protocol = CFG_DEFAULT_ROUTE_PROTOCOL, .table = CFG_DEFAULT_ROUTE_TABLE };
+        size_t size = N * sizeof(struct host_result);
+        struct host_change *a = calloc(N, sizeof(*a));
+        struct host_result *res = mmap(NULL, size, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        struct kern *nl = NULL;
+
+        CHECK(a && res != MAP_FAILED);
+        setup_eth0();
+        CHECK(kern_open(&nl) == 0);
+        fill_batch(a, N, CHANGE_ADD_ROUTE);
+        CHECK_INT(kern_apply(nl, &s, a, N, res), 0);
+        host_results_free(res, N);
+        fill_batch(a, N, CHANGE_DEL_ROUTE);
+        CHECK_INT(kern_apply(nl, &s, a, N, res), 0);
+        for (size_t i = 0; i < N; i++)
+                CHECK(res[i].error == 0 && !res[i].message);
+        /* Writable again: the one delete that finds nothing is said, the rest not. */
+        CHECK(mprotect(res, size, PROT_READ | PROT_WRITE) == 0);
+        CHECK_INT(kern_apply(nl, &s, a, 1, res), 0);
+        CHECK_STR(host_result_message(&res[0]), "already absent");
+        host_results_free(res, N);
+        CHECK(!res[0].message);
+        kern_close(nl);
+        munmap(res, size);
+        free(a);
+}
+
 /* ---------------------------------------------------------------- apply: settings */
 
 NETNS_TEST(test_set_proxy)
@@ -1162,6 +1196,7 @@ int main(void)
                 cmocka_unit_test(test_invalid_route_extack),
                 cmocka_unit_test(test_delete_observed_multipath),
                 cmocka_unit_test(test_batch_5000),
+                cmocka_unit_test(test_apply_leaves_zeroed_successes),
                 cmocka_unit_test(test_set_proxy),
                 cmocka_unit_test(test_remove_vxlan),
                 cmocka_unit_test(test_remove_tunl0_absent),
