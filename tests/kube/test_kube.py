@@ -562,9 +562,13 @@ class TestKubeDeltaEquivalence(KubeCase):
                 self.put("blockaffinities", obj)
                 self.aff[dest] = self.aff.pop(block)
                 return
-        if old and old[1] != node:
-            self.delete("blockaffinities", old[0])
         obj = ck.block_affinity(node, block, state=state, deleted=deleted)
+        if old and old[0] != obj["metadata"]["name"]:
+            self.delete("blockaffinities", old[0])
+        # The name of an affinity put on another block before: that object comes back.
+        for b, (name, _) in list(self.aff.items()):
+            if name == obj["metadata"]["name"] and b != block:
+                del self.aff[b]
         self.put("blockaffinities", obj)
         self.aff[block] = (obj["metadata"]["name"], node)
 
@@ -753,7 +757,9 @@ class TestKubeDeltaEquivalence(KubeCase):
             return kind, lambda: self.put_node("node3")
         block = rng.choice(counting)  # claimed by a second node: "is also claimed as"
         self.locked.add(("block", block))
-        other = next(n for n in self.NODES if n != self.aff[block][1])
+        names = {name for name, _ in self.aff.values()}
+        other = next(n for n in self.NODES if n != self.aff[block][1] and
+                     ck.block_affinity(n, block)["metadata"]["name"] not in names)
         obj = ck.block_affinity(other, block, deleted=self.DELETED[0])
         self.put("blockaffinities", obj)
         return kind, lambda: self.delete("blockaffinities", obj["metadata"]["name"])
