@@ -31,13 +31,12 @@
 /* Every block claim, in three parts: each of the model's blocks stands for the claim it
  * is made of (its cidr, node and source; won[] the claim's origin), shadow[] holds the
  * input and line of one more per block when it is an affinity on line 0 or 1 naming the
- * block's node
- * (claim_shadows(): an etcd block's BlockAffinity behind its IPAMBlock), and extra the
- * others (a claim for another node, a duplicate, the claims in no pool), IPv4 ones in
- * 16 bytes. A BlockAffinity alone, the Kubernetes datastore's common case, costs
- * nothing beyond its block (no shadow[] then), and an etcd block with its affinity 5
- * bytes: 100k blocks' index was 200k claims of 36 bytes (7.2 MB), now 0.5 MB (issue
- * 16's memory budget). */
+ * block's node (claim_shadows(): an etcd block's BlockAffinity behind its IPAMBlock),
+ * and extra the others (a claim for another node, a duplicate, the claims in no pool),
+ * IPv4 ones in 16 bytes. A BlockAffinity alone, the Kubernetes datastore's common case,
+ * costs nothing beyond its block (no shadow[] then), and an etcd block with its
+ * affinity 5 bytes: 100k blocks' claims were 200k of 36 bytes in the index (7.2 MB),
+ * now 0.5 MB (issue 16's memory budget). */
 struct cfg_kv_index {
         uint8_t *won;             /* per model block: its claim's origin (enum block_origin) */
         size_t cap_won;
