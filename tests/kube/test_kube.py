@@ -851,6 +851,12 @@ class TestKubeDeltaEquivalence(KubeCase):
                 what, fix = self.break_something(rng, len(episodes))
                 where = f"seed {seed}, batch {batch}, invalid {what}"
                 episodes.append(what)
+                # Seen before the valid changes come: each kind is a watch of its own, so
+                # another kind's event may reach the daemon first (a relist of the invalid
+                # object's kind delays it the more), and is then rightly applied.
+                cu.wait_until(lambda: len(d.stderr_lines("configuration rejected")) > rejected, 20,
+                              what=f"{where}: the rejection")
+                self.assertEqual((self.host_state(), self.upstream_file()), before, f"{where}: the host moved")
                 self.steps(rng, self.BROKEN_STEPS, ops, seen)
                 self.settle(d, seed)
                 self.assertEqual((self.host_state(), self.upstream_file()), before,
