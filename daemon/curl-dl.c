@@ -127,6 +127,7 @@ void cu_curl_unload(void)
         if (!loaded)
                 return;
         cu_curl = NULL;
-        dlclose(loaded);
+        if (CU_CURL_UNLOAD_UNMAPS)
+                dlclose(loaded);
         loaded = NULL;
 }
