@@ -48,9 +48,12 @@ extern const char *const etcd_prefixes[ETCD_N_PREFIXES];
 #define ETCD_MAX_PAGES (ETCD_MAX_KEYS / ETCD_PAGE + 4 * ETCD_N_PREFIXES)
 #define ETCD_MAX_LIST_BYTES (1024u << 20)
 /* Keys per range request. A page's answer and its decoded keys are alive together
- * until the cache has taken them: about 2 MB at 2,500 of Calico's block values (8 MB
- * at 10,000, the peak of a --once at 100k blocks), for 84 requests at 210k keys. */
-#define ETCD_PAGE 2500
+ * until the cache has taken them: about 4 MB at 5,000 of Calico's block values (8 MB
+ * at 10,000 was the peak of a --once at 100k blocks), for 43 requests at 210k keys.
+ * Not smaller: etcd (3.4, 3.5) walks the rest of the range for every page it answers
+ * (to count it), so a list costs the server about keys^2 / page; 2,500 keys cost it
+ * about 0.25 s more per list at 100k blocks than 10,000, and each node lists. */
+#define ETCD_PAGE 5000
 
 int etcd_new(sd_event *ev, const struct cfg_etcd *conf, const struct etcd_ops *ops, void *userdata,
              struct etcd **ret);

@@ -194,8 +194,8 @@ class TestDaemon(EtcdCase):
         self.assertEqual(self.ns.route_summary(), sorted(WANT_2 + [borrowed]))
 
     def test_large_datastore_is_listed_in_pages(self):
-        # More affinities than one range page (2,500 keys, ETCD_PAGE): an overlay pool
-        # of 10,500 blocks of node2's, read in five pages at one revision, over gRPC (the
+        # More affinities than one range page (5,000 keys, ETCD_PAGE): an overlay pool
+        # of 10,500 blocks of node2's, read in three pages at one revision, over gRPC (the
         # default) and over the JSON gateway (CALICO_UNDERLAY_ETCD_GATEWAY=1), alike.
         big = [ce.pool(name="overlay-big", cidr="10.64.0.0/12", block_size=26, nat=True)]
         big += [(ce.affinity_key("node2", f"10.{64 + i // 1024}.{i // 4 % 256}.{i % 4 * 64}/26"), ce.CONFIRMED)
