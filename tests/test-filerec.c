@@ -37,6 +37,18 @@ struct files {
         bool recorded[MAX_FILES]; /* rec read (NULL: the reading had an error) */
 };
 
+/* Everything a test's files hold (unused slots are NULL). */
+static void files_clear(struct files *f)
+{
+        for (size_t i = 0; i < MAX_FILES; i++) {
+                free(f->name[i]);
+                free(f->text[i]);
+                free(f->head[i]);
+                free(f->claims[i]);
+                cfg_file_rec_free(f->rec[i]);
+        }
+}
+
 struct buf_reader {
         const char *p;
         size_t n;
@@ -569,13 +581,7 @@ static void run_sequence(unsigned seed, unsigned steps, struct stats *st)
         }
         cfg_model_free(prev);
         cfg_model_free(inc);
-        for (size_t i = 0; i < MAX_FILES; i++) {
-                free(f.name[i]);
-                free(f.text[i]);
-                free(f.head[i]);
-                free(f.claims[i]);
-                cfg_file_rec_free(f.rec[i]);
-        }
+        files_clear(&f);
         cfg_settings_clear(&s);
 }
 
@@ -641,11 +647,7 @@ static void node_merge_orders(void **state)
                 cfg_model_free(mf);
                 cfg_diags_clear(&dm);
                 cfg_diags_clear(&df);
-                for (size_t i = 0; i < 3; i++) {
-                        free(f.name[i]);
-                        free(f.text[i]);
-                        cfg_file_rec_free(f.rec[i]);
-                }
+                files_clear(&f);
                 cfg_settings_clear(&s);
         }
 }
@@ -696,11 +698,7 @@ static void conflict_across_files(void **state)
         cfg_model_free(mf);
         cfg_diags_clear(&dm);
         cfg_diags_clear(&df);
-        for (size_t i = 0; i < 4; i++) {
-                free(f.name[i]);
-                free(f.text[i]);
-                cfg_file_rec_free(f.rec[i]);
-        }
+        files_clear(&f);
         cfg_settings_clear(&s);
 }
 
@@ -812,11 +810,7 @@ static void ties_on_one_line(void **state)
                         cfg_model_free(mf);
                 cfg_diags_clear(&dm);
                 cfg_diags_clear(&df);
-                for (size_t i = 0; i < 3; i++) {
-                        free(f.name[i]);
-                        free(f.text[i]);
-                        cfg_file_rec_free(f.rec[i]);
-                }
+                files_clear(&f);
                 cfg_settings_clear(&s);
         }
         printf("ties: %u of %u runs with different messages\n", differ, runs);
