@@ -585,7 +585,9 @@ class UpstreamTest(unittest.TestCase):
         want = tool.run("--format", "json").stdout
         wait_for(lambda: content() == want, "the routes file", t)
         self.assertEqual(os.stat(target).st_mode & 0o777, 0o644)
-        self.assertIn("upstream routes file %s updated: 2 routes" % target, daemon_log())
+        # The file is renamed into place before its line is logged.
+        wait_for(lambda: "upstream routes file %s updated: 2 routes" % target in daemon_log(),
+                 "the routes file's log line", t)
         ino = os.stat(target).st_ino
 
         # a block claimed: a new file (rename), the new routes
