@@ -128,7 +128,7 @@ static int build(struct etcd_source *s, struct cfg_settings *set, bool indexed, 
         /* Keys numbered by their place: the numbers the load gives them. */
         if ((r = etcd_cache_compact(c)) < 0)
                 return r;
-        /* The list's pages (10,000 decoded keys each, freed as the cache took them) and
+        /* The list's pages (ETCD_PAGE decoded keys each, freed as the cache took them) and
          * the cache's old table leave free pages inside the heap that malloc keeps (its
          * trim threshold only gives back the top): hand them back before the model is
          * built on top (100k blocks: 8 MB of 10), and the loader's arrays after it. */
