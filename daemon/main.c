@@ -1,12 +1,16 @@
 /* calico-underlayd: command line and modes. The daemon's event loop lives in
  * loop.c; everything here is argument handling and the one-shot modes. */
 #include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <linux/capability.h>
+#include <linux/nsfs.h>
 #include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/syscall.h>
 #include <sys/utsname.h>
 #include <time.h>
@@ -47,7 +51,8 @@ static void help(void)
                "\n"
                "Modes (default: run as a daemon, reconciling on every change):\n"
                "      --once           reconcile once, print what changed, exit (0 ok, 1 failed,\n"
-               "                       2 bad config, datastore unreachable or no CAP_NET_ADMIN)\n"
+               "                       2 bad config, datastore unreachable or no CAP_NET_ADMIN\n"
+               "                       over the network namespace)\n"
                "      --check          change nothing; print where the model came from, the plan and\n"
                "                       findings (exit 0 ready, 1 blocking problems, 2 cannot evaluate)\n"
                "      --cleanup        remove every policy rule and route of ours and restore proxy_arp\n"
@@ -212,15 +217,35 @@ static int parse_args(int argc, char **argv, struct args *a)
 /* --once and --cleanup change routes, rules and link settings: without CAP_NET_ADMIN
  * every change fails (EPERM, or the runtime record refused first), which is "no access
  * to rtnetlink" (exit 2), not a failed action (exit 1). Asked before anything is read
- * or written. A capget() that fails says nothing: the kernel will decide. */
-static bool can_change_network(void)
+ * or written. The capability counts only in the user namespace that owns the network
+ * namespace, or in one of its ancestors (user_namespaces(7)): in a user namespace of
+ * its own (`unshare --user --map-root-user`, a rootless container) in a network
+ * namespace it does not own, a process has every capability and the kernel still
+ * refuses each change. NS_GET_USERNS answers EPERM exactly then: the owner is outside
+ * the caller's scope. A call that fails otherwise (a kernel before 4.9, no /proc)
+ * says nothing: the kernel will decide. *why says what is missing. */
+static bool can_change_network(const char **why)
 {
         struct __user_cap_header_struct h = { .version = _LINUX_CAPABILITY_VERSION_3 };
         struct __user_cap_data_struct d[_LINUX_CAPABILITY_U32S_3] = {};
+        int fd, owner, e;
 
-        if (syscall(SYS_capget, &h, d) < 0)
+        *why = "CAP_NET_ADMIN (run it as root or grant the capability)";
+        if (syscall(SYS_capget, &h, d) == 0 && !(d[CAP_TO_INDEX(CAP_NET_ADMIN)].effective & CAP_TO_MASK(CAP_NET_ADMIN)))
+                return false;
+        fd = open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC);
+        if (fd < 0)
                 return true;
-        return d[CAP_TO_INDEX(CAP_NET_ADMIN)].effective & CAP_TO_MASK(CAP_NET_ADMIN);
+        owner = ioctl(fd, NS_GET_USERNS);
+        e = errno;
+        close(fd);
+        if (owner >= 0) {
+                close(owner);
+                return true;
+        }
+        *why = "CAP_NET_ADMIN in the user namespace that owns its network namespace (it runs in a user "
+               "namespace of its own)";
+        return e != EPERM;
 }
 
 /* The kernel's host name, lowercased, as Calico derives a node name. */
@@ -482,6 +507,7 @@ int main(int argc, char **argv)
         struct cfg_model *m = NULL;
         struct source_origin o = {};
         char hn[256], why[2300];
+        const char *missing;
         const char *node;
         uint64_t load_usec;
         int r;
@@ -497,10 +523,9 @@ int main(int argc, char **argv)
         if (r != 0)
                 return r > 0 ? 0 : 2;
         node = host_name(hn, sizeof(hn));
-        if ((a.mode == MODE_ONCE || a.mode == MODE_CLEANUP) && !can_change_network()) {
-                fprintf(stderr, "calico-underlayd: %s needs CAP_NET_ADMIN (run it as root or grant the "
-                                "capability); nothing changed\n",
-                        a.mode == MODE_ONCE ? "--once" : "--cleanup");
+        if ((a.mode == MODE_ONCE || a.mode == MODE_CLEANUP) && !can_change_network(&missing)) {
+                fprintf(stderr, "calico-underlayd: %s needs %s; nothing changed\n",
+                        a.mode == MODE_ONCE ? "--once" : "--cleanup", missing);
                 return 2;
         }
         if (a.mode == MODE_CLEANUP)

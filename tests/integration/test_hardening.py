@@ -302,7 +302,9 @@ NOBODY = 65534
 
 
 class Privileges(HostCase):
-    """--once and --cleanup without CAP_NET_ADMIN change nothing and exit 2 (no access to
+    """--once and --cleanup without CAP_NET_ADMIN (over the node's network namespace: a
+    user namespace of its own has every capability, yet not over a netns it does not
+    own) change nothing and exit 2 (no access to
     rtnetlink, as the man page's EXIT STATUS says), not 1 (a failed action); with the
     capability alone, as the unit runs it, --once converges. --format with a mode that
     does not take it is a usage error (exit 2), not silently text."""
@@ -330,7 +332,10 @@ class Privileges(HostCase):
         self.forwarding(True)
         nobody = ["setpriv", "--reuid=%d" % NOBODY, "--regid=%d" % NOBODY, "--clear-groups", "--inh-caps=-all"]
         root_without = ["setpriv", "--bounding-set=-net_admin", "--inh-caps=-net_admin"]
-        for who, prefix in (("nobody", nobody), ("root without CAP_NET_ADMIN", root_without)):
+        # every capability, but in a user namespace that does not own the node's netns
+        userns = ["unshare", "--user", "--map-root-user"]
+        for who, prefix in (("nobody", nobody), ("root without CAP_NET_ADMIN", root_without),
+                            ("root of a user namespace of its own", userns)):
             for mode in ("--once", "--cleanup"):
                 with self.step("%s as %s: exit 2, nothing changed" % (mode, who)):
                     before = cuit.snapshot(self.node, ("eth0", "vxlan.calico"))
