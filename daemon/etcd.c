@@ -55,6 +55,15 @@ const char *const etcd_prefixes[ETCD_N_PREFIXES] = {
  * overall timeout bounds a stream and TCP keepalive cannot see a silent live peer. The
  * same scale as the stream connect timeout (STREAM_CONNECT_TIMEOUT_MS, http.c). */
 #define WATCH_CREATED_USEC (30 * 1000 * 1000ULL)
+/* A confirmed watch can go silent too (etcd wedged, a proxy holding the stream, a
+ * partition TCP keepalive does not see through a proxy): the watches ask etcd for
+ * progress notifications (`progress_notify`: a message without events when a watch has
+ * had none for etcd's --experimental-watch-progress-notify-interval, 10 minutes by
+ * default; etcd v3.4 and later, server/etcdserver/api/v3rpc/watch.go), so a watch that
+ * says nothing for 25 minutes, two and a half of those intervals, is given up and the
+ * data listed again. CALICO_UNDERLAY_ETCD_WATCH_SILENCE (seconds, 0 = never) sets it for
+ * an etcd with a longer interval, or a proxy that drops the notifications. */
+#define WATCH_SILENCE_USEC (25 * 60 * 1000000ULL)
 
 /* ---- range ends ---- */
 
@@ -108,6 +117,7 @@ struct req {
         struct http_req *h;
         struct etcd_stream stream; /* watch */
         bool created;          /* watch: etcd confirmed it */
+        uint64_t heard;        /* watch: when its last message came (CLOCK_MONOTONIC) */
         bool compacted;        /* watch: asked for a compacted revision */
         bool grpc;             /* auth, range: sent over gRPC */
 };
@@ -125,7 +135,10 @@ struct etcd {
         sd_event *ev;
         struct http *http;
         sd_event_source *retry, *deadline;
-        sd_event_source *watch_timer; /* WATCH_CREATED_USEC after the watches started */
+        /* WATCH_CREATED_USEC after the watches started; once they are confirmed, the
+         * silence_usec after the oldest of their last messages */
+        sd_event_source *watch_timer;
+        uint64_t silence_usec; /* 0: a confirmed watch may be silent for ever */
         struct cfg_etcd conf;
         const struct etcd_ops *ops;
         void *userdata;
@@ -476,6 +489,26 @@ static void range_done(struct etcd *e, struct etcd_range *page)
         next_page(e, page);
 }
 
+/* CALICO_UNDERLAY_ETCD_WATCH_SILENCE=SECONDS: how long a confirmed watch may say
+ * nothing (WATCH_SILENCE_USEC); 0 = for ever. */
+static uint64_t watch_silence(void)
+{
+        const char *v = getenv("CALICO_UNDERLAY_ETCD_WATCH_SILENCE");
+        unsigned long long s;
+        char *end;
+
+        if (!v || !*v)
+                return WATCH_SILENCE_USEC;
+        errno = 0;
+        s = strtoull(v, &end, 10);
+        if (errno || *end || *v == '-' || s > 100ULL * 365 * 24 * 3600) {
+                log_warning("etcd: CALICO_UNDERLAY_ETCD_WATCH_SILENCE=%.40s is not a number of seconds; using %llu",
+                            v, WATCH_SILENCE_USEC / 1000000);
+                return WATCH_SILENCE_USEC;
+        }
+        return s * 1000000ULL;
+}
+
 /* CALICO_UNDERLAY_ETCD_GATEWAY=1: list over the JSON gateway only (tests, and an
  * escape hatch should gRPC misbehave somewhere). */
 static bool gateway_wanted(void)
@@ -637,6 +670,7 @@ static void start_watches(struct etcd *e)
                 if (body && create && end && add_b64(create, "key", prefix, strlen(prefix)) >= 0 &&
                     add_b64(create, "range_end", end, end_len) >= 0) {
                         json_object_object_add(create, "start_revision", json_object_new_int64(e->revision + 1));
+                        json_object_object_add(create, "progress_notify", json_object_new_boolean(1));
                         json_object_object_add(body, "create_request", create);
                         create = NULL;
                         r = req_new(e, REQ_WATCH, "/v3/watch", body, &e->watch[i]);
@@ -679,6 +713,30 @@ static bool all_created(const struct etcd *e)
         return true;
 }
 
+/* The confirmed watch heard from longest ago (all_created()). */
+static size_t quietest(const struct etcd *e)
+{
+        size_t q = 0;
+
+        for (size_t i = 1; i < ETCD_N_PREFIXES; i++)
+                if (e->watch[i]->heard < e->watch[q]->heard)
+                        q = i;
+        return q;
+}
+
+/* Every watch confirmed: the timer now waits for the quietest one's silence. A
+ * message does not move the timer (a syscall per event): it fires, finds who spoke
+ * since, and waits again. */
+static void arm_silence(struct etcd *e)
+{
+        if (!e->silence_usec) {
+                sd_event_source_set_enabled(e->watch_timer, SD_EVENT_OFF);
+                return;
+        }
+        sd_event_source_set_time(e->watch_timer, e->watch[quietest(e)]->heard + e->silence_usec);
+        sd_event_source_set_enabled(e->watch_timer, SD_EVENT_ONESHOT);
+}
+
 /* One watch response; -ECANCELED when it failed the watch (the stream is read no
  * further). */
 static int watch_message(struct etcd_watch_msg *m, void *userdata)
@@ -688,6 +746,7 @@ static int watch_message(struct etcd_watch_msg *m, void *userdata)
         bool changed = false;
         int r = 0;
 
+        q->heard = loop_now(e);
         switch (m->kind) {
         case ETCD_WATCH_FAILED:
                 http_req_fail(q->h, "the watch failed: %s", m->why);
@@ -709,7 +768,7 @@ static int watch_message(struct etcd_watch_msg *m, void *userdata)
         if (m->created && !q->created) {
                 q->created = true;
                 if (all_created(e))
-                        sd_event_source_set_enabled(e->watch_timer, SD_EVENT_OFF);
+                        arm_silence(e);
         }
         for (size_t i = 0; i < m->n_events && r >= 0; i++) {
                 r = apply_event(e, &m->events[i]);
@@ -896,16 +955,29 @@ static int on_retry(sd_event_source *s, uint64_t usec, void *userdata)
         return 0;
 }
 
-/* A watch of this round was not confirmed in time: an endpoint that took the
- * connection and went silent. */
+/* A watch of this round was not confirmed in time (an endpoint that took the
+ * connection and went silent), or a confirmed one has said nothing, not even a progress
+ * notification, for silence_usec. */
 static int on_watch_timer(sd_event_source *s, uint64_t usec, void *userdata)
 {
         struct etcd *e = userdata;
-        size_t silent = 0;
-        char why[160], what[600];
+        size_t silent = 0, q;
+        char why[200], what[600];
 
         (void)s;
         (void)usec;
+        if (all_created(e)) {
+                q = quietest(e);
+                if (loop_now(e) < e->watch[q]->heard + e->silence_usec) {
+                        arm_silence(e);
+                        return 0;
+                }
+                snprintf(why, sizeof(why), "no message on the watch of %s in %llu s, not even a progress notification",
+                         etcd_prefixes[q], (unsigned long long)(e->silence_usec / 1000000));
+                snprintf(what, sizeof(what), "watch from %s went silent", e->endpoint);
+                watches_over(e, what, "went silent", why);
+                return 0;
+        }
         for (size_t i = 0; i < ETCD_N_PREFIXES; i++)
                 silent += !e->watch[i] || !e->watch[i]->created;
         snprintf(why, sizeof(why), "%zu of %d watches not confirmed by etcd in %llu s", silent, ETCD_N_PREFIXES,
@@ -953,6 +1025,7 @@ int etcd_new(sd_event *ev, const struct cfg_etcd *conf, const struct etcd_ops *o
                 return r < 0 ? r : -ENOMEM;
         }
         e->fo = (struct http_failover){ .n = conf->n_endpoints, .min_usec = RETRY_MIN_USEC, .max_usec = RETRY_MAX_USEC };
+        e->silence_usec = watch_silence();
         sd_event_source_set_enabled(e->retry, SD_EVENT_OFF);
         sd_event_source_set_enabled(e->watch_timer, SD_EVENT_OFF);
         *ret = e;

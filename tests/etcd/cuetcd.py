@@ -84,6 +84,7 @@ class Etcd:
         self.url = f"{'https' if pki else 'http'}://127.0.0.1:{ETCD_PORT}"
         self.user = None
         self.proc = None
+        self.extra = []  # more etcd flags for the next start()
         self.log_path = os.path.join(d, "etcd.log")
 
     def start(self, timeout=20.0):
@@ -96,7 +97,7 @@ class Etcd:
              "--listen-peer-urls", peer, "--initial-advertise-peer-urls", peer,
              "--initial-cluster", f"cu={peer}", "--log-level", "warn",
              *(["--cert-file", p["server.crt"], "--key-file", p["server.key"], "--client-cert-auth",
-                "--trusted-ca-file", p["ca.crt"]] if p else [])],
+                "--trusted-ca-file", p["ca.crt"]] if p else []), *self.extra],
             stdin=subprocess.DEVNULL, stdout=log, stderr=log)
         log.close()
         _procs.add(self.proc)

@@ -11,7 +11,11 @@ the test's namespace), for the cases a real etcd will not play:
                 read again at each range request, its revision the count of range
                 requests so far); every watch request is read and never answered (no
                 headers, no created message), held until the client closes it: a wedged
-                gateway or proxy.
+                gateway or proxy;
+  watch-quiet   lists as watch-silent; every watch is confirmed (200, a `created`
+                message) and then says nothing more, no event and no progress
+                notification, held until the client closes it: an etcd or proxy that
+                wedged after the watch began.
 
 Each request is printed on stdout as "RANGE" or "WATCH" (flushed), so the test counts
 them. Standard library only; stops on SIGTERM.
@@ -90,7 +94,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
             if MODE == "huge-page":
                 head, tail = b'{"header":{"revision":"5"},"count":"0","pad":"', b'"}'
                 return self.answer(head + b"x" * (MAX_BODY + 1 - len(head) - len(tail)) + tail)
-            if MODE == "watch-silent":
+            if MODE in ("watch-silent", "watch-quiet"):
                 return self.answer(self.range_from_file(req))
             return self.answer({"header": {"revision": "5"}, "count": "0"})
         if self.path == "/v3/watch":
@@ -98,6 +102,20 @@ class Handler(http.server.BaseHTTPRequestHandler):
             if MODE == "watch-silent":
                 # Nothing is sent; the read returns when the client hangs up.
                 self.rfile.read(1)
+                self.close_connection = True
+                return
+            if MODE == "watch-quiet":
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Transfer-Encoding", "chunked")
+                self.end_headers()
+                msg = json.dumps({"result": {"header": {"revision": "5"}, "created": True}}).encode() + b"\n"
+                try:
+                    self.wfile.write(b"%x\r\n%s\r\n" % (len(msg), msg))
+                    self.wfile.flush()
+                    self.rfile.read(1)  # returns when the client hangs up
+                except (BrokenPipeError, ConnectionResetError):
+                    pass
                 self.close_connection = True
                 return
             # 200 and an empty stream that ends at once.

@@ -612,6 +612,25 @@ class TestStreams(EtcdCase):
         self.assertNotIn("unreachable", d.notify.status())
 
 
+class TestProgress(EtcdCase):
+    def test_progress_keeps_a_quiet_watch(self):
+        # The other side of test_quiet_watch_is_given_up: a real etcd sends progress
+        # notifications to the daemon's watches (progress_notify; every second here, 10
+        # minutes by default), so watches with nothing to tell for longer than the
+        # silence are kept: no list again, and the next change still comes by the watch.
+        self.etcd.stop()
+        self.etcd.extra = ["--experimental-watch-progress-notify-interval", "1s"]
+        self.etcd.start()
+        d = self.start_converged(env=dict(self.env_endpoints(), CALICO_UNDERLAY_ETCD_WATCH_SILENCE="5",
+                                          CALICO_UNDERLAY_LOG_LEVEL="debug"))
+        time.sleep(12)
+        self.assertEqual(d.stderr_lines("went silent"), [], d.stderr()[-3000:])
+        self.assertEqual(d.stderr_lines("listing again"), [], d.stderr()[-3000:])
+        self.etcd.put(ce.affinity_key("node2", cu.EXTRA_BLOCK), ce.CONFIRMED)
+        self.wait_routes(WANT_3)
+        self.assertEqual(d.stderr_lines("listing again"), [], d.stderr()[-3000:])
+
+
 class TestCommands(EtcdCase):
     """--check and --once read the datastore once; bad calicoctl settings are named."""
 
@@ -854,6 +873,40 @@ class TestHostileEtcd(unittest.TestCase):
         self.assertTrue(timed_out, d.stderr()[-3000:])
         self.assertIn("not confirmed by etcd in 30 s", timed_out[0])
         # The daemon watches again (and the new watches are held in turn).
+        cu.wait_until(lambda: self.requests(out, "WATCH") >= 10, what="the daemon's watches after the list")
+
+    def test_quiet_watch_is_given_up(self):
+        # A watch that etcd confirmed and that then says nothing, no event and no
+        # progress notification (an etcd or proxy wedged after the watch began), was
+        # never given up: every later change was lost. The watches ask for progress
+        # notifications, and one silent for CALICO_UNDERLAY_ETCD_WATCH_SILENCE (25 min by
+        # default, 4 s here) makes the daemon list again and watch anew.
+        kvs_path = os.path.join(self.fx.dir, "kvs.json")
+        kvs = dict([ce.pool(), ce.node("node1", "192.168.10.11/24"), ce.node("node2", "192.168.10.12/24"),
+                    ce.felix_default(), (ce.affinity_key("node1", cu.OWN_BLOCK), ce.CONFIRMED),
+                    (ce.affinity_key("node2", cu.PEER_BLOCK), ce.CONFIRMED)])
+        cu.write_file(kvs_path, json.dumps(kvs))
+        out = self.fake("watch-quiet", kvs_path)
+        d = cu.Daemon(self.ns, self.fx, env=dict(self.env, CALICO_UNDERLAY_ETCD_WATCH_SILENCE="4"))
+        self.daemons.append(d)
+        d.wait_ready()
+        cu.wait_until(lambda: self.ns.route_summary() == WANT_2, timeout=20,
+                      what=f"routes {WANT_2} from the fake's list (have {self.ns.route_summary()})")
+        cu.wait_until(lambda: self.requests(out, "WATCH") >= 5, what="the daemon's 5 watches")
+        t0 = time.monotonic()
+        ranges = self.requests(out, "RANGE")
+        # The change: served by the next list only (no watch ever tells of it).
+        kvs[ce.affinity_key("node2", cu.EXTRA_BLOCK)] = ce.CONFIRMED
+        cu.write_renamed(kvs_path, json.dumps(kvs))
+        cu.wait_until(lambda: self.ns.route_summary() == WANT_3, timeout=cu.scaled(30),
+                      what=f"routes {WANT_3} after the quiet watches (have {self.ns.route_summary()})")
+        took = time.monotonic() - t0
+        self.assertGreater(took, 2, "the change came through before the watches' silence")
+        self.assertGreater(self.requests(out, "RANGE"), ranges)
+        quiet = d.stderr_lines(f"etcd: watch from http://127.0.0.1:{FAKE_PORT} went silent")
+        self.assertTrue(quiet, d.stderr()[-3000:])
+        self.assertIn("in 4 s, not even a progress notification", quiet[0])
+        # The daemon watches again.
         cu.wait_until(lambda: self.requests(out, "WATCH") >= 10, what="the daemon's watches after the list")
 
     def test_more_forever_is_bounded(self):
