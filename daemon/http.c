@@ -349,6 +349,8 @@ static void set_options(struct http_req *q, const struct http_request *rq)
         cu_curl->easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, rq->stream ? STREAM_CONNECT_TIMEOUT_MS : CONNECT_TIMEOUT_MS);
         if (!rq->stream)
                 cu_curl->easy_setopt(h, CURLOPT_TIMEOUT_MS, REQUEST_TIMEOUT_MS);
+        else if (rq->stream_timeout_ms)
+                cu_curl->easy_setopt(h, CURLOPT_TIMEOUT_MS, (long)rq->stream_timeout_ms);
         cu_curl->easy_setopt(h, CURLOPT_TCP_KEEPALIVE, 1L);
         cu_curl->easy_setopt(h, CURLOPT_TCP_KEEPIDLE, KEEPALIVE_IDLE_S);
         cu_curl->easy_setopt(h, CURLOPT_TCP_KEEPINTVL, KEEPALIVE_INTVL_S);

@@ -43,6 +43,9 @@ struct http_request {
         /* A stream (a watch): no overall timeout, and a 200 answer's body goes to
          * on_data as it comes instead of into the buffer. */
         bool stream;
+        /* A stream's overall timeout in ms (0: none): the transfer then fails with
+         * curl's "Operation timed out". Other requests have REQUEST_TIMEOUT_MS. */
+        uint64_t stream_timeout_ms;
         size_t max_body;             /* cap on a buffered body */
         /* Return false to stop the transfer; http_req_fail() says why first. */
         bool (*on_data)(struct http_req *q, const char *data, size_t n, void *userdata);

@@ -50,7 +50,12 @@
 #define RETRY_MAX_USEC (30 * 1000 * 1000ULL)
 #define HEALTHY_USEC (60 * 1000 * 1000ULL) /* the back-off starts small again after this */
 #define WATCH_MIN_LIFE_USEC (1000 * 1000ULL) /* a shorter watch that brought nothing is a failure */
-#define WATCH_TIMEOUT_S 1800 /* the server ends a watch after this; it is then resumed */
+/* The server ends a watch after this (timeoutSeconds); it is then resumed. One that
+ * has not ended a thirtieth later (60 s; at least 1 s) is wedged (an API server or a
+ * proxy that holds the stream and says nothing, which TCP keepalive does not see
+ * through a proxy): the client ends it and resumes. CALICO_UNDERLAY_KUBE_WATCH_TIMEOUT
+ * (seconds) sets it. */
+#define WATCH_TIMEOUT_S 1800
 #define MAX_TOKEN 65536
 #define CREDENTIALS_SETTLE_USEC (100 * 1000ULL) /* a burst of writes to the credentials is one change */
 
@@ -543,6 +548,7 @@ struct kube_source {
         sd_event_source *cred_io, *cred_settle;
         struct http_failover fo;
         uint64_t synced_at;
+        unsigned watch_timeout_s;    /* timeoutSeconds asked of the server */
         bool once, has_data;
         char error[HTTP_WHY_MAX + 64];
         /* In-place updates (issue 16): the index of the last model built (following
@@ -888,6 +894,14 @@ static void request_done(struct http_req *h, void *userdata);
 static void watch_done(struct http_req *h, void *userdata);
 static bool watch_data(struct http_req *h, const char *data, size_t n, void *userdata);
 
+/* How long after it started a watch the server should have ended is ended by us. */
+static uint64_t watch_deadline_usec(const struct kube_source *k)
+{
+        uint64_t t = k->watch_timeout_s * 1000000ULL;
+
+        return t + (t / 30 > 1000000ULL ? t / 30 : 1000000ULL);
+}
+
 static int send_get(struct kube_source *k, const char *path, struct watch *w, struct http_req **ret)
 {
         const struct cfg_kube *c = &k->conf;
@@ -904,6 +918,7 @@ static int send_get(struct kube_source *k, const char *path, struct watch *w, st
                                  .headers = headers,
                                  .tls = &tls,
                                  .stream = w != NULL,
+                                 .stream_timeout_ms = w ? watch_deadline_usec(k) / 1000 : 0,
                                  .max_body = KUBE_MAX_BODY,
                                  .on_data = watch_data,
                                  .on_done = w ? watch_done : request_done,
@@ -1214,8 +1229,8 @@ static void start_watch(struct kube_source *k, enum kube_kind kind)
         watch_stop(w);
         *w = (struct watch){ .k = k, .kind = kind, .started = kube_now(k) };
         base_path(k, kind, base, sizeof(base));
-        if (asprintf(&path, "%s?watch=1&allowWatchBookmarks=true&timeoutSeconds=%d&resourceVersion=%s", base,
-                     WATCH_TIMEOUT_S, k->rv[kind]) < 0)
+        if (asprintf(&path, "%s?watch=1&allowWatchBookmarks=true&timeoutSeconds=%u&resourceVersion=%s", base,
+                     k->watch_timeout_s, k->rv[kind]) < 0)
                 return round_failed(k, "%s", strerror(ENOMEM));
         if ((r = send_get(k, path, w, &w->h)) < 0)
                 round_failed(k, "%s", strerror(-r));
@@ -1322,6 +1337,13 @@ static void watch_done(struct http_req *h, void *userdata)
         if (relist) {
                 log_debug("kubernetes: %s: %s; listing %s again", kinds[w->kind].plural, text, kinds[w->kind].plural);
                 return relist_one(k, w->kind);
+        }
+        if (err && kube_now(k) - w->started >= k->watch_timeout_s * 1000000ULL) {
+                /* Ours (stream_timeout_ms): the server should have ended it by now. */
+                log_notice("kubernetes: the watch of %s was not ended by the server %u s after it was asked to "
+                           "(%s); resuming at %s",
+                           kinds[w->kind].plural, k->watch_timeout_s, text, k->rv[w->kind]);
+                return start_watch(k, w->kind);
         }
         if ((status == 200 || !status) && alive) {
                 /* Ended, or dropped after it worked: resume from the last version seen. */
@@ -1778,6 +1800,26 @@ static int kdd_copy(const struct cfg_kdd *src, struct cfg_kdd *k)
         return 0;
 }
 
+/* CALICO_UNDERLAY_KUBE_WATCH_TIMEOUT=SECONDS: the watches' timeoutSeconds (1 s to a
+ * day); WATCH_TIMEOUT_S otherwise. */
+static unsigned watch_timeout(void)
+{
+        const char *v = getenv("CALICO_UNDERLAY_KUBE_WATCH_TIMEOUT");
+        unsigned long s;
+        char *end;
+
+        if (!v || !*v)
+                return WATCH_TIMEOUT_S;
+        errno = 0;
+        s = strtoul(v, &end, 10);
+        if (errno || *end || *v == '-' || s < 1 || s > 86400) {
+                log_warning("kubernetes: CALICO_UNDERLAY_KUBE_WATCH_TIMEOUT=%.40s is not 1 to 86400 seconds; using %d",
+                            v, WATCH_TIMEOUT_S);
+                return WATCH_TIMEOUT_S;
+        }
+        return (unsigned)s;
+}
+
 int kube_source_new(const struct cfg_kdd *conf, struct source **ret)
 {
         struct kube_source *k = calloc(1, sizeof(*k));
@@ -1786,6 +1828,7 @@ int kube_source_new(const struct cfg_kdd *conf, struct source **ret)
         if (!k)
                 return -ENOMEM;
         k->base.impl = &kube_impl;
+        k->watch_timeout_s = watch_timeout();
         if ((r = kdd_copy(conf, &k->kdd)) < 0) {
                 free(k);
                 return r;

@@ -233,6 +233,29 @@ class TestKube(KubeCase):
         self.wait_routes(WANT_2)
         d.notify.wait_status(lambda s: s == STATUS_2)
 
+    def test_wedged_watch_is_ended_and_resumed(self):
+        # A watch the server never ends (it was asked to, timeoutSeconds) and that says
+        # nothing more (an API server or proxy wedged after the watch began: TCP
+        # keepalive sees nothing wrong) lost every later change until a restart. The
+        # client now ends a watch a thirtieth past its timeoutSeconds (at least 1 s;
+        # CALICO_UNDERLAY_KUBE_WATCH_TIMEOUT=3 here: 4 s) and resumes it from the last
+        # version seen, without a list.
+        d = self.start_converged(env={"CALICO_UNDERLAY_KUBE_WATCH_TIMEOUT": "3"})
+        cu.wait_until(lambda: len(self.api.watches()) == 5, 10, what="five watches")
+        self.assertIn("timeoutSeconds=3&", self.watches_of("blockaffinities")[-1]["path"])
+        n_lists = len(self.lists())
+        self.assertEqual(self.api.ctl("wedge_watches")["wedged"], 5)
+        t0 = time.monotonic()
+        mark = len(self.api.requests())
+        self.api.put("blockaffinities", ck.block_affinity("node2", cu.EXTRA_BLOCK))
+        self.wait_routes(WANT_3, timeout=cu.scaled(20))
+        self.assertGreater(time.monotonic() - t0, 0.5, "the change came by the wedged watch")
+        self.assertTrue(self.watches_of("blockaffinities", mark), "no watch resumed")
+        wedged = d.stderr_lines("was not ended by the server 3 s after it was asked to")
+        self.assertTrue(wedged, d.stderr()[-3000:])
+        self.assertEqual(len(self.lists()), n_lists)  # resumed, no list again
+        d.notify.wait_status(lambda s: s == STATUS_3)
+
     def test_gone_410_lists_again(self):
         d = self.start_converged()
         cu.wait_until(lambda: len(self.api.watches()) == 5, 10, what="five watches")
