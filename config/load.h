@@ -35,7 +35,9 @@ int cfg_loader_new(struct cfg_settings *settings, struct cfg_diags *diags, struc
  * diagnostics. Returns -ENOMEM or 0 (errors go into diags). */
 int cfg_loader_add_yaml(struct cfg_loader *l, const char *name, const void *buf, size_t size);
 /* The same read piece by piece (ydoc_read_fn, yamltree.h): the files source reads a
- * file this way, so a large one never sits in memory whole. */
+ * file this way, so a large one never sits in memory whole. The reader must start again
+ * when asked (YDOC_REWINDS): the plain YAML kubectl prints is checked, then read. The
+ * same for cfg_file_rec_read(). */
 int cfg_loader_add_yaml_stream(struct cfg_loader *l, const char *name, ydoc_read_fn read, void *ctx);
 /* One Kubernetes API object (the Kubernetes datastore): a whole resource as JSON, its
  * kind and apiVersion set (a list's items may lack them: the source adds them), named

@@ -895,7 +895,8 @@ int cfg_loader_add_yaml_stream(struct cfg_loader *l, const char *name, ydoc_read
                 return l->failed;
         r = loader_add_file(l, name, CFG_MAX_FILES);
         if (r >= 0)
-                r = ydoc_load_stream(name, read, ctx, YDOC_LIST_ITEMS, load_resource_go_on, l, l->diags);
+                r = ydoc_load_stream(name, read, ctx, YDOC_LIST_ITEMS | YDOC_REWINDS, load_resource_go_on, l,
+                                     l->diags);
         if (r == -ENOMEM)
                 return l->failed = r;
         return 0;

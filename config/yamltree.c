@@ -590,6 +590,306 @@ static int load_plain_json(struct builder *b, const char *buf, size_t size, int 
         return 1;
 }
 
+/* ---- kubectl's block YAML without libyaml ----
+ *
+ * A large exported List (`kubectl get blockaffinities -o yaml`: 100k items are 44 MB)
+ * costs libyaml about 5 µs an item; the files source reads such a file again on every
+ * change (issue 16). A stream whose reader can start again (YDOC_REWINDS) is first
+ * checked against the plain subset of block YAML below, piece by piece; when all of it
+ * is in the subset, it is read again and turned into the events libyaml would give (the
+ * same starts, 1-based lines and columns, quoting): the same trees, the same errors.
+ * Anything else is read by libyaml from the first byte, as it always was: nothing has
+ * been handed over by then. The subset, one construct a line:
+ *   - printable ASCII and line feeds only (no tab, CR, UTF-8, BOM, NUL);
+ *   - blank lines and lines whose first non-space is `#` (comments);
+ *   - `KEY: VALUE`, `KEY:` followed by a more indented block or, for a sequence, by
+ *     `- ` at the key's own column, `- KEY: VALUE`/`- KEY:` (a mapping in a sequence),
+ *     `- VALUE`, each part separated by exactly one space and nothing after VALUE;
+ *   - KEY a plain scalar, VALUE a plain scalar or a one-line quoted one; a plain scalar
+ *     starts with a letter, digit, `_` or `/` and holds only letters, digits and
+ *     `._/-+=@`, and `:` when a character of those follows; a single-quoted scalar holds
+ *     no `'`, a double-quoted one no `"` or `\`;
+ *   - one document, a mapping or a sequence at column 1.
+ * Not in it (libyaml's): flow collections (`{}`), empty values, multi-line scalars,
+ * escapes, anchors, tags, directives, `---`, comments after a value. */
+
+#define YS_BUF (256u << 10)
+#define YS_MAX_KEY 1000 /* libyaml: a simple key is at most 1024 characters */
+
+struct yopen {
+        uint32_t indent; /* 0-based column of its entries */
+        uint8_t kind;
+        bool indentless; /* a sequence at its key's column */
+};
+
+struct yscan {
+        struct builder *b; /* NULL: only check */
+        struct yopen open[YDOC_MAX_DEPTH + 1];
+        unsigned depth;
+        bool pending; /* after `KEY:`: its block comes on the next line */
+        bool started;
+        uint32_t line; /* 0-based */
+        int r;         /* the builder's first failure */
+};
+
+static bool ys_emit(struct yscan *s, yaml_event_type_t type, uint32_t col, const char *value, size_t len,
+                    char quote)
+{
+        yaml_event_t e = { .type = type };
+
+        if (!s->b)
+                return true;
+        e.start_mark.line = s->line;
+        e.start_mark.column = col;
+        if (type == YAML_SCALAR_EVENT) {
+                e.data.scalar.value = (yaml_char_t *)value;
+                e.data.scalar.length = len;
+                e.data.scalar.style = quote == '"'    ? YAML_DOUBLE_QUOTED_SCALAR_STYLE
+                                      : quote == '\'' ? YAML_SINGLE_QUOTED_SCALAR_STYLE
+                                                      : YAML_PLAIN_SCALAR_STYLE;
+        }
+        s->r = on_event(s->b, &e);
+        return s->r >= 0;
+}
+
+static bool ys_open(struct yscan *s, enum ynode_kind kind, uint32_t col, bool indentless)
+{
+        if (s->depth >= YDOC_MAX_DEPTH)
+                return false; /* libyaml's, with the builder's error */
+        s->open[s->depth++] = (struct yopen){ .indent = col, .kind = (uint8_t)kind, .indentless = indentless };
+        s->started = true;
+        return ys_emit(s, kind == YN_SEQ ? YAML_SEQUENCE_START_EVENT : YAML_MAPPING_START_EVENT, col, NULL, 0,
+                       0);
+}
+
+static bool ys_close(struct yscan *s)
+{
+        enum ynode_kind kind = s->open[--s->depth].kind;
+
+        return ys_emit(s, kind == YN_SEQ ? YAML_SEQUENCE_END_EVENT : YAML_MAPPING_END_EVENT, 0, NULL, 0, 0);
+}
+
+static bool ys_plain_char(char c)
+{
+        return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' ||
+               c == '_' || c == '/' || c == '-' || c == '+' || c == '=' || c == '@';
+}
+
+/* The length of the plain scalar at p (0: none): up to a `:` that no plain character
+ * follows. */
+static size_t ys_plain(const char *p, const char *end)
+{
+        const char *q = p;
+
+        if (q == end || !((*q >= 'a' && *q <= 'z') || (*q >= 'A' && *q <= 'Z') || (*q >= '0' && *q <= '9') ||
+                          *q == '_' || *q == '/'))
+                return 0;
+        for (;;) {
+                while (q < end && ys_plain_char(*q))
+                        q++;
+                if (q + 1 < end && *q == ':' && (ys_plain_char(q[1]) || q[1] == ':'))
+                        q++;
+                else
+                        return (size_t)(q - p);
+        }
+}
+
+/* A scalar that is the rest of the line, at column col. */
+static bool ys_value(struct yscan *s, const char *p, const char *end, uint32_t col)
+{
+        const char *q;
+
+        if (p < end && (*p == '\'' || *p == '"')) {
+                for (q = p + 1; q < end && *q != *p && *q != '\\' && *q >= 0x20 && *q < 0x7f; q++)
+                        ;
+                if (q + 1 != end || *q != *p)
+                        return false;
+                return ys_emit(s, YAML_SCALAR_EVENT, col, p + 1, (size_t)(q - p - 1), *p);
+        }
+        q = p + ys_plain(p, end);
+        if (q == p || q != end)
+                return false;
+        return ys_emit(s, YAML_SCALAR_EVENT, col, p, (size_t)(q - p), 0);
+}
+
+/* `KEY: VALUE` or `KEY:` at column col of a mapping already open; false when p holds
+ * no key. */
+static bool ys_pair(struct yscan *s, const char *p, const char *end, uint32_t col)
+{
+        size_t k = ys_plain(p, end);
+
+        if (!k || k > YS_MAX_KEY || p + k == end || p[k] != ':')
+                return false;
+        if (!ys_emit(s, YAML_SCALAR_EVENT, col, p, k, 0))
+                return false;
+        if (p + k + 1 == end) {
+                s->pending = true;
+                return true;
+        }
+        if (p[k + 1] != ' ')
+                return false;
+        return ys_value(s, p + k + 2, end, col + (uint32_t)k + 2);
+}
+
+static bool ys_is_key(const char *p, const char *end)
+{
+        size_t k = ys_plain(p, end);
+
+        return k && p + k < end && p[k] == ':' && (p + k + 1 == end || p[k + 1] == ' ');
+}
+
+/* `- KEY...` or `- VALUE` at column col: an entry of the sequence open there. */
+static bool ys_entry(struct yscan *s, const char *p, const char *end, uint32_t col)
+{
+        if (end - p < 3 || p[1] != ' ' || p[2] == ' ')
+                return false;
+        p += 2;
+        col += 2;
+        if (!ys_is_key(p, end))
+                return ys_value(s, p, end, col);
+        return ys_open(s, YN_MAP, col, false) && ys_pair(s, p, end, col);
+}
+
+/* Closes what a line at column col ends; false unless what is left open takes it. */
+static bool ys_structure(struct yscan *s, uint32_t col, bool entry)
+{
+        const struct yopen *top = s->depth ? &s->open[s->depth - 1] : NULL;
+
+        if (s->pending) {
+                /* The block of the last `KEY:` (or the document's root). */
+                s->pending = false;
+                if (!top)
+                        return col == 0 && ys_open(s, entry ? YN_SEQ : YN_MAP, col, false);
+                if (col > top->indent)
+                        return ys_open(s, entry ? YN_SEQ : YN_MAP, col, false);
+                return col == top->indent && entry && ys_open(s, YN_SEQ, col, true);
+        }
+        while (s->depth && s->open[s->depth - 1].indent > col)
+                if (!ys_close(s))
+                        return false;
+        top = s->depth ? &s->open[s->depth - 1] : NULL;
+        if (top && top->kind == YN_SEQ && top->indent == col && !entry) {
+                if (!top->indentless || !ys_close(s))
+                        return false;
+                top--;
+        }
+        return s->depth && top->indent == col && (top->kind == YN_SEQ) == entry;
+}
+
+static bool ys_line(struct yscan *s, const char *p, const char *end)
+{
+        const char *q = p;
+        uint32_t col;
+        bool entry;
+
+        while (q < end && *q == ' ')
+                q++;
+        if (q == end)
+                return true;
+        if (*q == '#') {
+                for (q++; q < end; q++)
+                        if (*q < 0x20 || *q >= 0x7f)
+                                return false;
+                return true;
+        }
+        col = (uint32_t)(q - p);
+        entry = *q == '-';
+        if (!ys_structure(s, col, entry))
+                return false;
+        return entry ? ys_entry(s, q, end, col) : ys_pair(s, q, end, col);
+}
+
+static bool ys_lines(struct yscan *s, struct capped_stream *c, char *buf);
+
+/* One pass over the stream: true when it is all in the subset (and, building, the
+ * builder took it, or s->r has its failure). */
+static bool ys_run(struct yscan *s, struct capped_stream *c)
+{
+        char *buf = malloc(YS_BUF);
+        bool plain;
+
+        if (!buf) {
+                s->r = -ENOMEM;
+                return false;
+        }
+        plain = ys_lines(s, c, buf);
+        free(buf);
+        return plain;
+}
+
+static bool ys_lines(struct yscan *s, struct capped_stream *c, char *buf)
+{
+        size_t have = 0, n;
+        bool eof = false;
+
+        s->pending = true; /* the root */
+        if (!ys_emit(s, YAML_DOCUMENT_START_EVENT, 0, NULL, 0, 0))
+                return false;
+        while (!eof) {
+                char *p = buf, *nl;
+
+                while (have < YS_BUF && !eof) {
+                        if (c->read(c->ctx, buf + have, YS_BUF - have, &n) < 0)
+                                return false; /* libyaml's read error */
+                        c->total += n;
+                        if (c->total > YDOC_MAX_FILE_SIZE)
+                                return false;
+                        eof = n == 0;
+                        have += n;
+                }
+                while ((nl = memchr(p, '\n', have - (size_t)(p - buf)))) {
+                        if (!ys_line(s, p, nl))
+                                return false;
+                        s->line++;
+                        p = nl + 1;
+                }
+                if (eof && p < buf + have && !ys_line(s, p, buf + have))
+                        return false;
+                if (p == buf && !eof)
+                        return false; /* a line longer than the buffer */
+                have -= (size_t)(p - buf);
+                memmove(buf, p, have);
+        }
+        if (s->pending || !s->started)
+                return false;
+        while (s->depth)
+                if (!ys_close(s))
+                        return false;
+        return ys_emit(s, YAML_DOCUMENT_END_EVENT, 0, NULL, 0, 0);
+}
+
+/* The stream read without libyaml (above) when it is all in the subset: 1 with *ret;
+ * 0 when libyaml must read it, the stream back at its first byte. */
+static int load_plain_yaml(struct builder *b, struct capped_stream *c, int *ret)
+{
+        struct yscan check = {}, build = { .b = b };
+        size_t n;
+        bool plain;
+
+        /* Nothing is read before the reader has shown it can start again. */
+        if (c->read(c->ctx, NULL, 0, &n) < 0)
+                return 0;
+        plain = ys_run(&check, c);
+        c->total = 0;
+        if (c->read(c->ctx, NULL, 0, &n) < 0) {
+                cfg_error(b->diags, b->file, 0, 0, "read error: cannot read it again");
+                *ret = -EIO;
+                return 1;
+        }
+        if (!plain)
+                return check.r == -ENOMEM ? (*ret = -ENOMEM, 1) : 0;
+        b->no_nul = true;
+        plain = ys_run(&build, c);
+        arena_free(&b->arena);
+        free(b->vals);
+        *ret = build.r;
+        if (!plain && build.r >= 0) { /* other bytes the second time */
+                cfg_error(b->diags, b->file, 0, 0, "read error: it changed while it was read");
+                *ret = -EIO;
+        }
+        return 1;
+}
+
 int ydoc_load_buffer(const char *name, const void *buf, size_t size, unsigned flags, ydoc_resource_fn fn,
                      void *userdata, struct cfg_diags *diags)
 {
@@ -642,6 +942,8 @@ int ydoc_load_stream(const char *name, ydoc_read_fn read, void *ctx, unsigned fl
         yaml_parser_t p;
         int r;
 
+        if ((flags & YDOC_REWINDS) && load_plain_yaml(&b, &c, &r))
+                return r;
         if (!yaml_parser_initialize(&p))
                 return -ENOMEM;
         yaml_parser_set_input(&p, read_capped, &c);

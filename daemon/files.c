@@ -88,6 +88,8 @@ int files_fd_read(void *ctx, void *buf, size_t size, size_t *ret_n)
         int fd = *(int *)ctx;
         ssize_t k;
 
+        if (!buf && !size) /* start again (YDOC_REWINDS) */
+                return lseek(fd, 0, SEEK_SET) < 0 ? -errno : 0;
         do
                 k = read(fd, buf, size);
         while (k < 0 && errno == EINTR);
@@ -329,7 +331,9 @@ static int hashing_read(void *ctx, void *buf, size_t size, size_t *ret_n)
         struct hash_reader *hr = ctx;
         int r = files_fd_read(&hr->fd, buf, size, ret_n);
 
-        if (r == 0)
+        if (r == 0 && !buf) /* started again: the hash too */
+                hr->h = (struct hash64){};
+        else if (r == 0)
                 hash_bytes(&hr->h, buf, *ret_n);
         return r;
 }

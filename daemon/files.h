@@ -14,7 +14,8 @@ bool files_is_resource_name(const char *name);
  * at most max bytes, else -EFBIG (also a FIFO fed for ever). -errno on failure; no
  * diagnostic. */
 int files_read(const char *path, size_t max, char **ret, size_t *ret_size);
-/* A ydoc_read_fn (yamltree.h) over the file descriptor *ctx. */
+/* A ydoc_read_fn (yamltree.h) over the file descriptor *ctx; it starts again
+ * (YDOC_REWINDS) by seeking to the first byte. */
 int files_fd_read(void *ctx, void *buf, size_t size, size_t *ret_n);
 struct source;
 /* Files the source has parsed into its cache since it began (tests: a file whose

@@ -2,15 +2,19 @@
  * and as a settings file. Beyond "no crash, no leak", a model that loads must keep the
  * promises the planner relies on: pools, nodes and blocks sorted; pools disjoint; every
  * block inside the pool it names, owned by a node that exists, disjoint from the next;
- * lookups that find what the arrays hold. A refusal must say why (an error diagnostic). */
+ * lookups that find what the arrays hold. A refusal must say why (an error diagnostic).
+ * The plain block YAML reader (yamltree.c, YDOC_REWINDS) must give what libyaml gives
+ * (tests/ydoc-diff.h): the same trees, positions, diagnostics and result. */
 #include <errno.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "load.h"
 #include "model.h"
+#include "ydoc-diff.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -124,8 +128,20 @@ static void fuzz_settings(const uint8_t *data, size_t size)
         cfg_diags_clear(&d);
 }
 
+static void fuzz_plain_yaml(const uint8_t *data, size_t size)
+{
+        char *a = NULL, *b = NULL;
+
+        for (unsigned flags = 0; flags <= YDOC_LIST_ITEMS; flags++)
+                if (ydiff((const char *)data, size, flags | YDOC_REWINDS, &a, &b) < 0) {
+                        fprintf(stderr, "plain YAML:\n%s\nlibyaml:\n%s\n", a, b);
+                        abort();
+                }
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
+        fuzz_plain_yaml(data, size);
         fuzz_resources(data, size);
         fuzz_settings(data, size);
         return 0;

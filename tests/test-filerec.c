@@ -52,6 +52,8 @@ static void files_clear(struct files *f)
 struct buf_reader {
         const char *p;
         size_t n;
+        const char *start; /* YDOC_REWINDS */
+        size_t size;
 };
 
 /* Pieces of a few bytes: the reader must not depend on how the bytes come. */
@@ -60,6 +62,11 @@ static int buf_read(void *ctx, void *buf, size_t size, size_t *ret_n)
         struct buf_reader *b = ctx;
         size_t k = b->n < size ? b->n : size;
 
+        if (!buf && !size) {
+                b->p = b->start;
+                b->n = b->size;
+                return 0;
+        }
         if (k > 7)
                 k = 7;
         memcpy(buf, b->p, k);
@@ -296,7 +303,7 @@ static void compose(struct files *f, size_t i)
 
 static void read_file(struct files *f, size_t i, struct cfg_settings *s)
 {
-        struct buf_reader b = { f->text[i], strlen(f->text[i]) };
+        struct buf_reader b = { f->text[i], strlen(f->text[i]), f->text[i], strlen(f->text[i]) };
         int r;
 
         cfg_file_rec_free(f->rec[i]);
