@@ -613,7 +613,7 @@ static int load_plain_json(struct builder *b, const char *buf, size_t size, int 
  * Not in it (libyaml's): flow collections (`{}`), empty values, multi-line scalars,
  * escapes, anchors, tags, directives, `---`, comments after a value. */
 
-#define YS_BUF (256u << 10)
+#define YS_BUF (64u << 10) /* under malloc's mmap threshold (main.c): a small file costs no mmap */
 #define YS_MAX_KEY 1000 /* libyaml: a simple key is at most 1024 characters */
 
 struct yopen {
