@@ -134,7 +134,13 @@ struct loop {
         struct host_snapshot known; /* that pass's snapshot (links and addresses; no routes) */
         bool settings_dirty;        /* the settings (or the source as a whole) changed: full reload */
         bool full_passes;           /* CALICO_UNDERLAY_FULL_PASSES=1: never a delta pass */
+        size_t pass_slice;          /* a full pass applies this many changes at a time */
+        bool pass_drift;            /* the running pass repairs drift (its drained lines) */
 };
+
+/* A full pass plans and applies 100k routes a slice at a time: its memory stays that
+ * of a slice (4,096 changes, 400 kB), not 10 MB of changes and results. */
+#define PASS_SLICE 4096
 
 static const char *config_path(const struct loop *l)
 {
@@ -223,6 +229,7 @@ static void export_metrics(struct loop *l, const struct reconcile *r, bool drift
         if (r) {
                 struct metrics_pass p = {
                         .plan = r->plan,
+                        .counted = r->n_reported,
                         .host = r->known ? r->known : &r->host,
                         .results = r->results,
                         .settings = &l->model->settings,
@@ -736,10 +743,12 @@ static void drop_ctx(struct loop *l)
  * delta: the prefixes a delta pass planned (0: a full pass). */
 static size_t pass_done(struct loop *l, struct reconcile *r, enum pass_reason why, bool drift, size_t delta)
 {
-        size_t n = r->plan->n_actions;
+        size_t n = reconcile_n_actions(r);
         char how[64] = "";
 
-        for (size_t i = 0; i < n; i++) {
+        /* A sliced pass logged the changes it took out of the plan, and those left at
+         * its head, as it applied them (drained()). */
+        for (size_t i = r->n_reported; i < r->plan->n_actions; i++) {
                 const struct host_change *a = &r->plan->actions[i];
                 const char *pool = a->pool < l->model->n_pools ? l->model->pools[a->pool].name : NULL;
 
@@ -766,9 +775,24 @@ static size_t pass_done(struct loop *l, struct reconcile *r, enum pass_reason wh
         return n;
 }
 
+/* A sliced pass's changes, reported as they are applied: only once the pass has more
+ * than PLAN_SINK_KEEP (64) of them, so their lines are at the level of a long pass. */
+static void drained(void *data, const struct host_change *a, const struct host_result *res, size_t n)
+{
+        struct loop *l = data;
+
+        for (size_t i = 0; i < n; i++) {
+                const char *pool = a[i].pool < l->model->n_pools ? l->model->pools[a[i].pool].name : NULL;
+
+                log_action(&a[i], pool, &res[i], l->pass_drift, LOG_DEBUG);
+        }
+        metrics_count_changes(&l->metrics, a, res, n, l->pass_drift);
+}
+
 /* One full pass. Returns the number of actions taken (0: the host already matched). */
 static size_t reconcile(struct loop *l, enum pass_reason why)
 {
+        struct reconcile_report rep = { .slice = l->pass_slice, .drained = drained, .data = l };
         struct reconcile r = {};
         bool drift = l->started && (why == PASS_HOST_EVENT || why == PASS_RESYNC);
         size_t n;
@@ -780,10 +804,11 @@ static size_t reconcile(struct loop *l, enum pass_reason why)
         if (l->upstream_pending && why == PASS_RESYNC)
                 keep_upstream_routes(l);
         /* A source that can update its model in place has full passes keep the context
-         * (2.1 MB at 100k prefixes), so that its first change is a delta pass too. */
-        e = l->full_passes || !l->src || !source_can_update(l->src)
-                    ? reconcile_run(l->nl, l->model, &l->model->settings, l->state_dir, false, &r)
-                    : reconcile_run_ctx(l->nl, l->model, l->state_dir, &r);
+         * (2.1 MB at 100k prefixes), so that its first change is a delta pass too.
+         * Every full pass applies by slices (rep), its changes reported as they go. */
+        l->pass_drift = drift;
+        e = reconcile_pass(l->nl, l->model, l->state_dir, !l->full_passes && l->src && source_can_update(l->src),
+                           &rep, &r);
         if (e < 0) {
                 snprintf(l->host_error, sizeof(l->host_error), "reconcile failed: %s", strerror(-e));
                 log_err("%s; retrying", l->host_error);
@@ -1193,6 +1218,15 @@ int loop_run(const char *config, const char *host_name)
         l.full_passes = getenv("CALICO_UNDERLAY_FULL_PASSES") && streq(getenv("CALICO_UNDERLAY_FULL_PASSES"), "1");
         if (l.full_passes)
                 log_info("CALICO_UNDERLAY_FULL_PASSES=1: every pass is a full one");
+        /* A test knob: tiny slices, so that a small cluster's pass has several. */
+        l.pass_slice = PASS_SLICE;
+        if (getenv("CALICO_UNDERLAY_PASS_SLICE")) {
+                unsigned long v = strtoul(getenv("CALICO_UNDERLAY_PASS_SLICE"), NULL, 10);
+
+                l.pass_slice = v ? v : PASS_SLICE;
+                log_info("CALICO_UNDERLAY_PASS_SLICE=%zu: a full pass applies that many changes at a time",
+                         l.pass_slice);
+        }
         state_dir(l.state_dir, sizeof(l.state_dir));
         if (l.state_dir[0] != '/')
                 snprintf(l.state_dir, sizeof(l.state_dir), "%s", STATE_DEFAULT_DIR);

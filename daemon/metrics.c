@@ -81,20 +81,28 @@ static void uplink_values(struct metrics *m, const struct metrics_pass *p)
         }
 }
 
-static void count_actions(struct metrics *m, const struct metrics_pass *p)
+void metrics_count_changes(struct metrics *m, const struct host_change *a, const struct host_result *res, size_t n,
+                           bool drift)
 {
-        for (size_t i = 0; i < p->plan->n_actions; i++) {
-                unsigned k = (unsigned)p->plan->actions[i].kind;
+        for (size_t i = 0; i < n; i++) {
+                unsigned k = (unsigned)a[i].kind;
 
                 if (k >= METRICS_CHANGE_KINDS)
                         continue;
-                if (p->results[i].error)
+                if (res[i].error)
                         m->failed[k]++;
                 else {
                         m->changes[k]++;
-                        m->drift_repairs += p->drift;
+                        m->drift_repairs += drift;
                 }
         }
+}
+
+static void count_actions(struct metrics *m, const struct metrics_pass *p)
+{
+        size_t from = p->counted < p->plan->n_actions ? p->counted : p->plan->n_actions;
+
+        metrics_count_changes(m, p->plan->actions + from, p->results + from, p->plan->n_actions - from, p->drift);
 }
 
 static void route_states_of(struct metrics *m, const struct plan *pl)

@@ -50,6 +50,8 @@ struct metrics {
 /* One reconcile pass, as the loop saw it. */
 struct metrics_pass {
         const struct plan *plan;            /* NULL: the pass failed before it planned */
+        size_t counted;                     /* its first actions, counted already
+                                             * (metrics_count_changes(): a sliced pass) */
         const struct host_snapshot *host;   /* observed before the actions */
         const struct host_result *results;  /* one per plan action */
         const struct cfg_settings *settings;
@@ -64,6 +66,10 @@ extern const double metrics_pass_bounds[METRICS_PASS_BUCKETS];
 
 void metrics_init(struct metrics *m);
 void metrics_observe_pass(struct metrics *m, const struct metrics_pass *p);
+/* n changes of a pass and their results, counted as they are applied (a sliced pass,
+ * whose plan no longer holds them at its end). */
+void metrics_count_changes(struct metrics *m, const struct host_change *a, const struct host_result *res, size_t n,
+                           bool drift);
 /* The whole exposition, NUL-terminated, in *ret (free()); now: wall clock, for the
  * model's age. -ENOMEM on failure. */
 int metrics_format(const struct metrics *m, const char *version, double now, char **ret);

@@ -94,6 +94,9 @@ struct planner {
         struct pfx_marks *cur;        /* a delta pass: the marks of the prefix being planned */
         bool ctx_failed;              /* out of memory while recording: the context is dropped */
         bool guarded_shared;          /* guarded belongs to the context (delta): not freed */
+        const struct plan_sink *sink; /* a sliced pass: the route walk hands its actions over */
+        bool flushing;                /* in the route walk: actions go to the sink by slices */
+        size_t flushed_at;            /* p->n_actions after the last hand-over */
 };
 
 static void ctx_mark(struct planner *pl, const struct cfg_prefix *dst, int k);
@@ -137,6 +140,13 @@ static int add_action(struct planner *pl, const struct host_change *a)
         if ((r = GROW(p->actions, pl->cap_actions, p->n_actions + 1)) < 0)
                 return r;
         p->actions[p->n_actions++] = *a;
+        /* A sliced pass: a slice's worth waiting goes to the sink, which applies and
+         * reports it and may take applied actions out of p->actions. */
+        if (pl->flushing && p->n_actions - pl->flushed_at >= pl->sink->slice) {
+                if ((r = pl->sink->flush(pl->sink->data, p, pl->ctx_failed ? NULL : pl->ctx)) < 0)
+                        return r;
+                pl->flushed_at = p->n_actions;
+        }
         return 0;
 }
 
@@ -830,16 +840,23 @@ static bool owned_before(const struct planner *pl, const struct host_route *rt)
 /* The routes' owner as the record must say after this plan: the settings' pair while
  * any underlay pool exists (routes of ours may be wanted), none once there is none
  * (every route of ours is withdrawn by this plan). */
-static int record_route_owner(struct planner *pl)
+static void record_route_owner(struct planner *pl)
 {
         const struct cfg_settings *s = &pl->m->settings;
-        const struct host_record *rec = pl->rec;
         bool any = false;
 
         for (size_t i = 0; i < pl->m->n_pools && !any; i++)
                 any = !pl->m->pools[i].nat_outgoing;
         pl->p->record.route_protocol = any ? s->route_protocol : 0;
         pl->p->record.route_table = any ? s->route_table : 0;
+}
+
+/* The old owner's routes this plan withdraws (counted by the route walk). */
+static int report_old_owner(struct planner *pl)
+{
+        const struct cfg_settings *s = &pl->m->settings;
+        const struct host_record *rec = pl->rec;
+
         if (!pl->n_old_owner)
                 return 0;
         return add_finding(pl, PLAN_WARNING, "route-owner-changed",
@@ -1768,6 +1785,11 @@ static int reserve_actions(struct planner *pl)
 {
         size_t bound = pl->m->n_blocks + pl->m->n_borrowed + pl->h->n_routes + 8 + PLAN_TUNNELS_MAX;
 
+        /* A sliced pass holds a slice, the lines a short pass keeps until it knows it
+         * is short (PLAN_SINK_KEEP), and the rest of the plan's few other actions. */
+        if (pl->sink && pl->sink->slice + PLAN_SINK_KEEP + 8 + PLAN_TUNNELS_MAX < bound)
+                bound = pl->sink->slice + PLAN_SINK_KEEP + 8 + PLAN_TUNNELS_MAX;
+
         return GROW(pl->p->actions, pl->cap_actions, bound);
 }
 
@@ -1796,13 +1818,35 @@ static int plan_new(struct plan **ret)
 }
 
 static int ctx_fill(struct planner *pl);
+static int plan_build_ctx_sink(const struct cfg_model *m, const struct host_snapshot *h,
+                               const struct host_record *rec, const struct plan_sink *sink, struct plan **ret,
+                               struct plan_ctx **ctx);
+static int ctx_finish(struct planner *pl);
 
-/* The full pass; with ctx, also what a delta pass needs (ctx_fill()). */
+/* The routes, by slices to the sink when there is one: what the record must say is
+ * decided before (the sink saves it before the first change it applies), and the
+ * context knows the kernel's routes before (the sink brings it up to date). */
+static int plan_routes_sliced(struct planner *pl)
+{
+        int r;
+
+        record_route_owner(pl);
+        if (pl->ctx && !pl->ctx_failed && ctx_fill(pl) < 0)
+                pl->ctx_failed = true; /* out of memory: no context, the plan stands */
+        pl->flushing = pl->sink != NULL;
+        pl->flushed_at = pl->p->n_actions;
+        r = plan_routes(pl);
+        pl->flushing = false;
+        return r;
+}
+
+/* The full pass; with ctx, also what a delta pass needs (ctx_fill()); with sink, the
+ * route walk's actions by slices (plan_build_sliced()). */
 static int plan_full(const struct cfg_model *m, const struct host_snapshot *h, const struct host_record *rec,
-                     struct plan_ctx *ctx, struct plan **ret)
+                     struct plan_ctx *ctx, const struct plan_sink *sink, struct plan **ret)
 {
         static const struct host_record none = HOST_RECORD_INIT;
-        struct planner pl = { .m = m, .h = h, .rec = rec ? rec : &none, .ctx = ctx };
+        struct planner pl = { .m = m, .h = h, .rec = rec ? rec : &none, .ctx = ctx, .sink = sink };
         int r;
 
         if ((r = plan_new(&pl.p)) < 0)
@@ -1816,8 +1860,8 @@ static int plan_full(const struct cfg_model *m, const struct host_snapshot *h, c
         find_self(&pl);
         if ((r = plan_pools(&pl)) < 0 || (r = prepare_route_walk(&pl)) < 0 || (r = reserve_actions(&pl)) < 0 ||
             (r = reserve_rules(&pl)) < 0 || (r = plan_proxy_arp(&pl)) < 0 || (r = plan_proxy_ndp(&pl)) < 0 ||
-            (r = plan_proxies(&pl)) < 0 || (r = plan_rules_add(&pl)) < 0 || (r = plan_routes(&pl)) < 0 ||
-            (r = plan_rules_del(&pl)) < 0 || (r = plan_tunnels(&pl)) < 0 || (r = record_route_owner(&pl)) < 0)
+            (r = plan_proxies(&pl)) < 0 || (r = plan_rules_add(&pl)) < 0 || (r = plan_routes_sliced(&pl)) < 0 ||
+            (r = plan_rules_del(&pl)) < 0 || (r = plan_tunnels(&pl)) < 0 || (r = report_old_owner(&pl)) < 0)
                 goto fail;
         if ((r = report_host(&pl)) < 0 || (r = report_host6(&pl)) < 0 || (r = report_pools(&pl)) < 0 ||
             (r = report_model(&pl)) < 0 || (r = report_covering(&pl)) < 0 ||
@@ -1829,7 +1873,7 @@ static int plan_full(const struct cfg_model *m, const struct host_snapshot *h, c
                 goto fail;
         pl.p->n_borrowed = pl.borrowed.count;
         pl.p->n_borrowed_upstream = pl.borrowed_upstream.count;
-        if (ctx && (pl.ctx_failed || ctx_fill(&pl) < 0))
+        if (ctx && (pl.ctx_failed || ctx_finish(&pl) < 0))
                 r = 1; /* no context (out of memory): the plan stands, the caller drops it */
         else
                 r = 0;
@@ -1845,8 +1889,19 @@ fail:
 int plan_build(const struct cfg_model *m, const struct host_snapshot *h, const struct host_record *rec,
                struct plan **ret)
 {
-        int r = plan_full(m, h, rec, NULL, ret);
+        int r = plan_full(m, h, rec, NULL, NULL, ret);
 
+        return r < 0 ? r : 0;
+}
+
+int plan_build_sliced(const struct cfg_model *m, const struct host_snapshot *h, const struct host_record *rec,
+                      const struct plan_sink *sink, struct plan **ret, struct plan_ctx **ctx)
+{
+        int r;
+
+        if (ctx)
+                return plan_build_ctx_sink(m, h, rec, sink, ret, ctx);
+        r = plan_full(m, h, rec, NULL, sink, ret);
         return r < 0 ? r : 0;
 }
 
@@ -2490,13 +2545,13 @@ static bool ctx_covering(const struct plan_ctx *c, const struct host_route *r)
         return false;
 }
 
-/* What the delta passes need of a full build that just succeeded. */
+/* What the delta passes need of a full build, filled before the route walk (the
+ * kernel's routes, which the applied slices of a sliced pass then update). */
 static int ctx_fill(struct planner *pl)
 {
         const struct cfg_model *m = pl->m;
         const struct cfg_settings *s = &m->settings;
         struct plan_ctx *c = pl->ctx;
-        const struct plan *p = pl->p;
 
         c->route_table = s->route_table;
         c->route_metric = s->route_metric;
@@ -2514,9 +2569,6 @@ static int ctx_fill(struct planner *pl)
         c->gateway = pl->gateway;
         c->gateway6 = pl->gateway6;
         c->rec = *pl->rec;
-        c->guarded = pl->guarded;
-        c->n_guarded = pl->n_guarded;
-        pl->guarded = NULL;
         c->pools = calloc(m->n_pools + 1, sizeof(*c->pools));
         if (!c->pools)
                 return -ENOMEM;
@@ -2539,18 +2591,6 @@ static int ctx_fill(struct planner *pl)
                         c->self_blocks[c->n_self_blocks++] = m->blocks[i].cidr;
                 else if (m->blocks[i].node == pl->self)
                         return -ENOMEM;
-        c->head = *p;
-        c->head.actions = NULL;
-        c->head.n_actions = 0;
-        c->head.findings = NULL;
-        c->head.n_findings = c->head.n_blocking = 0;
-        c->head.rules = NULL;
-        c->head.n_rules = c->head.n_tunnels = 0;
-        c->head.record_first = false;
-        c->head.pools = malloc((p->n_pools + 1) * sizeof(*p->pools));
-        if (!c->head.pools)
-                return -ENOMEM;
-        memcpy(c->head.pools, p->pools, p->n_pools * sizeof(*p->pools));
         /* The kernel's routes as plan_routes() reads them: our table, foreign ones in main. */
         for (size_t k = 0; k < pl->h->n_routes; k++) {
                 const struct host_route *rt = &pl->h->routes[k];
@@ -2565,6 +2605,31 @@ static int ctx_fill(struct planner *pl)
                 if (known_add(c, rt) < 0)
                         return -ENOMEM;
         }
+        return 0;
+}
+
+/* The rest, once the plan is whole: its counts and global fields, and the addresses
+ * no route may cover (the route walk's until then). */
+static int ctx_finish(struct planner *pl)
+{
+        struct plan_ctx *c = pl->ctx;
+        const struct plan *p = pl->p;
+
+        c->guarded = pl->guarded;
+        c->n_guarded = pl->n_guarded;
+        pl->guarded = NULL;
+        c->head = *p;
+        c->head.actions = NULL;
+        c->head.n_actions = 0;
+        c->head.findings = NULL;
+        c->head.n_findings = c->head.n_blocking = 0;
+        c->head.rules = NULL;
+        c->head.n_rules = c->head.n_tunnels = 0;
+        c->head.record_first = false;
+        c->head.pools = malloc((p->n_pools + 1) * sizeof(*p->pools));
+        if (!c->head.pools)
+                return -ENOMEM;
+        memcpy(c->head.pools, p->pools, p->n_pools * sizeof(*p->pools));
         return 0;
 }
 
@@ -2608,6 +2673,13 @@ size_t plan_ctx_bytes(const struct plan_ctx *c)
 int plan_build_ctx(const struct cfg_model *m, const struct host_snapshot *h, const struct host_record *rec,
                    struct plan **ret, struct plan_ctx **ctx)
 {
+        return plan_build_ctx_sink(m, h, rec, NULL, ret, ctx);
+}
+
+static int plan_build_ctx_sink(const struct cfg_model *m, const struct host_snapshot *h,
+                               const struct host_record *rec, const struct plan_sink *sink, struct plan **ret,
+                               struct plan_ctx **ctx)
+{
         const struct cfg_settings *s = &m->settings;
         struct plan_ctx *c = NULL;
         int r;
@@ -2625,7 +2697,7 @@ int plan_build_ctx(const struct cfg_model *m, const struct host_snapshot *h, con
                         c = NULL;
                 }
         }
-        r = plan_full(m, h, rec, c, ret);
+        r = plan_full(m, h, rec, c, sink, ret);
         if (r != 0) {
                 plan_ctx_free(c);
                 return r < 0 ? r : 0;

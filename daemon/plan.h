@@ -83,6 +83,31 @@ struct plan {
 
 int plan_build(const struct cfg_model *m, const struct host_snapshot *h, const struct host_record *rec,
                struct plan **ret);
+/* A full pass in slices (issue 16: its memory must not grow with the number of
+ * changes): the route walk hands its actions to flush() whenever slice more wait.
+ * flush() applies p->actions from where it stopped the last time (those before were
+ * applied then), brings ctx up to date (plan_ctx_applied(); ctx NULL: the pass keeps
+ * none), reports them, and may take reported ones out of p->actions, keeping the
+ * rest in order (a shorter n_actions). Its first call comes after every action that
+ * precedes the routes was planned and p->record and p->record_first are final (the
+ * record goes down before the first change). A negative return stops the plan with
+ * that error. The actions left in p->actions when the plan returns are the caller's
+ * to apply, as without a sink. */
+struct plan_ctx;
+struct plan_sink {
+        size_t slice;
+        int (*flush)(void *data, struct plan *p, struct plan_ctx *ctx);
+        void *data;
+};
+
+/* The lines of a pass of at most this many actions are logged at another level: a
+ * sink keeps that many reported before it knows (an allowance in the reserve). */
+#define PLAN_SINK_KEEP 64
+
+/* plan_build() (ctx NULL) or plan_build_ctx(), with the route walk's actions by
+ * slices to sink (NULL: none, the whole plan is returned). */
+int plan_build_sliced(const struct cfg_model *m, const struct host_snapshot *h, const struct host_record *rec,
+                      const struct plan_sink *sink, struct plan **ret, struct plan_ctx **ctx);
 /* Delta passes (issue 16): what plan_build() computed once that a later pass over a
  * few prefixes needs (the uplink, this node's addresses, the addresses no route may
  * cover, which pools apply, each prefix's share of the plan's counts) and the

@@ -11,6 +11,7 @@
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 
 #include "state.h"
@@ -126,15 +127,131 @@ static struct kern_observe_opts observe_opts(const struct cfg_settings *s)
         return o;
 }
 
+/* Applying a plan, by slices (plan_sink) or all at the end: the record goes down
+ * before the first change, each slice is applied, the context brought up to date,
+ * and, in a sliced pass that has been long enough to tell its lines' level, the
+ * changes reported and taken out of the plan. */
+struct applier {
+        struct reconcile *r;
+        struct kern *nl;
+        struct kern_apply_opts ao;
+        const char *state_dir;
+        struct host_record *disk;
+        bool renamed;                       /* the record's device was renamed: saved first */
+        const struct reconcile_report *rep; /* NULL: nothing drained */
+        size_t applied;                     /* r->plan's actions applied so far */
+        size_t cap_results;
+        bool started;                       /* the record went down: changes may be made */
+        bool ctx_spent;                     /* the context no longer says what the host has */
+};
+
+static int apply_start(struct applier *a)
+{
+        struct reconcile *r = a->r;
+        int e;
+
+        if (a->started)
+                return 0;
+        /* The record as the planner used it goes down first: should this pass stop
+         * half-way, the next one still finds the device. */
+        if ((a->renamed && (e = state_save(a->state_dir, &r->record, r->state_why, sizeof(r->state_why))) < 0) ||
+            (e = save_record(r, a->state_dir, true, a->disk)) < 0) {
+                r->state_error = e;
+                return e;
+        }
+        a->started = true;
+        return 0;
+}
+
+/* Room for a result per action, zeroed (kern_apply() writes only those that are not). */
+static int results_room(struct applier *a, size_t n)
+{
+        struct reconcile *r = a->r;
+        size_t old = a->cap_results;
+        int e;
+
+        if ((e = GROW(r->results, a->cap_results, n ? n : 1)) < 0)
+                return e;
+        memset(r->results + old, 0, (a->cap_results - old) * sizeof(*r->results));
+        return 0;
+}
+
+/* p's actions not applied yet, applied; ctx (NULL: none) told. */
+static int apply_rest(struct applier *a, const struct plan *p, struct plan_ctx *ctx)
+{
+        struct reconcile *r = a->r;
+        size_t n = p->n_actions - a->applied;
+        int e, failed;
+
+        if ((e = results_room(a, p->n_actions)) < 0)
+                return e;
+        failed = kern_apply(a->nl, &a->ao, p->actions + a->applied, n, r->results + a->applied);
+        r->n_failed += (size_t)failed;
+        /* The host as the context says only if everything worked. */
+        if (ctx && !a->ctx_spent &&
+            (failed || r->state_error || plan_ctx_applied(ctx, p->actions + a->applied, n, r->results + a->applied) < 0))
+                a->ctx_spent = true;
+        a->applied = p->n_actions;
+        return 0;
+}
+
+static bool is_route_change(const struct host_change *c)
+{
+        return c->kind == CHANGE_ADD_ROUTE || c->kind == CHANGE_DEL_ROUTE;
+}
+
+/* Report the applied actions not reported yet, and take the routes out of the plan:
+ * the few others stay (at its head, in order) for what is told of the pass at its end
+ * (the uplink's values, the tunnels removed). Only once the pass has more than
+ * PLAN_SINK_KEEP actions: the lines of a shorter one have another level. */
+static void drain(struct applier *a, struct plan *p)
+{
+        struct reconcile *r = a->r;
+        size_t k = r->n_reported;
+
+        if (!a->rep || !a->rep->drained || r->n_drained + p->n_actions <= PLAN_SINK_KEEP)
+                return;
+        a->rep->drained(a->rep->data, p->actions + r->n_reported, r->results + r->n_reported,
+                        p->n_actions - r->n_reported);
+        for (size_t i = r->n_reported; i < p->n_actions; i++) {
+                if (is_route_change(&p->actions[i])) {
+                        host_results_free(&r->results[i], 1);
+                        r->n_drained++;
+                        continue;
+                }
+                if (k != i) {
+                        p->actions[k] = p->actions[i];
+                        r->results[k] = r->results[i];
+                        r->results[i] = (struct host_result){};
+                }
+                k++;
+        }
+        p->n_actions = k;
+        r->n_reported = a->applied = k;
+}
+
+static int flush(void *data, struct plan *p, struct plan_ctx *ctx)
+{
+        struct applier *a = data;
+        int e;
+
+        if ((e = apply_start(a)) < 0 || (e = apply_rest(a, p, ctx)) < 0)
+                return e;
+        drain(a, p);
+        return 0;
+}
+
 static int run(struct kern *nl, const struct cfg_model *model, const struct cfg_settings *settings,
-               const char *state_dir, bool dry_run, bool keep_ctx, struct reconcile *ret)
+               const char *state_dir, bool dry_run, bool keep_ctx, const struct reconcile_report *rep,
+               struct reconcile *ret)
 {
         struct reconcile r = {};
         struct kern_observe_opts oo = observe_opts(settings);
-        struct kern_apply_opts ao = { .protocol = settings->route_protocol, .table = settings->route_table };
         struct host_record disk;
+        struct applier a = { .r = &r, .nl = nl, .state_dir = state_dir, .disk = &disk,
+                             .ao = { .protocol = settings->route_protocol, .table = settings->route_table } };
+        struct plan_sink sink = { .flush = flush, .data = &a };
         uint64_t t = now_usec(), t1;
-        bool renamed;
         int e, load;
 
         if ((e = kern_observe(nl, &oo, &r.host)) < 0)
@@ -160,7 +277,7 @@ static int run(struct kern *nl, const struct cfg_model *model, const struct cfg_
                 if ((e = kern_observe(nl, &oo, &r.host)) < 0)
                         goto fail;
         }
-        renamed = load >= 0 && record_check_link(&r.record, &r.host) > 0;
+        a.renamed = load >= 0 && record_check_link(&r.record, &r.host) > 0;
         if (load >= 0 && r.record.damaged[0]) {
                 r.state_error = -EUCLEAN;
                 snprintf(r.state_why, sizeof(r.state_why),
@@ -169,9 +286,14 @@ static int run(struct kern *nl, const struct cfg_model *model, const struct cfg_
                          state_dir, r.record.damaged);
                 text_utf8_trim(r.state_why);
         }
-        e = !model      ? plan_cleanup(settings, &r.host, &r.record, &r.plan)
-            : keep_ctx ? plan_build_ctx(model, &r.host, &r.record, &r.plan, &r.ctx)
-                       : plan_build(model, &r.host, &r.record, &r.plan);
+        disk = r.record;
+        a.ctx_spent = r.state_error != 0;
+        /* The daemon's pass applies by slices as it plans (the record first). */
+        sink.slice = rep && model && !dry_run && load >= 0 ? rep->slice : 0;
+        a.rep = sink.slice ? rep : NULL;
+        e = !model ? plan_cleanup(settings, &r.host, &r.record, &r.plan)
+                   : plan_build_sliced(model, &r.host, &r.record, sink.slice ? &sink : NULL, &r.plan,
+                                       keep_ctx ? &r.ctx : NULL);
         if (e < 0)
                 goto fail;
         r.plan_usec = (t1 = now_usec()) - t;
@@ -185,28 +307,18 @@ static int run(struct kern *nl, const struct cfg_model *model, const struct cfg_
                 *ret = r;
                 return dry_run ? 0 : load;
         }
-        disk = r.record;
-        /* The record as the planner used it goes down first: should this pass stop
-         * half-way, the next one still finds the device. */
-        if ((renamed && (e = state_save(state_dir, &r.record, r.state_why, sizeof(r.state_why))) < 0) ||
-            (e = save_record(&r, state_dir, true, &disk)) < 0) {
+        if ((e = apply_start(&a)) < 0) {
                 /* Without the record we could not restore later: change nothing. */
-                r.state_error = e;
                 plan_ctx_free(r.ctx);
                 r.ctx = NULL;
                 *ret = r;
                 return e;
         }
-        r.results = calloc(r.plan->n_actions ? r.plan->n_actions : 1, sizeof(*r.results));
-        if (!r.results) {
-                e = -ENOMEM;
+        if ((e = apply_rest(&a, r.plan, r.ctx)) < 0)
                 goto fail;
-        }
-        r.n_failed = (size_t)kern_apply(nl, &ao, r.plan->actions, r.plan->n_actions, r.results);
         if ((e = save_record(&r, state_dir, false, &disk)) < 0)
                 r.state_error = e;
-        /* The host as the context says only if everything worked. */
-        if (r.ctx && (r.n_failed || r.state_error || plan_ctx_applied(r.ctx, r.plan->actions, r.plan->n_actions, r.results) < 0)) {
+        if (r.ctx && (a.ctx_spent || r.n_failed || r.state_error)) {
                 plan_ctx_free(r.ctx);
                 r.ctx = NULL;
         }
@@ -221,12 +333,18 @@ fail:
 int reconcile_run(struct kern *nl, const struct cfg_model *model, const struct cfg_settings *settings,
                   const char *state_dir, bool dry_run, struct reconcile *ret)
 {
-        return run(nl, model, settings, state_dir, dry_run, false, ret);
+        return run(nl, model, settings, state_dir, dry_run, false, NULL, ret);
 }
 
 int reconcile_run_ctx(struct kern *nl, const struct cfg_model *model, const char *state_dir, struct reconcile *ret)
 {
-        return run(nl, model, &model->settings, state_dir, false, true, ret);
+        return run(nl, model, &model->settings, state_dir, false, true, NULL, ret);
+}
+
+int reconcile_pass(struct kern *nl, const struct cfg_model *model, const char *state_dir, bool keep_ctx,
+                   const struct reconcile_report *rep, struct reconcile *ret)
+{
+        return run(nl, model, &model->settings, state_dir, false, keep_ctx, rep, ret);
 }
 
 int reconcile_delta(struct kern *nl, struct plan_ctx *ctx, const struct host_snapshot *known,

@@ -13,6 +13,11 @@ struct reconcile {
         struct host_record record;  /* as loaded before the pass */
         struct plan *plan;
         struct host_result *results;  /* one per plan action */
+        /* A sliced pass (reconcile_pass() with a slice): the actions reported as they
+         * were applied and taken out of the plan (n_drained), and how many of those
+         * left in it (the first ones: the few that are not routes) were reported
+         * already. reconcile_n_actions(): every action of the pass. */
+        size_t n_drained, n_reported;
         size_t n_failed;
         int state_error;            /* loading or saving the record failed (-errno), or it
                                      * is damaged (-EUCLEAN): state_why says what */
@@ -33,6 +38,23 @@ int reconcile_run(struct kern *nl, const struct cfg_model *model, const struct c
  * when the pass leaves the host as the context says (every change worked, only routes
  * and rules changed, the record is sound); NULL otherwise. */
 int reconcile_run_ctx(struct kern *nl, const struct cfg_model *model, const char *state_dir, struct reconcile *ret);
+/* How the daemon's full pass reports the changes of a sliced pass as they are
+ * applied (issue 16: a pass's memory must not grow with its number of changes). */
+struct reconcile_report {
+        size_t slice; /* actions applied at a time (0: the whole plan at once) */
+        /* n actions applied and their results, in order, reported and then taken out
+         * of the plan: only once the pass has more than PLAN_SINK_KEEP actions. */
+        void (*drained)(void *data, const struct host_change *a, const struct host_result *res, size_t n);
+        void *data;
+};
+/* reconcile_run() (keep_ctx false) or reconcile_run_ctx() applying by slices (rep). */
+int reconcile_pass(struct kern *nl, const struct cfg_model *model, const char *state_dir, bool keep_ctx,
+                   const struct reconcile_report *rep, struct reconcile *ret);
+/* Every action of the pass: those still in r->plan and those drained. */
+static inline size_t reconcile_n_actions(const struct reconcile *r)
+{
+        return r->n_drained + (r->plan ? r->plan->n_actions : 0);
+}
 /* A delta pass (issue 16): plan only the prefixes t touched (plan_delta()) against the
  * host as known (known: the snapshot of the full pass that made ctx; ctx: its routes
  * since), apply, and bring ctx up to date. 1: done (ret as from reconcile_run(), with
