@@ -62,9 +62,10 @@ static int record_check_link(struct host_record *rec, const struct host_snapshot
 
 /* What the record on disk must hold after this step (first: before the changes; then
  * after them). disk is what it holds now, updated when it is written. */
-static int save_record(struct reconcile *r, const char *dir, bool first, struct host_record *disk)
+static int save_record(struct reconcile *r, const struct plan *p, const char *dir, bool first,
+                       struct host_record *disk)
 {
-        struct host_record want = r->plan->record;
+        struct host_record want = p->record;
         int e;
 
         if (disk->damaged[0])
@@ -77,7 +78,7 @@ static int save_record(struct reconcile *r, const char *dir, bool first, struct 
         }
         if (first) {
                 /* A new record of the uplink goes down before the change it protects. */
-                if (!(want.valid && r->plan->record_first))
+                if (!(want.valid && p->record_first))
                         return 0;
                 /* The routes' owner changes only once the old owner's routes are gone. */
                 if (disk->route_protocol) {
@@ -145,7 +146,7 @@ struct applier {
         bool ctx_spent;                     /* the context no longer says what the host has */
 };
 
-static int apply_start(struct applier *a)
+static int apply_start(struct applier *a, const struct plan *p)
 {
         struct reconcile *r = a->r;
         int e;
@@ -155,7 +156,7 @@ static int apply_start(struct applier *a)
         /* The record as the planner used it goes down first: should this pass stop
          * half-way, the next one still finds the device. */
         if ((a->renamed && (e = state_save(a->state_dir, &r->record, r->state_why, sizeof(r->state_why))) < 0) ||
-            (e = save_record(r, a->state_dir, true, a->disk)) < 0) {
+            (e = save_record(r, p, a->state_dir, true, a->disk)) < 0) {
                 r->state_error = e;
                 return e;
         }
@@ -235,7 +236,7 @@ static int flush(void *data, struct plan *p, struct plan_ctx *ctx)
         struct applier *a = data;
         int e;
 
-        if ((e = apply_start(a)) < 0 || (e = apply_rest(a, p, ctx)) < 0)
+        if ((e = apply_start(a, p)) < 0 || (e = apply_rest(a, p, ctx)) < 0)
                 return e;
         drain(a, p);
         return 0;
@@ -307,7 +308,7 @@ static int run(struct kern *nl, const struct cfg_model *model, const struct cfg_
                 *ret = r;
                 return dry_run ? 0 : load;
         }
-        if ((e = apply_start(&a)) < 0) {
+        if ((e = apply_start(&a, r.plan)) < 0) {
                 /* Without the record we could not restore later: change nothing. */
                 plan_ctx_free(r.ctx);
                 r.ctx = NULL;
@@ -316,7 +317,7 @@ static int run(struct kern *nl, const struct cfg_model *model, const struct cfg_
         }
         if ((e = apply_rest(&a, r.plan, r.ctx)) < 0)
                 goto fail;
-        if ((e = save_record(&r, state_dir, false, &disk)) < 0)
+        if ((e = save_record(&r, r.plan, state_dir, false, &disk)) < 0)
                 r.state_error = e;
         if (r.ctx && (a.ctx_spent || r.n_failed || r.state_error)) {
                 plan_ctx_free(r.ctx);

@@ -473,6 +473,156 @@ static void check_invariants(const struct cfg_settings *s, const struct host_sna
         assert_int_equal(p->n_pools, p->pools ? p->n_pools : 0);
 }
 
+/* ---- a full pass by slices (plan_build_sliced()) ---- */
+
+static void action_text(const struct host_change *a, char *buf, size_t size);
+static void dump_plan(const struct plan *p);
+
+/* A sink as the daemon's applier (daemon/reconcile.c) uses it: every action it is
+ * handed is "applied" (kept here, in order), and, once more than PLAN_SINK_KEEP were
+ * planned, the routes are taken out of the plan and the others left at its head. */
+struct test_sink {
+        struct host_change *seen; /* every action applied, in order */
+        size_t n_seen, cap_seen;
+        size_t applied;           /* of the plan's actions */
+        size_t drained;           /* taken out of the plan */
+        size_t calls;
+        size_t at_first;          /* actions applied by the first call */
+        struct host_record rec;   /* the record at the first call */
+        bool rec_first;
+        struct plan_ctx *ctx;     /* the context the calls were given (one, or none) */
+        bool ctx_given, ctx_spent;
+};
+
+static bool is_route_change(const struct host_change *a)
+{
+        return a->kind == CHANGE_ADD_ROUTE || a->kind == CHANGE_DEL_ROUTE;
+}
+
+static int test_flush(void *data, struct plan *p, struct plan_ctx *ctx)
+{
+        struct test_sink *k = data;
+        size_t n = p->n_actions - k->applied, j = 0;
+        struct host_result *res = calloc(n + 1, sizeof(*res)); /* every change worked */
+
+        assert_non_null(res);
+        assert_true(p->n_actions >= k->applied);
+        if (k->calls++ == 0) {
+                k->rec = p->record;
+                k->rec_first = p->record_first;
+                k->at_first = p->n_actions;
+        }
+        if (k->ctx_given)
+                assert_ptr_equal(ctx, k->ctx); /* one context all along */
+        k->ctx = ctx;
+        k->ctx_given = true;
+        for (size_t i = k->applied; i < p->n_actions; i++) {
+                assert_int_equal(GROW(k->seen, k->cap_seen, k->n_seen + 1), 0);
+                k->seen[k->n_seen++] = p->actions[i];
+        }
+        if (ctx && !k->ctx_spent && plan_ctx_applied(ctx, p->actions + k->applied, n, res) < 0)
+                k->ctx_spent = true;
+        free(res);
+        k->applied = p->n_actions;
+        if (k->drained + p->n_actions <= PLAN_SINK_KEEP)
+                return 0;
+        for (size_t i = 0; i < p->n_actions; i++)
+                if (is_route_change(&p->actions[i]))
+                        k->drained++;
+                else
+                        p->actions[j++] = p->actions[i];
+        p->n_actions = k->applied = j;
+        return 0;
+}
+
+static bool change_eq(const struct host_change *a, const struct host_change *b)
+{
+        char x[512], y[512];
+
+        action_text(a, x, sizeof(x));
+        action_text(b, y, sizeof(y));
+        return streq(x, y) && a->kind == b->kind && a->pool == b->pool && a->ifindex == b->ifindex &&
+               a->replace == b->replace && a->value == b->value && streq(a->dev, b->dev) &&
+               (a->kind != CHANGE_ADD_ROUTE && a->kind != CHANGE_DEL_ROUTE ? true : route_eq(&a->route, &b->route));
+}
+
+/* p (plan_build()) made again by slices of every size in sizes: the same actions in
+ * the same order (those the sink applied, then those left), the same counts, findings
+ * and record; the record final at the sink's first call, before any change. */
+static void check_sliced(struct t *t, const struct plan *p, bool with_ctx)
+{
+        static const size_t sizes[] = { 1, 3, 7, 64, 4096 };
+
+        for (size_t z = 0; z < ELEMENTSOF(sizes); z++) {
+                struct test_sink k = {};
+                struct plan_sink sink = { .slice = sizes[z], .flush = test_flush, .data = &k };
+                struct plan *q = NULL;
+                struct plan_ctx *ctx = NULL;
+                size_t first_route = p->n_actions;
+
+                assert_int_equal(plan_build_sliced(t->m, &t->h, &t->rec, &sink, &q, with_ctx ? &ctx : NULL), 0);
+                assert_non_null(q);
+                if (with_ctx && k.ctx_given && !k.ctx_spent)
+                        assert_ptr_equal(k.ctx, ctx); /* the one the pass keeps */
+                /* what the sink applied, then what is left to apply */
+                for (size_t i = k.applied; i < q->n_actions; i++) {
+                        assert_int_equal(GROW(k.seen, k.cap_seen, k.n_seen + 1), 0);
+                        k.seen[k.n_seen++] = q->actions[i];
+                }
+                if (k.n_seen != p->n_actions) {
+                        dump_plan(p);
+                        fail_msg("slice %zu: %zu actions, want %zu", sizes[z], k.n_seen, p->n_actions);
+                }
+                for (size_t i = 0; i < p->n_actions; i++) {
+                        if (!change_eq(&k.seen[i], &p->actions[i])) {
+                                dump_plan(p);
+                                fail_msg("slice %zu: action %zu differs", sizes[z], i);
+                        }
+                        if (first_route == p->n_actions && is_route_change(&p->actions[i]))
+                                first_route = i;
+                }
+                /* routes by slices, from the first route on; nothing before the walk */
+                if (k.calls) {
+                        assert_true(k.at_first >= first_route);
+                        assert_true(k.at_first <= first_route + sizes[z] + PLAN_SINK_KEEP);
+                        assert_true(!memcmp(&k.rec, &p->record, sizeof(k.rec)));
+                        assert_int_equal(k.rec_first, p->record_first);
+                }
+                /* everything but the actions as plan_build() has it */
+                assert_true(!memcmp(&q->record, &p->record, sizeof(q->record)));
+                assert_int_equal(q->record_first, p->record_first);
+                assert_int_equal(q->underlay, p->underlay);
+                assert_int_equal(q->underlay6, p->underlay6);
+                assert_int_equal(q->n_proxies_wanted, p->n_proxies_wanted);
+                assert_int_equal(q->tunnels_unneeded, p->tunnels_unneeded);
+                assert_int_equal(q->tunnel6_unneeded, p->tunnel6_unneeded);
+                assert_int_equal(q->uplink, p->uplink);
+                assert_string_equal(q->uplink_name, p->uplink_name);
+                assert_string_equal(q->uplink_error, p->uplink_error);
+                assert_int_equal(q->n_pools, p->n_pools);
+                for (size_t i = 0; i < p->n_pools; i++)
+                        assert_true(!memcmp(&q->pools[i], &p->pools[i], sizeof(p->pools[i])));
+                assert_int_equal(q->n_tunnels, p->n_tunnels);
+                assert_int_equal(q->n_rules, p->n_rules);
+                assert_int_equal(q->n_routes_wanted, p->n_routes_wanted);
+                assert_int_equal(q->n_routes_foreign, p->n_routes_foreign);
+                assert_int_equal(q->n_routes_conflicting, p->n_routes_conflicting);
+                assert_int_equal(q->n_blocks_upstream, p->n_blocks_upstream);
+                assert_int_equal(q->n_borrowed, p->n_borrowed);
+                assert_int_equal(q->n_borrowed_upstream, p->n_borrowed_upstream);
+                assert_int_equal(q->n_blocking, p->n_blocking);
+                assert_int_equal(q->n_findings, p->n_findings);
+                for (size_t i = 0; i < p->n_findings; i++) {
+                        assert_int_equal(q->findings[i].severity, p->findings[i].severity);
+                        assert_string_equal(q->findings[i].code, p->findings[i].code);
+                        assert_string_equal(q->findings[i].message, p->findings[i].message);
+                }
+                free(k.seen);
+                plan_ctx_free(ctx);
+                plan_free(q);
+        }
+}
+
 static struct plan *plan(struct t *t)
 {
         struct plan *p = NULL;
@@ -483,6 +633,8 @@ static struct plan *plan(struct t *t)
         assert_non_null(p);
         t->p = p;
         check_invariants(&t->m->settings, &t->h, p, &t->rec);
+        check_sliced(t, p, false);
+        check_sliced(t, p, true);
         return p;
 }
 

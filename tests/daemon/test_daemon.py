@@ -665,6 +665,117 @@ class TestFilesDeltaEquivalence(DaemonCase):
         self.assertIn("; delta pass over 1 prefix", first, d.stderr()[-3000:])
 
 
+class TestSlicedPass(DaemonCase):
+    """Issue 16: the daemon's full pass plans and applies its routes by slices
+    (CALICO_UNDERLAY_PASS_SLICE=3 here, 4,096 in production), so its memory does not
+    grow with the number of changes. It must reach exactly the host --once makes, and
+    report exactly what a pass in one piece reports: one line per change (debug past
+    64 changes, info up to 64), "reconciled: N changes", the metrics by kind."""
+
+    WIDE = ("apiVersion: projectcalico.org/v3\nkind: IPPool\nmetadata:\n  name: wide\nspec:\n"
+            "  cidr: 10.60.0.0/16\n  blockSize: 28\n  ipipMode: Never\n  vxlanMode: Never\n"
+            "  natOutgoing: false\n  nodeSelector: all()\n")
+    NODE3 = ("apiVersion: projectcalico.org/v3\nkind: Node\nmetadata:\n  name: node3\nspec:\n"
+             "  bgp:\n    ipv4Address: 192.168.10.13/24\n")
+
+    def setUp(self):
+        blocks = [("node2", f"10.60.{i // 16}.{(i % 16) * 16}/28") for i in range(100)]
+        blocks += [("node3", f"10.60.{10 + i // 16}.{(i % 16) * 16}/28") for i in range(50)]
+        blocks += [("node1", f"10.60.20.{i * 16}/28") for i in range(3)]
+        self.fixture_args = {"files": {
+            "10-pools.yaml": cu.POOL + "---\n" + self.WIDE,
+            "20-nodes.yaml": cu.NODES + "---\n" + self.NODE3,
+            "30-blocks.yaml": cu.BLOCKS + "---\n" + cu.affinities(*blocks)}}
+        super().setUp()
+        self.ns.add_vxlan()
+        self.prom = os.path.join(self.fx.dir, "calico-underlay.prom")
+        with open(self.fx.config) as f:
+            settings = f.read()
+        cu.write_file(self.fx.config, settings + f"metricsFile: {self.prom}\n")
+        # what the pass also finds: a route of ours to replace (wrong gateway), one
+        # no block wants (deleted), one of ours left in main (withdrawn after ours)
+        self.ns.ip("route", "add", "10.60.0.0/28", "via", "192.168.10.13", "dev", "eth0", "proto", str(cu.PROTO),
+                   "table", str(cu.TABLE), "metric", "1024")
+        self.ns.ip("route", "add", "10.60.200.0/28", "via", "192.168.10.12", "dev", "eth0", "proto",
+                   str(cu.PROTO), "table", str(cu.TABLE), "metric", "1024")
+        self.ns.ip("route", "add", "10.60.201.0/28", "via", "192.168.10.12", "dev", "eth0", "proto",
+                   str(cu.PROTO))
+
+    def once(self):
+        return subprocess.run(["ip", "netns", "exec", self.ns.name, "env", f"RUNTIME_DIRECTORY={self.fx.run}",
+                               *cu.DAEMON_WRAPPER, cu.DAEMON, "--config", self.fx.config, "--once"],
+                              stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=cu.scaled(120))
+
+    def metrics(self):
+        out = {}
+        with open(self.prom) as f:
+            for line in f.read().splitlines():
+                if line and not line.startswith("#"):
+                    k, _, v = line.rpartition(" ")
+                    out[k] = float(v)
+        return out
+
+    def pass_lines(self, d, since):
+        """The action lines and the "reconciled:" line of the first pass logged after
+        line `since` of stderr."""
+        lines = d.stderr().splitlines()[since:]
+        acts = []
+        for line in lines:
+            if "reconciled: " in line:
+                return acts, line
+            if re.match(r"(info|debug|error): (repaired drift: )?(add-|delete-|set-|remove-tunnel)", line):
+                acts.append(line)
+        self.fail(f"no reconciled line:\n{d.stderr()[-4000:]}")
+
+    def test_sliced_pass_reaches_once(self):
+        d = self.start(env={"CALICO_UNDERLAY_PASS_SLICE": "3"}).wait_ready()
+        self.wait_idle(d)
+        self.assertTrue(d.stderr_lines("CALICO_UNDERLAY_PASS_SLICE=3"), d.stderr()[-2000:])
+        acts, done = self.pass_lines(d, 0)
+        n = int(re.search(r"reconciled: (\d+) changes?, (\d+) failed", done).group(1))
+        self.assertIn(", 0 failed", done)
+        # 155 block routes (one a replace), 1 delete in our table, 1 in main, the
+        # rules of two pools (4), proxy_arp, the VXLAN tunnel
+        routes = [a for a in acts if "add-route" in a]
+        self.assertEqual(len(routes), 155, "\n".join(acts))
+        self.assertEqual(len([a for a in acts if "delete-route" in a]), 2, "\n".join(acts))
+        self.assertEqual(len([a for a in routes if "10.60.0.0/28 " in a]), 1)
+        self.assertEqual(len(acts), n, "one line per change:\n" + "\n".join(acts))
+        self.assertTrue(n > 64)
+        self.assertTrue(all(a.startswith("debug: ") for a in acts), "past 64 changes, debug lines")
+        # in the order a pass in one piece has: settings, rules, routes (the deletes of
+        # our table's unwanted route among them), main's stale route after ours, the tunnel
+        kinds = [re.sub(r"^\w+: (repaired drift: )?", "", a).split(" ")[0] for a in acts]
+        first_route = kinds.index("add-route")
+        self.assertTrue(all(k.startswith("set-") or k == "add-rule" for k in kinds[:first_route]), kinds)
+        self.assertEqual(kinds[-1], "remove-tunnel", kinds)
+        self.assertIn("10.60.201.0/28", acts[-2], "main's stale route goes after ours are in")
+        # the metrics count every change by kind, as the lines do
+        cu.wait_until(lambda: os.path.exists(self.prom), what="the metrics file")
+        m = self.metrics()
+        for kind in set(kinds):
+            self.assertEqual(m[f'calico_underlay_changes_total{{kind="{kind}"}}'], kinds.count(kind), kind)
+        self.assertEqual(sum(v for k, v in m.items() if k.startswith("calico_underlay_failed_actions_total")), 0)
+        self.assertEqual(m['calico_underlay_block_routes{state="ours"}'], 155)
+        state = self.ns.route_summary()
+        self.assertEqual(len(state), 155)
+        # a short sliced pass: our routes deleted by hand, repaired, its lines at info
+        since = len(d.stderr().splitlines())
+        for i in range(5):
+            self.ns.ip("route", "del", f"10.60.0.{16 * (i + 1)}/28", "table", str(cu.TABLE))
+        self.wait_routes(state)
+        self.wait_idle(d)
+        acts, done = self.pass_lines(d, since)
+        self.assertEqual(len(acts), int(re.search(r"reconciled: (\d+) changes?", done).group(1)))
+        self.assertTrue(acts and all(a.startswith("info: repaired drift: add-route") for a in acts), acts)
+        d.stop()
+        # the full path finds nothing to do
+        r = self.once()
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        self.assertIn("0 changes, 0 failed", r.stdout, r.stdout)
+        self.assertEqual(self.ns.route_summary(), state)
+
+
 if __name__ == "__main__":
     cu.require_root()
     cu.install_signal_cleanup()
