@@ -139,8 +139,8 @@ struct loop {
 };
 
 /* A full pass plans and applies 100k routes a slice at a time: its memory stays that
- * of a slice (4,096 changes, 400 kB), not 10 MB of changes and results. */
-#define PASS_SLICE 4096
+ * of a slice (1,024 changes, 100 kB), not 10 MB of changes and results. */
+#define PASS_SLICE 1024
 
 static const char *config_path(const struct loop *l)
 {
