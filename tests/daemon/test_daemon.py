@@ -692,14 +692,17 @@ class TestSlicedPass(DaemonCase):
         with open(self.fx.config) as f:
             settings = f.read()
         cu.write_file(self.fx.config, settings + f"metricsFile: {self.prom}\n")
-        # what the pass also finds: a route of ours to replace (wrong gateway), one
-        # no block wants (deleted), one of ours left in main (withdrawn after ours)
-        self.ns.ip("route", "add", "10.60.0.0/28", "via", "192.168.10.13", "dev", "eth0", "proto", str(cu.PROTO),
-                   "table", str(cu.TABLE), "metric", "1024")
-        self.ns.ip("route", "add", "10.60.200.0/28", "via", "192.168.10.12", "dev", "eth0", "proto",
-                   str(cu.PROTO), "table", str(cu.TABLE), "metric", "1024")
-        self.ns.ip("route", "add", "10.60.201.0/28", "via", "192.168.10.12", "dev", "eth0", "proto",
-                   str(cu.PROTO))
+        self.seed_routes(self.ns)
+
+    def seed_routes(self, ns):
+        """What the pass also finds: a route of ours to replace (wrong gateway), one
+        no block wants (deleted), one of ours left in main (withdrawn after ours)."""
+        ns.ip("route", "add", "10.60.0.0/28", "via", "192.168.10.13", "dev", "eth0", "proto", str(cu.PROTO),
+              "table", str(cu.TABLE), "metric", "1024")
+        ns.ip("route", "add", "10.60.200.0/28", "via", "192.168.10.12", "dev", "eth0", "proto",
+              str(cu.PROTO), "table", str(cu.TABLE), "metric", "1024")
+        ns.ip("route", "add", "10.60.201.0/28", "via", "192.168.10.12", "dev", "eth0", "proto",
+              str(cu.PROTO))
 
     def once(self):
         return subprocess.run(["ip", "netns", "exec", self.ns.name, "env", f"RUNTIME_DIRECTORY={self.fx.run}",
@@ -774,6 +777,50 @@ class TestSlicedPass(DaemonCase):
         self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
         self.assertIn("0 changes, 0 failed", r.stdout, r.stdout)
         self.assertEqual(self.ns.route_summary(), state)
+
+    def first_pass(self, ns, fx, slice_env):
+        """A daemon's first pass in ns with fx: its action lines, its "reconciled:"
+        line and the metrics it wrote (the daemon stopped after)."""
+        d = cu.Daemon(ns, fx, env=slice_env)
+        self.daemons.append(d)
+        prom = os.path.join(fx.dir, "calico-underlay.prom")
+        cu.wait_until(lambda: d.stderr_lines("reconciled: "), 20, what="the first pass")
+        cu.wait_until(lambda: os.path.exists(prom), what="the metrics file")
+        d.stop()
+        acts, done = self.pass_lines(d, 0)
+        self.prom = prom
+        m = {k: v for k, v in self.metrics().items()
+             if k.startswith(("calico_underlay_changes_total", "calico_underlay_failed_actions_total",
+                              "calico_underlay_block_routes", "calico_underlay_drift"))}
+        return acts, done, m
+
+    def test_sliced_pass_with_failures_reports_as_one_piece(self):
+        """Peers' routes refused by the kernel (the uplink's connected route removed:
+        "Nexthop has invalid gateway"), this node's blackholes taken: slices that
+        fail, after those of the settings and rules and before those that work. The daemon's pass by slices of 3 and the same
+        pass in one piece, each in its own namespace, log the same lines in the same
+        order, the same totals, and count the same metrics."""
+        other_ns = cu.Netns()
+        self.addCleanup(other_ns.close)
+        other_ns.setup_uplink()
+        other_ns.add_vxlan()
+        self.seed_routes(other_ns)
+        other_fx = cu.Fixture(**self.fixture_args)
+        self.addCleanup(other_fx.close)
+        with open(self.fx.config) as f:
+            cu.write_file(other_fx.config, f.read().replace(self.fx.res, other_fx.res).replace(
+                self.fx.dir, other_fx.dir))
+        for ns in (self.ns, other_ns):
+            ns.ip("route", "del", "192.168.10.0/24", "dev", "eth0", "table", "main")
+        sliced = self.first_pass(self.ns, self.fx, {"CALICO_UNDERLAY_PASS_SLICE": "3"})
+        whole = self.first_pass(other_ns, other_fx, {})
+        failed = [a for a in sliced[0] if a.startswith("error: ")]
+        self.assertTrue(len(failed) >= 100, "\n".join(sliced[0]))
+        self.assertRegex(sliced[1], r"reconciled: \d+ changes, %d failed" % len(failed))
+        self.assertEqual(sliced[0], whole[0])
+        self.assertEqual(sliced[1], whole[1])
+        self.assertEqual(sliced[2], whole[2])
+        self.assertEqual(sliced[2]['calico_underlay_failed_actions_total{kind="add-route"}'], len(failed))
 
 
 if __name__ == "__main__":
