@@ -151,6 +151,10 @@ struct etcd {
          * CALICO_UNDERLAY_ETCD_GATEWAY=1 says not to; the watch uses the gateway. */
         bool grpc;
         bool *gateway_only; /* per endpoint */
+        /* Why the endpoint grpc_why_ep was last left for its gateway: a gateway that
+         * fails too is reported with it (the gateway's error alone would hide it). */
+        char grpc_why[200];
+        size_t grpc_why_ep;
         /* listing */
         struct req *list;
         struct etcd_cache building;
@@ -579,6 +583,8 @@ static void attempt_failed(struct etcd *e, const char *fmt, ...)
         va_start(ap, fmt);
         vsnprintf(reason, sizeof(reason), fmt, ap);
         va_end(ap);
+        if (!e->grpc && e->gateway_only[e->fo.cur] && e->grpc_why[0] && e->grpc_why_ep == e->fo.cur)
+                snprintf(reason + strlen(reason), sizeof(reason) - strlen(reason), " (over gRPC: %s)", e->grpc_why);
         more = http_failover_next(&e->fo, ep, "%s", reason);
         log_debug("etcd: %s", e->fo.why);
         cancel_all(e);
@@ -795,13 +801,15 @@ static bool fall_back_to_gateway(struct etcd *e, struct req *q)
 
         if (!q->grpc || (http_req_is_http2(q->h) && ct && strncasecmp(ct, "application/grpc", 16) == 0))
                 return false;
-        /* Nothing answered: the gateway would not fare better. */
-        if (!http_req_connected(q->h))
+        /* Nothing answered: the gateway would not fare better. A stream reset (its
+         * headers may be lost with it: no HTTP/2 seen) comes from an HTTP/2 peer. */
+        if (!http_req_connected(q->h) || http_req_stream_reset(q->h))
                 return false;
-        log_debug("etcd: %s does not answer gRPC (%s, status %ld%s%s); listing through its JSON gateway",
-                  e->conf.endpoints[e->fo.cur], http_req_is_http2(q->h) ? "HTTP/2" : "HTTP/1",
-                  http_req_status(q->h), http_req_error(q->h) ? ": " : "",
-                  http_req_error(q->h) ? http_req_error(q->h) : "");
+        snprintf(e->grpc_why, sizeof(e->grpc_why), "%s, status %ld%s%s", http_req_is_http2(q->h) ? "HTTP/2" : "HTTP/1",
+                 http_req_status(q->h), http_req_error(q->h) ? ": " : "", http_req_error(q->h) ? http_req_error(q->h) : "");
+        e->grpc_why_ep = e->fo.cur;
+        log_debug("etcd: %s does not answer gRPC (%s); listing through its JSON gateway", e->conf.endpoints[e->fo.cur],
+                  e->grpc_why);
         e->gateway_only[e->fo.cur] = true;
         begin_attempt(e);
         return true;

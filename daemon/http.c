@@ -134,6 +134,11 @@ bool http_req_connected(const struct http_req *q)
         return tcp > 0 || app > 0;
 }
 
+bool http_req_stream_reset(const struct http_req *q)
+{
+        return q->done && q->result == CURLE_HTTP2_STREAM;
+}
+
 const char *http_req_error(const struct http_req *q)
 {
         if (q->fail[0])

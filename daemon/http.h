@@ -89,6 +89,9 @@ const char *http_req_header(const struct http_req *q, const char *name);
 bool http_req_is_http2(const struct http_req *q);
 /* A connection (and its TLS handshake) was made: the peer was there to answer. */
 bool http_req_connected(const struct http_req *q);
+/* The transfer ended in an HTTP/2 stream error (the peer reset the stream): the peer
+ * speaks HTTP/2, even when no header of the answer came before the reset. */
+bool http_req_stream_reset(const struct http_req *q);
 /* Why the transfer failed: what the caller's callback or the cap said, else curl's
  * text; NULL when it completed (whatever its status). */
 const char *http_req_error(const struct http_req *q);

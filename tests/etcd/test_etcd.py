@@ -929,6 +929,141 @@ class TestHostileEtcd(unittest.TestCase):
         self.assertIn("the response is too large", r.stdout + r.stderr)
 
 
+GRPC_PORT = 2392
+
+
+class TestHostileGrpc(unittest.TestCase):
+    """An etcd that misbehaves on the gRPC list path (tests/etcd/fake_grpc.py: HTTP/2 by
+    prior knowledge inside the namespace, one key a page, no JSON gateway but a held
+    watch): a compaction between two pages, and answers a real etcd or a proxy before it
+    can give that are not a usable RangeResponse. Each must end in a clear message, the
+    host untouched, within seconds."""
+
+    def setUp(self):
+        self.ns = cu.Netns()
+        self.addCleanup(self.ns.close)
+        self.ns.setup_uplink()
+        self.fx = cu.Fixture(files={}, settings=ce.settings())
+        self.addCleanup(self.fx.close)
+        self.daemons = []
+        self.url = f"http://127.0.0.1:{GRPC_PORT}"
+        self.env = {"ETCD_ENDPOINTS": self.url}
+        self.kvs = os.path.join(self.fx.dir, "kvs.json")
+        cu.write_file(self.kvs, json.dumps(dict([
+            ce.pool(), ce.node("node1", "192.168.10.11/24"), ce.node("node2", "192.168.10.12/24"),
+            ce.felix_default(), (ce.affinity_key("node1", cu.OWN_BLOCK), ce.CONFIRMED),
+            (ce.affinity_key("node2", cu.PEER_BLOCK), ce.CONFIRMED)])))
+        self.before = self.ns.route_summary()
+
+    def tearDown(self):
+        cu.close_daemons(self.daemons, True)
+
+    def fake(self, mode):
+        path = os.path.join(self.fx.dir, f"fake-{mode}.out")
+        out = open(path, "w")
+        p = subprocess.Popen(["ip", "netns", "exec", self.ns.name, sys.executable,
+                              os.path.join(os.path.dirname(os.path.abspath(__file__)), "fake_grpc.py"),
+                              mode, str(GRPC_PORT), self.kvs], stdout=out, stderr=subprocess.STDOUT)
+        out.close()
+        self.stop_fake = lambda: (p.terminate(), p.wait())
+        self.addCleanup(self.stop_fake)
+        cu.wait_until(lambda: f":{GRPC_PORT} " in self.ns.run("ss", "-ltn", check=False),
+                      what="the fake etcd to listen")
+        return path
+
+    def requests(self, path, line):
+        with open(path) as f:
+            return sum(1 for l in f if l.strip() == line)
+
+    def once(self, mode):
+        """--once against a fresh fake in mode: (result, the fake's request log)."""
+        out = self.fake(mode)
+        r = ce.run_cli(self.ns, self.fx, "--once", env=self.env)
+        self.stop_fake()  # the next fake takes the port
+        self.assertLess(r.seconds, cu.scaled(20), f"{mode}: {r.seconds:.1f} s")
+        return r, out
+
+    def assert_failed(self, mode, r, why):
+        self.assertEqual(r.returncode, 2, f"{mode}: {r.stdout}{r.stderr}")
+        self.assertIn(f"datastore unreachable: {self.url}: {why}", r.stderr, mode)
+        self.assertEqual(self.ns.route_summary(), self.before, f"{mode}: the host changed")
+
+    def test_compaction_between_pages_starts_over(self):
+        # The affinities' second page, asked at the first page's revision, finds it
+        # compacted: the list starts over at a new revision and converges.
+        r, out = self.once("compacted-once")
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        self.assertEqual(self.ns.route_summary(), WANT_2)
+        over = [l for l in r.stderr.splitlines() if "starting over" in l]
+        self.assertEqual(over, [f"notice: etcd: listing from {self.url}: gRPC status 11: etcdserver: mvcc: "
+                                "required revision has been compacted; starting over"], r.stderr)
+        self.assertEqual(self.requests(out, "RANGE 0"), 2)  # two lists began
+        self.assertEqual(self.requests(out, "RANGE 101"), 2)  # the first: two pages, the second refused
+        self.assertEqual(self.requests(out, "RANGE 102"), 6)  # the second: 1 + 2 + 1 + 1 + 2 pages, less the first
+
+    def test_compaction_every_time_fails_after_three_restarts(self):
+        r, out = self.once("compacted-always")
+        self.assert_failed("compacted-always", r, "gRPC status 11: etcdserver: mvcc: required revision has been "
+                                                   "compacted")
+        self.assertEqual(len([l for l in r.stderr.splitlines() if l.endswith("; starting over")]), 3, r.stderr)
+        self.assertEqual(self.requests(out, "RANGE 0"), 4)
+        self.assertEqual(self.requests(out, "GATEWAY /v3/kv/range"), 0)
+
+    def test_broken_grpc_answers_fail_the_endpoint(self):
+        # gRPC answers (HTTP/2, application/grpc) that are wrong: the endpoint failed
+        # with the reason, no fallback to the JSON gateway (it speaks gRPC), nothing
+        # applied. One endpoint and --once: exit 2.
+        cases = {
+            "trailers-only": "gRPC status 14: unavailable",
+            "no-status": "a gRPC answer without grpc-status",
+            "huge-length": "a message of 2147483648 bytes, over the cap of 64 MiB",
+            "compressed": "a compressed message (none was asked for)",
+            "truncated": "a message of 56 bytes in an answer of 6",
+            "bad-wiretype": "kvs (field 2) has wire type 0, not 2",
+            "bad-varint": "a truncated varint",
+            "rst-stream": "HTTP/2 stream 1 was not closed cleanly: INTERNAL_ERROR (err 2)",
+            # GOAWAY in the same segment as the first answer's trailers: libcurl 7.88
+            # (nghttp2 1.52) drops the trailers, so that answer has no grpc-status.
+            "goaway": "a gRPC answer without grpc-status",
+        }
+        for mode, why in cases.items():
+            with self.subTest(mode=mode):
+                r, out = self.once(mode)
+                self.assert_failed(mode, r, why)
+                self.assertEqual(self.requests(out, "GATEWAY /v3/kv/range"), 0, mode)
+                self.assertEqual(self.requests(out, "RANGE 0"), 1, mode)
+
+    def test_answers_that_are_not_grpc_fall_back_to_the_gateway(self):
+        # An answer that is not gRPC at all (a proxy's 503 in text/plain; a connection
+        # refused by GOAWAY before any answer, after a first page that went fine): the
+        # endpoint "does not answer gRPC", the list starts over through its JSON
+        # gateway, which this fake does not serve. The message names both.
+        cases = {
+            "http-503": "HTTP 404: no JSON gateway here (over gRPC: HTTP/2, status 503)",
+            "goaway-late": "HTTP 404: no JSON gateway here (over gRPC: HTTP/1, status 0: Error in the HTTP2 framing layer)",
+        }
+        for mode, why in cases.items():
+            with self.subTest(mode=mode):
+                r, out = self.once(mode)
+                self.assert_failed(mode, r, why)
+                self.assertEqual(self.requests(out, "GATEWAY /v3/kv/range"), 1, mode)
+        self.assertEqual(self.requests(out, "RANGE refused"), 1)
+
+    def test_daemon_converges_after_compaction_and_watches(self):
+        out = self.fake("compacted-once")
+        d = cu.Daemon(self.ns, self.fx, env=self.env)
+        self.daemons.append(d)
+        d.wait_ready()
+        cu.wait_until(lambda: self.ns.route_summary() == WANT_2, timeout=20,
+                      what=f"routes {WANT_2} from the fake's list (have {self.ns.route_summary()})")
+        # The watches go through the JSON gateway: confirmed and held.
+        cu.wait_until(lambda: self.requests(out, "GATEWAY /v3/watch") >= 5, what="the daemon's 5 watches")
+        self.assertEqual(len(d.stderr_lines("; starting over")), 1, d.stderr()[-3000:])
+        self.assertFalse(d.stderr_lines("does not answer gRPC"), d.stderr()[-3000:])
+        self.assertEqual(self.requests(out, "GATEWAY /v3/kv/range"), 0)
+        self.assertTrue(stays(lambda: self.ns.route_summary() == WANT_2 and d.proc.poll() is None))
+
+
 class TestPlainEtcdWithAuth(unittest.TestCase):
     """A real etcd over plain HTTP with authentication on: the list speaks gRPC by
     prior knowledge (HTTP/2 without TLS) and authenticates over gRPC; the gateway does
