@@ -11,7 +11,10 @@
  * source loads every file then). cfg_model_diff() between consecutive models must
  * name every block and borrowed address whose route may differ. The claims' own sort
  * (loader_sort_claims(): in place, used by the full load and the records alike, so the
- * comparisons above cannot see it) against qsort() on random arrays. */
+ * comparisons above cannot see it) against qsort() on random arrays. Half the texts are
+ * Lists as kubectl prints them: the records read those with the plain YAML reader
+ * (yamltree.c, YDOC_REWINDS), the full load with libyaml, and both must agree, the
+ * messages' positions included. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -293,10 +296,42 @@ static char *file_claims(unsigned *seed, size_t file)
         return t.p;
 }
 
+/* The same documents as one List, as kubectl prints them: the plain YAML reader's
+ * input (yamltree.c), which the records read and the full load's buffers do not. */
+static char *as_list(const char *text)
+{
+        struct text t = {};
+        bool first = true;
+
+        add(&t, "apiVersion: v1\nitems:\n");
+        for (const char *p = text; *p;) {
+                const char *nl = strchr(p, '\n');
+                size_t len = nl ? (size_t)(nl - p) : strlen(p);
+
+                if (len == 3 && !strncmp(p, "---", 3))
+                        first = true;
+                else {
+                        add(&t, "%s%.*s\n", first ? "- " : "  ", (int)len, p);
+                        first = false;
+                }
+                p += len + (nl ? 1 : 0);
+        }
+        add(&t, "kind: List\n");
+        return t.p;
+}
+
+/* Every other file a List. */
 static void compose(struct files *f, size_t i)
 {
+        char *docs;
+
         free(f->text[i]);
-        assert_true(asprintf(&f->text[i], "%s%s", f->head[i], f->claims[i]) > 0);
+        assert_true(asprintf(&docs, "%s%s", f->head[i], f->claims[i]) > 0);
+        if (i % 2) {
+                f->text[i] = as_list(docs);
+                free(docs);
+        } else
+                f->text[i] = docs;
 }
 
 /* ---- the sequence ---- */
