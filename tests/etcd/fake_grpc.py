@@ -27,6 +27,8 @@ page's revision. A request at revision 0 (a list starting) takes a new revision 
   bad-wiretype       a message whose kvs (field 2) has wire type 0, grpc-status 0;
   bad-varint         a message ending in a varint that runs off its end, grpc-status 0;
   rst-stream         headers, half the message, then RST_STREAM INTERNAL_ERROR;
+  stall              headers, half the message, then nothing, held until the client
+                     hangs up (a wedged etcd or proxy);
   goaway             the first request answered (then GOAWAY NO_ERROR on its connection);
                      on every later connection GOAWAY (last stream 0) as soon as the
                      request's headers come, nothing answered, the connection closed.
@@ -35,10 +37,11 @@ A client that does not open with HTTP/2's preface speaks HTTP/1.1 (the JSON gate
 daemon's fallback and its watches): POST /v3/watch is confirmed (200, a `created`
 message) and then held silent until the client hangs up; anything else is answered 404
 {"error": "no JSON gateway here", "code": 5}. Each request is printed on stdout, flushed:
-"RANGE <revision asked>" for gRPC, "GATEWAY <path>" for HTTP/1.1, so the test counts
+"RANGE <revision asked>" and "AUTH <name>" for gRPC, "GATEWAY <path>" for HTTP/1.1, so the test counts
 them. Framing by hand (standard library only): the client's frames are read whole
 (SETTINGS acknowledged, PING answered, WINDOW_UPDATE and the HPACK of its headers
-ignored: every request here is a Range), answers' headers are HPACK literals without
+ignored: a request without a limit is an Authenticate, answered with a token whatever
+the name and password; every other one is a Range), answers' headers are HPACK literals without
 indexing and without Huffman. Stops on SIGTERM.
 """
 import json
@@ -204,6 +207,11 @@ def answer(conn, sid, body):
         conn.send(RST_STREAM, 0, sid, struct.pack(">I", 1))
         return False
     req = parse_range_request(body[5:5 + struct.unpack(">I", body[1:5])[0]])
+    if 3 not in req:  # no limit: an AuthenticateRequest (name 1, password 2)
+        say(f"AUTH {req.get(1, b'').decode()}")
+        conn.grpc_answer(sid, grpc_frame(field_bytes(1, field_int(3, state["revision"])) +
+                                         field_bytes(2, b"fake-token")))
+        return True
     with lock:
         state["requests"] += 1
         n = state["requests"]
@@ -235,6 +243,13 @@ def answer(conn, sid, body):
         conn.grpc_answer(sid, grpc_frame(field_bytes(1, field_int(3, 7)) + field_int(2, 5)))
     elif MODE == "bad-varint":
         conn.grpc_answer(sid, grpc_frame(field_bytes(1, field_int(3, 7)) + varint(4 << 3) + b"\xff\xff\xff"))
+    elif MODE == "stall":
+        frame = grpc_frame(msg)
+        conn.headers(sid, [(":status", "200"), ("content-type", "application/grpc")])
+        conn.send(DATA, 0, sid, frame[:len(frame) // 2])
+        while conn.frame() is not None:  # held until the client hangs up
+            pass
+        return False
     elif MODE == "rst-stream":
         frame = grpc_frame(msg)
         conn.headers(sid, [(":status", "200"), ("content-type", "application/grpc")])

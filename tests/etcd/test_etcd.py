@@ -1001,6 +1001,17 @@ class TestHostileGrpc(unittest.TestCase):
         self.assertEqual(self.requests(out, "RANGE 101"), 2)  # the first: two pages, the second refused
         self.assertEqual(self.requests(out, "RANGE 102"), 6)  # the second: 1 + 2 + 1 + 1 + 2 pages, less the first
 
+    def test_compaction_between_pages_authenticates_again(self):
+        # With a user, each list begins with an Authenticate (the token is dropped
+        # with the list): the list that starts over asks for a new one.
+        self.env.update(ETCD_USERNAME="root", ETCD_PASSWORD="pw")
+        r, out = self.once("compacted-once")
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        self.assertEqual(self.ns.route_summary(), WANT_2)
+        self.assertEqual(self.requests(out, "AUTH root"), 2)
+        self.assertEqual(self.requests(out, "RANGE 0"), 2)
+        self.assertEqual(len([l for l in r.stderr.splitlines() if l.endswith("; starting over")]), 1, r.stderr)
+
     def test_compaction_every_time_fails_after_three_restarts(self):
         r, out = self.once("compacted-always")
         self.assert_failed("compacted-always", r, "gRPC status 11: etcdserver: mvcc: required revision has been "
@@ -1048,6 +1059,16 @@ class TestHostileGrpc(unittest.TestCase):
                 self.assert_failed(mode, r, why)
                 self.assertEqual(self.requests(out, "GATEWAY /v3/kv/range"), 1, mode)
         self.assertEqual(self.requests(out, "RANGE refused"), 1)
+
+    def test_stalled_answer_is_bounded(self):
+        # Headers and half a message, then silence on a live connection: --once gives
+        # up at its 30 s deadline with the reason, not at the list request's 60 s.
+        out = self.fake("stall")
+        r = ce.run_cli(self.ns, self.fx, "--once", env=self.env)
+        self.assert_failed("stall", r, "no answer in time")
+        self.assertGreater(r.seconds, 29)
+        self.assertLess(r.seconds, cu.scaled(45))
+        self.assertEqual(self.requests(out, "RANGE 0"), 1)
 
     def test_daemon_converges_after_compaction_and_watches(self):
         out = self.fake("compacted-once")
