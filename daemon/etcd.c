@@ -59,7 +59,9 @@ const char *const etcd_prefixes[ETCD_N_PREFIXES] = {
  * partition TCP keepalive does not see through a proxy): the watches ask etcd for
  * progress notifications (`progress_notify`: a message without events when a watch has
  * had none for etcd's --experimental-watch-progress-notify-interval, 10 minutes by
- * default; etcd v3.4 and later, server/etcdserver/api/v3rpc/watch.go), so a watch that
+ * default; the interval flag since etcd 3.4, server/etcdserver/api/v3rpc/watch.go; etcd
+ * sends one only to a watch that has caught up and had no events since the last
+ * tick, so two intervals and a tenth may pass between them), so a watch that
  * says nothing for 25 minutes, two and a half of those intervals, is given up and the
  * data listed again. CALICO_UNDERLAY_ETCD_WATCH_SILENCE (seconds, 0 = never) sets it for
  * an etcd with a longer interval, or a proxy that drops the notifications. */
@@ -783,6 +785,10 @@ static int watch_message(struct etcd_watch_msg *m, void *userdata)
         if (r < 0)
                 http_req_fail(q->h, "%s", r == -E2BIG ? "more than the cap of keys" : strerror(-r));
         else if (m->revision > e->revision)
+                /* What STATUS= and --check show, and the compaction message: the
+                 * watches never resume from it (they start after a list, from its
+                 * revision), and it could not serve as such: one maximum over five
+                 * streams, one of which may lag another. */
                 e->revision = m->revision;
         if (changed && e->ops && e->ops->changed)
                 e->ops->changed(e, e->userdata);

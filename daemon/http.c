@@ -157,6 +157,11 @@ void http_req_fail(struct http_req *q, const char *fmt, ...)
         va_end(ap);
 }
 
+bool http_req_timed_out(const struct http_req *q)
+{
+        return q->done && !q->fail[0] && q->result == CURLE_OPERATION_TIMEDOUT;
+}
+
 bool http_req_failed(const struct http_req *q)
 {
         return q->fail[0];

@@ -40,11 +40,12 @@ struct http_request {
         bool http2;
         const char *const *headers;  /* "Name: value", NULL-terminated; may be NULL */
         const struct http_tls *tls;  /* may be NULL */
-        /* A stream (a watch): no overall timeout, and a 200 answer's body goes to
-         * on_data as it comes instead of into the buffer. */
+        /* A stream (a watch): no overall timeout but stream_timeout_ms, and a 200
+         * answer's body goes to on_data as it comes instead of into the buffer. */
         bool stream;
-        /* A stream's overall timeout in ms (0: none): the transfer then fails with
-         * curl's "Operation timed out". Other requests have REQUEST_TIMEOUT_MS. */
+        /* A stream's overall timeout in ms, from the start of the transfer (DNS,
+         * connect and TLS included; 0: none): the transfer then fails with
+         * http_req_timed_out(). Other requests have REQUEST_TIMEOUT_MS. */
         uint64_t stream_timeout_ms;
         size_t max_body;             /* cap on a buffered body */
         /* Return false to stop the transfer; http_req_fail() says why first. */
@@ -95,6 +96,9 @@ bool http_req_stream_reset(const struct http_req *q);
 /* Why the transfer failed: what the caller's callback or the cap said, else curl's
  * text; NULL when it completed (whatever its status). */
 const char *http_req_error(const struct http_req *q);
+/* It ended by its stream_timeout_ms (curl's CURLE_OPERATION_TIMEDOUT, nothing the
+ * caller or a cap said). */
+bool http_req_timed_out(const struct http_req *q);
 /* From on_data: the reason the transfer is being stopped. */
 void http_req_fail(struct http_req *q, const char *fmt, ...) _printf_(2, 3);
 bool http_req_failed(const struct http_req *q);

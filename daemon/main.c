@@ -52,7 +52,8 @@ static void help(void)
                "Modes (default: run as a daemon, reconciling on every change):\n"
                "      --once           reconcile once, print what changed, exit (0 ok, 1 failed,\n"
                "                       2 bad config, datastore unreachable or no CAP_NET_ADMIN\n"
-               "                       over the network namespace)\n"
+               "                       over the network namespace: none, or only in a user namespace\n"
+               "                       that neither owns it nor is an ancestor of its owner)\n"
                "      --check          change nothing; print where the model came from, the plan and\n"
                "                       findings (exit 0 ready, 1 blocking problems, 2 cannot evaluate)\n"
                "      --cleanup        remove every policy rule and route of ours and restore proxy_arp\n"
@@ -93,7 +94,8 @@ static void help(void)
                "with etcd's progress notifications: a watch silent for CALICO_UNDERLAY_ETCD_WATCH_SILENCE\n"
                "seconds (default 1500; 0 never) is given up and the data listed again. Kubernetes\n"
                "watches are asked to end after CALICO_UNDERLAY_KUBE_WATCH_TIMEOUT seconds (default\n"
-               "1800), ended by the daemon a thirtieth later when the server has not, and resumed.\n"
+               "1800), ended by the daemon a thirtieth later (at least 30 s) when the server has not,\n"
+               "and resumed.\n"
                "\n"
                "With the setting upstreamRoutesFile, the daemon keeps the --upstream-routes JSON\n"
                "in that file, rewritten atomically when it changes (after a datastore event or a\n"
@@ -242,13 +244,17 @@ static bool can_change_network(const char **why)
                 return true;
         owner = ioctl(fd, NS_GET_USERNS);
         e = errno;
+        /* A seccomp filter may answer a blocked ioctl with EPERM too: NS_GET_NSTYPE
+         * needs no permission, so its EPERM means the filter, and says nothing. */
+        if (owner < 0 && e == EPERM && ioctl(fd, NS_GET_NSTYPE) < 0 && errno == EPERM)
+                e = 0;
         close(fd);
         if (owner >= 0) {
                 close(owner);
                 return true;
         }
-        *why = "CAP_NET_ADMIN in the user namespace that owns its network namespace (it runs in a user "
-               "namespace of its own)";
+        *why = "CAP_NET_ADMIN in the user namespace that owns its network namespace or in one of that one's "
+               "ancestors (it runs in a user namespace of its own)";
         return e != EPERM;
 }
 

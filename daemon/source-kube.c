@@ -51,7 +51,9 @@
 #define HEALTHY_USEC (60 * 1000 * 1000ULL) /* the back-off starts small again after this */
 #define WATCH_MIN_LIFE_USEC (1000 * 1000ULL) /* a shorter watch that brought nothing is a failure */
 /* The server ends a watch after this (timeoutSeconds); it is then resumed. One that
- * has not ended a thirtieth later (60 s; at least 1 s) is wedged (an API server or a
+ * has not ended a thirtieth later (60 s; at least 30 s, the stream's connect and TLS
+ * timeout: the deadline counts from the start of the transfer, and the server may
+ * queue a watch a few seconds before its clock starts) is wedged (an API server or a
  * proxy that holds the stream and says nothing, which TCP keepalive does not see
  * through a proxy): the client ends it and resumes. CALICO_UNDERLAY_KUBE_WATCH_TIMEOUT
  * (seconds) sets it. */
@@ -899,7 +901,7 @@ static uint64_t watch_deadline_usec(const struct kube_source *k)
 {
         uint64_t t = k->watch_timeout_s * 1000000ULL;
 
-        return t + (t / 30 > 1000000ULL ? t / 30 : 1000000ULL);
+        return t + (t / 30 > 30000000ULL ? t / 30 : 30000000ULL);
 }
 
 static int send_get(struct kube_source *k, const char *path, struct watch *w, struct http_req **ret)
@@ -1324,7 +1326,7 @@ static void watch_done(struct http_req *h, void *userdata)
         long status = http_req_status(h);
         const char *err = http_req_error(h);
         char text[1024];
-        bool relist = w->relist || status == 410, alive;
+        bool relist = w->relist || status == 410, alive, timed_out = http_req_timed_out(h);
 
         alive = w->got_event || kube_now(k) - w->started >= WATCH_MIN_LIFE_USEC;
         if (status != 200 && status)
@@ -1338,13 +1340,15 @@ static void watch_done(struct http_req *h, void *userdata)
                 log_debug("kubernetes: %s: %s; listing %s again", kinds[w->kind].plural, text, kinds[w->kind].plural);
                 return relist_one(k, w->kind);
         }
-        if (err && kube_now(k) - w->started >= k->watch_timeout_s * 1000000ULL) {
+        if (timed_out && status == 200) {
                 /* Ours (stream_timeout_ms): the server should have ended it by now. */
                 log_notice("kubernetes: the watch of %s was not ended by the server %u s after it was asked to "
                            "(%s); resuming at %s",
                            kinds[w->kind].plural, k->watch_timeout_s, text, k->rv[w->kind]);
                 return start_watch(k, w->kind);
         }
+        if (timed_out && !status) /* no answer (connect, TLS or headers) in time */
+                return round_failed(k, "watching %s: %s", kinds[w->kind].plural, text);
         if ((status == 200 || !status) && alive) {
                 /* Ended, or dropped after it worked: resume from the last version seen. */
                 log_debug("kubernetes: watch of %s ended (%s); resuming at %s", kinds[w->kind].plural, text,

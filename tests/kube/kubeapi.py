@@ -28,9 +28,9 @@ Knobs for fault injection come over a control socket (a Unix stream socket, so a
 test outside the server's network namespace reaches it): one JSON request per line,
 one JSON answer per line. Operations: put, delete (objects; each a new
 resourceVersion), compact (older versions expire), drop_watches (close every watch
-stream without its end chunk), wedge_watches (every open watch stream says nothing more,
-not even its end at timeoutSeconds, and is held until the client hangs up: a wedged
-server or proxy; later watches are served), tokens (the valid set), deny, fail (answer the next N
+stream without its end chunk), wedge_next (the next N watches of a resource get their
+headers and then nothing, not even their end at timeoutSeconds, held until the client
+hangs up: a wedged server or proxy; `watches` marks them "wedged"), tokens (the valid set), deny, fail (answer the next N
 requests with an HTTP status), groups, bookmark_interval, watch_timeout, watch_410_http,
 items_kind, gone_watch (a kind's watches answer their next events with a 410
 instead), stop_listening / start_listening (go away and come back on the same
@@ -164,7 +164,7 @@ class State:
         self.fail_continue = False        # the next continue token is "expired"
         self.gone_next = set()            # plurals whose watches answer their next events with a 410
         self.watch_gen = 0                # drop_watches increments it
-        self.wedge_gen = 0                # wedge_watches increments it
+        self.wedge_next = {}              # plural -> watches still to wedge
         self.watches = {}                 # id -> {"path", "rv", "user"}
         self.requests = []
         self.lock = threading.Lock()
@@ -461,7 +461,9 @@ class Handler(http.server.BaseHTTPRequestHandler):
         with st.lock:
             timeout = min(float(self.query.get("timeoutSeconds") or st.watch_timeout), st.watch_timeout)
             gen = st.watch_gen
-            self.wedge = st.wedge_gen
+            wedged = st.wedge_next.get(plural, 0) > 0
+            if wedged:
+                st.wedge_next[plural] -= 1
             http410 = st.watch_410_http
         try:
             since = int(rv_arg) if rv_arg not in ("", "0") else None
@@ -487,8 +489,17 @@ class Handler(http.server.BaseHTTPRequestHandler):
             return self.end_stream()
         wid = id(self)
         with st.lock:
-            st.watches[wid] = {"path": self.path, "user": self.user, "since": rv_arg}
+            st.watches[wid] = {"path": self.path, "user": self.user, "since": rv_arg, "wedged": wedged}
         try:
+            if wedged:
+                # Nothing more, not even the end: held until the client hangs up.
+                self.close_connection = True
+                try:
+                    while self.rfile.read(1):
+                        pass
+                except OSError:
+                    pass
+                return
             self.stream(store, res, g, v, plural, since, bookmarks, timeout, gen)
         finally:
             with st.lock:
@@ -505,17 +516,6 @@ class Handler(http.server.BaseHTTPRequestHandler):
             else:
                 pending, last = [], since
         while True:
-            with st.lock:
-                wedged = st.wedge_gen != self.wedge
-            if wedged:
-                # Nothing more, not even the end: held until the client hangs up.
-                self.close_connection = True
-                try:
-                    while self.rfile.read(1):
-                        pass
-                except OSError:
-                    pass
-                return
             for typ, obj in pending:
                 self.chunk({"type": typ, "object": with_kind(obj, g, v, plural)})
             pending = []
@@ -638,13 +638,10 @@ class Control:
             return {"compacted": store.compacted}
         if op == "rv":
             return {"resourceVersion": str(store.rv)}
-        if op == "wedge_watches":
+        if op == "wedge_next":
             with st.lock:
-                st.wedge_gen += 1
-                n = len(st.watches)
-            with store.cond:
-                store.cond.notify_all()
-            return {"wedged": n}
+                st.wedge_next[req["resource"]] = int(req["count"])
+            return {}
         if op == "drop_watches":
             with st.lock:
                 st.watch_gen += 1
