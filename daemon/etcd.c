@@ -811,8 +811,13 @@ static bool fall_back_to_gateway(struct etcd *e, struct req *q)
          * headers may be lost with it: no HTTP/2 seen) comes from an HTTP/2 peer. */
         if (!http_req_connected(q->h) || http_req_stream_reset(q->h))
                 return false;
-        snprintf(e->grpc_why, sizeof(e->grpc_why), "%s, status %ld%s%s", http_req_is_http2(q->h) ? "HTTP/2" : "HTTP/1",
-                 http_req_status(q->h), http_req_error(q->h) ? ": " : "", http_req_error(q->h) ? http_req_error(q->h) : "");
+        if (http_req_status(q->h))
+                snprintf(e->grpc_why, sizeof(e->grpc_why), "%s, status %ld%s%s",
+                         http_req_is_http2(q->h) ? "HTTP/2" : "HTTP/1", http_req_status(q->h),
+                         http_req_error(q->h) ? ": " : "", http_req_error(q->h) ? http_req_error(q->h) : "");
+        else /* an HTTP/1.1 server's answer to HTTP/2's preface, a stream refused (GOAWAY) */
+                snprintf(e->grpc_why, sizeof(e->grpc_why), "no HTTP/2 answer%s%s", http_req_error(q->h) ? ": " : "",
+                         http_req_error(q->h) ? http_req_error(q->h) : "");
         e->grpc_why_ep = e->fo.cur;
         log_debug("etcd: %s does not answer gRPC (%s); listing through its JSON gateway", e->conf.endpoints[e->fo.cur],
                   e->grpc_why);

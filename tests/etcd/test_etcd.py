@@ -1051,7 +1051,7 @@ class TestHostileGrpc(unittest.TestCase):
         # gateway, which this fake does not serve. The message names both.
         cases = {
             "http-503": "HTTP 404: no JSON gateway here (over gRPC: HTTP/2, status 503)",
-            "goaway-late": "HTTP 404: no JSON gateway here (over gRPC: HTTP/1, status 0: Error in the HTTP2 framing layer)",
+            "goaway-late": "HTTP 404: no JSON gateway here (over gRPC: no HTTP/2 answer: Error in the HTTP2 framing layer)",
         }
         for mode, why in cases.items():
             with self.subTest(mode=mode):
