@@ -1,9 +1,10 @@
 /* libyaml events → node trees in an arena, one resource at a time.
  *
- * Owns: the libyaml parser and the node arena. Must never: interpret what a node
- * means (that is resources.c / settings.c), keep a tree alive after its callback, or
- * expand aliases (Kubernetes and Calico never print them; refusing them also rules
- * out "billion laughs" inputs). */
+ * Owns: the libyaml parser, the node arena, and two readers of plain subsets (JSON,
+ * and the block YAML kubectl prints) that give libyaml's events without libyaml.
+ * Must never: interpret what a node means (that is resources.c / settings.c), keep a
+ * tree alive after its callback, or expand aliases (Kubernetes and Calico never print
+ * them; refusing them also rules out "billion laughs" inputs). */
 #include "yamltree.h"
 
 #include <stdio.h>
@@ -607,9 +608,9 @@ static int load_plain_json(struct builder *b, const char *buf, size_t size, int 
  *     `- VALUE`, each part separated by exactly one space and nothing after VALUE;
  *   - KEY a plain scalar, VALUE a plain scalar or a one-line quoted one; a plain scalar
  *     starts with a letter, digit, `_` or `/` and holds only letters, digits and
- *     `._/-+=@`, and `:` when a character of those follows; a single-quoted scalar holds
- *     no `'`, a double-quoted one no `"` or `\`;
- *   - one document, a mapping or a sequence at column 1.
+ *     `._/-+=@`, and `:` when one of those or another `:` follows; a single-quoted
+ *     scalar holds no `'`, a double-quoted one no `"` or `\`;
+ *   - one document, a mapping or a sequence at column 1; no line over 64 KiB.
  * Not in it (libyaml's): flow collections (`{}`), empty values, multi-line scalars,
  * escapes, anchors, tags, directives, `---`, comments after a value. */
 
