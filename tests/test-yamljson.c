@@ -346,6 +346,69 @@ static void yaml_big_list(void **state)
         free(doc);
 }
 
+/* Random documents of lines near the subset (indentation, keys, entries, values, and
+ * now and then something outside it): whichever reader takes each, libyaml's result. */
+static unsigned rnd(unsigned *seed, unsigned n)
+{
+        *seed = *seed * 1103515245u + 12345u;
+        return (*seed >> 16) % n;
+}
+
+static void yaml_random(void **state)
+{
+        static const char *const keys[] = { "a", "b", "items", "kind", "a:b", "x1" };
+        static const char *const values[] = { "1", "x", "'q r'", "\"d: e\"", "fd00::/64", "node-0001", "{}",
+                                               "-1", "a b", "~", "", "'", "10.0.0.0/26", "b:", "\"\\n\"" };
+        unsigned seed = 7, plain = 0, runs = 3000;
+
+        (void)state;
+        for (unsigned i = 0; i < runs; i++) {
+                char doc[1024];
+                size_t len = 0;
+                unsigned lines = 1 + rnd(&seed, 10);
+
+                unsigned next = 0; /* where the lines so far ask the next one to be, mostly */
+
+                for (unsigned l = 0; l < lines && len < sizeof(doc) - 64; l++) {
+                        unsigned indent = rnd(&seed, 8) ? next : rnd(&seed, 6);
+                        const char *k = keys[rnd(&seed, 6)], *v = values[rnd(&seed, 8) ? rnd(&seed, 6) : rnd(&seed, 15)];
+                        int n;
+
+                        switch (rnd(&seed, 8)) {
+                        case 0:
+                                n = snprintf(doc + len, 64, "%*s- %s: %s\n", indent, "", k, v);
+                                next = indent + 2 * rnd(&seed, 2);
+                                break;
+                        case 1:
+                                n = snprintf(doc + len, 64, "%*s- %s:\n", indent, "", k);
+                                next = indent + 2 + 2 * rnd(&seed, 2);
+                                break;
+                        case 2:
+                                n = snprintf(doc + len, 64, "%*s- %s\n", indent, "", v);
+                                break;
+                        case 3:
+                                n = snprintf(doc + len, 64, "%*s%s:\n", indent, "", k);
+                                next = indent + 2 * rnd(&seed, 2);
+                                break;
+                        case 4:
+                                n = snprintf(doc + len, 64, "%*s# c\n", indent, "");
+                                break;
+                        default:
+                                n = snprintf(doc + len, 64, "%*s%s: %s\n", indent, "", k, v);
+                                next = indent >= 2 && !rnd(&seed, 3) ? indent - 2 : indent;
+                                break;
+                        }
+                        len += (size_t)n;
+                }
+                if (rnd(&seed, 4) == 0)
+                        len--; /* no line feed at the end */
+                plain += read_plain(doc, len, YDOC_LIST_ITEMS);
+                read_plain(doc, len, 0);
+        }
+        print_message("random: %u of %u documents read without libyaml\n", plain, runs);
+        assert_true(plain > runs / 10);
+}
+
 /* Every fixture (tests/fixtures, the real Calico outputs): what libyaml gives. */
 static void yaml_fixtures_dir(const char *dir, unsigned *n_files, unsigned *n_plain)
 {
@@ -409,6 +472,7 @@ int main(void)
                 cmocka_unit_test(yaml_left_to_libyaml),
                 cmocka_unit_test(yaml_limits),
                 cmocka_unit_test(yaml_big_list),
+                cmocka_unit_test(yaml_random),
                 cmocka_unit_test(yaml_fixtures),
         };
 
