@@ -141,6 +141,7 @@ struct loop {
 /* A full pass plans and applies 100k routes a slice at a time: its memory stays that
  * of a slice (1,024 changes, 100 kB), not 10 MB of changes and results. */
 #define PASS_SLICE 1024
+#define PASS_SLICE_MAX (1024 * 1024) /* CALICO_UNDERLAY_PASS_SLICE's cap */
 
 static const char *config_path(const struct loop *l)
 {
@@ -1221,9 +1222,11 @@ int loop_run(const char *config, const char *host_name)
         /* A test knob: tiny slices, so that a small cluster's pass has several. */
         l.pass_slice = PASS_SLICE;
         if (getenv("CALICO_UNDERLAY_PASS_SLICE")) {
-                unsigned long v = strtoul(getenv("CALICO_UNDERLAY_PASS_SLICE"), NULL, 10);
+                const char *s = getenv("CALICO_UNDERLAY_PASS_SLICE");
+                char *end;
+                unsigned long v = strtoul(s, &end, 10);
 
-                l.pass_slice = v ? v : PASS_SLICE;
+                l.pass_slice = *s >= '0' && *s <= '9' && !*end && v >= 1 && v <= PASS_SLICE_MAX ? v : PASS_SLICE;
                 log_info("CALICO_UNDERLAY_PASS_SLICE=%zu: a full pass applies that many changes at a time",
                          l.pass_slice);
         }

@@ -164,14 +164,25 @@ static int apply_start(struct applier *a, const struct plan *p)
         return 0;
 }
 
-/* Room for a result per action, zeroed (kern_apply() writes only those that are not). */
+/* Room for a result per action, zeroed (kern_apply() writes only those that are not).
+ * The first time exactly n from calloc(): a whole plan's successes (--once, 100k
+ * routes) then stay on the zero page, never written (netlink/host.h); only a sliced
+ * pass grows it, by a slice. */
 static int results_room(struct applier *a, size_t n)
 {
         struct reconcile *r = a->r;
         size_t old = a->cap_results;
         int e;
 
-        if ((e = GROW(r->results, a->cap_results, n ? n : 1)) < 0)
+        if (!old) {
+                if (!(r->results = calloc(n ? n : 1, sizeof(*r->results))))
+                        return -ENOMEM;
+                a->cap_results = n ? n : 1;
+                return 0;
+        }
+        if (n <= old)
+                return 0;
+        if ((e = GROW(r->results, a->cap_results, n)) < 0)
                 return e;
         memset(r->results + old, 0, (a->cap_results - old) * sizeof(*r->results));
         return 0;
@@ -327,6 +338,11 @@ static int run(struct kern *nl, const struct cfg_model *model, const struct cfg_
         *ret = r;
         return 0;
 fail:
+        /* The planner failed (out of memory) after slices were applied: the plan is
+         * gone, the results' messages are not. Changes already made stay, unreported,
+         * as after a crash half-way: the next pass finds them in place. */
+        if (r.results)
+                host_results_free(r.results, a.cap_results);
         reconcile_clear(&r);
         return e;
 }

@@ -546,6 +546,64 @@ static bool change_eq(const struct host_change *a, const struct host_change *b)
                (a->kind != CHANGE_ADD_ROUTE && a->kind != CHANGE_DEL_ROUTE ? true : route_eq(&a->route, &b->route));
 }
 
+/* Actions applied to c (every change worked), as the daemon's pass does: 0, or
+ * plan_ctx_applied()'s -ESTALE (a change besides routes and rules: c is spent). */
+static int ctx_all_applied(struct plan_ctx *c, const struct host_change *a, size_t n)
+{
+        struct host_result *res = calloc(n + 1, sizeof(*res));
+        int r;
+
+        assert_non_null(res);
+        r = plan_ctx_applied(c, a, n, res);
+        free(res);
+        return r;
+}
+
+/* Two contexts say the same of the host and the model: a delta pass over every prefix
+ * they could know (the blocks, the borrowed addresses, the kernel's routes) plans the
+ * same from both. Consumes both. */
+static void check_same_ctx(struct t *t, struct plan_ctx *a, struct plan_ctx *b, size_t slice)
+{
+        struct cfg_touched touched = {};
+        struct plan *pa = NULL, *pb = NULL;
+        const char *wa = NULL, *wb = NULL;
+        int ra, rb;
+
+        for (size_t i = 0; i < t->m->n_blocks; i++)
+                assert_int_equal(cfg_touched_add(&touched, &t->m->blocks[i].cidr), 0);
+        for (size_t i = 0; i < t->m->n_borrowed; i++)
+                assert_int_equal(cfg_touched_add(&touched, &t->m->borrowed[i].addr), 0);
+        for (size_t i = 0; i < t->h.n_routes; i++)
+                assert_int_equal(cfg_touched_add(&touched, &t->h.routes[i].dst), 0);
+        cfg_touched_done(&touched);
+        ra = plan_delta(a, t->m, &t->h, &touched, &pa, &wa);
+        rb = plan_delta(b, t->m, &t->h, &touched, &pb, &wb);
+        if (ra != rb)
+                fail_msg("slice %zu: the sliced pass's context plans a delta %d (%s), the whole pass's %d (%s)",
+                         slice, rb, wb ? wb : "", ra, wa ? wa : "");
+        if (ra == 1) {
+                if (pa->n_actions != pb->n_actions) {
+                        dump_plan(pa);
+                        dump_plan(pb);
+                        fail_msg("slice %zu: a delta from the sliced pass's context has %zu actions, not %zu", slice,
+                                 pb->n_actions, pa->n_actions);
+                }
+                for (size_t i = 0; i < pa->n_actions; i++)
+                        if (!change_eq(&pa->actions[i], &pb->actions[i]))
+                                fail_msg("slice %zu: delta action %zu differs", slice, i);
+                assert_int_equal(pa->n_routes_wanted, pb->n_routes_wanted);
+                assert_int_equal(pa->n_routes_foreign, pb->n_routes_foreign);
+                assert_int_equal(pa->n_routes_conflicting, pb->n_routes_conflicting);
+                assert_int_equal(pa->n_findings, pb->n_findings);
+        } else
+                assert_true((wa && wb && streq(wa, wb)) || wa == wb);
+        plan_free(pa);
+        plan_free(pb);
+        plan_ctx_free(a);
+        plan_ctx_free(b);
+        cfg_touched_clear(&touched);
+}
+
 /* p (plan_build()) made again by slices of every size in sizes: the same actions in
  * the same order (those the sink applied, then those left), the same counts, findings
  * and record; the record final at the sink's first call, before any change. */
@@ -558,7 +616,7 @@ static void check_sliced(struct t *t, const struct plan *p, bool with_ctx)
                 struct plan_sink sink = { .slice = sizes[z], .flush = test_flush, .data = &k };
                 struct plan *q = NULL;
                 struct plan_ctx *ctx = NULL;
-                size_t first_route = p->n_actions;
+                size_t first_route = p->n_actions, n_routes = 0;
 
                 assert_int_equal(plan_build_sliced(t->m, &t->h, &t->rec, &sink, &q, with_ctx ? &ctx : NULL), 0);
                 assert_non_null(q);
@@ -580,7 +638,12 @@ static void check_sliced(struct t *t, const struct plan *p, bool with_ctx)
                         }
                         if (first_route == p->n_actions && is_route_change(&p->actions[i]))
                                 first_route = i;
+                        n_routes += is_route_change(&p->actions[i]);
                 }
+                /* the route walk's actions (every route change is one) went by slices */
+                if (k.calls != n_routes / sizes[z])
+                        fail_msg("slice %zu: the sink was called %zu times for %zu route changes", sizes[z], k.calls,
+                                 n_routes);
                 /* routes by slices, from the first route on; nothing before the walk */
                 if (k.calls) {
                         assert_true(k.at_first >= first_route);
@@ -618,7 +681,29 @@ static void check_sliced(struct t *t, const struct plan *p, bool with_ctx)
                         assert_string_equal(q->findings[i].message, p->findings[i].message);
                 }
                 free(k.seen);
-                plan_ctx_free(ctx);
+                if (with_ctx) {
+                        /* The sliced pass's context, the rest applied, against the whole
+                         * pass's with everything applied: both spent, or both the same. */
+                        struct plan *p0 = NULL;
+                        struct plan_ctx *ctx0 = NULL;
+                        bool spent0, spent;
+
+                        assert_int_equal(plan_build_ctx(t->m, &t->h, &t->rec, &p0, &ctx0), 0);
+                        spent0 = !ctx0 || ctx_all_applied(ctx0, p0->actions, p0->n_actions) < 0;
+                        spent = !ctx || k.ctx_spent ||
+                                ctx_all_applied(ctx, q->actions + k.applied, q->n_actions - k.applied) < 0;
+                        plan_free(p0);
+                        if (spent0 != spent)
+                                fail_msg("slice %zu: the sliced pass's context is %sspent, the whole pass's %sspent",
+                                         sizes[z], spent ? "" : "not ", spent0 ? "" : "not ");
+                        if (!spent)
+                                check_same_ctx(t, ctx0, ctx, sizes[z]);
+                        else {
+                                plan_ctx_free(ctx0);
+                                plan_ctx_free(ctx);
+                        }
+                } else
+                        plan_ctx_free(ctx);
                 plan_free(q);
         }
 }

@@ -667,7 +667,7 @@ class TestFilesDeltaEquivalence(DaemonCase):
 
 class TestSlicedPass(DaemonCase):
     """Issue 16: the daemon's full pass plans and applies its routes by slices
-    (CALICO_UNDERLAY_PASS_SLICE=3 here, 4,096 in production), so its memory does not
+    (CALICO_UNDERLAY_PASS_SLICE=3 here, 1,024 in production), so its memory does not
     grow with the number of changes. It must reach exactly the host --once makes, and
     report exactly what a pass in one piece reports: one line per change (debug past
     64 changes, info up to 64), "reconciled: N changes", the metrics by kind."""
