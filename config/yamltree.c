@@ -830,11 +830,17 @@ static bool ys_lines(struct yscan *s, struct capped_stream *c, char *buf)
                 char *p = buf, *nl;
 
                 while (have < YS_BUF && !eof) {
-                        if (c->read(c->ctx, buf + have, YS_BUF - have, &n) < 0)
-                                return false; /* libyaml's read error */
-                        c->total += n;
-                        if (c->total > YDOC_MAX_FILE_SIZE)
+                        int r = c->read(c->ctx, buf + have, YS_BUF - have, &n);
+
+                        if (r < 0) {
+                                c->error = r; /* libyaml's read error, or the build's */
                                 return false;
+                        }
+                        c->total += n;
+                        if (c->total > YDOC_MAX_FILE_SIZE) {
+                                c->over = true;
+                                return false;
+                        }
                         eof = n == 0;
                         have += n;
                 }
@@ -864,6 +870,7 @@ static bool ys_lines(struct yscan *s, struct capped_stream *c, char *buf)
 static int load_plain_yaml(struct builder *b, struct capped_stream *c, int *ret)
 {
         struct yscan check = {}, build = { .b = b };
+        int r;
         size_t n;
         bool plain;
 
@@ -871,10 +878,14 @@ static int load_plain_yaml(struct builder *b, struct capped_stream *c, int *ret)
         if (c->read(c->ctx, NULL, 0, &n) < 0)
                 return 0;
         plain = ys_run(&check, c);
+        /* Whatever stopped the check (a read error, the cap) is libyaml's to meet
+         * again and report, from the first byte. */
         c->total = 0;
-        if (c->read(c->ctx, NULL, 0, &n) < 0) {
-                cfg_error(b->diags, b->file, 0, 0, "read error: cannot read it again");
-                *ret = -EIO;
+        c->over = false;
+        c->error = 0;
+        if ((r = c->read(c->ctx, NULL, 0, &n)) < 0) {
+                cfg_error(b->diags, b->file, 0, 0, "read error: cannot read it again: %s", strerror(-r));
+                *ret = r;
                 return 1;
         }
         if (!plain)
@@ -884,9 +895,18 @@ static int load_plain_yaml(struct builder *b, struct capped_stream *c, int *ret)
         arena_free(&b->arena);
         free(b->vals);
         *ret = build.r;
-        if (!plain && build.r >= 0) { /* other bytes the second time */
-                cfg_error(b->diags, b->file, 0, 0, "read error: it changed while it was read");
-                *ret = -EIO;
+        if (!plain && build.r >= 0) {
+                if (c->error == -ENOMEM)
+                        *ret = -ENOMEM;
+                else if (c->error) {
+                        cfg_error(b->diags, b->file, 0, 0, "read error: %s", strerror(-c->error));
+                        *ret = c->error;
+                } else if (c->over)
+                        *ret = too_large(b->file, b->diags);
+                else { /* other bytes the second time */
+                        cfg_error(b->diags, b->file, 0, 0, "read error: it changed while it was read");
+                        *ret = -EIO;
+                }
         }
         return 1;
 }

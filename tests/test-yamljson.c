@@ -161,6 +161,7 @@ struct big_reader {
         size_t size, left;
         size_t biggest; /* the largest read asked for since the last start again */
         unsigned rewinds;
+        unsigned fail_after; /* not 0: reads fail (-EIO) from this start again on */
 };
 
 static int big_read(void *ctx, void *buf, size_t size, size_t *ret_n)
@@ -177,6 +178,8 @@ static int big_read(void *ctx, void *buf, size_t size, size_t *ret_n)
         }
         if (size > r->biggest)
                 r->biggest = size;
+        if (r->fail_after && r->rewinds >= r->fail_after)
+                return -EIO;
         memcpy(buf, r->p, n);
         r->p += n;
         r->left -= n;
@@ -230,6 +233,34 @@ static void yaml_plain(void **state)
         PLAIN("items:\n- a: 1\n  a: 2\n- b: 3\n");
 }
 
+/* A read that fails in the plain reader's second pass (or its first) is reported with
+ * the reader's error, as libyaml's path reports it; nothing is handed over. */
+static void yaml_read_error(void **state)
+{
+        static const char doc[] = "items:\n- a: 1\n- b: 2\nkind: List\n";
+
+        (void)state;
+        for (unsigned fail = 1; fail <= 2; fail++) {
+                struct big_reader r = { doc, doc, sizeof(doc) - 1, sizeof(doc) - 1, 0, 0, fail };
+                struct cfg_diags d = {};
+                char line[256];
+                size_t n = 0;
+                bool said = false;
+
+                assert_int_equal(ydoc_load_stream("doc", big_read, &r, YDOC_LIST_ITEMS | YDOC_REWINDS, count_resource,
+                                                  &n, &d),
+                                 -EIO);
+                assert_int_equal(n, 0);
+                for (size_t i = 0; i < d.n; i++) {
+                        cfg_diag_fmt(&d.v[i], line, sizeof(line));
+                        said |= strstr(line, "read error: Input/output error") != NULL;
+                        assert_null(strstr(line, "changed while it was read"));
+                }
+                cfg_diags_clear(&d);
+                assert_true(said);
+        }
+}
+
 static void yaml_left_to_libyaml(void **state)
 {
         (void)state;
@@ -259,6 +290,9 @@ static void yaml_left_to_libyaml(void **state)
         LIBYAML("'a': b\n");
         LIBYAML("? a\n: b\n");
         LIBYAML("a: -1\n");
+        LIBYAML("a: \"b\\nc\"\n");      /* an escape in double quotes: libyaml's */
+        LIBYAML("x:\n  a:\n b: c\n");    /* a key between two open blocks: libyaml's error */
+        LIBYAML("x:\n  - a\n - b\n");
         LIBYAML("-a: b\n");
         LIBYAML("a: |\n  x\n");
         LIBYAML("-\n  a: b\n");
@@ -470,6 +504,7 @@ int main(void)
                 cmocka_unit_test(json_list_items),
                 cmocka_unit_test(yaml_plain),
                 cmocka_unit_test(yaml_left_to_libyaml),
+                cmocka_unit_test(yaml_read_error),
                 cmocka_unit_test(yaml_limits),
                 cmocka_unit_test(yaml_big_list),
                 cmocka_unit_test(yaml_random),
