@@ -50,7 +50,8 @@ int cfg_loader_add_object(struct cfg_loader *l, const char *name, const void *js
 int cfg_loader_add_kv(struct cfg_loader *l, const struct cfg_kv *kv);
 /* Room for inputs (documents, objects, keys) and block claims known in advance (the
  * Kubernetes source counts its cache): the arrays are sized once, not doubled past the
- * need. Only a hint; returns -ENOMEM or 0. */
+ * need (after cfg_loader_keep_index(), which keeps the claims in another form). Only a
+ * hint; returns -ENOMEM or 0. */
 int cfg_loader_reserve(struct cfg_loader *l, size_t inputs, size_t blocks);
 /* Keep no copy of the inputs' names: the diagnostics ask namer for input number N
  * (counting from 0 in the order added; every add is one input) when they name it. ctx

@@ -11,7 +11,9 @@
 #include <assert.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include "load.h"
 #include "loader.h"
@@ -55,18 +57,27 @@ int loader_node(struct cfg_loader *l, const char *name, uint32_t *ret)
 int loader_add_block(struct cfg_loader *l, const struct cfg_prefix *cidr, uint32_t node, enum block_origin origin,
                      uint32_t line)
 {
-        int r;
-
-        if (l->n_raw >= CFG_MAX_BLOCKS)
-                return cfg_error(l->diags, l->y.file, line, 0, "more than %d blocks", CFG_MAX_BLOCKS);
-        if ((r = GROW(l->raw, l->cap_raw, l->n_raw + 1)) < 0)
-                return r;
-        l->raw[l->n_raw++] = (struct raw_block){
+        const struct raw_block b = {
                 .cidr = *cidr,
                 .node = node,
                 .origin = (uint8_t)origin,
                 .src = { .file = l->file, .line = line },
         };
+        int part = claims_part(&b), r;
+
+        if (l->n_raw >= CFG_MAX_BLOCKS)
+                return cfg_error(l->diags, l->y.file, line, 0, "more than %d blocks", CFG_MAX_BLOCKS);
+        if (!l->indexing) {
+                if ((r = GROW(l->raw, l->cap_raw, l->n_raw + 1)) < 0)
+                        return r;
+                l->raw[l->n_raw++] = b;
+                return 0;
+        }
+        if ((r = part == CLAIMS_V4 ? GROW(l->claims.v4, l->claims.cap[part], l->claims.n[part] + 1)
+                                   : GROW(l->claims.wide, l->claims.cap[part], l->claims.n[part] + 1)) < 0)
+                return r;
+        claims_set(&l->claims, part, l->claims.n[part]++, &b);
+        l->n_raw++;
         return 0;
 }
 
@@ -177,6 +188,8 @@ int cfg_loader_reserve(struct cfg_loader *l, size_t inputs, size_t blocks)
         blocks = blocks < CFG_MAX_BLOCKS ? blocks : CFG_MAX_BLOCKS;
         if (!l->m->namer && (r = reserve((void **)&l->m->files, &l->cap_files, inputs, sizeof(*l->m->files))) < 0)
                 return r;
+        if (l->indexing) /* IPv4 claims, most likely */
+                return reserve((void **)&l->claims.v4, &l->claims.cap[CLAIMS_V4], blocks, sizeof(*l->claims.v4));
         return reserve((void **)&l->raw, &l->cap_raw, blocks, sizeof(*l->raw));
 }
 
@@ -288,80 +301,117 @@ static inline bool raw_before(const struct raw_block *x, const struct raw_block 
         return x->origin < y->origin;
 }
 
-static void raw_swap(struct raw_block *a, struct raw_block *b)
+/* An IPv4 claim of 16 bytes (struct claim16) before another, as raw_before() puts them
+ * decoded (the address's other 12 bytes are zero in both). */
+static inline bool c16_before(const struct claim16 *x, const struct claim16 *y)
 {
-        struct raw_block t = *a;
+        uint32_t lx = x->line_len_origin >> 2 & 0x3f, ly = y->line_len_origin >> 2 & 0x3f;
+        uint32_t ox = x->line_len_origin & 3, oy = y->line_len_origin & 3;
+        int c;
 
-        *a = *b;
-        *b = t;
-}
-
-static void raw_sift(struct raw_block *v, size_t i, size_t n)
-{
-        for (size_t c; (c = 2 * i + 1) < n; i = c) {
-                if (c + 1 < n && raw_before(&v[c], &v[c + 1]))
-                        c++;
-                if (!raw_before(&v[i], &v[c]))
-                        return;
-                raw_swap(&v[i], &v[c]);
-        }
+        if ((c = memcmp(x->addr, y->addr, sizeof(x->addr))))
+                return c < 0;
+        if (lx != ly)
+                return lx < ly;
+        if ((ox == BLOCK_FROM_IPAMBLOCK) != (oy == BLOCK_FROM_IPAMBLOCK))
+                return ox == BLOCK_FROM_IPAMBLOCK;
+        if (x->file != y->file)
+                return x->file < y->file;
+        if (x->line_len_origin >> 8 != y->line_len_origin >> 8)
+                return x->line_len_origin >> 8 < y->line_len_origin >> 8;
+        if (x->node != y->node)
+                return x->node < y->node;
+        return ox < oy;
 }
 
 /* In place, with no allocation (qsort() takes a copy of 16 bytes a claim: 3 MB at 100k
  * blocks with their IPAMBlocks, at the load's peak; issue 16's memory budget) and the
  * comparison inlined: quicksort on a median of three, insertion sort for short runs, a
- * heap sort where the input defeats the pivots (depth past twice log2 n). */
-static void sort_raw(struct raw_block *v, size_t n, unsigned depth)
-{
-        while (n > 16) {
-                struct raw_block *lo = &v[n / 4], *mid = &v[n / 2], *hi = &v[n - n / 4];
-                size_t i = 0, j = n;
-
-                if (depth-- == 0) {
-                        for (size_t k = n / 2; k-- > 0;)
-                                raw_sift(v, k, n);
-                        for (size_t k = n - 1; k > 0; k--) {
-                                raw_swap(&v[0], &v[k]);
-                                raw_sift(v, 0, k);
-                        }
-                        return;
-                }
-                /* The median of three inner ones, kept at v[0] (not the first and last:
-                 * the claims come in sorted runs, IPAMBlocks after their affinities, whose
-                 * first and middle would make it the smallest but one). lo <= mid <= hi. */
-                if (raw_before(mid, lo))
-                        raw_swap(mid, lo);
-                if (raw_before(hi, mid)) {
-                        raw_swap(hi, mid);
-                        if (raw_before(mid, lo))
-                                raw_swap(mid, lo);
-                }
-                raw_swap(v, mid);
-                for (;;) { /* Hoare: hi, then what is swapped, stops i; v[0] stops j */
-                        do
-                                i++;
-                        while (raw_before(&v[i], v));
-                        do
-                                j--;
-                        while (raw_before(v, &v[j]));
-                        if (i >= j)
-                                break;
-                        raw_swap(&v[i], &v[j]);
-                }
-                raw_swap(v, &v[j]);
-                /* The smaller side by recursion, the larger by the loop. */
-                if (j < n - j - 1) {
-                        sort_raw(v, j, depth);
-                        v += j + 1;
-                        n -= j + 1;
-                } else {
-                        sort_raw(v + j + 1, n - j - 1, depth);
-                        n = j;
-                }
+ * heap sort where the input defeats the pivots (depth past twice log2 n). One for each
+ * kind of claim array (raw_block, claim16), alike but for the type and the order. */
+#define DEFINE_CLAIM_SORT(name, T, before)                                                                     \
+        static void name##_swap(T *a, T *b)                                                                    \
+        {                                                                                                      \
+                T t = *a;                                                                                      \
+                                                                                                               \
+                *a = *b;                                                                                       \
+                *b = t;                                                                                        \
+        }                                                                                                      \
+                                                                                                               \
+        static void name##_sift(T *v, size_t i, size_t n)                                                      \
+        {                                                                                                      \
+                for (size_t c; (c = 2 * i + 1) < n; i = c) {                                                   \
+                        if (c + 1 < n && before(&v[c], &v[c + 1]))                                             \
+                                c++;                                                                           \
+                        if (!before(&v[i], &v[c]))                                                             \
+                                return;                                                                        \
+                        name##_swap(&v[i], &v[c]);                                                             \
+                }                                                                                              \
+        }                                                                                                      \
+                                                                                                               \
+        static void name(T *v, size_t n, unsigned depth)                                                       \
+        {                                                                                                      \
+                while (n > 16) {                                                                               \
+                        T *lo = &v[n / 4], *mid = &v[n / 2], *hi = &v[n - n / 4];                              \
+                        size_t i = 0, j = n;                                                                   \
+                                                                                                               \
+                        if (depth-- == 0) {                                                                    \
+                                for (size_t k = n / 2; k-- > 0;)                                               \
+                                        name##_sift(v, k, n);                                                  \
+                                for (size_t k = n - 1; k > 0; k--) {                                           \
+                                        name##_swap(&v[0], &v[k]);                                             \
+                                        name##_sift(v, 0, k);                                                  \
+                                }                                                                              \
+                                return;                                                                        \
+                        }                                                                                      \
+                        /* The median of three inner ones, kept at v[0] (not the first and last:   \
+                         * the claims come in sorted runs, IPAMBlocks after their affinities,      \
+                         * whose first and middle would make it the smallest but one). */          \
+                        if (before(mid, lo))                                                                   \
+                                name##_swap(mid, lo);                                                          \
+                        if (before(hi, mid)) {                                                                 \
+                                name##_swap(hi, mid);                                                          \
+                                if (before(mid, lo))                                                           \
+                                        name##_swap(mid, lo);                                                  \
+                        }                                                                                      \
+                        name##_swap(v, mid);                                                                   \
+                        for (;;) { /* Hoare: hi, then what is swapped, stops i; v[0] stops j */                \
+                                do                                                                             \
+                                        i++;                                                                   \
+                                while (before(&v[i], v));                                                      \
+                                do                                                                             \
+                                        j--;                                                                   \
+                                while (before(v, &v[j]));                                                      \
+                                if (i >= j)                                                                    \
+                                        break;                                                                 \
+                                name##_swap(&v[i], &v[j]);                                                     \
+                        }                                                                                      \
+                        name##_swap(v, &v[j]);                                                                 \
+                        /* The smaller side by recursion, the larger by the loop. */                           \
+                        if (j < n - j - 1) {                                                                   \
+                                name(v, j, depth);                                                             \
+                                v += j + 1;                                                                    \
+                                n -= j + 1;                                                                    \
+                        } else {                                                                               \
+                                name(v + j + 1, n - j - 1, depth);                                             \
+                                n = j;                                                                         \
+                        }                                                                                      \
+                }                                                                                              \
+                for (size_t i = 1; i < n; i++)                                                                 \
+                        for (size_t k = i; k > 0 && before(&v[k], &v[k - 1]); k--)                             \
+                                name##_swap(&v[k], &v[k - 1]);                                                 \
         }
-        for (size_t i = 1; i < n; i++)
-                for (size_t k = i; k > 0 && raw_before(&v[k], &v[k - 1]); k--)
-                        raw_swap(&v[k], &v[k - 1]);
+
+DEFINE_CLAIM_SORT(sort_raw, struct raw_block, raw_before)
+DEFINE_CLAIM_SORT(sort_c16, struct claim16, c16_before)
+
+static unsigned sort_depth(size_t n)
+{
+        unsigned depth = 0;
+
+        for (size_t k = n; k > 1; k >>= 1)
+                depth += 2;
+        return depth;
 }
 
 bool loader_claim_before(const struct raw_block *x, const struct raw_block *y)
@@ -371,16 +421,24 @@ bool loader_claim_before(const struct raw_block *x, const struct raw_block *y)
 
 void loader_sort_claims(struct raw_block *v, size_t n)
 {
-        unsigned depth = 0;
         size_t i = 1;
 
         while (i < n && !raw_before(&v[i], &v[i - 1]))
                 i++;
-        if (i >= n)
-                return;
-        for (size_t k = n; k > 1; k >>= 1)
-                depth += 2;
-        sort_raw(v, n, depth);
+        if (i < n)
+                sort_raw(v, n, sort_depth(n));
+}
+
+/* Both parts of c, each in the order of raw_before(). */
+static void sort_claims(struct claims *c)
+{
+        size_t i = 1, n = c->n[CLAIMS_V4];
+
+        while (i < n && !c16_before(&c->v4[i], &c->v4[i - 1]))
+                i++;
+        if (i < n)
+                sort_c16(c->v4, n, sort_depth(n));
+        loader_sort_claims(c->wide, c->n[CLAIMS_WIDE]);
 }
 
 static int block_conflict(struct cfg_loader *l, const struct raw_block *a, const struct raw_block *b, const char *what)
@@ -405,15 +463,70 @@ static void shrink(void *array, size_t n, size_t sz)
                 *(void **)array = p;
 }
 
-/* The array the blocks go into: the sorted claims they come from, written over
- * (never ahead of the one being read: a block is no larger than a claim), so that 100k
- * blocks cost one array at the load's peak, not two (issue 15's memory budget). An
- * indexed load keeps the other claims apart (index_room()). */
-static struct cfg_block *blocks_array(struct cfg_loader *l)
+/* The claims of a load in order: an indexed load's two parts (l->claims) merged, or
+ * the raw array of the others, as one. */
+struct claim_reader {
+        struct claims c; /* a view; c.wide is l->raw in a load that is not indexed */
+        size_t i[2];
+        uintptr_t released[2]; /* indexed: up to where the pages read were given back */
+};
+
+static void reader_init(struct claim_reader *k, const struct cfg_loader *l)
+{
+        *k = (struct claim_reader){ .c = l->claims };
+        if (!l->indexing)
+                k->c = (struct claims){ .wide = l->raw, .n = { 0, l->n_raw } };
+}
+
+static bool reader_next(struct claim_reader *k, struct raw_block *ret)
+{
+        bool v4 = k->i[CLAIMS_V4] < k->c.n[CLAIMS_V4], wide = k->i[CLAIMS_WIDE] < k->c.n[CLAIMS_WIDE];
+
+        if (v4)
+                claims_get(&k->c, CLAIMS_V4, k->i[CLAIMS_V4], ret);
+        if (wide && (!v4 || raw_before(&k->c.wide[k->i[CLAIMS_WIDE]], ret))) {
+                *ret = k->c.wide[k->i[CLAIMS_WIDE]++];
+                return true;
+        }
+        if (v4)
+                k->i[CLAIMS_V4]++;
+        return v4;
+}
+
+/* Gives back the pages of the claims read so far (64 kB at a time, whole pages inside
+ * the array only): the blocks are written meanwhile, and the claims and the blocks are
+ * never both whole (100k etcd blocks: 3.2 MB of claims, 3.6 of blocks). */
+static void release_read(const void *v, size_t bytes, uintptr_t *done)
+{
+        uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
+        uintptr_t lo = ((uintptr_t)v + page - 1) & ~(page - 1), hi = ((uintptr_t)v + bytes) & ~(page - 1);
+
+        if (*done > lo)
+                lo = *done;
+        if (hi < lo + 16 * page)
+                return;
+        (void)madvise((void *)lo, hi - lo, MADV_DONTNEED);
+        *done = hi;
+}
+
+static void reader_release(struct claim_reader *k)
+{
+        release_read(k->c.v4, k->i[CLAIMS_V4] * sizeof(*k->c.v4), &k->released[CLAIMS_V4]);
+        release_read(k->c.wide, k->i[CLAIMS_WIDE] * sizeof(*k->c.wide), &k->released[CLAIMS_WIDE]);
+}
+
+/* The array the blocks go into. Not indexed: the sorted claims they come from, written
+ * over (never ahead of the one being read: a block is no larger than a claim), so that
+ * 100k blocks cost one array at the load's peak, not two (issue 15's memory budget).
+ * Indexed: the own blocks counted (index_room()), as the compact claims are read and
+ * given back. */
+static struct cfg_block *blocks_array(struct cfg_loader *l, size_t own)
 {
         static_assert(sizeof(struct cfg_block) <= sizeof(struct raw_block), "blocks are written over raw claims");
         static_assert(_Alignof(struct cfg_block) <= _Alignof(struct raw_block), "blocks are written over raw claims");
 
+        if (l->indexing)
+                return malloc((own ? own : 1) * sizeof(struct cfg_block));
         if (!l->raw)
                 return calloc(1, sizeof(struct cfg_block));
         l->cap_raw = 0;
@@ -424,20 +537,23 @@ static struct cfg_block *blocks_array(struct cfg_loader *l)
  * its etcd BlockAffinity (claim_shadows()) is the input in l->shadow, and the others (a
  * duplicate, a claim for another node, those in no pool) go to l->extra. All sized
  * from one pass over the sorted claims (the first of each prefix in a pool makes a
- * block; the extra room is untouched where a shadow takes a claim), not doubled as
- * they come: the index costs what it holds at the load's peak. */
-static int index_room(struct cfg_loader *l)
+ * block, *ret_own of them; the extra room is untouched where a shadow takes a claim),
+ * not doubled as they come: the index costs what it holds at the load's peak. */
+static int index_room(struct cfg_loader *l, size_t *ret_own)
 {
+        struct claim_reader k;
+        struct raw_block rb, prev = {};
         size_t own = 0, n[2] = {};
 
+        *ret_own = 0;
         if (!l->indexing)
                 return 0;
-        for (size_t i = 0; i < l->n_raw; i++) {
-                if ((i == 0 || !cfg_prefix_eq(&l->raw[i - 1].cidr, &l->raw[i].cidr)) &&
-                    cfg_model_pool_for(l->m, &l->raw[i].cidr))
+        reader_init(&k, l);
+        for (bool first = true; reader_next(&k, &rb); prev = rb, first = false) {
+                if ((first || !cfg_prefix_eq(&prev.cidr, &rb.cidr)) && cfg_model_pool_for(l->m, &rb.cidr))
                         own++;
                 else
-                        n[claims_part(&l->raw[i])]++;
+                        n[claims_part(&rb)]++;
         }
         l->extra.v4 = malloc((n[CLAIMS_V4] ? n[CLAIMS_V4] : 1) * sizeof(*l->extra.v4));
         l->extra.wide = malloc((n[CLAIMS_WIDE] ? n[CLAIMS_WIDE] : 1) * sizeof(*l->extra.wide));
@@ -445,6 +561,7 @@ static int index_room(struct cfg_loader *l)
         l->extra.cap[CLAIMS_WIDE] = n[CLAIMS_WIDE] ? n[CLAIMS_WIDE] : 1;
         l->won = malloc(own ? own : 1);
         l->shadow = calloc(own ? own : 1, sizeof(*l->shadow));
+        *ret_own = own;
         return l->extra.v4 && l->extra.wide && l->won && l->shadow ? 0 : -ENOMEM;
 }
 
@@ -467,22 +584,26 @@ static void keep_other(struct cfg_loader *l, const struct raw_block *rb, const s
 static int build_blocks(struct cfg_loader *l)
 {
         struct cfg_model *m = l->m;
-        size_t outside = 0, kept = 0, n = l->n_raw;
-        const struct raw_block *raw;
-        struct raw_block prev;
+        size_t outside = 0, kept = 0, own;
+        struct claim_reader k;
+        struct raw_block prev, rb; /* a copy: blocks[kept] may lie over the claim */
         bool have_prev = false, prev_kept = false;
         int ret = 0;
 
-        loader_sort_claims(l->raw, n);
-        if (index_room(l) < 0 || !(m->blocks = blocks_array(l)))
+        if (l->indexing)
+                sort_claims(&l->claims);
+        else
+                loader_sort_claims(l->raw, l->n_raw);
+        reader_init(&k, l);
+        if (index_room(l, &own) < 0 || !(m->blocks = blocks_array(l, own)))
                 return -ENOMEM;
-        raw = (const struct raw_block *)(const void *)m->blocks;
         l->n_raw = 0;
-        for (size_t i = 0; i < n; i++) {
-                const struct raw_block rb = raw[i]; /* a copy: blocks[kept] may lie over it */
+        for (size_t i = 0; reader_next(&k, &rb); i++) {
                 const struct cfg_pool *pool;
                 char buf[CFG_PREFIX_STRLEN];
 
+                if (l->indexing && i % 1024 == 0)
+                        reader_release(&k);
                 if (have_prev && cfg_prefix_eq(&prev.cidr, &rb.cidr)) {
                         /* An IPAMBlock's affinity overrules affinities and podCIDRs
                          * (IPAMBlocks sort first); two IPAMBlocks, or two of the others,
@@ -526,6 +647,7 @@ static int build_blocks(struct cfg_loader *l)
         if (outside > 10)
                 cfg_notice(l->diags, NULL, 0, 0, "skipped %zu more blocks that lie in no pool", outside - 10);
         m->n_blocks = kept;
+        claims_clear(&l->claims);
         shrink(&m->blocks, kept, sizeof(*m->blocks));
         if (l->indexing) {
                 shrink(&l->extra.v4, l->extra.n[CLAIMS_V4], sizeof(*l->extra.v4));
@@ -668,7 +790,9 @@ static int finish(struct cfg_loader *l, size_t errors_before)
 
         if ((r = check_pools(l, errors_before)) == -ENOMEM || (r = check_felix(l)) == -ENOMEM)
                 return r;
-        if ((r = build_blocks(l)) == -ENOMEM || (r = build_borrowed(l)) < 0)
+        if ((r = build_blocks(l)) == -ENOMEM)
+                return r;
+        if ((r = build_borrowed(l)) < 0)
                 return r;
         if ((r = sort_nodes(l)) < 0)
                 return r;
@@ -707,6 +831,7 @@ void cfg_loader_free(struct cfg_loader *cl)
                 cfg_model_free(l->m);
         }
         free(l->raw);
+        claims_clear(&l->claims);
         claims_clear(&l->extra);
         free(l->won);
         free(l->shadow);

@@ -138,7 +138,9 @@ static int build(struct etcd_source *s, struct cfg_settings *set, bool indexed, 
         cfg_loader_name_on_demand(l, etcd_cache_name, c);
         if (indexed)
                 cfg_loader_keep_index(l);
-        if ((r = cfg_loader_reserve(l, etcd_cache_n(c), 0)) < 0 || (r = etcd_cache_walk(c, add_key, l)) < 0) {
+        /* A key holds a block claim at most (untouched room is not resident). */
+        if ((r = cfg_loader_reserve(l, etcd_cache_n(c), etcd_cache_n(c))) < 0 ||
+            (r = etcd_cache_walk(c, add_key, l)) < 0) {
                 cfg_loader_free(l);
                 return r;
         }

@@ -8,7 +8,9 @@
  * update must refuse what the full load refuses, with the same message, and leave the
  * model as it was. The index keeps IPv4 claims in a compact part and the others
  * (IPv6, lines past what the compact form holds) apart: a third run lowers that line
- * limit and starts some values on line 2, so one block's claims lie in both parts. */
+ * limit and starts some values on line 2, so one block's claims lie in both parts.
+ * An indexed full load, whose loader keeps the claims in that compact form too, builds
+ * the plain load's model with the plain load's diagnostics, on thousands of claims. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -751,9 +753,122 @@ static void random_sequences_both_parts(void **state)
         second_lines = false;
 }
 
+/* ---- the indexed load against the plain one ---- */
+
+/* A large key set in a random order: 3,000 blocks' claims (affinities, IPAMBlocks with
+ * or without affinity, some in no pool, IPv6 ones, some values starting on line 2),
+ * with (bad) conflicting claims and refused values too. */
+static size_t big_keys(unsigned seed, bool bad, struct cfg_kv *kvs, size_t max)
+{
+        size_t n = 0;
+
+        kvs[n++] = (struct cfg_kv){ RES "ippools/v4",
+                                    "{\"kind\":\"IPPool\",\"apiVersion\":\"projectcalico.org/v3\",\"metadata\":{\"name\":"
+                                    "\"v4\"},\"spec\":{\"cidr\":\"10.0.0.0/16\",\"blockSize\":28}}" };
+        kvs[n++] = (struct cfg_kv){ RES "ippools/v6",
+                                    "{\"kind\":\"IPPool\",\"apiVersion\":\"projectcalico.org/v3\",\"metadata\":{\"name\":"
+                                    "\"v6\"},\"spec\":{\"cidr\":\"fd00:10::/64\",\"blockSize\":124}}" };
+        kvs[0].value_len = strlen(kvs[0].value);
+        kvs[1].value_len = strlen(kvs[1].value);
+        while (n + 2 <= max) {
+                unsigned r = (unsigned)rand_r(&seed), b = r % 4096, kind = (r >> 12) % 16;
+                char cidr[64], key[160], val[640];
+                /* Bad: some of each kind of error, few enough that the diagnostics kept
+                 * (CFG_DIAGS_MAX) hold the blocks' conflicts. */
+                bool odd = bad && (r >> 25) % 8 == 0;
+                const char *node = nodes[odd ? (r >> 16) % ELEMENTSOF(nodes) : b % ELEMENTSOF(nodes)];
+
+                if (kind == 0)
+                        snprintf(cidr, sizeof(cidr), "10.9.%u.%u/28", b / 16, b % 16 * 16); /* no pool */
+                else if (kind < 3)
+                        snprintf(cidr, sizeof(cidr), "fd00:10::%x0/124", b);
+                else
+                        snprintf(cidr, sizeof(cidr), "10.0.%u.%u/28", b / 16, b % 16 * 16);
+                if (odd && kind == 3)
+                        snprintf(cidr, sizeof(cidr), "10.0.%u.0/27", b / 16); /* overlaps */
+                if ((r >> 20) % 2) {
+                        key_of(key, sizeof(key), AFF, node, cidr);
+                        snprintf(val, sizeof(val), "%s%s", (r >> 21) % 3 ? "" : "\n",
+                                 odd ? affinity_value(r >> 22) : "{\"state\":\"confirmed\",\"deleted\":false}");
+                } else {
+                        /* Good: affine to the affinities' node, never refused (block_value()). */
+                        unsigned v = odd ? r >> 22 : 5 * (3 * (r >> 24) + 1) + 1;
+
+                        if (!odd && v % 31 == 0)
+                                v += 15;
+
+                        key_of(key, sizeof(key), BLK, NULL, cidr);
+                        val[0] = '\n';
+                        block_value(val + 1, sizeof(val) - 1, cidr, b, v);
+                }
+                kvs[n].key = strdup(key);
+                kvs[n].value = strdup(val + ((r >> 21) % 3 && *val == '\n'));
+                assert_non_null(kvs[n].key);
+                assert_non_null(kvs[n].value);
+                kvs[n].value_len = strlen(kvs[n].value);
+                n++;
+        }
+        return n;
+}
+
+/* An indexed load keeps its claims in the compact form and reads them back merged from
+ * both parts (loader.c): the model and every diagnostic are the plain load's. */
+static void indexed_load_is_plain_load(void **state)
+{
+        static struct cfg_kv kvs[6000];
+
+        (void)state;
+        for (unsigned round = 0; round < 8; round++) {
+                bool bad = round % 2;
+                size_t n;
+                struct cfg_settings set = mc_settings();
+                struct cfg_model *a = NULL, *b = NULL;
+                struct cfg_kv_index *ix = NULL;
+                struct cfg_diags da = {}, db = {};
+                int ra, rb;
+
+                claims_v4_lines = round >= 4 ? 2 : 1u << 24; /* line 2: the wide part too */
+                n = big_keys(round, bad, kvs, ELEMENTSOF(kvs));
+                ra = cfg_model_from_kvs(&set, kvs, n, &a, &da);
+                cfg_settings_clear(&set);
+                set = mc_settings();
+                rb = cfg_model_from_kvs_indexed(&set, kvs, n, &b, &ix, &db);
+                assert_int_equal(ra, rb);
+                assert_int_equal(ra, bad ? -EINVAL : 0);
+                if (ra == 0) {
+                        mc_same_model(a, b);
+                        assert_true(b->n_blocks > 1000);
+                        assert_true(kv_index_counts_agree(b, ix));
+                }
+                assert_int_equal(da.n, db.n);
+                assert_int_equal(da.n_errors, db.n_errors);
+                assert_int_equal(da.n_dropped, db.n_dropped);
+                assert_true(bad ? da.n_errors > 10 : da.n > 0); /* the blocks in no pool */
+                for (size_t i = 0; i < da.n; i++) {
+                        char x[1024], y[1024];
+
+                        cfg_diag_fmt(&da.v[i], x, sizeof(x));
+                        cfg_diag_fmt(&db.v[i], y, sizeof(y));
+                        assert_string_equal(x, y);
+                }
+                for (size_t i = 2; i < n; i++) {
+                        free((char *)kvs[i].key);
+                        free((char *)kvs[i].value);
+                }
+                cfg_kv_index_free(ix);
+                cfg_model_free(a);
+                cfg_model_free(b);
+                cfg_diags_clear(&da);
+                cfg_diags_clear(&db);
+                cfg_settings_clear(&set);
+        }
+        claims_v4_lines = 1u << 24;
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
+                cmocka_unit_test(indexed_load_is_plain_load),
                 cmocka_unit_test(random_sequences),
                 cmocka_unit_test(random_kube_sequences),
                 cmocka_unit_test(random_sequences_both_parts),
