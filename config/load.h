@@ -113,11 +113,12 @@ int cfg_model_update_kvs(struct cfg_model *m, struct cfg_kv_index *ix, const str
  * same; another node's Node as above; any other kind: -EAGAIN. */
 void cfg_kv_index_free(struct cfg_kv_index *ix);
 /* What the load takes from an IPAM key's value (a BlockAffinity's or IPAMBlock's: its
- * claim, its borrowed addresses, whether it counts), as a record a few dozen bytes long
- * that cfg_loader_add_kv() replays (kv->record) exactly as it would read the value: a
- * cache of etcd keys keeps these instead of the JSON. 1 with *ret (free() it), 0 when
- * the value must be kept as it is (another kind of key, or one whose reading has
- * anything to say: its diagnostics come from the value), -ENOMEM. */
+ * claim, its borrowed addresses, whether it counts) or a Calico Node's (name, labels,
+ * addresses), as a record a few dozen bytes long that cfg_loader_add_kv() replays
+ * (kv->record) exactly as it would read the value: a cache of etcd keys keeps these
+ * instead of the JSON. 1 with *ret (free() it), 0 when the value must be kept as it is
+ * (another kind of key, or one whose reading has anything to say: its diagnostics come
+ * from the value), -ENOMEM. */
 int cfg_kv_compact(const struct cfg_kv *kv, char **ret, size_t *ret_len);
 
 /* The files source's cache (filerec.c; issue 16): what one resource file gives the

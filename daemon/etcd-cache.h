@@ -2,8 +2,8 @@
  * ever: 210k keys at 100k blocks (issue 16's memory budget). Keys are packed end to
  * end in key order, each stored as the length it shares with the key before it and the
  * rest (Calico's keys share long prefixes), in runs of ETCD_CACHE_RUN with a table of
- * where each run starts for a binary search; values follow their keys (IPAM values as
- * cfg_kv_compact() records). What changes after that (watch events) goes to a small
+ * where each run starts for a binary search; values follow their keys (IPAM and Node
+ * values as cfg_kv_compact() records). What changes after that (watch events) goes to a small
  * hash table on top, deletions as tombstones, until etcd_cache_compact() merges it into
  * a new packed table.
  *

@@ -171,7 +171,7 @@ struct etcd {
         struct req *watch[ETCD_N_PREFIXES];
         /* the data */
         struct etcd_cache cache;
-        bool compact; /* keep IPAM values as records (etcd_compact()) */
+        bool compact; /* keep IPAM and Node values as records (etcd_compact()) */
         const struct etcd_sink *sink; /* --once: keys handed over, not kept */
         size_t n_sunk;                /* keys handed to it in this list */
         char *last_key;               /* the last of them */
@@ -371,8 +371,8 @@ static void list_complete(struct etcd *e);
 static void start_watches(struct etcd *e);
 static void sink_page(struct etcd *e, struct etcd_range *page);
 
-/* An IPAM value as the record the load takes from it (a few dozen bytes instead of the
- * JSON, an IPAMBlock's hundreds), when the client was asked to. */
+/* An IPAM or Node value as the record the load takes from it (a few dozen bytes instead
+ * of the JSON, an IPAMBlock's hundreds), when the client was asked to. */
 static int kv_compact(const struct etcd *e, struct etcd_kv *kv)
 {
         char *rec = NULL;

@@ -82,9 +82,10 @@ struct etcd_cache *etcd_cache(struct etcd *e);
 int etcd_changes(struct etcd *e, struct cfg_kv **ret, size_t *ret_n);
 /* Forget the changes: the model the caller holds now reflects the cache. */
 void etcd_changes_reset(struct etcd *e);
-/* Keep IPAM values (BlockAffinities, IPAMBlocks) as the records the load takes from them
- * (cfg_kv_compact(): what the model needs, without the JSON) from the next key read on;
- * the cache's values are then for cfg_model_from_kvs() only. Call before etcd_start(). */
+/* Keep IPAM values (BlockAffinities, IPAMBlocks) and Calico Nodes as the records the load
+ * takes from them (cfg_kv_compact(): what the model needs, without the JSON) from the
+ * next key read on; the cache's values are then for cfg_model_from_kvs() only. Call
+ * before etcd_start(). */
 void etcd_compact(struct etcd *e);
 
 /* Where a one-shot list's keys go instead of the cache: each key as it is read, in
@@ -105,8 +106,8 @@ void etcd_input_name(const void *ctx, uint32_t input, char *buf, size_t size);
 
 /* --once and --check: one list at one revision with failover, no watch, in a loop of
  * its own, bounded by timeout_usec; the keys go to sink when there is one (the cache
- * stays empty and etcd_n_keys() counts them), else into the cache with IPAM values kept
- * as records (etcd_compact()). On failure, why says what each endpoint answered. */
+ * stays empty and etcd_n_keys() counts them), else into the cache with IPAM and Node
+ * values kept as records (etcd_compact()). On failure, why says what each endpoint answered. */
 int etcd_list_once(const struct cfg_etcd *conf, uint64_t timeout_usec, const struct etcd_sink *sink,
                    struct etcd **ret, char *why, size_t why_size);
 

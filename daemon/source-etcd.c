@@ -98,7 +98,7 @@ static int etcd_source_start(struct source *src)
         if (src->ev) {
                 if ((r = etcd_new(src->ev, &s->conf, &client_ops, src, &s->etcd)) < 0)
                         return r;
-                /* A cache kept for the daemon's life: IPAM values as records. */
+                /* A cache kept for the daemon's life: IPAM and Node values as records. */
                 etcd_compact(s->etcd);
                 return etcd_start(s->etcd);
         }

@@ -865,9 +865,118 @@ static void indexed_load_is_plain_load(void **state)
         claims_v4_lines = 1u << 24;
 }
 
+/* ---- Node records ---- */
+
+/* A Calico Node's value read from its record (cfg_kv_compact()) gives the model and
+ * diagnostics the JSON gives, before or after another key naming the node; a value
+ * whose reading has anything to say, that does not open at its first byte, or that is
+ * not projectcalico.org/v3's stays JSON. */
+static void node_records(void **state)
+{
+        static const struct {
+                const char *value;
+                bool recorded;
+        } cases[] = {
+                { "{\"kind\":\"Node\",\"apiVersion\":\"projectcalico.org/v3\",\"metadata\":{\"name\":\"n1\","
+                  "\"uid\":\"00000001-fec1-11e9-a1d8-52540045a0c1\",\"creationTimestamp\":\"2024-03-01T10:00:00Z\","
+                  "\"labels\":{\"kubernetes.io/hostname\":\"n1\",\"zone\":\"az1\"}},"
+                  "\"spec\":{\"bgp\":{\"ipv4Address\":\"192.168.1.1/24\",\"ipv6Address\":\"fd00::1/64\","
+                  "\"ipv4IPIPTunnelAddr\":\"10.0.0.1\"},\"ipv4VXLANTunnelAddr\":\"10.0.0.2\","
+                  "\"orchRefs\":[{\"nodeName\":\"n1\",\"orchestrator\":\"k8s\"}]},\"status\":{}}",
+                  true },
+                { "{\"kind\":\"Node\",\"apiVersion\":\"projectcalico.org/v3\",\"metadata\":{\"name\":\"n1\","
+                  "\"labels\":null}}",
+                  true },
+                { "{\"apiVersion\":\"projectcalico.org/v3\",\"kind\":\"Node\",\"metadata\":{\"name\":\"n1\"},"
+                  "\"spec\":{\"bgp\":{\"ipv6Address\":\"fd00::1/64\"}}}",
+                  true },
+                { "{\"kind\":\"Node\",\"apiVersion\":\"projectcalico.org/v3\",\"metadata\":{\"name\":\"n1\"},"
+                  "\"spec\":{\"bgp\":{\"ipv4Address\":\"192.168.1.999/24\"}}}", /* refused */
+                  false },
+                { "{\"kind\":\"Node\",\"apiVersion\":\"projectcalico.org/v3\",\"metadata\":{\"name\":\"n9\"}}",
+                  false }, /* another name than the key's */
+                { "\n {\"kind\":\"Node\",\"apiVersion\":\"projectcalico.org/v3\",\"metadata\":{\"name\":\"n1\"}}",
+                  false }, /* not at line 1, column 1 */
+                { "{\"kind\":\"Node\",\"apiVersion\":\"v1\",\"metadata\":{\"name\":\"n1\"},"
+                  "\"status\":{\"addresses\":[{\"type\":\"InternalIP\",\"address\":\"192.168.1.1\"}]}}",
+                  false }, /* a Kubernetes Node */
+                { "{\"kind\":\"IPPool\",\"apiVersion\":\"projectcalico.org/v3\",\"metadata\":{\"name\":\"n1\"}}",
+                  false },
+                { "[1]", false },
+                { "{\"kind\":\"Node\",\"apiVersion\":\"projectcalico.org/v3\",\"metadata\":{\"name\":\"n1\","
+                  "\"labels\":{\"zone\":\"az1\",\"zone\":\"az2\"}}}", /* refused: a key twice */
+                  false },
+        };
+        /* Another key naming n1 first (its affinity) or after (an IPAMBlock's host). */
+        static const char *const aff_key = AFF "n1/ipv4/block/10.0.0.0-28", *blk_key = BLK "ipv4/block/10.0.0.16-28";
+        char blk[640];
+
+        (void)state;
+        block_value(blk, sizeof(blk), "10.0.0.16/28", 0, 1);
+        for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
+                struct cfg_kv json = { RES "nodes/n1", cases[i].value, strlen(cases[i].value) }, rec = json;
+                char *p = NULL;
+                size_t n = 0;
+                int r = cfg_kv_compact(&json, &p, &n);
+
+                assert_int_equal(r, cases[i].recorded);
+                if (r == 1) {
+                        assert_true(n < json.value_len / 2);
+                        rec = (struct cfg_kv){ json.key, p, n, true };
+                }
+                for (unsigned order = 0; order < 2; order++) {
+                        struct cfg_kv kvs[2][4] = {
+                                { { RES "ippools/v4", NULL, 0 }, { aff_key, "{}", 2 }, json, { blk_key, blk, strlen(blk) } },
+                                { { RES "ippools/v4", NULL, 0 }, { aff_key, "{}", 2 }, rec, { blk_key, blk, strlen(blk) } },
+                        };
+                        struct cfg_model *a = NULL, *b = NULL;
+                        struct cfg_diags da = {}, db = {};
+                        struct cfg_settings set = mc_settings();
+                        const char *pool = "{\"kind\":\"IPPool\",\"apiVersion\":\"projectcalico.org/v3\","
+                                           "\"metadata\":{\"name\":\"v4\"},\"spec\":{\"cidr\":\"10.0.0.0/24\","
+                                           "\"blockSize\":28}}";
+                        int ra, rb;
+
+                        for (int k = 0; k < 2; k++) {
+                                kvs[k][0].value = pool;
+                                kvs[k][0].value_len = strlen(pool);
+                                if (order) { /* the Node first */
+                                        struct cfg_kv t = kvs[k][1];
+
+                                        kvs[k][1] = kvs[k][2];
+                                        kvs[k][2] = t;
+                                }
+                        }
+                        ra = cfg_model_from_kvs(&set, kvs[0], 4, &a, &da);
+                        cfg_settings_clear(&set);
+                        set = mc_settings();
+                        rb = cfg_model_from_kvs(&set, kvs[1], 4, &b, &db);
+                        assert_int_equal(ra, rb);
+                        if (ra == 0)
+                                mc_same_model(a, b);
+                        assert_int_equal(da.n, db.n);
+                        assert_int_equal(da.n_errors, db.n_errors);
+                        for (size_t j = 0; j < da.n; j++) {
+                                char x[1024], y[1024];
+
+                                cfg_diag_fmt(&da.v[j], x, sizeof(x));
+                                cfg_diag_fmt(&db.v[j], y, sizeof(y));
+                                assert_string_equal(x, y);
+                        }
+                        cfg_model_free(a);
+                        cfg_model_free(b);
+                        cfg_diags_clear(&da);
+                        cfg_diags_clear(&db);
+                        cfg_settings_clear(&set);
+                }
+                free(p);
+        }
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
+                cmocka_unit_test(node_records),
                 cmocka_unit_test(indexed_load_is_plain_load),
                 cmocka_unit_test(random_sequences),
                 cmocka_unit_test(random_kube_sequences),
