@@ -53,8 +53,16 @@ static int on_resource_value(const struct ynode *n, void *userdata)
 
         const struct ynode *meta = n->kind == YN_MAP ? ynode_get(n, "metadata") : NULL;
         const char *name = meta && meta->kind == YN_MAP ? ynode_str(ynode_get(meta, "name")) : NULL;
+        const struct ynode *items = n->kind == YN_MAP ? ynode_get(n, "items") : NULL;
 
+        /* A key holds one resource, the one it names: neither a second document nor a
+         * list (a nodes/evil key could otherwise carry node2, or a pool, in its items,
+         * past the checks below, which see only the root). */
+        if (c->seen)
+                return yerr(&c->l->y, n, "a second document in one key's value: refused (%s)", c->l->y.file);
         c->seen = true;
+        if (items && !ynode_is_null(items))
+                return yerr(&c->l->y, items, "a list (items) in one key's value: refused (%s)", c->l->y.file);
         if (kind && !streq(kind, c->kind))
                 return yerr(&c->l->y, ynode_get(n, "kind"), "a %s stored where %s resources belong", kind, c->kind);
         if (name && !streq(name, c->name))

@@ -1351,13 +1351,24 @@ static struct cfg_prefix *node_addr(struct cfg_node *n, unsigned i)
         return v[i];
 }
 
-/* The value's apiVersion: only projectcalico.org/v3's Node is recorded (a Kubernetes
- * Node's reading depends on the settings). */
+/* Counts the value's documents, and whether the one is a projectcalico.org/v3 Node
+ * without items: only that is recorded (a Kubernetes Node's reading depends on the
+ * settings; a list or a second document is refused, its message its own). */
+struct node_doc {
+        unsigned docs;
+        bool calico;
+};
+
 static int note_api(const struct ynode *n, void *userdata)
 {
+        struct node_doc *d = userdata;
         const char *api = n->kind == YN_MAP ? ynode_str(ynode_get(n, "apiVersion")) : NULL;
+        const char *kind = n->kind == YN_MAP ? ynode_str(ynode_get(n, "kind")) : NULL;
+        const struct ynode *items = n->kind == YN_MAP ? ynode_get(n, "items") : NULL;
 
-        *(bool *)userdata = api && streq(api, "projectcalico.org/v3");
+        d->docs++;
+        d->calico = api && streq(api, "projectcalico.org/v3") && kind && streq(kind, "Node") &&
+                    (!items || ynode_is_null(items));
         return 0;
 }
 
@@ -1373,21 +1384,23 @@ static int compact_node(const struct cfg_kv *kv, char **ret, size_t *ret_len)
         struct cfg_loader *l = NULL;
         struct cfg_node *n;
         struct wbuf w = {};
-        bool calico = false;
+        struct node_doc doc = {};
         uint8_t b;
         int r;
 
         if (!kv->value_len || kv->value[0] != '{' ||
-            ydoc_load_buffer("", kv->value, kv->value_len, 0, note_api, &calico, &d) < 0 || d.n || !calico) {
+            ydoc_load_buffer("", kv->value, kv->value_len, 0, note_api, &doc, &d) < 0 || d.n || doc.docs != 1 ||
+            !doc.calico) {
                 cfg_diags_clear(&d);
                 return 0;
         }
         if ((r = cfg_loader_new(&none, &d, &l)) < 0)
                 return r;
         r = cfg_loader_add_kv(l, kv);
-        n = &l->m->nodes[0];
-        if (r < 0 || d.n || l->m->n_nodes != 1 || !n->has_resource || n->src.line != 1 || l->m->n_skipped ||
-            l->m->n_pools || l->m->n_felix || l->n_raw || l->n_borrowed || l->m->n_ipam_resources) {
+        n = l->m->n_nodes == 1 ? &l->m->nodes[0] : NULL;
+        if (r < 0 || d.n || !n || !n->has_resource || n->src.line != 1 || l->m->n_skipped || l->m->n_pools ||
+            l->m->n_felix || l->n_raw || l->n_borrowed || l->m->n_ipam_resources || l->m->n_pod_cidrs_ignored ||
+            !n->name || !streq(n->name, kv->key + strlen(CFG_ETCD_RESOURCES_PREFIX "nodes/"))) {
                 cfg_loader_free(l);
                 cfg_diags_clear(&d);
                 return r == -ENOMEM ? r : 0;

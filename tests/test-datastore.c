@@ -753,12 +753,20 @@ static void kvs_ipam_blocks(void **state)
 static void kvs_name_mismatch(void **state)
 {
         static const char evil[] = NODE_JSON("node2", "192.168.10.99/24");
+        /* node2 (and a pool) carried in the items of a value the key's checks pass */
+        static const char list[] = "{\"kind\":\"Node\",\"apiVersion\":\"projectcalico.org/v3\",\"items\":["
+                                   NODE_JSON("node2", "192.168.10.99/24") "]}";
+        static const char two[] = NODE_JSON("evil", "192.168.10.98/24") "\n---\n" NODE_JSON("node2", "192.168.10.99/24");
         static const char block[] = "{\"cidr\":\"192.168.10.144/28\",\"affinity\":\"host:node1\"}";
         const struct cfg_kv pool_ok = KV(RES "ippools/underlay", POOL_JSON("underlay", "192.168.10.128/25", ));
 
         (void)state;
         kvs_bad((struct cfg_kv[]){ pool_ok, KV(RES "nodes/evil", evil) }, 2, "etcd:" RES "nodes/evil", 1,
                 col_of(evil, "\"node2\""), "metadata.name \"node2\" differs from the key's name \"evil\"");
+        kvs_bad((struct cfg_kv[]){ pool_ok, KV(RES "nodes/evil", list) }, 2, "etcd:" RES "nodes/evil", 1,
+                col_of(list, "["), "a list (items) in one key's value: refused");
+        kvs_bad((struct cfg_kv[]){ pool_ok, KV(RES "nodes/evil", two) }, 2, "etcd:" RES "nodes/evil", 3, 1,
+                "a second document in one key's value: refused");
         kvs_bad((struct cfg_kv[]){ pool_ok, KV("/calico/ipam/v2/assignment/ipv4/block/192.168.10.128-28", block) }, 2,
                 "etcd:/calico/ipam/v2/assignment/ipv4/block/192.168.10.128-28", 1, col_of(block, "\"192.168"),
                 "cidr 192.168.10.144/28 differs from the key's block 192.168.10.128/28");

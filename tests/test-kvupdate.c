@@ -906,6 +906,17 @@ static void node_records(void **state)
                 { "{\"kind\":\"Node\",\"apiVersion\":\"projectcalico.org/v3\",\"metadata\":{\"name\":\"n1\","
                   "\"labels\":{\"zone\":\"az1\",\"zone\":\"az2\"}}}", /* refused: a key twice */
                   false },
+                /* a list or a second document: refused (etcdkv.c), never recorded */
+                { "{\"kind\":\"Node\",\"apiVersion\":\"projectcalico.org/v3\",\"metadata\":{\"name\":\"n1\"},"
+                  "\"items\":[{\"kind\":\"Node\",\"apiVersion\":\"v1\",\"metadata\":{\"name\":\"n1\"},"
+                  "\"spec\":{\"podCIDR\":\"10.0.0.32/28\"}}]}",
+                  false },
+                { "{\"kind\":\"Node\",\"apiVersion\":\"projectcalico.org/v3\",\"metadata\":{\"name\":\"n1\"},"
+                  "\"items\":null}",
+                  true },
+                { "{\"kind\":\"Node\",\"apiVersion\":\"v1\",\"metadata\":{\"name\":\"n1\"}}\n---\n"
+                  "{\"kind\":\"Node\",\"apiVersion\":\"projectcalico.org/v3\",\"metadata\":{\"name\":\"n1\"}}",
+                  false },
         };
         /* Another key naming n1 first (its affinity) or after (an IPAMBlock's host). */
         static const char *const aff_key = AFF "n1/ipv4/block/10.0.0.0-28", *blk_key = BLK "ipv4/block/10.0.0.16-28";
