@@ -99,14 +99,21 @@ static char *ydiff_load(const char *buf, size_t size, unsigned flags, bool strea
 
 /* 0 when both readers agree; else -EPROTO with both texts in *ret_a and *ret_b (the
  * caller frees them). A rewinding stream is also read in short pieces (1 to 13 bytes a
- * read, by the input's size): lines cut anywhere must give the same. */
+ * read, by the input's size), against libyaml reading the same pieces: lines cut
+ * anywhere must give the same. (Not against libyaml's whole read: before an error
+ * further on, libyaml hands over what it parsed from the pieces read so far, and
+ * nothing when one read brought the error's bytes; a load with an error fails whole.) */
 static int ydiff(const char *buf, size_t size, unsigned flags, char **ret_a, char **ret_b)
 {
         char *a = ydiff_load(buf, size, flags, false, 0), *b = ydiff_load(buf, size, flags & ~YDOC_REWINDS, true, 0);
 
         if (a && b && strcmp(a, b) == 0 && (flags & YDOC_REWINDS)) {
+                size_t chunk = 1 + size % 13;
+
                 free(a);
-                a = ydiff_load(buf, size, flags, false, 1 + size % 13);
+                free(b);
+                a = ydiff_load(buf, size, flags, false, chunk);
+                b = ydiff_load(buf, size, flags & ~YDOC_REWINDS, true, chunk);
         }
         if (!a || !b || strcmp(a, b) == 0) {
                 free(a);
