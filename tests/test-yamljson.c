@@ -341,22 +341,16 @@ static void yaml_limits(void **state)
                 free(doc);
         }
         /* A line longer than the reader's buffer, and a scalar past YDOC_MAX_SCALAR. */
-        len = (64u << 10) + 16;
-        doc = malloc(len);
-        assert_non_null(doc);
-        memcpy(doc, "a: ", 3);
-        memset(doc + 3, 'x', len - 4);
-        doc[len - 1] = '\n';
-        assert_false(read_plain(doc, len, YDOC_LIST_ITEMS));
-        free(doc);
-        len = YDOC_MAX_SCALAR + 64;
-        doc = malloc(len);
-        assert_non_null(doc);
-        memcpy(doc, "a: ", 3);
-        memset(doc + 3, 'x', len - 4);
-        doc[len - 1] = '\n';
-        assert_false(read_plain(doc, len, YDOC_LIST_ITEMS));
-        free(doc);
+        for (int big = 0; big < 2; big++) {
+                len = big ? YDOC_MAX_SCALAR + 64 : (64u << 10) + 16;
+                doc = malloc(len);
+                assert_non_null(doc);
+                memcpy(doc, "a: ", 3);
+                memset(doc + 3, 'x', len - 4);
+                doc[len - 1] = '\n';
+                assert_false(read_plain(doc, len, YDOC_LIST_ITEMS));
+                free(doc);
+        }
 }
 
 /* A big list, items spread over many reads, lines across the reader's buffer. */

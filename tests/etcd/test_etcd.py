@@ -839,6 +839,24 @@ class TestHostileEtcd(unittest.TestCase):
         self.assertEqual(len(fell_back), 1, d.stderr()[-3000:])
         self.assertTrue(d.stderr_lines("listing through its JSON gateway"), d.stderr()[-3000:])
 
+    def watched_fake(self, mode, env):
+        """The fake in mode serving a two-node cluster from a file, a daemon converged on
+        it and its 5 watches sent: (the file, its keys, the fake's request log, the
+        daemon)."""
+        kvs_path = os.path.join(self.fx.dir, "kvs.json")
+        kvs = dict([ce.pool(), ce.node("node1", "192.168.10.11/24"), ce.node("node2", "192.168.10.12/24"),
+                    ce.felix_default(), (ce.affinity_key("node1", cu.OWN_BLOCK), ce.CONFIRMED),
+                    (ce.affinity_key("node2", cu.PEER_BLOCK), ce.CONFIRMED)])
+        cu.write_file(kvs_path, json.dumps(kvs))
+        out = self.fake(mode, kvs_path)
+        d = cu.Daemon(self.ns, self.fx, env=env)
+        self.daemons.append(d)
+        d.wait_ready()
+        cu.wait_until(lambda: self.ns.route_summary() == WANT_2, timeout=20,
+                      what=f"routes {WANT_2} from the fake's list (have {self.ns.route_summary()})")
+        cu.wait_until(lambda: self.requests(out, "WATCH") >= 5, what="the daemon's 5 watches")
+        return kvs_path, kvs, out, d
+
     def test_silent_watch_is_given_up(self):
         # A watch whose connection is taken and which is then never answered (no
         # headers, no `created` message: a wedged gateway or proxy) waited for ever: no
@@ -846,18 +864,7 @@ class TestHostileEtcd(unittest.TestCase):
         # every later change was lost. Every watch of a round must now be confirmed
         # within WATCH_CREATED_USEC (30 s, daemon/etcd.c), else the daemon lists again
         # (after the back-off, 1 s jittered) and watches anew.
-        kvs_path = os.path.join(self.fx.dir, "kvs.json")
-        kvs = dict([ce.pool(), ce.node("node1", "192.168.10.11/24"), ce.node("node2", "192.168.10.12/24"),
-                    ce.felix_default(), (ce.affinity_key("node1", cu.OWN_BLOCK), ce.CONFIRMED),
-                    (ce.affinity_key("node2", cu.PEER_BLOCK), ce.CONFIRMED)])
-        cu.write_file(kvs_path, json.dumps(kvs))
-        out = self.fake("watch-silent", kvs_path)
-        d = cu.Daemon(self.ns, self.fx, env=self.env)
-        self.daemons.append(d)
-        d.wait_ready()
-        cu.wait_until(lambda: self.ns.route_summary() == WANT_2, timeout=20,
-                      what=f"routes {WANT_2} from the fake's list (have {self.ns.route_summary()})")
-        cu.wait_until(lambda: self.requests(out, "WATCH") >= 5, what="the daemon's 5 watches")
+        kvs_path, kvs, out, d = self.watched_fake("watch-silent", self.env)
         t0 = time.monotonic()
         ranges = self.requests(out, "RANGE")
         # The change: served by the next list only (no watch ever tells of it).
@@ -881,18 +888,7 @@ class TestHostileEtcd(unittest.TestCase):
         # never given up: every later change was lost. The watches ask for progress
         # notifications, and one silent for CALICO_UNDERLAY_ETCD_WATCH_SILENCE (25 min by
         # default, 4 s here) makes the daemon list again and watch anew.
-        kvs_path = os.path.join(self.fx.dir, "kvs.json")
-        kvs = dict([ce.pool(), ce.node("node1", "192.168.10.11/24"), ce.node("node2", "192.168.10.12/24"),
-                    ce.felix_default(), (ce.affinity_key("node1", cu.OWN_BLOCK), ce.CONFIRMED),
-                    (ce.affinity_key("node2", cu.PEER_BLOCK), ce.CONFIRMED)])
-        cu.write_file(kvs_path, json.dumps(kvs))
-        out = self.fake("watch-quiet", kvs_path)
-        d = cu.Daemon(self.ns, self.fx, env=dict(self.env, CALICO_UNDERLAY_ETCD_WATCH_SILENCE="4"))
-        self.daemons.append(d)
-        d.wait_ready()
-        cu.wait_until(lambda: self.ns.route_summary() == WANT_2, timeout=20,
-                      what=f"routes {WANT_2} from the fake's list (have {self.ns.route_summary()})")
-        cu.wait_until(lambda: self.requests(out, "WATCH") >= 5, what="the daemon's 5 watches")
+        kvs_path, kvs, out, d = self.watched_fake("watch-quiet", dict(self.env, CALICO_UNDERLAY_ETCD_WATCH_SILENCE="4"))
         t0 = time.monotonic()
         ranges = self.requests(out, "RANGE")
         # The change: served by the next list only (no watch ever tells of it).
