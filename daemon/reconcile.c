@@ -353,11 +353,6 @@ int reconcile_run(struct kern *nl, const struct cfg_model *model, const struct c
         return run(nl, model, settings, state_dir, dry_run, false, NULL, ret);
 }
 
-int reconcile_run_ctx(struct kern *nl, const struct cfg_model *model, const char *state_dir, struct reconcile *ret)
-{
-        return run(nl, model, &model->settings, state_dir, false, true, NULL, ret);
-}
-
 int reconcile_pass(struct kern *nl, const struct cfg_model *model, const char *state_dir, bool keep_ctx,
                    const struct reconcile_report *rep, struct reconcile *ret)
 {

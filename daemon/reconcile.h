@@ -24,8 +24,8 @@ struct reconcile {
         char state_why[256];
         /* how long each phase took (CLOCK_MONOTONIC), for CALICO_UNDERLAY_TIMINGS */
         uint64_t observe_usec, plan_usec, apply_usec;
-        /* reconcile_run_ctx(): the planner's context for delta passes, when it holds
-         * (the caller takes it, and host with it) */
+        /* reconcile_pass() with keep_ctx: the planner's context for delta passes, when
+         * it holds (the caller takes it, and host with it) */
         struct plan_ctx *ctx;
         /* reconcile_delta(): the host as last known (host is empty then); not owned */
         const struct host_snapshot *known;
@@ -34,10 +34,6 @@ struct reconcile {
 /* model NULL = cleanup (settings only). dry_run = observe and plan only. */
 int reconcile_run(struct kern *nl, const struct cfg_model *model, const struct cfg_settings *settings,
                   const char *state_dir, bool dry_run, struct reconcile *ret);
-/* reconcile_run() for the daemon's loop: also keeps in ret->ctx what delta passes need,
- * when the pass leaves the host as the context says (every change worked, only routes
- * and rules changed, the record is sound); NULL otherwise. */
-int reconcile_run_ctx(struct kern *nl, const struct cfg_model *model, const char *state_dir, struct reconcile *ret);
 /* How the daemon's full pass reports the changes of a sliced pass as they are
  * applied (issue 16: a pass's memory must not grow with its number of changes). */
 struct reconcile_report {
@@ -47,7 +43,10 @@ struct reconcile_report {
         void (*drained)(void *data, const struct host_change *a, const struct host_result *res, size_t n);
         void *data;
 };
-/* reconcile_run() (keep_ctx false) or reconcile_run_ctx() applying by slices (rep). */
+/* reconcile_run() for the daemon's loop, applying by slices (rep). keep_ctx: also keeps
+ * in ret->ctx what delta passes need, when the pass leaves the host as the context says
+ * (every change worked, only routes and rules changed, the record is sound); NULL
+ * otherwise. */
 int reconcile_pass(struct kern *nl, const struct cfg_model *model, const char *state_dir, bool keep_ctx,
                    const struct reconcile_report *rep, struct reconcile *ret);
 /* Every action of the pass: those still in r->plan and those drained. */
