@@ -101,7 +101,10 @@ struct cfg_file_rec {
         struct raw_borrowed *bor;
         size_t n_bor;
         struct cfg_diags notices;
-        struct box box; /* of the claims: an update in place skips files outside it */
+        /* The claims' spans, in at most RUNS_MAX boxes: an update in place skips the
+         * files none of whose boxes meets a prefix it changes. */
+        struct box *runs;
+        size_t n_runs;
 };
 
 void cfg_file_rec_free(struct cfg_file_rec *r)
@@ -122,6 +125,7 @@ void cfg_file_rec_free(struct cfg_file_rec *r)
         free(r->raw);
         free(r->c4);
         free(r->bor);
+        free(r->runs);
         cfg_diags_clear(&r->notices);
         free(r);
 }
@@ -250,6 +254,100 @@ static int pack_nodes(struct cfg_file_rec *rec, const struct cfg_model *m)
         return 0;
 }
 
+/* A file's claims are spanned by a few boxes, cut where the gaps between them are
+ * widest: a node's file claims blocks in each of its pools (one box over them all
+ * would span the other nodes' blocks between), and a dual-stack file both families. */
+#define RUNS_MAX 4
+
+/* Where a run may end: before claim at, the gap before it (b - a, 16 bytes big-endian),
+ * forced between families. */
+struct cut {
+        size_t at;
+        bool forced;
+        uint8_t gap[16];
+};
+
+static void span_sub(const uint8_t b[16], const uint8_t a[16], uint8_t out[16])
+{
+        unsigned borrow = 0;
+
+        for (size_t i = 16; i-- > 0;) {
+                unsigned d = (unsigned)b[i] - a[i] - borrow;
+
+                out[i] = (uint8_t)d;
+                borrow = d >> 8 & 1;
+        }
+}
+
+static bool cut_wider(const struct cut *x, const struct cut *y)
+{
+        if (x->forced != y->forced)
+                return x->forced;
+        return memcmp(x->gap, y->gap, 16) > 0;
+}
+
+/* The RUNS_MAX - 1 widest cuts so far, widest first. */
+static void offer_cut(struct cut *top, size_t *n, const struct cut *c)
+{
+        size_t k = *n < RUNS_MAX - 1 ? (*n)++ : RUNS_MAX - 1;
+
+        if (k == RUNS_MAX - 1 && !cut_wider(c, &top[k - 1]))
+                return;
+        if (k == RUNS_MAX - 1)
+                k--;
+        for (; k > 0 && cut_wider(c, &top[k - 1]); k--)
+                top[k] = top[k - 1];
+        top[k] = *c;
+}
+
+static int at_cmp(const void *a, const void *b)
+{
+        size_t x = ((const struct cut *)a)->at, y = ((const struct cut *)b)->at;
+
+        return x < y ? -1 : x > y;
+}
+
+/* rec's claims (sorted) into its runs. */
+static int make_runs(struct cfg_file_rec *rec)
+{
+        struct cut top[RUNS_MAX - 1];
+        uint8_t first[16], last[16], end[16];
+        size_t n_top = 0, k = 0;
+
+        if (!rec->n_raw)
+                return 0;
+        /* end: where the claims so far end (the furthest last address of the family). */
+        prefix_span(&rec->raw[0].cidr, first, end);
+        for (size_t i = 1; i < rec->n_raw; i++) {
+                const struct cfg_prefix *p = &rec->raw[i].cidr;
+                struct cut c = { .at = i };
+
+                prefix_span(p, first, last);
+                if (p->family != rec->raw[i - 1].cidr.family) {
+                        c.forced = true;
+                        offer_cut(top, &n_top, &c);
+                        memcpy(end, last, 16);
+                        continue;
+                }
+                if (memcmp(first, end, 16) > 0) {
+                        span_sub(first, end, c.gap);
+                        offer_cut(top, &n_top, &c);
+                }
+                if (memcmp(last, end, 16) > 0)
+                        memcpy(end, last, 16);
+        }
+        qsort(top, n_top, sizeof(*top), at_cmp);
+        if (!(rec->runs = calloc(n_top + 1, sizeof(*rec->runs))))
+                return -ENOMEM;
+        rec->n_runs = n_top + 1;
+        for (size_t i = 0; i < rec->n_raw; i++) {
+                if (k < n_top && i == top[k].at)
+                        k++;
+                box_add(&rec->runs[k], &rec->raw[i].cidr);
+        }
+        return 0;
+}
+
 int cfg_file_rec_read(struct cfg_settings *s, const char *name, ydoc_read_fn read, void *ctx,
                       struct cfg_file_rec **ret)
 {
@@ -271,10 +369,10 @@ int cfg_file_rec_read(struct cfg_settings *s, const char *name, ydoc_read_fn rea
         rec->n_raw = l->n_raw;
         rec->bor = fit(TAKE_PTR(l->borrowed), l->n_borrowed, sizeof(*rec->bor));
         rec->n_bor = l->n_borrowed;
-        for (size_t i = 0; i < rec->n_raw; i++)
-                box_add(&rec->box, &rec->raw[i].cidr);
         /* In the order the load sorts them: the merge takes every file's in order. */
         loader_sort_claims(rec->raw, rec->n_raw);
+        if ((r = make_runs(rec)) < 0)
+                return r;
         compact_claims(rec);
         if (l->fills) {
                 rec->fills = fit(TAKE_PTR(l->fills), l->m->n_nodes, sizeof(*rec->fills));
@@ -826,6 +924,14 @@ static bool set_meets(const struct pset *s, const struct box *spans, const struc
         return lo < s->n && spans[lo].family == b->family && memcmp(spans[lo].first, b->last, 16) <= 0;
 }
 
+static bool runs_meet(const struct cfg_file_rec *rec, const struct pset *s, const struct box *spans)
+{
+        for (size_t i = 0; i < rec->n_runs; i++)
+                if (set_meets(s, spans, &rec->runs[i]))
+                        return true;
+        return false;
+}
+
 static int find_winners(struct cfg_file_rec *const *recs, size_t n, const struct pset *s, struct win *w)
 {
         _cleanup_(freep) struct box *spans = calloc(s->n + 1, sizeof(*spans));
@@ -840,7 +946,7 @@ static int find_winners(struct cfg_file_rec *const *recs, size_t n, const struct
                 const struct cfg_file_rec *rec = recs[f];
 
                 /* A node's file claims its own blocks: the others' lie apart. */
-                if (!set_meets(s, spans, &rec->box))
+                if (!runs_meet(rec, s, spans))
                         continue;
 
                 for (size_t k = 0; k < rec->n_raw; k++) {
