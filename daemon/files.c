@@ -131,14 +131,14 @@ static int read_resource_file(struct walk *w, const char *path, const struct sta
  * routes would be withdrawn): it is an error. So is an empty file: calicoctl and
  * kubectl never print one, and a file caught half-written must not withdraw anything.
  * Only an entry deleted since the folder was listed is a real change (in_dir). */
-static int read_entry(struct walk *w, const char *path, bool in_dir, struct cfg_diags *d)
+static int read_entry(struct walk *w, int dfd, const char *name, const char *path, bool in_dir, struct cfg_diags *d)
 {
         struct stat st;
 
-        if (stat(path, &st) < 0) {
+        if (fstatat(dfd, name, &st, 0) < 0) {
                 int e = errno;
 
-                if (e == ENOENT && lstat(path, &st) == 0)
+                if (e == ENOENT && fstatat(dfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0)
                         cfg_error(d, path, 0, 0, "broken symbolic link: its target is missing");
                 else if (!(in_dir && e == ENOENT))
                         cfg_error(d, path, 0, 0, "cannot read resources: %s", strerror(e));
@@ -168,9 +168,8 @@ static void closedirp(DIR **d)
 }
 
 /* The folder's resource files, sorted by name. -EINVAL (in d) stops the walk. */
-static int list_dir(const char *dir, char ***ret, size_t *ret_n, struct cfg_diags *d)
+static int list_dir(DIR *dp, const char *dir, char ***ret, size_t *ret_n, struct cfg_diags *d)
 {
-        _cleanup_(closedirp) DIR *dp = opendir(dir);
         char **names = NULL;
         size_t n = 0, cap = 0;
         struct dirent *de;
@@ -198,15 +197,18 @@ static int list_dir(const char *dir, char ***ret, size_t *ret_n, struct cfg_diag
         return r;
 }
 
+/* Each file is stat()ed by its name in the folder: a path would be looked up
+ * again from the root for every one of thousands of files. */
 static int read_dir(struct walk *w, const char *dir, struct cfg_diags *d)
 {
+        _cleanup_(closedirp) DIR *dp = opendir(dir);
+        size_t n = 0, skip = strlen(dir) + 1;
         char **names = NULL;
-        size_t n = 0;
         int r;
 
-        r = list_dir(dir, &names, &n, d);
+        r = list_dir(dp, dir, &names, &n, d);
         for (size_t i = 0; i < n && r >= 0; i++)
-                r = read_entry(w, names[i], true, d);
+                r = read_entry(w, dirfd(dp), names[i] + skip, names[i], true, d);
         for (size_t i = 0; i < n; i++)
                 free(names[i]);
         free(names);
@@ -221,7 +223,7 @@ static int read_path(struct walk *w, const char *path, struct cfg_diags *d)
                 return cfg_error(d, path, 0, 0, "cannot read resources: %s", strerror(errno));
         if (S_ISDIR(st.st_mode))
                 return read_dir(w, path, d);
-        return read_entry(w, path, false, d);
+        return read_entry(w, AT_FDCWD, path, path, false, d);
 }
 
 /* Every entry of `resources` in turn; an entry that cannot be read at all stops the
@@ -445,6 +447,7 @@ struct cache_walk {
         struct cfg_settings *s;
         struct cached_file **list; /* in the walk's order */
         size_t n, cap;
+        size_t hint;  /* cache_entry()'s */
         bool cannot;  /* the cache cannot take it: the full load */
         bool changed; /* a file was parsed again, or came */
         /* Files parsed again: their entry and the record they had (NULL: new). */
@@ -462,14 +465,21 @@ static void cache_walk_clear(struct cache_walk *cw)
         free(cw->list);
 }
 
-/* The entry for path, created empty where it belongs. */
-static int cache_entry(struct files_cache *c, const char *path, struct cached_file **ret)
+/* The entry for path, created empty where it belongs. A folder's files come in the
+ * cache's order: the one after the last found (*hint) is tried first. */
+static int cache_entry(struct files_cache *c, const char *path, size_t *hint, struct cached_file **ret)
 {
         bool found;
-        size_t pos = cache_pos(c, path, &found);
+        size_t pos;
         struct cached_file *e;
         int r;
 
+        if (*hint < c->n && streq(c->v[*hint]->path, path)) {
+                *ret = c->v[(*hint)++];
+                return 0;
+        }
+        pos = cache_pos(c, path, &found);
+        *hint = pos + 1;
         if (found) {
                 *ret = c->v[pos];
                 return 0;
@@ -524,7 +534,7 @@ static int cache_file(struct walk *w, const char *path, const struct stat *st0, 
         int r;
 
         (void)d;
-        if ((r = cache_entry(cw->c, path, &e)) < 0 || (r = GROW(cw->list, cw->cap, cw->n + 1)) < 0)
+        if ((r = cache_entry(cw->c, path, &cw->hint, &e)) < 0 || (r = GROW(cw->list, cw->cap, cw->n + 1)) < 0)
                 return r;
         cw->list[cw->n++] = e;
         /* The same identity: not read at all. */
