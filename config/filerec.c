@@ -762,9 +762,13 @@ int cfg_model_diff(const struct cfg_model *a, const struct cfg_model *b, struct 
                 return 1;
         }
         /* The same nodes, by name and number: another node's addresses moved. */
-        for (size_t i = 0; i < a->n_nodes && r == 0; i++)
-                if (!addrs_eq(&a->nodes[i], &b->nodes[i]) && (r = touch_node(a, (uint32_t)i, t)) == 0)
+        for (size_t i = 0; i < a->n_nodes && r == 0; i++) {
+                if (addrs_eq(&a->nodes[i], &b->nodes[i]))
+                        continue;
+                t->nodes = true;
+                if ((r = touch_node(a, (uint32_t)i, t)) == 0)
                         r = touch_node(b, (uint32_t)i, t);
+        }
         DIFF_SORTED(a->blocks, a->n_blocks, b->blocks, b->n_blocks, cidr, block_eq)
         DIFF_SORTED(a->borrowed, a->n_borrowed, b->borrowed, b->n_borrowed, addr, borrowed_eq)
         if (r < 0)

@@ -270,6 +270,7 @@ static int apply_node_change(struct cfg_model *m, const struct change *c, struct
         n->vxlan_tunnel_addr = v->vxlan_tunnel_addr;
         n->src.line = v->src.line; /* the same key: the same file */
         *changed = true;
+        t->nodes = true;
         for (size_t i = 0; i < m->n_blocks && r == 0; i++)
                 if (m->blocks[i].node == idx)
                         r = cfg_touched_add(t, &m->blocks[i].cidr);
@@ -1168,6 +1169,7 @@ static int commit_batch(struct cfg_model *m, struct cfg_kv_index *ix, struct bat
         for (size_t i = 0; i < b->n_new_nodes; i++) {
                 node_insert(m, ix, TAKE_PTR(b->new_nodes[i]));
                 *changed = true;
+                t->nodes = true;
         }
         /* Highest block first: splicing one moves none of those before it. */
         for (size_t i = b->n_groups; i-- > 0;) {
@@ -1205,6 +1207,7 @@ static int commit_batch(struct cfg_model *m, struct cfg_kv_index *ix, struct bat
                 if (ix->refs[b->gone[i]] == 0 && !m->nodes[b->gone[i]].has_resource) {
                         node_remove(m, ix, b->gone[i]);
                         *changed = true;
+                        t->nodes = true;
                 }
         }
         return r;

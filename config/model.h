@@ -238,6 +238,7 @@ struct cfg_touched {
         struct cfg_prefix *v;
         size_t n, cap;
         bool all;
+        bool nodes; /* a node came or went, or its addresses moved (the planner's next hops) */
 };
 /* Adds p (duplicates allowed until cfg_touched_done()); -ENOMEM. */
 int cfg_touched_add(struct cfg_touched *t, const struct cfg_prefix *p);

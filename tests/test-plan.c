@@ -3826,12 +3826,16 @@ static void pt_touched(const struct cfg_model *a, const struct cfg_model *b, str
                 i += c <= 0;
                 j += c >= 0;
         }
+        /* A node came or went (the sources say so, as cfg_model_diff() does). */
+        if (a->n_nodes != b->n_nodes)
+                t->nodes = true;
         /* A node whose address changed: its blocks and the addresses it hosts, before and after. */
         for (size_t n = 0; n < b->n_nodes; n++) {
                 const struct cfg_node *nb = &b->nodes[n], *na = cfg_model_node(a, nb->name);
 
                 if (na && cfg_prefix_eq(&na->addr, &nb->addr) && cfg_prefix_eq(&na->addr6, &nb->addr6))
                         continue;
+                t->nodes = true;
                 for (const struct cfg_model *m = a; m; m = m == a ? b : NULL) {
                         for (size_t k = 0; k < m->n_blocks; k++)
                                 if (streq(pt_node_name(m, m->blocks[k].node), nb->name))
