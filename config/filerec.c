@@ -101,8 +101,8 @@ struct cfg_file_rec {
         struct raw_borrowed *bor;
         size_t n_bor;
         struct cfg_diags notices;
-        /* The claims' spans, in at most RUNS_MAX boxes: an update in place skips the
-         * files none of whose boxes meets a prefix it changes. */
+        /* The claims' spans, in at most RUNS_MAX boxes a family: an update in place
+         * skips the files none of whose boxes meets a prefix it changes. */
         struct box *runs;
         size_t n_runs;
 };
@@ -256,14 +256,14 @@ static int pack_nodes(struct cfg_file_rec *rec, const struct cfg_model *m)
 
 /* A file's claims are spanned by a few boxes, cut where the gaps between them are
  * widest: a node's file claims blocks in each of its pools (one box over them all
- * would span the other nodes' blocks between), and a dual-stack file both families. */
-#define RUNS_MAX 4
+ * would span the other nodes' blocks between). Each family has its own boxes (a
+ * dual-stack file's IPv4 gaps, as fractions of the address space, would otherwise
+ * always be wider than its IPv6 ones). */
+#define RUNS_MAX 4 /* per family */
 
-/* Where a run may end: before claim at, the gap before it (b - a, 16 bytes big-endian),
- * forced between families. */
+/* Where a run may end: before claim at, the gap before it (b - a, 16 bytes big-endian). */
 struct cut {
         size_t at;
-        bool forced;
         uint8_t gap[16];
 };
 
@@ -279,23 +279,16 @@ static void span_sub(const uint8_t b[16], const uint8_t a[16], uint8_t out[16])
         }
 }
 
-static bool cut_wider(const struct cut *x, const struct cut *y)
-{
-        if (x->forced != y->forced)
-                return x->forced;
-        return memcmp(x->gap, y->gap, 16) > 0;
-}
-
 /* The RUNS_MAX - 1 widest cuts so far, widest first. */
 static void offer_cut(struct cut *top, size_t *n, const struct cut *c)
 {
         size_t k = *n < RUNS_MAX - 1 ? (*n)++ : RUNS_MAX - 1;
 
-        if (k == RUNS_MAX - 1 && !cut_wider(c, &top[k - 1]))
+        if (k == RUNS_MAX - 1 && memcmp(c->gap, top[k - 1].gap, 16) <= 0)
                 return;
         if (k == RUNS_MAX - 1)
                 k--;
-        for (; k > 0 && cut_wider(c, &top[k - 1]); k--)
+        for (; k > 0 && memcmp(c->gap, top[k - 1].gap, 16) > 0; k--)
                 top[k] = top[k - 1];
         top[k] = *c;
 }
@@ -307,16 +300,16 @@ static int at_cmp(const void *a, const void *b)
         return x < y ? -1 : x > y;
 }
 
-/* rec's claims (sorted) into its runs. */
+/* rec's claims (sorted by family, address, length) into its runs. */
 static int make_runs(struct cfg_file_rec *rec)
 {
-        struct cut top[RUNS_MAX - 1];
+        struct cut top[2 * RUNS_MAX - 1];
         uint8_t first[16], last[16], end[16];
-        size_t n_top = 0, k = 0;
+        size_t n_top[2] = {}, n = 0, k = 0, fam = 0;
 
         if (!rec->n_raw)
                 return 0;
-        /* end: where the claims so far end (the furthest last address of the family). */
+        /* end: where the family's claims so far end (the furthest last address). */
         prefix_span(&rec->raw[0].cidr, first, end);
         for (size_t i = 1; i < rec->n_raw; i++) {
                 const struct cfg_prefix *p = &rec->raw[i].cidr;
@@ -324,24 +317,30 @@ static int make_runs(struct cfg_file_rec *rec)
 
                 prefix_span(p, first, last);
                 if (p->family != rec->raw[i - 1].cidr.family) {
-                        c.forced = true;
-                        offer_cut(top, &n_top, &c);
+                        /* the one cut between the families, after both families' own */
+                        top[2 * (RUNS_MAX - 1)] = c;
+                        fam = 1;
                         memcpy(end, last, 16);
                         continue;
                 }
                 if (memcmp(first, end, 16) > 0) {
                         span_sub(first, end, c.gap);
-                        offer_cut(top, &n_top, &c);
+                        offer_cut(top + fam * (RUNS_MAX - 1), &n_top[fam], &c);
                 }
                 if (memcmp(last, end, 16) > 0)
                         memcpy(end, last, 16);
         }
-        qsort(top, n_top, sizeof(*top), at_cmp);
-        if (!(rec->runs = calloc(n_top + 1, sizeof(*rec->runs))))
+        /* Together, in claim order. */
+        memmove(top + n_top[0], top + RUNS_MAX - 1, n_top[1] * sizeof(*top));
+        n = n_top[0] + n_top[1];
+        if (fam)
+                top[n++] = top[2 * (RUNS_MAX - 1)];
+        qsort(top, n, sizeof(*top), at_cmp);
+        if (!(rec->runs = calloc(n + 1, sizeof(*rec->runs))))
                 return -ENOMEM;
-        rec->n_runs = n_top + 1;
+        rec->n_runs = n + 1;
         for (size_t i = 0; i < rec->n_raw; i++) {
-                if (k < n_top && i == top[k].at)
+                if (k < n && i == top[k].at)
                         k++;
                 box_add(&rec->runs[k], &rec->raw[i].cidr);
         }
@@ -773,7 +772,9 @@ int cfg_model_diff(const struct cfg_model *a, const struct cfg_model *b, struct 
         DIFF_SORTED(a->borrowed, a->n_borrowed, b->borrowed, b->n_borrowed, addr, borrowed_eq)
         if (r < 0)
                 return r;
-        return t->n > 0 || a->n_skipped != b->n_skipped || a->n_ipam_resources != b->n_ipam_resources;
+        /* A node that holds no block moved: no prefix, but the planner's guarded
+         * addresses (a block may come to cover its new address). */
+        return t->n > 0 || t->nodes || a->n_skipped != b->n_skipped || a->n_ipam_resources != b->n_ipam_resources;
 }
 
 /* ---- in place: block claims and borrowed addresses that moved ----

@@ -232,8 +232,9 @@ void cfg_model_free(struct cfg_model *m);
 
 /* What a change to the model touched (daemon/source.h source_update(); issue 16): the
  * prefixes (block cidrs, borrowed host prefixes) whose wanted state may differ from the
- * model before it, or everything (all: the planner plans every prefix). The planner
- * replans exactly these; an empty set with all false means nothing changed. */
+ * model before it, or everything (all: the planner plans every prefix), and whether the
+ * nodes moved (nodes: the planner compares their addresses again). The planner replans
+ * exactly these; an empty set with all and nodes false means nothing changed. */
 struct cfg_touched {
         struct cfg_prefix *v;
         size_t n, cap;

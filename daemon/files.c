@@ -134,8 +134,13 @@ static int read_resource_file(struct walk *w, const char *path, const struct sta
 static int read_entry(struct walk *w, int dfd, const char *name, const char *path, bool in_dir, struct cfg_diags *d)
 {
         struct stat st;
+        int r = fstatat(dfd, name, &st, 0);
 
-        if (fstatat(dfd, name, &st, 0) < 0) {
+        /* Gone from the folder opened: the folder may have been swapped (a symlink to
+         * it re-pointed) while the walk went; the path says. */
+        if (r < 0 && errno == ENOENT && dfd != AT_FDCWD)
+                r = stat(path, &st);
+        if (r < 0) {
                 int e = errno;
 
                 if (e == ENOENT && fstatat(dfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0)

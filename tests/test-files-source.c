@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -323,6 +324,35 @@ static void mtime_preserving_rewrite(void **state)
         cleanup_dir();
 }
 
+/* A node holding no block moves: no prefix is touched, but the model changed (the
+ * planner's guarded addresses: a block may come to cover the new address), so the
+ * update says so and names the nodes. */
+static void blockless_node_moves(void **state)
+{
+        struct fixture f = {};
+        struct cfg_touched t = {};
+        static const char fmt[] = "apiVersion: projectcalico.org/v3\nkind: Node\nmetadata:\n  name: n02\n"
+                                  "spec:\n  bgp:\n    ipv4Address: %s/24\n";
+        char text[512];
+
+        (void)state;
+        setup_dir();
+        write_at("pools.yaml", pools);
+        write_at("a.yaml", aff1);
+        snprintf(text, sizeof(text), fmt, "192.168.0.2");
+        write_at("n02.yaml", text);
+        start(&f, ".");
+        snprintf(text, sizeof(text), fmt, "10.0.5.10");
+        write_at("n02.yaml", text);
+        assert_int_equal(update(&f, &t), 1);
+        assert_true(t.nodes);
+        assert_int_equal(t.n, 0);
+        assert_int_equal(cfg_node_addr(cfg_model_node(f.m, "n02"), AF_INET)->addr[0], 10);
+        cfg_touched_clear(&t);
+        stop(&f);
+        cleanup_dir();
+}
+
 /* The last Calico IPAM resource removed in place: the merge's cfg_model_diff()
  * says "everything" (global_differs(): n_ipam_resources crossing zero decides the
  * pod-cidrs-ignored finding), and so must the in-place update. */
@@ -365,6 +395,7 @@ int main(void)
                 cmocka_unit_test(only_changed_files_are_read),
                 cmocka_unit_test(configmap_swap_is_seen),
                 cmocka_unit_test(mtime_preserving_rewrite),
+                cmocka_unit_test(blockless_node_moves),
                         cmocka_unit_test(ipam_count_crosses_zero),
         };
 
