@@ -119,6 +119,7 @@ struct loop {
         bool host_dirty;
         bool lost_events;
         bool started;
+        bool model_passed;       /* a pass with a model has run: until then, even 0 changes are said */
         /* what the last pass left, for STATUS= and the relevance filter */
         int uplink;
         char uplink_name[IFNAMSIZ];
@@ -745,6 +746,7 @@ static void drop_ctx(struct loop *l)
 static size_t pass_done(struct loop *l, struct reconcile *r, enum pass_reason why, bool drift, size_t delta)
 {
         size_t n = reconcile_n_actions(r);
+        bool first = !l->model_passed; /* a watched source's model comes after the start */
         char how[64] = "";
 
         /* A sliced pass logged the changes it took out of the plan, and those left at
@@ -755,14 +757,15 @@ static size_t pass_done(struct loop *l, struct reconcile *r, enum pass_reason wh
 
                 log_action(a, pool, &r->results[i], drift, n <= 64 ? LOG_INFO : LOG_DEBUG);
         }
-        if (n || !l->started)
+        l->model_passed = true;
+        if (n || first)
                 log_findings(r->plan);
         remember(l, r);
         if (delta)
                 snprintf(how, sizeof(how), "; delta pass over %zu prefix%s", delta, delta == 1 ? "" : "es");
         log_debug("reconcile pass (%s): %zu change%s, %zu failed%s", pass_reason_name(why), n, n == 1 ? "" : "s",
                   r->n_failed, how);
-        if (n || !l->started)
+        if (n || first)
                 log_full(r->n_failed ? LOG_ERR : LOG_INFO, LOG_ID_RECONCILED, NULL,
                          "reconciled: %zu change%s, %zu failed; %s mode%s", n, n == 1 ? "" : "s", r->n_failed,
                          r->plan->underlay ? "underlay" : "overlay", how);
