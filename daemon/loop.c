@@ -829,8 +829,10 @@ static size_t reconcile(struct loop *l, enum pass_reason why)
                 l->known = r.host;
                 r.host = (struct host_snapshot){};
                 free(l->known.routes);
+                free(l->known.routes4);
                 l->known.routes = NULL;
-                l->known.n_routes = 0;
+                l->known.routes4 = NULL;
+                l->known.n_routes = l->known.n_routes4 = 0;
         }
         reconcile_clear(&r);
         /* A full pass's dump and plan (100k routes: 10 MB each) leave free pages in the

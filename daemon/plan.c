@@ -7,8 +7,9 @@
  * configured tunnels). Our routes go into our own table, reached through two rules per
  * underlay pool after main (DESIGN.md §3.2): routes others keep in main are read only
  * to report them. Routes are matched in one merge walk of the model's blocks (sorted by
- * cidr) and the kernel's routes (sorted here), so a plan for 100k blocks is
- * O(n log n), and the wanted routes are never held as a list. */
+ * cidr) and the kernel's routes (the few whole ones sorted here, the bulk of our table
+ * in the snapshot's compact form, sorted by kern_observe()), so a plan for 100k blocks
+ * is O(n log n), and the wanted routes are never held as a list. */
 #include "plan.h"
 
 #include <arpa/inet.h>
@@ -889,13 +890,39 @@ static int del_stale(struct planner *pl)
         return 0;
 }
 
+/* The routes of one destination from the compact form (h->routes4 from *q on), after
+ * the whole ones (have[0..n)): their pointers in *grp, the compact ones expanded in
+ * *tmp (both grown as needed). Returns the group's size, or -ENOMEM. */
+static ssize_t group_dst(const struct host_snapshot *h, const struct cfg_prefix *dst, size_t *q,
+                         const struct host_route *const *have, size_t n, struct host_route **tmp, size_t *cap_tmp,
+                         const struct host_route ***grp, size_t *cap_grp)
+{
+        size_t k = *q, m = 0;
+
+        while (k < h->n_routes4 && h->routes4[k].len == dst->len && !memcmp(h->routes4[k].dst, dst->addr, 4) &&
+               dst->family == AF_INET)
+                k++;
+        if (GROW(*tmp, *cap_tmp, k - *q + 1) < 0 || GROW(*grp, *cap_grp, n + k - *q + 1) < 0)
+                return -ENOMEM;
+        for (size_t i = 0; i < n; i++)
+                (*grp)[m++] = have[i];
+        for (size_t i = *q; i < k; i++) {
+                (*tmp)[i - *q] = host_route4_get(h, i);
+                (*grp)[m++] = &(*tmp)[i - *q];
+        }
+        *q = k;
+        return (ssize_t)m;
+}
+
 static int plan_routes(struct planner *pl)
 {
         const struct host_snapshot *h = pl->h;
         const struct cfg_settings *s = &pl->m->settings;
         _cleanup_(freep) const struct host_route **have = NULL;
+        _cleanup_(freep) const struct host_route **grp = NULL;
+        _cleanup_(freep) struct host_route *tmp = NULL;
         struct want_iter it = {};
-        size_t n = 0, j = 0;
+        size_t n = 0, j = 0, q = 0, cap_grp = 0, cap_tmp = 0;
         int r;
 
         have = malloc((h->n_routes ? h->n_routes : 1) * sizeof(*have));
@@ -921,25 +948,43 @@ static int plan_routes(struct planner *pl)
                         have[n++] = rt;
         }
         qsort(have, n, sizeof(*have), route_ptr_cmp);
-        /* Merge walk: both sorted by destination. */
+        /* Merge walk: the wanted routes, the whole ones and the compact ones (the bulk
+         * of our table), all sorted by destination. */
         if ((r = want_next(pl, &it)) < 0)
                 return r;
-        while (it.valid || j < n) {
+        while (it.valid || j < n || q < h->n_routes4) {
                 const struct host_route *w = it.valid ? &it.r : NULL;
+                struct cfg_prefix next = {}, c4 = {};
+                bool any = false;
                 size_t k = j;
+                ssize_t m;
                 int c;
 
+                /* The smallest destination the kernel has left. */
+                if (j < n) {
+                        next = have[j]->dst;
+                        any = true;
+                }
+                if (q < h->n_routes4) {
+                        c4 = (struct cfg_prefix){ .family = AF_INET, .len = h->routes4[q].len };
+                        memcpy(c4.addr, h->routes4[q].dst, 4);
+                        if (!any || cfg_prefix_cmp(&c4, &next) < 0)
+                                next = c4;
+                        any = true;
+                }
                 if (!w)
                         c = 1;
-                else if (j == n)
+                else if (!any)
                         c = -1;
                 else
-                        c = cfg_prefix_cmp(&w->dst, &have[j]->dst);
+                        c = cfg_prefix_cmp(&w->dst, &next);
                 if (c >= 0)
-                        while (k < n && cfg_prefix_eq(&have[k]->dst, &have[j]->dst))
+                        while (k < n && cfg_prefix_eq(&have[k]->dst, &next))
                                 k++;
-                if ((r = plan_dst(pl, c <= 0 ? w : NULL, c <= 0 ? it.pool : UINT32_MAX, have + j,
-                                  c >= 0 ? k - j : 0)) < 0)
+                m = 0;
+                if (c >= 0 && (m = group_dst(h, &next, &q, have + j, k - j, &tmp, &cap_tmp, &grp, &cap_grp)) < 0)
+                        return (int)m;
+                if ((r = plan_dst(pl, c <= 0 ? w : NULL, c <= 0 ? it.pool : UINT32_MAX, grp, (size_t)m)) < 0)
                         return r;
                 if (c <= 0 && (r = want_next(pl, &it)) < 0)
                         return r;
@@ -1379,6 +1424,7 @@ static bool is_calico_tunnel_addr(const struct planner *pl, const struct cfg_pre
 static int routes_via(struct planner *pl, const struct host_link *l)
 {
         const struct host_route *first = NULL;
+        struct host_route first4;
         char d[CFG_PREFIX_STRLEN];
         size_t n = 0;
 
@@ -1387,6 +1433,14 @@ static int routes_via(struct planner *pl, const struct host_link *l)
                     pl->h->routes[i].protocol != RTPROT_KERNEL /* the device's own routes */) {
                         if (!first)
                                 first = &pl->h->routes[i];
+                        n++;
+                }
+        for (size_t i = 0; i < pl->h->n_routes4; i++)
+                if (pl->h->routes4[i].oif == l->ifindex && pl->h->routes4_protocol != RTPROT_KERNEL) {
+                        if (!first) {
+                                first4 = host_route4_get(pl->h, i);
+                                first = &first4;
+                        }
                         n++;
                 }
         if (!n)
@@ -1783,7 +1837,7 @@ static int report_host(struct planner *pl)
  * never touched. */
 static int reserve_actions(struct planner *pl)
 {
-        size_t bound = pl->m->n_blocks + pl->m->n_borrowed + pl->h->n_routes + 8 + PLAN_TUNNELS_MAX;
+        size_t bound = pl->m->n_blocks + pl->m->n_borrowed + pl->h->n_routes + pl->h->n_routes4 + 8 + PLAN_TUNNELS_MAX;
 
         /* A sliced pass holds a slice, the lines a short pass keeps until it knows it
          * is short (PLAN_SINK_KEEP), and the rest of the plan's few other actions. */
@@ -1932,6 +1986,12 @@ int plan_cleanup(const struct cfg_settings *s, const struct host_snapshot *h, co
         for (size_t i = 0; i < h->n_routes && r >= 0; i++)
                 if (h->routes[i].protocol == s->route_protocol || owned_before(&pl, &h->routes[i]))
                         r = del_route(&pl, &h->routes[i]);
+        for (size_t i = 0; i < h->n_routes4 && r >= 0; i++) {
+                struct host_route rt = host_route4_get(h, i);
+
+                if (rt.protocol == s->route_protocol || owned_before(&pl, &rt))
+                        r = del_route(&pl, &rt);
+        }
         if (pl.rec->damaged[0])
                 pl.p->record = *pl.rec; /* never cleared by a cleanup that restored nothing */
         if (r < 0) {
@@ -2603,6 +2663,12 @@ static int ctx_fill(struct planner *pl)
                 if (rt->table == PLAN_TABLE_MAIN && !ctx_in_pool(c, &rt->dst))
                         continue;
                 if (known_add(c, rt) < 0)
+                        return -ENOMEM;
+        }
+        for (size_t k = 0; k < pl->h->n_routes4; k++) {
+                struct host_route rt = host_route4_get(pl->h, k);
+
+                if (rt.table == s->route_table && known_add(c, &rt) < 0)
                         return -ENOMEM;
         }
         return 0;

@@ -123,8 +123,10 @@ static struct kern_observe_opts observe_opts(const struct cfg_settings *s)
          * dumped. Routes of ours in another table are looked for only when the record
          * says our table or protocol changed (reconcile_run() dumps every table then),
          * and by --cleanup: a dump of our protocol walks our 100k routes a second time. */
-        if (s)
+        if (s) {
                 o.route_table = s->route_table;
+                o.own_protocol = s->route_protocol; /* our routes in 20 bytes each, not 52 */
+        }
         return o;
 }
 

@@ -49,7 +49,53 @@ void host_snapshot_clear(struct host_snapshot *h)
         free(h->links);
         free(h->addrs);
         free(h->routes);
+        free(h->routes4);
         free(h->proxies);
         free(h->rules);
         *h = (struct host_snapshot){};
+}
+
+struct host_route host_route4_get(const struct host_snapshot *h, size_t i)
+{
+        const struct host_route4 *c = &h->routes4[i];
+        struct host_route r = { .dst = { .family = AF_INET, .len = c->len },
+                                .table = h->routes4_table,
+                                .priority = c->priority,
+                                .oif = c->oif,
+                                .protocol = h->routes4_protocol,
+                                .type = HOST_RTN_UNICAST };
+
+        memcpy(r.dst.addr, c->dst, 4);
+        if (c->has_gateway) {
+                r.gateway = (struct cfg_prefix){ .family = AF_INET, .len = 32 };
+                memcpy(r.gateway.addr, c->gateway, 4);
+        }
+        return r;
+}
+
+static bool route_same(const struct host_route *a, const struct host_route *b)
+{
+        return cfg_prefix_eq(&a->dst, &b->dst) && a->gateway.family == b->gateway.family &&
+               (!a->gateway.family || cfg_prefix_eq(&a->gateway, &b->gateway)) && a->table == b->table &&
+               a->priority == b->priority && a->oif == b->oif && a->protocol == b->protocol && a->type == b->type &&
+               a->multipath == b->multipath;
+}
+
+bool host_route4_put(const struct host_route *r, uint32_t table, uint8_t protocol, struct host_route4 *c)
+{
+        struct host_snapshot one = { .routes4 = c, .n_routes4 = 1, .routes4_table = table, .routes4_protocol = protocol };
+        struct host_route back;
+
+        if (!table || table == 254 /* main */ || r->table != table || r->protocol != protocol ||
+            r->dst.family != AF_INET || r->type != HOST_RTN_UNICAST || r->multipath ||
+            (r->gateway.family && r->gateway.family != AF_INET))
+                return false;
+        *c = (struct host_route4){ .oif = r->oif, .priority = r->priority, .len = r->dst.len,
+                                   .has_gateway = r->gateway.family == AF_INET };
+        memcpy(c->dst, r->dst.addr, 4);
+        if (c->has_gateway)
+                memcpy(c->gateway, r->gateway.addr, 4);
+        /* Only what comes back the same: anything the form cannot say stays whole. */
+        back = host_route4_get(&one, 0);
+        return route_same(&back, r);
 }

@@ -88,6 +88,21 @@ struct host_rule {
         bool other;
 };
 
+/* The bulk of a narrowed dump in 20 bytes instead of 52: an IPv4 route of the caller's
+ * own table and protocol (kern_observe_opts, never main), unicast, single-path, through
+ * an IPv4 gateway or none. 100k of them are a converged node's whole dump; a full pass
+ * holds them beside everything the watch keeps. host_route4_get() gives the route back
+ * exactly as kern_parse_route() read it (kern_observe() keeps the 52-byte form for any
+ * route that would not come back the same). */
+struct host_route4 {
+        uint8_t dst[4];
+        uint8_t gateway[4];
+        int32_t oif;
+        uint32_t priority;
+        uint8_t len;
+        bool has_gateway;
+};
+
 struct host_snapshot {
         struct host_link *links;   /* sorted by ifindex (host_link_by_index() relies on it) */
         size_t n_links;
@@ -97,6 +112,12 @@ struct host_snapshot {
                                     * left out): of every table, or as kern_observe_opts
                                     * narrows the dump (main, ours, our protocol) */
         size_t n_routes;
+        /* more of those routes, in the compact form: sorted by destination
+         * (cfg_prefix_cmp()), all of table routes4_table and protocol routes4_protocol */
+        struct host_route4 *routes4;
+        size_t n_routes4;
+        uint32_t routes4_table;
+        uint8_t routes4_protocol;
         struct host_rule *rules;   /* every IPv4/IPv6 policy rule */
         size_t n_rules;
         /* global ("all") IPv4 values; -1 = unknown */
@@ -107,6 +128,11 @@ struct host_snapshot {
         size_t n_proxies;
         int all_forwarding6;       /* net.ipv6.conf.all.forwarding; -1 = unknown */
 };
+
+/* h->routes4[i] as the route it stands for. */
+struct host_route host_route4_get(const struct host_snapshot *h, size_t i);
+/* Whether r has the compact form in a snapshot of this table and protocol (c set). */
+bool host_route4_put(const struct host_route *r, uint32_t table, uint8_t protocol, struct host_route4 *c);
 
 /* A change to the host: what the planner produces and netlink/ applies. */
 enum host_change_kind {

@@ -324,7 +324,7 @@ static struct nlmsghdr *put_request(void *buf, size_t size, uint16_t type, uint1
 
 struct observe {
         struct host_snapshot h;
-        size_t cap_links, cap_addrs, cap_routes, cap_proxies, cap_rules;
+        size_t cap_links, cap_addrs, cap_routes, cap_routes4, cap_proxies, cap_rules;
         /* the route dump being read: only routes of this table (0 = any) and protocol
          * (0 = any), none of skip_a or skip_b. The kernel filters already on a kernel
          * with strict dump checking; this is for older ones, and against duplicates. */
@@ -456,6 +456,7 @@ static int route_cb(const struct nlmsghdr *nlh, void *data)
         struct observe *o = data;
         const struct rtmsg *rtm = mnl_nlmsg_get_payload(nlh);
         struct host_route rt;
+        struct host_route4 c;
 
         if (nlh->nlmsg_type != RTM_NEWROUTE || nlh->nlmsg_len < mnl_nlmsg_size(sizeof(*rtm)))
                 return 0;
@@ -463,8 +464,15 @@ static int route_cb(const struct nlmsghdr *nlh, void *data)
                 return 0;
         if (kern_parse_route(nlh, &rt) < 0 || !route_wanted(o, &rt))
                 return 0;
-        if (o->h.n_routes >= NL_MAX_ROUTES)
+        if (o->h.n_routes + o->h.n_routes4 >= NL_MAX_ROUTES)
                 return -E2BIG;
+        if (o->h.routes4_table && rt.table == o->h.routes4_table &&
+            host_route4_put(&rt, o->h.routes4_table, o->h.routes4_protocol, &c)) {
+                if (GROW(o->h.routes4, o->cap_routes4, o->h.n_routes4 + 1) < 0)
+                        return -ENOMEM;
+                o->h.routes4[o->h.n_routes4++] = c;
+                return 0;
+        }
         if (GROW(o->h.routes, o->cap_routes, o->h.n_routes + 1) < 0)
                 return -ENOMEM;
         o->h.routes[o->h.n_routes++] = rt;
@@ -496,12 +504,69 @@ static int dump_routes(struct kern *nl, struct observe *o, uint8_t family, uint3
  * lookup or conflict, the default route, routes through tunnels), the caller's table,
  * and routes of the caller's protocol left in any other table. Other tables (Felix's
  * 1-250, whatever else a node holds) are then never read. */
+/* The compact routes' order (cfg_prefix_cmp() of their destinations; then the metric,
+ * so that the order is the same whatever order the kernel gave). */
+static int route4_cmp(const struct host_route4 *a, const struct host_route4 *b)
+{
+        int c = memcmp(a->dst, b->dst, 4);
+
+        if (c)
+                return c;
+        if (a->len != b->len)
+                return a->len < b->len ? -1 : 1;
+        return a->priority == b->priority ? 0 : (a->priority < b->priority ? -1 : 1);
+}
+
+static void route4_sift(struct host_route4 *v, size_t i, size_t n)
+{
+        for (size_t k; (k = 2 * i + 1) < n; i = k) {
+                struct host_route4 t;
+
+                if (k + 1 < n && route4_cmp(&v[k], &v[k + 1]) < 0)
+                        k++;
+                if (route4_cmp(&v[i], &v[k]) >= 0)
+                        return;
+                t = v[i];
+                v[i] = v[k];
+                v[k] = t;
+        }
+}
+
+/* In place: glibc's qsort() takes a copy of the whole array (2 MB at 100k routes) at
+ * the moment the dump is largest. A table's dump comes in the kernel's trie order,
+ * which is this order already; the heap sort is for anything else. */
+static void sort_routes4(struct host_route4 *v, size_t n)
+{
+        size_t i = 1;
+
+        while (i < n && route4_cmp(&v[i - 1], &v[i]) <= 0)
+                i++;
+        if (i >= n)
+                return;
+        for (i = n / 2; i-- > 0;)
+                route4_sift(v, i, n);
+        for (i = n; i-- > 1;) {
+                struct host_route4 t = v[0];
+
+                v[0] = v[i];
+                v[i] = t;
+                route4_sift(v, 0, i);
+        }
+}
+
 static int observe_routes(struct kern *nl, const struct kern_observe_opts *opts, struct observe *o)
 {
         static const uint8_t families[] = { AF_INET, AF_INET6 };
         uint32_t ours = opts ? opts->route_table : 0;
         uint8_t proto = opts ? opts->route_protocol : 0;
         int r = 0;
+
+        /* Our own table's routes of our protocol in the compact form, when the dumps
+         * are narrowed to it (never main: foreign and default routes stay whole). */
+        if (ours && opts->own_protocol && ours != RT_TABLE_MAIN) {
+                o->h.routes4_table = ours;
+                o->h.routes4_protocol = opts->own_protocol;
+        }
 
         for (size_t i = 0; i < ELEMENTSOF(families) && r >= 0; i++) {
                 o->skip_a = o->skip_b = 0;
@@ -518,6 +583,8 @@ static int observe_routes(struct kern *nl, const struct kern_observe_opts *opts,
                         r = dump_routes(nl, o, families[i], 0, proto);
         }
         o->skip_a = o->skip_b = o->table = o->protocol = 0;
+        if (r >= 0)
+                sort_routes4(o->h.routes4, o->h.n_routes4);
         return r;
 }
 

@@ -31,6 +31,9 @@ struct kern_observe_opts {
          * dump checking). 0 = routes of every table. */
         uint32_t route_table;
         uint8_t route_protocol;
+        /* Routes of this protocol in route_table (not main) that the compact form can
+         * say go to h->routes4 (struct host_route4); 0 = every route stays whole. */
+        uint8_t own_protocol;
 };
 
 /* One consistent snapshot: links (with IPv4 devconf and proxy delay), addresses,

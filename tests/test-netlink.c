@@ -512,6 +512,74 @@ NETNS_TEST(test_observe_routes)
         host_snapshot_clear(&h);
 }
 
+static bool route_same(const struct host_route *a, const struct host_route *b)
+{
+        return cfg_prefix_eq(&a->dst, &b->dst) && cfg_prefix_eq(&a->gateway, &b->gateway) && a->table == b->table &&
+               a->priority == b->priority && a->oif == b->oif && a->protocol == b->protocol && a->type == b->type &&
+               a->multipath == b->multipath;
+}
+
+/* The daemon's dump (own_protocol set): our table's routes of our protocol in the
+ * compact form, sorted, each one exactly what the whole form says of it; anything the
+ * form cannot say (a blackhole, several paths, another protocol, IPv6, main) whole. */
+NETNS_TEST(test_observe_routes_compact)
+{
+        struct kern_observe_opts o = { .route_table = 252, .own_protocol = 211 };
+        struct host_snapshot whole = {}, h = {};
+        struct kern *nl = NULL;
+        size_t n = 0;
+
+        setup_eth0();
+        sh("ip route add 10.90.0.0/24 via 192.168.10.1 dev eth0 proto 211 metric 1024"); /* main: whole */
+        /* out of order, two lengths on one address, two metrics on one prefix */
+        for (int i = 40; i >= 0; i--)
+                sh("ip route add 10.%d.%d.0/26 via 192.168.10.%d dev eth0 table 252 proto 211 metric 1024",
+                   1 + i % 3, i, 2 + i % 5);
+        sh("ip route add 10.1.0.0/24 via 192.168.10.2 dev eth0 table 252 proto 211 metric 1024");
+        sh("ip route add 10.1.0.0/26 via 192.168.10.3 dev eth0 table 252 proto 211 metric 5");
+        sh("ip route add 10.5.0.0/26 dev eth0 table 252 proto 211 metric 1024"); /* no gateway */
+        sh("ip route add blackhole 10.6.0.0/26 table 252 proto 211 metric 1024");
+        sh("ip route add 10.7.0.0/26 table 252 proto 211 nexthop via 192.168.10.2 dev eth0 "
+           "nexthop via 192.168.10.3 dev eth0");
+        sh("ip route add 10.8.0.0/26 via 192.168.10.2 dev eth0 table 252 proto bird");
+        sh("ip -6 route add fd02::/122 via fd00::2 dev eth0 table 252 proto 211");
+        CHECK(kern_open(&nl) == 0);
+        CHECK(kern_observe(nl, &o, &h) == 0);
+        o.own_protocol = 0;
+        CHECK(kern_observe(nl, &o, &whole) == 0);
+        kern_close(nl);
+        CHECK_INT(whole.n_routes4, 0);
+        CHECK_INT(h.n_routes4, 41 + 3);
+        CHECK_INT(h.routes4_table, 252);
+        CHECK_INT(h.routes4_protocol, 211);
+        CHECK_INT(h.n_routes + h.n_routes4, whole.n_routes);
+        for (size_t i = 0; i < h.n_routes4; i++) {
+                struct host_route r = host_route4_get(&h, i), prev;
+                bool found = false;
+
+                for (size_t k = 0; k < whole.n_routes && !found; k++)
+                        found = route_same(&r, &whole.routes[k]);
+                CHECK(found);
+                if (i) {
+                        prev = host_route4_get(&h, i - 1);
+                        CHECK(cfg_prefix_cmp(&prev.dst, &r.dst) < 0 ||
+                              (cfg_prefix_eq(&prev.dst, &r.dst) && prev.priority < r.priority));
+                }
+        }
+        for (size_t i = 0; i < h.n_routes; i++) {
+                bool found = false;
+
+                for (size_t k = 0; k < whole.n_routes && !found; k++)
+                        found = route_same(&h.routes[i], &whole.routes[k]);
+                CHECK(found);
+                n += h.routes[i].table == 252;
+        }
+        CHECK_INT(n, 4); /* the blackhole, the multipath, BIRD's, the IPv6 one */
+        CHECK(find_route(&h, "10.90.0.0/24", 254));
+        host_snapshot_clear(&h);
+        host_snapshot_clear(&whole);
+}
+
 static const struct host_rule *find_rule(const struct host_snapshot *h, const char *dst, uint32_t prio,
                                          uint8_t proto)
 {
@@ -1184,6 +1252,7 @@ int main(void)
                 cmocka_unit_test(test_observe_links_addrs),
                 cmocka_unit_test(test_observe_devconf),
                 cmocka_unit_test(test_observe_routes),
+                cmocka_unit_test(test_observe_routes_compact),
                 cmocka_unit_test(test_rules),
                 cmocka_unit_test(test_observe_under_churn),
                 cmocka_unit_test(test_uplink_auto),

@@ -708,6 +708,87 @@ static void check_sliced(struct t *t, const struct plan *p, bool with_ctx)
         }
 }
 
+static int route4_qcmp(const void *x, const void *y)
+{
+        const struct host_route4 *a = x, *b = y;
+        int c = memcmp(a->dst, b->dst, 4);
+
+        if (c)
+                return c;
+        if (a->len != b->len)
+                return a->len < b->len ? -1 : 1;
+        return a->priority == b->priority ? 0 : (a->priority < b->priority ? -1 : 1);
+}
+
+/* p made again from the snapshot as kern_observe() gives it to the daemon: the routes
+ * of our table and protocol that the compact form can say in h->routes4 (sorted),
+ * the rest whole. The same plan (actions in order, counts, findings), and a context
+ * that plans the same deltas. */
+static void check_compact(struct t *t, const struct plan *p)
+{
+        const struct cfg_settings *s = &t->m->settings;
+        struct host_snapshot h = t->h;
+        struct plan *q = NULL, *p0 = NULL;
+        struct plan_ctx *ctx = NULL, *ctx0 = NULL;
+        struct host_route4 c;
+
+        h.routes = calloc(t->h.n_routes + 1, sizeof(*h.routes));
+        h.routes4 = calloc(t->h.n_routes + 1, sizeof(*h.routes4));
+        assert_true(h.routes && h.routes4);
+        h.n_routes = h.n_routes4 = 0;
+        h.routes4_table = s->route_table;
+        h.routes4_protocol = s->route_protocol;
+        for (size_t i = 0; i < t->h.n_routes; i++)
+                if (s->route_table != 254 && host_route4_put(&t->h.routes[i], s->route_table, s->route_protocol, &c)) {
+                        struct host_route back;
+
+                        h.routes4[h.n_routes4++] = c;
+                        back = host_route4_get(&h, h.n_routes4 - 1);
+                        assert_true(route_eq(&back, &t->h.routes[i]));
+                } else
+                        h.routes[h.n_routes++] = t->h.routes[i];
+        qsort(h.routes4, h.n_routes4, sizeof(*h.routes4), route4_qcmp);
+        assert_int_equal(plan_build(t->m, &h, &t->rec, &q), 0);
+        if (q->n_actions != p->n_actions) {
+                dump_plan(p);
+                dump_plan(q);
+                fail_msg("compact routes: %zu actions, want %zu", q->n_actions, p->n_actions);
+        }
+        for (size_t i = 0; i < p->n_actions; i++)
+                if (!change_eq(&q->actions[i], &p->actions[i])) {
+                        dump_plan(p);
+                        dump_plan(q);
+                        fail_msg("compact routes: action %zu differs", i);
+                }
+        assert_int_equal(q->n_routes_wanted, p->n_routes_wanted);
+        assert_int_equal(q->n_routes_foreign, p->n_routes_foreign);
+        assert_int_equal(q->n_routes_conflicting, p->n_routes_conflicting);
+        assert_int_equal(q->n_blocking, p->n_blocking);
+        assert_int_equal(q->n_findings, p->n_findings);
+        for (size_t i = 0; i < p->n_findings; i++) {
+                assert_string_equal(q->findings[i].code, p->findings[i].code);
+                assert_string_equal(q->findings[i].message, p->findings[i].message);
+        }
+        assert_true(!memcmp(&q->record, &p->record, sizeof(q->record)));
+        plan_free(q);
+        /* the contexts of both, everything applied: both spent, or the same */
+        assert_int_equal(plan_build_ctx(t->m, &t->h, &t->rec, &p0, &ctx0), 0);
+        plan_free(p0);
+        p0 = NULL;
+        assert_int_equal(plan_build_ctx(t->m, &h, &t->rec, &q, &ctx), 0);
+        if ((ctx0 && ctx_all_applied(ctx0, p->actions, p->n_actions) < 0) ||
+            (ctx && ctx_all_applied(ctx, q->actions, q->n_actions) < 0)) {
+                plan_ctx_free(ctx0);
+                plan_ctx_free(ctx);
+        } else if (ctx0 && ctx)
+                check_same_ctx(t, ctx0, ctx, 0);
+        else
+                assert_true(!ctx0 && !ctx);
+        plan_free(q);
+        free(h.routes);
+        free(h.routes4);
+}
+
 static struct plan *plan(struct t *t)
 {
         struct plan *p = NULL;
@@ -720,6 +801,7 @@ static struct plan *plan(struct t *t)
         check_invariants(&t->m->settings, &t->h, p, &t->rec);
         check_sliced(t, p, false);
         check_sliced(t, p, true);
+        check_compact(t, p);
         return p;
 }
 

@@ -411,10 +411,14 @@ def etcd_round(b, ns, srv, c, env, tag, a, sustained):
     w = EtcdWriter(ns, srv.pki)
     ch = Changes(c)
     added = []
+    # A fresh node (the --once rows before set proxy_arp): the start then takes a second
+    # full pass over every route, for the kernel's own RTM_NEWLINK after that change.
+    subprocess.run(["ip", "netns", "exec", ns, "sysctl", "-qw", "net.ipv4.conf.eth0.proxy_arp=0"], check=True)
     d = Daemon(b, ns, srv.config, env, tag)
     lst = Listener(ns)
     try:
         out["start"] = d.start_ms
+        time.sleep(2)  # the second pass (above) included
         out["rss_start"] = d.rss()
 
         def one():
@@ -656,10 +660,10 @@ def report(a, runs, kube_rss, out=sys.stdout):
         ("  put -> kernel p99 (ms)", lambda r, m: r[big][m]["s_p99"], f"<= {WATCH_DEBOUNCE_MAX_MS + 50}"),
         ("  routes that never came", lambda r, m: r[big][m]["s_missing"], "0"),
         ("  other kernel notifications", lambda r, m: r[big][m]["s_others"], "0"),
-        ("etcd: daemon peak RSS at start (MB)", lambda r, m: r[big][m]["rss_start"], ""),
+        ("etcd: daemon peak RSS at start, a fresh node (MB)", lambda r, m: r[big][m]["rss_start"], "<= 32"),
         ("etcd: daemon peak RSS after the changes (MB)", lambda r, m: r[big][m]["rss"], "<= 32"),
         ("etcd: daemon restarted on a converged node: to 0 changes (ms)", lambda r, m: r[big][m]["restart"], ""),
-        ("  its peak RSS (MB): the whole dump at once", lambda r, m: r[big][m]["rss_restart"], ""),
+        ("  its peak RSS (MB): a full pass over every route", lambda r, m: r[big][m]["rss_restart"], "<= 32"),
         ("etcd: daemon idle CPU (ms in %gs)" % a.idle, lambda r, m: r[big][m]["idle"], "0"),
         ("etcd: cold --once (ms)", lambda r, m: r[big]["once"][m]["cold"]["wall"], ""),
         ("  / (etcdctl get + kernel floor)", lambda r, m: r[big]["once"][m]["cold"]["wall"] /
