@@ -1903,6 +1903,11 @@ static int plan_full(const struct cfg_model *m, const struct host_snapshot *h, c
         struct planner pl = { .m = m, .h = h, .rec = rec ? rec : &none, .ctx = ctx, .sink = sink };
         int r;
 
+        /* The compact routes are read as ours, in our table (never the record's old
+         * pair, never filtered): a snapshot of another table or protocol is a misuse. */
+        if (h->n_routes4 &&
+            (h->routes4_table != m->settings.route_table || h->routes4_protocol != m->settings.route_protocol))
+                return -EINVAL;
         if ((r = plan_new(&pl.p)) < 0)
                 return r;
         choose_uplink(&pl, &m->settings);

@@ -55,14 +55,13 @@ void host_snapshot_clear(struct host_snapshot *h)
         *h = (struct host_snapshot){};
 }
 
-struct host_route host_route4_get(const struct host_snapshot *h, size_t i)
+static struct host_route route4_expand(const struct host_route4 *c, uint32_t table, uint8_t protocol)
 {
-        const struct host_route4 *c = &h->routes4[i];
         struct host_route r = { .dst = { .family = AF_INET, .len = c->len },
-                                .table = h->routes4_table,
+                                .table = table,
                                 .priority = c->priority,
                                 .oif = c->oif,
-                                .protocol = h->routes4_protocol,
+                                .protocol = protocol,
                                 .type = HOST_RTN_UNICAST };
 
         memcpy(r.dst.addr, c->dst, 4);
@@ -71,6 +70,11 @@ struct host_route host_route4_get(const struct host_snapshot *h, size_t i)
                 memcpy(r.gateway.addr, c->gateway, 4);
         }
         return r;
+}
+
+struct host_route host_route4_get(const struct host_snapshot *h, size_t i)
+{
+        return route4_expand(&h->routes4[i], h->routes4_table, h->routes4_protocol);
 }
 
 static bool route_same(const struct host_route *a, const struct host_route *b)
@@ -83,7 +87,6 @@ static bool route_same(const struct host_route *a, const struct host_route *b)
 
 bool host_route4_put(const struct host_route *r, uint32_t table, uint8_t protocol, struct host_route4 *c)
 {
-        struct host_snapshot one = { .routes4 = c, .n_routes4 = 1, .routes4_table = table, .routes4_protocol = protocol };
         struct host_route back;
 
         if (!table || table == 254 /* main */ || r->table != table || r->protocol != protocol ||
@@ -96,6 +99,6 @@ bool host_route4_put(const struct host_route *r, uint32_t table, uint8_t protoco
         if (c->has_gateway)
                 memcpy(c->gateway, r->gateway.addr, 4);
         /* Only what comes back the same: anything the form cannot say stays whole. */
-        back = host_route4_get(&one, 0);
+        back = route4_expand(c, table, protocol);
         return route_same(&back, r);
 }

@@ -500,10 +500,6 @@ static int dump_routes(struct kern *nl, struct observe *o, uint8_t family, uint3
         return r == -ENOENT && table ? 0 : r;
 }
 
-/* Every table; or, narrowed by opts, the main table (foreign routes that win by
- * lookup or conflict, the default route, routes through tunnels), the caller's table,
- * and routes of the caller's protocol left in any other table. Other tables (Felix's
- * 1-250, whatever else a node holds) are then never read. */
 /* The compact routes' order (cfg_prefix_cmp() of their destinations; then the metric,
  * so that the order is the same whatever order the kernel gave). */
 static int route4_cmp(const struct host_route4 *a, const struct host_route4 *b)
@@ -534,7 +530,8 @@ static void route4_sift(struct host_route4 *v, size_t i, size_t n)
 
 /* In place: glibc's qsort() takes a copy of the whole array (2 MB at 100k routes) at
  * the moment the dump is largest. A table's dump comes in the kernel's trie order,
- * which is this order already; the heap sort is for anything else. */
+ * which is this order already while no address has two prefix lengths (the trie puts
+ * the longer first); the heap sort is for anything else. */
 static void sort_routes4(struct host_route4 *v, size_t n)
 {
         size_t i = 1;
@@ -554,6 +551,10 @@ static void sort_routes4(struct host_route4 *v, size_t n)
         }
 }
 
+/* Every table; or, narrowed by opts, the main table (foreign routes that win by
+ * lookup or conflict, the default route, routes through tunnels), the caller's table,
+ * and routes of the caller's protocol left in any other table. Other tables (Felix's
+ * 1-250, whatever else a node holds) are then never read. */
 static int observe_routes(struct kern *nl, const struct kern_observe_opts *opts, struct observe *o)
 {
         static const uint8_t families[] = { AF_INET, AF_INET6 };

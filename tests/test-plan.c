@@ -748,6 +748,13 @@ static void check_compact(struct t *t, const struct plan *p)
                 } else
                         h.routes[h.n_routes++] = t->h.routes[i];
         qsort(h.routes4, h.n_routes4, sizeof(*h.routes4), route4_qcmp);
+        if (h.n_routes4) {
+                /* compact routes of another protocol than the settings': refused */
+                h.routes4_protocol++;
+                assert_int_equal(plan_build(t->m, &h, &t->rec, &q), -EINVAL);
+                assert_null(q);
+                h.routes4_protocol--;
+        }
         assert_int_equal(plan_build(t->m, &h, &t->rec, &q), 0);
         if (q->n_actions != p->n_actions) {
                 dump_plan(p);
