@@ -102,3 +102,14 @@ bool host_route4_put(const struct host_route *r, uint32_t table, uint8_t protoco
         back = route4_expand(c, table, protocol);
         return route_same(&back, r);
 }
+
+int host_route4_cmp(const struct host_route4 *a, const struct host_route4 *b)
+{
+        int c = memcmp(a->dst, b->dst, 4);
+
+        if (c)
+                return c;
+        if (a->len != b->len)
+                return a->len < b->len ? -1 : 1;
+        return a->priority == b->priority ? 0 : (a->priority < b->priority ? -1 : 1);
+}

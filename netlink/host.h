@@ -131,6 +131,9 @@ struct host_snapshot {
 
 /* h->routes4[i] as the route it stands for. */
 struct host_route host_route4_get(const struct host_snapshot *h, size_t i);
+/* The compact routes' order: cfg_prefix_cmp() of their destinations, then the metric
+ * (the same order whatever order the kernel gave). */
+int host_route4_cmp(const struct host_route4 *a, const struct host_route4 *b);
 /* Whether r has the compact form in a snapshot of this table and protocol (c set). */
 bool host_route4_put(const struct host_route *r, uint32_t table, uint8_t protocol, struct host_route4 *c);
 

@@ -500,27 +500,14 @@ static int dump_routes(struct kern *nl, struct observe *o, uint8_t family, uint3
         return r == -ENOENT && table ? 0 : r;
 }
 
-/* The compact routes' order (cfg_prefix_cmp() of their destinations; then the metric,
- * so that the order is the same whatever order the kernel gave). */
-static int route4_cmp(const struct host_route4 *a, const struct host_route4 *b)
-{
-        int c = memcmp(a->dst, b->dst, 4);
-
-        if (c)
-                return c;
-        if (a->len != b->len)
-                return a->len < b->len ? -1 : 1;
-        return a->priority == b->priority ? 0 : (a->priority < b->priority ? -1 : 1);
-}
-
 static void route4_sift(struct host_route4 *v, size_t i, size_t n)
 {
         for (size_t k; (k = 2 * i + 1) < n; i = k) {
                 struct host_route4 t;
 
-                if (k + 1 < n && route4_cmp(&v[k], &v[k + 1]) < 0)
+                if (k + 1 < n && host_route4_cmp(&v[k], &v[k + 1]) < 0)
                         k++;
-                if (route4_cmp(&v[i], &v[k]) >= 0)
+                if (host_route4_cmp(&v[i], &v[k]) >= 0)
                         return;
                 t = v[i];
                 v[i] = v[k];
@@ -536,7 +523,7 @@ static void sort_routes4(struct host_route4 *v, size_t n)
 {
         size_t i = 1;
 
-        while (i < n && route4_cmp(&v[i - 1], &v[i]) <= 0)
+        while (i < n && host_route4_cmp(&v[i - 1], &v[i]) <= 0)
                 i++;
         if (i >= n)
                 return;

@@ -710,14 +710,7 @@ static void check_sliced(struct t *t, const struct plan *p, bool with_ctx)
 
 static int route4_qcmp(const void *x, const void *y)
 {
-        const struct host_route4 *a = x, *b = y;
-        int c = memcmp(a->dst, b->dst, 4);
-
-        if (c)
-                return c;
-        if (a->len != b->len)
-                return a->len < b->len ? -1 : 1;
-        return a->priority == b->priority ? 0 : (a->priority < b->priority ? -1 : 1);
+        return host_route4_cmp(x, y);
 }
 
 /* p made again from the snapshot as kern_observe() gives it to the daemon: the routes
