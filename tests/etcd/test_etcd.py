@@ -1041,8 +1041,17 @@ class TestHostileGrpc(unittest.TestCase):
         for mode, why in cases.items():
             with self.subTest(mode=mode):
                 r, out = self.once(mode)
+                gateway = 0
+                # goaway: when libcurl meets the GOAWAY before it has handed over any of
+                # the answer (the scheduler decides; seen under ASan in CI), there was
+                # no HTTP/2 answer at all: the endpoint is then asked through its JSON
+                # gateway once, which this fake does not serve. Failed either way.
+                if mode == "goaway" and "over gRPC: no HTTP/2 answer" in r.stderr:
+                    why = ("HTTP 404: no JSON gateway here (over gRPC: no HTTP/2 answer: "
+                           "Error in the HTTP2 framing layer)")
+                    gateway = 1
                 self.assert_failed(mode, r, why)
-                self.assertEqual(self.requests(out, "GATEWAY /v3/kv/range"), 0, mode)
+                self.assertEqual(self.requests(out, "GATEWAY /v3/kv/range"), gateway, mode)
                 self.assertEqual(self.requests(out, "RANGE 0"), 1, mode)
 
     def test_answers_that_are_not_grpc_fall_back_to_the_gateway(self):
